@@ -1,0 +1,166 @@
+//! The messages of the built-in example game, "arena": its routes' requests and replies and
+//! its push topics. They live here, beside the wire format, so that clients and the load
+//! simulator share them without depending on the server.
+//!
+//! | route   | request          | reply        | effect |
+//! |---------|------------------|--------------|--------|
+//! | `login` | [`Login`]        | [`LoggedIn`] | names the connection's player |
+//! | `rooms` | `()`             | `Vec<`[`RoomInfo`]`>` | lists the arenas |
+//! | `join`  | [`Join`]         | [`Joined`]   | enters an arena (leaving any other) |
+//! | `leave` | `()`             | `()`         | leaves the arena |
+//! | `move`  | [`Move`]         | [`Moved`]    | sets the player's direction from the next tick on |
+//! | `chat`  | [`Chat`]         | `()`         | pushes [`ChatLine`] on [`TOPIC_CHAT`] to the arena |
+//! | `echo`  | any bytes        | the same bytes | nothing (benchmarks) |
+//!
+//! Pushes: [`TOPIC_STATE`] carries [`State`] to every player of an arena each tick;
+//! [`TOPIC_CHAT`] carries [`ChatLine`]; [`TOPIC_PRESENCE`] carries [`Presence`].
+
+use serde::{Deserialize, Serialize};
+
+/// Route: name the connection's player.
+pub const ROUTE_LOGIN: &str = "login";
+/// Route: list the arenas.
+pub const ROUTE_ROOMS: &str = "rooms";
+/// Route: enter an arena.
+pub const ROUTE_JOIN: &str = "join";
+/// Route: leave the arena.
+pub const ROUTE_LEAVE: &str = "leave";
+/// Route: set the direction of movement.
+pub const ROUTE_MOVE: &str = "move";
+/// Route: say something to the arena.
+pub const ROUTE_CHAT: &str = "chat";
+/// Route: answer with the request's body, unchanged.
+pub const ROUTE_ECHO: &str = "echo";
+
+/// Push topic: the authoritative positions of an arena's players, once per tick.
+pub const TOPIC_STATE: &str = "state";
+/// Push topic: a chat line said in the arena.
+pub const TOPIC_CHAT: &str = "chat";
+/// Push topic: a player entered or left the arena.
+pub const TOPIC_PRESENCE: &str = "presence";
+
+/// The width and height of every arena, in arena units; positions are `0..ARENA_SIZE`.
+pub const ARENA_SIZE: i32 = 1000;
+/// How far a player moves per tick along each axis of its direction.
+pub const SPEED: i32 = 5;
+/// The longest name `login` accepts, in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+/// The longest chat line `chat` accepts, in bytes.
+pub const MAX_CHAT_LEN: usize = 256;
+
+/// Error code: the call needs a logged-in player.
+pub const ERR_NOT_LOGGED_IN: u16 = 1001;
+/// Error code: the call needs the player to be in an arena.
+pub const ERR_NOT_IN_ROOM: u16 = 1002;
+/// Error code: no arena has that name.
+pub const ERR_NO_SUCH_ROOM: u16 = 1003;
+/// Error code: the arena is full.
+pub const ERR_ROOM_FULL: u16 = 1004;
+/// Error code: a name or text is empty or too long.
+pub const ERR_INVALID: u16 = 1005;
+
+/// Request of `login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    /// The player's display name: 1 to [`MAX_NAME_LEN`] bytes.
+    pub name: String,
+}
+
+/// Reply of `login`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedIn {
+    /// The player's id, as it appears in [`State`] and [`ChatLine`].
+    pub player_id: u32,
+}
+
+/// One arena, as `rooms` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// The arena's name, as `join` takes it.
+    pub name: String,
+    /// How many players are in it.
+    pub players: u32,
+    /// How many players it holds at most.
+    pub capacity: u32,
+}
+
+/// Request of `join`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Join {
+    /// The arena to enter.
+    pub room: String,
+}
+
+/// Reply of `join`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    /// The arena entered.
+    pub room: String,
+    /// Everyone in it now, the caller included.
+    pub players: Vec<PlayerState>,
+}
+
+/// Request of `move`: a direction, each axis -1, 0 or 1 (other values are clamped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    /// Direction along x.
+    pub dx: i8,
+    /// Direction along y.
+    pub dy: i8,
+}
+
+/// Reply of `move`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// The tick from which the new direction applies.
+    pub tick: u64,
+}
+
+/// Request of `chat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chat {
+    /// What to say: 1 to [`MAX_CHAT_LEN`] bytes.
+    pub text: String,
+}
+
+/// Push on [`TOPIC_CHAT`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatLine {
+    /// Who said it.
+    pub player_id: u32,
+    /// Their name.
+    pub name: String,
+    /// What they said.
+    pub text: String,
+}
+
+/// Push on [`TOPIC_PRESENCE`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The player who came or went.
+    pub player_id: u32,
+    /// Their name.
+    pub name: String,
+    /// `true` when they entered, `false` when they left.
+    pub joined: bool,
+}
+
+/// Push on [`TOPIC_STATE`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The tick this state is the result of.
+    pub tick: u64,
+    /// Every player in the arena.
+    pub players: Vec<PlayerState>,
+}
+
+/// One player's authoritative position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerState {
+    /// The player's id.
+    pub id: u32,
+    /// Position along x, `0..ARENA_SIZE`.
+    pub x: i32,
+    /// Position along y, `0..ARENA_SIZE`.
+    pub y: i32,
+}

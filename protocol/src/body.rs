@@ -1,0 +1,79 @@
+//! Application bodies: any `serde` type, bincode-encoded, as the rest of a frame.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{DECODE_CONFIG, ENCODE_CONFIG};
+
+/// A body did not encode or decode as the expected type.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The bytes are not a valid encoding of the expected type (or claim more than
+    /// [`DECODE_LIMIT`](crate::DECODE_LIMIT)). The caller answers with a `BAD_BODY` error.
+    #[error("body does not decode: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    /// The value could not be encoded (a serde type that refuses bincode, such as one that
+    /// needs `deserialize_any`). This is a bug in the application type.
+    #[error("body does not encode: {0}")]
+    Encode(#[from] bincode::error::EncodeError),
+    /// The bytes decoded, but some were left over: the sender used a different type.
+    #[error("body has {0} trailing bytes")]
+    Trailing(usize),
+}
+
+/// Encodes `value` as a body.
+pub fn encode_body<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, BodyError> {
+    let mut out = Vec::new();
+    encode_body_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the encoding of `value` to `out`, so a frame header and its body share one buffer.
+pub fn encode_body_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), BodyError> {
+    bincode::serde::encode_into_std_write(value, out, ENCODE_CONFIG)?;
+    Ok(())
+}
+
+/// Decodes a whole body as `T`, under [`DECODE_LIMIT`](crate::DECODE_LIMIT).
+///
+/// Trailing bytes are an error: a body is exactly one value.
+pub fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, DECODE_CONFIG)?;
+    if used != bytes.len() {
+        return Err(BodyError::Trailing(bytes.len() - used));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Move {
+        dx: i8,
+        dy: i8,
+    }
+
+    #[test]
+    fn round_trips_a_struct() {
+        let bytes = encode_body(&Move { dx: -1, dy: 1 }).expect("encodes");
+        assert_eq!(bytes, [0xff, 0x01]);
+        assert_eq!(decode_body::<Move>(&bytes).expect("decodes"), Move { dx: -1, dy: 1 });
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        assert!(matches!(decode_body::<u8>(&[1, 2]), Err(BodyError::Trailing(1))));
+    }
+
+    #[test]
+    fn a_huge_claimed_length_is_an_error_not_an_abort() {
+        // varint 253 = u64 follows: claims a Vec of 2^62 elements.
+        let hostile = [253, 0, 0, 0, 0, 0, 0, 0, 0x40, 1, 2, 3, 4, 5, 6, 7, 8];
+        assert!(matches!(decode_body::<Vec<u64>>(&hostile), Err(BodyError::Decode(_))));
+        assert!(matches!(decode_body::<String>(&hostile), Err(BodyError::Decode(_))));
+    }
+}

@@ -1,0 +1,34 @@
+//! The error codes the server puts in [`ServerFrame::Error`](crate::ServerFrame::Error).
+//!
+//! Codes below [`APP_MIN`] are reserved for the server; a game's own handler errors use
+//! [`APP_MIN`] and above. A client can branch on the code and show the message.
+
+/// The request named a route that the server does not have.
+pub const UNKNOWN_ROUTE: u16 = 1;
+/// The request's body could not be decoded as the route's request type.
+pub const BAD_BODY: u16 = 2;
+/// The handler panicked; the server caught it and keeps running.
+pub const INTERNAL: u16 = 3;
+/// The envelope was malformed after its callback id (for example a route that is not UTF-8).
+pub const BAD_FRAME: u16 = 4;
+/// The connection sent more than its inbound rate allows.
+pub const RATE_LIMITED: u16 = 5;
+/// The server is shutting down and will not handle the request.
+pub const SHUTTING_DOWN: u16 = 6;
+
+/// The first code available to applications (handler errors).
+pub const APP_MIN: u16 = 1000;
+
+/// A short, stable name for a code, for logs and metrics.
+pub fn name(code: u16) -> &'static str {
+    match code {
+        UNKNOWN_ROUTE => "unknown_route",
+        BAD_BODY => "bad_body",
+        INTERNAL => "internal",
+        BAD_FRAME => "bad_frame",
+        RATE_LIMITED => "rate_limited",
+        SHUTTING_DOWN => "shutting_down",
+        c if c >= APP_MIN => "app",
+        _ => "reserved",
+    }
+}

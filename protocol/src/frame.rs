@@ -1,0 +1,310 @@
+//! The envelopes: one frame per WebSocket binary message.
+//!
+//! Every frame starts with a tag (a varint) that names its kind, followed by its fields in
+//! order. A frame that carries a body ends with it: the body is the rest of the message. The
+//! decoders borrow from the message, so decoding a request copies nothing.
+
+use bincode::{BorrowDecode, Encode};
+
+use crate::{DECODE_CONFIG, ENCODE_CONFIG};
+
+const TAG_REQUEST: u32 = 0;
+
+const TAG_WELCOME: u32 = 0;
+const TAG_REPLY: u32 = 1;
+const TAG_ERROR: u32 = 2;
+const TAG_PUSH: u32 = 3;
+
+/// A frame from a client to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFrame<'a> {
+    /// A call: the server answers with exactly one [`ServerFrame::Reply`] or
+    /// [`ServerFrame::Error`] that carries the same `id`.
+    Request {
+        /// The callback id the client keeps its callback under. The server does not interpret it.
+        id: u32,
+        /// The name of the route to call.
+        route: &'a str,
+        /// The route's request, encoded as the route defines (see [`crate::body`]).
+        body: &'a [u8],
+    },
+}
+
+/// A frame from the server to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerFrame<'a> {
+    /// The first frame on every connection, sent right after the handshake.
+    Welcome {
+        /// The wire format version the server speaks ([`crate::PROTOCOL_VERSION`]).
+        version: u16,
+        /// How many game ticks the server runs per second.
+        tick_hz: u16,
+        /// This connection's id: the slot index in the low 32 bits, its generation in the high.
+        conn_id: u64,
+    },
+    /// The successful answer to the request with callback id `id`.
+    Reply {
+        /// The request's callback id.
+        id: u32,
+        /// The route's response, encoded as the route defines.
+        body: &'a [u8],
+    },
+    /// The failed answer to the request with callback id `id`.
+    Error {
+        /// The request's callback id.
+        id: u32,
+        /// What went wrong: see [`crate::error_code`].
+        code: u16,
+        /// A human-readable explanation, for logs. Clients branch on `code`, not on this.
+        message: &'a str,
+    },
+    /// A message the server sends on its own, answering no request.
+    Push {
+        /// What the body is about; clients dispatch on it.
+        topic: &'a str,
+        /// The push's payload, encoded as the topic defines.
+        body: &'a [u8],
+    },
+}
+
+/// A frame did not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The message was empty or its tag names no frame kind. No callback id could be read, so
+    /// the receiver cannot answer it: the server closes the connection (1007).
+    #[error("unknown frame kind {tag:?}")]
+    UnknownKind {
+        /// The tag that was read, or `None` when the message was too short to hold one.
+        tag: Option<u32>,
+    },
+    /// A field did not decode. When `callback_id` is known the server answers that call with a
+    /// `BAD_FRAME` error and keeps the connection; otherwise it closes it (1007).
+    #[error("field `{field}` does not decode: {source}")]
+    Malformed {
+        /// Which field failed.
+        field: &'static str,
+        /// The request's callback id, if it was read before the failure.
+        callback_id: Option<u32>,
+        /// What bincode said.
+        source: bincode::error::DecodeError,
+    },
+}
+
+impl FrameError {
+    /// The callback id of the request that failed, when it could be read.
+    pub fn callback_id(&self) -> Option<u32> {
+        match self {
+            FrameError::UnknownKind { .. } => None,
+            FrameError::Malformed { callback_id, .. } => *callback_id,
+        }
+    }
+}
+
+impl<'a> ClientFrame<'a> {
+    /// Decodes one client frame from a whole WebSocket message.
+    pub fn decode(message: &'a [u8]) -> Result<Self, FrameError> {
+        let mut r = Reader::new(message);
+        match r.tag()? {
+            TAG_REQUEST => {
+                let id: u32 = r.field("id", None)?;
+                let route: &str = r.field("route", Some(id))?;
+                Ok(ClientFrame::Request { id, route, body: r.rest() })
+            }
+            tag => Err(FrameError::UnknownKind { tag: Some(tag) }),
+        }
+    }
+
+    /// Appends this frame's encoding to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        match *self {
+            ClientFrame::Request { id, route, body } => {
+                write_request_header(out, id, route);
+                out.extend_from_slice(body);
+            }
+        }
+    }
+
+    /// This frame's encoding.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+}
+
+impl<'a> ServerFrame<'a> {
+    /// Decodes one server frame from a whole WebSocket message.
+    pub fn decode(message: &'a [u8]) -> Result<Self, FrameError> {
+        let mut r = Reader::new(message);
+        match r.tag()? {
+            TAG_WELCOME => Ok(ServerFrame::Welcome {
+                version: r.field("version", None)?,
+                tick_hz: r.field("tick_hz", None)?,
+                conn_id: r.field("conn_id", None)?,
+            }),
+            TAG_REPLY => {
+                let id = r.field("id", None)?;
+                Ok(ServerFrame::Reply { id, body: r.rest() })
+            }
+            TAG_ERROR => {
+                let id = r.field("id", None)?;
+                Ok(ServerFrame::Error {
+                    id,
+                    code: r.field("code", Some(id))?,
+                    message: r.field("message", Some(id))?,
+                })
+            }
+            TAG_PUSH => {
+                let topic = r.field("topic", None)?;
+                Ok(ServerFrame::Push { topic, body: r.rest() })
+            }
+            tag => Err(FrameError::UnknownKind { tag: Some(tag) }),
+        }
+    }
+
+    /// Appends this frame's encoding to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        match *self {
+            ServerFrame::Welcome { version, tick_hz, conn_id } => {
+                put(out, TAG_WELCOME);
+                put(out, version);
+                put(out, tick_hz);
+                put(out, conn_id);
+            }
+            ServerFrame::Reply { id, body } => {
+                write_reply_header(out, id);
+                out.extend_from_slice(body);
+            }
+            ServerFrame::Error { id, code, message } => {
+                put(out, TAG_ERROR);
+                put(out, id);
+                put(out, code);
+                put(out, message);
+            }
+            ServerFrame::Push { topic, body } => {
+                write_push_header(out, topic);
+                out.extend_from_slice(body);
+            }
+        }
+    }
+
+    /// This frame's encoding.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+}
+
+/// Appends the header of a request; the caller appends the body right after it.
+pub fn write_request_header(out: &mut Vec<u8>, id: u32, route: &str) {
+    put(out, TAG_REQUEST);
+    put(out, id);
+    put(out, route);
+}
+
+/// Appends the header of a reply; the caller appends the body right after it.
+pub fn write_reply_header(out: &mut Vec<u8>, id: u32) {
+    put(out, TAG_REPLY);
+    put(out, id);
+}
+
+/// Appends the header of a push; the caller appends the body right after it.
+pub fn write_push_header(out: &mut Vec<u8>, topic: &str) {
+    put(out, TAG_PUSH);
+    put(out, topic);
+}
+
+fn put<T: Encode>(out: &mut Vec<u8>, value: T) {
+    // Cannot fail: a Vec accepts every write, and integers and strings always encode.
+    bincode::encode_into_std_write(value, out, ENCODE_CONFIG).expect("encoding into a Vec");
+}
+
+/// Reads a frame's fields in order, remembering where it is.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(message: &'a [u8]) -> Self {
+        Self { rest: message }
+    }
+
+    fn tag(&mut self) -> Result<u32, FrameError> {
+        if self.rest.is_empty() {
+            return Err(FrameError::UnknownKind { tag: None });
+        }
+        self.field("tag", None)
+    }
+
+    fn field<T: BorrowDecode<'a, ()>>(
+        &mut self,
+        field: &'static str,
+        callback_id: Option<u32>,
+    ) -> Result<T, FrameError> {
+        let (value, used) = bincode::borrow_decode_from_slice(self.rest, DECODE_CONFIG)
+            .map_err(|source| FrameError::Malformed { field, callback_id, source })?;
+        self.rest = &self.rest[used..];
+        Ok(value)
+    }
+
+    fn rest(self) -> &'a [u8] {
+        self.rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trips() {
+        let frame = ClientFrame::Request { id: 300, route: "echo", body: b"hi" };
+        let bytes = frame.to_vec();
+        assert_eq!(ClientFrame::decode(&bytes).expect("decodes"), frame);
+    }
+
+    #[test]
+    fn every_server_frame_round_trips() {
+        let frames = [
+            ServerFrame::Welcome { version: 1, tick_hz: 30, conn_id: u64::MAX },
+            ServerFrame::Reply { id: u32::MAX, body: &[] },
+            ServerFrame::Error { id: 0, code: 1000, message: "no" },
+            ServerFrame::Push { topic: "state", body: &[1, 2, 3] },
+        ];
+        for frame in frames {
+            assert_eq!(ServerFrame::decode(&frame.to_vec()).expect("decodes"), frame);
+        }
+    }
+
+    #[test]
+    fn empty_message_has_no_kind() {
+        assert!(matches!(ClientFrame::decode(&[]), Err(FrameError::UnknownKind { tag: None })));
+    }
+
+    #[test]
+    fn unknown_tag_is_reported() {
+        assert!(matches!(ClientFrame::decode(&[7]), Err(FrameError::UnknownKind { tag: Some(7) })));
+    }
+
+    #[test]
+    fn a_bad_route_still_yields_the_callback_id() {
+        // tag 0, id 42, route of length 2 holding invalid UTF-8.
+        let err = ClientFrame::decode(&[0, 42, 2, 0xff, 0xfe]).expect_err("invalid utf-8");
+        assert_eq!(err.callback_id(), Some(42));
+    }
+
+    #[test]
+    fn a_truncated_id_has_no_callback_id() {
+        // tag 0, then varint marker 252 (u32 follows) with only one byte.
+        let err = ClientFrame::decode(&[0, 252, 1]).expect_err("truncated");
+        assert_eq!(err.callback_id(), None);
+    }
+
+    #[test]
+    fn a_route_claiming_a_huge_length_is_an_error() {
+        let hostile = [0, 1, 253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        let err = ClientFrame::decode(&hostile).expect_err("too long");
+        assert_eq!(err.callback_id(), Some(1));
+    }
+}

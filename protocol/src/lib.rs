@@ -1,0 +1,53 @@
+//! The ticksock wire format: what travels inside each WebSocket binary message.
+//!
+//! No I/O lives here: only bytes in, values out (and back). `docs/PROTOCOL.md` at the
+//! repository root specifies the same format byte by byte; the test vectors there are checked
+//! by this crate's tests (`tests/vectors.rs`).
+//!
+//! # Modules
+//! - [`arena`]: the messages of the built-in example game, shared by clients and the server.
+//! - [`frame`]: the envelopes. A client sends a [`ClientFrame`] (a request tagged with a `u32`
+//!   callback id); the server answers with [`ServerFrame`]s (welcome, reply, error, push).
+//! - [`body`]: how application types (anything `serde`) become a frame's body and back.
+//! - [`error_code`]: the error codes the server itself puts in error replies.
+//!
+//! # Encoding
+//! Every field is encoded with bincode 2's standard configuration (little-endian, variable-length
+//! integers). A frame's body is not length-prefixed: it is the rest of the WebSocket message,
+//! so a request's body can be handed to its handler without a copy. Untrusted bytes are only ever
+//! decoded with [`DECODE_LIMIT`] in force.
+
+pub mod arena;
+pub mod body;
+pub mod error_code;
+pub mod frame;
+
+pub use body::{BodyError, decode_body, encode_body, encode_body_into};
+pub use frame::{ClientFrame, FrameError, ServerFrame};
+
+/// The version of this wire format, sent in the welcome frame.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The WebSocket subprotocol (`Sec-WebSocket-Protocol`) that selects this wire format.
+///
+/// A client must offer it; the server refuses an upgrade that offers no version it speaks.
+pub const SUBPROTOCOL: &str = "ticksock.v1";
+
+/// The most memory, in bytes, that decoding one untrusted value may claim.
+///
+/// bincode checks every length it reads against this budget before it allocates, so a few
+/// bytes that claim a huge string or vector fail with an error instead of aborting the process.
+/// It bounds the *decoded* size, which can exceed the wire size (an empty `String` costs one byte
+/// on the wire and 24 in memory), hence a budget well above the default message size limit.
+pub const DECODE_LIMIT: usize = 1 << 20;
+
+/// The bincode configuration for encoding: standard (little-endian, varint), no limit needed
+/// because we only encode values we own.
+pub(crate) const ENCODE_CONFIG: bincode::config::Configuration = bincode::config::standard();
+
+/// The bincode configuration for decoding untrusted bytes: standard, with [`DECODE_LIMIT`].
+pub(crate) const DECODE_CONFIG: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<DECODE_LIMIT>,
+> = bincode::config::standard().with_limit::<DECODE_LIMIT>();

@@ -1,1 +1,3 @@
-fn main(){}
+//! The load simulator (work in progress: see issue 4).
+
+fn main() {}

@@ -28,10 +28,7 @@ pub fn encode_body<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, BodyErro
 }
 
 /// Appends the encoding of `value` to `out`, so a frame header and its body share one buffer.
-pub fn encode_body_into<T: Serialize + ?Sized>(
-    value: &T,
-    out: &mut Vec<u8>,
-) -> Result<(), BodyError> {
+pub fn encode_body_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), BodyError> {
     bincode::serde::encode_into_std_write(value, out, ENCODE_CONFIG)?;
     Ok(())
 }

@@ -1,0 +1,374 @@
+//! Checks the hex test vectors in `docs/PROTOCOL.md` against this crate.
+//!
+//! Every line `vector: <name> = <hex>` inside a fenced code block of the document is parsed.
+//! Each name must be one this test knows (see [`cases`]), each known name must appear exactly
+//! once, and its bytes must equal what the crate encodes for the value the name stands for.
+//! The document's bytes must also decode back to that value. So the test fails when a vector in
+//! the document is edited, removed or added without a matching case here, and when the crate's
+//! encoding changes without the document following.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use protocol::arena::{
+    Chat, ChatLine, Join, Joined, LoggedIn, Login, Move, Moved, PlayerState, Presence, RoomInfo, State,
+};
+use protocol::{ClientFrame, ServerFrame, decode_body, encode_body};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Where the specification lives, relative to this crate.
+const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
+
+/// Checks that bytes decode back to a case's value; `Err` describes the mismatch.
+type DecodeCheck = Box<dyn Fn(&[u8]) -> Result<(), String>>;
+
+/// The vectors found in the document: name to (line number, bytes).
+type DocVectors = BTreeMap<String, (usize, Vec<u8>)>;
+
+/// A named vector: the bytes the crate produces, and a check that decoding bytes gives back the
+/// value (returning a description of the mismatch, if any).
+struct Case {
+    name: &'static str,
+    encoded: Vec<u8>,
+    decodes_back: DecodeCheck,
+}
+
+/// A vector of a bare body (a route's request or reply, a push's payload, or a primitive).
+fn body_case<T>(name: &'static str, value: T) -> Case
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug + 'static,
+{
+    let encoded = encode_body(&value).expect("the test values are all bincode-encodable");
+    Case {
+        name,
+        encoded,
+        decodes_back: Box::new(move |bytes| {
+            let decoded: T = decode_body(bytes).map_err(|e| format!("does not decode: {e}"))?;
+            same(&decoded, &value)
+        }),
+    }
+}
+
+/// A vector of a whole client frame whose body is raw bytes (checked byte for byte).
+fn request_case(name: &'static str, id: u32, route: &'static str, body: Vec<u8>) -> Case {
+    let encoded = ClientFrame::Request { id, route, body: &body }.to_vec();
+    Case {
+        name,
+        encoded,
+        decodes_back: Box::new(move |bytes| {
+            let decoded = ClientFrame::decode(bytes).map_err(|e| format!("does not decode: {e}"))?;
+            same(&decoded, &ClientFrame::Request { id, route, body: &body })
+        }),
+    }
+}
+
+/// A vector of a whole client request whose body is the encoding of `value`; decoding checks
+/// the envelope and then decodes the body as `T`.
+fn typed_request_case<T>(name: &'static str, id: u32, route: &'static str, value: T) -> Case
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug + 'static,
+{
+    let body = encode_body(&value).expect("the test values are all bincode-encodable");
+    let encoded = ClientFrame::Request { id, route, body: &body }.to_vec();
+    Case {
+        name,
+        encoded,
+        decodes_back: Box::new(move |bytes| {
+            match ClientFrame::decode(bytes).map_err(|e| format!("does not decode: {e}"))? {
+                ClientFrame::Request { id: got_id, route: got_route, body: got_body } => {
+                    same(&(got_id, got_route), &(id, route))?;
+                    let decoded: T =
+                        decode_body(got_body).map_err(|e| format!("body does not decode: {e}"))?;
+                    same(&decoded, &value)
+                }
+            }
+        }),
+    }
+}
+
+/// A vector of a whole server frame that carries no typed body (welcome, error, raw reply).
+fn server_case(name: &'static str, frame: ServerFrame<'static>) -> Case {
+    Case {
+        name,
+        encoded: frame.to_vec(),
+        decodes_back: Box::new(move |bytes| {
+            let decoded = ServerFrame::decode(bytes).map_err(|e| format!("does not decode: {e}"))?;
+            same(&decoded, &frame)
+        }),
+    }
+}
+
+/// A vector of a whole reply whose body is the encoding of `value`.
+fn typed_reply_case<T>(name: &'static str, id: u32, value: T) -> Case
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug + 'static,
+{
+    let body = encode_body(&value).expect("the test values are all bincode-encodable");
+    let encoded = ServerFrame::Reply { id, body: &body }.to_vec();
+    Case {
+        name,
+        encoded,
+        decodes_back: Box::new(move |bytes| {
+            match ServerFrame::decode(bytes).map_err(|e| format!("does not decode: {e}"))? {
+                ServerFrame::Reply { id: got_id, body: got_body } => {
+                    same(&got_id, &id)?;
+                    let decoded: T =
+                        decode_body(got_body).map_err(|e| format!("body does not decode: {e}"))?;
+                    same(&decoded, &value)
+                }
+                other => Err(format!("decodes as {other:?}, not a reply")),
+            }
+        }),
+    }
+}
+
+/// A vector of a whole push whose body is the encoding of `value`.
+fn typed_push_case<T>(name: &'static str, topic: &'static str, value: T) -> Case
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug + 'static,
+{
+    let body = encode_body(&value).expect("the test values are all bincode-encodable");
+    let encoded = ServerFrame::Push { topic, body: &body }.to_vec();
+    Case {
+        name,
+        encoded,
+        decodes_back: Box::new(move |bytes| {
+            match ServerFrame::decode(bytes).map_err(|e| format!("does not decode: {e}"))? {
+                ServerFrame::Push { topic: got_topic, body: got_body } => {
+                    same(&got_topic, &topic)?;
+                    let decoded: T =
+                        decode_body(got_body).map_err(|e| format!("body does not decode: {e}"))?;
+                    same(&decoded, &value)
+                }
+                other => Err(format!("decodes as {other:?}, not a push")),
+            }
+        }),
+    }
+}
+
+fn same<T: PartialEq + Debug + ?Sized>(got: &T, want: &T) -> Result<(), String> {
+    if got == want { Ok(()) } else { Err(format!("decodes to {got:?}, expected {want:?}")) }
+}
+
+fn ann_at(x: i32, y: i32) -> PlayerState {
+    PlayerState { id: 1, x, y }
+}
+
+/// Every vector the document must contain, with the value it stands for.
+fn cases() -> Vec<Case> {
+    use protocol::arena::{
+        ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE, ROUTE_LOGIN, ROUTE_MOVE, ROUTE_ROOMS, TOPIC_CHAT,
+        TOPIC_PRESENCE, TOPIC_STATE,
+    };
+    use protocol::error_code;
+
+    vec![
+        // Primitives.
+        body_case("u32_0", 0u32),
+        body_case("u32_250", 250u32),
+        body_case("u32_251", 251u32),
+        body_case("u32_300", 300u32),
+        body_case("u32_65535", 65_535u32),
+        body_case("u32_65536", 65_536u32),
+        body_case("u32_70000", 70_000u32),
+        body_case("u32_max", u32::MAX),
+        body_case("u64_4294967296", 4_294_967_296u64),
+        body_case("u16_1000", 1000u16),
+        body_case("i32_0", 0i32),
+        body_case("i32_minus_1", -1i32),
+        body_case("i32_1", 1i32),
+        body_case("i32_minus_3", -3i32),
+        body_case("i32_10", 10i32),
+        body_case("i32_minus_126", -126i32),
+        body_case("i32_126", 126i32),
+        body_case("i32_min", i32::MIN),
+        body_case("i64_minus_200", -200i64),
+        body_case("i8_minus_1", -1i8),
+        body_case("i8_minus_128", i8::MIN),
+        body_case("u8_255", 255u8),
+        body_case("bool_true", true),
+        body_case("option_none", None::<u32>),
+        body_case("option_some_300", Some(300u32)),
+        body_case("string_ann", String::from("ann")),
+        body_case("string_empty", String::new()),
+        body_case("string_utf8", String::from("é")),
+        body_case("vec_u8", vec![0xdeu8, 0xad]),
+        body_case("f32_1_5", 1.5f32),
+        // Arena bodies.
+        body_case("body_login", Login { name: "ann".into() }),
+        body_case("body_logged_in", LoggedIn { player_id: 1 }),
+        body_case(
+            "body_rooms",
+            vec![
+                RoomInfo { name: "a1".into(), players: 3, capacity: 64 },
+                RoomInfo { name: "b2".into(), players: 0, capacity: 300 },
+            ],
+        ),
+        body_case("body_join", Join { room: "a1".into() }),
+        body_case("body_joined", Joined { room: "a1".into(), players: vec![ann_at(500, 500)] }),
+        body_case("body_move", Move { dx: -1, dy: 1 }),
+        body_case("body_moved", Moved { tick: 300 }),
+        body_case("body_chat", Chat { text: "hi".into() }),
+        body_case("body_chat_line", ChatLine { player_id: 1, name: "ann".into(), text: "hi".into() }),
+        body_case("body_presence", Presence { player_id: 2, name: "bob".into(), joined: true }),
+        body_case("body_state", State { tick: 5, players: vec![ann_at(10, -3)] }),
+        // Client frames.
+        request_case("request_echo", 1, ROUTE_ECHO, vec![0xde, 0xad]),
+        request_case("request_id_300", 300, ROUTE_ROOMS, Vec::new()),
+        request_case("request_id_70000", 70_000, ROUTE_LEAVE, Vec::new()),
+        typed_request_case("request_login", 2, ROUTE_LOGIN, Login { name: "ann".into() }),
+        typed_request_case("request_join", 3, ROUTE_JOIN, Join { room: "a1".into() }),
+        typed_request_case("request_move", 4, ROUTE_MOVE, Move { dx: -1, dy: 1 }),
+        typed_request_case("request_chat", 5, ROUTE_CHAT, Chat { text: "hi".into() }),
+        // Server frames.
+        server_case(
+            "welcome",
+            ServerFrame::Welcome { version: protocol::PROTOCOL_VERSION, tick_hz: 30, conn_id: 1 << 32 },
+        ),
+        server_case("reply_echo", ServerFrame::Reply { id: 1, body: &[0xde, 0xad] }),
+        server_case("reply_empty", ServerFrame::Reply { id: 70_000, body: &[] }),
+        typed_reply_case("reply_login", 2, LoggedIn { player_id: 1 }),
+        typed_reply_case("reply_move", 4, Moved { tick: 300 }),
+        server_case(
+            "error_unknown_route",
+            ServerFrame::Error { id: 7, code: error_code::UNKNOWN_ROUTE, message: "unknown route" },
+        ),
+        server_case(
+            "error_not_logged_in",
+            ServerFrame::Error { id: 3, code: protocol::arena::ERR_NOT_LOGGED_IN, message: "" },
+        ),
+        typed_push_case("push_state", TOPIC_STATE, State { tick: 5, players: vec![ann_at(10, -3)] }),
+        typed_push_case(
+            "push_chat",
+            TOPIC_CHAT,
+            ChatLine { player_id: 1, name: "ann".into(), text: "hi".into() },
+        ),
+        typed_push_case(
+            "push_presence",
+            TOPIC_PRESENCE,
+            Presence { player_id: 2, name: "bob".into(), joined: false },
+        ),
+    ]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+/// Parses `aa bb cc`: two lowercase hex digits per byte, single spaces between bytes.
+fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(' ')
+        .map(|pair| {
+            let well_formed =
+                pair.len() == 2 && pair.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+            if !well_formed {
+                return Err(format!("`{pair}` is not two lowercase hex digits"));
+            }
+            u8::from_str_radix(pair, 16).map_err(|e| format!("`{pair}`: {e}"))
+        })
+        .collect()
+}
+
+/// The vectors in the document, by name, with the line each is on. A `vector:` line outside a
+/// fenced code block, a malformed line or a repeated name is an error.
+fn parse_doc(doc: &str) -> Result<DocVectors, Vec<String>> {
+    let mut vectors = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut in_fence = false;
+    for (index, line) in doc.lines().enumerate() {
+        let line_no = index + 1;
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("vector: ") else {
+            if line.trim_start().starts_with("vector:") {
+                problems.push(format!("line {line_no}: malformed vector line `{line}`"));
+            }
+            continue;
+        };
+        if !in_fence {
+            problems.push(format!("line {line_no}: vector line outside a fenced code block"));
+            continue;
+        }
+        let Some((name, hex_text)) = rest.split_once(" = ") else {
+            problems.push(format!("line {line_no}: expected `vector: <name> = <hex>`"));
+            continue;
+        };
+        let name_ok = !name.is_empty()
+            && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+        if !name_ok {
+            problems.push(format!("line {line_no}: bad vector name `{name}`"));
+            continue;
+        }
+        match parse_hex(hex_text) {
+            Ok(bytes) => {
+                if let Some((first, _)) = vectors.insert(name.to_owned(), (line_no, bytes)) {
+                    problems.push(format!("line {line_no}: vector `{name}` repeats the one on line {first}"));
+                }
+            }
+            Err(e) => problems.push(format!("line {line_no}: vector `{name}`: {e}")),
+        }
+    }
+    if problems.is_empty() { Ok(vectors) } else { Err(problems) }
+}
+
+#[test]
+fn every_vector_in_the_spec_matches_the_crate() {
+    let doc = std::fs::read_to_string(DOC_PATH)
+        .unwrap_or_else(|e| panic!("cannot read the specification at {DOC_PATH}: {e}"));
+    let mut in_doc = match parse_doc(&doc) {
+        Ok(vectors) => vectors,
+        Err(problems) => panic!("{DOC_PATH} has bad vector lines:\n{}", problems.join("\n")),
+    };
+
+    let mut problems = Vec::new();
+    let mut known = std::collections::BTreeSet::new();
+    for case in cases() {
+        assert!(known.insert(case.name), "case `{}` listed twice", case.name);
+        let expected_line = format!("vector: {} = {}", case.name, hex(&case.encoded));
+        let Some((line_no, bytes)) = in_doc.remove(case.name) else {
+            problems.push(format!("missing vector; add: {expected_line}"));
+            continue;
+        };
+        if bytes != case.encoded {
+            problems.push(format!(
+                "line {line_no}: vector `{}` is {}; the crate encodes: {expected_line}",
+                case.name,
+                hex(&bytes)
+            ));
+        }
+        if let Err(e) = (case.decodes_back)(&bytes) {
+            problems.push(format!("line {line_no}: vector `{}` {e}", case.name));
+        }
+    }
+    for (name, (line_no, _)) in in_doc {
+        problems
+            .push(format!("line {line_no}: vector `{name}` is not checked by tests/vectors.rs; add a case"));
+    }
+    assert!(problems.is_empty(), "{DOC_PATH} disagrees with the protocol crate:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_vector_parser_rejects_what_it_should() {
+    let good = "```\nvector: a_1 = 00 ff\nvector: empty = \n```\n";
+    let parsed = parse_doc(good).expect("well-formed vectors parse");
+    assert_eq!(parsed.get("a_1").map(|(_, b)| b.clone()), Some(vec![0, 255]));
+    assert_eq!(parsed.get("empty").map(|(_, b)| b.clone()), Some(Vec::new()));
+
+    for bad in [
+        "vector: outside = 00\n",
+        "```\nvector: upper = 0A\n```\n",
+        "```\nvector: two_spaces = 00  01\n```\n",
+        "```\nvector: odd = 0\n```\n",
+        "```\nvector: Name = 00\n```\n",
+        "```\nvector:nospace = 00\n```\n",
+        "```\nvector: dup = 00\nvector: dup = 00\n```\n",
+    ] {
+        assert!(parse_doc(bad).is_err(), "accepted {bad:?}");
+    }
+}

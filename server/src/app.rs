@@ -1,0 +1,322 @@
+//! The application API: a [`Game`] names its routes in a [`Router`] and reacts to connections
+//! and ticks; every handler and hook gets a [`Ctx`] through which it replies, pushes and closes.
+//!
+//! Everything here runs on the logic thread, one call at a time, so a game is a plain `&mut`
+//! state machine with no locks.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use protocol::{ServerFrame, error_code, frame};
+use serde::{Serialize, de::DeserializeOwned};
+use tungstenite::Message;
+
+use crate::ConnId;
+use crate::bridge::{Command, frame_with_body};
+
+/// A game: its routes, and what it does when connections come and go and the clock ticks.
+///
+/// The server calls these on its logic thread, in this order: [`Game::routes`] once at start;
+/// then, as things happen, [`Game::on_connect`], route handlers, [`Game::on_disconnect`] and
+/// [`Game::on_tick`]; [`Game::on_shutdown`] last. A connection's handlers run only between its
+/// `on_connect` and its `on_disconnect`.
+pub trait Game: Send + 'static {
+    /// Registers the game's routes.
+    fn routes(router: &mut Router<Self>)
+    where
+        Self: Sized;
+
+    /// A connection completed its handshake. Its welcome frame has been sent.
+    fn on_connect(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
+
+    /// A connection closed. Replies and pushes addressed to it from now on are dropped.
+    fn on_disconnect(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
+
+    /// A tick is due: advance the simulation and push its state. [`Ctx::tick`] tells which.
+    fn on_tick(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// The server is shutting down: a last chance to reply to deferred calls and push a goodbye.
+    fn on_shutdown(&mut self, _ctx: &mut Ctx<'_>) {}
+}
+
+/// An error a handler returns; the caller gets it as an error reply with the same callback id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppError {
+    /// The code the client branches on. Codes below [`error_code::APP_MIN`] are the server's
+    /// own (see [`protocol::error_code`]); a game's own codes start at `APP_MIN`.
+    pub code: u16,
+    /// A human-readable explanation.
+    pub message: Cow<'static, str>,
+}
+
+impl AppError {
+    /// An error with a code and a message.
+    pub fn new(code: u16, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// The request that a reply answers: the connection and the callback id.
+///
+/// A deferred handler keeps it and answers later with [`Ctx::reply`] or [`Ctx::reply_error`].
+/// A `Caller` that is never answered leaves the client to its own timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[must_use = "a call must be answered, or the client waits for its timeout"]
+pub struct Caller {
+    /// Who called.
+    pub conn: ConnId,
+    /// The callback id of the call.
+    pub id: u32,
+}
+
+/// A route's index in its router, resolved by the reactor so requests cross threads without
+/// their route names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteId(pub(crate) u16);
+
+/// The names of a router's routes, shared with the reactor.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable(Arc<HashMap<Box<str>, RouteId>>);
+
+impl RouteTable {
+    /// The route of that name.
+    pub fn get(&self, name: &str) -> Option<RouteId> {
+        self.0.get(name).copied()
+    }
+}
+
+/// What a handler produced: the whole reply frame, or nothing yet (deferred).
+type Handled = Result<Option<Bytes>, AppError>;
+type Handler<G> = Box<dyn Fn(&mut G, &mut Ctx<'_>, Caller, &[u8]) -> Handled + Send>;
+
+/// Maps route names to handlers, as an MVC router maps paths to controllers.
+pub struct Router<G> {
+    names: HashMap<Box<str>, RouteId>,
+    handlers: Vec<Route<G>>,
+}
+
+struct Route<G> {
+    name: Box<str>,
+    deferred: bool,
+    handler: Handler<G>,
+}
+
+impl<G: 'static> Default for Router<G> {
+    fn default() -> Self {
+        Self { names: HashMap::new(), handlers: Vec::new() }
+    }
+}
+
+impl<G: 'static> Router<G> {
+    /// A typed route answered at once: the body decodes as `Req`, the handler's `Ok` is the
+    /// reply and its `Err` the error reply. A body that does not decode gets `BAD_BODY`.
+    pub fn route<Req, Resp, F>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        Req: DeserializeOwned,
+        Resp: Serialize,
+        F: Fn(&mut G, &mut Ctx<'_>, Caller, Req) -> Result<Resp, AppError> + Send + 'static,
+    {
+        self.add(
+            name,
+            false,
+            Box::new(move |game, ctx, caller, body| {
+                let request = decode_request(body)?;
+                let response = handler(game, ctx, caller, request)?;
+                encode_reply(caller.id, &response).map(Some)
+            }),
+        )
+    }
+
+    /// A typed route answered later: the handler keeps the [`Caller`] and replies through
+    /// [`Ctx::reply`] on a later call or tick. An `Err` is answered at once.
+    pub fn deferred<Req, F>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        Req: DeserializeOwned,
+        F: Fn(&mut G, &mut Ctx<'_>, Caller, Req) -> Result<(), AppError> + Send + 'static,
+    {
+        self.add(
+            name,
+            true,
+            Box::new(move |game, ctx, caller, body| {
+                let request = decode_request(body)?;
+                handler(game, ctx, caller, request).map(|()| None)
+            }),
+        )
+    }
+
+    /// A route on raw bytes: the body as it arrived, the reply body as returned. For routes
+    /// that forward or echo payloads without a schema.
+    pub fn raw<F>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        F: Fn(&mut G, &mut Ctx<'_>, Caller, &[u8]) -> Result<Vec<u8>, AppError> + Send + 'static,
+    {
+        self.add(
+            name,
+            false,
+            Box::new(move |game, ctx, caller, body| {
+                let reply = handler(game, ctx, caller, body)?;
+                Ok(Some(frame_with_body(|out| frame::write_reply_header(out, caller.id), &reply)))
+            }),
+        )
+    }
+
+    fn add(&mut self, name: &str, deferred: bool, handler: Handler<G>) -> &mut Self {
+        assert!(!self.names.contains_key(name), "route `{name}` registered twice");
+        let id = u16::try_from(self.handlers.len()).expect("at most 65536 routes");
+        self.names.insert(name.into(), RouteId(id));
+        self.handlers.push(Route { name: name.into(), deferred, handler });
+        self
+    }
+
+    /// Whether the route answers later (registered with [`Router::deferred`]).
+    pub fn is_deferred(&self, route: RouteId) -> bool {
+        self.handlers.get(usize::from(route.0)).is_some_and(|r| r.deferred)
+    }
+
+    /// The names of the routes, for the reactor.
+    pub fn table(&self) -> RouteTable {
+        RouteTable(Arc::new(self.names.clone()))
+    }
+
+    /// The name of a route.
+    pub fn name(&self, route: RouteId) -> &str {
+        self.handlers.get(usize::from(route.0)).map_or("?", |r| &r.name)
+    }
+
+    /// Runs the handler of `route`. Returns the reply frame, `None` when deferred, or the error.
+    pub(crate) fn dispatch(
+        &self,
+        game: &mut G,
+        ctx: &mut Ctx<'_>,
+        caller: Caller,
+        route: RouteId,
+        body: &[u8],
+    ) -> Handled {
+        match self.handlers.get(usize::from(route.0)) {
+            Some(r) => (r.handler)(game, ctx, caller, body),
+            None => Err(AppError::new(error_code::UNKNOWN_ROUTE, "unknown route")),
+        }
+    }
+}
+
+fn decode_request<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, AppError> {
+    protocol::decode_body(body).map_err(|e| AppError::new(error_code::BAD_BODY, e.to_string()))
+}
+
+fn encode_reply<T: Serialize + ?Sized>(id: u32, value: &T) -> Result<Bytes, AppError> {
+    let mut out = Vec::with_capacity(32);
+    frame::write_reply_header(&mut out, id);
+    match protocol::encode_body_into(value, &mut out) {
+        Ok(()) => Ok(Bytes::from(out)),
+        Err(e) => {
+            tracing::error!("reply does not encode: {e}");
+            Err(AppError::new(error_code::INTERNAL, "reply does not encode"))
+        }
+    }
+}
+
+/// Encodes an error reply frame.
+pub(crate) fn encode_error(id: u32, error: &AppError) -> Bytes {
+    Bytes::from(ServerFrame::Error { id, code: error.code, message: &error.message }.to_vec())
+}
+
+/// What a handler or hook can do: reply, push, close, and read the clock.
+///
+/// It only queues commands; the logic thread sends them to the reactor as one batch when the
+/// current batch of work is done.
+pub struct Ctx<'a> {
+    out: &'a mut Vec<Command>,
+    now: Instant,
+    tick: u64,
+    encodes: &'a mut u64,
+    deferred: &'a mut HashSet<Caller>,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(
+        out: &'a mut Vec<Command>,
+        now: Instant,
+        tick: u64,
+        encodes: &'a mut u64,
+        deferred: &'a mut HashSet<Caller>,
+    ) -> Self {
+        Self { out, now, tick, encodes, deferred }
+    }
+
+    /// The time this batch of work started.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The index of the current tick (in `on_tick`) or of the last one run.
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// Answers a deferred call.
+    pub fn reply<T: Serialize + ?Sized>(&mut self, caller: Caller, value: &T) {
+        self.deferred.remove(&caller);
+        *self.encodes += 1;
+        let frame = encode_reply(caller.id, value).unwrap_or_else(|e| encode_error(caller.id, &e));
+        self.send(caller.conn, frame);
+    }
+
+    /// Answers a deferred call with an error.
+    pub fn reply_error(&mut self, caller: Caller, error: AppError) {
+        self.deferred.remove(&caller);
+        self.send(caller.conn, encode_error(caller.id, &error));
+    }
+
+    /// Pushes `value` on `topic` to one connection.
+    pub fn push<T: Serialize + ?Sized>(&mut self, conn: ConnId, topic: &str, value: &T) {
+        self.push_many(std::iter::once(conn), topic, value);
+    }
+
+    /// Pushes `value` on `topic` to every connection in `conns`. The frame is encoded once and
+    /// its bytes shared by every recipient. Returns how many recipients it was queued for.
+    pub fn push_many<T: Serialize + ?Sized>(
+        &mut self,
+        conns: impl IntoIterator<Item = ConnId>,
+        topic: &str,
+        value: &T,
+    ) -> usize {
+        let Some(frame) = self.encode_push(topic, value) else { return 0 };
+        self.send_many(conns, &frame)
+    }
+
+    /// Encodes a push frame once, for [`Ctx::send_many`]. `None` (logged) when the value does
+    /// not encode, which is a bug in its type.
+    pub fn encode_push<T: Serialize + ?Sized>(&mut self, topic: &str, value: &T) -> Option<Bytes> {
+        *self.encodes += 1;
+        let mut out = Vec::with_capacity(64);
+        frame::write_push_header(&mut out, topic);
+        match protocol::encode_body_into(value, &mut out) {
+            Ok(()) => Some(Bytes::from(out)),
+            Err(e) => {
+                tracing::error!("push on `{topic}` does not encode: {e}");
+                None
+            }
+        }
+    }
+
+    /// Queues an already encoded frame for every connection in `conns`, sharing its bytes.
+    pub fn send_many(&mut self, conns: impl IntoIterator<Item = ConnId>, frame: &Bytes) -> usize {
+        let before = self.out.len();
+        self.out.extend(
+            conns.into_iter().map(|conn| Command::Send { conn, message: Message::Binary(frame.clone()) }),
+        );
+        self.out.len() - before
+    }
+
+    /// Closes a connection with a WebSocket close frame (`code` 1000 for a normal close).
+    pub fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+        self.out.push(Command::Close { conn, code, reason });
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Bytes) {
+        self.out.push(Command::Send { conn, message: Message::Binary(frame) });
+    }
+}

@@ -1,0 +1,148 @@
+//! Every tunable of the server, with its default and the reason for it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The server's configuration. Every limit the server enforces is a field here.
+///
+/// [`Config::default`] suits a game server on the open internet; [`Config::echo`] raises the
+/// message limits for WebSocket conformance suites, whose largest cases send 16 MiB messages.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen. Default `127.0.0.1:7777`.
+    pub listen: SocketAddr,
+    /// Game ticks per second. Default 30.
+    pub tick_hz: u16,
+    /// Echo mode: every data message, text or binary, comes back unchanged, through the
+    /// reactor and the logic thread; clients need not offer a subprotocol. Default off.
+    pub echo: bool,
+    /// Open connections (handshaking or open) at most; one more is answered `503` and closed
+    /// before its handshake. Default 10 000.
+    pub max_connections: usize,
+    /// The largest WebSocket message accepted, in bytes; a larger one closes the connection
+    /// with 1009. Default 64 KiB.
+    pub max_message_bytes: usize,
+    /// The largest WebSocket frame payload accepted, in bytes; a larger one closes the
+    /// connection with 1009. Default 64 KiB.
+    pub max_frame_bytes: usize,
+    /// Bytes read from a socket per `read` call. tungstenite allocates this eagerly per
+    /// connection (its own default, 128 KiB, would cost 640 MB at 5000 connections), so it is
+    /// small. Default 2 KiB.
+    pub read_buffer_bytes: usize,
+    /// Frames queued for one connection are written together once they reach this many bytes
+    /// or when a batch ends, whichever is first. Default 64 KiB.
+    pub write_coalesce_bytes: usize,
+    /// The most bytes queued for one connection that its peer has not read yet. A client that
+    /// stops reading while the server writes to it is dropped when it crosses this.
+    /// Must exceed `write_coalesce_bytes`. Default 1 MiB.
+    pub max_outbound_bytes: usize,
+    /// The largest HTTP upgrade request (request line and headers); a larger one is answered
+    /// `431` and closed. Default 8 KiB.
+    pub max_handshake_bytes: usize,
+    /// How long a client may take to complete its HTTP upgrade before it is closed
+    /// (slow or silent clients). Default 5 s.
+    pub handshake_timeout: Duration,
+    /// After this long without hearing from a connection the server sends it a WebSocket ping.
+    /// Default 10 s.
+    pub ping_interval: Duration,
+    /// A connection silent for this long (not even answering pings) is closed. Default 30 s.
+    pub idle_timeout: Duration,
+    /// How long the server waits for the peer's close frame after sending its own. Default 2 s.
+    pub close_timeout: Duration,
+    /// Capacity of the channel from the reactor to the logic thread, in messages. When it is
+    /// full the reactor stops reading sockets (TCP pushes back on the clients) instead of
+    /// buffering. Default 8192.
+    pub inbound_queue: usize,
+    /// Capacity of the channel from the logic thread to the reactor, in batches. Default 1024.
+    pub outbound_queue: usize,
+    /// Messages read from one connection per turn of the reactor before it serves the others,
+    /// so one busy client cannot starve the rest. Default 64.
+    pub read_budget: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
+            tick_hz: 30,
+            echo: false,
+            max_connections: 10_000,
+            max_message_bytes: 64 << 10,
+            max_frame_bytes: 64 << 10,
+            read_buffer_bytes: 2 << 10,
+            write_coalesce_bytes: 64 << 10,
+            max_outbound_bytes: 1 << 20,
+            max_handshake_bytes: 8 << 10,
+            handshake_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(2),
+            inbound_queue: 8192,
+            outbound_queue: 1024,
+            read_budget: 64,
+        }
+    }
+}
+
+impl Config {
+    /// The configuration of echo mode: the defaults, with `echo` on and message limits raised
+    /// so that conformance suites' 16 MiB messages fit.
+    pub fn echo() -> Self {
+        Self {
+            echo: true,
+            max_message_bytes: 32 << 20,
+            max_frame_bytes: 32 << 20,
+            read_buffer_bytes: 64 << 10,
+            max_outbound_bytes: 64 << 20,
+            ..Self::default()
+        }
+    }
+
+    /// The tick period.
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_secs(1) / u32::from(self.tick_hz.max(1))
+    }
+
+    /// Checks the values against each other.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |what: &str| Err(crate::Error::Config(what.to_owned()));
+        if self.tick_hz == 0 {
+            return bad("tick_hz must be at least 1");
+        }
+        if self.max_outbound_bytes <= self.write_coalesce_bytes {
+            return bad("max_outbound_bytes must exceed write_coalesce_bytes");
+        }
+        if self.max_frame_bytes > self.max_message_bytes {
+            return bad("max_frame_bytes must not exceed max_message_bytes");
+        }
+        if self.read_buffer_bytes == 0 || self.inbound_queue == 0 || self.outbound_queue == 0 {
+            return bad("buffer and queue sizes must be at least 1");
+        }
+        if self.read_budget == 0 || self.max_connections == 0 {
+            return bad("read_budget and max_connections must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("default config");
+        Config::echo().validate().expect("echo config");
+    }
+
+    #[test]
+    fn outbound_cap_must_exceed_coalescing() {
+        let config = Config { max_outbound_bytes: 10, write_coalesce_bytes: 10, ..Config::default() };
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn tick_period_of_30_hz() {
+        assert_eq!(Config::default().tick_period(), Duration::from_nanos(33_333_333));
+    }
+}

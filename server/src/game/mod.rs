@@ -1,0 +1,14 @@
+//! The built-in games: [`arena::Arena`], the default, and [`Echo`] for conformance suites.
+
+pub mod arena;
+
+use crate::{Game, Router};
+
+/// The game of echo mode: no routes. In echo mode the reactor hands every data message to the
+/// logic thread as it is, and the logic thread sends it back unchanged.
+#[derive(Debug, Default)]
+pub struct Echo;
+
+impl Game for Echo {
+    fn routes(_router: &mut Router<Self>) {}
+}

@@ -1,0 +1,253 @@
+//! The HTTP side of a connection, before it speaks WebSocket: a pure function from the bytes
+//! received so far to a decision. The reactor feeds it bytes as they arrive and writes
+//! whatever response it returns.
+//!
+//! A partial request is a normal state ([`Decision::NeedMore`]), not an error.
+
+use tungstenite::handshake::derive_accept_key;
+
+/// How the server answers upgrades.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The subprotocol the client must offer; `None` accepts clients that offer none (echo
+    /// mode), and picks none.
+    pub subprotocol: Option<&'static str>,
+    /// Requests larger than this are refused with `431`.
+    pub max_bytes: usize,
+}
+
+/// What to do with the bytes received so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The request is not complete yet: read more.
+    NeedMore,
+    /// Write `response`, then speak WebSocket. `leftover` holds bytes that followed the
+    /// request (the client's first frames, if it did not wait).
+    Upgrade {
+        /// The `101 Switching Protocols` response.
+        response: Vec<u8>,
+        /// Bytes received after the request's end.
+        leftover: Vec<u8>,
+    },
+    /// Write `response`, then close: a refused upgrade or a plain HTTP request.
+    Respond {
+        /// A complete HTTP response with `Connection: close`.
+        response: Vec<u8>,
+    },
+}
+
+/// Decides what to do with `received`, the bytes read so far on a new connection.
+pub fn decide(received: &[u8], policy: &Policy) -> Decision {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut headers);
+    let end = match request.parse(received) {
+        Ok(httparse::Status::Complete(end)) => end,
+        Ok(httparse::Status::Partial) if received.len() > policy.max_bytes => {
+            return refuse(431, "Request Header Fields Too Large", "request too large\n");
+        }
+        Ok(httparse::Status::Partial) => return NeedMore,
+        Err(httparse::Error::TooManyHeaders) => {
+            return refuse(431, "Request Header Fields Too Large", "too many headers\n");
+        }
+        Err(_) => return refuse(400, "Bad Request", "malformed HTTP request\n"),
+    };
+    if end > policy.max_bytes {
+        return refuse(431, "Request Header Fields Too Large", "request too large\n");
+    }
+    let headers: &[httparse::Header<'_>] = request.headers;
+    let header = |name: &'static str| header_values(headers, name);
+    let has_token = |name: &'static str, token: &str| {
+        header(name).flat_map(|v| v.split(',')).any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+
+    if !has_token("Upgrade", "websocket") {
+        return plain_http(request.method, request.path);
+    }
+    if request.method != Some("GET") || request.version != Some(1) {
+        return refuse(400, "Bad Request", "a WebSocket upgrade must be an HTTP/1.1 GET\n");
+    }
+    if !has_token("Connection", "upgrade") {
+        return refuse(400, "Bad Request", "missing `Connection: upgrade`\n");
+    }
+    if !header("Sec-WebSocket-Version").any(|v| v.trim() == "13") {
+        return Respond {
+            response: response(
+                426,
+                "Upgrade Required",
+                &[("Sec-WebSocket-Version", "13")],
+                "only WebSocket version 13 is supported\n",
+            ),
+        };
+    }
+    let Some(key) = header("Sec-WebSocket-Key").next().map(str::trim) else {
+        return refuse(400, "Bad Request", "missing Sec-WebSocket-Key\n");
+    };
+    let chosen = match policy.subprotocol {
+        Some(wanted) => {
+            if !has_token("Sec-WebSocket-Protocol", wanted) {
+                let body = format!(
+                    "this server speaks the WebSocket subprotocol `{wanted}`; offer it in Sec-WebSocket-Protocol\n"
+                );
+                return refuse(400, "Bad Request", &body);
+            }
+            Some(wanted)
+        }
+        None => None,
+    };
+
+    let accept = derive_accept_key(key.as_bytes());
+    let mut response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+    );
+    if let Some(chosen) = chosen {
+        response.push_str("Sec-WebSocket-Protocol: ");
+        response.push_str(chosen);
+        response.push_str("\r\n");
+    }
+    response.push_str("\r\n");
+    Upgrade { response: response.into_bytes(), leftover: received[end..].to_vec() }
+}
+
+use Decision::{NeedMore, Respond, Upgrade};
+
+fn header_values<'h>(
+    headers: &'h [httparse::Header<'h>],
+    name: &'static str,
+) -> impl Iterator<Item = &'h str> {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+}
+
+/// The answer to a plain HTTP request (one that is not an upgrade).
+fn plain_http(method: Option<&str>, path: Option<&str>) -> Decision {
+    match (method, path) {
+        (Some("GET" | "HEAD"), Some("/")) => Respond {
+            response: response(
+                200,
+                "OK",
+                &[("Content-Type", "text/plain; charset=utf-8")],
+                "ticksock game server: connect with a WebSocket that offers the subprotocol ticksock.v1\n",
+            ),
+        },
+        (Some("GET" | "HEAD"), _) => refuse(404, "Not Found", "not found\n"),
+        _ => refuse(405, "Method Not Allowed", "method not allowed\n"),
+    }
+}
+
+/// The answer to a connection that arrives while the server is full.
+pub fn service_unavailable() -> Vec<u8> {
+    response(503, "Service Unavailable", &[("Retry-After", "5")], "server is at its connection limit\n")
+}
+
+fn refuse(status: u16, reason: &str, body: &str) -> Decision {
+    Respond { response: response(status, reason, &[("Content-Type", "text/plain; charset=utf-8")], body) }
+}
+
+fn response(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut out =
+        format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GAME: Policy = Policy { subprotocol: Some("ticksock.v1"), max_bytes: 8192 };
+    const ECHO: Policy = Policy { subprotocol: None, max_bytes: 8192 };
+
+    fn upgrade(protocol: Option<&str>) -> String {
+        let mut r = String::from(
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        );
+        if let Some(p) = protocol {
+            r.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        }
+        r.push_str("\r\n");
+        r
+    }
+
+    fn status(decision: &Decision) -> u16 {
+        let bytes = match decision {
+            Upgrade { response, .. } | Respond { response } => response,
+            NeedMore => return 0,
+        };
+        let text = String::from_utf8_lossy(bytes);
+        text[9..12].parse().expect("status code")
+    }
+
+    #[test]
+    fn accepts_the_offered_subprotocol_with_the_rfc_accept_key() {
+        let d = decide(upgrade(Some("chat, ticksock.v1")).as_bytes(), &GAME);
+        let Upgrade { response, leftover } = d else { panic!("expected upgrade, got {d:?}") };
+        let text = String::from_utf8(response).expect("ascii");
+        // The example key and accept value of RFC 6455 section 1.3.
+        assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{text}");
+        assert!(text.contains("Sec-WebSocket-Protocol: ticksock.v1\r\n"), "{text}");
+        assert!(leftover.is_empty());
+    }
+
+    #[test]
+    fn refuses_a_client_without_the_subprotocol_with_a_clear_400() {
+        for offered in [None, Some("chat")] {
+            let d = decide(upgrade(offered).as_bytes(), &GAME);
+            assert_eq!(status(&d), 400);
+            let Respond { response } = d else { panic!("expected a refusal") };
+            assert!(String::from_utf8_lossy(&response).contains("ticksock.v1"));
+        }
+    }
+
+    #[test]
+    fn echo_mode_accepts_no_subprotocol_and_names_none() {
+        let Upgrade { response, .. } = decide(upgrade(None).as_bytes(), &ECHO) else {
+            panic!("expected upgrade")
+        };
+        assert!(!String::from_utf8_lossy(&response).contains("Sec-WebSocket-Protocol"));
+    }
+
+    #[test]
+    fn a_partial_request_needs_more_and_bytes_after_it_are_kept() {
+        let full = upgrade(Some("ticksock.v1"));
+        assert_eq!(decide(&full.as_bytes()[..full.len() - 2], &GAME), NeedMore);
+        let mut with_frame = full.into_bytes();
+        with_frame.extend_from_slice(&[0x82, 0x80]);
+        let Upgrade { leftover, .. } = decide(&with_frame, &GAME) else { panic!("upgrade") };
+        assert_eq!(leftover, [0x82, 0x80]);
+    }
+
+    #[test]
+    fn oversized_and_malformed_requests_are_refused() {
+        let policy = Policy { max_bytes: 64, ..GAME };
+        let mut big = upgrade(Some("ticksock.v1"));
+        big.insert_str(16, &format!("X-Pad: {}\r\n", "a".repeat(100)));
+        assert_eq!(status(&decide(big.as_bytes(), &policy)), 431);
+        // Incomplete and already over the limit: refused without waiting for the rest.
+        assert_eq!(status(&decide(&[b'G'; 65], &policy)), 431);
+        assert_eq!(status(&decide(b"GET / HTTP/1.1\r\nHost: x\r\n", &policy)), 0);
+        assert_eq!(status(&decide(b"\x00\x01garbage\r\n\r\n", &GAME)), 400);
+    }
+
+    #[test]
+    fn wrong_version_gets_426() {
+        let r = upgrade(Some("ticksock.v1")).replace("Version: 13", "Version: 8");
+        assert_eq!(status(&decide(r.as_bytes(), &GAME)), 426);
+    }
+
+    #[test]
+    fn plain_http_gets_a_small_answer() {
+        assert_eq!(status(&decide(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &GAME)), 200);
+        assert_eq!(status(&decide(b"GET /nope HTTP/1.1\r\n\r\n", &GAME)), 404);
+        assert_eq!(status(&decide(b"POST / HTTP/1.1\r\n\r\n", &GAME)), 405);
+    }
+}

@@ -1,0 +1,177 @@
+//! The logic core: a game, its router, and the rules for turning what the reactor delivers
+//! into replies and pushes. No threads, channels or clocks: `now` is passed in.
+//!
+//! Call order, as [`thread`] drives it: any number of [`Logic::handle_message`] and
+//! [`Logic::handle_tick`] calls, each followed at some point by [`Logic::poll_batch`] to take
+//! the commands they produced; [`Logic::handle_shutdown`] last, then a final `poll_batch`.
+
+pub mod thread;
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use protocol::error_code;
+use tungstenite::Message;
+
+use crate::app::{AppError, Caller, Ctx, Game, RouteTable, Router, encode_error};
+use crate::bridge::{Batch, Command, ToLogic};
+use crate::tick::Tick;
+
+/// Counters the logic core keeps; cheap enough for the hot path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogicStats {
+    /// Requests handled.
+    pub requests: u64,
+    /// Error replies sent, by code (index = code for the reserved codes, the last slot for
+    /// application codes).
+    pub errors: [u64; 8],
+    /// Push and reply bodies encoded (one per broadcast, however many recipients).
+    pub encodes: u64,
+    /// Ticks run.
+    pub ticks: u64,
+    /// Tick slots skipped because a tick overran.
+    pub skipped_ticks: u64,
+    /// Handler or hook panics caught.
+    pub panics: u64,
+}
+
+/// A game and its router, driven by events and time.
+pub struct Logic<G: Game> {
+    game: G,
+    router: Router<G>,
+    out: Vec<Command>,
+    tick: u64,
+    deferred: HashSet<Caller>,
+    stats: LogicStats,
+}
+
+impl<G: Game> Logic<G> {
+    /// Builds the router of `game` and wraps both.
+    pub fn new(game: G) -> Self {
+        let mut router = Router::default();
+        G::routes(&mut router);
+        Self {
+            game,
+            router,
+            out: Vec::new(),
+            tick: 0,
+            deferred: HashSet::new(),
+            stats: LogicStats::default(),
+        }
+    }
+
+    /// The route names, for the reactor.
+    pub fn route_table(&self) -> RouteTable {
+        self.router.table()
+    }
+
+    /// The game, for inspection in tests.
+    pub fn game(&self) -> &G {
+        &self.game
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> &LogicStats {
+        &self.stats
+    }
+
+    /// Calls whose handler deferred the reply and that have not been answered yet.
+    pub fn deferred_calls(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// Handles one message from the reactor.
+    pub fn handle_message(&mut self, message: ToLogic, now: Instant) {
+        match message {
+            ToLogic::Connected(conn) => self.run_hook(now, |game, ctx| game.on_connect(ctx, conn)),
+            ToLogic::Disconnected(conn) => {
+                self.deferred.retain(|caller| caller.conn != conn);
+                self.run_hook(now, |game, ctx| game.on_disconnect(ctx, conn));
+            }
+            ToLogic::Echo { conn, message } => self.out.push(Command::Send { conn, message }),
+            ToLogic::Request { conn, id, route, body } => {
+                self.stats.requests += 1;
+                let caller = Caller { conn, id };
+                // A deferred route's caller is pending from now until the game answers it.
+                let deferred_route = self.router.is_deferred(route);
+                if deferred_route {
+                    self.deferred.insert(caller);
+                }
+                let mut ctx =
+                    Ctx::new(&mut self.out, now, self.tick, &mut self.stats.encodes, &mut self.deferred);
+                let (router, game) = (&self.router, &mut self.game);
+                let outcome =
+                    catch_unwind(AssertUnwindSafe(|| router.dispatch(game, &mut ctx, caller, route, &body)));
+                let error = match outcome {
+                    Ok(Ok(Some(frame))) => {
+                        self.out.push(Command::Send { conn, message: Message::Binary(frame) });
+                        None
+                    }
+                    Ok(Ok(None)) => None,
+                    Ok(Err(error)) => Some(error),
+                    Err(_) => {
+                        self.stats.panics += 1;
+                        tracing::error!(
+                            "route `{}` panicked; answered {caller:?} with INTERNAL",
+                            self.router.name(route)
+                        );
+                        Some(AppError::new(error_code::INTERNAL, "the handler failed"))
+                    }
+                };
+                if let Some(error) = error {
+                    if deferred_route {
+                        self.deferred.remove(&caller);
+                    }
+                    self.send_error(caller, &error);
+                }
+            }
+            ToLogic::Shutdown => {}
+        }
+    }
+
+    /// Runs one tick of the game.
+    pub fn handle_tick(&mut self, tick: Tick, now: Instant) {
+        self.tick = tick.index;
+        self.stats.ticks += 1;
+        self.stats.skipped_ticks += tick.skipped;
+        self.run_hook(now, |game, ctx| game.on_tick(ctx));
+    }
+
+    /// Runs the game's shutdown hook, then fails every deferred call still unanswered with
+    /// `SHUTTING_DOWN`, so that no accepted request is left without an answer.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        self.run_hook(now, |game, ctx| game.on_shutdown(ctx));
+        let error = AppError::new(error_code::SHUTTING_DOWN, "the server is shutting down");
+        for caller in std::mem::take(&mut self.deferred) {
+            self.send_error(caller, &error);
+        }
+    }
+
+    /// Takes the commands produced since the last call, if any.
+    pub fn poll_batch(&mut self) -> Option<Batch> {
+        if self.out.is_empty() { None } else { Some(std::mem::take(&mut self.out)) }
+    }
+
+    fn run_hook(&mut self, now: Instant, hook: impl FnOnce(&mut G, &mut Ctx<'_>)) {
+        let mut ctx = Ctx::new(&mut self.out, now, self.tick, &mut self.stats.encodes, &mut self.deferred);
+        let game = &mut self.game;
+        if catch_unwind(AssertUnwindSafe(|| hook(game, &mut ctx))).is_err() {
+            self.stats.panics += 1;
+            tracing::error!("a game hook panicked; the server keeps running");
+        }
+    }
+
+    fn send_error(&mut self, caller: Caller, error: &AppError) {
+        self.count_error(error.code);
+        self.out.push(Command::Send {
+            conn: caller.conn,
+            message: Message::Binary(encode_error(caller.id, error)),
+        });
+    }
+
+    fn count_error(&mut self, code: u16) {
+        let slot = usize::from(code).min(self.stats.errors.len() - 1);
+        self.stats.errors[slot] += 1;
+    }
+}

@@ -1,0 +1,70 @@
+//! The logic thread: receives from the reactor, runs the tick on schedule, and sends each
+//! batch of commands back with one wake.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+
+use super::Logic;
+use crate::app::Game;
+use crate::bridge::{Batch, ToLogic};
+use crate::tick::TickSchedule;
+use crate::wake::Wake;
+
+/// Messages handled before the thread checks the tick deadline and flushes a batch, so a flood
+/// of requests neither delays the tick nor holds replies back for long.
+const DRAIN_BUDGET: usize = 256;
+
+/// Runs `logic` until the reactor says [`ToLogic::Shutdown`] or goes away.
+pub(crate) fn run<G: Game>(
+    mut logic: Logic<G>,
+    period: Duration,
+    inbound: Receiver<ToLogic>,
+    outbound: Sender<Batch>,
+    wake: Arc<Wake>,
+) -> Logic<G> {
+    let mut schedule = TickSchedule::new(Instant::now() + period, period);
+    let send = |batch: Option<Batch>| {
+        if let Some(batch) = batch {
+            // A full channel blocks here: the reactor drains it on every turn, so this is
+            // a short wait, and it keeps the outbound queue bounded.
+            if outbound.send(batch).is_ok() {
+                wake.wake();
+            }
+        }
+    };
+    let mut shutting_down = false;
+    while !shutting_down {
+        match inbound.recv_deadline(schedule.next_deadline()) {
+            Ok(first) => {
+                let now = Instant::now();
+                shutting_down = matches!(first, ToLogic::Shutdown);
+                logic.handle_message(first, now);
+                for _ in 0..DRAIN_BUDGET {
+                    match inbound.try_recv() {
+                        Ok(message) => {
+                            shutting_down |= matches!(message, ToLogic::Shutdown);
+                            logic.handle_message(message, now);
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            shutting_down = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => shutting_down = true,
+        }
+        let now = Instant::now();
+        if let Some(tick) = schedule.poll(now) {
+            logic.handle_tick(tick, now);
+        }
+        send(logic.poll_batch());
+    }
+    logic.handle_shutdown(Instant::now());
+    send(logic.poll_batch());
+    logic
+}

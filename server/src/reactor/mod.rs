@@ -1,0 +1,629 @@
+//! The reactor thread: one mio `Poll` owns the listener and every connection.
+//!
+//! A turn of the loop: wait for readiness (or the next deadline); accept; advance HTTP
+//! exchanges; read WebSocket messages and pass requests to the logic thread; apply the logic
+//! thread's batches; flush every connection written to, once; sweep for heartbeats and
+//! timeouts. Reads drain until `WouldBlock` within a per-connection budget; a connection left
+//! with unread data is queued and served on the next turn, so nothing is lost to
+//! edge-triggered readiness and no client starves the others.
+//!
+//! Backpressure: when the channel to the logic thread is full, messages wait in a small
+//! backlog and the reactor stops reading sockets until it drains, so TCP pushes back on
+//! the clients instead of memory growing.
+
+mod connection;
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use protocol::{ClientFrame, ServerFrame, error_code};
+use slab::Slab;
+use tungstenite::Message;
+use tungstenite::protocol::WebSocketConfig;
+
+use self::connection::{Connection, HttpProgress, Phase, WriteOutcome};
+use crate::app::{AppError, RouteTable, encode_error};
+use crate::bridge::{Batch, Command, ToLogic};
+use crate::heartbeat::Verdict;
+use crate::{Config, ConnId, handshake};
+
+/// The listener's token; connections use their slab index.
+const LISTENER: Token = Token(usize::MAX - 1);
+/// The waker's token.
+pub(crate) const WAKER: Token = Token(usize::MAX - 2);
+
+/// Close codes (RFC 6455 section 7.4.1).
+mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL: u16 = 1002;
+    pub const UNSUPPORTED: u16 = 1003;
+    pub const INVALID_DATA: u16 = 1007;
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// How many connections over the limit may wait for their 503 at once; more are dropped.
+fn refusal_slots(max_connections: usize) -> usize {
+    (max_connections / 16).clamp(16, 1024)
+}
+
+/// Where the reactor is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Running,
+    /// Told the logic thread to finish; waiting for its last batch.
+    Draining,
+    /// Sent close frames to everyone; waiting for them to go, until the deadline.
+    Closing {
+        deadline: Instant,
+    },
+}
+
+/// The reactor's state. Built on the calling thread, then moved into its own.
+pub(crate) struct Reactor {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Slab<Connection>,
+    next_generation: u32,
+    config: Config,
+    ws_config: WebSocketConfig,
+    policy: handshake::Policy,
+    routes: RouteTable,
+    to_logic: Sender<ToLogic>,
+    backlog: VecDeque<ToLogic>,
+    from_logic: Receiver<Batch>,
+    wake: Arc<crate::wake::Wake>,
+    stop: Arc<AtomicBool>,
+    /// Connections that may have unread data: budget spent, or paused by backpressure.
+    read_queue: VecDeque<usize>,
+    /// Connections written to this turn, to flush once each.
+    dirty: Vec<usize>,
+    next_sweep: Instant,
+    stage: Stage,
+    accept_blocked: bool,
+    /// Connections in the slab only to be answered 503.
+    refusing: usize,
+}
+
+impl Reactor {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        poll: Poll,
+        mut listener: TcpListener,
+        config: Config,
+        routes: RouteTable,
+        to_logic: Sender<ToLogic>,
+        from_logic: Receiver<Batch>,
+        wake: Arc<crate::wake::Wake>,
+        stop: Arc<AtomicBool>,
+    ) -> io::Result<Self> {
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(config.read_buffer_bytes)
+            .write_buffer_size(config.write_coalesce_bytes)
+            .max_write_buffer_size(config.max_outbound_bytes)
+            .max_message_size(Some(config.max_message_bytes))
+            .max_frame_size(Some(config.max_frame_bytes));
+        let policy = handshake::Policy {
+            subprotocol: if config.echo { None } else { Some(protocol::SUBPROTOCOL) },
+            max_bytes: config.max_handshake_bytes,
+        };
+        Ok(Self {
+            poll,
+            listener: Some(listener),
+            conns: Slab::new(),
+            next_generation: 0,
+            next_sweep: Instant::now(),
+            ws_config,
+            policy,
+            routes,
+            to_logic,
+            backlog: VecDeque::new(),
+            from_logic,
+            wake,
+            stop,
+            read_queue: VecDeque::new(),
+            dirty: Vec::new(),
+            stage: Stage::Running,
+            accept_blocked: false,
+            refusing: 0,
+            config,
+        })
+    }
+
+    /// Runs until shutdown completes.
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => self.wake.clear(),
+                    Token(index) => self.handle_ready(index, event.is_readable(), event.is_writable()),
+                }
+            }
+            let logic_done = self.apply_batches();
+            if self.accept_blocked {
+                self.accept();
+            }
+            self.serve_read_queue();
+            self.flush_dirty();
+            self.pump_backlog();
+            let now = Instant::now();
+            if now >= self.next_sweep {
+                self.sweep(now);
+            }
+            if self.advance_stage(logic_done, now) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        if !self.read_queue.is_empty() && self.backlog.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut wait = self.next_sweep.saturating_duration_since(now);
+        if !self.backlog.is_empty() || self.accept_blocked {
+            // The logic thread is behind or accept hit a limit: look again soon.
+            wait = wait.min(Duration::from_millis(1));
+        }
+        if let Stage::Closing { deadline } = self.stage {
+            wait = wait.min(deadline.saturating_duration_since(now));
+        }
+        wait
+    }
+
+    fn accept(&mut self) {
+        self.accept_blocked = false;
+        let Some(listener) = self.listener.as_ref() else { return };
+        loop {
+            let (mut stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of file descriptors, typically. The pending connections stay queued
+                    // in the kernel; edge-triggered readiness will not repeat, so retry soon.
+                    tracing::warn!("accept failed: {e}");
+                    self.accept_blocked = true;
+                    return;
+                }
+            };
+            let refuse = self.conns.len() - self.refusing >= self.config.max_connections;
+            if refuse && self.refusing >= refusal_slots(self.config.max_connections) {
+                // Even the refusals are too many: drop without a word.
+                tracing::debug!("dropped {peer}: at max_connections");
+                continue;
+            }
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!("set_nodelay for {peer}: {e}");
+            }
+            let entry = self.conns.vacant_entry();
+            let index = entry.key();
+            let Ok(slot) = u32::try_from(index) else { continue };
+            self.next_generation = self.next_generation.wrapping_add(1);
+            let id = ConnId::new(slot, self.next_generation);
+            if let Err(e) = self.poll.registry().register(&mut stream, Token(index), Interest::READABLE) {
+                tracing::warn!("register {peer}: {e}");
+                continue;
+            }
+            let mut conn = Connection::new(id, stream, Instant::now());
+            if refuse {
+                tracing::debug!("refusing {peer}: at max_connections");
+                if let Phase::Http(http) = &mut conn.phase {
+                    http.refusing = true;
+                }
+                self.refusing += 1;
+            }
+            entry.insert(conn);
+        }
+    }
+
+    fn handle_ready(&mut self, index: usize, readable: bool, writable: bool) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        match &mut conn.phase {
+            Phase::Http(_) => self.advance_http(index),
+            Phase::Open(_) => {
+                if writable {
+                    self.mark_dirty(index);
+                }
+                if readable {
+                    self.read_messages(index);
+                }
+            }
+            Phase::Moving => {}
+        }
+    }
+
+    fn advance_http(&mut self, index: usize) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        let Phase::Http(http) = &mut conn.phase else { return };
+        match http.advance(&self.policy) {
+            Ok(HttpProgress::Pending) => self.want_writable(index, true),
+            Ok(HttpProgress::Upgraded(leftover)) => {
+                conn.upgrade(leftover, self.ws_config);
+                conn.liveness.handle_heard(Instant::now());
+                let welcome = ServerFrame::Welcome {
+                    version: protocol::PROTOCOL_VERSION,
+                    tick_hz: self.config.tick_hz,
+                    conn_id: conn.id.to_u64(),
+                };
+                let id = conn.id;
+                if !self.config.echo {
+                    let _ = conn.write(Message::Binary(Bytes::from(welcome.to_vec())));
+                }
+                conn.announced = true;
+                self.want_writable(index, false);
+                self.mark_dirty(index);
+                self.forward(ToLogic::Connected(id));
+                // Frames may have arrived with the request.
+                self.queue_read(index);
+            }
+            Ok(HttpProgress::Done) => self.remove(index),
+            Err(e) => {
+                tracing::debug!("http exchange failed: {e}");
+                self.remove(index);
+            }
+        }
+    }
+
+    /// Reads messages from one connection, within its budget.
+    fn read_messages(&mut self, index: usize) {
+        for _ in 0..self.config.read_budget {
+            if !self.backlog.is_empty() {
+                // The logic thread is behind: stop reading, let TCP push back.
+                self.queue_read(index);
+                return;
+            }
+            let Some(conn) = self.conns.get_mut(index) else { return };
+            let Some(ws) = conn.ws() else { return };
+            let result = ws.read();
+            let now = Instant::now();
+            match result {
+                Ok(message) => {
+                    conn.liveness.handle_heard(now);
+                    self.handle_message(index, message);
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // tungstenite may have queued a pong or a close reply while reading.
+                    self.mark_dirty(index);
+                    return;
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.handle_read_error(index, e);
+                    return;
+                }
+            }
+        }
+        self.queue_read(index);
+    }
+
+    fn handle_message(&mut self, index: usize, message: Message) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        let id = conn.id;
+        if self.stage != Stage::Running {
+            // Shutting down: no new requests; control frames are handled by tungstenite.
+            self.mark_dirty(index);
+            return;
+        }
+        match message {
+            Message::Binary(bytes) if self.config.echo => {
+                self.forward(ToLogic::Echo { conn: id, message: Message::Binary(bytes) });
+            }
+            Message::Text(text) if self.config.echo => {
+                self.forward(ToLogic::Echo { conn: id, message: Message::Text(text) });
+            }
+            Message::Binary(bytes) => self.handle_frame(index, id, bytes),
+            Message::Text(_) => {
+                self.close(index, close::UNSUPPORTED, "text frames are not part of ticksock.v1")
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+                // Pongs and close replies are queued by tungstenite; get them out.
+                self.mark_dirty(index);
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, index: usize, conn: ConnId, bytes: Bytes) {
+        match ClientFrame::decode(&bytes) {
+            Ok(ClientFrame::Request { id, route, body }) => match self.routes.get(route) {
+                Some(route) => {
+                    let body = bytes.slice_ref(body);
+                    self.forward(ToLogic::Request { conn, id, route, body });
+                }
+                None => {
+                    let error = AppError::new(error_code::UNKNOWN_ROUTE, format!("no route `{route}`"));
+                    self.send(index, Message::Binary(encode_error(id, &error)));
+                }
+            },
+            Err(e) => match e.callback_id() {
+                Some(id) => {
+                    let error = AppError::new(error_code::BAD_FRAME, e.to_string());
+                    self.send(index, Message::Binary(encode_error(id, &error)));
+                }
+                None => self.close(index, close::INVALID_DATA, "undecodable frame"),
+            },
+        }
+    }
+
+    fn handle_read_error(&mut self, index: usize, error: tungstenite::Error) {
+        use tungstenite::Error as E;
+        match error {
+            E::ConnectionClosed | E::AlreadyClosed => self.remove(index),
+            E::Capacity(e) => {
+                tracing::debug!("closing: {e}");
+                self.close_and_drop(index, close::TOO_BIG, "message too big");
+            }
+            E::Protocol(e) => {
+                tracing::debug!("closing: protocol error: {e}");
+                self.close_and_drop(index, close::PROTOCOL, "protocol error");
+            }
+            E::Utf8(_) => self.close_and_drop(index, close::INVALID_DATA, "invalid UTF-8"),
+            other => {
+                tracing::debug!("dropping connection: {other}");
+                self.remove(index);
+            }
+        }
+    }
+
+    /// Applies every batch the logic thread has sent. Returns true when it has finished.
+    fn apply_batches(&mut self) -> bool {
+        loop {
+            match self.from_logic.try_recv() {
+                Ok(batch) => {
+                    for command in batch {
+                        self.apply(command);
+                    }
+                }
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        let (conn, action) = match command {
+            Command::Send { conn, message } => (conn, Ok(message)),
+            Command::Close { conn, code, reason } => (conn, Err((code, reason))),
+        };
+        let index = conn.index() as usize;
+        // A command for a connection that has gone (and maybe been replaced) is dropped here.
+        if self.conns.get(index).is_none_or(|c| c.id != conn) {
+            return;
+        }
+        match action {
+            Ok(message) => self.send(index, message),
+            Err((code, reason)) => self.close(index, code, reason),
+        }
+    }
+
+    fn send(&mut self, index: usize, message: Message) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        match conn.write(message) {
+            WriteOutcome::Queued => self.mark_dirty(index),
+            WriteOutcome::Overflow => {
+                tracing::debug!("{}: outbound buffer full, dropping the connection", conn.id);
+                self.remove(index);
+            }
+            WriteOutcome::Closed => {}
+        }
+    }
+
+    /// Starts the closing handshake; the connection goes when the peer answers or times out.
+    fn close(&mut self, index: usize, code: u16, reason: &'static str) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        match conn.close(code, reason, Instant::now()) {
+            WriteOutcome::Queued => self.mark_dirty(index),
+            WriteOutcome::Overflow => self.remove(index),
+            WriteOutcome::Closed => {}
+        }
+    }
+
+    /// Sends a close frame as a courtesy and drops the connection: after a protocol
+    /// violation nothing more is read from it.
+    fn close_and_drop(&mut self, index: usize, code: u16, reason: &'static str) {
+        if let Some(conn) = self.conns.get_mut(index) {
+            let _ = conn.close(code, reason, Instant::now());
+            if let Some(ws) = conn.ws() {
+                let _ = ws.flush();
+            }
+        }
+        self.remove(index);
+    }
+
+    fn mark_dirty(&mut self, index: usize) {
+        if let Some(conn) = self.conns.get_mut(index)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(index);
+        }
+    }
+
+    fn queue_read(&mut self, index: usize) {
+        if let Some(conn) = self.conns.get_mut(index)
+            && !conn.read_queued
+        {
+            conn.read_queued = true;
+            self.read_queue.push_back(index);
+        }
+    }
+
+    fn serve_read_queue(&mut self) {
+        for _ in 0..self.read_queue.len() {
+            if !self.backlog.is_empty() {
+                return;
+            }
+            let Some(index) = self.read_queue.pop_front() else { return };
+            let Some(conn) = self.conns.get_mut(index) else { continue };
+            conn.read_queued = false;
+            self.read_messages(index);
+        }
+    }
+
+    /// Writes out every connection written to this turn: one flush, so usually one write
+    /// syscall, per connection per turn.
+    fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &index in &dirty {
+            let Some(conn) = self.conns.get_mut(index) else { continue };
+            conn.dirty = false;
+            let Some(ws) = conn.ws() else { continue };
+            match ws.flush() {
+                Ok(()) => self.want_writable(index, false),
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.want_writable(index, true)
+                }
+                Err(tungstenite::Error::ConnectionClosed) => self.remove(index),
+                Err(e) => {
+                    tracing::debug!("flush failed: {e}");
+                    self.remove(index);
+                }
+            }
+        }
+        // Reuse the allocation.
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    fn want_writable(&mut self, index: usize, wanted: bool) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        if conn.wants_writable == wanted {
+            return;
+        }
+        conn.wants_writable = wanted;
+        let interest = if wanted { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        if let Some(stream) = conn.stream_mut()
+            && let Err(e) = self.poll.registry().reregister(stream, Token(index), interest)
+        {
+            tracing::debug!("reregister: {e}");
+        }
+    }
+
+    fn forward(&mut self, message: ToLogic) {
+        if self.backlog.is_empty() {
+            match self.to_logic.try_send(message) {
+                Ok(()) => {}
+                Err(TrySendError::Full(message)) => self.backlog.push_back(message),
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        } else {
+            // Keep the order: once anything waits, everything waits behind it.
+            self.backlog.push_back(message);
+        }
+    }
+
+    fn pump_backlog(&mut self) {
+        while let Some(message) = self.backlog.pop_front() {
+            match self.to_logic.try_send(message) {
+                Ok(()) => {}
+                Err(TrySendError::Full(message)) => {
+                    self.backlog.push_front(message);
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.backlog.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, index: usize) {
+        let Some(mut conn) = self.conns.try_remove(index) else { return };
+        if matches!(&conn.phase, Phase::Http(http) if http.refusing) {
+            self.refusing -= 1;
+        }
+        if let Some(stream) = conn.stream_mut() {
+            let _ = self.poll.registry().deregister(stream);
+        }
+        if conn.announced {
+            self.forward(ToLogic::Disconnected(conn.id));
+        }
+    }
+
+    /// Heartbeats and timeouts, for every connection.
+    fn sweep(&mut self, now: Instant) {
+        let period = (self.config.ping_interval.min(self.config.handshake_timeout) / 4)
+            .clamp(Duration::from_millis(5), Duration::from_secs(1));
+        self.next_sweep = now + period;
+        let mut doomed = Vec::new();
+        let mut ping = Vec::new();
+        for (index, conn) in &mut self.conns {
+            if let Some(since) = conn.closing_since {
+                if now.duration_since(since) >= self.config.close_timeout {
+                    doomed.push(index);
+                }
+                continue;
+            }
+            match conn.phase {
+                Phase::Http(_) if now.duration_since(conn.accepted_at) >= self.config.handshake_timeout => {
+                    doomed.push(index);
+                }
+                Phase::Open(_) => {
+                    match conn.liveness.poll(now, self.config.ping_interval, self.config.idle_timeout) {
+                        Verdict::Alive => {}
+                        Verdict::SendPing => ping.push(index),
+                        Verdict::Dead => doomed.push(index),
+                    }
+                }
+                _ => {}
+            }
+        }
+        for index in doomed {
+            tracing::debug!("timed out: {:?}", self.conns.get(index).map(|c| c.id));
+            self.remove(index);
+        }
+        for index in ping {
+            self.send(index, Message::Ping(Bytes::new()));
+        }
+        self.flush_dirty();
+    }
+
+    /// Moves shutdown along. Returns true when the reactor is done.
+    fn advance_stage(&mut self, logic_done: bool, now: Instant) -> bool {
+        match self.stage {
+            Stage::Running if self.stop.load(Ordering::Acquire) || logic_done => {
+                // Stop accepting; everything read so far reaches the logic thread before this.
+                if let Some(mut listener) = self.listener.take() {
+                    let _ = self.poll.registry().deregister(&mut listener);
+                }
+                self.forward(ToLogic::Shutdown);
+                self.pump_backlog();
+                self.stage = Stage::Draining;
+                if logic_done {
+                    return self.advance_stage(true, now);
+                }
+                false
+            }
+            Stage::Draining if logic_done => {
+                let indices: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
+                for index in indices {
+                    match self.conns.get(index).map(|c| matches!(c.phase, Phase::Open(_))) {
+                        Some(true) => self.close(index, close::GOING_AWAY, "server shutting down"),
+                        _ => self.remove(index),
+                    }
+                }
+                self.flush_dirty();
+                self.stage = Stage::Closing { deadline: now + self.config.close_timeout };
+                self.conns.is_empty()
+            }
+            Stage::Closing { deadline } => self.conns.is_empty() || now >= deadline,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Starting a server, and the handle that stops it.
+//!
+//! # Shutdown sequence
+//! [`RunningServer::shutdown`] (or SIGINT/SIGTERM in the binary) runs these steps in order:
+//! 1. The reactor stops accepting and stops reading requests. Everything it has read is already
+//!    on its way to the logic thread, followed by a shutdown marker.
+//! 2. The logic thread handles every request ahead of the marker, runs [`Game::on_shutdown`],
+//!    fails every deferred call still unanswered with `SHUTTING_DOWN`, sends its last batch
+//!    and exits.
+//! 3. The reactor writes that batch, sends close 1001 to every client, and waits for them to
+//!    close, at most [`Config::close_timeout`].
+//! 4. Both threads are joined.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use mio::Poll;
+use mio::net::TcpListener;
+
+use crate::logic::{Logic, LogicStats};
+use crate::reactor::{Reactor, WAKER};
+use crate::wake::Wake;
+use crate::{Config, Error, Game};
+
+/// Starts servers.
+pub struct Server;
+
+impl Server {
+    /// Binds `config.listen` and starts the reactor and logic threads for `game`.
+    pub fn start<G: Game>(config: Config, game: G) -> Result<RunningServer, Error> {
+        config.validate()?;
+        let std_listener = std::net::TcpListener::bind(config.listen)
+            .map_err(|source| Error::Bind { addr: config.listen, source })?;
+        std_listener.set_nonblocking(true)?;
+        let local_addr = std_listener.local_addr()?;
+        let listener = TcpListener::from_std(std_listener);
+
+        let poll = Poll::new()?;
+        let wake = Arc::new(Wake::new(mio::Waker::new(poll.registry(), WAKER)?));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (to_logic, inbound) = crossbeam_channel::bounded(config.inbound_queue);
+        let (outbound, from_logic) = crossbeam_channel::bounded(config.outbound_queue);
+
+        let logic = Logic::new(game);
+        let routes = logic.route_table();
+        let period = config.tick_period();
+        let reactor =
+            Reactor::new(poll, listener, config, routes, to_logic, from_logic, wake.clone(), stop.clone())?;
+
+        let logic_wake = wake.clone();
+        let logic = std::thread::Builder::new().name("logic".into()).spawn(move || {
+            crate::logic::thread::run(logic, period, inbound, outbound, logic_wake).stats().clone()
+        })?;
+        let reactor = std::thread::Builder::new().name("reactor".into()).spawn(move || reactor.run())?;
+        Ok(RunningServer { local_addr, stop, wake, reactor, logic })
+    }
+}
+
+/// A server that is running. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    wake: Arc<Wake>,
+    reactor: JoinHandle<std::io::Result<()>>,
+    logic: JoinHandle<LogicStats>,
+}
+
+impl RunningServer {
+    /// The address it listens on (useful when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that asks the server to shut down, for signal handlers and other threads.
+    pub fn stopper(&self) -> Stopper {
+        Stopper { stop: self.stop.clone(), wake: self.wake.clone() }
+    }
+
+    /// Runs the shutdown sequence (see the module docs) and waits for it.
+    pub fn shutdown(self) -> Result<LogicStats, Error> {
+        self.stopper().stop();
+        self.wait()
+    }
+
+    /// Waits until the server stops (after a [`Stopper::stop`]).
+    pub fn wait(self) -> Result<LogicStats, Error> {
+        let reactor = self.reactor.join().map_err(|_| Error::Panicked("reactor"))?;
+        let stats = self.logic.join().map_err(|_| Error::Panicked("logic"))?;
+        reactor?;
+        Ok(stats)
+    }
+}
+
+/// Asks a running server to shut down. Cheap to clone; safe from any thread.
+#[derive(Clone)]
+pub struct Stopper {
+    stop: Arc<AtomicBool>,
+    wake: Arc<Wake>,
+}
+
+impl Stopper {
+    /// Starts the shutdown sequence; returns at once.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.wake_now();
+    }
+}

@@ -136,12 +136,12 @@ impl Client {
         let deadline = Instant::now() + within;
         loop {
             assert!(Instant::now() < deadline, "no matching push on {topic} in {within:?}");
-            if let Frame::Push { topic: t, body } = self.recv() {
-                if t == topic {
-                    let value: T = protocol::decode_body(&body).expect("push decodes");
-                    if pred(&value) {
-                        return value;
-                    }
+            if let Frame::Push { topic: t, body } = self.recv()
+                && t == topic
+            {
+                let value: T = protocol::decode_body(&body).expect("push decodes");
+                if pred(&value) {
+                    return value;
                 }
             }
         }

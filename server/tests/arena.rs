@@ -1,0 +1,105 @@
+//! The example game over real sockets: login, join, move, chat, echo, and its errors.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, Frame};
+use protocol::arena::*;
+use server::game::arena::{Arena, ArenaConfig};
+use server::{Config, RunningServer, Server};
+
+fn start(arena: ArenaConfig) -> RunningServer {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        tick_hz: 60,
+        close_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    Server::start(config, Arena::new(arena)).expect("server starts")
+}
+
+fn login(c: &mut Client, name: &str) -> u32 {
+    let reply: LoggedIn = c.call_ok(1, ROUTE_LOGIN, &Login { name: name.into() });
+    reply.player_id
+}
+
+fn code(frame: Frame) -> u16 {
+    match frame {
+        Frame::Error { code, .. } => code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn players_join_move_and_chat() {
+    let server = start(ArenaConfig::default());
+    let mut ann = Client::connect(server.local_addr());
+    let mut bob = Client::connect(server.local_addr());
+    let ann_id = login(&mut ann, "ann");
+    let bob_id = login(&mut bob, "bob");
+    assert_ne!(ann_id, bob_id);
+
+    let rooms: Vec<RoomInfo> = ann.call_ok(2, ROUTE_ROOMS, &());
+    assert!(rooms.iter().any(|r| r.name == "lobby"));
+
+    let joined: Joined = ann.call_ok(3, ROUTE_JOIN, &Join { room: "lobby".into() });
+    assert_eq!(joined.players.len(), 1);
+    let joined: Joined = bob.call_ok(3, ROUTE_JOIN, &Join { room: "lobby".into() });
+    assert_eq!(joined.players.len(), 2);
+    let start_x = joined.players.iter().find(|p| p.id == ann_id).expect("ann is there").x;
+    let presence: Presence = ann.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |_: &Presence| true);
+    assert_eq!((presence.player_id, presence.joined), (bob_id, true));
+
+    // Ann walks left or right (away from the wall); Bob sees it in the state pushes.
+    let dx = if start_x > ARENA_SIZE / 2 { -1 } else { 1 };
+    let moved: Moved = ann.call_ok(4, ROUTE_MOVE, &Move { dx, dy: 0 });
+    assert!(moved.tick > 0);
+    let state: State = bob.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| {
+        s.players.iter().any(|p| p.id == ann_id && (p.x - start_x) * i32::from(dx) >= 3 * SPEED)
+    });
+    assert!(state.tick >= moved.tick);
+
+    let () = ann.call_ok(5, ROUTE_CHAT, &Chat { text: "hi bob".into() });
+    let line: ChatLine = bob.wait_push(TOPIC_CHAT, Duration::from_secs(2), |_: &ChatLine| true);
+    assert_eq!(line, ChatLine { player_id: ann_id, name: "ann".into(), text: "hi bob".into() });
+
+    // Bob leaves: Ann hears of it.
+    let () = bob.call_ok(6, ROUTE_LEAVE, &());
+    let gone: Presence = ann.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |p: &Presence| !p.joined);
+    assert_eq!(gone.player_id, bob_id);
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn echo_returns_the_body_unchanged() {
+    let server = start(ArenaConfig::default());
+    let mut c = Client::connect(server.local_addr());
+    let body: Vec<u8> = (0..32).collect();
+    c.request(9, ROUTE_ECHO, &body);
+    assert_eq!(c.recv_answer(), Frame::Reply { id: 9, body });
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn the_games_errors_carry_its_codes() {
+    let server = start(ArenaConfig { capacity: 1, max_rooms: 2, ..ArenaConfig::default() });
+    let mut c = Client::connect(server.local_addr());
+    assert_eq!(code(c.call(1, ROUTE_MOVE, &Move { dx: 1, dy: 0 })), ERR_NOT_LOGGED_IN);
+    assert_eq!(code(c.call(2, ROUTE_LOGIN, &Login { name: String::new() })), ERR_INVALID);
+    assert_eq!(code(c.call(3, ROUTE_LOGIN, &Login { name: "x".repeat(MAX_NAME_LEN + 1) })), ERR_INVALID);
+    login(&mut c, "cat");
+    assert_eq!(code(c.call(4, ROUTE_MOVE, &Move { dx: 1, dy: 0 })), ERR_NOT_IN_ROOM);
+    assert_eq!(code(c.call(5, ROUTE_CHAT, &Chat { text: "hi".into() })), ERR_NOT_IN_ROOM);
+    let _: Joined = c.call_ok(6, ROUTE_JOIN, &Join { room: "lobby".into() });
+
+    let mut d = Client::connect(server.local_addr());
+    login(&mut d, "dog");
+    assert_eq!(code(d.call(7, ROUTE_JOIN, &Join { room: "lobby".into() })), ERR_ROOM_FULL);
+    // A second arena may be created; a third may not (max_rooms = 2).
+    let _: Joined = d.call_ok(8, ROUTE_JOIN, &Join { room: "den".into() });
+    let mut e = Client::connect(server.local_addr());
+    login(&mut e, "eel");
+    assert_eq!(code(e.call(9, ROUTE_JOIN, &Join { room: "pond".into() })), ERR_NO_SUCH_ROOM);
+    server.shutdown().expect("clean shutdown");
+}

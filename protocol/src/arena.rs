@@ -10,6 +10,7 @@
 //! | `leave` | `()`             | `()`         | leaves the arena |
 //! | `move`  | [`Move`]         | [`Moved`]    | sets the player's direction from the next tick on |
 //! | `chat`  | [`Chat`]         | `()`         | pushes [`ChatLine`] on [`TOPIC_CHAT`] to the arena |
+//! | `whisper` | [`Whisper`]    | `()`         | pushes [`ChatLine`] on [`TOPIC_WHISPER`] to every connection of the named player |
 //! | `echo`  | any bytes        | the same bytes | nothing (benchmarks) |
 //!
 //! Pushes: [`TOPIC_STATE`] carries [`State`] to every player of an arena each tick;
@@ -29,6 +30,8 @@ pub const ROUTE_LEAVE: &str = "leave";
 pub const ROUTE_MOVE: &str = "move";
 /// Route: say something to the arena.
 pub const ROUTE_CHAT: &str = "chat";
+/// Route: send a private message to a player by name, on all of their connections.
+pub const ROUTE_WHISPER: &str = "whisper";
 /// Route: answer with the request's body, unchanged.
 pub const ROUTE_ECHO: &str = "echo";
 
@@ -36,6 +39,8 @@ pub const ROUTE_ECHO: &str = "echo";
 pub const TOPIC_STATE: &str = "state";
 /// Push topic: a chat line said in the arena.
 pub const TOPIC_CHAT: &str = "chat";
+/// Push topic: a private message ([`ChatLine`]) from another player.
+pub const TOPIC_WHISPER: &str = "whisper";
 /// Push topic: a player entered or left the arena.
 pub const TOPIC_PRESENCE: &str = "presence";
 
@@ -58,8 +63,11 @@ pub const ERR_NO_SUCH_ROOM: u16 = 1003;
 pub const ERR_ROOM_FULL: u16 = 1004;
 /// Error code: a name or text is empty or too long.
 pub const ERR_INVALID: u16 = 1005;
+/// Error code: no player of that name is online.
+pub const ERR_NOT_ONLINE: u16 = 1006;
 
-/// Request of `login`.
+/// Request of `login`. The name is the player's user id: logging in with the same name on
+/// several connections (devices) makes them one player, with one `player_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Login {
     /// The player's display name: 1 to [`MAX_NAME_LEN`] bytes.
@@ -123,7 +131,16 @@ pub struct Chat {
     pub text: String,
 }
 
-/// Push on [`TOPIC_CHAT`].
+/// Request of `whisper`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Whisper {
+    /// The name the recipient logged in with.
+    pub to: String,
+    /// What to say: 1 to [`MAX_CHAT_LEN`] bytes.
+    pub text: String,
+}
+
+/// Push on [`TOPIC_CHAT`] and [`TOPIC_WHISPER`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatLine {
     /// Who said it.

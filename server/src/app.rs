@@ -16,6 +16,7 @@ use tungstenite::Message;
 
 use crate::ConnId;
 use crate::bridge::{Command, frame_with_body};
+use crate::hub::{BindError, Hub, UserPolicy};
 
 /// A game: its routes, and what it does when connections come and go and the clock ticks.
 ///
@@ -24,6 +25,9 @@ use crate::bridge::{Command, frame_with_body};
 /// [`Game::on_tick`]; [`Game::on_shutdown`] last. A connection's handlers run only between its
 /// `on_connect` and its `on_disconnect`.
 pub trait Game: Send + 'static {
+    /// What happens when a user already online binds another connection.
+    const USER_POLICY: UserPolicy = UserPolicy::AllowMany;
+
     /// Registers the game's routes.
     fn routes(router: &mut Router<Self>)
     where
@@ -223,6 +227,38 @@ pub(crate) fn encode_error(id: u32, error: &AppError) -> Bytes {
     Bytes::from(ServerFrame::Error { id, code: error.code, message: &error.message }.to_vec())
 }
 
+/// Queues one shared frame for each connection: a reference count per recipient, no copy.
+fn queue_all(out: &mut Vec<Command>, conns: impl IntoIterator<Item = ConnId>, frame: &Bytes) -> usize {
+    let before = out.len();
+    out.extend(conns.into_iter().map(|conn| Command::Send { conn, message: Message::Binary(frame.clone()) }));
+    out.len() - before
+}
+
+/// Mutable access to groups and sessions, without user binding (see [`Ctx::bind_user`]).
+pub struct HubMut<'a>(&'a mut Hub);
+
+impl HubMut<'_> {
+    /// Puts a connection in a group. Returns false if it is not open or already a member.
+    pub fn join(&mut self, conn: ConnId, group: &str) -> bool {
+        self.0.join(conn, group)
+    }
+
+    /// Takes a connection out of a group. Returns false if it was not a member.
+    pub fn leave(&mut self, conn: ConnId, group: &str) -> bool {
+        self.0.leave(conn, group)
+    }
+
+    /// Removes the connection's user binding.
+    pub fn unbind_user(&mut self, conn: ConnId) {
+        self.0.unbind_user(conn)
+    }
+
+    /// The connection's session value of type `T`, created with `Default` on first use.
+    pub fn session_mut<T: std::any::Any + Send + Default>(&mut self, conn: ConnId) -> Option<&mut T> {
+        self.0.session_mut(conn)
+    }
+}
+
 /// What a handler or hook can do: reply, push, close, and read the clock.
 ///
 /// It only queues commands; the logic thread sends them to the reactor as one batch when the
@@ -233,6 +269,7 @@ pub struct Ctx<'a> {
     tick: u64,
     encodes: &'a mut u64,
     deferred: &'a mut HashSet<Caller>,
+    hub: &'a mut Hub,
 }
 
 impl<'a> Ctx<'a> {
@@ -242,8 +279,74 @@ impl<'a> Ctx<'a> {
         tick: u64,
         encodes: &'a mut u64,
         deferred: &'a mut HashSet<Caller>,
+        hub: &'a mut Hub,
     ) -> Self {
-        Self { out, now, tick, encodes, deferred }
+        Self { out, now, tick, encodes, deferred, hub }
+    }
+
+    /// Who is connected, as whom, in which groups (read-only).
+    pub fn hub(&self) -> &Hub {
+        self.hub
+    }
+
+    /// Groups and session data. Binding users goes through [`Ctx::bind_user`], which applies
+    /// the game's [`UserPolicy`](crate::hub::UserPolicy).
+    pub fn hub_mut(&mut self) -> HubMut<'_> {
+        HubMut(self.hub)
+    }
+
+    /// Binds `user` to `conn` under the game's user policy; connections it replaces are
+    /// closed with [`CLOSE_REPLACED`](crate::hub::CLOSE_REPLACED).
+    pub fn bind_user(&mut self, conn: ConnId, user: &str) -> Result<(), BindError> {
+        for old in self.hub.bind_user(conn, user)? {
+            self.close(old, crate::hub::CLOSE_REPLACED, "replaced by a newer connection");
+        }
+        Ok(())
+    }
+
+    /// Closes every connection of `user`. Returns how many.
+    pub fn close_user(&mut self, user: &str, code: u16, reason: &'static str) -> usize {
+        let conns: Vec<ConnId> = self.hub.user_connections(user).collect();
+        for &conn in &conns {
+            self.close(conn, code, reason);
+        }
+        conns.len()
+    }
+
+    /// Pushes to every connection of `user` (one encode). Returns how many got it.
+    pub fn send_to_user<T: Serialize + ?Sized>(&mut self, user: &str, topic: &str, value: &T) -> usize {
+        if !self.hub.is_online(user) {
+            return 0;
+        }
+        let Some(frame) = self.encode_push(topic, value) else { return 0 };
+        queue_all(self.out, self.hub.user_connections(user), &frame)
+    }
+
+    /// Pushes to every member of `group` except those in `except` (typically the sender),
+    /// with one encode whatever the group's size. Returns how many got it.
+    pub fn send_to_group<T: Serialize + ?Sized>(
+        &mut self,
+        group: &str,
+        topic: &str,
+        value: &T,
+        except: &[ConnId],
+    ) -> usize {
+        if self.hub.member_count(group) <= except.len()
+            && self.hub.members(group).all(|c| except.contains(&c))
+        {
+            return 0;
+        }
+        let Some(frame) = self.encode_push(topic, value) else { return 0 };
+        queue_all(self.out, self.hub.members(group).filter(|c| !except.contains(c)), &frame)
+    }
+
+    /// Pushes to every open connection, with one encode. Returns how many got it.
+    pub fn send_to_all<T: Serialize + ?Sized>(&mut self, topic: &str, value: &T) -> usize {
+        if self.hub.connection_count() == 0 {
+            return 0;
+        }
+        let Some(frame) = self.encode_push(topic, value) else { return 0 };
+        queue_all(self.out, self.hub.connections(), &frame)
     }
 
     /// The time this batch of work started.
@@ -304,11 +407,7 @@ impl<'a> Ctx<'a> {
 
     /// Queues an already encoded frame for every connection in `conns`, sharing its bytes.
     pub fn send_many(&mut self, conns: impl IntoIterator<Item = ConnId>, frame: &Bytes) -> usize {
-        let before = self.out.len();
-        self.out.extend(
-            conns.into_iter().map(|conn| Command::Send { conn, message: Message::Binary(frame.clone()) }),
-        );
-        self.out.len() - before
+        queue_all(self.out, conns, frame)
     }
 
     /// Closes a connection with a WebSocket close frame (`code` 1000 for a normal close).

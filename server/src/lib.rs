@@ -10,6 +10,8 @@
 //! - [`server`]: starting and stopping a server ([`Server::start`]).
 //! - [`config`]: every limit and timing, with defaults ([`Config`]).
 //! - [`app`]: the API a game implements: [`Game`], [`Router`], [`Ctx`].
+//! - [`hub`]: users, groups and per-connection session data, reached through [`Ctx`].
+//! - [`rooms`]: rooms with their own state and tick, disposed of after a grace time empty.
 //! - [`game`]: the built-in example games: the arena, and echo for conformance suites.
 //! - [`logic`]: the logic core (no I/O, `now` passed in) and the thread that drives it.
 //! - `reactor`: the mio event loop: HTTP upgrade, WebSocket I/O, heartbeats, backpressure.
@@ -25,8 +27,10 @@ pub mod conn_id;
 pub mod game;
 pub mod handshake;
 pub mod heartbeat;
+pub mod hub;
 pub mod logic;
 mod reactor;
+pub mod rooms;
 pub mod server;
 pub mod tick;
 mod wake;

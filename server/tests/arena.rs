@@ -103,3 +103,95 @@ fn the_games_errors_carry_its_codes() {
     assert_eq!(code(e.call(9, ROUTE_JOIN, &Join { room: "pond".into() })), ERR_NO_SUCH_ROOM);
     server.shutdown().expect("clean shutdown");
 }
+
+fn room_names(c: &mut Client, id: u32) -> Vec<String> {
+    let rooms: Vec<RoomInfo> = c.call_ok(id, ROUTE_ROOMS, &());
+    rooms.into_iter().map(|r| r.name).collect()
+}
+
+#[test]
+fn an_empty_arena_is_disposed_of_after_its_grace_time_and_not_before() {
+    let grace = Duration::from_millis(600);
+    let server = start(ArenaConfig { room_grace: grace, ..ArenaConfig::default() });
+    let mut c = Client::connect(server.local_addr());
+    login(&mut c, "ann");
+    let _: Joined = c.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+    let () = c.call_ok(3, ROUTE_LEAVE, &());
+    let emptied = std::time::Instant::now();
+    // Well within the grace time it is still listed.
+    std::thread::sleep(grace / 3);
+    assert!(room_names(&mut c, 4).contains(&"den".to_string()));
+    assert!(emptied.elapsed() < grace, "the check ran too late to mean anything");
+    // After it (plus a few ticks), it is gone; the permanent lobby stays.
+    std::thread::sleep(grace + Duration::from_millis(200));
+    let names = room_names(&mut c, 5);
+    assert!(!names.contains(&"den".to_string()), "{names:?}");
+    assert!(names.contains(&"lobby".to_string()));
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_player_who_drops_comes_back_to_their_arena_and_position() {
+    let server = start(ArenaConfig::default());
+    let mut watcher = Client::connect(server.local_addr());
+    login(&mut watcher, "watcher");
+    let _: Joined = watcher.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+
+    let mut ann = Client::connect(server.local_addr());
+    let me = login(&mut ann, "ann");
+    let joined: Joined = ann.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+    let start_x = joined.players.iter().find(|p| p.id == me).expect("ann").x;
+    let dx: i8 = if start_x > ARENA_SIZE / 2 { -1 } else { 1 };
+    let _: Moved = ann.call_ok(3, ROUTE_MOVE, &Move { dx, dy: 0 });
+    watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| {
+        s.players.iter().any(|p| p.id == me && p.x != start_x)
+    });
+    let stop: Moved = ann.call_ok(4, ROUTE_MOVE, &Move { dx: 0, dy: 0 });
+    // The first state after the stop took effect: where ann rests.
+    let state: State =
+        watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| s.tick >= stop.tick);
+    let rest_x = state.players.iter().find(|p| p.id == me).expect("ann").x;
+    assert_ne!(rest_x, start_x);
+
+    drop(ann); // the socket closes without a goodbye
+    let gone: Presence = watcher.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |p: &Presence| !p.joined);
+    assert_eq!(gone.name, "ann");
+
+    let mut ann = Client::connect(server.local_addr());
+    let new_id = login(&mut ann, "ann");
+    let joined: Joined = ann.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+    let back = joined.players.iter().find(|p| p.id == new_id).expect("ann is back");
+    assert_eq!(back.x, rest_x, "ann comes back where she left");
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn state_goes_to_each_arena_only_and_whispers_reach_every_device() {
+    let server = start(ArenaConfig::default());
+    let mut red = Client::connect(server.local_addr());
+    let mut blue = Client::connect(server.local_addr());
+    let red_id = login(&mut red, "red");
+    let blue_id = login(&mut blue, "blue");
+    let _: Joined = red.call_ok(2, ROUTE_JOIN, &Join { room: "red-room".into() });
+    let _: Joined = blue.call_ok(2, ROUTE_JOIN, &Join { room: "blue-room".into() });
+    for _ in 0..5 {
+        let s: State = red.wait_push(TOPIC_STATE, Duration::from_secs(2), |_: &State| true);
+        assert!(s.players.iter().all(|p| p.id == red_id), "{s:?}");
+        let s: State = blue.wait_push(TOPIC_STATE, Duration::from_secs(2), |_: &State| true);
+        assert!(s.players.iter().all(|p| p.id == blue_id), "{s:?}");
+    }
+
+    // Blue on a second device: a whisper reaches both.
+    let mut blue2 = Client::connect(server.local_addr());
+    login(&mut blue2, "blue");
+    let () = red.call_ok(3, ROUTE_WHISPER, &Whisper { to: "blue".into(), text: "psst".into() });
+    for c in [&mut blue, &mut blue2] {
+        let line: ChatLine = c.wait_push(TOPIC_WHISPER, Duration::from_secs(2), |_: &ChatLine| true);
+        assert_eq!((line.player_id, line.text.as_str()), (red_id, "psst"));
+    }
+    assert_eq!(
+        code(red.call(4, ROUTE_WHISPER, &Whisper { to: "nobody".into(), text: "x".into() })),
+        ERR_NOT_ONLINE
+    );
+    server.shutdown().expect("clean shutdown");
+}

@@ -18,7 +18,9 @@ fn text_and_binary_come_back_unchanged_without_a_subprotocol() {
     let server = Server::start(config, Echo).expect("server starts");
     let mut ws = common::connect_raw(server.local_addr(), None).expect("upgrade without subprotocol");
     let big = vec![7u8; 200_000];
-    for message in [Message::Text("héllo".into()), Message::Binary(vec![1, 2, 3].into()), Message::Binary(big.into())] {
+    for message in
+        [Message::Text("héllo".into()), Message::Binary(vec![1, 2, 3].into()), Message::Binary(big.into())]
+    {
         ws.send(message.clone()).expect("send");
         assert_eq!(ws.read().expect("echo"), message);
     }

@@ -1,58 +1,77 @@
-//! The example game: players log in, enter arenas, move, and chat. Movement is applied at the
-//! tick, and every arena pushes its authoritative state to its players each tick.
+//! The example game: players log in, enter arenas, move, chat and whisper. Movement is applied
+//! at the tick, and every arena pushes its authoritative state to its members each tick.
 //!
-//! The messages are defined in [`protocol::arena`], shared with clients.
+//! It is built on the server's push API: the player's name is its user id
+//! ([`Ctx::bind_user`]); each arena is a [`Rooms`] entry whose members are the hub group of
+//! the same name; who a connection is lives in its session data. The messages are defined in
+//! [`protocol::arena`], shared with clients.
 
-use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use protocol::arena::{
     ARENA_SIZE, Chat, ChatLine, ERR_INVALID, ERR_NO_SUCH_ROOM, ERR_NOT_IN_ROOM, ERR_NOT_LOGGED_IN,
-    ERR_ROOM_FULL, Join, Joined, LoggedIn, Login, MAX_CHAT_LEN, MAX_NAME_LEN, Move, Moved, PlayerState,
-    Presence, RoomInfo, SPEED, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
+    ERR_NOT_ONLINE, ERR_ROOM_FULL, Join, Joined, LoggedIn, Login, MAX_CHAT_LEN, MAX_NAME_LEN, Move, Moved,
+    PlayerState, Presence, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE, ROUTE_LOGIN, ROUTE_MOVE,
+    ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, SPEED, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
+    TOPIC_WHISPER, Whisper,
 };
-use protocol::arena::{
-    ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE, ROUTE_LOGIN, ROUTE_MOVE, ROUTE_ROOMS,
-};
+use std::collections::BTreeMap;
 
+use crate::rooms::Rooms;
 use crate::{AppError, Caller, ConnId, Ctx, Game, Router};
 
 /// How the arena game is set up.
 #[derive(Debug, Clone)]
 pub struct ArenaConfig {
-    /// Arenas that exist from the start (they are listed by `rooms` even when empty).
+    /// Arenas that always exist, even empty.
     pub rooms: Vec<String>,
-    /// Players per arena at most. Default 64: the state push of an arena grows with its
+    /// Connections per arena at most. Default 64: an arena's state push grows with its
     /// players, and every player receives it every tick.
     pub capacity: u32,
     /// Arenas at most, counting those created by `join`. Default 256.
     pub max_rooms: usize,
+    /// How long an arena created by `join` outlives its last player, so a player who drops
+    /// can come back to it (and to their position). Default 30 s.
+    pub room_grace: Duration,
 }
 
 impl Default for ArenaConfig {
     fn default() -> Self {
-        Self { rooms: vec!["lobby".into()], capacity: 64, max_rooms: 256 }
+        Self {
+            rooms: vec!["lobby".into()],
+            capacity: 64,
+            max_rooms: 256,
+            room_grace: Duration::from_secs(30),
+        }
     }
 }
 
 /// The arena game's state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Arena {
     config: ArenaConfig,
-    players: HashMap<ConnId, Player>,
-    rooms: BTreeMap<String, Room>,
+    rooms: Rooms<ArenaRoom>,
     next_player_id: u32,
 }
 
-#[derive(Debug)]
+/// Who a connection is: its session data.
+#[derive(Debug, Default)]
+struct Seat {
+    player: Option<Player>,
+}
+
+#[derive(Debug, Clone)]
 struct Player {
     id: u32,
     name: String,
     room: Option<String>,
 }
 
+/// One arena's state: an avatar per player (by name), kept while they are away so that
+/// they can come back to where they were.
 #[derive(Debug, Default)]
-struct Room {
-    members: BTreeMap<ConnId, Avatar>,
+struct ArenaRoom {
+    avatars: BTreeMap<String, Avatar>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,39 +81,56 @@ struct Avatar {
     y: i32,
     dx: i8,
     dy: i8,
+    away: bool,
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Self::new(ArenaConfig::default())
+    }
 }
 
 impl Arena {
     /// An arena game with these settings.
     pub fn new(config: ArenaConfig) -> Self {
-        let rooms = config.rooms.iter().map(|name| (name.clone(), Room::default())).collect();
-        Self { config, players: HashMap::new(), rooms, next_player_id: 0 }
-    }
-
-    /// How many players are logged in.
-    pub fn players(&self) -> usize {
-        self.players.len()
-    }
-
-    fn login(&mut self, _: &mut Ctx<'_>, caller: Caller, request: Login) -> Result<LoggedIn, AppError> {
-        check_text(&request.name, MAX_NAME_LEN)?;
-        if let Some(player) = self.players.get_mut(&caller.conn) {
-            player.name = request.name;
-            return Ok(LoggedIn { player_id: player.id });
+        let mut rooms = Rooms::new(config.room_grace);
+        for name in &config.rooms {
+            rooms.insert_permanent(name, ArenaRoom::default());
         }
+        Self { config, rooms, next_player_id: 0 }
+    }
+
+    /// How many arenas exist.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    fn login(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Login) -> Result<LoggedIn, AppError> {
+        check_text(&request.name, MAX_NAME_LEN)?;
+        if let Some(player) = player(ctx, caller.conn) {
+            if player.name == request.name {
+                return Ok(LoggedIn { player_id: player.id });
+            }
+            // A new name is a new player: the old one leaves its arena first.
+            self.leave_room(ctx, caller.conn, false);
+        }
+        ctx.bind_user(caller.conn, &request.name).map_err(|e| AppError::new(ERR_INVALID, e.to_string()))?;
         self.next_player_id += 1;
         let id = self.next_player_id;
-        self.players.insert(caller.conn, Player { id, name: request.name, room: None });
+        let seat = ctx.hub_mut().session_mut::<Seat>(caller.conn).map(|s| {
+            s.player = Some(Player { id, name: request.name, room: None });
+        });
+        seat.ok_or_else(not_logged_in)?;
         Ok(LoggedIn { player_id: id })
     }
 
-    fn list_rooms(&mut self, _: &mut Ctx<'_>, _: Caller, (): ()) -> Result<Vec<RoomInfo>, AppError> {
+    fn list_rooms(&mut self, ctx: &mut Ctx<'_>, _: Caller, (): ()) -> Result<Vec<RoomInfo>, AppError> {
         Ok(self
             .rooms
             .iter()
-            .map(|(name, room)| RoomInfo {
-                name: name.clone(),
-                players: room.members.len() as u32,
+            .map(|(name, _)| RoomInfo {
+                name: name.to_owned(),
+                players: ctx.hub().member_count(name) as u32,
                 capacity: self.config.capacity,
             })
             .collect())
@@ -102,45 +138,54 @@ impl Arena {
 
     fn join(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Join) -> Result<Joined, AppError> {
         check_text(&request.room, MAX_NAME_LEN)?;
-        let player = self.players.get(&caller.conn).ok_or_else(not_logged_in)?;
+        let player = player(ctx, caller.conn).ok_or_else(not_logged_in)?;
         if player.room.as_deref() == Some(request.room.as_str()) {
             return Ok(Joined { room: request.room.clone(), players: self.room_state(&request.room) });
         }
-        match self.rooms.get(&request.room) {
-            Some(room) if room.members.len() as u32 >= self.config.capacity => {
+        if self.rooms.contains(&request.room) {
+            if ctx.hub().member_count(&request.room) as u32 >= self.config.capacity {
                 return Err(AppError::new(ERR_ROOM_FULL, "that arena is full"));
             }
-            Some(_) => {}
-            None if self.rooms.len() >= self.config.max_rooms => {
-                return Err(AppError::new(ERR_NO_SUCH_ROOM, "no such arena, and no room for a new one"));
-            }
-            None => {
-                self.rooms.insert(request.room.clone(), Room::default());
-            }
+        } else if self.rooms.len() >= self.config.max_rooms {
+            return Err(AppError::new(ERR_NO_SUCH_ROOM, "no such arena, and no space for a new one"));
         }
-        self.leave_room(ctx, caller.conn);
-        let Some(player) = self.players.get_mut(&caller.conn) else { return Err(not_logged_in()) };
-        let (id, name) = (player.id, player.name.clone());
-        player.room = Some(request.room.clone());
-        let avatar = Avatar { id, x: spawn(id, 7), y: spawn(id, 13), dx: 0, dy: 0 };
-        let Some(room) = self.rooms.get_mut(&request.room) else { return Err(no_room()) };
-        let others: Vec<ConnId> = room.members.keys().copied().collect();
-        room.members.insert(caller.conn, avatar);
-        ctx.push_many(others, TOPIC_PRESENCE, &Presence { player_id: id, name, joined: true });
+        self.leave_room(ctx, caller.conn, false);
+
+        let room = self.rooms.get_or_insert_with(&request.room, ArenaRoom::default);
+        let avatar = room.avatars.entry(player.name.clone()).or_insert_with(|| Avatar {
+            id: player.id,
+            x: spawn(player.id, 7),
+            y: spawn(player.id, 13),
+            dx: 0,
+            dy: 0,
+            away: false,
+        });
+        // A player coming back finds their avatar where they left it.
+        avatar.id = player.id;
+        avatar.away = false;
+        ctx.hub_mut().join(caller.conn, &request.room);
+        set_room(ctx, caller.conn, Some(request.room.clone()));
+        let presence = Presence { player_id: player.id, name: player.name, joined: true };
+        ctx.send_to_group(&request.room, TOPIC_PRESENCE, &presence, &[caller.conn]);
         Ok(Joined { room: request.room.clone(), players: self.room_state(&request.room) })
     }
 
     fn leave(&mut self, ctx: &mut Ctx<'_>, caller: Caller, (): ()) -> Result<(), AppError> {
-        let player = self.players.get(&caller.conn).ok_or_else(not_logged_in)?;
+        let player = player(ctx, caller.conn).ok_or_else(not_logged_in)?;
         if player.room.is_none() {
             return Err(not_in_room());
         }
-        self.leave_room(ctx, caller.conn);
+        self.leave_room(ctx, caller.conn, false);
         Ok(())
     }
 
     fn movement(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Move) -> Result<Moved, AppError> {
-        let avatar = self.avatar_mut(caller.conn)?;
+        // The hot route: borrow the session rather than clone it.
+        let seat = ctx.hub().session::<Seat>(caller.conn).and_then(|s| s.player.as_ref());
+        let player = seat.ok_or_else(not_logged_in)?;
+        let room = player.room.as_deref().ok_or_else(not_in_room)?;
+        let avatar =
+            self.rooms.get_mut(room).and_then(|r| r.avatars.get_mut(&player.name)).ok_or_else(not_in_room)?;
         avatar.dx = request.dx.clamp(-1, 1);
         avatar.dy = request.dy.clamp(-1, 1);
         Ok(Moved { tick: ctx.tick() + 1 })
@@ -148,30 +193,67 @@ impl Arena {
 
     fn chat(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Chat) -> Result<(), AppError> {
         check_text(&request.text, MAX_CHAT_LEN)?;
-        let player = self.players.get(&caller.conn).ok_or_else(not_logged_in)?;
-        let room = player.room.as_ref().and_then(|r| self.rooms.get(r)).ok_or_else(not_in_room)?;
-        let line = ChatLine { player_id: player.id, name: player.name.clone(), text: request.text };
-        ctx.push_many(room.members.keys().copied(), TOPIC_CHAT, &line);
+        let player = player(ctx, caller.conn).ok_or_else(not_logged_in)?;
+        let room = player.room.ok_or_else(not_in_room)?;
+        let line = ChatLine { player_id: player.id, name: player.name, text: request.text };
+        ctx.send_to_group(&room, TOPIC_CHAT, &line, &[]);
         Ok(())
     }
 
-    fn avatar_mut(&mut self, conn: ConnId) -> Result<&mut Avatar, AppError> {
-        let player = self.players.get(&conn).ok_or_else(not_logged_in)?;
-        let room = player.room.as_ref().ok_or_else(not_in_room)?;
-        self.rooms.get_mut(room).and_then(|r| r.members.get_mut(&conn)).ok_or_else(not_in_room)
+    fn whisper(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Whisper) -> Result<(), AppError> {
+        check_text(&request.text, MAX_CHAT_LEN)?;
+        let player = player(ctx, caller.conn).ok_or_else(not_logged_in)?;
+        if !ctx.hub().is_online(&request.to) {
+            return Err(AppError::new(ERR_NOT_ONLINE, "no player of that name is online"));
+        }
+        let line = ChatLine { player_id: player.id, name: player.name, text: request.text };
+        ctx.send_to_user(&request.to, TOPIC_WHISPER, &line);
+        Ok(())
     }
 
-    fn leave_room(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
-        let Some(player) = self.players.get_mut(&conn) else { return };
-        let Some(name) = player.room.take() else { return };
-        let Some(room) = self.rooms.get_mut(&name) else { return };
-        room.members.remove(&conn);
-        let presence = Presence { player_id: player.id, name: player.name.clone(), joined: false };
-        ctx.push_many(room.members.keys().copied(), TOPIC_PRESENCE, &presence);
+    /// Takes the connection out of its arena. Its avatar stays (marked away) when the player
+    /// dropped, and goes when they left on purpose, unless another of their connections is
+    /// still in the arena.
+    fn leave_room(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, dropped: bool) {
+        let Some(player) = player(ctx, conn) else { return };
+        let Some(name) = player.room else { return };
+        ctx.hub_mut().leave(conn, &name);
+        set_room(ctx, conn, None);
+        let still_here =
+            ctx.hub().user_connections(&player.name).any(|c| c != conn && ctx.hub().is_member(c, &name));
+        if still_here {
+            return;
+        }
+        if let Some(room) = self.rooms.get_mut(&name) {
+            if dropped {
+                if let Some(avatar) = room.avatars.get_mut(&player.name) {
+                    avatar.away = true;
+                    avatar.dx = 0;
+                    avatar.dy = 0;
+                }
+            } else {
+                room.avatars.remove(&player.name);
+            }
+        }
+        let presence = Presence { player_id: player.id, name: player.name, joined: false };
+        ctx.send_to_group(&name, TOPIC_PRESENCE, &presence, &[]);
     }
 
     fn room_state(&self, room: &str) -> Vec<PlayerState> {
-        self.rooms.get(room).map_or_else(Vec::new, |r| r.members.values().map(player_state).collect())
+        self.rooms.get(room).map_or_else(Vec::new, ArenaRoom::state)
+    }
+}
+
+impl ArenaRoom {
+    fn state(&self) -> Vec<PlayerState> {
+        self.avatars.values().filter(|a| !a.away).map(|a| PlayerState { id: a.id, x: a.x, y: a.y }).collect()
+    }
+
+    fn step(&mut self) {
+        for avatar in self.avatars.values_mut().filter(|a| !a.away) {
+            avatar.x = (avatar.x + i32::from(avatar.dx) * SPEED).clamp(0, ARENA_SIZE - 1);
+            avatar.y = (avatar.y + i32::from(avatar.dy) * SPEED).clamp(0, ARENA_SIZE - 1);
+        }
     }
 }
 
@@ -184,35 +266,34 @@ impl Game for Arena {
             .route(ROUTE_LEAVE, Arena::leave)
             .route(ROUTE_MOVE, Arena::movement)
             .route(ROUTE_CHAT, Arena::chat)
+            .route(ROUTE_WHISPER, Arena::whisper)
             .raw(ROUTE_ECHO, |_, _, _, body| Ok(body.to_vec()));
     }
 
     fn on_disconnect(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
-        self.leave_room(ctx, conn);
-        self.players.remove(&conn);
+        self.leave_room(ctx, conn, true);
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
         let tick = ctx.tick();
-        for room in self.rooms.values_mut() {
-            if room.members.is_empty() {
-                continue;
-            }
-            for avatar in room.members.values_mut() {
-                avatar.x = (avatar.x + i32::from(avatar.dx) * SPEED).clamp(0, ARENA_SIZE - 1);
-                avatar.y = (avatar.y + i32::from(avatar.dy) * SPEED).clamp(0, ARENA_SIZE - 1);
-            }
-            let state = State { tick, players: room.members.values().map(player_state).collect() };
-            ctx.push_many(room.members.keys().copied(), TOPIC_STATE, &state);
-        }
+        self.rooms.tick(ctx, |name, room, ctx| {
+            room.step();
+            ctx.send_to_group(name, TOPIC_STATE, &State { tick, players: room.state() }, &[]);
+        });
     }
 }
 
-fn player_state(a: &Avatar) -> PlayerState {
-    PlayerState { id: a.id, x: a.x, y: a.y }
+fn player(ctx: &Ctx<'_>, conn: ConnId) -> Option<Player> {
+    ctx.hub().session::<Seat>(conn).and_then(|s| s.player.clone())
 }
 
-/// A spawn coordinate spread over the arena, derived from the player id so tests can predict it.
+fn set_room(ctx: &mut Ctx<'_>, conn: ConnId, room: Option<String>) {
+    if let Some(player) = ctx.hub_mut().session_mut::<Seat>(conn).and_then(|s| s.player.as_mut()) {
+        player.room = room;
+    }
+}
+
+/// A spawn coordinate spread over the arena, derived from the player id.
 fn spawn(id: u32, salt: u32) -> i32 {
     (id.wrapping_mul(2_654_435_761).rotate_left(salt) % ARENA_SIZE as u32) as i32
 }
@@ -230,8 +311,4 @@ fn not_logged_in() -> AppError {
 
 fn not_in_room() -> AppError {
     AppError::new(ERR_NOT_IN_ROOM, "join an arena first")
-}
-
-fn no_room() -> AppError {
-    AppError::new(ERR_NO_SUCH_ROOM, "no such arena")
 }

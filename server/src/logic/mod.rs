@@ -16,6 +16,7 @@ use tungstenite::Message;
 
 use crate::app::{AppError, Caller, Ctx, Game, RouteTable, Router, encode_error};
 use crate::bridge::{Batch, Command, ToLogic};
+use crate::hub::Hub;
 use crate::tick::Tick;
 
 /// Counters the logic core keeps; cheap enough for the hot path.
@@ -43,6 +44,7 @@ pub struct Logic<G: Game> {
     out: Vec<Command>,
     tick: u64,
     deferred: HashSet<Caller>,
+    hub: Hub,
     stats: LogicStats,
 }
 
@@ -57,6 +59,7 @@ impl<G: Game> Logic<G> {
             out: Vec::new(),
             tick: 0,
             deferred: HashSet::new(),
+            hub: Hub::new(G::USER_POLICY),
             stats: LogicStats::default(),
         }
     }
@@ -69,6 +72,11 @@ impl<G: Game> Logic<G> {
     /// The game, for inspection in tests.
     pub fn game(&self) -> &G {
         &self.game
+    }
+
+    /// Connections, users and groups.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// The counters so far.
@@ -84,10 +92,15 @@ impl<G: Game> Logic<G> {
     /// Handles one message from the reactor.
     pub fn handle_message(&mut self, message: ToLogic, now: Instant) {
         match message {
-            ToLogic::Connected(conn) => self.run_hook(now, |game, ctx| game.on_connect(ctx, conn)),
+            ToLogic::Connected(conn) => {
+                self.hub.handle_connected(conn);
+                self.run_hook(now, |game, ctx| game.on_connect(ctx, conn));
+            }
             ToLogic::Disconnected(conn) => {
                 self.deferred.retain(|caller| caller.conn != conn);
+                // The game sees the connection's user, groups and session one last time.
                 self.run_hook(now, |game, ctx| game.on_disconnect(ctx, conn));
+                self.hub.handle_disconnected(conn);
             }
             ToLogic::Echo { conn, message } => self.out.push(Command::Send { conn, message }),
             ToLogic::Request { conn, id, route, body } => {
@@ -98,8 +111,14 @@ impl<G: Game> Logic<G> {
                 if deferred_route {
                     self.deferred.insert(caller);
                 }
-                let mut ctx =
-                    Ctx::new(&mut self.out, now, self.tick, &mut self.stats.encodes, &mut self.deferred);
+                let mut ctx = Ctx::new(
+                    &mut self.out,
+                    now,
+                    self.tick,
+                    &mut self.stats.encodes,
+                    &mut self.deferred,
+                    &mut self.hub,
+                );
                 let (router, game) = (&self.router, &mut self.game);
                 let outcome =
                     catch_unwind(AssertUnwindSafe(|| router.dispatch(game, &mut ctx, caller, route, &body)));
@@ -154,7 +173,14 @@ impl<G: Game> Logic<G> {
     }
 
     fn run_hook(&mut self, now: Instant, hook: impl FnOnce(&mut G, &mut Ctx<'_>)) {
-        let mut ctx = Ctx::new(&mut self.out, now, self.tick, &mut self.stats.encodes, &mut self.deferred);
+        let mut ctx = Ctx::new(
+            &mut self.out,
+            now,
+            self.tick,
+            &mut self.stats.encodes,
+            &mut self.deferred,
+            &mut self.hub,
+        );
         let game = &mut self.game;
         if catch_unwind(AssertUnwindSafe(|| hook(game, &mut ctx))).is_err() {
             self.stats.panics += 1;

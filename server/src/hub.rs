@@ -1,0 +1,288 @@
+//! Who is connected, as whom, and in which groups: the bookkeeping behind sending to a user,
+//! to a group, or to everyone, and per-connection session data.
+//!
+//! A plain data structure owned by the logic thread; the game reaches it through
+//! [`Ctx`](crate::Ctx). A connection's user binding, group memberships and session data are
+//! dropped when it closes (after the game's `on_disconnect` has seen them).
+
+use std::any::{Any, TypeId};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::ConnId;
+
+/// What happens when a user who is already online binds another connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserPolicy {
+    /// The user holds every connection (one per device). The default.
+    #[default]
+    AllowMany,
+    /// The new binding is refused; the existing connections stay.
+    RefuseNew,
+    /// The new connection is bound and the user's other connections are closed with
+    /// [`CLOSE_REPLACED`].
+    ReplaceOld,
+}
+
+/// The WebSocket close code sent to connections replaced under [`UserPolicy::ReplaceOld`]
+/// (in the range RFC 6455 leaves to applications).
+pub const CLOSE_REPLACED: u16 = 4001;
+
+/// Binding a user to a connection failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    /// The connection is not open (it closed, or never finished its handshake). Nothing to do.
+    #[error("connection {0} is not open")]
+    NotConnected(ConnId),
+    /// Under [`UserPolicy::RefuseNew`], the user is already online elsewhere. Tell the caller.
+    #[error("user is already online")]
+    AlreadyOnline,
+}
+
+/// Connections, users, groups and sessions.
+#[derive(Default)]
+pub struct Hub {
+    policy: UserPolicy,
+    conns: HashMap<ConnId, ConnEntry>,
+    users: HashMap<String, BTreeSet<ConnId>>,
+    groups: HashMap<String, BTreeSet<ConnId>>,
+}
+
+#[derive(Default)]
+struct ConnEntry {
+    user: Option<String>,
+    groups: HashSet<String>,
+    sessions: Vec<(TypeId, Box<dyn Any + Send>)>,
+}
+
+impl Hub {
+    /// An empty hub with this user policy.
+    pub fn new(policy: UserPolicy) -> Self {
+        Self { policy, ..Self::default() }
+    }
+
+    /// A connection opened.
+    pub fn handle_connected(&mut self, conn: ConnId) {
+        self.conns.entry(conn).or_default();
+    }
+
+    /// A connection closed: unbind it, take it out of its groups, drop its session data.
+    pub fn handle_disconnected(&mut self, conn: ConnId) {
+        let Some(entry) = self.conns.remove(&conn) else { return };
+        if let Some(user) = entry.user {
+            remove_member(&mut self.users, &user, conn);
+        }
+        for group in entry.groups {
+            remove_member(&mut self.groups, &group, conn);
+        }
+    }
+
+    /// Whether the connection is open.
+    pub fn is_connected(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
+    /// Every open connection.
+    pub fn connections(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.conns.keys().copied()
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Binds `user` to `conn` (rebinding it if it had another user). Returns the connections
+    /// the caller must close under [`UserPolicy::ReplaceOld`] (they are already unbound).
+    pub fn bind_user(&mut self, conn: ConnId, user: &str) -> Result<Vec<ConnId>, BindError> {
+        if !self.conns.contains_key(&conn) {
+            return Err(BindError::NotConnected(conn));
+        }
+        let others: Vec<ConnId> = self
+            .users
+            .get(user)
+            .map(|c| c.iter().copied().filter(|&c| c != conn).collect())
+            .unwrap_or_default();
+        let replaced = match self.policy {
+            UserPolicy::RefuseNew if !others.is_empty() => return Err(BindError::AlreadyOnline),
+            UserPolicy::ReplaceOld => others,
+            _ => Vec::new(),
+        };
+        for &old in &replaced {
+            self.unbind_user(old);
+        }
+        self.unbind_user(conn);
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.user = Some(user.to_owned());
+        }
+        self.users.entry(user.to_owned()).or_default().insert(conn);
+        Ok(replaced)
+    }
+
+    /// Removes the connection's user binding, if any.
+    pub fn unbind_user(&mut self, conn: ConnId) {
+        if let Some(user) = self.conns.get_mut(&conn).and_then(|e| e.user.take()) {
+            remove_member(&mut self.users, &user, conn);
+        }
+    }
+
+    /// The user bound to a connection.
+    pub fn user_of(&self, conn: ConnId) -> Option<&str> {
+        self.conns.get(&conn).and_then(|e| e.user.as_deref())
+    }
+
+    /// Whether the user has at least one open connection.
+    pub fn is_online(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// The user's open connections, in id order.
+    pub fn user_connections(&self, user: &str) -> impl Iterator<Item = ConnId> + '_ {
+        self.users.get(user).into_iter().flatten().copied()
+    }
+
+    /// Puts a connection in a group. Returns false if it is not open or already a member.
+    pub fn join(&mut self, conn: ConnId, group: &str) -> bool {
+        let Some(entry) = self.conns.get_mut(&conn) else { return false };
+        if !entry.groups.insert(group.to_owned()) {
+            return false;
+        }
+        self.groups.entry(group.to_owned()).or_default().insert(conn);
+        true
+    }
+
+    /// Takes a connection out of a group. Returns false if it was not a member.
+    pub fn leave(&mut self, conn: ConnId, group: &str) -> bool {
+        let Some(entry) = self.conns.get_mut(&conn) else { return false };
+        if !entry.groups.remove(group) {
+            return false;
+        }
+        remove_member(&mut self.groups, group, conn);
+        true
+    }
+
+    /// The group's members, in id order.
+    pub fn members(&self, group: &str) -> impl Iterator<Item = ConnId> + '_ {
+        self.groups.get(group).into_iter().flatten().copied()
+    }
+
+    /// How many connections are in the group.
+    pub fn member_count(&self, group: &str) -> usize {
+        self.groups.get(group).map_or(0, BTreeSet::len)
+    }
+
+    /// Whether the connection is in the group.
+    pub fn is_member(&self, conn: ConnId, group: &str) -> bool {
+        self.conns.get(&conn).is_some_and(|e| e.groups.contains(group))
+    }
+
+    /// The connection's session value of type `T`, if it has one.
+    pub fn session<T: Any + Send>(&self, conn: ConnId) -> Option<&T> {
+        let entry = self.conns.get(&conn)?;
+        entry.sessions.iter().find(|(t, _)| *t == TypeId::of::<T>()).and_then(|(_, v)| v.downcast_ref())
+    }
+
+    /// The connection's session value of type `T`, created with `Default` on first use.
+    /// `None` if the connection is not open.
+    pub fn session_mut<T: Any + Send + Default>(&mut self, conn: ConnId) -> Option<&mut T> {
+        let entry = self.conns.get_mut(&conn)?;
+        let at = match entry.sessions.iter().position(|(t, _)| *t == TypeId::of::<T>()) {
+            Some(at) => at,
+            None => {
+                entry.sessions.push((TypeId::of::<T>(), Box::new(T::default())));
+                entry.sessions.len() - 1
+            }
+        };
+        entry.sessions[at].1.downcast_mut()
+    }
+}
+
+fn remove_member(map: &mut HashMap<String, BTreeSet<ConnId>>, key: &str, conn: ConnId) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(&conn);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(i: u32) -> ConnId {
+        ConnId::new(i, 1)
+    }
+
+    fn hub(policy: UserPolicy, n: u32) -> Hub {
+        let mut hub = Hub::new(policy);
+        (0..n).for_each(|i| hub.handle_connected(conn(i)));
+        hub
+    }
+
+    #[test]
+    fn a_user_may_hold_several_connections_and_goes_offline_with_the_last() {
+        let mut hub = hub(UserPolicy::AllowMany, 3);
+        assert_eq!(hub.bind_user(conn(0), "ann"), Ok(vec![]));
+        assert_eq!(hub.bind_user(conn(1), "ann"), Ok(vec![]));
+        assert_eq!(hub.user_connections("ann").collect::<Vec<_>>(), [conn(0), conn(1)]);
+        hub.handle_disconnected(conn(0));
+        assert!(hub.is_online("ann"));
+        hub.handle_disconnected(conn(1));
+        assert!(!hub.is_online("ann"));
+        assert_eq!(hub.bind_user(conn(9), "bob"), Err(BindError::NotConnected(conn(9))));
+    }
+
+    #[test]
+    fn policies_refuse_or_replace_a_second_connection() {
+        let mut refuse = hub(UserPolicy::RefuseNew, 2);
+        refuse.bind_user(conn(0), "ann").expect("first");
+        assert_eq!(refuse.bind_user(conn(1), "ann"), Err(BindError::AlreadyOnline));
+        // Rebinding the same connection is not a second connection.
+        assert_eq!(refuse.bind_user(conn(0), "ann"), Ok(vec![]));
+
+        let mut replace = hub(UserPolicy::ReplaceOld, 2);
+        replace.bind_user(conn(0), "ann").expect("first");
+        assert_eq!(replace.bind_user(conn(1), "ann"), Ok(vec![conn(0)]));
+        assert_eq!(replace.user_of(conn(0)), None);
+        assert_eq!(replace.user_connections("ann").collect::<Vec<_>>(), [conn(1)]);
+    }
+
+    #[test]
+    fn rebinding_a_connection_moves_it_to_the_new_user() {
+        let mut hub = hub(UserPolicy::AllowMany, 1);
+        hub.bind_user(conn(0), "ann").expect("bind");
+        hub.bind_user(conn(0), "bob").expect("rebind");
+        assert!(!hub.is_online("ann"));
+        assert_eq!(hub.user_of(conn(0)), Some("bob"));
+    }
+
+    #[test]
+    fn groups_track_membership_and_a_closed_connection_leaves_them_all() {
+        let mut hub = hub(UserPolicy::AllowMany, 3);
+        assert!(hub.join(conn(0), "red"));
+        assert!(!hub.join(conn(0), "red"), "already a member");
+        assert!(hub.join(conn(1), "red"));
+        assert!(hub.join(conn(1), "blue"));
+        assert_eq!(hub.member_count("red"), 2);
+        hub.handle_disconnected(conn(1));
+        assert_eq!(hub.members("red").collect::<Vec<_>>(), [conn(0)]);
+        assert_eq!(hub.member_count("blue"), 0);
+        assert!(hub.leave(conn(0), "red"));
+        assert!(!hub.leave(conn(0), "red"));
+        assert!(!hub.join(conn(7), "red"), "not connected");
+    }
+
+    #[test]
+    fn session_data_is_typed_per_connection_and_dropped_on_close() {
+        #[derive(Default, Debug, PartialEq)]
+        struct Score(u32);
+        let mut hub = hub(UserPolicy::AllowMany, 2);
+        hub.session_mut::<Score>(conn(0)).expect("open").0 += 5;
+        assert_eq!(hub.session::<Score>(conn(0)), Some(&Score(5)));
+        assert_eq!(hub.session::<Score>(conn(1)), None);
+        assert_eq!(hub.session::<String>(conn(0)), None);
+        hub.handle_disconnected(conn(0));
+        assert_eq!(hub.session::<Score>(conn(0)), None);
+        assert!(hub.session_mut::<Score>(conn(0)).is_none());
+    }
+}

@@ -58,6 +58,17 @@ pub struct Config {
     /// Messages read from one connection per turn of the reactor before it serves the others,
     /// so one busy client cannot starve the rest. Default 64.
     pub read_budget: usize,
+    /// Messages per second one connection may send (bursts up to one second's worth). A
+    /// request over the rate is answered `RATE_LIMITED` and not handled. Default 1000.
+    pub rate_messages_per_sec: u32,
+    /// Payload bytes per second one connection may send, likewise. Default 1 MiB.
+    pub rate_bytes_per_sec: u32,
+    /// Messages refused in a row for the rate, after which the connection is closed with
+    /// 1008. Default 100.
+    pub rate_strikes: u32,
+    /// How long the whole shutdown sequence may take before the binary exits anyway.
+    /// Default 5 s.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Config {
@@ -80,6 +91,10 @@ impl Default for Config {
             inbound_queue: 8192,
             outbound_queue: 1024,
             read_budget: 64,
+            rate_messages_per_sec: 1000,
+            rate_bytes_per_sec: 1 << 20,
+            rate_strikes: 100,
+            shutdown_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -94,6 +109,9 @@ impl Config {
             max_frame_bytes: 32 << 20,
             read_buffer_bytes: 64 << 10,
             max_outbound_bytes: 64 << 20,
+            // Conformance suites send thousands of messages as fast as they can.
+            rate_messages_per_sec: u32::MAX,
+            rate_bytes_per_sec: u32::MAX,
             ..Self::default()
         }
     }
@@ -117,6 +135,9 @@ impl Config {
         }
         if self.read_buffer_bytes == 0 || self.inbound_queue == 0 || self.outbound_queue == 0 {
             return bad("buffer and queue sizes must be at least 1");
+        }
+        if self.rate_messages_per_sec == 0 || self.rate_bytes_per_sec == 0 {
+            return bad("rates must be at least 1 per second");
         }
         if self.read_budget == 0 || self.max_connections == 0 {
             return bad("read_budget and max_connections must be at least 1");

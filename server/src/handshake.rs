@@ -29,6 +29,8 @@ pub enum Decision {
         /// Bytes received after the request's end.
         leftover: Vec<u8>,
     },
+    /// A plain `GET /metrics`: answer with the server's metrics, then close.
+    Metrics,
     /// Write `response`, then close: a refused upgrade or a plain HTTP request.
     Respond {
         /// A complete HTTP response with `Connection: close`.
@@ -123,6 +125,7 @@ fn header_values<'h>(
 /// The answer to a plain HTTP request (one that is not an upgrade).
 fn plain_http(method: Option<&str>, path: Option<&str>) -> Decision {
     match (method, path) {
+        (Some("GET"), Some("/metrics")) => Decision::Metrics,
         (Some("GET" | "HEAD"), Some("/")) => Respond {
             response: response(
                 200,
@@ -143,6 +146,11 @@ pub fn service_unavailable() -> Vec<u8> {
 
 fn refuse(status: u16, reason: &str, body: &str) -> Decision {
     Respond { response: response(status, reason, &[("Content-Type", "text/plain; charset=utf-8")], body) }
+}
+
+/// The answer to `GET /metrics`.
+pub fn metrics_response(text: &str) -> Vec<u8> {
+    response(200, "OK", &[("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
 fn response(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
@@ -182,6 +190,7 @@ mod tests {
         let bytes = match decision {
             Upgrade { response, .. } | Respond { response } => response,
             NeedMore => return 0,
+            Decision::Metrics => return 1,
         };
         let text = String::from_utf8_lossy(bytes);
         text[9..12].parse().expect("status code")
@@ -249,5 +258,6 @@ mod tests {
         assert_eq!(status(&decide(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &GAME)), 200);
         assert_eq!(status(&decide(b"GET /nope HTTP/1.1\r\n\r\n", &GAME)), 404);
         assert_eq!(status(&decide(b"POST / HTTP/1.1\r\n\r\n", &GAME)), 405);
+        assert_eq!(decide(b"GET /metrics HTTP/1.1\r\n\r\n", &GAME), Decision::Metrics);
     }
 }

@@ -16,7 +16,8 @@
 //! - [`logic`]: the logic core (no I/O, `now` passed in) and the thread that drives it.
 //! - `reactor`: the mio event loop: HTTP upgrade, WebSocket I/O, heartbeats, backpressure.
 //! - [`handshake`]: the HTTP upgrade as a pure decision on the bytes received.
-//! - [`tick`], [`heartbeat`]: the clock rules, as pure arithmetic on instants.
+//! - [`tick`], [`heartbeat`], [`rate`]: the clock rules, as pure arithmetic on instants.
+//! - [`metrics`]: counters and histograms, served as Prometheus text at `GET /metrics`.
 //! - [`bridge`]: what crosses the channels.
 //! - [`conn_id`]: connection ids with a generation, so late replies never reach a newcomer.
 
@@ -29,6 +30,8 @@ pub mod handshake;
 pub mod heartbeat;
 pub mod hub;
 pub mod logic;
+pub mod metrics;
+pub mod rate;
 mod reactor;
 pub mod rooms;
 pub mod server;

@@ -36,6 +36,39 @@ struct Args {
     /// Seconds of silence after which a connection is closed.
     #[arg(long)]
     idle_timeout_secs: Option<u64>,
+    /// Messages per second one connection may send; over it, requests are answered
+    /// RATE_LIMITED, and a connection that keeps on is closed with 1008.
+    #[arg(long)]
+    rate_messages_per_sec: Option<u32>,
+    /// Seconds the shutdown sequence (on SIGINT or SIGTERM) may take before the process exits
+    /// anyway with status 1.
+    #[arg(long)]
+    shutdown_timeout_secs: Option<u64>,
+}
+
+/// On the first SIGINT or SIGTERM, starts the shutdown sequence and arms a watchdog that ends
+/// the process after `timeout`; a second signal ends it at once.
+fn stop_on_signals(stopper: server::server::Stopper, timeout: Duration) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut first = true;
+        for signal in signals.forever() {
+            if !first {
+                eprintln!("server: second signal {signal}, exiting now");
+                std::process::exit(130);
+            }
+            first = false;
+            eprintln!("server: signal {signal}, shutting down (at most {timeout:?})");
+            stopper.stop();
+            std::thread::spawn(move || {
+                std::thread::sleep(timeout);
+                eprintln!("server: shutdown took longer than {timeout:?}, exiting");
+                std::process::exit(1);
+            });
+        }
+    })?;
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,9 +91,16 @@ fn main() -> std::process::ExitCode {
     if let Some(s) = args.ping_interval_secs {
         config.ping_interval = Duration::from_secs(s);
     }
+    if let Some(n) = args.rate_messages_per_sec {
+        config.rate_messages_per_sec = n;
+    }
+    if let Some(s) = args.shutdown_timeout_secs {
+        config.shutdown_timeout = Duration::from_secs(s);
+    }
     if let Some(s) = args.idle_timeout_secs {
         config.idle_timeout = Duration::from_secs(s);
     }
+    let shutdown_timeout = config.shutdown_timeout;
     let started = if args.echo {
         Server::start(config, Echo)
     } else {
@@ -75,6 +115,10 @@ fn main() -> std::process::ExitCode {
     };
     let mode = if args.echo { "echo mode" } else { "arena game" };
     println!("listening on ws://{}/ ({mode}, {} Hz)", server.local_addr(), args.tick_hz);
+    if let Err(e) = stop_on_signals(server.stopper(), shutdown_timeout) {
+        eprintln!("server: cannot install signal handlers: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     match server.wait() {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -20,6 +20,7 @@ use mio::Poll;
 use mio::net::TcpListener;
 
 use crate::logic::{Logic, LogicStats};
+use crate::metrics::Metrics;
 use crate::reactor::{Reactor, WAKER};
 use crate::wake::Wake;
 use crate::{Config, Error, Game};
@@ -46,15 +47,28 @@ impl Server {
         let logic = Logic::new(game);
         let routes = logic.route_table();
         let period = config.tick_period();
-        let reactor =
-            Reactor::new(poll, listener, config, routes, to_logic, from_logic, wake.clone(), stop.clone())?;
+        let metrics = Arc::new(Metrics::default());
+        let reactor = Reactor::new(
+            poll,
+            listener,
+            config,
+            routes,
+            to_logic,
+            from_logic,
+            wake.clone(),
+            stop.clone(),
+            metrics.clone(),
+        )?;
 
         let logic_wake = wake.clone();
+        let logic_metrics = metrics.clone();
         let logic = std::thread::Builder::new().name("logic".into()).spawn(move || {
-            crate::logic::thread::run(logic, period, inbound, outbound, logic_wake).stats().clone()
+            crate::logic::thread::run(logic, period, inbound, outbound, logic_wake, &logic_metrics)
+                .stats()
+                .clone()
         })?;
         let reactor = std::thread::Builder::new().name("reactor".into()).spawn(move || reactor.run())?;
-        Ok(RunningServer { local_addr, stop, wake, reactor, logic })
+        Ok(RunningServer { local_addr, stop, wake, reactor, logic, metrics })
     }
 }
 
@@ -65,12 +79,18 @@ pub struct RunningServer {
     wake: Arc<Wake>,
     reactor: JoinHandle<std::io::Result<()>>,
     logic: JoinHandle<LogicStats>,
+    metrics: Arc<Metrics>,
 }
 
 impl RunningServer {
     /// The address it listens on (useful when `listen` had port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The server's metrics, as its threads last published them.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// A handle that asks the server to shut down, for signal handlers and other threads.

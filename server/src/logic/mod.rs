@@ -17,6 +17,7 @@ use tungstenite::Message;
 use crate::app::{AppError, Caller, Ctx, Game, RouteTable, Router, encode_error};
 use crate::bridge::{Batch, Command, ToLogic};
 use crate::hub::Hub;
+use crate::metrics::LogicCounters;
 use crate::tick::Tick;
 
 /// Counters the logic core keeps; cheap enough for the hot path.
@@ -82,6 +83,18 @@ impl<G: Game> Logic<G> {
     /// The counters so far.
     pub fn stats(&self) -> &LogicStats {
         &self.stats
+    }
+
+    /// The counters in the form the metrics publish.
+    pub fn counters(&self, inbound_depth: usize) -> LogicCounters {
+        LogicCounters {
+            requests: self.stats.requests,
+            errors: self.stats.errors,
+            ticks: self.stats.ticks,
+            skipped_ticks: self.stats.skipped_ticks,
+            panics: self.stats.panics,
+            inbound_depth: inbound_depth as u64,
+        }
     }
 
     /// Calls whose handler deferred the reply and that have not been answered yet.

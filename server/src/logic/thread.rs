@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use super::Logic;
 use crate::app::Game;
 use crate::bridge::{Batch, ToLogic};
+use crate::metrics::Metrics;
 use crate::tick::TickSchedule;
 use crate::wake::Wake;
 
@@ -23,6 +24,7 @@ pub(crate) fn run<G: Game>(
     inbound: Receiver<ToLogic>,
     outbound: Sender<Batch>,
     wake: Arc<Wake>,
+    metrics: &Metrics,
 ) -> Logic<G> {
     let mut schedule = TickSchedule::new(Instant::now() + period, period);
     let send = |batch: Option<Batch>| {
@@ -61,10 +63,14 @@ pub(crate) fn run<G: Game>(
         let now = Instant::now();
         if let Some(tick) = schedule.poll(now) {
             logic.handle_tick(tick, now);
+            metrics.record_tick(tick.lateness, now.elapsed());
         }
+        // Published before the batch leaves, so a client that has its reply sees it counted.
+        metrics.publish_logic(&logic.counters(inbound.len()));
         send(logic.poll_batch());
     }
     logic.handle_shutdown(Instant::now());
+    metrics.publish_logic(&logic.counters(inbound.len()));
     send(logic.poll_batch());
     logic
 }

@@ -13,6 +13,8 @@ use tungstenite::{Message, WebSocket};
 use crate::ConnId;
 use crate::handshake::{self, Decision, Policy};
 use crate::heartbeat::Liveness;
+use crate::metrics::Metrics;
+use crate::rate::RateLimiter;
 
 /// Where a connection is in its life.
 pub(super) enum Phase {
@@ -57,7 +59,7 @@ impl Http {
 
     /// Reads what has arrived, decides once the request is complete, and writes the response
     /// as far as the socket takes it.
-    pub(super) fn advance(&mut self, policy: &Policy) -> io::Result<HttpProgress> {
+    pub(super) fn advance(&mut self, policy: &Policy, metrics: &Metrics) -> io::Result<HttpProgress> {
         if self.response.is_none() {
             let mut chunk = [0u8; 2048];
             loop {
@@ -77,6 +79,10 @@ impl Http {
                             }
                             Decision::Respond { response } => {
                                 self.respond(response, None);
+                                break;
+                            }
+                            Decision::Metrics => {
+                                self.respond(handshake::metrics_response(&metrics.render()), None);
                                 break;
                             }
                         }
@@ -130,6 +136,10 @@ pub(super) struct Connection {
     pub(super) read_queued: bool,
     /// The logic thread was told about it (so it must be told when it goes).
     pub(super) announced: bool,
+    /// The inbound rate limit.
+    pub(super) limiter: RateLimiter,
+    /// Messages refused for the rate in a row.
+    pub(super) strikes: u32,
 }
 
 /// What writing to a connection led to.
@@ -144,7 +154,7 @@ pub(super) enum WriteOutcome {
 }
 
 impl Connection {
-    pub(super) fn new(id: ConnId, stream: TcpStream, now: Instant) -> Self {
+    pub(super) fn new(id: ConnId, stream: TcpStream, limiter: RateLimiter, now: Instant) -> Self {
         Self {
             id,
             phase: Phase::Http(Http::new(stream)),
@@ -155,6 +165,8 @@ impl Connection {
             dirty: false,
             read_queued: false,
             announced: false,
+            limiter,
+            strikes: 0,
         }
     }
 

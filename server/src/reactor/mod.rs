@@ -32,6 +32,8 @@ use self::connection::{Connection, HttpProgress, Phase, WriteOutcome};
 use crate::app::{AppError, RouteTable, encode_error};
 use crate::bridge::{Batch, Command, ToLogic};
 use crate::heartbeat::Verdict;
+use crate::metrics::{Metrics, ReactorCounters};
+use crate::rate::RateLimiter;
 use crate::{Config, ConnId, handshake};
 
 /// The listener's token; connections use their slab index.
@@ -45,7 +47,16 @@ mod close {
     pub const PROTOCOL: u16 = 1002;
     pub const UNSUPPORTED: u16 = 1003;
     pub const INVALID_DATA: u16 = 1007;
+    pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
+}
+
+/// The callback id of a request frame, if one can be read.
+fn callback_id(bytes: &[u8]) -> Option<u32> {
+    match ClientFrame::decode(bytes) {
+        Ok(ClientFrame::Request { id, .. }) => Some(id),
+        Err(e) => e.callback_id(),
+    }
 }
 
 /// How many connections over the limit may wait for their 503 at once; more are dropped.
@@ -89,6 +100,8 @@ pub(crate) struct Reactor {
     accept_blocked: bool,
     /// Connections in the slab only to be answered 503.
     refusing: usize,
+    metrics: Arc<Metrics>,
+    counters: ReactorCounters,
 }
 
 impl Reactor {
@@ -102,6 +115,7 @@ impl Reactor {
         from_logic: Receiver<Batch>,
         wake: Arc<crate::wake::Wake>,
         stop: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let ws_config = WebSocketConfig::default()
@@ -133,6 +147,8 @@ impl Reactor {
             stage: Stage::Running,
             accept_blocked: false,
             refusing: 0,
+            metrics,
+            counters: ReactorCounters::default(),
             config,
         })
     }
@@ -165,10 +181,20 @@ impl Reactor {
             if now >= self.next_sweep {
                 self.sweep(now);
             }
-            if self.advance_stage(logic_done, now) {
+            let done = self.advance_stage(logic_done, now);
+            self.publish_counters();
+            if done {
                 return Ok(());
             }
         }
+    }
+
+    fn publish_counters(&mut self) {
+        let c = &mut self.counters;
+        c.open = self.conns.len() as u64;
+        c.backlog = self.backlog.len() as u64;
+        c.backlog_max = c.backlog_max.max(c.backlog);
+        self.metrics.publish_reactor(c);
     }
 
     fn poll_timeout(&self, now: Instant) -> Duration {
@@ -202,7 +228,9 @@ impl Reactor {
                     return;
                 }
             };
+            self.counters.accepted += 1;
             let refuse = self.conns.len() - self.refusing >= self.config.max_connections;
+            self.counters.refused += u64::from(refuse);
             if refuse && self.refusing >= refusal_slots(self.config.max_connections) {
                 // Even the refusals are too many: drop without a word.
                 tracing::debug!("dropped {peer}: at max_connections");
@@ -220,7 +248,10 @@ impl Reactor {
                 tracing::warn!("register {peer}: {e}");
                 continue;
             }
-            let mut conn = Connection::new(id, stream, Instant::now());
+            let now = Instant::now();
+            let limiter =
+                RateLimiter::new(self.config.rate_messages_per_sec, self.config.rate_bytes_per_sec, now);
+            let mut conn = Connection::new(id, stream, limiter, now);
             if refuse {
                 tracing::debug!("refusing {peer}: at max_connections");
                 if let Phase::Http(http) = &mut conn.phase {
@@ -251,7 +282,7 @@ impl Reactor {
     fn advance_http(&mut self, index: usize) {
         let Some(conn) = self.conns.get_mut(index) else { return };
         let Phase::Http(http) = &mut conn.phase else { return };
-        match http.advance(&self.policy) {
+        match http.advance(&self.policy, &self.metrics) {
             Ok(HttpProgress::Pending) => self.want_writable(index, true),
             Ok(HttpProgress::Upgraded(leftover)) => {
                 conn.upgrade(leftover, self.ws_config);
@@ -266,6 +297,7 @@ impl Reactor {
                     let _ = conn.write(Message::Binary(Bytes::from(welcome.to_vec())));
                 }
                 conn.announced = true;
+                self.counters.upgraded += 1;
                 self.want_writable(index, false);
                 self.mark_dirty(index);
                 self.forward(ToLogic::Connected(id));
@@ -295,7 +327,7 @@ impl Reactor {
             match result {
                 Ok(message) => {
                     conn.liveness.handle_heard(now);
-                    self.handle_message(index, message);
+                    self.handle_message(index, message, now);
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     // tungstenite may have queued a pong or a close reply while reading.
@@ -312,13 +344,34 @@ impl Reactor {
         self.queue_read(index);
     }
 
-    fn handle_message(&mut self, index: usize, message: Message) {
+    fn handle_message(&mut self, index: usize, message: Message, now: Instant) {
         let Some(conn) = self.conns.get_mut(index) else { return };
         let id = conn.id;
         if self.stage != Stage::Running {
             // Shutting down: no new requests; control frames are handled by tungstenite.
             self.mark_dirty(index);
             return;
+        }
+        if let Message::Binary(_) | Message::Text(_) = &message {
+            let len = message.len();
+            self.counters.frames_in += 1;
+            self.counters.bytes_in += len as u64;
+            if !conn.limiter.admit(len, now) {
+                conn.strikes += 1;
+                if conn.strikes > self.config.rate_strikes {
+                    self.counters.rate_limited_closes += 1;
+                    self.close(index, close::POLICY, "rate limit exceeded");
+                } else if let Message::Binary(bytes) = &message
+                    && let Some(callback) = callback_id(bytes)
+                    && !self.config.echo
+                {
+                    let error = AppError::new(error_code::RATE_LIMITED, "too many requests; slow down");
+                    self.counters.errors[usize::from(error_code::RATE_LIMITED)] += 1;
+                    self.send(index, Message::Binary(encode_error(callback, &error)));
+                }
+                return;
+            }
+            conn.strikes = 0;
         }
         match message {
             Message::Binary(bytes) if self.config.echo => {
@@ -342,16 +395,19 @@ impl Reactor {
         match ClientFrame::decode(&bytes) {
             Ok(ClientFrame::Request { id, route, body }) => match self.routes.get(route) {
                 Some(route) => {
+                    self.counters.requests_forwarded += 1;
                     let body = bytes.slice_ref(body);
                     self.forward(ToLogic::Request { conn, id, route, body });
                 }
                 None => {
+                    self.counters.errors[usize::from(error_code::UNKNOWN_ROUTE)] += 1;
                     let error = AppError::new(error_code::UNKNOWN_ROUTE, format!("no route `{route}`"));
                     self.send(index, Message::Binary(encode_error(id, &error)));
                 }
             },
             Err(e) => match e.callback_id() {
                 Some(id) => {
+                    self.counters.errors[usize::from(error_code::BAD_FRAME)] += 1;
                     let error = AppError::new(error_code::BAD_FRAME, e.to_string());
                     self.send(index, Message::Binary(encode_error(id, &error)));
                 }
@@ -413,11 +469,22 @@ impl Reactor {
 
     fn send(&mut self, index: usize, message: Message) {
         let Some(conn) = self.conns.get_mut(index) else { return };
+        let len = message.len() as u64;
         match conn.write(message) {
-            WriteOutcome::Queued => self.mark_dirty(index),
+            WriteOutcome::Queued => {
+                self.counters.frames_out += 1;
+                self.counters.bytes_out += len;
+                self.mark_dirty(index);
+            }
             WriteOutcome::Overflow => {
-                tracing::debug!("{}: outbound buffer full, dropping the connection", conn.id);
-                self.remove(index);
+                // The peer does not read. A close frame is small enough to fit where the
+                // refused message did not; if even that fails, drop the connection.
+                tracing::debug!("{}: outbound buffer full, closing with 1008", conn.id);
+                self.counters.overflow_closes += 1;
+                match conn.close(close::POLICY, "outbound buffer full", Instant::now()) {
+                    WriteOutcome::Queued => self.mark_dirty(index),
+                    _ => self.remove(index),
+                }
             }
             WriteOutcome::Closed => {}
         }
@@ -483,6 +550,7 @@ impl Reactor {
             let Some(conn) = self.conns.get_mut(index) else { continue };
             conn.dirty = false;
             let Some(ws) = conn.ws() else { continue };
+            self.counters.flushes += 1;
             match ws.flush() {
                 Ok(()) => self.want_writable(index, false),
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -584,6 +652,7 @@ impl Reactor {
                 _ => {}
             }
         }
+        self.counters.timeouts += doomed.len() as u64;
         for index in doomed {
             tracing::debug!("timed out: {:?}", self.conns.get(index).map(|c| c.id));
             self.remove(index);

@@ -1,0 +1,298 @@
+//! Counters and histograms the server keeps, served as Prometheus text at `GET /metrics`.
+//!
+//! Each thread counts in plain integers on its hot path and publishes them here once per turn
+//! of its loop (relaxed atomic stores), so the cost per message is an integer increment.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// The upper bounds of the tick histograms, in seconds.
+const TICK_BUCKETS: [f64; 12] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25];
+
+/// What the reactor counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReactorCounters {
+    /// Connections accepted (TCP).
+    pub accepted: u64,
+    /// Connections answered 503 or dropped because the server was full.
+    pub refused: u64,
+    /// Connections that completed the WebSocket upgrade.
+    pub upgraded: u64,
+    /// Connections currently in the slab (HTTP or WebSocket).
+    pub open: u64,
+    /// WebSocket messages received.
+    pub frames_in: u64,
+    /// Bytes of WebSocket messages received (payloads).
+    pub bytes_in: u64,
+    /// WebSocket messages queued for sending.
+    pub frames_out: u64,
+    /// Bytes of WebSocket messages queued for sending (payloads).
+    pub bytes_out: u64,
+    /// Requests passed to the logic thread.
+    pub requests_forwarded: u64,
+    /// Error replies the reactor answered itself (unknown route, bad frame, rate limited),
+    /// by code, indexed like [`LogicCounters::errors`].
+    pub errors: [u64; 8],
+    /// Connections closed for sending too fast.
+    pub rate_limited_closes: u64,
+    /// Connections closed because their outbound buffer passed its cap.
+    pub overflow_closes: u64,
+    /// Connections closed by the heartbeat or a handshake deadline.
+    pub timeouts: u64,
+    /// Messages waiting in the reactor because the channel to the logic thread was full.
+    pub backlog: u64,
+    /// The most messages that ever waited there.
+    pub backlog_max: u64,
+    /// Flushes (each usually one write syscall).
+    pub flushes: u64,
+}
+
+/// What the logic thread counts, besides the tick histograms.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LogicCounters {
+    /// Requests handled.
+    pub requests: u64,
+    /// Error replies by code: index = code for the server's codes 0..=6, 7 for application codes.
+    pub errors: [u64; 8],
+    /// Ticks run.
+    pub ticks: u64,
+    /// Tick slots skipped because a tick overran.
+    pub skipped_ticks: u64,
+    /// Panics caught in handlers and hooks.
+    pub panics: u64,
+    /// Messages waiting in the channel from the reactor, at the last look.
+    pub inbound_depth: u64,
+}
+
+/// A histogram with fixed buckets, fed by one thread, read by any.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; TICK_BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn record(&self, value: Duration) {
+        let secs = value.as_secs_f64();
+        for (bucket, bound) in self.buckets.iter().zip(TICK_BUCKETS) {
+            if secs <= bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_nanos.fetch_add(u64::try_from(value.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bucket, bound) in self.buckets.iter().zip(TICK_BUCKETS) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Relaxed));
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_nanos.load(Relaxed) as f64 / 1e9);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// The server's metrics, shared by its threads.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    reactor: [AtomicU64; 23],
+    logic: [AtomicU64; 13],
+    tick_duration: Histogram,
+    tick_lateness: Histogram,
+}
+
+impl Metrics {
+    /// Publishes the reactor's counters.
+    pub fn publish_reactor(&self, c: &ReactorCounters) {
+        let values = [
+            c.accepted,
+            c.refused,
+            c.upgraded,
+            c.open,
+            c.frames_in,
+            c.bytes_in,
+            c.frames_out,
+            c.bytes_out,
+            c.requests_forwarded,
+            c.rate_limited_closes,
+            c.overflow_closes,
+            c.timeouts,
+            c.backlog,
+            c.backlog_max,
+            c.flushes,
+        ];
+        for (slot, value) in self.reactor.iter().zip(values.into_iter().chain(c.errors)) {
+            slot.store(value, Relaxed);
+        }
+    }
+
+    /// Publishes the logic thread's counters.
+    pub fn publish_logic(&self, c: &LogicCounters) {
+        let head = [c.requests, c.ticks, c.skipped_ticks, c.panics, c.inbound_depth];
+        for (slot, value) in self.logic.iter().zip(head.into_iter().chain(c.errors)) {
+            slot.store(value, Relaxed);
+        }
+    }
+
+    /// Records one tick: how late it started and how long it ran.
+    pub fn record_tick(&self, lateness: Duration, duration: Duration) {
+        self.tick_lateness.record(lateness);
+        self.tick_duration.record(duration);
+    }
+
+    /// The reactor's counters as last published.
+    pub fn reactor(&self) -> ReactorCounters {
+        let v: Vec<u64> = self.reactor.iter().map(|a| a.load(Relaxed)).collect();
+        let mut errors = [0; 8];
+        errors.copy_from_slice(&v[15..23]);
+        ReactorCounters {
+            accepted: v[0],
+            refused: v[1],
+            upgraded: v[2],
+            open: v[3],
+            frames_in: v[4],
+            bytes_in: v[5],
+            frames_out: v[6],
+            bytes_out: v[7],
+            requests_forwarded: v[8],
+            rate_limited_closes: v[9],
+            overflow_closes: v[10],
+            timeouts: v[11],
+            backlog: v[12],
+            backlog_max: v[13],
+            flushes: v[14],
+            errors,
+        }
+    }
+
+    /// The logic thread's counters as last published.
+    pub fn logic(&self) -> LogicCounters {
+        let v: Vec<u64> = self.logic.iter().map(|a| a.load(Relaxed)).collect();
+        let mut errors = [0; 8];
+        errors.copy_from_slice(&v[5..13]);
+        LogicCounters {
+            requests: v[0],
+            ticks: v[1],
+            skipped_ticks: v[2],
+            panics: v[3],
+            inbound_depth: v[4],
+            errors,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let r = self.reactor();
+        let l = self.logic();
+        let mut out = String::with_capacity(4096);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP ticksock_{name} {help}\n# TYPE ticksock_{name} {kind}\nticksock_{name} {value}"
+            );
+        };
+        metric("connections_accepted_total", "counter", "TCP connections accepted.", r.accepted);
+        metric("connections_refused_total", "counter", "Connections refused at max_connections.", r.refused);
+        metric(
+            "connections_upgraded_total",
+            "counter",
+            "Connections that completed the WebSocket upgrade.",
+            r.upgraded,
+        );
+        metric("connections_open", "gauge", "Connections open now (HTTP or WebSocket).", r.open);
+        metric("frames_in_total", "counter", "WebSocket messages received.", r.frames_in);
+        metric("bytes_in_total", "counter", "WebSocket message payload bytes received.", r.bytes_in);
+        metric("frames_out_total", "counter", "WebSocket messages sent.", r.frames_out);
+        metric("bytes_out_total", "counter", "WebSocket message payload bytes sent.", r.bytes_out);
+        metric("flushes_total", "counter", "Socket flushes (usually one write syscall each).", r.flushes);
+        metric(
+            "requests_forwarded_total",
+            "counter",
+            "Requests passed to the logic thread.",
+            r.requests_forwarded,
+        );
+        metric("requests_handled_total", "counter", "Requests handled by the logic thread.", l.requests);
+        metric(
+            "closes_rate_limited_total",
+            "counter",
+            "Connections closed for sending too fast.",
+            r.rate_limited_closes,
+        );
+        metric(
+            "closes_overflow_total",
+            "counter",
+            "Connections closed with a full outbound buffer.",
+            r.overflow_closes,
+        );
+        metric(
+            "closes_timeout_total",
+            "counter",
+            "Connections closed by heartbeat or handshake timeout.",
+            r.timeouts,
+        );
+        metric(
+            "backlog",
+            "gauge",
+            "Messages held in the reactor while the logic thread is behind.",
+            r.backlog,
+        );
+        metric(
+            "backlog_max",
+            "gauge",
+            "The most messages ever held in the reactor's backlog.",
+            r.backlog_max,
+        );
+        metric("inbound_queue_depth", "gauge", "Messages in the reactor-to-logic channel.", l.inbound_depth);
+        metric("ticks_total", "counter", "Ticks run.", l.ticks);
+        metric(
+            "ticks_skipped_total",
+            "counter",
+            "Tick slots skipped because a tick overran.",
+            l.skipped_ticks,
+        );
+        metric("panics_total", "counter", "Handler and hook panics caught.", l.panics);
+        let _ = writeln!(out, "# HELP ticksock_error_replies_total Error replies sent, by code.");
+        let _ = writeln!(out, "# TYPE ticksock_error_replies_total counter");
+        for (code, (logic, reactor)) in l.errors.iter().zip(r.errors).enumerate().skip(1) {
+            let name = if code == 7 { "app" } else { protocol::error_code::name(code as u16) };
+            let _ = writeln!(out, "ticksock_error_replies_total{{code=\"{name}\"}} {}", logic + reactor);
+        }
+        self.tick_duration.render(&mut out, "ticksock_tick_duration_seconds", "How long each tick ran.");
+        self.tick_lateness.render(&mut out, "ticksock_tick_lateness_seconds", "How late each tick started.");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_counters_round_trip_and_render() {
+        let m = Metrics::default();
+        let mut r =
+            ReactorCounters { accepted: 3, frames_in: 10, backlog_max: 2, flushes: 9, ..Default::default() };
+        r.errors[1] = 1;
+        m.publish_reactor(&r);
+        assert_eq!(m.reactor(), r);
+        let mut l = LogicCounters { requests: 7, ticks: 5, ..Default::default() };
+        l.errors[1] = 2;
+        l.errors[7] = 1;
+        m.publish_logic(&l);
+        assert_eq!(m.logic(), l);
+        m.record_tick(Duration::from_micros(300), Duration::from_micros(50));
+        let text = m.render();
+        assert!(text.contains("ticksock_connections_accepted_total 3\n"), "{text}");
+        assert!(text.contains("ticksock_error_replies_total{code=\"unknown_route\"} 3\n"), "{text}");
+        assert!(text.contains("ticksock_error_replies_total{code=\"app\"} 1\n"), "{text}");
+        assert!(text.contains("ticksock_tick_lateness_seconds_bucket{le=\"0.0005\"} 1\n"), "{text}");
+        assert!(text.contains("ticksock_tick_lateness_seconds_bucket{le=\"0.00025\"} 0\n"), "{text}");
+        assert!(text.contains("ticksock_tick_duration_seconds_count 1\n"), "{text}");
+    }
+}

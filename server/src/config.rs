@@ -116,6 +116,16 @@ impl Config {
         }
     }
 
+    /// The tungstenite configuration these limits imply.
+    pub fn websocket_config(&self) -> tungstenite::protocol::WebSocketConfig {
+        tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_bytes)
+            .write_buffer_size(self.write_coalesce_bytes)
+            .max_write_buffer_size(self.max_outbound_bytes)
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_frame_bytes))
+    }
+
     /// The tick period.
     pub fn tick_period(&self) -> Duration {
         Duration::from_secs(1) / u32::from(self.tick_hz.max(1))

@@ -16,6 +16,7 @@
 //! - [`logic`]: the logic core (no I/O, `now` passed in) and the thread that drives it.
 //! - `reactor`: the mio event loop: HTTP upgrade, WebSocket I/O, heartbeats, backpressure.
 //! - [`handshake`]: the HTTP upgrade as a pure decision on the bytes received.
+//! - [`inbound`]: what to do with each client message, and the whole read path over memory.
 //! - [`tick`], [`heartbeat`], [`rate`]: the clock rules, as pure arithmetic on instants.
 //! - [`metrics`]: counters and histograms, served as Prometheus text at `GET /metrics`.
 //! - [`bridge`]: what crosses the channels.
@@ -29,6 +30,7 @@ pub mod game;
 pub mod handshake;
 pub mod heartbeat;
 pub mod hub;
+pub mod inbound;
 pub mod logic;
 pub mod metrics;
 pub mod rate;

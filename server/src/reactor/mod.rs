@@ -23,7 +23,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use protocol::{ClientFrame, ServerFrame, error_code};
+use protocol::{ServerFrame, error_code};
 use slab::Slab;
 use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
@@ -32,6 +32,7 @@ use self::connection::{Connection, HttpProgress, Phase, WriteOutcome};
 use crate::app::{AppError, RouteTable, encode_error};
 use crate::bridge::{Batch, Command, ToLogic};
 use crate::heartbeat::Verdict;
+use crate::inbound::{self, Inbound, close};
 use crate::metrics::{Metrics, ReactorCounters};
 use crate::rate::RateLimiter;
 use crate::{Config, ConnId, handshake};
@@ -40,24 +41,6 @@ use crate::{Config, ConnId, handshake};
 const LISTENER: Token = Token(usize::MAX - 1);
 /// The waker's token.
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
-
-/// Close codes (RFC 6455 section 7.4.1).
-mod close {
-    pub const GOING_AWAY: u16 = 1001;
-    pub const PROTOCOL: u16 = 1002;
-    pub const UNSUPPORTED: u16 = 1003;
-    pub const INVALID_DATA: u16 = 1007;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-}
-
-/// The callback id of a request frame, if one can be read.
-fn callback_id(bytes: &[u8]) -> Option<u32> {
-    match ClientFrame::decode(bytes) {
-        Ok(ClientFrame::Request { id, .. }) => Some(id),
-        Err(e) => e.callback_id(),
-    }
-}
 
 /// How many connections over the limit may wait for their 503 at once; more are dropped.
 fn refusal_slots(max_connections: usize) -> usize {
@@ -118,12 +101,7 @@ impl Reactor {
         metrics: Arc<Metrics>,
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(config.read_buffer_bytes)
-            .write_buffer_size(config.write_coalesce_bytes)
-            .max_write_buffer_size(config.max_outbound_bytes)
-            .max_message_size(Some(config.max_message_bytes))
-            .max_frame_size(Some(config.max_frame_bytes));
+        let ws_config = config.websocket_config();
         let policy = handshake::Policy {
             subprotocol: if config.echo { None } else { Some(protocol::SUBPROTOCOL) },
             max_bytes: config.max_handshake_bytes,
@@ -362,7 +340,7 @@ impl Reactor {
                     self.counters.rate_limited_closes += 1;
                     self.close(index, close::POLICY, "rate limit exceeded");
                 } else if let Message::Binary(bytes) = &message
-                    && let Some(callback) = callback_id(bytes)
+                    && let Some(callback) = inbound::callback_id(bytes)
                     && !self.config.echo
                 {
                     let error = AppError::new(error_code::RATE_LIMITED, "too many requests; slow down");
@@ -373,64 +351,30 @@ impl Reactor {
             }
             conn.strikes = 0;
         }
-        match message {
-            Message::Binary(bytes) if self.config.echo => {
-                self.forward(ToLogic::Echo { conn: id, message: Message::Binary(bytes) });
+        match inbound::classify(message, &self.routes, self.config.echo) {
+            Inbound::Request { id: callback, route, body } => {
+                self.counters.requests_forwarded += 1;
+                self.forward(ToLogic::Request { conn: id, id: callback, route, body });
             }
-            Message::Text(text) if self.config.echo => {
-                self.forward(ToLogic::Echo { conn: id, message: Message::Text(text) });
+            Inbound::Echo(message) => self.forward(ToLogic::Echo { conn: id, message }),
+            Inbound::Answer { code, frame } => {
+                self.counters.errors[usize::from(code).min(7)] += 1;
+                self.send(index, Message::Binary(frame));
             }
-            Message::Binary(bytes) => self.handle_frame(index, id, bytes),
-            Message::Text(_) => {
-                self.close(index, close::UNSUPPORTED, "text frames are not part of ticksock.v1")
-            }
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
-                // Pongs and close replies are queued by tungstenite; get them out.
-                self.mark_dirty(index);
-            }
-        }
-    }
-
-    fn handle_frame(&mut self, index: usize, conn: ConnId, bytes: Bytes) {
-        match ClientFrame::decode(&bytes) {
-            Ok(ClientFrame::Request { id, route, body }) => match self.routes.get(route) {
-                Some(route) => {
-                    self.counters.requests_forwarded += 1;
-                    let body = bytes.slice_ref(body);
-                    self.forward(ToLogic::Request { conn, id, route, body });
-                }
-                None => {
-                    self.counters.errors[usize::from(error_code::UNKNOWN_ROUTE)] += 1;
-                    let error = AppError::new(error_code::UNKNOWN_ROUTE, format!("no route `{route}`"));
-                    self.send(index, Message::Binary(encode_error(id, &error)));
-                }
-            },
-            Err(e) => match e.callback_id() {
-                Some(id) => {
-                    self.counters.errors[usize::from(error_code::BAD_FRAME)] += 1;
-                    let error = AppError::new(error_code::BAD_FRAME, e.to_string());
-                    self.send(index, Message::Binary(encode_error(id, &error)));
-                }
-                None => self.close(index, close::INVALID_DATA, "undecodable frame"),
-            },
+            Inbound::Close { code, reason } => self.close(index, code, reason),
+            // Pongs and close replies are queued by tungstenite; get them out.
+            Inbound::Control => self.mark_dirty(index),
         }
     }
 
     fn handle_read_error(&mut self, index: usize, error: tungstenite::Error) {
-        use tungstenite::Error as E;
-        match error {
-            E::ConnectionClosed | E::AlreadyClosed => self.remove(index),
-            E::Capacity(e) => {
-                tracing::debug!("closing: {e}");
-                self.close_and_drop(index, close::TOO_BIG, "message too big");
+        match inbound::close_code_for(&error) {
+            Some((code, reason)) => {
+                tracing::debug!("closing with {code}: {error}");
+                self.close_and_drop(index, code, reason);
             }
-            E::Protocol(e) => {
-                tracing::debug!("closing: protocol error: {e}");
-                self.close_and_drop(index, close::PROTOCOL, "protocol error");
-            }
-            E::Utf8(_) => self.close_and_drop(index, close::INVALID_DATA, "invalid UTF-8"),
-            other => {
-                tracing::debug!("dropping connection: {other}");
+            None => {
+                tracing::debug!("connection gone: {error}");
                 self.remove(index);
             }
         }

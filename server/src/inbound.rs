@@ -1,0 +1,245 @@
+//! What the server does with each message a client sends, decided without sockets: the
+//! reactor calls [`classify`] for every WebSocket message, and [`run_read_path`] drives the
+//! whole read path (HTTP upgrade, WebSocket framing, classification) over an in-memory stream,
+//! for fuzzing and tests.
+
+use std::io::{self, Read, Write};
+
+use bytes::Bytes;
+use protocol::{ClientFrame, error_code};
+use tungstenite::protocol::Role;
+use tungstenite::{Message, WebSocket};
+
+use crate::Config;
+use crate::app::{AppError, RouteId, RouteTable, encode_error};
+use crate::handshake::{self, Decision};
+
+/// WebSocket close codes the server sends (RFC 6455 section 7.4.1).
+pub mod close {
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The peer broke the WebSocket protocol.
+    pub const PROTOCOL: u16 = 1002;
+    /// A text message on the binary protocol.
+    pub const UNSUPPORTED: u16 = 1003;
+    /// A frame whose callback id cannot be read, or a text message that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
+    /// A policy limit: the inbound rate, or the outbound buffer.
+    pub const POLICY: u16 = 1008;
+    /// A message or frame over its size limit.
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// What to do with one message from a client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// Pass a request to the logic thread.
+    Request {
+        /// Its callback id.
+        id: u32,
+        /// Its route.
+        route: RouteId,
+        /// Its body, a slice of the message.
+        body: Bytes,
+    },
+    /// Echo mode: send the message back through the logic thread.
+    Echo(Message),
+    /// Answer at once with this error frame; the connection goes on.
+    Answer {
+        /// The error code in the frame.
+        code: u16,
+        /// The encoded error frame.
+        frame: Bytes,
+    },
+    /// Close the connection with this code.
+    Close {
+        /// The close code.
+        code: u16,
+        /// A short reason.
+        reason: &'static str,
+    },
+    /// A control message (ping, pong, close): tungstenite answered it; flush.
+    Control,
+}
+
+/// Decides what to do with `message`.
+pub fn classify(message: Message, routes: &RouteTable, echo: bool) -> Inbound {
+    match message {
+        Message::Binary(_) | Message::Text(_) if echo => Inbound::Echo(message),
+        Message::Binary(bytes) => classify_frame(bytes, routes),
+        Message::Text(_) => {
+            Inbound::Close { code: close::UNSUPPORTED, reason: "text frames are not part of ticksock.v1" }
+        }
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => Inbound::Control,
+    }
+}
+
+fn classify_frame(bytes: Bytes, routes: &RouteTable) -> Inbound {
+    match ClientFrame::decode(&bytes) {
+        Ok(ClientFrame::Request { id, route, body }) => match routes.get(route) {
+            Some(route) => Inbound::Request { id, route, body: bytes.slice_ref(body) },
+            None => answer(id, error_code::UNKNOWN_ROUTE, format!("no route `{route}`")),
+        },
+        Err(e) => match e.callback_id() {
+            Some(id) => answer(id, error_code::BAD_FRAME, e.to_string()),
+            None => Inbound::Close { code: close::INVALID_DATA, reason: "undecodable frame" },
+        },
+    }
+}
+
+fn answer(id: u32, code: u16, message: String) -> Inbound {
+    Inbound::Answer { code, frame: encode_error(id, &AppError::new(code, message)) }
+}
+
+/// The callback id of a request frame, if one can be read.
+pub fn callback_id(bytes: &[u8]) -> Option<u32> {
+    match ClientFrame::decode(bytes) {
+        Ok(ClientFrame::Request { id, .. }) => Some(id),
+        Err(e) => e.callback_id(),
+    }
+}
+
+/// The close code for an error tungstenite returned while reading, or `None` when the
+/// connection is simply gone.
+pub fn close_code_for(error: &tungstenite::Error) -> Option<(u16, &'static str)> {
+    use tungstenite::Error as E;
+    match error {
+        E::Capacity(_) => Some((close::TOO_BIG, "message too big")),
+        E::Protocol(_) => Some((close::PROTOCOL, "protocol error")),
+        E::Utf8(_) => Some((close::INVALID_DATA, "invalid UTF-8")),
+        _ => None,
+    }
+}
+
+/// What [`run_read_path`] saw.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReadPathOutcome {
+    /// Whether the bytes held a complete, accepted upgrade request.
+    pub upgraded: bool,
+    /// The HTTP status of a refused or plain request, if any.
+    pub http_status: Option<u16>,
+    /// Requests that would reach the logic thread.
+    pub requests: usize,
+    /// Error replies the reactor would send itself.
+    pub answers: usize,
+    /// The close code the connection would end with, if the server closes it.
+    pub close: Option<u16>,
+}
+
+/// Feeds `input`, as if a client sent it all at once, through the server's read path with
+/// `config`'s limits: the HTTP upgrade decision, tungstenite's framing, and [`classify`].
+pub fn run_read_path(input: &[u8], config: &Config, routes: &RouteTable) -> ReadPathOutcome {
+    let policy = handshake::Policy {
+        subprotocol: if config.echo { None } else { Some(protocol::SUBPROTOCOL) },
+        max_bytes: config.max_handshake_bytes,
+    };
+    let mut outcome = ReadPathOutcome::default();
+    let leftover = match handshake::decide(input, &policy) {
+        Decision::NeedMore | Decision::Metrics => return outcome,
+        Decision::Respond { response } => {
+            outcome.http_status =
+                std::str::from_utf8(&response).ok().and_then(|r| r.get(9..12)?.parse().ok());
+            return outcome;
+        }
+        Decision::Upgrade { leftover, .. } => leftover,
+    };
+    outcome.upgraded = true;
+    let mut ws =
+        WebSocket::from_partially_read(MemoryStream, leftover, Role::Server, Some(config.websocket_config()));
+    loop {
+        match ws.read() {
+            Ok(message) => match classify(message, routes, config.echo) {
+                Inbound::Request { .. } | Inbound::Echo(_) => outcome.requests += 1,
+                Inbound::Answer { .. } => outcome.answers += 1,
+                Inbound::Close { code, .. } => {
+                    outcome.close = Some(code);
+                    return outcome;
+                }
+                Inbound::Control => {}
+            },
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return outcome,
+            Err(e) => {
+                outcome.close = close_code_for(&e).map(|(code, _)| code);
+                return outcome;
+            }
+        }
+    }
+}
+
+/// A stream with nothing more to read (as a non-blocking socket that would block) and that
+/// swallows writes.
+struct MemoryStream;
+
+impl Read for MemoryStream {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl Write for MemoryStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Game;
+    use crate::game::arena::Arena;
+    use crate::logic::Logic;
+
+    const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Protocol: ticksock.v1\r\n\r\n";
+
+    /// A masked client frame (mask 0 keeps the payload readable).
+    fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn routes() -> RouteTable {
+        let _ = <Arena as Game>::routes;
+        Logic::new(Arena::default()).route_table()
+    }
+
+    #[test]
+    fn requests_answers_and_closes_are_classified_as_the_reactor_acts() {
+        let mut input = UPGRADE.to_vec();
+        input.extend(masked(2, &ClientFrame::Request { id: 1, route: "echo", body: b"x" }.to_vec()));
+        input.extend(masked(2, &ClientFrame::Request { id: 2, route: "nope", body: b"" }.to_vec()));
+        input.extend(masked(2, &[0, 3, 2, 0xff, 0xfe]));
+        input.extend(masked(1, b"text"));
+        let outcome = run_read_path(&input, &Config::default(), &routes());
+        assert_eq!(
+            outcome,
+            ReadPathOutcome {
+                upgraded: true,
+                http_status: None,
+                requests: 1,
+                answers: 2,
+                close: Some(close::UNSUPPORTED)
+            }
+        );
+    }
+
+    #[test]
+    fn refusals_and_violations_are_reported() {
+        let config = Config::default();
+        let plain = run_read_path(b"GET /x HTTP/1.1\r\n\r\n", &config, &routes());
+        assert_eq!(plain.http_status, Some(404));
+        let mut unmasked = UPGRADE.to_vec();
+        unmasked.extend([0x82, 0x01, 0x00]);
+        assert_eq!(run_read_path(&unmasked, &config, &routes()).close, Some(close::PROTOCOL));
+        let mut huge = UPGRADE.to_vec();
+        huge.extend([0x82, 0xff, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0]); // 128 KiB
+        assert_eq!(run_read_path(&huge, &config, &routes()).close, Some(close::TOO_BIG));
+    }
+}

@@ -2,7 +2,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{DECODE_CONFIG, ENCODE_CONFIG};
+use crate::{DECODE_CONFIG, ENCODE_CONFIG, Encoding};
 
 /// A body did not encode or decode as the expected type.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,29 @@ pub enum BodyError {
     /// The bytes decoded, but some were left over: the sender used a different type.
     #[error("body has {0} trailing bytes")]
     Trailing(usize),
+    /// A JSON body is not the expected type's JSON form. The caller answers `BAD_BODY`.
+    #[error("JSON body: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Decodes a body in the connection's encoding: bincode bytes, or JSON text.
+pub fn decode_body_as<T: DeserializeOwned>(encoding: Encoding, bytes: &[u8]) -> Result<T, BodyError> {
+    match encoding {
+        Encoding::Binary => decode_body(bytes),
+        Encoding::Json => Ok(serde_json::from_slice(bytes)?),
+    }
+}
+
+/// Appends `value` encoded for the connection's encoding: bincode bytes, or JSON text.
+pub fn encode_body_into_as<T: Serialize + ?Sized>(
+    encoding: Encoding,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), BodyError> {
+    match encoding {
+        Encoding::Binary => encode_body_into(value, out),
+        Encoding::Json => Ok(serde_json::to_writer(out, value)?),
+    }
 }
 
 /// Encodes `value` as a body.

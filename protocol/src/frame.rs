@@ -88,6 +88,9 @@ pub enum FrameError {
         /// What bincode said.
         source: bincode::error::DecodeError,
     },
+    /// A JSON frame did not decode (see [`crate::json::JsonFrameError`] for what to do).
+    #[error(transparent)]
+    Json(crate::json::JsonFrameError),
 }
 
 impl FrameError {
@@ -96,6 +99,7 @@ impl FrameError {
         match self {
             FrameError::UnknownKind { .. } => None,
             FrameError::Malformed { callback_id, .. } => *callback_id,
+            FrameError::Json(e) => e.callback_id(),
         }
     }
 }

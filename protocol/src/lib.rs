@@ -10,6 +10,7 @@
 //!   callback id); the server answers with [`ServerFrame`]s (welcome, reply, error, push).
 //! - [`body`]: how application types (anything `serde`) become a frame's body and back.
 //! - [`error_code`]: the error codes the server itself puts in error replies.
+//! - [`json`]: the same frames as JSON text messages, for browsers and consoles.
 //!
 //! # Encoding
 //! Every field is encoded with bincode 2's standard configuration (little-endian, variable-length
@@ -21,8 +22,9 @@ pub mod arena;
 pub mod body;
 pub mod error_code;
 pub mod frame;
+pub mod json;
 
-pub use body::{BodyError, decode_body, encode_body, encode_body_into};
+pub use body::{BodyError, decode_body, decode_body_as, encode_body, encode_body_into, encode_body_into_as};
 pub use frame::{ClientFrame, FrameError, ServerFrame};
 
 /// The version of this wire format, sent in the welcome frame.
@@ -32,6 +34,19 @@ pub const PROTOCOL_VERSION: u16 = 1;
 ///
 /// A client must offer it; the server refuses an upgrade that offers no version it speaks.
 pub const SUBPROTOCOL: &str = "ticksock.v1";
+
+/// The WebSocket subprotocol that selects the JSON form of the frames (see [`json`]).
+pub const SUBPROTOCOL_JSON: &str = "ticksock.v1.json";
+
+/// Which form of the frames a connection speaks, chosen by its subprotocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Encoding {
+    /// bincode frames in binary messages ([`SUBPROTOCOL`]): the default and the fast path.
+    #[default]
+    Binary,
+    /// JSON frames in text messages ([`SUBPROTOCOL_JSON`]).
+    Json,
+}
 
 /// The most memory, in bytes, that decoding one untrusted value may claim.
 ///

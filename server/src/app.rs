@@ -9,13 +9,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use protocol::{ServerFrame, error_code, frame};
+use protocol::{Encoding, error_code};
 use serde::{Serialize, de::DeserializeOwned};
 use tungstenite::Message;
 
 use crate::ConnId;
-use crate::bridge::{Command, frame_with_body};
+use crate::bridge::Command;
+use crate::encode::{self, PushFrames};
 use crate::hub::{BindError, Hub, UserPolicy};
 
 /// A game: its routes, and what it does when connections come and go and the clock ticks.
@@ -74,6 +74,8 @@ pub struct Caller {
     pub conn: ConnId,
     /// The callback id of the call.
     pub id: u32,
+    /// The form of frames the caller speaks; the answer is encoded in it.
+    pub encoding: Encoding,
 }
 
 /// A route's index in its router, resolved by the reactor so requests cross threads without
@@ -93,7 +95,7 @@ impl RouteTable {
 }
 
 /// What a handler produced: the whole reply frame, or nothing yet (deferred).
-type Handled = Result<Option<Bytes>, AppError>;
+type Handled = Result<Option<Message>, AppError>;
 type Handler<G> = Box<dyn Fn(&mut G, &mut Ctx<'_>, Caller, &[u8]) -> Handled + Send>;
 
 /// Maps route names to handlers, as an MVC router maps paths to controllers.
@@ -127,9 +129,9 @@ impl<G: 'static> Router<G> {
             name,
             false,
             Box::new(move |game, ctx, caller, body| {
-                let request = decode_request(body)?;
+                let request = encode::request(caller.encoding, body)?;
                 let response = handler(game, ctx, caller, request)?;
-                encode_reply(caller.id, &response).map(Some)
+                encode::reply(caller, &response).map(Some)
             }),
         )
     }
@@ -145,14 +147,15 @@ impl<G: 'static> Router<G> {
             name,
             true,
             Box::new(move |game, ctx, caller, body| {
-                let request = decode_request(body)?;
+                let request = encode::request(caller.encoding, body)?;
                 handler(game, ctx, caller, request).map(|()| None)
             }),
         )
     }
 
     /// A route on raw bytes: the body as it arrived, the reply body as returned. For routes
-    /// that forward or echo payloads without a schema.
+    /// that forward or echo payloads without a schema. On a JSON connection the body is the
+    /// request's `body` JSON text, and the reply must be JSON text too.
     pub fn raw<F>(&mut self, name: &str, handler: F) -> &mut Self
     where
         F: Fn(&mut G, &mut Ctx<'_>, Caller, &[u8]) -> Result<Vec<u8>, AppError> + Send + 'static,
@@ -162,7 +165,7 @@ impl<G: 'static> Router<G> {
             false,
             Box::new(move |game, ctx, caller, body| {
                 let reply = handler(game, ctx, caller, body)?;
-                Ok(Some(frame_with_body(|out| frame::write_reply_header(out, caller.id), &reply)))
+                encode::raw_reply(caller, &reply).map(Some)
             }),
         )
     }
@@ -206,31 +209,22 @@ impl<G: 'static> Router<G> {
     }
 }
 
-fn decode_request<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, AppError> {
-    protocol::decode_body(body).map_err(|e| AppError::new(error_code::BAD_BODY, e.to_string()))
-}
-
-fn encode_reply<T: Serialize + ?Sized>(id: u32, value: &T) -> Result<Bytes, AppError> {
-    let mut out = Vec::with_capacity(32);
-    frame::write_reply_header(&mut out, id);
-    match protocol::encode_body_into(value, &mut out) {
-        Ok(()) => Ok(Bytes::from(out)),
-        Err(e) => {
-            tracing::error!("reply does not encode: {e}");
-            Err(AppError::new(error_code::INTERNAL, "reply does not encode"))
+/// Queues one push for each connection, encoded at most once per encoding.
+fn push_all<T: Serialize + ?Sized>(
+    out: &mut Vec<Command>,
+    hub: &Hub,
+    encodes: &mut u64,
+    conns: impl IntoIterator<Item = ConnId>,
+    topic: &str,
+    value: &T,
+) -> usize {
+    let mut frames = PushFrames::new(topic, value);
+    let before = out.len();
+    for conn in conns {
+        if let Some(message) = frames.message(hub.encoding(conn), encodes) {
+            out.push(Command::Send { conn, message });
         }
     }
-}
-
-/// Encodes an error reply frame.
-pub(crate) fn encode_error(id: u32, error: &AppError) -> Bytes {
-    Bytes::from(ServerFrame::Error { id, code: error.code, message: &error.message }.to_vec())
-}
-
-/// Queues one shared frame for each connection: a reference count per recipient, no copy.
-fn queue_all(out: &mut Vec<Command>, conns: impl IntoIterator<Item = ConnId>, frame: &Bytes) -> usize {
-    let before = out.len();
-    out.extend(conns.into_iter().map(|conn| Command::Send { conn, message: Message::Binary(frame.clone()) }));
     out.len() - before
 }
 
@@ -313,17 +307,13 @@ impl<'a> Ctx<'a> {
         conns.len()
     }
 
-    /// Pushes to every connection of `user` (one encode). Returns how many got it.
+    /// Pushes to every connection of `user` (one encode per encoding). Returns how many got it.
     pub fn send_to_user<T: Serialize + ?Sized>(&mut self, user: &str, topic: &str, value: &T) -> usize {
-        if !self.hub.is_online(user) {
-            return 0;
-        }
-        let Some(frame) = self.encode_push(topic, value) else { return 0 };
-        queue_all(self.out, self.hub.user_connections(user), &frame)
+        push_all(self.out, self.hub, self.encodes, self.hub.user_connections(user), topic, value)
     }
 
     /// Pushes to every member of `group` except those in `except` (typically the sender),
-    /// with one encode whatever the group's size. Returns how many got it.
+    /// with one encode per encoding whatever the group's size. Returns how many got it.
     pub fn send_to_group<T: Serialize + ?Sized>(
         &mut self,
         group: &str,
@@ -331,22 +321,13 @@ impl<'a> Ctx<'a> {
         value: &T,
         except: &[ConnId],
     ) -> usize {
-        if self.hub.member_count(group) <= except.len()
-            && self.hub.members(group).all(|c| except.contains(&c))
-        {
-            return 0;
-        }
-        let Some(frame) = self.encode_push(topic, value) else { return 0 };
-        queue_all(self.out, self.hub.members(group).filter(|c| !except.contains(c)), &frame)
+        let members = self.hub.members(group).filter(|c| !except.contains(c));
+        push_all(self.out, self.hub, self.encodes, members, topic, value)
     }
 
-    /// Pushes to every open connection, with one encode. Returns how many got it.
+    /// Pushes to every open connection, with one encode per encoding. Returns how many got it.
     pub fn send_to_all<T: Serialize + ?Sized>(&mut self, topic: &str, value: &T) -> usize {
-        if self.hub.connection_count() == 0 {
-            return 0;
-        }
-        let Some(frame) = self.encode_push(topic, value) else { return 0 };
-        queue_all(self.out, self.hub.connections(), &frame)
+        push_all(self.out, self.hub, self.encodes, self.hub.connections(), topic, value)
     }
 
     /// The time this batch of work started.
@@ -363,14 +344,18 @@ impl<'a> Ctx<'a> {
     pub fn reply<T: Serialize + ?Sized>(&mut self, caller: Caller, value: &T) {
         self.deferred.remove(&caller);
         *self.encodes += 1;
-        let frame = encode_reply(caller.id, value).unwrap_or_else(|e| encode_error(caller.id, &e));
-        self.send(caller.conn, frame);
+        let message =
+            encode::reply(caller, value).unwrap_or_else(|e| encode::error(caller.id, caller.encoding, &e));
+        self.out.push(Command::Send { conn: caller.conn, message });
     }
 
     /// Answers a deferred call with an error.
     pub fn reply_error(&mut self, caller: Caller, error: AppError) {
         self.deferred.remove(&caller);
-        self.send(caller.conn, encode_error(caller.id, &error));
+        self.out.push(Command::Send {
+            conn: caller.conn,
+            message: encode::error(caller.id, caller.encoding, &error),
+        });
     }
 
     /// Pushes `value` on `topic` to one connection.
@@ -378,44 +363,19 @@ impl<'a> Ctx<'a> {
         self.push_many(std::iter::once(conn), topic, value);
     }
 
-    /// Pushes `value` on `topic` to every connection in `conns`. The frame is encoded once and
-    /// its bytes shared by every recipient. Returns how many recipients it was queued for.
+    /// Pushes `value` on `topic` to every connection in `conns`. The frame is encoded once per
+    /// encoding and its bytes shared by every recipient. Returns how many it was queued for.
     pub fn push_many<T: Serialize + ?Sized>(
         &mut self,
         conns: impl IntoIterator<Item = ConnId>,
         topic: &str,
         value: &T,
     ) -> usize {
-        let Some(frame) = self.encode_push(topic, value) else { return 0 };
-        self.send_many(conns, &frame)
-    }
-
-    /// Encodes a push frame once, for [`Ctx::send_many`]. `None` (logged) when the value does
-    /// not encode, which is a bug in its type.
-    pub fn encode_push<T: Serialize + ?Sized>(&mut self, topic: &str, value: &T) -> Option<Bytes> {
-        *self.encodes += 1;
-        let mut out = Vec::with_capacity(64);
-        frame::write_push_header(&mut out, topic);
-        match protocol::encode_body_into(value, &mut out) {
-            Ok(()) => Some(Bytes::from(out)),
-            Err(e) => {
-                tracing::error!("push on `{topic}` does not encode: {e}");
-                None
-            }
-        }
-    }
-
-    /// Queues an already encoded frame for every connection in `conns`, sharing its bytes.
-    pub fn send_many(&mut self, conns: impl IntoIterator<Item = ConnId>, frame: &Bytes) -> usize {
-        queue_all(self.out, conns, frame)
+        push_all(self.out, self.hub, self.encodes, conns, topic, value)
     }
 
     /// Closes a connection with a WebSocket close frame (`code` 1000 for a normal close).
     pub fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
         self.out.push(Command::Close { conn, code, reason });
-    }
-
-    fn send(&mut self, conn: ConnId, frame: Bytes) {
-        self.out.push(Command::Send { conn, message: Message::Binary(frame) });
     }
 }

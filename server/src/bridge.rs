@@ -5,13 +5,19 @@ use tungstenite::Message;
 
 use crate::ConnId;
 use crate::app::RouteId;
+use protocol::Encoding;
 
 /// From the reactor to the logic thread, in the order things happened on each connection:
 /// a connection's `Connected` comes before its requests, and its `Disconnected` after them.
 #[derive(Debug)]
 pub enum ToLogic {
     /// A connection finished its handshake.
-    Connected(ConnId),
+    Connected {
+        /// Which one.
+        conn: ConnId,
+        /// The form of frames it speaks, chosen by its subprotocol.
+        encoding: Encoding,
+    },
     /// A request whose route exists.
     Request {
         /// Who sent it.
@@ -20,8 +26,11 @@ pub enum ToLogic {
         id: u32,
         /// Its route, already looked up by the reactor.
         route: RouteId,
-        /// Its body: a slice of the received message, not a copy.
+        /// Its body: a slice of the received message, not a copy (bincode bytes, or JSON
+        /// text on a JSON connection).
         body: Bytes,
+        /// The connection's encoding, for decoding the body and encoding the answer.
+        encoding: Encoding,
     },
     /// Echo mode: a data message to send back unchanged.
     Echo {
@@ -62,12 +71,3 @@ pub enum Command {
 
 /// One batch of commands.
 pub type Batch = Vec<Command>;
-
-/// Encodes a frame whose body the caller appends: used by the logic thread for every reply
-/// and push, so a frame is built in one buffer.
-pub(crate) fn frame_with_body(header: impl FnOnce(&mut Vec<u8>), body: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(16 + body.len());
-    header(&mut out);
-    out.extend_from_slice(body);
-    Bytes::from(out)
-}

@@ -4,16 +4,31 @@
 //!
 //! A partial request is a normal state ([`Decision::NeedMore`]), not an error.
 
+use protocol::Encoding;
 use tungstenite::handshake::derive_accept_key;
+
+/// The subprotocols of the game server: binary first, the fast path.
+pub const GAME_SUBPROTOCOLS: &[(&str, Encoding)] =
+    &[(protocol::SUBPROTOCOL, Encoding::Binary), (protocol::SUBPROTOCOL_JSON, Encoding::Json)];
 
 /// How the server answers upgrades.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// The subprotocol the client must offer; `None` accepts clients that offer none (echo
-    /// mode), and picks none.
-    pub subprotocol: Option<&'static str>,
+    /// The subprotocols the server speaks, in its order of preference when a client offers
+    /// several; empty accepts clients that offer none, and picks none (echo mode).
+    pub subprotocols: &'static [(&'static str, Encoding)],
     /// Requests larger than this are refused with `431`.
     pub max_bytes: usize,
+}
+
+impl Policy {
+    /// The policy `config` implies: every game subprotocol, or none in echo mode.
+    pub fn of(config: &crate::Config) -> Self {
+        Self {
+            subprotocols: if config.echo { &[] } else { GAME_SUBPROTOCOLS },
+            max_bytes: config.max_handshake_bytes,
+        }
+    }
 }
 
 /// What to do with the bytes received so far.
@@ -28,6 +43,8 @@ pub enum Decision {
         response: Vec<u8>,
         /// Bytes received after the request's end.
         leftover: Vec<u8>,
+        /// The encoding the chosen subprotocol selects.
+        encoding: Encoding,
     },
     /// A plain `GET /metrics`: answer with the server's metrics, then close.
     Metrics,
@@ -84,30 +101,34 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     let Some(key) = header("Sec-WebSocket-Key").next().map(str::trim) else {
         return refuse(400, "Bad Request", "missing Sec-WebSocket-Key\n");
     };
-    let chosen = match policy.subprotocol {
-        Some(wanted) => {
-            if !has_token("Sec-WebSocket-Protocol", wanted) {
+    let chosen = if policy.subprotocols.is_empty() {
+        None
+    } else {
+        match policy.subprotocols.iter().find(|(name, _)| has_token("Sec-WebSocket-Protocol", name)) {
+            Some(&chosen) => Some(chosen),
+            None => {
+                let names: Vec<&str> = policy.subprotocols.iter().map(|(name, _)| *name).collect();
                 let body = format!(
-                    "this server speaks the WebSocket subprotocol `{wanted}`; offer it in Sec-WebSocket-Protocol\n"
+                    "this server speaks the WebSocket subprotocols {}; offer one in Sec-WebSocket-Protocol\n",
+                    names.join(", ")
                 );
                 return refuse(400, "Bad Request", &body);
             }
-            Some(wanted)
         }
-        None => None,
     };
 
     let accept = derive_accept_key(key.as_bytes());
     let mut response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
     );
-    if let Some(chosen) = chosen {
+    if let Some((name, _)) = chosen {
         response.push_str("Sec-WebSocket-Protocol: ");
-        response.push_str(chosen);
+        response.push_str(name);
         response.push_str("\r\n");
     }
     response.push_str("\r\n");
-    Upgrade { response: response.into_bytes(), leftover: received[end..].to_vec() }
+    let encoding = chosen.map_or(Encoding::Binary, |(_, encoding)| encoding);
+    Upgrade { response: response.into_bytes(), leftover: received[end..].to_vec(), encoding }
 }
 
 use Decision::{NeedMore, Respond, Upgrade};
@@ -171,8 +192,8 @@ fn response(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> 
 mod tests {
     use super::*;
 
-    const GAME: Policy = Policy { subprotocol: Some("ticksock.v1"), max_bytes: 8192 };
-    const ECHO: Policy = Policy { subprotocol: None, max_bytes: 8192 };
+    const GAME: Policy = Policy { subprotocols: GAME_SUBPROTOCOLS, max_bytes: 8192 };
+    const ECHO: Policy = Policy { subprotocols: &[], max_bytes: 8192 };
 
     fn upgrade(protocol: Option<&str>) -> String {
         let mut r = String::from(
@@ -199,12 +220,23 @@ mod tests {
     #[test]
     fn accepts_the_offered_subprotocol_with_the_rfc_accept_key() {
         let d = decide(upgrade(Some("chat, ticksock.v1")).as_bytes(), &GAME);
-        let Upgrade { response, leftover } = d else { panic!("expected upgrade, got {d:?}") };
+        let Upgrade { response, leftover, encoding } = d else { panic!("expected upgrade, got {d:?}") };
+        assert_eq!(encoding, Encoding::Binary);
         let text = String::from_utf8(response).expect("ascii");
         // The example key and accept value of RFC 6455 section 1.3.
         assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{text}");
         assert!(text.contains("Sec-WebSocket-Protocol: ticksock.v1\r\n"), "{text}");
         assert!(leftover.is_empty());
+    }
+
+    #[test]
+    fn the_json_subprotocol_selects_json() {
+        let Upgrade { response, encoding, .. } = decide(upgrade(Some("ticksock.v1.json")).as_bytes(), &GAME)
+        else {
+            panic!("expected upgrade")
+        };
+        assert_eq!(encoding, Encoding::Json);
+        assert!(String::from_utf8_lossy(&response).contains("Sec-WebSocket-Protocol: ticksock.v1.json\r\n"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::any::{Any, TypeId};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::ConnId;
+use protocol::Encoding;
 
 /// What happens when a user who is already online binds another connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +50,7 @@ pub struct Hub {
 
 #[derive(Default)]
 struct ConnEntry {
+    encoding: Encoding,
     user: Option<String>,
     groups: HashSet<String>,
     sessions: Vec<(TypeId, Box<dyn Any + Send>)>,
@@ -60,9 +62,14 @@ impl Hub {
         Self { policy, ..Self::default() }
     }
 
-    /// A connection opened.
-    pub fn handle_connected(&mut self, conn: ConnId) {
-        self.conns.entry(conn).or_default();
+    /// A connection opened, speaking `encoding`.
+    pub fn handle_connected(&mut self, conn: ConnId, encoding: Encoding) {
+        self.conns.entry(conn).or_default().encoding = encoding;
+    }
+
+    /// The encoding a connection speaks (binary for one that is not open).
+    pub fn encoding(&self, conn: ConnId) -> Encoding {
+        self.conns.get(&conn).map_or(Encoding::Binary, |e| e.encoding)
     }
 
     /// A connection closed: unbind it, take it out of its groups, drop its session data.
@@ -215,7 +222,7 @@ mod tests {
 
     fn hub(policy: UserPolicy, n: u32) -> Hub {
         let mut hub = Hub::new(policy);
-        (0..n).for_each(|i| hub.handle_connected(conn(i)));
+        (0..n).for_each(|i| hub.handle_connected(conn(i), Encoding::Binary));
         hub
     }
 

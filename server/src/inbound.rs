@@ -6,12 +6,14 @@
 use std::io::{self, Read, Write};
 
 use bytes::Bytes;
-use protocol::{ClientFrame, error_code};
+use protocol::json::JsonRequest;
+use protocol::{ClientFrame, Encoding, error_code};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
 use crate::Config;
-use crate::app::{AppError, RouteId, RouteTable, encode_error};
+use crate::app::{AppError, RouteId, RouteTable};
+use crate::encode;
 use crate::handshake::{self, Decision};
 
 /// WebSocket close codes the server sends (RFC 6455 section 7.4.1).
@@ -28,6 +30,15 @@ pub mod close {
     pub const POLICY: u16 = 1008;
     /// A message or frame over its size limit.
     pub const TOO_BIG: u16 = 1009;
+}
+
+/// How a connection's messages are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Echo mode: every data message goes back as it is.
+    Echo,
+    /// The ticksock protocol in this encoding.
+    Protocol(Encoding),
 }
 
 /// What to do with one message from a client.
@@ -49,7 +60,7 @@ pub enum Inbound {
         /// The error code in the frame.
         code: u16,
         /// The encoded error frame.
-        frame: Bytes,
+        frame: Message,
     },
     /// Close the connection with this code.
     Close {
@@ -63,39 +74,71 @@ pub enum Inbound {
 }
 
 /// Decides what to do with `message`.
-pub fn classify(message: Message, routes: &RouteTable, echo: bool) -> Inbound {
-    match message {
-        Message::Binary(_) | Message::Text(_) if echo => Inbound::Echo(message),
-        Message::Binary(bytes) => classify_frame(bytes, routes),
-        Message::Text(_) => {
-            Inbound::Close { code: close::UNSUPPORTED, reason: "text frames are not part of ticksock.v1" }
+pub fn classify(message: Message, routes: &RouteTable, mode: Mode) -> Inbound {
+    match (mode, message) {
+        (_, Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_)) => Inbound::Control,
+        (Mode::Echo, message) => Inbound::Echo(message),
+        (Mode::Protocol(Encoding::Binary), Message::Binary(bytes)) => classify_binary(bytes, routes),
+        (Mode::Protocol(Encoding::Json), Message::Text(text)) => classify_json(text.into(), routes),
+        (Mode::Protocol(Encoding::Binary), Message::Text(_)) => {
+            Inbound::Close { code: close::UNSUPPORTED, reason: "text messages are not part of ticksock.v1" }
         }
-        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => Inbound::Control,
+        (Mode::Protocol(Encoding::Json), Message::Binary(_)) => Inbound::Close {
+            code: close::UNSUPPORTED,
+            reason: "binary messages are not part of ticksock.v1.json",
+        },
     }
 }
 
-fn classify_frame(bytes: Bytes, routes: &RouteTable) -> Inbound {
+fn classify_binary(bytes: Bytes, routes: &RouteTable) -> Inbound {
     match ClientFrame::decode(&bytes) {
         Ok(ClientFrame::Request { id, route, body }) => match routes.get(route) {
             Some(route) => Inbound::Request { id, route, body: bytes.slice_ref(body) },
-            None => answer(id, error_code::UNKNOWN_ROUTE, format!("no route `{route}`")),
+            None => answer(id, Encoding::Binary, error_code::UNKNOWN_ROUTE, format!("no route `{route}`")),
         },
         Err(e) => match e.callback_id() {
-            Some(id) => answer(id, error_code::BAD_FRAME, e.to_string()),
+            Some(id) => answer(id, Encoding::Binary, error_code::BAD_FRAME, e.to_string()),
             None => Inbound::Close { code: close::INVALID_DATA, reason: "undecodable frame" },
         },
     }
 }
 
-fn answer(id: u32, code: u16, message: String) -> Inbound {
-    Inbound::Answer { code, frame: encode_error(id, &AppError::new(code, message)) }
+fn classify_json(bytes: Bytes, routes: &RouteTable) -> Inbound {
+    // tungstenite checked the UTF-8 already; this only gets the str back.
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Inbound::Close { code: close::INVALID_DATA, reason: "invalid UTF-8" };
+    };
+    match JsonRequest::decode(text) {
+        Ok(JsonRequest { id, route, body }) => match routes.get(route) {
+            Some(route) => {
+                let body = body.map_or(Bytes::from_static(b"null"), |b| bytes.slice_ref(b.as_bytes()));
+                Inbound::Request { id, route, body }
+            }
+            None => answer(id, Encoding::Json, error_code::UNKNOWN_ROUTE, format!("no route `{route}`")),
+        },
+        Err(e) => match e.callback_id() {
+            Some(id) => answer(id, Encoding::Json, error_code::BAD_FRAME, e.to_string()),
+            None => Inbound::Close { code: close::INVALID_DATA, reason: "undecodable frame" },
+        },
+    }
 }
 
-/// The callback id of a request frame, if one can be read.
-pub fn callback_id(bytes: &[u8]) -> Option<u32> {
-    match ClientFrame::decode(bytes) {
-        Ok(ClientFrame::Request { id, .. }) => Some(id),
-        Err(e) => e.callback_id(),
+fn answer(id: u32, encoding: Encoding, code: u16, message: String) -> Inbound {
+    Inbound::Answer { code, frame: encode::error(id, encoding, &AppError::new(code, message)) }
+}
+
+/// The callback id of a request message, if one can be read.
+pub fn callback_id(message: &Message, encoding: Encoding) -> Option<u32> {
+    match (encoding, message) {
+        (Encoding::Binary, Message::Binary(bytes)) => match ClientFrame::decode(bytes) {
+            Ok(ClientFrame::Request { id, .. }) => Some(id),
+            Err(e) => e.callback_id(),
+        },
+        (Encoding::Json, Message::Text(text)) => match JsonRequest::decode(text.as_str()) {
+            Ok(request) => Some(request.id),
+            Err(e) => e.callback_id(),
+        },
+        _ => None,
     }
 }
 
@@ -129,10 +172,7 @@ pub struct ReadPathOutcome {
 /// Feeds `input`, as if a client sent it all at once, through the server's read path with
 /// `config`'s limits: the HTTP upgrade decision, tungstenite's framing, and [`classify`].
 pub fn run_read_path(input: &[u8], config: &Config, routes: &RouteTable) -> ReadPathOutcome {
-    let policy = handshake::Policy {
-        subprotocol: if config.echo { None } else { Some(protocol::SUBPROTOCOL) },
-        max_bytes: config.max_handshake_bytes,
-    };
+    let policy = handshake::Policy::of(config);
     let mut outcome = ReadPathOutcome::default();
     let leftover = match handshake::decide(input, &policy) {
         Decision::NeedMore | Decision::Metrics => return outcome,
@@ -141,14 +181,16 @@ pub fn run_read_path(input: &[u8], config: &Config, routes: &RouteTable) -> Read
                 std::str::from_utf8(&response).ok().and_then(|r| r.get(9..12)?.parse().ok());
             return outcome;
         }
-        Decision::Upgrade { leftover, .. } => leftover,
+        Decision::Upgrade { leftover, encoding, .. } => (leftover, encoding),
     };
+    let (leftover, encoding) = leftover;
+    let mode = if config.echo { Mode::Echo } else { Mode::Protocol(encoding) };
     outcome.upgraded = true;
     let mut ws =
         WebSocket::from_partially_read(MemoryStream, leftover, Role::Server, Some(config.websocket_config()));
     loop {
         match ws.read() {
-            Ok(message) => match classify(message, routes, config.echo) {
+            Ok(message) => match classify(message, routes, mode) {
                 Inbound::Request { .. } | Inbound::Echo(_) => outcome.requests += 1,
                 Inbound::Answer { .. } => outcome.answers += 1,
                 Inbound::Close { code, .. } => {
@@ -228,6 +270,18 @@ mod tests {
                 close: Some(close::UNSUPPORTED)
             }
         );
+    }
+
+    #[test]
+    fn the_json_read_path_takes_requests_with_and_without_a_body() {
+        let upgrade = String::from_utf8_lossy(UPGRADE).replace("ticksock.v1", "ticksock.v1.json");
+        let mut input = upgrade.into_bytes();
+        input.extend(masked(1, br#"{"id":1,"route":"rooms"}"#));
+        input.extend(masked(1, br#"{"id":2,"route":"echo","body":[1]}"#));
+        input.extend(masked(1, br#"{"id":3}"#));
+        input.extend(masked(2, b"\x00"));
+        let outcome = run_read_path(&input, &Config::default(), &routes());
+        assert_eq!((outcome.requests, outcome.answers, outcome.close), (2, 1, Some(close::UNSUPPORTED)));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod app;
 pub mod bridge;
 pub mod config;
 pub mod conn_id;
+mod encode;
 pub mod game;
 pub mod handshake;
 pub mod heartbeat;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Client, Frame};
+use protocol::Encoding;
 use server::bridge::{Command, ToLogic};
 use server::logic::Logic;
 use server::{AppError, Config, ConnId, Ctx, Game, Router, RunningServer, Server};
@@ -187,10 +188,16 @@ fn a_broadcast_to_many_members_is_encoded_once_and_shares_its_bytes() {
     let now = Instant::now();
     let members: Vec<ConnId> = (0..1000).map(|i| ConnId::new(i, 1)).collect();
     for &conn in &members {
-        logic.handle_message(ToLogic::Connected(conn), now);
+        logic.handle_message(ToLogic::Connected { conn, encoding: Encoding::Binary }, now);
         let body = Bytes::from(protocol::encode_body(&"crowd").expect("encode"));
         logic.handle_message(
-            ToLogic::Request { conn, id: 1, route: table.get("join").expect("route"), body },
+            ToLogic::Request {
+                conn,
+                id: 1,
+                route: table.get("join").expect("route"),
+                body,
+                encoding: Encoding::Binary,
+            },
             now,
         );
     }
@@ -198,7 +205,10 @@ fn a_broadcast_to_many_members_is_encoded_once_and_shares_its_bytes() {
     let before = logic.stats().encodes;
     let body = Bytes::from(protocol::encode_body(&to_group("crowd", "hello all", false)).expect("encode"));
     let route = table.get("to_group").expect("route");
-    logic.handle_message(ToLogic::Request { conn: members[0], id: 2, route, body }, now);
+    logic.handle_message(
+        ToLogic::Request { conn: members[0], id: 2, route, body, encoding: Encoding::Binary },
+        now,
+    );
     assert_eq!(logic.stats().encodes - before, 1, "one encode for 1000 recipients");
 
     let batch = logic.poll_batch().expect("a batch");

@@ -12,10 +12,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use protocol::error_code;
-use tungstenite::Message;
 
-use crate::app::{AppError, Caller, Ctx, Game, RouteTable, Router, encode_error};
+use crate::app::{AppError, Caller, Ctx, Game, RouteTable, Router};
 use crate::bridge::{Batch, Command, ToLogic};
+use crate::encode;
 use crate::hub::Hub;
 use crate::metrics::LogicCounters;
 use crate::tick::Tick;
@@ -105,8 +105,8 @@ impl<G: Game> Logic<G> {
     /// Handles one message from the reactor.
     pub fn handle_message(&mut self, message: ToLogic, now: Instant) {
         match message {
-            ToLogic::Connected(conn) => {
-                self.hub.handle_connected(conn);
+            ToLogic::Connected { conn, encoding } => {
+                self.hub.handle_connected(conn, encoding);
                 self.run_hook(now, |game, ctx| game.on_connect(ctx, conn));
             }
             ToLogic::Disconnected(conn) => {
@@ -116,9 +116,9 @@ impl<G: Game> Logic<G> {
                 self.hub.handle_disconnected(conn);
             }
             ToLogic::Echo { conn, message } => self.out.push(Command::Send { conn, message }),
-            ToLogic::Request { conn, id, route, body } => {
+            ToLogic::Request { conn, id, route, body, encoding } => {
                 self.stats.requests += 1;
-                let caller = Caller { conn, id };
+                let caller = Caller { conn, id, encoding };
                 // A deferred route's caller is pending from now until the game answers it.
                 let deferred_route = self.router.is_deferred(route);
                 if deferred_route {
@@ -136,8 +136,8 @@ impl<G: Game> Logic<G> {
                 let outcome =
                     catch_unwind(AssertUnwindSafe(|| router.dispatch(game, &mut ctx, caller, route, &body)));
                 let error = match outcome {
-                    Ok(Ok(Some(frame))) => {
-                        self.out.push(Command::Send { conn, message: Message::Binary(frame) });
+                    Ok(Ok(Some(message))) => {
+                        self.out.push(Command::Send { conn, message });
                         None
                     }
                     Ok(Ok(None)) => None,
@@ -205,7 +205,7 @@ impl<G: Game> Logic<G> {
         self.count_error(error.code);
         self.out.push(Command::Send {
             conn: caller.conn,
-            message: Message::Binary(encode_error(caller.id, error)),
+            message: encode::error(caller.id, caller.encoding, error),
         });
     }
 

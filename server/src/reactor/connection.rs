@@ -15,6 +15,7 @@ use crate::handshake::{self, Decision, Policy};
 use crate::heartbeat::Liveness;
 use crate::metrics::Metrics;
 use crate::rate::RateLimiter;
+use protocol::Encoding;
 
 /// Where a connection is in its life.
 pub(super) enum Phase {
@@ -39,15 +40,16 @@ pub(super) struct Http {
 struct Response {
     bytes: Vec<u8>,
     written: usize,
-    upgrade_leftover: Option<Vec<u8>>,
+    upgrade_leftover: Option<(Vec<u8>, Encoding)>,
 }
 
 /// What the HTTP exchange led to.
 pub(super) enum HttpProgress {
     /// Waiting for more bytes or for the socket to take the response.
     Pending,
-    /// The response is written: speak WebSocket now, starting with these bytes.
-    Upgraded(Vec<u8>),
+    /// The response is written: speak WebSocket now, starting with these bytes, in this
+    /// encoding.
+    Upgraded(Vec<u8>, Encoding),
     /// The response is written (or the peer left): close.
     Done,
 }
@@ -73,8 +75,8 @@ impl Http {
                                 self.respond(handshake::service_unavailable(), None);
                                 break;
                             }
-                            Decision::Upgrade { response, leftover } => {
-                                self.respond(response, Some(leftover));
+                            Decision::Upgrade { response, leftover, encoding } => {
+                                self.respond(response, Some((leftover, encoding)));
                                 break;
                             }
                             Decision::Respond { response } => {
@@ -96,7 +98,7 @@ impl Http {
         self.write_response()
     }
 
-    fn respond(&mut self, bytes: Vec<u8>, upgrade_leftover: Option<Vec<u8>>) {
+    fn respond(&mut self, bytes: Vec<u8>, upgrade_leftover: Option<(Vec<u8>, Encoding)>) {
         self.received = Vec::new();
         self.response = Some(Response { bytes, written: 0, upgrade_leftover });
     }
@@ -113,7 +115,7 @@ impl Http {
             }
         }
         Ok(match response.upgrade_leftover.take() {
-            Some(leftover) => HttpProgress::Upgraded(leftover),
+            Some((leftover, encoding)) => HttpProgress::Upgraded(leftover, encoding),
             None => HttpProgress::Done,
         })
     }
@@ -140,6 +142,8 @@ pub(super) struct Connection {
     pub(super) limiter: RateLimiter,
     /// Messages refused for the rate in a row.
     pub(super) strikes: u32,
+    /// The form of frames it speaks (set at the upgrade).
+    pub(super) encoding: Encoding,
 }
 
 /// What writing to a connection led to.
@@ -167,6 +171,7 @@ impl Connection {
             announced: false,
             limiter,
             strikes: 0,
+            encoding: Encoding::Binary,
         }
     }
 

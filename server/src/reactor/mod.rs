@@ -23,16 +23,17 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use protocol::{ServerFrame, error_code};
+use protocol::error_code;
 use slab::Slab;
 use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::{Connection, HttpProgress, Phase, WriteOutcome};
-use crate::app::{AppError, RouteTable, encode_error};
+use crate::app::{AppError, RouteTable};
 use crate::bridge::{Batch, Command, ToLogic};
+use crate::encode;
 use crate::heartbeat::Verdict;
-use crate::inbound::{self, Inbound, close};
+use crate::inbound::{self, Inbound, Mode, close};
 use crate::metrics::{Metrics, ReactorCounters};
 use crate::rate::RateLimiter;
 use crate::{Config, ConnId, handshake};
@@ -102,10 +103,7 @@ impl Reactor {
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let ws_config = config.websocket_config();
-        let policy = handshake::Policy {
-            subprotocol: if config.echo { None } else { Some(protocol::SUBPROTOCOL) },
-            max_bytes: config.max_handshake_bytes,
-        };
+        let policy = handshake::Policy::of(&config);
         Ok(Self {
             poll,
             listener: Some(listener),
@@ -145,7 +143,10 @@ impl Reactor {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => self.wake.clear(),
-                    Token(index) => self.handle_ready(index, event.is_readable(), event.is_writable()),
+                    Token(index) => {
+                        let (readable, writable) = (event.is_readable(), event.is_writable());
+                        self.guarded(index, |reactor| reactor.handle_ready(index, readable, writable));
+                    }
                 }
             }
             let logic_done = self.apply_batches();
@@ -164,6 +165,15 @@ impl Reactor {
             if done {
                 return Ok(());
             }
+        }
+    }
+
+    /// Runs one connection's work; a panic in it (a bug) costs that connection, not the
+    /// server.
+    fn guarded(&mut self, index: usize, work: impl FnOnce(&mut Self)) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(self))).is_err() {
+            tracing::error!("a bug panicked while serving connection {index}; dropping it");
+            self.remove(index);
         }
     }
 
@@ -262,23 +272,19 @@ impl Reactor {
         let Phase::Http(http) = &mut conn.phase else { return };
         match http.advance(&self.policy, &self.metrics) {
             Ok(HttpProgress::Pending) => self.want_writable(index, true),
-            Ok(HttpProgress::Upgraded(leftover)) => {
+            Ok(HttpProgress::Upgraded(leftover, encoding)) => {
                 conn.upgrade(leftover, self.ws_config);
+                conn.encoding = encoding;
                 conn.liveness.handle_heard(Instant::now());
-                let welcome = ServerFrame::Welcome {
-                    version: protocol::PROTOCOL_VERSION,
-                    tick_hz: self.config.tick_hz,
-                    conn_id: conn.id.to_u64(),
-                };
                 let id = conn.id;
                 if !self.config.echo {
-                    let _ = conn.write(Message::Binary(Bytes::from(welcome.to_vec())));
+                    let _ = conn.write(encode::welcome(encoding, self.config.tick_hz, id.to_u64()));
                 }
                 conn.announced = true;
                 self.counters.upgraded += 1;
                 self.want_writable(index, false);
                 self.mark_dirty(index);
-                self.forward(ToLogic::Connected(id));
+                self.forward(ToLogic::Connected { conn: id, encoding });
                 // Frames may have arrived with the request.
                 self.queue_read(index);
             }
@@ -339,27 +345,29 @@ impl Reactor {
                 if conn.strikes > self.config.rate_strikes {
                     self.counters.rate_limited_closes += 1;
                     self.close(index, close::POLICY, "rate limit exceeded");
-                } else if let Message::Binary(bytes) = &message
-                    && let Some(callback) = inbound::callback_id(bytes)
-                    && !self.config.echo
+                } else if !self.config.echo
+                    && let Some(callback) = inbound::callback_id(&message, conn.encoding)
                 {
                     let error = AppError::new(error_code::RATE_LIMITED, "too many requests; slow down");
+                    let frame = encode::error(callback, conn.encoding, &error);
                     self.counters.errors[usize::from(error_code::RATE_LIMITED)] += 1;
-                    self.send(index, Message::Binary(encode_error(callback, &error)));
+                    self.send(index, frame);
                 }
                 return;
             }
             conn.strikes = 0;
         }
-        match inbound::classify(message, &self.routes, self.config.echo) {
+        let encoding = conn.encoding;
+        let mode = if self.config.echo { Mode::Echo } else { Mode::Protocol(encoding) };
+        match inbound::classify(message, &self.routes, mode) {
             Inbound::Request { id: callback, route, body } => {
                 self.counters.requests_forwarded += 1;
-                self.forward(ToLogic::Request { conn: id, id: callback, route, body });
+                self.forward(ToLogic::Request { conn: id, id: callback, route, body, encoding });
             }
             Inbound::Echo(message) => self.forward(ToLogic::Echo { conn: id, message }),
             Inbound::Answer { code, frame } => {
                 self.counters.errors[usize::from(code).min(7)] += 1;
-                self.send(index, Message::Binary(frame));
+                self.send(index, frame);
             }
             Inbound::Close { code, reason } => self.close(index, code, reason),
             // Pongs and close replies are queued by tungstenite; get them out.
@@ -482,7 +490,7 @@ impl Reactor {
             let Some(index) = self.read_queue.pop_front() else { return };
             let Some(conn) = self.conns.get_mut(index) else { continue };
             conn.read_queued = false;
-            self.read_messages(index);
+            self.guarded(index, |reactor| reactor.read_messages(index));
         }
     }
 

@@ -1,0 +1,194 @@
+//! The JSON form of the same frames, for browsers, IoT devices and people at a WebSocket
+//! console: subprotocol [`SUBPROTOCOL_JSON`](crate::SUBPROTOCOL_JSON), one frame per text message.
+//!
+//! ```text
+//! client:  {"id": 1, "route": "login", "body": {"name": "ann"}}
+//! server:  {"type": "welcome", "version": 1, "tick_hz": 30, "conn_id": "4294967296"}
+//!          {"type": "reply", "id": 1, "body": {"player_id": 7}}
+//!          {"type": "error", "id": 1, "code": 1, "message": "no route `x`"}
+//!          {"type": "push", "topic": "state", "body": {"tick": 5, "players": []}}
+//! ```
+//!
+//! A body is the route's type as serde's JSON form. `conn_id` is a string because it can pass
+//! 2^53, beyond what a JavaScript number holds exactly. A request may carry `"type": "request"`,
+//! and may leave out `body` when the route takes none (`()`, JSON `null`).
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::FrameError;
+
+/// A request, borrowed from a text message. `body` is the raw JSON text of the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonRequest<'a> {
+    /// The callback id.
+    pub id: u32,
+    /// The route.
+    pub route: &'a str,
+    /// The body's JSON text, borrowed from the message; `None` when absent (the route then
+    /// gets JSON `null`).
+    pub body: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", default)]
+    kind: Option<&'a str>,
+    id: Option<u32>,
+    /// Borrowed: a route holding JSON escapes fails here, and the request is malformed.
+    route: Option<&'a str>,
+    #[serde(borrow)]
+    body: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: Option<u32>,
+}
+
+/// A JSON frame did not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonFrameError {
+    /// Not a request: invalid JSON, not an object, or no readable `id`. The server closes the
+    /// connection (1007).
+    #[error("not a ticksock request: {0}")]
+    NoId(String),
+    /// The `id` was read but the rest is wrong (no `route`, a `type` other than `request`).
+    /// The server answers that call with `BAD_FRAME`.
+    #[error("bad request {id}: {reason}")]
+    Malformed {
+        /// The request's callback id.
+        id: u32,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl JsonFrameError {
+    /// The callback id, when it could be read.
+    pub fn callback_id(&self) -> Option<u32> {
+        match self {
+            JsonFrameError::NoId(_) => None,
+            JsonFrameError::Malformed { id, .. } => Some(*id),
+        }
+    }
+}
+
+impl From<JsonFrameError> for FrameError {
+    fn from(e: JsonFrameError) -> Self {
+        FrameError::Json(e)
+    }
+}
+
+impl<'a> JsonRequest<'a> {
+    /// Decodes a request from a whole text message. A route holding JSON escapes is rejected
+    /// as malformed: route names are plain.
+    pub fn decode(text: &'a str) -> Result<Self, JsonFrameError> {
+        let envelope: Envelope<'a> = match serde_json::from_str(text) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                // Maybe only the id is readable: answer that call.
+                let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|i| i.id);
+                return Err(match id {
+                    Some(id) => JsonFrameError::Malformed { id, reason: e.to_string() },
+                    None => JsonFrameError::NoId(e.to_string()),
+                });
+            }
+        };
+        let Some(id) = envelope.id else { return Err(JsonFrameError::NoId("no `id`".into())) };
+        let malformed = |reason: &str| JsonFrameError::Malformed { id, reason: reason.into() };
+        if envelope.kind.is_some_and(|k| k != "request") {
+            return Err(malformed("a client sends only `request` frames"));
+        }
+        let Some(route) = envelope.route else { return Err(malformed("no `route`")) };
+        Ok(JsonRequest { id, route, body: envelope.body.map(RawValue::get) })
+    }
+
+    /// This request as a text message.
+    pub fn encode(&self) -> String {
+        format!(
+            r#"{{"id":{},"route":{},"body":{}}}"#,
+            self.id,
+            quote(self.route),
+            self.body.unwrap_or("null")
+        )
+    }
+}
+
+/// The welcome frame.
+pub fn welcome(version: u16, tick_hz: u16, conn_id: u64) -> String {
+    format!(r#"{{"type":"welcome","version":{version},"tick_hz":{tick_hz},"conn_id":"{conn_id}"}}"#)
+}
+
+/// A reply frame around `body`, which must be JSON text.
+pub fn reply(id: u32, body: &str) -> String {
+    format!(r#"{{"type":"reply","id":{id},"body":{body}}}"#)
+}
+
+/// An error frame.
+pub fn error(id: u32, code: u16, message: &str) -> String {
+    format!(r#"{{"type":"error","id":{id},"code":{code},"message":{}}}"#, quote(message))
+}
+
+/// A push frame around `body`, which must be JSON text.
+pub fn push(topic: &str, body: &str) -> String {
+    format!(r#"{{"type":"push","topic":{},"body":{body}}}"#, quote(topic))
+}
+
+fn quote(text: &str) -> String {
+    // Cannot fail: a str always serializes to a JSON string.
+    serde_json::to_string(text).expect("a str serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_decodes_with_its_raw_body() {
+        let r =
+            JsonRequest::decode(r#"{"id": 7, "route": "login", "body": {"name": "ann"}}"#).expect("decodes");
+        assert_eq!(r, JsonRequest { id: 7, route: "login", body: Some(r#"{"name": "ann"}"#) });
+        let text = r.encode();
+        let again = JsonRequest::decode(&text).expect("round trip");
+        assert_eq!((again.id, again.route), (7, "login"));
+    }
+
+    #[test]
+    fn a_missing_body_is_null_and_type_request_is_allowed() {
+        let r = JsonRequest::decode(r#"{"type":"request","id":1,"route":"rooms"}"#).expect("decodes");
+        assert_eq!(r.body, None);
+    }
+
+    #[test]
+    fn errors_keep_the_id_when_it_can_be_read() {
+        assert_eq!(JsonRequest::decode("{").map_err(|e| e.callback_id()).err(), Some(None));
+        assert_eq!(JsonRequest::decode("[1,2]").map_err(|e| e.callback_id()).err(), Some(None));
+        assert_eq!(JsonRequest::decode(r#"{"id":3}"#).map_err(|e| e.callback_id()).err(), Some(Some(3)));
+        assert_eq!(
+            JsonRequest::decode(r#"{"id":4,"route":5}"#).map_err(|e| e.callback_id()).err(),
+            Some(Some(4))
+        );
+        assert_eq!(
+            JsonRequest::decode(r#"{"id":5,"type":"reply","route":"x"}"#).map_err(|e| e.callback_id()).err(),
+            Some(Some(5))
+        );
+        assert_eq!(
+            JsonRequest::decode(r#"{"id":6,"route":"a\u0062"}"#).map_err(|e| e.callback_id()).err(),
+            Some(Some(6))
+        );
+    }
+
+    #[test]
+    fn server_frames_are_valid_json() {
+        for text in [
+            welcome(1, 30, u64::MAX),
+            reply(1, "null"),
+            error(2, 1, "a \"quoted\" word"),
+            push("state", "[1]"),
+        ] {
+            let _: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        }
+        assert_eq!(error(2, 1, "x\"y"), r#"{"type":"error","id":2,"code":1,"message":"x\"y"}"#);
+    }
+}

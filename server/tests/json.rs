@@ -1,0 +1,208 @@
+//! The JSON subprotocol: the same routes and handlers, JSON text frames.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::Client;
+use protocol::Encoding;
+use protocol::arena::*;
+use serde_json::{Value, json};
+use server::bridge::{Command, ToLogic};
+use server::game::arena::{Arena, ArenaConfig};
+use server::logic::Logic;
+use server::tick::TickSchedule;
+use server::{Config, ConnId, RunningServer, Server};
+use tungstenite::Message;
+
+fn start() -> RunningServer {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        tick_hz: 60,
+        close_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    Server::start(config, Arena::new(ArenaConfig::default())).expect("server starts")
+}
+
+struct JsonClient {
+    ws: tungstenite::WebSocket<std::net::TcpStream>,
+    welcome: Value,
+}
+
+impl JsonClient {
+    fn connect(addr: std::net::SocketAddr) -> Self {
+        let mut ws = common::connect_raw(addr, Some(protocol::SUBPROTOCOL_JSON)).expect("upgrade");
+        let welcome = match ws.read().expect("welcome") {
+            Message::Text(t) => serde_json::from_str(&t).expect("JSON"),
+            other => panic!("expected a text welcome, got {other:?}"),
+        };
+        Self { ws, welcome }
+    }
+
+    fn send(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).expect("send");
+    }
+
+    fn recv(&mut self) -> Value {
+        loop {
+            match self.ws.read().expect("read") {
+                Message::Text(t) => return serde_json::from_str(&t).expect("JSON"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a request and returns its answer, skipping pushes.
+    fn call(&mut self, id: u32, route: &str, body: Value) -> Value {
+        self.send(&json!({"id": id, "route": route, "body": body}).to_string());
+        loop {
+            let frame = self.recv();
+            if frame["type"] != "push" {
+                assert_eq!(frame["id"], id, "{frame}");
+                return frame;
+            }
+        }
+    }
+
+    fn wait_push(&mut self, topic: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            assert!(Instant::now() < deadline, "no push on {topic}");
+            let frame = self.recv();
+            if frame["type"] == "push" && frame["topic"] == topic && pred(&frame["body"]) {
+                return frame["body"].clone();
+            }
+        }
+    }
+
+    fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match self.ws.read() {
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+#[test]
+fn a_json_client_plays_through_the_same_routes() {
+    let server = start();
+    let mut ann = JsonClient::connect(server.local_addr());
+    assert_eq!(ann.welcome["type"], "welcome");
+    assert_eq!(ann.welcome["version"], 1);
+    assert_eq!(ann.welcome["tick_hz"], 60);
+    assert!(ann.welcome["conn_id"].as_str().expect("a string").parse::<u64>().is_ok());
+
+    let logged = ann.call(1, "login", json!({"name": "ann"}));
+    assert_eq!(logged["type"], "reply");
+    let me = logged["body"]["player_id"].as_u64().expect("id");
+    let rooms = ann.call(2, "rooms", Value::Null);
+    assert!(rooms["body"].as_array().expect("list").iter().any(|r| r["name"] == "lobby"));
+    let joined = ann.call(3, "join", json!({"room": "lobby"}));
+    let x0 = joined["body"]["players"][0]["x"].as_i64().expect("x");
+    let dx = if x0 > 500 { -1 } else { 1 };
+    let moved = ann.call(4, "move", json!({"dx": dx, "dy": 0}));
+    assert!(moved["body"]["tick"].as_u64().is_some());
+    ann.wait_push("state", |s| {
+        s["players"].as_array().is_some_and(|p| p.iter().any(|p| p["id"] == me && p["x"] != x0))
+    });
+    let echoed = ann.call(5, "echo", json!({"any": ["json", 1, null]}));
+    assert_eq!(echoed["body"], json!({"any": ["json", 1, null]}));
+    // A request without a body is a `()` request.
+    ann.send(r#"{"type":"request","id":6,"route":"leave"}"#);
+    let left = loop {
+        let f = ann.recv();
+        if f["type"] != "push" {
+            break f;
+        }
+    };
+    assert_eq!(left, json!({"type": "reply", "id": 6, "body": null}));
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn json_errors_carry_the_id_and_codes() {
+    let server = start();
+    let mut c = JsonClient::connect(server.local_addr());
+    let e = c.call(1, "nope", Value::Null);
+    assert_eq!((e["type"].as_str(), e["code"].as_u64()), (Some("error"), Some(1)));
+    let e = c.call(2, "login", json!({"nom": "x"}));
+    assert_eq!(e["code"], 2, "{e}");
+    c.send(r#"{"id": 3}"#);
+    assert_eq!(c.recv()["code"], 4);
+    let e = c.call(4, "move", json!({"dx": 1, "dy": 0}));
+    assert_eq!(e["code"], ERR_NOT_LOGGED_IN);
+    c.send("not json at all");
+    assert_eq!(c.expect_close(), Some(1007));
+
+    let mut b = JsonClient::connect(server.local_addr());
+    b.ws.send(Message::Binary(vec![0, 1, 0].into())).expect("send");
+    assert_eq!(b.expect_close(), Some(1003));
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn binary_and_json_players_chat_in_one_arena() {
+    let server = start();
+    let mut j = JsonClient::connect(server.local_addr());
+    let mut b = Client::connect(server.local_addr());
+    j.call(1, "login", json!({"name": "jay"}));
+    j.call(2, "join", json!({"room": "mixed"}));
+    let _: LoggedIn = b.call_ok(1, ROUTE_LOGIN, &Login { name: "bee".into() });
+    let _: Joined = b.call_ok(2, ROUTE_JOIN, &Join { room: "mixed".into() });
+
+    j.call(3, "chat", json!({"text": "from json"}));
+    let line: ChatLine = b.wait_push(TOPIC_CHAT, Duration::from_secs(2), |_: &ChatLine| true);
+    assert_eq!(line.text, "from json");
+    let () = b.call_ok(3, ROUTE_CHAT, &Chat { text: "from binary".into() });
+    let line = j.wait_push("chat", |l| l["text"] == "from binary");
+    assert_eq!(line["name"], "bee");
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_push_to_a_mixed_room_is_encoded_once_per_encoding() {
+    let mut logic = Logic::new(Arena::new(ArenaConfig::default()));
+    let table = logic.route_table();
+    let now = Instant::now();
+    for i in 0..40u32 {
+        let conn = ConnId::new(i, 1);
+        let encoding = if i % 2 == 0 { Encoding::Binary } else { Encoding::Json };
+        logic.handle_message(ToLogic::Connected { conn, encoding }, now);
+        let (login, join) = match encoding {
+            Encoding::Binary => (
+                protocol::encode_body(&Login { name: format!("p{i}") }).expect("encode"),
+                protocol::encode_body(&Join { room: "lobby".into() }).expect("encode"),
+            ),
+            Encoding::Json => (
+                json!({"name": format!("p{i}")}).to_string().into_bytes(),
+                json!({"room": "lobby"}).to_string().into_bytes(),
+            ),
+        };
+        for (id, route, body) in [(1, ROUTE_LOGIN, login), (2, ROUTE_JOIN, join)] {
+            let route = table.get(route).expect("route");
+            logic
+                .handle_message(ToLogic::Request { conn, id, route, body: Bytes::from(body), encoding }, now);
+        }
+    }
+    logic.poll_batch();
+    let before = logic.stats().encodes;
+    let tick = TickSchedule::new(now, Duration::from_millis(10)).poll(now).expect("tick 0");
+    logic.handle_tick(tick, now);
+    assert_eq!(logic.stats().encodes - before, 2, "one state encode per encoding for 40 players");
+    let batch = logic.poll_batch().expect("state pushes");
+    let (mut binary, mut text) = (0, 0);
+    for command in &batch {
+        match command {
+            Command::Send { message: Message::Binary(_), .. } => binary += 1,
+            Command::Send { message: Message::Text(_), .. } => text += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((binary, text), (20, 20));
+}

@@ -147,15 +147,17 @@ fn header_values<'h>(
 fn plain_http(method: Option<&str>, path: Option<&str>) -> Decision {
     match (method, path) {
         (Some("GET"), Some("/metrics")) => Decision::Metrics,
-        (Some("GET" | "HEAD"), Some("/")) => Respond {
-            response: response(
-                200,
-                "OK",
-                &[("Content-Type", "text/plain; charset=utf-8")],
-                "ticksock game server: connect with a WebSocket that offers the subprotocol ticksock.v1\n",
-            ),
+        (Some(method @ ("GET" | "HEAD")), Some(path)) => match crate::assets::get(path) {
+            Some(asset) => {
+                let mut response =
+                    header(200, "OK", &[("Content-Type", asset.content_type)], asset.body.len());
+                if method == "GET" {
+                    response.extend_from_slice(asset.body);
+                }
+                Respond { response }
+            }
+            None => refuse(404, "Not Found", "not found\n"),
         },
-        (Some("GET" | "HEAD"), _) => refuse(404, "Not Found", "not found\n"),
         _ => refuse(405, "Method Not Allowed", "method not allowed\n"),
     }
 }
@@ -175,8 +177,14 @@ pub fn metrics_response(text: &str) -> Vec<u8> {
 }
 
 fn response(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut out = header(status, reason, headers, body.len());
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+fn header(status: u16, reason: &str, headers: &[(&str, &str)], content_length: usize) -> Vec<u8> {
     let mut out =
-        format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: {content_length}\r\n");
     for (name, value) in headers {
         out.push_str(name);
         out.push_str(": ");
@@ -184,7 +192,6 @@ fn response(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> 
         out.push_str("\r\n");
     }
     out.push_str("\r\n");
-    out.push_str(body);
     out.into_bytes()
 }
 

@@ -15,6 +15,7 @@
 //! - [`game`]: the built-in example games: the arena, and echo for conformance suites.
 //! - [`logic`]: the logic core (no I/O, `now` passed in) and the thread that drives it.
 //! - `reactor`: the mio event loop: HTTP upgrade, WebSocket I/O, heartbeats, backpressure.
+//! - [`assets`]: the demo page and browser client, built in, served at `GET /`.
 //! - [`handshake`]: the HTTP upgrade as a pure decision on the bytes received.
 //! - [`inbound`]: what to do with each client message, and the whole read path over memory.
 //! - [`tick`], [`heartbeat`], [`rate`]: the clock rules, as pure arithmetic on instants.
@@ -23,6 +24,7 @@
 //! - [`conn_id`]: connection ids with a generation, so late replies never reach a newcomer.
 
 pub mod app;
+pub mod assets;
 pub mod bridge;
 pub mod config;
 pub mod conn_id;

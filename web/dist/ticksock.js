@@ -1,0 +1,1 @@
+// placeholder: the compiled client library

@@ -38,14 +38,27 @@ pub struct LogicStats {
     pub panics: u64,
 }
 
+/// What handlers and hooks act on through their [`Ctx`], kept apart from the game and the
+/// router so both can be borrowed at once.
+struct Effects {
+    out: Vec<Command>,
+    deferred: HashSet<Caller>,
+    hub: Hub,
+    encodes: u64,
+}
+
+impl Effects {
+    fn ctx(&mut self, now: Instant, tick: u64) -> Ctx<'_> {
+        Ctx::new(&mut self.out, now, tick, &mut self.encodes, &mut self.deferred, &mut self.hub)
+    }
+}
+
 /// A game and its router, driven by events and time.
 pub struct Logic<G: Game> {
     game: G,
     router: Router<G>,
-    out: Vec<Command>,
     tick: u64,
-    deferred: HashSet<Caller>,
-    hub: Hub,
+    fx: Effects,
     stats: LogicStats,
 }
 
@@ -57,10 +70,13 @@ impl<G: Game> Logic<G> {
         Self {
             game,
             router,
-            out: Vec::new(),
             tick: 0,
-            deferred: HashSet::new(),
-            hub: Hub::new(G::USER_POLICY),
+            fx: Effects {
+                out: Vec::new(),
+                deferred: HashSet::new(),
+                hub: Hub::new(G::USER_POLICY),
+                encodes: 0,
+            },
             stats: LogicStats::default(),
         }
     }
@@ -77,12 +93,12 @@ impl<G: Game> Logic<G> {
 
     /// Connections, users and groups.
     pub fn hub(&self) -> &Hub {
-        &self.hub
+        &self.fx.hub
     }
 
     /// The counters so far.
-    pub fn stats(&self) -> &LogicStats {
-        &self.stats
+    pub fn stats(&self) -> LogicStats {
+        LogicStats { encodes: self.fx.encodes, ..self.stats.clone() }
     }
 
     /// The counters in the form the metrics publish.
@@ -99,45 +115,38 @@ impl<G: Game> Logic<G> {
 
     /// Calls whose handler deferred the reply and that have not been answered yet.
     pub fn deferred_calls(&self) -> usize {
-        self.deferred.len()
+        self.fx.deferred.len()
     }
 
     /// Handles one message from the reactor.
     pub fn handle_message(&mut self, message: ToLogic, now: Instant) {
         match message {
             ToLogic::Connected { conn, encoding } => {
-                self.hub.handle_connected(conn, encoding);
+                self.fx.hub.handle_connected(conn, encoding);
                 self.run_hook(now, |game, ctx| game.on_connect(ctx, conn));
             }
             ToLogic::Disconnected(conn) => {
-                self.deferred.retain(|caller| caller.conn != conn);
+                self.fx.deferred.retain(|caller| caller.conn != conn);
                 // The game sees the connection's user, groups and session one last time.
                 self.run_hook(now, |game, ctx| game.on_disconnect(ctx, conn));
-                self.hub.handle_disconnected(conn);
+                self.fx.hub.handle_disconnected(conn);
             }
-            ToLogic::Echo { conn, message } => self.out.push(Command::Send { conn, message }),
+            ToLogic::Echo { conn, message } => self.fx.out.push(Command::Send { conn, message }),
             ToLogic::Request { conn, id, route, body, encoding } => {
                 self.stats.requests += 1;
                 let caller = Caller { conn, id, encoding };
                 // A deferred route's caller is pending from now until the game answers it.
                 let deferred_route = self.router.is_deferred(route);
                 if deferred_route {
-                    self.deferred.insert(caller);
+                    self.fx.deferred.insert(caller);
                 }
-                let mut ctx = Ctx::new(
-                    &mut self.out,
-                    now,
-                    self.tick,
-                    &mut self.stats.encodes,
-                    &mut self.deferred,
-                    &mut self.hub,
-                );
+                let mut ctx = self.fx.ctx(now, self.tick);
                 let (router, game) = (&self.router, &mut self.game);
                 let outcome =
                     catch_unwind(AssertUnwindSafe(|| router.dispatch(game, &mut ctx, caller, route, &body)));
                 let error = match outcome {
                     Ok(Ok(Some(message))) => {
-                        self.out.push(Command::Send { conn, message });
+                        self.fx.out.push(Command::Send { conn, message });
                         None
                     }
                     Ok(Ok(None)) => None,
@@ -153,7 +162,7 @@ impl<G: Game> Logic<G> {
                 };
                 if let Some(error) = error {
                     if deferred_route {
-                        self.deferred.remove(&caller);
+                        self.fx.deferred.remove(&caller);
                     }
                     self.send_error(caller, &error);
                 }
@@ -175,25 +184,18 @@ impl<G: Game> Logic<G> {
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.run_hook(now, |game, ctx| game.on_shutdown(ctx));
         let error = AppError::new(error_code::SHUTTING_DOWN, "the server is shutting down");
-        for caller in std::mem::take(&mut self.deferred) {
+        for caller in std::mem::take(&mut self.fx.deferred) {
             self.send_error(caller, &error);
         }
     }
 
     /// Takes the commands produced since the last call, if any.
     pub fn poll_batch(&mut self) -> Option<Batch> {
-        if self.out.is_empty() { None } else { Some(std::mem::take(&mut self.out)) }
+        if self.fx.out.is_empty() { None } else { Some(std::mem::take(&mut self.fx.out)) }
     }
 
     fn run_hook(&mut self, now: Instant, hook: impl FnOnce(&mut G, &mut Ctx<'_>)) {
-        let mut ctx = Ctx::new(
-            &mut self.out,
-            now,
-            self.tick,
-            &mut self.stats.encodes,
-            &mut self.deferred,
-            &mut self.hub,
-        );
+        let mut ctx = self.fx.ctx(now, self.tick);
         let game = &mut self.game;
         if catch_unwind(AssertUnwindSafe(|| hook(game, &mut ctx))).is_err() {
             self.stats.panics += 1;
@@ -203,7 +205,7 @@ impl<G: Game> Logic<G> {
 
     fn send_error(&mut self, caller: Caller, error: &AppError) {
         self.count_error(error.code);
-        self.out.push(Command::Send {
+        self.fx.out.push(Command::Send {
             conn: caller.conn,
             message: encode::error(caller.id, caller.encoding, error),
         });

@@ -1,0 +1,247 @@
+//! The I/O layer a game loop drives: a [`Session`] over one non-blocking WebSocket.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::connection::{Connection, Progress, resolve, upgrade_request};
+use crate::session::{CallId, CallOptions, Event, Outcome, Session};
+use crate::{Config, Error};
+
+const SOCKET: Token = Token(0);
+
+/// A ticksock client for a game loop: call [`Client::update`] once per frame, then read
+/// [`Client::poll_event`]. Nothing blocks except [`Client::wait`], which is optional.
+///
+/// ```no_run
+/// use std::time::Instant;
+/// use client::{Client, Config, Event};
+/// use protocol::arena::{Login, LoggedIn, ROUTE_LOGIN};
+///
+/// let mut client = Client::new("ws://127.0.0.1:7777/", Config::default())?;
+/// client.call_then(ROUTE_LOGIN, &Login { name: "ann".into() }, |_session, outcome| {
+///     match outcome.decode::<LoggedIn>() {
+///         Ok(me) => println!("player {}", me.player_id),
+///         Err(e) => eprintln!("login failed: {e}"),
+///     }
+/// })?;
+/// loop {
+///     client.update(Instant::now());
+///     while let Some(event) = client.poll_event() {
+///         if let Event::Connected { tick_hz, .. } = event {
+///             println!("connected, {tick_hz} Hz");
+///         }
+///     }
+///     // ... the rest of the frame ...
+///     # break;
+/// }
+/// # Ok::<(), client::Error>(())
+/// ```
+pub struct Client {
+    url: String,
+    addr: SocketAddr,
+    session: Session,
+    conn: Option<Connection>,
+    poll: Poll,
+    events: Events,
+    last_error: Option<Error>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.url)
+            .field("session", &self.session)
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client of the server at `url` (`ws://host:port/`). It connects on the first
+    /// [`Client::update`]; calls made before that wait in the offline queue. The host name is
+    /// resolved here, once (this may block on DNS).
+    pub fn new(url: &str, config: Config) -> Result<Self, Error> {
+        let addr = resolve(url)?;
+        upgrade_request(url)?; // Check the URL now rather than at every connect.
+        Ok(Self {
+            url: url.to_owned(),
+            addr,
+            session: Session::new(config, Instant::now()),
+            conn: None,
+            poll: Poll::new()?,
+            events: Events::with_capacity(4),
+            last_error: None,
+        })
+    }
+
+    /// Does everything due at `now`: connects or reconnects, reads what arrived, handles
+    /// timeouts and heartbeats, sends what is queued. Call it once per frame.
+    pub fn update(&mut self, now: Instant) {
+        if self.conn.is_none() {
+            if self.session.poll_timeout().is_some_and(|at| at <= now) {
+                self.session.handle_timeout(now);
+            }
+            // Commands for a connection that no longer exists.
+            while self.session.poll_link().is_some() {}
+            if self.session.poll_connect(now) {
+                self.open(now);
+            }
+        }
+        if let Some(conn) = &mut self.conn {
+            let progress = conn.pump(&mut self.session, now, |_, _| false);
+            self.after(progress, now);
+        }
+    }
+
+    fn open(&mut self, now: Instant) {
+        let config = self.session.config().websocket_config();
+        let opened = upgrade_request(&self.url).and_then(|request| {
+            let mut conn = Connection::open(self.addr, request, config, false)?;
+            if let Some(tcp) = conn.tcp_mut() {
+                self.poll.registry().register(tcp, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+            }
+            Ok(conn)
+        });
+        match opened {
+            Ok(conn) => self.conn = Some(conn),
+            Err(e) => {
+                self.last_error = Some(e);
+                self.session.handle_disconnect(now);
+            }
+        }
+    }
+
+    fn after(&mut self, progress: Progress, now: Instant) {
+        if let Progress::Finished(error) = progress {
+            if let Some(e) = error {
+                self.last_error = Some(e);
+            }
+            // Dropping the connection closes its socket, which leaves the poll by itself.
+            self.conn = None;
+            self.session.handle_disconnect(now);
+        }
+    }
+
+    /// Sends what the session has queued, without reading (used right after a call).
+    fn flush(&mut self) {
+        if let Some(conn) = &mut self.conn
+            && conn.is_open()
+        {
+            let progress = conn.transmit(&mut self.session);
+            self.after(progress, Instant::now());
+        }
+    }
+
+    /// Blocks until the socket has something to read, the session has a timer due, or `max`
+    /// has passed, whichever is first. For tools and tests; a game loop does not need it.
+    pub fn wait(&mut self, max: Duration) -> Result<(), Error> {
+        let now = Instant::now();
+        let mut timeout = max;
+        if let Some(at) = self.session.poll_timeout() {
+            timeout = timeout.min(at.saturating_duration_since(now));
+        }
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Calls `route`; the outcome comes as an [`Event::Outcome`]. Sent at once when connected,
+    /// else queued (see [`Session::call`] for what fails at once).
+    pub fn call<Req: Serialize + ?Sized>(&mut self, route: &str, request: &Req) -> Result<CallId, Error> {
+        self.call_with(route, request, CallOptions::default())
+    }
+
+    /// Calls `route`; `then` gets the outcome during a later [`Client::update`].
+    pub fn call_then<Req: Serialize + ?Sized>(
+        &mut self,
+        route: &str,
+        request: &Req,
+        then: impl FnOnce(&mut Session, Outcome) + Send + 'static,
+    ) -> Result<CallId, Error> {
+        self.call_with(route, request, CallOptions::default().then(then))
+    }
+
+    /// Calls `route` with per-call options (timeout, callback).
+    pub fn call_with<Req: Serialize + ?Sized>(
+        &mut self,
+        route: &str,
+        request: &Req,
+        options: CallOptions,
+    ) -> Result<CallId, Error> {
+        let id = self.session.call_with(route, request, options, Instant::now())?;
+        self.flush();
+        Ok(id)
+    }
+
+    /// Calls `route` with a body already encoded (raw routes such as `echo`).
+    pub fn call_raw(&mut self, route: &str, body: &[u8], options: CallOptions) -> Result<CallId, Error> {
+        let id = self.session.call_raw(route, body, options, Instant::now())?;
+        self.flush();
+        Ok(id)
+    }
+
+    /// Registers the handler of `topic`'s pushes (see [`Session::on_push`]).
+    pub fn on_push(&mut self, topic: &str, handler: impl FnMut(&[u8]) + Send + 'static) {
+        self.session.on_push(topic, handler);
+    }
+
+    /// Registers a typed handler of `topic`'s pushes (see [`Session::on_push_typed`]).
+    pub fn on_push_typed<T: DeserializeOwned>(
+        &mut self,
+        topic: &str,
+        handler: impl FnMut(T) + Send + 'static,
+    ) {
+        self.session.on_push_typed(topic, handler);
+    }
+
+    /// The next event (see [`Event`]).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.session.poll_event()
+    }
+
+    /// Closes the connection and stops the session for good.
+    pub fn close(&mut self) {
+        let now = Instant::now();
+        self.session.close(now);
+        if let Some(conn) = &mut self.conn {
+            let progress = conn.transmit(&mut self.session);
+            self.after(progress, now);
+        }
+        self.conn = None;
+    }
+
+    /// Whether the server's welcome has arrived on the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.session.is_connected()
+    }
+
+    /// The session (state, counters, pending calls).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The session, to change it (push handlers, ids for tests).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// The last I/O or WebSocket error, if any (why the last connection failed or ended).
+    pub fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    /// Takes the last error, leaving none.
+    pub fn take_last_error(&mut self) -> Option<Error> {
+        self.last_error.take()
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}

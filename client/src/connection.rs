@@ -1,0 +1,338 @@
+//! One WebSocket connection, entirely non-blocking: TCP connect, the HTTP upgrade offering
+//! `ticksock.v1`, then messages, each step resumed where it left off on `WouldBlock`.
+//!
+//! A [`Connection`] moves bytes between its socket and a [`Session`]; it decides nothing. Both
+//! [`Client`](crate::Client) and the load simulator drive their sessions through it, so the
+//! bridging between socket and protocol exists once.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::{ClientHandshake, Request};
+use tungstenite::handshake::{HandshakeError, MidHandshake};
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::{WebSocket, WebSocketConfig};
+use tungstenite::{Message, Utf8Bytes};
+
+use crate::session::{LinkCommand, Session};
+use crate::{Error, LinkState};
+
+/// The upgrade request for `url`, offering the `ticksock.v1` subprotocol.
+pub fn upgrade_request(url: &str) -> Result<Request, Error> {
+    let mut request = url.into_client_request().map_err(|e| Error::Url(format!("{url}: {e}")))?;
+    let value = protocol::SUBPROTOCOL.parse().map_err(|_| Error::Url("subprotocol header".into()))?;
+    request.headers_mut().insert("Sec-WebSocket-Protocol", value);
+    Ok(request)
+}
+
+/// The socket address of a `ws://host:port/...` URL. Resolves names with the system resolver,
+/// which blocks: call it once, not every frame.
+pub fn resolve(url: &str) -> Result<SocketAddr, Error> {
+    let uri: tungstenite::http::Uri = url.parse().map_err(|e| Error::Url(format!("{url}: {e}")))?;
+    match uri.scheme_str() {
+        Some("ws") => {}
+        Some("wss") => return Err(Error::Url(format!("{url}: TLS (wss) is not supported"))),
+        _ => return Err(Error::Url(format!("{url}: the scheme must be ws"))),
+    }
+    let host = uri.host().ok_or_else(|| Error::Url(format!("{url}: no host")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| Error::Url(format!("{url}: {host} has no address")))
+}
+
+/// The socket under the WebSocket: a mio `TcpStream` that can remember it was drained.
+///
+/// With edge-triggered readiness (mio), a read that returns fewer bytes than asked means the
+/// kernel buffer is empty, and new data will raise a new readiness event. With `edge_hint` on,
+/// the next read then says `WouldBlock` without a system call, until
+/// [`Connection::mark_readable`]. This saves one `read` per wakeup; it is only correct when
+/// the owner calls `mark_readable` on every readable event, so it is off unless asked for.
+#[derive(Debug)]
+pub struct Stream {
+    tcp: TcpStream,
+    edge_hint: bool,
+    drained: bool,
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.tcp.read(buf)?;
+        if self.edge_hint && n < buf.len() {
+            self.drained = true;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+/// Where a connection is, after a [`Connection::receive`], [`Connection::transmit`] or
+/// [`Connection::pump`].
+#[derive(Debug)]
+pub enum Progress {
+    /// Still connecting (TCP or the upgrade).
+    Connecting,
+    /// Open.
+    Open,
+    /// Over: drop the connection and call [`Session::handle_disconnect`]. Carries the error,
+    /// if it ended with one (`None`: closed normally, or closed because the session asked).
+    Finished(Option<Error>),
+}
+
+enum Stage {
+    Tcp { stream: Stream, request: Box<Request>, config: WebSocketConfig },
+    Handshake(MidHandshake<ClientHandshake<Stream>>),
+    Open(WebSocket<Stream>),
+    Gone,
+}
+
+/// One non-blocking WebSocket connection to the server.
+pub struct Connection {
+    stage: Stage,
+    /// A frame tungstenite refused because its write buffer was full; it goes first next time.
+    stalled: Option<Message>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stage = match self.stage {
+            Stage::Tcp { .. } => "tcp",
+            Stage::Handshake(_) => "handshake",
+            Stage::Open(_) => "open",
+            Stage::Gone => "gone",
+        };
+        f.debug_struct("Connection").field("stage", &stage).finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Starts connecting to `addr` (non-blocking; the connect completes later), to upgrade
+    /// with `request` (see [`upgrade_request`]).
+    pub fn open(
+        addr: SocketAddr,
+        request: Request,
+        config: WebSocketConfig,
+        edge_hint: bool,
+    ) -> Result<Self, Error> {
+        let tcp = TcpStream::connect(addr)?;
+        // Requests are small and latency matters more than packet count.
+        tcp.set_nodelay(true)?;
+        let stream = Stream { tcp, edge_hint, drained: false };
+        Ok(Self { stage: Stage::Tcp { stream, request: Box::new(request), config }, stalled: None })
+    }
+
+    /// The TCP socket, to register with a mio `Poll` (for readable and writable events).
+    pub fn tcp_mut(&mut self) -> Option<&mut TcpStream> {
+        match &mut self.stage {
+            Stage::Tcp { stream, .. } => Some(&mut stream.tcp),
+            Stage::Handshake(mid) => Some(&mut mid.get_mut().get_mut().tcp),
+            Stage::Open(ws) => Some(&mut ws.get_mut().tcp),
+            Stage::Gone => None,
+        }
+    }
+
+    /// A readable event arrived for the socket: the next read goes to the kernel again.
+    pub fn mark_readable(&mut self) {
+        let stream = match &mut self.stage {
+            Stage::Tcp { stream, .. } => stream,
+            Stage::Handshake(mid) => mid.get_mut().get_mut(),
+            Stage::Open(ws) => ws.get_mut(),
+            Stage::Gone => return,
+        };
+        stream.drained = false;
+    }
+
+    /// Whether the WebSocket is open.
+    pub fn is_open(&self) -> bool {
+        matches!(self.stage, Stage::Open(_))
+    }
+
+    /// [`Connection::receive`], then [`Connection::transmit`].
+    pub fn pump(
+        &mut self,
+        session: &mut Session,
+        now: Instant,
+        sink: impl FnMut(&str, &[u8]) -> bool,
+    ) -> Progress {
+        match self.receive(session, now, sink) {
+            Progress::Finished(e) => Progress::Finished(e),
+            _ => self.transmit(session),
+        }
+    }
+
+    /// Moves the connect and the upgrade along, reads every message available into the
+    /// session (pushes without a handler are offered to `sink`, see
+    /// [`Session::handle_frame_with`]), and lets the session handle what is due at `now`.
+    pub fn receive(
+        &mut self,
+        session: &mut Session,
+        now: Instant,
+        mut sink: impl FnMut(&str, &[u8]) -> bool,
+    ) -> Progress {
+        if let Err(e) = self.advance(session, now) {
+            self.stage = Stage::Gone;
+            return Progress::Finished(Some(e));
+        }
+        if let Stage::Open(ws) = &mut self.stage {
+            loop {
+                match ws.read() {
+                    Ok(Message::Binary(bytes)) => session.handle_frame_with(&bytes, now, &mut sink),
+                    Ok(Message::Ping(_) | Message::Pong(_)) => session.handle_heard(now),
+                    Ok(Message::Text(_)) => {
+                        self.stage = Stage::Gone;
+                        let problem = "a text message on the binary subprotocol".to_owned();
+                        return Progress::Finished(Some(Error::Protocol(problem)));
+                    }
+                    // tungstenite answers a close by itself; the read that follows ends it.
+                    Ok(Message::Close(_) | Message::Frame(_)) => {}
+                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                        self.stage = Stage::Gone;
+                        return Progress::Finished(None);
+                    }
+                    Err(e) => {
+                        self.stage = Stage::Gone;
+                        return Progress::Finished(Some(e.into()));
+                    }
+                }
+                if !matches!(session.link_state(), LinkState::Up | LinkState::AwaitingWelcome) {
+                    break; // The session dropped this connection; transmit closes it.
+                }
+            }
+        }
+        if session.poll_timeout().is_some_and(|at| at <= now) {
+            session.handle_timeout(now);
+        }
+        self.progress()
+    }
+
+    /// Carries out the session's link commands, writes every frame it has to send, and flushes.
+    pub fn transmit(&mut self, session: &mut Session) -> Progress {
+        while let Some(command) = session.poll_link() {
+            match command {
+                LinkCommand::Ping => {
+                    if let Stage::Open(ws) = &mut self.stage
+                        && ws.can_write()
+                    {
+                        // A full buffer or a blocked socket just skips this ping.
+                        let _ = ws.write(Message::Ping(Default::default()));
+                    }
+                }
+                LinkCommand::Close { code, reason } => {
+                    if let Stage::Open(ws) = &mut self.stage {
+                        let frame = CloseFrame { code: code.into(), reason: Utf8Bytes::from(reason) };
+                        // Best effort: the connection is dropped either way.
+                        let _ = ws.close(Some(frame));
+                        let _ = ws.flush();
+                    }
+                    self.stage = Stage::Gone;
+                    return Progress::Finished(None);
+                }
+            }
+        }
+        let Stage::Open(ws) = &mut self.stage else { return self.progress() };
+        if let Some(message) = self.stalled.take() {
+            match ws.write(message) {
+                Err(tungstenite::Error::WriteBufferFull(message)) => self.stalled = Some(*message),
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    self.stage = Stage::Gone;
+                    return Progress::Finished(Some(e.into()));
+                }
+            }
+        }
+        while self.stalled.is_none() && ws.can_write() {
+            let Some(frame) = session.poll_transmit() else { break };
+            match ws.write(Message::Binary(frame.into())) {
+                Ok(()) => {}
+                Err(tungstenite::Error::WriteBufferFull(message)) => self.stalled = Some(*message),
+                // Buffered; the flush below or a later one sends it.
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    self.stage = Stage::Gone;
+                    return Progress::Finished(Some(e.into()));
+                }
+            }
+        }
+        match ws.flush() {
+            Ok(()) => Progress::Open,
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Progress::Open,
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                self.stage = Stage::Gone;
+                Progress::Finished(None)
+            }
+            Err(e) => {
+                self.stage = Stage::Gone;
+                Progress::Finished(Some(e.into()))
+            }
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        match self.stage {
+            Stage::Tcp { .. } | Stage::Handshake(_) => Progress::Connecting,
+            Stage::Open(_) => Progress::Open,
+            Stage::Gone => Progress::Finished(None),
+        }
+    }
+
+    /// Moves from TCP connect to upgrade to open as far as the socket allows.
+    fn advance(&mut self, session: &mut Session, now: Instant) -> Result<(), Error> {
+        loop {
+            match std::mem::replace(&mut self.stage, Stage::Gone) {
+                Stage::Tcp { stream, request, config } => {
+                    if let Some(e) = stream.tcp.take_error()? {
+                        return Err(e.into());
+                    }
+                    match stream.tcp.peer_addr() {
+                        Ok(_) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::NotConnected | io::ErrorKind::WouldBlock
+                            ) =>
+                        {
+                            self.stage = Stage::Tcp { stream, request, config };
+                            return Ok(());
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    let mid = ClientHandshake::start(stream, *request, Some(config))?;
+                    self.stage = Stage::Handshake(mid);
+                }
+                Stage::Handshake(mid) => match mid.handshake() {
+                    Ok((ws, _response)) => {
+                        self.stage = Stage::Open(ws);
+                        session.handle_connected(now);
+                        return Ok(());
+                    }
+                    Err(HandshakeError::Interrupted(mid)) => {
+                        self.stage = Stage::Handshake(mid);
+                        return Ok(());
+                    }
+                    Err(HandshakeError::Failure(e)) => return Err(e.into()),
+                },
+                other => {
+                    self.stage = other;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

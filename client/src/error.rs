@@ -1,0 +1,120 @@
+//! The crate's one error type. Each variant says what the caller does next.
+
+use std::time::Duration;
+
+use protocol::BodyError;
+
+/// Everything that can go wrong in this crate, from a call's outcome to a failed connect.
+///
+/// A call ends in exactly one [`Outcome`](crate::Outcome); [`Outcome::into_result`](crate::Outcome::into_result)
+/// turns the failed ones into [`Error::Server`], [`Error::Timeout`], [`Error::Disconnected`] or
+/// [`Error::Closed`]. The other variants come from starting a call or from the connection.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered the call with an error frame. Branch on `code`
+    /// ([`protocol::error_code`] for the server's own codes, the route's documentation for codes
+    /// of 1000 and above); retry only when the code says so (for example `RATE_LIMITED`, later).
+    #[error("the server answered error {code} ({}): {message}", protocol::error_code::name(*code))]
+    Server {
+        /// The code the server sent.
+        code: u16,
+        /// The server's explanation, for logs; never branch on it.
+        message: String,
+    },
+    /// No answer came within the call's timeout. The call's entry is freed and a late answer will
+    /// be dropped. Whether the server handled it is unknown: retry only an idempotent call.
+    #[error("no answer within the call's timeout")]
+    Timeout,
+    /// The connection dropped after the call was sent and before its answer arrived. The server
+    /// may or may not have handled it: retry only an idempotent call, after
+    /// [`Event::Connected`](crate::Event::Connected).
+    #[error("the connection dropped before the answer arrived")]
+    Disconnected,
+    /// The call was never sent, or the session is finished: it was closed with
+    /// [`Session::close`](crate::Session::close) or stopped for good (see
+    /// [`Event::Stopped`](crate::Event::Stopped)). Create a new session to go on.
+    #[error("the session is closed; the call was not sent")]
+    Closed,
+    /// The session gave up reconnecting after this many failed attempts in a row. Create a new
+    /// session (or raise [`Config::max_attempts`](crate::Config::max_attempts)) to try again.
+    #[error("gave up reconnecting after {attempts} attempts")]
+    GaveUp {
+        /// How many connection attempts failed in a row.
+        attempts: u32,
+    },
+    /// The session is not connected and its offline queue is full, by count or by bytes; the
+    /// call was not queued. Drop it or try again after [`Event::Connected`](crate::Event::Connected);
+    /// raise [`Config::max_queued_calls`](crate::Config::max_queued_calls) /
+    /// [`Config::max_queued_bytes`](crate::Config::max_queued_bytes) if this happens in normal play.
+    #[error(
+        "offline queue full: {calls} calls and {bytes} bytes queued, bounds {max_calls} calls and \
+         {max_bytes} bytes; this call needs {needed} bytes"
+    )]
+    QueueFull {
+        /// Calls queued now.
+        calls: usize,
+        /// Bytes queued now.
+        bytes: usize,
+        /// The bound on calls.
+        max_calls: usize,
+        /// The bound on bytes.
+        max_bytes: usize,
+        /// The size of the refused call's frame.
+        needed: usize,
+    },
+    /// This many calls already wait for an answer ([`Config::max_pending`](crate::Config::max_pending)).
+    /// Wait for some outcomes before calling again.
+    #[error("{max} calls already wait for an answer")]
+    TooManyPending {
+        /// The bound.
+        max: usize,
+    },
+    /// The request's frame is larger than the server accepts
+    /// ([`Config::max_frame_bytes`](crate::Config::max_frame_bytes)); sending it would get the
+    /// connection closed with 1009. Send less per call.
+    #[error("the request is {bytes} bytes, over the limit of {max}")]
+    TooLarge {
+        /// The frame's size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The request did not encode. A bug in the request type (a serde type bincode cannot
+    /// encode); do not retry.
+    #[error("the request does not encode: {0}")]
+    Encode(BodyError),
+    /// A reply or push body did not decode as the expected type: the client and the server
+    /// disagree on the type (a version mismatch or a wrong type parameter). Do not retry; report.
+    #[error("the body does not decode: {0}")]
+    Decode(BodyError),
+    /// The URL is not a `ws://host:port/path` URL this client can use. Fix the URL.
+    #[error("bad URL: {0}")]
+    Url(String),
+    /// A socket operation failed (connection refused, reset, name not resolved). The session
+    /// reconnects with backoff on its own; a one-shot caller retries later.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The WebSocket layer failed: the upgrade was refused (HTTP 503 when the server is full,
+    /// 400 when it does not speak `ticksock.v1`) or the peer broke the WebSocket protocol. The
+    /// session reconnects with backoff on its own.
+    #[error("websocket: {0}")]
+    WebSocket(Box<tungstenite::Error>),
+    /// The server sent something this client does not understand (an undecodable frame, a
+    /// frame before the welcome, another protocol version). The connection is dropped; a
+    /// version mismatch stops the session for good. Upgrade the client; report.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The connection was not up within the time given. Check that the server runs and the
+    /// URL is right; try again later.
+    #[error("not connected within {0:?}")]
+    ConnectTimeout(Duration),
+}
+
+impl From<tungstenite::Error> for Error {
+    fn from(e: tungstenite::Error) -> Self {
+        match e {
+            tungstenite::Error::Io(e) => Error::Io(e),
+            e => Error::WebSocket(Box::new(e)),
+        }
+    }
+}

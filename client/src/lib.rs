@@ -1,0 +1,37 @@
+//! A ticksock client: calls that feel like ajax over one WebSocket, driven by a game loop.
+//!
+//! `call(route, request, callback)` sends a request tagged with a `u32` callback id; the
+//! server's reply or error carrying the same id ends the call. Every call ends in exactly one
+//! [`Outcome`]: a reply, an error reply, a timeout, a disconnect, or "never sent". Pushes are
+//! dispatched by topic; the connection heartbeats, reconnects with backoff, and queues calls
+//! made while offline.
+//!
+//! # Modules
+//! - [`session`]: the sans-I/O core, [`Session`]. No socket, no clock: bytes and `now` go in,
+//!   frames, link commands and [`Event`]s come out. Call bookkeeping (ids, timeouts, outcomes),
+//!   push handlers, the heartbeat timer, reconnect backoff and the offline queue all live here,
+//!   and its module docs say what happens to calls when the link drops.
+//! - [`connection`]: one non-blocking WebSocket ([`Connection`]): TCP connect, the upgrade
+//!   offering `ticksock.v1`, then messages, moved between the socket and a session.
+//! - [`client`]: [`Client`], the I/O layer a game loop drives with [`Client::update`].
+//! - [`blocking`]: [`BlockingClient`], whose calls block, for tools and tests.
+//! - [`config`]: every timing and bound ([`Config`]).
+//! - [`backoff`]: exponential backoff with jitter, as arithmetic.
+//! - [`error`]: the crate's one error type ([`Error`]); each variant says what to do next.
+//!
+//! The wire format is the `protocol` crate's; this crate has no copy of it.
+
+pub mod backoff;
+pub mod blocking;
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod session;
+
+pub use blocking::BlockingClient;
+pub use client::Client;
+pub use config::Config;
+pub use connection::{Connection, Progress};
+pub use error::Error;
+pub use session::{CallId, CallOptions, Callback, Event, LinkCommand, LinkState, Outcome, Session, Stats};

@@ -1,0 +1,410 @@
+//! What a run measured: counters, latency and tick-gap distributions, the simulator's own CPU
+//! time; printed as a table or written as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Counts kept by each worker and added up at the end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Bots started.
+    pub bots_launched: u64,
+    /// Bots that got the server's welcome at least once.
+    pub bots_connected: u64,
+    /// Connection attempts (TCP connect + upgrade), first ones and reconnects.
+    pub connect_attempts: u64,
+    /// Attempts that ended before the welcome (refused, upgrade failed, timed out).
+    pub connect_failures: u64,
+    /// Connections that reached the welcome.
+    pub connections: u64,
+    /// Connections beyond each bot's first (after a drop).
+    pub reconnects: u64,
+    /// Welcomed connections that dropped during the run.
+    pub disconnects: u64,
+    /// Bots whose session gave up reconnecting.
+    pub gave_up: u64,
+    /// Calls made (accepted by the session).
+    pub calls: u64,
+    /// Calls the session refused at once (offline queue full, too many pending).
+    pub refused: u64,
+    /// Calls answered with a reply.
+    pub replied: u64,
+    /// Calls answered with an error reply.
+    pub errored: u64,
+    /// Calls that timed out.
+    pub timed_out: u64,
+    /// Calls in flight when their connection dropped.
+    pub disconnected_calls: u64,
+    /// Echo replies whose body differed from the request's.
+    pub echo_mismatches: u64,
+    /// Pushes received, all topics.
+    pub pushes: u64,
+    /// Pushes on `state`.
+    pub pushes_state: u64,
+    /// Pushes on `chat`.
+    pub pushes_chat: u64,
+    /// Pushes on `presence`.
+    pub pushes_presence: u64,
+    /// Pushes on other topics.
+    pub pushes_other: u64,
+    /// Pushes that did not decode as their topic's type.
+    pub bad_pushes: u64,
+    /// State ticks a bot never saw (a gap of more than one in consecutive `state` pushes).
+    pub ticks_skipped: u64,
+    /// Protocol violations the client detected (undecodable frames, frames before the welcome).
+    pub protocol_errors: u64,
+}
+
+impl Counters {
+    /// Adds `other` to these counts.
+    pub fn add(&mut self, o: &Counters) {
+        let Counters {
+            bots_launched,
+            bots_connected,
+            connect_attempts,
+            connect_failures,
+            connections,
+            reconnects,
+            disconnects,
+            gave_up,
+            calls,
+            refused,
+            replied,
+            errored,
+            timed_out,
+            disconnected_calls,
+            echo_mismatches,
+            pushes,
+            pushes_state,
+            pushes_chat,
+            pushes_presence,
+            pushes_other,
+            bad_pushes,
+            ticks_skipped,
+            protocol_errors,
+        } = o;
+        self.bots_launched += bots_launched;
+        self.bots_connected += bots_connected;
+        self.connect_attempts += connect_attempts;
+        self.connect_failures += connect_failures;
+        self.connections += connections;
+        self.reconnects += reconnects;
+        self.disconnects += disconnects;
+        self.gave_up += gave_up;
+        self.calls += calls;
+        self.refused += refused;
+        self.replied += replied;
+        self.errored += errored;
+        self.timed_out += timed_out;
+        self.disconnected_calls += disconnected_calls;
+        self.echo_mismatches += echo_mismatches;
+        self.pushes += pushes;
+        self.pushes_state += pushes_state;
+        self.pushes_chat += pushes_chat;
+        self.pushes_presence += pushes_presence;
+        self.pushes_other += pushes_other;
+        self.bad_pushes += bad_pushes;
+        self.ticks_skipped += ticks_skipped;
+        self.protocol_errors += protocol_errors;
+    }
+
+    /// What counts as an error for the exit status: timeouts, error replies, failed connects,
+    /// calls lost to a dropped connection, calls refused, and anything the client found wrong
+    /// in what the server sent.
+    pub fn errors(&self) -> u64 {
+        self.timed_out
+            + self.errored
+            + self.connect_failures
+            + self.disconnected_calls
+            + self.refused
+            + self.echo_mismatches
+            + self.bad_pushes
+            + self.protocol_errors
+    }
+}
+
+/// A distribution's summary, in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Quantiles {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+}
+
+impl Quantiles {
+    /// The summary of `h`.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: h.len(),
+            min: h.min(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+            stdev: h.stdev(),
+        }
+    }
+}
+
+/// Rates and costs over the steady window (after the last bot was started).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Window {
+    /// Length of the window, in seconds.
+    pub secs: f64,
+    /// Requests sent per second.
+    pub calls_per_sec: f64,
+    /// Answers (replies and error replies) per second.
+    pub answers_per_sec: f64,
+    /// Pushes received per second, all topics.
+    pub pushes_per_sec: f64,
+    /// `state` pushes received per second.
+    pub state_pushes_per_sec: f64,
+    /// CPU time of the simulator's worker threads in the window, in seconds.
+    pub worker_cpu_secs: f64,
+    /// That, as a percentage of one core.
+    pub worker_cpu_percent: f64,
+    /// CPU time of the whole process in the window (includes anything else in the process,
+    /// such as an in-process server in tests), in seconds.
+    pub process_cpu_secs: f64,
+    /// That, as a percentage of one core.
+    pub process_cpu_percent: f64,
+}
+
+/// The gaps between consecutive `state` pushes of a bot, against the tick period.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TickJitter {
+    /// The server's tick rate, from its welcome.
+    pub tick_hz: u16,
+    /// The nominal gap, 1/tick_hz, in microseconds.
+    pub nominal_us: u64,
+    /// The gaps seen, in microseconds.
+    pub gap_us: Quantiles,
+    /// Ticks never seen by a bot although it was in its arena.
+    pub ticks_skipped: u64,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The server's URL.
+    pub url: String,
+    /// `arena` or `echo`.
+    pub scenario: String,
+    /// Bots asked for.
+    pub bots: u64,
+    /// Worker threads.
+    pub threads: u64,
+    /// Calls per second per bot (arena).
+    pub rate: f64,
+    /// Echo calls in flight per bot (echo).
+    pub window: u64,
+    /// Seconds from the start to the last bot started.
+    pub ramp_secs: f64,
+    /// Counts over the whole run.
+    pub counters: Counters,
+    /// Request frames sent over the whole run.
+    pub sent: u64,
+    /// Calls still waiting for their answer at the end (not counted as errors).
+    pub in_flight_at_end: u64,
+    /// Bots connected at the end.
+    pub connected_at_end: u64,
+    /// Errors as [`Counters::errors`] counts them.
+    pub errors: u64,
+    /// Error replies by code.
+    pub error_codes: BTreeMap<u16, u64>,
+    /// A few connection errors, by message, with their counts.
+    pub connect_errors: BTreeMap<String, u64>,
+    /// Round trip of every answered call (reply or error reply), whole run, microseconds.
+    pub rtt_us: Quantiles,
+    /// Round trip in the steady window only, microseconds.
+    pub rtt_steady_us: Quantiles,
+    /// Tick interval jitter seen in the `state` pushes.
+    pub tick_jitter: TickJitter,
+    /// The steady window's rates and CPU.
+    pub steady: Window,
+    /// CPU time of the whole process over the whole run, in seconds.
+    pub process_cpu_secs: f64,
+    /// Wall time of the whole run, in seconds.
+    pub wall_secs: f64,
+}
+
+impl Report {
+    /// The report as an aligned table, for a terminal.
+    pub fn table(&self) -> String {
+        let c = &self.counters;
+        let mut rows: Vec<(String, String)> = Vec::new();
+        let mut row = |k: &str, v: String| rows.push((k.to_owned(), v));
+        row("url", self.url.clone());
+        row("scenario", format!("{} ({} bots, {} threads)", self.scenario, self.bots, self.threads));
+        if self.scenario == "echo" {
+            row("window", format!("{} calls in flight per bot", self.window));
+        } else {
+            row("rate", format!("{} calls/s per bot", self.rate));
+        }
+        row("ramp / steady window", format!("{:.1} s / {:.1} s", self.ramp_secs, self.steady.secs));
+        row(
+            "bots connected",
+            format!("{} of {} (at end: {})", c.bots_connected, self.bots, self.connected_at_end),
+        );
+        row("connect attempts / failed", format!("{} / {}", c.connect_attempts, c.connect_failures));
+        row("disconnects / reconnects", format!("{} / {}", c.disconnects, c.reconnects));
+        row("calls sent", format!("{}", self.sent));
+        row("replied", format!("{}", c.replied));
+        row("error replies", format!("{}", c.errored));
+        row("timed out", format!("{}", c.timed_out));
+        row("lost to a drop / refused", format!("{} / {}", c.disconnected_calls, c.refused));
+        row("in flight at end", format!("{}", self.in_flight_at_end));
+        row("errors (for --max-errors)", format!("{}", self.errors));
+        let q = &self.rtt_us;
+        row("round trip (µs) p50/p90/p99", format!("{} / {} / {}", q.p50, q.p90, q.p99));
+        row("round trip (µs) p99.9/max", format!("{} / {}  ({} samples)", q.p999, q.max, q.count));
+        let s = &self.rtt_steady_us;
+        row("steady round trip (µs) p50/p99/max", format!("{} / {} / {}", s.p50, s.p99, s.max));
+        row(
+            "steady calls/s, answers/s",
+            format!("{:.0}, {:.0}", self.steady.calls_per_sec, self.steady.answers_per_sec),
+        );
+        row(
+            "steady pushes/s (state)",
+            format!("{:.0} ({:.0})", self.steady.pushes_per_sec, self.steady.state_pushes_per_sec),
+        );
+        let j = &self.tick_jitter;
+        row("tick", format!("{} Hz, nominal gap {} µs", j.tick_hz, j.nominal_us));
+        row("state gap (µs) p50/p90/p99", format!("{} / {} / {}", j.gap_us.p50, j.gap_us.p90, j.gap_us.p99));
+        row(
+            "state gap (µs) p99.9/max, stdev",
+            format!("{} / {}, {:.0}", j.gap_us.p999, j.gap_us.max, j.gap_us.stdev),
+        );
+        row("ticks skipped", format!("{}", j.ticks_skipped));
+        row(
+            "sim CPU, steady (workers)",
+            format!(
+                "{:.2} s = {:.1}% of one core",
+                self.steady.worker_cpu_secs, self.steady.worker_cpu_percent
+            ),
+        );
+        row(
+            "sim CPU, steady (process)",
+            format!(
+                "{:.2} s = {:.1}% of one core",
+                self.steady.process_cpu_secs, self.steady.process_cpu_percent
+            ),
+        );
+        row(
+            "sim CPU, whole run (process)",
+            format!(
+                "{:.2} s over {:.1} s = {:.1}% of one core",
+                self.process_cpu_secs,
+                self.wall_secs,
+                percent(self.process_cpu_secs, self.wall_secs)
+            ),
+        );
+        if !self.error_codes.is_empty() {
+            let codes: Vec<String> = self
+                .error_codes
+                .iter()
+                .map(|(code, n)| format!("{code} {}: {n}", protocol::error_code::name(*code)))
+                .collect();
+            row("error codes", codes.join(", "));
+        }
+        for (message, n) in &self.connect_errors {
+            row("connect error", format!("{n} x {message}"));
+        }
+        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (k, v) in rows {
+            let pad = width - k.chars().count();
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "{k}{}  {v}", " ".repeat(pad));
+        }
+        out
+    }
+
+    /// The report as pretty JSON.
+    pub fn json(&self) -> String {
+        // A struct of numbers, strings and maps with string or integer keys always serializes.
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+/// `part` as a percentage of `whole` (0 when `whole` is 0).
+pub fn percent(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 { part / whole * 100.0 } else { 0.0 }
+}
+
+/// CPU time (user + system) of the process, in seconds, from `/proc/self/stat`.
+pub fn process_cpu_secs() -> f64 {
+    proc_stat_cpu("/proc/self/stat")
+}
+
+/// CPU time of the calling thread, in seconds, from `/proc/thread-self/stat`.
+pub fn thread_cpu_secs() -> f64 {
+    proc_stat_cpu("/proc/thread-self/stat")
+}
+
+/// Reads utime + stime from a `stat` file of procfs. Linux reports them in clock ticks of
+/// `USER_HZ`, which is 100 on every architecture Linux supports for this interface. 0 when
+/// the file cannot be read (not Linux).
+fn proc_stat_cpu(path: &str) -> f64 {
+    const USER_HZ: f64 = 100.0;
+    let Ok(text) = std::fs::read_to_string(path) else { return 0.0 };
+    // The command name (field 2) is in parentheses and may contain spaces: skip past it.
+    let Some(after) = text.rfind(')').map(|i| &text[i + 1..]) else { return 0.0 };
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state is field 3, so utime (field 14) is at 11 and stime (15) at 12.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / USER_HZ
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_and_grows() {
+        let before = thread_cpu_secs();
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(60) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        assert!(thread_cpu_secs() > before, "60 ms of spinning shows up in the thread's CPU time");
+        assert!(process_cpu_secs() >= thread_cpu_secs());
+    }
+
+    #[test]
+    fn errors_add_up_what_counts() {
+        let c =
+            Counters { timed_out: 1, errored: 2, connect_failures: 3, replied: 100, ..Counters::default() };
+        assert_eq!(c.errors(), 6);
+        let mut total = Counters::default();
+        total.add(&c);
+        total.add(&c);
+        assert_eq!(total.errors(), 12);
+        assert_eq!(total.replied, 200);
+    }
+}

@@ -1,0 +1,115 @@
+//! The simulator against a real server in this process, briefly.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use client_sim::{Options, Scenario};
+use server::game::arena::Arena;
+use server::{Config, RunningServer, Server};
+
+fn start_arena() -> RunningServer {
+    start_with(Config::default())
+}
+
+fn start_with(config: Config) -> RunningServer {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        close_timeout: Duration::from_millis(300),
+        ..config
+    };
+    Server::start(config, Arena::new(Default::default())).expect("server starts")
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/")
+}
+
+#[test]
+fn two_hundred_arena_bots_play_for_three_seconds_without_an_error() {
+    let server = start_arena();
+    let opts = Options {
+        bots: 200,
+        rate: 5.0,
+        duration: 3.0,
+        ramp: 400.0,
+        // Chat often enough that some chat pushes are seen in 3 s.
+        chat_interval: 1.0,
+        quiet: true,
+        ..Options::new(&url(server.local_addr()))
+    };
+    let report = client_sim::run(&opts).expect("runs");
+    let c = &report.counters;
+    println!("{}", report.table());
+    assert_eq!(report.errors, 0, "{:?} {:?}", report.error_codes, report.connect_errors);
+    assert_eq!(c.bots_connected, 200);
+    assert_eq!(report.connected_at_end, 200);
+    assert_eq!(c.connect_failures, 0);
+    // 200 bots x 5 moves/s x 3 s, plus logins, joins and chats; allow for the start-up.
+    assert!(c.replied >= 2500, "only {} calls answered", c.replied);
+    assert_eq!(c.replied + report.in_flight_at_end, report.sent, "every call sent is answered or in flight");
+    assert!(report.rtt_us.count >= 2500 && report.rtt_us.p50 > 0);
+    // Every bot receives its arena's state each tick (30 Hz): 200 x 30 x 3 s, roughly.
+    assert!(c.pushes_state > 10_000, "{} state pushes", c.pushes_state);
+    assert!(c.pushes_chat > 0 && c.pushes_presence > 0);
+    assert_eq!(report.tick_jitter.tick_hz, 30);
+    assert!(report.tick_jitter.gap_us.p50 > 10_000 && report.tick_jitter.gap_us.p50 < 60_000);
+    assert!(report.steady.worker_cpu_secs > 0.0);
+    // The JSON carries the same figures.
+    let json: serde_json::Value = serde_json::from_str(&report.json()).expect("valid JSON");
+    assert_eq!(json["counters"]["replied"], c.replied);
+    assert_eq!(json["errors"], 0);
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn echo_bots_keep_their_window_full() {
+    // Echo bots send as fast as answers come back, well past the default per-connection rate
+    // limit (1000 messages/s), so this server allows more.
+    let server = start_with(Config { rate_messages_per_sec: 1_000_000, ..Config::default() });
+    let opts = Options {
+        bots: 20,
+        scenario: Scenario::Echo,
+        window: 4,
+        body_bytes: 100,
+        duration: 1.0,
+        ramp: 1000.0,
+        quiet: true,
+        ..Options::new(&url(server.local_addr()))
+    };
+    let report = client_sim::run(&opts).expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.error_codes);
+    assert_eq!(report.counters.echo_mismatches, 0);
+    assert!(report.counters.replied > 1000, "{} echoes", report.counters.replied);
+    // At the end each bot still has its window in flight.
+    assert_eq!(report.in_flight_at_end, 20 * 4);
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn the_binary_exits_non_zero_when_errors_exceed_the_limit_and_writes_json() {
+    // Nobody listens there: every connect fails.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
+    let json = std::env::temp_dir().join(format!("client-sim-test-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_client-sim"))
+        .args(["--url", &url(addr), "--bots", "3", "--duration", "0.5", "--max-attempts", "1", "--quiet"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("connect attempts / failed"), "{table}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("valid JSON");
+    assert!(report["counters"]["connect_failures"].as_u64().expect("a number") >= 3);
+    let _ = std::fs::remove_file(&json);
+
+    // A generous limit turns the same run into a success.
+    let out = Command::new(env!("CARGO_BIN_EXE_client-sim"))
+        .args(["--url", &url(addr), "--bots", "3", "--duration", "0.5", "--max-attempts", "1", "--quiet"])
+        .args(["--max-errors", "1000"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+}

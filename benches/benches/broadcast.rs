@@ -1,0 +1,79 @@
+//! One push queued to 5000 connections through the game API: a `Game` whose `on_tick` calls
+//! `ctx.push_many(<5000 conns>, "state", &state)` with an arena `State` of 50 players, driven
+//! by `Logic::handle_tick` and taken with `poll_batch`.
+//!
+//! Why: a broadcast must cost one encode plus a cheap per-recipient step (a shared `Bytes`
+//! and a queued command), not one encode per recipient. The set-up asserts that
+//! `LogicStats::encodes` grows by exactly 1 per tick and that the batch holds 5000 sends, so
+//! this bench fails loudly if the push API regresses to encoding per recipient.
+
+use benches::{TickClock, state_with};
+use criterion::{Criterion, Throughput};
+use protocol::Encoding;
+use protocol::arena::State;
+use server::bridge::{Command, ToLogic};
+use server::logic::Logic;
+use server::{ConnId, Ctx, Game, Router};
+use tungstenite::Message;
+
+const RECIPIENTS: u32 = 5000;
+
+/// A game that pushes one state to every connection it knows, each tick.
+struct Broadcaster {
+    conns: Vec<ConnId>,
+    state: State,
+    queued: usize,
+}
+
+impl Game for Broadcaster {
+    fn routes(_: &mut Router<Self>) {}
+
+    fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
+        self.queued = ctx.push_many(self.conns.iter().copied(), "state", &self.state);
+    }
+}
+
+fn broadcast(c: &mut Criterion) {
+    let mut clock = TickClock::new();
+    let conns: Vec<ConnId> = (0..RECIPIENTS).map(|i| ConnId::new(i, 1)).collect();
+    let mut logic = Logic::new(Broadcaster { conns: conns.clone(), state: state_with(50), queued: 0 });
+    for &conn in &conns {
+        logic.handle_message(ToLogic::Connected { conn, encoding: Encoding::Binary }, clock.now());
+    }
+    assert!(logic.poll_batch().is_none(), "connecting queues nothing");
+
+    // One encode per tick, one shared buffer, one send per recipient.
+    for _ in 0..3 {
+        let before = logic.stats().encodes;
+        let (tick, now) = clock.next_tick();
+        logic.handle_tick(tick, now);
+        let batch = logic.poll_batch().expect("the tick pushes");
+        assert_eq!(logic.stats().encodes - before, 1, "a broadcast must encode exactly once");
+        assert_eq!(logic.game().queued, RECIPIENTS as usize);
+        assert_eq!(batch.len(), RECIPIENTS as usize);
+        let payloads: Vec<*const u8> = batch
+            .iter()
+            .map(|command| match command {
+                Command::Send { message: Message::Binary(bytes), .. } => bytes.as_ptr(),
+                other => panic!("expected a binary send, got {other:?}"),
+            })
+            .collect();
+        assert!(payloads.windows(2).all(|w| w[0] == w[1]), "every recipient shares one buffer");
+    }
+
+    let mut g = c.benchmark_group("broadcast");
+    g.throughput(Throughput::Elements(u64::from(RECIPIENTS)));
+    // The batch is dropped outside the timing: the reactor drops it, not the logic thread.
+    g.bench_function("push_many_state50_to_5000", |b| {
+        b.iter_with_large_drop(|| {
+            let (tick, now) = clock.next_tick();
+            logic.handle_tick(tick, now);
+            logic.poll_batch().expect("the tick pushes")
+        })
+    });
+    g.finish();
+}
+
+fn main() {
+    benches::run(&[broadcast]);
+}

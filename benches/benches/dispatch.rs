@@ -1,0 +1,88 @@
+//! Route dispatch on the logic thread: one `ToLogic::Request` through
+//! `server::logic::Logic<Arena>::handle_message` (route lookup by id, body decode, handler,
+//! reply encode, command queued), then `poll_batch()` to take the reply, as the logic thread
+//! does after each drain.
+//!
+//! Why: this is the logic thread's share of every call. The throughput target is 2 us
+//! of server CPU per call for the whole path; dispatch has to be a small fraction of that.
+//! Routes measured: `echo` (raw bytes, 32-byte body) and `move` (typed, from a logged-in player
+//! in an arena, the hottest route of the game). `echo_x256` hands 256 requests before one
+//! `poll_batch`, as a full drain (`DRAIN_BUDGET`) does, so the per-batch cost is amortised.
+
+use std::hint::black_box;
+
+use benches::{TickClock, error_frames, request};
+use bytes::Bytes;
+use criterion::{Criterion, Throughput};
+use protocol::Encoding;
+use protocol::arena::{Join, Login, Move, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LOGIN, ROUTE_MOVE};
+use server::ConnId;
+use server::bridge::ToLogic;
+use server::game::arena::Arena;
+use server::logic::Logic;
+
+fn dispatch(c: &mut Criterion) {
+    let clock = TickClock::new();
+    let now = clock.now();
+    let mut logic = Logic::new(Arena::default());
+    let conn = ConnId::new(7, 1);
+    logic.handle_message(ToLogic::Connected { conn, encoding: Encoding::Binary }, now);
+    let login = protocol::encode_body(&Login { name: "bench".into() }).expect("encodes");
+    logic.handle_message(request(&logic, conn, 1, ROUTE_LOGIN, login.into()), now);
+    let join = protocol::encode_body(&Join { room: "lobby".into() }).expect("encodes");
+    logic.handle_message(request(&logic, conn, 2, ROUTE_JOIN, join.into()), now);
+    let setup = logic.poll_batch().expect("login and join are answered");
+    assert_eq!(error_frames(&setup), 0, "login and join must succeed");
+
+    let echo = logic.route_table().get(ROUTE_ECHO).expect("arena has echo");
+    let mv = logic.route_table().get(ROUTE_MOVE).expect("arena has move");
+    let echo_body = Bytes::from_static(&[0xA5; 32]);
+    let move_body = Bytes::from(protocol::encode_body(&Move { dx: 1, dy: -1 }).expect("encodes"));
+
+    // Both routes must answer with a reply, not an error, or the bench measures the wrong path.
+    for (route, body) in [(echo, &echo_body), (mv, &move_body)] {
+        let message = ToLogic::Request { conn, id: 9, route, body: body.clone(), encoding: Encoding::Binary };
+        logic.handle_message(message, now);
+        let batch = logic.poll_batch().expect("answered");
+        assert_eq!((batch.len(), error_frames(&batch)), (1, 0), "one reply, no error");
+    }
+
+    let mut g = c.benchmark_group("dispatch");
+    g.throughput(Throughput::Elements(1));
+    let mut id = 0u32;
+    for (name, route, body) in [("echo_32B", echo, &echo_body), ("move", mv, &move_body)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                id = id.wrapping_add(1);
+                let message =
+                    ToLogic::Request { conn, id, route, body: body.clone(), encoding: Encoding::Binary };
+                logic.handle_message(black_box(message), now);
+                logic.poll_batch().expect("one reply")
+            })
+        });
+    }
+
+    const BATCH: u32 = 256;
+    g.throughput(Throughput::Elements(u64::from(BATCH)));
+    g.bench_function("echo_32B_x256_one_poll_batch", |b| {
+        b.iter(|| {
+            for _ in 0..BATCH {
+                id = id.wrapping_add(1);
+                let message = ToLogic::Request {
+                    conn,
+                    id,
+                    route: echo,
+                    body: echo_body.clone(),
+                    encoding: Encoding::Binary,
+                };
+                logic.handle_message(black_box(message), now);
+            }
+            logic.poll_batch().expect("256 replies")
+        })
+    });
+    g.finish();
+}
+
+fn main() {
+    benches::run(&[dispatch]);
+}

@@ -1,1 +1,751 @@
-// placeholder: the compiled client library
+// ticksock-client: the ticksock browser client (subprotocol ticksock.v1.json).
+// GENERATED from web/src/client.ts by `npm run build` in web/; do not edit. Served by the server at /ticksock.js.
+/**
+ * ticksock browser client: calls that feel like ajax over one WebSocket.
+ *
+ * It speaks the JSON subprotocol `ticksock.v1.json` (docs/PROTOCOL.md, section 9): every frame
+ * is one text message holding one JSON object. A call sends `{"id", "route", "body"}` tagged with
+ * a `u32` callback id; the server answers with exactly one reply or error carrying the same id,
+ * in any order, and sends pushes `{"type": "push", "topic", "body"}` on its own.
+ *
+ * ```js
+ * import { TicksockClient } from "/ticksock.js";
+ * const client = new TicksockClient(`ws://${location.host}/`);
+ * const { player_id } = await client.call("login", { name: "ann" });           // Promise form
+ * client.call("rooms", null, (err, rooms) => { if (!err) console.log(rooms); }); // callback form
+ * client.on("state", (state) => draw(state));                                   // pushes by topic
+ * client.onEvent("connected", ({ welcome }) => console.log(welcome.tick_hz));  // lifecycle
+ * ```
+ *
+ * # Every call ends in exactly one outcome
+ * A reply (the Promise resolves, or `cb(null, result)`), or one of these errors (the Promise
+ * rejects, or `cb(err)`), all `instanceof TicksockError` with a `kind`:
+ *
+ * | error               | `kind`          | when |
+ * |---------------------|-----------------|------|
+ * | `ReplyError`        | `"reply"`       | the server answered with an error frame; `code` is its code (PROTOCOL.md sections 6, 8.5) |
+ * | `TimeoutError`      | `"timeout"`     | no answer within the call's timeout (counted from the call, time spent queued included) |
+ * | `DisconnectedError` | `"disconnected"`| the call had been **sent** and the connection dropped before its answer |
+ * | `QueueFullError`    | `"queue_full"`  | the call was made while offline and the offline queue is at its bound (count or bytes) |
+ * | `TooLargeError`     | `"too_large"`   | the request frame is larger than `maxFrameBytes` (the server would close the connection) |
+ * | `ClosedError`       | `"closed"`      | the client was closed, or gave up reconnecting, before the call could be sent |
+ * | `TicksockError`     | `"busy"`/`"encode"` | too many calls waiting (`maxPending`), or the data cannot be written as JSON |
+ *
+ * The call's entry (its callback and timer) is freed on every outcome; an answer that arrives
+ * after the timeout is dropped and counted in `stats.lateAnswers`. Failures found at call time
+ * (queue full, too large, closed) are still delivered asynchronously, never from inside `call`.
+ *
+ * # When the link drops
+ * - Calls **already sent** reject at once with `DisconnectedError`: the server may or may not
+ *   have handled them, and it never answers them on another connection. They are **not** resent
+ *   (resending a chat line or a purchase could do it twice); retry idempotent calls yourself.
+ * - Calls made while **not connected** (or while the socket is already closing) wait in a bounded offline queue (`maxQueuedCalls`,
+ *   `maxQueuedBytes`; one more rejects at once with `QueueFullError`) and are sent in order once
+ *   the next connection has received its welcome. Their timeout keeps running meanwhile.
+ * - `connected` listeners run before the queue is flushed, so a call made there (logging in
+ *   again: a server session belongs to one connection) goes out ahead of the queued calls.
+ * - The client reconnects with exponential backoff and jitter; after `maxAttempts` failed
+ *   attempts in a row it gives up (event `closed`, queued calls reject with `ClosedError`). A
+ *   connection that stayed up `stableAfterMs` resets the count.
+ *
+ * # Heartbeat
+ * Browsers answer the server's WebSocket pings by themselves but never show them to scripts, so
+ * the heartbeat is an application-level idle check: exactly one interval timer per connection
+ * (started on the welcome, cleared when the connection ends). When nothing was heard for
+ * `heartbeatIntervalMs` it sends one probe call (`heartbeatRoute`; any answer, even an
+ * "unknown route" error, proves the link); when the probe and everything else stay unanswered
+ * until `idleTimeoutMs` of silence, it closes the connection (code 4000) and reconnects. (With
+ * `heartbeatRoute: null` it sends no probe and closes after `idleTimeoutMs` of silence.)
+ *
+ * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome
+ * within `connectTimeoutMs`), 4002 (protocol error: a frame it cannot read). Browsers allow
+ * scripts only 1000 and 3000..4999.
+ */
+/** The subprotocol this client offers and speaks. */
+export const SUBPROTOCOL = "ticksock.v1.json";
+/** The wire format version this client understands (the welcome's `version`). */
+export const PROTOCOL_VERSION = 1;
+/** Error codes the server itself uses (PROTOCOL.md section 6). Codes >= 1000 are the game's. */
+export const ErrorCodes = {
+    UNKNOWN_ROUTE: 1,
+    BAD_BODY: 2,
+    INTERNAL: 3,
+    BAD_FRAME: 4,
+    RATE_LIMITED: 5,
+    SHUTTING_DOWN: 6,
+};
+/** Close codes this client sends. */
+export const CloseCodes = {
+    NORMAL: 1000,
+    IDLE: 4000,
+    CONNECT_TIMEOUT: 4001,
+    PROTOCOL_ERROR: 4002,
+};
+/** The base of every error this client produces. Branch on `kind` (or `instanceof`). */
+export class TicksockError extends Error {
+    constructor(kind, route, message) {
+        super(message);
+        this.name = "TicksockError";
+        this.kind = kind;
+        this.route = route;
+    }
+}
+/** The server answered the call with an error frame. */
+export class ReplyError extends TicksockError {
+    constructor(route, code, serverMessage) {
+        super("reply", route, `${route}: error ${code}${serverMessage ? `: ${serverMessage}` : ""}`);
+        this.name = "ReplyError";
+        this.code = code;
+        this.serverMessage = serverMessage;
+    }
+}
+/** No answer came within the call's timeout. */
+export class TimeoutError extends TicksockError {
+    constructor(route, timeoutMs) {
+        super("timeout", route, `${route}: no answer within ${timeoutMs} ms`);
+        this.name = "TimeoutError";
+        this.timeoutMs = timeoutMs;
+    }
+}
+/** The call had been sent when the connection dropped: it may or may not have been handled. */
+export class DisconnectedError extends TicksockError {
+    constructor(route) {
+        super("disconnected", route, `${route}: the connection dropped before the answer; the call may or may not have been handled`);
+        this.name = "DisconnectedError";
+    }
+}
+/** The call was made offline and the offline queue is full. */
+export class QueueFullError extends TicksockError {
+    constructor(route, detail) {
+        super("queue_full", route, `${route}: offline queue full (${detail}); the call was not queued`);
+        this.name = "QueueFullError";
+    }
+}
+/** The request frame is larger than `maxFrameBytes`. */
+export class TooLargeError extends TicksockError {
+    constructor(route, bytes, max) {
+        super("too_large", route, `${route}: request frame of ${bytes} bytes is over the ${max}-byte limit`);
+        this.name = "TooLargeError";
+    }
+}
+/** The client was closed, or gave up reconnecting, before the call was sent. */
+export class ClosedError extends TicksockError {
+    constructor(route, why) {
+        super("closed", route, `${route ? `${route}: ` : ""}${why}`);
+        this.name = "ClosedError";
+    }
+}
+// ---------------------------------------------------------------------------------------------
+// Callback ids
+const ID_SPACE = 4294967296; // 2^32
+/**
+ * Callback ids: count up from `first`, wrap at 2^32, skip any id still in use. With fewer than
+ * 2^32 ids in use, `next` always finds one.
+ */
+export class CallIds {
+    constructor(first = 0) {
+        this.nextId = toU32(first);
+    }
+    /** The next id not in use. */
+    next(inUse) {
+        for (;;) {
+            const id = this.nextId;
+            this.nextId = id + 1 === ID_SPACE ? 0 : id + 1;
+            if (!inUse(id))
+                return id;
+        }
+    }
+    /** The id `next` tries first. */
+    peek() {
+        return this.nextId;
+    }
+}
+function toU32(n) {
+    return ((Math.floor(n) % ID_SPACE) + ID_SPACE) % ID_SPACE;
+}
+const DEFAULTS = {
+    autoConnect: true,
+    callTimeoutMs: 10000,
+    connectTimeoutMs: 10000,
+    heartbeatIntervalMs: 5000,
+    idleTimeoutMs: 15000,
+    heartbeatRoute: "echo",
+    backoffInitialMs: 250,
+    backoffMaxMs: 30000,
+    backoffJitter: 0.5,
+    maxAttempts: 10,
+    stableAfterMs: 10000,
+    maxQueuedCalls: 256,
+    maxQueuedBytes: 256 * 1024,
+    maxPending: 65536,
+    maxFrameBytes: 65536,
+};
+/** `WebSocket.OPEN`. */
+const OPEN = 1;
+/** Browsers clamp longer timer delays to 0, firing them at once. */
+const MAX_TIMER_MS = 2147483647;
+const defaultTimers = {
+    now: () => (typeof performance !== "undefined" ? performance.now() : Date.now()),
+    setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+    clearTimeout: (h) => globalThis.clearTimeout(h),
+    setInterval: (fn, ms) => globalThis.setInterval(fn, ms),
+    clearInterval: (h) => globalThis.clearInterval(h),
+};
+/** The delay before reconnect attempt `attempt` (1-based), without jitter. */
+export function backoffCeiling(attempt, initialMs, maxMs) {
+    const doublings = Math.min(Math.max(attempt - 1, 0), 30);
+    return Math.min(initialMs * 2 ** doublings, Math.max(maxMs, initialMs));
+}
+/** UTF-8 length of a string, without allocating. */
+export function utf8Length(s) {
+    let n = 0;
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c < 0x80)
+            n += 1;
+        else if (c < 0x800)
+            n += 2;
+        else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+            n += 4;
+            i++;
+        }
+        else
+            n += 3;
+    }
+    return n;
+}
+/**
+ * A ticksock client over one WebSocket. `R` maps routes to their request and reply types, `P`
+ * push topics to their bodies (see `ArenaRoutes` and `ArenaPushes` for the example game).
+ */
+export class TicksockClient {
+    constructor(url, options = {}) {
+        /** Counters. */
+        this.stats = {
+            sent: 0,
+            replies: 0,
+            errorReplies: 0,
+            timeouts: 0,
+            disconnectedCalls: 0,
+            lateAnswers: 0,
+            pushes: 0,
+            unheardPushes: 0,
+            connections: 0,
+            heartbeatProbes: 0,
+            rttMs: null,
+            rttAvgMs: null,
+        };
+        this.linkState = "idle";
+        this.ws = null;
+        this.welcomeFrame = null;
+        this.openedAt = 0;
+        this.lastHeard = 0;
+        this.connectTimer = null;
+        this.heartbeatTimer = null;
+        this.reconnectTimer = null;
+        this.probeInFlight = false;
+        this.probeSentAt = 0;
+        /** Failed attempts in a row; the next attempt's number is this. */
+        this.attempt = 0;
+        /** Every call waiting for its outcome, queued or sent, by id (in call order). */
+        this.pending = new Map();
+        /** The offline queue, in call order. */
+        this.queue = [];
+        this.queuedBytes = 0;
+        this.pushListeners = new Map();
+        this.eventListeners = new Map();
+        new URL(url); // throws a SyntaxError now for a URL that can never work
+        this.url = url;
+        const opts = { ...DEFAULTS };
+        for (const key of Object.keys(DEFAULTS)) {
+            const v = options[key];
+            if (v !== undefined)
+                opts[key] = v;
+        }
+        this.opts = opts;
+        const WS = options.WebSocket ?? globalThis.WebSocket;
+        if (typeof WS !== "function")
+            throw new TypeError("ticksock: no WebSocket in this runtime; pass options.WebSocket");
+        this.WS = WS;
+        this.timers = options.timers ?? defaultTimers;
+        this.random = options.random ?? Math.random;
+        this.ids = new CallIds(options.firstId ?? 0);
+        this.reportListenerError =
+            options.onListenerError ??
+                ((err) => {
+                    const report = globalThis.reportError;
+                    if (typeof report === "function")
+                        report(err);
+                    else
+                        console.error("ticksock: a listener threw", err);
+                });
+        if (opts.autoConnect)
+            this.connect();
+    }
+    // ----- state -----------------------------------------------------------------------------
+    /** The link state. */
+    get state() {
+        return this.linkState;
+    }
+    /** True when the welcome of the current connection arrived: calls go out at once. */
+    get connected() {
+        return this.linkState === "open";
+    }
+    /** The current connection's welcome, or null. */
+    get welcome() {
+        return this.welcomeFrame;
+    }
+    /** Calls waiting for their outcome (queued or sent). */
+    get pendingCount() {
+        return this.pending.size;
+    }
+    /** Calls in the offline queue. */
+    get queuedCount() {
+        return this.queue.length;
+    }
+    /** Bytes in the offline queue. */
+    get queuedByteCount() {
+        return this.queuedBytes;
+    }
+    /** Failed connection attempts in a row so far. */
+    get failedAttempts() {
+        return this.attempt;
+    }
+    /**
+     * Resolves with the welcome once connected (at once if it is); rejects if the client closes
+     * first. With `autoConnect: false` it waits for `connect()`.
+     */
+    ready() {
+        if (this.linkState === "open" && this.welcomeFrame)
+            return Promise.resolve(this.welcomeFrame);
+        if (this.linkState === "closed")
+            return Promise.reject(new ClosedError("", "the client is closed"));
+        return new Promise((resolve, reject) => {
+            const offConnected = this.onEvent("connected", ({ welcome }) => {
+                offConnected();
+                offClosed();
+                resolve(welcome);
+            });
+            const offClosed = this.onEvent("closed", ({ error }) => {
+                offConnected();
+                offClosed();
+                reject(error ?? new ClosedError("", "the client is closed"));
+            });
+        });
+    }
+    call(route, data, a, b) {
+        let options = {};
+        let cb;
+        if (typeof a === "function")
+            cb = a;
+        else {
+            options = a ?? {};
+            if (typeof b === "function")
+                cb = b;
+        }
+        if (cb) {
+            const user = cb;
+            this.start(route, data, options, (err, result) => this.guard(() => user(err, result)), false);
+            return;
+        }
+        return new Promise((resolve, reject) => {
+            this.start(route, data, options, (err, result) => (err ? reject(err) : resolve(result)), false);
+        });
+    }
+    start(route, data, options, cb, internal) {
+        const failLater = (err) => queueMicrotask(() => cb(err));
+        if (this.linkState === "closed")
+            return failLater(new ClosedError(route, "the client is closed"));
+        if (this.pending.size >= this.opts.maxPending) {
+            return failLater(new TicksockError("busy", route, `${route}: ${this.pending.size} calls already waiting (maxPending)`));
+        }
+        let body;
+        try {
+            body = data === undefined ? undefined : JSON.stringify(data);
+        }
+        catch (e) {
+            return failLater(new TicksockError("encode", route, `${route}: data is not JSON: ${String(e)}`));
+        }
+        const id = this.ids.next((id) => this.pending.has(id));
+        const text = `{"id":${id},"route":${JSON.stringify(route)}${body === undefined ? "" : `,"body":${body}`}}`;
+        const bytes = utf8Length(text);
+        if (bytes > this.opts.maxFrameBytes)
+            return failLater(new TooLargeError(route, bytes, this.opts.maxFrameBytes));
+        // A socket already closing (its close event still to come) sends nothing: queue the call
+        // for the next connection instead, since it was never sent.
+        const online = this.linkState === "open" && this.ws !== null && this.ws.readyState === OPEN;
+        if (!online) {
+            if (this.queue.length >= this.opts.maxQueuedCalls) {
+                return failLater(new QueueFullError(route, `${this.queue.length} of ${this.opts.maxQueuedCalls} calls`));
+            }
+            if (this.queuedBytes + bytes > this.opts.maxQueuedBytes) {
+                return failLater(new QueueFullError(route, `${this.queuedBytes} + ${bytes} bytes over ${this.opts.maxQueuedBytes}`));
+            }
+        }
+        const entry = { id, route, text, bytes, queued: !online, cb, timer: null, startedAt: this.timers.now(), sentAt: 0, internal };
+        const timeoutMs = options.timeout ?? this.opts.callTimeoutMs;
+        if (Number.isFinite(timeoutMs)) {
+            const ms = Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS);
+            entry.timer = this.timers.setTimeout(() => {
+                if (this.finish(id, new TimeoutError(route, timeoutMs)))
+                    this.stats.timeouts++;
+            }, ms);
+        }
+        this.pending.set(id, entry);
+        if (online)
+            this.transmit(entry);
+        else {
+            this.queue.push(entry);
+            this.queuedBytes += bytes;
+        }
+    }
+    /** Ends call `id` with its one outcome; false if it had already ended. */
+    finish(id, err, result) {
+        const entry = this.pending.get(id);
+        if (!entry)
+            return false;
+        this.pending.delete(id);
+        if (entry.timer !== null)
+            this.timers.clearTimeout(entry.timer);
+        entry.timer = null;
+        if (entry.queued) {
+            const i = this.queue.indexOf(entry);
+            if (i >= 0)
+                this.queue.splice(i, 1);
+            this.queuedBytes -= entry.bytes;
+            entry.queued = false;
+        }
+        if (err)
+            entry.cb(err);
+        else
+            entry.cb(null, result);
+        return true;
+    }
+    transmit(entry) {
+        const ws = this.ws;
+        if (!ws)
+            return;
+        try {
+            entry.sentAt = this.timers.now();
+            ws.send(entry.text);
+            this.stats.sent++;
+        }
+        catch {
+            // Only a socket that is not open throws; its close comes next and fails the call.
+        }
+    }
+    // ----- pushes and events -----------------------------------------------------------------
+    /** Listen to pushes on `topic`. Returns a function that stops listening. */
+    on(topic, handler) {
+        let set = this.pushListeners.get(topic);
+        if (!set)
+            this.pushListeners.set(topic, (set = new Set()));
+        set.add(handler);
+        return () => this.off(topic, handler);
+    }
+    /** Stop a push listener. */
+    off(topic, handler) {
+        const set = this.pushListeners.get(topic);
+        if (!set)
+            return;
+        set.delete(handler);
+        if (set.size === 0)
+            this.pushListeners.delete(topic);
+    }
+    /** Listen to a lifecycle event. Returns a function that stops listening. */
+    onEvent(event, handler) {
+        let set = this.eventListeners.get(event);
+        if (!set)
+            this.eventListeners.set(event, (set = new Set()));
+        set.add(handler);
+        return () => this.offEvent(event, handler);
+    }
+    /** Stop a lifecycle listener. */
+    offEvent(event, handler) {
+        this.eventListeners.get(event)?.delete(handler);
+    }
+    emit(event, payload) {
+        const set = this.eventListeners.get(event);
+        if (!set)
+            return;
+        for (const h of [...set])
+            this.guard(() => h(payload));
+    }
+    guard(fn) {
+        try {
+            fn();
+        }
+        catch (e) {
+            this.reportListenerError(e);
+        }
+    }
+    // ----- connection ------------------------------------------------------------------------
+    /**
+     * Connect now: starts the first connection, skips a pending backoff delay, or restarts a
+     * closed client (with a fresh count of attempts). Does nothing while connecting or connected.
+     */
+    connect() {
+        if (this.linkState === "connecting" || this.linkState === "open")
+            return;
+        if (this.reconnectTimer !== null) {
+            this.timers.clearTimeout(this.reconnectTimer);
+            this.reconnectTimer = null;
+        }
+        if (this.linkState === "closed")
+            this.attempt = 0;
+        this.open();
+    }
+    /**
+     * Close for good: calls in flight reject with `DisconnectedError`, queued calls with
+     * `ClosedError`, and no reconnect follows (until `connect()`).
+     */
+    close() {
+        if (this.linkState === "closed")
+            return;
+        if (this.reconnectTimer !== null) {
+            this.timers.clearTimeout(this.reconnectTimer);
+            this.reconnectTimer = null;
+        }
+        const ws = this.ws;
+        this.linkState = "closed";
+        if (ws)
+            this.teardown(ws, CloseCodes.NORMAL, "client closed", true);
+        this.stop("closed", null);
+    }
+    open() {
+        this.linkState = "connecting";
+        this.welcomeFrame = null;
+        let ws;
+        try {
+            ws = new this.WS(this.url, SUBPROTOCOL);
+        }
+        catch (e) {
+            // E.g. a SecurityError; it counts as a failed attempt.
+            this.ws = null;
+            this.afterDrop(false, 0);
+            return;
+        }
+        this.ws = ws;
+        ws.onopen = () => {
+            if (ws.protocol !== SUBPROTOCOL)
+                this.protocolError(ws, `the server chose subprotocol "${ws.protocol}"`);
+        };
+        ws.onmessage = (ev) => this.onFrame(ws, ev.data);
+        ws.onclose = (ev) => this.teardown(ws, ev.code ?? 1006, ev.reason ?? "", ev.wasClean ?? false, true);
+        ws.onerror = () => {
+            // A close event follows; it does the work.
+        };
+        this.connectTimer = this.timers.setTimeout(() => {
+            this.connectTimer = null;
+            this.teardown(ws, CloseCodes.CONNECT_TIMEOUT, `no welcome within ${this.opts.connectTimeoutMs} ms`, false);
+        }, this.opts.connectTimeoutMs);
+    }
+    onFrame(ws, data) {
+        if (ws !== this.ws)
+            return;
+        this.lastHeard = this.timers.now();
+        if (typeof data !== "string")
+            return this.protocolError(ws, "a binary message on the JSON subprotocol");
+        let f;
+        try {
+            f = JSON.parse(data);
+        }
+        catch {
+            return this.protocolError(ws, "a message that is not JSON");
+        }
+        if (typeof f !== "object" || f === null)
+            return this.protocolError(ws, "a message that is not a JSON object");
+        switch (f.type) {
+            case "welcome":
+                return this.onWelcome(ws, f);
+            case "reply":
+            case "error": {
+                const entry = typeof f.id === "number" ? this.pending.get(f.id) : undefined;
+                if (!entry || entry.queued) {
+                    this.stats.lateAnswers++;
+                    return;
+                }
+                const rtt = this.timers.now() - entry.sentAt;
+                this.stats.rttMs = rtt;
+                this.stats.rttAvgMs = this.stats.rttAvgMs === null ? rtt : this.stats.rttAvgMs * 0.8 + rtt * 0.2;
+                if (f.type === "reply") {
+                    this.stats.replies++;
+                    this.finish(f.id, null, f.body ?? null);
+                }
+                else {
+                    this.stats.errorReplies++;
+                    this.finish(f.id, new ReplyError(entry.route, Number(f.code), String(f.message ?? "")));
+                }
+                return;
+            }
+            case "push": {
+                this.stats.pushes++;
+                const set = this.pushListeners.get(f.topic);
+                if (!set || set.size === 0) {
+                    this.stats.unheardPushes++;
+                    return;
+                }
+                for (const h of [...set])
+                    this.guard(() => h(f.body ?? null, f.topic));
+                return;
+            }
+            default:
+                return this.protocolError(ws, `a frame of unknown type ${JSON.stringify(f.type)}`);
+        }
+    }
+    onWelcome(ws, f) {
+        if (this.linkState !== "connecting")
+            return this.protocolError(ws, "a second welcome");
+        if (f.version !== PROTOCOL_VERSION) {
+            const err = new ClosedError("", `the server speaks protocol version ${f.version}, this client ${PROTOCOL_VERSION}`);
+            this.linkState = "closed";
+            this.teardown(ws, CloseCodes.PROTOCOL_ERROR, "unsupported version", false);
+            this.stop("version", err);
+            return;
+        }
+        if (this.connectTimer !== null) {
+            this.timers.clearTimeout(this.connectTimer);
+            this.connectTimer = null;
+        }
+        this.welcomeFrame = { version: f.version, tick_hz: Number(f.tick_hz), conn_id: String(f.conn_id) };
+        this.linkState = "open";
+        this.openedAt = this.timers.now();
+        this.lastHeard = this.openedAt;
+        this.stats.connections++;
+        this.startHeartbeat(ws);
+        this.emit("connected", { welcome: this.welcomeFrame, reconnected: this.stats.connections > 1 });
+        // Flush the offline queue in order (a listener above may have closed or dropped the link).
+        while (this.queue.length > 0 && this.ws === ws && this.linkState === "open" && ws.readyState === OPEN) {
+            const entry = this.queue.shift();
+            entry.queued = false;
+            this.queuedBytes -= entry.bytes;
+            this.transmit(entry);
+        }
+    }
+    startHeartbeat(ws) {
+        if (this.heartbeatTimer !== null)
+            this.timers.clearInterval(this.heartbeatTimer); // never two
+        this.heartbeatTimer = this.timers.setInterval(() => {
+            if (ws !== this.ws || this.linkState !== "open")
+                return;
+            const now = this.timers.now();
+            const idle = now - this.lastHeard;
+            const route = this.opts.heartbeatRoute;
+            // With a probe, the link is dead only when the probe went unanswered (and nothing else
+            // came) for the rest of the idle timeout: a background tab whose timers the browser
+            // throttled to one a minute sees long gaps without the link being dead.
+            const dead = route === null
+                ? idle >= this.opts.idleTimeoutMs
+                : this.probeInFlight &&
+                    this.lastHeard < this.probeSentAt &&
+                    now - this.probeSentAt >= this.opts.idleTimeoutMs - this.opts.heartbeatIntervalMs;
+            if (dead) {
+                this.teardown(ws, CloseCodes.IDLE, `nothing heard for ${Math.round(idle)} ms`, false);
+            }
+            else if (route !== null && idle >= this.opts.heartbeatIntervalMs && !this.probeInFlight && ws.readyState === OPEN) {
+                this.probeInFlight = true;
+                this.probeSentAt = now;
+                this.stats.heartbeatProbes++;
+                this.start(route, null, { timeout: Infinity }, () => {
+                    this.probeInFlight = false;
+                }, true);
+            }
+        }, this.opts.heartbeatIntervalMs);
+    }
+    protocolError(ws, what) {
+        this.teardown(ws, CloseCodes.PROTOCOL_ERROR, `protocol error: ${what}`.slice(0, 120), false);
+    }
+    /**
+     * Ends connection `ws` (closing it if `fromSocket` is false): its timers stop, calls sent on it
+     * reject with `DisconnectedError`, and a reconnect is scheduled unless the client is closed.
+     */
+    teardown(ws, code, reason, wasClean, fromSocket = false) {
+        if (ws !== this.ws)
+            return;
+        this.ws = null;
+        ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+        if (!fromSocket) {
+            try {
+                ws.close(code, reason);
+            }
+            catch {
+                // Already closed.
+            }
+        }
+        if (this.connectTimer !== null) {
+            this.timers.clearTimeout(this.connectTimer);
+            this.connectTimer = null;
+        }
+        if (this.heartbeatTimer !== null) {
+            this.timers.clearInterval(this.heartbeatTimer);
+            this.heartbeatTimer = null;
+        }
+        this.probeInFlight = false;
+        const wasOpen = this.welcomeFrame !== null;
+        const upFor = wasOpen ? this.timers.now() - this.openedAt : 0;
+        this.welcomeFrame = null;
+        let failedCalls = 0;
+        const sent = [];
+        for (const entry of this.pending.values())
+            if (!entry.queued)
+                sent.push(entry.id);
+        for (const id of sent) {
+            const entry = this.pending.get(id);
+            if (entry && this.finish(id, new DisconnectedError(entry.route)) && !entry.internal) {
+                this.stats.disconnectedCalls++;
+                failedCalls++;
+            }
+        }
+        if (this.linkState !== "closed")
+            this.linkState = "waiting";
+        if (wasOpen)
+            this.emit("disconnected", { code, reason, wasClean, failedCalls });
+        if (this.linkState !== "closed" && this.ws === null && this.reconnectTimer === null)
+            this.afterDrop(wasOpen, upFor);
+    }
+    afterDrop(wasOpen, upFor) {
+        if (wasOpen && upFor >= this.opts.stableAfterMs)
+            this.attempt = 0;
+        this.attempt++;
+        const max = this.opts.maxAttempts;
+        if (max !== null && this.attempt > max) {
+            this.linkState = "closed";
+            this.stop("gave_up", new ClosedError("", `gave up after ${max} failed connection attempts`));
+            return;
+        }
+        this.linkState = "waiting";
+        const ceiling = backoffCeiling(this.attempt, this.opts.backoffInitialMs, this.opts.backoffMaxMs);
+        const jitter = Math.min(Math.max(this.opts.backoffJitter, 0), 1);
+        const delayMs = Math.round(ceiling * (1 - jitter * this.random()));
+        this.reconnectTimer = this.timers.setTimeout(() => {
+            this.reconnectTimer = null;
+            if (this.linkState === "waiting")
+                this.open();
+        }, delayMs);
+        this.emit("reconnecting", { attempt: this.attempt, delayMs, maxAttempts: max });
+    }
+    /** The client stops for good: queued calls reject with `ClosedError`. */
+    stop(reason, error) {
+        const why = error ? error.message : "the client was closed";
+        for (const entry of [...this.queue])
+            this.finish(entry.id, new ClosedError(entry.route, `not sent: ${why}`));
+        this.emit("closed", { reason, error });
+    }
+}
+/** Shorthand for `new TicksockClient(url, options)`. */
+export function connect(url, options) {
+    return new TicksockClient(url, options);
+}
+// ---------------------------------------------------------------------------------------------
+// The example game, "arena" (protocol/src/arena.rs; PROTOCOL.md section 8)
+/** Arena error codes (PROTOCOL.md section 8.5). */
+export const ArenaErrors = {
+    NOT_LOGGED_IN: 1001,
+    NOT_IN_ROOM: 1002,
+    NO_SUCH_ROOM: 1003,
+    ROOM_FULL: 1004,
+    INVALID: 1005,
+    NOT_ONLINE: 1006,
+};
+/** Arena constants (PROTOCOL.md section 8.1). */
+export const Arena = { SIZE: 1000, SPEED: 5, MAX_NAME_LEN: 32, MAX_CHAT_LEN: 256 };

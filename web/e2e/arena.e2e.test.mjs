@@ -1,0 +1,291 @@
+// End-to-end: the real server binary serves the demo page; two headless Chromium pages join the
+// same room, one moves and the other sees it, one calls routes and gets the right data, chat
+// goes across, screenshots go to web/e2e-artifacts/, and both reconnect when the server restarts.
+//
+//   TICKSOCK_SERVER_BIN  the server binary (default ../target/release/server, from web/)
+//   CHROMIUM_BIN         the browser (default /usr/bin/chromium, Debian's package)
+//
+// Only loopback addresses are used. Server and browser are stopped at the end, within bounded time.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const WEB = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const SERVER_BIN = resolve(WEB, process.env.TICKSOCK_SERVER_BIN ?? "../target/release/server");
+const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+const ARTIFACTS = join(WEB, "e2e-artifacts");
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Rejects after `ms` with `what`, unless `promise` settles first. */
+function within(ms, what, promise) {
+  let timer;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms))),
+  ]);
+}
+
+// ----- the server ------------------------------------------------------------------------
+
+let server = null;
+let serverLog = "";
+
+/** Starts the server (by default on a free loopback port); resolves with its "host:port". */
+function startServer(listen = "127.0.0.1:0") {
+  if (!existsSync(SERVER_BIN)) {
+    throw new Error(`no server binary at ${SERVER_BIN}: run \`cargo build --release -p server\` (or set TICKSOCK_SERVER_BIN)`);
+  }
+  server = spawn(SERVER_BIN, ["--listen", listen], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = server;
+  child.stderr.on("data", (d) => (serverLog += d));
+  return within(
+    15_000,
+    "the server's `listening on` line",
+    new Promise((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (d) => {
+        serverLog += d;
+        out += d;
+        const m = out.match(/listening on ws:\/\/([^/\s]+)\//);
+        if (m) resolve(m[1]);
+      });
+      child.on("error", reject);
+      child.on("exit", (code, signal) => reject(new Error(`server exited (${code ?? signal}) before listening:\n${serverLog}`)));
+    }),
+  );
+}
+
+async function stopServer() {
+  const child = server;
+  server = null;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGINT"); // graceful shutdown
+  try {
+    await within(5_000, "server shutdown", exited);
+  } catch {
+    child.kill("SIGKILL");
+    await within(2_000, "server kill", exited).catch(() => {});
+  }
+}
+
+// ----- the browser -----------------------------------------------------------------------
+
+let context = null;
+let profileDir = null;
+
+async function startBrowser() {
+  if (!existsSync(CHROMIUM_BIN)) throw new Error(`no browser at ${CHROMIUM_BIN}: apt-get install -y chromium (or set CHROMIUM_BIN)`);
+  profileDir = mkdtempSync(join(tmpdir(), "ticksock-e2e-profile-"));
+  // A fresh --user-data-dir: Playwright takes it as this argument (it refuses it in `args`).
+  context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM_BIN,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30_000,
+    viewport: { width: 1200, height: 800 },
+  });
+  return context;
+}
+
+async function stopBrowser() {
+  const ctx = context;
+  context = null;
+  if (ctx) {
+    const proc = ctx.browser()?.process?.();
+    try {
+      await within(10_000, "browser close", ctx.close());
+    } catch {
+      proc?.kill("SIGKILL");
+    }
+  }
+  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+  profileDir = null;
+}
+
+after(async () => {
+  await stopBrowser().catch((e) => console.error("e2e: stopping the browser:", e));
+  await stopServer().catch((e) => console.error("e2e: stopping the server:", e));
+});
+// Last resort if the runner is torn down: never leave the server behind.
+process.on("exit", () => server?.kill("SIGKILL"));
+
+// ----- helpers ---------------------------------------------------------------------------
+
+/** Opens the demo page and collects its errors. */
+async function openPage(page, addr, label) {
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(`${label}: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`${label} console: ${m.text()}`);
+  });
+  await page.goto(`http://${addr}/`, { timeout: 15_000 });
+  await page.waitForSelector('#status[data-state="open"]', { timeout: 15_000 });
+  return errors;
+}
+
+/** Logs in as `name` and joins `room` through the form; resolves with the player id. */
+async function joinAs(page, name, room) {
+  await page.fill("#name", name);
+  await page.fill("#room", room);
+  await page.click("#join");
+  await page.waitForFunction((room) => window.ticksockDemo.room === room && window.ticksockDemo.me !== null, room, { timeout: 10_000 });
+  return page.evaluate(() => window.ticksockDemo.me);
+}
+
+/** Player `id`'s position as `page` last saw it in a state push, or null. */
+function seenPosition(page, id) {
+  return page.evaluate((id) => window.ticksockDemo.players().find((p) => p.id === id) ?? null, id);
+}
+
+// ----- the test --------------------------------------------------------------------------
+
+test("two browsers play in one room through the server's own demo page", { timeout: 120_000 }, async () => {
+  const addr = await startServer();
+  assert.match(addr, /^127\.0\.0\.1:\d+$/);
+
+  // The binary embeds web/ at build time: make sure it embeds these files, not older ones.
+  for (const [path, file] of [
+    ["/", "demo/index.html"],
+    ["/demo.js", "demo/demo.js"],
+    ["/ticksock.js", "dist/ticksock.js"],
+  ]) {
+    const res = await within(5_000, `GET ${path}`, fetch(`http://${addr}${path}`));
+    assert.equal(res.status, 200, `GET ${path}`);
+    const body = await res.text();
+    assert.ok(
+      body === readFileSync(join(WEB, file), "utf8"),
+      `GET ${path} differs from web/${file}: the server binary is stale; rebuild it (cargo build --release -p server)`,
+    );
+  }
+
+  const ctx = await startBrowser();
+  const alice = ctx.pages()[0] ?? (await ctx.newPage());
+  const bob = await ctx.newPage();
+  // Page errors and console errors, collected until the end.
+  const errors = [await openPage(alice, addr, "alice"), await openPage(bob, addr, "bob")];
+
+  const room = `e2e-${process.pid}`;
+  const aliceId = await joinAs(alice, "alice", room);
+  const bobId = await joinAs(bob, "bob", room);
+  assert.notEqual(aliceId, bobId);
+
+  // Each sees the other in the room's state pushes.
+  await bob.waitForFunction((id) => window.ticksockDemo.players().some((p) => p.id === id), aliceId, { timeout: 5_000 });
+  await alice.waitForFunction((id) => window.ticksockDemo.players().some((p) => p.id === id), bobId, { timeout: 5_000 });
+  const welcome = await alice.evaluate(() => window.ticksockDemo.client.welcome);
+  assert.equal(welcome.version, 1);
+  assert.ok(welcome.tick_hz > 0);
+
+  // Alice moves with the arrow keys; Bob sees her move.
+  const start = await seenPosition(bob, aliceId);
+  assert.ok(start, "bob sees alice");
+  const key = start.x < 500 ? "ArrowRight" : "ArrowLeft";
+  const sign = key === "ArrowRight" ? 1 : -1;
+  await alice.focus("#arena");
+  await alice.keyboard.down(key);
+  await alice.waitForFunction(({ id, x0, sign }) => {
+    const p = window.ticksockDemo.players().find((p) => p.id === id);
+    return p && (p.x - x0) * sign >= 40;
+  }, { id: aliceId, x0: start.x, sign }, { timeout: 5_000 });
+  await alice.keyboard.up(key);
+  await bob.waitForFunction(({ id, x0, sign }) => {
+    const p = window.ticksockDemo.players().find((p) => p.id === id);
+    return p && (p.x - x0) * sign >= 40;
+  }, { id: aliceId, x0: start.x, sign }, { timeout: 5_000 });
+  // She stops when the key goes up: two pushes a few ticks apart agree.
+  await alice.waitForTimeout(300);
+  const stopped1 = await seenPosition(bob, aliceId);
+  await alice.waitForTimeout(300);
+  const stopped2 = await seenPosition(bob, aliceId);
+  assert.deepEqual(stopped2, stopped1, "alice stopped after keyup");
+  assert.equal(stopped1.y, start.y, "a horizontal move keeps y");
+
+  // A call's Promise resolves with the right data.
+  const payload = { hello: ["world", 1, true, null], n: 3.5, nested: { ok: "é😀" } };
+  const echoed = await alice.evaluate((p) => window.ticksockDemo.client.call("echo", p), payload);
+  assert.deepEqual(echoed, payload);
+  const rooms = await alice.evaluate(() => window.ticksockDemo.client.call("rooms"));
+  const ours = rooms.find((r) => r.name === room);
+  assert.deepEqual(ours, { name: room, players: 2, capacity: 64 });
+  assert.ok(rooms.some((r) => r.name === "lobby"));
+  // The callback form, and an error reply with its code.
+  const viaCallback = await bob.evaluate(
+    () => new Promise((resolve) => window.ticksockDemo.client.call("rooms", null, (err, r) => resolve({ err: err && err.message, n: r && r.length }))),
+  );
+  assert.equal(viaCallback.err, null);
+  assert.ok(viaCallback.n >= 2);
+  const failed = await bob.evaluate(() =>
+    window.ticksockDemo.client.call("no-such-route", {}).then(
+      () => null,
+      (e) => ({ name: e.name, kind: e.kind, code: e.code }),
+    ),
+  );
+  assert.deepEqual(failed, { name: "ReplyError", kind: "reply", code: 1 });
+
+  // Chat: alice says something, bob's log shows it.
+  await alice.fill("#say", "hello from alice");
+  await alice.press("#say", "Enter");
+  await bob.waitForFunction(() => document.getElementById("log").textContent.includes("alice: hello from alice"), null, { timeout: 5_000 });
+  assert.match(await bob.textContent("#log"), /alice joined|bob/);
+
+  // The panel shows the round trip and the tick rate it measures.
+  await bob.waitForFunction(() => /seen \d/.test(document.getElementById("tickrate").textContent) && /ms/.test(document.getElementById("rtt").textContent), null, { timeout: 5_000 });
+  const tickrate = await bob.textContent("#tickrate");
+  const rtt = await bob.textContent("#rtt");
+  const seenHz = Number(tickrate.match(/seen ([\d.]+) Hz/)[1]);
+  assert.match(tickrate, new RegExp(`server ${welcome.tick_hz} Hz`));
+  assert.ok(seenHz > welcome.tick_hz * 0.5 && seenHz < welcome.tick_hz * 1.5, `observed ${seenHz} Hz vs ${welcome.tick_hz} Hz`);
+  console.log(`e2e: bob's panel: round trip ${rtt}; tick rate ${tickrate}`);
+
+  // The canvas is drawn: some pixels are bright (players), most are dark (background).
+  const drawn = await bob.evaluate(() => {
+    const c = document.getElementById("arena");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let bright = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 400) bright++;
+    return { bright, total: d.length / 4 };
+  });
+  assert.ok(drawn.bright > 50 && drawn.bright < drawn.total / 4, `canvas pixels: ${JSON.stringify(drawn)}`);
+
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await bob.screenshot({ path: join(ARTIFACTS, "arena-bob.png") });
+  await alice.screenshot({ path: join(ARTIFACTS, "arena-alice.png") });
+  assert.ok(existsSync(join(ARTIFACTS, "arena-bob.png")));
+
+  // The server restarts: the pages reconnect by themselves, log in and join again.
+  await stopServer(); // graceful: close 1001 to both pages
+  await bob.waitForFunction(() => !window.ticksockDemo.client.connected, null, { timeout: 5_000 });
+  const again = await startServer(addr);
+  assert.equal(again, addr);
+  for (const page of [alice, bob]) {
+    await page.waitForFunction(
+      (room) => window.ticksockDemo.client.connected && window.ticksockDemo.room === room && window.ticksockDemo.client.stats.connections >= 2,
+      room,
+      { timeout: 15_000 },
+    );
+  }
+  const aliceIdNow = await alice.evaluate(() => window.ticksockDemo.me);
+  await bob.waitForFunction((id) => window.ticksockDemo.players().some((p) => p.id === id), aliceIdNow, { timeout: 5_000 });
+  assert.deepEqual(await alice.evaluate(() => window.ticksockDemo.client.call("echo", "after restart")), "after restart");
+
+  // Page errors: the failed reconnect attempts while the server was down are expected.
+  const unexpected = errors.flat().filter((e) => !/WebSocket connection to .* failed/.test(e));
+  assert.deepEqual(unexpected, [], "no page errors");
+  await stopBrowser();
+  await stopServer();
+});

@@ -1,0 +1,27 @@
+// Compile-time checks of the client's types (`npm test` runs `tsc` on this file; it is never run).
+import { TicksockClient, type ArenaRoutes, type ArenaPushes, type TicksockError } from "../src/client.js";
+
+declare const arena: TicksockClient<ArenaRoutes, ArenaPushes>;
+
+export async function typed(): Promise<void> {
+  const logged: { player_id: number } = await arena.call("login", { name: "ann" });
+  const rooms = await arena.call("rooms");
+  const first: string | undefined = rooms[0]?.name;
+  arena.call("move", { dx: 1, dy: 0 }, (err: TicksockError | null, moved?: { tick: number }) => void [err, moved]);
+  arena.call("join", { room: "lobby" }, { timeout: 1000 }, () => {});
+  arena.on("state", (s) => s.players.map((p) => p.x + p.y));
+  arena.on("chat", (line) => line.text.toUpperCase());
+  arena.onEvent("disconnected", ({ code, failedCalls }) => code + failedCalls);
+  // @ts-expect-error: login takes a name
+  await arena.call("login", { nom: "ann" });
+  // @ts-expect-error: a player's x is a number
+  arena.on("state", (s) => s.players[0]!.x.toUpperCase());
+  // @ts-expect-error: not an event
+  arena.onEvent("connectd", () => {});
+  void [logged, first];
+
+  // Untyped by default: any route, any data.
+  const loose = new TicksockClient("ws://127.0.0.1:7777/", { autoConnect: false });
+  const anything = await loose.call("whatever", { x: 1 });
+  void anything;
+}

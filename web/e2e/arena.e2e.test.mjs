@@ -207,15 +207,24 @@ test("two browsers play in one room through the server's own demo page", { timeo
     const p = window.ticksockDemo.players().find((p) => p.id === id);
     return p && (p.x - x0) * sign >= 40;
   }, { id: aliceId, x0: start.x, sign }, { timeout: 5_000 });
-  // She stops when the key goes up: two pushes a few ticks apart agree.
+  // She stops when the key goes up: two pushes a few ticks apart agree (and they are two
+  // different pushes: bob's tick went on, so "the same position" is not a frozen page).
   await alice.waitForTimeout(300);
+  const tick1 = await bob.evaluate(() => window.ticksockDemo.cur.tick);
   const stopped1 = await seenPosition(bob, aliceId);
   await alice.waitForTimeout(300);
+  const tick2 = await bob.evaluate(() => window.ticksockDemo.cur.tick);
   const stopped2 = await seenPosition(bob, aliceId);
+  assert.ok(tick2 > tick1, `bob keeps receiving state pushes (tick ${tick1} then ${tick2})`);
   assert.deepEqual(stopped2, stopped1, "alice stopped after keyup");
   assert.equal(stopped1.y, start.y, "a horizontal move keeps y");
+  assert.ok((stopped1.x - start.x) * sign >= 40, `bob saw alice move from x=${start.x} to x=${stopped1.x}`);
+  // Both pages agree on where she stopped, and bob, who did not press a key, did not move.
+  assert.deepEqual(await seenPosition(alice, aliceId), stopped1, "alice's own view of herself matches bob's");
+  assert.deepEqual(await seenPosition(alice, bobId), await seenPosition(bob, bobId), "both pages see bob in one place");
 
   // A call's Promise resolves with the right data.
+  assert.equal(await alice.evaluate(() => window.ticksockDemo.client.call("echo", 1) instanceof Promise), true);
   const payload = { hello: ["world", 1, true, null], n: 3.5, nested: { ok: "é😀" } };
   const echoed = await alice.evaluate((p) => window.ticksockDemo.client.call("echo", p), payload);
   assert.deepEqual(echoed, payload);
@@ -241,7 +250,8 @@ test("two browsers play in one room through the server's own demo page", { timeo
   await alice.fill("#say", "hello from alice");
   await alice.press("#say", "Enter");
   await bob.waitForFunction(() => document.getElementById("log").textContent.includes("alice: hello from alice"), null, { timeout: 5_000 });
-  assert.match(await bob.textContent("#log"), /alice joined|bob/);
+  // Bob came in second: alice got his presence push.
+  assert.match(await alice.textContent("#log"), /bob joined/);
 
   // The panel shows the round trip and the tick rate it measures.
   await bob.waitForFunction(() => /seen \d/.test(document.getElementById("tickrate").textContent) && /ms/.test(document.getElementById("rtt").textContent), null, { timeout: 5_000 });
@@ -263,9 +273,14 @@ test("two browsers play in one room through the server's own demo page", { timeo
   assert.ok(drawn.bright > 50 && drawn.bright < drawn.total / 4, `canvas pixels: ${JSON.stringify(drawn)}`);
 
   mkdirSync(ARTIFACTS, { recursive: true });
-  await bob.screenshot({ path: join(ARTIFACTS, "arena-bob.png") });
-  await alice.screenshot({ path: join(ARTIFACTS, "arena-alice.png") });
-  assert.ok(existsSync(join(ARTIFACTS, "arena-bob.png")));
+  for (const [page, file] of [[bob, "arena-bob.png"], [alice, "arena-alice.png"]]) {
+    const path = join(ARTIFACTS, file);
+    rmSync(path, { force: true }); // no passing on a previous run's file
+    await page.screenshot({ path });
+    const png = readFileSync(path);
+    assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), `${file} is a PNG`);
+    assert.ok(png.length > 10_000, `${file}: ${png.length} bytes`);
+  }
 
   // The server restarts: the pages reconnect by themselves, log in and join again.
   await stopServer(); // graceful: close 1001 to both pages

@@ -12,6 +12,13 @@
 //!   [`Options::chat_interval`] seconds, and receive the room's `state` pushes, whose gaps are
 //!   measured against the tick period from the welcome.
 //! - `echo`: keep [`Options::window`] `echo` calls of [`Options::body_bytes`] in flight per bot.
+//! - `churn`: connect, log in, join a room `churn-{n}`, then either leave and close with the
+//!   full WebSocket closing handshake, or (a fraction [`Options::drop_fraction`] of the cycles)
+//!   drop the socket without a close frame; wait [`Options::churn_pause`] and do it again.
+//!
+//! With [`Options::server_pid`] the run also reads the server process's open descriptors and
+//! resident memory from `/proc` before, during and after the run, and its
+//! `ticksock_connections_open` gauge from `GET /metrics`: see [`report::ServerFigures`].
 //!
 //! # Modules
 //! - [`report`]: the counters and distributions a run produces, as a table or JSON.
@@ -22,6 +29,7 @@
 //! been started and lasts [`Options::duration`] seconds; rates and CPU percentages are measured
 //! over it, counts and latencies over the whole run.
 
+pub mod probe;
 pub mod report;
 mod worker;
 
@@ -30,7 +38,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 
-use crate::report::{Counters, Quantiles, Report, TickJitter, Window, percent, process_cpu_secs};
+use crate::report::{
+    ChurnFigures, Counters, Quantiles, Report, ServerFigures, TickJitter, Window, percent, process_cpu_secs,
+};
 use crate::worker::{Live, LiveSlot, Plan, histogram};
 
 /// What the bots do.
@@ -41,6 +51,8 @@ pub enum Scenario {
     /// Keep `--window` echo calls in flight per bot (pure throughput; the server's per-connection
     /// rate limit, 1000 messages/s by default, applies).
     Echo,
+    /// Connect, log in, join, then leave and close cleanly or drop abruptly; again and again.
+    Churn,
 }
 
 /// The simulator's command line.
@@ -99,6 +111,26 @@ pub struct Options {
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Churn: the fraction of cycles (0 to 1) that end by dropping the TCP connection without a
+    /// close frame, right after the `join` reply; the others `leave` and close cleanly.
+    #[arg(long, default_value_t = 0.25)]
+    pub drop_fraction: f64,
+    /// Churn: seconds a bot waits between the end of a cycle and its next connect (rounded up
+    /// to the millisecond; at least 0.1 s after a failed cycle).
+    #[arg(long, default_value_t = 0.0)]
+    pub churn_pause: f64,
+    /// The server's process id, on this machine: read its open descriptors (`/proc/PID/fd`)
+    /// and resident memory (`/proc/PID/status`) before, during and after the run, and its
+    /// `ticksock_connections_open` from `GET /metrics`. Exit status 1 when its descriptors are
+    /// not back within `--max-fd-growth` of the baseline after `--settle` seconds.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Seconds to wait after the run before the server's figures are read again.
+    #[arg(long, default_value_t = 3.0)]
+    pub settle: f64,
+    /// Descriptors the server may hold above its baseline after the settle delay.
+    #[arg(long, default_value_t = 0)]
+    pub max_fd_growth: u64,
 }
 
 impl Options {
@@ -113,6 +145,10 @@ impl Options {
 pub fn run(opts: &Options) -> Result<Report, client::Error> {
     let addr = client::connection::resolve(&opts.url)?;
     client::connection::upgrade_request(&opts.url)?;
+    let mut server = match opts.server_pid {
+        Some(pid) => Some(ServerWatch::start(pid, addr)?),
+        None => None,
+    };
     let opts = Arc::new(opts.clone());
     let threads = opts.threads.max(1);
     let start = Instant::now() + Duration::from_millis(10);
@@ -139,7 +175,7 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
         handles.push(handle);
     }
 
-    let cpu_at_steady = watch(&opts, &live, start, steady_start, end);
+    let cpu_at_steady = watch(&opts, &live, start, steady_start, end, server.as_mut());
     let cpu_end = process_cpu_secs();
     let wall = start.elapsed().as_secs_f64();
 
@@ -152,6 +188,7 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
     let mut rtt = histogram();
     let mut rtt_steady = histogram();
     let mut gaps = histogram();
+    let mut cycle_us = histogram();
     let mut tick_hz = 0;
     let mut worker_cpu = 0.0;
     let mut error_codes = std::collections::BTreeMap::new();
@@ -168,6 +205,7 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
         let _ = rtt.add(&w.rtt);
         let _ = rtt_steady.add(&w.rtt_steady);
         let _ = gaps.add(&w.gaps);
+        let _ = cycle_us.add(&w.cycle_us);
         tick_hz = tick_hz.max(w.tick_hz);
         worker_cpu += w.cpu_at_end - w.cpu_at_steady;
         for (code, n) in w.error_codes {
@@ -195,11 +233,21 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
         process_cpu_percent: percent(process_steady, secs),
     };
     let nominal_us = if tick_hz > 0 { 1_000_000 / u64::from(tick_hz) } else { 0 };
+    let churn = (opts.scenario == Scenario::Churn).then(|| ChurnFigures {
+        drop_fraction: opts.drop_fraction,
+        pause_secs: opts.churn_pause,
+        cycles_per_sec: per_sec(total.cycles - at_steady.cycles),
+        cycles_per_sec_whole_run: if wall > 0.0 { total.cycles as f64 / wall } else { 0.0 },
+        cycle_us: Quantiles::of(&cycle_us),
+    });
+    // The workers have closed their sockets: now the server's side of the story.
+    let server = server.map(|watch| watch.finish(&opts));
     Ok(Report {
         url: opts.url.clone(),
         scenario: match opts.scenario {
             Scenario::Arena => "arena".into(),
             Scenario::Echo => "echo".into(),
+            Scenario::Churn => "churn".into(),
         },
         bots: u64::from(opts.bots),
         threads: u64::from(threads),
@@ -224,12 +272,92 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
         steady,
         process_cpu_secs: cpu_end - cpu_start,
         wall_secs: wall,
+        churn,
+        server,
     })
+}
+
+/// The server process, looked at before, during and after a run (`--server-pid`).
+struct ServerWatch {
+    figures: ServerFigures,
+    addr: std::net::SocketAddr,
+}
+
+impl ServerWatch {
+    /// The baseline. Fails (the run does not start) when the process cannot be read.
+    fn start(pid: u32, addr: std::net::SocketAddr) -> Result<Self, client::Error> {
+        let before = probe::sample(Some(pid))
+            .map_err(|e| std::io::Error::other(format!("--server-pid {pid}: /proc/{pid}: {e}")))?;
+        // After the descriptors were counted: the request is a connection of its own.
+        let open_before = probe::scrape(addr, "ticksock_connections_open").ok();
+        Ok(Self {
+            figures: ServerFigures {
+                pid,
+                fds_before: before.fds,
+                fds_peak: before.fds,
+                rss_kib_before: before.rss_kib,
+                rss_kib_peak: before.rss_kib,
+                hwm_kib_before: before.hwm_kib,
+                open_before,
+                ..ServerFigures::default()
+            },
+            addr,
+        })
+    }
+
+    /// A look during the run, for the peaks.
+    fn sample(&mut self) {
+        if let Ok(now) = probe::sample(Some(self.figures.pid)) {
+            let f = &mut self.figures;
+            f.fds_peak = f.fds_peak.max(now.fds);
+            f.rss_kib_peak = f.rss_kib_peak.max(now.rss_kib);
+        }
+    }
+
+    /// Right after the run, then again after the settle delay, watching the descriptors
+    /// come back to their baseline.
+    fn finish(mut self, opts: &Options) -> ServerFigures {
+        let pid = Some(self.figures.pid);
+        let end = Instant::now();
+        self.sample();
+        let f = &mut self.figures;
+        if let Ok(now) = probe::sample(pid) {
+            f.fds_end = now.fds;
+            f.rss_kib_end = now.rss_kib;
+        }
+        f.settle_secs = opts.settle.max(0.0);
+        let settled_at = end + Duration::from_secs_f64(f.settle_secs);
+        loop {
+            let now = Instant::now();
+            if f.fds_back_after_ms.is_none() && probe::open_fds(pid).is_ok_and(|fds| fds <= f.fds_before) {
+                f.fds_back_after_ms = Some(now.duration_since(end).as_millis() as u64);
+            }
+            if now >= settled_at {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50).min(settled_at - now));
+        }
+        if let Ok(now) = probe::sample(pid) {
+            f.fds_settled = now.fds;
+            f.rss_kib_settled = now.rss_kib;
+            f.hwm_kib_settled = now.hwm_kib;
+        }
+        f.open_settled = probe::scrape(self.addr, "ticksock_connections_open").ok();
+        f.fds_back = f.fds_settled <= f.fds_before + opts.max_fd_growth;
+        self.figures
+    }
 }
 
 /// Waits for the end of the run, printing the progress line once a second (unless quiet).
 /// Returns the process CPU time at the start of the steady window.
-fn watch(opts: &Options, live: &Live, start: Instant, steady_start: Instant, end: Instant) -> f64 {
+fn watch(
+    opts: &Options,
+    live: &Live,
+    start: Instant,
+    steady_start: Instant,
+    end: Instant,
+    mut server: Option<&mut ServerWatch>,
+) -> f64 {
     let mut cpu_at_steady = None;
     let mut last_answered = 0u64;
     let mut last = Instant::now();
@@ -246,6 +374,9 @@ fn watch(opts: &Options, live: &Live, start: Instant, steady_start: Instant, end
             wake = wake.min(steady_start);
         }
         std::thread::sleep(wake.saturating_duration_since(now));
+        if let Some(server) = server.as_deref_mut() {
+            server.sample();
+        }
         if opts.quiet {
             continue;
         }

@@ -56,6 +56,20 @@ pub struct Counters {
     pub ticks_skipped: u64,
     /// Protocol violations the client detected (undecodable frames, frames before the welcome).
     pub protocol_errors: u64,
+    /// Churn: cycles completed (connect, login, join, then a clean close or a planned drop).
+    pub cycles: u64,
+    /// Churn: cycles that ended with the WebSocket closing handshake (the server answered the
+    /// close frame and closed the TCP connection).
+    pub clean_closes: u64,
+    /// Churn: cycles that ended by dropping the socket without a close frame, on purpose.
+    pub abrupt_drops: u64,
+    /// Churn: cycles abandoned because something went wrong (each also counts an error).
+    pub cycle_failures: u64,
+    /// Churn: closing handshakes that did not end in the server closing the connection in
+    /// time (`--call-timeout`), or ended in a reset.
+    pub unclean_closes: u64,
+    /// Churn: connections the server dropped in the middle of a cycle.
+    pub unexpected_drops: u64,
 }
 
 impl Counters {
@@ -85,6 +99,12 @@ impl Counters {
             bad_pushes,
             ticks_skipped,
             protocol_errors,
+            cycles,
+            clean_closes,
+            abrupt_drops,
+            cycle_failures,
+            unclean_closes,
+            unexpected_drops,
         } = o;
         self.bots_launched += bots_launched;
         self.bots_connected += bots_connected;
@@ -109,11 +129,18 @@ impl Counters {
         self.bad_pushes += bad_pushes;
         self.ticks_skipped += ticks_skipped;
         self.protocol_errors += protocol_errors;
+        self.cycles += cycles;
+        self.clean_closes += clean_closes;
+        self.abrupt_drops += abrupt_drops;
+        self.cycle_failures += cycle_failures;
+        self.unclean_closes += unclean_closes;
+        self.unexpected_drops += unexpected_drops;
     }
 
     /// What counts as an error for the exit status: timeouts, error replies, failed connects,
-    /// calls lost to a dropped connection, calls refused, and anything the client found wrong
-    /// in what the server sent.
+    /// calls lost to a dropped connection, calls refused, anything the client found wrong in
+    /// what the server sent, and (churn) closing handshakes the server did not complete and
+    /// connections it dropped mid-cycle.
     pub fn errors(&self) -> u64 {
         self.timed_out
             + self.errored
@@ -123,6 +150,8 @@ impl Counters {
             + self.echo_mismatches
             + self.bad_pushes
             + self.protocol_errors
+            + self.unclean_closes
+            + self.unexpected_drops
     }
 }
 
@@ -206,6 +235,60 @@ pub struct TickJitter {
     pub ticks_skipped: u64,
 }
 
+/// The churn scenario's figures beyond its counters.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ChurnFigures {
+    /// The fraction of cycles meant to end in an abrupt drop (`--drop-fraction`).
+    pub drop_fraction: f64,
+    /// Seconds between a cycle's end and the next connect (`--churn-pause`).
+    pub pause_secs: f64,
+    /// Cycles completed per second in the steady window.
+    pub cycles_per_sec: f64,
+    /// Cycles completed per second over the whole run.
+    pub cycles_per_sec_whole_run: f64,
+    /// Duration of a completed cycle, from the TCP connect to the end of the close, microseconds.
+    pub cycle_us: Quantiles,
+}
+
+/// The server process seen from outside (`--server-pid`): `/proc/PID/fd`, `/proc/PID/status`
+/// and the `ticksock_connections_open` gauge of `GET /metrics`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ServerFigures {
+    /// The server's process id.
+    pub pid: u32,
+    /// Open descriptors before the run.
+    pub fds_before: u64,
+    /// The most open descriptors seen while the run went on (sampled once a second).
+    pub fds_peak: u64,
+    /// Open descriptors right after the run (the bots' sockets just closed).
+    pub fds_end: u64,
+    /// Open descriptors after the settle delay.
+    pub fds_settled: u64,
+    /// Milliseconds after the run's end when the descriptors were first back at (or under) their
+    /// baseline (looked at every 50 ms during the settle delay); `None`: not within it.
+    pub fds_back_after_ms: Option<u64>,
+    /// Resident memory before the run, KiB (`VmRSS`).
+    pub rss_kib_before: u64,
+    /// The most resident memory seen while the run went on (sampled once a second), KiB.
+    pub rss_kib_peak: u64,
+    /// Resident memory right after the run, KiB.
+    pub rss_kib_end: u64,
+    /// Resident memory after the settle delay, KiB.
+    pub rss_kib_settled: u64,
+    /// The process's resident high-water mark since it started, before the run, KiB (`VmHWM`).
+    pub hwm_kib_before: u64,
+    /// The same after the settle delay: higher than before only if this run set a new peak.
+    pub hwm_kib_settled: u64,
+    /// `ticksock_connections_open` before the run (the request that reads it counts as one).
+    pub open_before: Option<u64>,
+    /// `ticksock_connections_open` after the settle delay (likewise).
+    pub open_settled: Option<u64>,
+    /// The settle delay, seconds.
+    pub settle_secs: f64,
+    /// Whether the descriptors were back within `--max-fd-growth` of the baseline after it.
+    pub fds_back: bool,
+}
+
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -249,6 +332,10 @@ pub struct Report {
     pub process_cpu_secs: f64,
     /// Wall time of the whole run, in seconds.
     pub wall_secs: f64,
+    /// The churn scenario's rates and cycle times (churn only).
+    pub churn: Option<ChurnFigures>,
+    /// The server process's descriptors and memory (with `--server-pid` only).
+    pub server: Option<ServerFigures>,
 }
 
 impl Report {
@@ -261,6 +348,8 @@ impl Report {
         row("scenario", format!("{} ({} bots, {} threads)", self.scenario, self.bots, self.threads));
         if self.scenario == "echo" {
             row("window", format!("{} calls in flight per bot", self.window));
+        } else if let Some(churn) = &self.churn {
+            row("drop fraction / pause", format!("{} / {} s", churn.drop_fraction, churn.pause_secs));
         } else {
             row("rate", format!("{} calls/s per bot", self.rate));
         }
@@ -278,6 +367,23 @@ impl Report {
         row("lost to a drop / refused", format!("{} / {}", c.disconnected_calls, c.refused));
         row("in flight at end", format!("{}", self.in_flight_at_end));
         row("errors (for --max-errors)", format!("{}", self.errors));
+        if let Some(churn) = &self.churn {
+            row(
+                "cycles completed (clean / dropped)",
+                format!("{} ({} / {})", c.cycles, c.clean_closes, c.abrupt_drops),
+            );
+            row("cycle failures", format!("{}", c.cycle_failures));
+            row(
+                "unclean closes / unexpected drops",
+                format!("{} / {}", c.unclean_closes, c.unexpected_drops),
+            );
+            row(
+                "cycles/s steady (whole run)",
+                format!("{:.0} ({:.0})", churn.cycles_per_sec, churn.cycles_per_sec_whole_run),
+            );
+            let q = &churn.cycle_us;
+            row("cycle time (µs) p50/p99/max", format!("{} / {} / {}", q.p50, q.p99, q.max));
+        }
         let q = &self.rtt_us;
         row("round trip (µs) p50/p90/p99", format!("{} / {} / {}", q.p50, q.p90, q.p99));
         row("round trip (µs) p99.9/max", format!("{} / {}  ({} samples)", q.p999, q.max, q.count));
@@ -292,13 +398,18 @@ impl Report {
             format!("{:.0} ({:.0})", self.steady.pushes_per_sec, self.steady.state_pushes_per_sec),
         );
         let j = &self.tick_jitter;
-        row("tick", format!("{} Hz, nominal gap {} µs", j.tick_hz, j.nominal_us));
-        row("state gap (µs) p50/p90/p99", format!("{} / {} / {}", j.gap_us.p50, j.gap_us.p90, j.gap_us.p99));
-        row(
-            "state gap (µs) p99.9/max, stdev",
-            format!("{} / {}, {:.0}", j.gap_us.p999, j.gap_us.max, j.gap_us.stdev),
-        );
-        row("ticks skipped", format!("{}", j.ticks_skipped));
+        if self.churn.is_none() {
+            row("tick", format!("{} Hz, nominal gap {} µs", j.tick_hz, j.nominal_us));
+            row(
+                "state gap (µs) p50/p90/p99",
+                format!("{} / {} / {}", j.gap_us.p50, j.gap_us.p90, j.gap_us.p99),
+            );
+            row(
+                "state gap (µs) p99.9/max, stdev",
+                format!("{} / {}, {:.0}", j.gap_us.p999, j.gap_us.max, j.gap_us.stdev),
+            );
+            row("ticks skipped", format!("{}", j.ticks_skipped));
+        }
         row(
             "sim CPU, steady (workers)",
             format!(
@@ -332,6 +443,40 @@ impl Report {
         }
         for (message, n) in &self.connect_errors {
             row("connect error", format!("{n} x {message}"));
+        }
+        if let Some(s) = &self.server {
+            row("server pid", format!("{}", s.pid));
+            row(
+                "server fds before/peak/end/settled",
+                format!("{} / {} / {} / {}", s.fds_before, s.fds_peak, s.fds_end, s.fds_settled),
+            );
+            row(
+                "server fds back at baseline",
+                match s.fds_back_after_ms {
+                    Some(ms) => format!("yes, {ms} ms after the run"),
+                    None => format!("NO, not within {} s", s.settle_secs),
+                },
+            );
+            row(
+                "server RSS KiB before/peak/end/settled",
+                format!(
+                    "{} / {} / {} / {}",
+                    s.rss_kib_before, s.rss_kib_peak, s.rss_kib_end, s.rss_kib_settled
+                ),
+            );
+            row(
+                "server RSS high-water KiB before/after",
+                format!("{} / {}", s.hwm_kib_before, s.hwm_kib_settled),
+            );
+            let show = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+            row(
+                "server open conns before/settled",
+                format!(
+                    "{} / {}  (the /metrics request itself is one)",
+                    show(s.open_before),
+                    show(s.open_settled)
+                ),
+            );
         }
         let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
         let mut out = String::new();

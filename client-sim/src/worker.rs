@@ -1,9 +1,15 @@
 //! One event loop thread: a mio `Poll` over the sockets of its share of the bots, a timer heap
 //! for their moves, and a sweep for their session timers. Each bot is a `client::Session` over
 //! a `client::Connection`, so the call bookkeeping is the client library's.
+//!
+//! A churn bot makes a new `Session` for every cycle. It closes cleanly by writing a close
+//! frame itself and reading until the server closes the TCP connection: `Session::close` has
+//! the library drop the socket right after sending its close frame, without waiting for the
+//! server's answer, which is not the closing handshake this scenario is meant to exercise.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,8 +21,8 @@ use client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, 
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Registry, Token};
 use protocol::arena::{
-    Chat, Join, LoggedIn, Login, Move, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LOGIN, ROUTE_MOVE, State,
-    TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
+    Chat, Join, LoggedIn, Login, Move, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE, ROUTE_LOGIN,
+    ROUTE_MOVE, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
 };
 
 use crate::report::{Counters, thread_cpu_secs};
@@ -79,6 +85,7 @@ pub(crate) struct Outcomes {
     pub cpu_at_end: f64,
     pub error_codes: BTreeMap<u16, u64>,
     pub connect_errors: BTreeMap<String, u64>,
+    pub cycle_us: Histogram<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,6 +93,10 @@ enum Timer {
     Move,
     Chat,
     Retry,
+    /// Churn: start the next cycle.
+    NextCycle,
+    /// Churn: the server has not closed the connection after our close frame.
+    CloseTimeout,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +107,32 @@ enum Phase {
     Joining(CallId),
     Playing,
     Echo,
+    /// Churn: `leave` sent.
+    Leaving(CallId),
+    /// Churn: our close frame is sent; reading until the server closes the connection.
+    Closing,
+    /// Churn: between two cycles. The old session is left alone until the next one starts.
+    Paused,
     /// The session gave up.
     Dead,
+}
+
+/// How a churn cycle ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CycleEnd {
+    /// Closing handshake done: the server answered our close frame and closed the connection.
+    Clean,
+    /// Dropped on purpose, without a close frame.
+    Dropped,
+    /// Something went wrong (counted as an error where it happened).
+    Failed,
+}
+
+/// A masked client close frame with status 1000: FIN + opcode 8, mask bit + length 2, the
+/// masking key, then the code, masked.
+fn close_frame(mask: [u8; 4]) -> [u8; 8] {
+    let [hi, lo] = 1000u16.to_be_bytes();
+    [0x88, 0x82, mask[0], mask[1], mask[2], mask[3], hi ^ mask[0], lo ^ mask[1]]
 }
 
 /// Per-bot tracking of `state` pushes.
@@ -127,6 +162,8 @@ struct Cx {
     error_codes: BTreeMap<u16, u64>,
     connect_errors: BTreeMap<String, u64>,
     echo_body: Vec<u8>,
+    /// Churn: durations of completed cycles, microseconds.
+    cycle_us: Histogram<u64>,
 }
 
 impl Cx {
@@ -158,6 +195,10 @@ struct Bot {
     connections_at_open: u64,
     track: Track,
     rng: XorShift,
+    /// Requests sent by the sessions of earlier churn cycles.
+    sent_before: u64,
+    /// Churn: when the current cycle started.
+    cycle_started: Instant,
 }
 
 impl Bot {
@@ -174,11 +215,28 @@ impl Bot {
             connections_at_open: 0,
             track: Track::default(),
             rng: XorShift::new(u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5151),
+            sent_before: 0,
+            cycle_started: now,
         }
+    }
+
+    /// Requests sent, all sessions.
+    fn sent(&self) -> u64 {
+        self.sent_before + self.session.stats().sent
     }
 
     /// Moves everything along: connect if due, read, let the bot react, write.
     fn drive(&mut self, now: Instant, readable: bool, cx: &mut Cx) {
+        match self.phase {
+            Phase::Paused => return,
+            Phase::Closing => {
+                if readable {
+                    self.read_until_closed(now, cx);
+                }
+                return;
+            }
+            _ => {}
+        }
         if self.conn.is_none() {
             if self.session.poll_timeout().is_some_and(|at| at <= now) {
                 self.session.handle_timeout(now);
@@ -219,6 +277,9 @@ impl Bot {
                 cx.counters.connect_failures += 1;
                 cx.note_connect_error(Some(e));
                 self.session.handle_disconnect(now);
+                if cx.opts.scenario == Scenario::Churn {
+                    self.end_cycle(now, CycleEnd::Failed, cx);
+                }
             }
         }
     }
@@ -226,13 +287,108 @@ impl Bot {
     fn drop_conn(&mut self, now: Instant, error: Option<client::Error>, cx: &mut Cx) {
         // Dropping the connection closes the socket, which takes it out of the poll.
         self.conn = None;
+        let churn = cx.opts.scenario == Scenario::Churn;
         if self.session.stats().connections > self.connections_at_open {
             cx.counters.disconnects += 1;
+            if churn {
+                cx.counters.unexpected_drops += 1;
+            }
         } else {
             cx.counters.connect_failures += 1;
             cx.note_connect_error(error);
         }
+        // Calls in flight fail (the caller's `react` counts them); a churn bot then starts
+        // over with a new session instead of letting this one reconnect.
         self.session.handle_disconnect(now);
+        if churn {
+            self.end_cycle(now, CycleEnd::Failed, cx);
+        }
+    }
+
+    /// Churn: ends the current cycle and schedules the next.
+    fn end_cycle(&mut self, now: Instant, end: CycleEnd, cx: &mut Cx) {
+        if self.phase == Phase::Paused {
+            return; // Already ended (a failure reported twice).
+        }
+        self.phase = Phase::Paused;
+        // Dropping the connection closes the socket: for `Dropped`, without a close frame.
+        self.conn = None;
+        if self.up {
+            self.up = false;
+            cx.connected_now -= 1;
+        }
+        let c = &mut cx.counters;
+        let mut pause = Duration::from_secs_f64(cx.opts.churn_pause.max(0.0));
+        match end {
+            CycleEnd::Clean | CycleEnd::Dropped => {
+                c.cycles += 1;
+                if end == CycleEnd::Clean {
+                    c.clean_closes += 1;
+                } else {
+                    c.abrupt_drops += 1;
+                }
+                let took = now.saturating_duration_since(self.cycle_started);
+                cx.cycle_us.saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
+            }
+            CycleEnd::Failed => {
+                c.cycle_failures += 1;
+                pause = pause.max(Duration::from_millis(100));
+            }
+        }
+        self.generation = self.generation.wrapping_add(1);
+        cx.schedule(now + pause, self.slot, self.generation, Timer::NextCycle);
+    }
+
+    /// Churn: a fresh session, and connect.
+    fn next_cycle(&mut self, now: Instant, cx: &mut Cx) {
+        self.sent_before += self.session.stats().sent;
+        let config = self.session.config().clone();
+        self.session = Session::new(config, now);
+        self.phase = Phase::Offline;
+        self.track = Track::default();
+        self.cycle_started = now;
+        self.drive(now, false, cx);
+    }
+
+    /// Churn: starts the closing handshake. Every request has been answered, so nothing is
+    /// left in the WebSocket's write buffer and the close frame can go straight to the socket.
+    fn start_close(&mut self, now: Instant, cx: &mut Cx) {
+        let mask = (self.rng.below(1 << 32) as u32).to_ne_bytes();
+        let frame = close_frame(mask);
+        let written = match self.conn.as_mut().and_then(|c| c.tcp_mut()) {
+            Some(tcp) => matches!(tcp.write(&frame), Ok(n) if n == frame.len()),
+            None => false,
+        };
+        if !written {
+            // A socket that does not take 8 bytes when nothing else is waiting: not clean.
+            cx.counters.unclean_closes += 1;
+            return self.end_cycle(now, CycleEnd::Failed, cx);
+        }
+        self.phase = Phase::Closing;
+        let timeout = Duration::from_secs_f64(cx.opts.call_timeout.max(0.001));
+        cx.schedule(now + timeout, self.slot, self.generation, Timer::CloseTimeout);
+        // Edge-triggered: whatever arrived before now raises no new event, so read it now.
+        self.read_until_closed(now, cx);
+    }
+
+    /// Churn: reads (and discards: the server's close frame) until the server closes the
+    /// connection, which completes the cycle.
+    fn read_until_closed(&mut self, now: Instant, cx: &mut Cx) {
+        let mut scratch = [0u8; 512];
+        loop {
+            let Some(tcp) = self.conn.as_mut().and_then(|c| c.tcp_mut()) else { return };
+            match tcp.read(&mut scratch) {
+                Ok(0) => return self.end_cycle(now, CycleEnd::Clean, cx),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    cx.counters.unclean_closes += 1;
+                    cx.note_connect_error(Some(client::Error::Io(e)));
+                    return self.end_cycle(now, CycleEnd::Failed, cx);
+                }
+            }
+        }
     }
 
     fn flush(&mut self, now: Instant, cx: &mut Cx) {
@@ -263,7 +419,7 @@ impl Bot {
                     self.track.last_state = None;
                     self.track.validated = false;
                     match cx.opts.scenario {
-                        Scenario::Arena => self.login(now, cx),
+                        Scenario::Arena | Scenario::Churn => self.login(now, cx),
                         Scenario::Echo => {
                             self.phase = Phase::Echo;
                             for _ in 0..cx.opts.window {
@@ -277,8 +433,10 @@ impl Bot {
                         self.up = false;
                         cx.connected_now -= 1;
                     }
-                    self.phase = Phase::Offline;
-                    self.generation = self.generation.wrapping_add(1);
+                    if self.phase != Phase::Paused {
+                        self.phase = Phase::Offline;
+                        self.generation = self.generation.wrapping_add(1);
+                    }
                 }
                 Event::Stopped { .. } => {
                     cx.counters.gave_up += 1;
@@ -310,6 +468,9 @@ impl Bot {
             if now >= cx.steady.0 && now < cx.steady.1 {
                 cx.rtt_steady.saturating_record(us);
             }
+        }
+        if cx.opts.scenario == Scenario::Churn {
+            return self.on_churn_outcome(id, outcome, now, cx);
         }
         match self.phase {
             Phase::LoggingIn(login) if login == id => match outcome.decode::<LoggedIn>() {
@@ -346,6 +507,41 @@ impl Bot {
         }
     }
 
+    /// Churn: login, then join, then leave and close, or drop. Anything but a reply ends the
+    /// cycle as a failure (the outcome was counted as an error already).
+    fn on_churn_outcome(&mut self, id: CallId, outcome: Outcome, now: Instant, cx: &mut Cx) {
+        match self.phase {
+            Phase::LoggingIn(login) if login == id => match outcome.decode::<LoggedIn>() {
+                Ok(me) => {
+                    self.track.player_id = Some(me.player_id);
+                    self.join(now, cx);
+                }
+                Err(_) => self.end_cycle(now, CycleEnd::Failed, cx),
+            },
+            Phase::Joining(join) if join == id => {
+                if !outcome.is_reply() {
+                    return self.end_cycle(now, CycleEnd::Failed, cx);
+                }
+                let abrupt = (self.rng.below(1_000_000) as f64) < cx.opts.drop_fraction * 1_000_000.0;
+                if abrupt {
+                    self.end_cycle(now, CycleEnd::Dropped, cx);
+                } else if let Some(id) = self.call(ROUTE_LEAVE, &(), now, cx) {
+                    self.phase = Phase::Leaving(id);
+                } else {
+                    self.end_cycle(now, CycleEnd::Failed, cx);
+                }
+            }
+            Phase::Leaving(leave) if leave == id => {
+                if outcome.is_reply() {
+                    self.start_close(now, cx);
+                } else {
+                    self.end_cycle(now, CycleEnd::Failed, cx);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn call<T: serde::Serialize + ?Sized>(
         &mut self,
         route: &str,
@@ -373,7 +569,8 @@ impl Bot {
     }
 
     fn join(&mut self, now: Instant, cx: &mut Cx) {
-        let room = format!("arena-{}", self.index / cx.opts.room_size.max(1));
+        let kind = if cx.opts.scenario == Scenario::Churn { "churn" } else { "arena" };
+        let room = format!("{kind}-{}", self.index / cx.opts.room_size.max(1));
         if let Some(id) = self.call(ROUTE_JOIN, &Join { room }, now, cx) {
             self.phase = Phase::Joining(id);
         }
@@ -406,6 +603,14 @@ impl Bot {
             }
             (Timer::Retry, Phase::LoggingIn(_)) => self.login(now, cx),
             (Timer::Retry, Phase::Joining(_)) => self.join(now, cx),
+            (Timer::NextCycle, Phase::Paused) => return self.next_cycle(now, cx),
+            (Timer::CloseTimeout, Phase::Closing) => {
+                cx.counters.unclean_closes += 1;
+                cx.note_connect_error(Some(client::Error::Protocol(
+                    "the server did not close the connection after our close frame".into(),
+                )));
+                return self.end_cycle(now, CycleEnd::Failed, cx);
+            }
             _ => {}
         }
         self.flush(now, cx);
@@ -496,6 +701,7 @@ pub(crate) fn run(plan: Plan) -> std::io::Result<Outcomes> {
         error_codes: BTreeMap::new(),
         connect_errors: BTreeMap::new(),
         echo_body: (0..opts.body_bytes).map(|i| (i % 251) as u8).collect(),
+        cycle_us: histogram(),
         opts,
     };
     let ramp = cx.opts.ramp.max(0.001);
@@ -511,7 +717,7 @@ pub(crate) fn run(plan: Plan) -> std::io::Result<Outcomes> {
             break;
         }
         if at_steady.is_none() && now >= plan.steady_start {
-            let sent = bots.iter().map(|b| b.session.stats().sent).sum();
+            let sent = bots.iter().map(Bot::sent).sum();
             at_steady = Some((cx.counters, sent, thread_cpu_secs()));
         }
         while let Some(&global) = plan.bots.get(bots.len()) {
@@ -572,8 +778,10 @@ pub(crate) fn run(plan: Plan) -> std::io::Result<Outcomes> {
     let cpu_at_end = thread_cpu_secs();
     publish(&plan, &mut cx);
     let total = cx.counters;
-    let sent = bots.iter().map(|b| b.session.stats().sent).sum();
-    let in_flight_at_end = bots.iter().map(|b| b.session.pending_calls() as u64).sum();
+    let sent = bots.iter().map(Bot::sent).sum();
+    // A paused churn bot's session is over; its calls are not in flight.
+    let in_flight_at_end =
+        bots.iter().filter(|b| b.phase != Phase::Paused).map(|b| b.session.pending_calls() as u64).sum();
     let connected_at_end = cx.connected_now;
     let now = Instant::now();
     for bot in &mut bots {
@@ -598,6 +806,7 @@ pub(crate) fn run(plan: Plan) -> std::io::Result<Outcomes> {
         cpu_at_end,
         error_codes: cx.error_codes,
         connect_errors: cx.connect_errors,
+        cycle_us: cx.cycle_us,
     })
 }
 

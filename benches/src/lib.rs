@@ -100,10 +100,9 @@ pub fn request<G: server::Game>(
 pub fn error_frames(batch: &Batch) -> usize {
     batch
         .iter()
-        .filter(|command| match command {
-            Command::Send { message: Message::Binary(bytes), .. } => {
-                matches!(ServerFrame::decode(bytes), Ok(ServerFrame::Error { .. }))
-            }
+        .flat_map(Command::sends)
+        .filter(|(_, message)| match message {
+            Message::Binary(bytes) => matches!(ServerFrame::decode(bytes), Ok(ServerFrame::Error { .. })),
             _ => false,
         })
         .count()

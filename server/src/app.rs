@@ -209,7 +209,8 @@ impl<G: 'static> Router<G> {
     }
 }
 
-/// Queues one push for each connection, encoded at most once per encoding.
+/// Queues one push for each connection, encoded at most once per encoding, as one command per
+/// encoding.
 fn push_all<T: Serialize + ?Sized>(
     out: &mut Vec<Command>,
     hub: &Hub,
@@ -219,13 +220,27 @@ fn push_all<T: Serialize + ?Sized>(
     value: &T,
 ) -> usize {
     let mut frames = PushFrames::new(topic, value);
-    let before = out.len();
+    let (mut binary, mut json) = (Vec::new(), Vec::new());
     for conn in conns {
-        if let Some(message) = frames.message(hub.encoding(conn), encodes) {
-            out.push(Command::Send { conn, message });
+        match hub.encoding(conn) {
+            Encoding::Binary => binary.push(conn),
+            Encoding::Json => json.push(conn),
         }
     }
-    out.len() - before
+    let mut queued = 0;
+    for (encoding, conns) in [(Encoding::Binary, binary), (Encoding::Json, json)] {
+        if conns.is_empty() {
+            continue;
+        }
+        if let Some(message) = frames.message(encoding, encodes) {
+            queued += conns.len();
+            out.push(match <[ConnId; 1]>::try_from(conns) {
+                Ok([conn]) => Command::Send { conn, message },
+                Err(conns) => Command::SendMany { conns, message },
+            });
+        }
+    }
+    queued
 }
 
 /// Mutable access to groups and sessions, without user binding (see [`Ctx::bind_user`]).

@@ -1,6 +1,7 @@
 //! What crosses the channels between the reactor thread and the logic thread.
 
 use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
 use tungstenite::Message;
 
 use crate::ConnId;
@@ -58,6 +59,15 @@ pub enum Command {
         /// The message; broadcasts share one `Bytes` among every recipient.
         message: Message,
     },
+    /// Queue one message on many connections: a push to a group or to all. The reactor
+    /// clones the message (a shared buffer) per recipient itself, so the buffer's reference
+    /// count never bounces between the threads, and a push to thousands is one command.
+    SendMany {
+        /// The recipients; those that have gone are skipped.
+        conns: Vec<ConnId>,
+        /// The message, encoded once.
+        message: Message,
+    },
     /// Close a connection with a WebSocket close frame.
     Close {
         /// Which one.
@@ -71,3 +81,46 @@ pub enum Command {
 
 /// One batch of commands.
 pub type Batch = Vec<Command>;
+
+impl Command {
+    /// Every `(recipient, message)` this command queues, in order: one for a `Send`, one per
+    /// recipient for a `SendMany`, none for a `Close`.
+    pub fn sends(&self) -> impl Iterator<Item = (ConnId, &Message)> {
+        let (conns, message): (&[ConnId], Option<&Message>) = match self {
+            Command::Send { conn, message } => (std::slice::from_ref(conn), Some(message)),
+            Command::SendMany { conns, message } => (conns, Some(message)),
+            Command::Close { .. } => (&[], None),
+        };
+        conns.iter().filter_map(move |&conn| message.map(|m| (conn, m)))
+    }
+}
+
+/// The reactor's ends of the channels between the threads.
+pub(crate) struct ReactorEnds {
+    /// What it read, to the logic thread (bounded: full means stop reading).
+    pub(crate) to_logic: Sender<ToLogic>,
+    /// The logic thread's batches.
+    pub(crate) from_logic: Receiver<Batch>,
+    /// Applied batches, emptied, going back for reuse.
+    pub(crate) spent: Sender<Batch>,
+}
+
+/// The logic thread's ends of the channels between the threads.
+pub(crate) struct LogicEnds {
+    /// What the reactor read.
+    pub(crate) inbound: Receiver<ToLogic>,
+    /// Batches of commands for the reactor.
+    pub(crate) outbound: Sender<Batch>,
+    /// Empty batches with their capacity, so that a tick's thousands of commands do not
+    /// regrow (and page-fault) a fresh `Vec` every time.
+    pub(crate) spent: Receiver<Batch>,
+}
+
+/// The channels between the reactor and the logic thread, bounded as configured.
+pub(crate) fn channels(inbound_queue: usize, outbound_queue: usize) -> (ReactorEnds, LogicEnds) {
+    let (to_logic, inbound) = crossbeam_channel::bounded(inbound_queue);
+    let (outbound, from_logic) = crossbeam_channel::bounded(outbound_queue);
+    // A few spare batches are enough: one being filled, one in flight, one being applied.
+    let (spent_tx, spent_rx) = crossbeam_channel::bounded(4);
+    (ReactorEnds { to_logic, from_logic, spent: spent_tx }, LogicEnds { inbound, outbound, spent: spent_rx })
+}

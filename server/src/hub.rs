@@ -8,6 +8,8 @@
 use std::any::{Any, TypeId};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use crate::ConnId;
 use protocol::Encoding;
 
@@ -43,7 +45,10 @@ pub enum BindError {
 #[derive(Default)]
 pub struct Hub {
     policy: UserPolicy,
-    conns: HashMap<ConnId, ConnEntry>,
+    /// Looked up once per recipient of every push. Keyed by ids the server makes up, so a
+    /// fast, non-keyed hash is safe here; names that clients choose keep the default
+    /// (DoS-resistant) hasher.
+    conns: FxHashMap<ConnId, ConnEntry>,
     users: HashMap<String, BTreeSet<ConnId>>,
     groups: HashMap<String, BTreeSet<ConnId>>,
 }

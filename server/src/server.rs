@@ -41,8 +41,7 @@ impl Server {
         let poll = Poll::new()?;
         let wake = Arc::new(Wake::new(mio::Waker::new(poll.registry(), WAKER)?));
         let stop = Arc::new(AtomicBool::new(false));
-        let (to_logic, inbound) = crossbeam_channel::bounded(config.inbound_queue);
-        let (outbound, from_logic) = crossbeam_channel::bounded(config.outbound_queue);
+        let (reactor_ends, logic_ends) = crate::bridge::channels(config.inbound_queue, config.outbound_queue);
 
         let logic = Logic::new(game);
         let routes = logic.route_table();
@@ -53,8 +52,7 @@ impl Server {
             listener,
             config,
             routes,
-            to_logic,
-            from_logic,
+            reactor_ends,
             wake.clone(),
             stop.clone(),
             metrics.clone(),
@@ -63,9 +61,7 @@ impl Server {
         let logic_wake = wake.clone();
         let logic_metrics = metrics.clone();
         let logic = std::thread::Builder::new().name("logic".into()).spawn(move || {
-            crate::logic::thread::run(logic, period, inbound, outbound, logic_wake, &logic_metrics)
-                .stats()
-                .clone()
+            crate::logic::thread::run(logic, period, logic_ends, logic_wake, &logic_metrics).stats().clone()
         })?;
         let reactor = std::thread::Builder::new().name("reactor".into()).spawn(move || reactor.run())?;
         Ok(RunningServer { local_addr, stop, wake, reactor, logic, metrics })

@@ -197,10 +197,10 @@ fn a_push_to_a_mixed_room_is_encoded_once_per_encoding() {
     assert_eq!(logic.stats().encodes - before, 2, "one state encode per encoding for 40 players");
     let batch = logic.poll_batch().expect("state pushes");
     let (mut binary, mut text) = (0, 0);
-    for command in &batch {
-        match command {
-            Command::Send { message: Message::Binary(_), .. } => binary += 1,
-            Command::Send { message: Message::Text(_), .. } => text += 1,
+    for (_, message) in batch.iter().flat_map(Command::sends) {
+        match message {
+            Message::Binary(_) => binary += 1,
+            Message::Text(_) => text += 1,
             _ => {}
         }
     }

@@ -214,10 +214,9 @@ fn a_broadcast_to_many_members_is_encoded_once_and_shares_its_bytes() {
     let batch = logic.poll_batch().expect("a batch");
     let frames: Vec<&[u8]> = batch
         .iter()
-        .filter_map(|c| match c {
-            Command::Send { message: tungstenite::Message::Binary(b), .. } if b.len() > 4 && b[0] == 3 => {
-                Some(b.as_ref())
-            }
+        .flat_map(Command::sends)
+        .filter_map(|(_, message)| match message {
+            tungstenite::Message::Binary(b) if b.len() > 4 && b[0] == 3 => Some(b.as_ref()),
             _ => None,
         })
         .collect();

@@ -194,6 +194,16 @@ impl<G: Game> Logic<G> {
         if self.fx.out.is_empty() { None } else { Some(std::mem::take(&mut self.fx.out)) }
     }
 
+    /// Hands back an applied batch, so its capacity serves the next one instead of a fresh
+    /// allocation. Optional: without it, each batch starts empty.
+    pub fn recycle(&mut self, mut batch: Batch) {
+        if self.fx.out.capacity() < batch.capacity() {
+            batch.clear();
+            batch.append(&mut self.fx.out);
+            self.fx.out = batch;
+        }
+    }
+
     fn run_hook(&mut self, now: Instant, hook: impl FnOnce(&mut G, &mut Ctx<'_>)) {
         let mut ctx = self.fx.ctx(now, self.tick);
         let game = &mut self.game;
@@ -214,5 +224,35 @@ impl<G: Game> Logic<G> {
     fn count_error(&mut self, code: u16) {
         let slot = usize::from(code).min(self.stats.errors.len() - 1);
         self.stats.errors[slot] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ConnId;
+    use crate::game::Echo;
+    use tungstenite::Message;
+
+    fn echo(logic: &mut Logic<Echo>, conn: ConnId, now: Instant) {
+        logic.handle_message(ToLogic::Echo { conn, message: Message::Binary(vec![1].into()) }, now);
+    }
+
+    #[test]
+    fn a_recycled_batch_lends_its_capacity_and_keeps_queued_commands() {
+        let mut logic = Logic::new(Echo);
+        let now = Instant::now();
+        let conn = ConnId::new(1, 1);
+        echo(&mut logic, conn, now);
+        let first = logic.poll_batch().expect("one command");
+        assert!(logic.poll_batch().is_none());
+
+        echo(&mut logic, conn, now);
+        let mut spent = Vec::with_capacity(4096);
+        spent.extend(first);
+        logic.recycle(spent);
+        let batch = logic.poll_batch().expect("the command queued before recycling");
+        assert_eq!(batch.len(), 1, "recycling drops the spent commands and keeps the new one");
+        assert!(batch.capacity() >= 4096, "the spent batch's capacity is reused");
     }
 }

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
 use super::Logic;
 use crate::app::Game;
-use crate::bridge::{Batch, ToLogic};
+use crate::bridge::{Batch, LogicEnds, ToLogic};
 use crate::metrics::Metrics;
 use crate::tick::TickSchedule;
 use crate::wake::Wake;
@@ -21,11 +21,11 @@ const DRAIN_BUDGET: usize = 256;
 pub(crate) fn run<G: Game>(
     mut logic: Logic<G>,
     period: Duration,
-    inbound: Receiver<ToLogic>,
-    outbound: Sender<Batch>,
+    ends: LogicEnds,
     wake: Arc<Wake>,
     metrics: &Metrics,
 ) -> Logic<G> {
+    let LogicEnds { inbound, outbound, spent } = ends;
     let mut schedule = TickSchedule::new(Instant::now() + period, period);
     let send = |batch: Option<Batch>| {
         if let Some(batch) = batch {
@@ -68,6 +68,9 @@ pub(crate) fn run<G: Game>(
         // Published before the batch leaves, so a client that has its reply sees it counted.
         metrics.publish_logic(&logic.counters(inbound.len()));
         send(logic.poll_batch());
+        if let Ok(batch) = spent.try_recv() {
+            logic.recycle(batch);
+        }
     }
     logic.handle_shutdown(Instant::now());
     metrics.publish_logic(&logic.counters(inbound.len()));

@@ -17,12 +17,14 @@ use crate::metrics::Metrics;
 use crate::rate::RateLimiter;
 use protocol::Encoding;
 
+use super::socket::Socket;
+
 /// Where a connection is in its life.
 pub(super) enum Phase {
     /// Reading the HTTP request, then writing the response.
     Http(Http),
     /// Speaking WebSocket.
-    Open(WebSocket<TcpStream>),
+    Open(WebSocket<Socket>),
     /// Transient while moving between phases.
     Moving,
 }
@@ -179,7 +181,7 @@ impl Connection {
     pub(super) fn upgrade(&mut self, leftover: Vec<u8>, config: WebSocketConfig) {
         if let Phase::Http(http) = std::mem::replace(&mut self.phase, Phase::Moving) {
             self.phase = Phase::Open(WebSocket::from_partially_read(
-                http.stream,
+                Socket::new(http.stream),
                 leftover,
                 Role::Server,
                 Some(config),
@@ -190,12 +192,12 @@ impl Connection {
     pub(super) fn stream_mut(&mut self) -> Option<&mut TcpStream> {
         match &mut self.phase {
             Phase::Http(http) => Some(&mut http.stream),
-            Phase::Open(ws) => Some(ws.get_mut()),
+            Phase::Open(ws) => Some(ws.get_mut().stream_mut()),
             Phase::Moving => None,
         }
     }
 
-    pub(super) fn ws(&mut self) -> Option<&mut WebSocket<TcpStream>> {
+    pub(super) fn ws(&mut self) -> Option<&mut WebSocket<Socket>> {
         match &mut self.phase {
             Phase::Open(ws) => Some(ws),
             _ => None,

@@ -3,7 +3,7 @@
 //! A turn of the loop: wait for readiness (or the next deadline); accept; advance HTTP
 //! exchanges; read WebSocket messages and pass requests to the logic thread; apply the logic
 //! thread's batches; flush every connection written to, once; sweep for heartbeats and
-//! timeouts. Reads drain until `WouldBlock` within a per-connection budget; a connection left
+//! timeouts. Reads drain until `WouldBlock` (or a short read: see [`socket`]) within a per-connection budget; a connection left
 //! with unread data is queued and served on the next turn, so nothing is lost to
 //! edge-triggered readiness and no client starves the others.
 //!
@@ -12,6 +12,7 @@
 //! the clients instead of memory growing.
 
 mod connection;
+mod socket;
 
 use std::collections::VecDeque;
 use std::io;
@@ -30,7 +31,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::{Connection, HttpProgress, Phase, WriteOutcome};
 use crate::app::{AppError, RouteTable};
-use crate::bridge::{Batch, Command, ToLogic};
+use crate::bridge::{Batch, Command, ReactorEnds, ToLogic};
 use crate::encode;
 use crate::heartbeat::Verdict;
 use crate::inbound::{self, Inbound, Mode, close};
@@ -73,6 +74,7 @@ pub(crate) struct Reactor {
     to_logic: Sender<ToLogic>,
     backlog: VecDeque<ToLogic>,
     from_logic: Receiver<Batch>,
+    spent: Sender<Batch>,
     wake: Arc<crate::wake::Wake>,
     stop: Arc<AtomicBool>,
     /// Connections that may have unread data: budget spent, or paused by backpressure.
@@ -95,8 +97,7 @@ impl Reactor {
         mut listener: TcpListener,
         config: Config,
         routes: RouteTable,
-        to_logic: Sender<ToLogic>,
-        from_logic: Receiver<Batch>,
+        ends: ReactorEnds,
         wake: Arc<crate::wake::Wake>,
         stop: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
@@ -113,9 +114,10 @@ impl Reactor {
             ws_config,
             policy,
             routes,
-            to_logic,
+            to_logic: ends.to_logic,
             backlog: VecDeque::new(),
-            from_logic,
+            from_logic: ends.from_logic,
+            spent: ends.spent,
             wake,
             stop,
             read_queue: VecDeque::new(),
@@ -255,7 +257,10 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(index) else { return };
         match &mut conn.phase {
             Phase::Http(_) => self.advance_http(index),
-            Phase::Open(_) => {
+            Phase::Open(ws) => {
+                if readable {
+                    ws.get_mut().handle_readable();
+                }
                 if writable {
                     self.mark_dirty(index);
                 }
@@ -392,10 +397,12 @@ impl Reactor {
     fn apply_batches(&mut self) -> bool {
         loop {
             match self.from_logic.try_recv() {
-                Ok(batch) => {
-                    for command in batch {
+                Ok(mut batch) => {
+                    for command in batch.drain(..) {
                         self.apply(command);
                     }
+                    // Back for reuse; if the logic thread has spares enough, drop it.
+                    let _ = self.spent.try_send(batch);
                 }
                 Err(TryRecvError::Empty) => return false,
                 Err(TryRecvError::Disconnected) => return true,
@@ -404,19 +411,32 @@ impl Reactor {
     }
 
     fn apply(&mut self, command: Command) {
-        let (conn, action) = match command {
-            Command::Send { conn, message } => (conn, Ok(message)),
-            Command::Close { conn, code, reason } => (conn, Err((code, reason))),
-        };
+        match command {
+            Command::Send { conn, message } => {
+                if let Some(index) = self.live_index(conn) {
+                    self.send(index, message);
+                }
+            }
+            Command::SendMany { conns, message } => {
+                for conn in conns {
+                    if let Some(index) = self.live_index(conn) {
+                        self.send(index, message.clone());
+                    }
+                }
+            }
+            Command::Close { conn, code, reason } => {
+                if let Some(index) = self.live_index(conn) {
+                    self.close(index, code, reason);
+                }
+            }
+        }
+    }
+
+    /// The slot of `conn` if it is still open. A command for a connection that has gone (and
+    /// maybe been replaced by a newer one in its slot) finds another generation there.
+    fn live_index(&self, conn: ConnId) -> Option<usize> {
         let index = conn.index() as usize;
-        // A command for a connection that has gone (and maybe been replaced) is dropped here.
-        if self.conns.get(index).is_none_or(|c| c.id != conn) {
-            return;
-        }
-        match action {
-            Ok(message) => self.send(index, message),
-            Err((code, reason)) => self.close(index, code, reason),
-        }
+        self.conns.get(index).is_some_and(|c| c.id == conn).then_some(index)
     }
 
     fn send(&mut self, index: usize, message: Message) {

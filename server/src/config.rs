@@ -58,8 +58,9 @@ pub struct Config {
     /// Messages read from one connection per turn of the reactor before it serves the others,
     /// so one busy client cannot starve the rest. Default 64.
     pub read_budget: usize,
-    /// Messages per second one connection may send (bursts up to one second's worth). A
-    /// request over the rate is answered `RATE_LIMITED` and not handled. Default 1000.
+    /// Messages per second one connection may send, pings and pongs included (bursts up to
+    /// one second's worth). A request over the rate is answered `RATE_LIMITED` and not
+    /// handled. Default 1000.
     pub rate_messages_per_sec: u32,
     /// Payload bytes per second one connection may send, likewise. Default 1 MiB.
     pub rate_bytes_per_sec: u32,
@@ -118,9 +119,12 @@ impl Config {
 
     /// The tungstenite configuration these limits imply.
     pub fn websocket_config(&self) -> tungstenite::protocol::WebSocketConfig {
+        // tungstenite writes only control frames (data frames are framed by the reactor), and
+        // hands each to the connection's outbound queue at once, which applies
+        // `write_coalesce_bytes` and `max_outbound_bytes` to everything.
         tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_bytes)
-            .write_buffer_size(self.write_coalesce_bytes)
+            .write_buffer_size(0)
             .max_write_buffer_size(self.max_outbound_bytes)
             .max_message_size(Some(self.max_message_bytes))
             .max_frame_size(Some(self.max_frame_bytes))

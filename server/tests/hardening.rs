@@ -120,6 +120,42 @@ fn a_client_that_does_not_read_is_closed_at_its_outbound_cap_and_others_are_unaf
 }
 
 #[test]
+fn a_ping_flood_that_reads_no_pongs_is_closed_and_others_are_unaffected() {
+    // Pings count against the inbound rate like any message, and their pongs against the
+    // outbound cap: a client that pings without reading costs bounded memory, then goes.
+    let server = start(Config {
+        rate_messages_per_sec: 500,
+        max_outbound_bytes: 64 << 10,
+        write_coalesce_bytes: 16 << 10,
+        ..Config::default()
+    });
+    let mut bystander = Client::connect(server.local_addr());
+    let mut flooder = Client::connect(server.local_addr());
+    let closes = |s: &RunningServer| {
+        let r = s.metrics().reactor();
+        r.rate_limited_closes + r.overflow_closes
+    };
+    let payload = vec![0x55u8; 125];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sent = 0u32;
+    while closes(&server) == 0 {
+        assert!(Instant::now() < deadline, "the flooder was never cut off after {sent} pings");
+        // Once the server drops it, writes fail; that is the expected end.
+        if flooder.ws.write(Message::Ping(payload.clone().into())).and_then(|()| flooder.ws.flush()).is_err()
+        {
+            break;
+        }
+        sent += 1;
+        if sent.is_multiple_of(1000) {
+            double(&mut bystander, sent, 2);
+        }
+    }
+    double(&mut bystander, 1, 3);
+    assert!(sent > 500, "cut off after only {sent} pings, under the rate");
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn when_the_logic_thread_falls_behind_the_reactor_stops_reading_instead_of_buffering() {
     let server = start(Config { inbound_queue: 4, ..Config::default() });
     let mut c = Client::connect(server.local_addr());

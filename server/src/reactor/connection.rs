@@ -17,9 +17,12 @@ use crate::metrics::Metrics;
 use crate::rate::RateLimiter;
 use protocol::Encoding;
 
-use super::socket::Socket;
+use super::socket::{OPCODE_BINARY, OPCODE_TEXT, QueueFull, Socket};
 
 /// Where a connection is in its life.
+// Nearly every connection lives in `Open`; boxing it would cost an allocation and a pointer
+// chase per connection to save bytes only during the short HTTP exchange.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Phase {
     /// Reading the HTTP request, then writing the response.
     Http(Http),
@@ -148,6 +151,15 @@ pub(super) struct Connection {
     pub(super) encoding: Encoding,
 }
 
+/// The caps of a connection's outbound queue (see [`Socket`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OutboundLimits {
+    /// `Config::max_outbound_bytes`.
+    pub(super) max_queued: usize,
+    /// `Config::write_coalesce_bytes`.
+    pub(super) coalesce: usize,
+}
+
 /// What writing to a connection led to.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum WriteOutcome {
@@ -178,10 +190,10 @@ impl Connection {
     }
 
     /// Switches to WebSocket, with the bytes that followed the HTTP request.
-    pub(super) fn upgrade(&mut self, leftover: Vec<u8>, config: WebSocketConfig) {
+    pub(super) fn upgrade(&mut self, leftover: Vec<u8>, config: WebSocketConfig, limits: OutboundLimits) {
         if let Phase::Http(http) = std::mem::replace(&mut self.phase, Phase::Moving) {
             self.phase = Phase::Open(WebSocket::from_partially_read(
-                Socket::new(http.stream),
+                Socket::new(http.stream, limits.max_queued, limits.coalesce),
                 leftover,
                 Role::Server,
                 Some(config),
@@ -204,15 +216,35 @@ impl Connection {
         }
     }
 
-    /// Queues a message; the reactor flushes at the end of its turn.
+    /// Queues a message; the reactor flushes at the end of its turn. Data frames are framed
+    /// here, straight into the outbound queue; control frames go through tungstenite, which
+    /// keeps the closing handshake's state.
     pub(super) fn write(&mut self, message: Message) -> WriteOutcome {
         let Some(ws) = self.ws() else { return WriteOutcome::Closed };
-        match ws.write(message) {
+        let (opcode, payload): (u8, &[u8]) = match &message {
+            Message::Binary(bytes) => (OPCODE_BINARY, bytes),
+            Message::Text(text) => (OPCODE_TEXT, text.as_bytes()),
+            _ => {
+                return match ws.write(message) {
+                    Ok(()) => WriteOutcome::Queued,
+                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                        WriteOutcome::Queued
+                    }
+                    Err(tungstenite::Error::WriteBufferFull(_)) => WriteOutcome::Overflow,
+                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Other => {
+                        WriteOutcome::Overflow
+                    }
+                    Err(_) => WriteOutcome::Closed,
+                };
+            }
+        };
+        // No data after a close frame, sent or received.
+        if !ws.can_write() {
+            return WriteOutcome::Closed;
+        }
+        match ws.get_mut().queue_data(opcode, payload) {
             Ok(()) => WriteOutcome::Queued,
-            // The frame is in tungstenite's buffer; the socket takes it later.
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => WriteOutcome::Queued,
-            Err(tungstenite::Error::WriteBufferFull(_)) => WriteOutcome::Overflow,
-            Err(_) => WriteOutcome::Closed,
+            Err(QueueFull) => WriteOutcome::Overflow,
         }
     }
 

@@ -29,7 +29,7 @@ use slab::Slab;
 use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
 
-use self::connection::{Connection, HttpProgress, Phase, WriteOutcome};
+use self::connection::{Connection, HttpProgress, OutboundLimits, Phase, WriteOutcome};
 use crate::app::{AppError, RouteTable};
 use crate::bridge::{Batch, Command, ReactorEnds, ToLogic};
 use crate::encode;
@@ -278,7 +278,14 @@ impl Reactor {
         match http.advance(&self.policy, &self.metrics) {
             Ok(HttpProgress::Pending) => self.want_writable(index, true),
             Ok(HttpProgress::Upgraded(leftover, encoding)) => {
-                conn.upgrade(leftover, self.ws_config);
+                conn.upgrade(
+                    leftover,
+                    self.ws_config,
+                    OutboundLimits {
+                        max_queued: self.config.max_outbound_bytes,
+                        coalesce: self.config.write_coalesce_bytes,
+                    },
+                );
                 conn.encoding = encoding;
                 conn.liveness.handle_heard(Instant::now());
                 let id = conn.id;
@@ -341,10 +348,13 @@ impl Reactor {
             self.mark_dirty(index);
             return;
         }
-        if let Message::Binary(_) | Message::Text(_) = &message {
+        // Pings and pongs count against the rate too: a ping flood is a flood.
+        if let Message::Binary(_) | Message::Text(_) | Message::Ping(_) | Message::Pong(_) = &message {
             let len = message.len();
-            self.counters.frames_in += 1;
-            self.counters.bytes_in += len as u64;
+            if message.is_binary() || message.is_text() {
+                self.counters.frames_in += 1;
+                self.counters.bytes_in += len as u64;
+            }
             if !conn.limiter.admit(len, now) {
                 conn.strikes += 1;
                 if conn.strikes > self.config.rate_strikes {
@@ -587,6 +597,12 @@ impl Reactor {
         let Some(mut conn) = self.conns.try_remove(index) else { return };
         if matches!(&conn.phase, Phase::Http(http) if http.refusing) {
             self.refusing -= 1;
+        }
+        if let Some(ws) = conn.ws() {
+            // tungstenite ends a finished closing handshake by reporting the connection
+            // closed, with its close reply still in our queue: one last non-blocking try, so
+            // the peer sees a clean close. Whatever the socket does not take is dropped.
+            let _ = ws.get_mut().write_queued();
         }
         if let Some(stream) = conn.stream_mut() {
             let _ = self.poll.registry().deregister(stream);

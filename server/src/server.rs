@@ -25,6 +25,23 @@ use crate::reactor::{Reactor, WAKER};
 use crate::wake::Wake;
 use crate::{Config, Error, Game};
 
+/// Connections the kernel may hold completed but not yet accepted. The standard library's
+/// 128 overflows when thousands of clients connect at once (each overflow costs the client a
+/// 1 s SYN retransmit); the kernel clamps this to `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listener on `addr`, with `SO_REUSEADDR` (a restarted server rebinds at once)
+/// and [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 /// Starts servers.
 pub struct Server;
 
@@ -32,9 +49,8 @@ impl Server {
     /// Binds `config.listen` and starts the reactor and logic threads for `game`.
     pub fn start<G: Game>(config: Config, game: G) -> Result<RunningServer, Error> {
         config.validate()?;
-        let std_listener = std::net::TcpListener::bind(config.listen)
-            .map_err(|source| Error::Bind { addr: config.listen, source })?;
-        std_listener.set_nonblocking(true)?;
+        let std_listener =
+            listen(config.listen).map_err(|source| Error::Bind { addr: config.listen, source })?;
         let local_addr = std_listener.local_addr()?;
         let listener = TcpListener::from_std(std_listener);
 

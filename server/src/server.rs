@@ -77,6 +77,7 @@ impl Server {
         let logic_wake = wake.clone();
         let logic_metrics = metrics.clone();
         let logic = std::thread::Builder::new().name("logic".into()).spawn(move || {
+            crate::logic::thread::raise_priority();
             crate::logic::thread::run(logic, period, logic_ends, logic_wake, &logic_metrics).stats().clone()
         })?;
         let reactor = std::thread::Builder::new().name("reactor".into()).spawn(move || reactor.run())?;

@@ -17,6 +17,21 @@ use crate::wake::Wake;
 /// of requests neither delays the tick nor holds replies back for long.
 const DRAIN_BUDGET: usize = 256;
 
+/// Asks the scheduler to run this thread ahead of ordinary ones (nice -10), so that a tick
+/// starts on time even when both cores are busy with the reactor and other processes. Needs
+/// `CAP_SYS_NICE` (or root); without it the thread keeps its normal priority.
+pub(crate) fn raise_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+    // 75 of 0..=99 maps to nice -10 under the normal (CFS) policy.
+    let result = ThreadPriorityValue::try_from(75u8).map_err(|e| format!("{e:?}")).and_then(|v| {
+        set_current_thread_priority(ThreadPriority::Crossplatform(v)).map_err(|e| format!("{e:?}"))
+    });
+    match result {
+        Ok(()) => tracing::debug!("logic thread runs at raised priority"),
+        Err(e) => tracing::info!("logic thread keeps normal priority (raising it failed: {e})"),
+    }
+}
+
 /// Runs `logic` until the reactor says [`ToLogic::Shutdown`] or goes away.
 pub(crate) fn run<G: Game>(
     mut logic: Logic<G>,

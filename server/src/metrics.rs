@@ -47,8 +47,11 @@ pub struct ReactorCounters {
     pub backlog: u64,
     /// The most messages that ever waited there.
     pub backlog_max: u64,
-    /// Flushes (each usually one write syscall).
+    /// Connections flushed at the end of a reactor turn (each makes a `write` syscall only if
+    /// something was queued).
     pub flushes: u64,
+    /// `write` syscalls made on WebSocket connections (partial writes count each time).
+    pub write_syscalls: u64,
 }
 
 /// What the logic thread counts, besides the tick histograms.
@@ -162,7 +165,13 @@ impl Metrics {
         metric("bytes_in_total", "counter", "WebSocket message payload bytes received.", r.bytes_in);
         metric("frames_out_total", "counter", "WebSocket messages sent.", r.frames_out);
         metric("bytes_out_total", "counter", "WebSocket message payload bytes sent.", r.bytes_out);
-        metric("flushes_total", "counter", "Socket flushes (usually one write syscall each).", r.flushes);
+        metric("flushes_total", "counter", "Connections flushed at the end of a reactor turn.", r.flushes);
+        metric(
+            "write_syscalls_total",
+            "counter",
+            "write syscalls on WebSocket connections.",
+            r.write_syscalls,
+        );
         metric(
             "requests_forwarded_total",
             "counter",

@@ -533,7 +533,9 @@ impl Reactor {
             conn.dirty = false;
             let Some(ws) = conn.ws() else { continue };
             self.counters.flushes += 1;
-            match ws.flush() {
+            let flushed = ws.flush();
+            self.counters.write_syscalls += u64::from(ws.get_mut().take_writes());
+            match flushed {
                 Ok(()) => self.want_writable(index, false),
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.want_writable(index, true)

@@ -45,11 +45,13 @@ pub(crate) struct Socket {
     /// Once this many bytes are queued they are written without waiting for the end of the
     /// reactor's turn (`Config::write_coalesce_bytes`).
     coalesce: usize,
+    /// `write` syscalls since the reactor last took the count, for the metrics.
+    writes: u32,
 }
 
 impl Socket {
     pub(crate) fn new(stream: TcpStream, max_queued: usize, coalesce: usize) -> Self {
-        Self { stream, drained: false, out: Vec::new(), written: 0, max_queued, coalesce }
+        Self { stream, drained: false, out: Vec::new(), written: 0, max_queued, coalesce, writes: 0 }
     }
 
     /// A readable event arrived: data may be waiting again.
@@ -60,6 +62,11 @@ impl Socket {
     /// The stream, for registering with the poll.
     pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
         &mut self.stream
+    }
+
+    /// The `write` syscalls made since the last call.
+    pub(crate) fn take_writes(&mut self) -> u32 {
+        std::mem::take(&mut self.writes)
     }
 
     /// Bytes queued and not yet written.
@@ -87,6 +94,7 @@ impl Socket {
     /// Writes the queue until it is empty (`Ok`) or the socket is full (`WouldBlock`).
     pub(crate) fn write_queued(&mut self) -> io::Result<()> {
         while self.written < self.out.len() {
+            self.writes += 1;
             match self.stream.write(&self.out[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,

@@ -40,6 +40,17 @@ pub enum ToLogic {
         /// The message, text or binary.
         message: Message,
     },
+    /// A connection broke the protocol (or sent what its encoding does not allow) and is
+    /// read no more. The logic thread answers everything it sent before, then sends back a
+    /// [`Command::Close`] with this code, so the replies go out ahead of the close frame.
+    CloseAfterReplies {
+        /// Which one.
+        conn: ConnId,
+        /// The close code (1002, 1003, 1007, 1009, ...).
+        code: u16,
+        /// A short reason for the peer.
+        reason: &'static str,
+    },
     /// A connection closed; nothing more will arrive from it.
     Disconnected(ConnId),
     /// The server is shutting down and reads no more requests: every request the logic thread

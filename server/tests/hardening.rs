@@ -254,6 +254,40 @@ fn an_unmasked_client_frame_is_a_protocol_error_closed_with_1002() {
 }
 
 #[test]
+fn requests_before_a_violation_are_answered_before_the_close() {
+    // A text frame on the binary protocol closes with 1003; the requests sent ahead of it on
+    // the same connection still get their replies, ahead of the close frame.
+    let server = start(Config::default());
+    let mut c = Client::connect(server.local_addr());
+    for id in 1..=20u32 {
+        c.request_typed(id, "double", &id);
+    }
+    c.ws.send(Message::Text("not on this protocol".into())).expect("send text");
+    for id in 1..=20u32 {
+        assert_eq!(
+            c.recv_answer(),
+            Frame::Reply { id, body: protocol::encode_body(&(id * 2)).expect("encode") }
+        );
+    }
+    assert_eq!(c.expect_close(), Some(1003));
+
+    // Likewise before a protocol violation (an unmasked frame), which drops the connection.
+    let mut s = raw_upgrade(server.local_addr());
+    let request = [0x00, 0x07, 0x06, b'd', b'o', b'u', b'b', b'l', b'e', 0x05];
+    let mut frame = vec![0x82, 0x80 | request.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(&request); // masked with a zero key
+    frame.extend_from_slice(&[0x82, 0x03, 0x00, 0x01, 0x00]);
+    s.write_all(&frame).expect("a request, then an unmasked frame");
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    // The reply (tag 01, id 07, 10 = 0x0a) and then the close frame with 1002 (0x03ea).
+    let reply = all.windows(5).position(|w| w == [0x82, 0x03, 0x01, 0x07, 0x0a]);
+    let close = all.windows(4).position(|w| w[0] == 0x88 && w[2] == 0x03 && w[3] == 0xea);
+    assert!(matches!((reply, close), (Some(r), Some(c)) if r < c), "{all:02x?}");
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn an_upgrade_request_over_the_handshake_limit_is_answered_431() {
     let server = start(Config { max_handshake_bytes: 1024, ..Config::default() });
     let mut s = TcpStream::connect(server.local_addr()).expect("connect");

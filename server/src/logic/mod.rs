@@ -167,6 +167,9 @@ impl<G: Game> Logic<G> {
                     self.send_error(caller, &error);
                 }
             }
+            ToLogic::CloseAfterReplies { conn, code, reason } => {
+                self.fx.out.push(Command::Close { conn, code, reason })
+            }
             ToLogic::Shutdown => {}
         }
     }

@@ -149,6 +149,11 @@ pub(super) struct Connection {
     pub(super) strikes: u32,
     /// The form of frames it speaks (set at the upgrade).
     pub(super) encoding: Encoding,
+    /// Closing for what it sent: nothing more is read from it while the logic thread
+    /// answers what came before.
+    pub(super) read_stopped: bool,
+    /// It broke the protocol: dropped right after its close frame.
+    pub(super) violated: bool,
 }
 
 /// The caps of a connection's outbound queue (see [`Socket`]).
@@ -186,6 +191,8 @@ impl Connection {
             limiter,
             strikes: 0,
             encoding: Encoding::Binary,
+            read_stopped: false,
+            violated: false,
         }
     }
 

@@ -317,6 +317,9 @@ impl Reactor {
                 return;
             }
             let Some(conn) = self.conns.get_mut(index) else { return };
+            if conn.read_stopped {
+                return;
+            }
             let Some(ws) = conn.ws() else { return };
             let result = ws.read();
             let now = Instant::now();
@@ -384,7 +387,7 @@ impl Reactor {
                 self.counters.errors[usize::from(code).min(7)] += 1;
                 self.send(index, frame);
             }
-            Inbound::Close { code, reason } => self.close(index, code, reason),
+            Inbound::Close { code, reason } => self.close_after_replies(index, code, reason, false),
             // Pongs and close replies are queued by tungstenite; get them out.
             Inbound::Control => self.mark_dirty(index),
         }
@@ -394,7 +397,7 @@ impl Reactor {
         match inbound::close_code_for(&error) {
             Some((code, reason)) => {
                 tracing::debug!("closing with {code}: {error}");
-                self.close_and_drop(index, code, reason);
+                self.close_after_replies(index, code, reason, true);
             }
             None => {
                 tracing::debug!("connection gone: {error}");
@@ -436,7 +439,11 @@ impl Reactor {
             }
             Command::Close { conn, code, reason } => {
                 if let Some(index) = self.live_index(conn) {
-                    self.close(index, code, reason);
+                    if self.conns.get(index).is_some_and(|c| c.violated) {
+                        self.close_and_drop(index, code, reason);
+                    } else {
+                        self.close(index, code, reason);
+                    }
                 }
             }
         }
@@ -480,6 +487,27 @@ impl Reactor {
             WriteOutcome::Overflow => self.remove(index),
             WriteOutcome::Closed => {}
         }
+    }
+
+    /// Closes a connection for what it sent, after the replies to everything it sent before:
+    /// it is read no more, and the logic thread, which handles messages in order, sends the
+    /// close back behind those replies. `drop` (after a protocol violation, when its stream
+    /// cannot be trusted to carry a close reply) drops it right after the close frame instead
+    /// of waiting for the peer's.
+    fn close_after_replies(&mut self, index: usize, code: u16, reason: &'static str, drop: bool) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        if !conn.announced || self.stage != Stage::Running {
+            // The logic thread does not know it, or takes no more messages: close now.
+            return if drop {
+                self.close_and_drop(index, code, reason)
+            } else {
+                self.close(index, code, reason)
+            };
+        }
+        conn.violated = conn.violated || drop;
+        conn.read_stopped = true;
+        let id = conn.id;
+        self.forward(ToLogic::CloseAfterReplies { conn: id, code, reason });
     }
 
     /// Sends a close frame as a courtesy and drops the connection: after a protocol

@@ -56,10 +56,18 @@ pub enum Decision {
 }
 
 /// Decides what to do with `received`, the bytes read so far on a new connection.
+///
+/// Every answer to a `HEAD` request, refusals included, leaves its body out and keeps its
+/// status and headers, `Content-Length` included (`HEAD /metrics` has none: see
+/// `docs/PROTOCOL.md` section 10).
 pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
-    let end = match request.parse(received) {
+    let parsed = request.parse(received);
+    // httparse keeps the method once it has read it, even when the rest is partial or bad.
+    let head = request.method == Some("HEAD");
+    let refuse = |status, reason, body: &str| refuse(head, status, reason, body);
+    let end = match parsed {
         Ok(httparse::Status::Complete(end)) => end,
         Ok(httparse::Status::Partial) if received.len() > policy.max_bytes => {
             return refuse(431, "Request Header Fields Too Large", "request too large\n");
@@ -91,6 +99,7 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     if !header("Sec-WebSocket-Version").any(|v| v.trim() == "13") {
         return Respond {
             response: response(
+                head,
                 426,
                 "Upgrade Required",
                 &[("Sec-WebSocket-Version", "13")],
@@ -143,48 +152,82 @@ fn header_values<'h>(
         .filter_map(|h| std::str::from_utf8(h.value).ok())
 }
 
-/// The answer to a plain HTTP request (one that is not an upgrade).
+/// The answer to a plain HTTP request (one that is not an upgrade). The query string, if
+/// any, is ignored on every path.
 fn plain_http(method: Option<&str>, path: Option<&str>) -> Decision {
+    let path = path.map(|p| p.split('?').next().unwrap_or(p));
     match (method, path) {
         (Some("GET"), Some("/metrics")) => Decision::Metrics,
+        // The metrics are rendered by the reactor, not here, so their length is not known:
+        // the headers of `GET /metrics` without `Content-Length` (optional for `HEAD`).
+        (Some("HEAD"), Some("/metrics")) => {
+            Respond { response: header(200, "OK", &[("Content-Type", METRICS_CONTENT_TYPE)], None) }
+        }
         (Some(method @ ("GET" | "HEAD")), Some(path)) => match crate::assets::get(path) {
             Some(asset) => {
                 let mut response =
-                    header(200, "OK", &[("Content-Type", asset.content_type)], asset.body.len());
+                    header(200, "OK", &[("Content-Type", asset.content_type)], Some(asset.body.len()));
                 if method == "GET" {
                     response.extend_from_slice(asset.body);
                 }
                 Respond { response }
             }
-            None => refuse(404, "Not Found", "not found\n"),
+            None => refuse(method == "HEAD", 404, "Not Found", "not found\n"),
         },
-        _ => refuse(405, "Method Not Allowed", "method not allowed\n"),
+        _ => Respond {
+            response: response(
+                false,
+                405,
+                "Method Not Allowed",
+                &[("Allow", "GET, HEAD"), ("Content-Type", TEXT)],
+                "method not allowed\n",
+            ),
+        },
     }
 }
 
 /// The answer to a connection that arrives while the server is full.
 pub fn service_unavailable() -> Vec<u8> {
-    response(503, "Service Unavailable", &[("Retry-After", "5")], "server is at its connection limit\n")
+    service_unavailable_to(b"")
 }
 
-fn refuse(status: u16, reason: &str, body: &str) -> Decision {
-    Respond { response: response(status, reason, &[("Content-Type", "text/plain; charset=utf-8")], body) }
+/// The answer to `received`, a request that arrives while the server is full: as
+/// [`service_unavailable`], without the body if the request is a `HEAD`.
+pub fn service_unavailable_to(received: &[u8]) -> Vec<u8> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut headers);
+    let _ = request.parse(received);
+    let head = request.method == Some("HEAD");
+    response(head, 503, "Service Unavailable", &[("Retry-After", "5")], "server is at its connection limit\n")
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A plain-text refusal; `head` leaves the body out.
+fn refuse(head: bool, status: u16, reason: &str, body: &str) -> Decision {
+    Respond { response: response(head, status, reason, &[("Content-Type", TEXT)], body) }
 }
 
 /// The answer to `GET /metrics`.
 pub fn metrics_response(text: &str) -> Vec<u8> {
-    response(200, "OK", &[("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], text)
+    response(false, 200, "OK", &[("Content-Type", METRICS_CONTENT_TYPE)], text)
 }
 
-fn response(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut out = header(status, reason, headers, body.len());
-    out.extend_from_slice(body.as_bytes());
+/// A complete response; `head` leaves the body out but keeps its `Content-Length`.
+fn response(head: bool, status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut out = header(status, reason, headers, Some(body.len()));
+    if !head {
+        out.extend_from_slice(body.as_bytes());
+    }
     out
 }
 
-fn header(status: u16, reason: &str, headers: &[(&str, &str)], content_length: usize) -> Vec<u8> {
-    let mut out =
-        format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: {content_length}\r\n");
+fn header(status: u16, reason: &str, headers: &[(&str, &str)], content_length: Option<usize>) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
+    if let Some(length) = content_length {
+        out.push_str(&format!("Content-Length: {length}\r\n"));
+    }
     for (name, value) in headers {
         out.push_str(name);
         out.push_str(": ");
@@ -298,5 +341,82 @@ mod tests {
         assert_eq!(status(&decide(b"GET /nope HTTP/1.1\r\n\r\n", &GAME)), 404);
         assert_eq!(status(&decide(b"POST / HTTP/1.1\r\n\r\n", &GAME)), 405);
         assert_eq!(decide(b"GET /metrics HTTP/1.1\r\n\r\n", &GAME), Decision::Metrics);
+    }
+
+    /// The head and the body of a `Respond` decision, split at the blank line.
+    fn split(decision: &Decision) -> (String, Vec<u8>) {
+        let Respond { response } = decision else { panic!("expected a response, got {decision:?}") };
+        let end = response.windows(4).position(|w| w == b"\r\n\r\n").expect("blank line") + 4;
+        (String::from_utf8(response[..end].to_vec()).expect("ascii head"), response[end..].to_vec())
+    }
+
+    #[test]
+    fn head_answers_never_carry_a_body_but_state_the_get_length() {
+        let upgrade_by_head = upgrade(Some("ticksock.v1")).replacen("GET", "HEAD", 1);
+        let cases: [(&[u8], u16, usize); 5] = [
+            (b"HEAD / HTTP/1.1\r\n\r\n", 200, crate::assets::get("/").expect("page").body.len()),
+            (b"HEAD /nope HTTP/1.1\r\n\r\n", 404, "not found\n".len()),
+            (b"HEAD /nope?x=1 HTTP/1.1\r\n\r\n", 404, "not found\n".len()),
+            (upgrade_by_head.as_bytes(), 400, "a WebSocket upgrade must be an HTTP/1.1 GET\n".len()),
+            (b"HEAD / HTTP/1.1\r\nBad Header\r\n\r\n", 400, "malformed HTTP request\n".len()),
+        ];
+        for (request, want, length) in cases {
+            let d = decide(request, &GAME);
+            assert_eq!(status(&d), want, "{}", String::from_utf8_lossy(request));
+            let (head, body) = split(&d);
+            assert!(
+                body.is_empty(),
+                "a HEAD answer carries a body: {head}{}",
+                String::from_utf8_lossy(&body)
+            );
+            assert!(head.contains(&format!("Content-Length: {length}\r\n")), "{head}");
+        }
+        // Too large before it is complete: the method is known, so no body either.
+        let policy = Policy { max_bytes: 64, ..GAME };
+        let big = format!("HEAD / HTTP/1.1\r\nX-Pad: {}", "a".repeat(100));
+        let d = decide(big.as_bytes(), &policy);
+        assert_eq!(status(&d), 431);
+        assert!(split(&d).1.is_empty());
+        // The same refusals to a GET keep their bodies.
+        assert_eq!(split(&decide(b"GET /nope HTTP/1.1\r\n\r\n", &GAME)).1, b"not found\n");
+    }
+
+    #[test]
+    fn a_405_names_the_allowed_methods() {
+        for request in [&b"POST / HTTP/1.1\r\n\r\n"[..], b"DELETE /metrics HTTP/1.1\r\n\r\n"] {
+            let d = decide(request, &GAME);
+            assert_eq!(status(&d), 405);
+            let (head, body) = split(&d);
+            assert!(head.contains("\r\nAllow: GET, HEAD\r\n"), "{head}");
+            assert_eq!(body, b"method not allowed\n");
+        }
+    }
+
+    #[test]
+    fn metrics_ignores_the_query_and_head_gets_only_its_headers() {
+        assert_eq!(decide(b"GET /metrics?name=x HTTP/1.1\r\n\r\n", &GAME), Decision::Metrics);
+        assert_eq!(decide(b"GET /metrics? HTTP/1.1\r\n\r\n", &GAME), Decision::Metrics);
+        for request in [&b"HEAD /metrics HTTP/1.1\r\n\r\n"[..], b"HEAD /metrics?x HTTP/1.1\r\n\r\n"] {
+            let d = decide(request, &GAME);
+            assert_eq!(status(&d), 200);
+            let (head, body) = split(&d);
+            assert!(body.is_empty());
+            assert!(head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), "{head}");
+            assert!(head.contains("Connection: close\r\n"), "{head}");
+            assert!(!head.contains("Content-Length"), "{head}");
+        }
+        // Only the path before `?` counts: these are other paths.
+        assert_eq!(status(&decide(b"GET /metricsx HTTP/1.1\r\n\r\n", &GAME)), 404);
+        assert_eq!(status(&decide(b"GET /metrics/ HTTP/1.1\r\n\r\n", &GAME)), 404);
+    }
+
+    #[test]
+    fn the_503_drops_its_body_for_head_only() {
+        assert_eq!(service_unavailable(), service_unavailable_to(b"GET / HTTP/1.1\r\n\r\n"));
+        let full = String::from_utf8(service_unavailable()).expect("ascii");
+        assert!(full.starts_with("HTTP/1.1 503 ") && full.ends_with("server is at its connection limit\n"));
+        let head = String::from_utf8(service_unavailable_to(b"HEAD / HTTP/1.1\r\n\r\n")).expect("ascii");
+        assert!(head.starts_with("HTTP/1.1 503 ") && head.ends_with("\r\n\r\n"), "{head}");
+        assert!(head.contains("Content-Length: 34\r\n"), "{head}");
     }
 }

@@ -324,6 +324,33 @@ fn metrics_are_served_as_prometheus_text_and_agree_with_what_happened() {
 }
 
 #[test]
+fn head_answers_carry_no_body_and_metrics_ignores_the_query() {
+    let server = start(Config::default());
+    let exchange = |request: &str| {
+        let mut s = TcpStream::connect(server.local_addr()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.write_all(request.as_bytes()).expect("write");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("answer, then close");
+        answer
+    };
+    for (request, status) in [("HEAD /metrics?x=1", "200"), ("HEAD /nope", "404"), ("HEAD /", "200")] {
+        let answer = exchange(&format!("{request} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n"), "a body after the head of a HEAD answer: {answer}");
+    }
+    let metrics = exchange("GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(metrics.starts_with("HTTP/1.1 200 "), "{metrics}");
+    assert!(metrics.contains("ticksock_connections_upgraded_total"), "{metrics}");
+    let refused = exchange("PUT / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        refused.starts_with("HTTP/1.1 405 ") && refused.contains("\r\nAllow: GET, HEAD\r\n"),
+        "{refused}"
+    );
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn shutdown_answers_every_request_it_accepted() {
     let server = start(Config { rate_messages_per_sec: u32::MAX, ..Config::default() });
     let addr = server.local_addr();

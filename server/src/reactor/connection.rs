@@ -77,7 +77,7 @@ impl Http {
                         match handshake::decide(&self.received, policy) {
                             Decision::NeedMore => continue,
                             _ if self.refusing => {
-                                self.respond(handshake::service_unavailable(), None);
+                                self.respond(handshake::service_unavailable_to(&self.received), None);
                                 break;
                             }
                             Decision::Upgrade { response, leftover, encoding } => {

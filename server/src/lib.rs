@@ -15,6 +15,7 @@
 //! - [`game`]: the built-in example games: the arena, and echo for conformance suites.
 //! - [`logic`]: the logic core (no I/O, `now` passed in) and the thread that drives it.
 //! - `reactor`: the mio event loop: HTTP upgrade, WebSocket I/O, heartbeats, backpressure.
+//! - [`outbound`]: a connection's outbound queue: data frames framed in place, one write.
 //! - [`assets`]: the demo page and browser client, built in, served at `GET /`.
 //! - [`handshake`]: the HTTP upgrade as a pure decision on the bytes received.
 //! - [`inbound`]: what to do with each client message, and the whole read path over memory.
@@ -36,6 +37,7 @@ pub mod hub;
 pub mod inbound;
 pub mod logic;
 pub mod metrics;
+pub mod outbound;
 pub mod rate;
 mod reactor;
 pub mod rooms;

@@ -17,7 +17,8 @@ use crate::metrics::Metrics;
 use crate::rate::RateLimiter;
 use protocol::Encoding;
 
-use super::socket::{OPCODE_BINARY, OPCODE_TEXT, QueueFull, Socket};
+use super::socket::Socket;
+use crate::outbound::{DataOpcode, QueueFull};
 
 /// Where a connection is in its life.
 // Nearly every connection lives in `Open`; boxing it would cost an allocation and a pointer
@@ -228,9 +229,9 @@ impl Connection {
     /// keeps the closing handshake's state.
     pub(super) fn write(&mut self, message: Message) -> WriteOutcome {
         let Some(ws) = self.ws() else { return WriteOutcome::Closed };
-        let (opcode, payload): (u8, &[u8]) = match &message {
-            Message::Binary(bytes) => (OPCODE_BINARY, bytes),
-            Message::Text(text) => (OPCODE_TEXT, text.as_bytes()),
+        let (opcode, payload): (DataOpcode, &[u8]) = match &message {
+            Message::Binary(bytes) => (DataOpcode::Binary, bytes),
+            Message::Text(text) => (DataOpcode::Text, text.as_bytes()),
             _ => {
                 return match ws.write(message) {
                     Ok(()) => WriteOutcome::Queued,

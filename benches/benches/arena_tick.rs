@@ -1,6 +1,7 @@
 //! One tick of the example game, the arena, with 5000 players in 100 rooms of 50: every room
 //! steps its avatars and pushes its `State` (50 players) to its 50 members, so one tick makes
-//! 100 encodes and queues 5000 sends. Measured: `Logic::handle_tick` + `poll_batch`.
+//! 100 encodes and queues 5000 sends, as one `Command::SendMany` per room (100 commands).
+//! Measured: `Logic::handle_tick` + `poll_batch`.
 //!
 //! Every player is connected, logged in and joined through `Logic::handle_message`, as the
 //! reactor would deliver it, and given a direction with `move` so the avatars really move.
@@ -14,6 +15,7 @@ use benches::{TickClock, arena_with_players, error_frames, request};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use protocol::arena::{Move, ROUTE_MOVE};
+use server::bridge::Command;
 
 const PLAYERS: u32 = 5000;
 const PER_ROOM: u32 = 50;
@@ -36,7 +38,13 @@ fn arena_tick(c: &mut Criterion) {
         logic.handle_tick(tick, now);
         let batch = logic.poll_batch().expect("the tick pushes");
         assert_eq!(logic.stats().encodes - before, ROOMS, "one state encode per room");
-        assert_eq!(batch.len(), PLAYERS as usize, "one state push per player");
+        assert_eq!(batch.len(), ROOMS as usize, "one command per room");
+        assert!(
+            batch.iter().all(|command| matches!(command, Command::SendMany { .. })),
+            "a room's push is one SendMany"
+        );
+        let sends = batch.iter().flat_map(Command::sends).count();
+        assert_eq!(sends, PLAYERS as usize, "one state push per player");
     }
 
     let mut g = c.benchmark_group("arena_tick");

@@ -3,9 +3,11 @@
 //! by `Logic::handle_tick` and taken with `poll_batch`.
 //!
 //! Why: a broadcast must cost one encode plus a cheap per-recipient step (a shared `Bytes`
-//! and a queued command), not one encode per recipient. The set-up asserts that
-//! `LogicStats::encodes` grows by exactly 1 per tick and that the batch holds 5000 sends, so
-//! this bench fails loudly if the push API regresses to encoding per recipient.
+//! in a queued command), not one encode per recipient. The set-up asserts that
+//! `LogicStats::encodes` grows by exactly 1 per tick, that the batch is one `Command::SendMany`
+//! (the reactor clones the shared buffer per recipient, on its own thread) holding 5000
+//! recipients, and that they all share one buffer, so this bench fails loudly if the push API
+//! regresses to encoding, or to a command, per recipient.
 
 use benches::{TickClock, state_with};
 use criterion::{Criterion, Throughput};
@@ -42,7 +44,7 @@ fn broadcast(c: &mut Criterion) {
     }
     assert!(logic.poll_batch().is_none(), "connecting queues nothing");
 
-    // One encode per tick, one shared buffer, one send per recipient.
+    // One encode per tick, one SendMany command, one shared buffer, 5000 recipients.
     for _ in 0..3 {
         let before = logic.stats().encodes;
         let (tick, now) = clock.next_tick();
@@ -50,6 +52,10 @@ fn broadcast(c: &mut Criterion) {
         let batch = logic.poll_batch().expect("the tick pushes");
         assert_eq!(logic.stats().encodes - before, 1, "a broadcast must encode exactly once");
         assert_eq!(logic.game().queued, RECIPIENTS as usize);
+        assert!(
+            matches!(batch.as_slice(), [Command::SendMany { .. }]),
+            "a broadcast is one SendMany command"
+        );
         let payloads: Vec<*const u8> = batch
             .iter()
             .flat_map(Command::sends)

@@ -195,3 +195,65 @@ fn state_goes_to_each_arena_only_and_whispers_reach_every_device() {
     );
     server.shutdown().expect("clean shutdown");
 }
+
+#[test]
+fn one_name_on_two_devices_is_one_player_in_an_arena() {
+    let server = start(ArenaConfig::default());
+    let mut watcher = Client::connect(server.local_addr());
+    login(&mut watcher, "watcher");
+    let _: Joined = watcher.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+    let mut phone = Client::connect(server.local_addr());
+    let mut laptop = Client::connect(server.local_addr());
+    let id = login(&mut phone, "ann");
+    assert_eq!(login(&mut laptop, "ann"), id, "the same name is the same player");
+
+    let _: Joined = phone.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+    let came: Presence = watcher.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |_: &Presence| true);
+    assert_eq!((came.player_id, came.joined), (id, true));
+    let joined: Joined = laptop.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+    assert_eq!(joined.players.iter().filter(|p| p.id == id).count(), 1, "{joined:?}");
+    // The second device entering is not news: the watcher's next presence is the player
+    // leaving, once both devices have left, and not before.
+    let () = laptop.call_ok(3, ROUTE_LEAVE, &());
+    let state: State = watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |_: &State| true);
+    assert_eq!(state.players.iter().filter(|p| p.id == id).count(), 1, "still there: {state:?}");
+    let () = phone.call_ok(3, ROUTE_LEAVE, &());
+    let next: Presence = watcher.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |_: &Presence| true);
+    assert_eq!((next.player_id, next.joined), (id, false));
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_dropped_players_avatar_is_forgotten_after_the_grace_time() {
+    let grace = Duration::from_millis(300);
+    let server = start(ArenaConfig { room_grace: grace, ..ArenaConfig::default() });
+    let mut watcher = Client::connect(server.local_addr());
+    login(&mut watcher, "watcher");
+    let _: Joined = watcher.call_ok(2, ROUTE_JOIN, &Join { room: "lobby".into() });
+
+    let mut ann = Client::connect(server.local_addr());
+    let me = login(&mut ann, "ann");
+    let joined: Joined = ann.call_ok(2, ROUTE_JOIN, &Join { room: "lobby".into() });
+    let start_x = joined.players.iter().find(|p| p.id == me).expect("ann").x;
+    let dx: i8 = if start_x > ARENA_SIZE / 2 { -1 } else { 1 };
+    let _: Moved = ann.call_ok(3, ROUTE_MOVE, &Move { dx, dy: 0 });
+    watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| {
+        s.players.iter().any(|p| p.id == me && p.x != start_x)
+    });
+    let stop: Moved = ann.call_ok(4, ROUTE_MOVE, &Move { dx: 0, dy: 0 });
+    let state: State =
+        watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| s.tick >= stop.tick);
+    let rest_x = state.players.iter().find(|p| p.id == me).expect("ann").x;
+    drop(ann);
+    watcher.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |p: &Presence| !p.joined);
+
+    // Past the grace time, in an arena that never emptied (the watcher stays): the avatar
+    // that waited for ann is gone, and she starts afresh at a spawn point, not where she left.
+    std::thread::sleep(grace * 3);
+    let mut ann = Client::connect(server.local_addr());
+    let again_id = login(&mut ann, "ann");
+    let joined: Joined = ann.call_ok(2, ROUTE_JOIN, &Join { room: "lobby".into() });
+    let again = joined.players.iter().find(|p| p.id == again_id).expect("ann is back");
+    assert_ne!(again.x, rest_x, "the old avatar was kept past the grace time: {joined:?}");
+    server.shutdown().expect("clean shutdown");
+}

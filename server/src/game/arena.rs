@@ -6,7 +6,7 @@
 //! the same name; who a connection is lives in its session data. The messages are defined in
 //! [`protocol::arena`], shared with clients.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protocol::arena::{
     ARENA_SIZE, Chat, ChatLine, ERR_INVALID, ERR_NO_SUCH_ROOM, ERR_NOT_IN_ROOM, ERR_NOT_LOGGED_IN,
@@ -30,8 +30,9 @@ pub struct ArenaConfig {
     pub capacity: u32,
     /// Arenas at most, counting those created by `join`. Default 256.
     pub max_rooms: usize,
-    /// How long an arena created by `join` outlives its last player, so a player who drops
-    /// can come back to it (and to their position). Default 30 s.
+    /// How long an arena created by `join` outlives its last player, and how long a player who
+    /// drops keeps their avatar, so that they can come back to it (and to their position).
+    /// Default 30 s.
     pub room_grace: Duration,
 }
 
@@ -81,7 +82,8 @@ struct Avatar {
     y: i32,
     dx: i8,
     dy: i8,
-    away: bool,
+    /// Set when the player dropped: the avatar waits for them, for `room_grace` at most.
+    away_since: Option<Instant>,
 }
 
 impl Default for Arena {
@@ -114,9 +116,14 @@ impl Arena {
             // A new name is a new player: the old one leaves its arena first.
             self.leave_room(ctx, caller.conn, false);
         }
+        // A name logged in on several connections (devices) is one player with one id.
+        let same_player =
+            ctx.hub().user_connections(&request.name).find_map(|c| player(ctx, c)).map(|p| p.id);
         ctx.bind_user(caller.conn, &request.name).map_err(|e| AppError::new(ERR_INVALID, e.to_string()))?;
-        self.next_player_id += 1;
-        let id = self.next_player_id;
+        let id = same_player.unwrap_or_else(|| {
+            self.next_player_id += 1;
+            self.next_player_id
+        });
         let seat = ctx.hub_mut().session_mut::<Seat>(caller.conn).map(|s| {
             s.player = Some(Player { id, name: request.name, room: None });
         });
@@ -150,6 +157,8 @@ impl Arena {
             return Err(AppError::new(ERR_NO_SUCH_ROOM, "no such arena, and no space for a new one"));
         }
         self.leave_room(ctx, caller.conn, false);
+        let already_here =
+            ctx.hub().user_connections(&player.name).any(|c| ctx.hub().is_member(c, &request.room));
 
         let room = self.rooms.get_or_insert_with(&request.room, ArenaRoom::default);
         let avatar = room.avatars.entry(player.name.clone()).or_insert_with(|| Avatar {
@@ -158,15 +167,17 @@ impl Arena {
             y: spawn(player.id, 13),
             dx: 0,
             dy: 0,
-            away: false,
+            away_since: None,
         });
         // A player coming back finds their avatar where they left it.
         avatar.id = player.id;
-        avatar.away = false;
+        avatar.away_since = None;
         ctx.hub_mut().join(caller.conn, &request.room);
         set_room(ctx, caller.conn, Some(request.room.clone()));
-        let presence = Presence { player_id: player.id, name: player.name, joined: true };
-        ctx.send_to_group(&request.room, TOPIC_PRESENCE, &presence, &[caller.conn]);
+        if !already_here {
+            let presence = Presence { player_id: player.id, name: player.name, joined: true };
+            ctx.send_to_group(&request.room, TOPIC_PRESENCE, &presence, &[caller.conn]);
+        }
         Ok(Joined { room: request.room.clone(), players: self.room_state(&request.room) })
     }
 
@@ -227,7 +238,7 @@ impl Arena {
         if let Some(room) = self.rooms.get_mut(&name) {
             if dropped {
                 if let Some(avatar) = room.avatars.get_mut(&player.name) {
-                    avatar.away = true;
+                    avatar.away_since = Some(ctx.now());
                     avatar.dx = 0;
                     avatar.dy = 0;
                 }
@@ -246,11 +257,21 @@ impl Arena {
 
 impl ArenaRoom {
     fn state(&self) -> Vec<PlayerState> {
-        self.avatars.values().filter(|a| !a.away).map(|a| PlayerState { id: a.id, x: a.x, y: a.y }).collect()
+        self.avatars
+            .values()
+            .filter(|a| a.away_since.is_none())
+            .map(|a| PlayerState { id: a.id, x: a.x, y: a.y })
+            .collect()
+    }
+
+    /// Forgets the avatars of players who dropped more than `grace` ago, so an arena that never
+    /// empties (the lobby) does not keep every player who ever dropped from it.
+    fn expire(&mut self, now: Instant, grace: Duration) {
+        self.avatars.retain(|_, a| a.away_since.is_none_or(|since| now.duration_since(since) < grace));
     }
 
     fn step(&mut self) {
-        for avatar in self.avatars.values_mut().filter(|a| !a.away) {
+        for avatar in self.avatars.values_mut().filter(|a| a.away_since.is_none()) {
             avatar.x = (avatar.x + i32::from(avatar.dx) * SPEED).clamp(0, ARENA_SIZE - 1);
             avatar.y = (avatar.y + i32::from(avatar.dy) * SPEED).clamp(0, ARENA_SIZE - 1);
         }
@@ -275,8 +296,9 @@ impl Game for Arena {
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
-        let tick = ctx.tick();
+        let (tick, grace) = (ctx.tick(), self.config.room_grace);
         self.rooms.tick(ctx, |name, room, ctx| {
+            room.expire(ctx.now(), grace);
             room.step();
             ctx.send_to_group(name, TOPIC_STATE, &State { tick, players: room.state() }, &[]);
         });

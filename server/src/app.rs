@@ -299,7 +299,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Groups and session data. Binding users goes through [`Ctx::bind_user`], which applies
-    /// the game's [`UserPolicy`](crate::hub::UserPolicy).
+    /// the game's [`UserPolicy`].
     pub fn hub_mut(&mut self) -> HubMut<'_> {
         HubMut(self.hub)
     }

@@ -65,8 +65,13 @@ fn two_hundred_arena_bots_play_for_three_seconds_without_an_error() {
 #[test]
 fn echo_bots_keep_their_window_full() {
     // Echo bots send as fast as answers come back, well past the default per-connection rate
-    // limit (1000 messages/s), so this server allows more.
-    let server = start_with(Config { rate_messages_per_sec: 1_000_000, ..Config::default() });
+    // limits (1000 messages/s, and 1 MiB/s, which 100-byte echoes pass at about 9000/s per
+    // bot), so this server allows more.
+    let server = start_with(Config {
+        rate_messages_per_sec: 1_000_000,
+        rate_bytes_per_sec: 1 << 30,
+        ..Config::default()
+    });
     let opts = Options {
         bots: 20,
         scenario: Scenario::Echo,

@@ -15,10 +15,14 @@
 //! - `churn`: connect, log in, join a room `churn-{n}`, then either leave and close with the
 //!   full WebSocket closing handshake, or (a fraction [`Options::drop_fraction`] of the cycles)
 //!   drop the socket without a close frame; wait [`Options::churn_pause`] and do it again.
+//! - `idle`: connect, make one `echo` call, then stay connected and silent (the client library
+//!   answers the server's pings) until the end of the run. With [`Options::server_pid`] the
+//!   report gives the server's resident memory per connection.
 //!
 //! With [`Options::server_pid`] the run also reads the server process's open descriptors and
 //! resident memory from `/proc` before, during and after the run, and its
-//! `ticksock_connections_open` gauge from `GET /metrics`: see [`report::ServerFigures`].
+//! `ticksock_connections_open` gauge from `GET /metrics`, once more at the end of the steady
+//! window while every bot is still connected: see [`report::ServerFigures`].
 //!
 //! # Modules
 //! - [`report`]: the counters and distributions a run produces, as a table or JSON.
@@ -53,6 +57,8 @@ pub enum Scenario {
     Echo,
     /// Connect, log in, join, then leave and close cleanly or drop abruptly; again and again.
     Churn,
+    /// Connect, make one echo call, then stay connected and silent until the end.
+    Idle,
 }
 
 /// The simulator's command line.
@@ -131,6 +137,11 @@ pub struct Options {
     /// Descriptors the server may hold above its baseline after the settle delay.
     #[arg(long, default_value_t = 0)]
     pub max_fd_growth: u64,
+    /// Decode every push in full as its topic's type (and check that each `state` holds the
+    /// bot's own player), instead of the first `state` push of each connection only. Costs
+    /// about a microsecond per 50-player `state` push.
+    #[arg(long)]
+    pub validate_pushes: bool,
 }
 
 impl Options {
@@ -157,6 +168,9 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
     let end = steady_start + Duration::from_secs_f64(opts.duration.max(0.0));
     let slots: Vec<Arc<LiveSlot>> = (0..threads).map(|_| Arc::new(LiveSlot::default())).collect();
     let live = Arc::new(Live { slots: slots.clone(), rtt: Mutex::new(histogram()) });
+    // The workers wait here at the end of the steady window, before closing their sockets,
+    // until the server has been looked at with every bot still connected.
+    let hold = Arc::new(std::sync::Barrier::new(threads as usize + 1));
     let cpu_start = process_cpu_secs();
 
     let mut handles = Vec::new();
@@ -170,6 +184,7 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
             end,
             slot: slot.clone(),
             live: live.clone(),
+            hold: hold.clone(),
         };
         let handle = std::thread::Builder::new().name(format!("sim-{t}")).spawn(move || worker::run(plan))?;
         handles.push(handle);
@@ -177,6 +192,10 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
 
     let cpu_at_steady = watch(&opts, &live, start, steady_start, end, server.as_mut());
     let cpu_end = process_cpu_secs();
+    if let Some(server) = server.as_mut() {
+        server.loaded();
+    }
+    hold.wait();
     let wall = start.elapsed().as_secs_f64();
 
     let mut total = Counters::default();
@@ -189,6 +208,7 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
     let mut rtt_steady = histogram();
     let mut gaps = histogram();
     let mut cycle_us = histogram();
+    let mut timer_late = histogram();
     let mut tick_hz = 0;
     let mut worker_cpu = 0.0;
     let mut error_codes = std::collections::BTreeMap::new();
@@ -206,6 +226,7 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
         let _ = rtt_steady.add(&w.rtt_steady);
         let _ = gaps.add(&w.gaps);
         let _ = cycle_us.add(&w.cycle_us);
+        let _ = timer_late.add(&w.timer_late);
         tick_hz = tick_hz.max(w.tick_hz);
         worker_cpu += w.cpu_at_end - w.cpu_at_steady;
         for (code, n) in w.error_codes {
@@ -241,13 +262,14 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
         cycle_us: Quantiles::of(&cycle_us),
     });
     // The workers have closed their sockets: now the server's side of the story.
-    let server = server.map(|watch| watch.finish(&opts));
+    let server = server.map(|watch| watch.finish(&opts, connected_at_end));
     Ok(Report {
         url: opts.url.clone(),
         scenario: match opts.scenario {
             Scenario::Arena => "arena".into(),
             Scenario::Echo => "echo".into(),
             Scenario::Churn => "churn".into(),
+            Scenario::Idle => "idle".into(),
         },
         bots: u64::from(opts.bots),
         threads: u64::from(threads),
@@ -270,6 +292,7 @@ pub fn run(opts: &Options) -> Result<Report, client::Error> {
             ticks_skipped: total.ticks_skipped,
         },
         steady,
+        timer_late_us: Quantiles::of(&timer_late),
         process_cpu_secs: cpu_end - cpu_start,
         wall_secs: wall,
         churn,
@@ -305,6 +328,16 @@ impl ServerWatch {
         })
     }
 
+    /// The look at the end of the steady window, every bot still connected (the workers wait
+    /// for it before they close their sockets).
+    fn loaded(&mut self) {
+        self.sample();
+        if let Ok(now) = probe::sample(Some(self.figures.pid)) {
+            self.figures.fds_loaded = now.fds;
+            self.figures.rss_kib_loaded = now.rss_kib;
+        }
+    }
+
     /// A look during the run, for the peaks.
     fn sample(&mut self) {
         if let Ok(now) = probe::sample(Some(self.figures.pid)) {
@@ -316,7 +349,7 @@ impl ServerWatch {
 
     /// Right after the run, then again after the settle delay, watching the descriptors
     /// come back to their baseline.
-    fn finish(mut self, opts: &Options) -> ServerFigures {
+    fn finish(mut self, opts: &Options, connected: u64) -> ServerFigures {
         let pid = Some(self.figures.pid);
         let end = Instant::now();
         self.sample();
@@ -344,6 +377,10 @@ impl ServerWatch {
         }
         f.open_settled = probe::scrape(self.addr, "ticksock_connections_open").ok();
         f.fds_back = f.fds_settled <= f.fds_before + opts.max_fd_growth;
+        if opts.scenario == Scenario::Idle && connected > 0 {
+            let growth = f.rss_kib_loaded as f64 - f.rss_kib_before as f64;
+            f.rss_per_connection_kib = Some(growth / connected as f64);
+        }
         self.figures
     }
 }

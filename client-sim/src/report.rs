@@ -68,8 +68,12 @@ pub struct Counters {
     /// Churn: closing handshakes that did not end in the server closing the connection in
     /// time (`--call-timeout`), or ended in a reset.
     pub unclean_closes: u64,
-    /// Churn: connections the server dropped in the middle of a cycle.
+    /// Churn: connections the server dropped in the middle of a cycle; idle: connections that
+    /// dropped at all.
     pub unexpected_drops: u64,
+    /// Pushes decoded in full as their topic's type (the first `state` push of each connection,
+    /// or every push with `--validate-pushes`).
+    pub pushes_decoded: u64,
 }
 
 impl Counters {
@@ -105,6 +109,7 @@ impl Counters {
             cycle_failures,
             unclean_closes,
             unexpected_drops,
+            pushes_decoded,
         } = o;
         self.bots_launched += bots_launched;
         self.bots_connected += bots_connected;
@@ -135,6 +140,7 @@ impl Counters {
         self.cycle_failures += cycle_failures;
         self.unclean_closes += unclean_closes;
         self.unexpected_drops += unexpected_drops;
+        self.pushes_decoded += pushes_decoded;
     }
 
     /// What counts as an error for the exit status: timeouts, error replies, failed connects,
@@ -260,6 +266,8 @@ pub struct ServerFigures {
     pub fds_before: u64,
     /// The most open descriptors seen while the run went on (sampled once a second).
     pub fds_peak: u64,
+    /// Open descriptors at the end of the steady window, every bot still connected.
+    pub fds_loaded: u64,
     /// Open descriptors right after the run (the bots' sockets just closed).
     pub fds_end: u64,
     /// Open descriptors after the settle delay.
@@ -271,6 +279,8 @@ pub struct ServerFigures {
     pub rss_kib_before: u64,
     /// The most resident memory seen while the run went on (sampled once a second), KiB.
     pub rss_kib_peak: u64,
+    /// Resident memory at the end of the steady window, every bot still connected, KiB.
+    pub rss_kib_loaded: u64,
     /// Resident memory right after the run, KiB.
     pub rss_kib_end: u64,
     /// Resident memory after the settle delay, KiB.
@@ -287,6 +297,9 @@ pub struct ServerFigures {
     pub settle_secs: f64,
     /// Whether the descriptors were back within `--max-fd-growth` of the baseline after it.
     pub fds_back: bool,
+    /// Idle scenario: the server's resident memory growth per connection, KiB: (RSS at the end
+    /// of the steady window - RSS before the run) / bots connected at the end.
+    pub rss_per_connection_kib: Option<f64>,
 }
 
 /// Everything a run measured.
@@ -294,7 +307,7 @@ pub struct ServerFigures {
 pub struct Report {
     /// The server's URL.
     pub url: String,
-    /// `arena` or `echo`.
+    /// `arena`, `echo`, `churn` or `idle`.
     pub scenario: String,
     /// Bots asked for.
     pub bots: u64,
@@ -328,6 +341,10 @@ pub struct Report {
     pub tick_jitter: TickJitter,
     /// The steady window's rates and CPU.
     pub steady: Window,
+    /// How late the bots' move and chat timers fired, microseconds: the simulator's own lag.
+    /// A p99 of more than a few milliseconds means it could not keep up, and its round trips
+    /// include its own delay in reading the answers.
+    pub timer_late_us: Quantiles,
     /// CPU time of the whole process over the whole run, in seconds.
     pub process_cpu_secs: f64,
     /// Wall time of the whole run, in seconds.
@@ -348,6 +365,8 @@ impl Report {
         row("scenario", format!("{} ({} bots, {} threads)", self.scenario, self.bots, self.threads));
         if self.scenario == "echo" {
             row("window", format!("{} calls in flight per bot", self.window));
+        } else if self.scenario == "idle" {
+            row("calls", "one echo call per connection, then silence".to_owned());
         } else if let Some(churn) = &self.churn {
             row("drop fraction / pause", format!("{} / {} s", churn.drop_fraction, churn.pause_secs));
         } else {
@@ -397,8 +416,9 @@ impl Report {
             "steady pushes/s (state)",
             format!("{:.0} ({:.0})", self.steady.pushes_per_sec, self.steady.state_pushes_per_sec),
         );
+        row("pushes decoded in full / bad", format!("{} / {}", c.pushes_decoded, c.bad_pushes));
         let j = &self.tick_jitter;
-        if self.churn.is_none() {
+        if self.churn.is_none() && self.scenario != "idle" {
             row("tick", format!("{} Hz, nominal gap {} µs", j.tick_hz, j.nominal_us));
             row(
                 "state gap (µs) p50/p90/p99",
@@ -409,6 +429,19 @@ impl Report {
                 format!("{} / {}, {:.0}", j.gap_us.p999, j.gap_us.max, j.gap_us.stdev),
             );
             row("ticks skipped", format!("{}", j.ticks_skipped));
+        }
+        let late = &self.timer_late_us;
+        if late.count > 0 {
+            row("sim timers late (µs) p50/p99/max", format!("{} / {} / {}", late.p50, late.p99, late.max));
+            if late.p99 > SIM_LAG_WARNING_US {
+                row(
+                    "WARNING",
+                    format!(
+                        "the simulator fell behind (timers p99 > {} ms late): it, not only the server, was measured",
+                        SIM_LAG_WARNING_US / 1000
+                    ),
+                );
+            }
         }
         row(
             "sim CPU, steady (workers)",
@@ -458,12 +491,25 @@ impl Report {
                 },
             );
             row(
+                "server fds / RSS KiB with all bots connected",
+                format!("{} / {}", s.fds_loaded, s.rss_kib_loaded),
+            );
+            row(
                 "server RSS KiB before/peak/end/settled",
                 format!(
                     "{} / {} / {} / {}",
                     s.rss_kib_before, s.rss_kib_peak, s.rss_kib_end, s.rss_kib_settled
                 ),
             );
+            if let Some(per) = s.rss_per_connection_kib {
+                row(
+                    "server RSS growth per connection",
+                    format!(
+                        "{per:.2} KiB = ({} - {} KiB) / {} connections",
+                        s.rss_kib_loaded, s.rss_kib_before, self.connected_at_end
+                    ),
+                );
+            }
             row(
                 "server RSS high-water KiB before/after",
                 format!("{} / {}", s.hwm_kib_before, s.hwm_kib_settled),
@@ -494,6 +540,9 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 }
+
+/// Timers this late at the 99th percentile mean the simulator could not keep up, microseconds.
+pub const SIM_LAG_WARNING_US: u64 = 5_000;
 
 /// `part` as a percentage of `whole` (0 when `whole` is 0).
 pub fn percent(part: f64, whole: f64) -> f64 {

@@ -21,8 +21,8 @@ use client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, 
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Registry, Token};
 use protocol::arena::{
-    Chat, Join, LoggedIn, Login, Move, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE, ROUTE_LOGIN,
-    ROUTE_MOVE, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
+    Chat, ChatLine, Join, LoggedIn, Login, Move, Presence, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE,
+    ROUTE_LOGIN, ROUTE_MOVE, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
 };
 
 use crate::report::{Counters, thread_cpu_secs};
@@ -67,6 +67,8 @@ pub(crate) struct Plan {
     pub end: Instant,
     pub slot: Arc<LiveSlot>,
     pub live: Arc<Live>,
+    /// Waited on at the end, before the sockets are closed (see `run` in lib.rs).
+    pub hold: Arc<std::sync::Barrier>,
 }
 
 /// What a worker measured.
@@ -86,6 +88,7 @@ pub(crate) struct Outcomes {
     pub error_codes: BTreeMap<u16, u64>,
     pub connect_errors: BTreeMap<String, u64>,
     pub cycle_us: Histogram<u64>,
+    pub timer_late: Histogram<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -107,6 +110,8 @@ enum Phase {
     Joining(CallId),
     Playing,
     Echo,
+    /// Idle: the one call is answered; nothing more to do but stay connected.
+    Idle,
     /// Churn: `leave` sent.
     Leaving(CallId),
     /// Churn: our close frame is sent; reading until the server closes the connection.
@@ -140,6 +145,7 @@ fn close_frame(mask: [u8; 4]) -> [u8; 8] {
 struct Track {
     player_id: Option<u32>,
     last_state: Option<(Instant, u64)>,
+    /// A `state` push of this connection has been decoded in full and held the bot's player.
     validated: bool,
 }
 
@@ -164,6 +170,8 @@ struct Cx {
     echo_body: Vec<u8>,
     /// Churn: durations of completed cycles, microseconds.
     cycle_us: Histogram<u64>,
+    /// How late move and chat timers fired, microseconds.
+    timer_late: Histogram<u64>,
 }
 
 impl Cx {
@@ -290,7 +298,7 @@ impl Bot {
         let churn = cx.opts.scenario == Scenario::Churn;
         if self.session.stats().connections > self.connections_at_open {
             cx.counters.disconnects += 1;
-            if churn {
+            if churn || cx.opts.scenario == Scenario::Idle {
                 cx.counters.unexpected_drops += 1;
             }
         } else {
@@ -426,6 +434,10 @@ impl Bot {
                                 self.echo(now, cx);
                             }
                         }
+                        Scenario::Idle => {
+                            self.phase = Phase::Echo;
+                            self.echo(now, cx);
+                        }
                     }
                 }
                 Event::Disconnected => {
@@ -499,7 +511,10 @@ impl Bot {
                 {
                     cx.counters.echo_mismatches += 1;
                 }
-                if matches!(outcome, Outcome::Reply(_) | Outcome::Error { .. } | Outcome::Timeout) {
+                if cx.opts.scenario == Scenario::Idle {
+                    // One call per connection; from now on the bot only answers pings.
+                    self.phase = Phase::Idle;
+                } else if matches!(outcome, Outcome::Reply(_) | Outcome::Error { .. } | Outcome::Timeout) {
                     self.echo(now, cx);
                 }
             }
@@ -584,6 +599,10 @@ impl Bot {
     }
 
     fn on_timer(&mut self, at: Instant, timer: Timer, now: Instant, cx: &mut Cx) {
+        if matches!(timer, Timer::Move | Timer::Chat) {
+            let late = now.saturating_duration_since(at);
+            cx.timer_late.saturating_record(u64::try_from(late.as_micros()).unwrap_or(u64::MAX).max(1));
+        }
         match (timer, self.phase) {
             (Timer::Move, Phase::Playing) => {
                 let dx = self.rng.below(3) as i8 - 1;
@@ -622,18 +641,28 @@ fn move_period(opts: &Options) -> Duration {
 }
 
 /// A push, borrowed from the receive buffer: counted, and `state` ticks timed.
+///
+/// A `state` push is decoded for its tick only (the body starts with it), except the first one
+/// of each connection, which is decoded in full and must hold the bot's own player. With
+/// `--validate-pushes` every push is decoded in full as its topic's type.
 fn on_push(track: &mut Track, topic: &str, body: &[u8], now: Instant, cx: &mut Cx) -> bool {
+    let validate = cx.opts.validate_pushes;
     let c = &mut cx.counters;
     c.pushes += 1;
     match topic {
         TOPIC_STATE => {
             c.pushes_state += 1;
-            if !track.validated {
-                // Check the whole body once per connection; later ones only for their tick.
+            if validate || !track.validated {
+                c.pushes_decoded += 1;
                 match protocol::decode_body::<State>(body) {
                     Ok(state) => {
-                        track.validated =
-                            track.player_id.is_some_and(|me| state.players.iter().any(|p| p.id == me));
+                        let me = track.player_id;
+                        let holds_me = me.is_some_and(|me| state.players.iter().any(|p| p.id == me));
+                        // A connected player is never left out of its arena's state.
+                        if me.is_some() && !holds_me {
+                            c.bad_pushes += 1;
+                        }
+                        track.validated = holds_me;
                     }
                     Err(_) => c.bad_pushes += 1,
                 }
@@ -655,8 +684,24 @@ fn on_push(track: &mut Track, topic: &str, body: &[u8], now: Instant, cx: &mut C
             }
             track.last_state = Some((now, tick));
         }
-        TOPIC_CHAT => c.pushes_chat += 1,
-        TOPIC_PRESENCE => c.pushes_presence += 1,
+        TOPIC_CHAT => {
+            c.pushes_chat += 1;
+            if validate {
+                c.pushes_decoded += 1;
+                if protocol::decode_body::<ChatLine>(body).is_err() {
+                    c.bad_pushes += 1;
+                }
+            }
+        }
+        TOPIC_PRESENCE => {
+            c.pushes_presence += 1;
+            if validate {
+                c.pushes_decoded += 1;
+                if protocol::decode_body::<Presence>(body).is_err() {
+                    c.bad_pushes += 1;
+                }
+            }
+        }
         _ => c.pushes_other += 1,
     }
     true
@@ -664,7 +709,7 @@ fn on_push(track: &mut Track, topic: &str, body: &[u8], now: Instant, cx: &mut C
 
 /// The session settings of a bot.
 fn session_config(opts: &Options, index: u32) -> Config {
-    Config {
+    let mut config = Config {
         call_timeout: Duration::from_secs_f64(opts.call_timeout),
         heartbeat_interval: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(20),
@@ -677,11 +722,20 @@ fn session_config(opts: &Options, index: u32) -> Config {
         jitter_seed: Some(u64::from(index) + 1),
         read_buffer_bytes: 4 << 10,
         ..Config::default()
+    };
+    if opts.scenario == Scenario::Idle {
+        // Silent: the server pings a quiet connection (every 10 s by default) and each ping
+        // counts as hearing from it, so the bot's own heartbeat never has to ping.
+        config.heartbeat_interval = Duration::from_secs(60);
+        config.idle_timeout = Duration::from_secs(120);
     }
+    config
 }
 
 /// Runs one worker until the plan's end.
 pub(crate) fn run(plan: Plan) -> std::io::Result<Outcomes> {
+    // Waits on the barrier whichever way this function ends, so the main thread never hangs.
+    let mut hold = Hold { barrier: plan.hold.clone(), released: false };
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let opts = plan.opts.clone();
@@ -702,6 +756,7 @@ pub(crate) fn run(plan: Plan) -> std::io::Result<Outcomes> {
         connect_errors: BTreeMap::new(),
         echo_body: (0..opts.body_bytes).map(|i| (i % 251) as u8).collect(),
         cycle_us: histogram(),
+        timer_late: histogram(),
         opts,
     };
     let ramp = cx.opts.ramp.max(0.001);
@@ -783,6 +838,8 @@ pub(crate) fn run(plan: Plan) -> std::io::Result<Outcomes> {
     let in_flight_at_end =
         bots.iter().filter(|b| b.phase != Phase::Paused).map(|b| b.session.pending_calls() as u64).sum();
     let connected_at_end = cx.connected_now;
+    // The server is looked at with every bot still connected before anything is closed.
+    hold.release();
     let now = Instant::now();
     for bot in &mut bots {
         bot.session.close(now);
@@ -807,7 +864,29 @@ pub(crate) fn run(plan: Plan) -> std::io::Result<Outcomes> {
         error_codes: cx.error_codes,
         connect_errors: cx.connect_errors,
         cycle_us: cx.cycle_us,
+        timer_late: cx.timer_late,
     })
+}
+
+/// The end-of-window barrier, waited on once: explicitly, or on an early return (an error).
+struct Hold {
+    barrier: Arc<std::sync::Barrier>,
+    released: bool,
+}
+
+impl Hold {
+    fn release(&mut self) {
+        if !self.released {
+            self.released = true;
+            self.barrier.wait();
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 fn publish(plan: &Plan, cx: &mut Cx) {

@@ -63,6 +63,77 @@ fn two_hundred_arena_bots_play_for_three_seconds_without_an_error() {
 }
 
 #[test]
+fn validate_pushes_decodes_every_push_in_full_and_finds_nothing_wrong() {
+    let server = start_arena();
+    let opts = Options {
+        bots: 60,
+        rate: 5.0,
+        duration: 1.5,
+        ramp: 600.0,
+        chat_interval: 0.5,
+        validate_pushes: true,
+        quiet: true,
+        ..Options::new(&url(server.local_addr()))
+    };
+    let report = client_sim::run(&opts).expect("runs");
+    let c = &report.counters;
+    assert_eq!(report.errors, 0, "{:?} {:?}", report.error_codes, report.connect_errors);
+    assert!(c.pushes_state > 1000 && c.pushes_chat > 0, "{c:?}");
+    // Every state, chat and presence push went through the full decode.
+    assert_eq!(c.pushes_decoded, c.pushes_state + c.pushes_chat + c.pushes_presence);
+    assert_eq!(c.bad_pushes, 0);
+    server.shutdown().expect("clean shutdown");
+
+    // Without the option only the first state push of each connection is decoded in full.
+    let server = start_arena();
+    let opts = Options { validate_pushes: false, url: url(server.local_addr()), ..opts };
+    let report = client_sim::run(&opts).expect("runs");
+    let c = &report.counters;
+    assert_eq!(report.errors, 0);
+    assert_eq!(c.pushes_decoded, c.connections, "{c:?}");
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn idle_bots_make_one_call_then_stay_connected_by_answering_the_servers_pings() {
+    // The server pings after 200 ms of quiet and drops a connection silent for 600 ms: bots
+    // that did not answer its pings would be gone long before the end of 2 s.
+    let server = start_with(Config {
+        ping_interval: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(600),
+        ..Config::default()
+    });
+    let opts = Options {
+        bots: 50,
+        scenario: Scenario::Idle,
+        duration: 2.0,
+        ramp: 500.0,
+        quiet: true,
+        // This process is the server: its memory is read like any other's.
+        server_pid: Some(std::process::id()),
+        settle: 0.2,
+        max_fd_growth: 1000,
+        ..Options::new(&url(server.local_addr()))
+    };
+    let report = client_sim::run(&opts).expect("runs");
+    let c = &report.counters;
+    println!("{}", report.table());
+    assert_eq!(report.errors, 0, "{:?} {:?}", report.error_codes, report.connect_errors);
+    assert_eq!((c.bots_connected, report.connected_at_end, c.disconnects), (50, 50, 0));
+    assert_eq!((report.sent, c.replied, c.echo_mismatches), (50, 50, 0), "one echo call per bot");
+    assert_eq!(c.unexpected_drops, 0);
+    let s = report.server.expect("server figures");
+    // Both ends of every connection live in this process (other tests come and go meanwhile,
+    // so the baseline is not compared).
+    assert!(s.fds_loaded >= 100, "{s:?}");
+    assert!(s.rss_kib_loaded > 0 && s.rss_per_connection_kib.is_some(), "{s:?}");
+    let json: serde_json::Value = serde_json::from_str(&report.json()).expect("valid JSON");
+    assert!(json["server"]["rss_per_connection_kib"].is_number());
+    assert!(report.table().contains("server RSS growth per connection"));
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn echo_bots_keep_their_window_full() {
     // Echo bots send as fast as answers come back, well past the default per-connection rate
     // limits (1000 messages/s, and 1 MiB/s, which 100-byte echoes pass at about 9000/s per

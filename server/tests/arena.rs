@@ -130,16 +130,11 @@ fn an_empty_arena_is_disposed_of_after_its_grace_time_and_not_before() {
     server.shutdown().expect("clean shutdown");
 }
 
-#[test]
-fn a_player_who_drops_comes_back_to_their_arena_and_position() {
-    let server = start(ArenaConfig::default());
-    let mut watcher = Client::connect(server.local_addr());
-    login(&mut watcher, "watcher");
-    let _: Joined = watcher.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
-
-    let mut ann = Client::connect(server.local_addr());
-    let me = login(&mut ann, "ann");
-    let joined: Joined = ann.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+/// `ann` joins `room`, where `watcher` already is, walks a few steps and stops. Returns her
+/// player id and the x where she rests, as the watcher sees it.
+fn walk_and_rest(watcher: &mut Client, ann: &mut Client, room: &str) -> (u32, i32) {
+    let me = login(ann, "ann");
+    let joined: Joined = ann.call_ok(2, ROUTE_JOIN, &Join { room: room.into() });
     let start_x = joined.players.iter().find(|p| p.id == me).expect("ann").x;
     let dx: i8 = if start_x > ARENA_SIZE / 2 { -1 } else { 1 };
     let _: Moved = ann.call_ok(3, ROUTE_MOVE, &Move { dx, dy: 0 });
@@ -152,6 +147,18 @@ fn a_player_who_drops_comes_back_to_their_arena_and_position() {
         watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| s.tick >= stop.tick);
     let rest_x = state.players.iter().find(|p| p.id == me).expect("ann").x;
     assert_ne!(rest_x, start_x);
+    (me, rest_x)
+}
+
+#[test]
+fn a_player_who_drops_comes_back_to_their_arena_and_position() {
+    let server = start(ArenaConfig::default());
+    let mut watcher = Client::connect(server.local_addr());
+    login(&mut watcher, "watcher");
+    let _: Joined = watcher.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+
+    let mut ann = Client::connect(server.local_addr());
+    let (_, rest_x) = walk_and_rest(&mut watcher, &mut ann, "den");
 
     drop(ann); // the socket closes without a goodbye
     let gone: Presence = watcher.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |p: &Presence| !p.joined);
@@ -232,18 +239,7 @@ fn a_dropped_players_avatar_is_forgotten_after_the_grace_time() {
     let _: Joined = watcher.call_ok(2, ROUTE_JOIN, &Join { room: "lobby".into() });
 
     let mut ann = Client::connect(server.local_addr());
-    let me = login(&mut ann, "ann");
-    let joined: Joined = ann.call_ok(2, ROUTE_JOIN, &Join { room: "lobby".into() });
-    let start_x = joined.players.iter().find(|p| p.id == me).expect("ann").x;
-    let dx: i8 = if start_x > ARENA_SIZE / 2 { -1 } else { 1 };
-    let _: Moved = ann.call_ok(3, ROUTE_MOVE, &Move { dx, dy: 0 });
-    watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| {
-        s.players.iter().any(|p| p.id == me && p.x != start_x)
-    });
-    let stop: Moved = ann.call_ok(4, ROUTE_MOVE, &Move { dx: 0, dy: 0 });
-    let state: State =
-        watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| s.tick >= stop.tick);
-    let rest_x = state.players.iter().find(|p| p.id == me).expect("ann").x;
+    let (_, rest_x) = walk_and_rest(&mut watcher, &mut ann, "lobby");
     drop(ann);
     watcher.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |p: &Presence| !p.joined);
 

@@ -13,7 +13,7 @@
 
 use benches::{TickClock, arena_with_players, error_frames, request};
 use bytes::Bytes;
-use criterion::{Criterion, Throughput};
+use criterion::Criterion;
 use protocol::arena::{Move, ROUTE_MOVE};
 use server::bridge::Command;
 
@@ -47,17 +47,14 @@ fn arena_tick(c: &mut Criterion) {
         assert_eq!(sends, PLAYERS as usize, "one state push per player");
     }
 
-    let mut g = c.benchmark_group("arena_tick");
-    g.throughput(Throughput::Elements(u64::from(PLAYERS)));
-    // The batch is dropped outside the timing: the reactor drops it, not the logic thread.
-    g.bench_function("tick_5000_players_100_rooms", |b| {
-        b.iter_with_large_drop(|| {
-            let (tick, now) = clock.next_tick();
-            logic.handle_tick(tick, now);
-            logic.poll_batch().expect("the tick pushes")
-        })
-    });
-    g.finish();
+    benches::bench_tick(
+        c,
+        "arena_tick",
+        "tick_5000_players_100_rooms",
+        u64::from(PLAYERS),
+        &mut logic,
+        &mut clock,
+    );
 }
 
 fn main() {

@@ -10,7 +10,7 @@
 //! regresses to encoding, or to a command, per recipient.
 
 use benches::{TickClock, state_with};
-use criterion::{Criterion, Throughput};
+use criterion::Criterion;
 use protocol::Encoding;
 use protocol::arena::State;
 use server::bridge::{Command, ToLogic};
@@ -68,17 +68,14 @@ fn broadcast(c: &mut Criterion) {
         assert!(payloads.windows(2).all(|w| w[0] == w[1]), "every recipient shares one buffer");
     }
 
-    let mut g = c.benchmark_group("broadcast");
-    g.throughput(Throughput::Elements(u64::from(RECIPIENTS)));
-    // The batch is dropped outside the timing: the reactor drops it, not the logic thread.
-    g.bench_function("push_many_state50_to_5000", |b| {
-        b.iter_with_large_drop(|| {
-            let (tick, now) = clock.next_tick();
-            logic.handle_tick(tick, now);
-            logic.poll_batch().expect("the tick pushes")
-        })
-    });
-    g.finish();
+    benches::bench_tick(
+        c,
+        "broadcast",
+        "push_many_state50_to_5000",
+        u64::from(RECIPIENTS),
+        &mut logic,
+        &mut clock,
+    );
 }
 
 fn main() {

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::Criterion;
+use criterion::{Criterion, Throughput};
 use protocol::arena::{Join, Login, PlayerState, ROUTE_JOIN, ROUTE_LOGIN, State};
 use protocol::{Encoding, ServerFrame};
 use server::ConnId;
@@ -140,4 +140,27 @@ pub fn state_with(players: u32) -> State {
             .map(|id| PlayerState { id, x: (id * 37 % 1000) as i32, y: (id * 91 % 1000) as i32 })
             .collect(),
     }
+}
+
+/// Times one tick of `logic` (`handle_tick` plus `poll_batch`) as `group/name`, with
+/// `elements` as the throughput. The batch is dropped outside the timing: in the server the
+/// reactor drops it, not the logic thread.
+pub fn bench_tick<G: server::Game>(
+    c: &mut Criterion,
+    group: &str,
+    name: &str,
+    elements: u64,
+    logic: &mut Logic<G>,
+    clock: &mut TickClock,
+) {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(elements));
+    g.bench_function(name, |b| {
+        b.iter_with_large_drop(|| {
+            let (tick, now) = clock.next_tick();
+            logic.handle_tick(tick, now);
+            logic.poll_batch().expect("the tick pushes")
+        })
+    });
+    g.finish();
 }

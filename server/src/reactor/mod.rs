@@ -3,9 +3,9 @@
 //! A turn of the loop: wait for readiness (or the next deadline); accept; advance HTTP
 //! exchanges; read WebSocket messages and pass requests to the logic thread; apply the logic
 //! thread's batches; flush every connection written to, once; sweep for heartbeats and
-//! timeouts. Reads drain until `WouldBlock` (or a short read: see [`socket`]) within a per-connection budget; a connection left
-//! with unread data is queued and served on the next turn, so nothing is lost to
-//! edge-triggered readiness and no client starves the others.
+//! timeouts. Reads drain until `WouldBlock` (or a short read: see [`socket`]) within a
+//! per-connection budget; a connection left with unread data is queued and served on the next
+//! turn, so nothing is lost to edge-triggered readiness and no client starves the others.
 //!
 //! Backpressure: when the channel to the logic thread is full, messages wait in a small
 //! backlog and the reactor stops reading sockets until it drains, so TCP pushes back on
@@ -437,15 +437,12 @@ impl Reactor {
                     }
                 }
             }
-            Command::Close { conn, code, reason } => {
-                if let Some(index) = self.live_index(conn) {
-                    if self.conns.get(index).is_some_and(|c| c.violated) {
-                        self.close_and_drop(index, code, reason);
-                    } else {
-                        self.close(index, code, reason);
-                    }
-                }
-            }
+            // Indexing cannot panic: `live_index` found the slot occupied.
+            Command::Close { conn, code, reason } => match self.live_index(conn) {
+                Some(index) if self.conns[index].violated => self.close_and_drop(index, code, reason),
+                Some(index) => self.close(index, code, reason),
+                None => {}
+            },
         }
     }
 

@@ -40,10 +40,10 @@ fn arena_tick(c: &mut Criterion) {
         assert_eq!(logic.stats().encodes - before, ROOMS, "one state encode per room");
         assert_eq!(batch.len(), ROOMS as usize, "one command per room");
         assert!(
-            batch.iter().all(|command| matches!(command, Command::SendMany { .. })),
+            batch.commands().iter().all(|command| matches!(command, Command::SendMany { .. })),
             "a room's push is one SendMany"
         );
-        let sends = batch.iter().flat_map(Command::sends).count();
+        let sends = batch.sends().count();
         assert_eq!(sends, PLAYERS as usize, "one state push per player");
     }
 

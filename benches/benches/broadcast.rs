@@ -15,8 +15,8 @@ use protocol::Encoding;
 use protocol::arena::State;
 use server::bridge::{Command, ToLogic};
 use server::logic::Logic;
+use server::outbound::DataOpcode;
 use server::{ConnId, Ctx, Game, Router};
-use tungstenite::Message;
 
 const RECIPIENTS: u32 = 5000;
 
@@ -53,15 +53,14 @@ fn broadcast(c: &mut Criterion) {
         assert_eq!(logic.stats().encodes - before, 1, "a broadcast must encode exactly once");
         assert_eq!(logic.game().queued, RECIPIENTS as usize);
         assert!(
-            matches!(batch.as_slice(), [Command::SendMany { .. }]),
+            matches!(batch.commands(), [Command::SendMany { .. }]),
             "a broadcast is one SendMany command"
         );
         let payloads: Vec<*const u8> = batch
-            .iter()
-            .flat_map(Command::sends)
-            .map(|(_, message)| match message {
-                Message::Binary(bytes) => bytes.as_ptr(),
-                other => panic!("expected a binary send, got {other:?}"),
+            .sends()
+            .map(|(_, frame)| {
+                assert_eq!(frame.opcode, DataOpcode::Binary, "a binary push");
+                frame.payload.as_ptr()
             })
             .collect();
         assert_eq!(payloads.len(), RECIPIENTS as usize);

@@ -22,7 +22,8 @@ use criterion::{Criterion, Throughput};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use mio::{Events, Poll, Token, Waker};
 use server::ConnId;
-use server::bridge::{Batch, Command, ToLogic};
+use server::bridge::{Batch, ToLogic};
+use server::outbound::DataOpcode;
 use tungstenite::Message;
 
 const WAKER: Token = Token(0);
@@ -31,7 +32,9 @@ const WAKER: Token = Token(0);
 fn logic_side(inbound: Receiver<ToLogic>, outbound: Sender<Batch>, waker: Option<Waker>) {
     while let Ok(message) = inbound.recv() {
         let ToLogic::Echo { conn, message } = message else { break };
-        if outbound.send(vec![Command::Send { conn, message }]).is_err() {
+        let mut batch = Batch::default();
+        batch.send(conn, DataOpcode::Binary, &message.into_data());
+        if outbound.send(batch).is_err() {
             break;
         }
         if let Some(waker) = &waker {

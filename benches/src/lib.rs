@@ -13,11 +13,11 @@ use criterion::{Criterion, Throughput};
 use protocol::arena::{Join, Login, PlayerState, ROUTE_JOIN, ROUTE_LOGIN, State};
 use protocol::{Encoding, ServerFrame};
 use server::ConnId;
-use server::bridge::{Batch, Command, ToLogic};
+use server::bridge::{Batch, ToLogic};
 use server::game::arena::Arena;
 use server::logic::Logic;
+use server::outbound::DataOpcode;
 use server::tick::{Tick, TickSchedule};
-use tungstenite::Message;
 
 /// The criterion settings every bench uses: 30 samples, 1 s of warm-up, 2 s of measurement.
 ///
@@ -99,11 +99,10 @@ pub fn request<G: server::Game>(
 /// How many error frames a batch holds (binary frames only).
 pub fn error_frames(batch: &Batch) -> usize {
     batch
-        .iter()
-        .flat_map(Command::sends)
-        .filter(|(_, message)| match message {
-            Message::Binary(bytes) => matches!(ServerFrame::decode(bytes), Ok(ServerFrame::Error { .. })),
-            _ => false,
+        .sends()
+        .filter(|(_, frame)| {
+            frame.opcode == DataOpcode::Binary
+                && matches!(ServerFrame::decode(frame.payload), Ok(ServerFrame::Error { .. }))
         })
         .count()
 }

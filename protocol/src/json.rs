@@ -125,6 +125,25 @@ pub fn reply(id: u32, body: &str) -> String {
     format!(r#"{{"type":"reply","id":{id},"body":{body}}}"#)
 }
 
+/// Appends a reply frame up to its body: the caller appends the body's JSON text and then
+/// [`FRAME_CLOSE`], so a body is serialized in place with no copy.
+pub fn write_reply_open(out: &mut Vec<u8>, id: u32) {
+    use std::io::Write;
+    // Cannot fail: a Vec accepts every write.
+    write!(out, r#"{{"type":"reply","id":{id},"body":"#).expect("writing into a Vec");
+}
+
+/// Appends a push frame up to its body: the caller appends the body's JSON text and then
+/// [`FRAME_CLOSE`].
+pub fn write_push_open(out: &mut Vec<u8>, topic: &str) {
+    use std::io::Write;
+    // Cannot fail: a Vec accepts every write.
+    write!(out, r#"{{"type":"push","topic":{},"body":"#, quote(topic)).expect("writing into a Vec");
+}
+
+/// What ends a frame opened with [`write_reply_open`] or [`write_push_open`].
+pub const FRAME_CLOSE: u8 = b'}';
+
 /// An error frame.
 pub fn error(id: u32, code: u16, message: &str) -> String {
     format!(r#"{{"type":"error","id":{id},"code":{code},"message":{}}}"#, quote(message))
@@ -143,6 +162,20 @@ fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_written_in_place_match_the_whole_frame_builders() {
+        let mut out = Vec::new();
+        write_reply_open(&mut out, 42);
+        out.extend_from_slice(br#"{"x":1}"#);
+        out.push(FRAME_CLOSE);
+        assert_eq!(out, reply(42, r#"{"x":1}"#).into_bytes());
+        out.clear();
+        write_push_open(&mut out, "st\"ate");
+        out.extend_from_slice(b"[1,2]");
+        out.push(FRAME_CLOSE);
+        assert_eq!(out, push("st\"ate", "[1,2]").into_bytes());
+    }
 
     #[test]
     fn a_request_decodes_with_its_raw_body() {

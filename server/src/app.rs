@@ -9,14 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use protocol::{Encoding, error_code};
-use serde::{Serialize, de::DeserializeOwned};
-use tungstenite::Message;
-
 use crate::ConnId;
-use crate::bridge::Command;
+use crate::bridge::{Batch, Command, Payload};
 use crate::encode::{self, PushFrames};
 use crate::hub::{BindError, Hub, UserPolicy};
+use protocol::{Encoding, error_code};
+use serde::{Serialize, de::DeserializeOwned};
 
 /// A game: its routes, and what it does when connections come and go and the clock ticks.
 ///
@@ -94,8 +92,8 @@ impl RouteTable {
     }
 }
 
-/// What a handler produced: the whole reply frame, or nothing yet (deferred).
-type Handled = Result<Option<Message>, AppError>;
+/// What a handler produced: the reply frame (already in the batch), or nothing yet (deferred).
+type Handled = Result<Option<Payload>, AppError>;
 type Handler<G> = Box<dyn Fn(&mut G, &mut Ctx<'_>, Caller, &[u8]) -> Handled + Send>;
 
 /// Maps route names to handlers, as an MVC router maps paths to controllers.
@@ -131,7 +129,7 @@ impl<G: 'static> Router<G> {
             Box::new(move |game, ctx, caller, body| {
                 let request = encode::request(caller.encoding, body)?;
                 let response = handler(game, ctx, caller, request)?;
-                encode::reply(caller, &response).map(Some)
+                encode::reply(ctx.out, caller, &response).map(Some)
             }),
         )
     }
@@ -153,19 +151,26 @@ impl<G: 'static> Router<G> {
         )
     }
 
-    /// A route on raw bytes: the body as it arrived, the reply body as returned. For routes
-    /// that forward or echo payloads without a schema. On a JSON connection the body is the
-    /// request's `body` JSON text, and the reply must be JSON text too.
+    /// A route on raw bytes: the handler gets the body as it arrived and appends the reply
+    /// body to the `Vec` it is given (empty, and reused from call to call, so an echo or a
+    /// forward allocates nothing). For routes that forward or echo payloads without a schema.
+    /// On a JSON connection the body is the request's `body` JSON text, and the reply must be
+    /// JSON text too.
     pub fn raw<F>(&mut self, name: &str, handler: F) -> &mut Self
     where
-        F: Fn(&mut G, &mut Ctx<'_>, Caller, &[u8]) -> Result<Vec<u8>, AppError> + Send + 'static,
+        F: Fn(&mut G, &mut Ctx<'_>, Caller, &[u8], &mut Vec<u8>) -> Result<(), AppError> + Send + 'static,
     {
         self.add(
             name,
             false,
             Box::new(move |game, ctx, caller, body| {
-                let reply = handler(game, ctx, caller, body)?;
-                encode::raw_reply(caller, &reply).map(Some)
+                // Lent out of the context for the call, so the handler can have both.
+                let mut reply = std::mem::take(ctx.scratch);
+                reply.clear();
+                let answered = handler(game, ctx, caller, body, &mut reply)
+                    .and_then(|()| encode::raw_reply(ctx.out, caller, &reply));
+                *ctx.scratch = reply;
+                answered.map(Some)
             }),
         )
     }
@@ -212,7 +217,7 @@ impl<G: 'static> Router<G> {
 /// Queues one push for each connection, encoded at most once per encoding, as one command per
 /// encoding.
 fn push_all<T: Serialize + ?Sized>(
-    out: &mut Vec<Command>,
+    out: &mut Batch,
     hub: &Hub,
     encodes: &mut u64,
     conns: impl IntoIterator<Item = ConnId>,
@@ -232,11 +237,11 @@ fn push_all<T: Serialize + ?Sized>(
         if conns.is_empty() {
             continue;
         }
-        if let Some(message) = frames.message(encoding, encodes) {
+        if let Some(payload) = frames.payload(out, encoding, encodes) {
             queued += conns.len();
             out.push(match <[ConnId; 1]>::try_from(conns) {
-                Ok([conn]) => Command::Send { conn, message },
-                Err(conns) => Command::SendMany { conns, message },
+                Ok([conn]) => Command::Send { conn, payload },
+                Err(conns) => Command::SendMany { conns, payload },
             });
         }
     }
@@ -273,7 +278,8 @@ impl HubMut<'_> {
 /// It only queues commands; the logic thread sends them to the reactor as one batch when the
 /// current batch of work is done.
 pub struct Ctx<'a> {
-    out: &'a mut Vec<Command>,
+    out: &'a mut Batch,
+    scratch: &'a mut Vec<u8>,
     now: Instant,
     tick: u64,
     encodes: &'a mut u64,
@@ -283,14 +289,15 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub(crate) fn new(
-        out: &'a mut Vec<Command>,
+        out: &'a mut Batch,
+        scratch: &'a mut Vec<u8>,
         now: Instant,
         tick: u64,
         encodes: &'a mut u64,
         deferred: &'a mut HashSet<Caller>,
         hub: &'a mut Hub,
     ) -> Self {
-        Self { out, now, tick, encodes, deferred, hub }
+        Self { out, scratch, now, tick, encodes, deferred, hub }
     }
 
     /// Who is connected, as whom, in which groups (read-only).
@@ -359,18 +366,16 @@ impl<'a> Ctx<'a> {
     pub fn reply<T: Serialize + ?Sized>(&mut self, caller: Caller, value: &T) {
         self.deferred.remove(&caller);
         *self.encodes += 1;
-        let message =
-            encode::reply(caller, value).unwrap_or_else(|e| encode::error(caller.id, caller.encoding, &e));
-        self.out.push(Command::Send { conn: caller.conn, message });
+        let payload = encode::reply(self.out, caller, value)
+            .unwrap_or_else(|e| encode::error_payload(self.out, caller.id, caller.encoding, &e));
+        self.out.push(Command::Send { conn: caller.conn, payload });
     }
 
     /// Answers a deferred call with an error.
     pub fn reply_error(&mut self, caller: Caller, error: AppError) {
         self.deferred.remove(&caller);
-        self.out.push(Command::Send {
-            conn: caller.conn,
-            message: encode::error(caller.id, caller.encoding, &error),
-        });
+        let payload = encode::error_payload(self.out, caller.id, caller.encoding, &error);
+        self.out.push(Command::Send { conn: caller.conn, payload });
     }
 
     /// Pushes `value` on `topic` to one connection.

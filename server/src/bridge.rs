@@ -6,6 +6,7 @@ use tungstenite::Message;
 
 use crate::ConnId;
 use crate::app::RouteId;
+use crate::outbound::DataOpcode;
 use protocol::Encoding;
 
 /// From the reactor to the logic thread, in the order things happened on each connection:
@@ -59,25 +60,70 @@ pub enum ToLogic {
     Shutdown,
 }
 
+/// Where one frame's payload lies in its [`Batch`]'s shared buffer, and its kind. Replies,
+/// errors and pushes are encoded by the logic thread straight into that buffer, so sending
+/// one costs no allocation on either thread and no reference count crossing between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payload {
+    opcode: DataOpcode,
+    start: usize,
+    end: usize,
+}
+
+impl Payload {
+    /// The frame's kind: binary (bincode) or text (JSON).
+    pub fn opcode(&self) -> DataOpcode {
+        self.opcode
+    }
+
+    /// Its bytes in `payloads`, the buffer of the batch it came with.
+    pub(crate) fn bytes<'a>(&self, payloads: &'a [u8]) -> &'a [u8] {
+        &payloads[self.start..self.end]
+    }
+}
+
+/// One frame of a batch, as the reactor will send it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// Binary (bincode) or text (JSON).
+    pub opcode: DataOpcode,
+    /// The message's bytes, unframed.
+    pub payload: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// The frame as a tungstenite message (a copy), for tests and tools that inspect batches.
+    pub fn to_message(&self) -> Message {
+        match self.opcode {
+            DataOpcode::Binary => Message::Binary(Bytes::copy_from_slice(self.payload)),
+            DataOpcode::Text => match std::str::from_utf8(self.payload) {
+                Ok(text) => Message::Text(text.into()),
+                // Cannot happen for frames the server encodes; shown as binary if it did.
+                Err(_) => Message::Binary(Bytes::copy_from_slice(self.payload)),
+            },
+        }
+    }
+}
+
 /// From the logic thread to the reactor. Commands arrive in batches, one batch per wake, so
 /// the reactor writes all of a batch's frames for one connection with one flush.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Queue a message on a connection. Dropped if the connection has gone.
+    /// Queue a frame on a connection. Dropped if the connection has gone.
     Send {
         /// The recipient.
         conn: ConnId,
-        /// The message; broadcasts share one `Bytes` among every recipient.
-        message: Message,
+        /// The frame, in the batch's buffer.
+        payload: Payload,
     },
-    /// Queue one message on many connections: a push to a group or to all. The reactor
-    /// clones the message (a shared buffer) per recipient itself, so the buffer's reference
-    /// count never bounces between the threads, and a push to thousands is one command.
+    /// Queue one frame on many connections: a push to a group or to all. Its bytes are in
+    /// the batch once, and the reactor copies them into each recipient's queue, so a push to
+    /// thousands is one encode and one command.
     SendMany {
         /// The recipients; those that have gone are skipped.
         conns: Vec<ConnId>,
-        /// The message, encoded once.
-        message: Message,
+        /// The frame, in the batch's buffer.
+        payload: Payload,
     },
     /// Close a connection with a WebSocket close frame.
     Close {
@@ -90,19 +136,97 @@ pub enum Command {
     },
 }
 
-/// One batch of commands.
-pub type Batch = Vec<Command>;
+/// A batch of commands, with one buffer holding the payloads of all its frames back to back.
+///
+/// The logic thread fills it; the reactor applies it and sends it back empty, capacity kept,
+/// so in the steady state neither thread allocates per frame.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub(crate) commands: Vec<Command>,
+    pub(crate) payloads: Vec<u8>,
+}
 
-impl Command {
-    /// Every `(recipient, message)` this command queues, in order: one for a `Send`, one per
-    /// recipient for a `SendMany`, none for a `Close`.
-    pub fn sends(&self) -> impl Iterator<Item = (ConnId, &Message)> {
-        let (conns, message): (&[ConnId], Option<&Message>) = match self {
-            Command::Send { conn, message } => (std::slice::from_ref(conn), Some(message)),
-            Command::SendMany { conns, message } => (conns, Some(message)),
-            Command::Close { .. } => (&[], None),
-        };
-        conns.iter().filter_map(move |&conn| message.map(|m| (conn, m)))
+/// A batch's buffer keeps at most this much capacity when it is recycled, so one huge burst
+/// does not pin its memory for good.
+const KEPT_PAYLOAD_CAPACITY: usize = 1 << 20;
+
+impl Batch {
+    /// How many commands it holds.
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// Whether it holds no command.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// Its commands, in order.
+    pub fn commands(&self) -> &[Command] {
+        &self.commands
+    }
+
+    /// The bytes of a payload of this batch.
+    ///
+    /// # Panics
+    /// If `payload` belongs to another batch and lies past this one's buffer (a bug).
+    pub fn payload(&self, payload: Payload) -> Frame<'_> {
+        Frame { opcode: payload.opcode, payload: payload.bytes(&self.payloads) }
+    }
+
+    /// Every `(recipient, frame)` the batch queues, in order: one per `Send`, one per
+    /// recipient of a `SendMany`, none for a `Close`.
+    pub fn sends(&self) -> impl Iterator<Item = (ConnId, Frame<'_>)> {
+        self.commands.iter().flat_map(move |command| {
+            let (conns, payload): (&[ConnId], Option<Payload>) = match command {
+                Command::Send { conn, payload } => (std::slice::from_ref(conn), Some(*payload)),
+                Command::SendMany { conns, payload } => (conns, Some(*payload)),
+                Command::Close { .. } => (&[], None),
+            };
+            conns.iter().filter_map(move |&conn| payload.map(|p| (conn, self.payload(p))))
+        })
+    }
+
+    /// Queues a command.
+    pub fn push(&mut self, command: Command) {
+        self.commands.push(command);
+    }
+
+    /// Queues `payload` (copied into the batch) for `conn`.
+    pub fn send(&mut self, conn: ConnId, opcode: DataOpcode, payload: &[u8]) {
+        let payload = self.write_payload::<std::convert::Infallible>(opcode, |out| {
+            out.extend_from_slice(payload);
+            Ok(())
+        });
+        // The closure cannot fail: its error type has no values.
+        let Ok(payload) = payload;
+        self.commands.push(Command::Send { conn, payload });
+    }
+
+    /// Appends one payload to the buffer with `write`; on `Err` nothing written stays.
+    pub fn write_payload<E>(
+        &mut self,
+        opcode: DataOpcode,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Payload, E> {
+        let start = self.payloads.len();
+        match write(&mut self.payloads) {
+            Ok(()) => Ok(Payload { opcode, start, end: self.payloads.len() }),
+            Err(e) => {
+                self.payloads.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Empties it, keeping its capacity (up to a bound for the buffer).
+    pub fn clear(&mut self) {
+        self.commands.clear();
+        if self.payloads.capacity() > KEPT_PAYLOAD_CAPACITY {
+            self.payloads = Vec::new();
+        } else {
+            self.payloads.clear();
+        }
     }
 }
 

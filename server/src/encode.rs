@@ -2,68 +2,101 @@
 //! JSON in text messages. A push is encoded at most once per encoding, however many
 //! recipients share it.
 
-use bytes::Bytes;
 use protocol::{Encoding, ServerFrame, error_code, frame, json};
 use serde::{Serialize, de::DeserializeOwned};
 use tungstenite::Message;
-use tungstenite::protocol::frame::Utf8Bytes;
 
 use crate::app::{AppError, Caller};
+use crate::bridge::{Batch, Payload};
+use crate::outbound::DataOpcode;
 
 /// Decodes a request body in the caller's encoding; `BAD_BODY` when it does not fit the type.
 pub(crate) fn request<Req: DeserializeOwned>(encoding: Encoding, body: &[u8]) -> Result<Req, AppError> {
     protocol::decode_body_as(encoding, body).map_err(|e| AppError::new(error_code::BAD_BODY, e.to_string()))
 }
 
-/// The reply frame carrying `value`.
-pub(crate) fn reply<T: Serialize + ?Sized>(caller: Caller, value: &T) -> Result<Message, AppError> {
+/// Encodes the reply frame carrying `value` into `out`.
+pub(crate) fn reply<T: Serialize + ?Sized>(
+    out: &mut Batch,
+    caller: Caller,
+    value: &T,
+) -> Result<Payload, AppError> {
     let unencodable = |e: protocol::BodyError| {
         tracing::error!("reply does not encode: {e}");
         AppError::new(error_code::INTERNAL, "reply does not encode")
     };
     match caller.encoding {
-        Encoding::Binary => {
-            let mut out = Vec::with_capacity(32);
-            frame::write_reply_header(&mut out, caller.id);
-            protocol::encode_body_into(value, &mut out).map_err(unencodable)?;
-            Ok(Message::Binary(Bytes::from(out)))
-        }
-        Encoding::Json => {
-            let mut body = Vec::with_capacity(32);
-            protocol::encode_body_into_as(Encoding::Json, value, &mut body).map_err(unencodable)?;
-            let body =
-                String::from_utf8(body).map_err(|_| AppError::new(error_code::INTERNAL, "not UTF-8"))?;
-            Ok(Message::Text(json::reply(caller.id, &body).into()))
-        }
+        Encoding::Binary => out.write_payload(DataOpcode::Binary, |buf| {
+            frame::write_reply_header(buf, caller.id);
+            protocol::encode_body_into(value, buf).map_err(unencodable)
+        }),
+        Encoding::Json => out.write_payload(DataOpcode::Text, |buf| {
+            json::write_reply_open(buf, caller.id);
+            protocol::encode_body_into_as(Encoding::Json, value, buf).map_err(unencodable)?;
+            buf.push(json::FRAME_CLOSE);
+            Ok(())
+        }),
     }
 }
 
-/// The reply frame of a raw route: `body` as the handler returned it (JSON text on a JSON
-/// connection).
-pub(crate) fn raw_reply(caller: Caller, body: &[u8]) -> Result<Message, AppError> {
+/// Encodes the reply frame of a raw route into `out`: `body` as the handler returned it (JSON
+/// text on a JSON connection).
+pub(crate) fn raw_reply(out: &mut Batch, caller: Caller, body: &[u8]) -> Result<Payload, AppError> {
     match caller.encoding {
-        Encoding::Binary => {
-            let mut out = Vec::with_capacity(8 + body.len());
-            frame::write_reply_header(&mut out, caller.id);
-            out.extend_from_slice(body);
-            Ok(Message::Binary(Bytes::from(out)))
-        }
+        Encoding::Binary => out.write_payload::<AppError>(DataOpcode::Binary, |buf| {
+            frame::write_reply_header(buf, caller.id);
+            buf.extend_from_slice(body);
+            Ok(())
+        }),
         Encoding::Json => match std::str::from_utf8(body) {
-            Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
-                Ok(Message::Text(json::reply(caller.id, text).into()))
-            }
+            Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => out
+                .write_payload::<AppError>(DataOpcode::Text, |buf| {
+                    json::write_reply_open(buf, caller.id);
+                    buf.extend_from_slice(body);
+                    buf.push(json::FRAME_CLOSE);
+                    Ok(())
+                }),
             _ => Err(AppError::new(error_code::INTERNAL, "a raw reply on a JSON connection must be JSON")),
         },
     }
 }
 
-/// The error frame for call `id`.
-pub(crate) fn error(id: u32, encoding: Encoding, error: &AppError) -> Message {
+/// Appends the error frame for call `id` to `buf`; returns its kind.
+fn error_into(buf: &mut Vec<u8>, id: u32, encoding: Encoding, error: &AppError) -> DataOpcode {
     match encoding {
-        Encoding::Binary => Message::Binary(
-            ServerFrame::Error { id, code: error.code, message: &error.message }.to_vec().into(),
-        ),
-        Encoding::Json => Message::Text(json::error(id, error.code, &error.message).into()),
+        Encoding::Binary => {
+            ServerFrame::Error { id, code: error.code, message: &error.message }.encode_into(buf);
+            DataOpcode::Binary
+        }
+        Encoding::Json => {
+            buf.extend_from_slice(json::error(id, error.code, &error.message).as_bytes());
+            DataOpcode::Text
+        }
+    }
+}
+
+/// Encodes the error frame for call `id` into `out`.
+pub(crate) fn error_payload(out: &mut Batch, id: u32, encoding: Encoding, error: &AppError) -> Payload {
+    let opcode = match encoding {
+        Encoding::Binary => DataOpcode::Binary,
+        Encoding::Json => DataOpcode::Text,
+    };
+    let written = out.write_payload::<std::convert::Infallible>(opcode, |buf| {
+        error_into(buf, id, encoding, error);
+        Ok(())
+    });
+    // The closure cannot fail: its error type has no values.
+    let Ok(payload) = written;
+    payload
+}
+
+/// The error frame for call `id`, as a message of its own (for the reactor's own answers).
+pub(crate) fn error(id: u32, encoding: Encoding, error: &AppError) -> Message {
+    let mut buf = Vec::new();
+    match error_into(&mut buf, id, encoding, error) {
+        DataOpcode::Binary => Message::Binary(buf.into()),
+        // Cannot fail: the JSON error frame is built from `str`s and integers.
+        DataOpcode::Text => Message::Text(String::from_utf8(buf).expect("JSON is UTF-8").into()),
     }
 }
 
@@ -77,12 +110,12 @@ pub(crate) fn welcome(encoding: Encoding, tick_hz: u16, conn_id: u64) -> Message
     }
 }
 
-/// One push, encoded lazily for each encoding its recipients speak.
+/// One push, encoded lazily for each encoding its recipients speak, into the batch.
 pub(crate) struct PushFrames<'a, T: ?Sized> {
     topic: &'a str,
     value: &'a T,
-    binary: Option<Option<Bytes>>,
-    json: Option<Option<Utf8Bytes>>,
+    binary: Option<Option<Payload>>,
+    json: Option<Option<Payload>>,
 }
 
 impl<'a, T: Serialize + ?Sized> PushFrames<'a, T> {
@@ -90,35 +123,38 @@ impl<'a, T: Serialize + ?Sized> PushFrames<'a, T> {
         Self { topic, value, binary: None, json: None }
     }
 
-    /// The message for a recipient of `encoding`: a shared buffer, encoded on first use.
-    /// `None` (logged once) when the value does not encode, which is a bug in its type.
-    pub(crate) fn message(&mut self, encoding: Encoding, encodes: &mut u64) -> Option<Message> {
+    /// The frame for recipients of `encoding`, encoded into `out` on first use and shared
+    /// after. `None` (logged once) when the value does not encode, which is a bug in its type.
+    pub(crate) fn payload(
+        &mut self,
+        out: &mut Batch,
+        encoding: Encoding,
+        encodes: &mut u64,
+    ) -> Option<Payload> {
         let (topic, value) = (self.topic, self.value);
         match encoding {
-            Encoding::Binary => self
-                .binary
-                .get_or_insert_with(|| {
-                    *encodes += 1;
-                    let mut out = Vec::with_capacity(64);
-                    frame::write_push_header(&mut out, topic);
-                    protocol::encode_body_into(value, &mut out)
-                        .map_err(|e| tracing::error!("push on `{topic}` does not encode: {e}"))
-                        .ok()
-                        .map(|()| Bytes::from(out))
+            Encoding::Binary => *self.binary.get_or_insert_with(|| {
+                *encodes += 1;
+                out.write_payload(DataOpcode::Binary, |buf| {
+                    frame::write_push_header(buf, topic);
+                    protocol::encode_body_into(value, buf)
                 })
-                .clone()
-                .map(Message::Binary),
-            Encoding::Json => self
-                .json
-                .get_or_insert_with(|| {
-                    *encodes += 1;
-                    serde_json::to_string(value)
-                        .map_err(|e| tracing::error!("push on `{topic}` does not encode as JSON: {e}"))
-                        .ok()
-                        .map(|body: String| Utf8Bytes::from(json::push(topic, &body)))
+                .map_err(|e| tracing::error!("push on `{topic}` does not encode: {e}"))
+                .ok()
+            }),
+            Encoding::Json => *self.json.get_or_insert_with(|| {
+                *encodes += 1;
+                out.write_payload(DataOpcode::Text, |buf| {
+                    json::write_push_open(buf, topic);
+                    serde_json::to_writer(&mut *buf, value)?;
+                    buf.push(json::FRAME_CLOSE);
+                    Ok(())
                 })
-                .clone()
-                .map(Message::Text),
+                .map_err(|e: serde_json::Error| {
+                    tracing::error!("push on `{topic}` does not encode as JSON: {e}")
+                })
+                .ok()
+            }),
         }
     }
 }

@@ -9,9 +9,10 @@ use common::Client;
 use protocol::Encoding;
 use protocol::arena::*;
 use serde_json::{Value, json};
-use server::bridge::{Command, ToLogic};
+use server::bridge::ToLogic;
 use server::game::arena::{Arena, ArenaConfig};
 use server::logic::Logic;
+use server::outbound::DataOpcode;
 use server::tick::TickSchedule;
 use server::{Config, ConnId, RunningServer, Server};
 use tungstenite::Message;
@@ -197,11 +198,10 @@ fn a_push_to_a_mixed_room_is_encoded_once_per_encoding() {
     assert_eq!(logic.stats().encodes - before, 2, "one state encode per encoding for 40 players");
     let batch = logic.poll_batch().expect("state pushes");
     let (mut binary, mut text) = (0, 0);
-    for (_, message) in batch.iter().flat_map(Command::sends) {
-        match message {
-            Message::Binary(_) => binary += 1,
-            Message::Text(_) => text += 1,
-            _ => {}
+    for (_, frame) in batch.sends() {
+        match frame.opcode {
+            DataOpcode::Binary => binary += 1,
+            DataOpcode::Text => text += 1,
         }
     }
     assert_eq!((binary, text), (20, 20));

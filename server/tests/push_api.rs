@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{Client, Frame};
 use protocol::Encoding;
-use server::bridge::{Command, ToLogic};
+use server::bridge::ToLogic;
 use server::logic::Logic;
+use server::outbound::DataOpcode;
 use server::{AppError, Config, ConnId, Ctx, Game, Router, RunningServer, Server};
 
 /// A game that exposes the push API as routes.
@@ -213,10 +214,9 @@ fn a_broadcast_to_many_members_is_encoded_once_and_shares_its_bytes() {
 
     let batch = logic.poll_batch().expect("a batch");
     let frames: Vec<&[u8]> = batch
-        .iter()
-        .flat_map(Command::sends)
-        .filter_map(|(_, message)| match message {
-            tungstenite::Message::Binary(b) if b.len() > 4 && b[0] == 3 => Some(b.as_ref()),
+        .sends()
+        .filter_map(|(_, frame)| match frame.payload {
+            b if frame.opcode == DataOpcode::Binary && b.len() > 4 && b[0] == 3 => Some(b),
             _ => None,
         })
         .collect();

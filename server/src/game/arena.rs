@@ -288,7 +288,10 @@ impl Game for Arena {
             .route(ROUTE_MOVE, Arena::movement)
             .route(ROUTE_CHAT, Arena::chat)
             .route(ROUTE_WHISPER, Arena::whisper)
-            .raw(ROUTE_ECHO, |_, _, _, body| Ok(body.to_vec()));
+            .raw(ROUTE_ECHO, |_, _, _, body, reply| {
+                reply.extend_from_slice(body);
+                Ok(())
+            });
     }
 
     fn on_disconnect(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {

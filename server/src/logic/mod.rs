@@ -18,7 +18,9 @@ use crate::bridge::{Batch, Command, ToLogic};
 use crate::encode;
 use crate::hub::Hub;
 use crate::metrics::LogicCounters;
+use crate::outbound::DataOpcode;
 use crate::tick::Tick;
+use tungstenite::Message;
 
 /// Counters the logic core keeps; cheap enough for the hot path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,7 +43,9 @@ pub struct LogicStats {
 /// What handlers and hooks act on through their [`Ctx`], kept apart from the game and the
 /// router so both can be borrowed at once.
 struct Effects {
-    out: Vec<Command>,
+    out: Batch,
+    /// Lent to raw routes for their reply body.
+    scratch: Vec<u8>,
     deferred: HashSet<Caller>,
     hub: Hub,
     encodes: u64,
@@ -49,7 +53,15 @@ struct Effects {
 
 impl Effects {
     fn ctx(&mut self, now: Instant, tick: u64) -> Ctx<'_> {
-        Ctx::new(&mut self.out, now, tick, &mut self.encodes, &mut self.deferred, &mut self.hub)
+        Ctx::new(
+            &mut self.out,
+            &mut self.scratch,
+            now,
+            tick,
+            &mut self.encodes,
+            &mut self.deferred,
+            &mut self.hub,
+        )
     }
 }
 
@@ -72,7 +84,8 @@ impl<G: Game> Logic<G> {
             router,
             tick: 0,
             fx: Effects {
-                out: Vec::new(),
+                out: Batch::default(),
+                scratch: Vec::new(),
                 deferred: HashSet::new(),
                 hub: Hub::new(G::USER_POLICY),
                 encodes: 0,
@@ -131,7 +144,12 @@ impl<G: Game> Logic<G> {
                 self.run_hook(now, |game, ctx| game.on_disconnect(ctx, conn));
                 self.fx.hub.handle_disconnected(conn);
             }
-            ToLogic::Echo { conn, message } => self.fx.out.push(Command::Send { conn, message }),
+            ToLogic::Echo { conn, message } => match &message {
+                Message::Binary(bytes) => self.fx.out.send(conn, DataOpcode::Binary, bytes),
+                Message::Text(text) => self.fx.out.send(conn, DataOpcode::Text, text.as_bytes()),
+                // The reactor passes on data messages only.
+                _ => {}
+            },
             ToLogic::Request { conn, id, route, body, encoding } => {
                 self.stats.requests += 1;
                 let caller = Caller { conn, id, encoding };
@@ -145,8 +163,8 @@ impl<G: Game> Logic<G> {
                 let outcome =
                     catch_unwind(AssertUnwindSafe(|| router.dispatch(game, &mut ctx, caller, route, &body)));
                 let error = match outcome {
-                    Ok(Ok(Some(message))) => {
-                        self.fx.out.push(Command::Send { conn, message });
+                    Ok(Ok(Some(payload))) => {
+                        self.fx.out.push(Command::Send { conn, payload });
                         None
                     }
                     Ok(Ok(None)) => None,
@@ -200,9 +218,9 @@ impl<G: Game> Logic<G> {
     /// Hands back an applied batch, so its capacity serves the next one instead of a fresh
     /// allocation. Optional: without it, each batch starts empty.
     pub fn recycle(&mut self, mut batch: Batch) {
-        if self.fx.out.capacity() < batch.capacity() {
+        // Only an empty batch is swapped out, so nothing queued moves between buffers.
+        if self.fx.out.is_empty() && self.fx.out.commands.capacity() < batch.commands.capacity() {
             batch.clear();
-            batch.append(&mut self.fx.out);
             self.fx.out = batch;
         }
     }
@@ -218,10 +236,8 @@ impl<G: Game> Logic<G> {
 
     fn send_error(&mut self, caller: Caller, error: &AppError) {
         self.count_error(error.code);
-        self.fx.out.push(Command::Send {
-            conn: caller.conn,
-            message: encode::error(caller.id, caller.encoding, error),
-        });
+        let payload = encode::error_payload(&mut self.fx.out, caller.id, caller.encoding, error);
+        self.fx.out.push(Command::Send { conn: caller.conn, payload });
     }
 
     fn count_error(&mut self, code: u16) {
@@ -242,20 +258,30 @@ mod tests {
     }
 
     #[test]
-    fn a_recycled_batch_lends_its_capacity_and_keeps_queued_commands() {
+    fn a_recycled_batch_lends_its_capacity_and_never_loses_queued_commands() {
         let mut logic = Logic::new(Echo);
         let now = Instant::now();
         let conn = ConnId::new(1, 1);
-        echo(&mut logic, conn, now);
-        let first = logic.poll_batch().expect("one command");
+        for _ in 0..4096 {
+            echo(&mut logic, conn, now);
+        }
+        let big = logic.poll_batch().expect("4096 commands");
         assert!(logic.poll_batch().is_none());
 
+        // Something is queued: the spent batch is not swapped in, so nothing is lost.
         echo(&mut logic, conn, now);
-        let mut spent = Vec::with_capacity(4096);
-        spent.extend(first);
+        let mut spent = Batch::default();
+        spent.commands.reserve(8192);
         logic.recycle(spent);
         let batch = logic.poll_batch().expect("the command queued before recycling");
-        assert_eq!(batch.len(), 1, "recycling drops the spent commands and keeps the new one");
-        assert!(batch.capacity() >= 4096, "the spent batch's capacity is reused");
+        assert_eq!(batch.sends().count(), 1);
+        assert_eq!(batch.sends().next().map(|(_, f)| f.payload), Some(&[1u8][..]));
+
+        // Nothing queued: the spent batch, emptied, becomes the next one.
+        logic.recycle(big);
+        echo(&mut logic, conn, now);
+        let batch = logic.poll_batch().expect("one command");
+        assert_eq!(batch.sends().count(), 1, "the spent commands are dropped");
+        assert!(batch.commands.capacity() >= 4096, "the spent batch's capacity is reused");
     }
 }

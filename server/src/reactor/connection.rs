@@ -228,24 +228,24 @@ impl Connection {
     /// here, straight into the outbound queue; control frames go through tungstenite, which
     /// keeps the closing handshake's state.
     pub(super) fn write(&mut self, message: Message) -> WriteOutcome {
+        match &message {
+            Message::Binary(bytes) => return self.write_data(DataOpcode::Binary, bytes),
+            Message::Text(text) => return self.write_data(DataOpcode::Text, text.as_bytes()),
+            _ => {}
+        }
         let Some(ws) = self.ws() else { return WriteOutcome::Closed };
-        let (opcode, payload): (DataOpcode, &[u8]) = match &message {
-            Message::Binary(bytes) => (DataOpcode::Binary, bytes),
-            Message::Text(text) => (DataOpcode::Text, text.as_bytes()),
-            _ => {
-                return match ws.write(message) {
-                    Ok(()) => WriteOutcome::Queued,
-                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                        WriteOutcome::Queued
-                    }
-                    Err(tungstenite::Error::WriteBufferFull(_)) => WriteOutcome::Overflow,
-                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Other => {
-                        WriteOutcome::Overflow
-                    }
-                    Err(_) => WriteOutcome::Closed,
-                };
-            }
-        };
+        match ws.write(message) {
+            Ok(()) => WriteOutcome::Queued,
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => WriteOutcome::Queued,
+            Err(tungstenite::Error::WriteBufferFull(_)) => WriteOutcome::Overflow,
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Other => WriteOutcome::Overflow,
+            Err(_) => WriteOutcome::Closed,
+        }
+    }
+
+    /// Queues one data frame carrying `payload`, framed straight into the outbound queue.
+    pub(super) fn write_data(&mut self, opcode: DataOpcode, payload: &[u8]) -> WriteOutcome {
+        let Some(ws) = self.ws() else { return WriteOutcome::Closed };
         // No data after a close frame, sent or received.
         if !ws.can_write() {
             return WriteOutcome::Closed;

@@ -36,6 +36,7 @@ use crate::encode;
 use crate::heartbeat::Verdict;
 use crate::inbound::{self, Inbound, Mode, close};
 use crate::metrics::{Metrics, ReactorCounters};
+use crate::outbound::DataOpcode;
 use crate::rate::RateLimiter;
 use crate::{Config, ConnId, handshake};
 
@@ -82,6 +83,9 @@ pub(crate) struct Reactor {
     /// Connections written to this turn, to flush once each.
     dirty: Vec<usize>,
     next_sweep: Instant,
+    /// When `poll` last returned: the time every message read in this turn is stamped with
+    /// (for liveness and the rate limit), so reading costs no clock call per message.
+    turn_started: Instant,
     stage: Stage,
     accept_blocked: bool,
     /// Connections in the slab only to be answered 503.
@@ -111,6 +115,7 @@ impl Reactor {
             conns: Slab::new(),
             next_generation: 0,
             next_sweep: Instant::now(),
+            turn_started: Instant::now(),
             ws_config,
             policy,
             routes,
@@ -141,6 +146,7 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            self.turn_started = Instant::now();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -322,7 +328,7 @@ impl Reactor {
             }
             let Some(ws) = conn.ws() else { return };
             let result = ws.read();
-            let now = Instant::now();
+            let now = self.turn_started;
             match result {
                 Ok(message) => {
                     conn.liveness.handle_heard(now);
@@ -411,8 +417,9 @@ impl Reactor {
         loop {
             match self.from_logic.try_recv() {
                 Ok(mut batch) => {
-                    for command in batch.drain(..) {
-                        self.apply(command);
+                    let Batch { commands, payloads } = &mut batch;
+                    for command in commands.drain(..) {
+                        self.apply(command, payloads);
                     }
                     // Back for reuse; if the logic thread has spares enough, drop it.
                     let _ = self.spent.try_send(batch);
@@ -423,17 +430,19 @@ impl Reactor {
         }
     }
 
-    fn apply(&mut self, command: Command) {
+    /// Applies one command of a batch whose frames' bytes are `payloads`.
+    fn apply(&mut self, command: Command, payloads: &[u8]) {
         match command {
-            Command::Send { conn, message } => {
+            Command::Send { conn, payload } => {
                 if let Some(index) = self.live_index(conn) {
-                    self.send(index, message);
+                    self.send_data(index, payload.opcode(), payload.bytes(payloads));
                 }
             }
-            Command::SendMany { conns, message } => {
+            Command::SendMany { conns, payload } => {
+                let bytes = payload.bytes(payloads);
                 for conn in conns {
                     if let Some(index) = self.live_index(conn) {
-                        self.send(index, message.clone());
+                        self.send_data(index, payload.opcode(), bytes);
                     }
                 }
             }
@@ -453,16 +462,34 @@ impl Reactor {
         self.conns.get(index).is_some_and(|c| c.id == conn).then_some(index)
     }
 
+    /// Sends one of the reactor's own messages: an error answer, or a ping.
     fn send(&mut self, index: usize, message: Message) {
         let Some(conn) = self.conns.get_mut(index) else { return };
         let len = message.len() as u64;
-        match conn.write(message) {
+        let data = message.is_binary() || message.is_text();
+        let outcome = conn.write(message);
+        self.after_write(index, outcome, data.then_some(len));
+    }
+
+    /// Queues one data frame carrying `payload`.
+    fn send_data(&mut self, index: usize, opcode: DataOpcode, payload: &[u8]) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        let outcome = conn.write_data(opcode, payload);
+        self.after_write(index, outcome, Some(payload.len() as u64));
+    }
+
+    /// Counts a queued data frame of `data_len` bytes, and closes a peer too slow to take it.
+    fn after_write(&mut self, index: usize, outcome: WriteOutcome, data_len: Option<u64>) {
+        match outcome {
             WriteOutcome::Queued => {
-                self.counters.frames_out += 1;
-                self.counters.bytes_out += len;
+                if let Some(len) = data_len {
+                    self.counters.frames_out += 1;
+                    self.counters.bytes_out += len;
+                }
                 self.mark_dirty(index);
             }
             WriteOutcome::Overflow => {
+                let Some(conn) = self.conns.get_mut(index) else { return };
                 // The peer does not read. A close frame is small enough to fit where the
                 // refused message did not; if even that fails, drop the connection.
                 tracing::debug!("{}: outbound buffer full, closing with 1008", conn.id);

@@ -14,6 +14,7 @@ use crate::bridge::{Batch, Command, Payload};
 use crate::encode::{self, PushFrames};
 use crate::hub::{BindError, Hub, UserPolicy};
 use protocol::{Encoding, error_code};
+use rustc_hash::FxHashMap;
 use serde::{Serialize, de::DeserializeOwned};
 
 /// A game: its routes, and what it does when connections come and go and the clock ticks.
@@ -82,8 +83,12 @@ pub struct Caller {
 pub struct RouteId(pub(crate) u16);
 
 /// The names of a router's routes, shared with the reactor.
+///
+/// Hashed with FxHash, not SipHash: every request looks its route up, and the table is built
+/// once at start and never grows, so names chosen by a client to collide cannot slow it
+/// beyond a scan of the few routes a game has.
 #[derive(Debug, Clone, Default)]
-pub struct RouteTable(Arc<HashMap<Box<str>, RouteId>>);
+pub struct RouteTable(Arc<FxHashMap<Box<str>, RouteId>>);
 
 impl RouteTable {
     /// The route of that name.
@@ -190,7 +195,7 @@ impl<G: 'static> Router<G> {
 
     /// The names of the routes, for the reactor.
     pub fn table(&self) -> RouteTable {
-        RouteTable(Arc::new(self.names.clone()))
+        RouteTable(Arc::new(self.names.iter().map(|(name, &id)| (name.clone(), id)).collect()))
     }
 
     /// The name of a route.

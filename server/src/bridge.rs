@@ -230,10 +230,16 @@ impl Batch {
     }
 }
 
+/// The most messages the reactor puts in one batch for the logic thread. Big enough that a
+/// busy turn costs a few channel hops instead of one per request; small enough that the
+/// logic thread starts on a turn's first requests while the reactor reads the rest.
+pub const TO_LOGIC_BATCH: usize = 64;
+
 /// The reactor's ends of the channels between the threads.
 pub(crate) struct ReactorEnds {
-    /// What it read, to the logic thread (bounded: full means stop reading).
-    pub(crate) to_logic: Sender<ToLogic>,
+    /// What it read, in batches of up to [`TO_LOGIC_BATCH`], to the logic thread (bounded:
+    /// full means stop reading).
+    pub(crate) to_logic: Sender<Vec<ToLogic>>,
     /// The logic thread's batches.
     pub(crate) from_logic: Receiver<Batch>,
     /// Applied batches, emptied, going back for reuse.
@@ -242,8 +248,8 @@ pub(crate) struct ReactorEnds {
 
 /// The logic thread's ends of the channels between the threads.
 pub(crate) struct LogicEnds {
-    /// What the reactor read.
-    pub(crate) inbound: Receiver<ToLogic>,
+    /// What the reactor read, in batches.
+    pub(crate) inbound: Receiver<Vec<ToLogic>>,
     /// Batches of commands for the reactor.
     pub(crate) outbound: Sender<Batch>,
     /// Empty batches with their capacity, so that a tick's thousands of commands do not
@@ -251,9 +257,10 @@ pub(crate) struct LogicEnds {
     pub(crate) spent: Receiver<Batch>,
 }
 
-/// The channels between the reactor and the logic thread, bounded as configured.
+/// The channels between the reactor and the logic thread, bounded as configured:
+/// `inbound_queue` messages, rounded up to whole batches, and `outbound_queue` batches.
 pub(crate) fn channels(inbound_queue: usize, outbound_queue: usize) -> (ReactorEnds, LogicEnds) {
-    let (to_logic, inbound) = crossbeam_channel::bounded(inbound_queue);
+    let (to_logic, inbound) = crossbeam_channel::bounded(inbound_queue.div_ceil(TO_LOGIC_BATCH).max(1));
     let (outbound, from_logic) = crossbeam_channel::bounded(outbound_queue);
     // A few spare batches are enough: one being filled, one in flight, one being applied.
     let (spent_tx, spent_rx) = crossbeam_channel::bounded(4);

@@ -49,9 +49,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// How long the server waits for the peer's close frame after sending its own. Default 2 s.
     pub close_timeout: Duration,
-    /// Capacity of the channel from the reactor to the logic thread, in messages. When it is
-    /// full the reactor stops reading sockets (TCP pushes back on the clients) instead of
-    /// buffering. Default 8192.
+    /// Capacity of the channel from the reactor to the logic thread, in messages (rounded up
+    /// to whole batches of 64). When it is full the reactor stops reading sockets (TCP pushes
+    /// back on the clients) instead of buffering more than the batch it was filling.
+    /// Default 8192.
     pub inbound_queue: usize,
     /// Capacity of the channel from the logic thread to the reactor, in batches. Default 1024.
     pub outbound_queue: usize,

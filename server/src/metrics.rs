@@ -67,7 +67,8 @@ pub struct LogicCounters {
     pub skipped_ticks: u64,
     /// Panics caught in handlers and hooks.
     pub panics: u64,
-    /// Messages waiting in the channel from the reactor, at the last look.
+    /// Batches of messages (up to `bridge::TO_LOGIC_BATCH` each) waiting in the channel from
+    /// the reactor, at the last look.
     pub inbound_depth: u64,
 }
 
@@ -209,7 +210,12 @@ impl Metrics {
             "The most messages ever held in the reactor's backlog.",
             r.backlog_max,
         );
-        metric("inbound_queue_depth", "gauge", "Messages in the reactor-to-logic channel.", l.inbound_depth);
+        metric(
+            "inbound_queue_depth",
+            "gauge",
+            "Message batches (up to 64 messages each) in the reactor-to-logic channel.",
+            l.inbound_depth,
+        );
         metric("ticks_total", "counter", "Ticks run.", l.ticks);
         metric(
             "ticks_skipped_total",

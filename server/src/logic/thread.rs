@@ -13,8 +13,9 @@ use crate::metrics::Metrics;
 use crate::tick::TickSchedule;
 use crate::wake::Wake;
 
-/// Messages handled before the thread checks the tick deadline and flushes a batch, so a flood
-/// of requests neither delays the tick nor holds replies back for long.
+/// Messages handled (in whole batches from the reactor) before the thread checks the tick
+/// deadline and flushes a batch, so a flood of requests neither delays the tick nor holds
+/// replies back for long.
 const DRAIN_BUDGET: usize = 256;
 
 /// Asks the scheduler to run this thread ahead of ordinary ones (nice -10), so that a tick
@@ -56,19 +57,21 @@ pub(crate) fn run<G: Game>(
         match inbound.recv_deadline(schedule.next_deadline()) {
             Ok(first) => {
                 let now = Instant::now();
-                shutting_down = matches!(first, ToLogic::Shutdown);
-                logic.handle_message(first, now);
-                for _ in 0..DRAIN_BUDGET {
+                let mut next = Some(first);
+                let mut handled = 0;
+                while let Some(batch) = next.take() {
+                    handled += batch.len();
+                    for message in batch {
+                        shutting_down |= matches!(message, ToLogic::Shutdown);
+                        logic.handle_message(message, now);
+                    }
+                    if handled >= DRAIN_BUDGET {
+                        break;
+                    }
                     match inbound.try_recv() {
-                        Ok(message) => {
-                            shutting_down |= matches!(message, ToLogic::Shutdown);
-                            logic.handle_message(message, now);
-                        }
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Disconnected) => {
-                            shutting_down = true;
-                            break;
-                        }
+                        Ok(batch) => next = Some(batch),
+                        Err(TryRecvError::Empty) => {}
+                        Err(TryRecvError::Disconnected) => shutting_down = true,
                     }
                 }
             }

@@ -7,7 +7,12 @@
 //! per-connection budget; a connection left with unread data is queued and served on the next
 //! turn, so nothing is lost to edge-triggered readiness and no client starves the others.
 //!
-//! Backpressure: when the channel to the logic thread is full, messages wait in a small
+//! Messages for the logic thread travel in batches of up to [`TO_LOGIC_BATCH`], sent when
+//! full and at the end of each step of a turn, so that a busy turn costs one channel hop per
+//! batch rather than per request, while the logic thread still starts on the first requests
+//! before the turn is over.
+//!
+//! Backpressure: when the channel to the logic thread is full, batches wait in a small
 //! backlog and the reactor stops reading sockets until it drains, so TCP pushes back on
 //! the clients instead of memory growing.
 
@@ -31,7 +36,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::{Connection, HttpProgress, OutboundLimits, Phase, WriteOutcome};
 use crate::app::{AppError, RouteTable};
-use crate::bridge::{Batch, Command, ReactorEnds, ToLogic};
+use crate::bridge::{Batch, Command, ReactorEnds, TO_LOGIC_BATCH, ToLogic};
 use crate::encode;
 use crate::heartbeat::Verdict;
 use crate::inbound::{self, Inbound, Mode, close};
@@ -72,8 +77,11 @@ pub(crate) struct Reactor {
     ws_config: WebSocketConfig,
     policy: handshake::Policy,
     routes: RouteTable,
-    to_logic: Sender<ToLogic>,
-    backlog: VecDeque<ToLogic>,
+    to_logic: Sender<Vec<ToLogic>>,
+    /// Messages for the logic thread not sent yet: the batch being filled.
+    pending: Vec<ToLogic>,
+    /// Batches the channel had no room for, oldest first.
+    backlog: VecDeque<Vec<ToLogic>>,
     from_logic: Receiver<Batch>,
     spent: Sender<Batch>,
     wake: Arc<crate::wake::Wake>,
@@ -120,6 +128,7 @@ impl Reactor {
             policy,
             routes,
             to_logic: ends.to_logic,
+            pending: Vec::with_capacity(TO_LOGIC_BATCH),
             backlog: VecDeque::new(),
             from_logic: ends.from_logic,
             spent: ends.spent,
@@ -157,18 +166,21 @@ impl Reactor {
                     }
                 }
             }
+            self.send_pending();
             let logic_done = self.apply_batches();
             if self.accept_blocked {
                 self.accept();
             }
             self.serve_read_queue();
+            self.send_pending();
             self.flush_dirty();
-            self.pump_backlog();
             let now = Instant::now();
             if now >= self.next_sweep {
                 self.sweep(now);
             }
             let done = self.advance_stage(logic_done, now);
+            // Disconnects found by the sweep or the shutdown sequence go now, not next turn.
+            self.send_pending();
             self.publish_counters();
             if done {
                 return Ok(());
@@ -188,7 +200,7 @@ impl Reactor {
     fn publish_counters(&mut self) {
         let c = &mut self.counters;
         c.open = self.conns.len() as u64;
-        c.backlog = self.backlog.len() as u64;
+        c.backlog = self.backlog.iter().map(Vec::len).sum::<usize>() as u64;
         c.backlog_max = c.backlog_max.max(c.backlog);
         self.metrics.publish_reactor(c);
     }
@@ -618,25 +630,26 @@ impl Reactor {
         }
     }
 
+    /// Queues a message for the logic thread; a full batch goes at once.
     fn forward(&mut self, message: ToLogic) {
-        if self.backlog.is_empty() {
-            match self.to_logic.try_send(message) {
-                Ok(()) => {}
-                Err(TrySendError::Full(message)) => self.backlog.push_back(message),
-                Err(TrySendError::Disconnected(_)) => {}
-            }
-        } else {
-            // Keep the order: once anything waits, everything waits behind it.
-            self.backlog.push_back(message);
+        self.pending.push(message);
+        if self.pending.len() >= TO_LOGIC_BATCH {
+            self.send_pending();
         }
     }
 
-    fn pump_backlog(&mut self) {
-        while let Some(message) = self.backlog.pop_front() {
-            match self.to_logic.try_send(message) {
+    /// Sends the batch being filled, behind any batches already waiting (order is kept: once
+    /// anything waits, everything waits behind it), then as much of the backlog as fits.
+    fn send_pending(&mut self) {
+        if !self.pending.is_empty() {
+            let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(TO_LOGIC_BATCH));
+            self.backlog.push_back(batch);
+        }
+        while let Some(batch) = self.backlog.pop_front() {
+            match self.to_logic.try_send(batch) {
                 Ok(()) => {}
-                Err(TrySendError::Full(message)) => {
-                    self.backlog.push_front(message);
+                Err(TrySendError::Full(batch)) => {
+                    self.backlog.push_front(batch);
                     return;
                 }
                 Err(TrySendError::Disconnected(_)) => {
@@ -714,7 +727,7 @@ impl Reactor {
                     let _ = self.poll.registry().deregister(&mut listener);
                 }
                 self.forward(ToLogic::Shutdown);
-                self.pump_backlog();
+                self.send_pending();
                 self.stage = Stage::Draining;
                 if logic_done {
                     return self.advance_stage(true, now);

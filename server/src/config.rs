@@ -3,6 +3,25 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// How the logic thread asks the OS scheduler to run it. A tick that starts late is late for
+/// every player, and on a busy machine an ordinary thread waits for another's time slice
+/// (milliseconds) before it runs; a raised or real-time thread runs at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogicPriority {
+    /// An ordinary thread, like every other.
+    Normal,
+    /// Nice -10: a larger share of the CPU and earlier wake-ups, but it may still wait for
+    /// another thread's slice.
+    Raised,
+    /// `SCHED_FIFO` at the lowest real-time priority (1): it preempts ordinary threads as
+    /// soon as a tick is due. The logic thread sleeps between ticks and requests, and Linux
+    /// keeps 5 % of each second for other threads (`sched_rt_runtime_us`) even if a game's
+    /// handler loops. Falls back to `Raised`, then `Normal`, where not permitted (it needs
+    /// `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` above 0).
+    #[default]
+    Realtime,
+}
+
 /// The server's configuration. Every limit the server enforces is a field here.
 ///
 /// [`Config::default`] suits a game server on the open internet; [`Config::echo`] raises the
@@ -71,6 +90,9 @@ pub struct Config {
     /// How long the whole shutdown sequence may take before the binary exits anyway.
     /// Default 5 s.
     pub shutdown_timeout: Duration,
+    /// How the logic thread is scheduled ([`LogicPriority`]). Default `Realtime`, falling
+    /// back to `Raised` and then `Normal` where the OS does not permit it.
+    pub logic_priority: LogicPriority,
 }
 
 impl Default for Config {
@@ -97,6 +119,7 @@ impl Default for Config {
             rate_bytes_per_sec: 1 << 20,
             rate_strikes: 100,
             shutdown_timeout: Duration::from_secs(5),
+            logic_priority: LogicPriority::Realtime,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use server::config::LogicPriority;
 use server::game::Echo;
 use server::game::arena::{Arena, ArenaConfig};
 use server::{Config, Server};
@@ -27,6 +28,11 @@ struct Args {
     /// rate limits.
     #[arg(long)]
     echo: bool,
+    /// How the OS schedules the logic thread, so ticks start on time on a busy machine:
+    /// realtime (SCHED_FIFO 1) falls back to raised (nice -10), then normal, where not
+    /// permitted.
+    #[arg(long, value_enum, default_value_t = LogicPriority::Realtime)]
+    logic_priority: LogicPriority,
     #[command(flatten)]
     limits: Limits,
 }
@@ -164,6 +170,7 @@ fn main() -> std::process::ExitCode {
     let mut config = if args.echo { Config::echo() } else { Config::default() };
     config.listen = args.listen;
     config.tick_hz = args.tick_hz;
+    config.logic_priority = args.logic_priority;
     args.limits.apply(&mut config);
     let shutdown_timeout = config.shutdown_timeout;
     let started = if args.echo {
@@ -180,7 +187,11 @@ fn main() -> std::process::ExitCode {
     };
     let mode = if args.echo { "echo mode" } else { "arena game" };
     let addr = server.local_addr();
-    println!("listening on ws://{addr}/ ({mode}, {} Hz); demo page at http://{addr}/", args.tick_hz);
+    println!(
+        "listening on ws://{addr}/ ({mode}, {} Hz, logic thread {:?}); demo page at http://{addr}/",
+        args.tick_hz,
+        server.logic_priority()
+    );
     if let Err(e) = stop_on_signals(server.stopper(), shutdown_timeout) {
         eprintln!("server: cannot install signal handlers: {e}");
         return std::process::ExitCode::FAILURE;
@@ -222,6 +233,7 @@ mod tests {
             ("rate-bytes-per-sec", c.rate_bytes_per_sec.to_string()),
             ("rate-strikes", c.rate_strikes.to_string()),
             ("shutdown-timeout-secs", c.shutdown_timeout.as_secs().to_string()),
+            ("logic-priority", format!("{:?}", c.logic_priority).to_lowercase()),
         ] {
             let at = help.find(&format!("--{flag}")).unwrap_or_else(|| panic!("--{flag} is documented"));
             let rest = &help[at..];

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use mio::Poll;
 use mio::net::TcpListener;
 
+use crate::config::LogicPriority;
 use crate::logic::{Logic, LogicStats};
 use crate::metrics::Metrics;
 use crate::reactor::{Reactor, WAKER};
@@ -59,6 +60,7 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let (reactor_ends, logic_ends) = crate::bridge::channels(config.inbound_queue, config.outbound_queue);
 
+        let logic_priority = config.logic_priority;
         let logic = Logic::new(game);
         let routes = logic.route_table();
         let period = config.tick_period();
@@ -76,12 +78,15 @@ impl Server {
 
         let logic_wake = wake.clone();
         let logic_metrics = metrics.clone();
+        let (priority_tx, priority_rx) = std::sync::mpsc::sync_channel(1);
         let logic = std::thread::Builder::new().name("logic".into()).spawn(move || {
-            crate::logic::thread::raise_priority();
+            let _ = priority_tx.send(crate::logic::thread::set_priority(logic_priority));
             crate::logic::thread::run(logic, period, logic_ends, logic_wake, &logic_metrics).stats().clone()
         })?;
         let reactor = std::thread::Builder::new().name("reactor".into()).spawn(move || reactor.run())?;
-        Ok(RunningServer { local_addr, stop, wake, reactor, logic, metrics })
+        // The logic thread reports before it does anything else; if it died first, say Normal.
+        let logic_priority = priority_rx.recv().unwrap_or(LogicPriority::Normal);
+        Ok(RunningServer { local_addr, stop, wake, reactor, logic, metrics, logic_priority })
     }
 }
 
@@ -93,12 +98,19 @@ pub struct RunningServer {
     reactor: JoinHandle<std::io::Result<()>>,
     logic: JoinHandle<LogicStats>,
     metrics: Arc<Metrics>,
+    logic_priority: LogicPriority,
 }
 
 impl RunningServer {
     /// The address it listens on (useful when `listen` had port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// How the OS schedules the logic thread: what `Config::logic_priority` asked for, or
+    /// the step it fell back to.
+    pub fn logic_priority(&self) -> LogicPriority {
+        self.logic_priority
     }
 
     /// The server's metrics, as its threads last published them.

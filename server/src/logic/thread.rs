@@ -9,6 +9,7 @@ use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 use super::Logic;
 use crate::app::Game;
 use crate::bridge::{Batch, LogicEnds, ToLogic};
+use crate::config::LogicPriority;
 use crate::metrics::Metrics;
 use crate::tick::TickSchedule;
 use crate::wake::Wake;
@@ -18,19 +19,42 @@ use crate::wake::Wake;
 /// replies back for long.
 const DRAIN_BUDGET: usize = 256;
 
-/// Asks the scheduler to run this thread ahead of ordinary ones (nice -10), so that a tick
-/// starts on time even when both cores are busy with the reactor and other processes. Needs
-/// `CAP_SYS_NICE` (or root); without it the thread keeps its normal priority.
-pub(crate) fn raise_priority() {
-    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
-    // 75 of 0..=99 maps to nice -10 under the normal (CFS) policy.
-    let result = ThreadPriorityValue::try_from(75u8).map_err(|e| format!("{e:?}")).and_then(|v| {
-        set_current_thread_priority(ThreadPriority::Crossplatform(v)).map_err(|e| format!("{e:?}"))
-    });
-    match result {
-        Ok(()) => tracing::debug!("logic thread runs at raised priority"),
-        Err(e) => tracing::info!("logic thread keeps normal priority (raising it failed: {e})"),
+/// Asks the OS to schedule the calling thread as `wanted`, falling back one step at a time
+/// (real-time, then nice -10, then normal) where it is not permitted. Returns what applied.
+pub(crate) fn set_priority(wanted: LogicPriority) -> LogicPriority {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_current_thread_priority, set_thread_priority_and_policy, thread_native_id,
+    };
+    let realtime = || {
+        let fifo = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
+        // 1 is the lowest real-time priority: above every ordinary thread, below any other
+        // real-time work on the machine.
+        let lowest = ThreadPriority::from_posix(thread_priority::ScheduleParams { sched_priority: 1 });
+        set_thread_priority_and_policy(thread_native_id(), lowest, fifo).map_err(|e| format!("{e:?}"))
+    };
+    let raised = || {
+        // 75 of 0..=99 maps to nice -10 under the normal (CFS) policy.
+        ThreadPriorityValue::try_from(75u8).map_err(|e| format!("{e:?}")).and_then(|v| {
+            set_current_thread_priority(ThreadPriority::Crossplatform(v)).map_err(|e| format!("{e:?}"))
+        })
+    };
+    let steps: &[LogicPriority] = match wanted {
+        LogicPriority::Realtime => &[LogicPriority::Realtime, LogicPriority::Raised],
+        LogicPriority::Raised => &[LogicPriority::Raised],
+        LogicPriority::Normal => &[],
+    };
+    for &priority in steps {
+        let applied = if priority == LogicPriority::Realtime { realtime() } else { raised() };
+        match applied {
+            Ok(()) => {
+                tracing::debug!("logic thread scheduled as {priority:?}");
+                return priority;
+            }
+            Err(e) => tracing::info!("logic thread cannot be scheduled as {priority:?}: {e}"),
+        }
     }
+    LogicPriority::Normal
 }
 
 /// Runs `logic` until the reactor says [`ToLogic::Shutdown`] or goes away.
@@ -65,7 +89,9 @@ pub(crate) fn run<G: Game>(
                         shutting_down |= matches!(message, ToLogic::Shutdown);
                         logic.handle_message(message, now);
                     }
-                    if handled >= DRAIN_BUDGET {
+                    // A due tick goes first: checked per batch, so it starts within one
+                    // batch's work of its deadline.
+                    if handled >= DRAIN_BUDGET || Instant::now() >= schedule.next_deadline() {
                         break;
                     }
                     match inbound.try_recv() {
@@ -94,4 +120,40 @@ pub(crate) fn run<G: Game>(
     metrics.publish_logic(&logic.counters(inbound.len()));
     send(logic.poll_batch());
     logic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thread_priority::{ThreadSchedulePolicy, thread_schedule_policy};
+
+    /// The policy the calling thread has now.
+    fn current_policy() -> ThreadSchedulePolicy {
+        thread_schedule_policy().expect("sched_getscheduler")
+    }
+
+    #[test]
+    fn the_thread_gets_the_priority_reported_or_keeps_a_normal_one() {
+        // In fresh threads, since a thread's own policy is what changes.
+        let normal = std::thread::spawn(|| (set_priority(LogicPriority::Normal), current_policy()))
+            .join()
+            .expect("thread");
+        assert_eq!(normal.0, LogicPriority::Normal);
+        assert!(matches!(normal.1, ThreadSchedulePolicy::Normal(_)), "{:?}", normal.1);
+
+        let (applied, policy) =
+            std::thread::spawn(|| (set_priority(LogicPriority::Realtime), current_policy()))
+                .join()
+                .expect("thread");
+        // Which step applies depends on the privileges the tests run with; whichever it is,
+        // the thread must really have it.
+        match applied {
+            LogicPriority::Realtime => {
+                assert!(matches!(policy, ThreadSchedulePolicy::Realtime(_)), "{policy:?}")
+            }
+            LogicPriority::Raised | LogicPriority::Normal => {
+                assert!(matches!(policy, ThreadSchedulePolicy::Normal(_)), "{policy:?}")
+            }
+        }
+    }
 }

@@ -52,7 +52,7 @@ for c in "${cases[@]}"; do
     # Targets 3 and 4: 5000 bots x 20 moves/s in rooms of 50, 30 Hz state pushes.
     game) run_case game -- --bots 5000 --rate 20 --duration 15 --ramp 2500 ;;
     # The same game at rising bot counts: where the round-trip p99 passes 10 ms.
-    sweep) for n in 1000 1500 2000 2500 3000; do
+    sweep) for n in ${SWEEP_BOTS:-1000 1500 2000 2500 3000}; do
              run_case "game-$n" -- --bots "$n" --rate 20 --duration 10 --ramp 2500
            done ;;
     *) echo "unknown case $c" >&2; exit 2 ;;

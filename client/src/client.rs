@@ -204,15 +204,28 @@ impl Client {
         self.session.poll_event()
     }
 
-    /// Closes the connection and stops the session for good.
+    /// Closes the connection and stops the session for good. Blocks until the server answers
+    /// the close frame, at most [`Config::close_wait`].
     pub fn close(&mut self) {
         let now = Instant::now();
         self.session.close(now);
-        if let Some(conn) = &mut self.conn {
-            let progress = conn.transmit(&mut self.session);
-            self.after(progress, now);
+        let Some(mut conn) = self.conn.take() else { return };
+        if let Progress::Finished(Some(e)) = conn.transmit(&mut self.session) {
+            self.last_error = Some(e);
         }
-        self.conn = None;
+        self.session.handle_disconnect(now);
+        let deadline = now + self.session.config().close_wait;
+        while !conn.finish_close() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if let Err(e) = self.poll.poll(&mut self.events, Some(left))
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                break;
+            }
+        }
     }
 
     /// Whether the server's welcome has arrived on the current connection.

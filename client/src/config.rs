@@ -62,6 +62,11 @@ pub struct Config {
     /// I/O layer: bytes of frames buffered for a socket that does not take them; past it,
     /// frames wait in the session's queue. Default 1 MiB.
     pub max_write_buffer_bytes: usize,
+    /// How long [`Client::close`](crate::Client::close) waits for the server's close frame
+    /// after sending its own, so the closing handshake completes and the server, not the
+    /// client, ends the TCP connection (RFC 6455, 7.1.1). Past it the socket is dropped
+    /// anyway. Default 1 s.
+    pub close_wait: Duration,
 }
 
 impl Default for Config {
@@ -85,6 +90,7 @@ impl Default for Config {
             read_buffer_bytes: 4 << 10,
             max_message_bytes: 16 << 20,
             max_write_buffer_bytes: 1 << 20,
+            close_wait: Duration::from_secs(1),
         }
     }
 }

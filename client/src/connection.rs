@@ -94,9 +94,15 @@ pub enum Progress {
 }
 
 enum Stage {
-    Tcp { stream: Stream, request: Box<Request>, config: WebSocketConfig },
+    Tcp {
+        stream: Stream,
+        request: Box<Request>,
+        config: WebSocketConfig,
+    },
     Handshake(MidHandshake<ClientHandshake<Stream>>),
     Open(WebSocket<Stream>),
+    /// Our close frame is sent; waiting for the server's (see [`Connection::finish_close`]).
+    Closing(WebSocket<Stream>),
     Gone,
 }
 
@@ -113,6 +119,7 @@ impl std::fmt::Debug for Connection {
             Stage::Tcp { .. } => "tcp",
             Stage::Handshake(_) => "handshake",
             Stage::Open(_) => "open",
+            Stage::Closing(_) => "closing",
             Stage::Gone => "gone",
         };
         f.debug_struct("Connection").field("stage", &stage).finish_non_exhaustive()
@@ -140,7 +147,7 @@ impl Connection {
         match &mut self.stage {
             Stage::Tcp { stream, .. } => Some(&mut stream.tcp),
             Stage::Handshake(mid) => Some(&mut mid.get_mut().get_mut().tcp),
-            Stage::Open(ws) => Some(&mut ws.get_mut().tcp),
+            Stage::Open(ws) | Stage::Closing(ws) => Some(&mut ws.get_mut().tcp),
             Stage::Gone => None,
         }
     }
@@ -150,7 +157,7 @@ impl Connection {
         let stream = match &mut self.stage {
             Stage::Tcp { stream, .. } => stream,
             Stage::Handshake(mid) => mid.get_mut().get_mut(),
-            Stage::Open(ws) => ws.get_mut(),
+            Stage::Open(ws) | Stage::Closing(ws) => ws.get_mut(),
             Stage::Gone => return,
         };
         stream.drained = false;
@@ -234,13 +241,16 @@ impl Connection {
                     }
                 }
                 LinkCommand::Close { code, reason } => {
-                    if let Stage::Open(ws) = &mut self.stage {
-                        let frame = CloseFrame { code: code.into(), reason: Utf8Bytes::from(reason) };
-                        // Best effort: the connection is dropped either way.
-                        let _ = ws.close(Some(frame));
-                        let _ = ws.flush();
-                    }
-                    self.stage = Stage::Gone;
+                    self.stage = match std::mem::replace(&mut self.stage, Stage::Gone) {
+                        Stage::Open(mut ws) => {
+                            let frame = CloseFrame { code: code.into(), reason: Utf8Bytes::from(reason) };
+                            // Best effort: for the session the link is over either way.
+                            let _ = ws.close(Some(frame));
+                            let _ = ws.flush();
+                            Stage::Closing(ws)
+                        }
+                        _ => Stage::Gone,
+                    };
                     return Progress::Finished(None);
                 }
             }
@@ -288,7 +298,34 @@ impl Connection {
         match self.stage {
             Stage::Tcp { .. } | Stage::Handshake(_) => Progress::Connecting,
             Stage::Open(_) => Progress::Open,
-            Stage::Gone => Progress::Finished(None),
+            Stage::Closing(_) | Stage::Gone => Progress::Finished(None),
+        }
+    }
+
+    /// After the session closed the link (a [`LinkCommand::Close`], carried out by
+    /// [`Connection::transmit`]), reads and discards what the server still sends until its
+    /// close frame arrives. Returns true once the closing handshake is over (or the socket
+    /// failed, or there was no handshake to finish); false while it waits, in which case call
+    /// again when the socket is readable. Whoever gives up first just drops the connection.
+    pub fn finish_close(&mut self) -> bool {
+        let Stage::Closing(ws) = &mut self.stage else { return true };
+        loop {
+            match ws.read() {
+                // Frames sent before the server saw our close; nobody waits for them now.
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Our close frame may still be queued behind a full socket.
+                    let _ = ws.flush();
+                    return false;
+                }
+                // `ConnectionClosed`: the server's close frame arrived; anything else: the
+                // socket is gone. Either way there is nothing left to wait for.
+                Err(_) => {
+                    self.stage = Stage::Gone;
+                    return true;
+                }
+            }
         }
     }
 

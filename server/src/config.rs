@@ -78,6 +78,12 @@ pub struct Config {
     /// Messages read from one connection per turn of the reactor before it serves the others,
     /// so one busy client cannot starve the rest. Default 64.
     pub read_budget: usize,
+    /// Connections sent a broadcast (a tick's state pushes, a message to a room) that the
+    /// reactor writes per turn, after the turn's replies; the rest wait for the next turns.
+    /// So replies and reads go on between the slices of a tick's burst to thousands instead
+    /// of waiting for all of it, while each connection still gets one write for everything it
+    /// has queued. Default 256.
+    pub broadcast_flush_slice: usize,
     /// Messages per second one connection may send, pings and pongs included (bursts up to
     /// one second's worth). A request over the rate is answered `RATE_LIMITED` and not
     /// handled. Default 1000.
@@ -115,6 +121,7 @@ impl Default for Config {
             inbound_queue: 8192,
             outbound_queue: 1024,
             read_budget: 64,
+            broadcast_flush_slice: 256,
             rate_messages_per_sec: 1000,
             rate_bytes_per_sec: 1 << 20,
             rate_strikes: 100,
@@ -177,8 +184,8 @@ impl Config {
         if self.rate_messages_per_sec == 0 || self.rate_bytes_per_sec == 0 {
             return bad("rates must be at least 1 per second");
         }
-        if self.read_budget == 0 || self.max_connections == 0 {
-            return bad("read_budget and max_connections must be at least 1");
+        if self.read_budget == 0 || self.max_connections == 0 || self.broadcast_flush_slice == 0 {
+            return bad("read_budget, max_connections and broadcast_flush_slice must be at least 1");
         }
         Ok(())
     }

@@ -84,6 +84,10 @@ struct Limits {
     /// Messages read from one connection per reactor turn. [default: 64]
     #[arg(long)]
     read_budget: Option<usize>,
+    /// Connections sent a broadcast that the reactor writes per turn, after the turn's
+    /// replies. [default: 256]
+    #[arg(long)]
+    broadcast_flush_slice: Option<usize>,
     /// Messages per second one connection may send; over it: RATE_LIMITED error replies.
     /// [default: 1000]
     #[arg(long)]
@@ -123,6 +127,7 @@ impl Limits {
         set(&mut c.inbound_queue, self.inbound_queue);
         set(&mut c.outbound_queue, self.outbound_queue);
         set(&mut c.read_budget, self.read_budget);
+        set(&mut c.broadcast_flush_slice, self.broadcast_flush_slice);
         set(&mut c.rate_messages_per_sec, self.rate_messages_per_sec);
         set(&mut c.rate_bytes_per_sec, self.rate_bytes_per_sec);
         set(&mut c.rate_strikes, self.rate_strikes);
@@ -229,6 +234,7 @@ mod tests {
             ("inbound-queue", c.inbound_queue.to_string()),
             ("outbound-queue", c.outbound_queue.to_string()),
             ("read-budget", c.read_budget.to_string()),
+            ("broadcast-flush-slice", c.broadcast_flush_slice.to_string()),
             ("rate-messages-per-sec", c.rate_messages_per_sec.to_string()),
             ("rate-bytes-per-sec", c.rate_bytes_per_sec.to_string()),
             ("rate-strikes", c.rate_strikes.to_string()),

@@ -126,6 +126,42 @@ fn a_group_message_reaches_its_members_and_nobody_else() {
 }
 
 #[test]
+fn a_broadcast_to_more_connections_than_a_flush_slice_reaches_them_all_unprompted() {
+    // Two connections flushed per reactor turn: the other members' copies wait in the flush
+    // backlog, which must drain on its own, without the members sending anything.
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        broadcast_flush_slice: 2,
+        ..Config::default()
+    };
+    let server = Server::start(config, Hubbub).expect("server starts");
+    let mut members: Vec<Client> = (0..12).map(|_| Client::connect(server.local_addr())).collect();
+    for c in &mut members {
+        assert!(c.call_ok::<_, bool>(1, "join", &"crowd"));
+    }
+    let sent: u32 = members[0].call_ok(2, "to_group", &to_group("crowd", "to all twelve", true));
+    assert_eq!(sent, 11);
+    let sent_at = Instant::now();
+    for c in &mut members[1..] {
+        match c.recv() {
+            Frame::Push { topic, body } => {
+                assert_eq!(topic, "msg");
+                assert_eq!(protocol::decode_body::<String>(&body).expect("text"), "to all twelve");
+            }
+            other => panic!("expected the push, got {other:?}"),
+        }
+    }
+    // Turn after turn, not one slice per heartbeat sweep (1 s apart), which would take ~5 s.
+    let took = sent_at.elapsed();
+    assert!(took < Duration::from_secs(2), "the backlog took {took:?} to drain");
+    // A reply to a connection with a push still in the backlog carries the push ahead of it.
+    members[1].request_typed(3, "to_group", &to_group("crowd", "again", false));
+    assert!(matches!(members[1].recv(), Frame::Push { .. }), "its own copy comes before the reply");
+    assert!(matches!(members[1].recv(), Frame::Reply { id: 3, .. }));
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn a_user_with_two_connections_gets_a_message_once_on_each() {
     let server = start();
     let mut phone = Client::connect(server.local_addr());

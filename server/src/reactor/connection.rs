@@ -140,6 +140,8 @@ pub(super) struct Connection {
     pub(super) wants_writable: bool,
     /// Queued for a flush at the end of this reactor turn.
     pub(super) dirty: bool,
+    /// Listed in the reactor's flush backlog (it was sent a broadcast not flushed yet).
+    pub(super) in_flush_backlog: bool,
     /// Queued in the reactor's list of connections with unread data.
     pub(super) read_queued: bool,
     /// The logic thread was told about it (so it must be told when it goes).
@@ -187,6 +189,7 @@ impl Connection {
             closing_since: None,
             wants_writable: false,
             dirty: false,
+            in_flush_backlog: false,
             read_queued: false,
             announced: false,
             limiter,

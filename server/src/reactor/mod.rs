@@ -89,8 +89,13 @@ pub(crate) struct Reactor {
     stop: Arc<AtomicBool>,
     /// Connections that may have unread data: budget spent, or paused by backpressure.
     read_queue: VecDeque<usize>,
-    /// Connections written to this turn, to flush once each.
+    /// Connections written to this turn, to flush once each (at the end of the turn).
     dirty: Vec<usize>,
+    /// Connections sent a broadcast (`SendMany`: a tick's pushes to thousands) and not
+    /// flushed since, each once: `Config::broadcast_flush_slice` of them are written per
+    /// turn, after the turn's other writes, so that replies do not wait for a whole burst to
+    /// be written.
+    flush_backlog: VecDeque<usize>,
     next_sweep: Instant,
     /// When `poll` last returned: the time every message read in this turn is stamped with
     /// (for liveness and the rate limit), so reading costs no clock call per message.
@@ -138,6 +143,7 @@ impl Reactor {
             stop,
             read_queue: VecDeque::new(),
             dirty: Vec::new(),
+            flush_backlog: VecDeque::new(),
             stage: Stage::Running,
             accept_blocked: false,
             refusing: 0,
@@ -208,7 +214,7 @@ impl Reactor {
     }
 
     fn poll_timeout(&self, now: Instant) -> Duration {
-        if !self.read_queue.is_empty() && self.backlog.is_empty() {
+        if (!self.read_queue.is_empty() && self.backlog.is_empty()) || !self.flush_backlog.is_empty() {
             return Duration::ZERO;
         }
         let mut wait = self.next_sweep.saturating_duration_since(now);
@@ -456,7 +462,7 @@ impl Reactor {
                 let bytes = payload.bytes(payloads);
                 for conn in conns {
                     if let Some(index) = self.live_index(conn) {
-                        self.send_data(index, payload.opcode(), bytes);
+                        self.send_broadcast(index, payload.opcode(), bytes);
                     }
                 }
             }
@@ -485,11 +491,25 @@ impl Reactor {
         self.after_write(index, outcome, data.then_some(len));
     }
 
-    /// Queues one data frame carrying `payload`.
+    /// Queues one data frame carrying `payload`, flushed at the end of this turn.
     fn send_data(&mut self, index: usize, opcode: DataOpcode, payload: &[u8]) {
         let Some(conn) = self.conns.get_mut(index) else { return };
         let outcome = conn.write_data(opcode, payload);
         self.after_write(index, outcome, Some(payload.len() as u64));
+    }
+
+    /// Queues one recipient's copy of a broadcast, flushed with a slice of the flush backlog
+    /// (or sooner, with anything else written to the connection).
+    fn send_broadcast(&mut self, index: usize, opcode: DataOpcode, payload: &[u8]) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        match conn.write_data(opcode, payload) {
+            WriteOutcome::Queued => {
+                self.counters.frames_out += 1;
+                self.counters.bytes_out += payload.len() as u64;
+                self.mark_broadcast(index);
+            }
+            outcome => self.after_write(index, outcome, None),
+        }
     }
 
     /// Counts a queued data frame of `data_len` bytes, and closes a peer too slow to take it.
@@ -560,6 +580,16 @@ impl Reactor {
         self.remove(index);
     }
 
+    /// Lists a connection that was sent a broadcast for a later slice of flushes (once).
+    fn mark_broadcast(&mut self, index: usize) {
+        if let Some(conn) = self.conns.get_mut(index)
+            && !conn.in_flush_backlog
+        {
+            conn.in_flush_backlog = true;
+            self.flush_backlog.push_back(index);
+        }
+    }
+
     fn mark_dirty(&mut self, index: usize) {
         if let Some(conn) = self.conns.get_mut(index)
             && !conn.dirty
@@ -590,13 +620,21 @@ impl Reactor {
         }
     }
 
-    /// Writes out every connection written to this turn: one flush, so usually one write
-    /// syscall, per connection per turn.
+    /// Writes out the connections written to: one flush, so usually one write syscall, per
+    /// connection. Those written to this turn go first (replies, pongs, closes: whatever they
+    /// have queued goes with them, broadcasts included), then `Config::broadcast_flush_slice`
+    /// of the flush backlog, so reads and replies go on between the slices of a tick's burst
+    /// instead of waiting for all of it.
     fn flush_dirty(&mut self) {
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.dirty);
+        let slice = self.config.broadcast_flush_slice.min(self.flush_backlog.len());
+        dirty.extend(self.flush_backlog.drain(..slice));
         for &index in &dirty {
+            // A slot freed (and maybe reused) since it was listed: flushing is harmless, and
+            // one with nothing queued (it went out with an earlier flush) costs no syscall.
             let Some(conn) = self.conns.get_mut(index) else { continue };
             conn.dirty = false;
+            conn.in_flush_backlog = false;
             let Some(ws) = conn.ws() else { continue };
             self.counters.flushes += 1;
             let flushed = ws.flush();

@@ -73,6 +73,8 @@ struct Player {
 #[derive(Debug, Default)]
 struct ArenaRoom {
     avatars: BTreeMap<String, Avatar>,
+    /// How many avatars are away, so a tick skips the expiry pass when none is.
+    away: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -161,17 +163,7 @@ impl Arena {
             ctx.hub().user_connections(&player.name).any(|c| ctx.hub().is_member(c, &request.room));
 
         let room = self.rooms.get_or_insert_with(&request.room, ArenaRoom::default);
-        let avatar = room.avatars.entry(player.name.clone()).or_insert_with(|| Avatar {
-            id: player.id,
-            x: spawn(player.id, 7),
-            y: spawn(player.id, 13),
-            dx: 0,
-            dy: 0,
-            away_since: None,
-        });
-        // A player coming back finds their avatar where they left it.
-        avatar.id = player.id;
-        avatar.away_since = None;
+        room.enter(&player.name, player.id);
         ctx.hub_mut().join(caller.conn, &request.room);
         set_room(ctx, caller.conn, Some(request.room.clone()));
         if !already_here {
@@ -237,13 +229,9 @@ impl Arena {
         }
         if let Some(room) = self.rooms.get_mut(&name) {
             if dropped {
-                if let Some(avatar) = room.avatars.get_mut(&player.name) {
-                    avatar.away_since = Some(ctx.now());
-                    avatar.dx = 0;
-                    avatar.dy = 0;
-                }
+                room.mark_away(&player.name, ctx.now());
             } else {
-                room.avatars.remove(&player.name);
+                room.remove(&player.name);
             }
         }
         let presence = Presence { player_id: player.id, name: player.name, joined: false };
@@ -264,10 +252,58 @@ impl ArenaRoom {
             .collect()
     }
 
+    /// The avatar of a player entering: theirs from before if they come back (where they left
+    /// it), else a new one at their spawn point.
+    fn enter(&mut self, name: &str, id: u32) {
+        let avatar = self.avatars.entry(name.to_owned()).or_insert_with(|| Avatar {
+            id,
+            x: spawn(id, 7),
+            y: spawn(id, 13),
+            dx: 0,
+            dy: 0,
+            away_since: None,
+        });
+        avatar.id = id;
+        if avatar.away_since.take().is_some() {
+            self.away -= 1;
+        }
+    }
+
+    /// The player dropped: their avatar stops and waits for them, for the grace time.
+    fn mark_away(&mut self, name: &str, now: Instant) {
+        if let Some(avatar) = self.avatars.get_mut(name) {
+            if avatar.away_since.is_none() {
+                self.away += 1;
+            }
+            avatar.away_since = Some(now);
+            avatar.dx = 0;
+            avatar.dy = 0;
+        }
+    }
+
+    /// The player left on purpose: their avatar goes.
+    fn remove(&mut self, name: &str) {
+        if self.avatars.remove(name).is_some_and(|a| a.away_since.is_some()) {
+            self.away -= 1;
+        }
+    }
+
     /// Forgets the avatars of players who dropped more than `grace` ago, so an arena that never
     /// empties (the lobby) does not keep every player who ever dropped from it.
     fn expire(&mut self, now: Instant, grace: Duration) {
-        self.avatars.retain(|_, a| a.away_since.is_none_or(|since| now.duration_since(since) < grace));
+        if self.away == 0 {
+            return;
+        }
+        let mut away = 0;
+        self.avatars.retain(|_, a| match a.away_since {
+            None => true,
+            Some(since) => {
+                let keep = now.duration_since(since) < grace;
+                away += usize::from(keep);
+                keep
+            }
+        });
+        self.away = away;
     }
 
     fn step(&mut self) {
@@ -336,4 +372,36 @@ fn not_logged_in() -> AppError {
 
 fn not_in_room() -> AppError {
     AppError::new(ERR_NOT_IN_ROOM, "join an arena first")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn the_away_count_follows_every_way_in_and_out() {
+        let t0 = Instant::now();
+        let mut room = ArenaRoom::default();
+        room.enter("ann", 1);
+        room.enter("bob", 2);
+        room.mark_away("ann", t0);
+        room.mark_away("ann", t0); // A second drop (another device) counts once.
+        assert_eq!(room.away, 1);
+        room.expire(t0 + GRACE / 2, GRACE);
+        assert_eq!((room.avatars.len(), room.away), (2, 1), "still within the grace time");
+
+        room.enter("ann", 1);
+        assert_eq!(room.away, 0, "back");
+        room.mark_away("ann", t0);
+        room.remove("ann");
+        assert_eq!((room.avatars.len(), room.away), (1, 0), "gone on purpose while away");
+
+        room.mark_away("bob", t0);
+        room.expire(t0 + GRACE, GRACE);
+        assert_eq!((room.avatars.len(), room.away), (0, 0), "expired");
+        room.remove("nobody");
+        assert_eq!(room.away, 0);
+    }
 }

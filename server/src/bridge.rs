@@ -1,5 +1,8 @@
 //! What crosses the channels between the reactor thread and the logic thread.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use tungstenite::Message;
@@ -106,7 +109,8 @@ impl Frame<'_> {
 }
 
 /// From the logic thread to the reactor. Commands arrive in batches, one batch per wake, so
-/// the reactor writes all of a batch's frames for one connection with one flush.
+/// the reactor writes all of a batch's frames for one connection with one flush (a burst of
+/// broadcasts is flushed a slice of connections per turn, each still with one flush).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Queue a frame on a connection. Dropped if the connection has gone.
@@ -246,6 +250,8 @@ pub(crate) struct ReactorEnds {
     pub(crate) spent: Sender<Batch>,
     /// Its own batches, emptied by the logic thread, back for reuse.
     pub(crate) handled: Receiver<Vec<ToLogic>>,
+    /// Messages sent and not handled yet (see [`InboundCount`]).
+    pub(crate) queued: InboundCount,
 }
 
 /// The logic thread's ends of the channels between the threads.
@@ -261,18 +267,46 @@ pub(crate) struct LogicEnds {
     /// not allocate one per turn (short-lived allocations among the connections' buffers
     /// fragment the heap: ~0.35 KiB of RSS per idle connection, measured).
     pub(crate) handled: Sender<Vec<ToLogic>>,
+    /// Messages sent and not handled yet (see [`InboundCount`]).
+    pub(crate) queued: InboundCount,
+}
+
+/// How many messages the reactor has sent to the logic thread that it has not handled yet.
+/// Batches vary from one message to [`TO_LOGIC_BATCH`], so the channel's capacity (in
+/// batches) cannot bound them; this count does (`Config::inbound_queue`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct InboundCount(Arc<AtomicUsize>);
+
+impl InboundCount {
+    /// Messages sent and not handled yet.
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// The reactor is about to send `n` messages. Counted before the send, so the logic thread
+    /// never takes away what was not added.
+    pub(crate) fn add(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// `n` messages were handled, or were not sent after all.
+    pub(crate) fn sub(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::AcqRel);
+    }
 }
 
 /// The channels between the reactor and the logic thread, bounded as configured:
-/// `inbound_queue` messages, rounded up to whole batches, and `outbound_queue` batches.
+/// `inbound_queue` messages (the reactor checks [`InboundCount`]; the channel holds as many
+/// batches, since a batch holds at least one) and `outbound_queue` batches.
 pub(crate) fn channels(inbound_queue: usize, outbound_queue: usize) -> (ReactorEnds, LogicEnds) {
-    let (to_logic, inbound) = crossbeam_channel::bounded(inbound_queue.div_ceil(TO_LOGIC_BATCH).max(1));
+    let (to_logic, inbound) = crossbeam_channel::bounded(inbound_queue);
+    let queued = InboundCount::default();
     let (outbound, from_logic) = crossbeam_channel::bounded(outbound_queue);
     // A few spare batches are enough: one being filled, one in flight, one being applied.
     let (spent_tx, spent_rx) = crossbeam_channel::bounded(4);
     let (handled_tx, handled_rx) = crossbeam_channel::bounded(4);
     (
-        ReactorEnds { to_logic, from_logic, spent: spent_tx, handled: handled_rx },
-        LogicEnds { inbound, outbound, spent: spent_rx, handled: handled_tx },
+        ReactorEnds { to_logic, from_logic, spent: spent_tx, handled: handled_rx, queued: queued.clone() },
+        LogicEnds { inbound, outbound, spent: spent_rx, handled: handled_tx, queued },
     )
 }

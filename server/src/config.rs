@@ -17,7 +17,9 @@ pub enum LogicPriority {
     /// soon as a tick is due. The logic thread sleeps between ticks and requests, and Linux
     /// keeps 5 % of each second for other threads (`sched_rt_runtime_us`) even if a game's
     /// handler loops. Falls back to `Raised`, then `Normal`, where not permitted (it needs
-    /// `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` above 0).
+    /// `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` above 0). Threads a game spawns from its handlers
+    /// or hooks inherit the policy; a game that starts busy worker threads there should lower
+    /// theirs, or choose `Raised`.
     #[default]
     Realtime,
 }
@@ -68,10 +70,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// How long the server waits for the peer's close frame after sending its own. Default 2 s.
     pub close_timeout: Duration,
-    /// Capacity of the channel from the reactor to the logic thread, in messages (rounded up
-    /// to whole batches of 64). When it is full the reactor stops reading sockets (TCP pushes
-    /// back on the clients) instead of buffering more than the batch it was filling.
-    /// Default 8192.
+    /// Messages the reactor has passed to the logic thread and that it has not handled yet,
+    /// at most. When the logic thread is that far behind, the reactor stops reading sockets
+    /// (TCP pushes back on the clients) instead of buffering more than the batch it was
+    /// filling (up to 64 messages; a batch always goes when nothing waits). Default 8192.
     pub inbound_queue: usize,
     /// Capacity of the channel from the logic thread to the reactor, in batches. Default 1024.
     pub outbound_queue: usize,

@@ -74,8 +74,8 @@ struct Limits {
     /// Milliseconds to wait for a peer's close frame after sending ours. [default: 2000]
     #[arg(long)]
     close_timeout_ms: Option<u64>,
-    /// Messages the reactor-to-logic channel holds; when full, the reactor stops reading
-    /// sockets. [default: 8192]
+    /// Messages passed to the logic thread and not handled yet, at most; past it, the reactor
+    /// stops reading sockets. [default: 8192]
     #[arg(long)]
     inbound_queue: Option<usize>,
     /// Batches the logic-to-reactor channel holds. [default: 1024]

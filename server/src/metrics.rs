@@ -28,9 +28,10 @@ pub struct ReactorCounters {
     pub frames_in: u64,
     /// Bytes of WebSocket messages received (payloads).
     pub bytes_in: u64,
-    /// WebSocket messages queued for sending.
+    /// WebSocket data messages (binary or text) queued for sending; pings, pongs and closes
+    /// are not counted.
     pub frames_out: u64,
-    /// Bytes of WebSocket messages queued for sending (payloads).
+    /// Payload bytes of those data messages.
     pub bytes_out: u64,
     /// Requests passed to the logic thread.
     pub requests_forwarded: u64,
@@ -47,9 +48,12 @@ pub struct ReactorCounters {
     pub backlog: u64,
     /// The most messages that ever waited there.
     pub backlog_max: u64,
-    /// Connections flushed at the end of a reactor turn (each makes a `write` syscall only if
-    /// something was queued).
+    /// Connections flushed (each makes a `write` syscall only if something was queued).
     pub flushes: u64,
+    /// Connections sent a broadcast of a burst and waiting for their slice of flushes.
+    pub flush_backlog: u64,
+    /// The most connections that ever waited there (at most the connections open).
+    pub flush_backlog_max: u64,
     /// `write` syscalls made on WebSocket connections (partial writes count each time).
     pub write_syscalls: u64,
 }
@@ -67,8 +71,8 @@ pub struct LogicCounters {
     pub skipped_ticks: u64,
     /// Panics caught in handlers and hooks.
     pub panics: u64,
-    /// Batches of messages (up to `bridge::TO_LOGIC_BATCH` each) waiting in the channel from
-    /// the reactor, at the last look.
+    /// Messages the reactor has passed and the logic thread has not handled yet, at the last
+    /// look.
     pub inbound_depth: u64,
 }
 
@@ -164,7 +168,12 @@ impl Metrics {
         metric("connections_open", "gauge", "Connections open now (HTTP or WebSocket).", r.open);
         metric("frames_in_total", "counter", "WebSocket messages received.", r.frames_in);
         metric("bytes_in_total", "counter", "WebSocket message payload bytes received.", r.bytes_in);
-        metric("frames_out_total", "counter", "WebSocket messages sent.", r.frames_out);
+        metric(
+            "frames_out_total",
+            "counter",
+            "WebSocket data messages queued for sending (pings, pongs and closes are not counted).",
+            r.frames_out,
+        );
         metric("bytes_out_total", "counter", "WebSocket message payload bytes sent.", r.bytes_out);
         metric("flushes_total", "counter", "Connections flushed at the end of a reactor turn.", r.flushes);
         metric(
@@ -211,9 +220,21 @@ impl Metrics {
             r.backlog_max,
         );
         metric(
+            "flush_backlog",
+            "gauge",
+            "Connections sent a broadcast of a burst, waiting for their slice of flushes.",
+            r.flush_backlog,
+        );
+        metric(
+            "flush_backlog_max",
+            "gauge",
+            "The most connections that ever waited in the flush backlog.",
+            r.flush_backlog_max,
+        );
+        metric(
             "inbound_queue_depth",
             "gauge",
-            "Message batches (up to 64 messages each) in the reactor-to-logic channel.",
+            "Messages passed to the logic thread and not handled yet.",
             l.inbound_depth,
         );
         metric("ticks_total", "counter", "Ticks run.", l.ticks);

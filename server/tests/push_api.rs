@@ -162,6 +162,38 @@ fn a_broadcast_to_more_connections_than_a_flush_slice_reaches_them_all_unprompte
 }
 
 #[test]
+fn the_flush_backlog_lists_each_connection_once_however_often_it_is_written_to() {
+    // One connection flushed per slice, so a broadcast to 100 takes 100 reactor turns to
+    // write. The sender is a member and gets a reply to each call, flushed at once; calling
+    // again while the backlog still holds its entry must not list it a second time.
+    const MEMBERS: usize = 100;
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        broadcast_flush_slice: 1,
+        ..Config::default()
+    };
+    let server = Server::start(config, Hubbub).expect("server starts");
+    let mut members: Vec<Client> = (0..MEMBERS).map(|_| Client::connect(server.local_addr())).collect();
+    for c in &mut members {
+        assert!(c.call_ok::<_, bool>(1, "join", &"crowd"));
+    }
+    for id in 0..30u32 {
+        members[0].request_typed(100 + id, "to_group", &to_group("crowd", "burst", false));
+        // Its own copy, then the reply: both went out with the reply's flush.
+        assert!(matches!(members[0].recv(), Frame::Push { .. }));
+        assert!(matches!(members[0].recv(), Frame::Reply { .. }));
+    }
+    for c in &mut members[1..] {
+        assert!((0..30).all(|_| matches!(c.recv(), Frame::Push { .. })), "every push arrives");
+    }
+    let r = server.metrics().reactor();
+    assert!(r.flush_backlog_max >= 2, "the test did not fill the backlog");
+    let most = r.flush_backlog_max;
+    assert!(most <= MEMBERS as u64, "the backlog held {most} entries for {MEMBERS} connections");
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn a_user_with_two_connections_gets_a_message_once_on_each() {
     let server = start();
     let mut phone = Client::connect(server.local_addr());

@@ -14,9 +14,9 @@ use crate::metrics::Metrics;
 use crate::tick::TickSchedule;
 use crate::wake::Wake;
 
-/// Messages handled (in whole batches from the reactor) before the thread checks the tick
-/// deadline and flushes a batch, so a flood of requests neither delays the tick nor holds
-/// replies back for long.
+/// Messages handled (in whole batches from the reactor) before the thread sends its replies,
+/// so a flood of requests does not hold them back for long. A due tick cuts the drain short
+/// sooner: the deadline is checked after every batch.
 const DRAIN_BUDGET: usize = 256;
 
 /// Asks the OS to schedule the calling thread as `wanted`, falling back one step at a time
@@ -65,7 +65,7 @@ pub(crate) fn run<G: Game>(
     wake: Arc<Wake>,
     metrics: &Metrics,
 ) -> Logic<G> {
-    let LogicEnds { inbound, outbound, spent, handled: handled_batches } = ends;
+    let LogicEnds { inbound, outbound, spent, handled: handled_batches, queued } = ends;
     let mut schedule = TickSchedule::new(Instant::now() + period, period);
     let send = |batch: Option<Batch>| {
         if let Some(batch) = batch {
@@ -84,11 +84,13 @@ pub(crate) fn run<G: Game>(
                 let mut next = Some(first);
                 let mut handled = 0;
                 while let Some(mut batch) = next.take() {
-                    handled += batch.len();
+                    let n = batch.len();
+                    handled += n;
                     for message in batch.drain(..) {
                         shutting_down |= matches!(message, ToLogic::Shutdown);
                         logic.handle_message(message, now);
                     }
+                    queued.sub(n);
                     // Back to the reactor for reuse; if it has spares enough, dropped.
                     let _ = handled_batches.try_send(batch);
                     // A due tick goes first: checked per batch, so it starts within one
@@ -112,14 +114,14 @@ pub(crate) fn run<G: Game>(
             metrics.record_tick(tick.lateness, now.elapsed());
         }
         // Published before the batch leaves, so a client that has its reply sees it counted.
-        metrics.publish_logic(&logic.counters(inbound.len()));
+        metrics.publish_logic(&logic.counters(queued.get()));
         send(logic.poll_batch());
         if let Ok(batch) = spent.try_recv() {
             logic.recycle(batch);
         }
     }
     logic.handle_shutdown(Instant::now());
-    metrics.publish_logic(&logic.counters(inbound.len()));
+    metrics.publish_logic(&logic.counters(queued.get()));
     send(logic.poll_batch());
     logic
 }

@@ -2,7 +2,8 @@
 //!
 //! A turn of the loop: wait for readiness (or the next deadline); accept; advance HTTP
 //! exchanges; read WebSocket messages and pass requests to the logic thread; apply the logic
-//! thread's batches; flush every connection written to, once; sweep for heartbeats and
+//! thread's batches; flush every connection written to, once, and a slice of the recipients of
+//! a burst of broadcasts (`Config::broadcast_flush_slice`); sweep for heartbeats and
 //! timeouts. Reads drain until `WouldBlock` (or a short read: see [`socket`]) within a
 //! per-connection budget; a connection left with unread data is queued and served on the next
 //! turn, so nothing is lost to edge-triggered readiness and no client starves the others.
@@ -36,7 +37,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::{Connection, HttpProgress, OutboundLimits, Phase, WriteOutcome};
 use crate::app::{AppError, RouteTable};
-use crate::bridge::{Batch, Command, ReactorEnds, TO_LOGIC_BATCH, ToLogic};
+use crate::bridge::{Batch, Command, InboundCount, ReactorEnds, TO_LOGIC_BATCH, ToLogic};
 use crate::encode;
 use crate::heartbeat::Verdict;
 use crate::inbound::{self, Inbound, Mode, close};
@@ -85,6 +86,7 @@ pub(crate) struct Reactor {
     from_logic: Receiver<Batch>,
     spent: Sender<Batch>,
     handled: Receiver<Vec<ToLogic>>,
+    queued: InboundCount,
     wake: Arc<crate::wake::Wake>,
     stop: Arc<AtomicBool>,
     /// Connections that may have unread data: budget spent, or paused by backpressure.
@@ -95,7 +97,7 @@ pub(crate) struct Reactor {
     /// flushed since, each once: `Config::broadcast_flush_slice` of them are written per
     /// turn, after the turn's other writes, so that replies do not wait for a whole burst to
     /// be written.
-    flush_backlog: VecDeque<usize>,
+    flush_backlog: VecDeque<ConnId>,
     next_sweep: Instant,
     /// When `poll` last returned: the time every message read in this turn is stamped with
     /// (for liveness and the rate limit), so reading costs no clock call per message.
@@ -139,6 +141,7 @@ impl Reactor {
             from_logic: ends.from_logic,
             spent: ends.spent,
             handled: ends.handled,
+            queued: ends.queued,
             wake,
             stop,
             read_queue: VecDeque::new(),
@@ -210,6 +213,8 @@ impl Reactor {
         c.open = self.conns.len() as u64;
         c.backlog = self.backlog.iter().map(Vec::len).sum::<usize>() as u64;
         c.backlog_max = c.backlog_max.max(c.backlog);
+        c.flush_backlog = self.flush_backlog.len() as u64;
+        c.flush_backlog_max = c.flush_backlog_max.max(c.flush_backlog);
         self.metrics.publish_reactor(c);
     }
 
@@ -438,8 +443,16 @@ impl Reactor {
             match self.from_logic.try_recv() {
                 Ok(mut batch) => {
                     let Batch { commands, payloads } = &mut batch;
+                    // A batch that broadcasts to more connections than one slice (a tick's
+                    // state for everyone) is a burst: its recipients go to the flush backlog.
+                    // Smaller broadcasts (a user's devices, a chat line) go out this turn.
+                    let recipients: usize = commands
+                        .iter()
+                        .map(|c| if let Command::SendMany { conns, .. } = c { conns.len() } else { 0 })
+                        .sum();
+                    let burst = recipients > self.config.broadcast_flush_slice;
                     for command in commands.drain(..) {
-                        self.apply(command, payloads);
+                        self.apply(command, payloads, burst);
                     }
                     // Back for reuse; if the logic thread has spares enough, drop it.
                     let _ = self.spent.try_send(batch);
@@ -450,8 +463,9 @@ impl Reactor {
         }
     }
 
-    /// Applies one command of a batch whose frames' bytes are `payloads`.
-    fn apply(&mut self, command: Command, payloads: &[u8]) {
+    /// Applies one command of a batch whose frames' bytes are `payloads`; `burst` sends its
+    /// broadcasts' recipients to the flush backlog.
+    fn apply(&mut self, command: Command, payloads: &[u8], burst: bool) {
         match command {
             Command::Send { conn, payload } => {
                 if let Some(index) = self.live_index(conn) {
@@ -461,8 +475,10 @@ impl Reactor {
             Command::SendMany { conns, payload } => {
                 let bytes = payload.bytes(payloads);
                 for conn in conns {
-                    if let Some(index) = self.live_index(conn) {
-                        self.send_broadcast(index, payload.opcode(), bytes);
+                    match self.live_index(conn) {
+                        Some(index) if burst => self.send_broadcast(index, payload.opcode(), bytes),
+                        Some(index) => self.send_data(index, payload.opcode(), bytes),
+                        None => {}
                     }
                 }
             }
@@ -580,13 +596,15 @@ impl Reactor {
         self.remove(index);
     }
 
-    /// Lists a connection that was sent a broadcast for a later slice of flushes (once).
+    /// Lists a connection that was sent a broadcast for a later slice of flushes. Once: its
+    /// flag is cleared only when its entry leaves the list, so the list never holds more
+    /// entries than there are connections.
     fn mark_broadcast(&mut self, index: usize) {
         if let Some(conn) = self.conns.get_mut(index)
             && !conn.in_flush_backlog
         {
             conn.in_flush_backlog = true;
-            self.flush_backlog.push_back(index);
+            self.flush_backlog.push_back(conn.id);
         }
     }
 
@@ -626,34 +644,43 @@ impl Reactor {
     /// of the flush backlog, so reads and replies go on between the slices of a tick's burst
     /// instead of waiting for all of it.
     fn flush_dirty(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        let slice = self.config.broadcast_flush_slice.min(self.flush_backlog.len());
-        dirty.extend(self.flush_backlog.drain(..slice));
+        let dirty = std::mem::take(&mut self.dirty);
         for &index in &dirty {
-            // A slot freed (and maybe reused) since it was listed: flushing is harmless, and
-            // one with nothing queued (it went out with an earlier flush) costs no syscall.
             let Some(conn) = self.conns.get_mut(index) else { continue };
             conn.dirty = false;
-            conn.in_flush_backlog = false;
-            let Some(ws) = conn.ws() else { continue };
-            self.counters.flushes += 1;
-            let flushed = ws.flush();
-            self.counters.write_syscalls += u64::from(ws.get_mut().take_writes());
-            match flushed {
-                Ok(()) => self.want_writable(index, false),
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.want_writable(index, true)
-                }
-                Err(tungstenite::Error::ConnectionClosed) => self.remove(index),
-                Err(e) => {
-                    tracing::debug!("flush failed: {e}");
-                    self.remove(index);
-                }
-            }
+            self.flush(index);
         }
         // Reuse the allocation.
         self.dirty = dirty;
         self.dirty.clear();
+        for _ in 0..self.config.broadcast_flush_slice {
+            let Some(id) = self.flush_backlog.pop_front() else { break };
+            // A connection that has gone (its slot maybe reused) is skipped; one whose frames
+            // already went out with another flush costs no syscall.
+            if let Some(index) = self.live_index(id) {
+                self.conns[index].in_flush_backlog = false;
+                self.flush(index);
+            }
+        }
+    }
+
+    /// Writes one connection's queue (one `write` syscall unless the socket takes less).
+    fn flush(&mut self, index: usize) {
+        let Some(ws) = self.conns.get_mut(index).and_then(Connection::ws) else { return };
+        self.counters.flushes += 1;
+        let flushed = ws.flush();
+        self.counters.write_syscalls += u64::from(ws.get_mut().take_writes());
+        match flushed {
+            Ok(()) => self.want_writable(index, false),
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.want_writable(index, true)
+            }
+            Err(tungstenite::Error::ConnectionClosed) => self.remove(index),
+            Err(e) => {
+                tracing::debug!("flush failed: {e}");
+                self.remove(index);
+            }
+        }
     }
 
     fn want_writable(&mut self, index: usize, wanted: bool) {
@@ -688,9 +715,18 @@ impl Reactor {
             self.backlog.push_back(batch);
         }
         while let Some(batch) = self.backlog.pop_front() {
+            let (n, queued) = (batch.len(), self.queued.get());
+            // At most `inbound_queue` messages waiting for the logic thread; a batch always
+            // goes when nothing waits, so a batch larger than the bound cannot stall.
+            if queued > 0 && queued + n > self.config.inbound_queue {
+                self.backlog.push_front(batch);
+                return;
+            }
+            self.queued.add(n);
             match self.to_logic.try_send(batch) {
                 Ok(()) => {}
                 Err(TrySendError::Full(batch)) => {
+                    self.queued.sub(n);
                     self.backlog.push_front(batch);
                     return;
                 }

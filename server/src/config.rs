@@ -13,13 +13,15 @@ pub enum LogicPriority {
     /// Nice -10: a larger share of the CPU and earlier wake-ups, but it may still wait for
     /// another thread's slice.
     Raised,
-    /// `SCHED_FIFO` at the lowest real-time priority (1): it preempts ordinary threads as
-    /// soon as a tick is due. The logic thread sleeps between ticks and requests, and Linux
-    /// keeps 5 % of each second for other threads (`sched_rt_runtime_us`) even if a game's
-    /// handler loops. Falls back to `Raised`, then `Normal`, where not permitted (it needs
-    /// `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` above 0). Threads a game spawns from its handlers
-    /// or hooks inherit the policy; a game that starts busy worker threads there should lower
-    /// theirs, or choose `Raised`.
+    /// `SCHED_FIFO` at the lowest real-time priority (1) around each tick: from 10 ms before
+    /// its deadline until it has run, so that it preempts ordinary threads the moment it is
+    /// due; nice -10 in between, so that the requests between ticks are handled with the
+    /// scheduler's batching instead of a preemption per batch (which cost as much CPU again
+    /// per request). Linux keeps 5 % of each second for other threads
+    /// (`sched_rt_runtime_us`) even if a game's tick loops. Falls back to `Raised`, then
+    /// `Normal`, where not permitted (it needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` above 0).
+    /// Threads a game spawns from its handlers or hooks inherit the policy of the moment; a
+    /// game that starts busy worker threads there should set theirs.
     #[default]
     Realtime,
 }

@@ -29,8 +29,8 @@ struct Args {
     #[arg(long)]
     echo: bool,
     /// How the OS schedules the logic thread, so ticks start on time on a busy machine:
-    /// realtime (SCHED_FIFO 1) falls back to raised (nice -10), then normal, where not
-    /// permitted.
+    /// realtime (SCHED_FIFO 1 around each tick, nice -10 between) falls back to raised
+    /// (nice -10), then normal, where not permitted.
     #[arg(long, value_enum, default_value_t = LogicPriority::Realtime)]
     logic_priority: LogicPriority,
     #[command(flatten)]

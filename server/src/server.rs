@@ -80,8 +80,11 @@ impl Server {
         let logic_metrics = metrics.clone();
         let (priority_tx, priority_rx) = std::sync::mpsc::sync_channel(1);
         let logic = std::thread::Builder::new().name("logic".into()).spawn(move || {
-            let _ = priority_tx.send(crate::logic::thread::set_priority(logic_priority));
-            crate::logic::thread::run(logic, period, logic_ends, logic_wake, &logic_metrics).stats().clone()
+            let applied = crate::logic::thread::set_priority(logic_priority);
+            let _ = priority_tx.send(applied);
+            crate::logic::thread::run(logic, period, applied, logic_ends, logic_wake, &logic_metrics)
+                .stats()
+                .clone()
         })?;
         let reactor = std::thread::Builder::new().name("reactor".into()).spawn(move || reactor.run())?;
         // The logic thread reports before it does anything else; if it died first, say Normal.

@@ -19,33 +19,54 @@ use crate::wake::Wake;
 /// sooner: the deadline is checked after every batch.
 const DRAIN_BUDGET: usize = 256;
 
+/// How long before a tick's deadline a `Realtime` logic thread switches to real-time
+/// scheduling. It sleeps until then as an ordinary (nice -10) thread, whose wake-up the
+/// scheduler may delay by a few milliseconds on a busy machine: the window absorbs that, and
+/// from its start every wake-up, the tick's own included, preempts ordinary threads at once.
+const REALTIME_WINDOW: Duration = Duration::from_millis(10);
+
+/// Moves the calling thread to `SCHED_FIFO` at priority 1: above every ordinary thread, below
+/// any other real-time work on the machine.
+fn to_realtime() -> Result<(), String> {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ScheduleParams, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let fifo = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
+    let lowest = ThreadPriority::from_posix(ScheduleParams { sched_priority: 1 });
+    set_thread_priority_and_policy(thread_native_id(), lowest, fifo).map_err(|e| format!("{e:?}"))
+}
+
+/// Moves the calling thread to the ordinary policy (`SCHED_OTHER`) at nice -10.
+fn to_raised() -> Result<(), String> {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let other = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+    // 75 of 0..=99 maps to nice -10 under the ordinary policy.
+    let nice = ThreadPriorityValue::try_from(75u8).map_err(|e| format!("{e:?}"))?;
+    set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Crossplatform(nice), other)
+        .map_err(|e| format!("{e:?}"))
+}
+
 /// Asks the OS to schedule the calling thread as `wanted`, falling back one step at a time
 /// (real-time, then nice -10, then normal) where it is not permitted. Returns what applied.
+/// A `Realtime` thread starts at nice -10: [`run`] moves it to real-time around each tick.
 pub(crate) fn set_priority(wanted: LogicPriority) -> LogicPriority {
-    use thread_priority::{
-        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
-        set_current_thread_priority, set_thread_priority_and_policy, thread_native_id,
-    };
-    let realtime = || {
-        let fifo = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
-        // 1 is the lowest real-time priority: above every ordinary thread, below any other
-        // real-time work on the machine.
-        let lowest = ThreadPriority::from_posix(thread_priority::ScheduleParams { sched_priority: 1 });
-        set_thread_priority_and_policy(thread_native_id(), lowest, fifo).map_err(|e| format!("{e:?}"))
-    };
-    let raised = || {
-        // 75 of 0..=99 maps to nice -10 under the normal (CFS) policy.
-        ThreadPriorityValue::try_from(75u8).map_err(|e| format!("{e:?}")).and_then(|v| {
-            set_current_thread_priority(ThreadPriority::Crossplatform(v)).map_err(|e| format!("{e:?}"))
-        })
-    };
     let steps: &[LogicPriority] = match wanted {
         LogicPriority::Realtime => &[LogicPriority::Realtime, LogicPriority::Raised],
         LogicPriority::Raised => &[LogicPriority::Raised],
         LogicPriority::Normal => &[],
     };
     for &priority in steps {
-        let applied = if priority == LogicPriority::Realtime { realtime() } else { raised() };
+        // Real-time is tried (so a refusal falls back now, not at the first tick), then left
+        // until the first tick's window.
+        let applied = if priority == LogicPriority::Realtime {
+            to_realtime().and_then(|()| to_raised())
+        } else {
+            to_raised()
+        };
         match applied {
             Ok(()) => {
                 tracing::debug!("logic thread scheduled as {priority:?}");
@@ -57,14 +78,66 @@ pub(crate) fn set_priority(wanted: LogicPriority) -> LogicPriority {
     LogicPriority::Normal
 }
 
+/// The real-time window of a `Realtime` logic thread: on from [`REALTIME_WINDOW`] before a
+/// tick's deadline until the tick has run, off in between, so that requests between ticks are
+/// handled as an ordinary thread's work (woken with the scheduler's batching, not at once for
+/// every batch of requests), and ticks start on time.
+struct RealtimeWindow {
+    enabled: bool,
+    on: bool,
+}
+
+impl RealtimeWindow {
+    fn new(priority: LogicPriority) -> Self {
+        Self { enabled: priority == LogicPriority::Realtime, on: false }
+    }
+
+    /// Until when to sleep before a tick due at `deadline`: the window's start, if it is
+    /// enabled and not open yet; there the loop comes back and opens it.
+    fn sleep_until(&mut self, now: Instant, deadline: Instant) -> Instant {
+        if !self.enabled {
+            return deadline;
+        }
+        match deadline.checked_sub(REALTIME_WINDOW) {
+            Some(start) if now < start => start,
+            _ => {
+                self.set(true);
+                deadline
+            }
+        }
+    }
+
+    /// The tick has run: back to the ordinary policy until the next window.
+    fn close(&mut self) {
+        self.set(false);
+    }
+
+    fn set(&mut self, on: bool) {
+        if self.on == on {
+            return;
+        }
+        let switched = if on { to_realtime() } else { to_raised() };
+        match switched {
+            Ok(()) => self.on = on,
+            Err(e) => {
+                // Permitted at start, refused now (a changed rlimit): stay as we are.
+                tracing::warn!("logic thread stops switching to real-time around ticks: {e}");
+                self.enabled = false;
+            }
+        }
+    }
+}
+
 /// Runs `logic` until the reactor says [`ToLogic::Shutdown`] or goes away.
 pub(crate) fn run<G: Game>(
     mut logic: Logic<G>,
     period: Duration,
+    priority: LogicPriority,
     ends: LogicEnds,
     wake: Arc<Wake>,
     metrics: &Metrics,
 ) -> Logic<G> {
+    let mut window = RealtimeWindow::new(priority);
     let LogicEnds { inbound, outbound, spent, handled: handled_batches, queued } = ends;
     let mut schedule = TickSchedule::new(Instant::now() + period, period);
     let send = |batch: Option<Batch>| {
@@ -78,7 +151,8 @@ pub(crate) fn run<G: Game>(
     };
     let mut shutting_down = false;
     while !shutting_down {
-        match inbound.recv_deadline(schedule.next_deadline()) {
+        let wait_until = window.sleep_until(Instant::now(), schedule.next_deadline());
+        match inbound.recv_deadline(wait_until) {
             Ok(first) => {
                 let now = Instant::now();
                 let mut next = Some(first);
@@ -112,6 +186,7 @@ pub(crate) fn run<G: Game>(
         if let Some(tick) = schedule.poll(now) {
             logic.handle_tick(tick, now);
             metrics.record_tick(tick.lateness, now.elapsed());
+            window.close();
         }
         // Published before the batch leaves, so a client that has its reply sees it counted.
         metrics.publish_logic(&logic.counters(queued.get()));
@@ -145,19 +220,44 @@ mod tests {
         assert_eq!(normal.0, LogicPriority::Normal);
         assert!(matches!(normal.1, ThreadSchedulePolicy::Normal(_)), "{:?}", normal.1);
 
-        let (applied, policy) =
-            std::thread::spawn(|| (set_priority(LogicPriority::Realtime), current_policy()))
-                .join()
-                .expect("thread");
+        let seen = std::thread::spawn(|| {
+            let applied = set_priority(LogicPriority::Realtime);
+            // Between ticks: the ordinary policy, whatever was granted.
+            let between = current_policy();
+            let mut window = RealtimeWindow::new(applied);
+            let now = Instant::now();
+            let far = now + Duration::from_secs(1);
+            let early = window.sleep_until(now, far);
+            let before_window = current_policy();
+            let due = window.sleep_until(now, now + REALTIME_WINDOW / 2);
+            let in_window = current_policy();
+            window.close();
+            (
+                applied,
+                between,
+                early == far - REALTIME_WINDOW,
+                before_window,
+                due,
+                in_window,
+                current_policy(),
+            )
+        })
+        .join()
+        .expect("thread");
+        let (applied, between, wakes_at_window_start, before_window, _, in_window, after_tick) = seen;
+        assert!(matches!(between, ThreadSchedulePolicy::Normal(_)), "{between:?}");
+        assert!(wakes_at_window_start, "a far tick is slept toward the window's start first");
+        assert!(matches!(before_window, ThreadSchedulePolicy::Normal(_)), "{before_window:?}");
         // Which step applies depends on the privileges the tests run with; whichever it is,
         // the thread must really have it.
         match applied {
             LogicPriority::Realtime => {
-                assert!(matches!(policy, ThreadSchedulePolicy::Realtime(_)), "{policy:?}")
+                assert!(matches!(in_window, ThreadSchedulePolicy::Realtime(_)), "{in_window:?}")
             }
             LogicPriority::Raised | LogicPriority::Normal => {
-                assert!(matches!(policy, ThreadSchedulePolicy::Normal(_)), "{policy:?}")
+                assert!(matches!(in_window, ThreadSchedulePolicy::Normal(_)), "{in_window:?}")
             }
         }
+        assert!(matches!(after_tick, ThreadSchedulePolicy::Normal(_)), "{after_tick:?}");
     }
 }

@@ -60,7 +60,9 @@ pub fn encode_body_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> 
 ///
 /// Trailing bytes are an error: a body is exactly one value.
 pub fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, DECODE_CONFIG)?;
+    // Length hints capped at the body's length: see `capped`.
+    let seed = crate::capped::CappedSeed::<T>::new(bytes.len());
+    let (value, used) = bincode::serde::seed_decode_from_slice(seed, bytes, DECODE_CONFIG)?;
     if used != bytes.len() {
         return Err(BodyError::Trailing(bytes.len() - used));
     }

@@ -20,6 +20,7 @@
 
 pub mod arena;
 pub mod body;
+mod capped;
 pub mod error_code;
 pub mod frame;
 pub mod json;

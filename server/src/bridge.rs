@@ -198,13 +198,15 @@ impl Batch {
 
     /// Queues `payload` (copied into the batch) for `conn`.
     pub fn send(&mut self, conn: ConnId, opcode: DataOpcode, payload: &[u8]) {
-        let payload = self.write_payload::<std::convert::Infallible>(opcode, |out| {
-            out.extend_from_slice(payload);
-            Ok(())
-        });
-        // The closure cannot fail: its error type has no values.
-        let Ok(payload) = payload;
+        let payload = self.push_payload(opcode, |out| out.extend_from_slice(payload));
         self.commands.push(Command::Send { conn, payload });
+    }
+
+    /// Appends one payload to the buffer with `write`, which cannot fail.
+    pub fn push_payload(&mut self, opcode: DataOpcode, write: impl FnOnce(&mut Vec<u8>)) -> Payload {
+        let start = self.payloads.len();
+        write(&mut self.payloads);
+        Payload { opcode, start, end: self.payloads.len() }
     }
 
     /// Appends one payload to the buffer with `write`; on `Err` nothing written stays.

@@ -43,19 +43,18 @@ pub(crate) fn reply<T: Serialize + ?Sized>(
 /// text on a JSON connection).
 pub(crate) fn raw_reply(out: &mut Batch, caller: Caller, body: &[u8]) -> Result<Payload, AppError> {
     match caller.encoding {
-        Encoding::Binary => out.write_payload::<AppError>(DataOpcode::Binary, |buf| {
+        Encoding::Binary => Ok(out.push_payload(DataOpcode::Binary, |buf| {
             frame::write_reply_header(buf, caller.id);
             buf.extend_from_slice(body);
-            Ok(())
-        }),
+        })),
         Encoding::Json => match std::str::from_utf8(body) {
-            Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => out
-                .write_payload::<AppError>(DataOpcode::Text, |buf| {
+            Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+                Ok(out.push_payload(DataOpcode::Text, |buf| {
                     json::write_reply_open(buf, caller.id);
                     buf.extend_from_slice(body);
                     buf.push(json::FRAME_CLOSE);
-                    Ok(())
-                }),
+                }))
+            }
             _ => Err(AppError::new(error_code::INTERNAL, "a raw reply on a JSON connection must be JSON")),
         },
     }
@@ -81,13 +80,9 @@ pub(crate) fn error_payload(out: &mut Batch, id: u32, encoding: Encoding, error:
         Encoding::Binary => DataOpcode::Binary,
         Encoding::Json => DataOpcode::Text,
     };
-    let written = out.write_payload::<std::convert::Infallible>(opcode, |buf| {
+    out.push_payload(opcode, |buf| {
         error_into(buf, id, encoding, error);
-        Ok(())
-    });
-    // The closure cannot fail: its error type has no values.
-    let Ok(payload) = written;
-    payload
+    })
 }
 
 /// The error frame for call `id`, as a message of its own (for the reactor's own answers).

@@ -504,39 +504,35 @@ impl Reactor {
         let len = message.len() as u64;
         let data = message.is_binary() || message.is_text();
         let outcome = conn.write(message);
-        self.after_write(index, outcome, data.then_some(len));
+        self.after_write(index, outcome, data.then_some(len), false);
     }
 
     /// Queues one data frame carrying `payload`, flushed at the end of this turn.
     fn send_data(&mut self, index: usize, opcode: DataOpcode, payload: &[u8]) {
         let Some(conn) = self.conns.get_mut(index) else { return };
         let outcome = conn.write_data(opcode, payload);
-        self.after_write(index, outcome, Some(payload.len() as u64));
+        self.after_write(index, outcome, Some(payload.len() as u64), false);
     }
 
     /// Queues one recipient's copy of a broadcast, flushed with a slice of the flush backlog
     /// (or sooner, with anything else written to the connection).
     fn send_broadcast(&mut self, index: usize, opcode: DataOpcode, payload: &[u8]) {
         let Some(conn) = self.conns.get_mut(index) else { return };
-        match conn.write_data(opcode, payload) {
-            WriteOutcome::Queued => {
-                self.counters.frames_out += 1;
-                self.counters.bytes_out += payload.len() as u64;
-                self.mark_broadcast(index);
-            }
-            outcome => self.after_write(index, outcome, None),
-        }
+        let outcome = conn.write_data(opcode, payload);
+        self.after_write(index, outcome, Some(payload.len() as u64), true);
     }
 
-    /// Counts a queued data frame of `data_len` bytes, and closes a peer too slow to take it.
-    fn after_write(&mut self, index: usize, outcome: WriteOutcome, data_len: Option<u64>) {
+    /// Counts a queued data frame of `data_len` bytes and lists the connection for a flush
+    /// (this turn's, or a later slice's for a `broadcast` of a burst); closes a peer too slow
+    /// to take it.
+    fn after_write(&mut self, index: usize, outcome: WriteOutcome, data_len: Option<u64>, broadcast: bool) {
         match outcome {
             WriteOutcome::Queued => {
                 if let Some(len) = data_len {
                     self.counters.frames_out += 1;
                     self.counters.bytes_out += len;
                 }
-                self.mark_dirty(index);
+                if broadcast { self.mark_broadcast(index) } else { self.mark_dirty(index) }
             }
             WriteOutcome::Overflow => {
                 let Some(conn) = self.conns.get_mut(index) else { return };

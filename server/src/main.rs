@@ -88,6 +88,10 @@ struct Limits {
     /// replies. [default: 256]
     #[arg(long)]
     broadcast_flush_slice: Option<usize>,
+    /// Microseconds between two reactor turns at least; a short turn sleeps the rest, so a
+    /// trickle of messages is handled in groups (0: off). [default: 100]
+    #[arg(long)]
+    min_turn_interval_us: Option<u64>,
     /// Messages per second one connection may send; over it: RATE_LIMITED error replies.
     /// [default: 1000]
     #[arg(long)]
@@ -128,6 +132,7 @@ impl Limits {
         set(&mut c.outbound_queue, self.outbound_queue);
         set(&mut c.read_budget, self.read_budget);
         set(&mut c.broadcast_flush_slice, self.broadcast_flush_slice);
+        set(&mut c.min_turn_interval, self.min_turn_interval_us.map(Duration::from_micros));
         set(&mut c.rate_messages_per_sec, self.rate_messages_per_sec);
         set(&mut c.rate_bytes_per_sec, self.rate_bytes_per_sec);
         set(&mut c.rate_strikes, self.rate_strikes);
@@ -235,6 +240,7 @@ mod tests {
             ("outbound-queue", c.outbound_queue.to_string()),
             ("read-budget", c.read_budget.to_string()),
             ("broadcast-flush-slice", c.broadcast_flush_slice.to_string()),
+            ("min-turn-interval-us", c.min_turn_interval.as_micros().to_string()),
             ("rate-messages-per-sec", c.rate_messages_per_sec.to_string()),
             ("rate-bytes-per-sec", c.rate_bytes_per_sec.to_string()),
             ("rate-strikes", c.rate_strikes.to_string()),

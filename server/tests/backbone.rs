@@ -318,3 +318,29 @@ fn a_silent_tcp_client_is_closed_after_the_handshake_timeout() {
     assert!(started.elapsed() < Duration::from_secs(2));
     server.shutdown().expect("clean shutdown");
 }
+
+#[test]
+fn the_reactor_turns_no_more_often_than_min_turn_interval() {
+    // Each call's reply goes out on a later turn than its request was read in, so with 40 ms
+    // between turns five calls in a row take at least four intervals.
+    let paced = start(Config { min_turn_interval: Duration::from_millis(40), ..Config::default() });
+    let mut c = Client::connect(paced.local_addr());
+    let started = Instant::now();
+    for id in 1..=5u32 {
+        assert_eq!(reply_u32(&c.call(id, "double", &id)), (id, id * 2));
+    }
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(160), "5 calls took {took:?}");
+    paced.shutdown().expect("clean shutdown");
+
+    // The default (100 µs) costs a round trip next to nothing.
+    let server = start(Config::default());
+    let mut c = Client::connect(server.local_addr());
+    let started = Instant::now();
+    for id in 1..=5u32 {
+        assert_eq!(reply_u32(&c.call(id, "double", &id)), (id, id * 2));
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(160), "5 calls took {took:?} with the default interval");
+    server.shutdown().expect("clean shutdown");
+}

@@ -160,6 +160,13 @@ impl Reactor {
     pub(crate) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
+            // Turns at most every `min_turn_interval`: under a steady trickle of messages each
+            // turn then carries several, and the logic thread is woken once for them all
+            // instead of once per message or two (see `Config::min_turn_interval`).
+            let since = self.turn_started.elapsed();
+            if since < self.config.min_turn_interval {
+                std::thread::sleep(self.config.min_turn_interval - since);
+            }
             let timeout = self.poll_timeout(Instant::now());
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}

@@ -5,8 +5,10 @@
 //! then preallocate up to 1 MiB for it before the first element fails to decode. So six
 //! hostile bytes claiming four billion entries cost a 1 MiB allocation (docs/FUZZING.md).
 //! A body of `n` bytes holds at most `n` elements that take a byte or more, so [`Capped`] caps
-//! every hint at the body's length: the preallocation is then bounded by the input, and
-//! decoding itself is unchanged (a hint only sizes the first allocation).
+//! every hint at the body's length: a preallocation is then at most `n` elements (`n` times
+//! the element's size in memory, which serde still caps at 1 MiB per sequence), no longer
+//! four billion, and decoding itself is unchanged (a hint only sizes the first allocation).
+//! So a hostile frame's allocations grow with its own length, which the frame limit bounds.
 //!
 //! It wraps the whole tree: every nested value is deserialized through another `Capped`.
 

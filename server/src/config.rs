@@ -14,17 +14,23 @@ pub enum LogicPriority {
     /// another thread's slice.
     Raised,
     /// `SCHED_FIFO` at the lowest real-time priority (1) around each tick: from 10 ms before
-    /// its deadline until it has run, so that it preempts ordinary threads the moment it is
-    /// due; nice -10 in between, so that the requests between ticks are handled with the
-    /// scheduler's batching instead of a preemption per batch (which cost as much CPU again
-    /// per request). Linux keeps 5 % of each second for other threads
-    /// (`sched_rt_runtime_us`) even if a game's tick loops. Falls back to `Raised`, then
-    /// `Normal`, where not permitted (it needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` above 0).
+    /// its deadline (a third of the period at 100 Hz and above) until it has run, so that it
+    /// preempts ordinary threads the moment it is due; an ordinary thread in between, at
+    /// nice -10 (nice 0 where real-time is permitted and a raised nice value is not), so that
+    /// the requests between ticks are handled with the scheduler's batching instead of a
+    /// preemption per batch (which cost as much CPU again per request). Linux keeps 5 % of
+    /// each second for other threads (`sched_rt_runtime_us`) even if a game's tick loops.
+    /// Falls back to `Raised`, then `Normal`, where not permitted (it needs `CAP_SYS_NICE` or
+    /// an `RLIMIT_RTPRIO` above 0).
     /// Threads a game spawns from its handlers or hooks inherit the policy of the moment; a
     /// game that starts busy worker threads there should set theirs.
     #[default]
     Realtime,
 }
+
+/// The largest [`Config::min_turn_interval`]: beyond it the sleep would add more than a
+/// tick-worthy delay (20 ms) to every round trip.
+pub const MAX_TURN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The server's configuration. Every limit the server enforces is a field here.
 ///
@@ -93,8 +99,9 @@ pub struct Config {
     /// Under a steady trickle (a load generator that answers each echo at once) a turn would
     /// otherwise carry a message or two, and each would cost a hand-over to the logic thread
     /// and back; with 100 µs the server's CPU per echo fell from 2.4–2.7 µs to 1.3–1.6 µs
-    /// (docs/BENCHMARKS.md). It adds at most this much to a round trip; a busy reactor, whose
-    /// turns are longer, never sleeps. 0 turns it off. Default 100 µs.
+    /// (docs/BENCHMARKS.md). It adds at most twice this much to a round trip (once when the
+    /// request is read, once when the reply is written); a busy reactor, whose turns are
+    /// longer, never sleeps. 0 turns it off. At most [`MAX_TURN_INTERVAL`]. Default 100 µs.
     pub min_turn_interval: Duration,
     /// Messages per second one connection may send, pings and pongs included (bursts up to
     /// one second's worth). A request over the rate is answered `RATE_LIMITED` and not
@@ -203,6 +210,9 @@ impl Config {
         if self.read_budget == 0 || self.max_connections == 0 || self.broadcast_flush_slice == 0 {
             return bad("read_budget, max_connections and broadcast_flush_slice must be at least 1");
         }
+        if self.min_turn_interval > MAX_TURN_INTERVAL {
+            return bad("min_turn_interval must be at most 10 ms");
+        }
         Ok(())
     }
 }
@@ -221,6 +231,14 @@ mod tests {
     fn outbound_cap_must_exceed_coalescing() {
         let config = Config { max_outbound_bytes: 10, write_coalesce_bytes: 10, ..Config::default() };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn the_turn_interval_is_bounded() {
+        let at = |min_turn_interval| Config { min_turn_interval, ..Config::default() }.validate();
+        at(MAX_TURN_INTERVAL).expect("the bound itself");
+        at(Duration::ZERO).expect("turned off");
+        assert!(at(MAX_TURN_INTERVAL + Duration::from_micros(1)).is_err());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! Opens CONNECTIONS connections to ADDR (`127.0.0.1:PORT`), keeps WINDOW binary messages of
 //! BODY_BYTES (default 32) in flight on each, and after SECONDS prints the echoes received per
 //! second and the mismatches (an echo that is not the oldest message in flight). One thread,
-//! one mio loop; it exits with status 1 on any mismatch or failed connection.
+//! one mio loop; it exits with status 1 on any mismatch, on a failed connection, or when a
+//! connection got no echo at all (a stall).
 
 use std::collections::VecDeque;
 use std::io;
@@ -25,6 +26,7 @@ struct Conn {
     /// The first byte of each message in flight, oldest first: echoes come back in order.
     in_flight: VecDeque<u8>,
     next: u8,
+    echoes: u64,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,6 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (count, window, seconds): (usize, usize, f64) =
         (args[2].parse()?, args[3].parse()?, args[4].parse()?);
     let body_bytes: usize = args.get(5).map_or(Ok(32), |b| b.parse())?;
+    if body_bytes < 1 {
+        // Each message's first byte numbers it.
+        eprintln!("BODY_BYTES must be at least 1");
+        std::process::exit(2);
+    }
 
     let mut poll = Poll::new()?;
     let mut conns = Vec::with_capacity(count);
@@ -48,9 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let tcp = ws.into_inner();
         tcp.set_nonblocking(true)?;
         let mut tcp = TcpStream::from_std(tcp);
-        poll.registry().register(&mut tcp, Token(i), Interest::READABLE)?;
+        // Writable too: a flush that met a full socket goes on when it drains.
+        poll.registry().register(&mut tcp, Token(i), Interest::READABLE | Interest::WRITABLE)?;
         let ws = WebSocket::from_raw_socket(tcp, tungstenite::protocol::Role::Client, None);
-        conns.push(Conn { ws, in_flight: VecDeque::with_capacity(window), next: 0 });
+        conns.push(Conn { ws, in_flight: VecDeque::with_capacity(window), next: 0, echoes: 0 });
     }
     let body = vec![0u8; body_bytes];
     let send = |conn: &mut Conn| -> tungstenite::Result<()> {
@@ -58,7 +66,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         message[0] = conn.next;
         conn.in_flight.push_back(conn.next);
         conn.next = conn.next.wrapping_add(1);
-        conn.ws.write(Message::Binary(message.into()))
+        // A full socket keeps the message queued in tungstenite, flushed on WRITABLE.
+        would_block_ok(conn.ws.write(Message::Binary(message.into())))
     };
     for conn in &mut conns {
         for _ in 0..window {
@@ -79,6 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 match conn.ws.read() {
                     Ok(Message::Binary(echo)) => {
                         echoes += 1;
+                        conn.echoes += 1;
                         if conn.in_flight.pop_front() != echo.first().copied() || echo.len() != body_bytes {
                             mismatches += 1;
                         }
@@ -97,7 +107,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{count} connections x {window} in flight, {body_bytes}-byte messages: {echoes} echoes in {elapsed:.2} s = {:.0} echoes/s, {mismatches} mismatches",
         echoes as f64 / elapsed
     );
-    if mismatches > 0 {
+    let stalled = conns.iter().filter(|conn| conn.echoes == 0).count();
+    if stalled > 0 {
+        println!("{stalled} connections got no echo");
+    }
+    if mismatches > 0 || stalled > 0 {
         std::process::exit(1);
     }
     Ok(())
@@ -105,7 +119,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Writes what tungstenite buffered; a full socket keeps the rest for the next flush.
 fn flush(ws: &mut WebSocket<TcpStream>) -> tungstenite::Result<()> {
-    match ws.flush() {
+    would_block_ok(ws.flush())
+}
+
+/// `WouldBlock` from a write or flush means the rest stays queued, not an error.
+fn would_block_ok(result: tungstenite::Result<()>) -> tungstenite::Result<()> {
+    match result {
         Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
         other => other,
     }

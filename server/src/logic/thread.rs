@@ -20,10 +20,18 @@ use crate::wake::Wake;
 const DRAIN_BUDGET: usize = 256;
 
 /// How long before a tick's deadline a `Realtime` logic thread switches to real-time
-/// scheduling. It sleeps until then as an ordinary (nice -10) thread, whose wake-up the
+/// scheduling, at most. It sleeps until then as an ordinary thread, whose wake-up the
 /// scheduler may delay by a few milliseconds on a busy machine: the window absorbs that, and
 /// from its start every wake-up, the tick's own included, preempts ordinary threads at once.
+/// At tick rates of 100 Hz and more the window is a third of the period instead, so that it
+/// still closes between ticks.
 const REALTIME_WINDOW: Duration = Duration::from_millis(10);
+
+/// The real-time window for ticks `period` apart: [`REALTIME_WINDOW`], or a third of the
+/// period when that is shorter.
+fn realtime_window(period: Duration) -> Duration {
+    REALTIME_WINDOW.min(period / 3)
+}
 
 /// Moves the calling thread to `SCHED_FIFO` at priority 1: above every ordinary thread, below
 /// any other real-time work on the machine.
@@ -37,59 +45,97 @@ fn to_realtime() -> Result<(), String> {
     set_thread_priority_and_policy(thread_native_id(), lowest, fifo).map_err(|e| format!("{e:?}"))
 }
 
-/// Moves the calling thread to the ordinary policy (`SCHED_OTHER`) at nice -10.
-fn to_raised() -> Result<(), String> {
+/// Moves the calling thread to the ordinary policy (`SCHED_OTHER`) at nice -10 when `raised`,
+/// at nice 0 otherwise.
+fn to_ordinary(raised: bool) -> Result<(), String> {
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
         set_thread_priority_and_policy, thread_native_id,
     };
     let other = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
-    // 75 of 0..=99 maps to nice -10 under the ordinary policy.
-    let nice = ThreadPriorityValue::try_from(75u8).map_err(|e| format!("{e:?}"))?;
+    // Of 0..=99, 75 maps to nice -10 under the ordinary policy and 50 to nice 0.
+    let value: u8 = if raised { 75 } else { 50 };
+    let nice = ThreadPriorityValue::try_from(value).map_err(|e| format!("{e:?}"))?;
     set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Crossplatform(nice), other)
         .map_err(|e| format!("{e:?}"))
 }
 
+/// How a thread that may switch to real-time around ticks is scheduled between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Between {
+    /// Nice -10.
+    Raised,
+    /// Nice 0: where real-time is permitted (`RLIMIT_RTPRIO`) but a raised nice value is not
+    /// (`RLIMIT_NICE`).
+    Normal,
+}
+
+/// Moves the calling thread to the ordinary policy, at nice -10 if permitted and at nice 0
+/// otherwise. Returns which applied.
+fn to_between() -> Result<Between, String> {
+    between_with(to_ordinary)
+}
+
+/// [`to_between`] with the switch (`to_ordinary`) passed in, so that the fallback can be
+/// tested on a machine that permits everything.
+fn between_with(to_ordinary: impl Fn(bool) -> Result<(), String>) -> Result<Between, String> {
+    match to_ordinary(true) {
+        Ok(()) => Ok(Between::Raised),
+        Err(raised) => to_ordinary(false)
+            .map(|()| Between::Normal)
+            .map_err(|normal| format!("nice -10: {raised}; nice 0: {normal}")),
+    }
+}
+
 /// Asks the OS to schedule the calling thread as `wanted`, falling back one step at a time
 /// (real-time, then nice -10, then normal) where it is not permitted. Returns what applied.
-/// A `Realtime` thread starts at nice -10: [`run`] moves it to real-time around each tick.
+/// A `Realtime` thread starts as an ordinary one (nice -10 if permitted, else nice 0):
+/// [`run`] moves it to real-time around each tick.
 pub(crate) fn set_priority(wanted: LogicPriority) -> LogicPriority {
-    let steps: &[LogicPriority] = match wanted {
-        LogicPriority::Realtime => &[LogicPriority::Realtime, LogicPriority::Raised],
-        LogicPriority::Raised => &[LogicPriority::Raised],
-        LogicPriority::Normal => &[],
-    };
-    for &priority in steps {
-        // Real-time is tried (so a refusal falls back now, not at the first tick), then left
-        // until the first tick's window.
-        let applied = if priority == LogicPriority::Realtime {
-            to_realtime().and_then(|()| to_raised())
-        } else {
-            to_raised()
-        };
-        match applied {
-            Ok(()) => {
-                tracing::debug!("logic thread scheduled as {priority:?}");
-                return priority;
+    if wanted == LogicPriority::Realtime {
+        // Real-time is tried now, so that a refusal falls back at once and not at the first
+        // tick, then left until the first tick's window.
+        match to_realtime().and_then(|()| to_between()) {
+            Ok(between) => {
+                tracing::debug!("logic thread scheduled as Realtime, {between:?} between ticks");
+                return LogicPriority::Realtime;
             }
-            Err(e) => tracing::info!("logic thread cannot be scheduled as {priority:?}: {e}"),
+            Err(e) => tracing::info!("logic thread cannot be scheduled as Realtime: {e}"),
+        }
+    }
+    if wanted != LogicPriority::Normal {
+        match to_ordinary(true) {
+            Ok(()) => {
+                tracing::debug!("logic thread scheduled as Raised");
+                return LogicPriority::Raised;
+            }
+            Err(e) => tracing::info!("logic thread cannot be scheduled as Raised: {e}"),
         }
     }
     LogicPriority::Normal
 }
 
-/// The real-time window of a `Realtime` logic thread: on from [`REALTIME_WINDOW`] before a
+/// The real-time window of a `Realtime` logic thread: on from [`realtime_window`] before a
 /// tick's deadline until the tick has run, off in between, so that requests between ticks are
 /// handled as an ordinary thread's work (woken with the scheduler's batching, not at once for
 /// every batch of requests), and ticks start on time.
 struct RealtimeWindow {
     enabled: bool,
     on: bool,
+    length: Duration,
+    /// Whether nice -10 is still tried between ticks; cleared at its first refusal, so that
+    /// a refused nice value costs one failed call and not one per tick.
+    raised_between: bool,
 }
 
 impl RealtimeWindow {
-    fn new(priority: LogicPriority) -> Self {
-        Self { enabled: priority == LogicPriority::Realtime, on: false }
+    fn new(priority: LogicPriority, period: Duration) -> Self {
+        Self {
+            enabled: priority == LogicPriority::Realtime,
+            on: false,
+            length: realtime_window(period),
+            raised_between: true,
+        }
     }
 
     /// Until when to sleep before a tick due at `deadline`: the window's start, if it is
@@ -98,30 +144,45 @@ impl RealtimeWindow {
         if !self.enabled {
             return deadline;
         }
-        match deadline.checked_sub(REALTIME_WINDOW) {
+        match deadline.checked_sub(self.length) {
             Some(start) if now < start => start,
             _ => {
-                self.set(true);
+                self.open();
                 deadline
+            }
+        }
+    }
+
+    fn open(&mut self) {
+        if self.on {
+            return;
+        }
+        match to_realtime() {
+            Ok(()) => self.on = true,
+            Err(e) => {
+                // Permitted at start, refused now (a changed rlimit): stay as we are.
+                tracing::warn!("logic thread stops switching to real-time around ticks: {e}");
+                self.enabled = false;
             }
         }
     }
 
     /// The tick has run: back to the ordinary policy until the next window.
     fn close(&mut self) {
-        self.set(false);
-    }
-
-    fn set(&mut self, on: bool) {
-        if self.on == on {
+        if !self.on {
             return;
         }
-        let switched = if on { to_realtime() } else { to_raised() };
+        let switched = if self.raised_between {
+            to_between().map(|between| self.raised_between = between == Between::Raised)
+        } else {
+            to_ordinary(false)
+        };
         match switched {
-            Ok(()) => self.on = on,
+            Ok(()) => self.on = false,
             Err(e) => {
-                // Permitted at start, refused now (a changed rlimit): stay as we are.
-                tracing::warn!("logic thread stops switching to real-time around ticks: {e}");
+                // Lowering one's own priority is always permitted; if it still fails, the
+                // thread stays real-time rather than retry every tick.
+                tracing::warn!("logic thread stays real-time between ticks: {e}");
                 self.enabled = false;
             }
         }
@@ -137,7 +198,7 @@ pub(crate) fn run<G: Game>(
     wake: Arc<Wake>,
     metrics: &Metrics,
 ) -> Logic<G> {
-    let mut window = RealtimeWindow::new(priority);
+    let mut window = RealtimeWindow::new(priority, period);
     let LogicEnds { inbound, outbound, spent, handled: handled_batches, queued } = ends;
     let mut schedule = TickSchedule::new(Instant::now() + period, period);
     let send = |batch: Option<Batch>| {
@@ -224,7 +285,7 @@ mod tests {
             let applied = set_priority(LogicPriority::Realtime);
             // Between ticks: the ordinary policy, whatever was granted.
             let between = current_policy();
-            let mut window = RealtimeWindow::new(applied);
+            let mut window = RealtimeWindow::new(applied, Duration::from_secs(1) / 30);
             let now = Instant::now();
             let far = now + Duration::from_secs(1);
             let early = window.sleep_until(now, far);
@@ -259,5 +320,32 @@ mod tests {
             }
         }
         assert!(matches!(after_tick, ThreadSchedulePolicy::Normal(_)), "{after_tick:?}");
+    }
+
+    #[test]
+    fn the_window_is_ten_ms_or_a_third_of_a_short_period() {
+        assert_eq!(realtime_window(Duration::from_secs(1) / 30), REALTIME_WINDOW);
+        assert_eq!(realtime_window(Duration::from_millis(10)), Duration::from_millis(10) / 3);
+        // At 100 Hz and more a window of 10 ms would never close: the thread would be
+        // real-time all the time. A tick one period away is slept toward the window's start.
+        let period = Duration::from_millis(5);
+        let mut window = RealtimeWindow::new(LogicPriority::Realtime, period);
+        let now = Instant::now();
+        assert_eq!(window.sleep_until(now, now + period), now + period - period / 3);
+        assert!(!window.on, "the window opens only at its start");
+    }
+
+    #[test]
+    fn between_ticks_falls_back_to_nice_zero_when_nice_minus_ten_is_refused() {
+        let tried = std::cell::RefCell::new(Vec::new());
+        let refuse_raised = |raised: bool| {
+            tried.borrow_mut().push(raised);
+            if raised { Err("EPERM".to_owned()) } else { Ok(()) }
+        };
+        assert_eq!(between_with(refuse_raised), Ok(Between::Normal));
+        assert_eq!(*tried.borrow(), [true, false]);
+        assert_eq!(between_with(|_| Ok(())), Ok(Between::Raised));
+        let refused = between_with(|_| Err("EPERM".to_owned())).expect_err("both refused");
+        assert!(refused.contains("nice -10") && refused.contains("nice 0"), "{refused}");
     }
 }

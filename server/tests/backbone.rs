@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Client, Frame, connect_raw};
 use protocol::error_code;
+use server::config::MAX_TURN_INTERVAL;
 use server::{AppError, Caller, Config, ConnId, Ctx, Game, Router, RunningServer, Server};
 
 /// A game for tests: immediate and deferred replies, failures on demand.
@@ -321,16 +322,16 @@ fn a_silent_tcp_client_is_closed_after_the_handshake_timeout() {
 
 #[test]
 fn the_reactor_turns_no_more_often_than_min_turn_interval() {
-    // Each call's reply goes out on a later turn than its request was read in, so with 40 ms
-    // between turns five calls in a row take at least four intervals.
-    let paced = start(Config { min_turn_interval: Duration::from_millis(40), ..Config::default() });
+    // Each call's reply goes out on a later turn than its request was read in, so with the
+    // largest interval allowed (10 ms) between turns five calls in a row take at least four.
+    let paced = start(Config { min_turn_interval: MAX_TURN_INTERVAL, ..Config::default() });
     let mut c = Client::connect(paced.local_addr());
     let started = Instant::now();
     for id in 1..=5u32 {
         assert_eq!(reply_u32(&c.call(id, "double", &id)), (id, id * 2));
     }
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(160), "5 calls took {took:?}");
+    assert!(took >= 4 * MAX_TURN_INTERVAL, "5 calls took {took:?}");
     paced.shutdown().expect("clean shutdown");
 
     // The default (100 µs) costs a round trip next to nothing.
@@ -341,6 +342,6 @@ fn the_reactor_turns_no_more_often_than_min_turn_interval() {
         assert_eq!(reply_u32(&c.call(id, "double", &id)), (id, id * 2));
     }
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(160), "5 calls took {took:?} with the default interval");
+    assert!(took < 4 * MAX_TURN_INTERVAL, "5 calls took {took:?} with the default interval");
     server.shutdown().expect("clean shutdown");
 }

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::Logic;
 use crate::app::Game;
-use crate::bridge::{Batch, LogicEnds, ToLogic};
+use crate::bridge::{Batch, Doorbell, LogicEnds, ToLogic};
 use crate::config::LogicPriority;
 use crate::metrics::Metrics;
 use crate::tick::TickSchedule;
@@ -189,6 +189,24 @@ impl RealtimeWindow {
     }
 }
 
+/// The next batch from the reactor, waiting for it until `deadline` at most.
+fn receive(
+    inbound: &Receiver<Vec<ToLogic>>,
+    doorbell: &Doorbell,
+    deadline: Instant,
+) -> Result<Vec<ToLogic>, RecvTimeoutError> {
+    loop {
+        match inbound.try_recv() {
+            Ok(batch) => return Ok(batch),
+            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) if Instant::now() >= deadline => {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            Err(TryRecvError::Empty) => doorbell.wait_until(deadline),
+        }
+    }
+}
+
 /// Runs `logic` until the reactor says [`ToLogic::Shutdown`] or goes away.
 pub(crate) fn run<G: Game>(
     mut logic: Logic<G>,
@@ -199,7 +217,8 @@ pub(crate) fn run<G: Game>(
     metrics: &Metrics,
 ) -> Logic<G> {
     let mut window = RealtimeWindow::new(priority, period);
-    let LogicEnds { inbound, outbound, spent, handled: handled_batches, queued } = ends;
+    let LogicEnds { inbound, outbound, spent, handled: handled_batches, queued, doorbell } = ends;
+    doorbell.answer_from_this_thread();
     let mut schedule = TickSchedule::new(Instant::now() + period, period);
     let send = |batch: Option<Batch>| {
         if let Some(batch) = batch {
@@ -213,7 +232,7 @@ pub(crate) fn run<G: Game>(
     let mut shutting_down = false;
     while !shutting_down {
         let wait_until = window.sleep_until(Instant::now(), schedule.next_deadline());
-        match inbound.recv_deadline(wait_until) {
+        match receive(&inbound, &doorbell, wait_until) {
             Ok(first) => {
                 let now = Instant::now();
                 let mut next = Some(first);

@@ -37,7 +37,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::{Connection, HttpProgress, OutboundLimits, Phase, WriteOutcome};
 use crate::app::{AppError, RouteTable};
-use crate::bridge::{Batch, Command, InboundCount, ReactorEnds, TO_LOGIC_BATCH, ToLogic};
+use crate::bridge::{Batch, Bell, Command, InboundCount, ReactorEnds, TO_LOGIC_BATCH, ToLogic};
 use crate::encode;
 use crate::heartbeat::Verdict;
 use crate::inbound::{self, Inbound, Mode, close};
@@ -87,6 +87,9 @@ pub(crate) struct Reactor {
     spent: Sender<Batch>,
     handled: Receiver<Vec<ToLogic>>,
     queued: InboundCount,
+    /// Wakes the logic thread after a send on `to_logic`; declared after it, so that the
+    /// channel is closed before the drop's ring.
+    doorbell: Bell,
     wake: Arc<crate::wake::Wake>,
     stop: Arc<AtomicBool>,
     /// Connections that may have unread data: budget spent, or paused by backpressure.
@@ -142,6 +145,7 @@ impl Reactor {
             spent: ends.spent,
             handled: ends.handled,
             queued: ends.queued,
+            doorbell: ends.doorbell,
             wake,
             stop,
             read_queue: VecDeque::new(),
@@ -727,7 +731,7 @@ impl Reactor {
             }
             self.queued.add(n);
             match self.to_logic.try_send(batch) {
-                Ok(()) => {}
+                Ok(()) => self.doorbell.ring(),
                 Err(TrySendError::Full(batch)) => {
                     self.queued.sub(n);
                     self.backlog.push_front(batch);

@@ -285,8 +285,8 @@ pub(crate) struct LogicEnds {
 /// blocking channel receive: crossbeam's receive spins and then yields (`sched_yield`) a few
 /// times before it sleeps, which pays off when the next message comes within microseconds and
 /// is waste when batches come a reactor turn apart. Measured with `server --echo` at
-/// 2000 connections x 20 messages/s, that spinning and yielding was most of the logic
-/// thread's 22 % of the server's CPU (docs/BENCHMARKS.md).
+/// 2000 connections x 20 messages/s, the logic thread's CPU fell from 67–70 to 39–43 ticks
+/// in 8 s with the park (docs/BENCHMARKS.md, commit `49de683`).
 ///
 /// No wake-up is lost: the reactor rings after it sends, and the logic thread checks the
 /// channel before it waits; a ring that comes in between makes the wait return at once.
@@ -296,10 +296,12 @@ pub(crate) struct Doorbell {
 }
 
 impl Doorbell {
-    /// Called by the logic thread before it first waits: from then on rings wake it. Rings
-    /// before are lost, which is harmless, as it checks the channel before each wait.
-    pub(crate) fn answer_from_this_thread(&self) {
-        let _ = self.logic.set(std::thread::current());
+    /// Names the thread that waits (the logic thread), once, before the reactor starts:
+    /// from then on rings wake it. A ring before would be lost, which is harmless, as the
+    /// thread checks the channel before each wait.
+    pub(crate) fn answered_by(&self, logic: Thread) {
+        let first = self.logic.set(logic).is_ok();
+        debug_assert!(first, "a doorbell has one thread that answers it");
     }
 
     /// Sleeps until `deadline` or a ring, whichever is first; may return early for no reason,
@@ -406,7 +408,7 @@ mod tests {
     fn a_ring_wakes_the_waiting_thread_long_before_its_deadline() {
         let (reactor, logic) = channels(8, 8);
         let waiter = std::thread::spawn(move || {
-            logic.doorbell.answer_from_this_thread();
+            logic.doorbell.answered_by(std::thread::current());
             let took = wait_for(&logic.doorbell, || !logic.inbound.is_empty());
             (took, logic.inbound.try_recv().map(|batch| batch.len()))
         });
@@ -423,7 +425,7 @@ mod tests {
     fn dropping_the_reactor_end_wakes_the_logic_thread_to_see_the_channel_closed() {
         let (reactor, logic) = channels(8, 8);
         let waiter = std::thread::spawn(move || {
-            logic.doorbell.answer_from_this_thread();
+            logic.doorbell.answered_by(std::thread::current());
             let closed =
                 || matches!(logic.inbound.try_recv(), Err(crossbeam_channel::TryRecvError::Disconnected));
             wait_for(&logic.doorbell, closed)

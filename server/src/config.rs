@@ -14,9 +14,10 @@ pub enum LogicPriority {
     /// another thread's slice.
     Raised,
     /// `SCHED_FIFO` at the lowest real-time priority (1) around each tick: from 10 ms before
-    /// its deadline (a third of the period at 100 Hz and above) until it has run, so that it
+    /// its deadline (a third of the period above 33 Hz) until it has run, so that it
     /// preempts ordinary threads the moment it is due; an ordinary thread in between, at
-    /// nice -10 (nice 0 where real-time is permitted and a raised nice value is not), so that
+    /// nice -10 (at the nice value it started with where real-time is permitted and a raised
+    /// nice value is not), so that
     /// the requests between ticks are handled with the scheduler's batching instead of a
     /// preemption per batch (which cost as much CPU again per request). Linux keeps 5 % of
     /// each second for other threads (`sched_rt_runtime_us`) even if a game's tick loops.
@@ -211,7 +212,9 @@ impl Config {
             return bad("read_budget, max_connections and broadcast_flush_slice must be at least 1");
         }
         if self.min_turn_interval > MAX_TURN_INTERVAL {
-            return bad("min_turn_interval must be at most 10 ms");
+            return Err(crate::Error::Config(format!(
+                "min_turn_interval must be at most {MAX_TURN_INTERVAL:?}"
+            )));
         }
         Ok(())
     }

@@ -29,8 +29,8 @@ struct Args {
     #[arg(long)]
     echo: bool,
     /// How the OS schedules the logic thread, so ticks start on time on a busy machine:
-    /// realtime (SCHED_FIFO 1 around each tick, nice -10 between) falls back to raised
-    /// (nice -10), then normal, where not permitted.
+    /// realtime (SCHED_FIFO 1 around each tick; nice -10 between where permitted, else the
+    /// starting nice value) falls back to raised (nice -10), then normal, where not permitted.
     #[arg(long, value_enum, default_value_t = LogicPriority::Realtime)]
     logic_priority: LogicPriority,
     #[command(flatten)]
@@ -89,7 +89,8 @@ struct Limits {
     #[arg(long)]
     broadcast_flush_slice: Option<usize>,
     /// Microseconds between two reactor turns at least; a short turn sleeps the rest, so a
-    /// trickle of messages is handled in groups (0: off). [default: 100]
+    /// trickle of messages is handled in groups; adds up to twice this to a round trip
+    /// (0: off; at most 10000). [default: 100]
     #[arg(long)]
     min_turn_interval_us: Option<u64>,
     /// Messages per second one connection may send; over it: RATE_LIMITED error replies.

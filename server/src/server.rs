@@ -78,14 +78,17 @@ impl Server {
 
         let logic_wake = wake.clone();
         let logic_metrics = metrics.clone();
+        let doorbell = logic_ends.doorbell.clone();
         let (priority_tx, priority_rx) = std::sync::mpsc::sync_channel(1);
         let logic = std::thread::Builder::new().name("logic".into()).spawn(move || {
-            let applied = crate::logic::thread::set_priority(logic_priority);
+            let applied = crate::logic::priority::set_priority(logic_priority);
             let _ = priority_tx.send(applied);
             crate::logic::thread::run(logic, period, applied, logic_ends, logic_wake, &logic_metrics)
                 .stats()
                 .clone()
         })?;
+        // Before the reactor runs, so that its first batch already rings the logic thread.
+        doorbell.answered_by(logic.thread().clone());
         let reactor = std::thread::Builder::new().name("reactor".into()).spawn(move || reactor.run())?;
         // The logic thread reports before it does anything else; if it died first, say Normal.
         let logic_priority = priority_rx.recv().unwrap_or(LogicPriority::Normal);

@@ -342,6 +342,7 @@ fn the_reactor_turns_no_more_often_than_min_turn_interval() {
         assert_eq!(reply_u32(&c.call(id, "double", &id)), (id, id * 2));
     }
     let took = started.elapsed();
-    assert!(took < 4 * MAX_TURN_INTERVAL, "5 calls took {took:?} with the default interval");
+    // A loose bound, for loaded machines: five local round trips take about a millisecond.
+    assert!(took < Duration::from_millis(160), "5 calls took {took:?} with the default interval");
     server.shutdown().expect("clean shutdown");
 }

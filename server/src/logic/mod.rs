@@ -5,6 +5,7 @@
 //! [`Logic::handle_tick`] calls, each followed at some point by [`Logic::poll_batch`] to take
 //! the commands they produced; [`Logic::handle_shutdown`] last, then a final `poll_batch`.
 
+pub(crate) mod priority;
 pub mod thread;
 
 use std::collections::HashSet;

@@ -24,7 +24,8 @@ threads() { for t in /proc/$spid/task/*; do echo "$(cat "$t/comm") $(awk '{print
   target/release/ws_echo_load "127.0.0.1:$port" "$conns" 64 "$seconds" 32 "$rate" &
 gpid=$!
 # Measure from when every connection is up (the listener and a few descriptors besides).
-while [ "$(ls "/proc/$spid/fd" | wc -l)" -lt $((conns + 5)) ]; do sleep 0.05; done
+# If the generator ends first (it could not connect), stop waiting and report its failure.
+while kill -0 $gpid 2>/dev/null && [ "$(ls "/proc/$spid/fd" | wc -l)" -lt $((conns + 5)) ]; do sleep 0.05; done
 threads > target/echo_rate.cpu0; t0=$(date +%s.%N)
 rc=0; wait $gpid || rc=$?
 threads > target/echo_rate.cpu1; t1=$(date +%s.%N)

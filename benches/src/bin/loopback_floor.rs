@@ -7,22 +7,30 @@
 //!
 //! Opens CONNECTIONS loopback TCP connections (`TCP_NODELAY` on both ends). A "generator"
 //! thread writes BYTES (default 32) raw bytes on each connection RATE times a second (spread
-//! evenly, as `ws_echo_load` does) and reads the answers; an "echo" thread reads each message
-//! and writes it back, one `recv` and one `send` per message, as a server that does nothing
-//! else would. Both are single mio loops. Prints each thread's CPU time per message (user and
-//! kernel, from `/proc/thread-self/stat`): the least CPU that a generator and a server need
-//! per call on this machine, which multiplied by the call rate says whether the two fit on
-//! its cores at all.
+//! evenly, as `ws_echo_load` does) and reads the answers; an "echo" thread writes back what it
+//! reads. Both are single mio loops that do what an efficient server does: on a readable
+//! event, read until a read comes back short (the socket is then drained, and edge-triggered
+//! readiness says when there is more), write back each chunk at once, and keep what a full
+//! socket does not take for its `WRITABLE` event. At rates where each connection has one
+//! message in flight, that is one `recv` and one `send` per message on each side.
+//!
+//! Prints each thread's CPU time per message (user and kernel, from `/proc/thread-self/stat`):
+//! the least CPU that a generator and a server need per call on this machine, which
+//! multiplied by the call rate says whether the two fit on its cores at all. Exits with
+//! status 2 on arguments out of range.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+/// The most messages a second, over all connections, that the schedule allows.
+const MAX_TOTAL_RATE: f64 = 10_000_000.0;
+
 /// This thread's CPU time (user + kernel) in seconds, from procfs in clock ticks of
-/// `USER_HZ` (100 on every architecture Linux supports for this interface).
+/// `USER_HZ`, which is 100 on x86 and arm (the architectures this is run on).
 fn thread_cpu_secs() -> f64 {
     let Ok(text) = std::fs::read_to_string("/proc/thread-self/stat") else { return 0.0 };
     // The command name (field 2) is in parentheses and may contain spaces: skip past it.
@@ -32,47 +40,114 @@ fn thread_cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
-/// Reads what is there on `stream` into `buf` until `WouldBlock`; returns the bytes read, or
-/// `None` when the peer closed.
-fn drain(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    let mut total = 0;
-    loop {
-        match stream.read(buf) {
-            Ok(0) => return Ok(None),
-            Ok(n) => total += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(total)),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// One end of a connection, with what its socket has not taken yet.
+struct Peer {
+    stream: TcpStream,
+    unsent: Vec<u8>,
+    bytes_in: u64,
+    closed: bool,
+}
+
+impl Peer {
+    fn new(stream: TcpStream) -> Self {
+        Self { stream, unsent: Vec::new(), bytes_in: 0, closed: false }
+    }
+
+    /// Writes `data` after whatever is still queued; a full socket keeps the rest.
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.unsent.is_empty() {
+            let n = write_some(&mut self.stream, data)?;
+            self.unsent.extend_from_slice(&data[n..]);
+        } else {
+            self.unsent.extend_from_slice(data);
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued, as far as the socket takes it.
+    fn flush(&mut self) -> io::Result<()> {
+        let n = write_some(&mut self.stream, &self.unsent)?;
+        self.unsent.drain(..n);
+        Ok(())
+    }
+
+    /// Reads until a short read, handing each chunk to `chunk`.
+    fn read(&mut self, buf: &mut [u8], mut chunk: impl FnMut(&mut Self, &[u8]) -> io::Result<()>) -> io::Result<()> {
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.bytes_in += n as u64;
+                    chunk(self, &buf[..n])?;
+                    if n < buf.len() {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 }
 
-/// Echoes every message back until every connection is closed; returns (messages, CPU s).
-fn echo(mut conns: Vec<TcpStream>, bytes: usize) -> io::Result<(u64, f64)> {
-    let mut poll = Poll::new()?;
-    for (i, conn) in conns.iter_mut().enumerate() {
-        poll.registry().register(conn, Token(i), Interest::READABLE)?;
+/// Writes as much of `data` as the socket takes now; returns how much that was.
+fn write_some(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match stream.write(&data[done..]) {
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(done)
+}
+
+/// Registers every peer for reading and writing (edge-triggered: no busy loop).
+fn register(poll: &Poll, peers: &mut [Peer]) -> io::Result<()> {
+    for (i, peer) in peers.iter_mut().enumerate() {
+        poll.registry().register(&mut peer.stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+    }
+    Ok(())
+}
+
+/// Echoes everything back until every connection is closed; returns (bytes echoed, CPU s).
+fn echo(mut peers: Vec<Peer>) -> io::Result<(u64, f64)> {
+    let mut poll = Poll::new()?;
+    register(&poll, &mut peers)?;
     let cpu0 = thread_cpu_secs();
-    let (mut open, mut echoed) = (conns.len(), 0u64);
+    let mut open = peers.len();
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 64 << 10];
     while open > 0 {
         poll.poll(&mut events, None)?;
         for event in &events {
-            let conn = &mut conns[event.token().0];
-            match drain(conn, &mut buf)? {
-                None => open -= 1,
-                Some(0) => {}
-                Some(n) => {
-                    // Small writes to a socket with room: written whole or not at all here.
-                    conn.write_all(&buf[..n])?;
-                    echoed += (n / bytes) as u64;
-                }
+            let peer = &mut peers[event.token().0];
+            if peer.closed {
+                continue;
+            }
+            let mut served = Ok(());
+            if event.is_writable() && !peer.unsent.is_empty() {
+                served = peer.flush();
+            }
+            if served.is_ok() && (event.is_readable() || event.is_read_closed()) {
+                served = peer.read(&mut buf, |peer, chunk| peer.send(chunk));
+            }
+            // The generator closes with answers unread at its end, which resets the
+            // connection: for this side, that is the connection's end like any other.
+            if served.is_err() || peer.closed {
+                peer.closed = true;
+                open -= 1;
             }
         }
     }
-    Ok((echoed, thread_cpu_secs() - cpu0))
+    Ok((peers.iter().map(|p| p.bytes_in).sum(), thread_cpu_secs() - cpu0))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -83,10 +158,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (count, rate, seconds): (usize, f64, f64) = (args[1].parse()?, args[2].parse()?, args[3].parse()?);
     let bytes: usize = args.get(4).map_or(Ok(32), |b| b.parse())?;
-    if count == 0 || rate <= 0.0 || bytes == 0 {
-        eprintln!("CONNECTIONS, RATE and BYTES must be above 0");
+    let total_rate = rate * count as f64;
+    let run_for = Duration::try_from_secs_f64(seconds).ok().filter(|d| !d.is_zero());
+    if count == 0 || bytes == 0 || run_for.is_none() || !(total_rate > 0.0 && total_rate <= MAX_TOTAL_RATE) {
+        eprintln!("CONNECTIONS, RATE, SECONDS and BYTES must be above 0, RATE x CONNECTIONS at most {MAX_TOTAL_RATE}");
         std::process::exit(2);
     }
+    let run_for = run_for.unwrap_or_default();
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr: SocketAddr = listener.local_addr()?;
@@ -98,48 +176,55 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             s.set_nodelay(true)?;
             s.set_nonblocking(true)?;
         }
-        ours.push(TcpStream::from_std(client));
-        theirs.push(TcpStream::from_std(server));
+        ours.push(Peer::new(TcpStream::from_std(client)));
+        theirs.push(Peer::new(TcpStream::from_std(server)));
     }
-    drop(TcpListener::from_std(listener));
-    let echo_thread = std::thread::spawn(move || echo(theirs, bytes));
+    drop(listener);
+    let echo_thread = std::thread::spawn(move || echo(theirs));
 
     let mut poll = Poll::new()?;
-    for (i, conn) in ours.iter_mut().enumerate() {
-        poll.registry().register(conn, Token(i), Interest::READABLE)?;
-    }
+    register(&poll, &mut ours)?;
     let message = vec![7u8; bytes];
-    let gap = Duration::from_secs_f64(1.0 / (rate * count as f64));
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 64 << 10];
-    let (mut sent, mut answered) = (0u64, 0u64);
+    let mut sent = 0u64;
     let cpu0 = thread_cpu_secs();
     let started = Instant::now();
-    let end = started + Duration::from_secs_f64(seconds);
+    let end = started + run_for;
+    // Message number `n` goes to connection `n % count` at `started + n / total_rate`.
+    let due_at = |n: u64| {
+        Duration::try_from_secs_f64(n as f64 / total_rate).ok().and_then(|d| started.checked_add(d)).unwrap_or(end)
+    };
     loop {
         let now = Instant::now();
         if now >= end {
             break;
         }
         let next = loop {
-            let due = started + gap.saturating_mul(u32::try_from(sent).unwrap_or(u32::MAX));
-            if due > now {
+            let due = due_at(sent);
+            if due > now || due >= end {
                 break due.min(end);
             }
-            ours[(sent % count as u64) as usize].write_all(&message)?;
+            ours[(sent % count as u64) as usize].send(&message)?;
             sent += 1;
         };
         poll.poll(&mut events, Some(next.saturating_duration_since(now)))?;
         for event in &events {
-            if let Some(n) = drain(&mut ours[event.token().0], &mut buf)? {
-                answered += (n / bytes) as u64;
+            let peer = &mut ours[event.token().0];
+            if event.is_writable() && !peer.unsent.is_empty() {
+                peer.flush()?;
+            }
+            if event.is_readable() {
+                peer.read(&mut buf, |_, _| Ok(()))?;
             }
         }
     }
     let generator_cpu = thread_cpu_secs() - cpu0;
     let elapsed = started.elapsed().as_secs_f64();
+    let answered = ours.iter().map(|p| p.bytes_in).sum::<u64>() / bytes as u64;
     drop(ours);
-    let (echoed, echo_cpu) = echo_thread.join().map_err(|_| "echo thread panicked")??;
+    let (echoed_bytes, echo_cpu) = echo_thread.join().map_err(|_| "echo thread panicked")??;
+    let echoed = echoed_bytes / bytes as u64;
     let per = |cpu: f64, n: u64| cpu * 1e6 / n.max(1) as f64;
     println!(
         "{count} connections x {rate}/s, {bytes}-byte messages: {sent} sent, {answered} answered, {echoed} echoed in {elapsed:.2} s ({:.0}/s)",

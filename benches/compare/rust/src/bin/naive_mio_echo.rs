@@ -42,7 +42,11 @@ fn main() -> io::Result<()> {
                     let mut stream = TcpStream::from_std(std_stream);
                     let entry = conns.vacant_entry();
                     poll.registry().register(&mut stream, Token(entry.key()), Interest::READABLE)?;
-                    entry.insert(WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Server, None));
+                    entry.insert(WebSocket::from_raw_socket(
+                        stream,
+                        tungstenite::protocol::Role::Server,
+                        None,
+                    ));
                 }
                 continue;
             }
@@ -50,13 +54,11 @@ fn main() -> io::Result<()> {
             let Some(ws) = conns.get_mut(key) else { continue };
             let closed = loop {
                 match ws.read() {
-                    Ok(message) if message.is_binary() || message.is_text() => {
-                        match ws.send(message) {
-                            Ok(()) => {}
-                            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-                            Err(_) => break true,
-                        }
-                    }
+                    Ok(message) if message.is_binary() || message.is_text() => match ws.send(message) {
+                        Ok(()) => {}
+                        Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => break true,
+                    },
                     Ok(_) => {}
                     Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break false,
                     Err(_) => break true,

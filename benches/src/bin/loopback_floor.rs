@@ -73,7 +73,11 @@ impl Peer {
     }
 
     /// Reads until a short read, handing each chunk to `chunk`.
-    fn read(&mut self, buf: &mut [u8], mut chunk: impl FnMut(&mut Self, &[u8]) -> io::Result<()>) -> io::Result<()> {
+    fn read(
+        &mut self,
+        buf: &mut [u8],
+        mut chunk: impl FnMut(&mut Self, &[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
         loop {
             match self.stream.read(buf) {
                 Ok(0) => {
@@ -161,7 +165,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total_rate = rate * count as f64;
     let run_for = Duration::try_from_secs_f64(seconds).ok().filter(|d| !d.is_zero());
     if count == 0 || bytes == 0 || run_for.is_none() || !(total_rate > 0.0 && total_rate <= MAX_TOTAL_RATE) {
-        eprintln!("CONNECTIONS, RATE, SECONDS and BYTES must be above 0, RATE x CONNECTIONS at most {MAX_TOTAL_RATE}");
+        eprintln!(
+            "CONNECTIONS, RATE, SECONDS and BYTES must be above 0, RATE x CONNECTIONS at most {MAX_TOTAL_RATE}"
+        );
         std::process::exit(2);
     }
     let run_for = run_for.unwrap_or_default();
@@ -193,7 +199,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let end = started + run_for;
     // Message number `n` goes to connection `n % count` at `started + n / total_rate`.
     let due_at = |n: u64| {
-        Duration::try_from_secs_f64(n as f64 / total_rate).ok().and_then(|d| started.checked_add(d)).unwrap_or(end)
+        Duration::try_from_secs_f64(n as f64 / total_rate)
+            .ok()
+            .and_then(|d| started.checked_add(d))
+            .unwrap_or(end)
     };
     loop {
         let now = Instant::now();

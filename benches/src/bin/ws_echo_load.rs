@@ -79,7 +79,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Each message's first byte numbers it, so a body has one at least.
     let total_rate = rate * count as f64;
     let run_for = Duration::try_from_secs_f64(seconds).ok().filter(|d| !d.is_zero());
-    if body_bytes < 1 || count < 1 || window < 1 || run_for.is_none() || !(0.0..=MAX_TOTAL_RATE).contains(&total_rate) {
+    if body_bytes < 1
+        || count < 1
+        || window < 1
+        || run_for.is_none()
+        || !(0.0..=MAX_TOTAL_RATE).contains(&total_rate)
+    {
         eprintln!(
             "BODY_BYTES, CONNECTIONS, WINDOW and SECONDS must be above 0, and RATE x CONNECTIONS at most {MAX_TOTAL_RATE} a second"
         );
@@ -119,7 +124,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let end = started + run_for;
     // In rate mode, send number `n` goes to connection `n % count` at `started + n / total_rate`.
     let due_at = |n: u64| {
-        Duration::try_from_secs_f64(n as f64 / total_rate).ok().and_then(|d| started.checked_add(d)).unwrap_or(end)
+        Duration::try_from_secs_f64(n as f64 / total_rate)
+            .ok()
+            .and_then(|d| started.checked_add(d))
+            .unwrap_or(end)
     };
     let mut sends_due: u64 = 0;
     let mut most_behind = Duration::ZERO;
@@ -170,7 +178,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         }
                         if let Some((_, due, at)) = sent {
                             let micros = |since: Instant| {
-                                u64::try_from(now.saturating_duration_since(since).as_micros()).unwrap_or(u64::MAX)
+                                u64::try_from(now.saturating_duration_since(since).as_micros())
+                                    .unwrap_or(u64::MAX)
                             };
                             rtt.saturating_record(micros(at));
                             rtt_due.saturating_record(micros(due));

@@ -163,3 +163,49 @@ pub fn bench_tick<G: server::Game>(
     });
     g.finish();
 }
+
+/// The send schedule of the load tools (`ws_echo_load`, `loopback_floor`) at a fixed rate:
+/// message number `n` is due at `started + n / total_rate`, spread evenly over all
+/// connections. Times past `end` (or too far to represent) are `end`.
+#[derive(Debug, Clone, Copy)]
+pub struct RateSchedule {
+    started: Instant,
+    end: Instant,
+    total_rate: f64,
+}
+
+impl RateSchedule {
+    /// `total_rate` messages a second from `started` until `end`; a rate that is not a
+    /// positive finite number schedules every message at `end`.
+    pub fn new(started: Instant, end: Instant, total_rate: f64) -> Self {
+        Self { started, end, total_rate }
+    }
+
+    /// When message number `n` is due.
+    pub fn due(&self, n: u64) -> Instant {
+        if !(self.total_rate.is_finite() && self.total_rate > 0.0) {
+            return self.end;
+        }
+        Duration::try_from_secs_f64(n as f64 / self.total_rate)
+            .ok()
+            .and_then(|d| self.started.checked_add(d))
+            .map_or(self.end, |due| due.min(self.end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_spreads_messages_evenly_and_stops_at_the_end() {
+        let started = Instant::now();
+        let end = started + Duration::from_secs(10);
+        let schedule = RateSchedule::new(started, end, 100_000.0);
+        assert_eq!(schedule.due(0), started);
+        assert_eq!(schedule.due(100_000), started + Duration::from_secs(1));
+        assert_eq!(schedule.due(u64::MAX), end);
+        assert_eq!(RateSchedule::new(started, end, 1e-300).due(1), end, "too far to represent");
+        assert_eq!(RateSchedule::new(started, end, f64::NAN).due(0), end);
+    }
+}

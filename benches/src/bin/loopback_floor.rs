@@ -197,20 +197,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu0 = thread_cpu_secs();
     let started = Instant::now();
     let end = started + run_for;
-    // Message number `n` goes to connection `n % count` at `started + n / total_rate`.
-    let due_at = |n: u64| {
-        Duration::try_from_secs_f64(n as f64 / total_rate)
-            .ok()
-            .and_then(|d| started.checked_add(d))
-            .unwrap_or(end)
-    };
+    // Message number `n` goes to connection `n % count`.
+    let schedule = benches::RateSchedule::new(started, end, total_rate);
     loop {
         let now = Instant::now();
         if now >= end {
             break;
         }
         let next = loop {
-            let due = due_at(sent);
+            let due = schedule.due(sent);
             if due > now || due >= end {
                 break due.min(end);
             }

@@ -122,13 +122,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let end = started + run_for;
-    // In rate mode, send number `n` goes to connection `n % count` at `started + n / total_rate`.
-    let due_at = |n: u64| {
-        Duration::try_from_secs_f64(n as f64 / total_rate)
-            .ok()
-            .and_then(|d| started.checked_add(d))
-            .unwrap_or(end)
-    };
+    // In rate mode, send number `n` goes to connection `n % count`.
+    let schedule = benches::RateSchedule::new(started, end, total_rate);
     let mut sends_due: u64 = 0;
     let mut most_behind = Duration::ZERO;
     let mut skipped: u64 = 0;
@@ -146,7 +141,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut next_send = end;
         if rate > 0.0 {
             loop {
-                let due = due_at(sends_due);
+                let due = schedule.due(sends_due);
                 if due > now || due >= end {
                     next_send = due;
                     break;

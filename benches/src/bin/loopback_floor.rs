@@ -23,22 +23,12 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use client_sim::report::thread_cpu_secs;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 /// The most messages a second, over all connections, that the schedule allows.
 const MAX_TOTAL_RATE: f64 = 10_000_000.0;
-
-/// This thread's CPU time (user + kernel) in seconds, from procfs in clock ticks of
-/// `USER_HZ`, which is 100 on x86 and arm (the architectures this is run on).
-fn thread_cpu_secs() -> f64 {
-    let Ok(text) = std::fs::read_to_string("/proc/thread-self/stat") else { return 0.0 };
-    // The command name (field 2) is in parentheses and may contain spaces: skip past it.
-    let Some(after) = text.rfind(')').map(|i| &text[i + 1..]) else { return 0.0 };
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(11) + ticks(12)) as f64 / 100.0
-}
 
 /// One end of a connection, with what its socket has not taken yet.
 struct Peer {

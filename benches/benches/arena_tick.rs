@@ -14,8 +14,8 @@
 use benches::{TickClock, arena_with_players, error_frames, request};
 use bytes::Bytes;
 use criterion::Criterion;
-use protocol::arena::{Move, ROUTE_MOVE};
-use server::bridge::Command;
+use ticksock_arena::proto::{Move, ROUTE_MOVE};
+use ticksock_server::__internals::Command;
 
 const PLAYERS: u32 = 5000;
 const PER_ROOM: u32 = 50;
@@ -26,7 +26,7 @@ fn arena_tick(c: &mut Criterion) {
     let (mut logic, conns) = arena_with_players(PLAYERS, PER_ROOM, &clock);
     for (i, &conn) in conns.iter().enumerate() {
         let (dx, dy) = ((i % 3) as i8 - 1, ((i / 3) % 3) as i8 - 1);
-        let body = Bytes::from(protocol::encode_body(&Move { dx, dy }).expect("encodes"));
+        let body = Bytes::from(ticksock_protocol::encode_body(&Move { dx, dy }).expect("encodes"));
         logic.handle_message(request(&logic, conn, 3, ROUTE_MOVE, body), clock.now());
     }
     let moves = logic.poll_batch().expect("moves are answered");

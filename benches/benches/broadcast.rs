@@ -11,12 +11,12 @@
 
 use benches::{TickClock, state_with};
 use criterion::Criterion;
-use protocol::Encoding;
-use protocol::arena::State;
-use server::bridge::{Command, ToLogic};
-use server::logic::Logic;
-use server::outbound::DataOpcode;
-use server::{ConnId, Ctx, Game, Router};
+use ticksock_arena::proto::State;
+use ticksock_protocol::Encoding;
+use ticksock_server::__internals::DataOpcode;
+use ticksock_server::__internals::Logic;
+use ticksock_server::__internals::{Command, ToLogic};
+use ticksock_server::{ConnId, Ctx, Game, Router};
 
 const RECIPIENTS: u32 = 5000;
 

@@ -21,19 +21,17 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use mio::{Events, Poll, Token, Waker};
-use server::ConnId;
-use server::bridge::{Batch, ToLogic};
-use server::outbound::DataOpcode;
-use tungstenite::Message;
+use ticksock_server::__internals::{Batch, DataOpcode, ToLogic};
+use ticksock_server::ConnId;
 
 const WAKER: Token = Token(0);
 
 /// The logic side: echo every message back as a batch, waking the reactor if it has a waker.
 fn logic_side(inbound: Receiver<ToLogic>, outbound: Sender<Batch>, waker: Option<Waker>) {
     while let Ok(message) = inbound.recv() {
-        let ToLogic::Echo { conn, message } = message else { break };
+        let ToLogic::Echo { conn, opcode, payload } = message else { break };
         let mut batch = Batch::default();
-        batch.send(conn, DataOpcode::Binary, &message.into_data());
+        batch.send(conn, opcode, &payload);
         if outbound.send(batch).is_err() {
             break;
         }
@@ -45,7 +43,7 @@ fn logic_side(inbound: Receiver<ToLogic>, outbound: Sender<Batch>, waker: Option
 
 fn channel_hop(c: &mut Criterion) {
     let conn = ConnId::new(1, 1);
-    let message = Message::Binary(Bytes::from_static(&[0xA5; 32]));
+    let payload = Bytes::from_static(&[0xA5; 32]);
     let mut g = c.benchmark_group("channel_hop");
     g.throughput(Throughput::Elements(1));
 
@@ -61,7 +59,7 @@ fn channel_hop(c: &mut Criterion) {
         let name = if with_waker { "round_trip_with_waker" } else { "round_trip_without_waker" };
         g.bench_function(name, |b| {
             b.iter(|| {
-                let sent = ToLogic::Echo { conn, message: message.clone() };
+                let sent = ToLogic::Echo { conn, opcode: DataOpcode::Binary, payload: payload.clone() };
                 to_logic.send(sent).expect("the logic side is alive");
                 if !with_waker {
                     return from_logic.recv().expect("the logic side answers");

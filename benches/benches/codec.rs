@@ -11,15 +11,15 @@ use std::hint::black_box;
 
 use benches::state_with;
 use criterion::{Criterion, Throughput};
-use protocol::arena::{Move, State};
-use protocol::{ClientFrame, ServerFrame, decode_body, encode_body};
+use ticksock_arena::proto::{Move, State};
+use ticksock_protocol::{ClientFrame, ServerFrame, decode_body, encode_body};
 
 const BODY: [u8; 32] = [0xA5; 32];
 
 fn frames(c: &mut Criterion) {
     let request = ClientFrame::Request { id: 1_000_000, route: "echo", body: &BODY };
     let reply = ServerFrame::Reply { id: 1_000_000, body: &BODY };
-    let push = ServerFrame::Push { topic: "state", body: &BODY };
+    let push = ServerFrame::Push { topic: "state".into(), body: &BODY };
     let (request_bytes, reply_bytes, push_bytes) = (request.to_vec(), reply.to_vec(), push.to_vec());
 
     let mut g = c.benchmark_group("codec");
@@ -41,7 +41,7 @@ fn frames(c: &mut Criterion) {
     g.bench_function("encode_reply_32B", |b| {
         b.iter(|| {
             out.clear();
-            black_box(reply).encode_into(&mut out);
+            black_box(&reply).encode_into(&mut out);
             black_box(out.len())
         })
     });
@@ -53,7 +53,7 @@ fn frames(c: &mut Criterion) {
     g.bench_function("encode_push_32B", |b| {
         b.iter(|| {
             out.clear();
-            black_box(push).encode_into(&mut out);
+            black_box(&push).encode_into(&mut out);
             black_box(out.len())
         })
     });
@@ -67,7 +67,7 @@ fn bodies(c: &mut Criterion) {
     let state = state_with(50);
     let state_body = encode_body(&state).expect("encodes");
     let mut push_frame = Vec::new();
-    protocol::frame::write_push_header(&mut push_frame, "state");
+    ticksock_protocol::frame::write_push_header(&mut push_frame, "state");
     push_frame.extend_from_slice(&state_body);
     let move_body = encode_body(&Move { dx: -1, dy: 1 }).expect("encodes");
 

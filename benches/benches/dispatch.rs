@@ -1,5 +1,5 @@
 //! Route dispatch on the logic thread: one `ToLogic::Request` through
-//! `server::logic::Logic<Arena>::handle_message` (route lookup by id, body decode, handler,
+//! `ticksock_server::__internals::Logic<Arena>::handle_message` (route lookup by id, body decode, handler,
 //! reply encode, command queued), then `poll_batch()` to take the reply, as the logic thread
 //! does after each drain.
 //!
@@ -14,12 +14,12 @@ use std::hint::black_box;
 use benches::{TickClock, error_frames, request};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
-use protocol::Encoding;
-use protocol::arena::{Join, Login, Move, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LOGIN, ROUTE_MOVE};
-use server::ConnId;
-use server::bridge::ToLogic;
-use server::game::arena::Arena;
-use server::logic::Logic;
+use ticksock_arena::Arena;
+use ticksock_arena::proto::{Join, Login, Move, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LOGIN, ROUTE_MOVE};
+use ticksock_protocol::Encoding;
+use ticksock_server::__internals::Logic;
+use ticksock_server::__internals::ToLogic;
+use ticksock_server::ConnId;
 
 fn dispatch(c: &mut Criterion) {
     let clock = TickClock::new();
@@ -27,9 +27,9 @@ fn dispatch(c: &mut Criterion) {
     let mut logic = Logic::new(Arena::default());
     let conn = ConnId::new(7, 1);
     logic.handle_message(ToLogic::Connected { conn, encoding: Encoding::Binary }, now);
-    let login = protocol::encode_body(&Login { name: "bench".into() }).expect("encodes");
+    let login = ticksock_protocol::encode_body(&Login { name: "bench".into() }).expect("encodes");
     logic.handle_message(request(&logic, conn, 1, ROUTE_LOGIN, login.into()), now);
-    let join = protocol::encode_body(&Join { room: "lobby".into() }).expect("encodes");
+    let join = ticksock_protocol::encode_body(&Join { room: "lobby".into() }).expect("encodes");
     logic.handle_message(request(&logic, conn, 2, ROUTE_JOIN, join.into()), now);
     let setup = logic.poll_batch().expect("login and join are answered");
     assert_eq!(error_frames(&setup), 0, "login and join must succeed");
@@ -37,7 +37,7 @@ fn dispatch(c: &mut Criterion) {
     let echo = logic.route_table().get(ROUTE_ECHO).expect("arena has echo");
     let mv = logic.route_table().get(ROUTE_MOVE).expect("arena has move");
     let echo_body = Bytes::from_static(&[0xA5; 32]);
-    let move_body = Bytes::from(protocol::encode_body(&Move { dx: 1, dy: -1 }).expect("encodes"));
+    let move_body = Bytes::from(ticksock_protocol::encode_body(&Move { dx: 1, dy: -1 }).expect("encodes"));
 
     // Both routes must answer with a reply, not an error, or the bench measures the wrong path.
     for (route, body) in [(echo, &echo_body), (mv, &move_body)] {

@@ -22,8 +22,8 @@ use std::io::{self, Write};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
-use protocol::ServerFrame;
-use server::outbound::{DataOpcode, OutboundQueue};
+use ticksock_protocol::ServerFrame;
+use ticksock_server::__internals::{DataOpcode, OutboundQueue};
 
 /// Frames per batch: one connection's replies to a window of 8 calls in flight.
 const FRAMES: usize = 8;

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 out=target/compare
 mkdir -p "$out"
-cargo build --release -q -p server -p benches --bin server --bin ws_echo_load
+cargo build --release -q -p ticksock-arena -p benches --bin ticksock-arena --bin ws_echo_load
 (cd benches/compare/rust && cargo build --release -q)
 (cd benches/compare/node && npm install --silent --no-audit --no-fund)
 gen=target/release/ws_echo_load
@@ -31,7 +31,7 @@ fds() { ls "/proc/$1/fd" | wc -l; }
 # start NAME PORT: starts the server NAME on PORT in the background; prints its pid.
 start() {
   case "$1" in
-    ticksock) "$root/target/release/server" --echo --listen "127.0.0.1:$2" > "$out/$1.log" 2>&1 & ;;
+    ticksock) "$root/target/release/ticksock-arena" --echo --listen "127.0.0.1:$2" > "$out/$1.log" 2>&1 & ;;
     naive-mio) "$root/benches/compare/rust/target/release/naive_mio_echo" "127.0.0.1:$2" > "$out/$1.log" 2>&1 & ;;
     tokio) "$root/benches/compare/rust/target/release/tokio_echo" "127.0.0.1:$2" > "$out/$1.log" 2>&1 & ;;
     node-ws) node "$root/benches/compare/node/echo.js" "$2" > "$out/$1.log" 2>&1 & ;;

@@ -13,9 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ $# -ge 3 ] || { sed -n 2,9p "$0"; exit 2; }
 conns=$1 rate=$2 seconds=$3; shift 3
-cargo build --release -q -p server -p benches --bin server --bin ws_echo_load
+cargo build --release -q -p ticksock-arena -p benches --bin ticksock-arena --bin ws_echo_load
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/release/server --echo --listen "127.0.0.1:$port" "$@" > target/echo_rate.server.log 2>&1 &
+target/release/ticksock-arena --echo --listen "127.0.0.1:$port" "$@" > target/echo_rate.server.log 2>&1 &
 spid=$!
 trap 'kill -INT $spid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

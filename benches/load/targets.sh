@@ -15,8 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=target/load
 mkdir -p "$OUT"
-cargo build --release -q -p server -p client-sim
-SERVER=target/release/server
+cargo build --release -q -p ticksock-arena -p client-sim
+SERVER=target/release/ticksock-arena
 SIM=target/release/client-sim
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -1,6 +1,6 @@
 //! Shared set-up for the criterion benches of the ticksock hot path (`benches/benches/*.rs`).
 //!
-//! The benches drive the server's sans-I/O logic core ([`server::logic::Logic`]) directly, with
+//! The benches drive the server's sans-I/O logic core ([`ticksock_server::__internals::Logic`]) directly, with
 //! the clock passed in, so they measure the work of the logic thread without threads, sockets
 //! or timers. What lives here is only what several benches need: one criterion configuration
 //! (small, so `cargo bench -p benches` stays within a few minutes on a 2-core machine), a tick
@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
-use protocol::arena::{Join, Login, PlayerState, ROUTE_JOIN, ROUTE_LOGIN, State};
-use protocol::{Encoding, ServerFrame};
-use server::ConnId;
-use server::bridge::{Batch, ToLogic};
-use server::game::arena::Arena;
-use server::logic::Logic;
-use server::outbound::DataOpcode;
-use server::tick::{Tick, TickSchedule};
+use ticksock_arena::Arena;
+use ticksock_arena::proto::{Join, Login, PlayerState, ROUTE_JOIN, ROUTE_LOGIN, State};
+use ticksock_protocol::{Encoding, ServerFrame};
+use ticksock_server::__internals::DataOpcode;
+use ticksock_server::__internals::Logic;
+use ticksock_server::__internals::{Batch, ToLogic};
+use ticksock_server::__internals::{Tick, TickSchedule};
+use ticksock_server::ConnId;
 
 /// The criterion settings every bench uses: 30 samples, 1 s of warm-up, 2 s of measurement.
 ///
@@ -85,7 +85,7 @@ impl Default for TickClock {
 /// A binary request on `route` from `conn`, as the reactor hands it to the logic thread.
 ///
 /// Panics if the game has no such route.
-pub fn request<G: server::Game>(
+pub fn request<G: ticksock_server::Game>(
     logic: &Logic<G>,
     conn: ConnId,
     id: u32,
@@ -120,9 +120,10 @@ pub fn arena_with_players(players: u32, per_room: u32, clock: &TickClock) -> (Lo
         let conn = ConnId::new(i, 1);
         conns.push(conn);
         logic.handle_message(ToLogic::Connected { conn, encoding: Encoding::Binary }, now);
-        let login = protocol::encode_body(&Login { name: format!("player{i}") }).expect("encodes");
+        let login = ticksock_protocol::encode_body(&Login { name: format!("player{i}") }).expect("encodes");
         logic.handle_message(request(&logic, conn, 1, ROUTE_LOGIN, login.into()), now);
-        let join = protocol::encode_body(&Join { room: format!("room{}", i / per_room) }).expect("encodes");
+        let join =
+            ticksock_protocol::encode_body(&Join { room: format!("room{}", i / per_room) }).expect("encodes");
         logic.handle_message(request(&logic, conn, 2, ROUTE_JOIN, join.into()), now);
         if let Some(batch) = logic.poll_batch() {
             assert_eq!(error_frames(&batch), 0, "setting up player {i} got an error reply");
@@ -144,7 +145,7 @@ pub fn state_with(players: u32) -> State {
 /// Times one tick of `logic` (`handle_tick` plus `poll_batch`) as `group/name`, with
 /// `elements` as the throughput. The batch is dropped outside the timing: in the server the
 /// reactor drops it, not the logic thread.
-pub fn bench_tick<G: server::Game>(
+pub fn bench_tick<G: ticksock_server::Game>(
     c: &mut Criterion,
     group: &str,
     name: &str,

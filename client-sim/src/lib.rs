@@ -2,7 +2,7 @@
 //!
 //! Each bot is a real client: it opens its own WebSocket (offering `ticksock.v1`, non-blocking
 //! from the TCP connect through the upgrade), waits for the welcome, and speaks the binary
-//! protocol through the `client` crate's [`Session`](client::Session), so call ids, timeouts,
+//! protocol through the `client` crate's [`Session`](ticksock_client::Session), so call ids, timeouts,
 //! heartbeats and reconnects are the library's. A few mio event loops ([`Options::threads`])
 //! drive all the bots; there is never a thread per bot.
 //!
@@ -153,9 +153,9 @@ impl Options {
 
 /// Runs the simulation and returns its report. Prints a live progress line on stderr unless
 /// [`Options::quiet`].
-pub fn run(opts: &Options) -> Result<Report, client::Error> {
-    let addr = client::connection::resolve(&opts.url)?;
-    client::connection::upgrade_request(&opts.url)?;
+pub fn run(opts: &Options) -> Result<Report, ticksock_client::Error> {
+    let addr = ticksock_client::connection::resolve(&opts.url)?;
+    ticksock_client::connection::upgrade_request(&opts.url)?;
     let mut server = match opts.server_pid {
         Some(pid) => Some(ServerWatch::start(pid, addr)?),
         None => None,
@@ -308,7 +308,7 @@ struct ServerWatch {
 
 impl ServerWatch {
     /// The baseline. Fails (the run does not start) when the process cannot be read.
-    fn start(pid: u32, addr: std::net::SocketAddr) -> Result<Self, client::Error> {
+    fn start(pid: u32, addr: std::net::SocketAddr) -> Result<Self, ticksock_client::Error> {
         let before = probe::sample(Some(pid))
             .map_err(|e| std::io::Error::other(format!("--server-pid {pid}: /proc/{pid}: {e}")))?;
         // After the descriptors were counted: the request is a connection of its own.

@@ -470,7 +470,7 @@ impl Report {
             let codes: Vec<String> = self
                 .error_codes
                 .iter()
-                .map(|(code, n)| format!("{code} {}: {n}", protocol::error_code::name(*code)))
+                .map(|(code, n)| format!("{code} {}: {n}", ticksock_protocol::error_code::name(*code)))
                 .collect();
             row("error codes", codes.join(", "));
         }

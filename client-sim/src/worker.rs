@@ -1,6 +1,6 @@
 //! One event loop thread: a mio `Poll` over the sockets of its share of the bots, a timer heap
-//! for their moves, and a sweep for their session timers. Each bot is a `client::Session` over
-//! a `client::Connection`, so the call bookkeeping is the client library's.
+//! for their moves, and a sweep for their session timers. Each bot is a `ticksock_client::Session` over
+//! a `ticksock_client::Connection`, so the call bookkeeping is the client library's.
 //!
 //! A churn bot makes a new `Session` for every cycle. It closes cleanly by writing a close
 //! frame itself and reading until the server closes the TCP connection: `Session::close` has
@@ -15,15 +15,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use client::backoff::XorShift;
-use client::connection::upgrade_request;
-use client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, Session};
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Registry, Token};
-use protocol::arena::{
+use ticksock_arena::proto::{
     Chat, ChatLine, Join, LoggedIn, Login, Move, Presence, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE,
     ROUTE_LOGIN, ROUTE_MOVE, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
 };
+use ticksock_client::backoff::XorShift;
+use ticksock_client::connection::upgrade_request;
+use ticksock_client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, Session};
 
 use crate::report::{Counters, thread_cpu_secs};
 use crate::{Options, Scenario};
@@ -175,7 +175,7 @@ struct Cx {
 }
 
 impl Cx {
-    fn note_connect_error(&mut self, error: Option<client::Error>) {
+    fn note_connect_error(&mut self, error: Option<ticksock_client::Error>) {
         let message = error.map_or_else(|| "closed before the welcome".to_owned(), |e| e.to_string());
         if let Some(n) = self.connect_errors.get_mut(&message) {
             *n += 1;
@@ -292,7 +292,7 @@ impl Bot {
         }
     }
 
-    fn drop_conn(&mut self, now: Instant, error: Option<client::Error>, cx: &mut Cx) {
+    fn drop_conn(&mut self, now: Instant, error: Option<ticksock_client::Error>, cx: &mut Cx) {
         // Dropping the connection closes the socket, which takes it out of the poll.
         self.conn = None;
         let churn = cx.opts.scenario == Scenario::Churn;
@@ -392,7 +392,7 @@ impl Bot {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     cx.counters.unclean_closes += 1;
-                    cx.note_connect_error(Some(client::Error::Io(e)));
+                    cx.note_connect_error(Some(ticksock_client::Error::Io(e)));
                     return self.end_cycle(now, CycleEnd::Failed, cx);
                 }
             }
@@ -625,7 +625,7 @@ impl Bot {
             (Timer::NextCycle, Phase::Paused) => return self.next_cycle(now, cx),
             (Timer::CloseTimeout, Phase::Closing) => {
                 cx.counters.unclean_closes += 1;
-                cx.note_connect_error(Some(client::Error::Protocol(
+                cx.note_connect_error(Some(ticksock_client::Error::Protocol(
                     "the server did not close the connection after our close frame".into(),
                 )));
                 return self.end_cycle(now, CycleEnd::Failed, cx);
@@ -654,7 +654,7 @@ fn on_push(track: &mut Track, topic: &str, body: &[u8], now: Instant, cx: &mut C
             c.pushes_state += 1;
             if validate || !track.validated {
                 c.pushes_decoded += 1;
-                match protocol::decode_body::<State>(body) {
+                match ticksock_protocol::decode_body::<State>(body) {
                     Ok(state) => {
                         let me = track.player_id;
                         let holds_me = me.is_some_and(|me| state.players.iter().any(|p| p.id == me));
@@ -688,7 +688,7 @@ fn on_push(track: &mut Track, topic: &str, body: &[u8], now: Instant, cx: &mut C
             c.pushes_chat += 1;
             if validate {
                 c.pushes_decoded += 1;
-                if protocol::decode_body::<ChatLine>(body).is_err() {
+                if ticksock_protocol::decode_body::<ChatLine>(body).is_err() {
                     c.bad_pushes += 1;
                 }
             }
@@ -697,7 +697,7 @@ fn on_push(track: &mut Track, topic: &str, body: &[u8], now: Instant, cx: &mut C
             c.pushes_presence += 1;
             if validate {
                 c.pushes_decoded += 1;
-                if protocol::decode_body::<Presence>(body).is_err() {
+                if ticksock_protocol::decode_body::<Presence>(body).is_err() {
                     c.bad_pushes += 1;
                 }
             }

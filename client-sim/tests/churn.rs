@@ -10,11 +10,11 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use client::{BlockingClient, Config as ClientConfig};
 use client_sim::{Options, Scenario, probe};
-use protocol::arena::{ROUTE_ROOMS, RoomInfo};
-use server::game::arena::Arena;
-use server::{Config, RunningServer, Server};
+use ticksock_arena::Arena;
+use ticksock_arena::proto::{ROUTE_ROOMS, RoomInfo};
+use ticksock_client::{BlockingClient, Config as ClientConfig};
+use ticksock_server::{Config, RunningServer, Server};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 

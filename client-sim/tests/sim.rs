@@ -5,8 +5,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use client_sim::{Options, Scenario};
-use server::game::arena::Arena;
-use server::{Config, RunningServer, Server};
+use ticksock_arena::Arena;
+use ticksock_server::{Config, RunningServer, Server};
 
 fn start_arena() -> RunningServer {
     start_with(Config::default())

@@ -14,13 +14,13 @@ use crate::{Client, Config, Error};
 /// [`Config::max_queued_pushes`] are dropped.
 ///
 /// ```no_run
-/// use client::{BlockingClient, Config};
-/// use protocol::arena::{Login, LoggedIn, ROUTE_LOGIN};
+/// use ticksock_client::{BlockingClient, Config};
+/// use ticksock_arena::proto::{Login, LoggedIn, ROUTE_LOGIN};
 /// use std::time::Duration;
 ///
 /// let mut c = BlockingClient::connect("ws://127.0.0.1:7777/", Config::default(), Duration::from_secs(5))?;
 /// let me: LoggedIn = c.call(ROUTE_LOGIN, &Login { name: "ann".into() })?;
-/// # Ok::<(), client::Error>(())
+/// # Ok::<(), ticksock_client::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct BlockingClient {

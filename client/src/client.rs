@@ -18,8 +18,8 @@ const SOCKET: Token = Token(0);
 ///
 /// ```no_run
 /// use std::time::Instant;
-/// use client::{Client, Config, Event};
-/// use protocol::arena::{Login, LoggedIn, ROUTE_LOGIN};
+/// use ticksock_client::{Client, Config, Event};
+/// use ticksock_arena::proto::{Login, LoggedIn, ROUTE_LOGIN};
 ///
 /// let mut client = Client::new("ws://127.0.0.1:7777/", Config::default())?;
 /// client.call_then(ROUTE_LOGIN, &Login { name: "ann".into() }, |_session, outcome| {
@@ -38,7 +38,7 @@ const SOCKET: Token = Token(0);
 ///     // ... the rest of the frame ...
 ///     # break;
 /// }
-/// # Ok::<(), client::Error>(())
+/// # Ok::<(), ticksock_client::Error>(())
 /// ```
 pub struct Client {
     url: String,

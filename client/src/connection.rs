@@ -23,7 +23,8 @@ use crate::{Error, LinkState};
 /// The upgrade request for `url`, offering the `ticksock.v1` subprotocol.
 pub fn upgrade_request(url: &str) -> Result<Request, Error> {
     let mut request = url.into_client_request().map_err(|e| Error::Url(format!("{url}: {e}")))?;
-    let value = protocol::SUBPROTOCOL.parse().map_err(|_| Error::Url("subprotocol header".into()))?;
+    let value =
+        ticksock_protocol::SUBPROTOCOL.parse().map_err(|_| Error::Url("subprotocol header".into()))?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", value);
     Ok(request)
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use protocol::BodyError;
+use ticksock_protocol::BodyError;
 
 /// Everything that can go wrong in this crate, from a call's outcome to a failed connect.
 ///
@@ -12,9 +12,9 @@ use protocol::BodyError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The server answered the call with an error frame. Branch on `code`
-    /// ([`protocol::error_code`] for the server's own codes, the route's documentation for codes
+    /// ([`ticksock_protocol::error_code`] for the server's own codes, the route's documentation for codes
     /// of 1000 and above); retry only when the code says so (for example `RATE_LIMITED`, later).
-    #[error("the server answered error {code} ({}): {message}", protocol::error_code::name(*code))]
+    #[error("the server answered error {code} ({}): {message}", ticksock_protocol::error_code::name(*code))]
     Server {
         /// The code the server sent.
         code: u16,

@@ -40,9 +40,9 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-use protocol::{BodyError, ServerFrame};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use ticksock_protocol::{BodyError, Encoding, ServerFrame};
 
 use crate::backoff::Backoff;
 use crate::{Config, Error};
@@ -64,7 +64,7 @@ pub enum Outcome {
     Reply(Vec<u8>),
     /// The server's error reply.
     Error {
-        /// What went wrong ([`protocol::error_code`], or the route's own codes from 1000).
+        /// What went wrong ([`ticksock_protocol::error_code`], or the route's own codes from 1000).
         code: u16,
         /// The server's explanation, for logs.
         message: String,
@@ -92,7 +92,7 @@ impl Outcome {
     /// The reply decoded as `T`, or the failure as an [`Error`].
     pub fn decode<T: DeserializeOwned>(self) -> Result<T, Error> {
         let body = self.into_result()?;
-        protocol::decode_body(&body).map_err(Error::Decode)
+        ticksock_protocol::decode_body(&body).map_err(Error::Decode)
     }
 
     /// Whether the server answered with a reply (not an error).
@@ -385,7 +385,12 @@ impl Session {
         options: CallOptions,
         now: Instant,
     ) -> Result<CallId, Error> {
-        self.submit(route, |out| protocol::encode_body_into(request, out), options, now)
+        self.submit(
+            route,
+            |out, id| ticksock_protocol::write_request(Encoding::Binary, out, id, route, request),
+            options,
+            now,
+        )
     }
 
     /// Calls `route` with a body that is already encoded (for raw routes such as `echo`).
@@ -398,10 +403,7 @@ impl Session {
     ) -> Result<CallId, Error> {
         self.submit(
             route,
-            |out| {
-                out.extend_from_slice(body);
-                Ok(())
-            },
+            |out, id| ticksock_protocol::write_raw_request(Encoding::Binary, out, id, route, body),
             options,
             now,
         )
@@ -410,7 +412,7 @@ impl Session {
     fn submit(
         &mut self,
         route: &str,
-        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), BodyError>,
+        encode: impl FnOnce(&mut Vec<u8>, u32) -> Result<(), BodyError>,
         options: CallOptions,
         now: Instant,
     ) -> Result<CallId, Error> {
@@ -423,8 +425,7 @@ impl Session {
         }
         let id = self.allocate_id();
         let mut frame = Vec::with_capacity(16 + route.len());
-        protocol::frame::write_request_header(&mut frame, id, route);
-        encode(&mut frame).map_err(Error::Encode)?;
+        encode(&mut frame, id).map_err(Error::Encode)?;
         if frame.len() > self.config.max_frame_bytes {
             return Err(Error::TooLarge { bytes: frame.len(), max: self.config.max_frame_bytes });
         }
@@ -512,7 +513,7 @@ impl Session {
         self.handlers.insert(
             topic.into(),
             Box::new(move |body| {
-                handler(protocol::decode_body(body).map_err(Error::Decode)?);
+                handler(ticksock_protocol::decode_body(body).map_err(Error::Decode)?);
                 Ok(())
             }),
         );
@@ -593,10 +594,10 @@ impl Session {
                 if welcomed {
                     return self.violation(now, "a second welcome".into());
                 }
-                if version != protocol::PROTOCOL_VERSION {
+                if version != ticksock_protocol::PROTOCOL_VERSION {
                     let problem = format!(
                         "the server speaks protocol version {version}, this client {}",
-                        protocol::PROTOCOL_VERSION
+                        ticksock_protocol::PROTOCOL_VERSION
                     );
                     self.events.push_back(Event::ProtocolError { problem: problem.clone() });
                     return self.stop(now, Error::Protocol(problem), 1002);
@@ -609,20 +610,20 @@ impl Session {
             _ if !welcomed => self.violation(now, "a frame before the welcome".into()),
             ServerFrame::Reply { id, body } => self.answer(id, now, || Outcome::Reply(body.to_vec())),
             ServerFrame::Error { id, code, message } => {
-                self.answer(id, now, || Outcome::Error { code, message: message.to_owned() })
+                self.answer(id, now, || Outcome::Error { code, message: message.into_owned() })
             }
             ServerFrame::Push { topic, body } => {
                 self.stats.pushes += 1;
-                if let Some(handler) = self.handlers.get_mut(topic) {
+                if let Some(handler) = self.handlers.get_mut(&*topic) {
                     if let Err(error) = handler(body) {
-                        self.events.push_back(Event::BadPush { topic: topic.to_owned(), error });
+                        self.events.push_back(Event::BadPush { topic: topic.into_owned(), error });
                     }
-                } else if !sink(topic, body) {
+                } else if !sink(&topic, body) {
                     if self.queued_pushes >= self.config.max_queued_pushes {
                         self.stats.pushes_dropped += 1;
                     } else {
                         self.queued_pushes += 1;
-                        self.events.push_back(Event::Push { topic: topic.to_owned(), body: body.to_vec() });
+                        self.events.push_back(Event::Push { topic: topic.into_owned(), body: body.to_vec() });
                     }
                 }
             }

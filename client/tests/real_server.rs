@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use client::{BlockingClient, CallId, CallOptions, Client, Config, Error, Event, LinkState, Outcome};
 use common::{Later, fast_config, pump_for, pump_until, start, start_at, url};
-use protocol::arena::{
+use ticksock_arena::proto::{
     Join, Joined, LoggedIn, Login, Move, Moved, ROUTE_JOIN, ROUTE_LOGIN, ROUTE_MOVE, State,
+};
+use ticksock_client::{
+    BlockingClient, CallId, CallOptions, Client, Config, Error, Event, LinkState, Outcome,
 };
 
 fn connected_client(addr: std::net::SocketAddr, config: Config) -> Client {
@@ -148,7 +150,7 @@ fn after_a_server_restart_the_client_reconnects_and_flushes_its_queue_in_order_w
     stopping.join().expect("thread").expect("clean shutdown");
     assert!(matches!(
         outcome_of(&events, in_flight),
-        Some(Outcome::Error { code: protocol::error_code::SHUTTING_DOWN, .. })
+        Some(Outcome::Error { code: ticksock_protocol::error_code::SHUTTING_DOWN, .. })
     ));
     assert!(events.iter().any(|e| matches!(e, Event::Disconnected)));
     assert_eq!(client.session().heartbeat_timers(), 0, "no timer while down");
@@ -236,8 +238,11 @@ fn the_offline_queue_bound_is_enforced_then_the_queue_drains_on_connect() {
 
 #[test]
 fn the_blocking_client_plays_the_arena() {
-    let config = server::Config { listen: "127.0.0.1:0".parse().expect("addr"), ..server::Config::default() };
-    let server = server::Server::start(config, server::game::arena::Arena::new(Default::default()))
+    let config = ticksock_server::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        ..ticksock_server::Config::default()
+    };
+    let server = ticksock_server::Server::start(config, ticksock_arena::Arena::new(Default::default()))
         .expect("server starts");
     let mut c = BlockingClient::connect(&url(server.local_addr()), fast_config(), Duration::from_secs(5))
         .expect("connects");
@@ -245,7 +250,7 @@ fn the_blocking_client_plays_the_arena() {
     let me: LoggedIn = c.call(ROUTE_LOGIN, &Login { name: "ann".into() }).expect("login");
     let seen = states.clone();
     let my_id = me.player_id;
-    c.client_mut().on_push_typed(protocol::arena::TOPIC_STATE, move |state: State| {
+    c.client_mut().on_push_typed(ticksock_arena::proto::TOPIC_STATE, move |state: State| {
         if state.players.iter().any(|p| p.id == my_id) {
             seen.fetch_add(1, Ordering::SeqCst);
         }
@@ -256,7 +261,7 @@ fn the_blocking_client_plays_the_arena() {
     assert!(moved.tick > 0);
     // Errors come back as Error::Server with the route's code.
     match c.call::<_, ()>(ROUTE_JOIN, &Join { room: String::new() }) {
-        Err(Error::Server { code: protocol::arena::ERR_INVALID, .. }) => {}
+        Err(Error::Server { code: ticksock_arena::proto::ERR_INVALID, .. }) => {}
         other => panic!("expected ERR_INVALID, got {other:?}"),
     }
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -295,13 +300,16 @@ fn closing_peer(
     let peer = std::thread::spawn(move || {
         let (tcp, _) = listener.accept().expect("accept");
         let choose_subprotocol = |_: &Request, mut response: Response| {
-            let value = protocol::SUBPROTOCOL.parse().expect("header value");
+            let value = ticksock_protocol::SUBPROTOCOL.parse().expect("header value");
             response.headers_mut().insert("Sec-WebSocket-Protocol", value);
             Ok(response)
         };
         let mut ws = tungstenite::accept_hdr(tcp, choose_subprotocol).expect("upgrade");
-        let welcome =
-            protocol::ServerFrame::Welcome { version: protocol::PROTOCOL_VERSION, tick_hz: 30, conn_id: 1 };
+        let welcome = ticksock_protocol::ServerFrame::Welcome {
+            version: ticksock_protocol::PROTOCOL_VERSION,
+            tick_hz: 30,
+            conn_id: 1,
+        };
         ws.send(Message::Binary(welcome.to_vec().into())).expect("welcome");
         loop {
             match ws.read() {

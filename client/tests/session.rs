@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use client::{CallId, CallOptions, Config, Error, Event, LinkCommand, LinkState, Outcome, Session};
-use protocol::{ClientFrame, ServerFrame};
+use ticksock_client::{CallId, CallOptions, Config, Error, Event, LinkCommand, LinkState, Outcome, Session};
+use ticksock_protocol::{ClientFrame, ServerFrame};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -28,7 +28,7 @@ fn config() -> Config {
 }
 
 fn welcome() -> Vec<u8> {
-    ServerFrame::Welcome { version: protocol::PROTOCOL_VERSION, tick_hz: 30, conn_id: 7 }.to_vec()
+    ServerFrame::Welcome { version: ticksock_protocol::PROTOCOL_VERSION, tick_hz: 30, conn_id: 7 }.to_vec()
 }
 
 fn reply(id: u32, body: &[u8]) -> Vec<u8> {
@@ -36,7 +36,7 @@ fn reply(id: u32, body: &[u8]) -> Vec<u8> {
 }
 
 fn reply_u32(id: u32, value: u32) -> Vec<u8> {
-    reply(id, &protocol::encode_body(&value).expect("encodes"))
+    reply(id, &ticksock_protocol::encode_body(&value).expect("encodes"))
 }
 
 /// A session connected at `t0` (welcome received).
@@ -173,7 +173,7 @@ fn every_call_gets_exactly_one_outcome_through_its_callback() {
     let dropped = s.call_then("d", &(), t0, count(&calls)).expect("call");
     sent(&mut s);
     s.handle_frame(&reply(replied.0, &[]), t0 + MS);
-    s.handle_frame(&ServerFrame::Error { id: errored.0, code: 1001, message: "no" }.to_vec(), t0 + MS);
+    s.handle_frame(&ServerFrame::Error { id: errored.0, code: 1001, message: "no".into() }.to_vec(), t0 + MS);
     s.handle_timeout(t0 + 50 * MS);
     s.handle_disconnect(t0 + 60 * MS); // `dropped` was in flight.
     let queued = s.call_then("e", &(), t0 + 70 * MS, count(&calls)).expect("queued offline");
@@ -232,7 +232,7 @@ fn calls_in_flight_fail_on_disconnect_and_queued_calls_go_out_in_order_after_rec
     assert!(s.poll_transmit().is_none(), "nothing before the welcome");
     s.handle_frame(&welcome(), t0 + 201 * MS);
     let wire = sent(&mut s);
-    let bodies: Vec<u32> = wire.iter().map(|w| protocol::decode_body(&w.2).expect("u32")).collect();
+    let bodies: Vec<u32> = wire.iter().map(|w| ticksock_protocol::decode_body(&w.2).expect("u32")).collect();
     assert_eq!(bodies, vec![10, 11, 12, 13, 14], "flushed in call order");
     assert_eq!(wire.iter().map(|w| CallId(w.0)).collect::<Vec<_>>(), queued);
     assert_eq!(s.queued_calls(), 0);
@@ -336,7 +336,7 @@ fn the_failure_count_resets_once_a_connection_stays_up() {
     let mut t = now;
     while t < now + 2000 * MS {
         t += 50 * MS;
-        s.handle_frame(&ServerFrame::Push { topic: "state", body: &[] }.to_vec(), t);
+        s.handle_frame(&ServerFrame::Push { topic: "state".into(), body: &[] }.to_vec(), t);
         s.handle_timeout(t);
     }
     assert_eq!(s.reconnect_failures(), 0);
@@ -463,9 +463,9 @@ fn pushes_go_to_handlers_by_topic_typed_or_raw_and_the_rest_become_bounded_event
     s.on_push("raw", move |body| {
         raw2.fetch_add(body.len(), Ordering::SeqCst);
     });
-    let push = |topic: &str, body: &[u8]| ServerFrame::Push { topic, body }.to_vec();
-    s.handle_frame(&push("count", &protocol::encode_body(&5u32).expect("enc")), t0);
-    s.handle_frame(&push("count", &protocol::encode_body(&6u32).expect("enc")), t0);
+    let push = |topic: &str, body: &[u8]| ServerFrame::Push { topic: topic.into(), body }.to_vec();
+    s.handle_frame(&push("count", &ticksock_protocol::encode_body(&5u32).expect("enc")), t0);
+    s.handle_frame(&push("count", &ticksock_protocol::encode_body(&6u32).expect("enc")), t0);
     s.handle_frame(&push("raw", &[1, 2, 3]), t0);
     s.handle_frame(&push("count", &[0xff]), t0); // not a u32
     for _ in 0..3 {

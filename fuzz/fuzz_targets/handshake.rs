@@ -1,4 +1,4 @@
-//! Fuzz target `handshake`. The HTTP upgrade decision: `server::handshake::decide` on arbitrary bytes,
+//! Fuzz target `handshake`. The HTTP upgrade decision: `ticksock_server::__internals::handshake::decide` on arbitrary bytes,
 //! under the game, echo and a small-limit policy. The check lives in `src/lib.rs`; `docs/FUZZING.md`
 //! says how to run it.
 

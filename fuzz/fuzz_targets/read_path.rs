@@ -1,5 +1,5 @@
 //! Fuzz target `read_path`. The server's whole read path on arbitrary bytes:
-//! `server::inbound::run_read_path` (HTTP upgrade, tungstenite framing with the server's limits,
+//! `ticksock_server::__internals::inbound::run_read_path` (HTTP upgrade, tungstenite framing with the server's limits,
 //! classification), in game and echo mode. The check lives in `src/lib.rs`; `docs/FUZZING.md` says how
 //! to run it.
 

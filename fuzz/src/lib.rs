@@ -8,12 +8,12 @@
 
 use std::sync::LazyLock;
 
-use protocol::arena::{Chat, Join, Joined, Login, Move, RoomInfo, State, Whisper};
-use protocol::{ClientFrame, ServerFrame, decode_body, encode_body};
-use server::Config;
-use server::app::RouteTable;
-use server::handshake::{self, Decision, Policy};
-use server::inbound::{ReadPathOutcome, run_read_path};
+use ticksock_arena::proto::{Chat, Join, Joined, Login, Move, RoomInfo, State, Whisper};
+use ticksock_protocol::{ClientFrame, ServerFrame, decode_body, encode_body};
+use ticksock_server::__internals::RouteTable;
+use ticksock_server::__internals::handshake::{self, Decision, Policy};
+use ticksock_server::__internals::inbound::{ReadPathOutcome, run_read_path};
+use ticksock_server::Config;
 
 /// The names of the targets, as `cargo fuzz run` and `fuzz/regressions/<target>/` know them.
 pub const TARGETS: &[&str] = &["frame_decode", "body_decode", "handshake", "read_path", "read_path_upgraded"];
@@ -126,8 +126,9 @@ pub fn check_handshake(data: &[u8]) {
 
 /// The arena's route table, built once.
 fn routes() -> &'static RouteTable {
-    static ROUTES: LazyLock<RouteTable> =
-        LazyLock::new(|| server::logic::Logic::new(server::game::arena::Arena::default()).route_table());
+    static ROUTES: LazyLock<RouteTable> = LazyLock::new(|| {
+        ticksock_server::__internals::Logic::new(ticksock_arena::Arena::default()).route_table()
+    });
     &ROUTES
 }
 

@@ -4,6 +4,8 @@
 //! order. A frame that carries a body ends with it: the body is the rest of the message. The
 //! decoders borrow from the message, so decoding a request copies nothing.
 
+use std::borrow::Cow;
+
 use bincode::{BorrowDecode, Encode};
 
 use crate::{DECODE_CONFIG, ENCODE_CONFIG};
@@ -31,7 +33,10 @@ pub enum ClientFrame<'a> {
 }
 
 /// A frame from the server to a client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// `message` and `topic` are borrowed from the message when decoded from bincode; a JSON frame
+/// whose strings hold escapes owns them ([`crate::wire::decode_server_frame`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerFrame<'a> {
     /// The first frame on every connection, sent right after the handshake.
     Welcome {
@@ -56,12 +61,12 @@ pub enum ServerFrame<'a> {
         /// What went wrong: see [`crate::error_code`].
         code: u16,
         /// A human-readable explanation, for logs. Clients branch on `code`, not on this.
-        message: &'a str,
+        message: Cow<'a, str>,
     },
     /// A message the server sends on its own, answering no request.
     Push {
         /// What the body is about; clients dispatch on it.
-        topic: &'a str,
+        topic: Cow<'a, str>,
         /// The push's payload, encoded as the topic defines.
         body: &'a [u8],
     },
@@ -155,12 +160,12 @@ impl<'a> ServerFrame<'a> {
                 Ok(ServerFrame::Error {
                     id,
                     code: r.field("code", Some(id))?,
-                    message: r.field("message", Some(id))?,
+                    message: Cow::Borrowed(r.field("message", Some(id))?),
                 })
             }
             TAG_PUSH => {
                 let topic = r.field("topic", None)?;
-                Ok(ServerFrame::Push { topic, body: r.rest() })
+                Ok(ServerFrame::Push { topic: Cow::Borrowed(topic), body: r.rest() })
             }
             tag => Err(FrameError::UnknownKind { tag: Some(tag) }),
         }
@@ -168,22 +173,22 @@ impl<'a> ServerFrame<'a> {
 
     /// Appends this frame's encoding to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        match *self {
-            ServerFrame::Welcome { version, tick_hz, conn_id } => {
+        match self {
+            &ServerFrame::Welcome { version, tick_hz, conn_id } => {
                 put(out, TAG_WELCOME);
                 put(out, version);
                 put(out, tick_hz);
                 put(out, conn_id);
             }
-            ServerFrame::Reply { id, body } => {
+            &ServerFrame::Reply { id, body } => {
                 write_reply_header(out, id);
                 out.extend_from_slice(body);
             }
             ServerFrame::Error { id, code, message } => {
                 put(out, TAG_ERROR);
-                put(out, id);
-                put(out, code);
-                put(out, message);
+                put(out, *id);
+                put(out, *code);
+                put(out, &**message);
             }
             ServerFrame::Push { topic, body } => {
                 write_push_header(out, topic);
@@ -273,8 +278,8 @@ mod tests {
         let frames = [
             ServerFrame::Welcome { version: 1, tick_hz: 30, conn_id: u64::MAX },
             ServerFrame::Reply { id: u32::MAX, body: &[] },
-            ServerFrame::Error { id: 0, code: 1000, message: "no" },
-            ServerFrame::Push { topic: "state", body: &[1, 2, 3] },
+            ServerFrame::Error { id: 0, code: 1000, message: "no".into() },
+            ServerFrame::Push { topic: "state".into(), body: &[1, 2, 3] },
         ];
         for frame in frames {
             assert_eq!(ServerFrame::decode(&frame.to_vec()).expect("decodes"), frame);

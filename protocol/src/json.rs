@@ -133,6 +133,14 @@ pub fn write_reply_open(out: &mut Vec<u8>, id: u32) {
     write!(out, r#"{{"type":"reply","id":{id},"body":"#).expect("writing into a Vec");
 }
 
+/// Appends a request frame up to its body: the caller appends the body's JSON text and then
+/// [`FRAME_CLOSE`].
+pub fn write_request_open(out: &mut Vec<u8>, id: u32, route: &str) {
+    use std::io::Write;
+    // Cannot fail: a Vec accepts every write.
+    write!(out, r#"{{"id":{id},"route":{},"body":"#, quote(route)).expect("writing into a Vec");
+}
+
 /// Appends a push frame up to its body: the caller appends the body's JSON text and then
 /// [`FRAME_CLOSE`].
 pub fn write_push_open(out: &mut Vec<u8>, topic: &str) {

@@ -5,7 +5,10 @@
 //! by this crate's tests (`tests/vectors.rs`).
 //!
 //! # Modules
-//! - [`arena`]: the messages of the built-in example game, shared by clients and the server.
+//! - [`wire`]: whole frames in either encoding, written into a caller's buffer and read back
+//!   ([`write_reply`], [`write_error`], [`write_push`], [`write_welcome`], [`write_request`],
+//!   [`decode_request`], [`decode_server_frame`]). Servers and clients call these and never
+//!   lay out frame bytes themselves.
 //! - [`frame`]: the envelopes. A client sends a [`ClientFrame`] (a request tagged with a `u32`
 //!   callback id); the server answers with [`ServerFrame`]s (welcome, reply, error, push).
 //! - [`body`]: how application types (anything `serde`) become a frame's body and back.
@@ -18,15 +21,19 @@
 //! so a request's body can be handed to its handler without a copy. Untrusted bytes are only ever
 //! decoded with [`DECODE_LIMIT`] in force.
 
-pub mod arena;
 pub mod body;
 mod capped;
 pub mod error_code;
 pub mod frame;
 pub mod json;
+pub mod wire;
 
 pub use body::{BodyError, decode_body, decode_body_as, encode_body, encode_body_into, encode_body_into_as};
 pub use frame::{ClientFrame, FrameError, ServerFrame};
+pub use wire::{
+    Request, decode_request, decode_server_frame, write_error, write_push, write_raw_reply,
+    write_raw_request, write_reply, write_request, write_welcome,
+};
 
 /// The version of this wire format, sent in the welcome frame.
 pub const PROTOCOL_VERSION: u16 = 1;

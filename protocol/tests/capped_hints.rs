@@ -57,8 +57,8 @@ fn every_kind_of_value_decodes_as_before() {
         // decode (the cap only sizes the first allocation).
         units: vec![(); 1000],
     };
-    let bytes = protocol::encode_body(&value).expect("encodes");
+    let bytes = ticksock_protocol::encode_body(&value).expect("encodes");
     assert!(bytes.len() < 1000, "the test needs more unit elements than body bytes");
-    let decoded: Everything = protocol::decode_body(&bytes).expect("decodes");
+    let decoded: Everything = ticksock_protocol::decode_body(&bytes).expect("decodes");
     assert_eq!(decoded, value);
 }

@@ -23,18 +23,18 @@ const HUGE_LENGTH: [u8; 9] = [253, 0, 0, 0, 0, 1, 0, 0, 0];
 #[test]
 fn a_sequence_claiming_billions_of_elements_allocates_by_the_input_not_the_claim() {
     // Uncapped, serde preallocates 1 MiB for each of these (131 072 u64s).
-    let (decoded, bytes) = allocated(|| protocol::decode_body::<Vec<u64>>(&HUGE_LENGTH));
+    let (decoded, bytes) = allocated(|| ticksock_protocol::decode_body::<Vec<u64>>(&HUGE_LENGTH));
     assert!(decoded.is_err(), "nine bytes cannot hold the elements");
     assert!(bytes <= 16 << 10, "decoding 9 bytes allocated {bytes} bytes");
 
-    let (decoded, bytes) = allocated(|| protocol::decode_body::<HashMap<u64, u64>>(&HUGE_LENGTH));
+    let (decoded, bytes) = allocated(|| ticksock_protocol::decode_body::<HashMap<u64, u64>>(&HUGE_LENGTH));
     assert!(decoded.is_err());
     assert!(bytes <= 16 << 10, "decoding 9 bytes as a map allocated {bytes} bytes");
 
     // Nested: the inner sequence's claim is capped too.
     let mut nested = vec![1u8]; // Option: Some
     nested.extend_from_slice(&HUGE_LENGTH);
-    let (decoded, bytes) = allocated(|| protocol::decode_body::<Option<Vec<[u64; 4]>>>(&nested));
+    let (decoded, bytes) = allocated(|| ticksock_protocol::decode_body::<Option<Vec<[u64; 4]>>>(&nested));
     assert!(decoded.is_err());
     assert!(bytes <= 16 << 10, "decoding 10 bytes allocated {bytes} bytes");
 }

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::StaticFiles;
+
 /// How the logic thread asks the OS scheduler to run it. A tick that starts late is late for
 /// every player, and on a busy machine an ordinary thread waits for another's time slice
 /// (milliseconds) before it runs; a raised or real-time thread runs at once.
@@ -119,6 +121,9 @@ pub struct Config {
     /// How the logic thread is scheduled ([`LogicPriority`]). Default `Realtime`, falling
     /// back to `Raised` and then `Normal` where the OS does not permit it.
     pub logic_priority: LogicPriority,
+    /// The files a plain HTTP `GET` on the game port is answered with (a game's page and
+    /// scripts). Default none: every path but `/metrics` is 404.
+    pub static_files: StaticFiles,
 }
 
 impl Default for Config {
@@ -148,6 +153,7 @@ impl Default for Config {
             rate_strikes: 100,
             shutdown_timeout: Duration::from_secs(5),
             logic_priority: LogicPriority::Realtime,
+            static_files: StaticFiles::none(),
         }
     }
 }

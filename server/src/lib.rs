@@ -1,54 +1,64 @@
-//! The ticksock game server: one reactor thread owns every socket, one logic thread runs the
-//! game at a fixed tick, and crossbeam channels join them.
+//! ticksock-server: a game server framework. One reactor thread owns every socket, one logic
+//! thread runs the game at a fixed tick, and bounded channels join them. Clients call routes
+//! with a `u32` callback id and get exactly one answer carrying it.
 //!
 //! ```text
-//!  clients ──TCP/WebSocket──▶ reactor thread ──ToLogic──▶ logic thread (Game + Router)
-//!          ◀─────────────────  (mio, slab)   ◀──Batch + Waker──  (fixed tick)
+//!  clients ──TCP/WebSocket──▶ net (reactor thread) ──bridge: ToLogic──▶ logic (logic thread)
+//!          ◀────────────────  mio, slab, sockets   ◀──bridge: Batch───  Game via api, tick
 //! ```
 //!
-//! # Modules
-//! - [`server`]: starting and stopping a server ([`Server::start`]).
-//! - [`config`]: every limit and timing, with defaults ([`Config`]).
-//! - [`app`]: the API a game implements: [`Game`], [`Router`], [`Ctx`].
-//! - [`hub`]: users, groups and per-connection session data, reached through [`Ctx`].
-//! - [`rooms`]: rooms with their own state and tick, disposed of after a grace time empty.
-//! - [`game`]: the built-in example games: the arena, and echo for conformance suites.
-//! - [`logic`]: the logic core (no I/O, `now` passed in) and the thread that drives it.
-//! - `reactor`: the mio event loop: HTTP upgrade, WebSocket I/O, heartbeats, backpressure.
-//! - [`outbound`]: a connection's outbound queue: data frames framed in place, one write.
-//! - [`assets`]: the demo page and browser client, built in, served at `GET /`.
-//! - [`handshake`]: the HTTP upgrade as a pure decision on the bytes received.
-//! - [`inbound`]: what to do with each client message, and the whole read path over memory.
-//! - [`tick`], [`heartbeat`], [`rate`]: the clock rules, as pure arithmetic on instants.
-//! - [`metrics`]: counters and histograms, served as Prometheus text at `GET /metrics`.
-//! - [`bridge`]: what crosses the channels.
-//! - [`conn_id`]: connection ids with a generation, so late replies never reach a newcomer.
+//! # What a game uses (public)
+//! - [`Game`], [`Router`], [`Ctx`], [`Caller`], [`AppError`] ([`api`]): routes and hooks.
+//! - [`Hub`], [`Rooms`], [`UserPolicy`]: users, groups, sessions and rooms, through [`Ctx`].
+//! - [`Server`], [`RunningServer`], [`Stopper`]: starting, running until a signal, stopping.
+//! - [`Config`] ([`config`]): every limit and timing, with its default and the reason for it.
+//! - [`StaticFiles`]: the files a game serves over plain HTTP beside its WebSocket, if any.
+//! - [`Echo`]: the game of echo mode, for WebSocket conformance suites.
+//! - [`metrics`]: the counters a running server publishes (also at `GET /metrics`).
+//!
+//! # How the crate is laid out (internal)
+//! - `net/`: the **reactor thread**. The mio loop (`Reactor`) and, one file a job,
+//!   accepting, reading, applying the logic thread's batches, writing, the uplink to the logic
+//!   thread, and the connection lifecycle (heartbeats, timeouts, shutdown stages); below it
+//!   the pure pieces it decides with: the HTTP upgrade (`handshake`), what a message means
+//!   (`inbound`), the outbound queue, heartbeat and rate arithmetic.
+//! - `logic/`: the **logic thread**. `Logic`, the sans-I/O core that turns messages and ticks
+//!   into commands (`now` passed in), the thread that drives it, the tick schedule and the
+//!   thread's scheduling priority.
+//! - `bridge/`: **what crosses between them**: the messages, the batch with its one payload
+//!   buffer, the route table, the doorbell that wakes the logic thread and the waker that
+//!   wakes the reactor.
+//! - `api/`: the **game-facing API**, which runs on the logic thread.
+//!
+//! # Rules the layout keeps
+//! - `net` never imports `api` or `logic`; `logic` never imports `net`; `bridge` imports none
+//!   of the three; `api` imports only `bridge`. So the reactor cannot call game code, and the
+//!   game cannot touch a socket.
+//! - Frame bytes are written and read by [`ticksock_protocol::wire`] alone; the reactor only
+//!   adds the WebSocket header around a payload the logic thread encoded.
+//! - Only the game-facing API above is public. Benches and fuzz targets reach the internals
+//!   through [`__internals`], which is hidden, unstable and not for games.
 
-pub mod app;
-pub mod assets;
-pub mod bridge;
+pub mod api;
+mod bridge;
 pub mod config;
-pub mod conn_id;
-mod encode;
-pub mod game;
-pub mod handshake;
-pub mod heartbeat;
-pub mod hub;
-pub mod inbound;
-pub mod logic;
+mod conn_id;
+mod echo;
+mod logic;
 pub mod metrics;
-pub mod outbound;
-pub mod rate;
-mod reactor;
-pub mod rooms;
-pub mod server;
-pub mod tick;
-mod wake;
+mod net;
+mod server;
+mod static_files;
 
-pub use app::{AppError, Caller, Ctx, Game, Router};
+pub use api::{
+    AppError, BindError, CLOSE_REPLACED, Caller, Ctx, Game, Hub, HubMut, Rooms, Router, UserPolicy,
+};
 pub use config::Config;
 pub use conn_id::ConnId;
-pub use server::{RunningServer, Server};
+pub use echo::Echo;
+pub use logic::LogicStats;
+pub use server::{RunningServer, Server, Stopper};
+pub use static_files::{MAX_STATIC_DIR_BYTES, StaticFile, StaticFiles};
 
 /// What can go wrong starting or running a server.
 #[derive(Debug, thiserror::Error)]
@@ -71,4 +81,19 @@ pub enum Error {
     /// A server thread panicked: a bug. The server has stopped.
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+}
+
+/// The internals that benches and fuzz targets drive directly. Hidden, unstable, and not part
+/// of the API: a game never needs them.
+#[doc(hidden)]
+pub mod __internals {
+    pub use crate::bridge::{
+        Batch, Command, DataOpcode, Frame, Payload, RouteId, RouteTable, TO_LOGIC_BATCH, ToLogic,
+    };
+    pub use crate::logic::Logic;
+    pub use crate::logic::tick::{Tick, TickSchedule};
+    pub use crate::net::handshake;
+    pub use crate::net::inbound::close;
+    pub use crate::net::inbound::{self, ReadPathOutcome, run_read_path};
+    pub use crate::net::outbound::{OutboundQueue, QueueFull};
 }

@@ -248,7 +248,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP ticksock_error_replies_total Error replies sent, by code.");
         let _ = writeln!(out, "# TYPE ticksock_error_replies_total counter");
         for (code, (logic, reactor)) in l.errors.iter().zip(r.errors).enumerate().skip(1) {
-            let name = if code == 7 { "app" } else { protocol::error_code::name(code as u16) };
+            let name = if code == 7 { "app" } else { ticksock_protocol::error_code::name(code as u16) };
             let _ = writeln!(out, "ticksock_error_replies_total{{code=\"{name}\"}} {}", logic + reactor);
         }
         self.tick_duration.render(&mut out, "ticksock_tick_duration_seconds", "How long each tick ran.");

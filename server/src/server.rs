@@ -1,7 +1,8 @@
 //! Starting a server, and the handle that stops it.
 //!
 //! # Shutdown sequence
-//! [`RunningServer::shutdown`] (or SIGINT/SIGTERM in the binary) runs these steps in order:
+//! [`RunningServer::shutdown`], a [`Stopper`], or SIGINT/SIGTERM under
+//! [`RunningServer::run_until_signal`] runs these steps in order:
 //! 1. The reactor stops accepting and stops reading requests. Everything it has read is already
 //!    on its way to the logic thread, followed by a shutdown marker.
 //! 2. The logic thread handles every request ahead of the marker, runs [`Game::on_shutdown`],
@@ -19,11 +20,11 @@ use std::thread::JoinHandle;
 use mio::Poll;
 use mio::net::TcpListener;
 
+use crate::bridge::wake::Wake;
 use crate::config::LogicPriority;
 use crate::logic::{Logic, LogicStats};
 use crate::metrics::Metrics;
-use crate::reactor::{Reactor, WAKER};
-use crate::wake::Wake;
+use crate::net::{Reactor, WAKER};
 use crate::{Config, Error, Game};
 
 /// Connections the kernel may hold completed but not yet accepted. The standard library's
@@ -61,6 +62,7 @@ impl Server {
         let (reactor_ends, logic_ends) = crate::bridge::channels(config.inbound_queue, config.outbound_queue);
 
         let logic_priority = config.logic_priority;
+        let shutdown_timeout = config.shutdown_timeout;
         let logic = Logic::new(game);
         let routes = logic.route_table();
         let period = config.tick_period();
@@ -92,7 +94,16 @@ impl Server {
         let reactor = std::thread::Builder::new().name("reactor".into()).spawn(move || reactor.run())?;
         // The logic thread reports before it does anything else; if it died first, say Normal.
         let logic_priority = priority_rx.recv().unwrap_or(LogicPriority::Normal);
-        Ok(RunningServer { local_addr, stop, wake, reactor, logic, metrics, logic_priority })
+        Ok(RunningServer {
+            local_addr,
+            stop,
+            wake,
+            reactor,
+            logic,
+            metrics,
+            logic_priority,
+            shutdown_timeout,
+        })
     }
 }
 
@@ -105,6 +116,7 @@ pub struct RunningServer {
     logic: JoinHandle<LogicStats>,
     metrics: Arc<Metrics>,
     logic_priority: LogicPriority,
+    shutdown_timeout: std::time::Duration,
 }
 
 impl RunningServer {
@@ -135,6 +147,18 @@ impl RunningServer {
         self.wait()
     }
 
+    /// Runs until SIGINT (Ctrl-C) or SIGTERM, then runs the shutdown sequence (see the module
+    /// docs) and returns when it is done: what a game's `main` calls after
+    /// [`Server::start`]. If the sequence takes longer than [`Config::shutdown_timeout`], the
+    /// process exits with status 1; a second signal exits it at once with status 130.
+    ///
+    /// Fails at once, with the server still running, if the signal handlers cannot be
+    /// installed; stop it with [`RunningServer::shutdown`] then.
+    pub fn run_until_signal(self) -> Result<LogicStats, Error> {
+        stop_on_signals(self.stopper(), self.shutdown_timeout)?;
+        self.wait()
+    }
+
     /// Waits until the server stops (after a [`Stopper::stop`]).
     pub fn wait(self) -> Result<LogicStats, Error> {
         let reactor = self.reactor.join().map_err(|_| Error::Panicked("reactor"))?;
@@ -157,4 +181,29 @@ impl Stopper {
         self.stop.store(true, Ordering::Release);
         self.wake.wake_now();
     }
+}
+
+/// On the first SIGINT or SIGTERM, starts the shutdown sequence and arms a watchdog that ends
+/// the process after `timeout`; a second signal ends it at once.
+fn stop_on_signals(stopper: Stopper, timeout: std::time::Duration) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut first = true;
+        for signal in signals.forever() {
+            if !first {
+                tracing::warn!("second signal {signal}, exiting now");
+                std::process::exit(130);
+            }
+            first = false;
+            tracing::info!("signal {signal}, shutting down (at most {timeout:?})");
+            stopper.stop();
+            std::thread::spawn(move || {
+                std::thread::sleep(timeout);
+                tracing::error!("shutdown took longer than {timeout:?}, exiting");
+                std::process::exit(1);
+            });
+        }
+    })?;
+    Ok(())
 }

@@ -9,9 +9,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{Client, Frame, connect_raw};
-use protocol::error_code;
-use server::config::MAX_TURN_INTERVAL;
-use server::{AppError, Caller, Config, ConnId, Ctx, Game, Router, RunningServer, Server};
+use ticksock_protocol::error_code;
+use ticksock_server::config::MAX_TURN_INTERVAL;
+use ticksock_server::{AppError, Caller, Config, ConnId, Ctx, Game, Router, RunningServer, Server};
 
 /// A game for tests: immediate and deferred replies, failures on demand.
 #[derive(Default)]
@@ -66,7 +66,7 @@ fn start(config: Config) -> RunningServer {
 
 fn reply_u32(frame: &Frame) -> (u32, u32) {
     match frame {
-        Frame::Reply { id, body } => (*id, protocol::decode_body(body).expect("u32 body")),
+        Frame::Reply { id, body } => (*id, ticksock_protocol::decode_body(body).expect("u32 body")),
         other => panic!("expected a reply, got {other:?}"),
     }
 }
@@ -224,7 +224,7 @@ fn a_client_without_the_subprotocol_gets_a_clear_http_400() {
             Err(tungstenite::Error::Http(response)) => {
                 assert_eq!(response.status(), 400);
                 let body = response.body().as_ref().expect("a body");
-                assert!(String::from_utf8_lossy(body).contains(protocol::SUBPROTOCOL));
+                assert!(String::from_utf8_lossy(body).contains(ticksock_protocol::SUBPROTOCOL));
             }
             other => panic!("expected HTTP 400, got {other:?}"),
         }
@@ -243,10 +243,24 @@ fn http_get(addr: std::net::SocketAddr, request: &str) -> String {
 
 #[test]
 fn plain_http_gets_an_answer_not_a_hang() {
-    let server = start(Config::default());
+    const PAGE: &[ticksock_server::StaticFile] = &[ticksock_server::StaticFile {
+        path: "/index.html",
+        content_type: "text/html",
+        body: b"<p>game</p>",
+    }];
+    let server =
+        start(Config { static_files: ticksock_server::StaticFiles::embedded(PAGE), ..Config::default() });
     let ok = http_get(server.local_addr(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("<p>game</p>"), "{ok}");
     let missing = http_get(server.local_addr(), "GET /nothing HTTP/1.1\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_server_without_static_files_serves_no_page() {
+    let server = start(Config::default());
+    let missing = http_get(server.local_addr(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     server.shutdown().expect("clean shutdown");
 }

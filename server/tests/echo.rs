@@ -4,8 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use server::game::Echo;
-use server::{Config, Server};
+use ticksock_server::Echo;
+use ticksock_server::{Config, Server};
 use tungstenite::Message;
 
 #[test]

@@ -8,9 +8,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{Client, Frame};
-use protocol::error_code;
-use server::bridge::TO_LOGIC_BATCH;
-use server::{AppError, Config, Ctx, Game, Router, RunningServer, Server};
+use ticksock_protocol::error_code;
+use ticksock_server::__internals::TO_LOGIC_BATCH;
+use ticksock_server::{AppError, Config, Ctx, Game, Router, RunningServer, Server};
 use tungstenite::Message;
 use tungstenite::protocol::frame::Frame as WsFrame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -51,7 +51,7 @@ fn start(config: Config) -> RunningServer {
 fn double(c: &mut Client, id: u32, n: u32) {
     assert_eq!(
         c.call(id, "double", &n),
-        Frame::Reply { id, body: protocol::encode_body(&(n * 2)).expect("encode") }
+        Frame::Reply { id, body: ticksock_protocol::encode_body(&(n * 2)).expect("encode") }
     );
 }
 
@@ -171,7 +171,7 @@ fn when_the_logic_thread_falls_behind_the_reactor_stops_reading_instead_of_buffe
     for id in 1..=200u32 {
         assert_eq!(
             c.recv_answer(),
-            Frame::Reply { id, body: protocol::encode_body(&(id * 2)).expect("encode") }
+            Frame::Reply { id, body: ticksock_protocol::encode_body(&(id * 2)).expect("encode") }
         );
     }
     assert!(matches!(bystander.recv_answer(), Frame::Reply { id: 1, .. }));
@@ -202,8 +202,8 @@ fn a_single_frame_over_the_frame_limit_closes_with_1009_but_fragments_under_it_p
     // A 3000-byte `sum` request in three frames of 1000 bytes: within both limits.
     let numbers: Vec<u64> = (0..1000).map(|i| i * 1_000_000).collect();
     let mut frame = Vec::new();
-    protocol::frame::write_request_header(&mut frame, 1, "sum");
-    frame.extend(protocol::encode_body(&numbers).expect("encode"));
+    ticksock_protocol::frame::write_request_header(&mut frame, 1, "sum");
+    frame.extend(ticksock_protocol::encode_body(&numbers).expect("encode"));
     assert!(frame.len() > 2048 && frame.len() < 8192, "{}", frame.len());
     let chunks: Vec<&[u8]> = frame.chunks(1000).collect();
     for (i, chunk) in chunks.iter().enumerate() {
@@ -215,7 +215,7 @@ fn a_single_frame_over_the_frame_limit_closes_with_1009_but_fragments_under_it_p
     let expected: u64 = numbers.iter().sum();
     assert_eq!(
         c.recv_answer(),
-        Frame::Reply { id: 1, body: protocol::encode_body(&expected).expect("encode") }
+        Frame::Reply { id: 1, body: ticksock_protocol::encode_body(&expected).expect("encode") }
     );
     // One frame of 1100 bytes: over the frame limit.
     c.request(2, "sum", &[0u8; 1100]);
@@ -269,7 +269,7 @@ fn requests_before_a_violation_are_answered_before_the_close() {
     for id in 1..=20u32 {
         assert_eq!(
             c.recv_answer(),
-            Frame::Reply { id, body: protocol::encode_body(&(id * 2)).expect("encode") }
+            Frame::Reply { id, body: ticksock_protocol::encode_body(&(id * 2)).expect("encode") }
         );
     }
     assert_eq!(c.expect_close(), Some(1003));
@@ -328,7 +328,13 @@ fn metrics_are_served_as_prometheus_text_and_agree_with_what_happened() {
 
 #[test]
 fn head_answers_carry_no_body_and_metrics_ignores_the_query() {
-    let server = start(Config::default());
+    const PAGE: &[ticksock_server::StaticFile] = &[ticksock_server::StaticFile {
+        path: "/index.html",
+        content_type: "text/html",
+        body: b"<p>game</p>",
+    }];
+    let server =
+        start(Config { static_files: ticksock_server::StaticFiles::embedded(PAGE), ..Config::default() });
     let exchange = |request: &str| {
         let mut s = TcpStream::connect(server.local_addr()).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
@@ -365,7 +371,7 @@ fn shutdown_answers_every_request_it_accepted() {
             tungstenite::WebSocket::from_raw_socket(sender, tungstenite::protocol::Role::Client, None);
         let mut sent = 0u32;
         for id in 0..100_000u32 {
-            let frame = protocol::ClientFrame::Request { id, route: "double", body: &[1] }.to_vec();
+            let frame = ticksock_protocol::ClientFrame::Request { id, route: "double", body: &[1] }.to_vec();
             if ws.send(Message::Binary(frame.into())).is_err() {
                 break;
             }

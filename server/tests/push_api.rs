@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Client, Frame};
-use protocol::Encoding;
-use server::bridge::ToLogic;
-use server::logic::Logic;
-use server::outbound::DataOpcode;
-use server::{AppError, Config, ConnId, Ctx, Game, Router, RunningServer, Server};
+use ticksock_protocol::Encoding;
+use ticksock_server::__internals::DataOpcode;
+use ticksock_server::__internals::Logic;
+use ticksock_server::__internals::ToLogic;
+use ticksock_server::{AppError, Config, ConnId, Ctx, Game, Router, RunningServer, Server};
 
 /// A game that exposes the push API as routes.
 #[derive(Default)]
@@ -80,7 +80,7 @@ fn pushes_before_sync(c: &mut Client) -> Vec<String> {
         match c.recv() {
             Frame::Push { topic, body } => {
                 assert_eq!(topic, "msg");
-                pushes.push(protocol::decode_body(&body).expect("text"));
+                pushes.push(ticksock_protocol::decode_body(&body).expect("text"));
             }
             Frame::Reply { id: 999, .. } => return pushes,
             other => panic!("unexpected {other:?}"),
@@ -105,7 +105,10 @@ fn a_group_message_reaches_its_members_and_nobody_else() {
     // The sender is a member: its push comes before its reply.
     a.request_typed(2, "to_group", &to_group("red", "hello red", false));
     assert!(matches!(a.recv(), Frame::Push { .. }));
-    assert_eq!(a.recv(), Frame::Reply { id: 2, body: protocol::encode_body(&2u32).expect("encode") });
+    assert_eq!(
+        a.recv(),
+        Frame::Reply { id: 2, body: ticksock_protocol::encode_body(&2u32).expect("encode") }
+    );
     assert_eq!(pushes_before_sync(&mut b), ["hello red"]);
     assert!(pushes_before_sync(&mut outsider).is_empty());
 
@@ -118,7 +121,10 @@ fn a_group_message_reaches_its_members_and_nobody_else() {
     // Everyone.
     outsider.request_typed(4, "to_all", &"all hands");
     assert!(matches!(outsider.recv(), Frame::Push { .. }));
-    assert_eq!(outsider.recv(), Frame::Reply { id: 4, body: protocol::encode_body(&3u32).expect("encode") });
+    assert_eq!(
+        outsider.recv(),
+        Frame::Reply { id: 4, body: ticksock_protocol::encode_body(&3u32).expect("encode") }
+    );
     for c in [&mut a, &mut b] {
         assert_eq!(pushes_before_sync(c), ["all hands"]);
     }
@@ -146,7 +152,7 @@ fn a_broadcast_to_more_connections_than_a_flush_slice_reaches_them_all_unprompte
         match c.recv() {
             Frame::Push { topic, body } => {
                 assert_eq!(topic, "msg");
-                assert_eq!(protocol::decode_body::<String>(&body).expect("text"), "to all twelve");
+                assert_eq!(ticksock_protocol::decode_body::<String>(&body).expect("text"), "to all twelve");
             }
             other => panic!("expected the push, got {other:?}"),
         }
@@ -258,7 +264,7 @@ fn a_broadcast_to_many_members_is_encoded_once_and_shares_its_bytes() {
     let members: Vec<ConnId> = (0..1000).map(|i| ConnId::new(i, 1)).collect();
     for &conn in &members {
         logic.handle_message(ToLogic::Connected { conn, encoding: Encoding::Binary }, now);
-        let body = Bytes::from(protocol::encode_body(&"crowd").expect("encode"));
+        let body = Bytes::from(ticksock_protocol::encode_body(&"crowd").expect("encode"));
         logic.handle_message(
             ToLogic::Request {
                 conn,
@@ -272,7 +278,8 @@ fn a_broadcast_to_many_members_is_encoded_once_and_shares_its_bytes() {
     }
     logic.poll_batch();
     let before = logic.stats().encodes;
-    let body = Bytes::from(protocol::encode_body(&to_group("crowd", "hello all", false)).expect("encode"));
+    let body =
+        Bytes::from(ticksock_protocol::encode_body(&to_group("crowd", "hello all", false)).expect("encode"));
     let route = table.get("to_group").expect("route");
     logic.handle_message(
         ToLogic::Request { conn: members[0], id: 2, route, body, encoding: Encoding::Binary },

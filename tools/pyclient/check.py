@@ -4,7 +4,7 @@
 Starts the server on a free loopback port, runs a scenario with three clients (plus a fourth
 that watches the shutdown), prints one line per check and exits 1 if any check failed.
 
-    python3 tools/pyclient/check.py [--server target/release/server] [--doc docs/PROTOCOL.md]
+    python3 tools/pyclient/check.py [--server target/release/ticksock-arena] [--doc docs/PROTOCOL.md]
 """
 
 from __future__ import annotations
@@ -442,7 +442,7 @@ def scenario(ck: Checks, port: int, clients: list) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--server", default=os.path.join(REPO, "target", "release", "server"))
+    ap.add_argument("--server", default=os.path.join(REPO, "target", "release", "ticksock-arena"))
     ap.add_argument("--doc", default=os.path.join(REPO, "docs", "PROTOCOL.md"))
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()

@@ -2,7 +2,7 @@
 // same room, one moves and the other sees it, one calls routes and gets the right data, chat
 // goes across, screenshots go to web/e2e-artifacts/, and both reconnect when the server restarts.
 //
-//   TICKSOCK_SERVER_BIN  the server binary (default ../target/release/server, from web/)
+//   TICKSOCK_SERVER_BIN  the server binary (default ../target/release/ticksock-arena, from web/)
 //   CHROMIUM_BIN         the browser (default /usr/bin/chromium, Debian's package)
 //
 // Only loopback addresses are used. Server and browser are stopped at the end, within bounded time.
@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const SERVER_BIN = resolve(WEB, process.env.TICKSOCK_SERVER_BIN ?? "../target/release/server");
+const SERVER_BIN = resolve(WEB, process.env.TICKSOCK_SERVER_BIN ?? "../target/release/ticksock-arena");
 const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const ARTIFACTS = join(WEB, "e2e-artifacts");
 const CHROMIUM_ARGS = [
@@ -47,7 +47,7 @@ let serverLog = "";
 /** Starts the server (by default on a free loopback port); resolves with its "host:port". */
 function startServer(listen = "127.0.0.1:0") {
   if (!existsSync(SERVER_BIN)) {
-    throw new Error(`no server binary at ${SERVER_BIN}: run \`cargo build --release -p server\` (or set TICKSOCK_SERVER_BIN)`);
+    throw new Error(`no server binary at ${SERVER_BIN}: run \`cargo build --release -p ticksock-arena\` (or set TICKSOCK_SERVER_BIN)`);
   }
   server = spawn(SERVER_BIN, ["--listen", listen], { stdio: ["ignore", "pipe", "pipe"] });
   const child = server;
@@ -169,7 +169,7 @@ test("two browsers play in one room through the server's own demo page", { timeo
     const body = await res.text();
     assert.ok(
       body === readFileSync(join(WEB, file), "utf8"),
-      `GET ${path} differs from web/${file}: the server binary is stale; rebuild it (cargo build --release -p server)`,
+      `GET ${path} differs from web/${file}: the server binary is stale; rebuild it (cargo build --release -p ticksock-arena)`,
     );
   }
 

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use client::{Client, Config, Event};
-use server::{AppError, Caller, Ctx, Game, Router, RunningServer, Server};
+use ticksock_client::{Client, Config, Event};
+use ticksock_server::{AppError, Caller, Ctx, Game, Router, RunningServer, Server};
 
 /// Routes: `double` (u32, answered at once), `later` (answered after some ticks), `never`
 /// (never answered: the client's timeout is the only way out), `record` (appends a u32 to a log
@@ -57,11 +57,11 @@ impl Game for TestGame {
 pub fn start_at(listen: SocketAddr) -> (RunningServer, Arc<Mutex<Vec<u32>>>) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let game = TestGame { later: Vec::new(), log: log.clone() };
-    let config = server::Config {
+    let config = ticksock_server::Config {
         listen,
         tick_hz: 100,
         close_timeout: Duration::from_millis(300),
-        ..server::Config::default()
+        ..ticksock_server::Config::default()
     };
     (Server::start(config, game).expect("server starts"), log)
 }

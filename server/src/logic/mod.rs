@@ -6,22 +6,19 @@
 //! the commands they produced; [`Logic::handle_shutdown`] last, then a final `poll_batch`.
 
 pub(crate) mod priority;
-pub mod thread;
+pub(crate) mod thread;
+pub mod tick;
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use protocol::error_code;
+use ticksock_protocol::error_code;
 
-use crate::app::{AppError, Caller, Ctx, Game, RouteTable, Router};
-use crate::bridge::{Batch, Command, ToLogic};
-use crate::encode;
-use crate::hub::Hub;
+use crate::api::{AppError, Caller, Ctx, Game, Hub, Router};
+use crate::bridge::{Batch, Command, RouteTable, ToLogic};
 use crate::metrics::LogicCounters;
-use crate::outbound::DataOpcode;
-use crate::tick::Tick;
-use tungstenite::Message;
+use tick::Tick;
 
 /// Counters the logic core keeps; cheap enough for the hot path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -145,12 +142,7 @@ impl<G: Game> Logic<G> {
                 self.run_hook(now, |game, ctx| game.on_disconnect(ctx, conn));
                 self.fx.hub.handle_disconnected(conn);
             }
-            ToLogic::Echo { conn, message } => match &message {
-                Message::Binary(bytes) => self.fx.out.send(conn, DataOpcode::Binary, bytes),
-                Message::Text(text) => self.fx.out.send(conn, DataOpcode::Text, text.as_bytes()),
-                // The reactor passes on data messages only.
-                _ => {}
-            },
+            ToLogic::Echo { conn, opcode, payload } => self.fx.out.send(conn, opcode, &payload),
             ToLogic::Request { conn, id, route, body, encoding } => {
                 self.stats.requests += 1;
                 let caller = Caller { conn, id, encoding };
@@ -237,7 +229,7 @@ impl<G: Game> Logic<G> {
 
     fn send_error(&mut self, caller: Caller, error: &AppError) {
         self.count_error(error.code);
-        let payload = encode::error_payload(&mut self.fx.out, caller.id, caller.encoding, error);
+        let payload = crate::api::frames::error(&mut self.fx.out, caller.id, caller.encoding, error);
         self.fx.out.push(Command::Send { conn: caller.conn, payload });
     }
 
@@ -250,12 +242,12 @@ impl<G: Game> Logic<G> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ConnId;
-    use crate::game::Echo;
-    use tungstenite::Message;
+    use crate::bridge::DataOpcode;
+    use crate::{ConnId, Echo};
 
     fn echo(logic: &mut Logic<Echo>, conn: ConnId, now: Instant) {
-        logic.handle_message(ToLogic::Echo { conn, message: Message::Binary(vec![1].into()) }, now);
+        let payload = bytes::Bytes::from_static(&[1]);
+        logic.handle_message(ToLogic::Echo { conn, opcode: DataOpcode::Binary, payload }, now);
     }
 
     #[test]

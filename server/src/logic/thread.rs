@@ -8,12 +8,12 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::Logic;
 use super::priority::RealtimeWindow;
-use crate::app::Game;
+use crate::Game;
+use crate::bridge::wake::Wake;
 use crate::bridge::{Batch, Doorbell, LogicEnds, ToLogic};
 use crate::config::LogicPriority;
+use crate::logic::tick::TickSchedule;
 use crate::metrics::Metrics;
-use crate::tick::TickSchedule;
-use crate::wake::Wake;
 
 /// Messages handled (in whole batches from the reactor) before the thread sends its replies,
 /// so a flood of requests does not hold them back for long. A due tick cuts the drain short

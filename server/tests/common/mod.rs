@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use protocol::{ClientFrame, ServerFrame};
+use ticksock_protocol::{ClientFrame, ServerFrame};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
@@ -57,11 +57,11 @@ pub fn connect_raw(
 impl Client {
     /// Connects with the ticksock subprotocol and reads the welcome frame.
     pub fn connect(addr: SocketAddr) -> Client {
-        let ws = connect_raw(addr, Some(protocol::SUBPROTOCOL)).expect("upgrade");
+        let ws = connect_raw(addr, Some(ticksock_protocol::SUBPROTOCOL)).expect("upgrade");
         let mut client = Client { ws, conn_id: 0 };
         match client.recv() {
             Frame::Welcome { version, conn_id, .. } => {
-                assert_eq!(version, protocol::PROTOCOL_VERSION);
+                assert_eq!(version, ticksock_protocol::PROTOCOL_VERSION);
                 client.conn_id = conn_id;
             }
             other => panic!("expected welcome, got {other:?}"),
@@ -78,7 +78,7 @@ impl Client {
     }
 
     pub fn request_typed<T: serde::Serialize>(&mut self, id: u32, route: &str, body: &T) {
-        self.request(id, route, &protocol::encode_body(body).expect("encode"));
+        self.request(id, route, &ticksock_protocol::encode_body(body).expect("encode"));
     }
 
     /// The next frame, skipping nothing.
@@ -121,7 +121,7 @@ impl Client {
         body: &T,
     ) -> R {
         match self.call(id, route, body) {
-            Frame::Reply { body, .. } => protocol::decode_body(&body).expect("reply decodes"),
+            Frame::Reply { body, .. } => ticksock_protocol::decode_body(&body).expect("reply decodes"),
             other => panic!("{route} failed: {other:?}"),
         }
     }
@@ -139,7 +139,7 @@ impl Client {
             if let Frame::Push { topic: t, body } = self.recv()
                 && t == topic
             {
-                let value: T = protocol::decode_body(&body).expect("push decodes");
+                let value: T = ticksock_protocol::decode_body(&body).expect("push decodes");
                 if pred(&value) {
                     return value;
                 }

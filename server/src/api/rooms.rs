@@ -1,5 +1,5 @@
 //! Rooms: named pieces of game state that tick, whose members are the members of the
-//! [`hub`](crate::hub) group of the same name, and that are disposed of once they have been
+//! [`hub`](crate::api::hub) group of the same name, and that are disposed of once they have been
 //! empty for a grace time (so a player who drops can come back to the same room).
 
 use std::collections::BTreeMap;

@@ -18,6 +18,11 @@
 //! the clients instead of memory growing.
 
 mod connection;
+pub mod handshake;
+pub(crate) mod heartbeat;
+pub mod inbound;
+pub mod outbound;
+pub(crate) mod rate;
 mod socket;
 
 use std::collections::VecDeque;
@@ -30,21 +35,21 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use protocol::error_code;
 use slab::Slab;
+use ticksock_protocol::error_code;
 use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::{Connection, HttpProgress, OutboundLimits, Phase, WriteOutcome};
-use crate::app::{AppError, RouteTable};
-use crate::bridge::{Batch, Bell, Command, InboundCount, ReactorEnds, TO_LOGIC_BATCH, ToLogic};
-use crate::encode;
-use crate::heartbeat::Verdict;
-use crate::inbound::{self, Inbound, Mode, close};
+use self::heartbeat::Verdict;
+use self::inbound::{Inbound, Mode, close};
+use self::rate::RateLimiter;
+use crate::bridge::wake::Wake;
+use crate::bridge::{
+    Batch, Bell, Command, DataOpcode, InboundCount, ReactorEnds, RouteTable, TO_LOGIC_BATCH, ToLogic,
+};
 use crate::metrics::{Metrics, ReactorCounters};
-use crate::outbound::DataOpcode;
-use crate::rate::RateLimiter;
-use crate::{Config, ConnId, handshake};
+use crate::{Config, ConnId};
 
 /// The listener's token; connections use their slab index.
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -90,7 +95,7 @@ pub(crate) struct Reactor {
     /// Wakes the logic thread after a send on `to_logic`; declared after it, so that the
     /// channel is closed before the drop's ring.
     doorbell: Bell,
-    wake: Arc<crate::wake::Wake>,
+    wake: Arc<Wake>,
     stop: Arc<AtomicBool>,
     /// Connections that may have unread data: budget spent, or paused by backpressure.
     read_queue: VecDeque<usize>,
@@ -121,7 +126,7 @@ impl Reactor {
         config: Config,
         routes: RouteTable,
         ends: ReactorEnds,
-        wake: Arc<crate::wake::Wake>,
+        wake: Arc<Wake>,
         stop: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
     ) -> io::Result<Self> {
@@ -332,7 +337,14 @@ impl Reactor {
                 conn.liveness.handle_heard(Instant::now());
                 let id = conn.id;
                 if !self.config.echo {
-                    let _ = conn.write(encode::welcome(encoding, self.config.tick_hz, id.to_u64()));
+                    let mut welcome = Vec::new();
+                    ticksock_protocol::write_welcome(
+                        encoding,
+                        &mut welcome,
+                        self.config.tick_hz,
+                        id.to_u64(),
+                    );
+                    let _ = conn.write_data(DataOpcode::of(encoding), &welcome);
                 }
                 conn.announced = true;
                 self.counters.upgraded += 1;
@@ -408,10 +420,13 @@ impl Reactor {
                 } else if !self.config.echo
                     && let Some(callback) = inbound::callback_id(&message, conn.encoding)
                 {
-                    let error = AppError::new(error_code::RATE_LIMITED, "too many requests; slow down");
-                    let frame = encode::error(callback, conn.encoding, &error);
-                    self.counters.errors[usize::from(error_code::RATE_LIMITED)] += 1;
-                    self.send(index, frame);
+                    let code = error_code::RATE_LIMITED;
+                    let answer =
+                        inbound::answer(callback, conn.encoding, code, "too many requests; slow down");
+                    self.counters.errors[usize::from(code)] += 1;
+                    if let Inbound::Answer { opcode, frame, .. } = answer {
+                        self.send_data(index, opcode, &frame);
+                    }
                 }
                 return;
             }
@@ -424,10 +439,10 @@ impl Reactor {
                 self.counters.requests_forwarded += 1;
                 self.forward(ToLogic::Request { conn: id, id: callback, route, body, encoding });
             }
-            Inbound::Echo(message) => self.forward(ToLogic::Echo { conn: id, message }),
-            Inbound::Answer { code, frame } => {
+            Inbound::Echo { opcode, payload } => self.forward(ToLogic::Echo { conn: id, opcode, payload }),
+            Inbound::Answer { code, opcode, frame } => {
                 self.counters.errors[usize::from(code).min(7)] += 1;
-                self.send(index, frame);
+                self.send_data(index, opcode, &frame);
             }
             Inbound::Close { code, reason } => self.close_after_replies(index, code, reason, false),
             // Pongs and close replies are queued by tungstenite; get them out.

@@ -4,12 +4,16 @@
 //!
 //! A partial request is a normal state ([`Decision::NeedMore`]), not an error.
 
-use protocol::Encoding;
+use ticksock_protocol::Encoding;
 use tungstenite::handshake::derive_accept_key;
 
+use crate::StaticFiles;
+
 /// The subprotocols of the game server: binary first, the fast path.
-pub const GAME_SUBPROTOCOLS: &[(&str, Encoding)] =
-    &[(protocol::SUBPROTOCOL, Encoding::Binary), (protocol::SUBPROTOCOL_JSON, Encoding::Json)];
+pub const GAME_SUBPROTOCOLS: &[(&str, Encoding)] = &[
+    (ticksock_protocol::SUBPROTOCOL, Encoding::Binary),
+    (ticksock_protocol::SUBPROTOCOL_JSON, Encoding::Json),
+];
 
 /// How the server answers upgrades.
 #[derive(Debug, Clone)]
@@ -19,6 +23,8 @@ pub struct Policy {
     pub subprotocols: &'static [(&'static str, Encoding)],
     /// Requests larger than this are refused with `431`.
     pub max_bytes: usize,
+    /// What a plain `GET` is answered with.
+    pub static_files: StaticFiles,
 }
 
 impl Policy {
@@ -27,6 +33,7 @@ impl Policy {
         Self {
             subprotocols: if config.echo { &[] } else { GAME_SUBPROTOCOLS },
             max_bytes: config.max_handshake_bytes,
+            static_files: config.static_files.clone(),
         }
     }
 }
@@ -88,7 +95,7 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     };
 
     if !has_token("Upgrade", "websocket") {
-        return plain_http(request.method, request.path);
+        return plain_http(request.method, request.path, &policy.static_files);
     }
     if request.method != Some("GET") || request.version != Some(1) {
         return refuse(400, "Bad Request", "a WebSocket upgrade must be an HTTP/1.1 GET\n");
@@ -154,7 +161,7 @@ fn header_values<'h>(
 
 /// The answer to a plain HTTP request (one that is not an upgrade). The query string, if
 /// any, is ignored on every path.
-fn plain_http(method: Option<&str>, path: Option<&str>) -> Decision {
+fn plain_http(method: Option<&str>, path: Option<&str>, static_files: &StaticFiles) -> Decision {
     let path = path.map(|p| p.split('?').next().unwrap_or(p));
     match (method, path) {
         (Some("GET"), Some("/metrics")) => Decision::Metrics,
@@ -163,12 +170,11 @@ fn plain_http(method: Option<&str>, path: Option<&str>) -> Decision {
         (Some("HEAD"), Some("/metrics")) => {
             Respond { response: header(200, "OK", &[("Content-Type", METRICS_CONTENT_TYPE)], None) }
         }
-        (Some(method @ ("GET" | "HEAD")), Some(path)) => match crate::assets::get(path) {
-            Some(asset) => {
-                let mut response =
-                    header(200, "OK", &[("Content-Type", asset.content_type)], Some(asset.body.len()));
+        (Some(method @ ("GET" | "HEAD")), Some(path)) => match static_files.get(path) {
+            Some((body, content_type)) => {
+                let mut response = header(200, "OK", &[("Content-Type", content_type)], Some(body.len()));
                 if method == "GET" {
-                    response.extend_from_slice(asset.body);
+                    response.extend_from_slice(body);
                 }
                 Respond { response }
             }
@@ -242,8 +248,14 @@ fn header(status: u16, reason: &str, headers: &[(&str, &str)], content_length: O
 mod tests {
     use super::*;
 
-    const GAME: Policy = Policy { subprotocols: GAME_SUBPROTOCOLS, max_bytes: 8192 };
-    const ECHO: Policy = Policy { subprotocols: &[], max_bytes: 8192 };
+    const PAGE: &[crate::StaticFile] =
+        &[crate::StaticFile { path: "/index.html", content_type: "text/html", body: b"<p>a game</p>" }];
+    const GAME: Policy = Policy {
+        subprotocols: GAME_SUBPROTOCOLS,
+        max_bytes: 8192,
+        static_files: StaticFiles::embedded(PAGE),
+    };
+    const ECHO: Policy = Policy { subprotocols: &[], max_bytes: 8192, static_files: StaticFiles::none() };
 
     fn upgrade(protocol: Option<&str>) -> String {
         let mut r = String::from(
@@ -354,7 +366,7 @@ mod tests {
     fn head_answers_never_carry_a_body_but_state_the_get_length() {
         let upgrade_by_head = upgrade(Some("ticksock.v1")).replacen("GET", "HEAD", 1);
         let cases: [(&[u8], u16, usize); 5] = [
-            (b"HEAD / HTTP/1.1\r\n\r\n", 200, crate::assets::get("/").expect("page").body.len()),
+            (b"HEAD / HTTP/1.1\r\n\r\n", 200, PAGE[0].body.len()),
             (b"HEAD /nope HTTP/1.1\r\n\r\n", 404, "not found\n".len()),
             (b"HEAD /nope?x=1 HTTP/1.1\r\n\r\n", 404, "not found\n".len()),
             (upgrade_by_head.as_bytes(), 400, "a WebSocket upgrade must be an HTTP/1.1 GET\n".len()),

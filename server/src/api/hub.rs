@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use rustc_hash::FxHashMap;
 
 use crate::ConnId;
-use protocol::Encoding;
+use ticksock_protocol::Encoding;
 
 /// What happens when a user who is already online binds another connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

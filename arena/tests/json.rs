@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::Client;
-use protocol::Encoding;
-use protocol::arena::*;
 use serde_json::{Value, json};
-use server::bridge::ToLogic;
-use server::game::arena::{Arena, ArenaConfig};
-use server::logic::Logic;
-use server::outbound::DataOpcode;
-use server::tick::TickSchedule;
-use server::{Config, ConnId, RunningServer, Server};
+use ticksock_arena::proto::*;
+use ticksock_arena::{Arena, ArenaConfig};
+use ticksock_protocol::Encoding;
+use ticksock_server::__internals::DataOpcode;
+use ticksock_server::__internals::Logic;
+use ticksock_server::__internals::TickSchedule;
+use ticksock_server::__internals::ToLogic;
+use ticksock_server::{Config, ConnId, RunningServer, Server};
 use tungstenite::Message;
 
 fn start() -> RunningServer {
@@ -34,7 +34,7 @@ struct JsonClient {
 
 impl JsonClient {
     fn connect(addr: std::net::SocketAddr) -> Self {
-        let mut ws = common::connect_raw(addr, Some(protocol::SUBPROTOCOL_JSON)).expect("upgrade");
+        let mut ws = common::connect_raw(addr, Some(ticksock_protocol::SUBPROTOCOL_JSON)).expect("upgrade");
         let welcome = match ws.read().expect("welcome") {
             Message::Text(t) => serde_json::from_str(&t).expect("JSON"),
             other => panic!("expected a text welcome, got {other:?}"),
@@ -177,8 +177,8 @@ fn a_push_to_a_mixed_room_is_encoded_once_per_encoding() {
         logic.handle_message(ToLogic::Connected { conn, encoding }, now);
         let (login, join) = match encoding {
             Encoding::Binary => (
-                protocol::encode_body(&Login { name: format!("p{i}") }).expect("encode"),
-                protocol::encode_body(&Join { room: "lobby".into() }).expect("encode"),
+                ticksock_protocol::encode_body(&Login { name: format!("p{i}") }).expect("encode"),
+                ticksock_protocol::encode_body(&Join { room: "lobby".into() }).expect("encode"),
             ),
             Encoding::Json => (
                 json!({"name": format!("p{i}")}).to_string().into_bytes(),

@@ -1,6 +1,4 @@
-//! The built-in games: [`arena::Arena`], the default, and [`Echo`] for conformance suites.
-
-pub mod arena;
+//! [`Echo`], the game of echo mode, for WebSocket conformance suites and load generators.
 
 use crate::{Game, Router};
 

@@ -6,15 +6,13 @@
 use std::io::{self, Read, Write};
 
 use bytes::Bytes;
-use protocol::json::JsonRequest;
-use protocol::{ClientFrame, Encoding, error_code};
+use ticksock_protocol::{Encoding, Request, error_code};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
+use super::handshake::{self, Decision};
 use crate::Config;
-use crate::app::{AppError, RouteId, RouteTable};
-use crate::encode;
-use crate::handshake::{self, Decision};
+use crate::bridge::{DataOpcode, RouteId, RouteTable};
 
 /// WebSocket close codes the server sends (RFC 6455 section 7.4.1).
 pub mod close {
@@ -54,13 +52,20 @@ pub enum Inbound {
         body: Bytes,
     },
     /// Echo mode: send the message back through the logic thread.
-    Echo(Message),
+    Echo {
+        /// Text or binary, as it came.
+        opcode: DataOpcode,
+        /// The message's bytes.
+        payload: Bytes,
+    },
     /// Answer at once with this error frame; the connection goes on.
     Answer {
         /// The error code in the frame.
         code: u16,
+        /// The kind of message that carries it.
+        opcode: DataOpcode,
         /// The encoded error frame.
-        frame: Message,
+        frame: Vec<u8>,
     },
     /// Close the connection with this code.
     Close {
@@ -77,9 +82,14 @@ pub enum Inbound {
 pub fn classify(message: Message, routes: &RouteTable, mode: Mode) -> Inbound {
     match (mode, message) {
         (_, Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_)) => Inbound::Control,
-        (Mode::Echo, message) => Inbound::Echo(message),
-        (Mode::Protocol(Encoding::Binary), Message::Binary(bytes)) => classify_binary(bytes, routes),
-        (Mode::Protocol(Encoding::Json), Message::Text(text)) => classify_json(text.into(), routes),
+        (Mode::Echo, Message::Binary(payload)) => Inbound::Echo { opcode: DataOpcode::Binary, payload },
+        (Mode::Echo, Message::Text(text)) => Inbound::Echo { opcode: DataOpcode::Text, payload: text.into() },
+        (Mode::Protocol(encoding @ Encoding::Binary), Message::Binary(bytes)) => {
+            request(encoding, bytes, routes)
+        }
+        (Mode::Protocol(encoding @ Encoding::Json), Message::Text(text)) => {
+            request(encoding, text.into(), routes)
+        }
         (Mode::Protocol(Encoding::Binary), Message::Text(_)) => {
             Inbound::Close { code: close::UNSUPPORTED, reason: "text messages are not part of ticksock.v1" }
         }
@@ -90,56 +100,45 @@ pub fn classify(message: Message, routes: &RouteTable, mode: Mode) -> Inbound {
     }
 }
 
-fn classify_binary(bytes: Bytes, routes: &RouteTable) -> Inbound {
-    match ClientFrame::decode(&bytes) {
-        Ok(ClientFrame::Request { id, route, body }) => match routes.get(route) {
-            Some(route) => Inbound::Request { id, route, body: bytes.slice_ref(body) },
-            None => answer(id, Encoding::Binary, error_code::UNKNOWN_ROUTE, format!("no route `{route}`")),
+fn request(encoding: Encoding, bytes: Bytes, routes: &RouteTable) -> Inbound {
+    match ticksock_protocol::decode_request(encoding, &bytes) {
+        Ok(Request { id, route, body }) => match routes.get(route) {
+            Some(route) => Inbound::Request { id, route, body: slice_of(&bytes, body) },
+            None => answer(id, encoding, error_code::UNKNOWN_ROUTE, &format!("no route `{route}`")),
         },
         Err(e) => match e.callback_id() {
-            Some(id) => answer(id, Encoding::Binary, error_code::BAD_FRAME, e.to_string()),
+            Some(id) => answer(id, encoding, error_code::BAD_FRAME, &e.to_string()),
             None => Inbound::Close { code: close::INVALID_DATA, reason: "undecodable frame" },
         },
     }
 }
 
-fn classify_json(bytes: Bytes, routes: &RouteTable) -> Inbound {
-    // tungstenite checked the UTF-8 already; this only gets the str back.
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return Inbound::Close { code: close::INVALID_DATA, reason: "invalid UTF-8" };
-    };
-    match JsonRequest::decode(text) {
-        Ok(JsonRequest { id, route, body }) => match routes.get(route) {
-            Some(route) => {
-                let body = body.map_or(Bytes::from_static(b"null"), |b| bytes.slice_ref(b.as_bytes()));
-                Inbound::Request { id, route, body }
-            }
-            None => answer(id, Encoding::Json, error_code::UNKNOWN_ROUTE, format!("no route `{route}`")),
-        },
-        Err(e) => match e.callback_id() {
-            Some(id) => answer(id, Encoding::Json, error_code::BAD_FRAME, e.to_string()),
-            None => Inbound::Close { code: close::INVALID_DATA, reason: "undecodable frame" },
-        },
+/// `part` as a slice of `whole` (no copy) when it lies inside it; otherwise a copy (the
+/// `null` body of a JSON request that has none).
+fn slice_of(whole: &Bytes, part: &[u8]) -> Bytes {
+    let range = whole.as_ptr_range();
+    if range.contains(&part.as_ptr()) || (part.is_empty() && part.as_ptr() == range.end) {
+        whole.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
     }
 }
 
-fn answer(id: u32, encoding: Encoding, code: u16, message: String) -> Inbound {
-    Inbound::Answer { code, frame: encode::error(id, encoding, &AppError::new(code, message)) }
+/// The error frame for call `id`, for the reactor to send itself.
+pub fn answer(id: u32, encoding: Encoding, code: u16, message: &str) -> Inbound {
+    let mut frame = Vec::new();
+    ticksock_protocol::write_error(encoding, &mut frame, id, code, message);
+    Inbound::Answer { code, opcode: DataOpcode::of(encoding), frame }
 }
 
 /// The callback id of a request message, if one can be read.
 pub fn callback_id(message: &Message, encoding: Encoding) -> Option<u32> {
-    match (encoding, message) {
-        (Encoding::Binary, Message::Binary(bytes)) => match ClientFrame::decode(bytes) {
-            Ok(ClientFrame::Request { id, .. }) => Some(id),
-            Err(e) => e.callback_id(),
-        },
-        (Encoding::Json, Message::Text(text)) => match JsonRequest::decode(text.as_str()) {
-            Ok(request) => Some(request.id),
-            Err(e) => e.callback_id(),
-        },
-        _ => None,
-    }
+    let bytes: &[u8] = match (encoding, message) {
+        (Encoding::Binary, Message::Binary(bytes)) => bytes,
+        (Encoding::Json, Message::Text(text)) => text.as_bytes(),
+        _ => return None,
+    };
+    ticksock_protocol::decode_request(encoding, bytes).map_or_else(|e| e.callback_id(), |r| Some(r.id))
 }
 
 /// The close code for an error tungstenite returned while reading, or `None` when the
@@ -191,7 +190,7 @@ pub fn run_read_path(input: &[u8], config: &Config, routes: &RouteTable) -> Read
     loop {
         match ws.read() {
             Ok(message) => match classify(message, routes, mode) {
-                Inbound::Request { .. } | Inbound::Echo(_) => outcome.requests += 1,
+                Inbound::Request { .. } | Inbound::Echo { .. } => outcome.requests += 1,
                 Inbound::Answer { .. } => outcome.answers += 1,
                 Inbound::Close { code, .. } => {
                     outcome.close = Some(code);
@@ -231,9 +230,7 @@ impl Write for MemoryStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Game;
-    use crate::game::arena::Arena;
-    use crate::logic::Logic;
+    use ticksock_protocol::ClientFrame;
 
     const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -248,8 +245,7 @@ mod tests {
     }
 
     fn routes() -> RouteTable {
-        let _ = <Arena as Game>::routes;
-        Logic::new(Arena::default()).route_table()
+        RouteTable::new([("echo".into(), RouteId(0)), ("rooms".into(), RouteId(1))])
     }
 
     #[test]

@@ -11,13 +11,14 @@
 //! frames that the reactor frames itself ([`Socket::queue_data`]), and the control frames
 //! tungstenite writes (pongs, close), which it hands over at once because its own write buffer
 //! is set to zero. [`Socket::write_queued`] (the `flush` tungstenite calls) writes the queue
-//! with as few syscalls as the socket allows. The queue itself is [`crate::outbound`].
+//! with as few syscalls as the socket allows. The queue itself is [`crate::net::outbound`].
 
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
-use crate::outbound::{DataOpcode, OutboundQueue, QueueFull};
+use crate::bridge::DataOpcode;
+use crate::net::outbound::{OutboundQueue, QueueFull};
 
 /// A TCP stream that remembers a short read, with the queue of bytes for its peer.
 #[derive(Debug)]

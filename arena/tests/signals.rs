@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::Client;
 
 fn shutdown_on(signal: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
         .args(["--listen", "127.0.0.1:0", "--shutdown-timeout-secs", "5"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -26,8 +26,11 @@ fn shutdown_on(signal: &str) {
         .unwrap_or_else(|| panic!("no address in {line:?}"));
 
     let mut client = Client::connect(addr);
-    let _: protocol::arena::LoggedIn =
-        client.call_ok(1, protocol::arena::ROUTE_LOGIN, &protocol::arena::Login { name: "sig".into() });
+    let _: ticksock_arena::proto::LoggedIn = client.call_ok(
+        1,
+        ticksock_arena::proto::ROUTE_LOGIN,
+        &ticksock_arena::proto::Login { name: "sig".into() },
+    );
     let sent = Instant::now();
     let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill runs");
     assert!(status.success());

@@ -35,11 +35,6 @@ impl Liveness {
         self.ping_outstanding = false;
     }
 
-    /// When the peer was last heard from.
-    pub fn last_heard(&self) -> Instant {
-        self.last_heard
-    }
-
     /// Decides what to do at `now`. Returns [`Verdict::SendPing`] at most once per quiet spell.
     pub fn poll(&mut self, now: Instant, ping_interval: Duration, idle_timeout: Duration) -> Verdict {
         let quiet = now.saturating_duration_since(self.last_heard);

@@ -1,6 +1,5 @@
 //! The messages of the built-in example game, "arena": its routes' requests and replies and
-//! its push topics. They live here, beside the wire format, so that clients and the load
-//! simulator share them without depending on the server.
+//! its push topics. Clients, the load simulator and the game itself share them from here.
 //!
 //! | route   | request          | reply        | effect |
 //! |---------|------------------|--------------|--------|

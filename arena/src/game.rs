@@ -4,11 +4,11 @@
 //! It is built on the server's push API: the player's name is its user id
 //! ([`Ctx::bind_user`]); each arena is a [`Rooms`] entry whose members are the hub group of
 //! the same name; who a connection is lives in its session data. The messages are defined in
-//! [`protocol::arena`], shared with clients.
+//! [`crate::proto`], shared with clients.
 
 use std::time::{Duration, Instant};
 
-use protocol::arena::{
+use crate::proto::{
     ARENA_SIZE, Chat, ChatLine, ERR_INVALID, ERR_NO_SUCH_ROOM, ERR_NOT_IN_ROOM, ERR_NOT_LOGGED_IN,
     ERR_NOT_ONLINE, ERR_ROOM_FULL, Join, Joined, LoggedIn, Login, MAX_CHAT_LEN, MAX_NAME_LEN, Move, Moved,
     PlayerState, Presence, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE, ROUTE_LOGIN, ROUTE_MOVE,
@@ -17,8 +17,7 @@ use protocol::arena::{
 };
 use std::collections::BTreeMap;
 
-use crate::rooms::Rooms;
-use crate::{AppError, Caller, ConnId, Ctx, Game, Router};
+use ticksock_server::{AppError, Caller, ConnId, Ctx, Game, Rooms, Router};
 
 /// How the arena game is set up.
 #[derive(Debug, Clone)]

@@ -1,13 +1,13 @@
-//! The `server` binary: the arena example game, or echo mode for conformance suites.
+//! The `ticksock-arena` binary: the arena example game with its demo page, or echo mode for
+//! conformance suites and load generators.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use server::config::LogicPriority;
-use server::game::Echo;
-use server::game::arena::{Arena, ArenaConfig};
-use server::{Config, Server};
+use ticksock_arena::{Arena, ArenaConfig};
+use ticksock_server::config::LogicPriority;
+use ticksock_server::{Config, Echo, Server};
 
 /// The ticksock game server: the "arena" example game over WebSocket (subprotocols
 /// ticksock.v1 and ticksock.v1.json), with the demo page at GET / and metrics at GET /metrics.
@@ -145,31 +145,6 @@ impl Limits {
     }
 }
 
-/// On the first SIGINT or SIGTERM, starts the shutdown sequence and arms a watchdog that ends
-/// the process after `timeout`; a second signal ends it at once.
-fn stop_on_signals(stopper: server::server::Stopper, timeout: Duration) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        let mut first = true;
-        for signal in signals.forever() {
-            if !first {
-                eprintln!("server: second signal {signal}, exiting now");
-                std::process::exit(130);
-            }
-            first = false;
-            eprintln!("server: signal {signal}, shutting down (at most {timeout:?})");
-            stopper.stop();
-            std::thread::spawn(move || {
-                std::thread::sleep(timeout);
-                eprintln!("server: shutdown took longer than {timeout:?}, exiting");
-                std::process::exit(1);
-            });
-        }
-    })?;
-    Ok(())
-}
-
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -183,34 +158,32 @@ fn main() -> std::process::ExitCode {
     config.tick_hz = args.tick_hz;
     config.logic_priority = args.logic_priority;
     args.limits.apply(&mut config);
-    let shutdown_timeout = config.shutdown_timeout;
     let started = if args.echo {
         Server::start(config, Echo)
     } else {
+        config.static_files = ticksock_arena::demo_page();
         Server::start(config, Arena::new(ArenaConfig::default()))
     };
     let server = match started {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("server: {e}");
+            eprintln!("ticksock-arena: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    let mode = if args.echo { "echo mode" } else { "arena game" };
     let addr = server.local_addr();
-    println!(
-        "listening on ws://{addr}/ ({mode}, {} Hz, logic thread {:?}); demo page at http://{addr}/",
-        args.tick_hz,
-        server.logic_priority()
-    );
-    if let Err(e) = stop_on_signals(server.stopper(), shutdown_timeout) {
-        eprintln!("server: cannot install signal handlers: {e}");
-        return std::process::ExitCode::FAILURE;
+    let (hz, priority) = (args.tick_hz, server.logic_priority());
+    if args.echo {
+        println!("listening on ws://{addr}/ (echo mode, logic thread {priority:?})");
+    } else {
+        println!(
+            "listening on ws://{addr}/ (arena game, {hz} Hz, logic thread {priority:?}); demo page at http://{addr}/"
+        );
     }
-    match server.wait() {
+    match server.run_until_signal() {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("server: {e}");
+            eprintln!("ticksock-arena: {e}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -257,7 +230,8 @@ mod tests {
 
     #[test]
     fn flags_override_the_config() {
-        let args = Args::parse_from(["server", "--max-connections", "5", "--idle-timeout-ms", "1500"]);
+        let args =
+            Args::parse_from(["ticksock-arena", "--max-connections", "5", "--idle-timeout-ms", "1500"]);
         let mut c = Config::default();
         args.limits.apply(&mut c);
         assert_eq!(c.max_connections, 5);

@@ -11,14 +11,15 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::Cl
 use tungstenite::{Message, WebSocket};
 
 use crate::ConnId;
-use crate::handshake::{self, Decision, Policy};
-use crate::heartbeat::Liveness;
 use crate::metrics::Metrics;
-use crate::rate::RateLimiter;
-use protocol::Encoding;
+use crate::net::handshake::{self, Decision, Policy};
+use crate::net::heartbeat::Liveness;
+use crate::net::rate::RateLimiter;
+use ticksock_protocol::Encoding;
 
 use super::socket::Socket;
-use crate::outbound::{DataOpcode, QueueFull};
+use crate::bridge::DataOpcode;
+use crate::net::outbound::QueueFull;
 
 /// Where a connection is in its life.
 // Nearly every connection lives in `Open`; boxing it would cost an allocation and a pointer

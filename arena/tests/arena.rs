@@ -5,9 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, Frame};
-use protocol::arena::*;
-use server::game::arena::{Arena, ArenaConfig};
-use server::{Config, RunningServer, Server};
+use ticksock_arena::proto::*;
+use ticksock_arena::{Arena, ArenaConfig};
+use ticksock_server::{Config, RunningServer, Server};
 
 fn start(arena: ArenaConfig) -> RunningServer {
     let config = Config {

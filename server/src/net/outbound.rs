@@ -19,18 +19,11 @@
 
 use std::io::{self, Write};
 
+use crate::bridge::DataOpcode;
+
 /// An empty queue keeps at most this much capacity, so an idle connection holds no large
 /// buffer after a burst, while the usual frames (a reply, a room's state) reuse it.
 const IDLE_CAPACITY: usize = 1024;
-
-/// The kind of a data frame: its WebSocket opcode (RFC 6455, 5.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataOpcode {
-    /// A text frame (opcode `0x1`): the JSON encoding.
-    Text = 0x1,
-    /// A binary frame (opcode `0x2`): the bincode encoding.
-    Binary = 0x2,
-}
 
 /// Queuing would pass the queue's cap: the peer is not reading. Nothing was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

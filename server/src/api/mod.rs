@@ -1,0 +1,54 @@
+//! The game-facing API, and the only part of the crate a game needs: a [`Game`] names its
+//! routes in a [`Router`] and reacts to connections and ticks; every handler and hook gets a
+//! [`Ctx`] through which it replies, pushes and closes.
+//!
+//! Everything here runs on the logic thread, one call at a time, so a game is a plain `&mut`
+//! state machine with no locks. This module imports the crate's `bridge` (the batch
+//! its answers are encoded into) and never the reactor.
+//!
+//! - [`router`]: [`Router`] and [`Caller`]; [`ctx`]: [`Ctx`] and [`HubMut`]; [`error`]:
+//!   [`AppError`]; [`hub`]: users, groups and session data; [`rooms`]: rooms that tick and
+//!   expire.
+
+pub mod ctx;
+pub mod error;
+pub(crate) mod frames;
+pub mod hub;
+pub mod rooms;
+pub mod router;
+
+pub use ctx::{Ctx, HubMut};
+pub use error::AppError;
+pub use hub::{BindError, CLOSE_REPLACED, Hub, UserPolicy};
+pub use rooms::Rooms;
+pub use router::{Caller, Router};
+
+use crate::ConnId;
+
+/// A game: its routes, and what it does when connections come and go and the clock ticks.
+///
+/// The server calls these on its logic thread, in this order: [`Game::routes`] once at start;
+/// then, as things happen, [`Game::on_connect`], route handlers, [`Game::on_disconnect`] and
+/// [`Game::on_tick`]; [`Game::on_shutdown`] last. A connection's handlers run only between its
+/// `on_connect` and its `on_disconnect`.
+pub trait Game: Send + 'static {
+    /// What happens when a user already online binds another connection.
+    const USER_POLICY: UserPolicy = UserPolicy::AllowMany;
+
+    /// Registers the game's routes.
+    fn routes(router: &mut Router<Self>)
+    where
+        Self: Sized;
+
+    /// A connection completed its handshake. Its welcome frame has been sent.
+    fn on_connect(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
+
+    /// A connection closed. Replies and pushes addressed to it from now on are dropped.
+    fn on_disconnect(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
+
+    /// A tick is due: advance the simulation and push its state. [`Ctx::tick`] tells which.
+    fn on_tick(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// The server is shutting down: a last chance to reply to deferred calls and push a goodbye.
+    fn on_shutdown(&mut self, _ctx: &mut Ctx<'_>) {}
+}

@@ -1,0 +1,147 @@
+//! [`Router`]: route names mapped to typed handlers, and the [`Caller`] each handler answers.
+
+use std::collections::HashMap;
+
+use serde::{Serialize, de::DeserializeOwned};
+use ticksock_protocol::{Encoding, error_code};
+
+use super::{AppError, Ctx, frames};
+use crate::ConnId;
+use crate::bridge::{Payload, RouteId, RouteTable};
+
+/// The request that a reply answers: the connection and the callback id.
+///
+/// A deferred handler keeps it and answers later with [`Ctx::reply`] or [`Ctx::reply_error`].
+/// A `Caller` that is never answered leaves the client to its own timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[must_use = "a call must be answered, or the client waits for its timeout"]
+pub struct Caller {
+    /// Who called.
+    pub conn: ConnId,
+    /// The callback id of the call.
+    pub id: u32,
+    /// The form of frames the caller speaks; the answer is encoded in it.
+    pub encoding: Encoding,
+}
+
+/// What a handler produced: the reply frame (already in the batch), or nothing yet (deferred).
+type Handled = Result<Option<Payload>, AppError>;
+type Handler<G> = Box<dyn Fn(&mut G, &mut Ctx<'_>, Caller, &[u8]) -> Handled + Send>;
+
+/// Maps route names to handlers, as an MVC router maps paths to controllers.
+pub struct Router<G> {
+    names: HashMap<Box<str>, RouteId>,
+    handlers: Vec<Route<G>>,
+}
+
+struct Route<G> {
+    name: Box<str>,
+    deferred: bool,
+    handler: Handler<G>,
+}
+
+impl<G: 'static> Default for Router<G> {
+    fn default() -> Self {
+        Self { names: HashMap::new(), handlers: Vec::new() }
+    }
+}
+
+impl<G: 'static> Router<G> {
+    /// A typed route answered at once: the body decodes as `Req`, the handler's `Ok` is the
+    /// reply and its `Err` the error reply. A body that does not decode gets `BAD_BODY`.
+    pub fn route<Req, Resp, F>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        Req: DeserializeOwned,
+        Resp: Serialize,
+        F: Fn(&mut G, &mut Ctx<'_>, Caller, Req) -> Result<Resp, AppError> + Send + 'static,
+    {
+        self.add(
+            name,
+            false,
+            Box::new(move |game, ctx, caller, body| {
+                let request = frames::request(caller.encoding, body)?;
+                let response = handler(game, ctx, caller, request)?;
+                frames::reply(ctx.out, caller, &response).map(Some)
+            }),
+        )
+    }
+
+    /// A typed route answered later: the handler keeps the [`Caller`] and replies through
+    /// [`Ctx::reply`] on a later call or tick. An `Err` is answered at once.
+    pub fn deferred<Req, F>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        Req: DeserializeOwned,
+        F: Fn(&mut G, &mut Ctx<'_>, Caller, Req) -> Result<(), AppError> + Send + 'static,
+    {
+        self.add(
+            name,
+            true,
+            Box::new(move |game, ctx, caller, body| {
+                let request = frames::request(caller.encoding, body)?;
+                handler(game, ctx, caller, request).map(|()| None)
+            }),
+        )
+    }
+
+    /// A route on raw bytes: the handler gets the body as it arrived and appends the reply
+    /// body to the `Vec` it is given (empty, and reused from call to call, so an echo or a
+    /// forward allocates nothing). For routes that forward or echo payloads without a schema.
+    /// On a JSON connection the body is the request's `body` JSON text, and the reply must be
+    /// JSON text too.
+    pub fn raw<F>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        F: Fn(&mut G, &mut Ctx<'_>, Caller, &[u8], &mut Vec<u8>) -> Result<(), AppError> + Send + 'static,
+    {
+        self.add(
+            name,
+            false,
+            Box::new(move |game, ctx, caller, body| {
+                // Lent out of the context for the call, so the handler can have both.
+                let mut reply = std::mem::take(ctx.scratch);
+                reply.clear();
+                let answered = handler(game, ctx, caller, body, &mut reply)
+                    .and_then(|()| frames::raw_reply(ctx.out, caller, &reply));
+                *ctx.scratch = reply;
+                answered.map(Some)
+            }),
+        )
+    }
+
+    fn add(&mut self, name: &str, deferred: bool, handler: Handler<G>) -> &mut Self {
+        assert!(!self.names.contains_key(name), "route `{name}` registered twice");
+        let id = u16::try_from(self.handlers.len()).expect("at most 65536 routes");
+        self.names.insert(name.into(), RouteId(id));
+        self.handlers.push(Route { name: name.into(), deferred, handler });
+        self
+    }
+
+    /// Whether the route answers later (registered with [`Router::deferred`]).
+    pub fn is_deferred(&self, route: RouteId) -> bool {
+        self.handlers.get(usize::from(route.0)).is_some_and(|r| r.deferred)
+    }
+
+    /// The names of the routes, for the reactor.
+    pub fn table(&self) -> RouteTable {
+        RouteTable::new(self.names.iter().map(|(name, &id)| (name.clone(), id)))
+    }
+
+    /// The name of a route.
+    pub fn name(&self, route: RouteId) -> &str {
+        self.handlers.get(usize::from(route.0)).map_or("?", |r| &r.name)
+    }
+
+    /// Runs the handler of `route`. Returns the reply frame, `None` when deferred, or the error.
+    pub(crate) fn dispatch(
+        &self,
+        game: &mut G,
+        ctx: &mut Ctx<'_>,
+        caller: Caller,
+        route: RouteId,
+        body: &[u8],
+    ) -> Handled {
+        match self.handlers.get(usize::from(route.0)) {
+            Some(r) => (r.handler)(game, ctx, caller, body),
+            None => Err(AppError::new(error_code::UNKNOWN_ROUTE, "unknown route")),
+        }
+    }
+}

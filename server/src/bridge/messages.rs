@@ -1,0 +1,94 @@
+//! The messages that cross between the threads: [`ToLogic`] from the reactor, [`Command`]s
+//! (inside a [`Batch`](super::Batch)) from the logic thread.
+
+use bytes::Bytes;
+use ticksock_protocol::Encoding;
+
+use super::batch::{DataOpcode, Payload};
+use super::routes::RouteId;
+use crate::ConnId;
+
+/// From the reactor to the logic thread, in the order things happened on each connection:
+/// a connection's `Connected` comes before its requests, and its `Disconnected` after them.
+#[derive(Debug)]
+pub enum ToLogic {
+    /// A connection finished its handshake.
+    Connected {
+        /// Which one.
+        conn: ConnId,
+        /// The form of frames it speaks, chosen by its subprotocol.
+        encoding: Encoding,
+    },
+    /// A request whose route exists.
+    Request {
+        /// Who sent it.
+        conn: ConnId,
+        /// Its callback id.
+        id: u32,
+        /// Its route, already looked up by the reactor.
+        route: RouteId,
+        /// Its body: a slice of the received message, not a copy (bincode bytes, or JSON
+        /// text on a JSON connection).
+        body: Bytes,
+        /// The connection's encoding, for decoding the body and encoding the answer.
+        encoding: Encoding,
+    },
+    /// Echo mode: a data message to send back unchanged.
+    Echo {
+        /// Who sent it.
+        conn: ConnId,
+        /// Text or binary, as it came.
+        opcode: DataOpcode,
+        /// The message's bytes.
+        payload: Bytes,
+    },
+    /// A connection broke the protocol (or sent what its encoding does not allow) and is
+    /// read no more. The logic thread answers everything it sent before, then sends back a
+    /// [`Command::Close`] with this code, so the replies go out ahead of the close frame.
+    CloseAfterReplies {
+        /// Which one.
+        conn: ConnId,
+        /// The close code (1002, 1003, 1007, 1009, ...).
+        code: u16,
+        /// A short reason for the peer.
+        reason: &'static str,
+    },
+    /// A connection closed; nothing more will arrive from it.
+    Disconnected(ConnId),
+    /// The server is shutting down and reads no more requests: every request the logic thread
+    /// will ever get came before this. It answers them, runs the game's shutdown hook, sends
+    /// its last batch and stops.
+    Shutdown,
+}
+
+/// From the logic thread to the reactor. Commands arrive in batches, one batch per wake, so
+/// the reactor writes all of a batch's frames for one connection with one flush (a burst of
+/// broadcasts is flushed a slice of connections per turn, each still with one flush).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Queue a frame on a connection. Dropped if the connection has gone.
+    Send {
+        /// The recipient.
+        conn: ConnId,
+        /// The frame, in the batch's buffer.
+        payload: Payload,
+    },
+    /// Queue one frame on many connections: a push to a group or to all. Its bytes are in
+    /// the batch once, and the reactor copies them into each recipient's queue, so a push to
+    /// thousands is one encode and one command.
+    SendMany {
+        /// The recipients; those that have gone are skipped.
+        conns: Vec<ConnId>,
+        /// The frame, in the batch's buffer.
+        payload: Payload,
+    },
+    /// Close a connection with a WebSocket close frame.
+    Close {
+        /// Which one.
+        conn: ConnId,
+        /// The close code (1000 normal, 1008 policy, ...).
+        code: u16,
+        /// A short reason for the peer.
+        reason: &'static str,
+    },
+}

@@ -1,25 +1,25 @@
-//! One connection as the reactor sees it: first an HTTP exchange, then a WebSocket.
+//! One connection as the reactor sees it: first an HTTP exchange ([`Http`]), then a WebSocket,
+//! and where it is in its life ([`Lifecycle`]).
 //!
 //! All I/O here is non-blocking. `WouldBlock` is turned into "not now" right at the call that
 //! sees it; the reactor then waits for readiness instead of retrying.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::Instant;
 
 use mio::net::TcpStream;
+use ticksock_protocol::Encoding;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::CloseCode};
 use tungstenite::{Message, WebSocket};
 
-use crate::ConnId;
-use crate::metrics::Metrics;
-use crate::net::handshake::{self, Decision, Policy};
-use crate::net::heartbeat::Liveness;
-use crate::net::rate::RateLimiter;
-use ticksock_protocol::Encoding;
-
+use super::heartbeat::Liveness;
+use super::http::Http;
+use super::lifecycle::{Lifecycle, Strikes};
+use super::outbound::QueueFull;
+use super::rate::RateLimiter;
 use super::socket::Socket;
+use crate::ConnId;
 use crate::bridge::DataOpcode;
-use crate::net::outbound::QueueFull;
 
 /// Where a connection is in its life.
 // Nearly every connection lives in `Open`; boxing it would cost an allocation and a pointer
@@ -34,109 +34,13 @@ pub(super) enum Phase {
     Moving,
 }
 
-/// The HTTP exchange before the upgrade.
-pub(super) struct Http {
-    pub(super) stream: TcpStream,
-    received: Vec<u8>,
-    response: Option<Response>,
-    /// The server is full: whatever the request, the answer is 503. The request is read
-    /// first, because closing a socket with unread data resets it and loses the answer.
-    pub(super) refusing: bool,
-}
-
-struct Response {
-    bytes: Vec<u8>,
-    written: usize,
-    upgrade_leftover: Option<(Vec<u8>, Encoding)>,
-}
-
-/// What the HTTP exchange led to.
-pub(super) enum HttpProgress {
-    /// Waiting for more bytes or for the socket to take the response.
-    Pending,
-    /// The response is written: speak WebSocket now, starting with these bytes, in this
-    /// encoding.
-    Upgraded(Vec<u8>, Encoding),
-    /// The response is written (or the peer left): close.
-    Done,
-}
-
-impl Http {
-    pub(super) fn new(stream: TcpStream) -> Self {
-        Self { stream, received: Vec::new(), response: None, refusing: false }
-    }
-
-    /// Reads what has arrived, decides once the request is complete, and writes the response
-    /// as far as the socket takes it.
-    pub(super) fn advance(&mut self, policy: &Policy, metrics: &Metrics) -> io::Result<HttpProgress> {
-        if self.response.is_none() {
-            let mut chunk = [0u8; 2048];
-            loop {
-                match self.stream.read(&mut chunk) {
-                    Ok(0) => return Ok(HttpProgress::Done),
-                    Ok(n) => {
-                        self.received.extend_from_slice(&chunk[..n]);
-                        match handshake::decide(&self.received, policy) {
-                            Decision::NeedMore => continue,
-                            _ if self.refusing => {
-                                self.respond(handshake::service_unavailable_to(&self.received), None);
-                                break;
-                            }
-                            Decision::Upgrade { response, leftover, encoding } => {
-                                self.respond(response, Some((leftover, encoding)));
-                                break;
-                            }
-                            Decision::Respond { response } => {
-                                self.respond(response, None);
-                                break;
-                            }
-                            Decision::Metrics => {
-                                self.respond(handshake::metrics_response(&metrics.render()), None);
-                                break;
-                            }
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(HttpProgress::Pending),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        self.write_response()
-    }
-
-    fn respond(&mut self, bytes: Vec<u8>, upgrade_leftover: Option<(Vec<u8>, Encoding)>) {
-        self.received = Vec::new();
-        self.response = Some(Response { bytes, written: 0, upgrade_leftover });
-    }
-
-    fn write_response(&mut self) -> io::Result<HttpProgress> {
-        let Some(response) = self.response.as_mut() else { return Ok(HttpProgress::Pending) };
-        while response.written < response.bytes.len() {
-            match self.stream.write(&response.bytes[response.written..]) {
-                Ok(0) => return Ok(HttpProgress::Done),
-                Ok(n) => response.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(HttpProgress::Pending),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(match response.upgrade_leftover.take() {
-            Some((leftover, encoding)) => HttpProgress::Upgraded(leftover, encoding),
-            None => HttpProgress::Done,
-        })
-    }
-}
-
 /// A connection in the reactor's slab.
 pub(super) struct Connection {
     pub(super) id: ConnId,
     pub(super) phase: Phase,
+    /// Where it is in its life (see [`Lifecycle`]).
+    pub(super) lifecycle: Lifecycle,
     pub(super) liveness: Liveness,
-    pub(super) accepted_at: Instant,
-    /// Set when the server sent its close frame; the connection is dropped if the peer has not
-    /// answered by `close_timeout` after it.
-    pub(super) closing_since: Option<Instant>,
     /// WRITABLE is registered only while a flush is waiting on the socket.
     pub(super) wants_writable: bool,
     /// Queued for a flush at the end of this reactor turn.
@@ -145,19 +49,12 @@ pub(super) struct Connection {
     pub(super) in_flush_backlog: bool,
     /// Queued in the reactor's list of connections with unread data.
     pub(super) read_queued: bool,
-    /// The logic thread was told about it (so it must be told when it goes).
-    pub(super) announced: bool,
     /// The inbound rate limit.
     pub(super) limiter: RateLimiter,
     /// Messages refused for the rate in a row.
-    pub(super) strikes: u32,
+    pub(super) strikes: Strikes,
     /// The form of frames it speaks (set at the upgrade).
     pub(super) encoding: Encoding,
-    /// Closing for what it sent: nothing more is read from it while the logic thread
-    /// answers what came before.
-    pub(super) read_stopped: bool,
-    /// It broke the protocol: dropped right after its close frame.
-    pub(super) violated: bool,
 }
 
 /// The caps of a connection's outbound queue (see [`Socket`]).
@@ -181,28 +78,40 @@ pub(super) enum WriteOutcome {
 }
 
 impl Connection {
-    pub(super) fn new(id: ConnId, stream: TcpStream, limiter: RateLimiter, now: Instant) -> Self {
+    /// A connection accepted at `now`; `refusing` when the server is full.
+    pub(super) fn new(
+        id: ConnId,
+        stream: TcpStream,
+        limiter: RateLimiter,
+        now: Instant,
+        refusing: bool,
+    ) -> Self {
         Self {
             id,
             phase: Phase::Http(Http::new(stream)),
+            lifecycle: Lifecycle::Handshaking { since: now, refusing },
             liveness: Liveness::new(now),
-            accepted_at: now,
-            closing_since: None,
             wants_writable: false,
             dirty: false,
             in_flush_backlog: false,
             read_queued: false,
-            announced: false,
             limiter,
-            strikes: 0,
+            strikes: Strikes::default(),
             encoding: Encoding::Binary,
-            read_stopped: false,
-            violated: false,
         }
     }
 
-    /// Switches to WebSocket, with the bytes that followed the HTTP request.
-    pub(super) fn upgrade(&mut self, leftover: Vec<u8>, config: WebSocketConfig, limits: OutboundLimits) {
+    /// Switches to WebSocket, with the bytes that followed the HTTP request; the peer was
+    /// last heard at `now`.
+    pub(super) fn upgrade(
+        &mut self,
+        leftover: Vec<u8>,
+        config: WebSocketConfig,
+        limits: OutboundLimits,
+        now: Instant,
+    ) {
+        self.lifecycle = Lifecycle::Open;
+        self.liveness.handle_heard(now);
         if let Phase::Http(http) = std::mem::replace(&mut self.phase, Phase::Moving) {
             self.phase = Phase::Open(WebSocket::from_partially_read(
                 Socket::new(http.stream, limits.max_queued, limits.coalesce),
@@ -260,12 +169,18 @@ impl Connection {
         }
     }
 
+    /// Whether the logic thread was told about it (so it must be told when it goes): from
+    /// its upgrade on.
+    pub(super) fn announced(&self) -> bool {
+        matches!(self.phase, Phase::Open(_))
+    }
+
     /// Queues a close frame and remembers when, for the close timeout.
     pub(super) fn close(&mut self, code: u16, reason: &'static str, now: Instant) -> WriteOutcome {
-        if self.closing_since.is_some() {
+        if self.lifecycle.is_closing() {
             return WriteOutcome::Closed;
         }
-        self.closing_since = Some(now);
+        self.lifecycle = Lifecycle::Closing { since: now };
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
         self.write(Message::Close(Some(frame)))
     }

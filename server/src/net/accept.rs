@@ -1,0 +1,105 @@
+//! Accepting connections, and their HTTP exchange up to the WebSocket upgrade.
+
+use std::io;
+
+use mio::{Interest, Token};
+
+use super::Reactor;
+use super::connection::{Connection, OutboundLimits, Phase};
+use super::http::HttpProgress;
+use super::lifecycle::Lifecycle;
+use super::rate::RateLimiter;
+use crate::ConnId;
+use crate::bridge::{DataOpcode, ToLogic};
+
+/// How many connections over the limit may wait for their 503 at once; more are dropped.
+fn refusal_slots(max_connections: usize) -> usize {
+    (max_connections / 16).clamp(16, 1024)
+}
+
+impl Reactor {
+    pub(super) fn accept(&mut self) {
+        self.accept_blocked = false;
+        let Some(listener) = self.listener.as_ref() else { return };
+        loop {
+            let (mut stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of file descriptors, typically. The pending connections stay queued
+                    // in the kernel; edge-triggered readiness will not repeat, so retry soon.
+                    tracing::warn!("accept failed: {e}");
+                    self.accept_blocked = true;
+                    return;
+                }
+            };
+            self.counters.accepted += 1;
+            let refuse = self.conns.len() - self.refusing >= self.config.max_connections;
+            self.counters.refused += u64::from(refuse);
+            if refuse && self.refusing >= refusal_slots(self.config.max_connections) {
+                // Even the refusals are too many: drop without a word.
+                tracing::debug!("dropped {peer}: at max_connections");
+                continue;
+            }
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!("set_nodelay for {peer}: {e}");
+            }
+            let entry = self.conns.vacant_entry();
+            let index = entry.key();
+            let Ok(slot) = u32::try_from(index) else { continue };
+            self.next_generation = self.next_generation.wrapping_add(1);
+            let id = ConnId::new(slot, self.next_generation);
+            if let Err(e) = self.poll.registry().register(&mut stream, Token(index), Interest::READABLE) {
+                tracing::warn!("register {peer}: {e}");
+                continue;
+            }
+            let limiter =
+                RateLimiter::new(self.config.rate_messages_per_sec, self.config.rate_bytes_per_sec, self.now);
+            if refuse {
+                tracing::debug!("refusing {peer}: at max_connections");
+                self.refusing += 1;
+            }
+            entry.insert(Connection::new(id, stream, limiter, self.now, refuse));
+        }
+    }
+
+    pub(super) fn advance_http(&mut self, index: usize) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        let refusing = matches!(conn.lifecycle, Lifecycle::Handshaking { refusing: true, .. });
+        let Phase::Http(http) = &mut conn.phase else { return };
+        match http.advance(&self.policy, &self.metrics, refusing) {
+            Ok(HttpProgress::Pending) => self.want_writable(index, true),
+            Ok(HttpProgress::Upgraded(leftover, encoding)) => {
+                let limits = OutboundLimits {
+                    max_queued: self.config.max_outbound_bytes,
+                    coalesce: self.config.write_coalesce_bytes,
+                };
+                conn.upgrade(leftover, self.ws_config, limits, self.now);
+                conn.encoding = encoding;
+                let id = conn.id;
+                if !self.config.echo {
+                    let mut welcome = Vec::new();
+                    ticksock_protocol::write_welcome(
+                        encoding,
+                        &mut welcome,
+                        self.config.tick_hz,
+                        id.to_u64(),
+                    );
+                    let _ = conn.write_data(DataOpcode::of(encoding), &welcome);
+                }
+                self.counters.upgraded += 1;
+                self.want_writable(index, false);
+                self.mark_dirty(index);
+                self.forward(ToLogic::Connected { conn: id, encoding });
+                // Frames may have arrived with the request.
+                self.queue_read(index);
+            }
+            Ok(HttpProgress::Done) => self.remove(index),
+            Err(e) => {
+                tracing::debug!("http exchange failed: {e}");
+                self.remove(index);
+            }
+        }
+    }
+}

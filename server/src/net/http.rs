@@ -1,0 +1,109 @@
+//! The HTTP exchange on a new connection, before it speaks WebSocket: read the request,
+//! decide with [`handshake::decide`], write the answer. Non-blocking: `WouldBlock` means "not
+//! now", and the reactor calls again on the next readiness.
+
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+use ticksock_protocol::Encoding;
+
+use super::handshake::{self, Decision, Policy};
+use crate::metrics::Metrics;
+
+/// The HTTP exchange before the upgrade.
+pub(super) struct Http {
+    pub(super) stream: TcpStream,
+    received: Vec<u8>,
+    response: Option<Response>,
+}
+
+struct Response {
+    bytes: Vec<u8>,
+    written: usize,
+    upgrade_leftover: Option<(Vec<u8>, Encoding)>,
+}
+
+/// What the HTTP exchange led to.
+pub(super) enum HttpProgress {
+    /// Waiting for more bytes or for the socket to take the response.
+    Pending,
+    /// The response is written: speak WebSocket now, starting with these bytes, in this
+    /// encoding.
+    Upgraded(Vec<u8>, Encoding),
+    /// The response is written (or the peer left): close.
+    Done,
+}
+
+impl Http {
+    pub(super) fn new(stream: TcpStream) -> Self {
+        Self { stream, received: Vec::new(), response: None }
+    }
+
+    /// Reads what has arrived, decides once the request is complete, and writes the response
+    /// as far as the socket takes it. A `refusing` server is full: whatever the request, the
+    /// answer is 503 (the request is read first, because closing a socket with unread data
+    /// resets it and loses the answer).
+    pub(super) fn advance(
+        &mut self,
+        policy: &Policy,
+        metrics: &Metrics,
+        refusing: bool,
+    ) -> io::Result<HttpProgress> {
+        if self.response.is_none() {
+            let mut chunk = [0u8; 2048];
+            loop {
+                match self.stream.read(&mut chunk) {
+                    Ok(0) => return Ok(HttpProgress::Done),
+                    Ok(n) => {
+                        self.received.extend_from_slice(&chunk[..n]);
+                        match handshake::decide(&self.received, policy) {
+                            Decision::NeedMore => continue,
+                            _ if refusing => {
+                                self.respond(handshake::service_unavailable_to(&self.received), None);
+                                break;
+                            }
+                            Decision::Upgrade { response, leftover, encoding } => {
+                                self.respond(response, Some((leftover, encoding)));
+                                break;
+                            }
+                            Decision::Respond { response } => {
+                                self.respond(response, None);
+                                break;
+                            }
+                            Decision::Metrics => {
+                                self.respond(handshake::metrics_response(&metrics.render()), None);
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(HttpProgress::Pending),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.write_response()
+    }
+
+    fn respond(&mut self, bytes: Vec<u8>, upgrade_leftover: Option<(Vec<u8>, Encoding)>) {
+        self.received = Vec::new();
+        self.response = Some(Response { bytes, written: 0, upgrade_leftover });
+    }
+
+    fn write_response(&mut self) -> io::Result<HttpProgress> {
+        let Some(response) = self.response.as_mut() else { return Ok(HttpProgress::Pending) };
+        while response.written < response.bytes.len() {
+            match self.stream.write(&response.bytes[response.written..]) {
+                Ok(0) => return Ok(HttpProgress::Done),
+                Ok(n) => response.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(HttpProgress::Pending),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(match response.upgrade_leftover.take() {
+            Some((leftover, encoding)) => HttpProgress::Upgraded(leftover, encoding),
+            None => HttpProgress::Done,
+        })
+    }
+}

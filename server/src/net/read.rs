@@ -1,0 +1,161 @@
+//! Reading WebSocket messages: within a per-connection budget per turn, and what each one
+//! means ([`inbound::classify`]), forwarded to the logic thread or answered at once.
+
+use std::io;
+use std::time::Instant;
+
+use ticksock_protocol::error_code;
+use tungstenite::Message;
+
+use super::Reactor;
+use super::connection::Phase;
+use super::inbound::{self, Inbound, Mode, close};
+use super::lifecycle::{RateVerdict, Stage};
+use crate::bridge::ToLogic;
+
+impl Reactor {
+    pub(super) fn handle_ready(&mut self, index: usize, readable: bool, writable: bool) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        match &mut conn.phase {
+            Phase::Http(_) => self.advance_http(index),
+            Phase::Open(ws) => {
+                if readable {
+                    ws.get_mut().handle_readable();
+                }
+                if writable {
+                    self.mark_dirty(index);
+                }
+                if readable {
+                    self.read_messages(index);
+                }
+            }
+            Phase::Moving => {}
+        }
+    }
+
+    /// Reads messages from one connection, within its budget.
+    pub(super) fn read_messages(&mut self, index: usize) {
+        for _ in 0..self.config.read_budget {
+            if !self.backlog.is_empty() {
+                // The logic thread is behind: stop reading, let TCP push back.
+                self.queue_read(index);
+                return;
+            }
+            let Some(conn) = self.conns.get_mut(index) else { return };
+            if !conn.lifecycle.reads() {
+                return;
+            }
+            let Some(ws) = conn.ws() else { return };
+            let result = ws.read();
+            let now = self.now;
+            match result {
+                Ok(message) => {
+                    conn.liveness.handle_heard(now);
+                    self.handle_message(index, message, now);
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // tungstenite may have queued a pong or a close reply while reading.
+                    self.mark_dirty(index);
+                    return;
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.handle_read_error(index, e);
+                    return;
+                }
+            }
+        }
+        self.queue_read(index);
+    }
+
+    fn handle_message(&mut self, index: usize, message: Message, now: Instant) {
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        let id = conn.id;
+        if self.stage != Stage::Running || !conn.lifecycle.takes_requests() {
+            // Shutting down, or the connection is closing: no new requests (the server has
+            // let it go, so what it sends can change nothing). Control frames, the close
+            // reply among them, are handled by tungstenite: get its answers out.
+            self.mark_dirty(index);
+            return;
+        }
+        // Pings and pongs count against the rate too: a ping flood is a flood.
+        if let Message::Binary(_) | Message::Text(_) | Message::Ping(_) | Message::Pong(_) = &message {
+            let len = message.len();
+            if message.is_binary() || message.is_text() {
+                self.counters.frames_in += 1;
+                self.counters.bytes_in += len as u64;
+            }
+            let admitted = conn.limiter.admit(len, now);
+            match conn.strikes.record(admitted, self.config.rate_strikes) {
+                RateVerdict::Admit => {}
+                RateVerdict::Close => {
+                    self.counters.rate_limited_closes += 1;
+                    self.close(index, close::POLICY, "rate limit exceeded");
+                    return;
+                }
+                RateVerdict::Refuse if !self.config.echo => {
+                    let Some(callback) = inbound::callback_id(&message, conn.encoding) else { return };
+                    let code = error_code::RATE_LIMITED;
+                    let answer =
+                        inbound::answer(callback, conn.encoding, code, "too many requests; slow down");
+                    self.counters.errors[usize::from(code)] += 1;
+                    if let Inbound::Answer { opcode, frame, .. } = answer {
+                        self.send_data(index, opcode, &frame);
+                    }
+                    return;
+                }
+                RateVerdict::Refuse => return,
+            }
+        }
+        let encoding = conn.encoding;
+        let mode = if self.config.echo { Mode::Echo } else { Mode::Protocol(encoding) };
+        match inbound::classify(message, &self.routes, mode) {
+            Inbound::Request { id: callback, route, body } => {
+                self.counters.requests_forwarded += 1;
+                self.forward(ToLogic::Request { conn: id, id: callback, route, body, encoding });
+            }
+            Inbound::Echo { opcode, payload } => self.forward(ToLogic::Echo { conn: id, opcode, payload }),
+            Inbound::Answer { code, opcode, frame } => {
+                self.counters.errors[usize::from(code).min(7)] += 1;
+                self.send_data(index, opcode, &frame);
+            }
+            Inbound::Close { code, reason } => self.close_after_replies(index, code, reason, false),
+            // Pongs and close replies are queued by tungstenite; get them out.
+            Inbound::Control => self.mark_dirty(index),
+        }
+    }
+
+    fn handle_read_error(&mut self, index: usize, error: tungstenite::Error) {
+        match inbound::close_code_for(&error) {
+            Some((code, reason)) => {
+                tracing::debug!("closing with {code}: {error}");
+                self.close_after_replies(index, code, reason, true);
+            }
+            None => {
+                tracing::debug!("connection gone: {error}");
+                self.remove(index);
+            }
+        }
+    }
+
+    pub(super) fn queue_read(&mut self, index: usize) {
+        if let Some(conn) = self.conns.get_mut(index)
+            && !conn.read_queued
+        {
+            conn.read_queued = true;
+            self.read_queue.push_back(index);
+        }
+    }
+
+    pub(super) fn serve_read_queue(&mut self) {
+        for _ in 0..self.read_queue.len() {
+            if !self.backlog.is_empty() {
+                return;
+            }
+            let Some(index) = self.read_queue.pop_front() else { return };
+            let Some(conn) = self.conns.get_mut(index) else { continue };
+            conn.read_queued = false;
+            self.guarded(index, |reactor| reactor.read_messages(index));
+        }
+    }
+}

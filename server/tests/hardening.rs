@@ -291,6 +291,23 @@ fn requests_before_a_violation_are_answered_before_the_close() {
 }
 
 #[test]
+fn after_a_close_for_what_it_sent_the_clients_close_reply_is_read_and_tcp_closes_at_once() {
+    // Close 1003 goes out behind the replies; the client's close reply must then be read, so
+    // the server closes TCP at once instead of waiting out the close timeout (10 s here).
+    let server = start(Config { close_timeout: Duration::from_secs(10), ..Config::default() });
+    let mut c = Client::connect(server.local_addr());
+    c.ws.send(Message::Text("not on this protocol".into())).expect("send text");
+    assert_eq!(c.expect_close(), Some(1003));
+    c.ws.flush().expect("the close reply goes out");
+    let stream = c.ws.get_mut();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut rest = Vec::new();
+    let closed = stream.read_to_end(&mut rest);
+    assert!(closed.is_ok(), "the server did not close TCP after the close reply: {closed:?}");
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn an_upgrade_request_over_the_handshake_limit_is_answered_431() {
     let server = start(Config { max_handshake_bytes: 1024, ..Config::default() });
     let mut s = TcpStream::connect(server.local_addr()).expect("connect");

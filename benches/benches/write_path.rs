@@ -1,5 +1,5 @@
 //! The reactor's write path: one connection's [`OutboundQueue`] (the server's own, as
-//! `server/src/reactor/socket.rs` uses it), fed one batch of 8 reply frames (32-byte bodies),
+//! `server/src/net/socket.rs` uses it), fed one batch of 8 reply frames (32-byte bodies),
 //! written to a writer that counts `write` calls.
 //!
 //! - `coalesced`: 8 × `queue_data`, then one `write_to`, as the reactor's `flush_dirty` does at

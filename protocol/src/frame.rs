@@ -206,6 +206,7 @@ impl<'a> ServerFrame<'a> {
 }
 
 /// Appends the header of a request; the caller appends the body right after it.
+#[inline]
 pub fn write_request_header(out: &mut Vec<u8>, id: u32, route: &str) {
     put(out, TAG_REQUEST);
     put(out, id);
@@ -213,12 +214,14 @@ pub fn write_request_header(out: &mut Vec<u8>, id: u32, route: &str) {
 }
 
 /// Appends the header of a reply; the caller appends the body right after it.
+#[inline]
 pub fn write_reply_header(out: &mut Vec<u8>, id: u32) {
     put(out, TAG_REPLY);
     put(out, id);
 }
 
 /// Appends the header of a push; the caller appends the body right after it.
+#[inline]
 pub fn write_push_header(out: &mut Vec<u8>, topic: &str) {
     put(out, TAG_PUSH);
     put(out, topic);

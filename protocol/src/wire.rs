@@ -38,6 +38,7 @@ pub struct Request<'a> {
 impl Encoding {
     /// Whether frames of this encoding travel in WebSocket text messages (JSON) rather than
     /// binary ones (bincode).
+    #[inline]
     pub fn is_text(self) -> bool {
         matches!(self, Encoding::Json)
     }
@@ -47,6 +48,7 @@ impl Encoding {
 ///
 /// On error, [`FrameError::callback_id`] says whether the call can still be answered (with
 /// `BAD_FRAME`) or the connection must be closed (1007).
+#[inline]
 pub fn decode_request(encoding: Encoding, message: &[u8]) -> Result<Request<'_>, FrameError> {
     match encoding {
         Encoding::Binary => match ClientFrame::decode(message)? {
@@ -63,6 +65,7 @@ pub fn decode_request(encoding: Encoding, message: &[u8]) -> Result<Request<'_>,
 }
 
 /// Appends a request calling `route` with `body`, tagged with callback id `id`.
+#[inline]
 pub fn write_request<T: Serialize + ?Sized>(
     encoding: Encoding,
     out: &mut Vec<u8>,
@@ -85,6 +88,7 @@ pub fn write_request<T: Serialize + ?Sized>(
 }
 
 /// Appends a request whose body is already encoded: bincode bytes, or JSON text.
+#[inline]
 pub fn write_raw_request(
     encoding: Encoding,
     out: &mut Vec<u8>,
@@ -111,6 +115,7 @@ pub fn write_raw_request(
 /// Appends the reply to call `id`, carrying `body`.
 ///
 /// Fails only when `body` does not encode, a bug in its type; nothing is appended then.
+#[inline]
 pub fn write_reply<T: Serialize + ?Sized>(
     encoding: Encoding,
     out: &mut Vec<u8>,
@@ -135,6 +140,7 @@ pub fn write_reply<T: Serialize + ?Sized>(
 ///
 /// On a JSON connection a body that is not one JSON value is refused ([`BodyError::Json`])
 /// and nothing is appended, so a raw route cannot send a client a broken frame.
+#[inline]
 pub fn write_raw_reply(encoding: Encoding, out: &mut Vec<u8>, id: u32, body: &[u8]) -> Result<(), BodyError> {
     undo_on_error(out, |out| match encoding {
         Encoding::Binary => {
@@ -153,6 +159,7 @@ pub fn write_raw_reply(encoding: Encoding, out: &mut Vec<u8>, id: u32, body: &[u
 }
 
 /// Appends the error answer to call `id`. Cannot fail.
+#[inline]
 pub fn write_error(encoding: Encoding, out: &mut Vec<u8>, id: u32, code: u16, message: &str) {
     match encoding {
         Encoding::Binary => ServerFrame::Error { id, code, message: Cow::Borrowed(message) }.encode_into(out),
@@ -163,6 +170,7 @@ pub fn write_error(encoding: Encoding, out: &mut Vec<u8>, id: u32, code: u16, me
 /// Appends a push of `body` on `topic`.
 ///
 /// Fails only when `body` does not encode, a bug in its type; nothing is appended then.
+#[inline]
 pub fn write_push<T: Serialize + ?Sized>(
     encoding: Encoding,
     out: &mut Vec<u8>,
@@ -184,6 +192,7 @@ pub fn write_push<T: Serialize + ?Sized>(
 }
 
 /// Appends the welcome frame of this [`PROTOCOL_VERSION`]. Cannot fail.
+#[inline]
 pub fn write_welcome(encoding: Encoding, out: &mut Vec<u8>, tick_hz: u16, conn_id: u64) {
     match encoding {
         Encoding::Binary => {
@@ -254,6 +263,7 @@ fn decode_json_server_frame(message: &[u8]) -> Result<ServerFrame<'_>, JsonFrame
 }
 
 /// Runs `write`; if it fails, truncates `out` back to where it was.
+#[inline]
 fn undo_on_error(
     out: &mut Vec<u8>,
     write: impl FnOnce(&mut Vec<u8>) -> Result<(), BodyError>,

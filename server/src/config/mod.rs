@@ -2,6 +2,7 @@
 //! (`Config` derives `clap::Args`; `--listen` values and duration units have their own modules).
 
 mod listen;
+pub(crate) mod tick_rate;
 mod units;
 
 use std::net::SocketAddr;

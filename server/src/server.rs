@@ -16,12 +16,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use mio::Poll;
 use mio::net::TcpListener;
 
 use crate::bridge::wake::Wake;
-use crate::config::LogicPriority;
+use crate::config::{LogicPriority, tick_rate};
 use crate::logic::{Logic, LogicStats};
 use crate::metrics::Metrics;
 use crate::net::{Reactor, WAKER};
@@ -44,13 +45,47 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Short sleeps timed to find the OS timer's shortest wait; the shortest of them is the one
+/// least disturbed by other threads.
+const TIMER_SAMPLES: u32 = 5;
+
+/// The shortest wait the OS timer gives this thread: the shortest of [`TIMER_SAMPLES`] sleeps
+/// of 1 µs. A sleep and the logic thread's timed park both arm one kernel timer, so they wake
+/// alike.
+fn measure_timer_floor() -> Duration {
+    (0..TIMER_SAMPLES)
+        .map(|_| {
+            let asleep = Instant::now();
+            std::thread::sleep(Duration::from_micros(1));
+            asleep.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
 /// Starts servers.
 pub struct Server;
 
 impl Server {
     /// Binds `config.listen` and starts the reactor and logic threads for `game`.
+    ///
+    /// Warns (`tracing::warn!`) when the OS timer cannot hold `config.tick_hz`: when the tick
+    /// period spans fewer than two of the timer's shortest waits (the reason is in
+    /// `config::tick_rate`), measured here by a few short sleeps, which take well under a
+    /// millisecond.
     pub fn start<G: Game>(config: Config, game: G) -> Result<RunningServer, Error> {
         config.validate()?;
+        let timer_floor = measure_timer_floor();
+        if !tick_rate::holds(config.tick_period(), timer_floor) {
+            tracing::warn!(
+                tick_hz = config.tick_hz,
+                period = ?config.tick_period(),
+                timer_floor = ?timer_floor,
+                "this machine's timer cannot hold --tick-hz {}: a wait for a tick's deadline takes \
+                 at least {timer_floor:?}, over half the period; expect skipped ticks",
+                config.tick_hz
+            );
+        }
         let std_listener =
             listen(config.listen).map_err(|source| Error::Bind { addr: config.listen, source })?;
         let local_addr = std_listener.local_addr()?;
@@ -116,7 +151,7 @@ pub struct RunningServer {
     logic: JoinHandle<LogicStats>,
     metrics: Arc<Metrics>,
     logic_priority: LogicPriority,
-    shutdown_timeout: std::time::Duration,
+    shutdown_timeout: Duration,
 }
 
 impl RunningServer {
@@ -185,7 +220,7 @@ impl Stopper {
 
 /// On the first SIGINT or SIGTERM, starts the shutdown sequence and arms a watchdog that ends
 /// the process after `timeout`; a second signal ends it at once.
-fn stop_on_signals(stopper: Stopper, timeout: std::time::Duration) -> std::io::Result<()> {
+fn stop_on_signals(stopper: Stopper, timeout: Duration) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {

@@ -1,0 +1,659 @@
+//! Every tunable of the server: its default, the reason for it, and its command-line flag
+//! (`Config` derives `clap::Args`; `--listen` values and duration units have their own modules).
+
+mod listen;
+pub(crate) mod tick_rate;
+mod units;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::FromArgMatches;
+use clap::parser::ValueSource;
+
+use crate::StaticFiles;
+
+/// How the logic thread asks the OS scheduler to run it. A tick that starts late is late for
+/// every player, and on a busy machine an ordinary thread waits for another's time slice
+/// (milliseconds) before it runs; a raised or real-time thread runs at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogicPriority {
+    /// An ordinary thread, like every other.
+    Normal,
+    /// Nice -10: a larger share of the CPU and earlier wake-ups, but it may still wait for
+    /// another thread's slice.
+    Raised,
+    /// `SCHED_FIFO` at the lowest real-time priority (1) around each tick: from 10 ms before
+    /// its deadline (a third of the period above 33 Hz) until it has run, so that it
+    /// preempts ordinary threads the moment it is due; an ordinary thread in between, at
+    /// nice -10 (at the nice value it started with where real-time is permitted and a raised
+    /// nice value is not), so that
+    /// the requests between ticks are handled with the scheduler's batching instead of a
+    /// preemption per batch (which cost as much CPU again per request). Linux keeps 5 % of
+    /// each second for other threads (`sched_rt_runtime_us`) even if a game's tick loops.
+    /// Falls back to `Raised`, then `Normal`, where not permitted (it needs `CAP_SYS_NICE` or
+    /// an `RLIMIT_RTPRIO` above 0).
+    /// Threads a game spawns from its handlers or hooks inherit the policy of the moment; a
+    /// game that starts busy worker threads there should set theirs.
+    #[default]
+    Realtime,
+}
+
+/// The largest [`Config::min_turn_interval`]: beyond it the sleep would add more than a
+/// tick-worthy delay (20 ms) to every round trip.
+pub const MAX_TURN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The server's configuration. Every limit the server enforces is a field here, and every
+/// field but `echo` and `static_files` is a command-line flag.
+///
+/// [`Config::default`] suits a game server on the open internet; [`Config::echo`] raises the
+/// message limits for WebSocket conformance suites, whose largest cases send 16 MiB messages.
+///
+/// # On the command line
+/// `Config` derives [`clap::Args`]: each field is a flag named after it (durations in the unit
+/// the flag's name ends with: `--idle-timeout-ms`, `--min-turn-interval-us`,
+/// `--shutdown-timeout-secs`), its doc comment is the flag's help, and the help shows the
+/// default [`Config::default`] has. A game flattens it into its own parser:
+///
+/// ```
+/// use clap::Parser;
+///
+/// #[derive(Parser)]
+/// struct Args {
+///     /// A flag of the game's own.
+///     #[arg(long)]
+///     bots: usize,
+///     #[command(flatten)]
+///     config: ticksock_server::Config,
+/// }
+///
+/// let args = Args::parse_from(["game", "--bots", "3", "--tick-hz", "20", "--listen", "9000"]);
+/// assert_eq!(args.config.tick_hz, 20);
+/// assert_eq!(args.config.listen.to_string(), "127.0.0.1:9000");
+/// ```
+///
+/// Parsed that way, the fields whose flags were not given have [`Config::default`]'s values. A
+/// game that starts from other values (as the arena's echo mode starts from [`Config::echo`])
+/// lays the flags given over them with [`Config::update_from_typed_flags`].
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Server")]
+pub struct Config {
+    /// Where to listen: `HOST:PORT`, `[IPv6]:PORT`, or a bare `PORT` on 127.0.0.1.
+    ///
+    /// A host name is resolved once, when the flag is read, to the first address the system
+    /// resolver returns.
+    ///
+    /// Default `127.0.0.1:7777`.
+    #[arg(long, value_name = "ADDR", value_parser = listen::parse, default_value_t = Config::default().listen)]
+    pub listen: SocketAddr,
+    /// Game ticks per second.
+    ///
+    /// The server warns at start when the OS timer cannot hold the rate: when its period is
+    /// shorter than two of the timer's shortest waits, so that ticks would be skipped.
+    ///
+    /// Default 30.
+    #[arg(long, value_name = "HZ", default_value_t = Config::default().tick_hz)]
+    pub tick_hz: u16,
+    /// Echo mode: every data message, text or binary, comes back unchanged, through the
+    /// reactor and the logic thread; clients need not offer a subprotocol. Default off.
+    /// Not a flag: a binary that offers echo mode has its own (the arena's `--echo`).
+    #[arg(skip)]
+    pub echo: bool,
+    /// Open connections (handshaking or open) at most; one more is answered `503` and closed
+    /// before its handshake.
+    ///
+    /// Default 10 000.
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_connections)]
+    pub max_connections: usize,
+    /// The largest WebSocket message accepted, in bytes; a larger one closes the connection
+    /// with 1009.
+    ///
+    /// Default 64 KiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// The largest WebSocket frame payload accepted, in bytes; a larger one closes the
+    /// connection with 1009. At most `--max-message-bytes`.
+    ///
+    /// Default 64 KiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_frame_bytes)]
+    pub max_frame_bytes: usize,
+    /// Bytes read from a socket per `read` call.
+    ///
+    /// tungstenite allocates this eagerly per connection (its own default, 128 KiB, would
+    /// cost 640 MB at 5000 connections), so it is small.
+    ///
+    /// Default 2 KiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().read_buffer_bytes)]
+    pub read_buffer_bytes: usize,
+    /// Frames queued for one connection are written together once they reach this many bytes
+    /// or when a batch ends, whichever is first.
+    ///
+    /// Default 64 KiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().write_coalesce_bytes)]
+    pub write_coalesce_bytes: usize,
+    /// The most bytes queued for one connection that its peer has not read yet.
+    ///
+    /// A client that stops reading while the server writes to it is dropped (close 1008) when
+    /// it crosses this. Must exceed `--write-coalesce-bytes`.
+    ///
+    /// Default 1 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_outbound_bytes)]
+    pub max_outbound_bytes: usize,
+    /// The largest HTTP upgrade request (request line and headers); a larger one is answered
+    /// `431` and closed.
+    ///
+    /// Default 8 KiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_handshake_bytes)]
+    pub max_handshake_bytes: usize,
+    /// How long a client may take to complete its HTTP upgrade before it is closed
+    /// (slow or silent clients).
+    ///
+    /// Default 5 s.
+    #[arg(
+        long = "handshake-timeout-ms",
+        value_name = "MS",
+        value_parser = units::millis,
+        default_value = units::in_millis(Config::default().handshake_timeout)
+    )]
+    pub handshake_timeout: Duration,
+    /// After this long without hearing from a connection the server sends it a WebSocket ping.
+    ///
+    /// Default 10 s.
+    #[arg(
+        long = "ping-interval-ms",
+        value_name = "MS",
+        value_parser = units::millis,
+        default_value = units::in_millis(Config::default().ping_interval)
+    )]
+    pub ping_interval: Duration,
+    /// A connection silent for this long (not even answering pings) is closed.
+    ///
+    /// Default 30 s.
+    #[arg(
+        long = "idle-timeout-ms",
+        value_name = "MS",
+        value_parser = units::millis,
+        default_value = units::in_millis(Config::default().idle_timeout)
+    )]
+    pub idle_timeout: Duration,
+    /// How long the server waits for the peer's close frame after sending its own.
+    ///
+    /// Default 2 s.
+    #[arg(
+        long = "close-timeout-ms",
+        value_name = "MS",
+        value_parser = units::millis,
+        default_value = units::in_millis(Config::default().close_timeout)
+    )]
+    pub close_timeout: Duration,
+    /// Messages the reactor has passed to the logic thread and that it has not handled yet,
+    /// at most.
+    ///
+    /// When the logic thread is that far behind, the reactor stops reading sockets (TCP
+    /// pushes back on the clients) instead of buffering more than the batch it was filling
+    /// (up to 64 messages; a batch always goes when nothing waits).
+    ///
+    /// Default 8192.
+    #[arg(long, value_name = "N", default_value_t = Config::default().inbound_queue)]
+    pub inbound_queue: usize,
+    /// Capacity of the channel from the logic thread to the reactor, in batches.
+    ///
+    /// Default 1024.
+    #[arg(long, value_name = "N", default_value_t = Config::default().outbound_queue)]
+    pub outbound_queue: usize,
+    /// Messages read from one connection per turn of the reactor before it serves the others,
+    /// so one busy client cannot starve the rest.
+    ///
+    /// Default 64.
+    #[arg(long, value_name = "N", default_value_t = Config::default().read_budget)]
+    pub read_budget: usize,
+    /// Connections sent a broadcast (a tick's state pushes, a message to a room) that the
+    /// reactor writes per turn, after the turn's replies; the rest wait for the next turns.
+    ///
+    /// So replies and reads go on between the slices of a tick's burst to thousands instead
+    /// of waiting for all of it, while each connection still gets one write for everything it
+    /// has queued.
+    ///
+    /// Default 256.
+    #[arg(long, value_name = "N", default_value_t = Config::default().broadcast_flush_slice)]
+    pub broadcast_flush_slice: usize,
+    /// The shortest time between two turns of the reactor: after a short turn it sleeps the
+    /// rest before polling again, so that messages arriving meanwhile are handled together.
+    ///
+    /// Under a steady trickle (a load generator that answers each echo at once) a turn would
+    /// otherwise carry a message or two, and each would cost a hand-over to the logic thread
+    /// and back; with 100 µs the server's CPU per echo fell from 2.4–2.7 µs to 1.3–1.6 µs
+    /// (docs/BENCHMARKS.md). It adds at most twice this much to a round trip (once when the
+    /// request is read, once when the reply is written); a busy reactor, whose turns are
+    /// longer, never sleeps. 0 turns it off. At most 10 ms (`MAX_TURN_INTERVAL`).
+    ///
+    /// Default 100 µs.
+    #[arg(
+        long = "min-turn-interval-us",
+        value_name = "US",
+        value_parser = units::micros,
+        default_value = units::in_micros(Config::default().min_turn_interval)
+    )]
+    pub min_turn_interval: Duration,
+    /// Messages per second one connection may send, pings and pongs included (bursts up to
+    /// one second's worth). A request over the rate is answered `RATE_LIMITED` and not
+    /// handled.
+    ///
+    /// Default 1000.
+    #[arg(long, value_name = "N", default_value_t = Config::default().rate_messages_per_sec)]
+    pub rate_messages_per_sec: u32,
+    /// Payload bytes per second one connection may send, likewise.
+    ///
+    /// Default 1 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().rate_bytes_per_sec)]
+    pub rate_bytes_per_sec: u32,
+    /// Messages refused in a row for the rate, after which the connection is closed with
+    /// 1008.
+    ///
+    /// Default 100.
+    #[arg(long, value_name = "N", default_value_t = Config::default().rate_strikes)]
+    pub rate_strikes: u32,
+    /// How long the whole shutdown sequence (on SIGINT or SIGTERM) may take before the binary
+    /// exits anyway, with status 1.
+    ///
+    /// Default 5 s.
+    #[arg(
+        long = "shutdown-timeout-secs",
+        value_name = "SECS",
+        value_parser = units::secs,
+        default_value = units::in_secs(Config::default().shutdown_timeout)
+    )]
+    pub shutdown_timeout: Duration,
+    /// How the OS schedules the logic thread, so that ticks start on time on a busy machine.
+    ///
+    ///
+    /// Default `Realtime`, falling back to `Raised` and then `Normal` where the OS does not
+    /// permit it.
+    #[arg(long, value_enum, default_value_t = Config::default().logic_priority)]
+    pub logic_priority: LogicPriority,
+    /// The files a plain HTTP `GET` on the game port is answered with (a game's page and
+    /// scripts). Default none: every path but `/metrics` is 404. Not a flag: the game
+    /// chooses them.
+    #[arg(skip)]
+    pub static_files: StaticFiles,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
+            tick_hz: 30,
+            echo: false,
+            max_connections: 10_000,
+            max_message_bytes: 64 << 10,
+            max_frame_bytes: 64 << 10,
+            read_buffer_bytes: 2 << 10,
+            write_coalesce_bytes: 64 << 10,
+            max_outbound_bytes: 1 << 20,
+            max_handshake_bytes: 8 << 10,
+            handshake_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(2),
+            inbound_queue: 8192,
+            outbound_queue: 1024,
+            read_budget: 64,
+            broadcast_flush_slice: 256,
+            min_turn_interval: Duration::from_micros(100),
+            rate_messages_per_sec: 1000,
+            rate_bytes_per_sec: 1 << 20,
+            rate_strikes: 100,
+            shutdown_timeout: Duration::from_secs(5),
+            logic_priority: LogicPriority::Realtime,
+            static_files: StaticFiles::none(),
+        }
+    }
+}
+
+impl Config {
+    /// The configuration of echo mode: the defaults, with `echo` on and message limits raised
+    /// so that conformance suites' 16 MiB messages fit. The read buffer keeps its default
+    /// (2 KiB): tungstenite allocates and zeroes it per connection, and echo mode is also what
+    /// a generic WebSocket load generator drives. With a 64 KiB buffer an idle echo connection
+    /// cost 64.8 KiB of RSS (2.76 KiB with 2 KiB), and Autobahn passed no faster (17.3 s with
+    /// 2 KiB against 19 s with 64 KiB).
+    pub fn echo() -> Self {
+        Self {
+            echo: true,
+            max_message_bytes: 32 << 20,
+            max_frame_bytes: 32 << 20,
+            max_outbound_bytes: 64 << 20,
+            // Conformance suites send thousands of messages as fast as they can.
+            rate_messages_per_sec: u32::MAX,
+            rate_bytes_per_sec: u32::MAX,
+            ..Self::default()
+        }
+    }
+
+    /// The tungstenite configuration these limits imply.
+    pub fn websocket_config(&self) -> tungstenite::protocol::WebSocketConfig {
+        // tungstenite writes only control frames (data frames are framed by the reactor), and
+        // hands each to the connection's outbound queue at once, which applies
+        // `write_coalesce_bytes` and `max_outbound_bytes` to everything.
+        tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_bytes)
+            .write_buffer_size(0)
+            .max_write_buffer_size(self.max_outbound_bytes)
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_frame_bytes))
+    }
+
+    /// The tick period.
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_secs(1) / u32::from(self.tick_hz.max(1))
+    }
+
+    /// Lays the flags the user typed over `self`: the fields whose flags appear in `matches`
+    /// (parsed by a command that flattens `Config`) get the typed values, the others keep
+    /// theirs, defaults shown in the help included. So echo mode starts from
+    /// [`Config::echo`] and any flag still overrides it.
+    ///
+    /// A `--max-message-bytes` typed without `--max-frame-bytes` lowers the frame limit to
+    /// it as well: a frame cannot carry more than its message, and the frame limit's default
+    /// would otherwise exceed a lowered message limit and fail [`Config::validate`].
+    pub fn update_from_typed_flags(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        let mut typed = matches.clone();
+        let defaulted: Vec<String> = typed
+            .ids()
+            .filter(|id| typed.value_source(id.as_str()) == Some(ValueSource::DefaultValue))
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        for id in &defaulted {
+            // Cannot fail: each id comes from these matches' own list.
+            let _cleared = typed.try_clear_id(id);
+        }
+        self.update_from_arg_matches(&typed)?;
+        // The ids are the field names.
+        if typed.contains_id("max_message_bytes") && !typed.contains_id("max_frame_bytes") {
+            self.max_frame_bytes = self.max_frame_bytes.min(self.max_message_bytes);
+        }
+        Ok(())
+    }
+
+    /// Checks each value and the values against each other. An error names the flags a user
+    /// types to fix it (`--tick-hz must be at least 1`).
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |rule: String| Err(crate::Error::Config(rule));
+        let at_least_one = [
+            (self.tick_hz == 0, "--tick-hz"),
+            (self.max_connections == 0, "--max-connections"),
+            (self.read_buffer_bytes == 0, "--read-buffer-bytes"),
+            (self.inbound_queue == 0, "--inbound-queue"),
+            (self.outbound_queue == 0, "--outbound-queue"),
+            (self.read_budget == 0, "--read-budget"),
+            (self.broadcast_flush_slice == 0, "--broadcast-flush-slice"),
+            (self.rate_messages_per_sec == 0, "--rate-messages-per-sec"),
+            (self.rate_bytes_per_sec == 0, "--rate-bytes-per-sec"),
+        ];
+        if let Some((_, flag)) = at_least_one.iter().find(|(zero, _)| *zero) {
+            return bad(format!("{flag} must be at least 1"));
+        }
+        if self.max_outbound_bytes <= self.write_coalesce_bytes {
+            return bad("--max-outbound-bytes must exceed --write-coalesce-bytes".into());
+        }
+        if self.max_frame_bytes > self.max_message_bytes {
+            return bad("--max-frame-bytes must not exceed --max-message-bytes".into());
+        }
+        if self.min_turn_interval > MAX_TURN_INTERVAL {
+            let most = units::in_micros(MAX_TURN_INTERVAL);
+            return bad(format!("--min-turn-interval-us must be at most {most}"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    /// The command `Config`'s declaration makes, alone.
+    fn command() -> clap::Command {
+        <Config as clap::Args>::augment_args(clap::Command::new("server"))
+    }
+
+    /// The matches of a command line of `Config`'s flags.
+    fn matches(flags: &[&str]) -> clap::ArgMatches {
+        command().try_get_matches_from(std::iter::once("server").chain(flags.iter().copied())).expect("flags")
+    }
+
+    /// A value as the docs and the README write it: `10 000`, `64 KiB`, `5 s`, `100 µs`,
+    /// `` `Realtime` ``.
+    #[derive(Debug, PartialEq)]
+    enum Stated {
+        Count(u128),
+        Time(Duration),
+        Word(String),
+    }
+
+    fn read_stated(text: &str) -> Stated {
+        let text = text.trim().trim_end_matches('.').trim_matches('`');
+        let mut words = text.split_whitespace().peekable();
+        let mut digits = String::new();
+        // "10 000": groups of three digits after the first are thousands.
+        while let Some(word) =
+            words.next_if(|w| w.bytes().all(|b| b.is_ascii_digit()) && (digits.is_empty() || w.len() == 3))
+        {
+            digits.push_str(word);
+        }
+        let Ok(n) = digits.parse::<u64>() else { return Stated::Word(text.to_lowercase()) };
+        match words.next() {
+            Some("KiB") => Stated::Count(u128::from(n) << 10),
+            Some("MiB") => Stated::Count(u128::from(n) << 20),
+            Some("s") => Stated::Time(Duration::from_secs(n)),
+            Some("ms") => Stated::Time(Duration::from_millis(n)),
+            Some("µs") => Stated::Time(Duration::from_micros(n)),
+            _ => Stated::Count(u128::from(n)),
+        }
+    }
+
+    /// Whether `stated` is the default of `arg`: a time in any unit against a duration flag's
+    /// value in the unit its name ends with; a count against its number; a word against its
+    /// text.
+    fn states_default_of(stated: &Stated, arg: &clap::Arg) -> bool {
+        let [default] = arg.get_default_values() else { return false };
+        let default = default.to_string_lossy();
+        let long = arg.get_long().unwrap_or_default();
+        match stated {
+            Stated::Time(time) => {
+                let read = if long.ends_with("-ms") {
+                    units::millis(&default)
+                } else if long.ends_with("-us") {
+                    units::micros(&default)
+                } else if long.ends_with("-secs") {
+                    units::secs(&default)
+                } else {
+                    return false;
+                };
+                read.as_ref() == Ok(time)
+            }
+            Stated::Count(n) => default.parse::<u128>().as_ref() == Ok(n),
+            Stated::Word(word) => default.to_lowercase() == *word,
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("default config");
+        Config::echo().validate().expect("echo config");
+    }
+
+    #[test]
+    fn every_flag_has_a_default_that_reads_back_as_config_default() {
+        for arg in command().get_arguments() {
+            assert_eq!(arg.get_default_values().len(), 1, "--{:?} has one default", arg.get_long());
+            assert!(!arg.is_hide_default_value_set(), "--{:?} shows its default", arg.get_long());
+        }
+        // The defaults in the help, read back as a command line without flags would be.
+        let read = Config::from_arg_matches(&matches(&[])).expect("defaults");
+        assert_eq!(format!("{read:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn every_flag_s_doc_states_its_default_truly() {
+        for arg in command().get_arguments() {
+            let flag = arg.get_long().unwrap_or_default();
+            let doc = arg.get_long_help().or(arg.get_help()).map(ToString::to_string).unwrap_or_default();
+            let (_, rest) =
+                doc.split_once("Default ").unwrap_or_else(|| panic!("--{flag}: no default in {doc:?}"));
+            let end = [", ", ". ", "\n"].iter().filter_map(|end| rest.find(end)).min().unwrap_or(rest.len());
+            let stated = read_stated(&rest[..end]);
+            assert!(
+                states_default_of(&stated, arg),
+                "--{flag}: the doc says {stated:?}, the default is {:?}",
+                arg.get_default_values()
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_s_limits_table_states_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+        let readme = std::fs::read_to_string(path).expect("README.md beside the workspace");
+        let command = command();
+        let arg = |flag: &str| command.get_arguments().find(|a| a.get_long() == Some(flag));
+        let (_, section) = readme.split_once("## Limits and memory").expect("the section");
+        let mut checked = 0;
+        for row in section.lines().take_while(|l| !l.starts_with("## ")).filter(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = row.split('|').collect();
+            // The quoted pieces are every other one, from the second.
+            let quoted = cells[1].split('`').skip(1).step_by(2);
+            let flags: Vec<&str> = quoted.filter_map(|q| q.strip_prefix("--")).collect();
+            if flags.is_empty() {
+                continue;
+            }
+            let values: Vec<&str> = cells[2].split(" / ").collect();
+            assert_eq!(flags.len(), values.len(), "one value per flag: {row}");
+            for (flag, value) in flags.iter().zip(values) {
+                let arg = arg(flag).unwrap_or_else(|| panic!("--{flag} in the README is a flag"));
+                let stated = read_stated(value);
+                assert!(states_default_of(&stated, arg), "--{flag}: the README says {stated:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "the table was read ({checked} flags)");
+        for arg in command.get_arguments() {
+            let flag = format!("`--{}", arg.get_long().unwrap_or_default());
+            assert!(readme.contains(&flag), "the README names {flag}`");
+        }
+    }
+
+    /// Each rule of `validate`: its error, and a change that puts a default config just inside
+    /// the rule (`false`) or just over it (`true`).
+    type Rule = (&'static str, fn(&mut Config, bool));
+
+    const RULES: [Rule; 12] = [
+        ("--tick-hz must be at least 1", |c, over| c.tick_hz = if over { 0 } else { 1 }),
+        ("--max-connections must be at least 1", |c, over| c.max_connections = usize::from(!over)),
+        ("--read-buffer-bytes must be at least 1", |c, over| c.read_buffer_bytes = usize::from(!over)),
+        ("--inbound-queue must be at least 1", |c, over| c.inbound_queue = usize::from(!over)),
+        ("--outbound-queue must be at least 1", |c, over| c.outbound_queue = usize::from(!over)),
+        ("--read-budget must be at least 1", |c, over| c.read_budget = usize::from(!over)),
+        ("--broadcast-flush-slice must be at least 1", |c, over| {
+            c.broadcast_flush_slice = usize::from(!over)
+        }),
+        ("--rate-messages-per-sec must be at least 1", |c, over| c.rate_messages_per_sec = u32::from(!over)),
+        ("--rate-bytes-per-sec must be at least 1", |c, over| c.rate_bytes_per_sec = u32::from(!over)),
+        ("--max-outbound-bytes must exceed --write-coalesce-bytes", |c, over| {
+            c.write_coalesce_bytes = 4096;
+            c.max_outbound_bytes = if over { 4096 } else { 4097 };
+        }),
+        ("--max-frame-bytes must not exceed --max-message-bytes", |c, over| {
+            c.max_message_bytes = 1024;
+            c.max_frame_bytes = if over { 1025 } else { 1024 };
+        }),
+        ("--min-turn-interval-us must be at most 10000", |c, over| {
+            c.min_turn_interval = MAX_TURN_INTERVAL + Duration::from_micros(u64::from(over));
+        }),
+    ];
+
+    #[test]
+    fn each_rule_is_crossed_and_its_error_names_real_flags() {
+        let command = command();
+        for (error, set) in RULES {
+            let mut inside = Config::default();
+            set(&mut inside, false);
+            inside.validate().unwrap_or_else(|e| panic!("just inside `{error}`: {e}"));
+            let mut over = Config::default();
+            set(&mut over, true);
+            match over.validate() {
+                Err(Error::Config(said)) => assert_eq!(said, error),
+                other => panic!("just over `{error}`: {other:?}"),
+            }
+            for flag in error.split_whitespace().filter_map(|w| w.strip_prefix("--")) {
+                assert!(command.get_arguments().any(|a| a.get_long() == Some(flag)), "--{flag}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_turn_interval_may_be_off() {
+        Config { min_turn_interval: Duration::ZERO, ..Config::default() }.validate().expect("off");
+    }
+
+    #[test]
+    fn flags_set_their_fields_in_their_units() {
+        let c = Config::from_arg_matches(&matches(&[
+            "--listen=[::1]:9000",
+            "--tick-hz=60",
+            "--max-connections=5",
+            "--idle-timeout-ms=1500",
+            "--min-turn-interval-us=250",
+            "--shutdown-timeout-secs=2",
+            "--logic-priority=raised",
+        ]))
+        .expect("flags");
+        assert_eq!(c.listen, "[::1]:9000".parse::<SocketAddr>().expect("literal"));
+        assert_eq!(c.tick_hz, 60);
+        assert_eq!(c.max_connections, 5);
+        assert_eq!(c.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(c.min_turn_interval, Duration::from_micros(250));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(2));
+        assert_eq!(c.logic_priority, LogicPriority::Raised);
+        assert_eq!(c.max_message_bytes, Config::default().max_message_bytes);
+    }
+
+    #[test]
+    fn a_bad_listen_value_is_refused_by_the_parser_naming_the_flag() {
+        let error = command().try_get_matches_from(["server", "--listen", "localhost"]).expect_err("no port");
+        let said = error.to_string();
+        assert!(said.contains("--listen") && said.contains("no port in `localhost`"), "{said}");
+    }
+
+    #[test]
+    fn typed_flags_override_another_base_and_defaults_do_not() {
+        let mut c = Config::echo();
+        c.update_from_typed_flags(&matches(&["--rate-messages-per-sec", "1000", "--tick-hz", "20"]))
+            .expect("flags");
+        assert_eq!(c.rate_messages_per_sec, 1000, "typed, though equal to the default");
+        assert_eq!(c.tick_hz, 20);
+        assert_eq!(c.max_message_bytes, Config::echo().max_message_bytes, "not typed");
+        assert_eq!(c.rate_bytes_per_sec, u32::MAX, "not typed");
+        assert!(c.echo);
+    }
+
+    #[test]
+    fn a_message_limit_typed_alone_caps_the_frame_limit() {
+        let with = |base: Config, flags: &[&str]| {
+            let mut c = base;
+            c.update_from_typed_flags(&matches(flags)).expect("flags");
+            (c.max_message_bytes, c.max_frame_bytes)
+        };
+        assert_eq!(with(Config::default(), &["--max-message-bytes", "1024"]), (1024, 1024));
+        assert_eq!(with(Config::echo(), &["--max-message-bytes", "1024"]), (1024, 1024));
+        // Raised alone, it leaves the frame limit where it was.
+        assert_eq!(with(Config::default(), &["--max-message-bytes", "100000"]), (100_000, 64 << 10));
+        let both = ["--max-message-bytes", "1024", "--max-frame-bytes", "512"];
+        assert_eq!(with(Config::default(), &both), (1024, 512));
+    }
+
+    #[test]
+    fn tick_period_of_30_hz() {
+        assert_eq!(Config::default().tick_period(), Duration::from_nanos(33_333_333));
+    }
+}

@@ -15,6 +15,8 @@
 //! - [`StaticFiles`]: the files a game serves over plain HTTP beside its WebSocket, if any.
 //! - [`Echo`]: the game of echo mode, for WebSocket conformance suites.
 //! - [`metrics`]: the counters a running server publishes (also at `GET /metrics`).
+//! - [`testing`]: [`TestServer`](testing::TestServer), a game driven in memory with a simulated
+//!   clock, for the game's own tests: connect clients, call routes, advance ticks, take pushes.
 //!
 //! # How the crate is laid out (internal)
 //! - `net/`: the **reactor thread**. The mio loop (`Reactor`) and, one file a job,
@@ -29,6 +31,8 @@
 //!   buffer, the route table, the doorbell that wakes the logic thread and the waker that
 //!   wakes the reactor.
 //! - `api/`: the **game-facing API**, which runs on the logic thread.
+//! - `testing/`: the **test harness**, which drives `logic` in memory in place of the logic
+//!   thread and imitates what the reactor does that a game can see.
 //!
 //! # Rules the layout keeps
 //! - `net` never imports `api` or `logic`; `logic` never imports `net`; `bridge` imports none
@@ -49,6 +53,7 @@ pub mod metrics;
 mod net;
 mod server;
 mod static_files;
+pub mod testing;
 
 pub use api::{
     AppError, BindError, CLOSE_REPLACED, Caller, Ctx, Game, Hub, HubMut, Rooms, Router, UserPolicy,

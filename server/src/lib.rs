@@ -37,7 +37,8 @@
 //! # Rules the layout keeps
 //! - `net` never imports `api` or `logic`; `logic` never imports `net`; `bridge` imports none
 //!   of the three; `api` imports only `bridge`. So the reactor cannot call game code, and the
-//!   game cannot touch a socket.
+//!   game cannot touch a socket. `testing` stands in for the logic thread: it drives `logic`
+//!   through `bridge`'s messages and takes from `net` only the close code of a shutdown.
 //! - Frame bytes are written and read by [`ticksock_protocol::wire`] alone; the reactor only
 //!   adds the WebSocket header around a payload the logic thread encoded.
 //! - Only the game-facing API above is public. Benches and fuzz targets reach the internals

@@ -162,7 +162,7 @@ impl Arena {
             ctx.hub().user_connections(&player.name).any(|c| ctx.hub().is_member(c, &request.room));
 
         let room = self.rooms.get_or_insert_with(&request.room, ArenaRoom::default);
-        room.enter(&player.name, player.id);
+        room.enter(&player.name, player.id, ctx.now(), self.config.room_grace);
         ctx.hub_mut().join(caller.conn, &request.room);
         set_room(ctx, caller.conn, Some(request.room.clone()));
         if !already_here {
@@ -251,9 +251,11 @@ impl ArenaRoom {
             .collect()
     }
 
-    /// The avatar of a player entering: theirs from before if they come back (where they left
-    /// it), else a new one at their spawn point.
-    fn enter(&mut self, name: &str, id: u32) {
+    /// The avatar of a player entering: theirs from before if they come back within `grace`
+    /// (where they left it), else a new one at their spawn point.
+    fn enter(&mut self, name: &str, id: u32, now: Instant, grace: Duration) {
+        // An arena with no members is not ticked, so its expiry may be overdue: run it first.
+        self.expire(now, grace);
         let avatar = self.avatars.entry(name.to_owned()).or_insert_with(|| Avatar {
             id,
             x: spawn(id, 7),
@@ -383,15 +385,15 @@ mod tests {
     fn the_away_count_follows_every_way_in_and_out() {
         let t0 = Instant::now();
         let mut room = ArenaRoom::default();
-        room.enter("ann", 1);
-        room.enter("bob", 2);
+        room.enter("ann", 1, t0, GRACE);
+        room.enter("bob", 2, t0, GRACE);
         room.mark_away("ann", t0);
         room.mark_away("ann", t0); // A second drop (another device) counts once.
         assert_eq!(room.away, 1);
         room.expire(t0 + GRACE / 2, GRACE);
         assert_eq!((room.avatars.len(), room.away), (2, 1), "still within the grace time");
 
-        room.enter("ann", 1);
+        room.enter("ann", 1, t0 + GRACE / 2, GRACE);
         assert_eq!(room.away, 0, "back");
         room.mark_away("ann", t0);
         room.remove("ann");

@@ -1,255 +1,293 @@
-//! The example game over real sockets: login, join, move, chat, echo, and its errors.
-
-mod common;
+//! The example game through the test harness, on a simulated clock: login, join, move, chat,
+//! whisper, echo, its errors, and how arenas and avatars outlive their players. Nothing here
+//! needs a socket (the wire path is tested in `json.rs`, `signals.rs` and the server's own
+//! tests), so nothing waits for a real tick: every position is exact.
 
 use std::time::Duration;
 
-use common::{Client, Frame};
+use serde_json::json;
 use ticksock_arena::proto::*;
 use ticksock_arena::{Arena, ArenaConfig};
-use ticksock_server::{Config, RunningServer, Server};
+use ticksock_server::testing::{CallError, Encoding, TestClient, TestServer};
 
-fn start(arena: ArenaConfig) -> RunningServer {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        tick_hz: 60,
-        close_timeout: Duration::from_millis(300),
-        ..Config::default()
-    };
-    Server::start(config, Arena::new(arena)).expect("server starts")
+/// 20 ticks a second: a period of exactly 50 ms, so grace times fall on ticks.
+const TICK_HZ: u16 = 20;
+const PERIOD: Duration = Duration::from_millis(50);
+
+fn arena(config: ArenaConfig) -> TestServer<Arena> {
+    TestServer::with_tick_hz(Arena::new(config), TICK_HZ)
 }
 
-fn login(c: &mut Client, name: &str) -> u32 {
-    let reply: LoggedIn = c.call_ok(1, ROUTE_LOGIN, &Login { name: name.into() });
+fn login(server: &mut TestServer<Arena>, client: TestClient, name: &str) -> u32 {
+    let reply: LoggedIn = server.call(client, ROUTE_LOGIN, &Login { name: name.into() }).expect("logged in");
     reply.player_id
 }
 
-fn code(frame: Frame) -> u16 {
-    match frame {
-        Frame::Error { code, .. } => code,
-        other => panic!("expected an error, got {other:?}"),
-    }
+fn join(server: &mut TestServer<Arena>, client: TestClient, room: &str) -> Joined {
+    server.call(client, ROUTE_JOIN, &Join { room: room.into() }).expect("joined")
+}
+
+fn x_of(players: &[PlayerState], id: u32) -> i32 {
+    players.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("player {id} is not in {players:?}")).x
+}
+
+/// The error code of a call that must fail.
+fn code<T: std::fmt::Debug>(answer: Result<T, CallError>) -> u16 {
+    answer.expect_err("the call must fail").code
+}
+
+/// `name` logs in on `client`, joins `room`, walks four ticks away from the nearer wall and
+/// stops. Returns their player id and the x where they rest, checked against their own
+/// `state` pushes.
+fn walk_and_rest(server: &mut TestServer<Arena>, client: TestClient, name: &str, room: &str) -> (u32, i32) {
+    let me = login(server, client, name);
+    let start_x = x_of(&join(server, client, room).players, me);
+    let dx: i8 = if start_x > ARENA_SIZE / 2 { -1 } else { 1 };
+    let _: Moved = server.call(client, ROUTE_MOVE, &Move { dx, dy: 0 }).expect("moving");
+    server.advance_ticks(4);
+    let _: Moved = server.call(client, ROUTE_MOVE, &Move { dx: 0, dy: 0 }).expect("stopping");
+    server.advance_ticks(1);
+    let states: Vec<State> = server.pushes(client, TOPIC_STATE);
+    let rest_x = x_of(&states.last().expect("states").players, me);
+    assert_eq!(rest_x, start_x + 4 * SPEED * i32::from(dx), "four steps, then a stop");
+    (me, rest_x)
 }
 
 #[test]
 fn players_join_move_and_chat() {
-    let server = start(ArenaConfig::default());
-    let mut ann = Client::connect(server.local_addr());
-    let mut bob = Client::connect(server.local_addr());
-    let ann_id = login(&mut ann, "ann");
-    let bob_id = login(&mut bob, "bob");
+    let mut server = arena(ArenaConfig::default());
+    let ann = server.connect(Encoding::Binary);
+    let bob = server.connect(Encoding::Json);
+    let ann_id = login(&mut server, ann, "ann");
+    let bob_id = login(&mut server, bob, "bob");
     assert_ne!(ann_id, bob_id);
 
-    let rooms: Vec<RoomInfo> = ann.call_ok(2, ROUTE_ROOMS, &());
-    assert!(rooms.iter().any(|r| r.name == "lobby"));
+    let rooms: Vec<RoomInfo> = server.call(ann, ROUTE_ROOMS, &()).expect("rooms");
+    assert_eq!(rooms, [RoomInfo { name: "lobby".into(), players: 0, capacity: 64 }]);
 
-    let joined: Joined = ann.call_ok(3, ROUTE_JOIN, &Join { room: "lobby".into() });
-    assert_eq!(joined.players.len(), 1);
-    let joined: Joined = bob.call_ok(3, ROUTE_JOIN, &Join { room: "lobby".into() });
+    assert_eq!(join(&mut server, ann, "lobby").players.len(), 1);
+    let joined = join(&mut server, bob, "lobby");
     assert_eq!(joined.players.len(), 2);
-    let start_x = joined.players.iter().find(|p| p.id == ann_id).expect("ann is there").x;
-    let presence: Presence = ann.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |_: &Presence| true);
-    assert_eq!((presence.player_id, presence.joined), (bob_id, true));
+    let start_x = x_of(&joined.players, ann_id);
+    let came: Vec<Presence> = server.pushes(ann, TOPIC_PRESENCE);
+    assert_eq!(came, [Presence { player_id: bob_id, name: "bob".into(), joined: true }]);
+    assert!(server.pushes::<Presence>(bob, TOPIC_PRESENCE).is_empty(), "nobody else was there");
 
-    // Ann walks left or right (away from the wall); Bob sees it in the state pushes.
+    // Ann walks left or right (away from the wall); Bob sees every step in the state pushes.
+    server.advance_ticks(1);
     let dx = if start_x > ARENA_SIZE / 2 { -1 } else { 1 };
-    let moved: Moved = ann.call_ok(4, ROUTE_MOVE, &Move { dx, dy: 0 });
-    assert!(moved.tick > 0);
-    let state: State = bob.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| {
-        s.players.iter().any(|p| p.id == ann_id && (p.x - start_x) * i32::from(dx) >= 3 * SPEED)
-    });
-    assert!(state.tick >= moved.tick);
+    let moved: Moved = server.call(ann, ROUTE_MOVE, &Move { dx, dy: 0 }).expect("moved");
+    assert_eq!(moved.tick, server.tick() + 1, "from the next tick on");
+    server.advance_ticks(3);
+    let states: Vec<State> = server.pushes(bob, TOPIC_STATE);
+    let seen: Vec<(u64, i32)> = states.iter().map(|s| (s.tick, x_of(&s.players, ann_id))).collect();
+    let step = SPEED * i32::from(dx);
+    assert_eq!(
+        seen,
+        [
+            (0, start_x),
+            (moved.tick, start_x + step),
+            (moved.tick + 1, start_x + 2 * step),
+            (3, start_x + 3 * step)
+        ]
+    );
+    assert_eq!(server.pushes::<State>(ann, TOPIC_STATE).len(), 4, "ann gets the same states");
 
-    let () = ann.call_ok(5, ROUTE_CHAT, &Chat { text: "hi bob".into() });
-    let line: ChatLine = bob.wait_push(TOPIC_CHAT, Duration::from_secs(2), |_: &ChatLine| true);
-    assert_eq!(line, ChatLine { player_id: ann_id, name: "ann".into(), text: "hi bob".into() });
+    let () = server.call(ann, ROUTE_CHAT, &Chat { text: "hi bob".into() }).expect("said");
+    let line = ChatLine { player_id: ann_id, name: "ann".into(), text: "hi bob".into() };
+    assert_eq!(server.pushes::<ChatLine>(bob, TOPIC_CHAT), std::slice::from_ref(&line));
+    assert_eq!(server.pushes::<ChatLine>(ann, TOPIC_CHAT), [line], "the speaker hears it too");
 
     // Bob leaves: Ann hears of it.
-    let () = bob.call_ok(6, ROUTE_LEAVE, &());
-    let gone: Presence = ann.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |p: &Presence| !p.joined);
-    assert_eq!(gone.player_id, bob_id);
-    server.shutdown().expect("clean shutdown");
+    let () = server.call(bob, ROUTE_LEAVE, &()).expect("left");
+    let gone: Vec<Presence> = server.pushes(ann, TOPIC_PRESENCE);
+    assert_eq!(gone, [Presence { player_id: bob_id, name: "bob".into(), joined: false }]);
 }
 
 #[test]
-fn echo_returns_the_body_unchanged() {
-    let server = start(ArenaConfig::default());
-    let mut c = Client::connect(server.local_addr());
-    let body: Vec<u8> = (0..32).collect();
-    c.request(9, ROUTE_ECHO, &body);
-    assert_eq!(c.recv_answer(), Frame::Reply { id: 9, body });
-    server.shutdown().expect("clean shutdown");
+fn echo_returns_the_body_unchanged_in_either_encoding() {
+    let mut server = arena(ArenaConfig::default());
+    let binary = server.connect(Encoding::Binary);
+    let json = server.connect(Encoding::Json);
+    let bytes: Vec<u8> = (0..32).collect();
+    assert_eq!(server.call::<_, Vec<u8>>(binary, ROUTE_ECHO, &bytes), Ok(bytes.clone()));
+    assert_eq!(server.call::<_, Vec<u8>>(json, ROUTE_ECHO, &bytes), Ok(bytes));
+    let any = json!({"any": ["json", 1, null]});
+    assert_eq!(server.call::<_, serde_json::Value>(json, ROUTE_ECHO, &any), Ok(any));
 }
 
 #[test]
 fn the_games_errors_carry_its_codes() {
-    let server = start(ArenaConfig { capacity: 1, max_rooms: 2, ..ArenaConfig::default() });
-    let mut c = Client::connect(server.local_addr());
-    assert_eq!(code(c.call(1, ROUTE_MOVE, &Move { dx: 1, dy: 0 })), ERR_NOT_LOGGED_IN);
-    assert_eq!(code(c.call(2, ROUTE_LOGIN, &Login { name: String::new() })), ERR_INVALID);
-    assert_eq!(code(c.call(3, ROUTE_LOGIN, &Login { name: "x".repeat(MAX_NAME_LEN + 1) })), ERR_INVALID);
-    login(&mut c, "cat");
-    assert_eq!(code(c.call(4, ROUTE_MOVE, &Move { dx: 1, dy: 0 })), ERR_NOT_IN_ROOM);
-    assert_eq!(code(c.call(5, ROUTE_CHAT, &Chat { text: "hi".into() })), ERR_NOT_IN_ROOM);
-    let _: Joined = c.call_ok(6, ROUTE_JOIN, &Join { room: "lobby".into() });
+    let mut server = arena(ArenaConfig { capacity: 1, max_rooms: 2, ..ArenaConfig::default() });
+    let c = server.connect(Encoding::Binary);
+    assert_eq!(code(server.call::<_, Moved>(c, ROUTE_MOVE, &Move { dx: 1, dy: 0 })), ERR_NOT_LOGGED_IN);
+    assert_eq!(code(server.call::<_, LoggedIn>(c, ROUTE_LOGIN, &Login { name: String::new() })), ERR_INVALID);
+    let long = Login { name: "x".repeat(MAX_NAME_LEN + 1) };
+    assert_eq!(code(server.call::<_, LoggedIn>(c, ROUTE_LOGIN, &long)), ERR_INVALID);
+    login(&mut server, c, "cat");
+    assert_eq!(code(server.call::<_, Moved>(c, ROUTE_MOVE, &Move { dx: 1, dy: 0 })), ERR_NOT_IN_ROOM);
+    assert_eq!(code(server.call::<_, ()>(c, ROUTE_CHAT, &Chat { text: "hi".into() })), ERR_NOT_IN_ROOM);
+    assert_eq!(code(server.call::<_, ()>(c, ROUTE_LEAVE, &())), ERR_NOT_IN_ROOM);
+    join(&mut server, c, "lobby");
+    let too_long = Chat { text: "x".repeat(MAX_CHAT_LEN + 1) };
+    assert_eq!(code(server.call::<_, ()>(c, ROUTE_CHAT, &too_long)), ERR_INVALID);
 
-    let mut d = Client::connect(server.local_addr());
-    login(&mut d, "dog");
-    assert_eq!(code(d.call(7, ROUTE_JOIN, &Join { room: "lobby".into() })), ERR_ROOM_FULL);
+    let d = server.connect(Encoding::Json);
+    login(&mut server, d, "dog");
+    assert_eq!(code(server.call::<_, Joined>(d, ROUTE_JOIN, &Join { room: "lobby".into() })), ERR_ROOM_FULL);
     // A second arena may be created; a third may not (max_rooms = 2).
-    let _: Joined = d.call_ok(8, ROUTE_JOIN, &Join { room: "den".into() });
-    let mut e = Client::connect(server.local_addr());
-    login(&mut e, "eel");
-    assert_eq!(code(e.call(9, ROUTE_JOIN, &Join { room: "pond".into() })), ERR_NO_SUCH_ROOM);
-    server.shutdown().expect("clean shutdown");
+    join(&mut server, d, "den");
+    let e = server.connect(Encoding::Binary);
+    login(&mut server, e, "eel");
+    assert_eq!(
+        code(server.call::<_, Joined>(e, ROUTE_JOIN, &Join { room: "pond".into() })),
+        ERR_NO_SUCH_ROOM
+    );
+    assert_eq!(server.game().room_count(), 2);
 }
 
-fn room_names(c: &mut Client, id: u32) -> Vec<String> {
-    let rooms: Vec<RoomInfo> = c.call_ok(id, ROUTE_ROOMS, &());
+fn room_names(server: &mut TestServer<Arena>, client: TestClient) -> Vec<String> {
+    let rooms: Vec<RoomInfo> = server.call(client, ROUTE_ROOMS, &()).expect("rooms");
     rooms.into_iter().map(|r| r.name).collect()
 }
 
 #[test]
 fn an_empty_arena_is_disposed_of_after_its_grace_time_and_not_before() {
     let grace = Duration::from_millis(600);
-    let server = start(ArenaConfig { room_grace: grace, ..ArenaConfig::default() });
-    let mut c = Client::connect(server.local_addr());
-    login(&mut c, "ann");
-    let _: Joined = c.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
-    let () = c.call_ok(3, ROUTE_LEAVE, &());
-    let emptied = std::time::Instant::now();
-    // Well within the grace time it is still listed.
-    std::thread::sleep(grace / 3);
-    assert!(room_names(&mut c, 4).contains(&"den".to_string()));
-    assert!(emptied.elapsed() < grace, "the check ran too late to mean anything");
-    // After it (plus a few ticks), it is gone; the permanent lobby stays.
-    std::thread::sleep(grace + Duration::from_millis(200));
-    let names = room_names(&mut c, 5);
-    assert!(!names.contains(&"den".to_string()), "{names:?}");
-    assert!(names.contains(&"lobby".to_string()));
-    server.shutdown().expect("clean shutdown");
-}
-
-/// `ann` joins `room`, where `watcher` already is, walks a few steps and stops. Returns her
-/// player id and the x where she rests, as the watcher sees it.
-fn walk_and_rest(watcher: &mut Client, ann: &mut Client, room: &str) -> (u32, i32) {
-    let me = login(ann, "ann");
-    let joined: Joined = ann.call_ok(2, ROUTE_JOIN, &Join { room: room.into() });
-    let start_x = joined.players.iter().find(|p| p.id == me).expect("ann").x;
-    let dx: i8 = if start_x > ARENA_SIZE / 2 { -1 } else { 1 };
-    let _: Moved = ann.call_ok(3, ROUTE_MOVE, &Move { dx, dy: 0 });
-    watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| {
-        s.players.iter().any(|p| p.id == me && p.x != start_x)
-    });
-    let stop: Moved = ann.call_ok(4, ROUTE_MOVE, &Move { dx: 0, dy: 0 });
-    // The first state after the stop took effect: where ann rests.
-    let state: State =
-        watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |s: &State| s.tick >= stop.tick);
-    let rest_x = state.players.iter().find(|p| p.id == me).expect("ann").x;
-    assert_ne!(rest_x, start_x);
-    (me, rest_x)
+    let mut server = arena(ArenaConfig { room_grace: grace, ..ArenaConfig::default() });
+    let c = server.connect(Encoding::Binary);
+    login(&mut server, c, "ann");
+    join(&mut server, c, "den");
+    let () = server.call(c, ROUTE_LEAVE, &()).expect("left");
+    // A tick short of the grace time it is still listed...
+    server.advance(grace - PERIOD);
+    assert_eq!(room_names(&mut server, c), ["den", "lobby"]);
+    // ...and a tick past it, it is gone (an arena finds itself empty on its next tick). The
+    // permanent lobby stays, empty as it is.
+    server.advance(PERIOD * 2);
+    assert_eq!(room_names(&mut server, c), ["lobby"]);
 }
 
 #[test]
 fn a_player_who_drops_comes_back_to_their_arena_and_position() {
-    let server = start(ArenaConfig::default());
-    let mut watcher = Client::connect(server.local_addr());
-    login(&mut watcher, "watcher");
-    let _: Joined = watcher.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+    let mut server = arena(ArenaConfig::default());
+    let watcher = server.connect(Encoding::Json);
+    login(&mut server, watcher, "watcher");
+    join(&mut server, watcher, "den");
 
-    let mut ann = Client::connect(server.local_addr());
-    let (_, rest_x) = walk_and_rest(&mut watcher, &mut ann, "den");
+    let ann = server.connect(Encoding::Binary);
+    let (_, rest_x) = walk_and_rest(&mut server, ann, "ann", "den");
+    server.pushes::<Presence>(watcher, TOPIC_PRESENCE);
 
-    drop(ann); // the socket closes without a goodbye
-    let gone: Presence = watcher.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |p: &Presence| !p.joined);
-    assert_eq!(gone.name, "ann");
+    server.disconnect(ann); // the socket closes without a goodbye
+    let gone: Vec<Presence> = server.pushes(watcher, TOPIC_PRESENCE);
+    assert_eq!(gone.iter().map(|p| (p.name.as_str(), p.joined)).collect::<Vec<_>>(), [("ann", false)]);
 
-    let mut ann = Client::connect(server.local_addr());
-    let new_id = login(&mut ann, "ann");
-    let joined: Joined = ann.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
-    let back = joined.players.iter().find(|p| p.id == new_id).expect("ann is back");
-    assert_eq!(back.x, rest_x, "ann comes back where she left");
-    server.shutdown().expect("clean shutdown");
+    // Well within the grace time (30 s), she is back where she left.
+    server.advance(Duration::from_secs(5));
+    let ann = server.connect(Encoding::Binary);
+    let new_id = login(&mut server, ann, "ann");
+    assert_eq!(x_of(&join(&mut server, ann, "den").players, new_id), rest_x, "ann comes back where she left");
 }
 
 #[test]
 fn state_goes_to_each_arena_only_and_whispers_reach_every_device() {
-    let server = start(ArenaConfig::default());
-    let mut red = Client::connect(server.local_addr());
-    let mut blue = Client::connect(server.local_addr());
-    let red_id = login(&mut red, "red");
-    let blue_id = login(&mut blue, "blue");
-    let _: Joined = red.call_ok(2, ROUTE_JOIN, &Join { room: "red-room".into() });
-    let _: Joined = blue.call_ok(2, ROUTE_JOIN, &Join { room: "blue-room".into() });
-    for _ in 0..5 {
-        let s: State = red.wait_push(TOPIC_STATE, Duration::from_secs(2), |_: &State| true);
-        assert!(s.players.iter().all(|p| p.id == red_id), "{s:?}");
-        let s: State = blue.wait_push(TOPIC_STATE, Duration::from_secs(2), |_: &State| true);
-        assert!(s.players.iter().all(|p| p.id == blue_id), "{s:?}");
+    let mut server = arena(ArenaConfig::default());
+    let red = server.connect(Encoding::Binary);
+    let blue = server.connect(Encoding::Binary);
+    let red_id = login(&mut server, red, "red");
+    let blue_id = login(&mut server, blue, "blue");
+    join(&mut server, red, "red-room");
+    join(&mut server, blue, "blue-room");
+    server.advance_ticks(5);
+    for (client, id) in [(red, red_id), (blue, blue_id)] {
+        let states: Vec<State> = server.pushes(client, TOPIC_STATE);
+        assert_eq!(states.len(), 5);
+        assert!(states.iter().all(|s| s.players.iter().map(|p| p.id).eq([id])), "{states:?}");
     }
 
-    // Blue on a second device: a whisper reaches both.
-    let mut blue2 = Client::connect(server.local_addr());
-    login(&mut blue2, "blue");
-    let () = red.call_ok(3, ROUTE_WHISPER, &Whisper { to: "blue".into(), text: "psst".into() });
-    for c in [&mut blue, &mut blue2] {
-        let line: ChatLine = c.wait_push(TOPIC_WHISPER, Duration::from_secs(2), |_: &ChatLine| true);
-        assert_eq!((line.player_id, line.text.as_str()), (red_id, "psst"));
+    // Blue on a second device: a whisper reaches both, and nobody else.
+    let blue2 = server.connect(Encoding::Json);
+    login(&mut server, blue2, "blue");
+    let () =
+        server.call(red, ROUTE_WHISPER, &Whisper { to: "blue".into(), text: "psst".into() }).expect("sent");
+    let line = ChatLine { player_id: red_id, name: "red".into(), text: "psst".into() };
+    for client in [blue, blue2] {
+        assert_eq!(server.pushes::<ChatLine>(client, TOPIC_WHISPER), std::slice::from_ref(&line));
     }
-    assert_eq!(
-        code(red.call(4, ROUTE_WHISPER, &Whisper { to: "nobody".into(), text: "x".into() })),
-        ERR_NOT_ONLINE
-    );
-    server.shutdown().expect("clean shutdown");
+    assert!(server.pushes::<ChatLine>(red, TOPIC_WHISPER).is_empty());
+    let nobody = Whisper { to: "nobody".into(), text: "x".into() };
+    assert_eq!(code(server.call::<_, ()>(red, ROUTE_WHISPER, &nobody)), ERR_NOT_ONLINE);
 }
 
 #[test]
 fn one_name_on_two_devices_is_one_player_in_an_arena() {
-    let server = start(ArenaConfig::default());
-    let mut watcher = Client::connect(server.local_addr());
-    login(&mut watcher, "watcher");
-    let _: Joined = watcher.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
-    let mut phone = Client::connect(server.local_addr());
-    let mut laptop = Client::connect(server.local_addr());
-    let id = login(&mut phone, "ann");
-    assert_eq!(login(&mut laptop, "ann"), id, "the same name is the same player");
+    let mut server = arena(ArenaConfig::default());
+    let watcher = server.connect(Encoding::Json);
+    login(&mut server, watcher, "watcher");
+    join(&mut server, watcher, "den");
+    let phone = server.connect(Encoding::Binary);
+    let laptop = server.connect(Encoding::Json);
+    let id = login(&mut server, phone, "ann");
+    assert_eq!(login(&mut server, laptop, "ann"), id, "the same name is the same player");
 
-    let _: Joined = phone.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
-    let came: Presence = watcher.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |_: &Presence| true);
-    assert_eq!((came.player_id, came.joined), (id, true));
-    let joined: Joined = laptop.call_ok(2, ROUTE_JOIN, &Join { room: "den".into() });
+    join(&mut server, phone, "den");
+    let came: Vec<Presence> = server.pushes(watcher, TOPIC_PRESENCE);
+    assert_eq!(came, [Presence { player_id: id, name: "ann".into(), joined: true }]);
+    let joined = join(&mut server, laptop, "den");
     assert_eq!(joined.players.iter().filter(|p| p.id == id).count(), 1, "{joined:?}");
-    // The second device entering is not news: the watcher's next presence is the player
-    // leaving, once both devices have left, and not before.
-    let () = laptop.call_ok(3, ROUTE_LEAVE, &());
-    let state: State = watcher.wait_push(TOPIC_STATE, Duration::from_secs(2), |_: &State| true);
-    assert_eq!(state.players.iter().filter(|p| p.id == id).count(), 1, "still there: {state:?}");
-    let () = phone.call_ok(3, ROUTE_LEAVE, &());
-    let next: Presence = watcher.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |_: &Presence| true);
-    assert_eq!((next.player_id, next.joined), (id, false));
-    server.shutdown().expect("clean shutdown");
+    assert!(server.pushes::<Presence>(watcher, TOPIC_PRESENCE).is_empty(), "a second device is not news");
+
+    // The player leaves once both devices have left, and not before.
+    let () = server.call(laptop, ROUTE_LEAVE, &()).expect("left");
+    server.advance_ticks(1);
+    assert!(server.pushes::<Presence>(watcher, TOPIC_PRESENCE).is_empty());
+    let states: Vec<State> = server.pushes(watcher, TOPIC_STATE);
+    assert_eq!(
+        states.last().expect("a state").players.iter().filter(|p| p.id == id).count(),
+        1,
+        "still there"
+    );
+    let () = server.call(phone, ROUTE_LEAVE, &()).expect("left");
+    let gone: Vec<Presence> = server.pushes(watcher, TOPIC_PRESENCE);
+    assert_eq!(gone, [Presence { player_id: id, name: "ann".into(), joined: false }]);
 }
 
 #[test]
 fn a_dropped_players_avatar_is_forgotten_after_the_grace_time() {
     let grace = Duration::from_millis(300);
-    let server = start(ArenaConfig { room_grace: grace, ..ArenaConfig::default() });
-    let mut watcher = Client::connect(server.local_addr());
-    login(&mut watcher, "watcher");
-    let _: Joined = watcher.call_ok(2, ROUTE_JOIN, &Join { room: "lobby".into() });
+    let mut server = arena(ArenaConfig { room_grace: grace, ..ArenaConfig::default() });
+    let watcher = server.connect(Encoding::Binary);
+    login(&mut server, watcher, "watcher");
+    join(&mut server, watcher, "lobby");
 
-    let mut ann = Client::connect(server.local_addr());
-    let (_, rest_x) = walk_and_rest(&mut watcher, &mut ann, "lobby");
-    drop(ann);
-    watcher.wait_push(TOPIC_PRESENCE, Duration::from_secs(2), |p: &Presence| !p.joined);
+    let ann = server.connect(Encoding::Binary);
+    let (_, rest_x) = walk_and_rest(&mut server, ann, "ann", "lobby");
+    server.disconnect(ann);
 
     // Past the grace time, in an arena that never emptied (the watcher stays): the avatar
     // that waited for ann is gone, and she starts afresh at a spawn point, not where she left.
-    std::thread::sleep(grace * 3);
-    let mut ann = Client::connect(server.local_addr());
-    let again_id = login(&mut ann, "ann");
-    let joined: Joined = ann.call_ok(2, ROUTE_JOIN, &Join { room: "lobby".into() });
-    let again = joined.players.iter().find(|p| p.id == again_id).expect("ann is back");
-    assert_ne!(again.x, rest_x, "the old avatar was kept past the grace time: {joined:?}");
-    server.shutdown().expect("clean shutdown");
+    server.advance(grace + PERIOD);
+    let ann = server.connect(Encoding::Binary);
+    let again_id = login(&mut server, ann, "ann");
+    let joined = join(&mut server, ann, "lobby");
+    assert_ne!(x_of(&joined.players, again_id), rest_x, "the old avatar was kept past the grace time");
+}
+
+#[test]
+fn a_dropped_players_avatar_is_forgotten_after_the_grace_time_in_an_arena_left_empty() {
+    // Issue 19, defect 3: an arena with no members is not ticked, so the permanent lobby's
+    // expiry never ran while it was empty, and joining revived the avatar however old it was.
+    let grace = Duration::from_millis(300);
+    let mut server = arena(ArenaConfig { room_grace: grace, ..ArenaConfig::default() });
+    let ann = server.connect(Encoding::Binary);
+    let (_, rest_x) = walk_and_rest(&mut server, ann, "ann", "lobby");
+    server.disconnect(ann);
+
+    server.advance(Duration::from_millis(1500));
+    let ann = server.connect(Encoding::Binary);
+    let again_id = login(&mut server, ann, "ann");
+    let joined = join(&mut server, ann, "lobby");
+    assert_eq!(joined.players.len(), 1, "{joined:?}");
+    assert_ne!(x_of(&joined.players, again_id), rest_x, "the old avatar was kept past the grace time");
 }

@@ -1,20 +1,17 @@
 //! The JSON subprotocol: the same routes and handlers, JSON text frames.
 
+// The blocking socket client of the server's own tests: one copy for both crates.
+#[path = "../../server/tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::Client;
 use serde_json::{Value, json};
 use ticksock_arena::proto::*;
 use ticksock_arena::{Arena, ArenaConfig};
-use ticksock_protocol::Encoding;
-use ticksock_server::__internals::DataOpcode;
-use ticksock_server::__internals::Logic;
-use ticksock_server::__internals::TickSchedule;
-use ticksock_server::__internals::ToLogic;
-use ticksock_server::{Config, ConnId, RunningServer, Server};
+use ticksock_server::testing::{Encoding, TestClient, TestServer};
+use ticksock_server::{Config, RunningServer, Server};
 use tungstenite::Message;
 
 fn start() -> RunningServer {
@@ -168,41 +165,33 @@ fn binary_and_json_players_chat_in_one_arena() {
 
 #[test]
 fn a_push_to_a_mixed_room_is_encoded_once_per_encoding() {
-    let mut logic = Logic::new(Arena::new(ArenaConfig::default()));
-    let table = logic.route_table();
-    let now = Instant::now();
-    for i in 0..40u32 {
-        let conn = ConnId::new(i, 1);
-        let encoding = if i % 2 == 0 { Encoding::Binary } else { Encoding::Json };
-        logic.handle_message(ToLogic::Connected { conn, encoding }, now);
-        let (login, join) = match encoding {
-            Encoding::Binary => (
-                ticksock_protocol::encode_body(&Login { name: format!("p{i}") }).expect("encode"),
-                ticksock_protocol::encode_body(&Join { room: "lobby".into() }).expect("encode"),
-            ),
-            Encoding::Json => (
-                json!({"name": format!("p{i}")}).to_string().into_bytes(),
-                json!({"room": "lobby"}).to_string().into_bytes(),
-            ),
-        };
-        for (id, route, body) in [(1, ROUTE_LOGIN, login), (2, ROUTE_JOIN, join)] {
-            let route = table.get(route).expect("route");
-            logic
-                .handle_message(ToLogic::Request { conn, id, route, body: Bytes::from(body), encoding }, now);
-        }
+    let mut server = TestServer::new(Arena::new(ArenaConfig::default()));
+    let players: Vec<TestClient> = (0..40)
+        .map(|i| {
+            let encoding = if i % 2 == 0 { Encoding::Binary } else { Encoding::Json };
+            let player = server.connect(encoding);
+            let _: LoggedIn = server.call(player, ROUTE_LOGIN, &Login { name: format!("p{i}") }).expect("in");
+            let _: Joined = server.call(player, ROUTE_JOIN, &Join { room: "lobby".into() }).expect("joined");
+            player
+        })
+        .collect();
+    let before = server.stats().encodes;
+    server.advance_ticks(1);
+    assert_eq!(server.stats().encodes - before, 2, "one state encode per encoding for 40 players");
+
+    // One buffer per encoding, shared by its 20 recipients: a JSON text frame, a bincode one.
+    let (binary, json): (Vec<TestClient>, Vec<TestClient>) =
+        players.iter().partition(|p| p.encoding() == Encoding::Binary);
+    for group in [&binary, &json] {
+        let frames: Vec<&[u8]> =
+            group.iter().map(|&p| server.frames(p).last().expect("the state push")).collect();
+        assert_eq!(frames.len(), 20);
+        assert!(frames.iter().all(|f| f.as_ptr() == frames[0].as_ptr()), "one shared buffer");
+        assert_eq!(frames[0].first() == Some(&b'{'), group[0].encoding() == Encoding::Json);
     }
-    logic.poll_batch();
-    let before = logic.stats().encodes;
-    let tick = TickSchedule::new(now, Duration::from_millis(10)).poll(now).expect("tick 0");
-    logic.handle_tick(tick, now);
-    assert_eq!(logic.stats().encodes - before, 2, "one state encode per encoding for 40 players");
-    let batch = logic.poll_batch().expect("state pushes");
-    let (mut binary, mut text) = (0, 0);
-    for (_, frame) in batch.sends() {
-        match frame.opcode {
-            DataOpcode::Binary => binary += 1,
-            DataOpcode::Text => text += 1,
-        }
+    for player in players {
+        let states: Vec<State> = server.pushes(player, TOPIC_STATE);
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].players.len(), 40, "{:?}", player.encoding());
     }
-    assert_eq!((binary, text), (20, 20));
 }

@@ -1,6 +1,8 @@
 //! The binary's graceful shutdown on SIGTERM and SIGINT: clients get close 1001, the process
 //! exits 0 within its bound.
 
+// The blocking socket client of the server's own tests: one copy for both crates.
+#[path = "../../server/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader};

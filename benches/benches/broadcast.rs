@@ -1,6 +1,7 @@
 //! One push queued to 5000 connections through the game API: a `Game` whose `on_tick` calls
 //! `ctx.push_many(<5000 conns>, "state", &state)` with an arena `State` of 50 players, driven
-//! by `Logic::handle_tick` and taken with `poll_batch`.
+//! by `Logic::handle_tick` and taken with `poll_batch`. The connections are made through the
+//! test harness, which then hands over the logic core.
 //!
 //! Why: a broadcast must cost one encode plus a cheap per-recipient step (a shared `Bytes`
 //! in a queued command), not one encode per recipient. The set-up asserts that
@@ -9,18 +10,16 @@
 //! recipients, and that they all share one buffer, so this bench fails loudly if the push API
 //! regresses to encoding, or to a command, per recipient.
 
-use benches::{TickClock, state_with};
+use benches::{into_logic, state_with};
 use criterion::Criterion;
 use ticksock_arena::proto::State;
-use ticksock_protocol::Encoding;
-use ticksock_server::__internals::DataOpcode;
-use ticksock_server::__internals::Logic;
-use ticksock_server::__internals::{Command, ToLogic};
+use ticksock_server::__internals::{Command, DataOpcode};
+use ticksock_server::testing::{Encoding, TestClient, TestServer};
 use ticksock_server::{ConnId, Ctx, Game, Router};
 
 const RECIPIENTS: u32 = 5000;
 
-/// A game that pushes one state to every connection it knows, each tick.
+/// A game that pushes one state to every connection it has seen connect, each tick.
 struct Broadcaster {
     conns: Vec<ConnId>,
     state: State,
@@ -30,19 +29,21 @@ struct Broadcaster {
 impl Game for Broadcaster {
     fn routes(_: &mut Router<Self>) {}
 
+    fn on_connect(&mut self, _: &mut Ctx<'_>, conn: ConnId) {
+        self.conns.push(conn);
+    }
+
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
         self.queued = ctx.push_many(self.conns.iter().copied(), "state", &self.state);
     }
 }
 
 fn broadcast(c: &mut Criterion) {
-    let mut clock = TickClock::new();
-    let conns: Vec<ConnId> = (0..RECIPIENTS).map(|i| ConnId::new(i, 1)).collect();
-    let mut logic = Logic::new(Broadcaster { conns: conns.clone(), state: state_with(50), queued: 0 });
-    for &conn in &conns {
-        logic.handle_message(ToLogic::Connected { conn, encoding: Encoding::Binary }, clock.now());
-    }
-    assert!(logic.poll_batch().is_none(), "connecting queues nothing");
+    let mut server = TestServer::new(Broadcaster { conns: Vec::new(), state: state_with(50), queued: 0 });
+    let clients: Vec<TestClient> = (0..RECIPIENTS).map(|_| server.connect(Encoding::Binary)).collect();
+    assert!(clients.iter().all(|&c| server.frames(c).next().is_none()), "connecting queues nothing");
+    assert_eq!(server.game().conns.len(), RECIPIENTS as usize);
+    let (mut logic, mut clock) = into_logic(server);
 
     // One encode per tick, one SendMany command, one shared buffer, 5000 recipients.
     for _ in 0..3 {

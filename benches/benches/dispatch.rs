@@ -11,28 +11,25 @@
 
 use std::hint::black_box;
 
-use benches::{TickClock, error_frames, request};
+use benches::into_logic;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use ticksock_arena::Arena;
-use ticksock_arena::proto::{Join, Login, Move, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LOGIN, ROUTE_MOVE};
-use ticksock_protocol::Encoding;
-use ticksock_server::__internals::Logic;
+use ticksock_arena::proto::{
+    Join, Joined, LoggedIn, Login, Move, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LOGIN, ROUTE_MOVE,
+};
 use ticksock_server::__internals::ToLogic;
-use ticksock_server::ConnId;
+use ticksock_server::testing::{Encoding, TestServer};
 
 fn dispatch(c: &mut Criterion) {
-    let clock = TickClock::new();
+    // One player, logged in and in the lobby, set up through the harness.
+    let mut server = TestServer::new(Arena::default());
+    let player = server.connect(Encoding::Binary);
+    let _: LoggedIn = server.call(player, ROUTE_LOGIN, &Login { name: "bench".into() }).expect("logged in");
+    let _: Joined = server.call(player, ROUTE_JOIN, &Join { room: "lobby".into() }).expect("joined");
+    let conn = player.conn();
+    let (mut logic, clock) = into_logic(server);
     let now = clock.now();
-    let mut logic = Logic::new(Arena::default());
-    let conn = ConnId::new(7, 1);
-    logic.handle_message(ToLogic::Connected { conn, encoding: Encoding::Binary }, now);
-    let login = ticksock_protocol::encode_body(&Login { name: "bench".into() }).expect("encodes");
-    logic.handle_message(request(&logic, conn, 1, ROUTE_LOGIN, login.into()), now);
-    let join = ticksock_protocol::encode_body(&Join { room: "lobby".into() }).expect("encodes");
-    logic.handle_message(request(&logic, conn, 2, ROUTE_JOIN, join.into()), now);
-    let setup = logic.poll_batch().expect("login and join are answered");
-    assert_eq!(error_frames(&setup), 0, "login and join must succeed");
 
     let echo = logic.route_table().get(ROUTE_ECHO).expect("arena has echo");
     let mv = logic.route_table().get(ROUTE_MOVE).expect("arena has move");
@@ -41,10 +38,11 @@ fn dispatch(c: &mut Criterion) {
 
     // Both routes must answer with a reply, not an error, or the bench measures the wrong path.
     for (route, body) in [(echo, &echo_body), (mv, &move_body)] {
+        let errors = logic.stats().errors;
         let message = ToLogic::Request { conn, id: 9, route, body: body.clone(), encoding: Encoding::Binary };
         logic.handle_message(message, now);
         let batch = logic.poll_batch().expect("answered");
-        assert_eq!((batch.len(), error_frames(&batch)), (1, 0), "one reply, no error");
+        assert_eq!((batch.len(), logic.stats().errors), (1, errors), "one reply, no error");
     }
 
     let mut g = c.benchmark_group("dispatch");

@@ -1,23 +1,23 @@
 //! Shared set-up for the criterion benches of the ticksock hot path (`benches/benches/*.rs`).
 //!
-//! The benches drive the server's sans-I/O logic core ([`ticksock_server::__internals::Logic`]) directly, with
-//! the clock passed in, so they measure the work of the logic thread without threads, sockets
-//! or timers. What lives here is only what several benches need: one criterion configuration
-//! (small, so `cargo bench -p benches` stays within a few minutes on a 2-core machine), a tick
-//! clock, and a way to fill an arena with logged-in players through the public message API.
+//! The benches measure the server's sans-I/O logic core ([`ticksock_server::__internals::Logic`])
+//! directly, with the clock passed in, so they measure the work of the logic thread without
+//! threads, sockets or timers. They set it up through the test harness
+//! ([`ticksock_server::testing`]), whose typed calls check every answer, then take the logic
+//! core out of it ([`into_logic`]) so that the harness's decoding is never measured. What lives
+//! here is only what several benches need: one criterion configuration (small, so
+//! `cargo bench -p benches` stays within a few minutes on a 2-core machine), a tick clock, and
+//! a way to fill an arena with logged-in players.
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use ticksock_arena::Arena;
-use ticksock_arena::proto::{Join, Login, PlayerState, ROUTE_JOIN, ROUTE_LOGIN, State};
-use ticksock_protocol::{Encoding, ServerFrame};
-use ticksock_server::__internals::DataOpcode;
+use ticksock_arena::proto::{Join, Joined, LoggedIn, Login, PlayerState, ROUTE_JOIN, ROUTE_LOGIN, State};
 use ticksock_server::__internals::Logic;
-use ticksock_server::__internals::{Batch, ToLogic};
 use ticksock_server::__internals::{Tick, TickSchedule};
-use ticksock_server::ConnId;
+use ticksock_server::Game;
+use ticksock_server::testing::{Encoding, TestClient, TestServer};
 
 /// The criterion settings every bench uses: 30 samples, 1 s of warm-up, 2 s of measurement.
 ///
@@ -43,13 +43,11 @@ pub fn run(targets: &[fn(&mut Criterion)]) {
     criterion.final_summary();
 }
 
-/// The tick period of the benches: 30 Hz, the server's default.
-pub const TICK_PERIOD: Duration = Duration::from_nanos(1_000_000_000 / 30);
-
 /// A simulated clock that yields one due [`Tick`] per call, exactly on schedule.
 ///
-/// `Tick` values come from [`TickSchedule::poll`], as on the logic thread; the instant moves
-/// forward by one period per tick, so nothing is ever late or skipped.
+/// `Tick` values come from [`TickSchedule::poll`], as on the logic thread, each at its own
+/// deadline, so nothing is ever late or skipped. It carries on the schedule of the
+/// [`TestServer`] a bench was set up with ([`into_logic`]).
 #[derive(Debug)]
 pub struct TickClock {
     schedule: TickSchedule,
@@ -57,16 +55,10 @@ pub struct TickClock {
 }
 
 impl TickClock {
-    /// A clock whose first tick is due one period from now.
-    pub fn new() -> Self {
-        let now = Instant::now();
-        Self { schedule: TickSchedule::new(now + TICK_PERIOD, TICK_PERIOD), now }
-    }
-
     /// The next tick and the instant it runs at.
     pub fn next_tick(&mut self) -> (Tick, Instant) {
-        self.now += TICK_PERIOD;
-        let tick = self.schedule.poll(self.now).expect("a tick is due every period");
+        self.now = self.schedule.next_deadline();
+        let tick = self.schedule.poll(self.now).expect("a tick is due at its deadline");
         (tick, self.now)
     }
 
@@ -76,60 +68,35 @@ impl TickClock {
     }
 }
 
-impl Default for TickClock {
-    fn default() -> Self {
-        Self::new()
-    }
+/// Ends a set-up made through the harness: the logic core it drove, for the bench to measure
+/// directly (so the harness's decoding stays out of every measured loop), and a clock that
+/// carries on its schedule. Frames the set-up left queued are dropped.
+pub fn into_logic<G: Game>(server: TestServer<G>) -> (Logic<G>, TickClock) {
+    let (logic, schedule, now) = server.into_logic();
+    (logic, TickClock { schedule, now })
 }
 
-/// A binary request on `route` from `conn`, as the reactor hands it to the logic thread.
+/// An arena game with `players` binary clients, each connected, logged in (as `player{i}`)
+/// and joined to `room{i / per_room}` through the harness.
 ///
-/// Panics if the game has no such route.
-pub fn request<G: ticksock_server::Game>(
-    logic: &Logic<G>,
-    conn: ConnId,
-    id: u32,
-    route: &str,
-    body: Bytes,
-) -> ToLogic {
-    let route = logic.route_table().get(route).unwrap_or_else(|| panic!("the game has no route `{route}`"));
-    ToLogic::Request { conn, id, route, body, encoding: Encoding::Binary }
-}
-
-/// How many error frames a batch holds (binary frames only).
-pub fn error_frames(batch: &Batch) -> usize {
-    batch
-        .sends()
-        .filter(|(_, frame)| {
-            frame.opcode == DataOpcode::Binary
-                && matches!(ServerFrame::decode(frame.payload), Ok(ServerFrame::Error { .. }))
+/// Every set-up call must succeed: an error reply panics, so a bench never measures a game
+/// whose players were silently refused (a full room, say).
+pub fn arena_with_players(players: u32, per_room: u32) -> (TestServer<Arena>, Vec<TestClient>) {
+    let mut server = TestServer::new(Arena::default());
+    let clients = (0..players)
+        .map(|i| {
+            let client = server.connect(Encoding::Binary);
+            let login = Login { name: format!("player{i}") };
+            let _: LoggedIn = server
+                .call(client, ROUTE_LOGIN, &login)
+                .unwrap_or_else(|e| panic!("logging in player {i}: {e}"));
+            let join = Join { room: format!("room{}", i / per_room) };
+            let _: Joined =
+                server.call(client, ROUTE_JOIN, &join).unwrap_or_else(|e| panic!("player {i} joining: {e}"));
+            client
         })
-        .count()
-}
-
-/// An arena game with `players` connections, each connected, logged in (as `player{i}`) and
-/// joined to `room{i / per_room}`, all through [`Logic::handle_message`].
-///
-/// Every set-up reply is checked: an error reply panics, so a bench never measures a game
-/// whose players were silently refused (a full room, say). The set-up batch is drained.
-pub fn arena_with_players(players: u32, per_room: u32, clock: &TickClock) -> (Logic<Arena>, Vec<ConnId>) {
-    let mut logic = Logic::new(Arena::default());
-    let mut conns = Vec::with_capacity(players as usize);
-    let now = clock.now();
-    for i in 0..players {
-        let conn = ConnId::new(i, 1);
-        conns.push(conn);
-        logic.handle_message(ToLogic::Connected { conn, encoding: Encoding::Binary }, now);
-        let login = ticksock_protocol::encode_body(&Login { name: format!("player{i}") }).expect("encodes");
-        logic.handle_message(request(&logic, conn, 1, ROUTE_LOGIN, login.into()), now);
-        let join =
-            ticksock_protocol::encode_body(&Join { room: format!("room{}", i / per_room) }).expect("encodes");
-        logic.handle_message(request(&logic, conn, 2, ROUTE_JOIN, join.into()), now);
-        if let Some(batch) = logic.poll_batch() {
-            assert_eq!(error_frames(&batch), 0, "setting up player {i} got an error reply");
-        }
-    }
-    (logic, conns)
+        .collect();
+    (server, clients)
 }
 
 /// An arena `State` with `players` players, as one room pushes each tick.
@@ -145,7 +112,7 @@ pub fn state_with(players: u32) -> State {
 /// Times one tick of `logic` (`handle_tick` plus `poll_batch`) as `group/name`, with
 /// `elements` as the throughput. The batch is dropped outside the timing: in the server the
 /// reactor drops it, not the logic thread.
-pub fn bench_tick<G: ticksock_server::Game>(
+pub fn bench_tick<G: Game>(
     c: &mut Criterion,
     group: &str,
     name: &str,

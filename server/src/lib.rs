@@ -15,6 +15,8 @@
 //! - [`StaticFiles`]: the files a game serves over plain HTTP beside its WebSocket, if any.
 //! - [`Echo`]: the game of echo mode, for WebSocket conformance suites.
 //! - [`metrics`]: the counters a running server publishes (also at `GET /metrics`).
+//! - [`testing`]: [`TestServer`](testing::TestServer), a game driven in memory with a simulated
+//!   clock, for the game's own tests: connect clients, call routes, advance ticks, take pushes.
 //!
 //! # How the crate is laid out (internal)
 //! - `net/`: the **reactor thread**. The mio loop (`Reactor`) and, one file a job,
@@ -29,11 +31,14 @@
 //!   buffer, the route table, the doorbell that wakes the logic thread and the waker that
 //!   wakes the reactor.
 //! - `api/`: the **game-facing API**, which runs on the logic thread.
+//! - `testing/`: the **test harness**, which drives `logic` in memory in place of the logic
+//!   thread and imitates what the reactor does that a game can see.
 //!
 //! # Rules the layout keeps
 //! - `net` never imports `api` or `logic`; `logic` never imports `net`; `bridge` imports none
 //!   of the three; `api` imports only `bridge`. So the reactor cannot call game code, and the
-//!   game cannot touch a socket.
+//!   game cannot touch a socket. `testing` stands in for the logic thread: it drives `logic`
+//!   through `bridge`'s messages and takes from `net` only the close code of a shutdown.
 //! - Frame bytes are written and read by [`ticksock_protocol::wire`] alone; the reactor only
 //!   adds the WebSocket header around a payload the logic thread encoded.
 //! - Only the game-facing API above is public. Benches and fuzz targets reach the internals
@@ -49,6 +54,7 @@ pub mod metrics;
 mod net;
 mod server;
 mod static_files;
+pub mod testing;
 
 pub use api::{
     AppError, BindError, CLOSE_REPLACED, Caller, Ctx, Game, Hub, HubMut, Rooms, Router, UserPolicy,

@@ -1,15 +1,12 @@
-//! Users, groups and broadcast over real sockets, and the one-encode rule of broadcasts.
+//! Users, groups and broadcast over real sockets, and the one-encode rule of broadcasts
+//! through the test harness.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::{Client, Frame};
-use ticksock_protocol::Encoding;
-use ticksock_server::__internals::DataOpcode;
-use ticksock_server::__internals::Logic;
-use ticksock_server::__internals::ToLogic;
+use ticksock_server::testing::{Encoding, TestClient, TestServer};
 use ticksock_server::{AppError, Config, ConnId, Ctx, Game, Router, RunningServer, Server};
 
 /// A game that exposes the push API as routes.
@@ -258,44 +255,20 @@ fn online_and_member_queries_follow_closes_and_reconnects() {
 
 #[test]
 fn a_broadcast_to_many_members_is_encoded_once_and_shares_its_bytes() {
-    let mut logic = Logic::new(Hubbub);
-    let table = logic.route_table();
-    let now = Instant::now();
-    let members: Vec<ConnId> = (0..1000).map(|i| ConnId::new(i, 1)).collect();
-    for &conn in &members {
-        logic.handle_message(ToLogic::Connected { conn, encoding: Encoding::Binary }, now);
-        let body = Bytes::from(ticksock_protocol::encode_body(&"crowd").expect("encode"));
-        logic.handle_message(
-            ToLogic::Request {
-                conn,
-                id: 1,
-                route: table.get("join").expect("route"),
-                body,
-                encoding: Encoding::Binary,
-            },
-            now,
-        );
+    let mut server = TestServer::new(Hubbub);
+    let members: Vec<TestClient> = (0..1000).map(|_| server.connect(Encoding::Binary)).collect();
+    for &member in &members {
+        assert_eq!(server.call(member, "join", "crowd"), Ok(true));
     }
-    logic.poll_batch();
-    let before = logic.stats().encodes;
-    let body =
-        Bytes::from(ticksock_protocol::encode_body(&to_group("crowd", "hello all", false)).expect("encode"));
-    let route = table.get("to_group").expect("route");
-    logic.handle_message(
-        ToLogic::Request { conn: members[0], id: 2, route, body, encoding: Encoding::Binary },
-        now,
-    );
-    assert_eq!(logic.stats().encodes - before, 1, "one encode for 1000 recipients");
+    let before = server.stats().encodes;
+    let sent: u32 =
+        server.call(members[0], "to_group", &to_group("crowd", "hello all", false)).expect("sent");
+    assert_eq!(sent, 1000);
+    assert_eq!(server.stats().encodes - before, 1, "one encode for 1000 recipients");
 
-    let batch = logic.poll_batch().expect("a batch");
-    let frames: Vec<&[u8]> = batch
-        .sends()
-        .filter_map(|(_, frame)| match frame.payload {
-            b if frame.opcode == DataOpcode::Binary && b.len() > 4 && b[0] == 3 => Some(b),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(frames.len(), 1000);
-    let first = frames[0].as_ptr();
-    assert!(frames.iter().all(|f| f.as_ptr() == first), "every recipient shares one buffer");
+    let frames: Vec<&[u8]> = members.iter().map(|&m| server.frames(m).last().expect("the push")).collect();
+    assert!(frames.iter().all(|f| f.as_ptr() == frames[0].as_ptr()), "every recipient shares one buffer");
+    for member in members {
+        assert_eq!(server.pushes::<String>(member, "msg"), ["hello all"]);
+    }
 }

@@ -12,7 +12,7 @@ use crate::proto::{
     ARENA_SIZE, Chat, ChatLine, ERR_INVALID, ERR_NO_SUCH_ROOM, ERR_NOT_IN_ROOM, ERR_NOT_LOGGED_IN,
     ERR_NOT_ONLINE, ERR_ROOM_FULL, Join, Joined, LoggedIn, Login, MAX_CHAT_LEN, MAX_NAME_LEN, Move, Moved,
     PlayerState, Presence, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE, ROUTE_LOGIN, ROUTE_MOVE,
-    ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, SPEED, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
+    ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, RosterEntry, SPEED, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
     TOPIC_WHISPER, Whisper,
 };
 use std::collections::BTreeMap;
@@ -148,7 +148,7 @@ impl Arena {
         check_text(&request.room, MAX_NAME_LEN)?;
         let player = player(ctx, caller.conn).ok_or_else(not_logged_in)?;
         if player.room.as_deref() == Some(request.room.as_str()) {
-            return Ok(Joined { room: request.room.clone(), players: self.room_state(&request.room) });
+            return Ok(self.joined(&request.room));
         }
         if self.rooms.contains(&request.room) {
             if ctx.hub().member_count(&request.room) as u32 >= self.config.capacity {
@@ -169,7 +169,7 @@ impl Arena {
             let presence = Presence { player_id: player.id, name: player.name, joined: true };
             ctx.send_to_group(&request.room, TOPIC_PRESENCE, &presence, &[caller.conn]);
         }
-        Ok(Joined { room: request.room.clone(), players: self.room_state(&request.room) })
+        Ok(self.joined(&request.room))
     }
 
     fn leave(&mut self, ctx: &mut Ctx<'_>, caller: Caller, (): ()) -> Result<(), AppError> {
@@ -237,8 +237,19 @@ impl Arena {
         ctx.send_to_group(&name, TOPIC_PRESENCE, &presence, &[]);
     }
 
-    fn room_state(&self, room: &str) -> Vec<PlayerState> {
-        self.rooms.get(room).map_or_else(Vec::new, ArenaRoom::state)
+    /// The reply of `join`: the arena's present players and, in the same order, their names
+    /// (the roster a client labels players from; `presence` keeps it current).
+    fn joined(&self, room: &str) -> Joined {
+        let Some(arena) = self.rooms.get(room) else {
+            return Joined { room: room.to_owned(), players: Vec::new(), roster: Vec::new() };
+        };
+        let roster = arena
+            .avatars
+            .iter()
+            .filter(|(_, a)| a.away_since.is_none())
+            .map(|(name, a)| RosterEntry { id: a.id, name: name.clone() })
+            .collect();
+        Joined { room: room.to_owned(), players: arena.state(), roster }
     }
 }
 
@@ -380,6 +391,24 @@ mod tests {
     use super::*;
 
     const GRACE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn joined_names_every_present_player_in_the_order_of_players() {
+        let t0 = Instant::now();
+        let mut arena = Arena::default();
+        let den = arena.rooms.get_or_insert_with("den", ArenaRoom::default);
+        den.enter("cyd", 3);
+        den.enter("ann", 1);
+        den.enter("bob", 2);
+        den.mark_away("bob", t0);
+
+        let joined = arena.joined("den");
+        let roster: Vec<_> = joined.roster.iter().map(|e| (e.id, e.name.as_str())).collect();
+        assert_eq!(roster, [(1, "ann"), (3, "cyd")], "bob is away: listed in neither");
+        let ids: Vec<_> = joined.players.iter().map(|p| p.id).collect();
+        assert_eq!(ids, [1, 3], "players and roster line up");
+        assert_eq!(joined.room, "den");
+    }
 
     #[test]
     fn the_away_count_follows_every_way_in_and_out() {

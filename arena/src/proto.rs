@@ -105,6 +105,19 @@ pub struct Joined {
     pub room: String,
     /// Everyone in it now, the caller included.
     pub players: Vec<PlayerState>,
+    /// The name of each of `players`, in the same order. Names travel here and in [`Presence`]
+    /// (which keeps a client's roster current) rather than in [`State`], which every player
+    /// receives every tick.
+    pub roster: Vec<RosterEntry>,
+}
+
+/// A player's name, as [`Joined::roster`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterEntry {
+    /// The player's id, as in [`PlayerState::id`].
+    pub id: u32,
+    /// The name the player logged in with.
+    pub name: String,
 }
 
 /// Request of `move`: a direction, each axis -1, 0 or 1 (other values are clamped).

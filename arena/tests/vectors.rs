@@ -15,7 +15,8 @@ use std::fmt::Debug;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ticksock_arena::proto::{
-    Chat, ChatLine, Join, Joined, LoggedIn, Login, Move, Moved, PlayerState, Presence, RoomInfo, State,
+    Chat, ChatLine, Join, Joined, LoggedIn, Login, Move, Moved, PlayerState, Presence, RoomInfo, RosterEntry,
+    State,
 };
 use ticksock_protocol::{ClientFrame, ServerFrame, decode_body, encode_body};
 
@@ -208,7 +209,14 @@ fn cases() -> Vec<Case> {
             ],
         ),
         body_case("body_join", Join { room: "a1".into() }),
-        body_case("body_joined", Joined { room: "a1".into(), players: vec![ann_at(500, 500)] }),
+        body_case(
+            "body_joined",
+            Joined {
+                room: "a1".into(),
+                players: vec![ann_at(500, 500)],
+                roster: vec![RosterEntry { id: 1, name: "ann".into() }],
+            },
+        ),
         body_case("body_move", Move { dx: -1, dy: 1 }),
         body_case("body_moved", Moved { tick: 300 }),
         body_case("body_chat", Chat { text: "hi".into() }),

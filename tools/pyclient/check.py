@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ticksock_client as tc  # noqa: E402
 from ticksock_client import (  # noqa: E402
     ChatLine, Client, Error, Joined, PlayerState, Presence, PushFrame, Reader, Reply, RoomInfo,
-    State, Welcome, Writer,
+    RosterEntry, State, Welcome, Writer,
 )
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -109,7 +109,8 @@ def vector_table() -> dict:
         "body_logged_in": (1, tc.encode_logged_in, tc.decode_logged_in),
         "body_rooms": ([RoomInfo("a1", 3, 64), RoomInfo("b2", 0, 300)], tc.encode_rooms, tc.decode_rooms),
         "body_join": ("a1", tc.encode_join, _one(Reader.str)),
-        "body_joined": (Joined("a1", [PlayerState(1, 500, 500)]), tc.encode_joined, tc.decode_joined),
+        "body_joined": (Joined("a1", [PlayerState(1, 500, 500)], [RosterEntry(1, "ann")]),
+                        tc.encode_joined, tc.decode_joined),
         "body_move": ((-1, 1), lambda v: tc.encode_move(*v), _one(lambda r: (r.i8(), r.i8()))),
         "body_moved": (300, tc.encode_moved, tc.decode_moved),
         "body_chat": ("hi", tc.encode_chat, _one(Reader.str)),
@@ -236,6 +237,13 @@ def last_state(c: Client) -> State:
     return c.pushes_matching(topic("state"))[-1].body
 
 
+def roster_lines_up(j: Joined, names: dict) -> bool:
+    """Joined.roster names exactly `names` (id -> name), one entry per entry of Joined.players,
+    in the same order (8.3)."""
+    return ([e.id for e in j.roster] == [p.id for p in j.players]
+            and {e.id: e.name for e in j.roster} == names and len(j.roster) == len(names))
+
+
 def scenario(ck: Checks, port: int, clients: list) -> None:
     host = "127.0.0.1"
     # A's callback ids start just below 2^32 so that its echo burst wraps to 0 (section 7.1).
@@ -270,6 +278,7 @@ def scenario(ck: Checks, port: int, clients: list) -> None:
     jA = A.join("red")
     ck.check("A joins red: Joined lists A only",
              jA.room == "red" and [p.id for p in jA.players] == [ids[A]], f"{jA}")
+    ck.check("A joins red: Joined.roster names A", jA.roster == [RosterEntry(ids[A], "ann")], f"{jA.roster}")
     pos0 = jA.players[0]
     ck.check("A's position is inside the arena",
              0 <= pos0.x < tc.ARENA_SIZE and 0 <= pos0.y < tc.ARENA_SIZE, f"{pos0}")
@@ -277,6 +286,8 @@ def scenario(ck: Checks, port: int, clients: list) -> None:
     jB = B.join("red")
     ck.check("B joins red: Joined lists A and B",
              jB.room == "red" and sorted(p.id for p in jB.players) == sorted([ids[A], ids[B]]), f"{jB}")
+    ck.check("B joins red: Joined.roster names A and B, in the order of Joined.players",
+             roster_lines_up(jB, {ids[A]: "ann", ids[B]: "bob"}), f"{jB.roster}")
     p = A.wait_push(lambda p: p.topic == "presence" and p.body == Presence(ids[B], "bob", True),
                     since=a0, timeout=WAIT)
     ck.check("presence: A sees B join red", True, f"{p.body}")
@@ -426,6 +437,8 @@ def scenario(ck: Checks, port: int, clients: list) -> None:
     jB = B.join("blue")
     ck.check("join blue while in red: Joined lists B and C",
              jB.room == "blue" and sorted(p.id for p in jB.players) == sorted([ids[B], ids[C]]), f"{jB}")
+    ck.check("join blue while in red: Joined.roster names B and C, in the order of Joined.players",
+             roster_lines_up(jB, {ids[B]: "bob", ids[C]: "cyd"}), f"{jB.roster}")
     pa = A.wait_push(topic("presence"), since=snap[A], timeout=WAIT).body
     pc = C.wait_push(topic("presence"), since=snap[C], timeout=WAIT).body
     ck.check("join elsewhere: A sees B leave red, C sees B join blue",

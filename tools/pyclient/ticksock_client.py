@@ -327,9 +327,16 @@ class PlayerState:
 
 
 @dataclass(frozen=True)
+class RosterEntry:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
 class Joined:
     room: str
     players: list
+    roster: list  # of RosterEntry: the name of each of `players`, in the same order
 
 
 @dataclass(frozen=True)
@@ -414,6 +421,9 @@ def encode_joined(j: Joined) -> bytes:
     w = Writer().str(j.room).varint(len(j.players))
     for p in j.players:
         _put_player_state(w, p)
+    w.varint(len(j.roster))
+    for e in j.roster:
+        w.u32(e.id).str(e.name)
     return w.done()
 
 
@@ -421,8 +431,9 @@ def decode_joined(body: bytes) -> Joined:
     r = Reader(body)
     room = r.str()
     players = [_get_player_state(r) for _ in range(r.varint(64))]
+    roster = [RosterEntry(r.u32(), r.str()) for _ in range(r.varint(64))]
     r.end()
-    return Joined(room, players)
+    return Joined(room, players, roster)
 
 
 def encode_move(dx: int, dy: int) -> bytes:

@@ -17,7 +17,12 @@ const demo = {
   loginConn: null, // conn_id of the connection the login was made on
   me: null, // player id
   room: null, // room joined
-  names: new Map(), // player id -> name, learned from presence and chat
+  names: new Map(), // player id -> name: the room's roster (from the join reply), kept current by presence
+  link: "connecting", // "connecting" (first connection), "open", "down" (waiting to reconnect), "rejoining", "closed"
+  linkDetail: "", // what the link state says next: why it went down, when the next attempt is
+  retryAt: null, // performance.now() of the next reconnect attempt, while down
+  labels: [], // the labels drawn in the last frame: {id, text, left, top, right, bottom}, arena pixels
+  arenaPx: null, // the arena's side in canvas pixels, in the last frame
   prev: null, // previous state push {tick, players: Map(id -> {x, y}), at}
   cur: null, // latest state push
   tickHz: null, // from the welcome
@@ -38,30 +43,86 @@ function showStatus(state, text) {
   $("status").textContent = text;
 }
 
+/**
+ * Shows the link state over the arena. While the link is down the world is stale: it is drawn
+ * grey behind a notice that says what happens next, rather than left looking alive but frozen.
+ */
+function setLink(link, detail = "") {
+  demo.link = link;
+  demo.linkDetail = detail;
+  if (link !== "down") demo.retryAt = null;
+  showOffline();
+}
+
+function showOffline() {
+  const box = $("offline");
+  const down = demo.link === "down" || demo.link === "closed" || demo.link === "rejoining";
+  box.hidden = !down;
+  if (!down) return;
+  box.dataset.state = demo.link;
+  let next;
+  if (demo.link === "closed") {
+    next = "The page stopped trying.";
+  } else if (demo.link === "rejoining") {
+    next = `Connected again: joining ${demo.room} again…`;
+  } else if (demo.retryAt !== null) {
+    const left = Math.max(0, (demo.retryAt - performance.now()) / 1000);
+    next = `Reconnecting in ${left.toFixed(1)} s (attempt ${client.failedAttempts})…`;
+  } else {
+    next = "Reconnecting…";
+  }
+  $("offline-title").textContent = demo.link === "closed" ? "Connection closed" : demo.link === "rejoining" ? "Reconnected" : "Disconnected";
+  $("offline-detail").textContent = demo.linkDetail;
+  $("offline-next").textContent = next;
+  $("reconnect").hidden = demo.link === "rejoining";
+  $("reconnect").textContent = demo.link === "closed" ? "Reconnect" : "Reconnect now";
+}
+
+// Skips the backoff delay, or restarts a client that gave up.
+$("reconnect").addEventListener("click", () => client.connect());
+
 client.onEvent("connected", async ({ welcome, reconnected }) => {
   demo.tickHz = welcome.tick_hz;
   showStatus("open", `connected · ${welcome.tick_hz} Hz`);
   refreshRooms();
   measureRtt();
   if (reconnected && demo.name && demo.room) {
-    // A server session belongs to one connection: log in and join again.
+    // A server session belongs to one connection: log in and join again. The world stays grey
+    // until the join reply brings the room as it is now.
+    setLink("rejoining");
     try {
       await enter(demo.name, demo.room);
       log("sys", `reconnected to ${demo.room}`);
     } catch (e) {
-      notice(e);
+      if (e.kind === "reply") {
+        // Refused (the room is full, say): no world to show until the player picks a room.
+        demo.room = null;
+        demo.cur = null;
+        demo.prev = null;
+        notice(e);
+      } // Else the link dropped again: the next connection tries again.
     }
   }
+  if (client.connected) setLink("open");
 });
-client.onEvent("disconnected", ({ code }) => {
+client.onEvent("disconnected", ({ code, reason }) => {
   showStatus("waiting", `disconnected (${code})`);
   demo.dir = { dx: 0, dy: 0 };
   held.clear();
+  const why = code === 1001 ? "the server is going away (restart or shutdown)" : reason || `close code ${code}`;
+  setLink("down", `The link to the server dropped: ${why}.`);
 });
 client.onEvent("reconnecting", ({ attempt, delayMs }) => {
   showStatus("waiting", `reconnecting in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt})`);
+  // Also reached when the very first connection fails: the server is not there yet.
+  if (demo.link !== "down") setLink("down", "The server cannot be reached.");
+  demo.retryAt = performance.now() + delayMs;
+  showOffline();
 });
-client.onEvent("closed", ({ error }) => showStatus("closed", error ? error.message : "closed"));
+client.onEvent("closed", ({ error }) => {
+  showStatus("closed", error ? error.message : "closed");
+  setLink("closed", error ? error.message : "The connection was closed.");
+});
 
 // ----- log in and join -------------------------------------------------------------------
 
@@ -83,10 +144,12 @@ async function enter(name, room) {
     demo.name = name;
     demo.me = player_id;
     demo.loginConn = conn;
-    demo.names.set(player_id, name);
   }
   const joined = await client.call("join", { room });
   demo.room = joined.room;
+  // Everyone in the room, named: every player is labelled from the start, not only those who
+  // have chatted. Presence pushes keep it current.
+  demo.names = new Map(joined.roster.map(({ id, name }) => [id, name]));
   demo.prev = null;
   demo.cur = { tick: 0, players: toMap(joined.players), at: performance.now() };
   $("joined-as").textContent = `${name} in ${joined.room}`;
@@ -161,7 +224,15 @@ client.on("state", (state) => {
 
 let roomsSoon = null;
 client.on("presence", ({ player_id, name, joined }) => {
-  demo.names.set(player_id, name);
+  if (joined) {
+    demo.names.set(player_id, name);
+  } else {
+    // Gone from the room: the next state will not list them, so stop drawing them now rather
+    // than drawing them unnamed until it comes.
+    demo.names.delete(player_id);
+    demo.cur?.players.delete(player_id);
+    demo.prev?.players.delete(player_id);
+  }
   log("sys", `${name} ${joined ? "joined" : "left"}`);
   // Player counts changed: refresh the room list soon (once for a burst of arrivals).
   roomsSoon ??= setTimeout(() => {
@@ -169,14 +240,8 @@ client.on("presence", ({ player_id, name, joined }) => {
     refreshRooms();
   }, 300);
 });
-client.on("chat", ({ player_id, name, text }) => {
-  demo.names.set(player_id, name);
-  log("chat", text, name);
-});
-client.on("whisper", ({ player_id, name, text }) => {
-  demo.names.set(player_id, name);
-  log("whisper", text, `${name} (whisper)`);
-});
+client.on("chat", ({ name, text }) => log("chat", text, name));
+client.on("whisper", ({ name, text }) => log("whisper", text, `${name} (whisper)`));
 
 // ----- chat ------------------------------------------------------------------------------
 
@@ -306,6 +371,7 @@ function updatePanel() {
   $("count").textContent = demo.cur ? `${demo.cur.players.size} in ${demo.room ?? "–"}` : "–";
   const mine = demo.cur && demo.me !== null ? demo.cur.players.get(demo.me) : null;
   $("you").textContent = mine ? `#${demo.me} at ${mine.x}, ${mine.y}` : demo.me !== null ? `#${demo.me}` : "–";
+  if (demo.link === "down") showOffline(); // the countdown to the next attempt
 }
 setInterval(updatePanel, 250);
 
@@ -320,8 +386,33 @@ function fitCanvas() {
   }
 }
 
-function colorOf(id) {
-  return `hsl(${(id * 137.508) % 360} 70% 62%)`;
+/** A player's colour; grey while the link is down, so the stale world does not look live. */
+function colorOf(id, live) {
+  return live ? `hsl(${(id * 137.508) % 360} 70% 62%)` : "#59616e";
+}
+
+/**
+ * Where a label of `width` x `height` goes for a dot of radius `r` at (`x`, `y`), in an arena
+ * drawn `side` pixels wide: centred above the dot, moved below it at the top wall, and slid
+ * along at the side walls, so that it stays inside the arena, whole. Returns its box.
+ */
+function placeLabel(x, y, r, width, height, side) {
+  const gap = 4;
+  let top = y - r - gap - height;
+  if (top < 0) top = y + r + gap;
+  top = Math.min(Math.max(top, 0), side - height);
+  const left = Math.min(Math.max(x - width / 2, 0), side - width);
+  return { left, top, right: left + width, bottom: top + height };
+}
+
+/** Draws `text` as the label of player `id` at the dot (`x`, `y`) and records where it went. */
+function drawLabel(id, text, x, y, r, font, side, labels) {
+  ctx.font = font.css;
+  const box = placeLabel(x, y, r, ctx.measureText(text).width, font.px, side);
+  ctx.textAlign = "left";
+  ctx.textBaseline = "top";
+  ctx.fillText(text, box.left, box.top);
+  labels.push({ id, text, ...box });
 }
 
 /** Positions between the last two state pushes, one tick behind, for smooth motion. */
@@ -342,10 +433,12 @@ function positions(now) {
 function draw(now) {
   fitCanvas();
   const full = canvas.width;
+  const live = demo.link === "open" || demo.link === "connecting";
   // The arena sits inside a margin, so that players on its edge are drawn whole.
   const pad = Math.round(full * 0.025);
   const w = full - 2 * pad;
   const k = w / Arena.SIZE;
+  demo.arenaPx = w;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.fillStyle = "#0b0e13";
   ctx.fillRect(0, 0, full, full);
@@ -364,45 +457,46 @@ function draw(now) {
   ctx.strokeRect(0.5, 0.5, Math.round(w), Math.round(w));
 
   if (!demo.cur) {
+    demo.labels = [];
     ctx.fillStyle = "#8b95a5";
     ctx.font = `${Math.round(16 * k * 1.6)}px system-ui, sans-serif`;
     ctx.textAlign = "center";
-    ctx.fillText(client.connected ? "pick a name and a room, then Join" : "connecting…", w / 2, w / 2);
+    ctx.textBaseline = "alphabetic";
+    // While the link is down the notice over the canvas says it.
+    if (live) ctx.fillText(client.connected ? "pick a name and a room, then Join" : "connecting…", w / 2, w / 2);
     requestAnimationFrame(draw);
     return;
   }
   const r = Math.max(3, 9 * k);
-  const font = Math.max(10, Math.round(12 * k * 1.4));
-  ctx.font = `${font}px system-ui, sans-serif`;
-  ctx.textAlign = "center";
+  const px = Math.max(10, Math.round(12 * k * 1.4));
+  const font = { px, css: `${px}px system-ui, sans-serif` };
+  const bold = { px, css: `600 ${px}px system-ui, sans-serif` };
+  const labels = [];
   let mine = null;
   for (const p of positions(now)) {
     if (p.id === demo.me) {
       mine = p;
       continue;
     }
-    ctx.fillStyle = colorOf(p.id);
+    ctx.fillStyle = colorOf(p.id, live);
     ctx.beginPath();
     ctx.arc(p.x * k, p.y * k, r, 0, Math.PI * 2);
     ctx.fill();
-    const name = demo.names.get(p.id);
-    if (name) {
-      ctx.fillStyle = "#8b95a5";
-      ctx.fillText(name, p.x * k, p.y * k - r - 4);
-    }
+    // Every player is labelled: by name from the roster, by id until a name is known.
+    ctx.fillStyle = live ? "#8b95a5" : "#4b525d";
+    drawLabel(p.id, demo.names.get(p.id) ?? `#${p.id}`, p.x * k, p.y * k, r, font, w, labels);
   }
   if (mine) {
-    ctx.fillStyle = "#ffffff";
+    ctx.fillStyle = live ? "#ffffff" : "#8b95a5";
     ctx.beginPath();
     ctx.arc(mine.x * k, mine.y * k, r * 1.5, 0, Math.PI * 2);
     ctx.fill();
-    ctx.strokeStyle = "#6cc4ff";
+    ctx.strokeStyle = live ? "#6cc4ff" : "#59616e";
     ctx.lineWidth = Math.max(2, 3 * k);
     ctx.stroke();
-    ctx.fillStyle = "#ffffff";
-    ctx.font = `600 ${font}px system-ui, sans-serif`;
-    ctx.fillText(`${demo.name} (you)`, mine.x * k, mine.y * k - r * 1.5 - 6);
+    drawLabel(mine.id, `${demo.name} (you)`, mine.x * k, mine.y * k, r * 1.5 + 2, bold, w, labels);
   }
+  demo.labels = labels;
   requestAnimationFrame(draw);
 }
 requestAnimationFrame(draw);

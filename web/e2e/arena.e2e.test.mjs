@@ -1,6 +1,9 @@
 // End-to-end: the real server binary serves the demo page; two headless Chromium pages join the
-// same room, one moves and the other sees it, one calls routes and gets the right data, chat
-// goes across, screenshots go to web/e2e-artifacts/, and both reconnect when the server restarts.
+// same room, each labels the other by name (from the join reply's roster, or presence) before
+// anyone chats, one moves and the other sees it, labels stay inside the arena at its walls, one
+// calls routes and gets the right data, chat goes across, the world greys out behind a
+// "disconnected" notice while the server is down, both reconnect when it restarts, and
+// screenshots of each state go to web/e2e-artifacts/.
 //
 //   TICKSOCK_SERVER_BIN  the server binary (default ../target/release/ticksock-arena, from web/)
 //   CHROMIUM_BIN         the browser (default /usr/bin/chromium, Debian's package)
@@ -147,6 +150,45 @@ async function joinAs(page, name, room) {
   return page.evaluate(() => window.ticksockDemo.me);
 }
 
+/** Resolves once `page` draws a label `text` for player `id`, whole inside the arena; returns it. */
+async function labelOf(page, id, text) {
+  const handle = await page.waitForFunction(
+    ({ id, text }) => {
+      const d = window.ticksockDemo;
+      const l = d.labels.find((l) => l.id === id && l.text === text);
+      const inside = l && l.left >= 0 && l.top >= 0 && l.right <= d.arenaPx && l.bottom <= d.arenaPx;
+      return inside ? { ...l, arenaPx: d.arenaPx } : null;
+    },
+    { id, text },
+    { timeout: 5_000 },
+  );
+  return handle.jsonValue();
+}
+
+/** How many pixels of `page`'s canvas are clearly coloured (players live), not grey. */
+function colouredPixels(page) {
+  return page.evaluate(() => {
+    const c = document.getElementById("arena");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 60) n++;
+    }
+    return n;
+  });
+}
+
+/** Saves a screenshot of `page` to web/e2e-artifacts/`file` and checks it is a real PNG. */
+async function screenshot(page, file) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, file);
+  rmSync(path, { force: true }); // no passing on a previous run's file
+  await page.screenshot({ path });
+  const png = readFileSync(path);
+  assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), `${file} is a PNG`);
+  assert.ok(png.length > 10_000, `${file}: ${png.length} bytes`);
+}
+
 /** Player `id`'s position as `page` last saw it in a state push, or null. */
 function seenPosition(page, id) {
   return page.evaluate((id) => window.ticksockDemo.players().find((p) => p.id === id) ?? null, id);
@@ -187,6 +229,35 @@ test("two browsers play in one room through the server's own demo page", { timeo
   // Each sees the other in the room's state pushes.
   await bob.waitForFunction((id) => window.ticksockDemo.players().some((p) => p.id === id), aliceId, { timeout: 5_000 });
   await alice.waitForFunction((id) => window.ticksockDemo.players().some((p) => p.id === id), bobId, { timeout: 5_000 });
+  // Each labels the other by name before anyone has chatted: bob, who came second, knows alice
+  // from the join reply's roster; alice knows bob from his presence push.
+  await labelOf(bob, aliceId, "alice");
+  await labelOf(alice, bobId, "bob");
+  await labelOf(bob, bobId, "bob (you)");
+  assert.equal(await bob.evaluate((id) => window.ticksockDemo.names.get(id), aliceId), "alice", "alice is in bob's roster");
+  assert.doesNotMatch(await bob.textContent("#log"), /alice:/, "alice has not chatted yet");
+  // A third player, carol (a bare client in alice's page), comes and goes: both pages label her
+  // from her presence push, and drop her, name and dot, when she leaves.
+  const carolId = await alice.evaluate(async (room) => {
+    const { TicksockClient } = await import("/ticksock.js");
+    window.carol = new TicksockClient(`ws://${location.host}/`);
+    const { player_id } = await window.carol.call("login", { name: "carol" });
+    await window.carol.call("join", { room });
+    return player_id;
+  }, room);
+  for (const page of [alice, bob]) await labelOf(page, carolId, "carol");
+  await alice.evaluate(() => window.carol.call("leave"));
+  for (const page of [alice, bob]) {
+    await page.waitForFunction(
+      (id) => {
+        const d = window.ticksockDemo;
+        return !d.names.has(id) && !d.players().some((p) => p.id === id) && !d.labels.some((l) => l.id === id);
+      },
+      carolId,
+      { timeout: 5_000 },
+    );
+  }
+  await alice.evaluate(() => window.carol.close());
   const welcome = await alice.evaluate(() => window.ticksockDemo.client.welcome);
   assert.equal(welcome.version, 1);
   assert.ok(welcome.tick_hz > 0);
@@ -222,6 +293,39 @@ test("two browsers play in one room through the server's own demo page", { timeo
   // Both pages agree on where she stopped, and bob, who did not press a key, did not move.
   assert.deepEqual(await seenPosition(alice, aliceId), stopped1, "alice's own view of herself matches bob's");
   assert.deepEqual(await seenPosition(alice, bobId), await seenPosition(bob, bobId), "both pages see bob in one place");
+
+  // Alice walks into a top corner (the nearer one): her labels stay whole inside the arena
+  // there, below her dot rather than above the top wall, and slid inwards from the side wall,
+  // on her page and on bob's.
+  const here = await seenPosition(alice, aliceId);
+  const corner = { x: here.x < 500 ? 0 : 999, y: 0 };
+  const keys = [corner.x === 0 ? "ArrowLeft" : "ArrowRight", "ArrowUp"];
+  await alice.focus("#arena");
+  for (const k of keys) await alice.keyboard.down(k);
+  await bob.waitForFunction(
+    ({ id, corner }) => {
+      const p = window.ticksockDemo.players().find((p) => p.id === id);
+      return p && p.x === corner.x && p.y === corner.y;
+    },
+    { id: aliceId, corner },
+    { timeout: 15_000 },
+  );
+  for (const k of keys) await alice.keyboard.up(k);
+  await alice.waitForFunction(
+    ({ id, corner }) => {
+      const p = window.ticksockDemo.players().find((p) => p.id === id);
+      return p && p.x === corner.x && p.y === corner.y;
+    },
+    { id: aliceId, corner },
+    { timeout: 5_000 },
+  );
+  for (const [page, text] of [[bob, "alice"], [alice, "alice (you)"]]) {
+    const label = await labelOf(page, aliceId, text);
+    // At the wall the label touches the arena's edge along x: it was slid in, not cut off.
+    const atSide = corner.x === 0 ? label.left === 0 : Math.abs(label.right - label.arenaPx) < 0.5;
+    assert.ok(atSide, `${text}: label slid inside at the side wall: ${JSON.stringify(label)}`);
+    assert.ok(label.top > 0, `${text}: label below the dot at the top wall: ${JSON.stringify(label)}`);
+  }
 
   // A call's Promise resolves with the right data.
   assert.equal(await alice.evaluate(() => window.ticksockDemo.client.call("echo", 1) instanceof Promise), true);
@@ -272,21 +376,39 @@ test("two browsers play in one room through the server's own demo page", { timeo
   });
   assert.ok(drawn.bright > 50 && drawn.bright < drawn.total / 4, `canvas pixels: ${JSON.stringify(drawn)}`);
 
-  mkdirSync(ARTIFACTS, { recursive: true });
-  for (const [page, file] of [[bob, "arena-bob.png"], [alice, "arena-alice.png"]]) {
-    const path = join(ARTIFACTS, file);
-    rmSync(path, { force: true }); // no passing on a previous run's file
-    await page.screenshot({ path });
-    const png = readFileSync(path);
-    assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), `${file} is a PNG`);
-    assert.ok(png.length > 10_000, `${file}: ${png.length} bytes`);
-  }
+  for (const [page, file] of [[bob, "arena-bob.png"], [alice, "arena-alice.png"]]) await screenshot(page, file);
+  assert.ok(await bob.isHidden("#offline"), "no disconnected notice while connected");
+  assert.ok((await colouredPixels(bob)) > 50, "the live world is in colour");
 
-  // The server restarts: the pages reconnect by themselves, log in and join again.
+  // The server stops: the pages say so over a grey world, with what happens next, instead of
+  // showing a world that looks alive but is frozen.
   await stopServer(); // graceful: close 1001 to both pages
-  await bob.waitForFunction(() => !window.ticksockDemo.client.connected, null, { timeout: 5_000 });
+  for (const page of [alice, bob]) {
+    await page.waitForSelector("#offline", { state: "visible", timeout: 5_000 });
+    await page.waitForFunction(() => /Reconnecting/.test(document.getElementById("offline-next").textContent), null, { timeout: 5_000 });
+  }
+  assert.equal(await bob.evaluate(() => window.ticksockDemo.client.connected), false);
+  assert.equal(await bob.textContent("#offline-title"), "Disconnected");
+  assert.match(await bob.textContent("#offline-detail"), /going away/);
+  assert.ok(await bob.isVisible("#reconnect"), "a button to reconnect at once");
+  await bob.waitForFunction(() => window.ticksockDemo.link === "down", null, { timeout: 5_000 });
+  await bob.waitForTimeout(100); // a frame or two drawn in the down state
+  assert.equal(await colouredPixels(bob), 0, "the stale world is grey");
+  await screenshot(bob, "arena-disconnected.png");
+
+  // It comes back: the pages reconnect, log in and join again, and the notice goes. Alice waits
+  // for her next attempt; bob presses "Reconnect now" while his next attempt is still over a
+  // second away, and is back before it was due.
+  await bob.waitForFunction(() => window.ticksockDemo.retryAt !== null && window.ticksockDemo.retryAt - performance.now() > 1000, null, {
+    timeout: 15_000,
+  });
   const again = await startServer(addr);
   assert.equal(again, addr);
+  const due = await bob.evaluate(() => window.ticksockDemo.retryAt);
+  await bob.click("#reconnect");
+  await bob.waitForFunction(() => window.ticksockDemo.client.connected, null, { timeout: 5_000 });
+  const backAt = await bob.evaluate(() => performance.now());
+  assert.ok(backAt < due, `bob reconnected at once (${backAt.toFixed(0)} ms), not at his next attempt (${due.toFixed(0)} ms)`);
   for (const page of [alice, bob]) {
     await page.waitForFunction(
       (room) => window.ticksockDemo.client.connected && window.ticksockDemo.room === room && window.ticksockDemo.client.stats.connections >= 2,
@@ -296,6 +418,10 @@ test("two browsers play in one room through the server's own demo page", { timeo
   }
   const aliceIdNow = await alice.evaluate(() => window.ticksockDemo.me);
   await bob.waitForFunction((id) => window.ticksockDemo.players().some((p) => p.id === id), aliceIdNow, { timeout: 5_000 });
+  for (const page of [alice, bob]) await page.waitForSelector("#offline", { state: "hidden", timeout: 5_000 });
+  await labelOf(bob, aliceIdNow, "alice");
+  assert.ok((await colouredPixels(bob)) > 50, "the world is in colour again");
+  await screenshot(bob, "arena-reconnected.png");
   assert.deepEqual(await alice.evaluate(() => window.ticksockDemo.client.call("echo", "after restart")), "after restart");
 
   // Page errors: the failed reconnect attempts while the server was down are expected.

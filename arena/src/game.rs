@@ -397,9 +397,9 @@ mod tests {
         let t0 = Instant::now();
         let mut arena = Arena::default();
         let den = arena.rooms.get_or_insert_with("den", ArenaRoom::default);
-        den.enter("cyd", 3);
-        den.enter("ann", 1);
-        den.enter("bob", 2);
+        den.enter("cyd", 3, t0, GRACE);
+        den.enter("ann", 1, t0, GRACE);
+        den.enter("bob", 2, t0, GRACE);
         den.mark_away("bob", t0);
 
         let joined = arena.joined("den");

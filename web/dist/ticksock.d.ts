@@ -408,6 +408,11 @@ export interface PlayerState {
     x: number;
     y: number;
 }
+/** One player of an arena and their name, as `join` lists them (PROTOCOL.md section 8.3). */
+export interface RosterEntry {
+    id: number;
+    name: string;
+}
 export interface RoomInfo {
     name: string;
     players: number;
@@ -449,6 +454,7 @@ export interface ArenaRoutes {
         res: {
             room: string;
             players: PlayerState[];
+            roster: RosterEntry[];
         };
     };
     leave: {

@@ -737,7 +737,7 @@ export function connect(url, options) {
     return new TicksockClient(url, options);
 }
 // ---------------------------------------------------------------------------------------------
-// The example game, "arena" (protocol/src/arena.rs; PROTOCOL.md section 8)
+// The example game, "arena" (arena/src/proto.rs; PROTOCOL.md section 8)
 /** Arena error codes (PROTOCOL.md section 8.5). */
 export const ArenaErrors = {
     NOT_LOGGED_IN: 1001,

@@ -928,7 +928,7 @@ export function connect<R extends RouteMap = AnyRoutes, P extends PushMap = AnyP
 }
 
 // ---------------------------------------------------------------------------------------------
-// The example game, "arena" (protocol/src/arena.rs; PROTOCOL.md section 8)
+// The example game, "arena" (arena/src/proto.rs; PROTOCOL.md section 8)
 
 /** Arena error codes (PROTOCOL.md section 8.5). */
 export const ArenaErrors = {
@@ -947,6 +947,11 @@ export interface PlayerState {
   id: number;
   x: number;
   y: number;
+}
+/** One player of an arena and their name, as `join` lists them (PROTOCOL.md section 8.3). */
+export interface RosterEntry {
+  id: number;
+  name: string;
 }
 export interface RoomInfo {
   name: string;
@@ -973,7 +978,7 @@ export interface ArenaRoutes {
   [route: string]: RouteSpec;
   login: { req: { name: string }; res: { player_id: number } };
   rooms: { req: null | undefined; res: RoomInfo[] };
-  join: { req: { room: string }; res: { room: string; players: PlayerState[] } };
+  join: { req: { room: string }; res: { room: string; players: PlayerState[]; roster: RosterEntry[] } };
   leave: { req: null | undefined; res: null };
   move: { req: { dx: number; dy: number }; res: { tick: number } };
   chat: { req: { text: string }; res: null };

@@ -26,26 +26,48 @@
 //!
 //! # Modules
 //! - [`report`]: the counters and distributions a run produces, as a table or JSON.
-//! - `worker`: one event loop thread and its bots.
+//! - [`probe`]: a process seen from outside (`/proc`, `GET /metrics`).
+//! - [`error`]: why a run returned no report ([`Error`]).
+//! - `worker`: one event loop thread and its bots' I/O (sessions, connections, timers, pushes).
+//! - `scenario`: what the bots do, one file per scenario behind one trait (`Script`).
+//! - `tally`: what a run measures, in one type that the workers' shares merge into.
+//! - `watch`: the main thread meanwhile: the progress line and the rules that end a run early.
+//! - `server_watch`: the server process before, during and after the run (`--server-pid`).
 //!
 //! # Timeline of a run
 //! Bots start at [`Options::ramp`] per second. The *steady window* starts when the last bot has
 //! been started and lasts [`Options::duration`] seconds; rates and CPU percentages are measured
 //! over it, counts and latencies over the whole run.
+//!
+//! A run ends early in two cases. When no bot has been welcomed
+//! [`Options::first_connect_timeout`] seconds after the start (the server is most likely not
+//! there), [`run`] returns [`Error::NoConnection`], which carries the latest connection error.
+//! When the interrupt flag given to [`run_until`] is set (the binary sets it on Ctrl-C), the
+//! workers stop and the report covers the run so far ([`Report::interrupted_after_secs`]).
 
+pub mod error;
 pub mod probe;
 pub mod report;
+mod scenario;
+mod server_watch;
+mod tally;
+mod watch;
 mod worker;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 
+pub use crate::error::Error;
 use crate::report::{
-    ChurnFigures, Counters, Quantiles, Report, ServerFigures, TickJitter, Window, percent, process_cpu_secs,
+    ChurnFigures, Quantiles, Report, ServerFigures, TickJitter, Window, percent, process_cpu_secs,
 };
-use crate::worker::{Live, LiveSlot, Plan, histogram};
+use crate::server_watch::ServerWatch;
+use crate::tally::Tally;
+use crate::watch::{Ending, Timeline};
+use crate::worker::{Live, Plan};
 
 /// What the bots do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,11 +159,27 @@ pub struct Options {
     /// Descriptors the server may hold above its baseline after the settle delay.
     #[arg(long, default_value_t = 0)]
     pub max_fd_growth: u64,
+    /// Stop, with an error and no report (exit status 2), when no bot has connected this many
+    /// seconds after the start: the server is most likely not there. 0: never.
+    #[arg(long, default_value_t = 5.0)]
+    pub first_connect_timeout: f64,
     /// Decode every push in full as its topic's type (and check that each `state` holds the
     /// bot's own player), instead of the first `state` push of each connection only. Costs
     /// about a microsecond per 50-player `state` push.
     #[arg(long)]
     pub validate_pushes: bool,
+}
+
+impl Scenario {
+    /// Its name on the command line and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Arena => "arena",
+            Scenario::Echo => "echo",
+            Scenario::Churn => "churn",
+            Scenario::Idle => "idle",
+        }
+    }
 }
 
 impl Options {
@@ -153,288 +191,146 @@ impl Options {
 
 /// Runs the simulation and returns its report. Prints a live progress line on stderr unless
 /// [`Options::quiet`].
-pub fn run(opts: &Options) -> Result<Report, ticksock_client::Error> {
+pub fn run(opts: &Options) -> Result<Report, Error> {
+    run_until(opts, &AtomicBool::new(false))
+}
+
+/// Like [`run`], but the run stops early once `interrupt` is set (by a signal handler, say):
+/// the workers stop within a tenth of a second, and the report covers the run so far.
+pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error> {
     let addr = ticksock_client::connection::resolve(&opts.url)?;
     ticksock_client::connection::upgrade_request(&opts.url)?;
-    let mut server = match opts.server_pid {
-        Some(pid) => Some(ServerWatch::start(pid, addr)?),
-        None => None,
-    };
+    let mut server = opts.server_pid.map(|pid| ServerWatch::start(pid, addr)).transpose()?;
     let opts = Arc::new(opts.clone());
     let threads = opts.threads.max(1);
-    let start = Instant::now() + Duration::from_millis(10);
-    let ramp_secs = f64::from(opts.bots.saturating_sub(1)) / opts.ramp.max(0.001);
-    let steady_start = start + Duration::from_secs_f64(ramp_secs);
-    let end = steady_start + Duration::from_secs_f64(opts.duration.max(0.0));
-    let slots: Vec<Arc<LiveSlot>> = (0..threads).map(|_| Arc::new(LiveSlot::default())).collect();
-    let live = Arc::new(Live { slots: slots.clone(), rtt: Mutex::new(histogram()) });
+    let timeline = Timeline::new(&opts, Instant::now());
+    let live = Arc::new(Live::new(threads as usize));
     // The workers wait here at the end of the steady window, before closing their sockets,
     // until the server has been looked at with every bot still connected.
-    let hold = Arc::new(std::sync::Barrier::new(threads as usize + 1));
+    let hold = Arc::new(Barrier::new(threads as usize + 1));
     let cpu_start = process_cpu_secs();
 
     let mut handles = Vec::new();
-    for (t, slot) in slots.iter().enumerate() {
+    for t in 0..threads {
         let plan = Plan {
             opts: opts.clone(),
             addr,
-            bots: (0..opts.bots).filter(|i| *i % threads == t as u32).collect(),
-            start,
-            steady_start,
-            end,
-            slot: slot.clone(),
+            bots: (0..opts.bots).filter(|i| *i % threads == t).collect(),
+            start: timeline.start,
+            steady_start: timeline.steady_start,
+            end: timeline.end,
+            slot: live.slot(t as usize),
             live: live.clone(),
             hold: hold.clone(),
         };
-        let handle = std::thread::Builder::new().name(format!("sim-{t}")).spawn(move || worker::run(plan))?;
-        handles.push(handle);
+        let worker = std::thread::Builder::new().name(format!("sim-{t}"));
+        handles.push(worker.spawn(move || scenario::run_worker(plan))?);
     }
 
-    let cpu_at_steady = watch(&opts, &live, start, steady_start, end, server.as_mut());
+    let (ending, cpu_at_steady) = watch::watch(&opts, &live, &timeline, interrupt, server.as_mut());
     let cpu_end = process_cpu_secs();
-    if let Some(server) = server.as_mut() {
+    if let (Some(server), Ending::Completed | Ending::Interrupted(_)) = (server.as_mut(), &ending) {
         server.loaded();
     }
     hold.wait();
-    let wall = start.elapsed().as_secs_f64();
-
-    let mut total = Counters::default();
-    let mut at_steady = Counters::default();
-    let mut sent = 0;
-    let mut sent_at_steady = 0;
-    let mut in_flight_at_end = 0;
-    let mut connected_at_end = 0;
-    let mut rtt = histogram();
-    let mut rtt_steady = histogram();
-    let mut gaps = histogram();
-    let mut cycle_us = histogram();
-    let mut timer_late = histogram();
-    let mut tick_hz = 0;
-    let mut worker_cpu = 0.0;
-    let mut error_codes = std::collections::BTreeMap::new();
-    let mut connect_errors = std::collections::BTreeMap::new();
+    let wall_secs = timeline.start.elapsed().as_secs_f64();
+    let mut tally = Tally::default();
     for handle in handles {
-        let w = handle.join().map_err(|_| std::io::Error::other("a worker thread panicked"))??;
-        total.add(&w.total);
-        at_steady.add(&w.at_steady);
-        sent += w.sent;
-        sent_at_steady += w.sent_at_steady;
-        in_flight_at_end += w.in_flight_at_end;
-        connected_at_end += w.connected_at_end;
-        // Same bounds everywhere: adding cannot fail.
-        let _ = rtt.add(&w.rtt);
-        let _ = rtt_steady.add(&w.rtt_steady);
-        let _ = gaps.add(&w.gaps);
-        let _ = cycle_us.add(&w.cycle_us);
-        let _ = timer_late.add(&w.timer_late);
-        tick_hz = tick_hz.max(w.tick_hz);
-        worker_cpu += w.cpu_at_end - w.cpu_at_steady;
-        for (code, n) in w.error_codes {
-            *error_codes.entry(code).or_insert(0) += n;
-        }
-        for (message, n) in w.connect_errors {
-            *connect_errors.entry(message).or_insert(0) += n;
-        }
+        tally.merge(&handle.join().map_err(|_| Error::WorkerPanicked)??);
     }
+    let (steady_secs, interrupted_after_secs) = match ending {
+        Ending::Completed => (opts.duration.max(0.0), None),
+        Ending::Interrupted(at) => {
+            (timeline.steady_secs_until(at), Some(at.saturating_duration_since(timeline.start).as_secs_f64()))
+        }
+        Ending::NoConnection(figures) => {
+            return Err(Error::NoConnection {
+                url: opts.url.clone(),
+                secs: opts.first_connect_timeout,
+                attempts: figures.connect_attempts,
+                last_error: figures.last_connect_error.map_or_else(|| "none".to_owned(), |(_, e)| e),
+            });
+        }
+    };
+    // The workers have closed their sockets: now the server's side of the story.
+    let server = server.map(|watch| watch.finish(&opts, tally.connected_at_end));
+    let measured = Measured {
+        steady_secs,
+        cpu_steady_secs: cpu_end - cpu_at_steady,
+        cpu_whole_secs: cpu_end - cpu_start,
+        wall_secs,
+        server,
+        interrupted_after_secs,
+    };
+    Ok(report(&opts, tally, measured))
+}
 
-    let secs = opts.duration.max(0.0);
+/// What the main thread measured, beside the workers' tally.
+struct Measured {
+    /// The steady window's length (shorter than `--duration` when interrupted).
+    steady_secs: f64,
+    /// The process's CPU time in the steady window.
+    cpu_steady_secs: f64,
+    /// The process's CPU time over the run.
+    cpu_whole_secs: f64,
+    wall_secs: f64,
+    server: Option<ServerFigures>,
+    interrupted_after_secs: Option<f64>,
+}
+
+/// The report of a run: the merged tally, in rates over the steady window and summaries.
+fn report(opts: &Options, total: Tally, m: Measured) -> Report {
+    let secs = m.steady_secs;
     let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    let process_steady = cpu_end - cpu_at_steady;
+    let (c, at) = (&total.counters, &total.at_steady);
     let steady = Window {
         secs,
-        calls_per_sec: per_sec(sent - sent_at_steady),
-        answers_per_sec: per_sec(
-            (total.replied + total.errored).saturating_sub(at_steady.replied + at_steady.errored),
-        ),
-        pushes_per_sec: per_sec(total.pushes - at_steady.pushes),
-        state_pushes_per_sec: per_sec(total.pushes_state - at_steady.pushes_state),
-        worker_cpu_secs: worker_cpu,
-        worker_cpu_percent: percent(worker_cpu, secs),
-        process_cpu_secs: process_steady,
-        process_cpu_percent: percent(process_steady, secs),
+        calls_per_sec: per_sec(total.sent - total.sent_at_steady),
+        answers_per_sec: per_sec((c.replied + c.errored).saturating_sub(at.replied + at.errored)),
+        pushes_per_sec: per_sec(c.pushes - at.pushes),
+        state_pushes_per_sec: per_sec(c.pushes_state - at.pushes_state),
+        worker_cpu_secs: total.steady_cpu_secs,
+        worker_cpu_percent: percent(total.steady_cpu_secs, secs),
+        process_cpu_secs: m.cpu_steady_secs,
+        process_cpu_percent: percent(m.cpu_steady_secs, secs),
     };
-    let nominal_us = if tick_hz > 0 { 1_000_000 / u64::from(tick_hz) } else { 0 };
+    let tick_hz = total.tick_hz;
     let churn = (opts.scenario == Scenario::Churn).then(|| ChurnFigures {
         drop_fraction: opts.drop_fraction,
         pause_secs: opts.churn_pause,
-        cycles_per_sec: per_sec(total.cycles - at_steady.cycles),
-        cycles_per_sec_whole_run: if wall > 0.0 { total.cycles as f64 / wall } else { 0.0 },
-        cycle_us: Quantiles::of(&cycle_us),
+        cycles_per_sec: per_sec(c.cycles - at.cycles),
+        cycles_per_sec_whole_run: if m.wall_secs > 0.0 { c.cycles as f64 / m.wall_secs } else { 0.0 },
+        cycle_us: Quantiles::of(&total.cycle_us),
     });
-    // The workers have closed their sockets: now the server's side of the story.
-    let server = server.map(|watch| watch.finish(&opts, connected_at_end));
-    Ok(Report {
+    Report {
         url: opts.url.clone(),
-        scenario: match opts.scenario {
-            Scenario::Arena => "arena".into(),
-            Scenario::Echo => "echo".into(),
-            Scenario::Churn => "churn".into(),
-            Scenario::Idle => "idle".into(),
-        },
+        scenario: opts.scenario.name().into(),
         bots: u64::from(opts.bots),
-        threads: u64::from(threads),
+        threads: u64::from(opts.threads.max(1)),
         rate: opts.rate,
         window: u64::from(opts.window),
-        ramp_secs,
-        errors: total.errors(),
-        counters: total,
-        sent,
-        in_flight_at_end,
-        connected_at_end,
-        error_codes,
-        connect_errors,
-        rtt_us: Quantiles::of(&rtt),
-        rtt_steady_us: Quantiles::of(&rtt_steady),
+        ramp_secs: Timeline::ramp_secs(opts),
+        errors: c.errors(),
+        counters: *c,
+        sent: total.sent,
+        in_flight_at_end: total.in_flight_at_end,
+        connected_at_end: total.connected_at_end,
+        rtt_us: Quantiles::of(&total.rtt),
+        rtt_steady_us: Quantiles::of(&total.rtt_steady),
         tick_jitter: TickJitter {
             tick_hz,
-            nominal_us,
-            gap_us: Quantiles::of(&gaps),
-            ticks_skipped: total.ticks_skipped,
+            nominal_us: if tick_hz > 0 { 1_000_000 / u64::from(tick_hz) } else { 0 },
+            gap_us: Quantiles::of(&total.gaps),
+            ticks_skipped: c.ticks_skipped,
         },
         steady,
-        timer_late_us: Quantiles::of(&timer_late),
-        process_cpu_secs: cpu_end - cpu_start,
-        wall_secs: wall,
+        timer_late_us: Quantiles::of(&total.timer_late),
+        process_cpu_secs: m.cpu_whole_secs,
+        wall_secs: m.wall_secs,
         churn,
-        server,
-    })
-}
-
-/// The server process, looked at before, during and after a run (`--server-pid`).
-struct ServerWatch {
-    figures: ServerFigures,
-    addr: std::net::SocketAddr,
-}
-
-impl ServerWatch {
-    /// The baseline. Fails (the run does not start) when the process cannot be read.
-    fn start(pid: u32, addr: std::net::SocketAddr) -> Result<Self, ticksock_client::Error> {
-        let before = probe::sample(Some(pid))
-            .map_err(|e| std::io::Error::other(format!("--server-pid {pid}: /proc/{pid}: {e}")))?;
-        // After the descriptors were counted: the request is a connection of its own.
-        let open_before = probe::scrape(addr, "ticksock_connections_open").ok();
-        Ok(Self {
-            figures: ServerFigures {
-                pid,
-                fds_before: before.fds,
-                fds_peak: before.fds,
-                rss_kib_before: before.rss_kib,
-                rss_kib_peak: before.rss_kib,
-                hwm_kib_before: before.hwm_kib,
-                open_before,
-                ..ServerFigures::default()
-            },
-            addr,
-        })
+        server: m.server,
+        interrupted_after_secs: m.interrupted_after_secs,
+        error_codes: total.error_codes,
+        connect_errors: total.connect_errors,
     }
-
-    /// The look at the end of the steady window, every bot still connected (the workers wait
-    /// for it before they close their sockets).
-    fn loaded(&mut self) {
-        self.sample();
-        if let Ok(now) = probe::sample(Some(self.figures.pid)) {
-            self.figures.fds_loaded = now.fds;
-            self.figures.rss_kib_loaded = now.rss_kib;
-        }
-    }
-
-    /// A look during the run, for the peaks.
-    fn sample(&mut self) {
-        if let Ok(now) = probe::sample(Some(self.figures.pid)) {
-            let f = &mut self.figures;
-            f.fds_peak = f.fds_peak.max(now.fds);
-            f.rss_kib_peak = f.rss_kib_peak.max(now.rss_kib);
-        }
-    }
-
-    /// Right after the run, then again after the settle delay, watching the descriptors
-    /// come back to their baseline.
-    fn finish(mut self, opts: &Options, connected: u64) -> ServerFigures {
-        let pid = Some(self.figures.pid);
-        let end = Instant::now();
-        self.sample();
-        let f = &mut self.figures;
-        if let Ok(now) = probe::sample(pid) {
-            f.fds_end = now.fds;
-            f.rss_kib_end = now.rss_kib;
-        }
-        f.settle_secs = opts.settle.max(0.0);
-        let settled_at = end + Duration::from_secs_f64(f.settle_secs);
-        loop {
-            let now = Instant::now();
-            if f.fds_back_after_ms.is_none() && probe::open_fds(pid).is_ok_and(|fds| fds <= f.fds_before) {
-                f.fds_back_after_ms = Some(now.duration_since(end).as_millis() as u64);
-            }
-            if now >= settled_at {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50).min(settled_at - now));
-        }
-        if let Ok(now) = probe::sample(pid) {
-            f.fds_settled = now.fds;
-            f.rss_kib_settled = now.rss_kib;
-            f.hwm_kib_settled = now.hwm_kib;
-        }
-        f.open_settled = probe::scrape(self.addr, "ticksock_connections_open").ok();
-        f.fds_back = f.fds_settled <= f.fds_before + opts.max_fd_growth;
-        if opts.scenario == Scenario::Idle && connected > 0 {
-            let growth = f.rss_kib_loaded as f64 - f.rss_kib_before as f64;
-            f.rss_per_connection_kib = Some(growth / connected as f64);
-        }
-        self.figures
-    }
-}
-
-/// Waits for the end of the run, printing the progress line once a second (unless quiet).
-/// Returns the process CPU time at the start of the steady window.
-fn watch(
-    opts: &Options,
-    live: &Live,
-    start: Instant,
-    steady_start: Instant,
-    end: Instant,
-    mut server: Option<&mut ServerWatch>,
-) -> f64 {
-    let mut cpu_at_steady = None;
-    let mut last_answered = 0u64;
-    let mut last = Instant::now();
-    loop {
-        let now = Instant::now();
-        if cpu_at_steady.is_none() && now >= steady_start {
-            cpu_at_steady = Some(process_cpu_secs());
-        }
-        if now >= end {
-            break;
-        }
-        let mut wake = (now + Duration::from_secs(1)).min(end);
-        if cpu_at_steady.is_none() {
-            wake = wake.min(steady_start);
-        }
-        std::thread::sleep(wake.saturating_duration_since(now));
-        if let Some(server) = server.as_deref_mut() {
-            server.sample();
-        }
-        if opts.quiet {
-            continue;
-        }
-        let now = Instant::now();
-        let sum = |f: fn(&LiveSlot) -> u64| live.slots.iter().map(|s| f(s)).sum::<u64>();
-        let connected = sum(|s| s.connected.load(std::sync::atomic::Ordering::Relaxed));
-        let answered = sum(|s| s.answered.load(std::sync::atomic::Ordering::Relaxed));
-        let errors = sum(|s| s.errors.load(std::sync::atomic::Ordering::Relaxed));
-        let rate = (answered - last_answered.min(answered)) as f64 / now.duration_since(last).as_secs_f64();
-        let p99 = live.rtt.lock().map(|h| h.value_at_quantile(0.99)).unwrap_or(0);
-        eprint!(
-            "\r[{:6.1}s] bots {connected:>6}/{} connected | {rate:>8.0} answers/s | p99 {:>8.2} ms | errors {errors}   ",
-            now.duration_since(start).as_secs_f64(),
-            opts.bots,
-            p99 as f64 / 1000.0,
-        );
-        last_answered = answered;
-        last = now;
-    }
-    if !opts.quiet {
-        eprintln!();
-    }
-    cpu_at_steady.unwrap_or_else(process_cpu_secs)
 }

@@ -6,16 +6,30 @@
 //!
 //! The exit status is 1 when the errors exceed `--max-errors` (default 0) or, with
 //! `--server-pid`, when the server's open descriptors are not back at their baseline after the
-//! run; 2 when the run could not start.
+//! run; 2 when the run could not start (or no bot connected within `--first-connect-timeout`);
+//! 130 when it was interrupted (Ctrl-C or SIGTERM), after the report of the run so far. A
+//! second Ctrl-C exits at once, with 130.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 use client_sim::Options;
 
+/// The exit status of an interrupted run, as shells report a process ended by SIGINT.
+const INTERRUPTED: u8 = 130;
+
 fn main() -> ExitCode {
     let opts = Options::parse();
-    let report = match client_sim::run(&opts) {
+    let interrupt = match interrupt_on_signals() {
+        Ok(flag) => flag,
+        Err(e) => {
+            eprintln!("client-sim: cannot install the signal handlers: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match client_sim::run_until(&opts, &interrupt) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("client-sim: {e}");
@@ -28,6 +42,10 @@ fn main() -> ExitCode {
     {
         eprintln!("client-sim: cannot write {}: {e}", path.display());
         return ExitCode::from(2);
+    }
+    if let Some(secs) = report.interrupted_after_secs {
+        eprintln!("client-sim: interrupted after {secs:.1} s; the report above covers the run so far");
+        return ExitCode::from(INTERRUPTED);
     }
     if report.errors > opts.max_errors {
         eprintln!("client-sim: {} errors, more than --max-errors {}", report.errors, opts.max_errors);
@@ -43,4 +61,17 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// A flag that the first SIGINT or SIGTERM sets (the run then stops and reports); a second
+/// one exits the process at once.
+fn interrupt_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // In this order: the second signal finds the flag set by the first, and exits.
+        signal_hook::flag::register_conditional_shutdown(signal, i32::from(INTERRUPTED), flag.clone())?;
+        signal_hook::flag::register(signal, flag.clone())?;
+    }
+    Ok(flag)
 }

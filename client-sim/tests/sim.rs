@@ -1,8 +1,10 @@
 //! The simulator against a real server in this process, briefly.
 
+use std::io::Read as _;
 use std::net::SocketAddr;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use client_sim::{Options, Scenario};
 use ticksock_arena::Arena;
@@ -188,4 +190,111 @@ fn the_binary_exits_non_zero_when_errors_exceed_the_limit_and_writes_json() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// A loopback port where nothing listens (bound, then released).
+fn port_without_a_server() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port")
+}
+
+#[test]
+fn a_run_against_no_server_stops_early_with_the_latest_connect_error() {
+    let addr = port_without_a_server();
+    let opts = Options {
+        bots: 5,
+        duration: 60.0,
+        first_connect_timeout: 0.3,
+        quiet: true,
+        ..Options::new(&url(addr))
+    };
+    let started = Instant::now();
+    let error = client_sim::run(&opts).expect_err("no server there");
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped after {:?}", started.elapsed());
+    match &error {
+        client_sim::Error::NoConnection { url: u, attempts, last_error, .. } => {
+            assert_eq!(*u, url(addr));
+            assert!(*attempts >= 5, "{error}");
+            assert!(last_error.contains("refused"), "{error}");
+        }
+        other => panic!("not a NoConnection: {other}"),
+    }
+}
+
+#[test]
+fn the_binary_shows_connect_errors_live_then_stops_with_a_clear_message_when_no_server_listens() {
+    let addr = port_without_a_server();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_client-sim"))
+        .args(["--url", &url(addr), "--bots", "3", "--duration", "60", "--first-connect-timeout", "1.5"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty(), "no report for a run that never started");
+    // The progress line (printed after one second) names the latest connection error...
+    assert!(stderr.contains("0/3 connected") && stderr.contains("| last connect error "), "{stderr}");
+    // ...and the last line says what happened and what to check.
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("client-sim: no bot connected to {} within 1.5 s", url(addr))),
+        "{stderr}"
+    );
+    assert!(last.contains("refused") && last.contains("Is the server running"), "{stderr}");
+}
+
+#[test]
+fn an_interrupted_run_stops_at_once_and_still_reports() {
+    let server = start_arena();
+    let opts = Options { bots: 5, duration: 60.0, quiet: true, ..Options::new(&url(server.local_addr())) };
+    let started = Instant::now();
+    // Set before the start: the run stops at its first look.
+    let report = client_sim::run_until(&opts, &AtomicBool::new(true)).expect("a report");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let after = report.interrupted_after_secs.expect("marked as interrupted");
+    assert!(after < 1.0, "{after}");
+    assert_eq!(report.steady.secs, 0.0);
+    assert_eq!(report.errors, 0, "{:?}", report.connect_errors);
+    assert!(report.table().contains("INTERRUPTED"));
+    let json: serde_json::Value = serde_json::from_str(&report.json()).expect("valid JSON");
+    assert!(json["interrupted_after_secs"].is_number());
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn ctrl_c_prints_the_report_of_the_run_so_far_and_exits_130() {
+    let server = start_arena();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_client-sim"))
+        .args(["--url", &url(server.local_addr()), "--bots", "5", "--rate", "20", "--duration", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // The first progress line (after a second) with every bot connected: the run is under way,
+    // and the signal handler was installed before it started.
+    let mut stderr = child.stderr.take().expect("piped");
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !String::from_utf8_lossy(&seen).contains(" 5/5 connected") {
+        let n = stderr.read(&mut chunk).expect("reads stderr");
+        assert!(n > 0, "exited early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let interrupted_at = Instant::now();
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    stderr.read_to_end(&mut seen).expect("reads stderr");
+    let out = child.wait_with_output().expect("exits");
+    let stderr = String::from_utf8_lossy(&seen);
+    assert!(interrupted_at.elapsed() < Duration::from_secs(5), "took {:?}", interrupted_at.elapsed());
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("client-sim: interrupted after "), "{stderr}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    println!("{table}");
+    assert!(table.lines().next().is_some_and(|l| l.starts_with("url ")), "{table}");
+    assert!(table.contains("INTERRUPTED"), "{table}");
+    let row = |name: &str| table.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_owned();
+    assert!(row("bots connected").contains("5 of 5"), "{table}");
+    assert!(row("errors (for --max-errors)").ends_with(" 0"), "{table}");
+    server.shutdown().expect("clean shutdown");
 }

@@ -1,0 +1,194 @@
+//! The report as an aligned table, for a terminal.
+
+use std::fmt::Write as _;
+
+use super::{Report, SIM_LAG_WARNING_US, percent};
+
+impl Report {
+    /// The report as an aligned table, for a terminal.
+    pub fn table(&self) -> String {
+        let c = &self.counters;
+        let mut rows: Vec<(String, String)> = Vec::new();
+        let mut row = |k: &str, v: String| rows.push((k.to_owned(), v));
+        row("url", self.url.clone());
+        if let Some(secs) = self.interrupted_after_secs {
+            row(
+                "INTERRUPTED",
+                format!(
+                    "after {secs:.1} s; the figures are those of the run so far ({:.1} s steady)",
+                    self.steady.secs
+                ),
+            );
+        }
+        row("scenario", format!("{} ({} bots, {} threads)", self.scenario, self.bots, self.threads));
+        if self.scenario == "echo" {
+            row("window", format!("{} calls in flight per bot", self.window));
+        } else if self.scenario == "idle" {
+            row("calls", "one echo call per connection, then silence".to_owned());
+        } else if let Some(churn) = &self.churn {
+            row("drop fraction / pause", format!("{} / {} s", churn.drop_fraction, churn.pause_secs));
+        } else {
+            row("rate", format!("{} calls/s per bot", self.rate));
+        }
+        row("ramp / steady window", format!("{:.1} s / {:.1} s", self.ramp_secs, self.steady.secs));
+        row(
+            "bots connected",
+            format!("{} of {} (at end: {})", c.bots_connected, self.bots, self.connected_at_end),
+        );
+        row("connect attempts / failed", format!("{} / {}", c.connect_attempts, c.connect_failures));
+        row("disconnects / reconnects", format!("{} / {}", c.disconnects, c.reconnects));
+        row("calls sent", format!("{}", self.sent));
+        row("replied", format!("{}", c.replied));
+        row("error replies", format!("{}", c.errored));
+        row("timed out", format!("{}", c.timed_out));
+        row("lost to a drop / refused", format!("{} / {}", c.disconnected_calls, c.refused));
+        row("in flight at end", format!("{}", self.in_flight_at_end));
+        row("errors (for --max-errors)", format!("{}", self.errors));
+        if let Some(churn) = &self.churn {
+            row(
+                "cycles completed (clean / dropped)",
+                format!("{} ({} / {})", c.cycles, c.clean_closes, c.abrupt_drops),
+            );
+            row("cycle failures", format!("{}", c.cycle_failures));
+            row(
+                "unclean closes / unexpected drops",
+                format!("{} / {}", c.unclean_closes, c.unexpected_drops),
+            );
+            row(
+                "cycles/s steady (whole run)",
+                format!("{:.0} ({:.0})", churn.cycles_per_sec, churn.cycles_per_sec_whole_run),
+            );
+            let q = &churn.cycle_us;
+            row("cycle time (µs) p50/p99/max", format!("{} / {} / {}", q.p50, q.p99, q.max));
+        }
+        let q = &self.rtt_us;
+        row("round trip (µs) p50/p90/p99", format!("{} / {} / {}", q.p50, q.p90, q.p99));
+        row("round trip (µs) p99.9/max", format!("{} / {}  ({} samples)", q.p999, q.max, q.count));
+        let s = &self.rtt_steady_us;
+        row("steady round trip (µs) p50/p99/max", format!("{} / {} / {}", s.p50, s.p99, s.max));
+        row(
+            "steady calls/s, answers/s",
+            format!("{:.0}, {:.0}", self.steady.calls_per_sec, self.steady.answers_per_sec),
+        );
+        row(
+            "steady pushes/s (state)",
+            format!("{:.0} ({:.0})", self.steady.pushes_per_sec, self.steady.state_pushes_per_sec),
+        );
+        row("pushes decoded in full / bad", format!("{} / {}", c.pushes_decoded, c.bad_pushes));
+        let j = &self.tick_jitter;
+        if self.churn.is_none() && self.scenario != "idle" {
+            row("tick", format!("{} Hz, nominal gap {} µs", j.tick_hz, j.nominal_us));
+            row(
+                "state gap (µs) p50/p90/p99",
+                format!("{} / {} / {}", j.gap_us.p50, j.gap_us.p90, j.gap_us.p99),
+            );
+            row(
+                "state gap (µs) p99.9/max, stdev",
+                format!("{} / {}, {:.0}", j.gap_us.p999, j.gap_us.max, j.gap_us.stdev),
+            );
+            row("ticks skipped", format!("{}", j.ticks_skipped));
+        }
+        let late = &self.timer_late_us;
+        if late.count > 0 {
+            row("sim timers late (µs) p50/p99/max", format!("{} / {} / {}", late.p50, late.p99, late.max));
+            if late.p99 > SIM_LAG_WARNING_US {
+                row(
+                    "WARNING",
+                    format!(
+                        "the simulator fell behind (timers p99 > {} ms late): it, not only the server, was measured",
+                        SIM_LAG_WARNING_US / 1000
+                    ),
+                );
+            }
+        }
+        row(
+            "sim CPU, steady (workers)",
+            format!(
+                "{:.2} s = {:.1}% of one core",
+                self.steady.worker_cpu_secs, self.steady.worker_cpu_percent
+            ),
+        );
+        row(
+            "sim CPU, steady (process)",
+            format!(
+                "{:.2} s = {:.1}% of one core",
+                self.steady.process_cpu_secs, self.steady.process_cpu_percent
+            ),
+        );
+        row(
+            "sim CPU, whole run (process)",
+            format!(
+                "{:.2} s over {:.1} s = {:.1}% of one core",
+                self.process_cpu_secs,
+                self.wall_secs,
+                percent(self.process_cpu_secs, self.wall_secs)
+            ),
+        );
+        if !self.error_codes.is_empty() {
+            let codes: Vec<String> = self
+                .error_codes
+                .iter()
+                .map(|(code, n)| format!("{code} {}: {n}", ticksock_protocol::error_code::name(*code)))
+                .collect();
+            row("error codes", codes.join(", "));
+        }
+        for (message, n) in &self.connect_errors {
+            row("connect error", format!("{n} x {message}"));
+        }
+        if let Some(s) = &self.server {
+            row("server pid", format!("{}", s.pid));
+            row(
+                "server fds before/peak/end/settled",
+                format!("{} / {} / {} / {}", s.fds_before, s.fds_peak, s.fds_end, s.fds_settled),
+            );
+            row(
+                "server fds back at baseline",
+                match s.fds_back_after_ms {
+                    Some(ms) => format!("yes, {ms} ms after the run"),
+                    None => format!("NO, not within {} s", s.settle_secs),
+                },
+            );
+            row(
+                "server fds / RSS KiB with all bots connected",
+                format!("{} / {}", s.fds_loaded, s.rss_kib_loaded),
+            );
+            row(
+                "server RSS KiB before/peak/end/settled",
+                format!(
+                    "{} / {} / {} / {}",
+                    s.rss_kib_before, s.rss_kib_peak, s.rss_kib_end, s.rss_kib_settled
+                ),
+            );
+            if let Some(per) = s.rss_per_connection_kib {
+                row(
+                    "server RSS growth per connection",
+                    format!(
+                        "{per:.2} KiB = ({} - {} KiB) / {} connections",
+                        s.rss_kib_loaded, s.rss_kib_before, self.connected_at_end
+                    ),
+                );
+            }
+            row(
+                "server RSS high-water KiB before/after",
+                format!("{} / {}", s.hwm_kib_before, s.hwm_kib_settled),
+            );
+            let show = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+            row(
+                "server open conns before/settled",
+                format!(
+                    "{} / {}  (the /metrics request itself is one)",
+                    show(s.open_before),
+                    show(s.open_settled)
+                ),
+            );
+        }
+        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (k, v) in rows {
+            let pad = width - k.chars().count();
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "{k}{}  {v}", " ".repeat(pad));
+        }
+        out
+    }
+}

@@ -1,0 +1,207 @@
+//! What a run measures, in one type that adds up: each worker keeps a [`Tally`] of its bots,
+//! and the run merges the workers' tallies into the one the report is made from.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::report::Counters;
+
+/// Distinct connection error messages kept (per tally, and after a merge).
+pub(crate) const MAX_ERROR_SAMPLES: usize = 16;
+
+/// A latency histogram in microseconds, 1 µs to 10 min, 3 significant digits.
+pub(crate) fn histogram() -> Histogram<u64> {
+    // Cannot fail: the bounds are valid constants.
+    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
+}
+
+/// `d` in whole microseconds, at least 1 (the histograms start at 1 µs).
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Counts, distributions and samples of a run (or of one worker's share of it).
+#[derive(Debug, Clone)]
+pub(crate) struct Tally {
+    /// Counts over the whole run.
+    pub counters: Counters,
+    /// The counts when the steady window started.
+    pub at_steady: Counters,
+    /// Request frames sent over the whole run (read from the sessions at the end).
+    pub sent: u64,
+    /// Request frames sent when the steady window started.
+    pub sent_at_steady: u64,
+    /// Calls still waiting for their answer at the end.
+    pub in_flight_at_end: u64,
+    /// Bots connected at the end.
+    pub connected_at_end: u64,
+    /// CPU time of the worker threads in the steady window, seconds.
+    pub steady_cpu_secs: f64,
+    /// Round trips of answered calls, whole run, µs.
+    pub rtt: Histogram<u64>,
+    /// Round trips in the steady window, µs.
+    pub rtt_steady: Histogram<u64>,
+    /// Gaps between consecutive `state` pushes of a bot, µs.
+    pub gaps: Histogram<u64>,
+    /// Churn: durations of completed cycles, µs.
+    pub cycle_us: Histogram<u64>,
+    /// How late the bots' move and chat timers fired, µs.
+    pub timer_late: Histogram<u64>,
+    /// The server's tick rate, from a welcome (0 before any).
+    pub tick_hz: u16,
+    /// Error replies by code.
+    pub error_codes: BTreeMap<u16, u64>,
+    /// A few connection errors by message (at most [`MAX_ERROR_SAMPLES`] distinct ones).
+    pub connect_errors: BTreeMap<String, u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            counters: Counters::default(),
+            at_steady: Counters::default(),
+            sent: 0,
+            sent_at_steady: 0,
+            in_flight_at_end: 0,
+            connected_at_end: 0,
+            steady_cpu_secs: 0.0,
+            rtt: histogram(),
+            rtt_steady: histogram(),
+            gaps: histogram(),
+            cycle_us: histogram(),
+            timer_late: histogram(),
+            tick_hz: 0,
+            error_codes: BTreeMap::new(),
+            connect_errors: BTreeMap::new(),
+        }
+    }
+}
+
+impl Tally {
+    /// Adds `other` to this tally: counts and distributions add up, the tick rate is the
+    /// highest seen, and connection errors stay bounded.
+    pub(crate) fn merge(&mut self, other: &Tally) {
+        let Tally {
+            counters,
+            at_steady,
+            sent,
+            sent_at_steady,
+            in_flight_at_end,
+            connected_at_end,
+            steady_cpu_secs,
+            rtt,
+            rtt_steady,
+            gaps,
+            cycle_us,
+            timer_late,
+            tick_hz,
+            error_codes,
+            connect_errors,
+        } = other;
+        self.counters.merge(counters);
+        self.at_steady.merge(at_steady);
+        self.sent += sent;
+        self.sent_at_steady += sent_at_steady;
+        self.in_flight_at_end += in_flight_at_end;
+        self.connected_at_end += connected_at_end;
+        self.steady_cpu_secs += steady_cpu_secs;
+        for (mine, theirs) in [
+            (&mut self.rtt, rtt),
+            (&mut self.rtt_steady, rtt_steady),
+            (&mut self.gaps, gaps),
+            (&mut self.cycle_us, cycle_us),
+            (&mut self.timer_late, timer_late),
+        ] {
+            // Every histogram here has the same bounds, so adding cannot fail.
+            let _ = mine.add(theirs);
+        }
+        self.tick_hz = self.tick_hz.max(*tick_hz);
+        for (code, n) in error_codes {
+            *self.error_codes.entry(*code).or_default() += n;
+        }
+        for (message, n) in connect_errors {
+            self.note_connect_errors(message, *n);
+        }
+    }
+
+    /// Counts an answered call's round trip (in the steady window too when `steady`).
+    pub(crate) fn record_rtt(&mut self, rtt: Duration, steady: bool) {
+        let us = micros(rtt);
+        self.rtt.saturating_record(us);
+        if steady {
+            self.rtt_steady.saturating_record(us);
+        }
+    }
+
+    /// Counts `n` connection errors saying `message`. Past [`MAX_ERROR_SAMPLES`] distinct
+    /// messages, new ones are not kept (the counters count every failure anyway).
+    pub(crate) fn note_connect_errors(&mut self, message: &str, n: u64) {
+        if let Some(count) = self.connect_errors.get_mut(message) {
+            *count += n;
+        } else if self.connect_errors.len() < MAX_ERROR_SAMPLES {
+            self.connect_errors.insert(message.to_owned(), n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(replied: u64, rtt_ms: u64, tick_hz: u16, error: &str) -> Tally {
+        let mut t = Tally {
+            counters: Counters { replied, connect_failures: 1, ..Counters::default() },
+            at_steady: Counters { replied: replied / 2, ..Counters::default() },
+            sent: replied + 1,
+            sent_at_steady: replied / 2,
+            in_flight_at_end: 1,
+            connected_at_end: 3,
+            steady_cpu_secs: 0.5,
+            tick_hz,
+            ..Tally::default()
+        };
+        for _ in 0..replied {
+            t.record_rtt(Duration::from_millis(rtt_ms), true);
+        }
+        *t.error_codes.entry(1004).or_default() += 1;
+        t.note_connect_errors(error, 1);
+        t
+    }
+
+    #[test]
+    fn merging_adds_everything_up() {
+        let mut total = Tally::default();
+        total.merge(&worker(10, 1, 30, "refused"));
+        total.merge(&worker(30, 3, 60, "refused"));
+        total.merge(&worker(0, 0, 0, "reset"));
+        let c = &total.counters;
+        assert_eq!((c.replied, c.connect_failures, total.at_steady.replied), (40, 3, 20));
+        assert_eq!((total.sent, total.sent_at_steady), (43, 20));
+        assert_eq!((total.in_flight_at_end, total.connected_at_end), (3, 9));
+        assert!((total.steady_cpu_secs - 1.5).abs() < 1e-9);
+        assert_eq!((total.rtt.len(), total.rtt_steady.len()), (40, 40));
+        // A quarter of the samples at 1 ms, the rest at 3 ms.
+        assert!(total.rtt.equivalent(total.rtt.value_at_quantile(0.2), 1000));
+        assert!(total.rtt.equivalent(total.rtt.value_at_quantile(0.5), 3000));
+        assert_eq!(total.tick_hz, 60);
+        assert_eq!(total.error_codes, BTreeMap::from([(1004, 3)]));
+        assert_eq!(
+            total.connect_errors,
+            BTreeMap::from([("refused".to_owned(), 2), ("reset".to_owned(), 1)])
+        );
+    }
+
+    #[test]
+    fn connection_errors_stay_bounded_across_merges() {
+        let mut total = Tally::default();
+        for i in 0..3 * MAX_ERROR_SAMPLES {
+            total.merge(&worker(0, 0, 0, &format!("error {i}")));
+        }
+        assert_eq!(total.connect_errors.len(), MAX_ERROR_SAMPLES);
+        assert_eq!(total.counters.connect_failures, 3 * MAX_ERROR_SAMPLES as u64);
+        total.note_connect_errors("error 0", 5);
+        assert_eq!(total.connect_errors["error 0"], 6, "a message already kept is still counted");
+    }
+}

@@ -1,0 +1,351 @@
+//! One bot's I/O, the same in every scenario: its [`Session`] over its own non-blocking
+//! [`Connection`], connected and reconnected as the session says, its events counted, and
+//! what they mean left to the scenario's [`Script`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::{Interest, Registry, Token};
+use ticksock_client::backoff::XorShift;
+use ticksock_client::connection::upgrade_request;
+use ticksock_client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, Session};
+
+use super::pushes::Track;
+use super::timers::{TimerEntry, Timers};
+use crate::Options;
+use crate::scenario::Script;
+use crate::tally::Tally;
+
+/// The worker's state apart from the bots, so that a bot and it can be borrowed together.
+/// `T` is the scenario's timer kind.
+pub(crate) struct Cx<T> {
+    pub opts: Arc<Options>,
+    addr: SocketAddr,
+    registry: Registry,
+    /// What the worker measured so far.
+    pub tally: Tally,
+    /// Round trips since the last publish, for the live p99.
+    pub rtt_delta: Histogram<u64>,
+    /// Bots connected now.
+    pub connected_now: u64,
+    /// The steady window.
+    steady: (Instant, Instant),
+    timers: Timers<T>,
+    /// The latest connection error since the last publish, and when.
+    pub last_connect_error: Option<(Instant, String)>,
+}
+
+impl<T: Ord> Cx<T> {
+    /// A worker's context: its sockets register with `registry`, its timers count from `start`.
+    pub(crate) fn new(
+        opts: Arc<Options>,
+        addr: SocketAddr,
+        registry: Registry,
+        start: Instant,
+        steady: (Instant, Instant),
+    ) -> Self {
+        Self {
+            opts,
+            addr,
+            registry,
+            tally: Tally::default(),
+            rtt_delta: crate::tally::histogram(),
+            connected_now: 0,
+            steady,
+            timers: Timers::new(start),
+            last_connect_error: None,
+        }
+    }
+
+    /// The timers (the event loop takes the due ones).
+    pub(crate) fn timers(&mut self) -> &mut Timers<T> {
+        &mut self.timers
+    }
+
+    /// A connection attempt failed, or a connection errored (`None`: closed before the welcome).
+    pub(crate) fn connect_failed(&mut self, now: Instant, error: Option<ticksock_client::Error>) {
+        let message = error.map_or_else(|| "closed before the welcome".to_owned(), |e| e.to_string());
+        self.tally.note_connect_errors(&message, 1);
+        self.last_connect_error = Some((now, message));
+    }
+}
+
+/// A bot: the I/O every scenario shares, and the scenario's own state of it (`state`).
+pub(crate) struct Bot<S: Script> {
+    /// Its global index (names, rooms and random seeds derive from it).
+    pub index: u32,
+    /// Its index in its worker (its mio token).
+    pub slot: usize,
+    pub session: Session,
+    pub conn: Option<Connection>,
+    /// Bumped whenever the bot's timers must be forgotten (a new connection).
+    pub generation: u32,
+    /// Welcomed at least once.
+    ever_connected: bool,
+    /// Welcomed on the current connection (counted in [`Cx::connected_now`]).
+    up: bool,
+    /// `session.stats().connections` when the current connection was opened.
+    connections_at_open: u64,
+    pub track: Track,
+    pub rng: XorShift,
+    /// Requests sent by the bot's earlier sessions.
+    sent_before: u64,
+    /// When the current session was made.
+    pub session_started: Instant,
+    /// Where the bot is in its scenario.
+    pub state: S::BotState,
+}
+
+impl<S: Script> Bot<S> {
+    pub(crate) fn new(index: u32, slot: usize, config: Config, now: Instant) -> Self {
+        Self {
+            index,
+            slot,
+            session: Session::new(config, now),
+            conn: None,
+            generation: 0,
+            ever_connected: false,
+            up: false,
+            connections_at_open: 0,
+            track: Track::default(),
+            rng: XorShift::new(u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5151),
+            sent_before: 0,
+            session_started: now,
+            state: S::BotState::default(),
+        }
+    }
+
+    /// Requests sent, all sessions.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent_before + self.session.stats().sent
+    }
+
+    /// Starts over with a new session of the same settings (its connection is gone).
+    pub(crate) fn new_session(&mut self, now: Instant) {
+        self.sent_before += self.session.stats().sent;
+        let config = self.session.config().clone();
+        self.session = Session::new(config, now);
+        self.session_started = now;
+        self.track = Track::default();
+    }
+
+    /// Moves everything along: connect if due, read, let the bot react, write.
+    pub(crate) fn drive(&mut self, script: &S, now: Instant, readable: bool, cx: &mut Cx<S::Timer>) {
+        if script.takes_over(self, now, readable, cx) {
+            return;
+        }
+        if self.conn.is_none() {
+            if self.session.poll_timeout().is_some_and(|at| at <= now) {
+                self.session.handle_timeout(now);
+            }
+            while self.session.poll_link().is_some() {}
+            if self.session.poll_connect(now) {
+                self.open(script, now, cx);
+            }
+        }
+        let validate = cx.opts.validate_pushes;
+        let Bot { conn, session, track, .. } = self;
+        let tally = &mut cx.tally;
+        let progress = conn.as_mut().map(|c| {
+            if readable {
+                c.mark_readable();
+            }
+            c.receive(session, now, |topic, body| track.on_push(topic, body, now, validate, tally))
+        });
+        if let Some(Progress::Finished(error)) = progress {
+            self.drop_conn(script, now, error, cx);
+        }
+        self.react(script, now, cx);
+        self.flush(script, now, cx);
+    }
+
+    fn open(&mut self, script: &S, now: Instant, cx: &mut Cx<S::Timer>) {
+        cx.tally.counters.connect_attempts += 1;
+        self.connections_at_open = self.session.stats().connections;
+        let ws_config = self.session.config().websocket_config();
+        let opened = upgrade_request(&cx.opts.url).and_then(|request| {
+            let mut conn = Connection::open(cx.addr, request, ws_config, true)?;
+            if let Some(tcp) = conn.tcp_mut() {
+                cx.registry.register(tcp, Token(self.slot), Interest::READABLE | Interest::WRITABLE)?;
+            }
+            Ok(conn)
+        });
+        match opened {
+            Ok(conn) => self.conn = Some(conn),
+            Err(e) => {
+                cx.tally.counters.connect_failures += 1;
+                cx.connect_failed(now, Some(e));
+                self.session.handle_disconnect(now);
+                script.on_socket_closed(self, false, now, cx);
+            }
+        }
+    }
+
+    fn drop_conn(
+        &mut self,
+        script: &S,
+        now: Instant,
+        error: Option<ticksock_client::Error>,
+        cx: &mut Cx<S::Timer>,
+    ) {
+        // Dropping the connection closes the socket, which takes it out of the poll.
+        self.conn = None;
+        let welcomed = self.session.stats().connections > self.connections_at_open;
+        if welcomed {
+            cx.tally.counters.disconnects += 1;
+        } else {
+            cx.tally.counters.connect_failures += 1;
+            cx.connect_failed(now, error);
+        }
+        // Calls in flight fail (the caller's `react` counts them).
+        self.session.handle_disconnect(now);
+        script.on_socket_closed(self, welcomed, now, cx);
+    }
+
+    /// Sends what the session has to send; a connection that fails meanwhile is dropped.
+    pub(crate) fn flush(&mut self, script: &S, now: Instant, cx: &mut Cx<S::Timer>) {
+        if let Some(conn) = self.conn.as_mut()
+            && let Progress::Finished(error) = conn.transmit(&mut self.session)
+        {
+            self.drop_conn(script, now, error, cx);
+            self.react(script, now, cx);
+        }
+    }
+
+    /// Handles the session's events: counts them, and hands what they mean to the script.
+    fn react(&mut self, script: &S, now: Instant, cx: &mut Cx<S::Timer>) {
+        while let Some(event) = self.session.poll_event() {
+            let c = &mut cx.tally.counters;
+            match event {
+                Event::Connected { tick_hz, .. } => {
+                    c.connections += 1;
+                    if self.ever_connected {
+                        c.reconnects += 1;
+                    } else {
+                        self.ever_connected = true;
+                        c.bots_connected += 1;
+                    }
+                    self.up = true;
+                    cx.connected_now += 1;
+                    cx.tally.tick_hz = tick_hz;
+                    self.generation = self.generation.wrapping_add(1);
+                    self.track.new_connection();
+                    script.on_connected(self, now, cx);
+                }
+                Event::Disconnected => {
+                    self.mark_down(cx);
+                    script.on_offline(self);
+                }
+                Event::Stopped { .. } => {
+                    c.gave_up += 1;
+                    script.on_offline(self);
+                }
+                Event::Outcome { id, outcome, rtt, .. } => {
+                    self.count_outcome(&outcome, rtt, now, cx);
+                    script.on_outcome(self, id, outcome, now, cx);
+                }
+                Event::BadPush { .. } => c.bad_pushes += 1,
+                Event::ProtocolError { .. } => c.protocol_errors += 1,
+                Event::Reconnecting { .. } | Event::Push { .. } => {}
+            }
+        }
+    }
+
+    fn count_outcome(
+        &mut self,
+        outcome: &Outcome,
+        rtt: Option<Duration>,
+        now: Instant,
+        cx: &mut Cx<S::Timer>,
+    ) {
+        let t = &mut cx.tally;
+        match outcome {
+            Outcome::Reply(_) => t.counters.replied += 1,
+            Outcome::Error { code, .. } => {
+                t.counters.errored += 1;
+                *t.error_codes.entry(*code).or_default() += 1;
+            }
+            Outcome::Timeout => t.counters.timed_out += 1,
+            Outcome::Disconnected => t.counters.disconnected_calls += 1,
+            Outcome::Closed => {}
+        }
+        if let (Some(rtt), Outcome::Reply(_) | Outcome::Error { .. }) = (rtt, outcome) {
+            t.record_rtt(rtt, now >= cx.steady.0 && now < cx.steady.1);
+            cx.rtt_delta.saturating_record(crate::tally::micros(rtt));
+        }
+    }
+
+    /// The bot no longer counts as connected.
+    pub(crate) fn mark_down(&mut self, cx: &mut Cx<S::Timer>) {
+        if self.up {
+            self.up = false;
+            cx.connected_now -= 1;
+        }
+    }
+
+    /// Calls `route`, counting the call, or the refusal (the session's queue is full).
+    pub(crate) fn call<T: serde::Serialize + ?Sized>(
+        &mut self,
+        route: &str,
+        body: &T,
+        now: Instant,
+        cx: &mut Cx<S::Timer>,
+    ) -> Option<CallId> {
+        let result = self.session.call(route, body, now);
+        self.count_call(result, cx)
+    }
+
+    /// Calls `route` with a body already encoded, counting as [`Bot::call`] does.
+    pub(crate) fn call_raw(
+        &mut self,
+        route: &str,
+        body: &[u8],
+        now: Instant,
+        cx: &mut Cx<S::Timer>,
+    ) -> Option<CallId> {
+        let result = self.session.call_raw(route, body, CallOptions::default(), now);
+        self.count_call(result, cx)
+    }
+
+    fn count_call(
+        &mut self,
+        result: Result<CallId, ticksock_client::Error>,
+        cx: &mut Cx<S::Timer>,
+    ) -> Option<CallId> {
+        match result {
+            Ok(id) => {
+                cx.tally.counters.calls += 1;
+                Some(id)
+            }
+            Err(_) => {
+                cx.tally.counters.refused += 1;
+                None
+            }
+        }
+    }
+
+    /// Sets one of the bot's timers; a new connection forgets it.
+    pub(crate) fn schedule(&self, cx: &mut Cx<S::Timer>, at: Instant, timer: S::Timer) {
+        cx.timers.schedule(TimerEntry { at, bot: self.slot, generation: self.generation, timer });
+    }
+}
+
+/// The session settings of bot `index`, before its scenario adjusts them.
+pub(crate) fn session_config(opts: &Options, index: u32) -> Config {
+    Config {
+        call_timeout: Duration::from_secs_f64(opts.call_timeout),
+        heartbeat_interval: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(10),
+        backoff_initial: Duration::from_millis(500),
+        backoff_max: Duration::from_secs(5),
+        max_attempts: Some(opts.max_attempts),
+        stable_after: Duration::from_secs(5),
+        max_queued_calls: 64,
+        jitter_seed: Some(u64::from(index) + 1),
+        read_buffer_bytes: 4 << 10,
+        ..Config::default()
+    }
+}

@@ -1,0 +1,121 @@
+//! The connection's lifecycle: when to connect, the WebSocket opening, the link dropping
+//! (calls sent fail, a reconnect is scheduled with backoff, or the session gives up), and
+//! stopping for good.
+
+use std::time::Instant;
+
+#[cfg(doc)]
+use super::Outcome;
+use super::{Event, LinkCommand, Session, State};
+use crate::Error;
+
+impl Session {
+    /// Whether to open a connection now. Returns `true` once per attempt; the session then
+    /// waits for [`Session::handle_connected`] or [`Session::handle_disconnect`].
+    pub fn poll_connect(&mut self, now: Instant) -> bool {
+        self.now = now;
+        if self.state == State::Down && self.reconnect_at.is_some_and(|at| at <= now) {
+            self.reconnect_at = None;
+            self.state = State::Connecting { since: now };
+            self.stats.connect_attempts += 1;
+            return true;
+        }
+        false
+    }
+
+    /// The WebSocket is open. The session arms its heartbeat and waits for the welcome.
+    pub fn handle_connected(&mut self, now: Instant) {
+        self.now = now;
+        if let State::Connecting { since } = self.state {
+            // The connect timeout still counts from the start of the attempt.
+            self.state = State::AwaitingWelcome { since };
+            self.last_heard = now;
+            self.heartbeat = Some(now + self.config.heartbeat_interval);
+        }
+    }
+
+    /// The connection failed or dropped (or the connect attempt failed). Calls in flight fail
+    /// with [`Outcome::Disconnected`]; a reconnect is scheduled with backoff. Does nothing when
+    /// the session is already down.
+    pub fn handle_disconnect(&mut self, now: Instant) {
+        self.now = now;
+        self.link_down(now);
+    }
+
+    /// The transport received a ping or a pong: the server is alive.
+    pub fn handle_heard(&mut self, now: Instant) {
+        self.now = now;
+        self.last_heard = now;
+    }
+
+    /// Closes the session for good: the connection is closed (a [`LinkCommand::Close`]), calls
+    /// sent fail with [`Outcome::Disconnected`] and calls queued with [`Outcome::Closed`].
+    pub fn close(&mut self, now: Instant) {
+        self.now = now;
+        self.stop(now, Error::Closed, 1000);
+    }
+
+    /// Whether a connection is open or being opened.
+    fn link_open(&self) -> bool {
+        matches!(self.state, State::Connecting { .. } | State::AwaitingWelcome { .. } | State::Up { .. })
+    }
+
+    /// The server broke the protocol: drop the connection (a reconnect follows).
+    pub(super) fn violation(&mut self, now: Instant, problem: String) {
+        self.events.push_back(Event::ProtocolError { problem });
+        self.link.push_back(LinkCommand::Close { code: 1002, reason: "protocol error" });
+        self.link_down(now);
+    }
+
+    /// The connection is gone: calls sent fail, and a reconnect is scheduled with backoff, or
+    /// the session stops after too many failed attempts in a row.
+    pub(super) fn link_down(&mut self, now: Instant) {
+        let up_since = match self.state {
+            State::Up { since } => Some(since),
+            State::Connecting { .. } | State::AwaitingWelcome { .. } => None,
+            State::Down | State::Closed => return,
+        };
+        self.state = State::Down;
+        self.heartbeat = None;
+        self.fail_sent(now);
+        if self.state != State::Down {
+            return; // A callback closed the session.
+        }
+        if up_since.is_some() {
+            self.events.push_back(Event::Disconnected);
+        }
+        if up_since.is_some_and(|since| now.saturating_duration_since(since) >= self.config.stable_after) {
+            self.failures = 0;
+        }
+        self.failures = self.failures.saturating_add(1);
+        if self.config.max_attempts.is_some_and(|max| self.failures > max) {
+            let attempts = self.failures - 1;
+            self.stop(now, Error::GaveUp { attempts }, 1000);
+            return;
+        }
+        let delay = self.backoff.delay(self.failures);
+        self.reconnect_at = Some(now + delay);
+        self.events.push_back(Event::Reconnecting { attempt: self.failures, delay });
+    }
+
+    /// Stops for good: the connection is closed with `code`, calls sent fail with
+    /// [`Outcome::Disconnected`] and calls queued with [`Outcome::Closed`].
+    pub(super) fn stop(&mut self, now: Instant, reason: Error, code: u16) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.link_open() {
+            self.link.push_back(LinkCommand::Close { code, reason: "closing" });
+        }
+        let was_up = matches!(self.state, State::Up { .. });
+        self.state = State::Closed;
+        self.heartbeat = None;
+        self.reconnect_at = None;
+        self.fail_sent(now);
+        self.fail_queued(now);
+        if was_up {
+            self.events.push_back(Event::Disconnected);
+        }
+        self.events.push_back(Event::Stopped { reason });
+    }
+}

@@ -1,0 +1,61 @@
+//! What a call is called ([`CallId`]) and how it ends ([`Outcome`]).
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// A call's callback id, as sent on the wire. Opaque apart from that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u32);
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// How a call ended. Each call has exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server's reply: the route's response body, still encoded ([`Outcome::decode`]).
+    Reply(Vec<u8>),
+    /// The server's error reply.
+    Error {
+        /// What went wrong ([`ticksock_protocol::error_code`], or the route's own codes from 1000).
+        code: u16,
+        /// The server's explanation, for logs.
+        message: String,
+    },
+    /// No answer within the call's timeout. The server may or may not have handled it.
+    Timeout,
+    /// The connection dropped after the call was sent. The server may or may not have handled it.
+    Disconnected,
+    /// The call was never sent: the session was closed or gave up reconnecting.
+    Closed,
+}
+
+impl Outcome {
+    /// The reply's body, or the failure as an [`Error`].
+    pub fn into_result(self) -> Result<Vec<u8>, Error> {
+        match self {
+            Outcome::Reply(body) => Ok(body),
+            Outcome::Error { code, message } => Err(Error::Server { code, message }),
+            Outcome::Timeout => Err(Error::Timeout),
+            Outcome::Disconnected => Err(Error::Disconnected),
+            Outcome::Closed => Err(Error::Closed),
+        }
+    }
+
+    /// The reply decoded as `T`, or the failure as an [`Error`].
+    pub fn decode<T: DeserializeOwned>(self) -> Result<T, Error> {
+        let body = self.into_result()?;
+        ticksock_protocol::decode_body(&body).map_err(Error::Decode)
+    }
+
+    /// Whether the server answered with a reply (not an error).
+    pub fn is_reply(&self) -> bool {
+        matches!(self, Outcome::Reply(_))
+    }
+}

@@ -1,0 +1,94 @@
+//! What is due when: call timeouts, the connect timeout, the heartbeat (a ping after a quiet
+//! spell, a drop after a silent one), and the reset of the failure count once a connection has
+//! stayed up long enough.
+
+use std::time::Instant;
+
+use super::{LinkCommand, Outcome, Session, State};
+
+impl Session {
+    /// When [`Session::handle_timeout`] (or, while down, [`Session::poll_connect`]) should be
+    /// called next; `None` when nothing is scheduled.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.deadlines.first().map(|(t, _)| t);
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        match self.state {
+            State::Connecting { since } | State::AwaitingWelcome { since } => {
+                consider(Some(since + self.config.connect_timeout))
+            }
+            State::Up { since } if self.failures > 0 => consider(Some(since + self.config.stable_after)),
+            State::Down => consider(self.reconnect_at),
+            _ => {}
+        }
+        consider(self.heartbeat);
+        next
+    }
+
+    /// Handles everything due at `now`: call timeouts, the connect timeout, the heartbeat,
+    /// and the reset of the failure count after a stable connection.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.time_out_calls(now);
+        match self.state {
+            State::Connecting { since } | State::AwaitingWelcome { since }
+                if now.saturating_duration_since(since) >= self.config.connect_timeout =>
+            {
+                self.link.push_back(LinkCommand::Close { code: 1000, reason: "connect timeout" });
+                self.link_down(now);
+            }
+            State::Up { since } if now.saturating_duration_since(since) >= self.config.stable_after => {
+                self.failures = 0;
+            }
+            _ => {}
+        }
+        self.beat(now);
+    }
+
+    /// Ends every call whose deadline has passed with [`Outcome::Timeout`], earliest first; a
+    /// call that had not been sent yet leaves the offline queue.
+    fn time_out_calls(&mut self, now: Instant) {
+        loop {
+            let calls = &self.calls;
+            self.deadlines.prune(|at, id| calls.has_deadline(at, id));
+            let Some((deadline, id)) = self.deadlines.first() else { break };
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(entry) = self.calls.remove(id) {
+                if entry.sent_at.is_none() {
+                    self.outbox.remove(id);
+                }
+                self.finish(id, entry, Outcome::Timeout, now);
+            }
+        }
+    }
+
+    /// The heartbeat, if due: drop a connection silent for `idle_timeout`, ping one quiet for
+    /// `heartbeat_interval`, and re-arm for whichever comes next.
+    fn beat(&mut self, now: Instant) {
+        let Some(at) = self.heartbeat else { return };
+        if at > now {
+            return;
+        }
+        let quiet = now.saturating_duration_since(self.last_heard);
+        if quiet >= self.config.idle_timeout {
+            self.link.push_back(LinkCommand::Close { code: 1001, reason: "no sign of life" });
+            self.link_down(now);
+        } else {
+            let interval = self.config.heartbeat_interval;
+            let next = if quiet >= interval {
+                self.link.push_back(LinkCommand::Ping);
+                self.stats.pings += 1;
+                now + interval
+            } else {
+                self.last_heard + interval
+            };
+            self.heartbeat = Some(next.min(self.last_heard + self.config.idle_timeout));
+        }
+    }
+}

@@ -195,38 +195,11 @@ pub struct PlayerState {
 }
 
 /// The tick of a [`TOPIC_STATE`] push, for clients that only time the pushes (the load
-/// simulator): the players are decoded one by one and dropped, so nothing is allocated, yet
-/// the whole body is checked as [`State`], and anything else is the same error as from
-/// `ticksock_protocol::decode_body::<State>`.
+/// simulator, which reads 175 000 of them a second at 5000 bots): only the tick is decoded,
+/// the players are not read. A body too short to hold a tick is an error.
 pub fn state_tick(body: &[u8]) -> Result<u64, ticksock_protocol::BodyError> {
-    ticksock_protocol::decode_body::<StateTick>(body).map(|state| state.tick)
-}
-
-/// [`State`] read for its tick: same fields, same order, the players skipped.
-#[derive(Deserialize)]
-struct StateTick {
-    tick: u64,
-    _players: SkippedPlayers,
-}
-
-/// A sequence of [`PlayerState`]s, each decoded and dropped.
-struct SkippedPlayers;
-
-impl<'de> Deserialize<'de> for SkippedPlayers {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Skip;
-        impl<'de> serde::de::Visitor<'de> for Skip {
-            type Value = SkippedPlayers;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a sequence of players")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<SkippedPlayers, A::Error> {
-                while seq.next_element::<PlayerState>()?.is_some() {}
-                Ok(SkippedPlayers)
-            }
-        }
-        deserializer.deserialize_seq(Skip)
-    }
+    // `tick` is `State`'s first field, so it is the body's first value.
+    ticksock_protocol::decode_body_prefix::<u64>(body).map(|(tick, _)| tick)
 }
 
 #[cfg(test)]
@@ -234,18 +207,13 @@ mod state_tick_tests {
     use super::*;
 
     #[test]
-    fn state_tick_reads_the_tick_and_checks_the_rest() {
+    fn state_tick_reads_the_tick_without_the_players() {
         let players = (0..50).map(|id| PlayerState { id, x: 999, y: -1 }).collect();
         let body = ticksock_protocol::encode_body(&State { tick: 1 << 40, players }).expect("encodes");
         assert_eq!(state_tick(&body).expect("a state"), 1 << 40);
         let empty = ticksock_protocol::encode_body(&State { tick: 7, players: vec![] }).expect("encodes");
         assert_eq!(state_tick(&empty).expect("a state"), 7);
-        // Cut short, or followed by more: not a `State`, as for a full decode.
-        assert!(state_tick(&body[..body.len() - 1]).is_err());
-        assert!(ticksock_protocol::decode_body::<State>(&body[..body.len() - 1]).is_err());
-        let mut longer = body.clone();
-        longer.push(0);
-        assert!(matches!(state_tick(&longer), Err(ticksock_protocol::BodyError::Trailing(1))));
         assert!(state_tick(&[]).is_err());
+        assert!(state_tick(&[253, 1]).is_err(), "a u64 tick cut short");
     }
 }

@@ -69,6 +69,16 @@ pub fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
     Ok(value)
 }
 
+/// Decodes a `T` from the start of `bytes`, under [`DECODE_LIMIT`](crate::DECODE_LIMIT), and
+/// says how many bytes it took; the rest is left unread. For a reader that needs only the
+/// first fields of a large body (a load generator that wants the tick of a state push, say):
+/// the prefix of a struct's encoding is the encoding of its first fields (section 3 of
+/// `docs/PROTOCOL.md`).
+pub fn decode_body_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), BodyError> {
+    let seed = crate::capped::CappedSeed::<T>::new(bytes.len());
+    Ok(bincode::serde::seed_decode_from_slice(seed, bytes, DECODE_CONFIG)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +94,15 @@ mod tests {
         let bytes = encode_body(&Move { dx: -1, dy: 1 }).expect("encodes");
         assert_eq!(bytes, [0xff, 0x01]);
         assert_eq!(decode_body::<Move>(&bytes).expect("decodes"), Move { dx: -1, dy: 1 });
+    }
+
+    #[test]
+    fn a_prefix_decodes_and_leaves_the_rest() {
+        let bytes = encode_body(&(300u64, vec![1u8, 2, 3])).expect("encodes");
+        let (first, used) = decode_body_prefix::<u64>(&bytes).expect("decodes");
+        assert_eq!((first, used), (300, 3));
+        assert_eq!(decode_body::<Vec<u8>>(&bytes[used..]).expect("the rest"), [1, 2, 3]);
+        assert!(decode_body_prefix::<u64>(&bytes[..1]).is_err(), "cut short");
     }
 
     #[test]

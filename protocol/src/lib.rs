@@ -28,7 +28,10 @@ pub mod frame;
 pub mod json;
 pub mod wire;
 
-pub use body::{BodyError, decode_body, decode_body_as, encode_body, encode_body_into, encode_body_into_as};
+pub use body::{
+    BodyError, decode_body, decode_body_as, decode_body_prefix, encode_body, encode_body_into,
+    encode_body_into_as,
+};
 pub use frame::{ClientFrame, FrameError, ServerFrame};
 pub use wire::{
     Request, decode_request, decode_server_frame, write_error, write_push, write_raw_reply,

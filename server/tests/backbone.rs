@@ -243,13 +243,7 @@ fn http_get(addr: std::net::SocketAddr, request: &str) -> String {
 
 #[test]
 fn plain_http_gets_an_answer_not_a_hang() {
-    const PAGE: &[ticksock_server::StaticFile] = &[ticksock_server::StaticFile {
-        path: "/index.html",
-        content_type: "text/html",
-        body: b"<p>game</p>",
-    }];
-    let server =
-        start(Config { static_files: ticksock_server::StaticFiles::embedded(PAGE), ..Config::default() });
+    let server = start(Config { static_files: common::a_page(), ..Config::default() });
     let ok = http_get(server.local_addr(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("<p>game</p>"), "{ok}");
     let missing = http_get(server.local_addr(), "GET /nothing HTTP/1.1\r\n\r\n");

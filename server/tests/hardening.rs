@@ -345,13 +345,7 @@ fn metrics_are_served_as_prometheus_text_and_agree_with_what_happened() {
 
 #[test]
 fn head_answers_carry_no_body_and_metrics_ignores_the_query() {
-    const PAGE: &[ticksock_server::StaticFile] = &[ticksock_server::StaticFile {
-        path: "/index.html",
-        content_type: "text/html",
-        body: b"<p>game</p>",
-    }];
-    let server =
-        start(Config { static_files: ticksock_server::StaticFiles::embedded(PAGE), ..Config::default() });
+    let server = start(Config { static_files: common::a_page(), ..Config::default() });
     let exchange = |request: &str| {
         let mut s = TcpStream::connect(server.local_addr()).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");

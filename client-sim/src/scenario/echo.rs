@@ -6,7 +6,7 @@ use std::time::Instant;
 use ticksock_arena::proto::ROUTE_ECHO;
 use ticksock_client::{CallId, Outcome};
 
-use super::{NoTimer, Script, echo_body};
+use super::{NoTimer, Script, count_echo_mismatch, echo_body};
 use crate::Options;
 use crate::worker::{Bot, Cx};
 
@@ -54,11 +54,7 @@ impl Script for Echo {
         if bot.state != EchoBot::Echoing {
             return;
         }
-        if let Outcome::Reply(body) = &outcome
-            && *body != self.body
-        {
-            cx.tally.counters.echo_mismatches += 1;
-        }
+        count_echo_mismatch(&outcome, &self.body, &mut cx.tally);
         // A call lost to a drop is not replaced: the window refills on the next welcome.
         if matches!(outcome, Outcome::Reply(_) | Outcome::Error { .. } | Outcome::Timeout) {
             bot.call_raw(ROUTE_ECHO, &self.body, now, cx);

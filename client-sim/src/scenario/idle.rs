@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ticksock_arena::proto::ROUTE_ECHO;
 use ticksock_client::{CallId, Config, Outcome};
 
-use super::{NoTimer, Script, echo_body};
+use super::{NoTimer, Script, count_echo_mismatch, echo_body};
 use crate::Options;
 use crate::worker::{Bot, Cx};
 
@@ -61,11 +61,7 @@ impl Script for Idle {
         if bot.state != IdleBot::Calling {
             return;
         }
-        if let Outcome::Reply(body) = &outcome
-            && *body != self.body
-        {
-            cx.tally.counters.echo_mismatches += 1;
-        }
+        count_echo_mismatch(&outcome, &self.body, &mut cx.tally);
         // One call per connection; from now on the bot only answers pings.
         bot.state = IdleBot::Silent;
     }

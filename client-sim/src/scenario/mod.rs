@@ -142,3 +142,12 @@ pub(crate) fn join<S: Script>(
 pub(crate) fn echo_body(bytes: usize) -> Vec<u8> {
     (0..bytes).map(|i| (i % 251) as u8).collect()
 }
+
+/// Counts an `echo` reply whose body is not the `sent` one: the server changed it.
+pub(crate) fn count_echo_mismatch(outcome: &Outcome, sent: &[u8], tally: &mut crate::tally::Tally) {
+    if let Outcome::Reply(body) = outcome
+        && body[..] != *sent
+    {
+        tally.counters.echo_mismatches += 1;
+    }
+}

@@ -165,3 +165,13 @@ impl Client {
         }
     }
 }
+
+/// Static files holding one page, `<p>game</p>` at `/`.
+pub fn a_page() -> ticksock_server::StaticFiles {
+    const PAGE: &[ticksock_server::StaticFile] = &[ticksock_server::StaticFile {
+        path: "/index.html",
+        content_type: "text/html",
+        body: b"<p>game</p>",
+    }];
+    ticksock_server::StaticFiles::embedded(PAGE)
+}

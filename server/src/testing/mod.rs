@@ -1,4 +1,5 @@
-//! A test harness for games: a [`Game`] driven in memory, with a simulated clock.
+//! A test harness for games: a [`Game`] driven in memory, with a simulated clock. (Over 400
+//! lines because its module doc is the harness's manual, with a runnable example.)
 //!
 //! [`TestServer`] runs a game's logic core exactly as the server's logic thread does (the same
 //! router, hub, hooks and encoders), but without threads, sockets or real time: a test

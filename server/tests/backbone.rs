@@ -354,3 +354,14 @@ fn the_reactor_turns_no_more_often_than_min_turn_interval() {
     assert!(took < Duration::from_millis(160), "5 calls took {took:?} with the default interval");
     server.shutdown().expect("clean shutdown");
 }
+
+#[test]
+fn an_idle_server_shuts_down_without_waiting_for_a_timer() {
+    // Nothing to send at the end: the reactor must still see at once that the logic thread is
+    // done, not at its next sweep (1 s with the default timeouts).
+    let server = start(Config::default());
+    let started = Instant::now();
+    server.shutdown().expect("clean shutdown");
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(500), "shutdown took {took:?}");
+}

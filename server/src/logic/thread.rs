@@ -108,5 +108,10 @@ pub(crate) fn run<G: Game>(
     logic.handle_shutdown(Instant::now());
     metrics.publish_logic(&logic.counters(queued.get()));
     send(logic.poll_batch());
+    // The reactor learns that the logic thread is done when the channel closes; wake it to
+    // look, or a shutdown with nothing left to send would wait for its next timer (its sweep,
+    // up to 1 s later).
+    drop(outbound);
+    wake.wake_now();
     logic
 }

@@ -194,7 +194,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// Closes a connection with a WebSocket close frame (`code` 1000 for a normal close).
+    ///
+    /// From now on the connection's requests are not handled and it cannot bind a user; its
+    /// `on_disconnect` still runs once it has gone.
     pub fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+        self.hub.handle_closing(conn);
         self.out.push(Command::Close { conn, code, reason });
     }
 }

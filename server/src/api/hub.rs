@@ -33,7 +33,8 @@ pub const CLOSE_REPLACED: u16 = 4001;
 /// Binding a user to a connection failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BindError {
-    /// The connection is not open (it closed, or never finished its handshake). Nothing to do.
+    /// The connection is not open (it closed, the game has closed it, or it never finished its
+    /// handshake). Nothing to do.
     #[error("connection {0} is not open")]
     NotConnected(ConnId),
     /// Under [`UserPolicy::RefuseNew`], the user is already online elsewhere. Tell the caller.
@@ -56,6 +57,9 @@ pub struct Hub {
 #[derive(Default)]
 struct ConnEntry {
     encoding: Encoding,
+    /// The game has closed it ([`Ctx::close`](crate::Ctx::close)): it waits for its
+    /// `on_disconnect`, and nothing it still sends may act on the game.
+    closing: bool,
     user: Option<String>,
     groups: HashSet<String>,
     sessions: Vec<(TypeId, Box<dyn Any + Send>)>,
@@ -93,6 +97,19 @@ impl Hub {
         self.conns.contains_key(&conn)
     }
 
+    /// The game closed the connection: it keeps its user, groups and session until its
+    /// `on_disconnect`, but may not bind a user again, and its requests are not handled.
+    pub(crate) fn handle_closing(&mut self, conn: ConnId) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.closing = true;
+        }
+    }
+
+    /// Whether the game has closed the connection (it has not disconnected yet).
+    pub fn is_closing(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|e| e.closing)
+    }
+
     /// Every open connection.
     pub fn connections(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.conns.keys().copied()
@@ -106,7 +123,9 @@ impl Hub {
     /// Binds `user` to `conn` (rebinding it if it had another user). Returns the connections
     /// the caller must close under [`UserPolicy::ReplaceOld`] (they are already unbound).
     pub fn bind_user(&mut self, conn: ConnId, user: &str) -> Result<Vec<ConnId>, BindError> {
-        if !self.conns.contains_key(&conn) {
+        // A connection the game has closed may not take a user back (a request it sent before
+        // it read its close could otherwise steal the user from the connection that replaced it).
+        if !self.conns.get(&conn).is_some_and(|e| !e.closing) {
             return Err(BindError::NotConnected(conn));
         }
         let others: Vec<ConnId> = self

@@ -30,7 +30,8 @@ use crate::ConnId;
 /// The server calls these on its logic thread, in this order: [`Game::routes`] once at start;
 /// then, as things happen, [`Game::on_connect`], route handlers, [`Game::on_disconnect`] and
 /// [`Game::on_tick`]; [`Game::on_shutdown`] last. A connection's handlers run only between its
-/// `on_connect` and its `on_disconnect`.
+/// `on_connect` and its `on_disconnect`, and not after the game has closed it
+/// ([`Ctx::close`]): what it sent before it read its close frame is dropped unanswered.
 pub trait Game: Send + 'static {
     /// What happens when a user already online binds another connection.
     const USER_POLICY: UserPolicy = UserPolicy::AllowMany;

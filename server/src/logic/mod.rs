@@ -36,6 +36,8 @@ pub struct LogicStats {
     pub skipped_ticks: u64,
     /// Handler or hook panics caught.
     pub panics: u64,
+    /// Requests not handled because the game had already closed their connection.
+    pub dropped_requests: u64,
 }
 
 /// What handlers and hooks act on through their [`Ctx`], kept apart from the game and the
@@ -143,6 +145,12 @@ impl<G: Game> Logic<G> {
                 self.fx.hub.handle_disconnected(conn);
             }
             ToLogic::Echo { conn, opcode, payload } => self.fx.out.send(conn, opcode, &payload),
+            // The game closed it: what it sent before it read the close must not act on the
+            // game (a late `login` would take its user back from the connection that replaced
+            // it). Unanswered: the connection is closing, and its client fails the call.
+            ToLogic::Request { conn, .. } if self.fx.hub.is_closing(conn) => {
+                self.stats.dropped_requests += 1;
+            }
             ToLogic::Request { conn, id, route, body, encoding } => {
                 self.stats.requests += 1;
                 let caller = Caller { conn, id, encoding };
@@ -276,5 +284,58 @@ mod tests {
         let batch = logic.poll_batch().expect("one command");
         assert_eq!(batch.sends().count(), 1, "the spent commands are dropped");
         assert!(batch.commands.capacity() >= 4096, "the spent batch's capacity is reused");
+    }
+
+    /// A game whose only route binds the caller to a user, replacing the user's other
+    /// connections.
+    struct Accounts;
+
+    impl Game for Accounts {
+        const USER_POLICY: crate::UserPolicy = crate::UserPolicy::ReplaceOld;
+
+        fn routes(router: &mut crate::Router<Self>) {
+            router.route("login", |_: &mut Accounts, ctx: &mut Ctx<'_>, caller: Caller, name: String| {
+                ctx.bind_user(caller.conn, &name).map_err(|e| AppError::new(1000, e.to_string()))
+            });
+        }
+    }
+
+    fn login(logic: &mut Logic<Accounts>, conn: ConnId, id: u32, now: Instant) {
+        let route = logic.route_table().get("login").expect("the route");
+        let body = bytes::Bytes::from(ticksock_protocol::encode_body("ann").expect("encodes"));
+        let encoding = ticksock_protocol::Encoding::Binary;
+        logic.handle_message(ToLogic::Request { conn, id, route, body, encoding }, now);
+    }
+
+    fn closes(batch: &Batch) -> Vec<(ConnId, u16)> {
+        let close = |c: &Command| match *c {
+            Command::Close { conn, code, .. } => Some((conn, code)),
+            _ => None,
+        };
+        batch.commands().iter().filter_map(close).collect()
+    }
+
+    #[test]
+    fn a_replaced_connection_cannot_take_its_user_back_with_a_request_sent_before_its_close() {
+        let (old, new, now) = (ConnId::new(1, 1), ConnId::new(2, 1), Instant::now());
+        let encoding = ticksock_protocol::Encoding::Binary;
+        let mut logic = Logic::new(Accounts);
+        logic.handle_message(ToLogic::Connected { conn: old, encoding }, now);
+        logic.handle_message(ToLogic::Connected { conn: new, encoding }, now);
+        login(&mut logic, old, 1, now);
+        login(&mut logic, new, 1, now);
+        let batch = logic.poll_batch().expect("replies and a close");
+        assert_eq!(closes(&batch), [(old, crate::CLOSE_REPLACED)], "old is replaced");
+
+        // `old` sent a second login before it read its close; it arrives now.
+        login(&mut logic, old, 2, now);
+        let late = logic.poll_batch();
+        assert_eq!(late.as_ref().map(closes), None, "no command at all: new is not kicked");
+        assert_eq!(logic.hub().user_connections("ann").collect::<Vec<_>>(), [new]);
+        assert_eq!(logic.stats().dropped_requests, 1);
+
+        // Once `old` has gone, ann still has her connection.
+        logic.handle_message(ToLogic::Disconnected(old), now);
+        assert_eq!(logic.hub().user_connections("ann").collect::<Vec<_>>(), [new]);
     }
 }

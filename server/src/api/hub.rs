@@ -125,7 +125,7 @@ impl Hub {
     pub fn bind_user(&mut self, conn: ConnId, user: &str) -> Result<Vec<ConnId>, BindError> {
         // A connection the game has closed may not take a user back (a request it sent before
         // it read its close could otherwise steal the user from the connection that replaced it).
-        if !self.conns.get(&conn).is_some_and(|e| !e.closing) {
+        if self.conns.get(&conn).is_none_or(|e| e.closing) {
             return Err(BindError::NotConnected(conn));
         }
         let others: Vec<ConnId> = self

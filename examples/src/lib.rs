@@ -13,8 +13,8 @@
 //! cargo run --release --example counter_client   # in another terminal
 //! ```
 //!
-//! The games live here rather than in the programs so that tests can start them in a server
-//! of their own (`tests/`).
+//! The games live here rather than in the programs so that tests can drive them
+//! (`tests/`, through `ticksock_server::testing`, on a simulated clock).
 
 pub mod chat;
 pub mod counter;

@@ -1,5 +1,8 @@
-//! The example programs as a user runs them: each server program, started on a free port, is
-//! called by its Rust client program; the counter shuts down gracefully on Ctrl-C (SIGINT).
+//! The example programs as a user runs them: each server program, started on a free port,
+//! serves its page over HTTP and is called by its Rust client program; the counter shuts down
+//! gracefully on Ctrl-C (SIGINT). These need real sockets and processes, so they wait, with
+//! bounds, for real time to pass; the games' rules are tested without either, through the
+//! harness, in `counter.rs` and `chat.rs`.
 
 mod common;
 
@@ -7,8 +10,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Program, close_code, connect, push_where, raw_socket};
-use ticksock_examples::chat::{Join, Line, Presence, ROUTE_JOIN, TOPIC_LINE, TOPIC_PRESENCE};
+use common::{Program, close_code, connect, http_get, push_where, raw_socket};
+use ticksock_examples::chat::{self, Join, Line, Presence, ROUTE_JOIN, TOPIC_LINE, TOPIC_PRESENCE};
+use ticksock_examples::counter;
 
 /// Runs example `name` with `args` to its end, at most `within`; its exit status and each
 /// line of its standard output with the time it came.
@@ -94,4 +98,25 @@ fn the_chat_client_joins_says_its_lines_and_leaves() {
     }
     let left = push_where(&mut watcher, TOPIC_PRESENCE, |_: &Presence| true);
     assert_eq!(left, Presence { name: "rusty".into(), online: false });
+}
+
+/// Serving files is the reactor's, which the test harness leaves out: so this fetches them
+/// from the programs themselves. What the pages hold is checked in `counter.rs` and `chat.rs`.
+#[test]
+fn each_program_serves_its_page_and_the_browser_client() {
+    for (name, files) in [("counter", counter::page()), ("chat", chat::page())] {
+        let server = Program::start(name);
+        for path in ["/", "/ticksock.js"] {
+            let (status, content_type, body) = http_get(server.addr, path);
+            let (expected, expected_type) = files.get(path).expect("a file of the page");
+            assert_eq!((status, content_type.as_str()), (200, expected_type), "{name} {path}");
+            assert!(
+                body == expected,
+                "{name} {path}: {} bytes served, not the {} of the file",
+                body.len(),
+                expected.len()
+            );
+        }
+        assert_eq!(http_get(server.addr, "/nope").0, 404, "{name}");
+    }
 }

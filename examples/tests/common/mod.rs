@@ -1,7 +1,6 @@
-//! What the examples' tests share: a game served on a free loopback port, blocking clients,
-//! plain HTTP and raw WebSocket helpers, and the example programs built by cargo.
-
-#![allow(dead_code)] // Each test file uses a part of it.
+//! What the tests of the example programs (`programs.rs`) use: the programs built by cargo and
+//! run on a free loopback port, blocking clients, plain HTTP and raw WebSocket helpers. The
+//! games' own tests need none of it: they run through `ticksock_server::testing`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,33 +12,14 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use ticksock_client::{BlockingClient, Event};
-use ticksock_server::{Config, Game, RunningServer, Server, StaticFiles};
 
 /// The longest any test waits for something the server does at once or on its next ticks.
 pub const WAIT: Duration = Duration::from_secs(5);
-
-/// Serves `game` on a free loopback port at `tick_hz`, with `static_files`.
-pub fn start<G: Game>(game: G, tick_hz: u16, static_files: StaticFiles) -> RunningServer {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("a literal address"),
-        tick_hz,
-        static_files,
-        ..Config::default()
-    };
-    Server::start(config, game).expect("the server starts")
-}
 
 /// A connected blocking client of the server at `addr`.
 pub fn connect(addr: SocketAddr) -> BlockingClient {
     BlockingClient::connect(&format!("ws://{addr}/"), ticksock_client::Config::default(), WAIT)
         .expect("the client connects")
-}
-
-/// Closes the clients, then shuts the server down. (A client left open would keep the
-/// shutdown waiting for its answer to the server's close frame, `Config::close_timeout`.)
-pub fn stop(server: RunningServer, clients: impl IntoIterator<Item = BlockingClient>) {
-    clients.into_iter().for_each(BlockingClient::close);
-    server.shutdown().expect("a clean shutdown");
 }
 
 /// The next push on `topic` whose body satisfies `wanted`, waiting at most [`WAIT`];
@@ -64,31 +44,6 @@ pub fn push_where<T: DeserializeOwned + std::fmt::Debug>(
             Some(_) => {}
             None => panic!("no wanted push on `{topic}` within {WAIT:?}; saw {seen:?}"),
         }
-    }
-}
-
-/// The pushes this client has received and not yet taken, as `(topic, body)`: after a call
-/// returns, every push the server made for this connection before it answered (a handler's
-/// pushes come before its reply, and the logic thread handles one thing at a time).
-pub fn pushes_so_far(client: &mut BlockingClient) -> Vec<(String, Vec<u8>)> {
-    std::iter::from_fn(|| client.poll_event())
-        .filter_map(|event| match event {
-            Event::Push { topic, body } => Some((topic, body)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Decodes a push body as `T`.
-pub fn decode<T: DeserializeOwned>(body: &[u8]) -> T {
-    ticksock_protocol::decode_body(body).expect("the push decodes")
-}
-
-/// The server's error code, from a call that must have failed with one.
-pub fn error_code<T: std::fmt::Debug>(result: Result<T, ticksock_client::Error>) -> u16 {
-    match result {
-        Err(ticksock_client::Error::Server { code, .. }) => code,
-        other => panic!("expected an error reply, got {other:?}"),
     }
 }
 
@@ -185,8 +140,9 @@ pub struct Program {
     pub child: Child,
     /// Where it listens, from the line it prints first.
     pub addr: SocketAddr,
-    /// The rest of its standard output.
-    pub stdout: BufReader<ChildStdout>,
+    /// The rest of its standard output: held open, not read, so that a later print of the
+    /// program does not fail on a closed pipe.
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Program {
@@ -206,7 +162,7 @@ impl Program {
             .find_map(|w| w.strip_prefix("ws://"))
             .and_then(|w| w.trim_end_matches([',', '/']).parse().ok())
             .unwrap_or_else(|| panic!("no ws:// address in {line:?}"));
-        Program { child, addr, stdout }
+        Program { child, addr, _stdout: stdout }
     }
 
     /// The server's URL.

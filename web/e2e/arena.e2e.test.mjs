@@ -11,121 +11,28 @@
 // Only loopback addresses are used. Server and browser are stopped at the end, within bounded time.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { Browser, ServerProcess, within } from "./support.mjs";
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SERVER_BIN = resolve(WEB, process.env.TICKSOCK_SERVER_BIN ?? "../target/release/ticksock-arena");
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const ARTIFACTS = join(WEB, "e2e-artifacts");
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
-/** Rejects after `ms` with `what`, unless `promise` settles first. */
-function within(ms, what, promise) {
-  let timer;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms))),
-  ]);
-}
-
-// ----- the server ------------------------------------------------------------------------
-
-let server = null;
-let serverLog = "";
+const serverProcess = new ServerProcess(SERVER_BIN, "run `cargo build --release -p ticksock-arena` (or set TICKSOCK_SERVER_BIN)");
+const browser = new Browser();
 
 /** Starts the server (by default on a free loopback port); resolves with its "host:port". */
-function startServer(listen = "127.0.0.1:0") {
-  if (!existsSync(SERVER_BIN)) {
-    throw new Error(`no server binary at ${SERVER_BIN}: run \`cargo build --release -p ticksock-arena\` (or set TICKSOCK_SERVER_BIN)`);
-  }
-  server = spawn(SERVER_BIN, ["--listen", listen], { stdio: ["ignore", "pipe", "pipe"] });
-  const child = server;
-  child.stderr.on("data", (d) => (serverLog += d));
-  return within(
-    15_000,
-    "the server's `listening on` line",
-    new Promise((resolve, reject) => {
-      let out = "";
-      child.stdout.on("data", (d) => {
-        serverLog += d;
-        out += d;
-        const m = out.match(/listening on ws:\/\/([^/\s]+)\//);
-        if (m) resolve(m[1]);
-      });
-      child.on("error", reject);
-      child.on("exit", (code, signal) => reject(new Error(`server exited (${code ?? signal}) before listening:\n${serverLog}`)));
-    }),
-  );
-}
-
-async function stopServer() {
-  const child = server;
-  server = null;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGINT"); // graceful shutdown
-  try {
-    await within(5_000, "server shutdown", exited);
-  } catch {
-    child.kill("SIGKILL");
-    await within(2_000, "server kill", exited).catch(() => {});
-  }
-}
-
-// ----- the browser -----------------------------------------------------------------------
-
-let context = null;
-let profileDir = null;
-
-async function startBrowser() {
-  if (!existsSync(CHROMIUM_BIN)) throw new Error(`no browser at ${CHROMIUM_BIN}: apt-get install -y chromium (or set CHROMIUM_BIN)`);
-  profileDir = mkdtempSync(join(tmpdir(), "ticksock-e2e-profile-"));
-  // A fresh --user-data-dir: Playwright takes it as this argument (it refuses it in `args`).
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM_BIN,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 30_000,
-    viewport: { width: 1200, height: 800 },
-  });
-  return context;
-}
-
-async function stopBrowser() {
-  const ctx = context;
-  context = null;
-  if (ctx) {
-    const proc = ctx.browser()?.process?.();
-    try {
-      await within(10_000, "browser close", ctx.close());
-    } catch {
-      proc?.kill("SIGKILL");
-    }
-  }
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
-  profileDir = null;
-}
+const startServer = (listen = "127.0.0.1:0") => serverProcess.start(["--listen", listen]);
+const stopServer = () => serverProcess.stop();
+const startBrowser = () => browser.start();
+const stopBrowser = () => browser.stop();
 
 after(async () => {
   await stopBrowser().catch((e) => console.error("e2e: stopping the browser:", e));
   await stopServer().catch((e) => console.error("e2e: stopping the server:", e));
 });
-// Last resort if the runner is torn down: never leave the server behind.
-process.on("exit", () => server?.kill("SIGKILL"));
 
 // ----- helpers ---------------------------------------------------------------------------
 

@@ -185,13 +185,18 @@ impl RunningServer {
     /// Runs until SIGINT (Ctrl-C) or SIGTERM, then runs the shutdown sequence (see the module
     /// docs) and returns when it is done: what a game's `main` calls after
     /// [`Server::start`]. If the sequence takes longer than [`Config::shutdown_timeout`], the
-    /// process exits with status 1; a second signal exits it at once with status 130.
+    /// process exits with status 1; a second signal during it exits at once with status 130.
+    /// Once it returns, the process is the game's again: nothing will exit it, and the
+    /// signals are no longer watched (signal-hook does not restore their default action, so a
+    /// later SIGINT or SIGTERM is ignored unless the game handles it).
     ///
     /// Fails at once, with the server still running, if the signal handlers cannot be
     /// installed; stop it with [`RunningServer::shutdown`] then.
     pub fn run_until_signal(self) -> Result<LogicStats, Error> {
-        stop_on_signals(self.stopper(), self.shutdown_timeout)?;
-        self.wait()
+        let watch = SignalWatch::start(self.stopper(), self.shutdown_timeout)?;
+        let stopped = self.wait();
+        watch.end();
+        stopped
     }
 
     /// Waits until the server stops (after a [`Stopper::stop`]).
@@ -218,27 +223,50 @@ impl Stopper {
     }
 }
 
-/// On the first SIGINT or SIGTERM, starts the shutdown sequence and arms a watchdog that ends
-/// the process after `timeout`; a second signal ends it at once.
-fn stop_on_signals(stopper: Stopper, timeout: Duration) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        let mut first = true;
-        for signal in signals.forever() {
-            if !first {
-                tracing::warn!("second signal {signal}, exiting now");
-                std::process::exit(130);
+/// The signals `run_until_signal` watches: on the first SIGINT or SIGTERM it starts the
+/// shutdown sequence and arms a watchdog that ends the process if the sequence takes longer
+/// than its timeout; a second signal ends the process at once. [`SignalWatch::end`] stops
+/// watching and disarms the watchdog.
+struct SignalWatch {
+    handle: signal_hook::iterator::Handle,
+    /// Dropped to tell the watchdog the shutdown finished in time.
+    finished: std::sync::mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl SignalWatch {
+    fn start(stopper: Stopper, timeout: Duration) -> std::io::Result<Self> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        let handle = signals.handle();
+        let (finished, watchdog) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new().name("signals".into()).spawn(move || {
+            let mut watchdog = Some(watchdog);
+            for signal in signals.forever() {
+                let Some(finished) = watchdog.take() else {
+                    tracing::warn!("second signal {signal}, exiting now");
+                    std::process::exit(130);
+                };
+                tracing::info!("signal {signal}, shutting down (at most {timeout:?})");
+                stopper.stop();
+                std::thread::spawn(move || {
+                    // Disconnected (the sequence finished) wakes this at once; only a timeout
+                    // ends the process.
+                    if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(timeout) {
+                        tracing::error!("shutdown took longer than {timeout:?}, exiting");
+                        std::process::exit(1);
+                    }
+                });
             }
-            first = false;
-            tracing::info!("signal {signal}, shutting down (at most {timeout:?})");
-            stopper.stop();
-            std::thread::spawn(move || {
-                std::thread::sleep(timeout);
-                tracing::error!("shutdown took longer than {timeout:?}, exiting");
-                std::process::exit(1);
-            });
-        }
-    })?;
-    Ok(())
+        })?;
+        Ok(Self { handle, finished, thread })
+    }
+
+    /// The server has stopped: disarm the watchdog and stop watching the signals.
+    fn end(self) {
+        drop(self.finished);
+        self.handle.close();
+        // The thread ends as soon as `forever` sees the handle closed.
+        let _ = self.thread.join();
+    }
 }

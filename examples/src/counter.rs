@@ -68,7 +68,10 @@ impl Game for Counter {
 }
 
 /// Once every `every` ticks: the first time on tick `every`. Counted here rather than from
-/// [`Ctx::tick`], whose index jumps over the ticks a slow tick made the server skip.
+/// [`Ctx::tick`], whose index jumps over the ticks a slow tick made the server skip, so a
+/// multiple of `every` could be jumped over and a push missed; counting the ticks that ran
+/// never misses one, at the price of pushing a little less often than once a second while
+/// ticks are being skipped.
 #[derive(Debug)]
 struct Cadence {
     every: u32,

@@ -116,7 +116,7 @@ pub fn check_handshake(data: &[u8]) {
                 assert!(data.ends_with(&leftover), "leftover is not a suffix of the input");
                 assert!(data.len() - leftover.len() <= policy.max_bytes, "accepted a request over max_bytes");
             }
-            Decision::Respond { response } => {
+            Decision::Respond { response } | Decision::File { head: response, .. } => {
                 let status = status_of(&response);
                 assert!((200..600).contains(&status) && status != 101, "odd status {status}");
             }

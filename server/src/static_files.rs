@@ -6,9 +6,10 @@
 //! on a disk. A directory is read once, when [`StaticFiles::from_dir`] is called: a change to
 //! it takes a restart.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 /// The most bytes [`StaticFiles::from_dir`] reads, all files together: a game page and its
 /// scripts, not a media library. Past it, `from_dir` fails and says so.
@@ -29,8 +30,9 @@ pub struct StaticFile {
 #[derive(Debug, Clone, Default)]
 pub struct StaticFiles(Files);
 
-/// A file read from disk: its path, `Content-Type` and bytes.
-type LoadedFile = (String, Cow<'static, str>, Vec<u8>);
+/// A file read from disk: its path, `Content-Type` and bytes (shared by every response that
+/// sends it, so a thousand clients fetching it cost one copy).
+type LoadedFile = (String, &'static str, Bytes);
 
 #[derive(Debug, Clone, Default)]
 enum Files {
@@ -52,8 +54,9 @@ impl StaticFiles {
     }
 
     /// Every file under `dir` (and its subdirectories), read now, served at its path relative
-    /// to `dir`; the `Content-Type` follows the file's extension. Fails if `dir` cannot be
-    /// read, or holds more than [`MAX_STATIC_DIR_BYTES`].
+    /// to `dir`; the `Content-Type` follows the file's extension. Symbolic links are skipped
+    /// (so a link cannot pull in files from elsewhere, or loop). Fails if `dir` cannot be read,
+    /// or holds more than [`MAX_STATIC_DIR_BYTES`].
     pub fn from_dir(dir: impl AsRef<Path>) -> std::io::Result<Self> {
         let mut files = Vec::new();
         let mut total = 0;
@@ -69,7 +72,23 @@ impl StaticFiles {
             Files::None => None,
             Files::Embedded(files) => files.iter().find(|f| f.path == path).map(|f| (f.body, f.content_type)),
             Files::Loaded(files) => {
-                files.iter().find(|(p, _, _)| p == path).map(|(_, ct, body)| (&body[..], &**ct))
+                files.iter().find(|(p, _, _)| p == path).map(|(_, ct, body)| (&body[..], *ct))
+            }
+        }
+    }
+
+    /// As [`StaticFiles::get`], with the body as a shared buffer that a response can hold
+    /// without copying it.
+    pub(crate) fn get_shared(&self, path: &str) -> Option<(Bytes, &str)> {
+        let path = path.split('?').next().unwrap_or(path);
+        let path = if path == "/" { "/index.html" } else { path };
+        match &self.0 {
+            Files::None => None,
+            Files::Embedded(files) => {
+                files.iter().find(|f| f.path == path).map(|f| (Bytes::from_static(f.body), f.content_type))
+            }
+            Files::Loaded(files) => {
+                files.iter().find(|(p, _, _)| p == path).map(|(_, ct, body)| (body.clone(), *ct))
             }
         }
     }
@@ -92,7 +111,7 @@ fn read_dir(dir: &Path, prefix: &str, files: &mut Vec<LoadedFile>, total: &mut u
                 )));
             }
             let body = std::fs::read(entry.path())?;
-            files.push((path, Cow::Borrowed(content_type(&name)), body));
+            files.push((path, content_type(&name), Bytes::from(body)));
         }
     }
     Ok(())

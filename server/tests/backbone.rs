@@ -365,3 +365,37 @@ fn an_idle_server_shuts_down_without_waiting_for_a_timer() {
     let took = started.elapsed();
     assert!(took < Duration::from_millis(500), "shutdown took {took:?}");
 }
+
+#[test]
+fn a_large_static_file_reaches_a_slow_reader_whole_past_the_handshake_timeout() {
+    // The handshake timeout bounds a stalled client, not an answer that is still moving: a
+    // 16 MiB file read at about 20 MB/s takes longer than the 300 ms timeout here.
+    let dir = std::env::temp_dir().join(format!("ticksock-large-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("big.bin"), &file).expect("write");
+    let static_files = ticksock_server::StaticFiles::from_dir(&dir).expect("reads");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+    let server =
+        start(Config { static_files, handshake_timeout: Duration::from_millis(300), ..Config::default() });
+
+    let mut s = TcpStream::connect(server.local_addr()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 512 << 10];
+    let started = Instant::now();
+    loop {
+        let n = s.read(&mut chunk).expect("read");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&chunk[..n]);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    assert!(started.elapsed() > Duration::from_millis(300), "the read was not slow enough to test anything");
+    assert_eq!(got.len() - head_end, file.len(), "the whole file, after {:?}", started.elapsed());
+    assert!(got[head_end..] == file[..], "the file's bytes");
+    server.shutdown().expect("clean shutdown");
+}

@@ -51,8 +51,6 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
 }
 
-impl Frame<'_> {}
-
 /// A batch of commands, with one buffer holding the payloads of all its frames back to back.
 ///
 /// The logic thread fills it; the reactor applies it and sends it back empty, capacity kept,

@@ -1,5 +1,7 @@
 //! Every tunable of the server: its default, the reason for it, and its command-line flag
 //! (`Config` derives `clap::Args`; `--listen` values and duration units have their own modules).
+//! Just over 400 lines: one field per setting, each with the reason and the measurement behind
+//! its default, which belong together.
 
 mod listen;
 pub(crate) mod tick_rate;

@@ -68,7 +68,14 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(index) else { return };
         let refusing = matches!(conn.lifecycle, Lifecycle::Handshaking { refusing: true, .. });
         let Phase::Http(http) = &mut conn.phase else { return };
-        match http.advance(&self.policy, &self.metrics, refusing) {
+        let written = http.response_written();
+        let progress = http.advance(&self.policy, &self.metrics, refusing);
+        if http.response_written() > written {
+            // The answer is moving (a large static file to a slow reader, say): the handshake
+            // timeout counts from its last progress, so only a stalled client is dropped.
+            conn.lifecycle = Lifecycle::Handshaking { since: self.now, refusing };
+        }
+        match progress {
             Ok(HttpProgress::Pending) => self.want_writable(index, true),
             Ok(HttpProgress::Upgraded(leftover, encoding)) => {
                 let limits = OutboundLimits {

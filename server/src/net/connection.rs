@@ -177,7 +177,9 @@ impl Connection {
 
     /// Queues a close frame and remembers when, for the close timeout.
     pub(super) fn close(&mut self, code: u16, reason: &'static str, now: Instant) -> WriteOutcome {
-        if self.lifecycle.is_closing() {
+        // Only a WebSocket can carry a close frame; a connection still in its HTTP exchange
+        // keeps its state (and a refused one its place in the count of refusals).
+        if !matches!(self.lifecycle, Lifecycle::Open | Lifecycle::Ending { .. }) {
             return WriteOutcome::Closed;
         }
         self.lifecycle = Lifecycle::Closing { since: now };

@@ -58,6 +58,14 @@ pub enum Decision {
     },
     /// A plain `GET /metrics`: answer with the server's metrics, then close.
     Metrics,
+    /// A `GET` of a static file: write `head`, then `body` (shared with every other response
+    /// sending the same file, never copied), then close.
+    File {
+        /// The status line and headers.
+        head: Vec<u8>,
+        /// The file.
+        body: bytes::Bytes,
+    },
     /// Write `response`, then close: a refused upgrade or a plain HTTP request.
     Respond {
         /// A complete HTTP response with `Connection: close`.
@@ -173,13 +181,10 @@ fn plain_http(method: Option<&str>, path: Option<&str>, static_files: &StaticFil
         (Some("HEAD"), Some("/metrics")) => {
             Respond { response: header(200, "OK", &[("Content-Type", METRICS_CONTENT_TYPE)], None) }
         }
-        (Some(method @ ("GET" | "HEAD")), Some(path)) => match static_files.get(path) {
+        (Some(method @ ("GET" | "HEAD")), Some(path)) => match static_files.get_shared(path) {
             Some((body, content_type)) => {
-                let mut response = header(200, "OK", &[("Content-Type", content_type)], Some(body.len()));
-                if method == "GET" {
-                    response.extend_from_slice(body);
-                }
-                Respond { response }
+                let head = header(200, "OK", &[("Content-Type", content_type)], Some(body.len()));
+                if method == "GET" { Decision::File { head, body } } else { Respond { response: head } }
             }
             None => refuse(method == "HEAD", 404, "Not Found", "not found\n"),
         },
@@ -274,7 +279,9 @@ mod tests {
 
     fn status(decision: &Decision) -> u16 {
         let bytes = match decision {
-            Upgrade { response, .. } | Respond { response } => response,
+            Upgrade { response, .. } | Respond { response } | Decision::File { head: response, .. } => {
+                response
+            }
             NeedMore => return 0,
             Decision::Metrics => return 1,
         };
@@ -353,6 +360,13 @@ mod tests {
     #[test]
     fn plain_http_gets_a_small_answer() {
         assert_eq!(status(&decide(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &GAME)), 200);
+        let Decision::File { head, body } = decide(b"GET /?v=1 HTTP/1.1\r\n\r\n", &GAME) else {
+            panic!("a static file")
+        };
+        assert!(
+            String::from_utf8_lossy(&head).contains(&format!("Content-Length: {}\r\n", PAGE[0].body.len()))
+        );
+        assert_eq!(&body[..], PAGE[0].body, "the file itself, shared, after the head");
         assert_eq!(status(&decide(b"GET /nope HTTP/1.1\r\n\r\n", &GAME)), 404);
         assert_eq!(status(&decide(b"POST / HTTP/1.1\r\n\r\n", &GAME)), 405);
         assert_eq!(decide(b"GET /metrics HTTP/1.1\r\n\r\n", &GAME), Decision::Metrics);

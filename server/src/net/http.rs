@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Write};
 
+use bytes::Bytes;
 use mio::net::TcpStream;
 use ticksock_protocol::Encoding;
 
@@ -18,7 +19,11 @@ pub(super) struct Http {
 }
 
 struct Response {
+    /// The status line and headers, or the whole of a small answer.
     bytes: Vec<u8>,
+    /// A static file's bytes, after `bytes`: shared, not copied, per response.
+    body: Bytes,
+    /// How much of `bytes` and then `body` the socket has taken.
     written: usize,
     upgrade_leftover: Option<(Vec<u8>, Encoding)>,
 }
@@ -70,6 +75,13 @@ impl Http {
                                 self.respond(response, None);
                                 break;
                             }
+                            Decision::File { head, body } => {
+                                self.respond(head, None);
+                                if let Some(response) = self.response.as_mut() {
+                                    response.body = body;
+                                }
+                                break;
+                            }
                             Decision::Metrics => {
                                 self.respond(handshake::metrics_response(&metrics.render()), None);
                                 break;
@@ -87,13 +99,24 @@ impl Http {
 
     fn respond(&mut self, bytes: Vec<u8>, upgrade_leftover: Option<(Vec<u8>, Encoding)>) {
         self.received = Vec::new();
-        self.response = Some(Response { bytes, written: 0, upgrade_leftover });
+        self.response = Some(Response { bytes, body: Bytes::new(), written: 0, upgrade_leftover });
+    }
+
+    /// How many bytes of the response the socket has taken so far: the reactor counts a
+    /// response that is still moving as progress, not as a stalled handshake.
+    pub(super) fn response_written(&self) -> usize {
+        self.response.as_ref().map_or(0, |r| r.written)
     }
 
     fn write_response(&mut self) -> io::Result<HttpProgress> {
         let Some(response) = self.response.as_mut() else { return Ok(HttpProgress::Pending) };
-        while response.written < response.bytes.len() {
-            match self.stream.write(&response.bytes[response.written..]) {
+        let total = response.bytes.len() + response.body.len();
+        while response.written < total {
+            let rest = match response.written.checked_sub(response.bytes.len()) {
+                None => &response.bytes[response.written..],
+                Some(into_body) => &response.body[into_body..],
+            };
+            match self.stream.write(rest) {
                 Ok(0) => return Ok(HttpProgress::Done),
                 Ok(n) => response.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(HttpProgress::Pending),

@@ -175,7 +175,7 @@ pub fn run_read_path(input: &[u8], config: &Config, routes: &RouteTable) -> Read
     let mut outcome = ReadPathOutcome::default();
     let leftover = match handshake::decide(input, &policy) {
         Decision::NeedMore | Decision::Metrics => return outcome,
-        Decision::Respond { response } => {
+        Decision::Respond { response } | Decision::File { head: response, .. } => {
             outcome.http_status =
                 std::str::from_utf8(&response).ok().and_then(|r| r.get(9..12)?.parse().ok());
             return outcome;

@@ -6,8 +6,9 @@
 //!
 //! ```text
 //!  Handshaking ──upgrade──▶ Open ──it broke a rule──▶ Ending ──the logic thread's Close──▶ Closing ──▶ gone
-//!       │                    │                                                              ▲
-//!       └──timeout, refused──┴──the game closes it, overflow, rate, shutdown ───────────────┘
+//!       │                    │                                                              ▲        ▲
+//!       │                    └──the game closes it, overflow, rate limit, shutdown ─────────┘        │
+//!       └──answered (HTTP), refused, timed out, or a protocol violation: dropped at once ─────────────┘
 //! ```
 //!
 //! The reactor's own life is a [`Stage`]: running, draining the logic thread at shutdown, then

@@ -58,11 +58,6 @@ impl Lifecycle {
     pub(crate) fn reads(self) -> bool {
         !matches!(self, Lifecycle::Ending { .. })
     }
-
-    /// Whether the server has queued its close frame.
-    pub(crate) fn is_closing(self) -> bool {
-        matches!(self, Lifecycle::Closing { .. })
-    }
 }
 
 /// What to do with a connection that broke a rule of the protocol.

@@ -51,11 +51,22 @@
  * # Heartbeat
  * Browsers answer the server's WebSocket pings by themselves but never show them to scripts, so
  * the heartbeat is an application-level idle check: exactly one interval timer per connection
- * (started on the welcome, cleared when the connection ends). When nothing was heard for
- * `heartbeatIntervalMs` it sends one probe call (`heartbeatRoute`; any answer, even an
- * "unknown route" error, proves the link); when the probe and everything else stay unanswered
- * until `idleTimeoutMs` of silence, it closes the connection (code 4000) and reconnects. (With
- * `heartbeatRoute: null` it sends no probe and closes after `idleTimeoutMs` of silence.)
+ * (started on the welcome, cleared when the connection ends), running every
+ * `heartbeatIntervalMs`. When nothing was heard for `heartbeatIntervalMs` it sends a probe call
+ * (`heartbeatRoute`; any answer, even an "unknown route" error, proves the link), one at a
+ * time. The link is taken for dead, closed (code 4000) and replaced when nothing at all was
+ * heard for `idleTimeoutMs` **and** a probe has gone unanswered for at least one interval; any
+ * frame counts as hearing, but only the probe's answer ends the probe. The probe is what keeps
+ * a background tab alive: browsers may throttle its timers to one run a minute, and a long gap
+ * seen by a late timer is not death until a probe sent then goes unanswered until the next run.
+ * With `heartbeatRoute: null`, or on a socket already closing (no probe can be sent), silence
+ * alone decides.
+ *
+ * The bound: while timers run on time, a dead link is closed within
+ * `max(idleTimeoutMs, 2 × heartbeatIntervalMs) + heartbeatIntervalMs` of the last frame heard
+ * (20 s with the defaults; it is `idleTimeoutMs + heartbeatIntervalMs` whenever `idleTimeoutMs`
+ * is at least twice the interval), and never before `idleTimeoutMs` of silence. After timers
+ * ran late, the bound counts from when they run again.
  *
  * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome
  * within `connectTimeoutMs`), 4002 (protocol error: a frame it cannot read). Browsers allow
@@ -218,7 +229,7 @@ export interface ClientOptions {
     connectTimeoutMs?: number;
     /** Heartbeat period: after this long without hearing anything, send a probe call. Default 5 000 ms. */
     heartbeatIntervalMs?: number;
-    /** After this long without hearing anything, the connection is taken for dead. Default 15 000 ms. */
+    /** After this long without hearing anything (and a probe unanswered for an interval), the connection is taken for dead. Default 15 000 ms. */
     idleTimeoutMs?: number;
     /** The route of the heartbeat probe, or null to send none (then only the idle check runs). Default "echo". */
     heartbeatRoute?: string | null;
@@ -311,8 +322,8 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     private connectTimer;
     private heartbeatTimer;
     private reconnectTimer;
-    private probeInFlight;
-    private probeSentAt;
+    /** The heartbeat probe waiting for its answer, if any (one at a time). */
+    private probe;
     /** Failed attempts in a row; the next attempt's number is this. */
     private attempt;
     /** Every call waiting for its outcome, queued or sent, by id (in call order). */

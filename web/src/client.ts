@@ -49,11 +49,22 @@
  * # Heartbeat
  * Browsers answer the server's WebSocket pings by themselves but never show them to scripts, so
  * the heartbeat is an application-level idle check: exactly one interval timer per connection
- * (started on the welcome, cleared when the connection ends). When nothing was heard for
- * `heartbeatIntervalMs` it sends one probe call (`heartbeatRoute`; any answer, even an
- * "unknown route" error, proves the link); when the probe and everything else stay unanswered
- * until `idleTimeoutMs` of silence, it closes the connection (code 4000) and reconnects. (With
- * `heartbeatRoute: null` it sends no probe and closes after `idleTimeoutMs` of silence.)
+ * (started on the welcome, cleared when the connection ends), running every
+ * `heartbeatIntervalMs`. When nothing was heard for `heartbeatIntervalMs` it sends a probe call
+ * (`heartbeatRoute`; any answer, even an "unknown route" error, proves the link), one at a
+ * time. The link is taken for dead, closed (code 4000) and replaced when nothing at all was
+ * heard for `idleTimeoutMs` **and** a probe has gone unanswered for at least one interval; any
+ * frame counts as hearing, but only the probe's answer ends the probe. The probe is what keeps
+ * a background tab alive: browsers may throttle its timers to one run a minute, and a long gap
+ * seen by a late timer is not death until a probe sent then goes unanswered until the next run.
+ * With `heartbeatRoute: null`, or on a socket already closing (no probe can be sent), silence
+ * alone decides.
+ *
+ * The bound: while timers run on time, a dead link is closed within
+ * `max(idleTimeoutMs, 2 × heartbeatIntervalMs) + heartbeatIntervalMs` of the last frame heard
+ * (20 s with the defaults; it is `idleTimeoutMs + heartbeatIntervalMs` whenever `idleTimeoutMs`
+ * is at least twice the interval), and never before `idleTimeoutMs` of silence. After timers
+ * ran late, the bound counts from when they run again.
  *
  * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome
  * within `connectTimeoutMs`), 4002 (protocol error: a frame it cannot read). Browsers allow
@@ -245,7 +256,7 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Heartbeat period: after this long without hearing anything, send a probe call. Default 5 000 ms. */
   heartbeatIntervalMs?: number;
-  /** After this long without hearing anything, the connection is taken for dead. Default 15 000 ms. */
+  /** After this long without hearing anything (and a probe unanswered for an interval), the connection is taken for dead. Default 15 000 ms. */
   idleTimeoutMs?: number;
   /** The route of the heartbeat probe, or null to send none (then only the idle check runs). Default "echo". */
   heartbeatRoute?: string | null;
@@ -445,8 +456,8 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   private connectTimer: unknown = null;
   private heartbeatTimer: unknown = null;
   private reconnectTimer: unknown = null;
-  private probeInFlight = false;
-  private probeSentAt = 0;
+  /** The heartbeat probe waiting for its answer, if any (one at a time). */
+  private probe: { sentAt: number } | null = null;
   /** Failed attempts in a row; the next attempt's number is this. */
   private attempt = 0;
 
@@ -822,25 +833,25 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
       if (ws !== this.ws || this.linkState !== "open") return;
       const now = this.timers.now();
       const idle = now - this.lastHeard;
+      const interval = this.opts.heartbeatIntervalMs;
       const route = this.opts.heartbeatRoute;
-      // With a probe, the link is dead only when the probe went unanswered (and nothing else
-      // came) for the rest of the idle timeout: a background tab whose timers the browser
-      // throttled to one a minute sees long gaps without the link being dead.
-      const dead =
-        route === null
-          ? idle >= this.opts.idleTimeoutMs
-          : this.probeInFlight &&
-            this.lastHeard < this.probeSentAt &&
-            now - this.probeSentAt >= this.opts.idleTimeoutMs - this.opts.heartbeatIntervalMs;
-      if (dead) {
+      const canProbe = route !== null && ws.readyState === OPEN;
+      // Silence alone is not death when a probe can go out: a background tab whose timers the
+      // browser throttled to one a minute sees long gaps on a live link. So it also takes a
+      // probe left unanswered for at least an interval (one sent by a late run has until the
+      // next run). A frame heard ends the silence but not the probe: only its answer does, so
+      // a frame that came just after the probe cannot keep a link that then went quiet alive.
+      const probeOverdue = this.probe !== null && now - this.probe.sentAt >= interval;
+      if (idle >= this.opts.idleTimeoutMs && (!canProbe || probeOverdue)) {
         this.teardown(ws, CloseCodes.IDLE, `nothing heard for ${Math.round(idle)} ms`, false);
-      } else if (route !== null && idle >= this.opts.heartbeatIntervalMs && !this.probeInFlight && ws.readyState === OPEN) {
-        this.probeInFlight = true;
-        this.probeSentAt = now;
+      } else if (canProbe && idle >= interval && this.probe === null) {
+        const probe = { sentAt: now };
+        this.probe = probe;
         this.stats.heartbeatProbes++;
-        this.start(route, null, { timeout: Infinity }, () => {
-          this.probeInFlight = false;
-        }, true);
+        const answered = () => {
+          if (this.probe === probe) this.probe = null;
+        };
+        this.start(route, null, { timeout: Infinity }, answered, true);
       }
     }, this.opts.heartbeatIntervalMs);
   }
@@ -872,7 +883,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
       this.timers.clearInterval(this.heartbeatTimer);
       this.heartbeatTimer = null;
     }
-    this.probeInFlight = false;
+    this.probe = null;
     const wasOpen = this.welcomeFrame !== null;
     const upFor = wasOpen ? this.timers.now() - this.openedAt : 0;
     this.welcomeFrame = null;

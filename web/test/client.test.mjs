@@ -593,3 +593,47 @@ test("ready() resolves with the welcome", async () => {
   assert.equal((await c.ready()).tick_hz, 20);
   c.close();
 });
+
+// ---- issue 19, defect 7: a dead link must be detected even when a frame arrives after the probe
+
+/** The documented bound: a dead link is closed within this long of the last frame heard. */
+const deadBound = ({ heartbeatIntervalMs: i, idleTimeoutMs: t }) => Math.max(t, 2 * i) + i;
+
+for (const gap of [0, 1, 2500]) {
+  test(`heartbeat: a frame ${gap} ms after the probe, then silence: closed 4000 within the bound`, () => {
+    const opts = { heartbeatIntervalMs: 5000, idleTimeoutMs: 15000 };
+    const c = client(opts);
+    const events = record(c);
+    const ws = FakeSocket.last;
+    ws.welcome();
+    clock.advance(5000);
+    assert.deepEqual(
+      ws.requests.map((r) => r.route),
+      ["echo"],
+      "the probe went out",
+    );
+    clock.advance(gap);
+    ws.push("state", { tick: 1, players: [] }); // the last frame ever heard; the probe is never answered
+    const lastFrame = clock.now();
+    let closedAt = null;
+    c.onEvent("disconnected", () => (closedAt ??= clock.now()));
+    for (let i = 0; i < 600 && closedAt === null; i++) clock.advance(1000); // up to 10 minutes
+    assert.equal(ws.closedWith?.code, 4000, `still ${c.state} ${clock.now() - lastFrame} ms after the last frame`);
+    assert.ok(closedAt - lastFrame >= opts.idleTimeoutMs, `closed after ${closedAt - lastFrame} ms of silence, before idleTimeoutMs`);
+    assert.ok(closedAt - lastFrame < deadBound(opts), `closed ${closedAt - lastFrame} ms after the last frame`);
+    assert.equal(events.filter(([n]) => n === "reconnecting").length, 1, "and it reconnects");
+    c.close();
+  });
+}
+
+test("heartbeat: a closing socket whose close event never comes is still taken for dead", () => {
+  const opts = { heartbeatIntervalMs: 1000, idleTimeoutMs: 3000 };
+  const c = client(opts);
+  const ws = FakeSocket.last;
+  ws.welcome();
+  ws.closing(); // no probe can be sent on it
+  clock.advance(deadBound(opts));
+  assert.equal(ws.closedWith?.code, 4000);
+  assert.equal(FakeSocket.all.length, 2, "and it reconnects");
+  c.close();
+});

@@ -48,6 +48,17 @@
  *   attempts in a row it gives up (event `closed`, queued calls reject with `ClosedError`). A
  *   connection that stayed up `stableAfterMs` resets the count.
  *
+ * # Events, and callbacks that call back into the client
+ * A connection that got its welcome emits `connected`, and later exactly one `disconnected`;
+ * `closed` comes after the `disconnected` of the connection it ended. When a connection ends,
+ * the state is `waiting` (or `closed`) before anything runs; then `disconnected` goes out, then
+ * the calls sent on it reject. Listeners and callbacks may call `connect()`, `close()` and
+ * `call()` at any point, and what they do stands: a `connect()` there starts the next
+ * connection at once (no backoff delay is scheduled on top), a `close()` there is final. While
+ * the client stops (`close()`, giving up, a version mismatch), a `connect()` from its callbacks
+ * or listeners runs once the stop is done, after its `closed` event; a later `close()` there
+ * cancels it.
+ *
  * # Heartbeat
  * Browsers answer the server's WebSocket pings by themselves but never show them to scripts, so
  * the heartbeat is an application-level idle check: exactly one interval timer per connection
@@ -169,7 +180,7 @@ export interface ClientEvents {
         welcome: Welcome;
         reconnected: boolean;
     };
-    /** A connection that had been up ended. `failedCalls` calls in flight rejected with `DisconnectedError`. */
+    /** A connection that had been up ended. `failedCalls` calls in flight reject with `DisconnectedError` (after this event's listeners). */
     disconnected: {
         code: number;
         reason: string;
@@ -326,6 +337,10 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     private probe;
     /** Failed attempts in a row; the next attempt's number is this. */
     private attempt;
+    /** How many stops (`close()`, giving up, a version mismatch) are running their callbacks. */
+    private stopping;
+    /** `connect()` was called by a callback of a stop: it runs once the stop is done. */
+    private restartRequested;
     /** Every call waiting for its outcome, queued or sent, by id (in call order). */
     private readonly pending;
     /** The offline queue, in call order. */
@@ -375,11 +390,13 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     /**
      * Connect now: starts the first connection, skips a pending backoff delay, or restarts a
      * closed client (with a fresh count of attempts). Does nothing while connecting or connected.
+     * Called from a callback or listener while the client stops, it runs once the stop is done.
      */
     connect(): void;
     /**
      * Close for good: calls in flight reject with `DisconnectedError`, queued calls with
-     * `ClosedError`, and no reconnect follows (until `connect()`).
+     * `ClosedError`, events `disconnected` (if a connection was up) then `closed` go out, and no
+     * reconnect follows (until `connect()`, which a callback of this close may call).
      */
     close(): void;
     private open;
@@ -393,8 +410,13 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
      */
     private teardown;
     private afterDrop;
-    /** The client stops for good: queued calls reject with `ClosedError`. */
-    private stop;
+    /**
+     * The client stops for good: the connection, if any, ends with `code` (its sent calls reject
+     * with `DisconnectedError`, and `disconnected` goes out if it was open), queued calls reject
+     * with `ClosedError`, then `closed` goes out. A `connect()` from any of their callbacks or
+     * listeners runs after that.
+     */
+    private shutDown;
 }
 /** Shorthand for `new TicksockClient(url, options)`. */
 export declare function connect<R extends RouteMap = AnyRoutes, P extends PushMap = AnyPushes>(url: string, options?: ClientOptions): TicksockClient<R, P>;

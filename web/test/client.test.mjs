@@ -637,3 +637,102 @@ test("heartbeat: a closing socket whose close event never comes is still taken f
   assert.equal(FakeSocket.all.length, 2, "and it reconnects");
   c.close();
 });
+
+// ---- issue 19, defect 8: a callback run by a teardown may connect() or close(); connect()
+
+/** Sockets the client has neither closed nor seen close. */
+const liveSockets = () => FakeSocket.all.filter((s) => s.closedWith === null && s.readyState !== 3);
+
+test("a callback that runs close(); connect() while the link drops leaves one clean new connection", async () => {
+  const c = client({ heartbeatRoute: null, idleTimeoutMs: 1e9 });
+  const events = record(c);
+  FakeSocket.last.welcome();
+  let later = null;
+  c.call("echo", 1, () => {
+    c.close();
+    c.connect();
+    later = settle(c.call("echo", "queued for the new connection"));
+  });
+  FakeSocket.last.drop();
+  assert.equal(c.state, "connecting", "the state the callback left");
+  assert.deepEqual(
+    events.map(([n]) => n),
+    ["connected", "disconnected", "closed"],
+    "the drop, then the close: no stray event",
+  );
+  assert.equal(FakeSocket.all.length, 2);
+  assert.deepEqual(liveSockets(), [FakeSocket.last]);
+  await flush();
+  assert.equal(later.done, false, "a call queued after connect() is not rejected");
+  FakeSocket.last.welcome();
+  assert.equal(FakeSocket.last.closedWith, null, "the new welcome is accepted");
+  assert.equal(c.state, "open");
+  assert.deepEqual(
+    FakeSocket.last.requests.map((r) => r.body),
+    ["queued for the new connection"],
+  );
+  c.connect(); // connected already: nothing
+  assert.equal(FakeSocket.all.length, 2);
+  c.close();
+  assert.deepEqual(liveSockets(), []);
+  assert.equal(clock.timers.size, 0, "no timer left after close()");
+});
+
+test("a callback that calls connect() while close() runs restarts the client after close() is done", async () => {
+  const c = client({ heartbeatRoute: null, idleTimeoutMs: 1e9 });
+  const events = record(c);
+  FakeSocket.last.welcome();
+  c.call("echo", 1, () => c.connect());
+  c.close();
+  assert.deepEqual(
+    events.map(([n]) => n),
+    ["connected", "disconnected", "closed"],
+  );
+  assert.equal(c.state, "connecting");
+  assert.deepEqual(liveSockets(), [FakeSocket.last]);
+  assert.equal(FakeSocket.all.length, 2);
+  const p = settle(c.call("echo", 2));
+  FakeSocket.last.welcome();
+  assert.equal(c.state, "open");
+  assert.equal(FakeSocket.last.closedWith, null);
+  assert.deepEqual(
+    FakeSocket.last.requests.map((r) => r.body),
+    [2],
+  );
+  await flush();
+  assert.equal(p.done, false);
+  c.close();
+  assert.deepEqual(liveSockets(), []);
+  assert.equal(clock.timers.size, 0);
+});
+
+test("a disconnected listener that reconnects at once: no second socket, no lost state", () => {
+  const c = client({ heartbeatRoute: null, idleTimeoutMs: 1e9 });
+  const events = record(c);
+  const off = c.onEvent("disconnected", () => c.connect());
+  FakeSocket.last.welcome();
+  FakeSocket.last.drop();
+  assert.equal(c.state, "connecting");
+  assert.deepEqual(liveSockets(), [FakeSocket.last]);
+  assert.equal(events.filter(([n]) => n === "reconnecting").length, 0, "no reconnect scheduled on top");
+  assert.equal(clock.activeTimeouts, 1, "only the new attempt's connect timer");
+  FakeSocket.last.welcome();
+  assert.equal(c.state, "open");
+  off(); // else close() would reconnect too: connect() in a listener always means connect
+  c.close();
+  assert.equal(clock.timers.size, 0);
+});
+
+test("a callback that closes the client while the link drops: connected, disconnected, closed", async () => {
+  const c = client();
+  const events = record(c);
+  FakeSocket.last.welcome();
+  c.call("echo", 1, () => c.close());
+  FakeSocket.last.drop();
+  assert.deepEqual(
+    events.map(([n]) => n),
+    ["connected", "disconnected", "closed"],
+  );
+  assert.equal(c.state, "closed");
+  assert.equal(clock.timers.size, 0, "no reconnect is scheduled");
+});

@@ -48,14 +48,36 @@
  *   attempts in a row it gives up (event `closed`, queued calls reject with `ClosedError`). A
  *   connection that stayed up `stableAfterMs` resets the count.
  *
+ * # Events, and callbacks that call back into the client
+ * A connection that got its welcome emits `connected`, and later exactly one `disconnected`;
+ * `closed` comes after the `disconnected` of the connection it ended. When a connection ends,
+ * the state is `waiting` (or `closed`) before anything runs; then `disconnected` goes out, then
+ * the calls sent on it reject. Listeners and callbacks may call `connect()`, `close()` and
+ * `call()` at any point, and what they do stands: a `connect()` there starts the next
+ * connection at once (no backoff delay is scheduled on top), a `close()` there is final. While
+ * the client stops (`close()`, giving up, a version mismatch), a `connect()` from its callbacks
+ * or listeners runs once the stop is done, after its `closed` event; a later `close()` there
+ * cancels it.
+ *
  * # Heartbeat
  * Browsers answer the server's WebSocket pings by themselves but never show them to scripts, so
  * the heartbeat is an application-level idle check: exactly one interval timer per connection
- * (started on the welcome, cleared when the connection ends). When nothing was heard for
- * `heartbeatIntervalMs` it sends one probe call (`heartbeatRoute`; any answer, even an
- * "unknown route" error, proves the link); when the probe and everything else stay unanswered
- * until `idleTimeoutMs` of silence, it closes the connection (code 4000) and reconnects. (With
- * `heartbeatRoute: null` it sends no probe and closes after `idleTimeoutMs` of silence.)
+ * (started on the welcome, cleared when the connection ends), running every
+ * `heartbeatIntervalMs`. When nothing was heard for `heartbeatIntervalMs` it sends a probe call
+ * (`heartbeatRoute`; any answer, even an "unknown route" error, proves the link), one at a
+ * time. The link is taken for dead, closed (code 4000) and replaced when nothing at all was
+ * heard for `idleTimeoutMs` **and** a probe has gone unanswered for at least one interval; any
+ * frame counts as hearing, but only the probe's answer ends the probe. The probe is what keeps
+ * a background tab alive: browsers may throttle its timers to one run a minute, and a long gap
+ * seen by a late timer is not death until a probe sent then goes unanswered until the next run.
+ * With `heartbeatRoute: null`, or on a socket already closing (no probe can be sent), silence
+ * alone decides.
+ *
+ * The bound: while timers run on time, a dead link is closed within
+ * `max(idleTimeoutMs, 2 × heartbeatIntervalMs) + heartbeatIntervalMs` of the last frame heard
+ * (20 s with the defaults; it is `idleTimeoutMs + heartbeatIntervalMs` whenever `idleTimeoutMs`
+ * is at least twice the interval), and never before `idleTimeoutMs` of silence. After timers
+ * ran late, the bound counts from when they run again.
  *
  * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome
  * within `connectTimeoutMs`), 4002 (protocol error: a frame it cannot read). Browsers allow
@@ -158,7 +180,7 @@ export interface ClientEvents {
         welcome: Welcome;
         reconnected: boolean;
     };
-    /** A connection that had been up ended. `failedCalls` calls in flight rejected with `DisconnectedError`. */
+    /** A connection that had been up ended. `failedCalls` calls in flight reject with `DisconnectedError` (after this event's listeners). */
     disconnected: {
         code: number;
         reason: string;
@@ -218,7 +240,7 @@ export interface ClientOptions {
     connectTimeoutMs?: number;
     /** Heartbeat period: after this long without hearing anything, send a probe call. Default 5 000 ms. */
     heartbeatIntervalMs?: number;
-    /** After this long without hearing anything, the connection is taken for dead. Default 15 000 ms. */
+    /** After this long without hearing anything (and a probe unanswered for an interval), the connection is taken for dead. Default 15 000 ms. */
     idleTimeoutMs?: number;
     /** The route of the heartbeat probe, or null to send none (then only the idle check runs). Default "echo". */
     heartbeatRoute?: string | null;
@@ -311,10 +333,14 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     private connectTimer;
     private heartbeatTimer;
     private reconnectTimer;
-    private probeInFlight;
-    private probeSentAt;
+    /** The heartbeat probe waiting for its answer, if any (one at a time). */
+    private probe;
     /** Failed attempts in a row; the next attempt's number is this. */
     private attempt;
+    /** How many stops (`close()`, giving up, a version mismatch) are running their callbacks. */
+    private stopping;
+    /** `connect()` was called by a callback of a stop: it runs once the stop is done. */
+    private restartRequested;
     /** Every call waiting for its outcome, queued or sent, by id (in call order). */
     private readonly pending;
     /** The offline queue, in call order. */
@@ -364,11 +390,13 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     /**
      * Connect now: starts the first connection, skips a pending backoff delay, or restarts a
      * closed client (with a fresh count of attempts). Does nothing while connecting or connected.
+     * Called from a callback or listener while the client stops, it runs once the stop is done.
      */
     connect(): void;
     /**
      * Close for good: calls in flight reject with `DisconnectedError`, queued calls with
-     * `ClosedError`, and no reconnect follows (until `connect()`).
+     * `ClosedError`, events `disconnected` (if a connection was up) then `closed` go out, and no
+     * reconnect follows (until `connect()`, which a callback of this close may call).
      */
     close(): void;
     private open;
@@ -382,8 +410,13 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
      */
     private teardown;
     private afterDrop;
-    /** The client stops for good: queued calls reject with `ClosedError`. */
-    private stop;
+    /**
+     * The client stops for good: the connection, if any, ends with `code` (its sent calls reject
+     * with `DisconnectedError`, and `disconnected` goes out if it was open), queued calls reject
+     * with `ClosedError`, then `closed` goes out. A `connect()` from any of their callbacks or
+     * listeners runs after that.
+     */
+    private shutDown;
 }
 /** Shorthand for `new TicksockClient(url, options)`. */
 export declare function connect<R extends RouteMap = AnyRoutes, P extends PushMap = AnyPushes>(url: string, options?: ClientOptions): TicksockClient<R, P>;

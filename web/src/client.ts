@@ -46,14 +46,36 @@
  *   attempts in a row it gives up (event `closed`, queued calls reject with `ClosedError`). A
  *   connection that stayed up `stableAfterMs` resets the count.
  *
+ * # Events, and callbacks that call back into the client
+ * A connection that got its welcome emits `connected`, and later exactly one `disconnected`;
+ * `closed` comes after the `disconnected` of the connection it ended. When a connection ends,
+ * the state is `waiting` (or `closed`) before anything runs; then `disconnected` goes out, then
+ * the calls sent on it reject. Listeners and callbacks may call `connect()`, `close()` and
+ * `call()` at any point, and what they do stands: a `connect()` there starts the next
+ * connection at once (no backoff delay is scheduled on top), a `close()` there is final. While
+ * the client stops (`close()`, giving up, a version mismatch), a `connect()` from its callbacks
+ * or listeners runs once the stop is done, after its `closed` event; a later `close()` there
+ * cancels it.
+ *
  * # Heartbeat
  * Browsers answer the server's WebSocket pings by themselves but never show them to scripts, so
  * the heartbeat is an application-level idle check: exactly one interval timer per connection
- * (started on the welcome, cleared when the connection ends). When nothing was heard for
- * `heartbeatIntervalMs` it sends one probe call (`heartbeatRoute`; any answer, even an
- * "unknown route" error, proves the link); when the probe and everything else stay unanswered
- * until `idleTimeoutMs` of silence, it closes the connection (code 4000) and reconnects. (With
- * `heartbeatRoute: null` it sends no probe and closes after `idleTimeoutMs` of silence.)
+ * (started on the welcome, cleared when the connection ends), running every
+ * `heartbeatIntervalMs`. When nothing was heard for `heartbeatIntervalMs` it sends a probe call
+ * (`heartbeatRoute`; any answer, even an "unknown route" error, proves the link), one at a
+ * time. The link is taken for dead, closed (code 4000) and replaced when nothing at all was
+ * heard for `idleTimeoutMs` **and** a probe has gone unanswered for at least one interval; any
+ * frame counts as hearing, but only the probe's answer ends the probe. The probe is what keeps
+ * a background tab alive: browsers may throttle its timers to one run a minute, and a long gap
+ * seen by a late timer is not death until a probe sent then goes unanswered until the next run.
+ * With `heartbeatRoute: null`, or on a socket already closing (no probe can be sent), silence
+ * alone decides.
+ *
+ * The bound: while timers run on time, a dead link is closed within
+ * `max(idleTimeoutMs, 2 × heartbeatIntervalMs) + heartbeatIntervalMs` of the last frame heard
+ * (20 s with the defaults; it is `idleTimeoutMs + heartbeatIntervalMs` whenever `idleTimeoutMs`
+ * is at least twice the interval), and never before `idleTimeoutMs` of silence. After timers
+ * ran late, the bound counts from when they run again.
  *
  * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome
  * within `connectTimeoutMs`), 4002 (protocol error: a frame it cannot read). Browsers allow
@@ -192,7 +214,7 @@ export interface Welcome {
 export interface ClientEvents {
   /** A connection is up and its welcome arrived. `reconnected` is false for the first one. */
   connected: { welcome: Welcome; reconnected: boolean };
-  /** A connection that had been up ended. `failedCalls` calls in flight rejected with `DisconnectedError`. */
+  /** A connection that had been up ended. `failedCalls` calls in flight reject with `DisconnectedError` (after this event's listeners). */
   disconnected: { code: number; reason: string; wasClean: boolean; failedCalls: number };
   /** The next connection attempt, number `attempt` (1-based), starts in `delayMs`. */
   reconnecting: { attempt: number; delayMs: number; maxAttempts: number | null };
@@ -245,7 +267,7 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Heartbeat period: after this long without hearing anything, send a probe call. Default 5 000 ms. */
   heartbeatIntervalMs?: number;
-  /** After this long without hearing anything, the connection is taken for dead. Default 15 000 ms. */
+  /** After this long without hearing anything (and a probe unanswered for an interval), the connection is taken for dead. Default 15 000 ms. */
   idleTimeoutMs?: number;
   /** The route of the heartbeat probe, or null to send none (then only the idle check runs). Default "echo". */
   heartbeatRoute?: string | null;
@@ -445,10 +467,14 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   private connectTimer: unknown = null;
   private heartbeatTimer: unknown = null;
   private reconnectTimer: unknown = null;
-  private probeInFlight = false;
-  private probeSentAt = 0;
+  /** The heartbeat probe waiting for its answer, if any (one at a time). */
+  private probe: { sentAt: number } | null = null;
   /** Failed attempts in a row; the next attempt's number is this. */
   private attempt = 0;
+  /** How many stops (`close()`, giving up, a version mismatch) are running their callbacks. */
+  private stopping = 0;
+  /** `connect()` was called by a callback of a stop: it runs once the stop is done. */
+  private restartRequested = false;
 
   /** Every call waiting for its outcome, queued or sent, by id (in call order). */
   private readonly pending = new Map<number, Entry>();
@@ -684,8 +710,15 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   /**
    * Connect now: starts the first connection, skips a pending backoff delay, or restarts a
    * closed client (with a fresh count of attempts). Does nothing while connecting or connected.
+   * Called from a callback or listener while the client stops, it runs once the stop is done.
    */
   connect(): void {
+    // Called from a callback or listener of a stop: the stop finishes first (its queued calls
+    // reject and its `closed` event goes out while the state still says closed), then this runs.
+    if (this.stopping > 0) {
+      this.restartRequested = true;
+      return;
+    }
     if (this.linkState === "connecting" || this.linkState === "open") return;
     if (this.reconnectTimer !== null) {
       this.timers.clearTimeout(this.reconnectTimer);
@@ -697,18 +730,13 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
 
   /**
    * Close for good: calls in flight reject with `DisconnectedError`, queued calls with
-   * `ClosedError`, and no reconnect follows (until `connect()`).
+   * `ClosedError`, events `disconnected` (if a connection was up) then `closed` go out, and no
+   * reconnect follows (until `connect()`, which a callback of this close may call).
    */
   close(): void {
+    this.restartRequested = false; // the later of connect() and close() in a callback wins
     if (this.linkState === "closed") return;
-    if (this.reconnectTimer !== null) {
-      this.timers.clearTimeout(this.reconnectTimer);
-      this.reconnectTimer = null;
-    }
-    const ws = this.ws;
-    this.linkState = "closed";
-    if (ws) this.teardown(ws, CloseCodes.NORMAL, "client closed", true);
-    this.stop("closed", null);
+    this.shutDown("closed", null, CloseCodes.NORMAL, "client closed", true);
   }
 
   private open(): void {
@@ -791,9 +819,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     if (this.linkState !== "connecting") return this.protocolError(ws, "a second welcome");
     if (f.version !== PROTOCOL_VERSION) {
       const err = new ClosedError("", `the server speaks protocol version ${f.version}, this client ${PROTOCOL_VERSION}`);
-      this.linkState = "closed";
-      this.teardown(ws, CloseCodes.PROTOCOL_ERROR, "unsupported version", false);
-      this.stop("version", err);
+      this.shutDown("version", err, CloseCodes.PROTOCOL_ERROR, "unsupported version", false);
       return;
     }
     if (this.connectTimer !== null) {
@@ -822,25 +848,25 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
       if (ws !== this.ws || this.linkState !== "open") return;
       const now = this.timers.now();
       const idle = now - this.lastHeard;
+      const interval = this.opts.heartbeatIntervalMs;
       const route = this.opts.heartbeatRoute;
-      // With a probe, the link is dead only when the probe went unanswered (and nothing else
-      // came) for the rest of the idle timeout: a background tab whose timers the browser
-      // throttled to one a minute sees long gaps without the link being dead.
-      const dead =
-        route === null
-          ? idle >= this.opts.idleTimeoutMs
-          : this.probeInFlight &&
-            this.lastHeard < this.probeSentAt &&
-            now - this.probeSentAt >= this.opts.idleTimeoutMs - this.opts.heartbeatIntervalMs;
-      if (dead) {
+      const canProbe = route !== null && ws.readyState === OPEN;
+      // Silence alone is not death when a probe can go out: a background tab whose timers the
+      // browser throttled to one a minute sees long gaps on a live link. So it also takes a
+      // probe left unanswered for at least an interval (one sent by a late run has until the
+      // next run). A frame heard ends the silence but not the probe: only its answer does, so
+      // a frame that came just after the probe cannot keep a link that then went quiet alive.
+      const probeOverdue = this.probe !== null && now - this.probe.sentAt >= interval;
+      if (idle >= this.opts.idleTimeoutMs && (!canProbe || probeOverdue)) {
         this.teardown(ws, CloseCodes.IDLE, `nothing heard for ${Math.round(idle)} ms`, false);
-      } else if (route !== null && idle >= this.opts.heartbeatIntervalMs && !this.probeInFlight && ws.readyState === OPEN) {
-        this.probeInFlight = true;
-        this.probeSentAt = now;
+      } else if (canProbe && idle >= interval && this.probe === null) {
+        const probe = { sentAt: now };
+        this.probe = probe;
         this.stats.heartbeatProbes++;
-        this.start(route, null, { timeout: Infinity }, () => {
-          this.probeInFlight = false;
-        }, true);
+        const answered = () => {
+          if (this.probe === probe) this.probe = null;
+        };
+        this.start(route, null, { timeout: Infinity }, answered, true);
       }
     }, this.opts.heartbeatIntervalMs);
   }
@@ -872,23 +898,27 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
       this.timers.clearInterval(this.heartbeatTimer);
       this.heartbeatTimer = null;
     }
-    this.probeInFlight = false;
+    this.probe = null;
     const wasOpen = this.welcomeFrame !== null;
     const upFor = wasOpen ? this.timers.now() - this.openedAt : 0;
     this.welcomeFrame = null;
-    let failedCalls = 0;
-    const sent: number[] = [];
-    for (const entry of this.pending.values()) if (!entry.queued) sent.push(entry.id);
-    for (const id of sent) {
-      const entry = this.pending.get(id);
-      if (entry && this.finish(id, new DisconnectedError(entry.route)) && !entry.internal) {
-        this.stats.disconnectedCalls++;
-        failedCalls++;
-      }
-    }
+    // The state and what fails are settled before any listener or callback runs: those may call
+    // connect() or close(), and what they start must be left alone below.
     if (this.linkState !== "closed") this.linkState = "waiting";
+    const sent: Entry[] = [];
+    for (const entry of this.pending.values()) if (!entry.queued) sent.push(entry);
+    const failedCalls = sent.filter((entry) => !entry.internal).length;
+    // The event first, so that its listeners, and the calls' callbacks after them, see the
+    // events in order: a close() there follows the `disconnected` with its `closed`.
     if (wasOpen) this.emit("disconnected", { code, reason, wasClean, failedCalls });
-    if (this.linkState !== "closed" && this.ws === null && this.reconnectTimer === null) this.afterDrop(wasOpen, upFor);
+    for (const entry of sent) {
+      // A callback may have ended some already (a close() in it ends the rest).
+      if (this.pending.get(entry.id) !== entry) continue;
+      this.finish(entry.id, new DisconnectedError(entry.route));
+      if (!entry.internal) this.stats.disconnectedCalls++;
+    }
+    // Reconnect only if no callback connected or closed meanwhile.
+    if (this.linkState === "waiting" && this.ws === null && this.reconnectTimer === null) this.afterDrop(wasOpen, upFor);
   }
 
   private afterDrop(wasOpen: boolean, upFor: number): void {
@@ -896,8 +926,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     this.attempt++;
     const max = this.opts.maxAttempts;
     if (max !== null && this.attempt > max) {
-      this.linkState = "closed";
-      this.stop("gave_up", new ClosedError("", `gave up after ${max} failed connection attempts`));
+      this.shutDown("gave_up", new ClosedError("", `gave up after ${max} failed connection attempts`), CloseCodes.NORMAL, "", false);
       return;
     }
     this.linkState = "waiting";
@@ -911,11 +940,41 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     this.emit("reconnecting", { attempt: this.attempt, delayMs, maxAttempts: max });
   }
 
-  /** The client stops for good: queued calls reject with `ClosedError`. */
-  private stop(reason: ClientEvents["closed"]["reason"], error: TicksockError | null): void {
+  /**
+   * The client stops for good: the connection, if any, ends with `code` (its sent calls reject
+   * with `DisconnectedError`, and `disconnected` goes out if it was open), queued calls reject
+   * with `ClosedError`, then `closed` goes out. A `connect()` from any of their callbacks or
+   * listeners runs after that.
+   */
+  private shutDown(
+    reason: ClientEvents["closed"]["reason"],
+    error: TicksockError | null,
+    code: number,
+    closeReason: string,
+    wasClean: boolean,
+  ): void {
+    this.linkState = "closed";
+    if (this.reconnectTimer !== null) {
+      this.timers.clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+    }
     const why = error ? error.message : "the client was closed";
-    for (const entry of [...this.queue]) this.finish(entry.id, new ClosedError(entry.route, `not sent: ${why}`));
-    this.emit("closed", { reason, error });
+    this.stopping++;
+    try {
+      if (this.ws) this.teardown(this.ws, code, closeReason, wasClean);
+      // Calls made from the callbacks meanwhile are refused (the state says closed): the
+      // queue only shrinks.
+      for (let entry = this.queue.shift(); entry; entry = this.queue.shift()) {
+        this.finish(entry.id, new ClosedError(entry.route, `not sent: ${why}`));
+      }
+      this.emit("closed", { reason, error });
+    } finally {
+      this.stopping--;
+    }
+    if (this.stopping === 0 && this.restartRequested) {
+      this.restartRequested = false;
+      this.connect();
+    }
   }
 }
 

@@ -593,3 +593,146 @@ test("ready() resolves with the welcome", async () => {
   assert.equal((await c.ready()).tick_hz, 20);
   c.close();
 });
+
+// ---- issue 19, defect 7: a dead link must be detected even when a frame arrives after the probe
+
+/** The documented bound: a dead link is closed within this long of the last frame heard. */
+const deadBound = ({ heartbeatIntervalMs: i, idleTimeoutMs: t }) => Math.max(t, 2 * i) + i;
+
+for (const gap of [0, 1, 2500]) {
+  test(`heartbeat: a frame ${gap} ms after the probe, then silence: closed 4000 within the bound`, () => {
+    const opts = { heartbeatIntervalMs: 5000, idleTimeoutMs: 15000 };
+    const c = client(opts);
+    const events = record(c);
+    const ws = FakeSocket.last;
+    ws.welcome();
+    clock.advance(5000);
+    assert.deepEqual(
+      ws.requests.map((r) => r.route),
+      ["echo"],
+      "the probe went out",
+    );
+    clock.advance(gap);
+    ws.push("state", { tick: 1, players: [] }); // the last frame ever heard; the probe is never answered
+    const lastFrame = clock.now();
+    let closedAt = null;
+    c.onEvent("disconnected", () => (closedAt ??= clock.now()));
+    for (let i = 0; i < 600 && closedAt === null; i++) clock.advance(1000); // up to 10 minutes
+    assert.equal(ws.closedWith?.code, 4000, `still ${c.state} ${clock.now() - lastFrame} ms after the last frame`);
+    assert.ok(closedAt - lastFrame >= opts.idleTimeoutMs, `closed after ${closedAt - lastFrame} ms of silence, before idleTimeoutMs`);
+    assert.ok(closedAt - lastFrame < deadBound(opts), `closed ${closedAt - lastFrame} ms after the last frame`);
+    assert.equal(events.filter(([n]) => n === "reconnecting").length, 1, "and it reconnects");
+    c.close();
+  });
+}
+
+test("heartbeat: a closing socket whose close event never comes is still taken for dead", () => {
+  const opts = { heartbeatIntervalMs: 1000, idleTimeoutMs: 3000 };
+  const c = client(opts);
+  const ws = FakeSocket.last;
+  ws.welcome();
+  ws.closing(); // no probe can be sent on it
+  clock.advance(deadBound(opts));
+  assert.equal(ws.closedWith?.code, 4000);
+  assert.equal(FakeSocket.all.length, 2, "and it reconnects");
+  c.close();
+});
+
+// ---- issue 19, defect 8: a callback run by a teardown may connect() or close(); connect()
+
+/** Sockets the client has neither closed nor seen close. */
+const liveSockets = () => FakeSocket.all.filter((s) => s.closedWith === null && s.readyState !== 3);
+
+test("a callback that runs close(); connect() while the link drops leaves one clean new connection", async () => {
+  const c = client({ heartbeatRoute: null, idleTimeoutMs: 1e9 });
+  const events = record(c);
+  FakeSocket.last.welcome();
+  let later = null;
+  c.call("echo", 1, () => {
+    c.close();
+    c.connect();
+    later = settle(c.call("echo", "queued for the new connection"));
+  });
+  FakeSocket.last.drop();
+  assert.equal(c.state, "connecting", "the state the callback left");
+  assert.deepEqual(
+    events.map(([n]) => n),
+    ["connected", "disconnected", "closed"],
+    "the drop, then the close: no stray event",
+  );
+  assert.equal(FakeSocket.all.length, 2);
+  assert.deepEqual(liveSockets(), [FakeSocket.last]);
+  await flush();
+  assert.equal(later.done, false, "a call queued after connect() is not rejected");
+  FakeSocket.last.welcome();
+  assert.equal(FakeSocket.last.closedWith, null, "the new welcome is accepted");
+  assert.equal(c.state, "open");
+  assert.deepEqual(
+    FakeSocket.last.requests.map((r) => r.body),
+    ["queued for the new connection"],
+  );
+  c.connect(); // connected already: nothing
+  assert.equal(FakeSocket.all.length, 2);
+  c.close();
+  assert.deepEqual(liveSockets(), []);
+  assert.equal(clock.timers.size, 0, "no timer left after close()");
+});
+
+test("a callback that calls connect() while close() runs restarts the client after close() is done", async () => {
+  const c = client({ heartbeatRoute: null, idleTimeoutMs: 1e9 });
+  const events = record(c);
+  FakeSocket.last.welcome();
+  c.call("echo", 1, () => c.connect());
+  c.close();
+  assert.deepEqual(
+    events.map(([n]) => n),
+    ["connected", "disconnected", "closed"],
+  );
+  assert.equal(c.state, "connecting");
+  assert.deepEqual(liveSockets(), [FakeSocket.last]);
+  assert.equal(FakeSocket.all.length, 2);
+  const p = settle(c.call("echo", 2));
+  FakeSocket.last.welcome();
+  assert.equal(c.state, "open");
+  assert.equal(FakeSocket.last.closedWith, null);
+  assert.deepEqual(
+    FakeSocket.last.requests.map((r) => r.body),
+    [2],
+  );
+  await flush();
+  assert.equal(p.done, false);
+  c.close();
+  assert.deepEqual(liveSockets(), []);
+  assert.equal(clock.timers.size, 0);
+});
+
+test("a disconnected listener that reconnects at once: no second socket, no lost state", () => {
+  const c = client({ heartbeatRoute: null, idleTimeoutMs: 1e9 });
+  const events = record(c);
+  const off = c.onEvent("disconnected", () => c.connect());
+  FakeSocket.last.welcome();
+  FakeSocket.last.drop();
+  assert.equal(c.state, "connecting");
+  assert.deepEqual(liveSockets(), [FakeSocket.last]);
+  assert.equal(events.filter(([n]) => n === "reconnecting").length, 0, "no reconnect scheduled on top");
+  assert.equal(clock.activeTimeouts, 1, "only the new attempt's connect timer");
+  FakeSocket.last.welcome();
+  assert.equal(c.state, "open");
+  off(); // else close() would reconnect too: connect() in a listener always means connect
+  c.close();
+  assert.equal(clock.timers.size, 0);
+});
+
+test("a callback that closes the client while the link drops: connected, disconnected, closed", async () => {
+  const c = client();
+  const events = record(c);
+  FakeSocket.last.welcome();
+  c.call("echo", 1, () => c.close());
+  FakeSocket.last.drop();
+  assert.deepEqual(
+    events.map(([n]) => n),
+    ["connected", "disconnected", "closed"],
+  );
+  assert.equal(c.state, "closed");
+  assert.equal(clock.timers.size, 0, "no reconnect is scheduled");
+});

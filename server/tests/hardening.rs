@@ -16,16 +16,28 @@ use tungstenite::protocol::frame::Frame as WsFrame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 #[derive(Default)]
-struct Harness;
+struct Harness {
+    /// Calls of `count` handled.
+    counted: u32,
+}
 
 impl Game for Harness {
     fn routes(router: &mut Router<Self>) {
         router
             .route("double", |_, _, _, n: u32| Ok::<_, AppError>(n * 2))
+            .route("count", |game: &mut Harness, _, _, (): ()| {
+                game.counted += 1;
+                Ok::<_, AppError>(game.counted)
+            })
+            .route("counted", |game: &mut Harness, _, _, (): ()| Ok::<_, AppError>(game.counted))
             .route("sum", |_, _, _, v: Vec<u64>| Ok::<_, AppError>(v.iter().sum::<u64>()))
             .route("slow", |_, _, _, ms: u64| {
                 // Blocks the logic thread on purpose, to make it fall behind.
                 std::thread::sleep(Duration::from_millis(ms));
+                Ok::<_, AppError>(())
+            })
+            .route("leave_me", |_, ctx: &mut Ctx<'_>, caller, (): ()| {
+                ctx.close(caller.conn, 4000, "as asked");
                 Ok::<_, AppError>(())
             })
             .route("flood", |_, ctx: &mut Ctx<'_>, caller, (count, size): (u32, u32)| {
@@ -45,7 +57,7 @@ fn start(config: Config) -> RunningServer {
         close_timeout: Duration::from_millis(300),
         ..config
     };
-    Server::start(config, Harness).expect("server starts")
+    Server::start(config, Harness::default()).expect("server starts")
 }
 
 fn double(c: &mut Client, id: u32, n: u32) {
@@ -304,6 +316,29 @@ fn after_a_close_for_what_it_sent_the_clients_close_reply_is_read_and_tcp_closes
     let mut rest = Vec::new();
     let closed = stream.read_to_end(&mut rest);
     assert!(closed.is_ok(), "the server did not close TCP after the close reply: {closed:?}");
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn requests_sent_after_the_game_closed_a_connection_are_not_handled() {
+    // The client asks to be closed and, without waiting, calls `count` 19 times: whichever
+    // side of the close they reach the server on (the reactor, or the logic thread), none may
+    // act on the game.
+    let server = start(Config::default());
+    let mut c = Client::connect(server.local_addr());
+    c.request_typed(1, "leave_me", &());
+    for id in 2..=20u32 {
+        c.request_typed(id, "count", &());
+    }
+    assert_eq!(c.expect_close(), Some(4000));
+    // Once the server has read the close reply, which follows the requests on the stream, and
+    // closed TCP, every request has reached it.
+    c.ws.flush().expect("the close reply goes out");
+    let mut rest = Vec::new();
+    c.ws.get_mut().read_to_end(&mut rest).expect("the server closes TCP");
+    let mut d = Client::connect(server.local_addr());
+    let counted: u32 = d.call_ok(1, "counted", &());
+    assert_eq!(counted, 0, "requests after the close were handled");
     server.shutdown().expect("clean shutdown");
 }
 

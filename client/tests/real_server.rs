@@ -359,3 +359,19 @@ fn close_gives_up_after_close_wait_when_the_server_never_answers() {
     assert!(took < Duration::from_secs(2), "close waited {took:?} for a server that never answers");
     assert_eq!(peer.join().expect("peer"), Some(1000));
 }
+
+#[test]
+fn duration_max_waits_forever_in_the_blocking_connect_and_in_close() {
+    let (server, _) = start();
+    let mut c =
+        BlockingClient::connect(&url(server.local_addr()), fast_config(), Duration::MAX).expect("connects");
+    assert_eq!(c.call::<_, u32>("double", &4u32).expect("reply"), 8);
+    c.close();
+    server.shutdown().expect("clean shutdown");
+    // A close that waits as long as it takes for the server's close frame.
+    let (addr, peer) = closing_peer(Some(Duration::from_millis(100)));
+    let mut client = connected_client(addr, Config { close_wait: Duration::MAX, ..fast_config() });
+    client.close();
+    assert_eq!(peer.join().expect("peer"), Some(1000));
+    assert_eq!(client.session().link_state(), LinkState::Closed);
+}

@@ -30,7 +30,7 @@ impl Session {
             // The connect timeout still counts from the start of the attempt.
             self.state = State::AwaitingWelcome { since };
             self.last_heard = now;
-            self.heartbeat = Some(now + self.config.heartbeat_interval);
+            self.arm_heartbeat(now.checked_add(self.config.heartbeat_interval));
         }
     }
 
@@ -94,7 +94,8 @@ impl Session {
             return;
         }
         let delay = self.backoff.delay(self.failures);
-        self.reconnect_at = Some(now + delay);
+        // A delay too long to count to (a `backoff_max` of `Duration::MAX`) never comes due.
+        self.reconnect_at = now.checked_add(delay);
         self.events.push_back(Event::Reconnecting { attempt: self.failures, delay });
     }
 

@@ -243,6 +243,8 @@ impl Session {
     }
 
     /// How many heartbeat timers are armed: 1 while a connection is open, else 0. Never more.
+    /// (Also 0 while open if [`Config::heartbeat_interval`] and [`Config::idle_timeout`] are
+    /// both `Duration::MAX`: then there is nothing to time.)
     pub fn heartbeat_timers(&self) -> usize {
         usize::from(self.heartbeat.is_some())
     }

@@ -11,7 +11,9 @@ use crate::{Client, Config, Error};
 
 /// A [`Client`] whose calls block until their outcome. Events that arrive meanwhile (pushes,
 /// connection events) are kept for [`BlockingClient::poll_event`]; pushes beyond
-/// [`Config::max_queued_pushes`] are dropped.
+/// [`Config::max_queued_pushes`] are dropped. Since it reads events while it waits, calls
+/// queued offline go out as soon as a reconnect's [`Event::Connected`] is kept: a game that
+/// must log in again before them drives a [`Client`] itself.
 ///
 /// ```no_run
 /// use ticksock_client::{BlockingClient, Config};

@@ -231,6 +231,11 @@ fn calls_in_flight_fail_on_disconnect_and_queued_calls_go_out_in_order_after_rec
     s.handle_connected(t0 + 200 * MS);
     assert!(s.poll_transmit().is_none(), "nothing before the welcome");
     s.handle_frame(&welcome(), t0 + 201 * MS);
+    // The queue waits until the game has seen Connected and polled again.
+    assert!(s.poll_transmit().is_none());
+    assert!(matches!(s.poll_event(), Some(Event::Connected { .. })));
+    assert!(s.poll_transmit().is_none());
+    assert!(s.poll_event().is_none());
     let wire = sent(&mut s);
     let bodies: Vec<u32> = wire.iter().map(|w| ticksock_protocol::decode_body(&w.2).expect("u32")).collect();
     assert_eq!(bodies, vec![10, 11, 12, 13, 14], "flushed in call order");
@@ -587,4 +592,72 @@ fn a_silent_link_is_dropped_at_the_idle_timeout_even_when_it_is_shorter_than_the
     s.handle_timeout(t0 + 300 * MS);
     assert_eq!(s.poll_link(), Some(LinkCommand::Close { code: 1001, reason: "no sign of life" }));
     assert_eq!(s.link_state(), LinkState::Down);
+}
+
+// ----- issue 19, defect 10: the connection events, and logging in again before the queue -----
+
+#[test]
+fn a_callback_that_closes_the_session_while_the_link_drops_still_reports_the_disconnect() {
+    let t0 = Instant::now();
+    let mut s = connected(config(), t0);
+    s.call_then("a", &(), t0, |s, outcome| {
+        assert_eq!(outcome, Outcome::Disconnected);
+        let now = s.now();
+        s.close(now);
+    })
+    .expect("call");
+    let other = s.call("b", &(), t0).expect("call");
+    assert_eq!(sent(&mut s).len(), 2);
+    s.handle_disconnect(t0 + 10 * MS);
+    assert_eq!(s.link_state(), LinkState::Closed);
+    let evs = events(&mut s);
+    let names: Vec<&str> = evs
+        .iter()
+        .map(|e| match e {
+            Event::Outcome { .. } => "Outcome",
+            Event::Disconnected => "Disconnected",
+            Event::Stopped { reason: Error::Closed } => "Stopped(Closed)",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(names, ["Outcome", "Disconnected", "Stopped(Closed)"], "{evs:?}");
+    assert!(matches!(&evs[0], Event::Outcome { id, outcome: Outcome::Disconnected, .. } if *id == other));
+    // The same when the heartbeat finds the link dead.
+    let mut s = connected(config(), t0);
+    s.call_then("a", &(), t0, |s, _| {
+        let now = s.now();
+        s.close(now);
+    })
+    .expect("call");
+    sent(&mut s);
+    s.handle_timeout(t0 + 350 * MS);
+    assert_eq!(s.poll_link(), Some(LinkCommand::Close { code: 1001, reason: "no sign of life" }));
+    let evs = events(&mut s);
+    assert!(matches!(evs[..], [Event::Disconnected, Event::Stopped { .. }]), "{evs:?}");
+}
+
+#[test]
+fn a_login_made_on_connected_goes_out_before_the_calls_queued_offline() {
+    let t0 = Instant::now();
+    let mut s = connected(config(), t0);
+    s.handle_disconnect(t0 + 10 * MS);
+    events(&mut s);
+    // Offline, the game keeps calling arena routes; they wait in the queue.
+    let queued: Vec<CallId> = (0..3u32).map(|n| s.call("move", &n, t0 + 20 * MS).expect("queued")).collect();
+    let at = s.poll_timeout().expect("a reconnect is scheduled");
+    assert!(s.poll_connect(at));
+    s.handle_connected(at);
+    s.handle_frame(&welcome(), at);
+    // The I/O layer sends what it is given as soon as the welcome is in: nothing yet.
+    assert!(sent(&mut s).is_empty(), "the queue waits for the game to see Connected");
+    // The game takes Connected and logs in again (a server session belongs to one connection).
+    assert!(matches!(s.poll_event(), Some(Event::Connected { .. })));
+    let login = s.call("login", &(), at).expect("call");
+    let first = sent(&mut s);
+    assert_eq!(first.iter().map(|w| CallId(w.0)).collect::<Vec<_>>(), [login], "the login goes first");
+    // Its next poll releases the queue, in call order.
+    assert!(s.poll_event().is_none());
+    let rest = sent(&mut s);
+    assert_eq!(rest.iter().map(|w| CallId(w.0)).collect::<Vec<_>>(), queued);
+    assert_eq!(s.queued_calls(), 0);
 }

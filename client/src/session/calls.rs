@@ -269,7 +269,7 @@ impl Session {
 
     /// Fails every call still in the offline queue with [`Outcome::Closed`], in call order.
     pub(super) fn fail_queued(&mut self, now: Instant) {
-        while let Some((id, _frame)) = self.outbox.pop_front() {
+        while let Some((id, _frame)) = self.outbox.pop_oldest() {
             self.end_call(id, Outcome::Closed, now);
         }
     }

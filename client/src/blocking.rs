@@ -11,7 +11,9 @@ use crate::{Client, Config, Error};
 
 /// A [`Client`] whose calls block until their outcome. Events that arrive meanwhile (pushes,
 /// connection events) are kept for [`BlockingClient::poll_event`]; pushes beyond
-/// [`Config::max_queued_pushes`] are dropped.
+/// [`Config::max_queued_pushes`] are dropped. Since it reads events while it waits, calls
+/// queued offline go out as soon as a reconnect's [`Event::Connected`] is kept: a game that
+/// must log in again before them drives a [`Client`] itself.
 ///
 /// ```no_run
 /// use ticksock_client::{BlockingClient, Config};
@@ -31,10 +33,10 @@ pub struct BlockingClient {
 
 impl BlockingClient {
     /// Connects to `url` and waits for the welcome, at most `within` (retrying with the
-    /// session's backoff meanwhile).
+    /// session's backoff meanwhile; `Duration::MAX` waits until it connects or gives up).
     pub fn connect(url: &str, config: Config, within: Duration) -> Result<Self, Error> {
         let mut this = Self { client: Client::new(url, config)?, stash: VecDeque::new(), stashed_pushes: 0 };
-        let deadline = Instant::now() + within;
+        let deadline = Deadline::after(within);
         loop {
             this.client.update(Instant::now());
             while let Some(event) = this.client.poll_event() {
@@ -47,11 +49,10 @@ impl BlockingClient {
                     other => this.keep(other),
                 }
             }
-            let now = Instant::now();
-            if now >= deadline {
+            let Some(left) = deadline.left() else {
                 return Err(this.client.take_last_error().unwrap_or(Error::ConnectTimeout(within)));
-            }
-            this.client.wait(deadline - now)?;
+            };
+            this.client.wait(left)?;
         }
     }
 
@@ -97,18 +98,15 @@ impl BlockingClient {
         }
     }
 
-    /// Waits up to `within` for the next event.
+    /// Waits up to `within` for the next event (`Duration::MAX`: until there is one).
     pub fn wait_event(&mut self, within: Duration) -> Option<Event> {
-        let deadline = Instant::now() + within;
+        let deadline = Deadline::after(within);
         loop {
             if let Some(event) = self.poll_event() {
                 return Some(event);
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            let _ = self.client.wait(deadline - now);
+            let left = deadline.left()?;
+            let _ = self.client.wait(left);
             self.client.update(Instant::now());
         }
     }
@@ -147,5 +145,26 @@ impl BlockingClient {
             self.stashed_pushes += 1;
         }
         self.stash.push_back(event);
+    }
+}
+
+/// When a blocking wait ends; `None` for a wait too long for an `Instant` to count to
+/// (`Duration::MAX`), which never ends.
+#[derive(Debug, Clone, Copy)]
+struct Deadline(Option<Instant>);
+
+impl Deadline {
+    fn after(within: Duration) -> Self {
+        Self(Instant::now().checked_add(within))
+    }
+
+    /// The time left, or `None` once it has passed. A wait without end has a day left at a
+    /// time, which [`Client::wait`] cuts short anyway at the session's next timer.
+    fn left(self) -> Option<Duration> {
+        const A_DAY: Duration = Duration::from_secs(24 * 3600);
+        match self.0 {
+            None => Some(A_DAY),
+            Some(at) => Some(at.saturating_duration_since(Instant::now())).filter(|left| !left.is_zero()),
+        }
     }
 }

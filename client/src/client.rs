@@ -214,13 +214,14 @@ impl Client {
             self.last_error = Some(e);
         }
         self.session.handle_disconnect(now);
-        let deadline = now + self.session.config().close_wait;
+        // `None` (a `close_wait` of `Duration::MAX`): wait as long as the server takes.
+        let deadline = now.checked_add(self.session.config().close_wait);
         while !conn.finish_close() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
                 break;
             }
-            if let Err(e) = self.poll.poll(&mut self.events, Some(left))
+            if let Err(e) = self.poll.poll(&mut self.events, left)
                 && e.kind() != std::io::ErrorKind::Interrupted
             {
                 break;

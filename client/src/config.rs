@@ -4,20 +4,26 @@ use std::time::Duration;
 
 /// A session's configuration. [`Config::default`] suits a game client on the internet; tests
 /// shorten the timings.
+///
+/// A timing of `Duration::MAX` (or any duration too long for an `Instant` to count to) means
+/// "never": a call or a connection attempt that waits forever, a heartbeat that never pings.
+/// (The TypeScript client's `timeout: Infinity` says the same.)
 #[derive(Debug, Clone)]
 pub struct Config {
     /// How long a call waits for its answer, counted from the call (time spent in the offline
     /// queue counts). Each call may set its own ([`CallOptions::timeout`](crate::CallOptions::timeout)).
-    /// Default 10 s.
+    /// `Duration::MAX` waits forever. Default 10 s.
     pub call_timeout: Duration,
     /// After this long without hearing from the server, the client sends a WebSocket ping.
-    /// One heartbeat timer per connection checks this. Default 5 s.
+    /// One heartbeat timer per connection checks this. `Duration::MAX`: no pings. Default 5 s.
     pub heartbeat_interval: Duration,
     /// After this long without hearing anything (frame, ping or pong) from the server, the
-    /// connection is taken for dead and dropped. Default 15 s.
+    /// connection is taken for dead and dropped: [`Session::poll_timeout`](crate::Session::poll_timeout)
+    /// never asks to be woken later than that. `Duration::MAX`: never. Default 15 s.
     pub idle_timeout: Duration,
     /// How long a connection attempt may take, from the TCP connect to the welcome frame.
-    /// Default 10 s.
+    /// `Duration::MAX` waits forever (the heartbeat still drops an open WebSocket that stays
+    /// silent for [`Config::idle_timeout`]). Default 10 s.
     pub connect_timeout: Duration,
     /// The delay before the first reconnect attempt; it doubles with each failed attempt.
     /// Default 250 ms.
@@ -65,7 +71,7 @@ pub struct Config {
     /// How long [`Client::close`](crate::Client::close) waits for the server's close frame
     /// after sending its own, so the closing handshake completes and the server, not the
     /// client, ends the TCP connection (RFC 6455, 7.1.1). Past it the socket is dropped
-    /// anyway. Default 1 s.
+    /// anyway; `Duration::MAX` waits as long as the server takes. Default 1 s.
     pub close_wait: Duration,
 }
 

@@ -10,7 +10,9 @@
 //! - [`session`]: the sans-I/O core, [`Session`]. No socket, no clock: bytes and `now` go in,
 //!   frames, link commands and [`Event`]s come out. Call bookkeeping (ids, timeouts, outcomes),
 //!   push handlers, the heartbeat timer, reconnect backoff and the offline queue all live here,
-//!   and its module docs say what happens to calls when the link drops.
+//!   and its module docs say what happens to calls when the link drops, and in which order
+//!   calls go out after a reconnect (as in the TypeScript client, calls made on
+//!   [`Event::Connected`], such as logging in again, go ahead of the offline queue).
 //! - [`connection`]: one non-blocking WebSocket ([`Connection`]): TCP connect, the upgrade
 //!   offering `ticksock.v1`, then messages, moved between the socket and a session.
 //! - [`client`]: [`Client`], the I/O layer a game loop drives with [`Client::update`].

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Later, fast_config, pump_for, pump_until, start, start_at, url};
 use ticksock_arena::proto::{
-    Join, Joined, LoggedIn, Login, Move, Moved, ROUTE_JOIN, ROUTE_LOGIN, ROUTE_MOVE, State,
+    ERR_NOT_LOGGED_IN, Join, Joined, LoggedIn, Login, Move, Moved, ROUTE_JOIN, ROUTE_LOGIN, ROUTE_MOVE, State,
 };
 use ticksock_client::{
     BlockingClient, CallId, CallOptions, Client, Config, Error, Event, LinkState, Outcome,
@@ -135,9 +135,11 @@ fn after_a_server_restart_the_client_reconnects_and_flushes_its_queue_in_order_w
     let config = Config { heartbeat_interval: Duration::from_millis(50), ..fast_config() };
     let mut client = connected_client(addr, config);
     assert_eq!(client.session().heartbeat_timers(), 1);
-    let first = client.call("record", &1u32).expect("call");
-    // A deferred call in flight when the server shuts down is answered SHUTTING_DOWN.
+    // A deferred call in flight when the server shuts down is answered SHUTTING_DOWN. It goes
+    // first: the server handles a connection's requests in order, so once `first` is answered
+    // the server holds it (sent second, it could still be unread when the shutdown starts).
     let in_flight = client.call("never", &()).expect("call");
+    let first = client.call("record", &1u32).expect("call");
     pump_until(
         &mut client,
         Duration::from_secs(3),
@@ -148,10 +150,13 @@ fn after_a_server_restart_the_client_reconnects_and_flushes_its_queue_in_order_w
     let stopping = std::thread::spawn(move || server.shutdown());
     let events = pump_until(&mut client, Duration::from_secs(5), |e| matches!(e, Event::Reconnecting { .. }));
     stopping.join().expect("thread").expect("clean shutdown");
-    assert!(matches!(
-        outcome_of(&events, in_flight),
-        Some(Outcome::Error { code: ticksock_protocol::error_code::SHUTTING_DOWN, .. })
-    ));
+    assert!(
+        matches!(
+            outcome_of(&events, in_flight),
+            Some(Outcome::Error { code: ticksock_protocol::error_code::SHUTTING_DOWN, .. })
+        ),
+        "{events:?}"
+    );
     assert!(events.iter().any(|e| matches!(e, Event::Disconnected)));
     assert_eq!(client.session().heartbeat_timers(), 0, "no timer while down");
 
@@ -358,4 +363,78 @@ fn close_gives_up_after_close_wait_when_the_server_never_answers() {
     assert!(took >= Duration::from_millis(200), "close returned after {took:?}, before close_wait");
     assert!(took < Duration::from_secs(2), "close waited {took:?} for a server that never answers");
     assert_eq!(peer.join().expect("peer"), Some(1000));
+}
+
+/// The arena on `listen` (port 0 for any).
+fn start_arena(listen: std::net::SocketAddr) -> ticksock_server::RunningServer {
+    let config = ticksock_server::Config { listen, ..ticksock_server::Config::default() };
+    ticksock_server::Server::start(config, ticksock_arena::Arena::new(Default::default()))
+        .expect("server starts")
+}
+
+#[test]
+fn after_a_restart_a_login_made_on_connected_goes_ahead_of_the_arena_calls_queued_offline() {
+    let server = start_arena("127.0.0.1:0".parse().expect("addr"));
+    let addr = server.local_addr();
+    let mut client = Client::new(&url(addr), fast_config()).expect("client");
+    // The game logs in and joins on every Connected, as the demo page does.
+    let relog = |client: &mut Client| {
+        client.call(ROUTE_LOGIN, &Login { name: "ann".into() }).expect("login call");
+        client.call(ROUTE_JOIN, &Join { room: "arena-test".into() }).expect("join call");
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut outcomes = Vec::new();
+    let pump = |client: &mut Client, want: usize, outcomes: &mut Vec<Outcome>| {
+        while outcomes.len() < want {
+            assert!(Instant::now() < deadline, "{} outcomes of {want}: {outcomes:?}", outcomes.len());
+            client.update(Instant::now());
+            while let Some(event) = client.poll_event() {
+                match event {
+                    Event::Connected { .. } => relog(client),
+                    Event::Outcome { outcome, .. } => outcomes.push(outcome),
+                    _ => {}
+                }
+            }
+            client.wait(Duration::from_millis(10)).expect("wait");
+        }
+    };
+    pump(&mut client, 2, &mut outcomes);
+    assert!(outcomes.iter().all(Outcome::is_reply), "{outcomes:?}");
+
+    server.shutdown().expect("clean shutdown");
+    pump_until(&mut client, Duration::from_secs(5), |e| matches!(e, Event::Reconnecting { .. }));
+    // Offline, the game keeps moving: the moves wait in the queue.
+    for _ in 0..3 {
+        client.call(ROUTE_MOVE, &Move { dx: 1, dy: 0 }).expect("queued");
+    }
+    let server = start_arena(addr);
+    outcomes.clear();
+    pump(&mut client, 5, &mut outcomes);
+    let not_logged_in =
+        outcomes.iter().filter(|o| matches!(o, Outcome::Error { code: ERR_NOT_LOGGED_IN, .. })).count();
+    assert_eq!(not_logged_in, 0, "the queued moves went out before the login: {outcomes:?}");
+    assert!(outcomes.iter().all(Outcome::is_reply), "{outcomes:?}");
+    let mut outcomes = outcomes.into_iter();
+    outcomes.next().expect("login").decode::<LoggedIn>().expect("logged in first");
+    outcomes.next().expect("join").decode::<Joined>().expect("then joined");
+    for moved in outcomes {
+        assert!(moved.decode::<Moved>().expect("then moved").tick > 0);
+    }
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn duration_max_waits_forever_in_the_blocking_connect_and_in_close() {
+    let (server, _) = start();
+    let mut c =
+        BlockingClient::connect(&url(server.local_addr()), fast_config(), Duration::MAX).expect("connects");
+    assert_eq!(c.call::<_, u32>("double", &4u32).expect("reply"), 8);
+    c.close();
+    server.shutdown().expect("clean shutdown");
+    // A close that waits as long as it takes for the server's close frame.
+    let (addr, peer) = closing_peer(Some(Duration::from_millis(100)));
+    let mut client = connected_client(addr, Config { close_wait: Duration::MAX, ..fast_config() });
+    client.close();
+    assert_eq!(peer.join().expect("peer"), Some(1000));
+    assert_eq!(client.session().link_state(), LinkState::Closed);
 }

@@ -231,6 +231,11 @@ fn calls_in_flight_fail_on_disconnect_and_queued_calls_go_out_in_order_after_rec
     s.handle_connected(t0 + 200 * MS);
     assert!(s.poll_transmit().is_none(), "nothing before the welcome");
     s.handle_frame(&welcome(), t0 + 201 * MS);
+    // The queue waits until the game has seen Connected and polled again.
+    assert!(s.poll_transmit().is_none());
+    assert!(matches!(s.poll_event(), Some(Event::Connected { .. })));
+    assert!(s.poll_transmit().is_none());
+    assert!(s.poll_event().is_none());
     let wire = sent(&mut s);
     let bodies: Vec<u32> = wire.iter().map(|w| ticksock_protocol::decode_body(&w.2).expect("u32")).collect();
     assert_eq!(bodies, vec![10, 11, 12, 13, 14], "flushed in call order");
@@ -491,7 +496,12 @@ fn pushes_go_to_handlers_by_topic_typed_or_raw_and_the_rest_become_bounded_event
 #[test]
 fn timeouts_of_different_lengths_fire_in_deadline_order_and_answered_calls_leave_no_timer() {
     let t0 = Instant::now();
-    let mut s = connected(Config { heartbeat_interval: Duration::from_secs(60), ..config() }, t0);
+    let config = Config {
+        heartbeat_interval: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(180),
+        ..config()
+    };
+    let mut s = connected(config, t0);
     let long = s.call("a", &(), t0).expect("call"); // 1000 ms
     let short = s.call_with("b", &(), CallOptions::default().timeout(100 * MS), t0).expect("call");
     let mid = s.call_with("c", &(), CallOptions::default().timeout(500 * MS), t0 + 10 * MS).expect("call");
@@ -509,4 +519,145 @@ fn timeouts_of_different_lengths_fire_in_deadline_order_and_answered_calls_leave
     s.handle_timeout(t0 + 1020 * MS);
     assert_eq!(outcomes(&mut s), vec![(last, Outcome::Timeout)]);
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(60)), "only the heartbeat is left");
+}
+
+// ----- issue 19, defect 9: `Duration::MAX` means "wait forever" -----
+
+/// A long time, but one an `Instant` can still count to.
+const A_YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+#[test]
+fn a_per_call_timeout_of_duration_max_waits_forever() {
+    let t0 = Instant::now();
+    let config = Config { heartbeat_interval: A_YEAR, idle_timeout: 3 * A_YEAR, ..config() };
+    let mut s = connected(config, t0);
+    let forever = s.call_with("slow", &(), CallOptions::default().timeout(Duration::MAX), t0).expect("call");
+    let bounded = s.call("slow", &(), t0).expect("call"); // the default, 1000 ms
+    assert_eq!(sent(&mut s).len(), 2);
+    assert_eq!(s.poll_timeout(), Some(t0 + 1000 * MS), "only the bounded call has a deadline");
+    s.handle_timeout(t0 + 1000 * MS);
+    assert_eq!(outcomes(&mut s), vec![(bounded, Outcome::Timeout)]);
+    assert_eq!(s.poll_timeout(), Some(t0 + A_YEAR), "the heartbeat is all that is left");
+    s.handle_frame(&reply(forever.0, &[1]), t0 + A_YEAR / 2);
+    assert_eq!(outcomes(&mut s), vec![(forever, Outcome::Reply(vec![1]))]);
+    assert_eq!(s.pending_calls(), 0);
+}
+
+#[test]
+fn a_default_call_timeout_of_duration_max_waits_forever() {
+    let t0 = Instant::now();
+    let mut s = Session::new(Config { call_timeout: Duration::MAX, ..config() }, t0);
+    let queued = s.call("x", &(), t0).expect("queued offline");
+    // Only the first connection attempt is scheduled, not the call.
+    assert_eq!(s.poll_timeout(), Some(t0));
+    s.handle_timeout(t0 + A_YEAR);
+    assert!(s.is_pending(queued), "no timeout, however long it waits");
+    assert!(outcomes(&mut s).is_empty());
+    // A call that sets its own timeout still gets it.
+    let bounded = s.call_with("y", &(), CallOptions::default().timeout(10 * MS), t0 + A_YEAR).expect("call");
+    s.handle_timeout(t0 + A_YEAR + 10 * MS);
+    assert_eq!(outcomes(&mut s), vec![(bounded, Outcome::Timeout)]);
+    assert!(s.is_pending(queued));
+}
+
+#[test]
+fn a_connect_timeout_of_duration_max_waits_forever_for_the_connection_and_the_welcome() {
+    let t0 = Instant::now();
+    let mut s = Session::new(Config { connect_timeout: Duration::MAX, ..config() }, t0);
+    assert!(s.poll_connect(t0));
+    assert_eq!(s.poll_timeout(), None, "nothing to wait for but the TCP connect");
+    s.handle_timeout(t0 + A_YEAR);
+    assert_eq!(s.link_state(), LinkState::Connecting);
+    assert_eq!(s.poll_link(), None);
+    // The WebSocket opens: the heartbeat is the only timer; the welcome may take its time
+    // while the server keeps the link alive.
+    let open = t0 + A_YEAR;
+    s.handle_connected(open);
+    assert_eq!(s.poll_timeout(), Some(open + 100 * MS));
+    s.handle_heard(open + 90 * MS);
+    s.handle_timeout(open + 100 * MS);
+    assert_eq!(s.link_state(), LinkState::AwaitingWelcome);
+    s.handle_frame(&welcome(), open + 150 * MS);
+    assert!(s.is_connected());
+}
+
+/// Found by the randomized runs (`session_random.rs`): the first heartbeat was armed for the
+/// first ping only, so with an idle timeout shorter than the ping interval a silent link
+/// outlived its idle timeout.
+#[test]
+fn a_silent_link_is_dropped_at_the_idle_timeout_even_when_it_is_shorter_than_the_ping_interval() {
+    let t0 = Instant::now();
+    let mut s = connected(Config { heartbeat_interval: 1000 * MS, idle_timeout: 300 * MS, ..config() }, t0);
+    assert_eq!(s.poll_timeout(), Some(t0 + 300 * MS));
+    s.handle_timeout(t0 + 300 * MS);
+    assert_eq!(s.poll_link(), Some(LinkCommand::Close { code: 1001, reason: "no sign of life" }));
+    assert_eq!(s.link_state(), LinkState::Down);
+}
+
+// ----- issue 19, defect 10: the connection events, and logging in again before the queue -----
+
+#[test]
+fn a_callback_that_closes_the_session_while_the_link_drops_still_reports_the_disconnect() {
+    let t0 = Instant::now();
+    let mut s = connected(config(), t0);
+    s.call_then("a", &(), t0, |s, outcome| {
+        assert_eq!(outcome, Outcome::Disconnected);
+        let now = s.now();
+        s.close(now);
+    })
+    .expect("call");
+    let other = s.call("b", &(), t0).expect("call");
+    assert_eq!(sent(&mut s).len(), 2);
+    s.handle_disconnect(t0 + 10 * MS);
+    assert_eq!(s.link_state(), LinkState::Closed);
+    let evs = events(&mut s);
+    let names: Vec<&str> = evs
+        .iter()
+        .map(|e| match e {
+            Event::Outcome { .. } => "Outcome",
+            Event::Disconnected => "Disconnected",
+            Event::Stopped { reason: Error::Closed } => "Stopped(Closed)",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(names, ["Outcome", "Disconnected", "Stopped(Closed)"], "{evs:?}");
+    assert!(matches!(&evs[0], Event::Outcome { id, outcome: Outcome::Disconnected, .. } if *id == other));
+    // The same when the heartbeat finds the link dead.
+    let mut s = connected(config(), t0);
+    s.call_then("a", &(), t0, |s, _| {
+        let now = s.now();
+        s.close(now);
+    })
+    .expect("call");
+    sent(&mut s);
+    s.handle_timeout(t0 + 350 * MS);
+    assert_eq!(s.poll_link(), Some(LinkCommand::Close { code: 1001, reason: "no sign of life" }));
+    let evs = events(&mut s);
+    assert!(matches!(evs[..], [Event::Disconnected, Event::Stopped { .. }]), "{evs:?}");
+}
+
+#[test]
+fn a_login_made_on_connected_goes_out_before_the_calls_queued_offline() {
+    let t0 = Instant::now();
+    let mut s = connected(config(), t0);
+    s.handle_disconnect(t0 + 10 * MS);
+    events(&mut s);
+    // Offline, the game keeps calling arena routes; they wait in the queue.
+    let queued: Vec<CallId> = (0..3u32).map(|n| s.call("move", &n, t0 + 20 * MS).expect("queued")).collect();
+    let at = s.poll_timeout().expect("a reconnect is scheduled");
+    assert!(s.poll_connect(at));
+    s.handle_connected(at);
+    s.handle_frame(&welcome(), at);
+    // The I/O layer sends what it is given as soon as the welcome is in: nothing yet.
+    assert!(sent(&mut s).is_empty(), "the queue waits for the game to see Connected");
+    // The game takes Connected and logs in again (a server session belongs to one connection).
+    assert!(matches!(s.poll_event(), Some(Event::Connected { .. })));
+    let login = s.call("login", &(), at).expect("call");
+    let first = sent(&mut s);
+    assert_eq!(first.iter().map(|w| CallId(w.0)).collect::<Vec<_>>(), [login], "the login goes first");
+    // Its next poll releases the queue, in call order.
+    assert!(s.poll_event().is_none());
+    let rest = sent(&mut s);
+    assert_eq!(rest.iter().map(|w| CallId(w.0)).collect::<Vec<_>>(), queued);
+    assert_eq!(s.queued_calls(), 0);
 }

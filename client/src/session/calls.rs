@@ -20,14 +20,15 @@ pub type Callback = Box<dyn FnOnce(&mut Session, Outcome) + Send>;
 /// Per-call settings for [`Session::call_with`] and [`Session::call_raw`].
 #[derive(Default)]
 pub struct CallOptions {
-    /// This call's timeout; `None` takes [`Config::call_timeout`].
+    /// This call's timeout; `None` takes [`Config::call_timeout`]. `Duration::MAX` (or any
+    /// timeout too long for an `Instant` to count to) waits forever.
     pub timeout: Option<Duration>,
     /// Where the outcome goes; `None` makes it an [`Event::Outcome`].
     pub callback: Option<Callback>,
 }
 
 impl CallOptions {
-    /// Sets the timeout.
+    /// Sets the timeout (`Duration::MAX`: wait forever).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -51,7 +52,8 @@ impl fmt::Debug for CallOptions {
 
 /// One call waiting for its outcome.
 pub(super) struct Pending {
-    pub(super) deadline: Instant,
+    /// `None`: the call waits forever.
+    pub(super) deadline: Option<Instant>,
     made_at: Instant,
     /// When the frame was handed to the transport; `None` while it waits in the queue.
     pub(super) sent_at: Option<Instant>,
@@ -86,7 +88,7 @@ impl CallTable {
     /// Whether `at` is still the deadline of a call waiting for its outcome (deadlines of
     /// calls that ended are dropped lazily).
     pub(super) fn has_deadline(&self, at: Instant, id: u32) -> bool {
-        self.pending.get(&id).is_some_and(|p| p.deadline == at)
+        self.pending.get(&id).is_some_and(|p| p.deadline == Some(at))
     }
 
     /// Notes that the call's request frame was handed to the transport.
@@ -208,11 +210,14 @@ impl Session {
                 needed: frame.len(),
             });
         }
-        let deadline = now + options.timeout.unwrap_or(self.config.call_timeout);
+        // A timeout too long to count to (`Duration::MAX`) means no deadline: wait forever.
+        let deadline = now.checked_add(options.timeout.unwrap_or(self.config.call_timeout));
         self.calls
             .pending
             .insert(id, Pending { deadline, made_at: now, sent_at: None, callback: options.callback });
-        self.deadlines.insert(deadline, id);
+        if let Some(deadline) = deadline {
+            self.deadlines.insert(deadline, id);
+        }
         self.outbox.push_back(id, frame);
         self.stats.calls += 1;
         Ok(CallId(id))
@@ -264,7 +269,7 @@ impl Session {
 
     /// Fails every call still in the offline queue with [`Outcome::Closed`], in call order.
     pub(super) fn fail_queued(&mut self, now: Instant) {
-        while let Some((id, _frame)) = self.outbox.pop_front() {
+        while let Some((id, _frame)) = self.outbox.pop_oldest() {
             self.end_call(id, Outcome::Closed, now);
         }
     }
@@ -273,7 +278,9 @@ impl Session {
     /// outcome is delivered.
     fn end_call(&mut self, id: u32, outcome: Outcome, now: Instant) {
         if let Some(entry) = self.calls.remove(id) {
-            self.deadlines.remove(entry.deadline, id);
+            if let Some(deadline) = entry.deadline {
+                self.deadlines.remove(deadline, id);
+            }
             let calls = &self.calls;
             self.deadlines.prune(|at, id| calls.has_deadline(at, id));
             self.finish(id, entry, outcome, now);

@@ -11,7 +11,9 @@ use crate::Error;
 /// Something the game should know about, from [`Session::poll_event`].
 #[derive(Debug)]
 pub enum Event {
-    /// A connection is up: the server's welcome arrived. Queued calls are being sent.
+    /// A connection is up: the server's welcome arrived. Calls queued offline wait until the
+    /// next [`Session::poll_event`], so calls made while handling this one (logging in again)
+    /// go out before them. See "After a welcome" in the [`session`](crate::session) docs.
     Connected {
         /// The server's game ticks per second.
         tick_hz: u16,
@@ -19,7 +21,8 @@ pub enum Event {
         conn_id: u64,
     },
     /// The connection that was up has dropped. Calls in flight have failed with
-    /// [`Outcome::Disconnected`]; a [`Event::Reconnecting`] or [`Event::Stopped`] follows.
+    /// [`Outcome::Disconnected`]; a [`Event::Reconnecting`] or [`Event::Stopped`] follows (the
+    /// latter when the session gave up, or a callback closed it meanwhile).
     Disconnected,
     /// The session will try to connect again after `delay`.
     Reconnecting {

@@ -95,6 +95,10 @@ impl Session {
         self.state = State::Up { since: now };
         self.welcome = Some((tick_hz, conn_id));
         self.stats.connections += 1;
+        // The offline queue waits until the game has seen this connection (and logged in).
+        self.outbox.hold();
+        self.release_on_poll = false;
+        self.queued_connected += 1;
         self.events.push_back(Event::Connected { tick_hz, conn_id });
     }
 

@@ -30,7 +30,7 @@ impl Session {
             // The connect timeout still counts from the start of the attempt.
             self.state = State::AwaitingWelcome { since };
             self.last_heard = now;
-            self.heartbeat = Some(now + self.config.heartbeat_interval);
+            self.arm_heartbeat(now.checked_add(self.config.heartbeat_interval));
         }
     }
 
@@ -77,11 +77,12 @@ impl Session {
         };
         self.state = State::Down;
         self.heartbeat = None;
+        self.disconnect_owed = up_since.is_some();
         self.fail_sent(now);
         if self.state != State::Down {
-            return; // A callback closed the session.
+            return; // A callback closed the session; `stop` reported the disconnect.
         }
-        if up_since.is_some() {
+        if std::mem::take(&mut self.disconnect_owed) {
             self.events.push_back(Event::Disconnected);
         }
         if up_since.is_some_and(|since| now.saturating_duration_since(since) >= self.config.stable_after) {
@@ -94,7 +95,8 @@ impl Session {
             return;
         }
         let delay = self.backoff.delay(self.failures);
-        self.reconnect_at = Some(now + delay);
+        // A delay too long to count to (a `backoff_max` of `Duration::MAX`) never comes due.
+        self.reconnect_at = now.checked_add(delay);
         self.events.push_back(Event::Reconnecting { attempt: self.failures, delay });
     }
 
@@ -107,7 +109,8 @@ impl Session {
         if self.link_open() {
             self.link.push_back(LinkCommand::Close { code, reason: "closing" });
         }
-        let was_up = matches!(self.state, State::Up { .. });
+        // Up, or dropping from up with the callbacks of its calls running (one closed it).
+        let was_up = matches!(self.state, State::Up { .. }) || std::mem::take(&mut self.disconnect_owed);
         self.state = State::Closed;
         self.heartbeat = None;
         self.reconnect_at = None;

@@ -12,7 +12,8 @@
 //! 3. when [`Session::poll_timeout`] is due, call [`Session::handle_timeout`];
 //! 4. carry out [`Session::poll_link`] commands (send a ping, close the connection) and send
 //!    every frame [`Session::poll_transmit`] gives;
-//! 5. let the game read [`Session::poll_event`].
+//! 5. let the game read [`Session::poll_event`] (which, after a reconnect, also lets the offline
+//!    queue go: see "After a welcome" below).
 //!
 //! # Calls and their outcome
 //! Every call ends in exactly one [`Outcome`]: a reply, an error reply, a timeout, a
@@ -27,10 +28,33 @@
 //!   per connection). They are **not** resent, because resending a non-idempotent call (a chat
 //!   line, a purchase) could do it twice; retry them yourself if they are idempotent.
 //! - Calls **not yet sent** (made while offline, or not yet handed to the transport) stay in the
-//!   offline queue and are sent in order, first thing, once the next connection has received
-//!   its welcome. Their timeout keeps running meanwhile.
+//!   offline queue and are sent in call order once the next connection has received its welcome
+//!   and the game has seen it (below). Their timeout keeps running meanwhile.
 //! - If the session stops for good (closed, or it gave up reconnecting), queued calls fail with
 //!   [`Outcome::Closed`].
+//! - The events say so in this order: the outcomes of the calls sent (those without a
+//!   callback), [`Event::Disconnected`] if the connection had been up, then
+//!   [`Event::Reconnecting`] or [`Event::Stopped`]. A callback that closes the session while its
+//!   call fails changes only the last: `Disconnected` still comes, then `Stopped`.
+//!
+//! # After a welcome: logging in again before the queued calls
+//! A server session belongs to one connection, so a game logs in again on every
+//! [`Event::Connected`], and the calls it queued offline must go out after that login, not
+//! before it (they would fail as not logged in). As in the TypeScript client, where
+//! `connected` listeners run before the offline queue is flushed, calls made in response to
+//! `Connected` go first. The order, with a poll-driven game:
+//!
+//! 1. the welcome arrives ([`Session::handle_frame`]): the link is up, [`Event::Connected`] is
+//!    queued, and the offline queue is **held**: [`Session::poll_transmit`] gives none of it;
+//! 2. the game takes `Connected` from [`Session::poll_event`] and calls (logs in, joins): those
+//!    calls are sent as usual, and any call made since the welcome also goes ahead of the queue;
+//! 3. the game's **next** [`Session::poll_event`], whatever it returns, releases the queue:
+//!    `poll_transmit` then gives it in call order, after the calls of step 2 still unsent, and
+//!    before any call made later.
+//!
+//! A driver that never reads events would never see its queue go out after a reconnect (nor
+//! learn of the reconnect): every driver reads them. Should the link drop again before the
+//! queue has gone, what is left is held again, in call order, on the next connection.
 //!
 //! # Ids
 //! Callback ids count up and wrap around `u32`; an id still waiting for its answer (queued or
@@ -138,6 +162,14 @@ pub struct Session {
     /// The one heartbeat timer: armed when a connection opens, disarmed when it goes. A single
     /// field, so there is never more than one, whatever the number of reconnects.
     heartbeat: Option<Instant>,
+    /// [`Event::Connected`]s among `events`.
+    queued_connected: usize,
+    /// The game has taken the current connection's [`Event::Connected`]: its next
+    /// [`Session::poll_event`] releases the offline queue.
+    release_on_poll: bool,
+    /// A connection that was up is dropping: the calls sent on it are failing (and their
+    /// callbacks may stop the session meanwhile), and its [`Event::Disconnected`] is owed.
+    disconnect_owed: bool,
     last_heard: Instant,
     welcome: Option<(u16, u64)>,
     stats: Stats,
@@ -179,6 +211,9 @@ impl Session {
             failures: 0,
             reconnect_at: Some(now),
             heartbeat: None,
+            queued_connected: 0,
+            release_on_poll: false,
+            disconnect_owed: false,
             last_heard: now,
             welcome: None,
             stats: Stats::default(),
@@ -188,12 +223,14 @@ impl Session {
     // ----- outputs, drained by the I/O layer and the game -----
 
     /// The next request frame to send as one binary message. Frames come only while connected,
-    /// in call order; the offline queue comes first after a reconnect.
+    /// in call order, except that after a welcome the offline queue waits until the game has
+    /// taken [`Event::Connected`] and polled again: calls made meanwhile go first (see the
+    /// module docs, "After a welcome").
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         if !matches!(self.state, State::Up { .. }) {
             return None;
         }
-        let (id, frame) = self.outbox.pop_front()?;
+        let (id, frame) = self.outbox.pop_sendable()?;
         self.calls.mark_sent(id, self.now);
         self.stats.sent += 1;
         Some(frame)
@@ -205,10 +242,24 @@ impl Session {
     }
 
     /// The next event for the game.
+    ///
+    /// The first call after the game took the current connection's [`Event::Connected`]
+    /// releases the offline queue, whatever it returns: calls the game made while handling
+    /// `Connected` (logging in again) have gone ahead of it. So a driver must keep reading
+    /// events for queued calls to go out after a reconnect.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if std::mem::take(&mut self.release_on_poll) {
+            self.outbox.release();
+        }
         let event = self.events.pop_front()?;
-        if let Event::Push { .. } = event {
-            self.queued_pushes -= 1;
+        match event {
+            Event::Push { .. } => self.queued_pushes -= 1,
+            Event::Connected { .. } => {
+                self.queued_connected -= 1;
+                // An older connection's event (the game is behind) releases nothing.
+                self.release_on_poll = self.queued_connected == 0 && self.is_connected();
+            }
+            _ => {}
         }
         Some(event)
     }
@@ -243,6 +294,8 @@ impl Session {
     }
 
     /// How many heartbeat timers are armed: 1 while a connection is open, else 0. Never more.
+    /// (Also 0 while open if [`Config::heartbeat_interval`] and [`Config::idle_timeout`] are
+    /// both `Duration::MAX`: then there is nothing to time.)
     pub fn heartbeat_timers(&self) -> usize {
         usize::from(self.heartbeat.is_some())
     }

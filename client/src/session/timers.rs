@@ -1,6 +1,9 @@
 //! What is due when: call timeouts, the connect timeout, the heartbeat (a ping after a quiet
 //! spell, a drop after a silent one), and the reset of the failure count once a connection has
 //! stayed up long enough.
+//!
+//! A timing too long for an `Instant` to count to (`Duration::MAX`) never comes due: every
+//! instant here is a `checked_add`, and `None` means "never".
 
 use std::time::Instant;
 
@@ -18,9 +21,9 @@ impl Session {
         };
         match self.state {
             State::Connecting { since } | State::AwaitingWelcome { since } => {
-                consider(Some(since + self.config.connect_timeout))
+                consider(since.checked_add(self.config.connect_timeout))
             }
-            State::Up { since } if self.failures > 0 => consider(Some(since + self.config.stable_after)),
+            State::Up { since } if self.failures > 0 => consider(since.checked_add(self.config.stable_after)),
             State::Down => consider(self.reconnect_at),
             _ => {}
         }
@@ -81,14 +84,25 @@ impl Session {
             self.link_down(now);
         } else {
             let interval = self.config.heartbeat_interval;
-            let next = if quiet >= interval {
+            let ping_at = if quiet >= interval {
                 self.link.push_back(LinkCommand::Ping);
                 self.stats.pings += 1;
-                now + interval
+                now.checked_add(interval)
             } else {
-                self.last_heard + interval
+                self.last_heard.checked_add(interval)
             };
-            self.heartbeat = Some(next.min(self.last_heard + self.config.idle_timeout));
+            self.arm_heartbeat(ping_at);
         }
+    }
+
+    /// Arms the one heartbeat timer for the next ping at `ping_at`, or for the drop of a link
+    /// silent since `last_heard`, whichever comes first (neither, if both timings are too long
+    /// to count to).
+    pub(super) fn arm_heartbeat(&mut self, ping_at: Option<Instant>) {
+        let dead_at = self.last_heard.checked_add(self.config.idle_timeout);
+        self.heartbeat = match (ping_at, dead_at) {
+            (Some(ping), Some(dead)) => Some(ping.min(dead)),
+            (ping, dead) => ping.or(dead),
+        };
     }
 }

@@ -14,6 +14,15 @@
 //! empty, the queue releases any capacity over 1 KiB, so an idle connection holds no large
 //! buffer after a burst.
 //!
+//! The cap counts unwritten bytes, and so must the memory: a partial write only moves an
+//! offset (no copy per write), so the written bytes stay at the front of the buffer until a
+//! frame does not fit behind them. Then the written prefix goes ([`OutboundQueue`]'s
+//! `make_room`): in place when that frees at least half as much as it moves, else by moving
+//! the unwritten bytes into a buffer 1.5 times what they and the frame need. Either way the
+//! bytes moved are at most twice the bytes queued (plus one queue's worth), and the buffer
+//! never holds more than 1.5 times the cap, however long a peer keeps it from emptying. A frame that fits behind the others is
+//! appended with no more work than a `Vec`'s own capacity check.
+//!
 //! It knows nothing of sockets: [`OutboundQueue::write_to`] takes any [`Write`], which is how
 //! the benches (`benches/benches/write_path.rs`) measure it over a mock writer and `/dev/null`.
 
@@ -49,6 +58,9 @@ pub struct OutboundQueue {
     coalesce: usize,
     /// `write` calls since the count was last taken.
     writes: u32,
+    /// Bytes moved to drop a written prefix, so tests can check what that costs.
+    #[cfg(test)]
+    moved: usize,
 }
 
 impl OutboundQueue {
@@ -56,7 +68,15 @@ impl OutboundQueue {
     /// and asks to be written once `coalesce` bytes are queued (`Config::write_coalesce_bytes`).
     /// It allocates nothing until the first frame.
     pub fn new(max_queued: usize, coalesce: usize) -> Self {
-        Self { out: Vec::new(), written: 0, max_queued, coalesce, writes: 0 }
+        Self {
+            out: Vec::new(),
+            written: 0,
+            max_queued,
+            coalesce,
+            writes: 0,
+            #[cfg(test)]
+            moved: 0,
+        }
     }
 
     /// Bytes queued and not yet written.
@@ -75,9 +95,11 @@ impl OutboundQueue {
     /// it would pass the cap.
     pub fn queue_data(&mut self, opcode: DataOpcode, payload: &[u8]) -> Result<(), QueueFull> {
         let header = data_frame_header(opcode, payload.len());
-        if self.queued() + header.len() + payload.len() > self.max_queued {
+        let len = header.len() + payload.len();
+        if self.queued() + len > self.max_queued {
             return Err(QueueFull);
         }
+        self.reserve(len);
         self.out.extend_from_slice(&header);
         self.out.extend_from_slice(payload);
         Ok(())
@@ -89,8 +111,46 @@ impl OutboundQueue {
         if self.queued() + bytes.len() > self.max_queued {
             return Err(QueueFull);
         }
+        self.reserve(bytes.len());
         self.out.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// Makes room for `len` more bytes behind those queued.
+    #[inline]
+    fn reserve(&mut self, len: usize) {
+        if self.out.capacity() - self.out.len() < len {
+            self.make_room(len);
+        }
+    }
+
+    /// The frame does not fit: drops the written prefix, and resizes the buffer if it is too
+    /// small (or far too large) for what stays queued plus `len`.
+    ///
+    /// In place, the move costs the queued bytes and must leave at least half that much free,
+    /// so that a peer that reads a little at a time cannot make every frame move the whole
+    /// queue. Otherwise the queued bytes go to a new buffer with room for half as much again.
+    /// Either way, the bytes moved are at most twice the bytes appended before the next move,
+    /// and the capacity is at most 1.5 times the cap (the queued bytes plus `len` are within
+    /// it).
+    #[cold]
+    fn make_room(&mut self, len: usize) {
+        let queued = self.queued();
+        let needed = queued + len;
+        let target = needed + needed / 2;
+        let capacity = self.out.capacity();
+        #[cfg(test)]
+        {
+            self.moved += queued;
+        }
+        if needed + queued / 2 <= capacity && capacity <= 2 * target {
+            self.out.drain(..self.written);
+        } else {
+            let mut fresh = Vec::with_capacity(target);
+            fresh.extend_from_slice(&self.out[self.written..]);
+            self.out = fresh;
+        }
+        self.written = 0;
     }
 
     /// Writes the queue to `w` until it is empty (`Ok`) or `w` fails: `WouldBlock` when a
@@ -256,6 +316,122 @@ mod tests {
         queue.queue_data(DataOpcode::Binary, &[0; 10_000]).expect("fits");
         queue.write_to(&mut io::sink()).expect("written");
         assert_eq!(queue.out.capacity(), 0, "a burst's buffer is released");
+    }
+
+    /// Takes all but the last byte offered: a peer that keeps up, but never quite empties the
+    /// queue (the reproducer).
+    struct AllButOne {
+        got: usize,
+    }
+
+    impl Write for AllButOne {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.len() <= 1 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.got += buf.len() - 1;
+            Ok(buf.len() - 1)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_queue_never_quite_emptied_stays_within_its_cap() {
+        const CAP: usize = 64 << 10;
+        let mut queue = OutboundQueue::new(CAP, 1 << 10);
+        let mut peer = AllButOne { got: 0 };
+        let mut largest = 0;
+        // 20 000 frames of 100 bytes: 2 MB through a queue capped at 64 KiB.
+        for i in 0..20_000u32 {
+            queue.queue_data(DataOpcode::Binary, &[i as u8; 98]).expect("one byte is queued");
+            let err = queue.write_to(&mut peer).expect_err("the last byte stays");
+            assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+            assert_eq!(queue.queued(), 1);
+            largest = largest.max(queue.out.capacity());
+        }
+        assert_eq!(peer.got, 20_000 * 100 - 1);
+        assert!(
+            largest <= CAP + CAP / 2,
+            "the buffer's capacity reached {largest} bytes with 1 byte queued and a cap of {CAP}"
+        );
+    }
+
+    /// A small deterministic generator (64-bit LCG), so a failure replays.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((self.0 >> 33) as usize) % n
+        }
+    }
+
+    #[test]
+    fn random_frames_and_partial_writes_come_out_in_order_within_the_bound() {
+        const CAP: usize = 64 << 10;
+        // Every payload is a slice of this, at an offset that changes with the step.
+        let source: Vec<u8> = (0..140_000u32).map(|i| (i % 251) as u8).collect();
+        for seed in 0..10 {
+            let mut rng = Lcg(seed);
+            let mut queue = OutboundQueue::new(CAP, 16 << 10);
+            let mut pipe = Pipe { got: Vec::new(), limit: 0, room: 0 };
+            let mut sent = Vec::new();
+            let mut appended = 0;
+            for step in 0..3_000 {
+                if rng.below(3) > 0 {
+                    let len = [rng.below(126), rng.below(4_000), rng.below(70_000)][rng.below(3)];
+                    let payload = &source[step % 251..][..len];
+                    let header = data_frame_header(DataOpcode::Binary, len);
+                    let before = queue.queued();
+                    match queue.queue_data(DataOpcode::Binary, payload) {
+                        Ok(()) => {
+                            sent.extend_from_slice(&header);
+                            sent.extend_from_slice(payload);
+                            appended += queue.queued() - before;
+                        }
+                        Err(QueueFull) => {
+                            assert!(before + header.len() + len > CAP, "seed {seed}: refused with room")
+                        }
+                    }
+                } else {
+                    pipe.limit = 1 + rng.below(8_000);
+                    pipe.room = rng.below(40_000);
+                    let _ = queue.write_to(&mut pipe);
+                }
+                assert_eq!(pipe.got.len() + queue.queued(), sent.len(), "seed {seed} step {step}");
+                let capacity = queue.out.capacity();
+                assert!(capacity <= CAP + CAP / 2, "seed {seed} step {step}: capacity {capacity}");
+            }
+            assert_eq!(pipe.got, sent[..pipe.got.len()], "seed {seed}: the bytes came out in order");
+            let moved = queue.moved;
+            assert!(moved <= 2 * appended + CAP, "seed {seed}: moved {moved} for {appended} appended");
+        }
+    }
+
+    #[test]
+    fn a_peer_reading_a_little_at_a_time_at_the_cap_does_not_make_every_frame_move_the_queue() {
+        const CAP: usize = 1 << 20;
+        let mut queue = OutboundQueue::new(CAP, 64 << 10);
+        // 1 000-byte frames: a 4-byte header and 996 bytes of payload.
+        let mut appended = 0;
+        while queue.queue_data(DataOpcode::Binary, &[7; 996]).is_ok() {
+            appended += 1_000;
+        }
+        let mut pipe = Pipe { got: Vec::new(), limit: usize::MAX, room: 0 };
+        for _ in 0..10_000 {
+            // The peer takes one frame's worth; one more frame is queued behind the rest.
+            pipe.room = 1_000;
+            let _ = queue.write_to(&mut pipe);
+            queue.queue_data(DataOpcode::Binary, &[8; 996]).expect("one frame was written");
+            appended += 1_000;
+        }
+        assert!(queue.queued() > CAP - 1_000, "the queue stayed at its cap");
+        // Moving the whole queue for each frame would be 10 000 MiB.
+        // Each move is paid for by the appends after it, but the last one's are not all made.
+        assert!(queue.moved <= 2 * appended + CAP, "moved {} for {appended} appended", queue.moved);
+        assert!(queue.out.capacity() <= CAP + CAP / 2);
     }
 
     #[test]

@@ -45,8 +45,7 @@ impl Reactor {
             if !conn.lifecycle.reads() {
                 return;
             }
-            let Some(ws) = conn.ws() else { return };
-            let result = ws.read();
+            let Some(result) = conn.read_message() else { return };
             let now = self.now;
             match result {
                 Ok(message) => {

@@ -16,9 +16,10 @@ const MAX_HEADER: usize = 14;
 /// Follows frame boundaries through a stream of bytes fed in pieces of any size.
 #[derive(Debug, Default)]
 pub(crate) struct FrameBounds {
-    /// The bytes of the header being read.
+    /// The bytes of the header being read (a byte for its length keeps the struct at 32 bytes,
+    /// one per connection).
     header: [u8; MAX_HEADER],
-    header_len: usize,
+    header_len: u8,
     /// Payload bytes of the current frame not seen yet.
     payload_left: u64,
     /// A data frame without FIN was seen, and the continuation with FIN not yet.
@@ -37,12 +38,14 @@ impl FrameBounds {
                 bytes = &bytes[skipped..];
                 continue;
             }
-            let wanted = header_size(&self.header[..self.header_len]) - self.header_len;
-            let taken = wanted.min(bytes.len());
-            self.header[self.header_len..self.header_len + taken].copy_from_slice(&bytes[..taken]);
-            self.header_len += taken;
+            let have = usize::from(self.header_len);
+            let taken = (header_size(&self.header[..have]) - have).min(bytes.len());
+            self.header[have..have + taken].copy_from_slice(&bytes[..taken]);
+            // At most MAX_HEADER.
+            self.header_len += taken as u8;
             bytes = &bytes[taken..];
-            if self.header_len == header_size(&self.header[..self.header_len]) {
+            let have = usize::from(self.header_len);
+            if have == header_size(&self.header[..have]) {
                 self.end_header();
             }
         }
@@ -67,7 +70,7 @@ impl FrameBounds {
 
     /// The header is complete: its frame's payload comes next.
     fn end_header(&mut self) {
-        let header = &self.header[..self.header_len];
+        let header = &self.header[..usize::from(self.header_len)];
         let fin = header[0] & 0x80 != 0;
         let opcode = header[0] & 0x0F;
         let payload = match header[1] & 0x7F {
@@ -79,7 +82,7 @@ impl FrameBounds {
         if opcode < 8 {
             self.in_fragmented_message = !fin;
         }
-        self.largest = self.largest.max((self.header_len as u64).saturating_add(payload));
+        self.largest = self.largest.max(u64::from(self.header_len).saturating_add(payload));
         self.payload_left = payload;
         self.header_len = 0;
     }
@@ -182,6 +185,11 @@ mod tests {
         assert_eq!(bounds.largest_frame(), 0);
         bounds.observe(&frame(true, 2, 10)[..1]);
         assert_eq!(bounds.largest_frame(), 0, "a frame counts once its header is complete");
+    }
+
+    #[test]
+    fn it_costs_a_connection_32_bytes() {
+        assert_eq!(std::mem::size_of::<FrameBounds>(), 32);
     }
 
     #[test]

@@ -9,9 +9,9 @@
 //! the largest message it ever sent (and bytes' own growth can double that). tungstenite 0.30
 //! has no call that shrinks, clears or even shows that buffer (it lives in the private
 //! `FrameCodec` of a `WebSocketContext`; `set_config` changes only the write limits), so
-//! [`Connection::read_message`] gives it a fresh one the only way there is: when a read finds
-//! the socket empty, no part of a message is buffered ([`FrameBounds`]) and a frame since the
-//! last fresh buffer was larger than the configured size (`Config::read_buffer_bytes`), it
+//! [`Connection::renew_read_buffer`] gives it a fresh one the only way there is: when a read
+//! finds the socket empty, no part of a message is buffered ([`FrameBounds`]) and a frame since
+//! the last fresh buffer was larger than the configured size (`Config::read_buffer_bytes`), it
 //! takes the socket out of the `WebSocket` and wraps it in a new one with the same
 //! configuration. Nothing is lost: tungstenite asked the socket for more, so it holds no whole
 //! frame, and by the frame boundaries no partial one nor a fragmented message; the connection
@@ -153,23 +153,11 @@ impl Connection {
         }
     }
 
-    /// Reads the next message, as [`WebSocket::read`] does; `None` if it is not speaking
-    /// WebSocket. When the socket has nothing more for now, it may give tungstenite a fresh
-    /// read buffer (see the module's doc).
-    pub(super) fn read_message(&mut self) -> Option<tungstenite::Result<Message>> {
-        let result = self.ws()?.read();
-        if let Err(tungstenite::Error::Io(e)) = &result
-            && e.kind() == io::ErrorKind::WouldBlock
-        {
-            self.renew_read_buffer();
-        }
-        Some(result)
-    }
-
     /// Replaces tungstenite's read buffer with a fresh one of the configured size, if a frame
-    /// outgrew it since the last time and no part of a message is buffered. Call it only right
-    /// after tungstenite's read found the socket empty, so that it holds no whole frame.
-    fn renew_read_buffer(&mut self) {
+    /// outgrew it since the last time and no part of a message is buffered (see the module's
+    /// doc). Call it only right after tungstenite's read returned `WouldBlock`: it then holds
+    /// no whole frame.
+    pub(super) fn renew_read_buffer(&mut self) {
         let Phase::Open(ws) = &self.phase else { return };
         let bounds = ws.get_ref().bounds();
         let outgrown = bounds.largest_frame() > ws.get_config().read_buffer_size as u64;
@@ -273,18 +261,18 @@ mod tests {
         bytes
     }
 
-    /// Reads messages as the reactor does, until the socket has nothing more for now; waits
-    /// (at most 5 s) for the first byte of `expected` messages to arrive.
+    /// Reads messages as the reactor does (`Reactor::read_messages`), until the socket has
+    /// nothing more for now; waits (at most 5 s) for `expected` messages to arrive.
     fn read_until_empty(conn: &mut Connection, expected: usize) -> Vec<Message> {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut messages = Vec::new();
         loop {
-            if let Some(ws) = conn.ws() {
-                ws.get_mut().handle_readable();
-            }
-            match conn.read_message().expect("open") {
+            let ws = conn.ws().expect("open");
+            ws.get_mut().handle_readable();
+            match ws.read() {
                 Ok(message) => messages.push(message),
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.renew_read_buffer();
                     if messages.len() >= expected {
                         return messages;
                     }

@@ -31,13 +31,40 @@ pub(crate) struct FrameBounds {
 impl FrameBounds {
     /// Follows `bytes`, the next bytes of the stream.
     pub(crate) fn observe(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
+        loop {
             if self.payload_left > 0 {
-                let skipped = bytes.len().min(usize::try_from(self.payload_left).unwrap_or(usize::MAX));
-                self.payload_left -= skipped as u64;
-                bytes = &bytes[skipped..];
-                continue;
+                let Some(rest) = usize::try_from(self.payload_left).ok().and_then(|n| bytes.get(n..)) else {
+                    // The whole read is payload.
+                    self.payload_left -= bytes.len() as u64;
+                    return;
+                };
+                self.payload_left = 0;
+                bytes = rest;
             }
+            if self.header_len == 0 {
+                bytes = self.skip_small_frames(bytes);
+                if bytes.is_empty() {
+                    return;
+                }
+                // Any other whole header: parsed where it lies, and its payload skipped in the
+                // same step when the read holds all of it.
+                let size = header_size(bytes);
+                if let Some(header) = bytes.get(..size) {
+                    self.start_frame(header);
+                    let end = usize::try_from(self.payload_left).ok().and_then(|len| len.checked_add(size));
+                    if let Some(rest) = end.and_then(|end| bytes.get(end..)) {
+                        self.payload_left = 0;
+                        bytes = rest;
+                    } else {
+                        bytes = &bytes[size..];
+                    }
+                    continue;
+                }
+            }
+            if bytes.is_empty() {
+                return;
+            }
+            // A header split between reads: gathered until complete.
             let have = usize::from(self.header_len);
             let taken = (header_size(&self.header[..have]) - have).min(bytes.len());
             self.header[have..have + taken].copy_from_slice(&bytes[..taken]);
@@ -46,7 +73,9 @@ impl FrameBounds {
             bytes = &bytes[taken..];
             let have = usize::from(self.header_len);
             if have == header_size(&self.header[..have]) {
-                self.end_header();
+                self.header_len = 0;
+                let header = self.header;
+                self.start_frame(&header[..have]);
             }
         }
     }
@@ -68,23 +97,50 @@ impl FrameBounds {
         self.largest = 0;
     }
 
-    /// The header is complete: its frame's payload comes next.
-    fn end_header(&mut self) {
-        let header = &self.header[..usize::from(self.header_len)];
-        let fin = header[0] & 0x80 != 0;
-        let opcode = header[0] & 0x0F;
+    /// Skips the small frames that are whole at the start of `bytes`, the usual case (a
+    /// client's frames are masked, so the header is 6 bytes when the payload is under 126), in
+    /// a loop that keeps its state in registers; returns what follows them. The one part of
+    /// the tracking that runs per message under load.
+    #[inline]
+    fn skip_small_frames<'a>(&mut self, mut bytes: &'a [u8]) -> &'a [u8] {
+        let (mut fragmented, mut largest) = (self.in_fragmented_message, self.largest);
+        while let [first, second, ..] = *bytes {
+            let len = usize::from(second & 0x7F);
+            if second & 0x80 == 0 || len >= 126 {
+                break;
+            }
+            let Some(rest) = bytes.get(6 + len..) else { break };
+            // Data frames (opcodes below 8) start or go on with a message; control frames may
+            // come between the fragments of one. FIN is the top bit.
+            if first & 0x08 == 0 {
+                fragmented = first & 0x80 == 0;
+            }
+            largest = largest.max(6 + len as u64);
+            bytes = rest;
+        }
+        (self.in_fragmented_message, self.largest) = (fragmented, largest);
+        bytes
+    }
+
+    /// `header`, complete, starts a frame: its payload comes next.
+    fn start_frame(&mut self, header: &[u8]) {
         let payload = match header[1] & 0x7F {
             126 => u64::from(u16::from_be_bytes([header[2], header[3]])),
             127 => u64::from_be_bytes(header[2..10].try_into().unwrap_or([0xFF; 8])),
             len => u64::from(len),
         };
-        // Control frames (opcodes 8 and up) may come between the fragments of a message.
-        if opcode < 8 {
-            self.in_fragmented_message = !fin;
-        }
-        self.largest = self.largest.max(u64::from(self.header_len).saturating_add(payload));
+        self.note_frame(header[0], (header.len() as u64).saturating_add(payload));
         self.payload_left = payload;
-        self.header_len = 0;
+    }
+
+    /// A frame of `size` bytes, header included, whose header starts with `first`.
+    fn note_frame(&mut self, first: u8, size: u64) {
+        // Data frames (opcodes below 8) start or go on with a message; control frames may
+        // come between the fragments of one. FIN is the top bit.
+        if first & 0x08 == 0 {
+            self.in_fragmented_message = first & 0x80 == 0;
+        }
+        self.largest = self.largest.max(size);
     }
 }
 

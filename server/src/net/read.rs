@@ -45,7 +45,8 @@ impl Reactor {
             if !conn.lifecycle.reads() {
                 return;
             }
-            let Some(result) = conn.read_message() else { return };
+            let Some(ws) = conn.ws() else { return };
+            let result = ws.read();
             let now = self.now;
             match result {
                 Ok(message) => {
@@ -53,6 +54,9 @@ impl Reactor {
                     self.handle_message(index, message, now);
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Nothing more for now: if a large frame grew tungstenite's read buffer,
+                    // it is the moment to give it back.
+                    conn.renew_read_buffer();
                     // tungstenite may have queued a pong or a close reply while reading.
                     self.mark_dirty(index);
                     return;

@@ -142,7 +142,7 @@ impl OutboundQueue {
     /// every move a resize. Why the same buffer is resized (`realloc`), not replaced by a new
     /// one: glibc moves a large buffer's pages instead of copying them (`mremap`), so the old
     /// and the new are not both resident; copying into a new buffer made the server's peak
-    /// under a 50 MB backlog 109 to 116 MiB, against 67 to 85 (docs/BENCHMARKS.md).
+    /// under a 50 MB backlog 109 to 116 MiB, against 67 to 94 (docs/BENCHMARKS.md).
     #[cold]
     fn make_room(&mut self, len: usize) {
         let queued = self.queued();

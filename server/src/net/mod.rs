@@ -7,7 +7,9 @@
 //! What it decides about a connection's life is pure code in [`lifecycle`], and the rest of
 //! its decisions are the pure modules [`handshake`], [`inbound`], [`heartbeat`], [`rate`] and
 //! [`outbound`]: all of them take `now` as an argument. The clock is read once per turn, when
-//! `poll` returns, and every decision of the turn uses that reading.
+//! `poll` returns, and every decision of the turn uses that reading. One more pure module,
+//! [`frame_bounds`], follows the frame boundaries in what each socket reads, so that a
+//! [`connection`] can give tungstenite a fresh read buffer between messages.
 //!
 //! A turn of the loop: wait for readiness (or the next deadline); accept; advance HTTP
 //! exchanges; read WebSocket messages and pass requests to the logic thread; apply the logic
@@ -29,6 +31,7 @@
 mod accept;
 mod apply;
 mod connection;
+mod frame_bounds;
 pub mod handshake;
 pub(crate) mod heartbeat;
 mod http;

@@ -54,6 +54,9 @@ impl Reactor {
                     self.handle_message(index, message, now);
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Nothing more for now: if a large frame grew tungstenite's read buffer,
+                    // it is the moment to give it back.
+                    conn.renew_read_buffer();
                     // tungstenite may have queued a pong or a close reply while reading.
                     self.mark_dirty(index);
                     return;

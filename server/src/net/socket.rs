@@ -12,12 +12,17 @@
 //! tungstenite writes (pongs, close), which it hands over at once because its own write buffer
 //! is set to zero. [`Socket::write_queued`] (the `flush` tungstenite calls) writes the queue
 //! with as few syscalls as the socket allows. The queue itself is [`crate::net::outbound`].
+//!
+//! **Frame boundaries.** Every byte tungstenite reads comes through [`Socket`]'s `read`, which
+//! follows the frame headers in them ([`FrameBounds`]), so the connection can tell when
+//! tungstenite holds no part of a message and may be given a fresh read buffer.
 
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
 use crate::bridge::DataOpcode;
+use crate::net::frame_bounds::FrameBounds;
 use crate::net::outbound::{OutboundQueue, QueueFull};
 
 /// A TCP stream that remembers a short read, with the queue of bytes for its peer.
@@ -29,11 +34,29 @@ pub(crate) struct Socket {
     /// Bytes for the peer, capped at `Config::max_outbound_bytes`; written once
     /// `Config::write_coalesce_bytes` are queued, else at the end of the reactor's turn.
     out: OutboundQueue,
+    /// Where the frames end in the bytes read so far.
+    bounds: FrameBounds,
 }
 
 impl Socket {
     pub(crate) fn new(stream: TcpStream, max_queued: usize, coalesce: usize) -> Self {
-        Self { stream, drained: false, out: OutboundQueue::new(max_queued, coalesce) }
+        Self {
+            stream,
+            drained: false,
+            out: OutboundQueue::new(max_queued, coalesce),
+            bounds: FrameBounds::default(),
+        }
+    }
+
+    /// The frame boundaries in the bytes read so far.
+    pub(crate) fn bounds(&self) -> &FrameBounds {
+        &self.bounds
+    }
+
+    /// The frame boundaries, to count bytes tungstenite got another way (those that followed
+    /// the HTTP request) or to start counting the largest frame afresh.
+    pub(crate) fn bounds_mut(&mut self) -> &mut FrameBounds {
+        &mut self.bounds
     }
 
     /// A readable event arrived: data may be waiting again.
@@ -77,6 +100,7 @@ impl Read for Socket {
         let n = self.stream.read(buf)?;
         // `n == 0` is end of stream, which is not "empty for now".
         self.drained = n > 0 && n < buf.len();
+        self.bounds.observe(&buf[..n]);
         Ok(n)
     }
 }

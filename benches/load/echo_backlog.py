@@ -18,54 +18,11 @@ server closes the connection. Stops after SECONDS (default 120) whatever the cou
 library only; the echoes are checked only for their length (they are the messages, in order,
 framed the same way).
 """
-import base64
 import os
-import socket
 import sys
 import time
 
-
-def status_kib(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(field):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field}")
-
-
-def frame_header(length: int, masked: bool) -> bytes:
-    """A final binary frame's header for a payload of `length` bytes (RFC 6455, 5.2)."""
-    bit = 0x80 if masked else 0
-    if length < 126:
-        return bytes([0x82, bit | length])
-    if length < 1 << 16:
-        return bytes([0x82, bit | 126]) + length.to_bytes(2, "big")
-    return bytes([0x82, bit | 127]) + length.to_bytes(8, "big")
-
-
-def recv_exactly(s: socket.socket, n: int) -> bytes:
-    got = bytearray()
-    while len(got) < n:
-        chunk = s.recv(min(n - len(got), 1 << 20))
-        if not chunk:
-            raise RuntimeError("the server closed the connection (over its outbound cap?)")
-        got += chunk
-    return bytes(got)
-
-
-def connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(
-        f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    if b" 101 " not in head.split(b"\r\n")[0]:
-        raise RuntimeError(f"upgrade refused: {head.splitlines()[0]!r}")
-    return s
+from wsraw import frame_header, recv_exactly, status_kib, upgrade
 
 
 def main() -> int:
@@ -79,7 +36,7 @@ def main() -> int:
     seconds = float(sys.argv[6]) if len(sys.argv) > 6 else 120
     deadline = time.monotonic() + seconds
 
-    s = connect(port)
+    s = upgrade(port)
     # A zero mask leaves the payload as it is: no masking cost here.
     message = frame_header(size, True) + bytes(4) + os.urandom(size)
     echo_len = len(frame_header(size, False)) + size

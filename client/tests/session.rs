@@ -1,6 +1,7 @@
 //! The sans-I/O session against a fake server made of frames: timeouts, id wraparound,
 //! outcomes, the offline queue, backoff, heartbeat. Time is simulated, so these are exact and
-//! fast.
+//! fast. (Over 600 lines: a list of independent tests, one behaviour each, that share one
+//! small fake server at the top.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

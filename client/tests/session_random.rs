@@ -18,6 +18,9 @@
 //!
 //! Seeded and reproducible: a failing run prints its seed and its last steps.
 //! `SESSION_SEED=n` replays that one run; `SESSION_RUNS=n` sets how many run (default 3000).
+//!
+//! One file of over 600 lines on purpose: the model of the calls, the fake server and the
+//! checks share one run's state field by field, and read as one piece when a seed fails.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

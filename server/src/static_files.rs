@@ -66,32 +66,41 @@ impl StaticFiles {
 
     /// The body and `Content-Type` of the file at `path` (a query string is ignored).
     pub fn get(&self, path: &str) -> Option<(&[u8], &str)> {
-        let path = path.split('?').next().unwrap_or(path);
-        let path = if path == "/" { "/index.html" } else { path };
-        match &self.0 {
-            Files::None => None,
-            Files::Embedded(files) => files.iter().find(|f| f.path == path).map(|f| (f.body, f.content_type)),
-            Files::Loaded(files) => {
-                files.iter().find(|(p, _, _)| p == path).map(|(_, ct, body)| (&body[..], *ct))
-            }
-        }
+        self.find(path).map(|(body, content_type)| match body {
+            Body::Static(body) => (body, content_type),
+            Body::Loaded(body) => (&body[..], content_type),
+        })
     }
 
     /// As [`StaticFiles::get`], with the body as a shared buffer that a response can hold
     /// without copying it.
     pub(crate) fn get_shared(&self, path: &str) -> Option<(Bytes, &str)> {
+        self.find(path).map(|(body, content_type)| match body {
+            Body::Static(body) => (Bytes::from_static(body), content_type),
+            Body::Loaded(body) => (body.clone(), content_type),
+        })
+    }
+
+    /// The file at `path`, `/` meaning `/index.html`, a query string ignored.
+    fn find(&self, path: &str) -> Option<(Body<'_>, &str)> {
         let path = path.split('?').next().unwrap_or(path);
         let path = if path == "/" { "/index.html" } else { path };
         match &self.0 {
             Files::None => None,
             Files::Embedded(files) => {
-                files.iter().find(|f| f.path == path).map(|f| (Bytes::from_static(f.body), f.content_type))
+                files.iter().find(|f| f.path == path).map(|f| (Body::Static(f.body), f.content_type))
             }
             Files::Loaded(files) => {
-                files.iter().find(|(p, _, _)| p == path).map(|(_, ct, body)| (body.clone(), *ct))
+                files.iter().find(|(p, _, _)| p == path).map(|(_, ct, body)| (Body::Loaded(body), *ct))
             }
         }
     }
+}
+
+/// Where a found file's bytes are: built into the binary, or read at start.
+enum Body<'a> {
+    Static(&'static [u8]),
+    Loaded(&'a Bytes),
 }
 
 fn read_dir(dir: &Path, prefix: &str, files: &mut Vec<LoadedFile>, total: &mut u64) -> std::io::Result<()> {

@@ -44,6 +44,12 @@ pub struct ReactorCounters {
     pub overflow_closes: u64,
     /// Connections closed by the heartbeat or a handshake deadline.
     pub timeouts: u64,
+    /// Sockets of ended connections in their lingering close now (write side shut, input
+    /// drained until the peer closes or `Config::linger_timeout`).
+    pub lingering: u64,
+    /// Lingering closes cut short by `Config::linger_timeout` or `Config::linger_bytes`
+    /// (the peer was still sending: its socket may have been reset).
+    pub lingers_cut: u64,
     /// Messages waiting in the reactor because the channel to the logic thread was full.
     pub backlog: u64,
     /// The most messages that ever waited there.
@@ -206,6 +212,18 @@ impl Metrics {
             "counter",
             "Connections closed by heartbeat or handshake timeout.",
             r.timeouts,
+        );
+        metric(
+            "connections_lingering",
+            "gauge",
+            "Sockets of ended connections draining their input before the close.",
+            r.lingering,
+        );
+        metric(
+            "lingers_cut_total",
+            "counter",
+            "Lingering closes ended by linger_timeout or linger_bytes with the peer still sending.",
+            r.lingers_cut,
         );
         metric(
             "backlog",

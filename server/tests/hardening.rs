@@ -69,7 +69,12 @@ fn double(c: &mut Client, id: u32, n: u32) {
 
 #[test]
 fn over_the_rate_requests_are_refused_then_the_connection_is_closed_with_1008() {
-    let server = start(Config { rate_messages_per_sec: 10, rate_strikes: 5, ..Config::default() });
+    let server = start(Config {
+        rate_messages_per_sec: 10,
+        rate_burst_messages: 10,
+        rate_strikes: 5,
+        ..Config::default()
+    });
     let mut bystander = Client::connect(server.local_addr());
     let mut c = Client::connect(server.local_addr());
     for id in 0..10 {

@@ -188,6 +188,36 @@ pub struct Config {
         default_value = units::in_millis(Config::default().close_timeout)
     )]
     pub close_timeout: Duration,
+    /// How long a connection the server ends may still send before its socket is closed:
+    /// the server shuts down its side of TCP (the peer sees end of stream after the last
+    /// frame) and reads and discards what the peer still sends, for at most this long and
+    /// `linger_bytes`.
+    ///
+    /// Closing a socket with unread input makes the kernel send a reset right behind the
+    /// last frames, and a client stack that reports the reset first (Python's asyncio did)
+    /// loses them: the reply and the close frame of a client that sent an oversize message
+    /// right after a request. nginx drains the same way (`lingering_close`, 5 s per read, 30
+    /// s in all); 2 s is the close timeout's bound again, and lets a peer on a slow link finish
+    /// a message in flight. A lingering socket holds a descriptor but no connection slot.
+    ///
+    /// Default 2 s.
+    #[arg(
+        long = "linger-timeout-ms",
+        value_name = "MS",
+        value_parser = units::millis,
+        default_value = units::in_millis(Config::default().linger_timeout)
+    )]
+    pub linger_timeout: Duration,
+    /// Bytes the server reads and discards from a connection it ends before it closes the
+    /// socket anyway (see `linger_timeout`).
+    ///
+    /// One oversize message in flight is what a client in good faith still sends after its
+    /// close; 1 MiB covers sixteen of the largest messages the default accepts. A peer that
+    /// sends more is not in good faith and gets the reset.
+    ///
+    /// Default 1 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().linger_bytes)]
+    pub linger_bytes: u64,
     /// Messages the reactor has passed to the logic thread and that it has not handled yet,
     /// at most.
     ///
@@ -237,18 +267,42 @@ pub struct Config {
         default_value = units::in_micros(Config::default().min_turn_interval)
     )]
     pub min_turn_interval: Duration,
-    /// Messages per second one connection may send, pings and pongs included (bursts up to
-    /// one second's worth). A request over the rate is answered `RATE_LIMITED` and not
-    /// handled.
+    /// Messages per second one connection may send on average, pings and pongs included. A
+    /// request over the rate is answered `RATE_LIMITED` and not handled.
+    ///
+    /// The limit is a token bucket: it holds `rate_burst_messages` tokens, refills at this
+    /// rate, and each message takes one. So a connection is never refused while, over every
+    /// span of time T, it sends at most `rate_burst_messages + T * rate_messages_per_sec`
+    /// messages. A game client sends tens of messages a second; 1000 leaves it room for
+    /// anything but a flood, and a loop that sends as fast as the server answers (an echo
+    /// benchmark) does cross it.
     ///
     /// Default 1000.
     #[arg(long, value_name = "N", default_value_t = Config::default().rate_messages_per_sec)]
     pub rate_messages_per_sec: u32,
-    /// Payload bytes per second one connection may send, likewise.
+    /// Messages one connection may send at once, above its average (the token bucket's size;
+    /// see `rate_messages_per_sec`).
+    ///
+    /// One second's worth of the default rate: a client that was stalled for a second (a
+    /// mobile link, a tab in the background) may send what it held back at once.
+    ///
+    /// Default 1000.
+    #[arg(long, value_name = "N", default_value_t = Config::default().rate_burst_messages)]
+    pub rate_burst_messages: u32,
+    /// Payload bytes per second one connection may send on average, likewise (a second token
+    /// bucket, which a message must also pass).
     ///
     /// Default 1 MiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().rate_bytes_per_sec)]
     pub rate_bytes_per_sec: u32,
+    /// Payload bytes one connection may send at once, above its average (the byte bucket's
+    /// size). At least `max_message_bytes`, or the largest message could never pass.
+    ///
+    /// One second's worth of the default byte rate, sixteen of the largest messages.
+    ///
+    /// Default 1 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().rate_burst_bytes)]
+    pub rate_burst_bytes: u32,
     /// Messages refused in a row for the rate, after which the connection is closed with
     /// 1008.
     ///
@@ -297,13 +351,17 @@ impl Default for Config {
             ping_interval: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(2),
+            linger_timeout: Duration::from_secs(2),
+            linger_bytes: 1 << 20,
             inbound_queue: 8192,
             outbound_queue: 1024,
             read_budget: 64,
             broadcast_flush_slice: 256,
             min_turn_interval: Duration::from_micros(100),
             rate_messages_per_sec: 1000,
+            rate_burst_messages: 1000,
             rate_bytes_per_sec: 1 << 20,
+            rate_burst_bytes: 1 << 20,
             rate_strikes: 100,
             shutdown_timeout: Duration::from_secs(5),
             logic_priority: LogicPriority::Realtime,
@@ -327,7 +385,9 @@ impl Config {
             max_outbound_bytes: 64 << 20,
             // Conformance suites send thousands of messages as fast as they can.
             rate_messages_per_sec: u32::MAX,
+            rate_burst_messages: u32::MAX,
             rate_bytes_per_sec: u32::MAX,
+            rate_burst_bytes: u32::MAX,
             ..Self::default()
         }
     }
@@ -357,7 +417,10 @@ impl Config {
     ///
     /// A `--max-message-bytes` typed without `--max-frame-bytes` lowers the frame limit to
     /// it as well: a frame cannot carry more than its message, and the frame limit's default
-    /// would otherwise exceed a lowered message limit and fail [`Config::validate`].
+    /// would otherwise exceed a lowered message limit and fail [`Config::validate`]. Likewise
+    /// a `--rate-messages-per-sec` (`--rate-bytes-per-sec`) typed without its burst sets the
+    /// burst to one second's worth (for bytes, at least `max_message_bytes`), as the defaults
+    /// are.
     pub fn update_from_typed_flags(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
         let mut typed = matches.clone();
         let defaulted: Vec<String> = typed
@@ -373,6 +436,16 @@ impl Config {
         // The ids are the field names.
         if typed.contains_id("max_message_bytes") && !typed.contains_id("max_frame_bytes") {
             self.max_frame_bytes = self.max_frame_bytes.min(self.max_message_bytes);
+        }
+        // A rate typed without its burst keeps the defaults' relation, one second's worth
+        // (and for bytes at least the largest message): `--rate-messages-per-sec 10` means a
+        // burst of 10, not the default rate's 1000.
+        if typed.contains_id("rate_messages_per_sec") && !typed.contains_id("rate_burst_messages") {
+            self.rate_burst_messages = self.rate_messages_per_sec;
+        }
+        if typed.contains_id("rate_bytes_per_sec") && !typed.contains_id("rate_burst_bytes") {
+            let largest = u32::try_from(self.max_message_bytes).unwrap_or(u32::MAX);
+            self.rate_burst_bytes = self.rate_bytes_per_sec.max(largest);
         }
         Ok(())
     }
@@ -390,6 +463,7 @@ impl Config {
             (self.read_budget == 0, "--read-budget"),
             (self.broadcast_flush_slice == 0, "--broadcast-flush-slice"),
             (self.rate_messages_per_sec == 0, "--rate-messages-per-sec"),
+            (self.rate_burst_messages == 0, "--rate-burst-messages"),
             (self.rate_bytes_per_sec == 0, "--rate-bytes-per-sec"),
         ];
         if let Some((_, flag)) = at_least_one.iter().find(|(zero, _)| *zero) {
@@ -400,6 +474,9 @@ impl Config {
         }
         if self.max_frame_bytes > self.max_message_bytes {
             return bad("--max-frame-bytes must not exceed --max-message-bytes".into());
+        }
+        if (self.rate_burst_bytes as usize) < self.max_message_bytes {
+            return bad("--rate-burst-bytes must be at least --max-message-bytes".into());
         }
         if self.min_turn_interval > MAX_TURN_INTERVAL {
             let most = units::in_micros(MAX_TURN_INTERVAL);

@@ -139,7 +139,7 @@ fn the_readme_s_limits_table_states_the_defaults() {
 /// the rule (`false`) or just over it (`true`).
 type Rule = (&'static str, fn(&mut Config, bool));
 
-const RULES: [Rule; 12] = [
+const RULES: [Rule; 14] = [
     ("--tick-hz must be at least 1", |c, over| c.tick_hz = if over { 0 } else { 1 }),
     ("--max-connections must be at least 1", |c, over| c.max_connections = usize::from(!over)),
     ("--read-buffer-bytes must be at least 1", |c, over| c.read_buffer_bytes = usize::from(!over)),
@@ -148,7 +148,13 @@ const RULES: [Rule; 12] = [
     ("--read-budget must be at least 1", |c, over| c.read_budget = usize::from(!over)),
     ("--broadcast-flush-slice must be at least 1", |c, over| c.broadcast_flush_slice = usize::from(!over)),
     ("--rate-messages-per-sec must be at least 1", |c, over| c.rate_messages_per_sec = u32::from(!over)),
+    ("--rate-burst-messages must be at least 1", |c, over| c.rate_burst_messages = u32::from(!over)),
     ("--rate-bytes-per-sec must be at least 1", |c, over| c.rate_bytes_per_sec = u32::from(!over)),
+    ("--rate-burst-bytes must be at least --max-message-bytes", |c, over| {
+        c.max_message_bytes = 4096;
+        c.max_frame_bytes = 4096;
+        c.rate_burst_bytes = if over { 4095 } else { 4096 };
+    }),
     ("--max-outbound-bytes must exceed --write-coalesce-bytes", |c, over| {
         c.write_coalesce_bytes = 4096;
         c.max_outbound_bytes = if over { 4096 } else { 4097 };
@@ -240,6 +246,23 @@ fn a_message_limit_typed_alone_caps_the_frame_limit() {
     assert_eq!(with(Config::default(), &["--max-message-bytes", "100000"]), (100_000, 64 << 10));
     let both = ["--max-message-bytes", "1024", "--max-frame-bytes", "512"];
     assert_eq!(with(Config::default(), &both), (1024, 512));
+}
+
+#[test]
+fn a_rate_typed_alone_brings_its_burst_to_one_seconds_worth() {
+    let with = |base: Config, flags: &[&str]| {
+        let mut c = base;
+        c.update_from_typed_flags(&matches(flags)).expect("flags");
+        c.validate().expect("valid");
+        (c.rate_messages_per_sec, c.rate_burst_messages, c.rate_bytes_per_sec, c.rate_burst_bytes)
+    };
+    assert_eq!(with(Config::default(), &["--rate-messages-per-sec", "10"]), (10, 10, 1 << 20, 1 << 20));
+    assert_eq!(with(Config::echo(), &["--rate-messages-per-sec", "10"]), (10, 10, u32::MAX, u32::MAX));
+    let both = ["--rate-messages-per-sec", "10", "--rate-burst-messages", "50"];
+    assert_eq!(with(Config::default(), &both), (10, 50, 1 << 20, 1 << 20));
+    // A byte rate under the largest message keeps a burst that lets that message through.
+    assert_eq!(with(Config::default(), &["--rate-bytes-per-sec", "1000"]), (1000, 1000, 1000, 64 << 10));
+    assert_eq!(with(Config::default(), &["--rate-bytes-per-sec", "200000"]), (1000, 1000, 200_000, 200_000));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use super::Reactor;
 use super::connection::{Connection, OutboundLimits, Phase};
 use super::http::HttpProgress;
 use super::lifecycle::Lifecycle;
-use super::rate::RateLimiter;
+use super::rate::{RateLimiter, RateLimits};
 use crate::ConnId;
 use crate::bridge::{DataOpcode, ToLogic};
 
@@ -54,8 +54,13 @@ impl Reactor {
                 tracing::warn!("register {peer}: {e}");
                 continue;
             }
-            let limiter =
-                RateLimiter::new(self.config.rate_messages_per_sec, self.config.rate_bytes_per_sec, self.now);
+            let limits = RateLimits {
+                messages_per_sec: self.config.rate_messages_per_sec,
+                burst_messages: self.config.rate_burst_messages,
+                bytes_per_sec: self.config.rate_bytes_per_sec,
+                burst_bytes: self.config.rate_burst_bytes,
+            };
+            let limiter = RateLimiter::new(limits, self.now);
             if refuse {
                 tracing::debug!("refusing {peer}: at max_connections");
                 self.refusing += 1;
@@ -102,7 +107,7 @@ impl Reactor {
                 // Frames may have arrived with the request.
                 self.queue_read(index);
             }
-            Ok(HttpProgress::Done) => self.remove(index),
+            Ok(HttpProgress::Done) => self.end_tcp(index),
             Err(e) => {
                 tracing::debug!("http exchange failed: {e}");
                 self.remove(index);

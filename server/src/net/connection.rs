@@ -146,6 +146,17 @@ impl Connection {
         }
     }
 
+    /// The socket, with what is still queued for the peer, for a lingering close. The
+    /// connection must be out of the poll: the socket is registered again under a new token.
+    pub(super) fn into_socket(self) -> Option<Socket> {
+        match self.phase {
+            Phase::Open(ws) => Some(ws.into_inner()),
+            // Its answer is written by the time it ends; nothing is queued.
+            Phase::Http(http) => Some(Socket::new(http.stream, 0, 0)),
+            Phase::Moving => None,
+        }
+    }
+
     pub(super) fn ws(&mut self) -> Option<&mut WebSocket<Socket>> {
         match &mut self.phase {
             Phase::Open(ws) => Some(ws),
@@ -229,6 +240,7 @@ mod tests {
 
     use super::*;
     use crate::Config;
+    use crate::net::rate::RateLimits;
 
     /// An open connection as the reactor holds one, whose HTTP request was followed by
     /// `leftover`, and the client's end of its socket.
@@ -239,7 +251,13 @@ mod tests {
         server.set_nonblocking(true).expect("nonblocking");
         let config = Config::default();
         let now = Instant::now();
-        let limiter = RateLimiter::new(u32::MAX, u32::MAX, now);
+        let unlimited = RateLimits {
+            messages_per_sec: u32::MAX,
+            burst_messages: u32::MAX,
+            bytes_per_sec: u32::MAX,
+            burst_bytes: u32::MAX,
+        };
+        let limiter = RateLimiter::new(unlimited, now);
         let mut conn = Connection::new(ConnId::new(0, 0), TcpStream::from_std(server), limiter, now, false);
         let limits =
             OutboundLimits { max_queued: config.max_outbound_bytes, coalesce: config.write_coalesce_bytes };

@@ -5,11 +5,17 @@
 //! A connection's life, beside its I/O phase (HTTP bytes, then a WebSocket):
 //!
 //! ```text
-//!  Handshaking ──upgrade──▶ Open ──it broke a rule──▶ Ending ──the logic thread's Close──▶ Closing ──▶ gone
-//!       │                    │                                                              ▲        ▲
-//!       │                    └──the game closes it, overflow, rate limit, shutdown ─────────┘        │
-//!       └──answered (HTTP), refused, timed out, or a protocol violation: dropped at once ─────────────┘
+//!  Handshaking ──upgrade──▶ Open ──it broke a rule──▶ Ending ──the logic thread's Close──▶ Closing ──▶ lingering ──▶ gone
+//!       │                    │     (rate limit too)                                         ▲            ▲          ▲
+//!       │                    └──the game closes it, outbound overflow, shutdown ────────────┘            │          │
+//!       ├──answered (HTTP) or refused ───────────────────────────────────────────────────────────────────┘          │
+//!       └──timed out, or a broken socket: dropped at once ────────────────────────────────────────────────────────────┘
 //! ```
+//!
+//! Lingering is the socket's own end after the connection has gone (see
+//! [`linger`](super::linger)): its side of TCP shut, the peer's input drained for a bounded
+//! time, so that closing cannot reset the last frames away. A protocol violation goes from
+//! `Ending` (or `Open`) straight to lingering, right after its close frame.
 //!
 //! The reactor's own life is a [`Stage`]: running, draining the logic thread at shutdown, then
 //! closing every connection until they have gone or the close timeout has passed.
@@ -98,6 +104,8 @@ pub(crate) struct Timeouts {
     pub(crate) idle: Duration,
     /// `Config::close_timeout`.
     pub(crate) close: Duration,
+    /// `Config::linger_timeout`.
+    pub(crate) linger: Duration,
 }
 
 /// What the sweep does with one connection.
@@ -107,8 +115,12 @@ pub(crate) enum Sweep {
     Keep,
     /// Send it a ping: it has been quiet for a ping interval.
     Ping,
-    /// Drop it: its handshake, its silence or its closing handshake took too long.
+    /// Drop it: its handshake or its silence took too long (the peer sends nothing, so there
+    /// is nothing to drain).
     Drop,
+    /// End its TCP with a lingering close: the peer did not answer the close frame in time,
+    /// but may still be sending.
+    EndTcp,
 }
 
 /// Decides what the sweep at `now` does with a connection in `state` whose peer was last
@@ -116,7 +128,7 @@ pub(crate) enum Sweep {
 pub(crate) fn sweep(state: Lifecycle, liveness: &mut Liveness, now: Instant, timeouts: &Timeouts) -> Sweep {
     let expired = |since: Instant, limit: Duration| now.saturating_duration_since(since) >= limit;
     match state {
-        Lifecycle::Closing { since } if expired(since, timeouts.close) => Sweep::Drop,
+        Lifecycle::Closing { since } if expired(since, timeouts.close) => Sweep::EndTcp,
         Lifecycle::Closing { .. } => Sweep::Keep,
         Lifecycle::Handshaking { since, .. } if expired(since, timeouts.handshake) => Sweep::Drop,
         Lifecycle::Handshaking { .. } => Sweep::Keep,
@@ -131,10 +143,14 @@ pub(crate) fn sweep(state: Lifecycle, liveness: &mut Liveness, now: Instant, tim
 }
 
 /// How often the sweep runs: often enough to honour the shortest of the timeouts it applies
-/// to within a quarter of it, between 5 ms and 1 s.
+/// to within a quarter of it, between 5 ms and 1 s. So a timeout `t` fires between `t` and
+/// `t + max(t / 4, 5 ms)` (with the defaults, the close timeout of 2 s within 2.5 s).
 pub(crate) fn sweep_period(timeouts: &Timeouts) -> Duration {
-    (timeouts.ping_interval.min(timeouts.handshake) / 4)
-        .clamp(Duration::from_millis(5), Duration::from_secs(1))
+    let shortest = [timeouts.ping_interval, timeouts.handshake, timeouts.close, timeouts.linger]
+        .into_iter()
+        .min()
+        .unwrap_or(Duration::from_secs(1));
+    (shortest / 4).clamp(Duration::from_millis(5), Duration::from_secs(1))
 }
 
 /// A connection's refusals for the inbound rate, in a row.
@@ -239,7 +255,13 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn timeouts() -> Timeouts {
-        Timeouts { handshake: 5000 * MS, ping_interval: 10_000 * MS, idle: 30_000 * MS, close: 2000 * MS }
+        Timeouts {
+            handshake: 5000 * MS,
+            ping_interval: 10_000 * MS,
+            idle: 30_000 * MS,
+            close: 2000 * MS,
+            linger: 2000 * MS,
+        }
     }
 
     #[test]
@@ -271,14 +293,20 @@ mod tests {
         let state = Lifecycle::Closing { since: t0 + 40_000 * MS };
         // Long silent, but closing: only the close timeout counts.
         assert_eq!(sweep(state, &mut liveness, t0 + 41_999 * MS, &timeouts()), Sweep::Keep);
-        assert_eq!(sweep(state, &mut liveness, t0 + 42_000 * MS, &timeouts()), Sweep::Drop);
+        assert_eq!(sweep(state, &mut liveness, t0 + 42_000 * MS, &timeouts()), Sweep::EndTcp);
     }
 
     #[test]
     fn the_sweep_period_follows_the_shortest_timeout_within_bounds() {
-        assert_eq!(sweep_period(&timeouts()), Duration::from_secs(1));
+        assert_eq!(sweep_period(&timeouts()), 500 * MS, "a quarter of the close and linger timeouts");
+        let long = Timeouts { close: 8000 * MS, linger: 8000 * MS, ..timeouts() };
+        assert_eq!(sweep_period(&long), Duration::from_secs(1), "at most a second");
         let short = Timeouts { handshake: 200 * MS, ..timeouts() };
         assert_eq!(sweep_period(&short), 50 * MS);
+        let close = Timeouts { close: 300 * MS, ..timeouts() };
+        assert_eq!(sweep_period(&close), 75 * MS);
+        let linger = Timeouts { linger: 100 * MS, ..timeouts() };
+        assert_eq!(sweep_period(&linger), 25 * MS);
         let tiny = Timeouts { ping_interval: MS, ..timeouts() };
         assert_eq!(sweep_period(&tiny), 5 * MS);
     }

@@ -9,7 +9,9 @@
 //! [`outbound`]: all of them take `now` as an argument. The clock is read once per turn, when
 //! `poll` returns, and every decision of the turn uses that reading. One more pure module,
 //! [`frame_bounds`], follows the frame boundaries in what each socket reads, so that a
-//! [`connection`] can give tungstenite a fresh read buffer between messages.
+//! [`connection`] can give tungstenite a fresh read buffer between messages. An ended
+//! connection's socket closes through [`linger`]: write side shut, input drained for a
+//! bounded time, so that a reset cannot destroy the last frames.
 //!
 //! A turn of the loop: wait for readiness (or the next deadline); accept; advance HTTP
 //! exchanges; read WebSocket messages and pass requests to the logic thread; apply the logic
@@ -37,6 +39,7 @@ pub(crate) mod heartbeat;
 mod http;
 pub mod inbound;
 pub(crate) mod lifecycle;
+mod linger;
 pub mod outbound;
 pub(crate) mod rate;
 mod read;
@@ -59,6 +62,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::Connection;
 use self::lifecycle::{Stage, Timeouts};
+use self::linger::{LingerLimits, Lingering};
 use crate::bridge::wake::Wake;
 use crate::bridge::{Batch, Bell, InboundCount, ReactorEnds, RouteTable, ToLogic};
 use crate::metrics::{Metrics, ReactorCounters};
@@ -66,6 +70,9 @@ use crate::{Config, ConnId};
 
 /// The listener's token; connections use their slab index.
 const LISTENER: Token = Token(usize::MAX - 1);
+/// Lingering sockets use this plus their index in their own slab: far above any connection's
+/// index (a `u32`) and below the listener's and the waker's tokens.
+const LINGER_BASE: usize = usize::MAX / 2;
 /// The waker's token.
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
@@ -74,6 +81,9 @@ pub(crate) struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Connection>,
+    /// Sockets of ended connections in their lingering close (see [`linger`]).
+    lingering: Slab<Lingering>,
+    linger_limits: LingerLimits,
     next_generation: u32,
     config: Config,
     ws_config: WebSocketConfig,
@@ -136,6 +146,8 @@ impl Reactor {
             poll,
             listener: Some(listener),
             conns: Slab::new(),
+            lingering: Slab::new(),
+            linger_limits: LingerLimits { timeout: config.linger_timeout, bytes: config.linger_bytes },
             next_generation: 0,
             next_sweep: Instant::now(),
             now: Instant::now(),
@@ -144,6 +156,7 @@ impl Reactor {
                 ping_interval: config.ping_interval,
                 idle: config.idle_timeout,
                 close: config.close_timeout,
+                linger: config.linger_timeout,
             },
             ws_config,
             policy,
@@ -192,6 +205,7 @@ impl Reactor {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => self.wake.clear(),
+                    Token(token) if token >= LINGER_BASE => self.advance_lingering(token - LINGER_BASE),
                     Token(index) => {
                         let (readable, writable) = (event.is_readable(), event.is_writable());
                         self.guarded(index, |reactor| reactor.handle_ready(index, readable, writable));
@@ -231,6 +245,7 @@ impl Reactor {
     fn publish_counters(&mut self) {
         let c = &mut self.counters;
         c.open = self.conns.len() as u64;
+        c.lingering = self.lingering.len() as u64;
         c.backlog = self.backlog.iter().map(Vec::len).sum::<usize>() as u64;
         c.backlog_max = c.backlog_max.max(c.backlog);
         c.flush_backlog = self.flush_backlog.len() as u64;

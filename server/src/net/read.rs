@@ -89,15 +89,15 @@ impl Reactor {
                 self.counters.bytes_in += len as u64;
             }
             let admitted = conn.limiter.admit(len, now);
-            match conn.strikes.record(admitted, self.config.rate_strikes) {
-                RateVerdict::Admit => {}
-                RateVerdict::Close => {
-                    self.counters.rate_limited_closes += 1;
-                    self.close(index, close::POLICY, "rate limit exceeded");
-                    return;
-                }
-                RateVerdict::Refuse if !self.config.echo => {
-                    let Some(callback) = inbound::callback_id(&message, conn.encoding) else { return };
+            let verdict = conn.strikes.record(admitted, self.config.rate_strikes);
+            if verdict == RateVerdict::Admit {
+                // Within the rate: handled below.
+            } else {
+                // Refused: a request is answered RATE_LIMITED (in echo mode, which has no
+                // callback ids, it is dropped), the one that closes the connection too.
+                if !self.config.echo
+                    && let Some(callback) = inbound::callback_id(&message, conn.encoding)
+                {
                     let code = error_code::RATE_LIMITED;
                     let answer =
                         inbound::answer(callback, conn.encoding, code, "too many requests; slow down");
@@ -105,9 +105,14 @@ impl Reactor {
                     if let Inbound::Answer { opcode, frame, .. } = answer {
                         self.send_data(index, opcode, &frame);
                     }
-                    return;
                 }
-                RateVerdict::Refuse => return,
+                if verdict == RateVerdict::Close {
+                    // Behind the answers to the requests it sent before, like every close for
+                    // what a client sent: each request read gets its one answer (7.2).
+                    self.counters.rate_limited_closes += 1;
+                    self.close_after_replies(index, close::POLICY, "rate limit exceeded", false);
+                }
+                return;
             }
         }
         let encoding = conn.encoding;
@@ -133,6 +138,12 @@ impl Reactor {
             Some((code, reason)) => {
                 tracing::debug!("closing with {code}: {error}");
                 self.close_after_replies(index, code, reason, true);
+            }
+            None if matches!(error, tungstenite::Error::ConnectionClosed) => {
+                // The closing handshake is done (the server's close frame went first, or its
+                // answer to the peer's is queued): the server closes TCP first (RFC 6455
+                // 7.1.1), without a reset.
+                self.end_tcp(index);
             }
             None => {
                 tracing::debug!("connection gone: {error}");

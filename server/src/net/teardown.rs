@@ -4,12 +4,14 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use mio::{Interest, Token};
 use tungstenite::Message;
 
-use super::Reactor;
-use super::connection::{Phase, WriteOutcome};
+use super::connection::{Connection, Phase, WriteOutcome};
 use super::inbound::close;
 use super::lifecycle::{Lifecycle, Stage, StageStep, Sweep, Violation, on_violation, sweep, sweep_period};
+use super::linger::{LingerEnd, LingerStep, Lingering};
+use super::{LINGER_BASE, Reactor};
 use crate::bridge::ToLogic;
 
 impl Reactor {
@@ -44,34 +46,92 @@ impl Reactor {
         }
     }
 
-    /// Sends a close frame as a courtesy and drops the connection: after a protocol
-    /// violation nothing more is read from it.
+    /// Sends a close frame and ends the connection's TCP without waiting for the peer's
+    /// close frame: after a protocol violation its stream cannot be trusted to carry one.
     pub(super) fn close_and_drop(&mut self, index: usize, code: u16, reason: &'static str) {
         if let Some(conn) = self.conns.get_mut(index) {
             let _ = conn.close(code, reason, self.now);
-            if let Some(ws) = conn.ws() {
-                let _ = ws.flush();
-            }
         }
-        self.remove(index);
+        self.end_tcp(index);
     }
 
+    /// Ends a connection whose peer may still be sending: the game is told it dropped, and
+    /// its socket goes into a lingering close (see [`linger`](super::linger)): the rest of
+    /// its queue, our side of TCP shut, its input drained for a bounded time. So a peer's
+    /// unread input cannot turn the close into a reset that destroys the last frames.
+    pub(super) fn end_tcp(&mut self, index: usize) {
+        let Some(conn) = self.take(index) else { return };
+        let Some(socket) = conn.into_socket() else { return };
+        let mut lingering = Lingering::new(socket, self.now);
+        if let LingerStep::Close(end) = lingering.advance(&self.linger_limits) {
+            self.linger_ended(end);
+            return;
+        }
+        let entry = self.lingering.vacant_entry();
+        let token = Token(LINGER_BASE + entry.key());
+        let interest = if lingering.wants_writable() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Err(e) = self.poll.registry().register(lingering.stream_mut(), token, interest) {
+            // Unwatched, it could never end: close it now instead.
+            tracing::debug!("register a lingering socket: {e}");
+            return;
+        }
+        entry.insert(lingering);
+    }
+
+    /// Drops a connection at once: its peer is gone or silent, or it broke the server.
     pub(super) fn remove(&mut self, index: usize) {
-        let Some(mut conn) = self.conns.try_remove(index) else { return };
+        let Some(mut conn) = self.take(index) else { return };
+        if let Some(ws) = conn.ws() {
+            // One last non-blocking try, so the peer may see the frames queued for it (a
+            // close frame, say). Whatever the socket does not take is dropped.
+            let _ = ws.get_mut().write_queued();
+        }
+    }
+
+    /// Takes a connection out of the slab and out of the poll, and tells the logic thread it
+    /// has gone.
+    fn take(&mut self, index: usize) -> Option<Connection> {
+        let mut conn = self.conns.try_remove(index)?;
         if matches!(conn.lifecycle, Lifecycle::Handshaking { refusing: true, .. }) {
             self.refusing -= 1;
-        }
-        if let Some(ws) = conn.ws() {
-            // tungstenite ends a finished closing handshake by reporting the connection
-            // closed, with its close reply still in our queue: one last non-blocking try, so
-            // the peer sees a clean close. Whatever the socket does not take is dropped.
-            let _ = ws.get_mut().write_queued();
         }
         if let Some(stream) = conn.stream_mut() {
             let _ = self.poll.registry().deregister(stream);
         }
         if conn.announced() {
             self.forward(ToLogic::Disconnected(conn.id));
+        }
+        Some(conn)
+    }
+
+    /// Moves a lingering close along on its socket's readiness.
+    pub(super) fn advance_lingering(&mut self, key: usize) {
+        let Some(lingering) = self.lingering.get_mut(key) else { return };
+        match lingering.advance(&self.linger_limits) {
+            LingerStep::Wait => {
+                if !lingering.wants_writable() {
+                    let token = Token(LINGER_BASE + key);
+                    let _ =
+                        self.poll.registry().reregister(lingering.stream_mut(), token, Interest::READABLE);
+                }
+            }
+            LingerStep::Close(end) => self.close_lingering(key, end),
+        }
+    }
+
+    fn close_lingering(&mut self, key: usize, end: LingerEnd) {
+        let Some(mut lingering) = self.lingering.try_remove(key) else { return };
+        let _ = self.poll.registry().deregister(lingering.stream_mut());
+        self.linger_ended(end);
+    }
+
+    fn linger_ended(&mut self, end: LingerEnd) {
+        if matches!(end, LingerEnd::TimedOut | LingerEnd::TooMuchInput) {
+            self.counters.lingers_cut += 1;
         }
     }
 
@@ -80,18 +140,35 @@ impl Reactor {
         let now = self.now;
         self.next_sweep = now + sweep_period(&self.timeouts);
         let mut doomed = Vec::new();
+        let mut ended = Vec::new();
         let mut ping = Vec::new();
         for (index, conn) in &mut self.conns {
             match sweep(conn.lifecycle, &mut conn.liveness, now, &self.timeouts) {
                 Sweep::Keep => {}
                 Sweep::Ping => ping.push(index),
                 Sweep::Drop => doomed.push(index),
+                Sweep::EndTcp => ended.push(index),
             }
         }
-        self.counters.timeouts += doomed.len() as u64;
+        self.counters.timeouts += (doomed.len() + ended.len()) as u64;
         for index in doomed {
             tracing::debug!("timed out: {:?}", self.conns.get(index).map(|c| c.id));
             self.remove(index);
+        }
+        for index in ended {
+            tracing::debug!("no close reply: {:?}", self.conns.get(index).map(|c| c.id));
+            self.end_tcp(index);
+        }
+        let lingered: Vec<(usize, LingerEnd)> = self
+            .lingering
+            .iter()
+            .filter_map(|(key, l)| match l.handle_sweep(now, &self.linger_limits) {
+                LingerStep::Close(end) => Some((key, end)),
+                LingerStep::Wait => None,
+            })
+            .collect();
+        for (key, end) in lingered {
+            self.close_lingering(key, end);
         }
         for index in ping {
             self.send(index, Message::Ping(Bytes::new()));
@@ -103,8 +180,9 @@ impl Reactor {
     pub(super) fn advance_stage(&mut self, logic_done: bool) -> bool {
         loop {
             let stop = self.stop.load(Ordering::Acquire);
-            let step =
-                self.stage.step(stop, logic_done, self.conns.len(), self.now, self.config.close_timeout);
+            // Lingering sockets count: the last close replies may still be on their way.
+            let left = self.conns.len() + self.lingering.len();
+            let step = self.stage.step(stop, logic_done, left, self.now, self.config.close_timeout);
             self.stage = self.stage.after(step);
             match step {
                 StageStep::Stay => return false,

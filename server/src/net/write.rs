@@ -121,7 +121,7 @@ impl Reactor {
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.want_writable(index, true)
             }
-            Err(tungstenite::Error::ConnectionClosed) => self.remove(index),
+            Err(tungstenite::Error::ConnectionClosed) => self.end_tcp(index),
             Err(e) => {
                 tracing::debug!("flush failed: {e}");
                 self.remove(index);

@@ -38,6 +38,13 @@ const LISTEN_BACKLOG: i32 = 4096;
 fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // Set here because socket2 sets no option on a new socket. Without it, a server restarted
+    // after a crash cannot bind while the dead one's connections linger in FIN_WAIT or
+    // TIME_WAIT ("Address already in use": arena/tests/crash.rs fails so). std's and mio's
+    // `TcpListener::bind` set it too, on Unix only (mio 1.2.5, src/net/tcp/listener.rs:
+    // `#[cfg(not(windows))] set_reuseaddr(&listener.inner, true)`), but take no backlog. Not on
+    // Windows, for their reason: there it lets another socket bind a port in use.
+    #[cfg(not(windows))]
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;

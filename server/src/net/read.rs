@@ -93,7 +93,7 @@ impl Reactor {
                 RateVerdict::Admit => {}
                 RateVerdict::Close => {
                     self.counters.rate_limited_closes += 1;
-                    self.close(index, close::POLICY, "rate limit exceeded");
+                    self.close(index, close::POLICY, close::RATE_LIMIT);
                     return;
                 }
                 RateVerdict::Refuse if !self.config.echo => {

@@ -144,7 +144,12 @@ fn closes_for_what_a_client_sent_carry_their_reasons() {
 
 #[test]
 fn policy_closes_carry_their_reasons() {
-    let server = start(Config { rate_messages_per_sec: 10, rate_strikes: 3, ..Config::default() });
+    let server = start(Config {
+        rate_messages_per_sec: 10,
+        rate_burst_messages: 10,
+        rate_strikes: 3,
+        ..Config::default()
+    });
     let mut c = Client::connect(server.local_addr());
     for id in 0..40 {
         c.request(id, "nope", &[]);

@@ -72,8 +72,8 @@ def parse_args(argv):
                    help="the server's --ping-interval-ms")
     p.add_argument("--idle-timeout-ms", type=int, default=3000,
                    help="the server's --idle-timeout-ms (half-open peers are closed after this)")
-    p.add_argument("--half-open-hold", type=float, default=None,
-                   help="seconds a half-open connection is held (default: idle timeout + 3 s)")
+    p.add_argument("--half-open-hold", type=float, default=argparse.SUPPRESS,
+                   help="seconds a half-open connection is held (default: the idle timeout + 3 s)")
     p.add_argument("--settle", type=float, default=3.0,
                    help="seconds after the load before the last look at the server")
     p.add_argument("--max-rss-slope", type=float, default=64.0,
@@ -89,7 +89,7 @@ def parse_args(argv):
     p.add_argument("--max-fd-growth", type=int, default=0,
                    help="descriptors the server may hold above its baseline after the settle delay")
     a = p.parse_args(argv)
-    if a.half_open_hold is None:
+    if not hasattr(a, "half_open_hold"):
         a.half_open_hold = a.idle_timeout_ms / 1000 + 3.0
     if not 0 <= a.warmup < 1:
         p.error("--warmup must be at least 0 and less than 1")

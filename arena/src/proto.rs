@@ -121,12 +121,49 @@ pub struct RosterEntry {
 }
 
 /// Request of `move`: a direction, each axis -1, 0 or 1 (other values are clamped).
+///
+/// In bincode each axis is one raw `i8` byte. In JSON it is any integer: one beyond the `i8`
+/// range decodes as the nearest end of it (300 as 127), so that every integer means what the
+/// game's clamp to -1..=1 makes of it, as PROTOCOL.md section 8.3 says; a number that is not
+/// an integer (`1.5`), or a string, is still a bad body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Move {
     /// Direction along x.
+    #[serde(deserialize_with = "direction")]
     pub dx: i8,
     /// Direction along y.
+    #[serde(deserialize_with = "direction")]
     pub dy: i8,
+}
+
+/// Reads one axis of a [`Move`]: asks for an `i8`, which bincode answers with its byte and
+/// JSON with whatever integer the text holds (serde_json reads numbers as 64-bit).
+fn direction<'de, D: serde::Deserializer<'de>>(axis: D) -> Result<i8, D::Error> {
+    axis.deserialize_i8(Direction)
+}
+
+/// Accepts every integer and saturates it to the `i8` range; other values keep serde's
+/// "invalid type" error.
+struct Direction;
+
+impl serde::de::Visitor<'_> for Direction {
+    type Value = i8;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an integer direction")
+    }
+
+    fn visit_i8<E>(self, v: i8) -> Result<i8, E> {
+        Ok(v)
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<i8, E> {
+        Ok(i8::try_from(v).unwrap_or(if v < 0 { i8::MIN } else { i8::MAX }))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<i8, E> {
+        Ok(i8::try_from(v).unwrap_or(i8::MAX))
+    }
 }
 
 /// Reply of `move`.
@@ -200,6 +237,35 @@ pub struct PlayerState {
 pub fn state_tick(body: &[u8]) -> Result<u64, ticksock_protocol::BodyError> {
     // `tick` is `State`'s first field, so it is the body's first value.
     ticksock_protocol::decode_body_prefix::<u64>(body).map(|(tick, _)| tick)
+}
+
+#[cfg(test)]
+mod move_tests {
+    use super::*;
+
+    #[test]
+    fn a_json_move_takes_any_integer_and_keeps_i8_values_exact() {
+        let read = |text: &str| serde_json::from_str::<Move>(text);
+        assert_eq!(read(r#"{"dx":-1,"dy":1}"#).expect("in range"), Move { dx: -1, dy: 1 });
+        assert_eq!(read(r#"{"dx":-128,"dy":127}"#).expect("the ends of i8"), Move { dx: -128, dy: 127 });
+        assert_eq!(read(r#"{"dx":300,"dy":-129}"#).expect("beyond i8"), Move { dx: 127, dy: -128 });
+        let ends = format!(r#"{{"dx":{},"dy":{}}}"#, i64::MIN, u64::MAX);
+        assert_eq!(read(&ends).expect("the ends of i64 and u64"), Move { dx: -128, dy: 127 });
+        for bad in ["1.5", "1.0", "1e2", r#""1""#, "null", "true", "18446744073709551616"] {
+            let text = format!(r#"{{"dx":{bad},"dy":0}}"#);
+            assert!(read(&text).is_err(), "{text} decoded");
+        }
+    }
+
+    #[test]
+    fn a_bincode_move_is_two_raw_bytes_as_before() {
+        for (dx, dy) in [(-1, 1), (i8::MIN, i8::MAX), (0, 0), (5, -7)] {
+            let body = ticksock_protocol::encode_body(&Move { dx, dy }).expect("encodes");
+            assert_eq!(body, [dx as u8, dy as u8]);
+            assert_eq!(ticksock_protocol::decode_body::<Move>(&body).expect("decodes"), Move { dx, dy });
+        }
+        assert!(ticksock_protocol::decode_body::<Move>(&[1]).is_err(), "one byte short");
+    }
 }
 
 #[cfg(test)]

@@ -195,3 +195,56 @@ fn a_push_to_a_mixed_room_is_encoded_once_per_encoding() {
         assert_eq!(states[0].players.len(), 40, "{:?}", player.encoding());
     }
 }
+
+#[test]
+fn a_json_move_clamps_any_integer_and_refuses_other_numbers() {
+    let server = start();
+    let mut c = JsonClient::connect(server.local_addr());
+    c.call(1, "login", json!({"name": "mover"}));
+    let start_x =
+        c.call(2, "join", json!({"room": "clamps"}))["body"]["players"][0]["x"].as_i64().expect("x");
+    // The last move heads for the middle, away from the walls, which would stop it.
+    let (toward_middle, step) = if start_x > 500 { (json!(i64::MIN), -1) } else { (json!(u64::MAX), 1) };
+    // Beyond i8, beyond i32, the ends of i64 and u64: each is a direction, clamped to -1..=1.
+    let mut id = 3;
+    for (dx, dy) in [
+        (json!(300), json!(-129)),
+        (json!(128), json!(-1000)),
+        (json!(i64::MIN), json!(u64::MAX)),
+        (json!(1i64 << 40), json!(0)),
+        (toward_middle, json!(0)),
+    ] {
+        let answer = c.call(id, "move", json!({"dx": dx, "dy": dy}));
+        assert_eq!(answer["type"], "reply", "dx {dx}, dy {dy}: {answer}");
+        id += 1;
+    }
+    // The last move holds: one step of SPEED along x per tick, none along y. (Joining the
+    // arena one is in changes nothing and tells where one is.)
+    let me = c.call(id, "join", json!({"room": "clamps"}))["body"]["players"][0].clone();
+    let (x0, y0) = (me["x"].as_i64().expect("x"), me["y"].as_i64().expect("y"));
+    let moved = c.wait_push("state", |s| s["players"][0]["x"].as_i64() != Some(x0));
+    assert_eq!(moved["players"][0]["x"].as_i64(), Some(x0 + step * i64::from(SPEED)), "{moved}");
+    assert_eq!(moved["players"][0]["y"].as_i64(), Some(y0), "{moved}");
+    // Not integers: a fraction, an exponent, a string, null, an integer past u64.
+    for bad in [json!(1.5), json!(1.0), json!("1"), json!(null), json!(true)] {
+        id += 1;
+        let answer = c.call(id, "move", json!({"dx": bad, "dy": 0}));
+        assert_eq!(answer["code"], 2, "dx {bad}: {answer}");
+    }
+    for text in [r#"{"dx":1e2,"dy":0}"#, r#"{"dx":18446744073709551616,"dy":0}"#] {
+        id += 1;
+        c.send(&format!(r#"{{"id":{id},"route":"move","body":{text}}}"#));
+        let answer = loop {
+            let f = c.recv();
+            if f["type"] != "push" {
+                break f;
+            }
+        };
+        assert_eq!(
+            (answer["id"].as_u64(), answer["code"].as_u64()),
+            (Some(id.into()), Some(2)),
+            "{text}: {answer}"
+        );
+    }
+    server.shutdown().expect("clean shutdown");
+}

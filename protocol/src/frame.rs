@@ -93,6 +93,16 @@ pub enum FrameError {
         /// What bincode said.
         source: bincode::error::DecodeError,
     },
+    /// The route name is longer than [`MAX_ROUTE_LEN`](crate::MAX_ROUTE_LEN) bytes. The
+    /// callback id is known, so the server answers that call with `BAD_FRAME`; the message
+    /// gives the name's length, not the name.
+    #[error("route name of {len} bytes is over the limit of {limit}", limit = crate::MAX_ROUTE_LEN)]
+    RouteTooLong {
+        /// The request's callback id.
+        callback_id: u32,
+        /// The name's length in bytes.
+        len: usize,
+    },
     /// A JSON frame did not decode (see [`crate::json::JsonFrameError`] for what to do).
     #[error(transparent)]
     Json(crate::json::JsonFrameError),
@@ -104,6 +114,7 @@ impl FrameError {
         match self {
             FrameError::UnknownKind { .. } => None,
             FrameError::Malformed { callback_id, .. } => *callback_id,
+            FrameError::RouteTooLong { callback_id, .. } => Some(*callback_id),
             FrameError::Json(e) => e.callback_id(),
         }
     }
@@ -117,6 +128,9 @@ impl<'a> ClientFrame<'a> {
             TAG_REQUEST => {
                 let id: u32 = r.field("id", None)?;
                 let route: &str = r.field("route", Some(id))?;
+                if route.len() > crate::MAX_ROUTE_LEN {
+                    return Err(FrameError::RouteTooLong { callback_id: id, len: route.len() });
+                }
                 Ok(ClientFrame::Request { id, route, body: r.rest() })
             }
             tag => Err(FrameError::UnknownKind { tag: Some(tag) }),
@@ -311,6 +325,20 @@ mod tests {
         // tag 0, then varint marker 252 (u32 follows) with only one byte.
         let err = ClientFrame::decode(&[0, 252, 1]).expect_err("truncated");
         assert_eq!(err.callback_id(), None);
+    }
+
+    #[test]
+    fn a_route_over_the_limit_is_refused_without_its_name() {
+        let longest = "r".repeat(crate::MAX_ROUTE_LEN);
+        let frame = ClientFrame::Request { id: 9, route: &longest, body: b"x" }.to_vec();
+        assert!(
+            matches!(ClientFrame::decode(&frame), Ok(ClientFrame::Request { route, .. }) if route == longest)
+        );
+        let longer = "s".repeat(crate::MAX_ROUTE_LEN + 1);
+        let err = ClientFrame::decode(&ClientFrame::Request { id: 9, route: &longer, body: b"x" }.to_vec())
+            .expect_err("one byte too long");
+        assert_eq!(err.callback_id(), Some(9));
+        assert_eq!(err.to_string(), "route name of 65 bytes is over the limit of 64");
     }
 
     #[test]

@@ -10,8 +10,11 @@
 //! ```
 //!
 //! A body is the route's type as serde's JSON form. `conn_id` is a string because it can pass
-//! 2^53, beyond what a JavaScript number holds exactly. A request may carry `"type": "request"`,
-//! and may leave out `body` when the route takes none (`()`, JSON `null`).
+//! 2^53, beyond what a JavaScript number holds exactly. A request may carry `"type": "request"`
+//! (a `type` of `null` is present, and malformed), and may leave out `body` when the route takes
+//! none (`()`, JSON `null`). Keys a request does not need are ignored; a needed key given twice
+//! makes the request malformed. The route is a plain string (no escapes) of at most
+//! [`MAX_ROUTE_LEN`](crate::MAX_ROUTE_LEN) bytes.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -30,15 +33,24 @@ pub struct JsonRequest<'a> {
     pub body: Option<&'a str>,
 }
 
+/// A request's keys. Keys it does not name are ignored (serde's default), and a key it names
+/// that appears twice fails the whole envelope (serde's derive refuses duplicate fields).
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(rename = "type", default)]
-    kind: Option<&'a str>,
+    /// Raw, and `Some` whenever the key is present: `"type": null` must not read as absent.
+    #[serde(rename = "type", borrow, default, deserialize_with = "present")]
+    kind: Option<&'a RawValue>,
     id: Option<u32>,
-    /// Borrowed: a route holding JSON escapes fails here, and the request is malformed.
-    route: Option<&'a str>,
+    /// Raw, so that no error message ever quotes a route (which may be long).
+    #[serde(borrow, default, deserialize_with = "present")]
+    route: Option<&'a RawValue>,
     #[serde(borrow)]
     body: Option<&'a RawValue>,
+}
+
+/// A key that is present, whatever its value (`null` included), as its raw JSON text.
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(value).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -53,8 +65,9 @@ pub enum JsonFrameError {
     /// connection (1007).
     #[error("not a ticksock request: {0}")]
     NoId(String),
-    /// The `id` was read but the rest is wrong (no `route`, a `type` other than `request`).
-    /// The server answers that call with `BAD_FRAME`.
+    /// The `id` was read but the rest is wrong (no `route`, a route that is not a plain string
+    /// or is longer than [`MAX_ROUTE_LEN`](crate::MAX_ROUTE_LEN), a `type` other than
+    /// `"request"`, a key given twice). The server answers that call with `BAD_FRAME`.
     #[error("bad request {id}: {reason}")]
     Malformed {
         /// The request's callback id.
@@ -96,11 +109,19 @@ impl<'a> JsonRequest<'a> {
             }
         };
         let Some(id) = envelope.id else { return Err(JsonFrameError::NoId("no `id`".into())) };
-        let malformed = |reason: &str| JsonFrameError::Malformed { id, reason: reason.into() };
-        if envelope.kind.is_some_and(|k| k != "request") {
-            return Err(malformed("a client sends only `request` frames"));
+        let malformed = |reason: String| JsonFrameError::Malformed { id, reason };
+        if envelope.kind.is_some_and(|k| k.get() != r#""request""#) {
+            return Err(malformed("`type` must be \"request\" when present".into()));
         }
-        let Some(route) = envelope.route else { return Err(malformed("no `route`")) };
+        let Some(route) = envelope.route else { return Err(malformed("no `route`".into())) };
+        let route = plain_string(route.get()).map_err(|e| malformed(format!("`route` {e}")))?;
+        if route.len() > crate::MAX_ROUTE_LEN {
+            let limit = crate::MAX_ROUTE_LEN;
+            return Err(malformed(format!(
+                "route name of {} bytes is over the limit of {limit}",
+                route.len()
+            )));
+        }
         Ok(JsonRequest { id, route, body: envelope.body.map(RawValue::get) })
     }
 
@@ -113,6 +134,14 @@ impl<'a> JsonRequest<'a> {
             self.body.unwrap_or("null")
         )
     }
+}
+
+/// The text of `raw`, the JSON text of one value, when it is a string without escapes.
+fn plain_string(raw: &str) -> Result<&str, &'static str> {
+    let inside = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).ok_or("is not a string")?;
+    // A valid JSON string holds no raw control characters and no unescaped quote, so without a
+    // backslash its text is exactly the bytes between the quotes.
+    if inside.contains('\\') { Err("holds JSON escapes") } else { Ok(inside) }
 }
 
 /// The welcome frame.
@@ -218,6 +247,70 @@ mod tests {
             JsonRequest::decode(r#"{"id":6,"route":"a\u0062"}"#).map_err(|e| e.callback_id()).err(),
             Some(Some(6))
         );
+    }
+
+    /// The reason of a malformed request that kept its id, or a panic.
+    fn malformed(text: &str) -> (u32, String) {
+        match JsonRequest::decode(text) {
+            Err(JsonFrameError::Malformed { id, reason }) => (id, reason),
+            other => panic!("{text}: expected a malformed request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_type_must_be_request_when_present_and_null_is_present() {
+        for kind in ["null", "1", r#""reply""#, r#""requ\u0065st""#, r#"["request"]"#] {
+            let (id, reason) = malformed(&format!(r#"{{"id":8,"route":"echo","type":{kind}}}"#));
+            assert_eq!((id, reason.as_str()), (8, r#"`type` must be "request" when present"#), "{kind}");
+        }
+        let r =
+            JsonRequest::decode(r#"{ "id" : 8 , "type" : "request" , "route" : "echo" }"#).expect("spaces");
+        assert_eq!((r.id, r.route), (8, "echo"));
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored_and_known_keys_may_not_repeat() {
+        let r = JsonRequest::decode(r#"{"x":[{"y":null}],"id":1,"x":2,"route":"a","body":3,"ID":4}"#)
+            .expect("unknown keys ignored");
+        assert_eq!(r, JsonRequest { id: 1, route: "a", body: Some("3") });
+        for (key, text) in [
+            ("route", r#"{"id":2,"route":"a","route":"a"}"#),
+            ("body", r#"{"id":2,"route":"a","body":1,"body":1}"#),
+            ("type", r#"{"id":2,"type":"request","route":"a","type":"request"}"#),
+        ] {
+            let (id, reason) = malformed(text);
+            assert_eq!(id, 2);
+            assert!(reason.contains(&format!("duplicate field `{key}`")), "{text}: {reason}");
+        }
+        // Two ids, equal or not: no id can be read.
+        let twice = JsonRequest::decode(r#"{"id":3,"id":3,"route":"a"}"#).expect_err("two ids");
+        assert_eq!(twice.callback_id(), None);
+    }
+
+    #[test]
+    fn a_route_is_a_plain_string_of_at_most_max_route_len_bytes_and_is_never_quoted_in_errors() {
+        let longest = "r".repeat(crate::MAX_ROUTE_LEN);
+        let text = format!(r#"{{"id":1,"route":"{longest}"}}"#);
+        assert_eq!(JsonRequest::decode(&text).expect("64 bytes").route, longest);
+        // Multi-byte UTF-8 counts in bytes: 32 two-byte characters are 64 bytes, 33 are 66.
+        assert!(JsonRequest::decode(&format!(r#"{{"id":1,"route":"{}"}}"#, "é".repeat(32))).is_ok());
+        for route in [
+            format!(r#""{longest}r""#),
+            format!(r#""{}""#, "é".repeat(33)),
+            format!(r#""{}""#, "w".repeat(65_000)),
+        ] {
+            let (id, reason) = malformed(&format!(r#"{{"id":2,"route":{route}}}"#));
+            assert_eq!(id, 2);
+            assert!(
+                reason.starts_with("route name of ") && reason.ends_with(" bytes is over the limit of 64"),
+                "{reason}"
+            );
+        }
+        let escaped = format!(r#""{}\u0062""#, "q".repeat(100));
+        let (_, reason) = malformed(&format!(r#"{{"id":3,"route":{escaped}}}"#));
+        assert_eq!(reason, "`route` holds JSON escapes");
+        assert_eq!(malformed(r#"{"id":4,"route":null}"#).1, "`route` is not a string");
+        assert_eq!(malformed(r#"{"id":5,"route":["a"]}"#).1, "`route` is not a string");
     }
 
     #[test]

@@ -41,6 +41,16 @@ pub use wire::{
 /// The version of this wire format, sent in the welcome frame.
 pub const PROTOCOL_VERSION: u16 = 1;
 
+/// The longest route name a request may carry, in bytes of UTF-8, in either encoding.
+///
+/// Route names are a game's own short vocabulary (`login`, `move`), never data, so a longer
+/// name can only be a client's bug or a probe. The limit keeps what such a request costs
+/// small: the name is not looked up, and the `BAD_FRAME` answer does not quote it (an unknown
+/// route within the limit gets `UNKNOWN_ROUTE`, whose message quotes at most this many bytes).
+/// At 64 (under 251) a route's length prefix is always one byte. A server refuses to register
+/// a longer name.
+pub const MAX_ROUTE_LEN: usize = 64;
+
 /// The WebSocket subprotocol (`Sec-WebSocket-Protocol`) that selects this wire format.
 ///
 /// A client must offer it; the server refuses an upgrade that offers no version it speaks.

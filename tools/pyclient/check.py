@@ -24,6 +24,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ticksock_client as tc  # noqa: E402
+import spec_checks  # noqa: E402
 from ticksock_client import (  # noqa: E402
     ChatLine, Client, Error, Joined, PlayerState, Presence, PushFrame, Reader, Reply, RoomInfo,
     RosterEntry, State, Welcome, Writer,
@@ -482,6 +483,7 @@ def main() -> int:
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             ck.check("scenario ran to the end", False, repr(e))
+        reasons = spec_checks.run(ck, port, args.doc, args.server, log)
 
         # ---- closing ----
         D = Client.connect("127.0.0.1", port, name="D")
@@ -495,6 +497,9 @@ def main() -> int:
         D.wait_closed(10)
         ck.check("SIGINT: a connected client gets close 1001 (going away)",
                  D.closed and D.close_code == 1001, f"code {D.close_code}")
+        ck.check("SIGINT: the close reason is `server shutting down`, as section 7.5's table says",
+                 D.close_reason == "server shutting down" and (1001, D.close_reason) in reasons,
+                 f"reason {D.close_reason!r}")
         try:
             rc = proc.wait(15)
         except subprocess.TimeoutExpired:

@@ -114,7 +114,7 @@ impl<'a> Ctx<'a> {
     /// closed with [`CLOSE_REPLACED`](super::hub::CLOSE_REPLACED).
     pub fn bind_user(&mut self, conn: ConnId, user: &str) -> Result<(), BindError> {
         for old in self.hub.bind_user(conn, user)? {
-            self.close(old, super::hub::CLOSE_REPLACED, "replaced by a newer connection");
+            self.close(old, super::hub::CLOSE_REPLACED, super::hub::CLOSE_REPLACED_REASON);
         }
         Ok(())
     }

@@ -30,6 +30,11 @@ pub enum UserPolicy {
 /// (in the range RFC 6455 leaves to applications).
 pub const CLOSE_REPLACED: u16 = 4001;
 
+/// The reason sent with [`CLOSE_REPLACED`]. It lives here rather than with the reactor's
+/// reasons (`close` in the crate's `net::inbound`) because the game-facing API does not import
+/// the reactor; `docs/PROTOCOL.md` section 7.5 lists it with them.
+pub const CLOSE_REPLACED_REASON: &str = "replaced by a newer connection";
+
 /// Binding a user to a connection failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BindError {

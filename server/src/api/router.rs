@@ -29,6 +29,12 @@ type Handled = Result<Option<Payload>, AppError>;
 type Handler<G> = Box<dyn Fn(&mut G, &mut Ctx<'_>, Caller, &[u8]) -> Handled + Send>;
 
 /// Maps route names to handlers, as an MVC router maps paths to controllers.
+///
+/// # Panics
+/// Registering a name twice, or a name longer than
+/// [`MAX_ROUTE_LEN`](ticksock_protocol::MAX_ROUTE_LEN) bytes (which no client could call: the
+/// server refuses such a request as malformed), panics: both are bugs in the game, found when
+/// the server starts.
 pub struct Router<G> {
     names: HashMap<Box<str>, RouteId>,
     handlers: Vec<Route<G>>,
@@ -109,6 +115,12 @@ impl<G: 'static> Router<G> {
 
     fn add(&mut self, name: &str, deferred: bool, handler: Handler<G>) -> &mut Self {
         assert!(!self.names.contains_key(name), "route `{name}` registered twice");
+        assert!(
+            name.len() <= ticksock_protocol::MAX_ROUTE_LEN,
+            "route `{name}` is {} bytes long, over MAX_ROUTE_LEN ({}): no request could call it",
+            name.len(),
+            ticksock_protocol::MAX_ROUTE_LEN
+        );
         let id = u16::try_from(self.handlers.len()).expect("at most 65536 routes");
         self.names.insert(name.into(), RouteId(id));
         self.handlers.push(Route { name: name.into(), deferred, handler });
@@ -143,5 +155,27 @@ impl<G: 'static> Router<G> {
             Some(r) => (r.handler)(game, ctx, caller, body),
             None => Err(AppError::new(error_code::UNKNOWN_ROUTE, "unknown route")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(_: &mut (), _: &mut Ctx<'_>, _: Caller, (): ()) -> Result<(), AppError> {
+        Ok(())
+    }
+
+    #[test]
+    fn a_route_name_of_max_route_len_bytes_registers() {
+        let mut router = Router::<()>::default();
+        router.route(&"r".repeat(ticksock_protocol::MAX_ROUTE_LEN), unit);
+        assert!(router.table().get(&"r".repeat(64)).is_some());
+    }
+
+    #[test]
+    #[should_panic(expected = "is 65 bytes long, over MAX_ROUTE_LEN (64)")]
+    fn a_longer_route_name_is_refused_at_registration() {
+        Router::<()>::default().route(&"r".repeat(ticksock_protocol::MAX_ROUTE_LEN + 1), unit);
     }
 }

@@ -18,6 +18,52 @@ pub const GAME_SUBPROTOCOLS: &[(&str, Encoding)] = &[
     (ticksock_protocol::SUBPROTOCOL_JSON, Encoding::Json),
 ];
 
+/// The bodies of the server's HTTP refusals, all in one place: `docs/PROTOCOL.md` section 10
+/// gives each with its status line and headers, and `server/tests/protocol_doc.rs` checks that
+/// table against [`ALL`](refusal::ALL). Each is plain text (`text/plain; charset=utf-8`) ending
+/// with a line feed.
+pub mod refusal {
+    /// Declares each body as a constant, and [`ALL`] listing them all with their statuses, so
+    /// that no body can be left out of the list the protocol document is checked against.
+    macro_rules! bodies {
+        ($($(#[$doc:meta])* $name:ident = ($status:literal, $text:literal);)*) => {
+            $($(#[$doc])* pub const $name: &str = $text;)*
+
+            /// Every body above with the status it is sent with, in the order of the document.
+            pub const ALL: &[(u16, &str)] = &[$(($status, $name)),*];
+        };
+    }
+
+    bodies! {
+        /// 400: the request does not parse as HTTP/1.x.
+        MALFORMED = (400, "malformed HTTP request\n");
+        /// 431: a request with more headers than the server reads (32).
+        TOO_MANY_HEADERS = (431, "too many headers\n");
+        /// 431: a request head over the handshake limit.
+        TOO_LARGE = (431, "request too large\n");
+        /// 400: an upgrade (`Upgrade: websocket`) by a method other than `GET`, or not HTTP/1.1.
+        UPGRADE_NOT_GET = (400, "a WebSocket upgrade must be an HTTP/1.1 GET\n");
+        /// 400: an upgrade without the `upgrade` token in `Connection`.
+        NO_CONNECTION_UPGRADE = (400, "missing `Connection: upgrade`\n");
+        /// 426, with `Sec-WebSocket-Version: 13`: an upgrade for another WebSocket version.
+        VERSION = (426, "only WebSocket version 13 is supported\n");
+        /// 400: an upgrade without `Sec-WebSocket-Key`.
+        NO_KEY = (400, "missing Sec-WebSocket-Key\n");
+        /// 400: an upgrade offering none of [`GAME_SUBPROTOCOLS`](super::GAME_SUBPROTOCOLS),
+        /// which it names (a unit test checks that it names each).
+        NO_SUBPROTOCOL = (
+            400,
+            "this server speaks the WebSocket subprotocols ticksock.v1, ticksock.v1.json; offer one in Sec-WebSocket-Protocol\n"
+        );
+        /// 503, with `Retry-After: 5`: the server is at its connection limit.
+        FULL = (503, "server is at its connection limit\n");
+        /// 404: a plain `GET` or `HEAD` of a path the server does not serve.
+        NOT_FOUND = (404, "not found\n");
+        /// 405, with `Allow: GET, HEAD`: a plain request by another method.
+        METHOD_NOT_ALLOWED = (405, "method not allowed\n");
+    }
+}
+
 /// How the server answers upgrades.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -88,16 +134,16 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     let end = match parsed {
         Ok(httparse::Status::Complete(end)) => end,
         Ok(httparse::Status::Partial) if received.len() > policy.max_bytes => {
-            return refuse(431, "Request Header Fields Too Large", "request too large\n");
+            return refuse(431, "Request Header Fields Too Large", refusal::TOO_LARGE);
         }
         Ok(httparse::Status::Partial) => return NeedMore,
         Err(httparse::Error::TooManyHeaders) => {
-            return refuse(431, "Request Header Fields Too Large", "too many headers\n");
+            return refuse(431, "Request Header Fields Too Large", refusal::TOO_MANY_HEADERS);
         }
-        Err(_) => return refuse(400, "Bad Request", "malformed HTTP request\n"),
+        Err(_) => return refuse(400, "Bad Request", refusal::MALFORMED),
     };
     if end > policy.max_bytes {
-        return refuse(431, "Request Header Fields Too Large", "request too large\n");
+        return refuse(431, "Request Header Fields Too Large", refusal::TOO_LARGE);
     }
     let headers: &[httparse::Header<'_>] = request.headers;
     let header = |name: &'static str| header_values(headers, name);
@@ -109,10 +155,10 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
         return plain_http(request.method, request.path, &policy.static_files);
     }
     if request.method != Some("GET") || request.version != Some(1) {
-        return refuse(400, "Bad Request", "a WebSocket upgrade must be an HTTP/1.1 GET\n");
+        return refuse(400, "Bad Request", refusal::UPGRADE_NOT_GET);
     }
     if !has_token("Connection", "upgrade") {
-        return refuse(400, "Bad Request", "missing `Connection: upgrade`\n");
+        return refuse(400, "Bad Request", refusal::NO_CONNECTION_UPGRADE);
     }
     if !header("Sec-WebSocket-Version").any(|v| v.trim() == "13") {
         return Respond {
@@ -120,27 +166,20 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
                 head,
                 426,
                 "Upgrade Required",
-                &[("Sec-WebSocket-Version", "13")],
-                "only WebSocket version 13 is supported\n",
+                &[("Content-Type", TEXT), ("Sec-WebSocket-Version", "13")],
+                refusal::VERSION,
             ),
         };
     }
     let Some(key) = header("Sec-WebSocket-Key").next().map(str::trim) else {
-        return refuse(400, "Bad Request", "missing Sec-WebSocket-Key\n");
+        return refuse(400, "Bad Request", refusal::NO_KEY);
     };
     let chosen = if policy.subprotocols.is_empty() {
         None
     } else {
         match policy.subprotocols.iter().find(|(name, _)| has_token("Sec-WebSocket-Protocol", name)) {
             Some(&chosen) => Some(chosen),
-            None => {
-                let names: Vec<&str> = policy.subprotocols.iter().map(|(name, _)| *name).collect();
-                let body = format!(
-                    "this server speaks the WebSocket subprotocols {}; offer one in Sec-WebSocket-Protocol\n",
-                    names.join(", ")
-                );
-                return refuse(400, "Bad Request", &body);
-            }
+            None => return refuse(400, "Bad Request", refusal::NO_SUBPROTOCOL),
         }
     };
 
@@ -186,15 +225,15 @@ fn plain_http(method: Option<&str>, path: Option<&str>, static_files: &StaticFil
                 let head = header(200, "OK", &[("Content-Type", content_type)], Some(body.len()));
                 if method == "GET" { Decision::File { head, body } } else { Respond { response: head } }
             }
-            None => refuse(method == "HEAD", 404, "Not Found", "not found\n"),
+            None => refuse(method == "HEAD", 404, "Not Found", refusal::NOT_FOUND),
         },
         _ => Respond {
             response: response(
                 false,
                 405,
                 "Method Not Allowed",
-                &[("Allow", "GET, HEAD"), ("Content-Type", TEXT)],
-                "method not allowed\n",
+                &[("Content-Type", TEXT), ("Allow", "GET, HEAD")],
+                refusal::METHOD_NOT_ALLOWED,
             ),
         },
     }
@@ -212,7 +251,7 @@ pub fn service_unavailable_to(received: &[u8]) -> Vec<u8> {
     let mut request = httparse::Request::new(&mut headers);
     let _ = request.parse(received);
     let head = request.method == Some("HEAD");
-    response(head, 503, "Service Unavailable", &[("Retry-After", "5")], "server is at its connection limit\n")
+    response(head, 503, "Service Unavailable", &[("Content-Type", TEXT), ("Retry-After", "5")], refusal::FULL)
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -317,8 +356,13 @@ mod tests {
             let d = decide(upgrade(offered).as_bytes(), &GAME);
             assert_eq!(status(&d), 400);
             let Respond { response } = d else { panic!("expected a refusal") };
-            assert!(String::from_utf8_lossy(&response).contains("ticksock.v1"));
+            assert!(response.ends_with(refusal::NO_SUBPROTOCOL.as_bytes()));
         }
+        // The body is a constant: it must name every subprotocol the game server speaks.
+        let named = refusal::NO_SUBPROTOCOL.split_once("subprotocols ").and_then(|(_, r)| r.split_once(';'));
+        let named: Vec<&str> = named.expect("a list of names").0.split(", ").collect();
+        let spoken: Vec<&str> = GAME_SUBPROTOCOLS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(named, spoken);
     }
 
     #[test]

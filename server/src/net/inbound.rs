@@ -14,7 +14,9 @@ use super::handshake::{self, Decision};
 use crate::Config;
 use crate::bridge::{DataOpcode, RouteId, RouteTable};
 
-/// WebSocket close codes the server sends (RFC 6455 section 7.4.1).
+/// WebSocket close codes the server sends (RFC 6455 section 7.4.1), and the reason text it
+/// sends with each, all in one place: `docs/PROTOCOL.md` section 7.5 lists the reasons, and
+/// `server/tests/protocol_doc.rs` checks that list against [`REASONS`](close::REASONS).
 pub mod close {
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
@@ -28,6 +30,43 @@ pub mod close {
     pub const POLICY: u16 = 1008;
     /// A message or frame over its size limit.
     pub const TOO_BIG: u16 = 1009;
+
+    /// Declares each reason as a constant, and [`REASONS`] listing them all with their codes,
+    /// so that no reason can be left out of the list the protocol document is checked against.
+    macro_rules! reasons {
+        ($($(#[$doc:meta])* $name:ident = ($code:expr, $text:literal);)*) => {
+            $($(#[$doc])* pub const $name: &str = $text;)*
+
+            /// Every reason above with the code it is sent with, in the order of the document.
+            pub const REASONS: &[(u16, &str)] = &[$(($code, $name)),*];
+        };
+    }
+
+    reasons! {
+        /// With [`GOING_AWAY`]: the server is shutting down.
+        SHUTTING_DOWN = (GOING_AWAY, "server shutting down");
+        /// With [`PROTOCOL`]: the WebSocket layer found a protocol violation in what the peer
+        /// sent (an unmasked frame, a bad opcode, ...).
+        PROTOCOL_ERROR = (PROTOCOL, "protocol error");
+        /// With [`PROTOCOL`]: the answer to a peer's Close whose code a peer may not send.
+        /// tungstenite writes this text itself (the server never passes it); it is named here
+        /// so that the list is complete, and a test checks that tungstenite still sends it.
+        INVALID_CLOSE_CODE = (PROTOCOL, "Protocol violation");
+        /// With [`UNSUPPORTED`]: a text message on `ticksock.v1`.
+        TEXT_ON_BINARY = (UNSUPPORTED, "text messages are not part of ticksock.v1");
+        /// With [`UNSUPPORTED`]: a binary message on `ticksock.v1.json`.
+        BINARY_ON_JSON = (UNSUPPORTED, "binary messages are not part of ticksock.v1.json");
+        /// With [`INVALID_DATA`]: a message whose callback id cannot be read.
+        UNDECODABLE_FRAME = (INVALID_DATA, "undecodable frame");
+        /// With [`INVALID_DATA`]: a text message whose payload is not UTF-8.
+        INVALID_UTF8 = (INVALID_DATA, "invalid UTF-8");
+        /// With [`POLICY`]: the connection stayed over its inbound rate.
+        RATE_LIMIT = (POLICY, "rate limit exceeded");
+        /// With [`POLICY`]: the connection's outbound buffer is full (the client does not read).
+        OUTBOUND_FULL = (POLICY, "outbound buffer full");
+        /// With [`TOO_BIG`]: a message or frame over its size limit.
+        MESSAGE_TOO_BIG = (TOO_BIG, "message too big");
+    }
 }
 
 /// How a connection's messages are read.
@@ -91,12 +130,11 @@ pub fn classify(message: Message, routes: &RouteTable, mode: Mode) -> Inbound {
             request(encoding, text.into(), routes)
         }
         (Mode::Protocol(Encoding::Binary), Message::Text(_)) => {
-            Inbound::Close { code: close::UNSUPPORTED, reason: "text messages are not part of ticksock.v1" }
+            Inbound::Close { code: close::UNSUPPORTED, reason: close::TEXT_ON_BINARY }
         }
-        (Mode::Protocol(Encoding::Json), Message::Binary(_)) => Inbound::Close {
-            code: close::UNSUPPORTED,
-            reason: "binary messages are not part of ticksock.v1.json",
-        },
+        (Mode::Protocol(Encoding::Json), Message::Binary(_)) => {
+            Inbound::Close { code: close::UNSUPPORTED, reason: close::BINARY_ON_JSON }
+        }
     }
 }
 
@@ -108,7 +146,7 @@ fn request(encoding: Encoding, bytes: Bytes, routes: &RouteTable) -> Inbound {
         },
         Err(e) => match e.callback_id() {
             Some(id) => answer(id, encoding, error_code::BAD_FRAME, &e.to_string()),
-            None => Inbound::Close { code: close::INVALID_DATA, reason: "undecodable frame" },
+            None => Inbound::Close { code: close::INVALID_DATA, reason: close::UNDECODABLE_FRAME },
         },
     }
 }
@@ -146,9 +184,9 @@ pub fn callback_id(message: &Message, encoding: Encoding) -> Option<u32> {
 pub fn close_code_for(error: &tungstenite::Error) -> Option<(u16, &'static str)> {
     use tungstenite::Error as E;
     match error {
-        E::Capacity(_) => Some((close::TOO_BIG, "message too big")),
-        E::Protocol(_) => Some((close::PROTOCOL, "protocol error")),
-        E::Utf8(_) => Some((close::INVALID_DATA, "invalid UTF-8")),
+        E::Capacity(_) => Some((close::TOO_BIG, close::MESSAGE_TOO_BIG)),
+        E::Protocol(_) => Some((close::PROTOCOL, close::PROTOCOL_ERROR)),
+        E::Utf8(_) => Some((close::INVALID_DATA, close::INVALID_UTF8)),
         _ => None,
     }
 }

@@ -110,7 +110,7 @@ impl Reactor {
                     // Behind the answers to the requests it sent before, like every close for
                     // what a client sent: each request read gets its one answer (7.2).
                     self.counters.rate_limited_closes += 1;
-                    self.close_after_replies(index, close::POLICY, "rate limit exceeded", false);
+                    self.close_after_replies(index, close::POLICY, close::RATE_LIMIT, false);
                 }
                 return;
             }

@@ -199,7 +199,7 @@ impl Reactor {
                     let indices: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
                     for index in indices {
                         match self.conns.get(index).map(|c| matches!(c.phase, Phase::Open(_))) {
-                            Some(true) => self.close(index, close::GOING_AWAY, "server shutting down"),
+                            Some(true) => self.close(index, close::GOING_AWAY, close::SHUTTING_DOWN),
                             _ => self.remove(index),
                         }
                     }

@@ -54,7 +54,7 @@ impl Reactor {
                 // refused message did not; if even that fails, drop the connection.
                 tracing::debug!("{}: outbound buffer full, closing with 1008", conn.id);
                 self.counters.overflow_closes += 1;
-                match conn.close(close::POLICY, "outbound buffer full", self.now) {
+                match conn.close(close::POLICY, close::OUTBOUND_FULL, self.now) {
                     WriteOutcome::Queued => self.mark_dirty(index),
                     _ => self.remove(index),
                 }

@@ -218,6 +218,46 @@ pub struct Config {
     /// Default 1 MiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().linger_bytes)]
     pub linger_bytes: u64,
+    /// How long a version 2 session whose link dropped waits for its client to resume it
+    /// (PROTOCOL.md section 11), keeping its user, groups, rooms and what is sent to it.
+    ///
+    /// A phone that changes networks, a Wi-Fi blip or a laptop lid closed for a coffee come
+    /// back within a minute or two; Socket.IO's connection state recovery keeps 2 minutes for
+    /// the same reason. What it costs is bounded by `session_replay_bytes` per session.
+    ///
+    /// Default 120 s.
+    #[arg(
+        long = "session-grace-ms",
+        value_name = "MS",
+        value_parser = units::millis,
+        default_value = units::in_millis(Config::default().session_grace)
+    )]
+    pub session_grace: Duration,
+    /// Bytes of replies and pushes a version 2 session keeps for its client until the client
+    /// acknowledges them: while it has a link (about a second's worth, at the client's
+    /// acknowledgement pace), and while it waits for a resume. A session without a link that
+    /// would pass it ends; one with a link that passes it can no longer be resumed.
+    ///
+    /// The arena's busiest player draws about 12 KB of state a second, so 1 MiB holds more
+    /// than a minute of it; a player in a quiet lobby holds a few bytes.
+    ///
+    /// Default 1 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().session_replay_bytes)]
+    pub session_replay_bytes: usize,
+    /// How long the requests a version 2 session has taken may go unacknowledged before the
+    /// server sends an Ack on its own.
+    ///
+    /// Clients acknowledge at the same pace: a second bounds what each side keeps for the
+    /// other to a second of traffic, and costs at most one small frame a second.
+    ///
+    /// Default 1 s.
+    #[arg(
+        long = "ack-interval-ms",
+        value_name = "MS",
+        value_parser = units::millis,
+        default_value = units::in_millis(Config::default().ack_interval)
+    )]
+    pub ack_interval: Duration,
     /// Messages the reactor has passed to the logic thread and that it has not handled yet,
     /// at most.
     ///
@@ -353,6 +393,9 @@ impl Default for Config {
             close_timeout: Duration::from_secs(2),
             linger_timeout: Duration::from_secs(2),
             linger_bytes: 1 << 20,
+            session_grace: Duration::from_secs(120),
+            session_replay_bytes: 1 << 20,
+            ack_interval: Duration::from_secs(1),
             inbound_queue: 8192,
             outbound_queue: 1024,
             read_budget: 64,
@@ -458,6 +501,7 @@ impl Config {
             (self.tick_hz == 0, "--tick-hz"),
             (self.max_connections == 0, "--max-connections"),
             (self.read_buffer_bytes == 0, "--read-buffer-bytes"),
+            (self.session_replay_bytes == 0, "--session-replay-bytes"),
             (self.inbound_queue == 0, "--inbound-queue"),
             (self.outbound_queue == 0, "--outbound-queue"),
             (self.read_budget == 0, "--read-budget"),

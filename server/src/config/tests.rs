@@ -139,10 +139,11 @@ fn the_readme_s_limits_table_states_the_defaults() {
 /// the rule (`false`) or just over it (`true`).
 type Rule = (&'static str, fn(&mut Config, bool));
 
-const RULES: [Rule; 14] = [
+const RULES: [Rule; 15] = [
     ("--tick-hz must be at least 1", |c, over| c.tick_hz = if over { 0 } else { 1 }),
     ("--max-connections must be at least 1", |c, over| c.max_connections = usize::from(!over)),
     ("--read-buffer-bytes must be at least 1", |c, over| c.read_buffer_bytes = usize::from(!over)),
+    ("--session-replay-bytes must be at least 1", |c, over| c.session_replay_bytes = usize::from(!over)),
     ("--inbound-queue must be at least 1", |c, over| c.inbound_queue = usize::from(!over)),
     ("--outbound-queue must be at least 1", |c, over| c.outbound_queue = usize::from(!over)),
     ("--read-budget must be at least 1", |c, over| c.read_budget = usize::from(!over)),

@@ -25,7 +25,7 @@ use std::io;
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use ticksock_protocol::Encoding;
+use ticksock_protocol::{Encoding, Version};
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::CloseCode};
 use tungstenite::{Message, WebSocket};
 
@@ -34,6 +34,7 @@ use super::http::Http;
 use super::lifecycle::{Lifecycle, Strikes};
 use super::outbound::QueueFull;
 use super::rate::RateLimiter;
+use super::session::Secret;
 use super::socket::Socket;
 use crate::ConnId;
 use crate::bridge::DataOpcode;
@@ -72,6 +73,29 @@ pub(super) struct Connection {
     pub(super) strikes: Strikes,
     /// The form of frames it speaks (set at the upgrade).
     pub(super) encoding: Encoding,
+    /// The protocol version it speaks (set at the upgrade).
+    pub(super) version: Version,
+    /// What it carries: its own connection (version 1), or a session (version 2).
+    pub(super) carries: Carries,
+    /// A close frame came from the peer: for a session, the end, not a drop.
+    pub(super) peer_closed: bool,
+}
+
+/// What a link carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Carries {
+    /// Version 1 (and HTTP, and echo mode): itself. The game knows it from its upgrade.
+    Itself,
+    /// Version 2 before its first frame: a new session (this Welcome's secret) may start, or
+    /// an earlier one be resumed. The game does not know it yet.
+    Undecided {
+        /// The secret its Welcome gave.
+        secret: Secret,
+    },
+    /// Version 2: the session named by the connection's `id`.
+    Session,
+    /// Version 2: a link whose session was resumed on another; it goes without a word.
+    Nothing,
 }
 
 /// The caps of a connection's outbound queue (see [`Socket`]).
@@ -115,6 +139,9 @@ impl Connection {
             limiter,
             strikes: Strikes::default(),
             encoding: Encoding::Binary,
+            version: Version::V1,
+            carries: Carries::Itself,
+            peer_closed: false,
         }
     }
 

@@ -392,7 +392,7 @@ impl<G: Game> TestServer<G> {
             let mut closed = Vec::new();
             for command in batch.commands.drain(..) {
                 match command {
-                    Command::Send { conn, payload } => {
+                    Command::Send { conn, payload, .. } => {
                         self.queue(conn, payload.opcode(), payloads.slice_ref(payload.bytes(&payloads)))
                     }
                     Command::SendMany { conns, payload } => {

@@ -1,0 +1,210 @@
+//! A session's replay buffer: the sequenced frames sent to the client that it has not
+//! acknowledged yet, bounded in bytes (PROTOCOL.md 11.2, 11.6).
+//!
+//! Sequence numbers are implicit: the buffer counts every frame ever pushed (`sent`), and the
+//! frames it holds are the last ones, numbered `sent - held + 1 ..= sent`. A frame's bytes are a
+//! `Bytes`, so a broadcast held by thousands of sessions is one allocation.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::bridge::DataOpcode;
+
+/// One sequenced frame, as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeldFrame {
+    /// Text or binary, as the link's encoding sends it.
+    pub(crate) opcode: DataOpcode,
+    /// The frame's payload.
+    pub(crate) bytes: Bytes,
+    /// The callback id it answers, for a Reply or an Error.
+    pub(crate) answers: Option<u32>,
+}
+
+/// What [`ReplayBuffer::push`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// Held, within the bound.
+    Kept,
+    /// Held, but older unacknowledged frames were dropped to stay within the bound: the
+    /// session can no longer be replayed in full.
+    DroppedOlder,
+}
+
+/// Why frames after a count cannot be replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplayError {
+    /// The client claims more frames than were ever sent.
+    AheadOfSent,
+    /// Some of the frames after that count are no longer held.
+    GapLost,
+}
+
+/// The frames a client has not acknowledged.
+#[derive(Debug)]
+pub(crate) struct ReplayBuffer {
+    frames: VecDeque<HeldFrame>,
+    /// Sequenced frames ever sent: the last held frame's number.
+    sent: u64,
+    /// Bytes of the held frames' payloads.
+    bytes: usize,
+    /// `Config::session_replay_bytes`.
+    cap: usize,
+    /// The number of the last frame dropped without the client's acknowledgement (0: none).
+    lost_up_to: u64,
+}
+
+impl ReplayBuffer {
+    /// An empty buffer holding at most `cap` bytes of frames.
+    pub(crate) fn new(cap: usize) -> Self {
+        Self { frames: VecDeque::new(), sent: 0, bytes: 0, cap, lost_up_to: 0 }
+    }
+
+    /// Sequenced frames ever sent.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Bytes held now.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The number of the first frame held (`sent + 1` when none is).
+    fn first(&self) -> u64 {
+        self.sent + 1 - self.frames.len() as u64
+    }
+
+    /// Holds the next frame, dropping the oldest ones if the bound requires.
+    pub(crate) fn push(&mut self, frame: HeldFrame) -> Held {
+        self.sent += 1;
+        self.bytes += frame.bytes.len();
+        self.frames.push_back(frame);
+        let mut held = Held::Kept;
+        // The newest frame always stays, even alone over the bound: it is being sent now.
+        while self.bytes > self.cap && self.frames.len() > 1 {
+            let first = self.first();
+            if let Some(old) = self.frames.pop_front() {
+                self.bytes -= old.bytes.len();
+                self.lost_up_to = first;
+                held = Held::DroppedOlder;
+            }
+        }
+        held
+    }
+
+    /// Forgets the frames the client has received, by its received count. A count above what
+    /// was sent is refused (and changes nothing).
+    pub(crate) fn acknowledge(&mut self, received: u64) -> Result<(), ReplayError> {
+        if received > self.sent {
+            return Err(ReplayError::AheadOfSent);
+        }
+        while self.first() <= received {
+            match self.frames.pop_front() {
+                Some(old) => self.bytes -= old.bytes.len(),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The frames after a client's received count, in order, if every one is still held.
+    pub(crate) fn after(&self, received: u64) -> Result<impl Iterator<Item = &HeldFrame>, ReplayError> {
+        if received > self.sent {
+            return Err(ReplayError::AheadOfSent);
+        }
+        if received < self.lost_up_to {
+            return Err(ReplayError::GapLost);
+        }
+        // Frames up to `received` may still be held (not acknowledged yet): skip them.
+        let skip = received.saturating_sub(self.first() - 1);
+        Ok(self.frames.iter().skip(skip as usize))
+    }
+
+    /// Whether every frame the client has not acknowledged is still held.
+    pub(crate) fn is_whole(&self, received: u64) -> bool {
+        received >= self.lost_up_to
+    }
+
+    /// The held answer to callback id `id`, if any.
+    pub(crate) fn answer_to(&self, id: u32) -> Option<&HeldFrame> {
+        self.frames.iter().rev().find(|f| f.answers == Some(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize, answers: Option<u32>) -> HeldFrame {
+        HeldFrame { opcode: DataOpcode::Binary, bytes: Bytes::from(vec![7; len]), answers }
+    }
+
+    fn numbers(buffer: &ReplayBuffer, received: u64) -> Vec<usize> {
+        buffer.after(received).expect("replayable").map(|f| f.bytes.len()).collect()
+    }
+
+    #[test]
+    fn frames_are_held_until_acknowledged_and_replayed_after_a_count() {
+        let mut b = ReplayBuffer::new(1000);
+        for len in 1..=5 {
+            assert_eq!(b.push(frame(len, None)), Held::Kept);
+        }
+        assert_eq!((b.sent(), b.bytes()), (5, 15));
+        assert_eq!(numbers(&b, 2), [3, 4, 5], "frames 3..=5, the lengths standing in for numbers");
+        b.acknowledge(3).expect("ack");
+        assert_eq!((b.sent(), b.bytes()), (5, 9));
+        assert_eq!(numbers(&b, 3), [4, 5]);
+        assert_eq!(numbers(&b, 4), [5], "a count between the acknowledged one and sent");
+        assert_eq!(numbers(&b, 5), Vec::<usize>::new());
+        b.acknowledge(5).expect("ack all");
+        assert_eq!(b.bytes(), 0);
+        assert_eq!(numbers(&b, 5), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_count_above_what_was_sent_is_refused() {
+        let mut b = ReplayBuffer::new(1000);
+        b.push(frame(1, None));
+        assert_eq!(b.acknowledge(2), Err(ReplayError::AheadOfSent));
+        assert!(matches!(b.after(2), Err(ReplayError::AheadOfSent)));
+        assert_eq!(b.bytes(), 1, "a refused acknowledgement changes nothing");
+    }
+
+    #[test]
+    fn over_the_bound_the_oldest_go_and_replay_before_them_is_refused() {
+        let mut b = ReplayBuffer::new(10);
+        assert_eq!(b.push(frame(4, None)), Held::Kept);
+        assert_eq!(b.push(frame(4, None)), Held::Kept);
+        assert_eq!(b.push(frame(4, None)), Held::DroppedOlder);
+        // 12 bytes > 10: frame 1 was dropped when frame 3 came.
+        assert_eq!(b.bytes(), 8);
+        assert!(!b.is_whole(0));
+        assert!(matches!(b.after(0), Err(ReplayError::GapLost)));
+        assert_eq!(numbers(&b, 1), [4, 4], "a client that had frame 1 can still be replayed");
+        assert!(b.is_whole(1));
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_bound_is_still_held_alone() {
+        let mut b = ReplayBuffer::new(10);
+        b.push(frame(4, None));
+        assert_eq!(b.push(frame(50, None)), Held::DroppedOlder);
+        assert_eq!(b.bytes(), 50);
+        assert_eq!(numbers(&b, 1), [50]);
+    }
+
+    #[test]
+    fn an_answer_is_found_by_its_callback_id_until_acknowledged() {
+        let mut b = ReplayBuffer::new(1000);
+        b.push(frame(1, Some(7)));
+        b.push(frame(2, None));
+        b.push(frame(3, Some(9)));
+        assert_eq!(b.answer_to(9).map(|f| f.bytes.len()), Some(3));
+        assert_eq!(b.answer_to(7).map(|f| f.bytes.len()), Some(1));
+        b.acknowledge(1).expect("ack");
+        assert_eq!(b.answer_to(7), None);
+        assert_eq!(b.answer_to(8), None);
+    }
+}

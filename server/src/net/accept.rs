@@ -112,10 +112,11 @@ impl Reactor {
                 if !welcome.is_empty() {
                     let _ = conn.write_data(DataOpcode::of(encoding), &welcome);
                 }
+                let announce = conn.carries == Carries::Itself;
                 self.counters.upgraded += 1;
                 self.want_writable(index, false);
                 self.mark_dirty(index);
-                if conn.carries == Carries::Itself {
+                if announce {
                     self.forward(ToLogic::Connected { conn: id, encoding });
                 }
                 // Frames may have arrived with the request.

@@ -102,6 +102,7 @@ impl Session {
     }
 
     /// Its received count: the last request `seq` taken.
+    #[cfg(test)]
     pub(crate) fn received(&self) -> u64 {
         self.received
     }

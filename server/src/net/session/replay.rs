@@ -62,6 +62,7 @@ impl ReplayBuffer {
     }
 
     /// Sequenced frames ever sent.
+    #[cfg(test)]
     pub(crate) fn sent(&self) -> u64 {
         self.sent
     }
@@ -123,6 +124,7 @@ impl ReplayBuffer {
     }
 
     /// Whether every frame the client has not acknowledged is still held.
+    #[cfg(test)]
     pub(crate) fn is_whole(&self, received: u64) -> bool {
         received >= self.lost_up_to
     }

@@ -211,7 +211,7 @@ fn write_text(out: &mut Vec<u8>, text: &str) {
     serde_json::to_writer(out, text).expect("a str serializes into a Vec");
 }
 
-/// Appends `args` (no I/O: a Vec accepts every write).
+/// Appends formatted text.
 fn write_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
     // Cannot fail: a Vec accepts every write.
     out.write_fmt(args).expect("writing into a Vec");

@@ -2,7 +2,8 @@
 //!
 //! No I/O lives here: only bytes in, values out (and back). `docs/PROTOCOL.md` at the
 //! repository root specifies the same format byte by byte; the test vectors there are checked
-//! by this crate's tests (`tests/vectors.rs`).
+//! against this crate by `arena/tests/vectors.rs` (they encode the arena's bodies), and its
+//! version 2 examples by this crate's `tests/v2_doc.rs`.
 //!
 //! # Modules
 //! - [`wire`]: whole frames in either encoding, written into a caller's buffer and read back

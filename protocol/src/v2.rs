@@ -2,7 +2,7 @@
 //! dropped link (`docs/PROTOCOL.md` section 11).
 //!
 //! What changes from version 1: a client's Request carries its sequence number `seq` and its
-//! acknowledgement `ack` before the callback id; a client may send an [`ClientFrame::Ack`] of its
+//! acknowledgement `ack` before the callback id; a client may send a [`ClientFrame::Ack`] of its
 //! own, or a [`ClientFrame::Resume`] as its first frame; the Welcome carries the server run's
 //! `epoch` and the session's secret; and the server answers a resume with
 //! [`ServerFrame::Resumed`] or [`ServerFrame::ResumeFailed`], and acknowledges requests with
@@ -23,7 +23,7 @@
 //!
 //! Decoding fails as version 1's does ([`FrameError::callback_id`]): a Request whose `seq`,
 //! `ack` or `id` cannot be read, and any client Ack or Resume that does not decode, has no
-//! callback id (the server closes the link, 1007); a Request whose route or body fails after
+//! callback id (the server closes the link, 1007); a Request whose route fails after
 //! its id was read carries that id (the server answers `BAD_FRAME`).
 
 use std::borrow::Cow;

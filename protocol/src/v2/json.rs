@@ -29,7 +29,9 @@ use crate::json::{JsonFrameError, JsonRequest};
 use crate::{Encoding, FrameError, Request};
 
 /// The keys of every client frame, each kept as its raw JSON text, so that only the keys of
-/// the frame's own type are read: any other key is ignored, whatever it holds.
+/// the frame's own type are read: any other key is ignored, whatever it holds. One of these
+/// keys given twice fails the whole frame (serde refuses a duplicate field), as section 11.8
+/// says.
 #[derive(Deserialize)]
 struct ClientEnvelope<'a> {
     #[serde(rename = "type", borrow, default)]
@@ -209,7 +211,7 @@ fn write_text(out: &mut Vec<u8>, text: &str) {
     serde_json::to_writer(out, text).expect("a str serializes into a Vec");
 }
 
-/// Appends `args` (no I/O: a Vec accepts every write).
+/// Appends formatted text.
 fn write_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
     // Cannot fail: a Vec accepts every write.
     out.write_fmt(args).expect("writing into a Vec");

@@ -297,6 +297,7 @@ fn a_json_request_without_a_readable_seq_ack_or_id_has_no_callback_id() {
         r#"{"type":"request","seq":1,"ack":0,"route":"x"}"#,
         r#"{"type":"request","seq":1,"ack":0,"id":4294967296,"route":"x"}"#,
         r#"{"type":"request","seq":1,"seq":2,"ack":0,"id":1,"route":"x"}"#,
+        r#"{"type":"request","seq":1,"ack":0,"id":1,"route":"x","secret":1,"secret":2}"#,
         r#"{"type":"request","seq":1,"ack":0,"id":1,"route":"x""#,
         "[1, 2]",
         "",

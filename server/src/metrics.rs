@@ -239,8 +239,18 @@ impl Metrics {
             "Lingering closes ended by linger_timeout or linger_bytes with the peer still sending.",
             r.lingers_cut,
         );
-        metric("sessions_open", "gauge", "Version 2 sessions living, with or without a link.", r.sessions_open);
-        metric("sessions_dropped", "gauge", "Version 2 sessions without a link, waiting for a resume.", r.sessions_dropped);
+        metric(
+            "sessions_open",
+            "gauge",
+            "Version 2 sessions living, with or without a link.",
+            r.sessions_open,
+        );
+        metric(
+            "sessions_dropped",
+            "gauge",
+            "Version 2 sessions without a link, waiting for a resume.",
+            r.sessions_dropped,
+        );
         metric(
             "sessions_dropped_bytes",
             "gauge",

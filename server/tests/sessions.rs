@@ -3,7 +3,6 @@
 //! each way a resume can fail is refused with its reason and costs the session nothing.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +40,10 @@ impl Game for Counter {
             })
             .route("blob", |_, ctx: &mut Ctx<'_>, caller, len: u32| {
                 ctx.push(caller.conn, "blob", &"x".repeat(len as usize));
+                Ok::<_, AppError>(())
+            })
+            .route("blob_to", |_, ctx: &mut Ctx<'_>, _, (conn, len): (u64, u32)| {
+                ctx.push(ConnId::from_u64(conn), "blob", &"x".repeat(len as usize));
                 Ok::<_, AppError>(())
             });
     }
@@ -105,9 +108,9 @@ enum Got {
     Ack(u64),
 }
 
-/// A version 2 client written against the protocol crate alone.
-struct Link {
-    ws: WebSocket<TcpStream>,
+/// What a version 2 client keeps of its session (PROTOCOL.md 11.2).
+#[derive(Debug, Clone, Copy)]
+struct State {
     conn_id: u64,
     epoch: u64,
     secret: Secret,
@@ -115,6 +118,12 @@ struct Link {
     received: u64,
     /// The next request's number.
     next_seq: u64,
+}
+
+/// A version 2 client written against the protocol crate alone.
+struct Link {
+    ws: WebSocket<TcpStream>,
+    s: State,
 }
 
 impl Link {
@@ -131,34 +140,43 @@ impl Link {
         match v2::decode_server_frame(Encoding::Binary, &bytes).expect("decodes") {
             ServerFrame::Welcome { version, conn_id, epoch, secret, .. } => {
                 assert_eq!(version, 2);
-                Link { ws, conn_id, epoch, secret, received: 0, next_seq: 1 }
+                Link { ws, s: State { conn_id, epoch, secret, received: 0, next_seq: 1 } }
             }
             other => panic!("expected a welcome, got {other:?}"),
         }
+    }
+
+    fn conn(&self) -> ConnId {
+        ConnId::from_u64(self.s.conn_id)
     }
 
     fn send(&mut self, frame: Vec<u8>) {
         self.ws.send(Message::Binary(frame.into())).expect("send");
     }
 
-    /// Sends a request with an explicit number.
+    /// Sends a request with an explicit number, acknowledging what was received.
     fn request_numbered<T: serde::Serialize>(&mut self, seq: u64, id: u32, route: &str, body: &T) {
+        self.request_acking(seq, self.s.received, id, route, body);
+    }
+
+    /// Sends a request with an explicit number and acknowledgement.
+    fn request_acking<T: serde::Serialize>(&mut self, seq: u64, ack: u64, id: u32, route: &str, body: &T) {
         let mut frame = Vec::new();
-        v2::write_request(Encoding::Binary, &mut frame, seq, self.received, id, route, body).expect("encode");
+        v2::write_request(Encoding::Binary, &mut frame, seq, ack, id, route, body).expect("encode");
         self.send(frame);
     }
 
     /// Sends the next request.
     fn request<T: serde::Serialize>(&mut self, id: u32, route: &str, body: &T) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.s.next_seq;
+        self.s.next_seq += 1;
         self.request_numbered(seq, id, route, body);
         seq
     }
 
     fn ack(&mut self) {
         let mut frame = Vec::new();
-        v2::write_client_ack(Encoding::Binary, &mut frame, self.received);
+        v2::write_client_ack(Encoding::Binary, &mut frame, self.s.received);
         self.send(frame);
     }
 
@@ -176,19 +194,23 @@ impl Link {
                 ServerFrame::Welcome { .. } => panic!("a second welcome"),
             };
             if matches!(got, Got::Reply(..) | Got::Error(..) | Got::Push(..)) {
-                self.received += 1;
+                self.s.received += 1;
             }
             return got;
         }
     }
 
-    /// Drops the TCP connection without a close frame, as a network would.
-    fn kill(self) {
+    /// Drops the TCP connection without a close frame, as a network would; the session's
+    /// state is what is left.
+    fn kill(self) -> State {
         let _ = self.ws.get_ref().shutdown(Shutdown::Both);
+        self.s
     }
+}
 
-    /// A new link that resumes this one's session with `received` frames received; the
-    /// answer (the new link carries the old session's counts on success).
+impl State {
+    /// A new link that resumes this session, claiming `received` frames received with
+    /// `secret`; the server's answer. On success the link carries the session on.
     fn resume_with(&self, addr: SocketAddr, secret: Secret, received: u64) -> (Link, Got) {
         let mut link = Link::connect(addr);
         let mut frame = Vec::new();
@@ -196,16 +218,12 @@ impl Link {
         link.send(frame);
         let answer = link.recv();
         if let Got::Resumed(_, secret) = answer {
-            link.conn_id = self.conn_id;
-            link.epoch = self.epoch;
-            link.secret = secret;
-            link.received = received;
-            link.next_seq = self.next_seq;
+            link.s = State { secret, received, ..*self };
         }
         (link, answer)
     }
 
-    /// Resumes, expecting success.
+    /// Resumes, expecting success: the new link, and the server's received count.
     fn resume(&self, addr: SocketAddr) -> (Link, u64) {
         let (link, answer) = self.resume_with(addr, self.secret, self.received);
         match answer {
@@ -219,34 +237,21 @@ fn u32_body(n: u32) -> Vec<u8> {
     ticksock_protocol::encode_body(&n).expect("encode")
 }
 
-fn conn_of(link: &Link) -> ConnId {
-    ConnId::from_u64(link.conn_id)
-}
-
 #[test]
 fn a_dropped_link_resumes_with_every_reply_and_push_it_missed_in_order() {
     let h = start(Config::default());
     let mut a = Link::connect(h.addr());
     assert_eq!(a.request(1, "count", &()), 1);
     assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
-    h.await_log(&format!("connect {}", conn_of(&a)));
+    h.await_log(&format!("connect {}", a.conn()));
     // Two pushes and a reply sent, none read before the link dies.
     a.request(2, "push", &2u32);
     a.request(3, "count", &());
     std::thread::sleep(Duration::from_millis(100));
-    let old = Link { ws: a.ws, ..Link::connect(h.addr()) };
-    let snapshot = (a.conn_id, a.epoch, a.secret, a.received, a.next_seq);
-    old.kill();
-    h.await_log(&format!("drop {}", ConnId::from_u64(snapshot.0)));
-    let a = Link {
-        ws: Link::connect(h.addr()).ws,
-        conn_id: snapshot.0,
-        epoch: snapshot.1,
-        secret: snapshot.2,
-        received: snapshot.3,
-        next_seq: snapshot.4,
-    };
-    let (mut b, received) = a.resume(h.addr());
+    let conn = a.conn();
+    let state = a.kill();
+    h.await_log(&format!("drop {conn}"));
+    let (mut b, received) = state.resume(h.addr());
     assert_eq!(received, 3, "the server had taken requests 1..=3");
     let replay: Vec<Got> = (0..5).map(|_| b.recv()).collect();
     assert_eq!(
@@ -259,11 +264,12 @@ fn a_dropped_link_resumes_with_every_reply_and_push_it_missed_in_order() {
             Got::Push("while_dropped".into(), u32_body(7)),
         ]
     );
-    h.await_log(&format!("resume {}", conn_of(&b)));
-    // The session goes on: same connection for the game, numbering continued.
+    h.await_log(&format!("resume {conn}"));
+    // The session goes on: the same connection for the game, the numbering continued.
     assert_eq!(b.request(4, "count", &()), 4);
     assert_eq!(b.recv(), Got::Reply(4, u32_body(1)));
-    assert_eq!(h.log.lock().iter().filter(|l| l.starts_with("connect")).count(), 3, "the links, not the session");
+    let log = h.log.lock().clone();
+    assert_eq!(log, [format!("connect {conn}"), format!("drop {conn}"), format!("resume {conn}")]);
     h.server.shutdown().expect("clean shutdown");
 }
 
@@ -276,20 +282,21 @@ fn a_request_resent_after_a_resume_runs_once_and_is_answered_from_what_was_kept(
     a.request(2, "count", &());
     // Its reply is sent but never read: the link dies first.
     std::thread::sleep(Duration::from_millis(100));
-    let (conn_id, epoch, secret, next_seq) = (a.conn_id, a.epoch, a.secret, a.next_seq);
-    a.kill();
-    h.await_log(&format!("drop {}", ConnId::from_u64(conn_id)));
-    let ghost = Link { ws: Link::connect(h.addr()).ws, conn_id, epoch, secret, received: 1, next_seq };
-    let (mut b, received) = ghost.resume(h.addr());
+    let conn = a.conn();
+    let state = a.kill();
+    h.await_log(&format!("drop {conn}"));
+    let (mut b, received) = state.resume(h.addr());
     assert_eq!(received, 2);
     assert_eq!(b.recv(), Got::Reply(2, u32_body(1)), "replayed");
-    // A naive client resends request 2 anyway: answered again from the kept answer, not run.
-    b.request_numbered(2, 2, "count", &());
+    assert_eq!(b.recv(), Got::Push("while_dropped".into(), u32_body(7)));
+    // A client that resends request 2 anyway, before acknowledging its answer: answered
+    // again from the kept answer, not run.
+    b.request_acking(2, 1, 2, "count", &());
     assert_eq!(b.recv(), Got::Reply(2, u32_body(1)));
     // Once acknowledged, the answer is gone: a resend is refused as stale, and still not run.
     b.ack();
-    b.request_numbered(1, 1, "count", &());
-    assert_eq!(b.recv(), Got::Error(1, error_code::STALE_REQUEST));
+    b.request_numbered(2, 2, "count", &());
+    assert_eq!(b.recv(), Got::Error(2, error_code::STALE_REQUEST));
     // A number that skips ahead is refused and not counted.
     b.request_numbered(9, 9, "count", &());
     assert_eq!(b.recv(), Got::Error(9, error_code::BAD_FRAME));
@@ -305,21 +312,24 @@ fn a_resume_that_beats_the_old_links_timeout_ends_that_link_and_nothing_else() {
     let mut a = Link::connect(h.addr());
     a.request(1, "count", &());
     assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
-    // The old link stays open but silent (half-open as far as the server can tell).
-    let (mut b, received) = a.resume(h.addr());
+    // The old link stays open but silent: half-open, as far as the server can tell.
+    let (mut b, received) = a.s.resume(h.addr());
     assert_eq!(received, 1);
-    h.await_log(&format!("resume {}", conn_of(&b)));
+    h.await_log(&format!("resume {}", b.conn()));
     // The server ended the old link at once, without a close frame.
-    let mut old = a.ws;
-    old.get_mut().set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    match old.read() {
-        Err(tungstenite::Error::Protocol(_) | tungstenite::Error::Io(_)) | Err(tungstenite::Error::ConnectionClosed) => {}
+    match a.ws.read() {
+        Err(
+            tungstenite::Error::Protocol(_)
+            | tungstenite::Error::Io(_)
+            | tungstenite::Error::ConnectionClosed,
+        ) => {}
         other => panic!("the old link was not ended: {other:?}"),
     }
     // ... and that end did not touch the session, which the game never saw drop.
     b.request(2, "count", &());
     assert_eq!(b.recv(), Got::Reply(2, u32_body(1)));
-    assert!(!h.log.lock().iter().any(|l| l.starts_with("drop") || l.starts_with("disconnect")), "{:?}", h.log.lock());
+    let log = h.log.lock().clone();
+    assert!(!log.iter().any(|l| l.starts_with("drop") || l.starts_with("disconnect")), "{log:?}");
     h.server.shutdown().expect("clean shutdown");
 }
 
@@ -329,29 +339,35 @@ fn each_refused_resume_has_its_reason_and_costs_the_session_nothing() {
     let mut a = Link::connect(h.addr());
     a.request(1, "count", &());
     assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
-    let wrong = [0xAB; 16];
+    let s = a.s;
+    let unknown = State { conn_id: ConnId::new(9, 999_999).to_u64(), ..s };
+    let other_run = State { epoch: s.epoch ^ 1, ..s };
     let cases = [
-        ("bad secret", a.resume_with(h.addr(), wrong, 1).1, resume_reason::BAD_SECRET),
-        ("more than was sent", a.resume_with(h.addr(), a.secret, 5).1, resume_reason::BAD_COUNT),
+        ("a wrong secret", s.resume_with(h.addr(), [0xab; 16], 1).1, resume_reason::BAD_SECRET),
+        ("more than was sent", s.resume_with(h.addr(), s.secret, 5).1, resume_reason::BAD_COUNT),
+        (
+            "a session never made",
+            unknown.resume_with(h.addr(), s.secret, 0).1,
+            resume_reason::UNKNOWN_SESSION,
+        ),
+        ("another server run", other_run.resume_with(h.addr(), s.secret, 1).1, resume_reason::RESTARTED),
     ];
     for (what, got, reason) in cases {
         assert_eq!(got, Got::ResumeFailed(reason), "{what}");
     }
-    let unknown = Link { conn_id: ConnId::new(9, 999_999).to_u64(), ws: Link::connect(h.addr()).ws, ..a.clone_state() };
-    assert_eq!(unknown.resume_with(h.addr(), a.secret, 0).1, Got::ResumeFailed(resume_reason::UNKNOWN_SESSION));
-    let other_run = Link { epoch: a.epoch ^ 1, ws: Link::connect(h.addr()).ws, ..a.clone_state() };
-    assert_eq!(other_run.resume_with(h.addr(), a.secret, 1).1, Got::ResumeFailed(resume_reason::RESTARTED));
     // After all that, the real owner resumes, and a replay of its resume is superseded.
-    let (mut b, _) = a.resume(h.addr());
-    let (_, replayed) = a.resume_with(h.addr(), a.secret, 1);
+    let (mut b, _) = s.resume(h.addr());
+    let (_, replayed) = s.resume_with(h.addr(), s.secret, 1);
     assert_eq!(replayed, Got::ResumeFailed(resume_reason::SUPERSEDED));
     // A resume that is not the first frame is refused and ignored.
     let mut frame = Vec::new();
-    v2::write_resume(Encoding::Binary, &mut frame, b.conn_id, b.epoch, &b.secret, 1);
+    v2::write_resume(Encoding::Binary, &mut frame, b.s.conn_id, b.s.epoch, &b.s.secret, 1);
     b.send(frame);
     assert_eq!(b.recv(), Got::ResumeFailed(resume_reason::NOT_FIRST));
     b.request(2, "count", &());
     assert_eq!(b.recv(), Got::Reply(2, u32_body(1)), "the session is unharmed");
+    let log = h.log.lock().clone();
+    assert!(!log.iter().any(|l| l.starts_with("disconnect")), "{log:?}");
     h.server.shutdown().expect("clean shutdown");
 }
 
@@ -361,13 +377,11 @@ fn a_session_ends_at_its_grace_and_a_later_resume_is_told_so() {
     let mut a = Link::connect(h.addr());
     a.request(1, "count", &());
     assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
-    let state = a.clone_state();
-    a.kill();
-    let conn = ConnId::from_u64(state.conn_id);
+    let conn = a.conn();
+    let state = a.kill();
     h.await_log(&format!("drop {conn}"));
     h.await_log(&format!("disconnect {conn}"));
-    let ghost = Link { ws: Link::connect(h.addr()).ws, ..state };
-    let (mut c, got) = ghost.resume_with(h.addr(), ghost.secret, 1);
+    let (mut c, got) = state.resume_with(h.addr(), state.secret, 1);
     assert_eq!(got, Got::ResumeFailed(resume_reason::ENDED));
     // The link carries on as the new session of its Welcome.
     c.request(1, "count", &());
@@ -382,21 +396,38 @@ fn a_session_without_a_link_ends_when_it_would_hold_more_than_its_bound() {
     a.request(1, "count", &());
     assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
     a.ack();
-    // Two pushes of 3000 bytes, unread, then the link dies: 6000 bytes do not fit in 4096.
-    a.request(2, "blob", &3000u32);
-    a.request(3, "blob", &3000u32);
-    std::thread::sleep(Duration::from_millis(100));
-    let state = a.clone_state();
-    a.kill();
-    let conn = ConnId::from_u64(state.conn_id);
+    let conn = a.conn();
+    let state = a.kill();
+    h.await_log(&format!("drop {conn}"));
+    // Another player sends it two blobs of 3000 bytes while it has no link.
+    let mut other = Link::connect(h.addr());
+    other.request(1, "blob_to", &(state.conn_id, 3000u32));
+    assert_eq!(other.recv(), Got::Reply(1, vec![]));
+    assert_eq!(h.server.metrics().reactor().resumes, 0);
+    other.request(2, "blob_to", &(state.conn_id, 3000u32));
+    assert_eq!(other.recv(), Got::Reply(2, vec![]));
     h.await_log(&format!("disconnect {conn}"));
-    let ghost = Link { ws: Link::connect(h.addr()).ws, ..state };
-    let got = ghost.resume_with(h.addr(), ghost.secret, ghost.received).1;
-    assert!(
-        got == Got::ResumeFailed(resume_reason::ENDED) || got == Got::ResumeFailed(resume_reason::GAP_LOST),
-        "{got:?}"
-    );
-    assert_eq!(h.server.metrics().reactor().sessions_dropped_bytes, 0, "nothing held for it");
+    assert_eq!(state.resume_with(h.addr(), state.secret, 1).1, Got::ResumeFailed(resume_reason::ENDED));
+    h.server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_session_that_lost_frames_while_linked_cannot_resume_and_ends() {
+    let h = start(Config { session_replay_bytes: 4096, ..Config::default() });
+    let mut a = Link::connect(h.addr());
+    // Two blobs of 3000 bytes sent while the client acknowledges nothing: the first is let go.
+    a.request(1, "blob", &3000u32);
+    a.request(2, "blob", &3000u32);
+    for _ in 0..4 {
+        a.recv();
+    }
+    let conn = a.conn();
+    let mut state = a.kill();
+    h.await_log(&format!("drop {conn}"));
+    // It had read everything, but told the server nothing: the server cannot know.
+    state.received = 0;
+    assert_eq!(state.resume_with(h.addr(), state.secret, 0).1, Got::ResumeFailed(resume_reason::GAP_LOST));
+    h.await_log(&format!("disconnect {conn}"));
     h.server.shutdown().expect("clean shutdown");
 }
 
@@ -446,26 +477,5 @@ fn a_version_1_client_is_served_as_before_beside_version_2() {
         std::thread::sleep(Duration::from_millis(2));
     }
     assert!(!h.log.lock().iter().any(|l| l.starts_with("drop")));
-    let _ = ErrorKind::Other;
     h.server.shutdown().expect("clean shutdown");
-}
-
-impl Link {
-    /// This link's session state, with a placeholder socket to be replaced.
-    fn clone_state(&self) -> Link {
-        Link {
-            ws: Link::connect_placeholder(self),
-            conn_id: self.conn_id,
-            epoch: self.epoch,
-            secret: self.secret,
-            received: self.received,
-            next_seq: self.next_seq,
-        }
-    }
-
-    /// A socket for a state copy: a new link to the same server, never used to resume.
-    fn connect_placeholder(&self) -> WebSocket<TcpStream> {
-        let addr = self.ws.get_ref().peer_addr().expect("peer");
-        Link::connect(addr).ws
-    }
 }

@@ -8,9 +8,9 @@ use super::Reactor;
 use ticksock_protocol::{Version, v2};
 
 use super::connection::{Carries, Connection, OutboundLimits, Phase};
-use super::link::new_secret;
 use super::http::HttpProgress;
 use super::lifecycle::Lifecycle;
+use super::link::new_secret;
 use super::rate::{RateLimiter, RateLimits};
 use crate::ConnId;
 use crate::bridge::{DataOpcode, ToLogic};
@@ -97,9 +97,12 @@ impl Reactor {
                 let mut welcome = Vec::new();
                 match version {
                     _ if self.config.echo => {}
-                    Version::V1 => {
-                        ticksock_protocol::write_welcome(encoding, &mut welcome, self.config.tick_hz, id.to_u64())
-                    }
+                    Version::V1 => ticksock_protocol::write_welcome(
+                        encoding,
+                        &mut welcome,
+                        self.config.tick_hz,
+                        id.to_u64(),
+                    ),
                     Version::V2 => {
                         // The game hears of it at its first frame, which may resume another.
                         let secret = new_secret();

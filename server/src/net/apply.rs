@@ -42,7 +42,13 @@ impl Reactor {
             Command::Send { conn, payload, answers } => {
                 let bytes = payload.bytes(payloads);
                 if self.is_session(conn) {
-                    self.send_to_session(conn, payload.opcode(), Bytes::copy_from_slice(bytes), answers, false);
+                    self.send_to_session(
+                        conn,
+                        payload.opcode(),
+                        Bytes::copy_from_slice(bytes),
+                        answers,
+                        false,
+                    );
                 } else if let Some(index) = self.live_index(conn) {
                     self.send_data(index, payload.opcode(), bytes);
                 }

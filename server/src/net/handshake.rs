@@ -336,7 +336,9 @@ mod tests {
     #[test]
     fn accepts_the_offered_subprotocol_with_the_rfc_accept_key() {
         let d = decide(upgrade(Some("chat, ticksock.v1")).as_bytes(), &GAME);
-        let Upgrade { response, leftover, encoding, version } = d else { panic!("expected upgrade, got {d:?}") };
+        let Upgrade { response, leftover, encoding, version } = d else {
+            panic!("expected upgrade, got {d:?}")
+        };
         assert_eq!((version, encoding), (Version::V1, Encoding::Binary));
         let text = String::from_utf8(response).expect("ascii");
         // The example key and accept value of RFC 6455 section 1.3.

@@ -322,7 +322,9 @@ pub fn run_read_path(input: &[u8], config: &Config, routes: &RouteTable) -> Read
             Ok(message) if version == Version::V2 && (message.is_binary() || message.is_text()) => {
                 match classify_v2(message, routes, encoding) {
                     InboundV2::Request { route: Ok(_), .. } => outcome.requests += 1,
-                    InboundV2::Request { route: Err(_), .. } | InboundV2::BadFrame { .. } => outcome.answers += 1,
+                    InboundV2::Request { route: Err(_), .. } | InboundV2::BadFrame { .. } => {
+                        outcome.answers += 1
+                    }
                     InboundV2::Ack { .. } | InboundV2::Resume { .. } => {}
                     InboundV2::Close { code, .. } => {
                         outcome.close = Some(code);

@@ -52,7 +52,12 @@ impl Reactor {
                 } else {
                     // Too late to resume: answered, and ignored.
                     self.send_unsequenced(index, |out| {
-                        v2::write_resume_failed(encoding, out, resume_reason::NOT_FIRST, "a resume must come first")
+                        v2::write_resume_failed(
+                            encoding,
+                            out,
+                            resume_reason::NOT_FIRST,
+                            "a resume must come first",
+                        )
                     });
                 }
             }
@@ -279,7 +284,6 @@ impl Reactor {
         self.counters.sessions_dropped = dropped as u64;
         self.counters.sessions_dropped_bytes = held as u64;
     }
-
 }
 
 /// Whether a link's end is the end of its session (a close frame went either way, or it broke

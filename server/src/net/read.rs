@@ -94,7 +94,8 @@ impl Reactor {
             }
             let admitted = conn.limiter.admit(len, now);
             let verdict = conn.strikes.record(admitted, self.config.rate_strikes);
-            if conn.version == Version::V2 && !self.config.echo && (message.is_binary() || message.is_text()) {
+            if conn.version == Version::V2 && !self.config.echo && (message.is_binary() || message.is_text())
+            {
                 // A version 2 request is taken by its number even when refused for the rate,
                 // so the client's numbering goes on.
                 self.handle_v2_message(index, message, verdict == RateVerdict::Admit);

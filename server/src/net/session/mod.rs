@@ -292,7 +292,9 @@ impl Sessions {
     pub(crate) fn expired(&self, now: Instant) -> Vec<ConnId> {
         self.by_conn
             .iter()
-            .filter(|(_, s)| s.dropped_since.is_some_and(|since| now.saturating_duration_since(since) >= self.limits.grace))
+            .filter(|(_, s)| {
+                s.dropped_since.is_some_and(|since| now.saturating_duration_since(since) >= self.limits.grace)
+            })
             .map(|(conn, _)| *conn)
             .collect()
     }

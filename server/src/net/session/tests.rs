@@ -127,7 +127,10 @@ fn each_failed_resume_has_its_reason_and_costs_the_session_nothing() {
     assert_eq!(sessions.get(conn(1)).and_then(Session::link), Some(4));
     // An id given out once but whose session is gone has ended.
     sessions.end(conn(1));
-    assert_eq!(sessions.resume(resume_of(conn(1), secret(3), 0), 6, secret(4), true).err(), Some(resume_reason::ENDED));
+    assert_eq!(
+        sessions.resume(resume_of(conn(1), secret(3), 0), 6, secret(4), true).err(),
+        Some(resume_reason::ENDED)
+    );
 }
 
 #[test]

@@ -355,8 +355,11 @@ fn each_refused_resume_has_its_reason_and_costs_the_session_nothing() {
     for (what, got, reason) in cases {
         assert_eq!(got, Got::ResumeFailed(reason), "{what}");
     }
-    // After all that, the real owner resumes, and a replay of its resume is superseded.
+    // After all that, the real owner resumes; once it has shown it read its Resumed, a replay
+    // of its resume is superseded.
     let (mut b, _) = s.resume(h.addr());
+    b.request(2, "count", &());
+    assert_eq!(b.recv(), Got::Reply(2, u32_body(1)));
     let (_, replayed) = s.resume_with(h.addr(), s.secret, 1);
     assert_eq!(replayed, Got::ResumeFailed(resume_reason::SUPERSEDED));
     // A resume that is not the first frame is refused and ignored.
@@ -364,10 +367,39 @@ fn each_refused_resume_has_its_reason_and_costs_the_session_nothing() {
     v2::write_resume(Encoding::Binary, &mut frame, b.s.conn_id, b.s.epoch, &b.s.secret, 1);
     b.send(frame);
     assert_eq!(b.recv(), Got::ResumeFailed(resume_reason::NOT_FIRST));
-    b.request(2, "count", &());
-    assert_eq!(b.recv(), Got::Reply(2, u32_body(1)), "the session is unharmed");
+    b.request(3, "count", &());
+    assert_eq!(b.recv(), Got::Reply(3, u32_body(1)), "the session is unharmed");
     let log = h.log.lock().clone();
     assert!(!log.iter().any(|l| l.starts_with("disconnect")), "{log:?}");
+    h.server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_resume_whose_resumed_was_lost_can_be_made_again_with_the_same_secret() {
+    let h = start(Config::default());
+    let mut a = Link::connect(h.addr());
+    a.request(1, "count", &());
+    assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
+    let state = a.kill();
+    // The resume succeeds, but its link dies before the client reads Resumed.
+    let mut frame = Vec::new();
+    v2::write_resume(Encoding::Binary, &mut frame, state.conn_id, state.epoch, &state.secret, 1);
+    let mut lost = Link::connect(h.addr());
+    lost.send(frame);
+    std::thread::sleep(Duration::from_millis(50));
+    lost.kill();
+    // The client still holds the old secret: it resumes with it, and the session goes on.
+    let (mut b, received) = state.resume(h.addr());
+    assert_eq!(received, 1);
+    b.request(2, "count", &());
+    // Pushes of the two drops (the game's `on_drop`) come first.
+    let answer = loop {
+        match b.recv() {
+            Got::Push(topic, _) if topic == "while_dropped" => {}
+            other => break other,
+        }
+    };
+    assert_eq!(answer, Got::Reply(2, u32_body(1)));
     h.server.shutdown().expect("clean shutdown");
 }
 

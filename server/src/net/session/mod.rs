@@ -61,6 +61,10 @@ pub(crate) struct Session {
     secret: Secret,
     /// Secrets replaced by resumes, oldest first.
     retired: VecDeque<Secret>,
+    /// The secret the last resume replaced, while its client has sent nothing on its new link:
+    /// that link may have died before the client read its Resumed, and a resume with the
+    /// secret it still holds must not lose the session.
+    unconfirmed: Option<Secret>,
     /// The slab index of the link carrying it, or `None` while it has none.
     link: Option<usize>,
     /// Since when it has had no link.
@@ -81,6 +85,7 @@ impl Session {
         Self {
             secret,
             retired: VecDeque::new(),
+            unconfirmed: None,
             link: Some(link),
             dropped_since: None,
             received: 0,
@@ -115,6 +120,7 @@ impl Session {
     /// Takes a request numbered `seq`, carrying the client's received count `ack` and
     /// callback id `id`, at `now`. The acknowledgement is applied first (11.6).
     pub(crate) fn take_request(&mut self, seq: u64, ack: u64, id: u32, now: Instant) -> RequestVerdict {
+        self.unconfirmed = None;
         if self.replay.acknowledge(ack).is_err() {
             return RequestVerdict::Malformed;
         }
@@ -142,6 +148,7 @@ impl Session {
     /// The client's Ack: it has received `received` sequenced frames. Refused (and changes
     /// nothing) if that is more than was sent.
     pub(crate) fn acknowledge(&mut self, received: u64) -> Result<(), ReplayError> {
+        self.unconfirmed = None;
         self.replay.acknowledge(received)
     }
 
@@ -262,7 +269,9 @@ impl Sessions {
         let Some(session) = self.by_conn.get_mut(&request.conn) else {
             return Err(if issued { resume_reason::ENDED } else { resume_reason::UNKNOWN_SESSION });
         };
-        if !same_secret(&request.secret, &session.secret) {
+        let current = same_secret(&request.secret, &session.secret);
+        let unread = session.unconfirmed.is_some_and(|previous| same_secret(&request.secret, &previous));
+        if !current && !unread {
             let retired = session.retired.iter().any(|old| same_secret(&request.secret, old));
             return Err(if retired { resume_reason::SUPERSEDED } else { resume_reason::BAD_SECRET });
         }
@@ -277,7 +286,11 @@ impl Sessions {
         if session.retired.len() == RETIRED_SECRETS {
             session.retired.pop_front();
         }
-        session.retired.push_back(std::mem::replace(&mut session.secret, new_secret));
+        let replaced = std::mem::replace(&mut session.secret, new_secret);
+        session.retired.push_back(replaced);
+        // A resume with the secret the client still holds (its last Resumed unread) keeps
+        // that one valid until the client shows it read the new one.
+        session.unconfirmed = Some(if unread { session.unconfirmed.unwrap_or(replaced) } else { replaced });
         let stale_link = session.link.replace(link);
         session.dropped_since = None;
         session.told = session.received;

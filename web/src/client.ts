@@ -62,10 +62,11 @@
  *   waiting (their timeouts keep running), and pushes sent meanwhile are kept by the server.
  * - On the next connection the client's first frame is a `resume` with the session's ids, its
  *   secret and its received count; it sends nothing else until the answer.
- * - **Resumed**: the server replays what the client missed (each answer and push arrives once,
- *   in order), the client resends the requests the server had not taken (with their original
- *   `seq` and id), then the offline queue. `connected` goes out with `resumed: true`: nothing was
- *   lost and the session is still logged in.
+ * - **Resumed**: the client adopts the new secret and resends the requests the server had not
+ *   taken (with their original `seq` and id, in order); `connected` goes out with
+ *   `resumed: true` (nothing was lost and the session is still logged in); then the offline
+ *   queue goes out. The server replays what the client missed: each answer and push arrives
+ *   once, in order.
  * - **Resume failed** (the session ended: its grace passed, the server restarted, ...): the
  *   link carries a new session. `session_ended` goes out (with the server's reason code), then
  *   every call that had no answer rejects with `DisconnectedError` (its fate is unknown), then

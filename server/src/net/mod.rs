@@ -170,6 +170,7 @@ impl Reactor {
                 idle: config.idle_timeout,
                 close: config.close_timeout,
                 linger: config.linger_timeout,
+                ack: config.ack_interval,
             },
             ws_config,
             policy,

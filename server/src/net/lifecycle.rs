@@ -302,7 +302,7 @@ mod tests {
     #[test]
     fn the_sweep_period_follows_the_shortest_timeout_within_bounds() {
         assert_eq!(sweep_period(&timeouts()), 500 * MS, "a quarter of the close and linger timeouts");
-        let long = Timeouts { close: 8000 * MS, linger: 8000 * MS, ..timeouts() };
+        let long = Timeouts { close: 8000 * MS, linger: 8000 * MS, ack: 8000 * MS, ..timeouts() };
         assert_eq!(sweep_period(&long), Duration::from_secs(1), "at most a second");
         let short = Timeouts { handshake: 200 * MS, ..timeouts() };
         assert_eq!(sweep_period(&short), 50 * MS);

@@ -184,7 +184,8 @@ pub const UPGRADE_V2: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\
     Sec-WebSocket-Protocol: ticksock.v2\r\n\r\n";
 
 /// The same, offering version 2's JSON subprotocol.
-pub const UPGRADE_V2_JSON: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+pub const UPGRADE_V2_JSON: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
     Sec-WebSocket-Protocol: ticksock.v2.json\r\n\r\n";
 

@@ -148,10 +148,11 @@ pub(crate) fn sweep(state: Lifecycle, liveness: &mut Liveness, now: Instant, tim
 /// to within a quarter of it, between 5 ms and 1 s. So a timeout `t` fires between `t` and
 /// `t + max(t / 4, 5 ms)` (with the defaults, the close timeout of 2 s within 2.5 s).
 pub(crate) fn sweep_period(timeouts: &Timeouts) -> Duration {
-    let shortest = [timeouts.ping_interval, timeouts.handshake, timeouts.close, timeouts.linger, timeouts.ack]
-        .into_iter()
-        .min()
-        .unwrap_or(Duration::from_secs(1));
+    let shortest =
+        [timeouts.ping_interval, timeouts.handshake, timeouts.close, timeouts.linger, timeouts.ack]
+            .into_iter()
+            .min()
+            .unwrap_or(Duration::from_secs(1));
     (shortest / 4).clamp(Duration::from_millis(5), Duration::from_secs(1))
 }
 

@@ -33,7 +33,9 @@ pub mod session;
 
 pub use blocking::BlockingClient;
 pub use client::Client;
-pub use config::Config;
+pub use config::{Config, Versions};
 pub use connection::{Connection, Progress};
 pub use error::Error;
-pub use session::{CallId, CallOptions, Callback, Event, LinkCommand, LinkState, Outcome, Session, Stats};
+pub use session::{
+    CallId, CallOptions, Callback, Event, LinkCommand, LinkState, Outcome, Session, SessionEnd, Stats,
+};

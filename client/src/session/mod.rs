@@ -79,6 +79,9 @@ mod inbound;
 mod link;
 mod outbox;
 mod outcome;
+mod request;
+mod resume;
+mod sequence;
 mod timers;
 
 use std::collections::{HashMap, VecDeque};
@@ -86,8 +89,9 @@ use std::fmt;
 use std::time::Instant;
 
 pub use calls::{CallOptions, Callback};
-pub use event::{Event, LinkCommand, LinkState};
+pub use event::{Event, LinkCommand, LinkState, SessionEnd};
 pub use outcome::{CallId, Outcome};
+use ticksock_protocol::Version;
 
 use crate::Config;
 use crate::backoff::Backoff;
@@ -95,6 +99,7 @@ use calls::CallTable;
 use deadlines::Deadlines;
 use inbound::PushHandler;
 use outbox::Outbox;
+use sequence::Sequencing;
 
 /// Counters since the session was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -125,15 +130,33 @@ pub struct Stats {
     pub connect_attempts: u64,
     /// Connections that reached the welcome.
     pub connections: u64,
+    /// Version 2: resumes the server accepted.
+    pub resumes: u64,
+    /// Version 2: resumes the server refused (the session ended).
+    pub resume_failures: u64,
+    /// Version 2: requests sent again after a resume (the server had not taken them).
+    pub resent: u64,
+    /// Version 2: Ack frames sent (acknowledgements that went without a request to carry them).
+    pub acks: u64,
 }
 
 /// Where the connection is, with the instants the timers count from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Down,
-    Connecting { since: Instant },
-    AwaitingWelcome { since: Instant },
-    Up { since: Instant },
+    Connecting {
+        since: Instant,
+    },
+    AwaitingWelcome {
+        since: Instant,
+    },
+    /// Version 2: the Resume is sent (or about to be); waiting for the server's answer.
+    Resuming {
+        since: Instant,
+    },
+    Up {
+        since: Instant,
+    },
     Closed,
 }
 
@@ -172,6 +195,14 @@ pub struct Session {
     disconnect_owed: bool,
     last_heard: Instant,
     welcome: Option<(u16, u64)>,
+    /// The version the current (or last) link speaks, as the server selected it.
+    version: Option<Version>,
+    /// The tick rate of the current link's welcome (for [`Event::Resumed`]).
+    link_tick_hz: u16,
+    /// Version 2: the server sent a close frame on the current link, which ends its session.
+    closed_by_server: bool,
+    /// Version 2: the session held, its counts, and the requests kept for a resume.
+    sequencing: Sequencing,
     stats: Stats,
 }
 
@@ -216,24 +247,44 @@ impl Session {
             disconnect_owed: false,
             last_heard: now,
             welcome: None,
+            version: None,
+            link_tick_hz: 0,
+            closed_by_server: false,
+            sequencing: Sequencing::default(),
             stats: Stats::default(),
         }
     }
 
     // ----- outputs, drained by the I/O layer and the game -----
 
-    /// The next request frame to send as one binary message. Frames come only while connected,
-    /// in call order, except that after a welcome the offline queue waits until the game has
+    /// The next frame to send as one binary message. Requests come only while connected, in
+    /// call order, except that after a welcome the offline queue waits until the game has
     /// taken [`Event::Connected`] and polled again: calls made meanwhile go first (see the
-    /// module docs, "After a welcome").
+    /// module docs, "After a welcome"). On version 2, a Resume comes alone while resuming, the
+    /// requests to send again come first after a resume, and Ack frames come when due.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if !matches!(self.state, State::Up { .. }) {
-            return None;
+        match self.state {
+            State::Resuming { .. } => self.sequencing.take_resume_frame(),
+            State::Up { .. } => self.next_frame(),
+            _ => None,
         }
-        let (id, frame) = self.outbox.pop_sendable()?;
-        self.calls.mark_sent(id, self.now);
-        self.stats.sent += 1;
-        Some(frame)
+    }
+
+    /// The next frame while up: a request to send again, the next request, or an Ack.
+    fn next_frame(&mut self) -> Option<Vec<u8>> {
+        let v2 = self.version == Some(Version::V2);
+        if v2 && let Some((_, frame)) = self.sequencing.next_resend() {
+            self.stats.resent += 1;
+            return Some(frame);
+        }
+        if let Some((id, request)) = self.outbox.pop_sendable() {
+            self.calls.mark_sent(id, self.now);
+            self.stats.sent += 1;
+            return Some(if v2 { self.sequencing.number(id, request).1 } else { request.v1_frame(id) });
+        }
+        let ack = if v2 { self.sequencing.ack_frame() } else { None };
+        self.stats.acks += u64::from(ack.is_some());
+        ack
     }
 
     /// The next thing to do to the connection itself.
@@ -272,6 +323,7 @@ impl Session {
             State::Down => LinkState::Down,
             State::Connecting { .. } => LinkState::Connecting,
             State::AwaitingWelcome { .. } => LinkState::AwaitingWelcome,
+            State::Resuming { .. } => LinkState::Resuming,
             State::Up { .. } => LinkState::Up,
             State::Closed => LinkState::Closed,
         }
@@ -282,9 +334,32 @@ impl Session {
         matches!(self.state, State::Up { .. })
     }
 
-    /// The server's tick rate and this connection's id, from the last welcome.
+    /// The server's tick rate and this connection's id (version 2: its session's id), from the
+    /// last welcome (or resume).
     pub fn welcome(&self) -> Option<(u16, u64)> {
         self.welcome
+    }
+
+    /// The protocol version the current (or last) link speaks, as the server selected it;
+    /// `None` before the first link opened.
+    pub fn version(&self) -> Option<Version> {
+        self.version
+    }
+
+    /// Version 2: the id of the server session held (the one a reconnect resumes), if any.
+    pub fn held_session(&self) -> Option<u64> {
+        self.sequencing.conn_id()
+    }
+
+    /// Version 2: sequenced frames (replies, errors, pushes) received on the session held.
+    pub fn received_count(&self) -> u64 {
+        self.sequencing.received()
+    }
+
+    /// Version 2: requests sent and kept until the server says it has taken them (to send
+    /// again after a resume if it has not).
+    pub fn unconfirmed_requests(&self) -> usize {
+        self.sequencing.kept()
     }
 
     /// Failed connection attempts in a row (reset once a connection stays up for

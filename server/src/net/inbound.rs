@@ -273,6 +273,9 @@ pub fn close_code_for(error: &tungstenite::Error) -> Option<(u16, &'static str)>
     use tungstenite::Error as E;
     match error {
         E::Capacity(_) => Some((close::TOO_BIG, close::MESSAGE_TOO_BIG)),
+        // The peer's end of stream without a close frame: it is gone, not misbehaving (and a
+        // version 2 session may resume from it).
+        E::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => None,
         E::Protocol(_) => Some((close::PROTOCOL, close::PROTOCOL_ERROR)),
         E::Utf8(_) => Some((close::INVALID_DATA, close::INVALID_UTF8)),
         _ => None,

@@ -89,7 +89,7 @@ pub struct Config {
     /// together do not come back together. Default 0.5.
     pub backoff_jitter: f64,
     /// Failed connection attempts in a row after which the session stops for good
-    /// ([`Event::Stopped`](crate::Event::Stopped) with [`Error::GaveUp`](crate::Error::GaveUp)).
+    /// ([`Event::Stopped`](crate::Event::Stopped) with [`Error::GaveUp`]).
     /// `None` retries forever. A connection that drops before [`Config::stable_after`] counts as
     /// a failed attempt. Default `Some(10)`.
     pub max_attempts: Option<u32>,
@@ -97,7 +97,7 @@ pub struct Config {
     /// Default 10 s.
     pub stable_after: Duration,
     /// Calls queued while not connected, at most; one more fails at once with
-    /// [`Error::QueueFull`](crate::Error::QueueFull). Default 256.
+    /// [`Error::QueueFull`]. Default 256.
     pub max_queued_calls: usize,
     /// Bytes queued while not connected, at most (each call counted as its version 1 request
     /// frame); likewise. Default 256 KiB.
@@ -105,7 +105,7 @@ pub struct Config {
     /// Calls waiting for an answer (queued or sent), at most. Default 65 536.
     pub max_pending: usize,
     /// The largest request frame sent; the server closes the connection (1009) on larger
-    /// messages, so a larger call fails at once with [`Error::TooLarge`](crate::Error::TooLarge).
+    /// messages, so a larger call fails at once with [`Error::TooLarge`].
     /// When version 2 is offered, a request counts 18 bytes more than its version 1 frame: the
     /// most its `seq` and `ack` can take. Default 64 KiB, the server's default.
     pub max_frame_bytes: usize,

@@ -222,7 +222,10 @@ impl Connection {
                         return Progress::Finished(Some(e.into()));
                     }
                 }
-                if !matches!(session.link_state(), LinkState::Up | LinkState::AwaitingWelcome) {
+                if !matches!(
+                    session.link_state(),
+                    LinkState::Up | LinkState::AwaitingWelcome | LinkState::Resuming
+                ) {
                     break; // The session dropped this connection; transmit closes it.
                 }
             }

@@ -25,10 +25,11 @@ pub enum Error {
     /// be dropped. Whether the server handled it is unknown: retry only an idempotent call.
     #[error("no answer within the call's timeout")]
     Timeout,
-    /// The connection dropped after the call was sent and before its answer arrived. The server
-    /// may or may not have handled it: retry only an idempotent call, after
+    /// The call was sent and its server session ended before the answer arrived (version 1:
+    /// the connection dropped; version 2: the session could not be resumed). The server may or
+    /// may not have handled it: retry only an idempotent call, after
     /// [`Event::Connected`](crate::Event::Connected).
-    #[error("the connection dropped before the answer arrived")]
+    #[error("the connection (its session) ended before the answer arrived")]
     Disconnected,
     /// Version 2: the server had already taken this request and no longer holds its answer
     /// (error `stale_request`, `docs/PROTOCOL.md` 11.6): it ran at most once, and what it

@@ -5,13 +5,15 @@
 //! calls); outputs are drained with the `poll_*` methods. The I/O layer
 //! ([`Client`](crate::Client), or the load simulator's event loop) drives it in this order:
 //!
-//! 1. when [`Session::poll_connect`] says so, open a connection; when the WebSocket is open,
-//!    call [`Session::handle_connected`]; if it fails or drops, [`Session::handle_disconnect`];
+//! 1. when [`Session::poll_connect`] says so, open a connection offering the subprotocols of
+//!    [`Config::versions`]; when the WebSocket is open, call [`Session::handle_connected`] with
+//!    the version the server selected; if it fails or drops, [`Session::handle_disconnect`]
+//!    (after [`Session::handle_server_close`] if the server sent a close frame);
 //! 2. hand every binary message received to [`Session::handle_frame`] (and note pings and pongs
 //!    with [`Session::handle_heard`]);
 //! 3. when [`Session::poll_timeout`] is due, call [`Session::handle_timeout`];
-//! 4. carry out [`Session::poll_link`] commands (send a ping, close the connection) and send
-//!    every frame [`Session::poll_transmit`] gives;
+//! 4. carry out [`Session::poll_link`] commands (send a ping, close the connection, drop it)
+//!    and send every frame [`Session::poll_transmit`] gives;
 //! 5. let the game read [`Session::poll_event`] (which, after a reconnect, also lets the offline
 //!    queue go: see "After a welcome" below).
 //!
@@ -22,7 +24,9 @@
 //! is delivered, whatever it is; an answer that arrives later (after a timeout) is dropped and
 //! counted in [`Stats::late_answers`].
 //!
-//! # When the link drops
+//! # When the link drops (version 1)
+//! On `ticksock.v1` the server session lives and dies with its link (on `ticksock.v2` it
+//! outlives it: see "Version 2" below).
 //! - Calls **already sent** fail at once with [`Outcome::Disconnected`]: the server may or may
 //!   not have handled them, and it will never answer them on another connection (answers are
 //!   per connection). They are **not** resent, because resending a non-idempotent call (a chat
@@ -37,9 +41,49 @@
 //!   [`Event::Reconnecting`] or [`Event::Stopped`]. A callback that closes the session while its
 //!   call fails changes only the last: `Disconnected` still comes, then `Stopped`.
 //!
+//! # Version 2: sessions that survive a dropped link
+//! The client offers `ticksock.v2` first and `ticksock.v1` second ([`Config::versions`];
+//! [`Versions::V1Only`](crate::Versions::V1Only) offers version 1 alone), and speaks the one the
+//! server selects; with a version 1 server everything above holds unchanged. On version 2
+//! (`docs/PROTOCOL.md` section 11) the server session outlives its link:
+//! - The client keeps the session's id, its server run's epoch and its secret; it counts the
+//!   replies, errors and pushes it receives, numbers its requests from 1, and puts its count in
+//!   every request. With nothing to send it acknowledges on its own: an Ack frame once frames
+//!   have waited [`Config::ack_delay`] (1 s), or at once after [`Config::ack_after_frames`]
+//!   (64); and an Ack(0) as the first frame of a fresh session, so that the server's game
+//!   hears of it. Each request is kept until the server says it has taken it.
+//! - **When the link drops** without a close frame, nothing fails: [`Event::LinkDropped`],
+//!   then [`Event::Reconnecting`]. Calls in flight wait for their answers (their timeouts run
+//!   on); the server keeps what it sends meanwhile. A link the session gives up on itself
+//!   (silent, or a connect that takes too long) is dropped without a close frame too
+//!   ([`LinkCommand::Drop`]): a close frame would end the session on the server.
+//! - **The next link resumes**: after its welcome the client sends a Resume and nothing else
+//!   until the answer ([`LinkState::Resuming`]; calls wait in the offline queue). On Resumed,
+//!   [`Event::Resumed`] (not `Connected`: do not log in again); the client takes the new
+//!   secret, sends again the requests the server had not taken (with their numbers and ids,
+//!   in order), then the offline queue; the server sends again what the client missed, so
+//!   every call in flight gets its one answer and every push arrives, once, in order. An
+//!   answer to a call no longer waiting (a duplicate) is dropped and counted in
+//!   [`Stats::late_answers`].
+//! - **A refused resume** ends the session: calls in flight fail with
+//!   [`Outcome::Disconnected`] (they may or may not have run), then [`Event::SessionEnded`]
+//!   says why ([`SessionEnd`]: the server's `resume_reason`, such as `restarted` or `ended`),
+//!   then [`Event::Connected`] for the new session of the link's welcome: log in again there,
+//!   and the offline queue follows as new requests. The same when the next server speaks only
+//!   version 1 ([`SessionEnd::ServerSpeaksV1`]).
+//! - **A close frame ends the session** with the link, whoever sends it: after the server's
+//!   close (shutdown, a policy close) the drop is a version 1 drop ([`Event::Disconnected`],
+//!   calls in flight fail), and [`Session::close`] ends the session on the server too.
+//! - An error `stale_request` ends its call with [`Outcome::AnswerLost`]: the server had taken
+//!   the request and no longer holds its answer.
+//!
+//! So the game tells the cases apart by event: "link dropped, resuming" is
+//! [`Event::LinkDropped`] (then [`Event::Resumed`]); "session ended, log in again" is
+//! [`Event::SessionEnded`] or [`Event::Disconnected`], and the [`Event::Connected`] that follows.
+//!
 //! # After a welcome: logging in again before the queued calls
-//! A server session belongs to one connection, so a game logs in again on every
-//! [`Event::Connected`], and the calls it queued offline must go out after that login, not
+//! A server session belongs to one connection (on version 2, to one session, which starts with
+//! an [`Event::Connected`] too), so a game logs in again on every [`Event::Connected`], and the calls it queued offline must go out after that login, not
 //! before it (they would fail as not logged in). As in the TypeScript client, where
 //! `connected` listeners run before the offline queue is flushed, calls made in response to
 //! `Connected` go first. The order, with a poll-driven game:
@@ -68,9 +112,12 @@
 //!   and delivering each outcome once;
 //! - `outbox`: the offline queue of request frames not yet handed to the transport;
 //! - `deadlines`: the call deadlines, earliest first;
+//! - `request`: a request before it is a frame, written when sent in the link's version;
+//! - `sequence`: version 2's counts, acknowledgements and the requests kept for a resume;
 //! - `inbound`: the welcome and every frame from the server, and the push handlers;
+//! - `resume`: a session's start and end, and version 2's resume;
 //! - `link`: the connection's lifecycle (connect, drop, backoff, stop);
-//! - `timers`: what is due when (call timeouts, connect timeout, heartbeat).
+//! - `timers`: what is due when (call timeouts, connect timeout, heartbeat, acknowledgements).
 
 mod calls;
 mod deadlines;

@@ -120,10 +120,14 @@ pub fn server_config(listen: SocketAddr) -> ticksock_server::Config {
     }
 }
 
+/// What the `record` route appended, in order.
+pub type Log = Arc<Mutex<Vec<u32>>>;
+
+/// The hooks the game ran, in order.
+pub type Hooks = Arc<Mutex<Vec<Hook>>>;
+
 /// Starts the test game with `config`; returns the server, its log and its record of hooks.
-pub fn start_game(
-    config: ticksock_server::Config,
-) -> (RunningServer, Arc<Mutex<Vec<u32>>>, Arc<Mutex<Vec<Hook>>>) {
+pub fn start_game(config: ticksock_server::Config) -> (RunningServer, Log, Hooks) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let hooks = Arc::new(Mutex::new(Vec::new()));
     let game = TestGame { log: log.clone(), hooks: hooks.clone(), ..TestGame::default() };

@@ -419,6 +419,23 @@ fn the_servers_close_frame_ends_the_session_with_the_link_and_the_next_starts_af
     s.handle_frame(&welcome(8, secret(2)), at);
     assert_eq!(sent(&mut s), [Sent::Ack(0)], "a fresh session, no Resume");
     assert_eq!(names(&events(&mut s)), ["Connected 8"]);
+
+    // A close on a link that does not carry the session yet (the resume unanswered) says
+    // nothing of it: the next link asks again.
+    let b = s.call("b", &(), at).expect("call");
+    sent(&mut s);
+    s.handle_disconnect(at + MS);
+    events(&mut s);
+    let at = reconnect(&mut s, Version::V2);
+    s.handle_frame(&welcome(9, secret(3)), at);
+    sent(&mut s);
+    s.handle_server_close(at);
+    s.handle_disconnect(at);
+    assert_eq!(names(&events(&mut s)), ["Reconnecting"]);
+    assert!(s.is_pending(b));
+    let at = reconnect(&mut s, Version::V2);
+    s.handle_frame(&welcome(10, secret(4)), at);
+    assert_eq!(sent(&mut s), [Sent::Resume { session: 8, epoch: EPOCH, secret: secret(2), received: 0 }]);
 }
 
 #[test]

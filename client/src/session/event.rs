@@ -48,7 +48,8 @@ pub enum Event {
     /// Version 2: the session that was waiting to be resumed is gone, for `reason`. Calls in
     /// flight have failed with [`Outcome::Disconnected`] (they may or may not have run), and
     /// what the server held for the client is lost. An [`Event::Connected`] for the new
-    /// session follows at once: log in again there.
+    /// session follows (at once when the server refused the resume, else on the next link):
+    /// log in again there.
     SessionEnded {
         /// Why.
         reason: SessionEnd,

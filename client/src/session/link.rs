@@ -53,12 +53,14 @@ impl Session {
         self.link_down(now);
     }
 
-    /// The server sent a close frame. On version 2 that ends its session with the link
+    /// The server sent a close frame. On version 2 that ends the session the link carries
     /// (`docs/PROTOCOL.md` 11.4), so the drop that follows fails the calls in flight at once
-    /// and the next link starts afresh, without asking to resume.
+    /// and the next link starts afresh, without asking to resume. A link that did not carry the
+    /// session yet (before the welcome, or with the resume unanswered) leaves it to the next
+    /// resume to learn whether it lives.
     pub fn handle_server_close(&mut self, now: Instant) {
         self.now = now;
-        if self.link_open() {
+        if matches!(self.state, State::Up { .. }) {
             self.closed_by_server = true;
         }
     }

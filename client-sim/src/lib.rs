@@ -18,6 +18,11 @@
 //! - `idle`: connect, make one `echo` call, then stay connected and silent (the client library
 //!   answers the server's pings) until the end of the run. With [`Options::server_pid`] the
 //!   report gives the server's resident memory per connection.
+//! - `faults`: log in, join a room `faults-{n}`, send `move` calls at [`Options::rate`] for a
+//!   random lifetime ([`Options::fault_lifetime`]), wait for every answer, then kill the
+//!   connection: with a TCP reset (a fraction [`Options::rst_fraction`]), or by going silent
+//!   with the socket held open for [`Options::half_open_hold`] seconds, so that the server has
+//!   to find it dead by its heartbeat; then connect again. Kills are counted, not errors.
 //!
 //! With [`Options::server_pid`] the run also reads the server process's open descriptors and
 //! resident memory from `/proc` before, during and after the run, and its
@@ -62,7 +67,8 @@ use clap::{Parser, ValueEnum};
 
 pub use crate::error::Error;
 use crate::report::{
-    ChurnFigures, Quantiles, Report, ServerFigures, TickJitter, Window, percent, process_cpu_secs,
+    ChurnFigures, FaultFigures, Quantiles, Report, ServerFigures, TickJitter, Window, percent,
+    process_cpu_secs,
 };
 use crate::server_watch::ServerWatch;
 use crate::tally::Tally;
@@ -81,6 +87,9 @@ pub enum Scenario {
     Churn,
     /// Connect, make one echo call, then stay connected and silent until the end.
     Idle,
+    /// Log in, join, move for a random lifetime, then kill the connection (a TCP reset, or
+    /// silence with the socket held open) and connect again.
+    Faults,
 }
 
 /// The simulator's command line.
@@ -93,7 +102,7 @@ pub struct Options {
     /// How many bots.
     #[arg(long, default_value_t = 100)]
     pub bots: u32,
-    /// Calls per second per bot (arena: `move` calls).
+    /// Calls per second per bot (arena and faults: `move` calls).
     #[arg(long, default_value_t = 20.0)]
     pub rate: f64,
     /// Seconds of steady load after the last bot has started.
@@ -147,6 +156,19 @@ pub struct Options {
     /// to the millisecond; at least 0.1 s after a failed cycle).
     #[arg(long, default_value_t = 0.0)]
     pub churn_pause: f64,
+    /// Faults: the mean lifetime of a connection, in seconds, from the `join` reply to the
+    /// decision to kill it; each lifetime is drawn uniformly between half and 1.5 times this.
+    #[arg(long, default_value_t = 5.0)]
+    pub fault_lifetime: f64,
+    /// Faults: the fraction of kills (0 to 1) that reset the connection (`SO_LINGER` 0, then
+    /// close); the others leave it half-open (silent, the socket held open).
+    #[arg(long, default_value_t = 0.5)]
+    pub rst_fraction: f64,
+    /// Faults: seconds a half-open connection is held before the bot drops it and connects
+    /// again. Make it longer than the server's idle timeout (30 s by default): the server must
+    /// close the connection within it, or the kill counts as missed (an error).
+    #[arg(long, default_value_t = 40.0)]
+    pub half_open_hold: f64,
     /// The server's process id, on this machine: read its open descriptors (`/proc/PID/fd`)
     /// and resident memory (`/proc/PID/status`) before, during and after the run, and its
     /// `ticksock_connections_open` from `GET /metrics`. Exit status 1 when its descriptors are
@@ -178,6 +200,7 @@ impl Scenario {
             Scenario::Echo => "echo",
             Scenario::Churn => "churn",
             Scenario::Idle => "idle",
+            Scenario::Faults => "faults",
         }
     }
 }
@@ -302,6 +325,16 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         cycles_per_sec_whole_run: if m.wall_secs > 0.0 { c.cycles as f64 / m.wall_secs } else { 0.0 },
         cycle_us: Quantiles::of(&total.cycle_us),
     });
+    let faults = (opts.scenario == Scenario::Faults).then(|| FaultFigures {
+        lifetime_secs: opts.fault_lifetime,
+        rst_fraction: opts.rst_fraction,
+        half_open_hold_secs: opts.half_open_hold,
+        kills_per_sec: if m.wall_secs > 0.0 {
+            (c.kills_rst + c.kills_half_open) as f64 / m.wall_secs
+        } else {
+            0.0
+        },
+    });
     Report {
         url: opts.url.clone(),
         scenario: opts.scenario.name().into(),
@@ -328,6 +361,7 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         process_cpu_secs: m.cpu_whole_secs,
         wall_secs: m.wall_secs,
         churn,
+        faults,
         server: m.server,
         interrupted_after_secs: m.interrupted_after_secs,
         error_codes: total.error_codes,

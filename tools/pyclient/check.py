@@ -24,6 +24,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ticksock_client as tc  # noqa: E402
+import closing_checks  # noqa: E402
 import spec_checks  # noqa: E402
 import v2_checks  # noqa: E402
 from ticksock_client import (  # noqa: E402
@@ -486,6 +487,7 @@ def main() -> int:
             ck.check("scenario ran to the end", False, repr(e))
         reasons = spec_checks.run(ck, port, args.doc, args.server, log)
         v2_checks.run(ck, port, args.doc, args.server, log)
+        closing_checks.run(ck, port, args.doc, args.server, log)
 
         # ---- closing ----
         D = Client.connect("127.0.0.1", port, name="D")

@@ -79,6 +79,15 @@ pub struct Counters {
     /// Pushes decoded in full as their topic's type (the first `state` push of each connection,
     /// or every push with `--validate-pushes`).
     pub pushes_decoded: u64,
+    /// Faults: connections killed with a TCP reset (`SO_LINGER` 0, then close).
+    pub kills_rst: u64,
+    /// Faults: connections killed by silence, their socket held open (half-open).
+    pub kills_half_open: u64,
+    /// Faults: half-open connections the server closed within the hold (or shortly after).
+    pub half_open_found: u64,
+    /// Faults: half-open connections still open a second after the hold: the server did not
+    /// find them dead in time (or the socket could not be held).
+    pub half_open_missed: u64,
 }
 
 impl Counters {
@@ -116,6 +125,10 @@ impl Counters {
             unclean_closes,
             unexpected_drops,
             pushes_decoded,
+            kills_rst,
+            kills_half_open,
+            half_open_found,
+            half_open_missed,
         } = o;
         self.bots_launched += bots_launched;
         self.bots_connected += bots_connected;
@@ -147,12 +160,17 @@ impl Counters {
         self.unclean_closes += unclean_closes;
         self.unexpected_drops += unexpected_drops;
         self.pushes_decoded += pushes_decoded;
+        self.kills_rst += kills_rst;
+        self.kills_half_open += kills_half_open;
+        self.half_open_found += half_open_found;
+        self.half_open_missed += half_open_missed;
     }
 
     /// What counts as an error for the exit status: timeouts, error replies, failed connects,
     /// calls lost to a dropped connection, calls refused, anything the client found wrong in
-    /// what the server sent, and (churn) closing handshakes the server did not complete and
-    /// connections it dropped mid-cycle.
+    /// what the server sent, (churn) closing handshakes the server did not complete and
+    /// connections it dropped mid-cycle, and (faults) half-open connections the server did not
+    /// close. (The faults scenario's kills are not errors.)
     pub fn errors(&self) -> u64 {
         self.timed_out
             + self.errored
@@ -164,6 +182,7 @@ impl Counters {
             + self.protocol_errors
             + self.unclean_closes
             + self.unexpected_drops
+            + self.half_open_missed
     }
 }
 
@@ -262,6 +281,19 @@ pub struct ChurnFigures {
     pub cycle_us: Quantiles,
 }
 
+/// The faults scenario's settings and rates beyond its counters.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FaultFigures {
+    /// The mean lifetime of a connection before it is killed, seconds (`--fault-lifetime`).
+    pub lifetime_secs: f64,
+    /// The fraction of kills that are resets (`--rst-fraction`); the others are half-open.
+    pub rst_fraction: f64,
+    /// Seconds a half-open connection is held before it is dropped (`--half-open-hold`).
+    pub half_open_hold_secs: f64,
+    /// Kills (both kinds) per second over the whole run.
+    pub kills_per_sec: f64,
+}
+
 /// The server process seen from outside (`--server-pid`): `/proc/PID/fd`, `/proc/PID/status`
 /// and the `ticksock_connections_open` gauge of `GET /metrics`.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -313,7 +345,7 @@ pub struct ServerFigures {
 pub struct Report {
     /// The server's URL.
     pub url: String,
-    /// `arena`, `echo`, `churn` or `idle`.
+    /// `arena`, `echo`, `churn`, `idle` or `faults`.
     pub scenario: String,
     /// Bots asked for.
     pub bots: u64,
@@ -357,6 +389,8 @@ pub struct Report {
     pub wall_secs: f64,
     /// The churn scenario's rates and cycle times (churn only).
     pub churn: Option<ChurnFigures>,
+    /// The faults scenario's settings and kill rate (faults only).
+    pub faults: Option<FaultFigures>,
     /// The server process's descriptors and memory (with `--server-pid` only).
     pub server: Option<ServerFigures>,
     /// Seconds after the start when the run was interrupted (Ctrl-C), if it was: the counts

@@ -27,6 +27,12 @@ impl Report {
             row("calls", "one echo call per connection, then silence".to_owned());
         } else if let Some(churn) = &self.churn {
             row("drop fraction / pause", format!("{} / {} s", churn.drop_fraction, churn.pause_secs));
+        } else if let Some(f) = &self.faults {
+            row("rate", format!("{} calls/s per bot", self.rate));
+            row(
+                "lifetime / reset fraction / hold",
+                format!("{} s / {} / {} s", f.lifetime_secs, f.rst_fraction, f.half_open_hold_secs),
+            );
         } else {
             row("rate", format!("{} calls/s per bot", self.rate));
         }
@@ -61,6 +67,17 @@ impl Report {
             let q = &churn.cycle_us;
             row("cycle time (µs) p50/p99/max", format!("{} / {} / {}", q.p50, q.p99, q.max));
         }
+        if let Some(f) = &self.faults {
+            row(
+                "kills: reset / half-open (per s)",
+                format!("{} / {} ({:.1})", c.kills_rst, c.kills_half_open, f.kills_per_sec),
+            );
+            row(
+                "half-open closed by the server / missed",
+                format!("{} / {}", c.half_open_found, c.half_open_missed),
+            );
+            row("unexpected drops", format!("{}", c.unexpected_drops));
+        }
         let q = &self.rtt_us;
         row("round trip (µs) p50/p90/p99", format!("{} / {} / {}", q.p50, q.p90, q.p99));
         row("round trip (µs) p99.9/max", format!("{} / {}  ({} samples)", q.p999, q.max, q.count));
@@ -76,7 +93,7 @@ impl Report {
         );
         row("pushes decoded in full / bad", format!("{} / {}", c.pushes_decoded, c.bad_pushes));
         let j = &self.tick_jitter;
-        if self.churn.is_none() && self.scenario != "idle" {
+        if self.churn.is_none() && self.faults.is_none() && self.scenario != "idle" {
             row("tick", format!("{} Hz, nominal gap {} µs", j.tick_hz, j.nominal_us));
             row(
                 "state gap (µs) p50/p90/p99",

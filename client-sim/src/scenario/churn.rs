@@ -9,13 +9,13 @@
 //! its close frame, without waiting for the server's answer, which is not the closing
 //! handshake this scenario is meant to exercise.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use ticksock_arena::proto::ROUTE_LEAVE;
 use ticksock_client::{CallId, Outcome};
 
-use super::{Script, join, logged_in, login};
+use super::{Script, SocketEnd, join, logged_in, login, read_to_end};
 use crate::Options;
 use crate::tally::micros;
 use crate::worker::{Bot, Cx};
@@ -141,19 +141,14 @@ impl Churn {
     /// Reads (and discards: the server's close frame) until the server closes the connection,
     /// which completes the cycle.
     fn read_until_closed(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ChurnTimer>) {
-        let mut scratch = [0u8; 512];
-        loop {
-            let Some(tcp) = bot.conn.as_mut().and_then(|c| c.tcp_mut()) else { return };
-            match tcp.read(&mut scratch) {
-                Ok(0) => return self.end_cycle(bot, now, CycleEnd::Clean, cx),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    cx.tally.counters.unclean_closes += 1;
-                    cx.connect_failed(now, Some(ticksock_client::Error::Io(e)));
-                    return self.end_cycle(bot, now, CycleEnd::Failed, cx);
-                }
+        let Some(tcp) = bot.conn.as_mut().and_then(|c| c.tcp_mut()) else { return };
+        match read_to_end(tcp) {
+            SocketEnd::Closed => self.end_cycle(bot, now, CycleEnd::Clean, cx),
+            SocketEnd::Open => {}
+            SocketEnd::Failed(e) => {
+                cx.tally.counters.unclean_closes += 1;
+                cx.connect_failed(now, Some(ticksock_client::Error::Io(e)));
+                self.end_cycle(bot, now, CycleEnd::Failed, cx);
             }
         }
     }

@@ -7,13 +7,16 @@
 //! - [`echo`]: keep a window of `echo` calls in flight.
 //! - [`churn`]: connect, log in, join, then leave and close cleanly or drop; again and again.
 //! - [`idle`]: one `echo` call, then silence until the end.
+//! - [`faults`]: connections killed by a reset or left half-open, and reconnected.
 
 pub(crate) mod arena;
 pub(crate) mod churn;
 pub(crate) mod echo;
+pub(crate) mod faults;
 pub(crate) mod idle;
 
 use std::fmt::Debug;
+use std::io::Read;
 use std::time::Instant;
 
 use ticksock_arena::proto::{Join, LoggedIn, Login, ROUTE_JOIN, ROUTE_LOGIN};
@@ -102,6 +105,7 @@ pub(crate) fn run_worker(plan: Plan) -> std::io::Result<Tally> {
         Scenario::Echo => crate::worker::run(plan, echo::Echo::new(&opts)),
         Scenario::Churn => crate::worker::run(plan, churn::Churn::new(&opts)),
         Scenario::Idle => crate::worker::run(plan, idle::Idle::new(&opts)),
+        Scenario::Faults => crate::worker::run(plan, faults::Faults::new(&opts)),
     }
 }
 
@@ -149,5 +153,31 @@ pub(crate) fn count_echo_mismatch(outcome: &Outcome, sent: &[u8], tally: &mut cr
         && body[..] != *sent
     {
         tally.counters.echo_mismatches += 1;
+    }
+}
+
+/// What reading a socket until it would block found.
+#[derive(Debug)]
+pub(crate) enum SocketEnd {
+    /// The peer closed the connection (end of stream).
+    Closed,
+    /// Still open: nothing more to read for now.
+    Open,
+    /// Reading failed (a reset, say).
+    Failed(std::io::Error),
+}
+
+/// Reads `socket` (non-blocking), discarding what it reads, until the end of the stream, an
+/// error, or nothing more to read for now.
+pub(crate) fn read_to_end(mut socket: impl Read) -> SocketEnd {
+    let mut scratch = [0u8; 4096];
+    loop {
+        match socket.read(&mut scratch) {
+            Ok(0) => return SocketEnd::Closed,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return SocketEnd::Open,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return SocketEnd::Failed(e),
+        }
     }
 }

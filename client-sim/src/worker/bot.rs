@@ -64,6 +64,12 @@ impl<T: Ord> Cx<T> {
         &mut self.timers
     }
 
+    /// Takes a socket out of the event loop (a scenario that keeps a socket the session no
+    /// longer runs). Deregistering a socket that is not registered only fails, harmlessly.
+    pub(crate) fn deregister(&self, tcp: &mut mio::net::TcpStream) {
+        let _ = self.registry.deregister(tcp);
+    }
+
     /// A connection attempt failed, or a connection errored (`None`: closed before the welcome).
     pub(crate) fn connect_failed(&mut self, now: Instant, error: Option<ticksock_client::Error>) {
         let message = error.map_or_else(|| "closed before the welcome".to_owned(), |e| e.to_string());

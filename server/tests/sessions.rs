@@ -444,6 +444,43 @@ fn a_session_without_a_link_ends_when_it_would_hold_more_than_its_bound() {
 }
 
 #[test]
+fn a_replay_buffer_filled_to_its_bound_is_replayed_whole_into_the_new_link() {
+    // The bound is the outbound queue's less its headroom: the replay must fit it at once.
+    let config = Config {
+        write_coalesce_bytes: 16 << 10,
+        max_outbound_bytes: 72 << 10,
+        session_replay_bytes: (72 << 10) - 4096,
+        ..Config::default()
+    };
+    let h = start(config);
+    let mut a = Link::connect(h.addr());
+    a.request(1, "count", &());
+    assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
+    a.ack();
+    let conn = a.conn();
+    let state = a.kill();
+    h.await_log(&format!("drop {conn}"));
+    // 65 000 of its 69 632 bytes filled while it has no link, in three blobs.
+    let mut other = Link::connect(h.addr());
+    for id in 1..=3 {
+        other.request(id, "blob_to", &(state.conn_id, 21_650u32));
+        assert_eq!(other.recv(), Got::Reply(id, vec![]));
+    }
+    let (mut b, _) = state.resume(h.addr());
+    let topics: Vec<String> = (0..4)
+        .map(|_| match b.recv() {
+            Got::Push(topic, _) => topic,
+            other => panic!("expected a push, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(topics, ["while_dropped", "blob", "blob", "blob"]);
+    b.request(2, "count", &());
+    assert_eq!(b.recv(), Got::Reply(2, u32_body(1)), "the new link survived its replay");
+    assert_eq!(h.server.metrics().reactor().overflow_closes, 0);
+    h.server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn a_session_that_lost_frames_while_linked_cannot_resume_and_ends() {
     let h = start(Config { session_replay_bytes: 4096, ..Config::default() });
     let mut a = Link::connect(h.addr());

@@ -41,6 +41,10 @@ pub enum LogicPriority {
     Realtime,
 }
 
+/// Room in the outbound queue beside a session's whole replay buffer, for the Resumed frame
+/// and control frames sent with it (see `Config::session_replay_bytes`).
+pub const REPLAY_HEADROOM: usize = 4096;
+
 /// The largest [`Config::min_turn_interval`]: beyond it the sleep would add more than a
 /// tick-worthy delay (20 ms) to every round trip.
 pub const MAX_TURN_INTERVAL: Duration = Duration::from_millis(10);
@@ -234,14 +238,17 @@ pub struct Config {
     )]
     pub session_grace: Duration,
     /// Bytes of replies and pushes a version 2 session keeps for its client until the client
-    /// acknowledges them: while it has a link (about a second's worth, at the client's
-    /// acknowledgement pace), and while it waits for a resume. A session without a link that
-    /// would pass it ends; one with a link that passes it can no longer be resumed.
+    /// acknowledges them, counted as sent (each frame with its WebSocket header): while it has
+    /// a link (about a second's worth, at the client's acknowledgement pace), and while it waits
+    /// for a resume. A session without a link that would pass it ends; one with a link that
+    /// passes it can no longer be resumed. At most `max_outbound_bytes` minus 4 KiB, so that a
+    /// resume can replay all of it into the new link's outbound queue at once.
     ///
-    /// The arena's busiest player draws about 12 KB of state a second, so 1 MiB holds more
-    /// than a minute of it; a player in a quiet lobby holds a few bytes.
+    /// The arena's busiest player draws about 12 KB of state a second, so 512 KiB holds about
+    /// 40 s of it, and a player in a quiet lobby a few bytes; a game whose players need a
+    /// longer window raises this and `max_outbound_bytes` together.
     ///
-    /// Default 1 MiB.
+    /// Default 512 KiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().session_replay_bytes)]
     pub session_replay_bytes: usize,
     /// How long the requests a version 2 session has taken may go unacknowledged before the
@@ -394,7 +401,7 @@ impl Default for Config {
             linger_timeout: Duration::from_secs(2),
             linger_bytes: 1 << 20,
             session_grace: Duration::from_secs(120),
-            session_replay_bytes: 1 << 20,
+            session_replay_bytes: 512 << 10,
             ack_interval: Duration::from_secs(1),
             inbound_queue: 8192,
             outbound_queue: 1024,
@@ -515,6 +522,9 @@ impl Config {
         }
         if self.max_outbound_bytes <= self.write_coalesce_bytes {
             return bad("--max-outbound-bytes must exceed --write-coalesce-bytes".into());
+        }
+        if self.session_replay_bytes.saturating_add(REPLAY_HEADROOM) > self.max_outbound_bytes {
+            return bad("--session-replay-bytes must be at most --max-outbound-bytes minus 4096".into());
         }
         if self.max_frame_bytes > self.max_message_bytes {
             return bad("--max-frame-bytes must not exceed --max-message-bytes".into());

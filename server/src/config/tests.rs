@@ -139,7 +139,7 @@ fn the_readme_s_limits_table_states_the_defaults() {
 /// the rule (`false`) or just over it (`true`).
 type Rule = (&'static str, fn(&mut Config, bool));
 
-const RULES: [Rule; 15] = [
+const RULES: [Rule; 16] = [
     ("--tick-hz must be at least 1", |c, over| c.tick_hz = if over { 0 } else { 1 }),
     ("--max-connections must be at least 1", |c, over| c.max_connections = usize::from(!over)),
     ("--read-buffer-bytes must be at least 1", |c, over| c.read_buffer_bytes = usize::from(!over)),
@@ -157,8 +157,13 @@ const RULES: [Rule; 15] = [
         c.rate_burst_bytes = if over { 4095 } else { 4096 };
     }),
     ("--max-outbound-bytes must exceed --write-coalesce-bytes", |c, over| {
+        c.session_replay_bytes = 1;
         c.write_coalesce_bytes = 4096;
         c.max_outbound_bytes = if over { 4096 } else { 4097 };
+    }),
+    ("--session-replay-bytes must be at most --max-outbound-bytes minus 4096", |c, over| {
+        c.max_outbound_bytes = 1 << 20;
+        c.session_replay_bytes = (1 << 20) - 4096 + usize::from(over);
     }),
     ("--max-frame-bytes must not exceed --max-message-bytes", |c, over| {
         c.max_message_bytes = 1024;

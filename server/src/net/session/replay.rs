@@ -22,6 +22,19 @@ pub(crate) struct HeldFrame {
     pub(crate) answers: Option<u32>,
 }
 
+/// A frame's size as it is sent: its payload and a server's WebSocket header (RFC 6455 5.2:
+/// 2 bytes, 4 from 126 bytes of payload, 10 from 64 KiB). The bound counts what a replay puts
+/// in the new link's outbound queue.
+fn framed_len(frame: &HeldFrame) -> usize {
+    let len = frame.bytes.len();
+    let header = match len {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    };
+    len + header
+}
+
 /// What [`ReplayBuffer::push`] had to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Held {
@@ -67,7 +80,7 @@ impl ReplayBuffer {
         self.sent
     }
 
-    /// Bytes held now.
+    /// Bytes held now, as sent (each frame with its WebSocket header).
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
@@ -80,14 +93,14 @@ impl ReplayBuffer {
     /// Holds the next frame, dropping the oldest ones if the bound requires.
     pub(crate) fn push(&mut self, frame: HeldFrame) -> Held {
         self.sent += 1;
-        self.bytes += frame.bytes.len();
+        self.bytes += framed_len(&frame);
         self.frames.push_back(frame);
         let mut held = Held::Kept;
         // The newest frame always stays, even alone over the bound: it is being sent now.
         while self.bytes > self.cap && self.frames.len() > 1 {
             let first = self.first();
             if let Some(old) = self.frames.pop_front() {
-                self.bytes -= old.bytes.len();
+                self.bytes -= framed_len(&old);
                 self.lost_up_to = first;
                 held = Held::DroppedOlder;
             }
@@ -103,7 +116,7 @@ impl ReplayBuffer {
         }
         while self.first() <= received {
             match self.frames.pop_front() {
-                Some(old) => self.bytes -= old.bytes.len(),
+                Some(old) => self.bytes -= framed_len(&old),
                 None => break,
             }
         }
@@ -153,10 +166,11 @@ mod tests {
         for len in 1..=5 {
             assert_eq!(b.push(frame(len, None)), Held::Kept);
         }
-        assert_eq!((b.sent(), b.bytes()), (5, 15));
+        // Each frame counts with its 2-byte header.
+        assert_eq!((b.sent(), b.bytes()), (5, 15 + 5 * 2));
         assert_eq!(numbers(&b, 2), [3, 4, 5], "frames 3..=5, the lengths standing in for numbers");
         b.acknowledge(3).expect("ack");
-        assert_eq!((b.sent(), b.bytes()), (5, 9));
+        assert_eq!((b.sent(), b.bytes()), (5, 9 + 2 * 2));
         assert_eq!(numbers(&b, 3), [4, 5]);
         assert_eq!(numbers(&b, 4), [5], "a count between the acknowledged one and sent");
         assert_eq!(numbers(&b, 5), Vec::<usize>::new());
@@ -171,17 +185,17 @@ mod tests {
         b.push(frame(1, None));
         assert_eq!(b.acknowledge(2), Err(ReplayError::AheadOfSent));
         assert!(matches!(b.after(2), Err(ReplayError::AheadOfSent)));
-        assert_eq!(b.bytes(), 1, "a refused acknowledgement changes nothing");
+        assert_eq!(b.bytes(), 3, "a refused acknowledgement changes nothing");
     }
 
     #[test]
     fn over_the_bound_the_oldest_go_and_replay_before_them_is_refused() {
-        let mut b = ReplayBuffer::new(10);
+        let mut b = ReplayBuffer::new(14);
         assert_eq!(b.push(frame(4, None)), Held::Kept);
         assert_eq!(b.push(frame(4, None)), Held::Kept);
         assert_eq!(b.push(frame(4, None)), Held::DroppedOlder);
-        // 12 bytes > 10: frame 1 was dropped when frame 3 came.
-        assert_eq!(b.bytes(), 8);
+        // 3 x 6 bytes sent > 14: frame 1 was dropped when frame 3 came.
+        assert_eq!(b.bytes(), 12);
         assert!(!b.is_whole(0));
         assert!(matches!(b.after(0), Err(ReplayError::GapLost)));
         assert_eq!(numbers(&b, 1), [4, 4], "a client that had frame 1 can still be replayed");
@@ -193,8 +207,15 @@ mod tests {
         let mut b = ReplayBuffer::new(10);
         b.push(frame(4, None));
         assert_eq!(b.push(frame(50, None)), Held::DroppedOlder);
-        assert_eq!(b.bytes(), 50);
+        assert_eq!(b.bytes(), 52);
         assert_eq!(numbers(&b, 1), [50]);
+    }
+
+    #[test]
+    fn a_frame_counts_with_the_header_it_is_sent_with() {
+        let sizes: Vec<usize> =
+            [0, 125, 126, 65_535, 65_536].iter().map(|&n| framed_len(&frame(n, None))).collect();
+        assert_eq!(sizes, [2, 127, 130, 65_539, 65_546]);
     }
 
     #[test]

@@ -61,6 +61,12 @@ pub struct ReactorCounters {
     pub sessions_expired: u64,
     /// Sessions ended because their replay buffer overflowed while they had no link.
     pub sessions_overflowed: u64,
+    /// Version 2 links dropped (not closed) because their outbound buffer passed its cap: the
+    /// session waits for a resume.
+    pub overflow_drops: u64,
+    /// Sessions without a link ended early because live connections and waiting sessions
+    /// together passed `Config::max_connections`.
+    pub sessions_evicted: u64,
     /// Lingering closes cut short by `Config::linger_timeout` or `Config::linger_bytes`
     /// (the peer was still sending: its socket may have been reset).
     pub lingers_cut: u64,
@@ -264,6 +270,18 @@ impl Metrics {
             "counter",
             "Sessions ended because their grace passed without a resume.",
             r.sessions_expired,
+        );
+        metric(
+            "overflow_drops_total",
+            "counter",
+            "Version 2 links dropped with a full outbound buffer; their sessions wait for a resume.",
+            r.overflow_drops,
+        );
+        metric(
+            "sessions_evicted_total",
+            "counter",
+            "Sessions without a link ended early: live and waiting sessions passed max_connections.",
+            r.sessions_evicted,
         );
         metric(
             "sessions_overflowed_total",

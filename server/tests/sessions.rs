@@ -45,6 +45,17 @@ impl Game for Counter {
             .route("blob_to", |_, ctx: &mut Ctx<'_>, _, (conn, len): (u64, u32)| {
                 ctx.push(ConnId::from_u64(conn), "blob", &"x".repeat(len as usize));
                 Ok::<_, AppError>(())
+            })
+            .route("push_blobs", |_, ctx: &mut Ctx<'_>, caller, (count, len): (u32, u32)| {
+                let blob = "x".repeat(len as usize);
+                for _ in 0..count {
+                    ctx.push(caller.conn, "blob", &blob);
+                }
+                Ok::<_, AppError>(())
+            })
+            .route("close_me", |_, ctx: &mut Ctx<'_>, caller, (): ()| {
+                ctx.close(caller.conn, 4000, "as asked");
+                Ok::<_, AppError>(())
             });
     }
 
@@ -200,6 +211,16 @@ impl Link {
         }
     }
 
+    /// The next frame that is not a push of the game's `on_drop` (which every drop makes).
+    fn recv_answer(&mut self) -> Got {
+        loop {
+            match self.recv() {
+                Got::Push(topic, _) if topic == "while_dropped" => {}
+                other => return other,
+            }
+        }
+    }
+
     /// Drops the TCP connection without a close frame, as a network would; the session's
     /// state is what is left.
     fn kill(self) -> State {
@@ -325,11 +346,13 @@ fn a_resume_that_beats_the_old_links_timeout_ends_that_link_and_nothing_else() {
         ) => {}
         other => panic!("the old link was not ended: {other:?}"),
     }
-    // ... and that end did not touch the session, which the game never saw drop.
+    // ... and that end did not touch the session: the game heard of a drop and a resume, in
+    // that order, and never of a disconnect.
     b.request(2, "count", &());
-    assert_eq!(b.recv(), Got::Reply(2, u32_body(1)));
+    assert_eq!(b.recv_answer(), Got::Reply(2, u32_body(1)));
+    let conn = b.conn();
     let log = h.log.lock().clone();
-    assert!(!log.iter().any(|l| l.starts_with("drop") || l.starts_with("disconnect")), "{log:?}");
+    assert_eq!(log, [format!("connect {conn}"), format!("drop {conn}"), format!("resume {conn}")]);
     h.server.shutdown().expect("clean shutdown");
 }
 
@@ -359,16 +382,16 @@ fn each_refused_resume_has_its_reason_and_costs_the_session_nothing() {
     // of its resume is superseded.
     let (mut b, _) = s.resume(h.addr());
     b.request(2, "count", &());
-    assert_eq!(b.recv(), Got::Reply(2, u32_body(1)));
+    assert_eq!(b.recv_answer(), Got::Reply(2, u32_body(1)));
     let (_, replayed) = s.resume_with(h.addr(), s.secret, 1);
     assert_eq!(replayed, Got::ResumeFailed(resume_reason::SUPERSEDED));
     // A resume that is not the first frame is refused and ignored.
     let mut frame = Vec::new();
     v2::write_resume(Encoding::Binary, &mut frame, b.s.conn_id, b.s.epoch, &b.s.secret, 1);
     b.send(frame);
-    assert_eq!(b.recv(), Got::ResumeFailed(resume_reason::NOT_FIRST));
+    assert_eq!(b.recv_answer(), Got::ResumeFailed(resume_reason::NOT_FIRST));
     b.request(3, "count", &());
-    assert_eq!(b.recv(), Got::Reply(3, u32_body(1)), "the session is unharmed");
+    assert_eq!(b.recv_answer(), Got::Reply(3, u32_body(1)), "the session is unharmed");
     let log = h.log.lock().clone();
     assert!(!log.iter().any(|l| l.starts_with("disconnect")), "{log:?}");
     h.server.shutdown().expect("clean shutdown");
@@ -477,6 +500,76 @@ fn a_replay_buffer_filled_to_its_bound_is_replayed_whole_into_the_new_link() {
     b.request(2, "count", &());
     assert_eq!(b.recv(), Got::Reply(2, u32_body(1)), "the new link survived its replay");
     assert_eq!(h.server.metrics().reactor().overflow_closes, 0);
+    h.server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_session_the_server_is_closing_cannot_be_resumed() {
+    let h = start(Config { close_timeout: Duration::from_secs(10), ..Config::default() });
+    let mut a = Link::connect(h.addr());
+    a.request(1, "count", &());
+    assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
+    // The game closes it; the client never reads the close frame (so never answers it), and
+    // resumes instead.
+    a.request(2, "close_me", &());
+    let conn = a.conn();
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, got) = a.s.resume_with(h.addr(), a.s.secret, a.s.received);
+    assert_eq!(got, Got::ResumeFailed(resume_reason::ENDED));
+    drop(a);
+    h.await_log(&format!("disconnect {conn}"));
+    assert!(!h.log.lock().iter().any(|l| l.starts_with("resume")));
+    h.server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn sessions_waiting_for_a_resume_never_outnumber_the_connection_limit() {
+    let h = start(Config { max_connections: 2, ..Config::default() });
+    let mut states = Vec::new();
+    for id in 1..=3u32 {
+        let mut link = Link::connect(h.addr());
+        link.request(id, "count", &());
+        assert_eq!(link.recv(), Got::Reply(id, u32_body(1)));
+        let conn = link.conn();
+        states.push(link.kill());
+        h.await_log(&format!("drop {conn}"));
+    }
+    // The third drop made three waiting sessions for a limit of two: the oldest went.
+    let first = ConnId::from_u64(states[0].conn_id);
+    h.await_log(&format!("disconnect {first}"));
+    assert_eq!(h.server.metrics().reactor().sessions_evicted, 1);
+    assert_eq!(
+        states[0].resume_with(h.addr(), states[0].secret, 1).1,
+        Got::ResumeFailed(resume_reason::ENDED)
+    );
+    let (mut b, _) = states[2].resume(h.addr());
+    b.request(9, "count", &());
+    assert_eq!(b.recv_answer(), Got::Reply(9, u32_body(1)));
+    h.server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_link_that_stops_reading_is_dropped_not_closed_and_its_session_waits() {
+    let config = Config {
+        write_coalesce_bytes: 16 << 10,
+        max_outbound_bytes: 72 << 10,
+        session_replay_bytes: (72 << 10) - 4096,
+        ..Config::default()
+    };
+    let h = start(config);
+    let mut a = Link::connect(h.addr());
+    a.request(1, "count", &());
+    assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
+    let conn = a.conn();
+    // 3000 pushes of 2 KB to a client that reads none of them: past what the kernel's socket
+    // buffers take, its queue passes 72 KiB.
+    a.request(2, "push_blobs", &(3000u32, 2000u32));
+    h.await_log(&format!("drop {conn}"));
+    // Dropped, not closed: the game heard `drop` first. (The pushes that follow, 6 MB, cannot
+    // be held for a resume within 68 KiB, so the session then ends: `disconnect` may follow.)
+    assert_eq!(h.log.lock()[..2], [format!("connect {conn}"), format!("drop {conn}")]);
+    assert_eq!(h.server.metrics().reactor().overflow_drops, 1);
+    assert_eq!(h.server.metrics().reactor().overflow_closes, 0, "no 1008");
     h.server.shutdown().expect("clean shutdown");
 }
 

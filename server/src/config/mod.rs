@@ -241,8 +241,9 @@ pub struct Config {
     /// acknowledges them, counted as sent (each frame with its WebSocket header): while it has
     /// a link (about a second's worth, at the client's acknowledgement pace), and while it waits
     /// for a resume. A session without a link that would pass it ends; one with a link that
-    /// passes it can no longer be resumed. At most `max_outbound_bytes` minus 4 KiB, so that a
-    /// resume can replay all of it into the new link's outbound queue at once.
+    /// passes it can no longer be resumed. Capped at `max_outbound_bytes` minus 4 KiB
+    /// ([`Config::session_replay_bound`]), so that a resume can replay all of it into the new
+    /// link's outbound queue at once.
     ///
     /// The arena's busiest player draws about 12 KB of state a second, so 512 KiB holds about
     /// 40 s of it, and a player in a quiet lobby a few bytes; a game whose players need a
@@ -455,6 +456,14 @@ impl Config {
             .max_frame_size(Some(self.max_frame_bytes))
     }
 
+    /// The bytes a version 2 session holds for its client: `session_replay_bytes`, capped at
+    /// `max_outbound_bytes` less [`REPLAY_HEADROOM`] so that a resume can replay all of it into
+    /// the new link's outbound queue at once (at least one byte: the newest frame is always
+    /// held whatever its size).
+    pub fn session_replay_bound(&self) -> usize {
+        self.session_replay_bytes.min(self.max_outbound_bytes.saturating_sub(REPLAY_HEADROOM)).max(1)
+    }
+
     /// The tick period.
     pub fn tick_period(&self) -> Duration {
         Duration::from_secs(1) / u32::from(self.tick_hz.max(1))
@@ -522,9 +531,6 @@ impl Config {
         }
         if self.max_outbound_bytes <= self.write_coalesce_bytes {
             return bad("--max-outbound-bytes must exceed --write-coalesce-bytes".into());
-        }
-        if self.session_replay_bytes.saturating_add(REPLAY_HEADROOM) > self.max_outbound_bytes {
-            return bad("--session-replay-bytes must be at most --max-outbound-bytes minus 4096".into());
         }
         if self.max_frame_bytes > self.max_message_bytes {
             return bad("--max-frame-bytes must not exceed --max-message-bytes".into());

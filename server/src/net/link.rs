@@ -114,6 +114,10 @@ impl Reactor {
                 }
                 Err((code, message)) => self.answer(sid, encoding, id, code, &message),
             },
+            RequestVerdict::AnswerAgain if !admitted => {
+                // Sending a held answer again costs its size: not for a client over its rate.
+                self.answer(sid, encoding, id, error_code::RATE_LIMITED, "too many requests; slow down");
+            }
             RequestVerdict::AnswerAgain => {
                 if let Some(frame) = session.answer_to(id).cloned() {
                     self.send_to_session(sid, frame.opcode, frame.bytes, Some(id), false);
@@ -147,12 +151,23 @@ impl Reactor {
         // Generations are handed out in order from 1: a higher one was never given.
         let generation = request.conn.generation();
         let issued = generation != 0 && generation <= self.next_generation;
-        match self.sessions.resume(request, index, new_secret(), issued) {
-            Ok(resumed) => {
-                let received = resumed.received;
-                let stale_link = resumed.stale_link.filter(|&old| old != index);
+        // A session whose link is closing has ended, whatever its owner sends now: a close
+        // frame went one way or the other (PROTOCOL.md 11.4), and the game is being told.
+        let closing =
+            self.sessions.get(request.conn).and_then(|s| s.link()).and_then(|old| self.conns.get(old));
+        let result = match closing {
+            Some(old) if old.peer_closed || !matches!(old.lifecycle, Lifecycle::Open) => {
+                Err(resume_reason::ENDED)
+            }
+            _ => self.sessions.resume(request, index, new_secret(), issued).map(|r| {
                 let replay: Vec<(DataOpcode, Bytes)> =
-                    resumed.replay.iter().map(|f| (f.opcode, f.bytes.clone())).collect();
+                    r.replay.iter().map(|f| (f.opcode, f.bytes.clone())).collect();
+                (r.stale_link, r.was_dropped, r.received, replay)
+            }),
+        };
+        match result {
+            Ok((stale_link, was_dropped, received, replay)) => {
+                let stale_link = stale_link.filter(|&old| old != index);
                 let secret = self.sessions.get(request.conn).map(|s| *s.secret()).unwrap_or_default();
                 if let Some(conn) = self.conns.get_mut(index) {
                     // The link takes the session's name; the Welcome's session never was.
@@ -167,6 +182,11 @@ impl Reactor {
                     self.send_data(index, opcode, &bytes);
                 }
                 self.counters.resumes += 1;
+                if !was_dropped {
+                    // Its old link was still up as far as the server knew: the game hears of
+                    // the drop now, so that every resume follows a drop.
+                    self.forward(ToLogic::Dropped(request.conn));
+                }
                 self.forward(ToLogic::Resumed(request.conn));
             }
             Err(reason) => {
@@ -205,19 +225,29 @@ impl Reactor {
         match carries {
             Carries::Itself if announced => self.forward(ToLogic::Disconnected(id)),
             Carries::Session if ended || self.stage != Stage::Running => {
-                if let Some(mut session) = self.sessions.end(id) {
-                    // Already out of the slab: it must not be ended twice.
-                    session.drop_link(self.now);
+                // Its link is already out of the slab: `end` has nothing of it to end.
+                if self.sessions.end(id).is_some() {
+                    self.forward(ToLogic::Disconnected(id));
                 }
-                self.forward(ToLogic::Disconnected(id));
             }
             Carries::Session => {
-                if let Some(session) = self.sessions.get_mut(id) {
-                    session.drop_link(self.now);
+                if self.sessions.drop_link(id, self.now) {
                     self.forward(ToLogic::Dropped(id));
+                    self.make_room_for_dropped();
                 }
             }
             Carries::Itself | Carries::Undecided { .. } | Carries::Nothing => {}
+        }
+    }
+
+    /// Ends the sessions that have waited longest for a resume while live connections and
+    /// waiting sessions together pass `Config::max_connections`: a client that opens sessions
+    /// and drops them cannot make the server keep more of them than it serves.
+    fn make_room_for_dropped(&mut self) {
+        while self.conns.len() + self.sessions.dropped_count() > self.config.max_connections {
+            let Some(oldest) = self.sessions.oldest_dropped() else { return };
+            self.counters.sessions_evicted += 1;
+            self.end_session(oldest);
         }
     }
 

@@ -157,7 +157,7 @@ impl Reactor {
                 link::new_epoch(),
                 SessionLimits {
                     grace: config.session_grace,
-                    replay_bytes: config.session_replay_bytes,
+                    replay_bytes: config.session_replay_bound(),
                     ack_interval: config.ack_interval,
                 },
             ),
@@ -290,6 +290,6 @@ impl Reactor {
             return Some(index);
         }
         // A version 2 session resumed on another link keeps its first link's name.
-        self.sessions.get(conn).and_then(|s| s.link())
+        self.sessions.get(conn).and_then(|s| s.link()).filter(|&i| self.conns.contains(i))
     }
 }

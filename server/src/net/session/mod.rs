@@ -71,9 +71,8 @@ pub(crate) struct Session {
     dropped_since: Option<Instant>,
     /// Requests taken: the last `seq` run.
     received: u64,
-    /// The received count the client was last told (in an Ack or a Resumed).
-    told: u64,
-    /// Since when `received` has been ahead of `told`.
+    /// Since when `received` has been ahead of what the client was last told (in an Ack or a
+    /// Resumed).
     owed_since: Option<Instant>,
     /// Callback ids of requests taken and not answered yet.
     running: FxHashSet<u32>,
@@ -89,7 +88,6 @@ impl Session {
             link: Some(link),
             dropped_since: None,
             received: 0,
-            told: 0,
             owed_since: None,
             running: FxHashSet::default(),
             replay: ReplayBuffer::new(limits.replay_bytes),
@@ -172,14 +170,18 @@ impl Session {
             return None;
         }
         self.owed_since = None;
-        self.told = self.received;
         Some(self.received)
     }
 
     /// Its link dropped at `now`: it waits for a resume.
-    pub(crate) fn drop_link(&mut self, now: Instant) {
+    fn drop_link(&mut self, now: Instant) {
         self.link = None;
         self.dropped_since = Some(now);
+    }
+
+    /// Whether it waits for a resume.
+    pub(crate) fn is_dropped(&self) -> bool {
+        self.dropped_since.is_some()
     }
 }
 
@@ -188,6 +190,9 @@ impl Session {
 pub(crate) struct Resumed<'a> {
     /// The link that carried the session until now (a half-open one): end it, silently.
     pub(crate) stale_link: Option<usize>,
+    /// It had dropped (the game was told): otherwise its link was still up as far as the
+    /// server knew, and the game hears of the drop now, before the resume.
+    pub(crate) was_dropped: bool,
     /// The server's received count, for the Resumed frame.
     pub(crate) received: u64,
     /// The frames to send again after the Resumed frame, in order.
@@ -198,6 +203,8 @@ pub(crate) struct Resumed<'a> {
 #[derive(Debug)]
 pub(crate) struct Sessions {
     by_conn: FxHashMap<ConnId, Session>,
+    /// Sessions without a link (kept exact, so the count needs no scan).
+    dropped: usize,
     epoch: u64,
     limits: SessionLimits,
 }
@@ -205,7 +212,7 @@ pub(crate) struct Sessions {
 impl Sessions {
     /// No sessions yet, in the server run `epoch`.
     pub(crate) fn new(epoch: u64, limits: SessionLimits) -> Self {
-        Self { by_conn: FxHashMap::default(), epoch, limits }
+        Self { by_conn: FxHashMap::default(), dropped: 0, epoch, limits }
     }
 
     /// This server run's epoch, for the Welcome.
@@ -235,7 +242,37 @@ impl Sessions {
 
     /// Ends a session: it can no longer be resumed.
     pub(crate) fn end(&mut self, conn: ConnId) -> Option<Session> {
-        self.by_conn.remove(&conn)
+        let session = self.by_conn.remove(&conn)?;
+        self.dropped -= usize::from(session.is_dropped());
+        Some(session)
+    }
+
+    /// Session `conn` lost its link at `now`: it waits for a resume. False if it does not
+    /// live (or had already dropped).
+    pub(crate) fn drop_link(&mut self, conn: ConnId, now: Instant) -> bool {
+        match self.by_conn.get_mut(&conn) {
+            Some(session) if !session.is_dropped() => {
+                session.drop_link(now);
+                self.dropped += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// How many sessions wait for a resume.
+    pub(crate) fn dropped_count(&self) -> usize {
+        self.dropped
+    }
+
+    /// The session that has waited longest for a resume, if any: the first to go when too many
+    /// wait.
+    pub(crate) fn oldest_dropped(&self) -> Option<ConnId> {
+        self.by_conn
+            .iter()
+            .filter_map(|(conn, s)| s.dropped_since.map(|since| (since, *conn)))
+            .min()
+            .map(|(_, conn)| conn)
     }
 
     /// Sessions that live now.
@@ -288,17 +325,18 @@ impl Sessions {
         }
         let replaced = std::mem::replace(&mut session.secret, new_secret);
         session.retired.push_back(replaced);
+        let was_dropped = session.is_dropped();
         // A resume with the secret the client still holds (its last Resumed unread) keeps
         // that one valid until the client shows it read the new one.
         session.unconfirmed = Some(if unread { session.unconfirmed.unwrap_or(replaced) } else { replaced });
         let stale_link = session.link.replace(link);
         session.dropped_since = None;
-        session.told = session.received;
+        self.dropped -= usize::from(was_dropped);
         session.owed_since = None;
         // Cannot fail: checked above, and nothing changed the buffer since.
         let _ = session.replay.acknowledge(request.received);
         let replay = session.replay.after(request.received).map(Iterator::collect).unwrap_or_default();
-        Ok(Resumed { stale_link, received: session.received, replay })
+        Ok(Resumed { stale_link, was_dropped, received: session.received, replay })
     }
 
     /// The sessions without a link whose grace has passed at `now`.

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
+use rustc_hash::FxHashMap;
 
 use crate::bridge::DataOpcode;
 
@@ -66,12 +67,15 @@ pub(crate) struct ReplayBuffer {
     cap: usize,
     /// The number of the last frame dropped without the client's acknowledgement (0: none).
     lost_up_to: u64,
+    /// The number of the held answer to each callback id, so that a duplicate request finds
+    /// it without a scan of the buffer.
+    answers: FxHashMap<u32, u64>,
 }
 
 impl ReplayBuffer {
     /// An empty buffer holding at most `cap` bytes of frames.
     pub(crate) fn new(cap: usize) -> Self {
-        Self { frames: VecDeque::new(), sent: 0, bytes: 0, cap, lost_up_to: 0 }
+        Self { frames: VecDeque::new(), sent: 0, bytes: 0, cap, lost_up_to: 0, answers: FxHashMap::default() }
     }
 
     /// Sequenced frames ever sent.
@@ -94,13 +98,16 @@ impl ReplayBuffer {
     pub(crate) fn push(&mut self, frame: HeldFrame) -> Held {
         self.sent += 1;
         self.bytes += framed_len(&frame);
+        if let Some(id) = frame.answers {
+            self.answers.insert(id, self.sent);
+        }
         self.frames.push_back(frame);
         let mut held = Held::Kept;
         // The newest frame always stays, even alone over the bound: it is being sent now.
         while self.bytes > self.cap && self.frames.len() > 1 {
             let first = self.first();
             if let Some(old) = self.frames.pop_front() {
-                self.bytes -= framed_len(&old);
+                self.forget(&old, first);
                 self.lost_up_to = first;
                 held = Held::DroppedOlder;
             }
@@ -115,12 +122,24 @@ impl ReplayBuffer {
             return Err(ReplayError::AheadOfSent);
         }
         while self.first() <= received {
+            let first = self.first();
             match self.frames.pop_front() {
-                Some(old) => self.bytes -= framed_len(&old),
+                Some(old) => self.forget(&old, first),
                 None => break,
             }
         }
         Ok(())
+    }
+
+    /// Accounts for frame number `number` leaving the buffer.
+    fn forget(&mut self, frame: &HeldFrame, number: u64) {
+        self.bytes -= framed_len(frame);
+        // Only if that entry is this frame's: a later answer to a reused id stays findable.
+        if let Some(id) = frame.answers
+            && self.answers.get(&id) == Some(&number)
+        {
+            self.answers.remove(&id);
+        }
     }
 
     /// The frames after a client's received count, in order, if every one is still held.
@@ -128,7 +147,9 @@ impl ReplayBuffer {
         if received > self.sent {
             return Err(ReplayError::AheadOfSent);
         }
-        if received < self.lost_up_to {
+        // Frames up to `first - 1` are gone, acknowledged or dropped: a client that claims fewer
+        // has lost some the server no longer holds.
+        if received < self.lost_up_to || received + 1 < self.first() {
             return Err(ReplayError::GapLost);
         }
         // Frames up to `received` may still be held (not acknowledged yet): skip them.
@@ -144,7 +165,8 @@ impl ReplayBuffer {
 
     /// The held answer to callback id `id`, if any.
     pub(crate) fn answer_to(&self, id: u32) -> Option<&HeldFrame> {
-        self.frames.iter().rev().find(|f| f.answers == Some(id))
+        let number = *self.answers.get(&id)?;
+        self.frames.get(usize::try_from(number.checked_sub(self.first())?).ok()?)
     }
 }
 
@@ -229,5 +251,22 @@ mod tests {
         b.acknowledge(1).expect("ack");
         assert_eq!(b.answer_to(7), None);
         assert_eq!(b.answer_to(8), None);
+        assert_eq!(b.answers.len(), 1, "the index forgets what the buffer lets go");
+        // A reused id: the later answer is the one found, and stays after the earlier goes.
+        b.push(frame(4, Some(9)));
+        assert_eq!(b.answer_to(9).map(|f| f.bytes.len()), Some(4));
+        b.acknowledge(3).expect("ack");
+        assert_eq!(b.answer_to(9).map(|f| f.bytes.len()), Some(4));
+    }
+
+    #[test]
+    fn a_count_below_what_the_client_acknowledged_is_a_gap() {
+        let mut b = ReplayBuffer::new(1000);
+        for len in 1..=4 {
+            b.push(frame(len, None));
+        }
+        b.acknowledge(3).expect("ack");
+        assert!(matches!(b.after(2), Err(ReplayError::GapLost)), "frame 3 is gone");
+        assert_eq!(numbers(&b, 3), [4]);
     }
 }

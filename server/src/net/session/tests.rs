@@ -76,11 +76,13 @@ fn a_resume_replays_what_the_client_missed_and_moves_the_session() {
     for frame in [push(1), answer(10, 2), push(3)] {
         assert!(s.hold(frame));
     }
-    s.drop_link(t0);
-    assert!(s.hold(push(4)), "held while the link is down");
+    assert!(sessions.drop_link(conn(1), t0));
+    assert_eq!(sessions.dropped_count(), 1);
+    assert!(sessions.get_mut(conn(1)).expect("lives").hold(push(4)), "held while the link is down");
     // The client had received the first push only.
     let resumed = sessions.resume(resume_of(conn(1), secret(1), 1), 5, secret(2), true).expect("resumes");
     assert_eq!(resumed.stale_link, None);
+    assert!(resumed.was_dropped);
     assert_eq!(resumed.received, 1);
     let lengths: Vec<usize> = resumed.replay.iter().map(|f| f.bytes.len()).collect();
     assert_eq!(lengths, [2, 3, 4]);
@@ -95,6 +97,7 @@ fn a_resume_that_beats_the_old_links_timeout_ends_that_link() {
     sessions.open(conn(1), secret(1), 3);
     let resumed = sessions.resume(resume_of(conn(1), secret(1), 0), 8, secret(2), true).expect("resumes");
     assert_eq!(resumed.stale_link, Some(3), "the half-open link is named, to be ended");
+    assert!(!resumed.was_dropped, "the game never heard it drop");
     assert_eq!(sessions.get(conn(1)).and_then(Session::link), Some(8));
 }
 
@@ -105,7 +108,7 @@ fn each_failed_resume_has_its_reason_and_costs_the_session_nothing() {
     sessions.open(conn(1), secret(1), 0);
     let s = sessions.get_mut(conn(1)).expect("open");
     assert!(s.hold(push(10)));
-    s.drop_link(t0);
+    sessions.drop_link(conn(1), t0);
     let wrong_epoch = ResumeRequest { epoch: EPOCH + 1, ..resume_of(conn(1), secret(1), 0) };
     let cases = [
         (wrong_epoch, resume_reason::RESTARTED),
@@ -159,8 +162,8 @@ fn without_a_link_an_overflowing_replay_buffer_ends_the_session() {
     let t0 = Instant::now();
     let mut sessions = Sessions::new(EPOCH, limits());
     sessions.open(conn(1), secret(1), 0);
+    sessions.drop_link(conn(1), t0);
     let s = sessions.get_mut(conn(1)).expect("open");
-    s.drop_link(t0);
     assert!(s.hold(push(600)));
     assert!(!s.hold(push(600)), "the session must end");
 }
@@ -171,10 +174,16 @@ fn a_session_without_a_link_expires_at_its_grace_and_not_before() {
     let mut sessions = Sessions::new(EPOCH, limits());
     sessions.open(conn(1), secret(1), 0);
     sessions.open(conn(2), secret(2), 1);
-    sessions.get_mut(conn(1)).expect("open").drop_link(t0);
+    assert!(sessions.drop_link(conn(1), t0));
+    assert!(!sessions.drop_link(conn(1), t0), "once");
+    assert!(!sessions.drop_link(conn(9), t0), "no such session");
     assert_eq!(sessions.expired(t0 + 119_999 * MS), Vec::<ConnId>::new());
     assert_eq!(sessions.expired(t0 + 120_000 * MS), [conn(1)], "only the dropped one");
     assert_eq!(sessions.dropped(), (1, 0));
+    assert_eq!(sessions.dropped_count(), 1);
+    assert_eq!(sessions.oldest_dropped(), Some(conn(1)));
+    sessions.end(conn(1));
+    assert_eq!((sessions.dropped_count(), sessions.oldest_dropped()), (0, None));
 }
 
 #[test]

@@ -504,6 +504,23 @@ fn a_replay_buffer_filled_to_its_bound_is_replayed_whole_into_the_new_link() {
 }
 
 #[test]
+fn a_session_whose_link_died_before_its_first_frame_resumes_and_is_announced_then() {
+    let h = start(Config::default());
+    let a = Link::connect(h.addr());
+    let conn = a.conn();
+    let state = a.kill();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(h.log.lock().is_empty(), "the game knows nothing of it yet: {:?}", h.log.lock());
+    let (mut b, received) = state.resume(h.addr());
+    assert_eq!(received, 0);
+    h.await_log(&format!("connect {conn}"));
+    b.request(1, "count", &());
+    assert_eq!(b.recv_answer(), Got::Reply(1, u32_body(1)));
+    assert_eq!(h.log.lock().clone(), [format!("connect {conn}")], "a connect, not a drop and a resume");
+    h.server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn a_session_the_server_is_closing_cannot_be_resumed() {
     let h = start(Config { close_timeout: Duration::from_secs(10), ..Config::default() });
     let mut a = Link::connect(h.addr());

@@ -106,7 +106,8 @@ impl Reactor {
                     Version::V2 => {
                         // The game hears of it at its first frame, which may resume another.
                         let secret = new_secret();
-                        conn.carries = Carries::Undecided { secret };
+                        conn.carries = Carries::Undecided;
+                        self.sessions.open(id, secret, index);
                         let epoch = self.sessions.epoch();
                         let tick_hz = self.config.tick_hz;
                         v2::write_welcome(encoding, &mut welcome, tick_hz, id.to_u64(), epoch, &secret);

@@ -34,7 +34,6 @@ use super::http::Http;
 use super::lifecycle::{Lifecycle, Strikes};
 use super::outbound::QueueFull;
 use super::rate::RateLimiter;
-use super::session::Secret;
 use super::socket::Socket;
 use crate::ConnId;
 use crate::bridge::DataOpcode;
@@ -86,12 +85,10 @@ pub(super) struct Connection {
 pub(super) enum Carries {
     /// Version 1 (and HTTP, and echo mode): itself. The game knows it from its upgrade.
     Itself,
-    /// Version 2 before its first frame: a new session (this Welcome's secret) may start, or
-    /// an earlier one be resumed. The game does not know it yet.
-    Undecided {
-        /// The secret its Welcome gave.
-        secret: Secret,
-    },
+    /// Version 2 before its first frame: its Welcome's session (named by the connection's
+    /// `id`) exists, but the first frame may resume an earlier one instead. The game does not
+    /// know it yet.
+    Undecided,
     /// Version 2: the session named by the connection's `id`.
     Session,
     /// Version 2: a link whose session was resumed on another; it goes without a word.

@@ -14,7 +14,7 @@ use super::connection::Carries;
 use super::inbound::{self, InboundV2};
 use super::lifecycle::{Lifecycle, Stage};
 use super::session::replay::HeldFrame;
-use super::session::{RequestVerdict, ResumeRequest, SECRET_LEN, Secret};
+use super::session::{RequestVerdict, ResumeRequest, SECRET_LEN, Secret, Session};
 use crate::ConnId;
 use crate::bridge::{DataOpcode, RouteId, ToLogic};
 
@@ -46,7 +46,7 @@ impl Reactor {
         let encoding = conn.encoding;
         match inbound::classify_v2(message, &self.routes, encoding) {
             InboundV2::Resume { session, epoch, secret, received } => {
-                if matches!(conn.carries, Carries::Undecided { .. }) {
+                if conn.carries == Carries::Undecided {
                     let request = ResumeRequest { conn: ConnId::from_u64(session), epoch, secret, received };
                     self.resume_session(index, request);
                 } else {
@@ -89,11 +89,14 @@ impl Reactor {
     /// failed): the game hears of it now.
     fn start_session(&mut self, index: usize) {
         let Some(conn) = self.conns.get_mut(index) else { return };
-        let Carries::Undecided { secret } = conn.carries else { return };
+        if conn.carries != Carries::Undecided {
+            return;
+        }
         conn.carries = Carries::Session;
         let (id, encoding) = (conn.id, conn.encoding);
-        self.sessions.open(id, secret, index);
-        self.forward(ToLogic::Connected { conn: id, encoding });
+        if self.sessions.get_mut(id).is_some_and(Session::announce) {
+            self.forward(ToLogic::Connected { conn: id, encoding });
+        }
     }
 
     /// Takes one request of session `sid` on the link at `index`.
@@ -169,10 +172,15 @@ impl Reactor {
             Ok((stale_link, was_dropped, received, replay)) => {
                 let stale_link = stale_link.filter(|&old| old != index);
                 let secret = self.sessions.get(request.conn).map(|s| *s.secret()).unwrap_or_default();
+                let mut provisional = None;
                 if let Some(conn) = self.conns.get_mut(index) {
                     // The link takes the session's name; the Welcome's session never was.
-                    conn.id = request.conn;
+                    provisional = Some(std::mem::replace(&mut conn.id, request.conn));
                     conn.carries = Carries::Session;
+                }
+                if let Some(unused) = provisional {
+                    // Never announced: it goes without a word.
+                    self.sessions.end(unused);
                 }
                 if let Some(old) = stale_link {
                     self.orphan(old);
@@ -182,12 +190,21 @@ impl Reactor {
                     self.send_data(index, opcode, &bytes);
                 }
                 self.counters.resumes += 1;
-                if !was_dropped {
-                    // Its old link was still up as far as the server knew: the game hears of
-                    // the drop now, so that every resume follows a drop.
-                    self.forward(ToLogic::Dropped(request.conn));
+                let encoding = self.conns.get(index).map_or(encoding, |c| c.encoding);
+                match self.sessions.get_mut(request.conn).map(Session::announce) {
+                    // Its first link died before its client sent anything: the game hears of
+                    // it now, as a new connection.
+                    Some(true) => self.forward(ToLogic::Connected { conn: request.conn, encoding }),
+                    Some(false) => {
+                        if !was_dropped {
+                            // Its old link was still up as far as the server knew: the game
+                            // hears of the drop now, so that every resume follows a drop.
+                            self.forward(ToLogic::Dropped(request.conn));
+                        }
+                        self.forward(ToLogic::Resumed(request.conn));
+                    }
+                    None => {}
                 }
-                self.forward(ToLogic::Resumed(request.conn));
             }
             Err(reason) => {
                 if reason == resume_reason::GAP_LOST {
@@ -217,26 +234,30 @@ impl Reactor {
         if let Some(index) = session.link() {
             self.orphan(index);
         }
-        self.forward(ToLogic::Disconnected(sid));
+        if session.is_announced() {
+            self.forward(ToLogic::Disconnected(sid));
+        }
     }
 
     /// What a link's going means for what it carried (called as it leaves the slab).
     pub(super) fn link_gone(&mut self, id: ConnId, carries: Carries, announced: bool, ended: bool) {
         match carries {
             Carries::Itself if announced => self.forward(ToLogic::Disconnected(id)),
-            Carries::Session if ended || self.stage != Stage::Running => {
+            Carries::Session | Carries::Undecided if ended || self.stage != Stage::Running => {
                 // Its link is already out of the slab: `end` has nothing of it to end.
-                if self.sessions.end(id).is_some() {
+                if self.sessions.end(id).is_some_and(|s| s.is_announced()) {
                     self.forward(ToLogic::Disconnected(id));
                 }
             }
-            Carries::Session => {
+            Carries::Session | Carries::Undecided => {
                 if self.sessions.drop_link(id, self.now) {
-                    self.forward(ToLogic::Dropped(id));
+                    if self.sessions.get(id).is_some_and(Session::is_announced) {
+                        self.forward(ToLogic::Dropped(id));
+                    }
                     self.make_room_for_dropped();
                 }
             }
-            Carries::Itself | Carries::Undecided { .. } | Carries::Nothing => {}
+            Carries::Itself | Carries::Nothing => {}
         }
     }
 

@@ -77,6 +77,10 @@ pub(crate) struct Session {
     /// Callback ids of requests taken and not answered yet.
     running: FxHashSet<u32>,
     replay: ReplayBuffer,
+    /// The game knows it: its client has sent a frame on one of its links. A session exists
+    /// from its Welcome, so that a client whose link died before it sent anything can resume
+    /// it; the game hears of it at its first frame, which may be that resume.
+    announced: bool,
 }
 
 impl Session {
@@ -91,6 +95,7 @@ impl Session {
             owed_since: None,
             running: FxHashSet::default(),
             replay: ReplayBuffer::new(limits.replay_bytes),
+            announced: false,
         }
     }
 
@@ -179,6 +184,16 @@ impl Session {
         self.dropped_since = Some(now);
     }
 
+    /// Whether the game knows it.
+    pub(crate) fn is_announced(&self) -> bool {
+        self.announced
+    }
+
+    /// The game is told of it now. Returns whether it was news.
+    pub(crate) fn announce(&mut self) -> bool {
+        !std::mem::replace(&mut self.announced, true)
+    }
+
     /// Whether it waits for a resume.
     pub(crate) fn is_dropped(&self) -> bool {
         self.dropped_since.is_some()
@@ -225,7 +240,8 @@ impl Sessions {
         &self.limits
     }
 
-    /// Starts the session of a new link at slab index `link`.
+    /// Starts the session of a new link at slab index `link`, at its Welcome (not yet
+    /// announced to the game).
     pub(crate) fn open(&mut self, conn: ConnId, secret: Secret, link: usize) {
         self.by_conn.insert(conn, Session::new(secret, link, &self.limits));
     }

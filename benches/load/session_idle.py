@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 
-from wsraw import recv_exactly, status_kib
+from wsraw import status_kib
 
 
 def upgrade(port: int, subprotocol: str) -> socket.socket:
@@ -42,14 +42,24 @@ def send_binary(s: socket.socket, payload: bytes) -> None:
     s.sendall(bytes([0x82, 0x80 | len(payload)]) + bytes(4) + payload)
 
 
+def read_exactly(s: socket.socket, n: int) -> bytes:
+    got = b""
+    while len(got) < n:
+        chunk = s.recv(n - len(got))
+        if not chunk:
+            raise RuntimeError("the server closed the connection")
+        got += chunk
+    return got
+
+
 def read_frame(s: socket.socket) -> bytes:
-    head = recv_exactly(s, 2)
+    head = read_exactly(s, 2)
     length = head[1] & 0x7F
     if length == 126:
-        length = int.from_bytes(recv_exactly(s, 2), "big")
+        length = int.from_bytes(read_exactly(s, 2), "big")
     elif length == 127:
-        length = int.from_bytes(recv_exactly(s, 8), "big")
-    return recv_exactly(s, length)
+        length = int.from_bytes(read_exactly(s, 8), "big")
+    return read_exactly(s, length)
 
 
 def open_idle(port: int, version: str) -> socket.socket:

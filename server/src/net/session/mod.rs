@@ -13,10 +13,9 @@
 
 pub(crate) mod replay;
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use ticksock_protocol::resume_reason;
 
 use self::replay::{Held, HeldFrame, ReplayBuffer, ReplayError};
@@ -59,12 +58,9 @@ pub(crate) enum RequestVerdict {
 #[derive(Debug)]
 pub(crate) struct Session {
     secret: Secret,
-    /// Secrets replaced by resumes, oldest first.
-    retired: VecDeque<Secret>,
-    /// The secret the last resume replaced, while its client has sent nothing on its new link:
-    /// that link may have died before the client read its Resumed, and a resume with the
-    /// secret it still holds must not lose the session.
-    unconfirmed: Option<Secret>,
+    /// What resumes left behind: boxed, since most sessions never resume, and an idle
+    /// session's size is the cost of every player (PROTOCOL.md 11, the idle cost).
+    resumed: Option<Box<Secrets>>,
     /// The slab index of the link carrying it, or `None` while it has none.
     link: Option<usize>,
     /// Since when it has had no link.
@@ -75,7 +71,8 @@ pub(crate) struct Session {
     /// Resumed).
     owed_since: Option<Instant>,
     /// Callback ids of requests taken and not answered yet.
-    running: FxHashSet<u32>,
+    // A few at most (the game's deferred replies): a list, which costs nothing while empty.
+    running: Vec<u32>,
     replay: ReplayBuffer,
     /// The game knows it: its client has sent a frame on one of its links. A session exists
     /// from its Welcome, so that a client whose link died before it sent anything can resume
@@ -87,13 +84,12 @@ impl Session {
     fn new(secret: Secret, link: usize, limits: &SessionLimits) -> Self {
         Self {
             secret,
-            retired: VecDeque::new(),
-            unconfirmed: None,
+            resumed: None,
             link: Some(link),
             dropped_since: None,
             received: 0,
             owed_since: None,
-            running: FxHashSet::default(),
+            running: Vec::new(),
             replay: ReplayBuffer::new(limits.replay_bytes),
             announced: false,
         }
@@ -123,13 +119,13 @@ impl Session {
     /// Takes a request numbered `seq`, carrying the client's received count `ack` and
     /// callback id `id`, at `now`. The acknowledgement is applied first (11.6).
     pub(crate) fn take_request(&mut self, seq: u64, ack: u64, id: u32, now: Instant) -> RequestVerdict {
-        self.unconfirmed = None;
+        self.confirm();
         if self.replay.acknowledge(ack).is_err() {
             return RequestVerdict::Malformed;
         }
         if seq == self.received + 1 {
             self.received = seq;
-            self.running.insert(id);
+            self.running.push(id);
             self.owed_since.get_or_insert(now);
             RequestVerdict::Run
         } else if seq > self.received {
@@ -151,7 +147,7 @@ impl Session {
     /// The client's Ack: it has received `received` sequenced frames. Refused (and changes
     /// nothing) if that is more than was sent.
     pub(crate) fn acknowledge(&mut self, received: u64) -> Result<(), ReplayError> {
-        self.unconfirmed = None;
+        self.confirm();
         self.replay.acknowledge(received)
     }
 
@@ -159,7 +155,13 @@ impl Session {
     /// false when the session must end: it has no link and its replay buffer overflowed.
     pub(crate) fn hold(&mut self, frame: HeldFrame) -> bool {
         if let Some(id) = frame.answers {
-            self.running.remove(&id);
+            if let Some(at) = self.running.iter().position(|&r| r == id) {
+                self.running.swap_remove(at);
+            }
+            if self.running.is_empty() {
+                // Let the allocation go: an idle session keeps nothing.
+                self.running = Vec::new();
+            }
         }
         match self.replay.push(frame) {
             Held::Kept => true,
@@ -182,6 +184,14 @@ impl Session {
     fn drop_link(&mut self, now: Instant) {
         self.link = None;
         self.dropped_since = Some(now);
+    }
+
+    /// Its client sent a frame on its link: it has read its last Resumed, and the secret that
+    /// resume was made with serves no more.
+    fn confirm(&mut self) {
+        if let Some(secrets) = &mut self.resumed {
+            secrets.unconfirmed = None;
+        }
     }
 
     /// Whether the game knows it.
@@ -217,7 +227,8 @@ pub(crate) struct Resumed<'a> {
 /// Every session of this server run.
 #[derive(Debug)]
 pub(crate) struct Sessions {
-    by_conn: FxHashMap<ConnId, Session>,
+    // Boxed: the table's free slots then cost a pointer each, not a whole session.
+    by_conn: FxHashMap<ConnId, Box<Session>>,
     /// Sessions without a link (kept exact, so the count needs no scan).
     dropped: usize,
     epoch: u64,
@@ -243,21 +254,21 @@ impl Sessions {
     /// Starts the session of a new link at slab index `link`, at its Welcome (not yet
     /// announced to the game).
     pub(crate) fn open(&mut self, conn: ConnId, secret: Secret, link: usize) {
-        self.by_conn.insert(conn, Session::new(secret, link, &self.limits));
+        self.by_conn.insert(conn, Box::new(Session::new(secret, link, &self.limits)));
     }
 
     /// The session named `conn`, if it lives.
     pub(crate) fn get_mut(&mut self, conn: ConnId) -> Option<&mut Session> {
-        self.by_conn.get_mut(&conn)
+        self.by_conn.get_mut(&conn).map(|s| &mut **s)
     }
 
     /// The session named `conn`, if it lives.
     pub(crate) fn get(&self, conn: ConnId) -> Option<&Session> {
-        self.by_conn.get(&conn)
+        self.by_conn.get(&conn).map(|s| &**s)
     }
 
     /// Ends a session: it can no longer be resumed.
-    pub(crate) fn end(&mut self, conn: ConnId) -> Option<Session> {
+    pub(crate) fn end(&mut self, conn: ConnId) -> Option<Box<Session>> {
         let session = self.by_conn.remove(&conn)?;
         self.dropped -= usize::from(session.is_dropped());
         Some(session)
@@ -319,13 +330,14 @@ impl Sessions {
         if request.epoch != self.epoch {
             return Err(resume_reason::RESTARTED);
         }
-        let Some(session) = self.by_conn.get_mut(&request.conn) else {
+        let Some(session) = self.by_conn.get_mut(&request.conn).map(|s| &mut **s) else {
             return Err(if issued { resume_reason::ENDED } else { resume_reason::UNKNOWN_SESSION });
         };
         let current = same_secret(&request.secret, &session.secret);
-        let unread = session.unconfirmed.is_some_and(|previous| same_secret(&request.secret, &previous));
+        let secrets = session.resumed.get_or_insert_with(Box::default);
+        let unread = secrets.unconfirmed.is_some_and(|previous| same_secret(&request.secret, &previous));
         if !current && !unread {
-            let retired = session.retired.iter().any(|old| same_secret(&request.secret, old));
+            let retired = secrets.retired.iter().any(|old| same_secret(&request.secret, old));
             return Err(if retired { resume_reason::SUPERSEDED } else { resume_reason::BAD_SECRET });
         }
         match session.replay.after(request.received) {
@@ -336,15 +348,15 @@ impl Sessions {
                 return Err(resume_reason::GAP_LOST);
             }
         }
-        if session.retired.len() == RETIRED_SECRETS {
-            session.retired.pop_front();
+        if secrets.retired.len() == RETIRED_SECRETS {
+            secrets.retired.remove(0);
         }
         let replaced = std::mem::replace(&mut session.secret, new_secret);
-        session.retired.push_back(replaced);
-        let was_dropped = session.is_dropped();
+        secrets.retired.push(replaced);
+        let was_dropped = session.dropped_since.is_some();
         // A resume with the secret the client still holds (its last Resumed unread) keeps
         // that one valid until the client shows it read the new one.
-        session.unconfirmed = Some(if unread { session.unconfirmed.unwrap_or(replaced) } else { replaced });
+        secrets.unconfirmed = Some(if unread { secrets.unconfirmed.unwrap_or(replaced) } else { replaced });
         let stale_link = session.link.replace(link);
         session.dropped_since = None;
         self.dropped -= usize::from(was_dropped);
@@ -368,8 +380,19 @@ impl Sessions {
 
     /// Every session that has a link, for the sweep's acks.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (ConnId, &mut Session)> {
-        self.by_conn.iter_mut().map(|(conn, s)| (*conn, s))
+        self.by_conn.iter_mut().map(|(conn, s)| (*conn, &mut **s))
     }
+}
+
+/// The secrets resumes replaced.
+#[derive(Debug, Default)]
+struct Secrets {
+    /// Secrets replaced by resumes, oldest first, at most [`RETIRED_SECRETS`].
+    retired: Vec<Secret>,
+    /// The secret the last resume replaced, while its client has sent nothing on its new link:
+    /// that link may have died before the client read its Resumed, and a resume with the
+    /// secret it still holds must not lose the session.
+    unconfirmed: Option<Secret>,
 }
 
 /// A Resume frame's fields.

@@ -69,13 +69,14 @@ pub(crate) struct ReplayBuffer {
     lost_up_to: u64,
     /// The number of the held answer to each callback id, so that a duplicate request finds
     /// it without a scan of the buffer.
-    answers: FxHashMap<u32, u64>,
+    /// Boxed and made on the first answer held: an idle session's size counts for every player.
+    answers: Option<Box<FxHashMap<u32, u64>>>,
 }
 
 impl ReplayBuffer {
     /// An empty buffer holding at most `cap` bytes of frames.
     pub(crate) fn new(cap: usize) -> Self {
-        Self { frames: VecDeque::new(), sent: 0, bytes: 0, cap, lost_up_to: 0, answers: FxHashMap::default() }
+        Self { frames: VecDeque::new(), sent: 0, bytes: 0, cap, lost_up_to: 0, answers: None }
     }
 
     /// Sequenced frames ever sent.
@@ -99,7 +100,7 @@ impl ReplayBuffer {
         self.sent += 1;
         self.bytes += framed_len(&frame);
         if let Some(id) = frame.answers {
-            self.answers.insert(id, self.sent);
+            self.answers.get_or_insert_with(Box::default).insert(id, self.sent);
         }
         self.frames.push_back(frame);
         let mut held = Held::Kept;
@@ -128,6 +129,11 @@ impl ReplayBuffer {
                 None => break,
             }
         }
+        if self.frames.is_empty() {
+            // All acknowledged: an idle session keeps no allocation.
+            self.frames = VecDeque::new();
+            self.answers = None;
+        }
         Ok(())
     }
 
@@ -136,9 +142,10 @@ impl ReplayBuffer {
         self.bytes -= framed_len(frame);
         // Only if that entry is this frame's: a later answer to a reused id stays findable.
         if let Some(id) = frame.answers
-            && self.answers.get(&id) == Some(&number)
+            && let Some(answers) = &mut self.answers
+            && answers.get(&id) == Some(&number)
         {
-            self.answers.remove(&id);
+            answers.remove(&id);
         }
     }
 
@@ -165,7 +172,7 @@ impl ReplayBuffer {
 
     /// The held answer to callback id `id`, if any.
     pub(crate) fn answer_to(&self, id: u32) -> Option<&HeldFrame> {
-        let number = *self.answers.get(&id)?;
+        let number = *self.answers.as_ref()?.get(&id)?;
         self.frames.get(usize::try_from(number.checked_sub(self.first())?).ok()?)
     }
 }
@@ -251,7 +258,7 @@ mod tests {
         b.acknowledge(1).expect("ack");
         assert_eq!(b.answer_to(7), None);
         assert_eq!(b.answer_to(8), None);
-        assert_eq!(b.answers.len(), 1, "the index forgets what the buffer lets go");
+        assert_eq!(b.answers.as_ref().map(|a| a.len()), Some(1), "the index forgets what the buffer lets go");
         // A reused id: the later answer is the one found, and stays after the earlier goes.
         b.push(frame(4, Some(9)));
         assert_eq!(b.answer_to(9).map(|f| f.bytes.len()), Some(4));

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use crate::proto::{
     ARENA_SIZE, Chat, ChatLine, ERR_INVALID, ERR_NO_SUCH_ROOM, ERR_NOT_IN_ROOM, ERR_NOT_LOGGED_IN,
     ERR_NOT_ONLINE, ERR_ROOM_FULL, Join, Joined, LoggedIn, Login, MAX_CHAT_LEN, MAX_NAME_LEN, Move, Moved,
-    PlayerState, Presence, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE, ROUTE_LOGIN, ROUTE_MOVE,
-    ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, RosterEntry, SPEED, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
-    TOPIC_WHISPER, Whisper,
+    ONCE_MEMORY, PlayerState, Presence, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE, ROUTE_LOGIN,
+    ROUTE_MOVE, ROUTE_ONCE, ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, RosterEntry, SPEED, State, TOPIC_CHAT,
+    TOPIC_PRESENCE, TOPIC_STATE, TOPIC_WHISPER, Whisper,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use ticksock_server::{AppError, Caller, ConnId, Ctx, Game, Rooms, Router};
 
@@ -52,6 +52,33 @@ pub struct Arena {
     config: ArenaConfig,
     rooms: Rooms<ArenaRoom>,
     next_player_id: u32,
+    /// The runs of each connection's latest `once` calls (see [`ROUTE_ONCE`]).
+    once: HashMap<ConnId, OnceRuns>,
+}
+
+/// How many times each of a connection's latest `once` calls ran, the oldest forgotten first.
+#[derive(Debug, Default)]
+struct OnceRuns {
+    runs: HashMap<u32, u32>,
+    order: VecDeque<u32>,
+}
+
+impl OnceRuns {
+    /// Counts one run of call `id`; how many there have been.
+    fn run(&mut self, id: u32) -> u32 {
+        let runs = self.runs.entry(id).or_default();
+        *runs += 1;
+        let count = *runs;
+        if count == 1 {
+            self.order.push_back(id);
+            if self.order.len() > ONCE_MEMORY
+                && let Some(old) = self.order.pop_front()
+            {
+                self.runs.remove(&old);
+            }
+        }
+        count
+    }
 }
 
 /// Who a connection is: its session data.
@@ -100,7 +127,7 @@ impl Arena {
         for name in &config.rooms {
             rooms.insert_permanent(name, ArenaRoom::default());
         }
-        Self { config, rooms, next_player_id: 0 }
+        Self { config, rooms, next_player_id: 0, once: HashMap::new() }
     }
 
     /// How many arenas exist.
@@ -339,10 +366,14 @@ impl Game for Arena {
             .raw(ROUTE_ECHO, |_, _, _, body, reply| {
                 reply.extend_from_slice(body);
                 Ok(())
+            })
+            .route(ROUTE_ONCE, |arena: &mut Arena, _, caller, (): ()| {
+                Ok::<_, AppError>(arena.once.entry(caller.conn).or_default().run(caller.id))
             });
     }
 
     fn on_disconnect(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        self.once.remove(&conn);
         self.leave_room(ctx, conn, true);
     }
 

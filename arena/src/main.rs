@@ -6,7 +6,8 @@ use ticksock_arena::{Arena, ArenaConfig};
 use ticksock_server::{Config, Echo, Server};
 
 /// The ticksock game server: the "arena" example game over WebSocket (subprotocols
-/// ticksock.v1 and ticksock.v1.json), with the demo page at GET / and metrics at GET /metrics.
+/// ticksock.v2 and ticksock.v1, each also as JSON), with the demo page at GET / and metrics at
+/// GET /metrics.
 ///
 /// Every limit has a default suited to a game server on the open internet; each flag under
 /// "Server" overrides one.

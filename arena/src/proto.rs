@@ -33,6 +33,14 @@ pub const ROUTE_CHAT: &str = "chat";
 pub const ROUTE_WHISPER: &str = "whisper";
 /// Route: answer with the request's body, unchanged.
 pub const ROUTE_ECHO: &str = "echo";
+/// Route: answer with how many times this call (this connection's callback id) has run,
+/// 1 unless the server ran it twice: for the fault-injection runs of version 2 sessions
+/// (PROTOCOL.md section 11), which resend calls after a resume and must see 1 every time.
+pub const ROUTE_ONCE: &str = "once";
+/// How many of a connection's latest `once` calls the arena remembers: a resent call is at
+/// most a window of calls old, so this is room enough, and a connection that calls for hours
+/// costs no more.
+pub const ONCE_MEMORY: usize = 4096;
 
 /// Push topic: the authoritative positions of an arena's players, once per tick.
 pub const TOPIC_STATE: &str = "state";

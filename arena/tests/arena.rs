@@ -291,3 +291,36 @@ fn a_dropped_players_avatar_is_forgotten_after_the_grace_time_in_an_arena_left_e
     assert_eq!(joined.players.len(), 1, "{joined:?}");
     assert_ne!(x_of(&joined.players, again_id), rest_x, "the old avatar was kept past the grace time");
 }
+
+/// A version 2 session whose link is lost without a close (PROTOCOL.md 8.7 and 11): the player
+/// stays in its arena, listed and moving, with no `presence` for the others; the `state`
+/// pushes of the gap wait for it, every tick, and after the resume it goes on without logging
+/// in again.
+#[test]
+fn a_dropped_session_keeps_its_player_in_the_arena_until_it_resumes() {
+    let mut server = arena(ArenaConfig::default());
+    let ann = server.connect(Encoding::Binary);
+    let bob = server.connect(Encoding::Binary);
+    let ann_id = login(&mut server, ann, "ann");
+    join(&mut server, ann, "lobby");
+    login(&mut server, bob, "bob");
+    join(&mut server, bob, "lobby");
+    let _: Moved = server.call(ann, ROUTE_MOVE, &Move { dx: 1, dy: 0 }).expect("moving");
+    server.advance_ticks(1);
+    let before: Vec<State> = server.pushes(ann, TOPIC_STATE);
+    let _: Vec<State> = server.pushes(bob, TOPIC_STATE);
+    let _: Vec<Presence> = server.pushes(bob, TOPIC_PRESENCE);
+    let x0 = x_of(&before.last().expect("a state").players, ann_id);
+    let last_tick = before.last().expect("a state").tick;
+
+    server.drop_link(ann);
+    server.advance_ticks(5);
+    let seen_by_bob: Vec<State> = server.pushes(bob, TOPIC_STATE);
+    assert_eq!(x_of(&seen_by_bob.last().expect("states").players, ann_id), x0 + 5 * SPEED, "still moving");
+    assert!(server.pushes::<Presence>(bob, TOPIC_PRESENCE).is_empty(), "no presence: ann has not left");
+
+    server.resume(ann);
+    let gap: Vec<u64> = server.pushes::<State>(ann, TOPIC_STATE).iter().map(|s| s.tick).collect();
+    assert_eq!(gap, (last_tick + 1..=last_tick + 5).collect::<Vec<u64>>(), "every tick of the gap, once");
+    let _: Moved = server.call(ann, ROUTE_MOVE, &Move { dx: 0, dy: 0 }).expect("no login needed");
+}

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use ticksock_arena::proto::{
     Join, Joined, LoggedIn, Login, Move, Moved, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LOGIN, ROUTE_MOVE,
 };
-use ticksock_client::{CallId, CallOptions, Client, Config, Event, Outcome};
+use ticksock_client::{CallId, CallOptions, Client, Config, Event, Outcome, Versions};
 
 /// Players in the arena. The first [`BUSY`] call continuously; the others only watch, so their
 /// connections have nothing unread at the kill and close with a FIN, which leaves the port in
@@ -69,6 +69,10 @@ fn client_config() -> Config {
         backoff_max: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(3),
         max_attempts: None,
+        // What this test checks is version 1's (docs/PROTOCOL.md section 2): calls in flight
+        // fail at the drop. (On version 2 they wait for the resume, which the new server
+        // refuses; client/tests/resume.rs checks that.)
+        versions: Versions::V1Only,
         ..Config::default()
     }
 }
@@ -304,6 +308,9 @@ impl Player {
                 Event::Stopped { reason } => panic!("{}: the client stopped: {reason}", self.name),
                 Event::ProtocolError { problem } => panic!("{}: protocol error: {problem}", self.name),
                 Event::Reconnecting { .. } | Event::Push { .. } | Event::BadPush { .. } => {}
+                Event::LinkDropped | Event::Resumed { .. } | Event::SessionEnded { .. } => {
+                    panic!("{}: a version 2 event on version 1: {event:?}", self.name)
+                }
             }
         }
         let playing = self.client.is_connected() && self.ready_on == self.welcomes.len();

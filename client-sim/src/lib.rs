@@ -222,7 +222,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
 /// the workers stop within a tenth of a second, and the report covers the run so far.
 pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error> {
     let addr = ticksock_client::connection::resolve(&opts.url)?;
-    ticksock_client::connection::upgrade_request(&opts.url)?;
+    ticksock_client::connection::upgrade_request(&opts.url, ticksock_client::Versions::V1Only)?;
     let mut server = opts.server_pid.map(|pid| ServerWatch::start(pid, addr)).transpose()?;
     let opts = Arc::new(opts.clone());
     let threads = opts.threads.max(1);

@@ -66,7 +66,7 @@ impl Client {
     /// resolved here, once (this may block on DNS).
     pub fn new(url: &str, config: Config) -> Result<Self, Error> {
         let addr = resolve(url)?;
-        upgrade_request(url)?; // Check the URL now rather than at every connect.
+        upgrade_request(url, config.versions)?; // Check the URL now rather than at every connect.
         Ok(Self {
             url: url.to_owned(),
             addr,
@@ -99,7 +99,7 @@ impl Client {
 
     fn open(&mut self, now: Instant) {
         let config = self.session.config().websocket_config();
-        let opened = upgrade_request(&self.url).and_then(|request| {
+        let opened = upgrade_request(&self.url, self.session.config().versions).and_then(|request| {
             let mut conn = Connection::open(self.addr, request, config, false)?;
             if let Some(tcp) = conn.tcp_mut() {
                 self.poll.registry().register(tcp, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
@@ -226,6 +226,17 @@ impl Client {
             {
                 break;
             }
+        }
+    }
+
+    /// Ends the current connection at once at the TCP level (both directions shut down),
+    /// without a close frame, as a lost network does; the next [`Client::update`] notices, and
+    /// the session reconnects (on version 2 it resumes, and calls in flight survive). For an
+    /// app that learns its network changed, and for tests. Does nothing while not connected.
+    pub fn drop_link(&mut self) {
+        if let Some(tcp) = self.conn.as_mut().and_then(Connection::tcp_mut) {
+            // A socket that is already gone has nothing left to shut down.
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
         }
     }
 

@@ -1,6 +1,60 @@
-//! Every timing and bound of a session, with its default.
+//! Every timing and bound of a session, with its default, and the protocol versions it offers.
 
 use std::time::Duration;
+
+use ticksock_protocol::{SUBPROTOCOL, SUBPROTOCOL_V2, Version};
+
+use crate::Error;
+
+/// Which versions of the protocol a client offers in its upgrade request; the server picks one
+/// (`docs/PROTOCOL.md` 11.1) and the client speaks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Versions {
+    /// Offer `ticksock.v2`, then `ticksock.v1`. A version 2 server keeps the session across a
+    /// dropped link (calls in flight and pushes survive: see "Version 2" in the
+    /// [`session`](crate::session) docs); a server that speaks only version 1 is spoken to
+    /// exactly as with [`Versions::V1Only`]. The default.
+    #[default]
+    V2ThenV1,
+    /// Offer `ticksock.v1` only: every dropped link ends the server session, and the calls in
+    /// flight with it.
+    V1Only,
+}
+
+impl Versions {
+    /// The value of the upgrade request's `Sec-WebSocket-Protocol` header.
+    pub fn header(self) -> &'static str {
+        match self {
+            Versions::V2ThenV1 => "ticksock.v2, ticksock.v1",
+            Versions::V1Only => SUBPROTOCOL,
+        }
+    }
+
+    /// Whether `version` is one of those offered.
+    pub fn offers(self, version: Version) -> bool {
+        match self {
+            Versions::V2ThenV1 => true,
+            Versions::V1Only => version == Version::V1,
+        }
+    }
+
+    /// The version the server selected, from the `Sec-WebSocket-Protocol` of its `101` answer
+    /// (`None`: it has none). Anything but a subprotocol offered is an [`Error::Protocol`].
+    pub fn selected(self, header: Option<&str>) -> Result<Version, Error> {
+        let version = match header.map(|value| value.trim_matches([' ', '\t'])) {
+            Some(SUBPROTOCOL) => Version::V1,
+            Some(SUBPROTOCOL_V2) => Version::V2,
+            Some(other) => {
+                return Err(Error::Protocol(format!("the server selected the subprotocol `{other}`")));
+            }
+            None => return Err(Error::Protocol("the server selected no subprotocol".into())),
+        };
+        if !self.offers(version) {
+            return Err(Error::Protocol(format!("the server selected {version:?}, which was not offered")));
+        }
+        Ok(version)
+    }
+}
 
 /// A session's configuration. [`Config::default`] suits a game client on the internet; tests
 /// shorten the timings.
@@ -35,7 +89,7 @@ pub struct Config {
     /// together do not come back together. Default 0.5.
     pub backoff_jitter: f64,
     /// Failed connection attempts in a row after which the session stops for good
-    /// ([`Event::Stopped`](crate::Event::Stopped) with [`Error::GaveUp`](crate::Error::GaveUp)).
+    /// ([`Event::Stopped`](crate::Event::Stopped) with [`Error::GaveUp`]).
     /// `None` retries forever. A connection that drops before [`Config::stable_after`] counts as
     /// a failed attempt. Default `Some(10)`.
     pub max_attempts: Option<u32>,
@@ -43,15 +97,17 @@ pub struct Config {
     /// Default 10 s.
     pub stable_after: Duration,
     /// Calls queued while not connected, at most; one more fails at once with
-    /// [`Error::QueueFull`](crate::Error::QueueFull). Default 256.
+    /// [`Error::QueueFull`]. Default 256.
     pub max_queued_calls: usize,
-    /// Bytes (whole request frames) queued while not connected, at most; likewise. Default 256 KiB.
+    /// Bytes queued while not connected, at most (each call counted as its version 1 request
+    /// frame); likewise. Default 256 KiB.
     pub max_queued_bytes: usize,
     /// Calls waiting for an answer (queued or sent), at most. Default 65 536.
     pub max_pending: usize,
     /// The largest request frame sent; the server closes the connection (1009) on larger
-    /// messages, so a larger call fails at once with [`Error::TooLarge`](crate::Error::TooLarge).
-    /// Default 64 KiB, the server's default.
+    /// messages, so a larger call fails at once with [`Error::TooLarge`].
+    /// When version 2 is offered, a request counts 18 bytes more than its version 1 frame: the
+    /// most its `seq` and `ack` can take. Default 64 KiB, the server's default.
     pub max_frame_bytes: usize,
     /// Push events (pushes on topics without a handler) kept for [`Session::poll_event`](crate::Session::poll_event)
     /// at most; more are dropped and counted in [`Stats::pushes_dropped`](crate::Stats::pushes_dropped).
@@ -73,6 +129,17 @@ pub struct Config {
     /// client, ends the TCP connection (RFC 6455, 7.1.1). Past it the socket is dropped
     /// anyway; `Duration::MAX` waits as long as the server takes. Default 1 s.
     pub close_wait: Duration,
+    /// The protocol versions offered to the server. Default: version 2, then version 1.
+    pub versions: Versions,
+    /// Version 2: how long sequenced frames (replies, errors, pushes) may go unacknowledged
+    /// before the client sends an Ack frame on its own (every request carries the count too).
+    /// The server holds what the client has not acknowledged, to send it again after a resume.
+    /// Default 1 s (`docs/PROTOCOL.md` 11.2).
+    pub ack_delay: Duration,
+    /// Version 2: after this many unacknowledged frames an Ack goes at once, whatever
+    /// [`Config::ack_delay`] says, so a burst of pushes does not pile up on the server.
+    /// Default 64.
+    pub ack_after_frames: u64,
 }
 
 impl Default for Config {
@@ -97,6 +164,9 @@ impl Default for Config {
             max_message_bytes: 16 << 20,
             max_write_buffer_bytes: 1 << 20,
             close_wait: Duration::from_secs(1),
+            versions: Versions::default(),
+            ack_delay: Duration::from_secs(1),
+            ack_after_frames: 64,
         }
     }
 }
@@ -110,5 +180,35 @@ impl Config {
             .max_write_buffer_size(self.max_write_buffer_bytes.max(self.max_frame_bytes + 64).max(32 << 10))
             .max_message_size(Some(self.max_message_bytes))
             .max_frame_size(Some(self.max_message_bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_offers_v2_then_v1_and_speaks_what_the_server_selects() {
+        let offer = Versions::default();
+        assert_eq!(offer, Versions::V2ThenV1);
+        assert_eq!(offer.header(), "ticksock.v2, ticksock.v1");
+        assert_eq!(offer.selected(Some("ticksock.v2")).expect("offered"), Version::V2);
+        assert_eq!(offer.selected(Some("ticksock.v1")).expect("offered"), Version::V1);
+    }
+
+    #[test]
+    fn v1_only_offers_v1_and_refuses_a_server_that_selects_v2() {
+        let offer = Versions::V1Only;
+        assert_eq!(offer.header(), "ticksock.v1");
+        assert_eq!(offer.selected(Some("ticksock.v1")).expect("offered"), Version::V1);
+        assert!(matches!(offer.selected(Some("ticksock.v2")), Err(Error::Protocol(_))));
+    }
+
+    #[test]
+    fn a_subprotocol_never_offered_or_none_is_a_protocol_error() {
+        for header in [Some("ticksock.v2.json"), Some("chat"), None] {
+            let err = Versions::V2ThenV1.selected(header).expect_err("not offered");
+            assert!(matches!(err, Error::Protocol(_)), "{header:?}: {err}");
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! One WebSocket connection, entirely non-blocking: TCP connect, the HTTP upgrade offering
-//! `ticksock.v1`, then messages, each step resumed where it left off on `WouldBlock`.
+//! One WebSocket connection, entirely non-blocking: TCP connect, the HTTP upgrade offering the
+//! configured versions (`ticksock.v2, ticksock.v1` by default), then messages, each step
+//! resumed where it left off on `WouldBlock`. The version the server selected in its `101`
+//! answer is handed to the session, which speaks it.
 //!
 //! A [`Connection`] moves bytes between its socket and a [`Session`]; it decides nothing. Both
 //! [`Client`](crate::Client) and the load simulator drive their sessions through it, so the
@@ -17,14 +19,15 @@ use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{WebSocket, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
+use crate::config::Versions;
 use crate::session::{LinkCommand, Session};
 use crate::{Error, LinkState};
 
-/// The upgrade request for `url`, offering the `ticksock.v1` subprotocol.
-pub fn upgrade_request(url: &str) -> Result<Request, Error> {
+/// The upgrade request for `url`, offering the subprotocols of `versions` (the session's
+/// [`Config::versions`](crate::Config::versions): the session must speak what is offered).
+pub fn upgrade_request(url: &str, versions: Versions) -> Result<Request, Error> {
     let mut request = url.into_client_request().map_err(|e| Error::Url(format!("{url}: {e}")))?;
-    let value =
-        ticksock_protocol::SUBPROTOCOL.parse().map_err(|_| Error::Url("subprotocol header".into()))?;
+    let value = versions.header().parse().map_err(|_| Error::Url("subprotocol header".into()))?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", value);
     Ok(request)
 }
@@ -206,7 +209,8 @@ impl Connection {
                         return Progress::Finished(Some(Error::Protocol(problem)));
                     }
                     // tungstenite answers a close by itself; the read that follows ends it.
-                    Ok(Message::Close(_) | Message::Frame(_)) => {}
+                    Ok(Message::Close(_)) => session.handle_server_close(now),
+                    Ok(Message::Frame(_)) => {}
                     Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
@@ -218,7 +222,10 @@ impl Connection {
                         return Progress::Finished(Some(e.into()));
                     }
                 }
-                if !matches!(session.link_state(), LinkState::Up | LinkState::AwaitingWelcome) {
+                if !matches!(
+                    session.link_state(),
+                    LinkState::Up | LinkState::AwaitingWelcome | LinkState::Resuming
+                ) {
                     break; // The session dropped this connection; transmit closes it.
                 }
             }
@@ -240,6 +247,11 @@ impl Connection {
                         // A full buffer or a blocked socket just skips this ping.
                         let _ = ws.write(Message::Ping(Default::default()));
                     }
+                }
+                LinkCommand::Drop => {
+                    // No close frame: dropping the socket is what a lost network looks like.
+                    self.stage = Stage::Gone;
+                    return Progress::Finished(None);
                 }
                 LinkCommand::Close { code, reason } => {
                     self.stage = match std::mem::replace(&mut self.stage, Stage::Gone) {
@@ -355,9 +367,12 @@ impl Connection {
                     self.stage = Stage::Handshake(mid);
                 }
                 Stage::Handshake(mid) => match mid.handshake() {
-                    Ok((ws, _response)) => {
+                    Ok((ws, response)) => {
+                        let selected =
+                            response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());
+                        let version = session.config().versions.selected(selected)?;
                         self.stage = Stage::Open(ws);
-                        session.handle_connected(now);
+                        session.handle_connected(version, now);
                         return Ok(());
                     }
                     Err(HandshakeError::Interrupted(mid)) => {

@@ -7,8 +7,8 @@ use ticksock_protocol::BodyError;
 /// Everything that can go wrong in this crate, from a call's outcome to a failed connect.
 ///
 /// A call ends in exactly one [`Outcome`](crate::Outcome); [`Outcome::into_result`](crate::Outcome::into_result)
-/// turns the failed ones into [`Error::Server`], [`Error::Timeout`], [`Error::Disconnected`] or
-/// [`Error::Closed`]. The other variants come from starting a call or from the connection.
+/// turns the failed ones into [`Error::Server`], [`Error::Timeout`], [`Error::Disconnected`],
+/// [`Error::AnswerLost`] or [`Error::Closed`]. The other variants come from starting a call or from the connection.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The server answered the call with an error frame. Branch on `code`
@@ -25,11 +25,17 @@ pub enum Error {
     /// be dropped. Whether the server handled it is unknown: retry only an idempotent call.
     #[error("no answer within the call's timeout")]
     Timeout,
-    /// The connection dropped after the call was sent and before its answer arrived. The server
-    /// may or may not have handled it: retry only an idempotent call, after
+    /// The call was sent and its server session ended before the answer arrived (version 1:
+    /// the connection dropped; version 2: the session could not be resumed). The server may or
+    /// may not have handled it: retry only an idempotent call, after
     /// [`Event::Connected`](crate::Event::Connected).
-    #[error("the connection dropped before the answer arrived")]
+    #[error("the connection (its session) ended before the answer arrived")]
     Disconnected,
+    /// Version 2: the server had already taken this request and no longer holds its answer
+    /// (error `stale_request`, `docs/PROTOCOL.md` 11.6): it ran at most once, and what it
+    /// answered is lost. Retry only an idempotent call.
+    #[error("the server took the request before and its answer is lost (stale_request)")]
+    AnswerLost,
     /// The call was never sent, or the session is finished: it was closed with
     /// [`Session::close`](crate::Session::close) or stopped for good (see
     /// [`Event::Stopped`](crate::Event::Stopped)). Create a new session to go on.
@@ -79,6 +85,15 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// The route's name is longer than the server accepts
+    /// ([`ticksock_protocol::MAX_ROUTE_LEN`] bytes); no route has such a name. Fix the name.
+    #[error("the route name is {len} bytes, over the limit of {max}")]
+    RouteTooLong {
+        /// The name's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The request did not encode. A bug in the request type (a serde type bincode cannot
     /// encode); do not retry.
     #[error("the request does not encode: {0}")]
@@ -95,7 +110,7 @@ pub enum Error {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     /// The WebSocket layer failed: the upgrade was refused (HTTP 503 when the server is full,
-    /// 400 when it does not speak `ticksock.v1`) or the peer broke the WebSocket protocol. The
+    /// 400 when it speaks none of the subprotocols offered) or the peer broke the WebSocket protocol. The
     /// session reconnects with backoff on its own.
     #[error("websocket: {0}")]
     WebSocket(Box<tungstenite::Error>),

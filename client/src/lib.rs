@@ -6,6 +6,20 @@
 //! dispatched by topic; the connection heartbeats, reconnects with backoff, and queues calls
 //! made while offline.
 //!
+//! The client offers `ticksock.v2` first and `ticksock.v1` second ([`Config::versions`]) and
+//! speaks the one the server selects. On version 2 the server session survives a dropped
+//! link: calls in flight and pushes are not lost, and the events say which case is which:
+//!
+//! | event | means | the game |
+//! |-------|-------|----------|
+//! | [`Event::Connected`] | a new server session (the first, or after the old one ended) | logs in |
+//! | [`Event::LinkDropped`] | version 2: the link dropped, the session is kept; calls in flight wait | may show "reconnecting" |
+//! | [`Event::Resumed`] | version 2: the session goes on; what was missed is sent again, once | nothing (no new login) |
+//! | [`Event::SessionEnded`] | version 2: the resume was refused ([`SessionEnd`] says why); calls in flight failed; a `Connected` follows | logs in on that `Connected` |
+//! | [`Event::Disconnected`] | the link dropped and the session with it (version 1, or a close frame); calls in flight failed | waits for `Connected` |
+//!
+//! The [`session`] module docs say it all in order ("Version 2").
+//!
 //! # Modules
 //! - [`session`]: the sans-I/O core, [`Session`]. No socket, no clock: bytes and `now` go in,
 //!   frames, link commands and [`Event`]s come out. Call bookkeeping (ids, timeouts, outcomes),
@@ -14,10 +28,10 @@
 //!   calls go out after a reconnect (as in the TypeScript client, calls made on
 //!   [`Event::Connected`], such as logging in again, go ahead of the offline queue).
 //! - [`connection`]: one non-blocking WebSocket ([`Connection`]): TCP connect, the upgrade
-//!   offering `ticksock.v1`, then messages, moved between the socket and a session.
+//!   offering the configured versions, then messages, moved between the socket and a session.
 //! - [`client`]: [`Client`], the I/O layer a game loop drives with [`Client::update`].
 //! - [`blocking`]: [`BlockingClient`], whose calls block, for tools and tests.
-//! - [`config`]: every timing and bound ([`Config`]).
+//! - [`config`]: every timing and bound ([`Config`]), and the versions offered ([`Versions`]).
 //! - [`backoff`]: exponential backoff with jitter, as arithmetic.
 //! - [`error`]: the crate's one error type ([`Error`]); each variant says what to do next.
 //!
@@ -33,7 +47,9 @@ pub mod session;
 
 pub use blocking::BlockingClient;
 pub use client::Client;
-pub use config::Config;
+pub use config::{Config, Versions};
 pub use connection::{Connection, Progress};
 pub use error::Error;
-pub use session::{CallId, CallOptions, Callback, Event, LinkCommand, LinkState, Outcome, Session, Stats};
+pub use session::{
+    CallId, CallOptions, Callback, Event, LinkCommand, LinkState, Outcome, Session, SessionEnd, Stats,
+};

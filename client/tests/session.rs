@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ticksock_client::{CallId, CallOptions, Config, Error, Event, LinkCommand, LinkState, Outcome, Session};
-use ticksock_protocol::{ClientFrame, ServerFrame};
+use ticksock_protocol::{ClientFrame, ServerFrame, Version};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -44,7 +44,7 @@ fn reply_u32(id: u32, value: u32) -> Vec<u8> {
 fn connected(config: Config, t0: Instant) -> Session {
     let mut s = Session::new(config, t0);
     assert!(s.poll_connect(t0));
-    s.handle_connected(t0);
+    s.handle_connected(Version::V1, t0);
     s.handle_frame(&welcome(), t0);
     assert!(matches!(s.poll_event(), Some(Event::Connected { tick_hz: 30, conn_id: 7 })));
     assert!(s.is_connected());
@@ -229,7 +229,7 @@ fn calls_in_flight_fail_on_disconnect_and_queued_calls_go_out_in_order_after_rec
     assert!(s.poll_transmit().is_none());
     assert!(!s.poll_connect(t0 + 10 * MS + delay - MS), "not before the backoff");
     assert!(s.poll_connect(t0 + 10 * MS + delay));
-    s.handle_connected(t0 + 200 * MS);
+    s.handle_connected(Version::V1, t0 + 200 * MS);
     assert!(s.poll_transmit().is_none(), "nothing before the welcome");
     s.handle_frame(&welcome(), t0 + 201 * MS);
     // The queue waits until the game has seen Connected and polled again.
@@ -329,14 +329,14 @@ fn the_failure_count_resets_once_a_connection_stays_up() {
     // A connection that drops quickly still counts as a failure.
     now += Duration::from_secs(2);
     assert!(s.poll_connect(now));
-    s.handle_connected(now);
+    s.handle_connected(Version::V1, now);
     s.handle_frame(&welcome(), now);
     s.handle_disconnect(now + 100 * MS);
     assert_eq!(s.reconnect_failures(), 4);
     // One that stays up for `stable_after` resets it, while still up.
     now += Duration::from_secs(2);
     assert!(s.poll_connect(now));
-    s.handle_connected(now);
+    s.handle_connected(Version::V1, now);
     s.handle_frame(&welcome(), now);
     assert_eq!(s.poll_timeout(), Some(now + 100 * MS), "heartbeat");
     let mut t = now;
@@ -363,7 +363,7 @@ fn one_heartbeat_timer_per_connection_pings_when_quiet_and_drops_a_silent_link()
         assert_eq!(s.heartbeat_timers(), 0, "no timer while down");
         now = s.poll_timeout().expect("a reconnect is scheduled").max(now);
         assert!(s.poll_connect(now), "round {round}");
-        s.handle_connected(now);
+        s.handle_connected(Version::V1, now);
         s.handle_frame(&welcome(), now);
         assert_eq!(s.heartbeat_timers(), 1);
         // Quiet: one ping per interval, however many connections came before.
@@ -399,7 +399,7 @@ fn one_heartbeat_timer_per_connection_pings_when_quiet_and_drops_a_silent_link()
     assert!(s.poll_connect(s.poll_timeout().expect("scheduled")));
     now = s.poll_timeout().expect("connect timeout");
     let start = now - 500 * MS;
-    s.handle_connected(start);
+    s.handle_connected(Version::V1, start);
     s.handle_frame(&welcome(), start);
     let mut t = start;
     for _ in 0..50 {
@@ -418,7 +418,7 @@ fn a_connection_that_never_welcomes_times_out_and_retries() {
     let t0 = Instant::now();
     let mut s = Session::new(config(), t0);
     assert!(s.poll_connect(t0));
-    s.handle_connected(t0 + 10 * MS);
+    s.handle_connected(Version::V1, t0 + 10 * MS);
     assert_eq!(s.poll_timeout(), Some(t0 + 110 * MS), "heartbeat first");
     s.handle_timeout(t0 + 500 * MS);
     assert_eq!(s.poll_link(), Some(LinkCommand::Close { code: 1000, reason: "connect timeout" }));
@@ -430,7 +430,7 @@ fn garbage_or_a_frame_before_the_welcome_drops_the_link_and_a_version_mismatch_s
     let t0 = Instant::now();
     let mut s = Session::new(config(), t0);
     assert!(s.poll_connect(t0));
-    s.handle_connected(t0);
+    s.handle_connected(Version::V1, t0);
     s.handle_frame(&reply(1, &[]), t0);
     assert_eq!(s.poll_link(), Some(LinkCommand::Close { code: 1002, reason: "protocol error" }));
     let evs = events(&mut s);
@@ -444,7 +444,7 @@ fn garbage_or_a_frame_before_the_welcome_drops_the_link_and_a_version_mismatch_s
 
     let mut s = Session::new(config(), t0);
     assert!(s.poll_connect(t0));
-    s.handle_connected(t0);
+    s.handle_connected(Version::V1, t0);
     let queued = s.call("x", &(), t0).expect("queued");
     s.handle_frame(&ServerFrame::Welcome { version: 2, tick_hz: 30, conn_id: 1 }.to_vec(), t0);
     assert_eq!(s.link_state(), LinkState::Closed);
@@ -573,7 +573,7 @@ fn a_connect_timeout_of_duration_max_waits_forever_for_the_connection_and_the_we
     // The WebSocket opens: the heartbeat is the only timer; the welcome may take its time
     // while the server keeps the link alive.
     let open = t0 + A_YEAR;
-    s.handle_connected(open);
+    s.handle_connected(Version::V1, open);
     assert_eq!(s.poll_timeout(), Some(open + 100 * MS));
     s.handle_heard(open + 90 * MS);
     s.handle_timeout(open + 100 * MS);
@@ -647,7 +647,7 @@ fn a_login_made_on_connected_goes_out_before_the_calls_queued_offline() {
     let queued: Vec<CallId> = (0..3u32).map(|n| s.call("move", &n, t0 + 20 * MS).expect("queued")).collect();
     let at = s.poll_timeout().expect("a reconnect is scheduled");
     assert!(s.poll_connect(at));
-    s.handle_connected(at);
+    s.handle_connected(Version::V1, at);
     s.handle_frame(&welcome(), at);
     // The I/O layer sends what it is given as soon as the welcome is in: nothing yet.
     assert!(sent(&mut s).is_empty(), "the queue waits for the game to see Connected");

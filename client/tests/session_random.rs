@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use ticksock_client::backoff::XorShift;
 use ticksock_client::{CallId, CallOptions, Config, Error, Event, LinkCommand, LinkState, Outcome, Session};
-use ticksock_protocol::{ClientFrame, ServerFrame};
+use ticksock_protocol::{ClientFrame, ServerFrame, Version};
 
 const MS: Duration = Duration::from_millis(1);
 const DEFAULT_RUNS: u64 = 3000;
@@ -134,6 +134,7 @@ impl Model {
             }
             Outcome::Disconnected => assert!(call.handed, "call {serial} failed as sent but was never sent"),
             Outcome::Closed => assert!(!call.handed, "call {serial} failed as never sent but was sent"),
+            Outcome::AnswerLost => panic!("call {serial}: version 1 has no stale_request"),
         }
         call.outcome = Some(outcome);
         assert_eq!(self.live.remove(&id), Some(serial), "call {serial}'s id {id} was not live");
@@ -547,6 +548,9 @@ impl Run {
                         self.s.handle_disconnect(self.now); // Harmless, says the doc.
                     }
                 }
+                LinkCommand::Drop => {
+                    panic!("a version 1 link is closed, never dropped without a close frame")
+                }
             }
         }
     }
@@ -613,6 +617,9 @@ impl Run {
             Event::ProtocolError { .. } => {
                 assert!(self.protocol_errors_caused > 0, "a protocol error nobody caused");
                 self.protocol_errors_caused -= 1;
+            }
+            Event::LinkDropped | Event::Resumed { .. } | Event::SessionEnded { .. } => {
+                panic!("a version 2 event on version 1 links: {event:?}")
             }
         }
     }
@@ -685,7 +692,7 @@ impl Run {
         conn.phase = Phase::Open;
         self.note("the WebSocket opens".into());
         self.last_heard = self.now;
-        self.s.handle_connected(self.now);
+        self.s.handle_connected(Version::V1, self.now);
     }
 
     fn tcp_fails(&mut self) {
@@ -868,6 +875,7 @@ impl Run {
         };
         let connect_deadline = self.attempt_started.checked_add(self.config.connect_timeout);
         match state {
+            LinkState::Resuming => panic!("resuming on a version 1 link"),
             LinkState::Closed => {
                 assert_eq!(next, None, "a timer left behind after the session closed");
                 assert_eq!(pending, 0);

@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use ticksock_arena::proto::{Chat, Join, Joined, Login, Move, RoomInfo, State, Whisper};
-use ticksock_protocol::{ClientFrame, ServerFrame, decode_body, encode_body};
+use ticksock_protocol::{ClientFrame, Encoding, ServerFrame, decode_body, encode_body};
 use ticksock_server::__internals::RouteTable;
 use ticksock_server::__internals::handshake::{self, Decision, Policy};
 use ticksock_server::__internals::inbound::{ReadPathOutcome, run_read_path};
@@ -46,6 +46,20 @@ pub fn check_frame_decode(data: &[u8]) {
     // The error path must not panic either (Display of every error kind).
     if let Err(e) = ClientFrame::decode(data) {
         let _ = (e.to_string(), e.callback_id());
+    }
+    // Version 2's frames, in both encodings: decoding never panics, and neither do errors.
+    for encoding in [Encoding::Binary, Encoding::Json] {
+        match ticksock_protocol::v2::decode_client_frame(encoding, data) {
+            Ok(frame) => {
+                let _ = format!("{frame:?}");
+            }
+            Err(e) => {
+                let _ = (e.to_string(), e.callback_id());
+            }
+        }
+        if let Err(e) = ticksock_protocol::v2::decode_server_frame(encoding, data) {
+            let _ = e.to_string();
+        }
     }
 }
 
@@ -164,19 +178,33 @@ pub const UPGRADE_JSON: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocke
     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
     Sec-WebSocket-Protocol: ticksock.v1.json\r\n\r\n";
 
+/// The same, offering version 2's binary subprotocol.
+pub const UPGRADE_V2: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Protocol: ticksock.v2\r\n\r\n";
+
+/// The same, offering version 2's JSON subprotocol.
+pub const UPGRADE_V2_JSON: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Protocol: ticksock.v2.json\r\n\r\n";
+
 /// The same, offering no subprotocol (echo mode).
 pub const UPGRADE_ECHO: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
 
 /// The read path past a valid upgrade, so every input reaches tungstenite's framing and the
 /// frame decoder. The first byte picks the connection: 0 binary protocol, 1 JSON protocol,
-/// 2 echo mode (`selector % 3`); the rest is what the client sends after its upgrade.
+/// 2 echo mode, 3 and 4 version 2's binary and JSON (`selector % 5`); the rest is what the
+/// client sends after its upgrade.
 pub fn check_read_path_upgraded(data: &[u8]) {
     let Some((&selector, frames)) = data.split_first() else { return };
-    let (upgrade, config) = match selector % 3 {
+    let (upgrade, config) = match selector % 5 {
         0 => (UPGRADE, &configs()[0]),
         1 => (UPGRADE_JSON, &configs()[0]),
-        _ => (UPGRADE_ECHO, &configs()[1]),
+        2 => (UPGRADE_ECHO, &configs()[1]),
+        3 => (UPGRADE_V2, &configs()[0]),
+        _ => (UPGRADE_V2_JSON, &configs()[0]),
     };
     let mut input = Vec::with_capacity(upgrade.len() + frames.len());
     input.extend_from_slice(upgrade);

@@ -15,6 +15,10 @@ pub const BAD_FRAME: u16 = 4;
 pub const RATE_LIMITED: u16 = 5;
 /// The server is shutting down and will not handle the request.
 pub const SHUTTING_DOWN: u16 = 6;
+/// Version 2 only: the request's `seq` says it was taken already, so it is not run again, and
+/// its answer is no longer held to be sent again (it was acknowledged, or the replay buffer
+/// dropped it).
+pub const STALE_REQUEST: u16 = 7;
 
 /// The first code available to applications (handler errors).
 pub const APP_MIN: u16 = 1000;
@@ -28,6 +32,7 @@ pub fn name(code: u16) -> &'static str {
         BAD_FRAME => "bad_frame",
         RATE_LIMITED => "rate_limited",
         SHUTTING_DOWN => "shutting_down",
+        STALE_REQUEST => "stale_request",
         c if c >= APP_MIN => "app",
         _ => "reserved",
     }

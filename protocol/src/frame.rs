@@ -126,12 +126,8 @@ impl<'a> ClientFrame<'a> {
         let mut r = Reader::new(message);
         match r.tag()? {
             TAG_REQUEST => {
-                let id: u32 = r.field("id", None)?;
-                let route: &str = r.field("route", Some(id))?;
-                if route.len() > crate::MAX_ROUTE_LEN {
-                    return Err(FrameError::RouteTooLong { callback_id: id, len: route.len() });
-                }
-                Ok(ClientFrame::Request { id, route, body: r.rest() })
+                let crate::Request { id, route, body } = read_request(r)?;
+                Ok(ClientFrame::Request { id, route, body })
             }
             tag => Err(FrameError::UnknownKind { tag: Some(tag) }),
         }
@@ -241,29 +237,43 @@ pub fn write_push_header(out: &mut Vec<u8>, topic: &str) {
     put(out, topic);
 }
 
-fn put<T: Encode>(out: &mut Vec<u8>, value: T) {
+/// Reads a request's fields after its tag: the callback id, the route, and the rest as the
+/// body. Version 2 calls it after its own `seq` and `ack`, so both versions read the id and
+/// route by the same rules.
+#[inline]
+pub(crate) fn read_request<'a>(mut r: Reader<'a>) -> Result<crate::Request<'a>, FrameError> {
+    let id: u32 = r.field("id", None)?;
+    let route: &str = r.field("route", Some(id))?;
+    if route.len() > crate::MAX_ROUTE_LEN {
+        return Err(FrameError::RouteTooLong { callback_id: id, len: route.len() });
+    }
+    Ok(crate::Request { id, route, body: r.rest() })
+}
+
+/// Appends `value`'s bincode encoding (an integer, a string, a fixed array).
+pub(crate) fn put<T: Encode>(out: &mut Vec<u8>, value: T) {
     // Cannot fail: a Vec accepts every write, and integers and strings always encode.
     bincode::encode_into_std_write(value, out, ENCODE_CONFIG).expect("encoding into a Vec");
 }
 
 /// Reads a frame's fields in order, remembering where it is.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn new(message: &'a [u8]) -> Self {
+    pub(crate) fn new(message: &'a [u8]) -> Self {
         Self { rest: message }
     }
 
-    fn tag(&mut self) -> Result<u32, FrameError> {
+    pub(crate) fn tag(&mut self) -> Result<u32, FrameError> {
         if self.rest.is_empty() {
             return Err(FrameError::UnknownKind { tag: None });
         }
         self.field("tag", None)
     }
 
-    fn field<T: BorrowDecode<'a, ()>>(
+    pub(crate) fn field<T: BorrowDecode<'a, ()>>(
         &mut self,
         field: &'static str,
         callback_id: Option<u32>,
@@ -274,7 +284,7 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    fn rest(self) -> &'a [u8] {
+    pub(crate) fn rest(self) -> &'a [u8] {
         self.rest
     }
 }

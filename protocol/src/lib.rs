@@ -2,7 +2,8 @@
 //!
 //! No I/O lives here: only bytes in, values out (and back). `docs/PROTOCOL.md` at the
 //! repository root specifies the same format byte by byte; the test vectors there are checked
-//! by this crate's tests (`tests/vectors.rs`).
+//! against this crate by `arena/tests/vectors.rs` (they encode the arena's bodies), and its
+//! version 2 examples by this crate's `tests/v2_doc.rs`.
 //!
 //! # Modules
 //! - [`wire`]: whole frames in either encoding, written into a caller's buffer and read back
@@ -14,6 +15,9 @@
 //! - [`body`]: how application types (anything `serde`) become a frame's body and back.
 //! - [`error_code`]: the error codes the server itself puts in error replies.
 //! - [`json`]: the same frames as JSON text messages, for browsers and consoles.
+//! - [`v2`]: version 2 (`ticksock.v2`, `ticksock.v2.json`): sessions that survive a dropped
+//!   link, with sequence numbers, acknowledgements and resume. [`choose_subprotocol`] picks
+//!   the [`Version`] and [`Encoding`] of a link; [`resume_reason`] says why a resume failed.
 //!
 //! # Encoding
 //! Every field is encoded with bincode 2's standard configuration (little-endian, variable-length
@@ -26,6 +30,9 @@ mod capped;
 pub mod error_code;
 pub mod frame;
 pub mod json;
+pub mod resume_reason;
+pub mod v2;
+mod version;
 pub mod wire;
 
 pub use body::{
@@ -33,6 +40,11 @@ pub use body::{
     encode_body_into_as,
 };
 pub use frame::{ClientFrame, FrameError, ServerFrame};
+pub use v2::{SECRET_LEN, Secret};
+pub use version::{
+    PROTOCOL_VERSION_2, SERVER_PREFERENCE, SUBPROTOCOL_V2, SUBPROTOCOL_V2_JSON, Version, choose_subprotocol,
+    subprotocol,
+};
 pub use wire::{
     Request, decode_request, decode_server_frame, write_error, write_push, write_raw_reply,
     write_raw_request, write_reply, write_request, write_welcome,

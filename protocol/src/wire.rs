@@ -264,7 +264,7 @@ fn decode_json_server_frame(message: &[u8]) -> Result<ServerFrame<'_>, JsonFrame
 
 /// Runs `write`; if it fails, truncates `out` back to where it was.
 #[inline]
-fn undo_on_error(
+pub(crate) fn undo_on_error(
     out: &mut Vec<u8>,
     write: impl FnOnce(&mut Vec<u8>) -> Result<(), BodyError>,
 ) -> Result<(), BodyError> {
@@ -277,7 +277,7 @@ fn undo_on_error(
 }
 
 /// Whether `body` is one JSON value.
-fn check_json(body: &[u8]) -> Result<(), BodyError> {
+pub(crate) fn check_json(body: &[u8]) -> Result<(), BodyError> {
     serde_json::from_slice::<serde::de::IgnoredAny>(body)?;
     Ok(())
 }

@@ -23,7 +23,9 @@
 //!   accepting, reading, applying the logic thread's batches, writing, the uplink to the logic
 //!   thread, and the connection lifecycle (heartbeats, timeouts, shutdown stages); below it
 //!   the pure pieces it decides with: the HTTP upgrade (`handshake`), what a message means
-//!   (`inbound`), the outbound queue, heartbeat and rate arithmetic.
+//!   (`inbound`), the outbound queue, heartbeat and rate arithmetic, the lingering close
+//!   (`linger`), and version 2 sessions (`session`: numbering, replay buffer, resume
+//!   decisions), which `link` carries out on the connections.
 //! - `logic/`: the **logic thread**. `Logic`, the sans-I/O core that turns messages and ticks
 //!   into commands (`now` passed in), the thread that drives it, the tick schedule and the
 //!   thread's scheduling priority.

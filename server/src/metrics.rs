@@ -37,7 +37,7 @@ pub struct ReactorCounters {
     pub requests_forwarded: u64,
     /// Error replies the reactor answered itself (unknown route, bad frame, rate limited),
     /// by code, indexed like [`LogicCounters::errors`].
-    pub errors: [u64; 8],
+    pub errors: [u64; 9],
     /// Connections closed for sending too fast.
     pub rate_limited_closes: u64,
     /// Connections closed because their outbound buffer passed its cap.
@@ -47,6 +47,26 @@ pub struct ReactorCounters {
     /// Sockets of ended connections in their lingering close now (write side shut, input
     /// drained until the peer closes or `Config::linger_timeout`).
     pub lingering: u64,
+    /// Version 2 sessions living now, with or without a link (at the last sweep).
+    pub sessions_open: u64,
+    /// Version 2 sessions without a link, waiting for a resume (at the last sweep).
+    pub sessions_dropped: u64,
+    /// Bytes of frames those sessions hold for their clients (at the last sweep).
+    pub sessions_dropped_bytes: u64,
+    /// Resumes that succeeded.
+    pub resumes: u64,
+    /// Resumes refused (with a reason, PROTOCOL.md 11.5).
+    pub resume_failures: u64,
+    /// Sessions ended because their grace passed without a resume.
+    pub sessions_expired: u64,
+    /// Sessions ended because their replay buffer overflowed while they had no link.
+    pub sessions_overflowed: u64,
+    /// Version 2 links dropped (not closed) because their outbound buffer passed its cap: the
+    /// session waits for a resume.
+    pub overflow_drops: u64,
+    /// Sessions without a link ended early because live connections and waiting sessions
+    /// together passed `Config::max_connections`.
+    pub sessions_evicted: u64,
     /// Lingering closes cut short by `Config::linger_timeout` or `Config::linger_bytes`
     /// (the peer was still sending: its socket may have been reset).
     pub lingers_cut: u64,
@@ -69,8 +89,8 @@ pub struct ReactorCounters {
 pub struct LogicCounters {
     /// Requests handled.
     pub requests: u64,
-    /// Error replies by code: index = code for the server's codes 0..=6, 7 for application codes.
-    pub errors: [u64; 8],
+    /// Error replies by code: index = code for the server's codes 0..=7, 8 for application codes.
+    pub errors: [u64; 9],
     /// Ticks run.
     pub ticks: u64,
     /// Tick slots skipped because a tick overran.
@@ -226,6 +246,50 @@ impl Metrics {
             r.lingers_cut,
         );
         metric(
+            "sessions_open",
+            "gauge",
+            "Version 2 sessions living, with or without a link.",
+            r.sessions_open,
+        );
+        metric(
+            "sessions_dropped",
+            "gauge",
+            "Version 2 sessions without a link, waiting for a resume.",
+            r.sessions_dropped,
+        );
+        metric(
+            "sessions_dropped_bytes",
+            "gauge",
+            "Bytes of frames held for the clients of sessions without a link.",
+            r.sessions_dropped_bytes,
+        );
+        metric("resumes_total", "counter", "Version 2 resumes that succeeded.", r.resumes);
+        metric("resume_failures_total", "counter", "Version 2 resumes refused.", r.resume_failures);
+        metric(
+            "sessions_expired_total",
+            "counter",
+            "Sessions ended because their grace passed without a resume.",
+            r.sessions_expired,
+        );
+        metric(
+            "overflow_drops_total",
+            "counter",
+            "Version 2 links dropped with a full outbound buffer; their sessions wait for a resume.",
+            r.overflow_drops,
+        );
+        metric(
+            "sessions_evicted_total",
+            "counter",
+            "Sessions without a link ended early: live and waiting sessions passed max_connections.",
+            r.sessions_evicted,
+        );
+        metric(
+            "sessions_overflowed_total",
+            "counter",
+            "Sessions ended because their replay buffer overflowed while they had no link.",
+            r.sessions_overflowed,
+        );
+        metric(
             "backlog",
             "gauge",
             "Messages held in the reactor while the logic thread is behind.",
@@ -266,7 +330,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP ticksock_error_replies_total Error replies sent, by code.");
         let _ = writeln!(out, "# TYPE ticksock_error_replies_total counter");
         for (code, (logic, reactor)) in l.errors.iter().zip(r.errors).enumerate().skip(1) {
-            let name = if code == 7 { "app" } else { ticksock_protocol::error_code::name(code as u16) };
+            let name = if code == 8 { "app" } else { ticksock_protocol::error_code::name(code as u16) };
             let _ = writeln!(out, "ticksock_error_replies_total{{code=\"{name}\"}} {}", logic + reactor);
         }
         self.tick_duration.render(&mut out, "ticksock_tick_duration_seconds", "How long each tick ran.");
@@ -289,7 +353,7 @@ mod tests {
         assert_eq!(m.reactor(), r);
         let mut l = LogicCounters { requests: 7, ticks: 5, ..Default::default() };
         l.errors[1] = 2;
-        l.errors[7] = 1;
+        l.errors[8] = 1;
         m.publish_logic(&l);
         assert_eq!(m.logic(), l);
         m.record_tick(Duration::from_micros(300), Duration::from_micros(50));

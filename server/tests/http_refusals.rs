@@ -67,12 +67,12 @@ fn each_400_has_its_exact_body() {
         (
             "no subprotocol offered",
             upgrade_with(&[UPGRADE, CONNECTION, VERSION, KEY]),
-            "this server speaks the WebSocket subprotocols ticksock.v1, ticksock.v1.json; offer one in Sec-WebSocket-Protocol\n",
+            "this server speaks the WebSocket subprotocols ticksock.v2, ticksock.v1, ticksock.v2.json, ticksock.v1.json; offer one in Sec-WebSocket-Protocol\n",
         ),
         (
             "no common subprotocol",
-            upgrade_with(&[UPGRADE, CONNECTION, VERSION, KEY, "Sec-WebSocket-Protocol: chat, ticksock.v2"]),
-            "this server speaks the WebSocket subprotocols ticksock.v1, ticksock.v1.json; offer one in Sec-WebSocket-Protocol\n",
+            upgrade_with(&[UPGRADE, CONNECTION, VERSION, KEY, "Sec-WebSocket-Protocol: chat, ticksock.v3"]),
+            "this server speaks the WebSocket subprotocols ticksock.v2, ticksock.v1, ticksock.v2.json, ticksock.v1.json; offer one in Sec-WebSocket-Protocol\n",
         ),
         ("not HTTP", b"\x00\x01garbage\r\n\r\n".to_vec(), "malformed HTTP request\n"),
         (

@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ticksock_client as tc  # noqa: E402
 import closing_checks  # noqa: E402
 import spec_checks  # noqa: E402
+import v2_checks  # noqa: E402
 from ticksock_client import (  # noqa: E402
     ChatLine, Client, Error, Joined, PlayerState, Presence, PushFrame, Reader, Reply, RoomInfo,
     RosterEntry, State, Welcome, Writer,
@@ -153,7 +154,7 @@ def vector_table() -> dict:
 def check_vectors(ck: Checks, doc: str) -> None:
     text = open(doc, encoding="utf-8").read()
     found = re.findall(r"^vector: (\S+) = ([0-9a-f]{2}(?: [0-9a-f]{2})*)$", text, re.M)
-    table = vector_table()
+    table = {**vector_table(), **v2_checks.vector_table()}
     bad, unknown = [], []
     for name, hexs in found:
         want = bytes.fromhex(hexs)
@@ -485,6 +486,7 @@ def main() -> int:
             traceback.print_exc()
             ck.check("scenario ran to the end", False, repr(e))
         reasons = spec_checks.run(ck, port, args.doc, args.server, log)
+        v2_checks.run(ck, port, args.doc, args.server, log)
         closing_checks.run(ck, port, args.doc, args.server, log)
 
         # ---- closing ----

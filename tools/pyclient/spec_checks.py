@@ -287,7 +287,7 @@ def check_refusals(ck, port: int, table: dict) -> None:
         ("only WebSocket version 13 is supported",
          upgrade_request(without("Sec-WebSocket-Version") + ["Sec-WebSocket-Version: 8"])),
         ("missing Sec-WebSocket-Key", upgrade_request(without("Sec-WebSocket-Key"))),
-        ("this server speaks the WebSocket subprotocols ticksock.v1, ticksock.v1.json; offer one in Sec-WebSocket-Protocol",
+        ("this server speaks the WebSocket subprotocols ticksock.v2, ticksock.v1, ticksock.v2.json, ticksock.v1.json; offer one in Sec-WebSocket-Protocol",
          upgrade_request(without("Sec-WebSocket-Protocol") + ["Sec-WebSocket-Protocol: chat"])),
         ("not found", b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"),
         ("method not allowed", b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n"),

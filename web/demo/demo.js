@@ -81,14 +81,18 @@ function showOffline() {
 // Skips the backoff delay, or restarts a client that gave up.
 $("reconnect").addEventListener("click", () => client.connect());
 
-client.onEvent("connected", async ({ welcome, reconnected }) => {
+client.onEvent("connected", async ({ welcome, reconnected, resumed }) => {
   demo.tickHz = welcome.tick_hz;
-  showStatus("open", `connected · ${welcome.tick_hz} Hz`);
+  showStatus("open", resumed ? `resumed · ${welcome.tick_hz} Hz` : `connected · ${welcome.tick_hz} Hz`);
   refreshRooms();
   measureRtt();
-  if (reconnected && demo.name && demo.room) {
-    // A server session belongs to one connection: log in and join again. The world stays grey
-    // until the join reply brings the room as it is now.
+  if (resumed) {
+    // ticksock.v2 kept the session across the drop: the player, its room and every call in
+    // flight are still there, and what was missed has been replayed.
+    log("sys", "link restored: session resumed");
+  } else if (reconnected && demo.name && demo.room) {
+    // A new session (v1, or a resume the server refused): log in and join again. The world
+    // stays grey until the join reply brings the room as it is now.
     setLink("rejoining");
     try {
       await enter(demo.name, demo.room);

@@ -1,12 +1,14 @@
-// ticksock-client: the ticksock browser client (subprotocol ticksock.v1.json).
+// ticksock-client: the ticksock browser client (subprotocols ticksock.v2.json and ticksock.v1.json).
 // GENERATED from web/src/client.ts by `npm run build` in web/; do not edit. Served by the server at /ticksock.js.
 /**
  * ticksock browser client: calls that feel like ajax over one WebSocket.
  *
- * It speaks the JSON subprotocol `ticksock.v1.json` (docs/PROTOCOL.md, section 9): every frame
- * is one text message holding one JSON object. A call sends `{"id", "route", "body"}` tagged with
- * a `u32` callback id; the server answers with exactly one reply or error carrying the same id,
- * in any order, and sends pushes `{"type": "push", "topic", "body"}` on its own.
+ * It offers the JSON subprotocols `ticksock.v2.json` and `ticksock.v1.json`, in that order, and
+ * speaks the one the server picks (docs/PROTOCOL.md, sections 9 and 11): every frame is one text
+ * message holding one JSON object. A call sends `{"id", "route", "body"}` tagged with a `u32`
+ * callback id; the server answers with exactly one reply or error carrying the same id, in any
+ * order, and sends pushes `{"type": "push", "topic", "body"}` on its own. On version 2 the
+ * server session survives a dropped link: see "Version 2" below.
  *
  * ```js
  * import { TicksockClient } from "/ticksock.js";
@@ -14,7 +16,7 @@
  * const { player_id } = await client.call("login", { name: "ann" });           // Promise form
  * client.call("rooms", null, (err, rooms) => { if (!err) console.log(rooms); }); // callback form
  * client.on("state", (state) => draw(state));                                   // pushes by topic
- * client.onEvent("connected", ({ welcome }) => console.log(welcome.tick_hz));  // lifecycle
+ * client.onEvent("connected", ({ welcome, resumed }) => { if (!resumed) logIn(); }); // lifecycle
  * ```
  *
  * # Every call ends in exactly one outcome
@@ -25,53 +27,93 @@
  * |---------------------|-----------------|------|
  * | `ReplyError`        | `"reply"`       | the server answered with an error frame; `code` is its code (PROTOCOL.md sections 6, 8.5) |
  * | `TimeoutError`      | `"timeout"`     | no answer within the call's timeout (counted from the call, time spent queued included) |
- * | `DisconnectedError` | `"disconnected"`| the call had been **sent** and the connection dropped before its answer |
+ * | `DisconnectedError` | `"disconnected"`| the call had been **sent** and its answer was lost: the connection dropped (version 1), or the session ended (version 2) |
  * | `QueueFullError`    | `"queue_full"`  | the call was made while offline and the offline queue is at its bound (count or bytes) |
  * | `TooLargeError`     | `"too_large"`   | the request frame is larger than `maxFrameBytes` (the server would close the connection) |
  * | `ClosedError`       | `"closed"`      | the client was closed, or gave up reconnecting, before the call could be sent |
  * | `TicksockError`     | `"busy"`/`"encode"` | too many calls waiting (`maxPending`), or the data cannot be written as JSON |
  *
  * The call's entry (its callback and timer) is freed on every outcome; an answer that arrives
- * after the timeout is dropped and counted in `stats.lateAnswers`. Failures found at call time
- * (queue full, too large, closed) are still delivered asynchronously, never from inside `call`.
+ * after the timeout (or a second answer to one request) is dropped and counted in
+ * `stats.lateAnswers`. Failures found at call time (queue full, too large, closed) are still
+ * delivered asynchronously, never from inside `call`.
  *
  * # When the link drops
- * - Calls **already sent** reject at once with `DisconnectedError`: the server may or may not
- *   have handled them, and it never answers them on another connection. They are **not** resent
- *   (resending a chat line or a purchase could do it twice); retry idempotent calls yourself.
- * - Calls made while **not connected** (or while the socket is already closing) wait in a bounded offline queue (`maxQueuedCalls`,
- *   `maxQueuedBytes`; one more rejects at once with `QueueFullError`) and are sent in order once
- *   the next connection has received its welcome. Their timeout keeps running meanwhile.
+ * - On **version 1**, calls **already sent** reject at once with `DisconnectedError`: the server
+ *   may or may not have handled them, and it never answers them on another connection. They are
+ *   **not** resent (resending a chat line or a purchase could do it twice); retry idempotent
+ *   calls yourself. On **version 2** they wait for the session's resume instead (below).
+ * - Calls made while **not connected** (or while the socket is already closing, or while a
+ *   resume is under way) wait in a bounded offline queue (`maxQueuedCalls`, `maxQueuedBytes`;
+ *   one more rejects at once with `QueueFullError`) and are sent in order once the next
+ *   connection is ready. Their timeout keeps running meanwhile.
  * - `connected` listeners run before the queue is flushed, so a call made there (logging in
- *   again: a server session belongs to one connection) goes out ahead of the queued calls.
+ *   again when `resumed` is false: a new server session knows nobody) goes out ahead of the
+ *   queued calls.
  * - The client reconnects with exponential backoff and jitter; after `maxAttempts` failed
  *   attempts in a row it gives up (event `closed`, queued calls reject with `ClosedError`). A
  *   connection that stayed up `stableAfterMs` resets the count.
  *
+ * # Version 2: sessions that survive a dropped link (PROTOCOL.md section 11)
+ * On `ticksock.v2.json` the welcome opens a **session** (`conn_id`, `epoch` and a secret the
+ * client keeps to itself). The client numbers its requests (`seq`), counts the replies, errors
+ * and pushes it receives, and acknowledges that count: in every request, and in an `ack` frame
+ * once frames have waited `ackDelayMs` (or `ackAfterFrames` arrived) without one. It keeps every
+ * request until its answer arrives. When the link drops:
+ * - `disconnected` goes out with `resuming: true` and `failedCalls: 0`: calls in flight keep
+ *   waiting (their timeouts keep running), and pushes sent meanwhile are kept by the server.
+ * - On the next connection the client's first frame is a `resume` with the session's ids, its
+ *   secret and its received count; it sends nothing else until the answer.
+ * - **Resumed**: the client adopts the new secret and resends the requests the server had not
+ *   taken (with their original `seq` and id, in order); `connected` goes out with
+ *   `resumed: true` (nothing was lost and the session is still logged in); then the offline
+ *   queue goes out. The server replays what the client missed: each answer and push arrives
+ *   once, in order.
+ * - **Resume failed** (the session ended: its grace passed, the server restarted, ...): the
+ *   link carries a new session. `session_ended` goes out (with the server's reason code), then
+ *   every call that had no answer rejects with `DisconnectedError` (its fate is unknown), then
+ *   `connected` with `resumed: false` (log in again there), then the offline queue goes out as
+ *   new requests of the new session.
+ * - An answer for a call that is no longer waiting (answered already, or timed out) is ignored.
+ * If the server speaks version 1 only, all of this is off and the client behaves as version 1.
+ *
  * # Events, and callbacks that call back into the client
- * A connection that got its welcome emits `connected`, and later exactly one `disconnected`;
- * `closed` comes after the `disconnected` of the connection it ended. When a connection ends,
- * the state is `waiting` (or `closed`) before anything runs; then `disconnected` goes out, then
- * the calls sent on it reject. Listeners and callbacks may call `connect()`, `close()` and
- * `call()` at any point, and what they do stands: a `connect()` there starts the next
- * connection at once (no backoff delay is scheduled on top), a `close()` there is final. While
- * the client stops (`close()`, giving up, a version mismatch), a `connect()` from its callbacks
- * or listeners runs once the stop is done, after its `closed` event; a later `close()` there
- * cancels it.
+ * A connection that becomes ready (version 1: its welcome arrived; version 2: its new session
+ * started or its resume was answered) emits `connected`, and later exactly one `disconnected`;
+ * `closed` comes after the `disconnected` of the connection it ended. So an app tells the cases
+ * apart by:
+ *
+ * | event | payload | meaning |
+ * |-------|---------|---------|
+ * | `connected` | `resumed: false` | a new server session: log in (and join) |
+ * | `connected` | `resumed: true` | the earlier session resumed: nothing was lost, nothing to redo |
+ * | `disconnected` | `resuming: true` | **the link dropped, resuming**: calls wait, the client reconnects |
+ * | `disconnected` | `resuming: false` | the link dropped and its calls failed (version 1, or the client is closing) |
+ * | `session_ended` | `reason`, `code` | **the session ended**: its unanswered calls fail; log in again on the next `connected` |
+ * | `reconnecting` | `attempt`, `delayMs` | the next attempt is scheduled |
+ * | `closed` | `reason` | the client stopped for good (its session, if any, is given up with it) |
+ *
+ * When a connection ends, the state is `waiting` (or `closed`) before anything runs; then
+ * `disconnected` goes out, then the calls that failed with it reject. Listeners and callbacks
+ * may call `connect()`, `close()` and `call()` at any point, and what they do stands: a
+ * `connect()` there starts the next connection at once (no backoff delay is scheduled on top),
+ * a `close()` there is final. While the client stops (`close()`, giving up, a version
+ * mismatch), a `connect()` from its callbacks or listeners runs once the stop is done, after
+ * its `closed` event; a later `close()` there cancels it.
  *
  * # Heartbeat
  * Browsers answer the server's WebSocket pings by themselves but never show them to scripts, so
  * the heartbeat is an application-level idle check: exactly one interval timer per connection
- * (started on the welcome, cleared when the connection ends), running every
- * `heartbeatIntervalMs`. When nothing was heard for `heartbeatIntervalMs` it sends a probe call
- * (`heartbeatRoute`; any answer, even an "unknown route" error, proves the link), one at a
- * time. The link is taken for dead, closed (code 4000) and replaced when nothing at all was
- * heard for `idleTimeoutMs` **and** a probe has gone unanswered for at least one interval; any
- * frame counts as hearing, but only the probe's answer ends the probe. The probe is what keeps
- * a background tab alive: browsers may throttle its timers to one run a minute, and a long gap
- * seen by a late timer is not death until a probe sent then goes unanswered until the next run.
- * With `heartbeatRoute: null`, or on a socket already closing (no probe can be sent), silence
- * alone decides.
+ * (started when it is ready, cleared when it ends), running every `heartbeatIntervalMs`. When
+ * nothing was heard for `heartbeatIntervalMs` it sends a probe call (`heartbeatRoute`; any
+ * answer, even an "unknown route" error, proves the link), one at a time. The link is taken for
+ * dead, closed (code 4000) and replaced when nothing at all was heard for `idleTimeoutMs`
+ * **and** a probe has gone unanswered for at least one interval; any frame counts as hearing,
+ * but only the probe's answer ends the probe. The probe is what keeps a background tab alive:
+ * browsers may throttle its timers to one run a minute, and a long gap seen by a late timer is
+ * not death until a probe sent then goes unanswered until the next run. With
+ * `heartbeatRoute: null`, or on a socket already closing (no probe can be sent), silence alone
+ * decides.
  *
  * The bound: while timers run on time, a dead link is closed within
  * `max(idleTimeoutMs, 2 × heartbeatIntervalMs) + heartbeatIntervalMs` of the last frame heard
@@ -79,15 +121,21 @@
  * is at least twice the interval), and never before `idleTimeoutMs` of silence. After timers
  * ran late, the bound counts from when they run again.
  *
- * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome
- * within `connectTimeoutMs`), 4002 (protocol error: a frame it cannot read). Browsers allow
- * scripts only 1000 and 3000..4999.
+ * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome,
+ * or no answer to its resume, within `connectTimeoutMs`), 4002 (protocol error: a frame it
+ * cannot read). Browsers allow scripts only 1000 and 3000..4999.
  */
-/** The subprotocol this client offers and speaks. */
+/** The version 1 JSON subprotocol (PROTOCOL.md section 9). */
+export declare const SUBPROTOCOL_V1 = "ticksock.v1.json";
+/** The version 2 JSON subprotocol: sessions that survive a dropped link (PROTOCOL.md 11.8). */
+export declare const SUBPROTOCOL_V2 = "ticksock.v2.json";
+/** The subprotocols this client offers, most preferred first; it speaks whichever the server picks. */
+export declare const SUBPROTOCOLS: readonly string[];
+/** @deprecated The client offers `SUBPROTOCOLS`; this is `SUBPROTOCOL_V1`. */
 export declare const SUBPROTOCOL = "ticksock.v1.json";
-/** The wire format version this client understands (the welcome's `version`). */
-export declare const PROTOCOL_VERSION = 1;
-/** Error codes the server itself uses (PROTOCOL.md section 6). Codes >= 1000 are the game's. */
+/** The highest wire format version this client speaks (the welcome's `version`); it speaks 1 too. */
+export declare const PROTOCOL_VERSION = 2;
+/** Error codes the server itself uses (PROTOCOL.md sections 6 and 11.6). Codes >= 1000 are the game's. */
 export declare const ErrorCodes: {
     readonly UNKNOWN_ROUTE: 1;
     readonly BAD_BODY: 2;
@@ -95,6 +143,19 @@ export declare const ErrorCodes: {
     readonly BAD_FRAME: 4;
     readonly RATE_LIMITED: 5;
     readonly SHUTTING_DOWN: 6;
+    /** Version 2: a resent request the server had taken already, whose answer is gone. */
+    readonly STALE_REQUEST: 7;
+};
+/** Why the server refused a resume (PROTOCOL.md 11.5): `session_ended`'s `code`. */
+export declare const ResumeFailReasons: {
+    readonly UNKNOWN_SESSION: 1;
+    readonly ENDED: 2;
+    readonly GAP_LOST: 3;
+    readonly RESTARTED: 4;
+    readonly BAD_SECRET: 5;
+    readonly SUPERSEDED: 6;
+    readonly BAD_COUNT: 7;
+    readonly NOT_FIRST: 8;
 };
 /** Close codes this client sends. */
 export declare const CloseCodes: {
@@ -166,25 +227,74 @@ export interface AnyRoutes {
 export interface AnyPushes {
     [topic: string]: any;
 }
-/** The welcome frame, the first the server sends on every connection. */
+/**
+ * The welcome frame, the first the server sends on every connection. On version 2 it is the
+ * welcome of the current session: after a resume, `conn_id` and `epoch` are those of the
+ * session that resumed (the name the game knows it by), `tick_hz` the latest link's. The
+ * session's secret is never shown.
+ */
 export interface Welcome {
+    /** The wire format version of the link: 1 or 2. */
     version: number;
     tick_hz: number;
-    /** Opaque; a decimal string because it can exceed 2^53. */
+    /** Opaque; a decimal string because it can exceed 2^53. On version 2, the session's name. */
     conn_id: string;
+    /** Version 2 only: the server run the session belongs to (a decimal string). */
+    epoch?: string;
 }
+/** The version 2 session the client holds (`TicksockClient.session`); its secret is not shown. */
+export interface SessionInfo {
+    /** The session's `conn_id` (a decimal string). */
+    conn_id: string;
+    /** The server run it belongs to (a decimal string). */
+    epoch: string;
+    /** Sequenced frames (replies, errors, pushes) received on the session. */
+    received: number;
+    /** The `seq` of the last request sent on the session (0 before the first). */
+    lastSeq: number;
+    /** The highest `seq` the server said it has taken (its acks and its resume answer). */
+    serverReceived: number;
+    /** Requests sent whose answer has not arrived yet (calls that timed out included). */
+    unanswered: number;
+}
+/** Why a version 2 session ended while the client was running (`session_ended`'s `reason`). */
+export type SessionEndReason = "resume_failed" | "version_1" | "protocol_error";
 /** Lifecycle events and their payloads. */
 export interface ClientEvents {
-    /** A connection is up and its welcome arrived. `reconnected` is false for the first one. */
+    /**
+     * A connection is up and ready for calls. `reconnected` is false for the first one.
+     * `resumed` is true when it carries on the earlier version 2 session (nothing was lost); false
+     * when it starts a new server session (every version 1 connection): log in there.
+     */
     connected: {
         welcome: Welcome;
         reconnected: boolean;
+        resumed: boolean;
     };
-    /** A connection that had been up ended. `failedCalls` calls in flight reject with `DisconnectedError` (after this event's listeners). */
+    /**
+     * A connection that had been up ended. `resuming: true` (version 2): the client keeps the
+     * session and resumes it on the next connection; calls in flight wait and `failedCalls` is 0.
+     * `resuming: false`: `failedCalls` calls in flight reject with `DisconnectedError` (after this
+     * event's listeners).
+     */
     disconnected: {
         code: number;
         reason: string;
         wasClean: boolean;
+        failedCalls: number;
+        resuming: boolean;
+    };
+    /**
+     * The version 2 session ended while the client runs: the server refused its resume
+     * (`resume_failed`, `code` from `ResumeFailReasons`), the server now speaks version 1 only
+     * (`version_1`), or the server's answer to the resume made no sense (`protocol_error`). The
+     * `failedCalls` calls without an answer reject with `DisconnectedError` after this event's
+     * listeners; a `connected` with `resumed: false` follows once a new session is up.
+     */
+    session_ended: {
+        reason: SessionEndReason;
+        code: number | null;
+        message: string;
         failedCalls: number;
     };
     /** The next connection attempt, number `attempt` (1-based), starts in `delayMs`. */
@@ -236,7 +346,7 @@ export interface ClientOptions {
     autoConnect?: boolean;
     /** Default timeout of a call. Default 10 000 ms. */
     callTimeoutMs?: number;
-    /** How long a connection attempt may take, up to the welcome. Default 10 000 ms. */
+    /** How long a connection attempt may take, up to the welcome (on a version 2 resume, up to its answer). Default 10 000 ms. */
     connectTimeoutMs?: number;
     /** Heartbeat period: after this long without hearing anything, send a probe call. Default 5 000 ms. */
     heartbeatIntervalMs?: number;
@@ -260,8 +370,15 @@ export interface ClientOptions {
     maxQueuedBytes?: number;
     /** Calls waiting for an answer (queued or sent), at most. Default 65 536. */
     maxPending?: number;
-    /** Largest request frame, in bytes; the server closes the connection (1009) above its limit. Default 65 536. */
+    /**
+     * Largest request frame, in bytes; the server closes the connection (1009) above its limit.
+     * On version 2 the check leaves room for `seq` and `ack` at their widest (63 bytes). Default 65 536.
+     */
     maxFrameBytes?: number;
+    /** Version 2: longest a received frame goes unacknowledged before an `ack` frame is sent. Default 1 000 ms (PROTOCOL.md 11.2). */
+    ackDelayMs?: number;
+    /** Version 2: send an `ack` frame at once when this many frames are unacknowledged. Default 64. */
+    ackAfterFrames?: number;
     /** Clock and timers. Default: `performance.now` and the global timers. */
     timers?: Timers;
     /** Random source in [0, 1) for the jitter. Default `Math.random`. */
@@ -280,7 +397,7 @@ export interface ClientStats {
     timeouts: number;
     /** Calls that rejected with `DisconnectedError`. */
     disconnectedCalls: number;
-    /** Answers whose call had already ended (after a timeout). */
+    /** Answers whose call had already ended (after a timeout, or a second answer). */
     lateAnswers: number;
     pushes: number;
     /** Pushes on topics without a listener. */
@@ -288,6 +405,14 @@ export interface ClientStats {
     /** Connections whose welcome arrived. */
     connections: number;
     heartbeatProbes: number;
+    /** Version 2: `ack` frames sent. */
+    acksSent: number;
+    /** Version 2: sessions resumed. */
+    resumes: number;
+    /** Version 2: requests sent again after a resume. */
+    resentRequests: number;
+    /** Version 2: sessions that ended while the client ran (`session_ended` events). */
+    sessionsEnded: number;
     /** Round trip (send to answer) of the last answered call, and a moving average (ms); null before the first. */
     rttMs: number | null;
     rttAvgMs: number | null;
@@ -327,7 +452,20 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     private readonly ids;
     private linkState;
     private ws;
+    /** The version the current socket speaks, from its subprotocol (1 until it opens). */
+    private linkVersion;
+    /** The welcome of the current connection once it is ready (`connected` went out), else null. */
     private welcomeFrame;
+    /** The current connection's own welcome, from its arrival: on version 2, its new session. */
+    private linkWelcome;
+    /** A version 2 Resume went out on the current connection and its answer has not come. */
+    private awaitingResume;
+    /** Frames the client sent on the current connection (to know whether a new session's first frame went out). */
+    private linkFramesSent;
+    /** The version 2 session held across links, or null (version 1, or none yet). */
+    private sessionState;
+    /** The pending `ack` frame's timer (version 2), or null. */
+    private ackTimer;
     private openedAt;
     private lastHeard;
     private connectTimer;
@@ -353,7 +491,10 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     get state(): LinkState;
     /** True when the welcome of the current connection arrived: calls go out at once. */
     get connected(): boolean;
-    /** The current connection's welcome, or null. */
+    /**
+     * The welcome of the connection that is ready, or null while none is. On version 2 it names
+     * the session: after a resume, the `conn_id` and `epoch` of the session that resumed.
+     */
     get welcome(): Welcome | null;
     /** Calls waiting for their outcome (queued or sent). */
     get pendingCount(): number;
@@ -363,6 +504,10 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     get queuedByteCount(): number;
     /** Failed connection attempts in a row so far. */
     get failedAttempts(): number;
+    /** The wire format version of the connection that is ready (1 or 2), or null when none is. */
+    get protocolVersion(): 1 | 2 | null;
+    /** The version 2 session the client holds (while connected, and while it waits to resume it), or null. */
+    get session(): SessionInfo | null;
     /**
      * Resolves with the welcome once connected (at once if it is); rejects if the client closes
      * first. With `autoConnect: false` it waits for `connect()`.
@@ -376,7 +521,27 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     private start;
     /** Ends call `id` with its one outcome; false if it had already ended. */
     private finish;
+    /**
+     * An id is in use while its call waits for its outcome and, on version 2, while its request
+     * waits for its answer (a call that timed out included: its request may be resent, and its
+     * late answer must not reach another call).
+     */
+    private idInUse;
+    /**
+     * Sends the call on the current connection. On version 2 it takes the session's next `seq`
+     * and is kept until its answer arrives, whatever happens to the call.
+     */
     private transmit;
+    /** A version 2 request: it carries the received count, which acknowledges every frame so far. */
+    private sendRequestV2;
+    /** A version 2 `ack` frame with the received count. */
+    private sendAck;
+    /** The received count went out: nothing is left to acknowledge. */
+    private acknowledged;
+    /** Sends one frame; false if the socket threw (it is not open: its close event comes next). */
+    private sendFrame;
+    /** Sends the offline queue in order, while the connection stays ready. */
+    private flushQueue;
     /** Listen to pushes on `topic`. Returns a function that stops listening. */
     on<T extends keyof P & string>(topic: T, handler: (body: P[T], topic: T) => void): () => void;
     /** Stop a push listener. */
@@ -401,7 +566,34 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     close(): void;
     private open;
     private onFrame;
+    private onAnswer;
+    private onPush;
     private onWelcome;
+    /** The server's answer to a Resume that succeeded: resend what it had not taken, then carry on. */
+    private onResumed;
+    /** The server's answer to a Resume that failed: the session ended, the link carries a new one. */
+    private onResumeFailed;
+    /** The server's count of the requests it has taken (11.2). */
+    private onServerAck;
+    /**
+     * One more sequenced frame received: acknowledged at once after `ackAfterFrames` of them,
+     * else within `ackDelayMs` (unless a request carries the count first).
+     */
+    private countSequenced;
+    /**
+     * The connection is ready for calls: its welcome arrived (version 1), or its version 2
+     * session is settled (new, resumed, or new after a failed resume).
+     */
+    private becomeReady;
+    /**
+     * The version 2 session is over while the client runs: `session_ended` goes out, then every
+     * call sent and not answered rejects with `DisconnectedError` (its fate is unknown).
+     */
+    private endSession;
+    /** The calls sent and still waiting for their outcome, in call order. */
+    private sentCalls;
+    /** Each of `sent` that still waits rejects with `DisconnectedError`. */
+    private rejectSent;
     private startHeartbeat;
     private protocolError;
     /**

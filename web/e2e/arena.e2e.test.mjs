@@ -166,7 +166,7 @@ test("two browsers play in one room through the server's own demo page", { timeo
   }
   await alice.evaluate(() => window.carol.close());
   const welcome = await alice.evaluate(() => window.ticksockDemo.client.welcome);
-  assert.equal(welcome.version, 1);
+  assert.equal(welcome.version, 2, "the page speaks ticksock.v2.json");
   assert.ok(welcome.tick_hz > 0);
 
   // Alice moves with the arrow keys; Bob sees her move.
@@ -322,6 +322,11 @@ test("two browsers play in one room through the server's own demo page", { timeo
       room,
       { timeout: 15_000 },
     );
+  }
+  // A restarted server has no session to resume (ticksock.v2 refuses it: `restarted`): each
+  // page logged in and joined again on the new session.
+  for (const page of [alice, bob]) {
+    await page.waitForFunction((room) => document.getElementById("log").textContent.includes(`reconnected to ${room}`), room, { timeout: 5_000 });
   }
   const aliceIdNow = await alice.evaluate(() => window.ticksockDemo.me);
   await bob.waitForFunction((id) => window.ticksockDemo.players().some((p) => p.id === id), aliceIdNow, { timeout: 5_000 });

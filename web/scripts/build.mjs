@@ -15,7 +15,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const check = process.argv.includes("--check");
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 const BANNER =
-  "// ticksock-client: the ticksock browser client (subprotocol ticksock.v1.json).\n" +
+  "// ticksock-client: the ticksock browser client (subprotocols ticksock.v2.json and ticksock.v1.json).\n" +
   "// GENERATED from web/src/client.ts by `npm run build` in web/; do not edit. Served by the server at /ticksock.js.\n";
 
 const out = mkdtempSync(join(tmpdir(), "ticksock-build-"));

@@ -1,10 +1,12 @@
 /**
  * ticksock browser client: calls that feel like ajax over one WebSocket.
  *
- * It speaks the JSON subprotocol `ticksock.v1.json` (docs/PROTOCOL.md, section 9): every frame
- * is one text message holding one JSON object. A call sends `{"id", "route", "body"}` tagged with
- * a `u32` callback id; the server answers with exactly one reply or error carrying the same id,
- * in any order, and sends pushes `{"type": "push", "topic", "body"}` on its own.
+ * It offers the JSON subprotocols `ticksock.v2.json` and `ticksock.v1.json`, in that order, and
+ * speaks the one the server picks (docs/PROTOCOL.md, sections 9 and 11): every frame is one text
+ * message holding one JSON object. A call sends `{"id", "route", "body"}` tagged with a `u32`
+ * callback id; the server answers with exactly one reply or error carrying the same id, in any
+ * order, and sends pushes `{"type": "push", "topic", "body"}` on its own. On version 2 the
+ * server session survives a dropped link: see "Version 2" below.
  *
  * ```js
  * import { TicksockClient } from "/ticksock.js";
@@ -12,7 +14,7 @@
  * const { player_id } = await client.call("login", { name: "ann" });           // Promise form
  * client.call("rooms", null, (err, rooms) => { if (!err) console.log(rooms); }); // callback form
  * client.on("state", (state) => draw(state));                                   // pushes by topic
- * client.onEvent("connected", ({ welcome }) => console.log(welcome.tick_hz));  // lifecycle
+ * client.onEvent("connected", ({ welcome, resumed }) => { if (!resumed) logIn(); }); // lifecycle
  * ```
  *
  * # Every call ends in exactly one outcome
@@ -23,53 +25,93 @@
  * |---------------------|-----------------|------|
  * | `ReplyError`        | `"reply"`       | the server answered with an error frame; `code` is its code (PROTOCOL.md sections 6, 8.5) |
  * | `TimeoutError`      | `"timeout"`     | no answer within the call's timeout (counted from the call, time spent queued included) |
- * | `DisconnectedError` | `"disconnected"`| the call had been **sent** and the connection dropped before its answer |
+ * | `DisconnectedError` | `"disconnected"`| the call had been **sent** and its answer was lost: the connection dropped (version 1), or the session ended (version 2) |
  * | `QueueFullError`    | `"queue_full"`  | the call was made while offline and the offline queue is at its bound (count or bytes) |
  * | `TooLargeError`     | `"too_large"`   | the request frame is larger than `maxFrameBytes` (the server would close the connection) |
  * | `ClosedError`       | `"closed"`      | the client was closed, or gave up reconnecting, before the call could be sent |
  * | `TicksockError`     | `"busy"`/`"encode"` | too many calls waiting (`maxPending`), or the data cannot be written as JSON |
  *
  * The call's entry (its callback and timer) is freed on every outcome; an answer that arrives
- * after the timeout is dropped and counted in `stats.lateAnswers`. Failures found at call time
- * (queue full, too large, closed) are still delivered asynchronously, never from inside `call`.
+ * after the timeout (or a second answer to one request) is dropped and counted in
+ * `stats.lateAnswers`. Failures found at call time (queue full, too large, closed) are still
+ * delivered asynchronously, never from inside `call`.
  *
  * # When the link drops
- * - Calls **already sent** reject at once with `DisconnectedError`: the server may or may not
- *   have handled them, and it never answers them on another connection. They are **not** resent
- *   (resending a chat line or a purchase could do it twice); retry idempotent calls yourself.
- * - Calls made while **not connected** (or while the socket is already closing) wait in a bounded offline queue (`maxQueuedCalls`,
- *   `maxQueuedBytes`; one more rejects at once with `QueueFullError`) and are sent in order once
- *   the next connection has received its welcome. Their timeout keeps running meanwhile.
+ * - On **version 1**, calls **already sent** reject at once with `DisconnectedError`: the server
+ *   may or may not have handled them, and it never answers them on another connection. They are
+ *   **not** resent (resending a chat line or a purchase could do it twice); retry idempotent
+ *   calls yourself. On **version 2** they wait for the session's resume instead (below).
+ * - Calls made while **not connected** (or while the socket is already closing, or while a
+ *   resume is under way) wait in a bounded offline queue (`maxQueuedCalls`, `maxQueuedBytes`;
+ *   one more rejects at once with `QueueFullError`) and are sent in order once the next
+ *   connection is ready. Their timeout keeps running meanwhile.
  * - `connected` listeners run before the queue is flushed, so a call made there (logging in
- *   again: a server session belongs to one connection) goes out ahead of the queued calls.
+ *   again when `resumed` is false: a new server session knows nobody) goes out ahead of the
+ *   queued calls.
  * - The client reconnects with exponential backoff and jitter; after `maxAttempts` failed
  *   attempts in a row it gives up (event `closed`, queued calls reject with `ClosedError`). A
  *   connection that stayed up `stableAfterMs` resets the count.
  *
+ * # Version 2: sessions that survive a dropped link (PROTOCOL.md section 11)
+ * On `ticksock.v2.json` the welcome opens a **session** (`conn_id`, `epoch` and a secret the
+ * client keeps to itself). The client numbers its requests (`seq`), counts the replies, errors
+ * and pushes it receives, and acknowledges that count: in every request, and in an `ack` frame
+ * once frames have waited `ackDelayMs` (or `ackAfterFrames` arrived) without one. It keeps every
+ * request until its answer arrives. When the link drops:
+ * - `disconnected` goes out with `resuming: true` and `failedCalls: 0`: calls in flight keep
+ *   waiting (their timeouts keep running), and pushes sent meanwhile are kept by the server.
+ * - On the next connection the client's first frame is a `resume` with the session's ids, its
+ *   secret and its received count; it sends nothing else until the answer.
+ * - **Resumed**: the client adopts the new secret and resends the requests the server had not
+ *   taken (with their original `seq` and id, in order); `connected` goes out with
+ *   `resumed: true` (nothing was lost and the session is still logged in); then the offline
+ *   queue goes out. The server replays what the client missed: each answer and push arrives
+ *   once, in order.
+ * - **Resume failed** (the session ended: its grace passed, the server restarted, ...): the
+ *   link carries a new session. `session_ended` goes out (with the server's reason code), then
+ *   every call that had no answer rejects with `DisconnectedError` (its fate is unknown), then
+ *   `connected` with `resumed: false` (log in again there), then the offline queue goes out as
+ *   new requests of the new session.
+ * - An answer for a call that is no longer waiting (answered already, or timed out) is ignored.
+ * If the server speaks version 1 only, all of this is off and the client behaves as version 1.
+ *
  * # Events, and callbacks that call back into the client
- * A connection that got its welcome emits `connected`, and later exactly one `disconnected`;
- * `closed` comes after the `disconnected` of the connection it ended. When a connection ends,
- * the state is `waiting` (or `closed`) before anything runs; then `disconnected` goes out, then
- * the calls sent on it reject. Listeners and callbacks may call `connect()`, `close()` and
- * `call()` at any point, and what they do stands: a `connect()` there starts the next
- * connection at once (no backoff delay is scheduled on top), a `close()` there is final. While
- * the client stops (`close()`, giving up, a version mismatch), a `connect()` from its callbacks
- * or listeners runs once the stop is done, after its `closed` event; a later `close()` there
- * cancels it.
+ * A connection that becomes ready (version 1: its welcome arrived; version 2: its new session
+ * started or its resume was answered) emits `connected`, and later exactly one `disconnected`;
+ * `closed` comes after the `disconnected` of the connection it ended. So an app tells the cases
+ * apart by:
+ *
+ * | event | payload | meaning |
+ * |-------|---------|---------|
+ * | `connected` | `resumed: false` | a new server session: log in (and join) |
+ * | `connected` | `resumed: true` | the earlier session resumed: nothing was lost, nothing to redo |
+ * | `disconnected` | `resuming: true` | **the link dropped, resuming**: calls wait, the client reconnects |
+ * | `disconnected` | `resuming: false` | the link dropped and its calls failed (version 1, or the client is closing) |
+ * | `session_ended` | `reason`, `code` | **the session ended**: its unanswered calls fail; log in again on the next `connected` |
+ * | `reconnecting` | `attempt`, `delayMs` | the next attempt is scheduled |
+ * | `closed` | `reason` | the client stopped for good (its session, if any, is given up with it) |
+ *
+ * When a connection ends, the state is `waiting` (or `closed`) before anything runs; then
+ * `disconnected` goes out, then the calls that failed with it reject. Listeners and callbacks
+ * may call `connect()`, `close()` and `call()` at any point, and what they do stands: a
+ * `connect()` there starts the next connection at once (no backoff delay is scheduled on top),
+ * a `close()` there is final. While the client stops (`close()`, giving up, a version
+ * mismatch), a `connect()` from its callbacks or listeners runs once the stop is done, after
+ * its `closed` event; a later `close()` there cancels it.
  *
  * # Heartbeat
  * Browsers answer the server's WebSocket pings by themselves but never show them to scripts, so
  * the heartbeat is an application-level idle check: exactly one interval timer per connection
- * (started on the welcome, cleared when the connection ends), running every
- * `heartbeatIntervalMs`. When nothing was heard for `heartbeatIntervalMs` it sends a probe call
- * (`heartbeatRoute`; any answer, even an "unknown route" error, proves the link), one at a
- * time. The link is taken for dead, closed (code 4000) and replaced when nothing at all was
- * heard for `idleTimeoutMs` **and** a probe has gone unanswered for at least one interval; any
- * frame counts as hearing, but only the probe's answer ends the probe. The probe is what keeps
- * a background tab alive: browsers may throttle its timers to one run a minute, and a long gap
- * seen by a late timer is not death until a probe sent then goes unanswered until the next run.
- * With `heartbeatRoute: null`, or on a socket already closing (no probe can be sent), silence
- * alone decides.
+ * (started when it is ready, cleared when it ends), running every `heartbeatIntervalMs`. When
+ * nothing was heard for `heartbeatIntervalMs` it sends a probe call (`heartbeatRoute`; any
+ * answer, even an "unknown route" error, proves the link), one at a time. The link is taken for
+ * dead, closed (code 4000) and replaced when nothing at all was heard for `idleTimeoutMs`
+ * **and** a probe has gone unanswered for at least one interval; any frame counts as hearing,
+ * but only the probe's answer ends the probe. The probe is what keeps a background tab alive:
+ * browsers may throttle its timers to one run a minute, and a long gap seen by a late timer is
+ * not death until a probe sent then goes unanswered until the next run. With
+ * `heartbeatRoute: null`, or on a socket already closing (no probe can be sent), silence alone
+ * decides.
  *
  * The bound: while timers run on time, a dead link is closed within
  * `max(idleTimeoutMs, 2 × heartbeatIntervalMs) + heartbeatIntervalMs` of the last frame heard
@@ -77,17 +119,23 @@
  * is at least twice the interval), and never before `idleTimeoutMs` of silence. After timers
  * ran late, the bound counts from when they run again.
  *
- * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome
- * within `connectTimeoutMs`), 4002 (protocol error: a frame it cannot read). Browsers allow
- * scripts only 1000 and 3000..4999.
+ * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome,
+ * or no answer to its resume, within `connectTimeoutMs`), 4002 (protocol error: a frame it
+ * cannot read). Browsers allow scripts only 1000 and 3000..4999.
  */
 
-/** The subprotocol this client offers and speaks. */
-export const SUBPROTOCOL = "ticksock.v1.json";
-/** The wire format version this client understands (the welcome's `version`). */
-export const PROTOCOL_VERSION = 1;
+/** The version 1 JSON subprotocol (PROTOCOL.md section 9). */
+export const SUBPROTOCOL_V1 = "ticksock.v1.json";
+/** The version 2 JSON subprotocol: sessions that survive a dropped link (PROTOCOL.md 11.8). */
+export const SUBPROTOCOL_V2 = "ticksock.v2.json";
+/** The subprotocols this client offers, most preferred first; it speaks whichever the server picks. */
+export const SUBPROTOCOLS: readonly string[] = [SUBPROTOCOL_V2, SUBPROTOCOL_V1];
+/** @deprecated The client offers `SUBPROTOCOLS`; this is `SUBPROTOCOL_V1`. */
+export const SUBPROTOCOL = SUBPROTOCOL_V1;
+/** The highest wire format version this client speaks (the welcome's `version`); it speaks 1 too. */
+export const PROTOCOL_VERSION = 2;
 
-/** Error codes the server itself uses (PROTOCOL.md section 6). Codes >= 1000 are the game's. */
+/** Error codes the server itself uses (PROTOCOL.md sections 6 and 11.6). Codes >= 1000 are the game's. */
 export const ErrorCodes = {
   UNKNOWN_ROUTE: 1,
   BAD_BODY: 2,
@@ -95,6 +143,20 @@ export const ErrorCodes = {
   BAD_FRAME: 4,
   RATE_LIMITED: 5,
   SHUTTING_DOWN: 6,
+  /** Version 2: a resent request the server had taken already, whose answer is gone. */
+  STALE_REQUEST: 7,
+} as const;
+
+/** Why the server refused a resume (PROTOCOL.md 11.5): `session_ended`'s `code`. */
+export const ResumeFailReasons = {
+  UNKNOWN_SESSION: 1,
+  ENDED: 2,
+  GAP_LOST: 3,
+  RESTARTED: 4,
+  BAD_SECRET: 5,
+  SUPERSEDED: 6,
+  BAD_COUNT: 7,
+  NOT_FIRST: 8,
 } as const;
 
 /** Close codes this client sends. */
@@ -202,20 +264,64 @@ export interface AnyPushes {
   [topic: string]: any;
 }
 
-/** The welcome frame, the first the server sends on every connection. */
+/**
+ * The welcome frame, the first the server sends on every connection. On version 2 it is the
+ * welcome of the current session: after a resume, `conn_id` and `epoch` are those of the
+ * session that resumed (the name the game knows it by), `tick_hz` the latest link's. The
+ * session's secret is never shown.
+ */
 export interface Welcome {
+  /** The wire format version of the link: 1 or 2. */
   version: number;
   tick_hz: number;
-  /** Opaque; a decimal string because it can exceed 2^53. */
+  /** Opaque; a decimal string because it can exceed 2^53. On version 2, the session's name. */
   conn_id: string;
+  /** Version 2 only: the server run the session belongs to (a decimal string). */
+  epoch?: string;
 }
+
+/** The version 2 session the client holds (`TicksockClient.session`); its secret is not shown. */
+export interface SessionInfo {
+  /** The session's `conn_id` (a decimal string). */
+  conn_id: string;
+  /** The server run it belongs to (a decimal string). */
+  epoch: string;
+  /** Sequenced frames (replies, errors, pushes) received on the session. */
+  received: number;
+  /** The `seq` of the last request sent on the session (0 before the first). */
+  lastSeq: number;
+  /** The highest `seq` the server said it has taken (its acks and its resume answer). */
+  serverReceived: number;
+  /** Requests sent whose answer has not arrived yet (calls that timed out included). */
+  unanswered: number;
+}
+
+/** Why a version 2 session ended while the client was running (`session_ended`'s `reason`). */
+export type SessionEndReason = "resume_failed" | "version_1" | "protocol_error";
 
 /** Lifecycle events and their payloads. */
 export interface ClientEvents {
-  /** A connection is up and its welcome arrived. `reconnected` is false for the first one. */
-  connected: { welcome: Welcome; reconnected: boolean };
-  /** A connection that had been up ended. `failedCalls` calls in flight reject with `DisconnectedError` (after this event's listeners). */
-  disconnected: { code: number; reason: string; wasClean: boolean; failedCalls: number };
+  /**
+   * A connection is up and ready for calls. `reconnected` is false for the first one.
+   * `resumed` is true when it carries on the earlier version 2 session (nothing was lost); false
+   * when it starts a new server session (every version 1 connection): log in there.
+   */
+  connected: { welcome: Welcome; reconnected: boolean; resumed: boolean };
+  /**
+   * A connection that had been up ended. `resuming: true` (version 2): the client keeps the
+   * session and resumes it on the next connection; calls in flight wait and `failedCalls` is 0.
+   * `resuming: false`: `failedCalls` calls in flight reject with `DisconnectedError` (after this
+   * event's listeners).
+   */
+  disconnected: { code: number; reason: string; wasClean: boolean; failedCalls: number; resuming: boolean };
+  /**
+   * The version 2 session ended while the client runs: the server refused its resume
+   * (`resume_failed`, `code` from `ResumeFailReasons`), the server now speaks version 1 only
+   * (`version_1`), or the server's answer to the resume made no sense (`protocol_error`). The
+   * `failedCalls` calls without an answer reject with `DisconnectedError` after this event's
+   * listeners; a `connected` with `resumed: false` follows once a new session is up.
+   */
+  session_ended: { reason: SessionEndReason; code: number | null; message: string; failedCalls: number };
   /** The next connection attempt, number `attempt` (1-based), starts in `delayMs`. */
   reconnecting: { attempt: number; delayMs: number; maxAttempts: number | null };
   /** The client stopped for good: `close()` was called, it gave up reconnecting, or the server speaks another version. */
@@ -263,7 +369,7 @@ export interface ClientOptions {
   autoConnect?: boolean;
   /** Default timeout of a call. Default 10 000 ms. */
   callTimeoutMs?: number;
-  /** How long a connection attempt may take, up to the welcome. Default 10 000 ms. */
+  /** How long a connection attempt may take, up to the welcome (on a version 2 resume, up to its answer). Default 10 000 ms. */
   connectTimeoutMs?: number;
   /** Heartbeat period: after this long without hearing anything, send a probe call. Default 5 000 ms. */
   heartbeatIntervalMs?: number;
@@ -287,8 +393,15 @@ export interface ClientOptions {
   maxQueuedBytes?: number;
   /** Calls waiting for an answer (queued or sent), at most. Default 65 536. */
   maxPending?: number;
-  /** Largest request frame, in bytes; the server closes the connection (1009) above its limit. Default 65 536. */
+  /**
+   * Largest request frame, in bytes; the server closes the connection (1009) above its limit.
+   * On version 2 the check leaves room for `seq` and `ack` at their widest (63 bytes). Default 65 536.
+   */
   maxFrameBytes?: number;
+  /** Version 2: longest a received frame goes unacknowledged before an `ack` frame is sent. Default 1 000 ms (PROTOCOL.md 11.2). */
+  ackDelayMs?: number;
+  /** Version 2: send an `ack` frame at once when this many frames are unacknowledged. Default 64. */
+  ackAfterFrames?: number;
   /** Clock and timers. Default: `performance.now` and the global timers. */
   timers?: Timers;
   /** Random source in [0, 1) for the jitter. Default `Math.random`. */
@@ -308,7 +421,7 @@ export interface ClientStats {
   timeouts: number;
   /** Calls that rejected with `DisconnectedError`. */
   disconnectedCalls: number;
-  /** Answers whose call had already ended (after a timeout). */
+  /** Answers whose call had already ended (after a timeout, or a second answer). */
   lateAnswers: number;
   pushes: number;
   /** Pushes on topics without a listener. */
@@ -316,6 +429,14 @@ export interface ClientStats {
   /** Connections whose welcome arrived. */
   connections: number;
   heartbeatProbes: number;
+  /** Version 2: `ack` frames sent. */
+  acksSent: number;
+  /** Version 2: sessions resumed. */
+  resumes: number;
+  /** Version 2: requests sent again after a resume. */
+  resentRequests: number;
+  /** Version 2: sessions that ended while the client ran (`session_ended` events). */
+  sessionsEnded: number;
   /** Round trip (send to answer) of the last answered call, and a moving average (ms); null before the first. */
   rttMs: number | null;
   rttAvgMs: number | null;
@@ -362,7 +483,9 @@ function toU32(n: number): number {
 interface Entry {
   id: number;
   route: string;
-  text: string;
+  /** The request frame's fields without the braces and the version 2 header: `"id":..,"route":..[,"body":..]`. */
+  core: string;
+  /** UTF-8 bytes of the version 1 frame (`{` core `}`): what the offline queue counts. */
   bytes: number;
   /** true while waiting in the offline queue, false once sent. */
   queued: boolean;
@@ -372,6 +495,33 @@ interface Entry {
   /** When it was sent (for the round trip), 0 before. */
   sentAt: number;
   internal: boolean;
+}
+
+/** A request sent on a version 2 session whose answer has not arrived: kept to be resent after a resume. */
+interface SentRequest {
+  seq: number;
+  id: number;
+  core: string;
+}
+
+/** The version 2 session the client holds, across links. */
+interface Session {
+  /** The Welcome that started it (`tick_hz` updated by each resume). */
+  welcome: Welcome;
+  connId: string;
+  epoch: string;
+  /** 32 lowercase hex digits; replaced by every Resumed. */
+  secret: string;
+  /** Sequenced frames received (the client's received count). */
+  received: number;
+  /** The received count last sent to the server (in a request, an ack or a resume). */
+  acked: number;
+  /** The `seq` of the last request sent. */
+  lastSeq: number;
+  /** The highest `seq` the server said it has taken. */
+  serverReceived: number;
+  /** Requests sent and not answered, by callback id, in `seq` order (Map keeps insertion order). */
+  unanswered: Map<number, SentRequest>;
 }
 
 type Resolved = Required<Omit<ClientOptions, "WebSocket" | "timers" | "random" | "firstId" | "onListenerError">>;
@@ -392,7 +542,31 @@ const DEFAULTS: Resolved = {
   maxQueuedBytes: 256 * 1024,
   maxPending: 65_536,
   maxFrameBytes: 65_536,
+  ackDelayMs: 1_000,
+  ackAfterFrames: 64,
 };
+
+/**
+ * What a version 2 request frame adds to the version 1 one (`"type":"request","seq":S,"ack":A,`),
+ * with room for `seq` and `ack` of 16 digits each (2^53 and more): a request that fits the
+ * limit when first sent still fits when it is resent later with a larger `ack`.
+ */
+const V2_REQUEST_OVERHEAD = '"type":"request","seq":,"ack":,'.length + 2 * 16;
+
+/** A version 2 secret in JSON: 16 bytes as 32 lowercase hex digits (PROTOCOL.md 11.8). */
+const SECRET_PATTERN = /^[0-9a-f]{32}$/;
+
+/** A u64 of a version 2 frame that JSON carries as a decimal string (`conn_id`, `epoch`). */
+function u64Text(v: unknown): string | null {
+  if (typeof v === "string" && /^[0-9]{1,20}$/.test(v)) return v;
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return String(v);
+  return null;
+}
+
+/** A count of a version 2 frame (`received`, `reason`): a non-negative safe integer, else null. */
+function frameCount(v: unknown): number | null {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : null;
+}
 
 /** `WebSocket.OPEN`. */
 const OPEN = 1;
@@ -407,6 +581,26 @@ const defaultTimers: Timers = {
   setInterval: (fn, ms) => globalThis.setInterval(fn, ms),
   clearInterval: (h) => globalThis.clearInterval(h as ReturnType<typeof setInterval>),
 };
+
+/** A version 2 session just started by `welcome`, its counts at 0. */
+function newSession(welcome: Welcome, secret: string): Session {
+  return {
+    welcome,
+    connId: welcome.conn_id,
+    epoch: welcome.epoch ?? "0",
+    secret,
+    received: 0,
+    acked: 0,
+    lastSeq: 0,
+    serverReceived: 0,
+    unanswered: new Map(),
+  };
+}
+
+/** The largest size a request frame of version 1 size `v1Bytes` can have on `version` (see `V2_REQUEST_OVERHEAD`). */
+function requestFrameBytes(v1Bytes: number, version: 1 | 2): number {
+  return version === 2 ? v1Bytes + V2_REQUEST_OVERHEAD : v1Bytes;
+}
 
 /** The delay before reconnect attempt `attempt` (1-based), without jitter. */
 export function backoffCeiling(attempt: number, initialMs: number, maxMs: number): number {
@@ -448,6 +642,10 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     unheardPushes: 0,
     connections: 0,
     heartbeatProbes: 0,
+    acksSent: 0,
+    resumes: 0,
+    resentRequests: 0,
+    sessionsEnded: 0,
     rttMs: null,
     rttAvgMs: null,
   };
@@ -461,7 +659,20 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
 
   private linkState: LinkState = "idle";
   private ws: WebSocketLike | null = null;
+  /** The version the current socket speaks, from its subprotocol (1 until it opens). */
+  private linkVersion: 1 | 2 = 1;
+  /** The welcome of the current connection once it is ready (`connected` went out), else null. */
   private welcomeFrame: Welcome | null = null;
+  /** The current connection's own welcome, from its arrival: on version 2, its new session. */
+  private linkWelcome: { welcome: Welcome; secret: string } | null = null;
+  /** A version 2 Resume went out on the current connection and its answer has not come. */
+  private awaitingResume = false;
+  /** Frames the client sent on the current connection (to know whether a new session's first frame went out). */
+  private linkFramesSent = 0;
+  /** The version 2 session held across links, or null (version 1, or none yet). */
+  private sessionState: Session | null = null;
+  /** The pending `ack` frame's timer (version 2), or null. */
+  private ackTimer: unknown = null;
   private openedAt = 0;
   private lastHeard = 0;
   private connectTimer: unknown = null;
@@ -520,7 +731,10 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   get connected(): boolean {
     return this.linkState === "open";
   }
-  /** The current connection's welcome, or null. */
+  /**
+   * The welcome of the connection that is ready, or null while none is. On version 2 it names
+   * the session: after a resume, the `conn_id` and `epoch` of the session that resumed.
+   */
   get welcome(): Welcome | null {
     return this.welcomeFrame;
   }
@@ -539,6 +753,23 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   /** Failed connection attempts in a row so far. */
   get failedAttempts(): number {
     return this.attempt;
+  }
+  /** The wire format version of the connection that is ready (1 or 2), or null when none is. */
+  get protocolVersion(): 1 | 2 | null {
+    return this.welcomeFrame === null ? null : this.linkVersion;
+  }
+  /** The version 2 session the client holds (while connected, and while it waits to resume it), or null. */
+  get session(): SessionInfo | null {
+    const s = this.sessionState;
+    if (!s) return null;
+    return {
+      conn_id: s.connId,
+      epoch: s.epoch,
+      received: s.received,
+      lastSeq: s.lastSeq,
+      serverReceived: s.serverReceived,
+      unanswered: s.unanswered.size,
+    };
   }
 
   /**
@@ -599,10 +830,13 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     } catch (e) {
       return failLater(new TicksockError("encode", route, `${route}: data is not JSON: ${String(e)}`));
     }
-    const id = this.ids.next((id) => this.pending.has(id));
-    const text = `{"id":${id},"route":${JSON.stringify(route)}${body === undefined ? "" : `,"body":${body}`}}`;
-    const bytes = utf8Length(text);
-    if (bytes > this.opts.maxFrameBytes) return failLater(new TooLargeError(route, bytes, this.opts.maxFrameBytes));
+    const id = this.ids.next((id) => this.idInUse(id));
+    const core = `"id":${id},"route":${JSON.stringify(route)}${body === undefined ? "" : `,"body":${body}`}`;
+    const bytes = utf8Length(core) + 2;
+    // Checked against the version of the current (or, offline, the last) connection; a queued
+    // call is checked again when it goes out, on the version of that connection.
+    const frameBytes = requestFrameBytes(bytes, this.linkVersion);
+    if (frameBytes > this.opts.maxFrameBytes) return failLater(new TooLargeError(route, frameBytes, this.opts.maxFrameBytes));
     // A socket already closing (its close event still to come) sends nothing: queue the call
     // for the next connection instead, since it was never sent.
     const online = this.linkState === "open" && this.ws !== null && this.ws.readyState === OPEN;
@@ -614,7 +848,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
         return failLater(new QueueFullError(route, `${this.queuedBytes} + ${bytes} bytes over ${this.opts.maxQueuedBytes}`));
       }
     }
-    const entry: Entry = { id, route, text, bytes, queued: !online, cb, timer: null, startedAt: this.timers.now(), sentAt: 0, internal };
+    const entry: Entry = { id, route, core, bytes, queued: !online, cb, timer: null, startedAt: this.timers.now(), sentAt: 0, internal };
     const timeoutMs = options.timeout ?? this.opts.callTimeoutMs;
     if (Number.isFinite(timeoutMs)) {
       const ms = Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS);
@@ -648,15 +882,82 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     return true;
   }
 
+  /**
+   * An id is in use while its call waits for its outcome and, on version 2, while its request
+   * waits for its answer (a call that timed out included: its request may be resent, and its
+   * late answer must not reach another call).
+   */
+  private idInUse(id: number): boolean {
+    return this.pending.has(id) || (this.sessionState !== null && this.sessionState.unanswered.has(id));
+  }
+
+  /**
+   * Sends the call on the current connection. On version 2 it takes the session's next `seq`
+   * and is kept until its answer arrives, whatever happens to the call.
+   */
   private transmit(entry: Entry): void {
     const ws = this.ws;
     if (!ws) return;
-    try {
-      entry.sentAt = this.timers.now();
-      ws.send(entry.text);
-      this.stats.sent++;
-    } catch {
+    entry.sentAt = this.timers.now();
+    const s = this.linkVersion === 2 ? this.sessionState : null;
+    if (s !== null) {
+      const seq = s.lastSeq + 1;
+      s.lastSeq = seq;
+      s.unanswered.set(entry.id, { seq, id: entry.id, core: entry.core });
+      this.sendRequestV2(ws, s, seq, entry.core);
+    } else {
       // Only a socket that is not open throws; its close comes next and fails the call.
+      this.sendFrame(ws, `{${entry.core}}`);
+    }
+    this.stats.sent++;
+  }
+
+  /** A version 2 request: it carries the received count, which acknowledges every frame so far. */
+  private sendRequestV2(ws: WebSocketLike, s: Session, seq: number, core: string): void {
+    this.sendFrame(ws, `{"type":"request","seq":${seq},"ack":${s.received},${core}}`);
+    this.acknowledged(s);
+  }
+
+  /** A version 2 `ack` frame with the received count. */
+  private sendAck(ws: WebSocketLike, s: Session): void {
+    this.sendFrame(ws, `{"type":"ack","ack":${s.received}}`);
+    this.stats.acksSent++;
+    this.acknowledged(s);
+  }
+
+  /** The received count went out: nothing is left to acknowledge. */
+  private acknowledged(s: Session): void {
+    s.acked = s.received;
+    if (this.ackTimer !== null) {
+      this.timers.clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+    }
+  }
+
+  /** Sends one frame; false if the socket threw (it is not open: its close event comes next). */
+  private sendFrame(ws: WebSocketLike, text: string): boolean {
+    try {
+      ws.send(text);
+    } catch {
+      return false;
+    }
+    this.linkFramesSent++;
+    return true;
+  }
+
+  /** Sends the offline queue in order, while the connection stays ready. */
+  private flushQueue(ws: WebSocketLike): void {
+    while (this.queue.length > 0 && this.ws === ws && this.linkState === "open" && ws.readyState === OPEN) {
+      const entry = this.queue.shift()!;
+      entry.queued = false;
+      this.queuedBytes -= entry.bytes;
+      // Queued before the version was known, it may not fit a version 2 frame.
+      const frameBytes = requestFrameBytes(entry.bytes, this.linkVersion);
+      if (frameBytes > this.opts.maxFrameBytes) {
+        this.finish(entry.id, new TooLargeError(entry.route, frameBytes, this.opts.maxFrameBytes));
+        continue;
+      }
+      this.transmit(entry);
     }
   }
 
@@ -742,9 +1043,12 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   private open(): void {
     this.linkState = "connecting";
     this.welcomeFrame = null;
+    this.linkWelcome = null;
+    this.awaitingResume = false;
+    this.linkFramesSent = 0;
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(this.url, SUBPROTOCOL);
+      ws = new this.WS(this.url, [...SUBPROTOCOLS]);
     } catch (e) {
       // E.g. a SecurityError; it counts as a failed attempt.
       this.ws = null;
@@ -753,7 +1057,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     }
     this.ws = ws;
     ws.onopen = () => {
-      if (ws.protocol !== SUBPROTOCOL) this.protocolError(ws, `the server chose subprotocol "${ws.protocol}"`);
+      if (!SUBPROTOCOLS.includes(ws.protocol)) this.protocolError(ws, `the server chose subprotocol "${ws.protocol}"`);
     };
     ws.onmessage = (ev: { data: unknown }) => this.onFrame(ws, ev.data);
     ws.onclose = (ev: { code?: number; reason?: string; wasClean?: boolean }) =>
@@ -763,7 +1067,8 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     };
     this.connectTimer = this.timers.setTimeout(() => {
       this.connectTimer = null;
-      this.teardown(ws, CloseCodes.CONNECT_TIMEOUT, `no welcome within ${this.opts.connectTimeoutMs} ms`, false);
+      const what = this.awaitingResume ? "no answer to the resume" : "no welcome";
+      this.teardown(ws, CloseCodes.CONNECT_TIMEOUT, `${what} within ${this.opts.connectTimeoutMs} ms`, false);
     }, this.opts.connectTimeoutMs);
   }
 
@@ -778,67 +1083,234 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
       return this.protocolError(ws, "a message that is not JSON");
     }
     if (typeof f !== "object" || f === null) return this.protocolError(ws, "a message that is not a JSON object");
+    const v2 = this.linkWelcome !== null && this.linkVersion === 2;
     switch (f.type) {
       case "welcome":
         return this.onWelcome(ws, f);
       case "reply":
-      case "error": {
-        const entry = typeof f.id === "number" ? this.pending.get(f.id) : undefined;
-        if (!entry || entry.queued) {
-          this.stats.lateAnswers++;
-          return;
+      case "error":
+      case "push":
+        if (v2) {
+          // A sequenced frame (11.2): counted, whatever becomes of it, before anything it
+          // causes, so that a request sent from its callback acknowledges it.
+          const s = this.sessionState;
+          if (s === null || this.welcomeFrame === null) return this.protocolError(ws, `a ${f.type} before the session was settled`);
+          if (f.type !== "push" && typeof f.id === "number") s.unanswered.delete(f.id);
+          this.countSequenced(ws, s);
         }
-        const rtt = this.timers.now() - entry.sentAt;
-        this.stats.rttMs = rtt;
-        this.stats.rttAvgMs = this.stats.rttAvgMs === null ? rtt : this.stats.rttAvgMs * 0.8 + rtt * 0.2;
-        if (f.type === "reply") {
-          this.stats.replies++;
-          this.finish(f.id, null, f.body ?? null);
-        } else {
-          this.stats.errorReplies++;
-          this.finish(f.id, new ReplyError(entry.route, Number(f.code), String(f.message ?? "")));
-        }
-        return;
-      }
-      case "push": {
-        this.stats.pushes++;
-        const set = this.pushListeners.get(f.topic);
-        if (!set || set.size === 0) {
-          this.stats.unheardPushes++;
-          return;
-        }
-        for (const h of [...set]) this.guard(() => h(f.body ?? null, f.topic));
-        return;
-      }
-      default:
-        return this.protocolError(ws, `a frame of unknown type ${JSON.stringify(f.type)}`);
+        return f.type === "push" ? this.onPush(f) : this.onAnswer(f);
+      case "ack":
+        if (v2) return this.onServerAck(ws, f);
+        break;
+      case "resumed":
+        if (v2) return this.onResumed(ws, f);
+        break;
+      case "resume_failed":
+        if (v2) return this.onResumeFailed(ws, f);
+        break;
+    }
+    return this.protocolError(ws, `a frame of unknown type ${JSON.stringify(f.type)}`);
+  }
+
+  private onAnswer(f: any): void {
+    const entry = typeof f.id === "number" ? this.pending.get(f.id) : undefined;
+    if (!entry || entry.queued) {
+      // Its call ended already (a timeout), or it is a second answer: dropped.
+      this.stats.lateAnswers++;
+      return;
+    }
+    const rtt = this.timers.now() - entry.sentAt;
+    this.stats.rttMs = rtt;
+    this.stats.rttAvgMs = this.stats.rttAvgMs === null ? rtt : this.stats.rttAvgMs * 0.8 + rtt * 0.2;
+    if (f.type === "reply") {
+      this.stats.replies++;
+      this.finish(f.id, null, f.body ?? null);
+    } else {
+      this.stats.errorReplies++;
+      this.finish(f.id, new ReplyError(entry.route, Number(f.code), String(f.message ?? "")));
     }
   }
 
+  private onPush(f: any): void {
+    this.stats.pushes++;
+    const set = this.pushListeners.get(f.topic);
+    if (!set || set.size === 0) {
+      this.stats.unheardPushes++;
+      return;
+    }
+    for (const h of [...set]) this.guard(() => h(f.body ?? null, f.topic));
+  }
+
   private onWelcome(ws: WebSocketLike, f: any): void {
-    if (this.linkState !== "connecting") return this.protocolError(ws, "a second welcome");
-    if (f.version !== PROTOCOL_VERSION) {
-      const err = new ClosedError("", `the server speaks protocol version ${f.version}, this client ${PROTOCOL_VERSION}`);
+    if (this.linkState !== "connecting" || this.linkWelcome !== null) return this.protocolError(ws, "a second welcome");
+    const version = ws.protocol === SUBPROTOCOL_V2 ? 2 : 1;
+    if (f.version !== version) {
+      const err = new ClosedError("", `the server speaks protocol version ${f.version} on ${ws.protocol || "its subprotocol"}, which is version ${version}`);
       this.shutDown("version", err, CloseCodes.PROTOCOL_ERROR, "unsupported version", false);
       return;
     }
+    this.linkVersion = version;
+    const tick_hz = Number(f.tick_hz);
+    if (version === 1) {
+      const welcome: Welcome = { version, tick_hz, conn_id: String(f.conn_id) };
+      this.linkWelcome = { welcome, secret: "" };
+      if (this.sessionState !== null) {
+        // The server went back to version 1: the session cannot be resumed there.
+        this.endSession("version_1", null, "the server speaks version 1 only");
+        if (this.ws !== ws || this.linkState !== "connecting") return; // a listener closed or replaced it
+      }
+      return this.becomeReady(ws, welcome, false);
+    }
+    const conn_id = u64Text(f.conn_id);
+    const epoch = u64Text(f.epoch);
+    const secret = typeof f.secret === "string" && SECRET_PATTERN.test(f.secret) ? f.secret : null;
+    if (conn_id === null || epoch === null || secret === null) return this.protocolError(ws, "a version 2 welcome without a valid conn_id, epoch and secret");
+    const welcome: Welcome = { version, tick_hz, conn_id, epoch };
+    this.linkWelcome = { welcome, secret };
+    const s = this.sessionState;
+    if (s === null) {
+      this.sessionState = newSession(welcome, secret);
+      return this.becomeReady(ws, welcome, false);
+    }
+    // 11.4: the Resume is the first frame, and nothing else goes out until its answer (calls
+    // made meanwhile wait in the offline queue). The connect timer runs on until then.
+    this.awaitingResume = true;
+    this.sendFrame(ws, `{"type":"resume","session":"${s.connId}","epoch":"${s.epoch}","secret":"${s.secret}","received":${s.received}}`);
+    this.acknowledged(s);
+  }
+
+  /** The server's answer to a Resume that succeeded: resend what it had not taken, then carry on. */
+  private onResumed(ws: WebSocketLike, f: any): void {
+    const s = this.sessionState;
+    const link = this.linkWelcome;
+    if (!this.awaitingResume || s === null || link === null) return this.protocolError(ws, "a resumed frame that answers no resume");
+    const received = frameCount(f.received);
+    const secret = typeof f.secret === "string" && SECRET_PATTERN.test(f.secret) ? f.secret : null;
+    if (received === null || received > s.lastSeq || secret === null) {
+      // Retrying would meet the same answer: the session is given up, the next link starts afresh.
+      const what = received !== null && received > s.lastSeq ? `says it took request ${received}, but the last sent was ${s.lastSeq}` : "has no valid received count and secret";
+      this.endSession("protocol_error", null, `the server's resumed frame ${what}`);
+      if (this.ws === ws) this.protocolError(ws, `a resumed frame that ${what}`);
+      return;
+    }
+    this.awaitingResume = false;
+    s.secret = secret; // the one just sent is retired (11.3)
+    s.serverReceived = Math.max(s.serverReceived, received);
+    this.stats.resumes++;
+    // 11.4: every request above the server's count, in order, with its original seq and id, and
+    // before any new request (a new seq before them would be a gap).
+    const now = this.timers.now();
+    for (const r of s.unanswered.values()) {
+      if (r.seq <= received) continue;
+      this.sendRequestV2(ws, s, r.seq, r.core);
+      this.stats.sent++;
+      this.stats.resentRequests++;
+      const entry = this.pending.get(r.id);
+      if (entry) entry.sentAt = now;
+    }
+    s.welcome = { ...s.welcome, tick_hz: link.welcome.tick_hz };
+    this.becomeReady(ws, s.welcome, true);
+  }
+
+  /** The server's answer to a Resume that failed: the session ended, the link carries a new one. */
+  private onResumeFailed(ws: WebSocketLike, f: any): void {
+    const link = this.linkWelcome;
+    if (!this.awaitingResume || link === null) return this.protocolError(ws, "a resume_failed frame that answers no resume");
+    const code = frameCount(f.reason);
+    this.endSession("resume_failed", code, String(f.message ?? ""));
+    if (this.ws !== ws || this.linkState !== "connecting") return; // a listener closed or replaced it
+    // 11.4: the link carries on as the new session of its Welcome, counts from 0; its first
+    // frame after the failed Resume (a request, else an ack of 0) starts it.
+    this.sessionState = newSession(link.welcome, link.secret);
+    this.linkFramesSent = 0;
+    this.becomeReady(ws, link.welcome, false);
+  }
+
+  /** The server's count of the requests it has taken (11.2). */
+  private onServerAck(ws: WebSocketLike, f: any): void {
+    const s = this.sessionState;
+    const received = frameCount(f.received);
+    if (this.awaitingResume || s === null || this.welcomeFrame === null) return this.protocolError(ws, "an ack before the session was settled");
+    if (received === null || received > s.lastSeq) return this.protocolError(ws, `an ack of ${JSON.stringify(f.received)}, but the last request sent was ${s.lastSeq}`);
+    s.serverReceived = Math.max(s.serverReceived, received);
+  }
+
+  /**
+   * One more sequenced frame received: acknowledged at once after `ackAfterFrames` of them,
+   * else within `ackDelayMs` (unless a request carries the count first).
+   */
+  private countSequenced(ws: WebSocketLike, s: Session): void {
+    s.received++;
+    if (s.received - s.acked >= this.opts.ackAfterFrames) {
+      if (ws.readyState === OPEN) this.sendAck(ws, s);
+      return;
+    }
+    if (this.ackTimer !== null) return;
+    this.ackTimer = this.timers.setTimeout(() => {
+      this.ackTimer = null;
+      if (this.ws === ws && this.sessionState === s && this.linkState === "open" && s.received > s.acked && ws.readyState === OPEN) this.sendAck(ws, s);
+    }, this.opts.ackDelayMs);
+  }
+
+  /**
+   * The connection is ready for calls: its welcome arrived (version 1), or its version 2
+   * session is settled (new, resumed, or new after a failed resume).
+   */
+  private becomeReady(ws: WebSocketLike, welcome: Welcome, resumed: boolean): void {
     if (this.connectTimer !== null) {
       this.timers.clearTimeout(this.connectTimer);
       this.connectTimer = null;
     }
-    this.welcomeFrame = { version: f.version, tick_hz: Number(f.tick_hz), conn_id: String(f.conn_id) };
+    this.welcomeFrame = welcome;
     this.linkState = "open";
     this.openedAt = this.timers.now();
     this.lastHeard = this.openedAt;
     this.stats.connections++;
     this.startHeartbeat(ws);
-    this.emit("connected", { welcome: this.welcomeFrame, reconnected: this.stats.connections > 1 });
+    this.emit("connected", { welcome, reconnected: this.stats.connections > 1, resumed });
     // Flush the offline queue in order (a listener above may have closed or dropped the link).
-    while (this.queue.length > 0 && this.ws === ws && this.linkState === "open" && ws.readyState === OPEN) {
-      const entry = this.queue.shift()!;
-      entry.queued = false;
-      this.queuedBytes -= entry.bytes;
-      this.transmit(entry);
+    this.flushQueue(ws);
+    // 11.4: a new version 2 session starts with the client's first frame; with nothing to send,
+    // an ack of 0 tells the game it exists.
+    const s = this.sessionState;
+    if (!resumed && s !== null && this.linkFramesSent === 0 && this.ws === ws && this.linkState === "open" && ws.readyState === OPEN) {
+      this.sendAck(ws, s);
+    }
+  }
+
+  /**
+   * The version 2 session is over while the client runs: `session_ended` goes out, then every
+   * call sent and not answered rejects with `DisconnectedError` (its fate is unknown).
+   */
+  private endSession(reason: SessionEndReason, code: number | null, message: string): void {
+    if (this.sessionState === null) return;
+    this.sessionState = null;
+    this.awaitingResume = false;
+    if (this.ackTimer !== null) {
+      this.timers.clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+    }
+    this.stats.sessionsEnded++;
+    const sent = this.sentCalls();
+    const failedCalls = sent.filter((entry) => !entry.internal).length;
+    this.emit("session_ended", { reason, code, message, failedCalls });
+    this.rejectSent(sent);
+  }
+
+  /** The calls sent and still waiting for their outcome, in call order. */
+  private sentCalls(): Entry[] {
+    const sent: Entry[] = [];
+    for (const entry of this.pending.values()) if (!entry.queued) sent.push(entry);
+    return sent;
+  }
+
+  /** Each of `sent` that still waits rejects with `DisconnectedError`. */
+  private rejectSent(sent: Entry[]): void {
+    for (const entry of sent) {
+      // A callback may have ended some already (a close() in it ends the rest).
+      if (this.pending.get(entry.id) !== entry) continue;
+      this.finish(entry.id, new DisconnectedError(entry.route));
+      if (!entry.internal) this.stats.disconnectedCalls++;
     }
   }
 
@@ -898,25 +1370,29 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
       this.timers.clearInterval(this.heartbeatTimer);
       this.heartbeatTimer = null;
     }
+    if (this.ackTimer !== null) {
+      this.timers.clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+    }
     this.probe = null;
     const wasOpen = this.welcomeFrame !== null;
     const upFor = wasOpen ? this.timers.now() - this.openedAt : 0;
     this.welcomeFrame = null;
+    this.linkWelcome = null;
+    this.awaitingResume = false;
     // The state and what fails are settled before any listener or callback runs: those may call
     // connect() or close(), and what they start must be left alone below.
     if (this.linkState !== "closed") this.linkState = "waiting";
-    const sent: Entry[] = [];
-    for (const entry of this.pending.values()) if (!entry.queued) sent.push(entry);
+    // Version 2: the session outlives the link unless the client is closing. Its calls wait for
+    // the resume (their requests are kept); only heartbeat probes, which prove this link alone,
+    // end here (their requests are kept too: the seq must have no gap).
+    const resuming = this.sessionState !== null && this.linkState !== "closed";
+    const sent = this.sentCalls().filter((entry) => !resuming || entry.internal);
     const failedCalls = sent.filter((entry) => !entry.internal).length;
     // The event first, so that its listeners, and the calls' callbacks after them, see the
     // events in order: a close() there follows the `disconnected` with its `closed`.
-    if (wasOpen) this.emit("disconnected", { code, reason, wasClean, failedCalls });
-    for (const entry of sent) {
-      // A callback may have ended some already (a close() in it ends the rest).
-      if (this.pending.get(entry.id) !== entry) continue;
-      this.finish(entry.id, new DisconnectedError(entry.route));
-      if (!entry.internal) this.stats.disconnectedCalls++;
-    }
+    if (wasOpen) this.emit("disconnected", { code, reason, wasClean, failedCalls, resuming });
+    this.rejectSent(sent);
     // Reconnect only if no callback connected or closed meanwhile.
     if (this.linkState === "waiting" && this.ws === null && this.reconnectTimer === null) this.afterDrop(wasOpen, upFor);
   }
@@ -962,6 +1438,12 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     this.stopping++;
     try {
       if (this.ws) this.teardown(this.ws, code, closeReason, wasClean);
+      // A version 2 session is given up with the client: calls that waited for its resume fail
+      // as calls lost to a dropped link do.
+      if (this.sessionState !== null) {
+        this.sessionState = null;
+        this.rejectSent(this.sentCalls());
+      }
       // Calls made from the callbacks meanwhile are refused (the state says closed): the
       // queue only shrinks.
       for (let entry = this.queue.shift(); entry; entry = this.queue.shift()) {

@@ -12,7 +12,7 @@ import {
   TooLargeError,
   ClosedError,
   TicksockError,
-  SUBPROTOCOL,
+  SUBPROTOCOLS,
   backoffCeiling,
   utf8Length,
 } from "../dist/ticksock.js";
@@ -48,13 +48,13 @@ function record(c) {
   return events;
 }
 
-test("offers ticksock.v1.json and waits for the welcome before sending", async () => {
+test("offers ticksock.v2.json then ticksock.v1.json, speaks v1 when the server picks it, and waits for the welcome before sending", async () => {
   const c = client();
   const events = record(c);
   const ws = FakeSocket.last;
   assert.equal(ws.url, URL);
-  assert.equal(ws.protocols, SUBPROTOCOL);
-  assert.equal(SUBPROTOCOL, "ticksock.v1.json");
+  assert.deepEqual(ws.protocols, ["ticksock.v2.json", "ticksock.v1.json"]);
+  assert.deepEqual(SUBPROTOCOLS, ws.protocols);
   const p = settle(c.call("rooms"));
   ws.open();
   assert.equal(ws.sent.length, 0, "nothing is sent before the welcome");
@@ -293,7 +293,7 @@ test("calls in flight reject with DisconnectedError when the link drops; queued 
   assert.equal(sent1.error.kind, "disconnected");
   assert.ok(sent2.error instanceof DisconnectedError);
   const dis = events.find(([n]) => n === "disconnected");
-  assert.deepEqual(dis[1], { code: 1011, reason: "boom", wasClean: false, failedCalls: 2 });
+  assert.deepEqual(dis[1], { code: 1011, reason: "boom", wasClean: false, failedCalls: 2, resuming: false });
   assert.equal(c.stats.disconnectedCalls, 2);
   assert.equal(c.state, "waiting");
   // Made while offline: queued, sent on the next connection.

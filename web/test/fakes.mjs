@@ -1,5 +1,9 @@
 // Test doubles: a fake WebSocket the test drives by hand, and a fake clock with timers.
 
+/** Session secrets for version 2 welcomes and resumes (32 lowercase hex digits). */
+export const SECRET_A = "00112233445566778899aabbccddeeff";
+export const SECRET_B = "ffeeddccbbaa99887766554433221100";
+
 /** A fake WebSocket. `FakeSocket.all` lists every one constructed, in order. */
 export class FakeSocket {
   static all = [];
@@ -46,10 +50,19 @@ export class FakeSocket {
   receive(frame) {
     this.onmessage?.({ data: typeof frame === "string" ? frame : JSON.stringify(frame) });
   }
-  /** Open and welcome. */
+  /** Open and welcome (version 1: the server picked ticksock.v1.json). */
   welcome(tick_hz = 30) {
     this.open();
     this.receive({ type: "welcome", version: 1, tick_hz, conn_id: "4294967296" });
+  }
+  /** Open on ticksock.v2.json and welcome with a new session (PROTOCOL.md 11.3). */
+  welcome2({ conn_id = "4294967296", epoch = "11400714819323198485", secret = SECRET_A, tick_hz = 30 } = {}) {
+    this.open("ticksock.v2.json");
+    this.receive({ type: "welcome", version: 2, tick_hz, conn_id, epoch, secret });
+  }
+  /** The frames sent, parsed, of one `type` ("request" for requests, of either version). */
+  framesOf(type) {
+    return this.requests.filter((f) => (f.type ?? "request") === type);
   }
   reply(id, body) {
     this.receive({ type: "reply", id, body });

@@ -12,13 +12,20 @@ export async function typed(): Promise<void> {
   arena.on("state", (s) => s.players.map((p) => p.x + p.y));
   arena.on("chat", (line) => line.text.toUpperCase());
   arena.onEvent("disconnected", ({ code, failedCalls }) => code + failedCalls);
+  arena.onEvent("disconnected", ({ resuming }) => (resuming ? "resuming" : "lost"));
+  arena.onEvent("connected", ({ resumed, welcome }) => (resumed ? welcome.epoch : welcome.conn_id));
+  arena.onEvent("session_ended", ({ reason, code, failedCalls }) => [reason.toUpperCase(), code ?? 0, failedCalls]);
+  const session: { conn_id: string; received: number } | null = arena.session;
+  const version: 1 | 2 | null = arena.protocolVersion;
+  // @ts-expect-error: not a reason a session ends for
+  arena.onEvent("session_ended", ({ reason }) => reason === "timeout");
   // @ts-expect-error: login takes a name
   await arena.call("login", { nom: "ann" });
   // @ts-expect-error: a player's x is a number
   arena.on("state", (s) => s.players[0]!.x.toUpperCase());
   // @ts-expect-error: not an event
   arena.onEvent("connectd", () => {});
-  void [logged, first];
+  void [logged, first, session, version];
 
   // Untyped by default: any route, any data.
   const loose = new TicksockClient("ws://127.0.0.1:7777/", { autoConnect: false });

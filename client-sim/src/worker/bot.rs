@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use mio::{Interest, Registry, Token};
 use ticksock_client::backoff::XorShift;
 use ticksock_client::connection::upgrade_request;
-use ticksock_client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, Session};
+use ticksock_client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, Session, Versions};
 
 use super::pushes::Track;
 use super::timers::{TimerEntry, Timers};
@@ -171,7 +171,7 @@ impl<S: Script> Bot<S> {
         cx.tally.counters.connect_attempts += 1;
         self.connections_at_open = self.session.stats().connections;
         let ws_config = self.session.config().websocket_config();
-        let opened = upgrade_request(&cx.opts.url).and_then(|request| {
+        let opened = upgrade_request(&cx.opts.url, self.session.config().versions).and_then(|request| {
             let mut conn = Connection::open(cx.addr, request, ws_config, true)?;
             if let Some(tcp) = conn.tcp_mut() {
                 cx.registry.register(tcp, Token(self.slot), Interest::READABLE | Interest::WRITABLE)?;
@@ -254,7 +254,12 @@ impl<S: Script> Bot<S> {
                 }
                 Event::BadPush { .. } => c.bad_pushes += 1,
                 Event::ProtocolError { .. } => c.protocol_errors += 1,
-                Event::Reconnecting { .. } | Event::Push { .. } => {}
+                // Bots speak version 1 (`session_config`): no resumes.
+                Event::Reconnecting { .. }
+                | Event::Push { .. }
+                | Event::LinkDropped
+                | Event::Resumed { .. }
+                | Event::SessionEnded { .. } => {}
             }
         }
     }
@@ -275,7 +280,8 @@ impl<S: Script> Bot<S> {
             }
             Outcome::Timeout => t.counters.timed_out += 1,
             Outcome::Disconnected => t.counters.disconnected_calls += 1,
-            Outcome::Closed => {}
+            // Version 2 only; bots speak version 1.
+            Outcome::AnswerLost | Outcome::Closed => {}
         }
         if let (Some(rtt), Outcome::Reply(_) | Outcome::Error { .. }) = (rtt, outcome) {
             t.record_rtt(rtt, now >= cx.steady.0 && now < cx.steady.1);
@@ -352,6 +358,8 @@ pub(crate) fn session_config(opts: &Options, index: u32) -> Config {
         max_queued_calls: 64,
         jitter_seed: Some(u64::from(index) + 1),
         read_buffer_bytes: 4 << 10,
+        // The bots and their figures are version 1's; the client offers version 2 by default.
+        versions: Versions::V1Only,
         ..Config::default()
     }
 }

@@ -7,8 +7,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use ticksock_protocol::{BodyError, Encoding};
+use ticksock_protocol::{BodyError, MAX_ROUTE_LEN};
 
+use super::request::{OutRequest, V2_EXTRA_BYTES};
 use super::{CallId, Event, Outcome, Session, State};
 #[cfg(doc)]
 use crate::Config;
@@ -124,8 +125,8 @@ impl Session {
     /// comes as an [`Event::Outcome`] with the returned id.
     ///
     /// Fails at once (and nothing is sent) with [`Error::QueueFull`] when offline and the queue
-    /// is full, [`Error::TooLarge`], [`Error::TooManyPending`], [`Error::Encode`] or
-    /// [`Error::Closed`].
+    /// is full, [`Error::TooLarge`], [`Error::RouteTooLong`], [`Error::TooManyPending`],
+    /// [`Error::Encode`] or [`Error::Closed`].
     pub fn call<Req: Serialize + ?Sized>(
         &mut self,
         route: &str,
@@ -154,12 +155,7 @@ impl Session {
         options: CallOptions,
         now: Instant,
     ) -> Result<CallId, Error> {
-        self.submit(
-            route,
-            |out, id| ticksock_protocol::write_request(Encoding::Binary, out, id, route, request),
-            options,
-            now,
-        )
+        self.submit(route, ticksock_protocol::encode_body(request), options, now)
     }
 
     /// Calls `route` with a body that is already encoded (for raw routes such as `echo`).
@@ -170,18 +166,13 @@ impl Session {
         options: CallOptions,
         now: Instant,
     ) -> Result<CallId, Error> {
-        self.submit(
-            route,
-            |out, id| ticksock_protocol::write_raw_request(Encoding::Binary, out, id, route, body),
-            options,
-            now,
-        )
+        self.submit(route, Ok(body.to_vec()), options, now)
     }
 
     fn submit(
         &mut self,
         route: &str,
-        encode: impl FnOnce(&mut Vec<u8>, u32) -> Result<(), BodyError>,
+        body: Result<Vec<u8>, BodyError>,
         options: CallOptions,
         now: Instant,
     ) -> Result<CallId, Error> {
@@ -192,22 +183,34 @@ impl Session {
         if self.calls.len() >= self.config.max_pending {
             return Err(Error::TooManyPending { max: self.config.max_pending });
         }
+        // The server answers a longer name `bad_frame` without taking the request, which on
+        // version 2 would leave a gap in the numbers that every later request falls into.
+        if route.len() > MAX_ROUTE_LEN {
+            return Err(Error::RouteTooLong { len: route.len(), max: MAX_ROUTE_LEN });
+        }
+        let request = OutRequest::new(route, body.map_err(Error::Encode)?);
         let id = self.calls.allocate_id();
-        let mut frame = Vec::with_capacity(16 + route.len());
-        encode(&mut frame, id).map_err(Error::Encode)?;
-        if frame.len() > self.config.max_frame_bytes {
-            return Err(Error::TooLarge { bytes: frame.len(), max: self.config.max_frame_bytes });
+        let bytes = request.v1_len(id);
+        // Whether the server will speak version 2 is known only at the welcome: count its
+        // larger header whenever it is offered.
+        let on_the_wire = if self.config.versions.offers(ticksock_protocol::Version::V2) {
+            bytes + V2_EXTRA_BYTES
+        } else {
+            bytes
+        };
+        if on_the_wire > self.config.max_frame_bytes {
+            return Err(Error::TooLarge { bytes: on_the_wire, max: self.config.max_frame_bytes });
         }
         if !matches!(self.state, State::Up { .. })
             && (self.outbox.len() >= self.config.max_queued_calls
-                || self.outbox.bytes() + frame.len() > self.config.max_queued_bytes)
+                || self.outbox.bytes() + bytes > self.config.max_queued_bytes)
         {
             return Err(Error::QueueFull {
                 calls: self.outbox.len(),
                 bytes: self.outbox.bytes(),
                 max_calls: self.config.max_queued_calls,
                 max_bytes: self.config.max_queued_bytes,
-                needed: frame.len(),
+                needed: bytes,
             });
         }
         // A timeout too long to count to (`Duration::MAX`) means no deadline: wait forever.
@@ -218,7 +221,7 @@ impl Session {
         if let Some(deadline) = deadline {
             self.deadlines.insert(deadline, id);
         }
-        self.outbox.push_back(id, frame);
+        self.outbox.push_back(id, request, bytes);
         self.stats.calls += 1;
         Ok(CallId(id))
     }
@@ -250,7 +253,7 @@ impl Session {
     }
 
     /// The server answered call `id`. An answer to a call that is not waiting for one (it
-    /// timed out, or was never sent on this connection) is counted and dropped.
+    /// timed out, was never sent, or was answered already: a duplicate) is counted and dropped.
     pub(super) fn answer(&mut self, id: u32, now: Instant, outcome: impl FnOnce() -> Outcome) {
         let awaited = self.calls.get(id).is_some_and(|p| p.sent_at.is_some());
         if !awaited {
@@ -260,7 +263,8 @@ impl Session {
         self.end_call(id, outcome(), now);
     }
 
-    /// Fails every call already sent with [`Outcome::Disconnected`], oldest first.
+    /// Fails every call already sent with [`Outcome::Disconnected`], oldest first (their server
+    /// session is gone).
     pub(super) fn fail_sent(&mut self, now: Instant) {
         for id in self.calls.sent_oldest_first() {
             self.end_call(id, Outcome::Disconnected, now);
@@ -292,7 +296,7 @@ impl Session {
     pub(super) fn finish(&mut self, id: u32, entry: Pending, outcome: Outcome, now: Instant) {
         match &outcome {
             Outcome::Reply(_) => self.stats.replies += 1,
-            Outcome::Error { .. } => self.stats.errors += 1,
+            Outcome::Error { .. } | Outcome::AnswerLost => self.stats.errors += 1,
             Outcome::Timeout => self.stats.timeouts += 1,
             Outcome::Disconnected => self.stats.disconnected += 1,
             Outcome::Closed => self.stats.closed += 1,

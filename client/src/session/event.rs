@@ -1,6 +1,8 @@
 //! What the session tells its drivers: [`Event`]s for the game, [`LinkCommand`]s for the I/O
-//! layer, and where the connection is ([`LinkState`]).
+//! layer, and where the connection is ([`LinkState`]); and why a version 2 session ended
+//! ([`SessionEnd`]).
 
+use std::fmt;
 use std::time::Duration;
 
 #[cfg(doc)]
@@ -11,19 +13,47 @@ use crate::Error;
 /// Something the game should know about, from [`Session::poll_event`].
 #[derive(Debug)]
 pub enum Event {
-    /// A connection is up: the server's welcome arrived. Calls queued offline wait until the
-    /// next [`Session::poll_event`], so calls made while handling this one (logging in again)
-    /// go out before them. See "After a welcome" in the [`session`](crate::session) docs.
+    /// A new server session is up: log in (again) now. On version 1, every welcome; on
+    /// version 2, the first welcome and the new session after [`Event::SessionEnded`] (a
+    /// resumed session is [`Event::Resumed`] instead). Calls queued offline wait until the next
+    /// [`Session::poll_event`], so calls made while handling this one (logging in again) go
+    /// out before them. See "After a welcome" in the [`session`](crate::session) docs.
     Connected {
         /// The server's game ticks per second.
         tick_hz: u16,
-        /// This connection's id on the server (opaque; for logs).
+        /// This connection's (version 2: session's) id on the server (opaque; for logs).
         conn_id: u64,
     },
-    /// The connection that was up has dropped. Calls in flight have failed with
-    /// [`Outcome::Disconnected`]; a [`Event::Reconnecting`] or [`Event::Stopped`] follows (the
-    /// latter when the session gave up, or a callback closed it meanwhile).
+    /// The link that was up has dropped, **and the server session with it**: calls in flight
+    /// have failed with [`Outcome::Disconnected`]. On version 1 every drop is one; on
+    /// version 2, a drop after the server's close frame (it ends the session) or when the
+    /// session stops. A [`Event::Reconnecting`] or [`Event::Stopped`] follows (the latter when
+    /// the session gave up, or a callback closed it meanwhile).
     Disconnected,
+    /// Version 2: the link that was up has dropped, but **the server session is kept**: calls
+    /// in flight wait for their answers and pushes are held by the server; the next link
+    /// resumes the session ([`Event::Resumed`], or [`Event::SessionEnded`] if the server
+    /// refuses). A [`Event::Reconnecting`] follows. Nothing to do but wait (a game may show
+    /// that it is reconnecting).
+    LinkDropped,
+    /// Version 2: the session continues on a new link. Nothing was lost: the server sends
+    /// again what the client missed, the client resends the requests the server missed, and
+    /// every call in flight gets its one answer. Do not log in again.
+    Resumed {
+        /// The server's game ticks per second.
+        tick_hz: u16,
+        /// The session's id on the server (opaque; for logs): the one of its first welcome.
+        conn_id: u64,
+    },
+    /// Version 2: the session that was waiting to be resumed is gone, for `reason`. Calls in
+    /// flight have failed with [`Outcome::Disconnected`] (they may or may not have run), and
+    /// what the server held for the client is lost. An [`Event::Connected`] for the new
+    /// session follows (at once when the server refused the resume, else on the next link):
+    /// log in again there.
+    SessionEnded {
+        /// Why.
+        reason: SessionEnd,
+    },
     /// The session will try to connect again after `delay`.
     Reconnecting {
         /// Failed attempts in a row so far, counting this one's predecessor (1 for the first retry).
@@ -75,6 +105,10 @@ pub enum Event {
 pub enum LinkCommand {
     /// Send a WebSocket ping (the connection has been quiet).
     Ping,
+    /// Drop the connection without a close frame, as a lost network would (version 2: a close
+    /// frame would end the server session, which the next link resumes). The session has
+    /// already accounted for the drop; calling [`Session::handle_disconnect`] too is harmless.
+    Drop,
     /// Close the connection with this WebSocket close code and drop it. The session has
     /// already accounted for the drop; calling [`Session::handle_disconnect`] too is harmless.
     Close {
@@ -94,8 +128,49 @@ pub enum LinkState {
     Connecting,
     /// The WebSocket is open; the server's welcome has not arrived yet.
     AwaitingWelcome,
+    /// Version 2: the welcome arrived and the client asked to resume its session; the answer
+    /// has not arrived yet. Calls wait in the offline queue meanwhile.
+    Resuming,
     /// Connected: calls are sent as they are made.
     Up,
     /// Stopped for good.
     Closed,
+}
+
+/// Why a version 2 session ended while it waited to be resumed ([`Event::SessionEnded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The server refused the resume (`docs/PROTOCOL.md` 11.5).
+    ResumeFailed {
+        /// One of [`ticksock_protocol::resume_reason`]: `ended` (2, its grace passed or it was
+        /// closed), `gap_lost` (3), `restarted` (4, the server restarted), ...
+        reason: u16,
+        /// The server's explanation, for logs.
+        message: String,
+    },
+    /// The server of the new link speaks only version 1 (it was replaced, or downgraded):
+    /// there is nothing to resume.
+    ServerSpeaksV1,
+    /// The server's counts contradict the client's (a server bug): the session cannot be
+    /// continued safely.
+    CountMismatch {
+        /// What did not add up.
+        problem: String,
+    },
+}
+
+impl fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionEnd::ResumeFailed { reason, message } => write!(
+                f,
+                "the server refused the resume: {} ({reason}): {message}",
+                ticksock_protocol::resume_reason::name(*reason)
+            ),
+            SessionEnd::ServerSpeaksV1 => f.write_str("the server now speaks only version 1"),
+            SessionEnd::CountMismatch { problem } => {
+                write!(f, "the server's counts do not add up: {problem}")
+            }
+        }
+    }
 }

@@ -1,12 +1,15 @@
 //! What comes from the server: the welcome, replies and error replies (matched to their call
-//! by id), and pushes (dispatched by topic to their handler, or queued as events).
+//! by id), and pushes (dispatched by topic to their handler, or queued as events); on
+//! version 2 also the answer to a resume (handled in `resume`) and the server's Acks, and every
+//! reply, error and push is counted.
 
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
-use ticksock_protocol::ServerFrame;
+use ticksock_protocol::{Encoding, ServerFrame, Version, error_code, v2};
 
-use super::{Event, Outcome, Session, State};
+use super::sequence::Identity;
+use super::{Event, Outcome, Session, SessionEnd, State};
 use crate::Error;
 
 /// A topic's push handler; an `Err` becomes an [`Event::BadPush`].
@@ -61,6 +64,14 @@ impl Session {
             return; // Stale bytes from a connection already given up.
         }
         self.last_heard = now;
+        match self.version {
+            Some(Version::V2) => self.handle_v2_frame(frame, now, sink),
+            _ => self.handle_v1_frame(frame, now, sink),
+        }
+    }
+
+    /// A frame on a version 1 link.
+    fn handle_v1_frame(&mut self, frame: &[u8], now: Instant, sink: impl FnMut(&str, &[u8]) -> bool) {
         let decoded = match ServerFrame::decode(frame) {
             Ok(decoded) => decoded,
             Err(e) => return self.violation(now, format!("undecodable frame: {e}")),
@@ -71,7 +82,14 @@ impl Session {
                 if welcomed {
                     return self.violation(now, "a second welcome".into());
                 }
-                self.welcomed(version, tick_hz, conn_id, now);
+                if !self.speaks(version, now) {
+                    return;
+                }
+                self.stats.connections += 1;
+                if self.sequencing.holds() && !self.end_session(SessionEnd::ServerSpeaksV1, now) {
+                    return; // A callback of a call that failed dropped the link or closed.
+                }
+                self.start_fresh(tick_hz, conn_id, now);
             }
             _ if !welcomed => self.violation(now, "a frame before the welcome".into()),
             ServerFrame::Reply { id, body } => self.answer(id, now, || Outcome::Reply(body.to_vec())),
@@ -82,24 +100,63 @@ impl Session {
         }
     }
 
-    /// The connection's first frame: the link is up, unless the server speaks another version.
-    fn welcomed(&mut self, version: u16, tick_hz: u16, conn_id: u64, now: Instant) {
-        if version != ticksock_protocol::PROTOCOL_VERSION {
-            let problem = format!(
-                "the server speaks protocol version {version}, this client {}",
-                ticksock_protocol::PROTOCOL_VERSION
-            );
-            self.events.push_back(Event::ProtocolError { problem: problem.clone() });
-            return self.stop(now, Error::Protocol(problem), 1002);
+    /// A frame on a version 2 link (`docs/PROTOCOL.md` 11.3, 11.4).
+    fn handle_v2_frame(&mut self, frame: &[u8], now: Instant, sink: impl FnMut(&str, &[u8]) -> bool) {
+        let decoded = match v2::decode_server_frame(Encoding::Binary, frame) {
+            Ok(decoded) => decoded,
+            Err(e) => return self.violation(now, format!("undecodable frame: {e}")),
+        };
+        let up = matches!(self.state, State::Up { .. });
+        match decoded {
+            v2::ServerFrame::Welcome { version, tick_hz, conn_id, epoch, secret } => {
+                if !matches!(self.state, State::AwaitingWelcome { .. }) {
+                    return self.violation(now, "a second welcome".into());
+                }
+                if self.speaks(version, now) {
+                    self.welcomed_v2(tick_hz, Identity { conn_id, epoch, secret }, now);
+                }
+            }
+            v2::ServerFrame::Resumed { received, secret } => self.resumed(received, secret, now),
+            v2::ServerFrame::ResumeFailed { reason, message } => {
+                self.resume_failed(reason, message.into_owned(), now)
+            }
+            _ if !up => self.violation(now, "a frame before the welcome or the resume's answer".into()),
+            v2::ServerFrame::Ack { received } => {
+                if let Err(problem) = self.sequencing.server_acked(received) {
+                    self.violation(now, problem);
+                }
+            }
+            v2::ServerFrame::Reply { id, body } => {
+                self.sequencing.on_sequenced(now, self.config.ack_after_frames);
+                self.answer(id, now, || Outcome::Reply(body.to_vec()));
+            }
+            v2::ServerFrame::Error { id, code, message } => {
+                self.sequencing.on_sequenced(now, self.config.ack_after_frames);
+                self.answer(id, now, || match code {
+                    error_code::STALE_REQUEST => Outcome::AnswerLost,
+                    code => Outcome::Error { code, message: message.into_owned() },
+                });
+            }
+            v2::ServerFrame::Push { topic, body } => {
+                self.sequencing.on_sequenced(now, self.config.ack_after_frames);
+                self.push(&topic, body, sink);
+            }
         }
-        self.state = State::Up { since: now };
-        self.welcome = Some((tick_hz, conn_id));
-        self.stats.connections += 1;
-        // The offline queue waits until the game has seen this connection (and logged in).
-        self.outbox.hold();
-        self.release_on_poll = false;
-        self.queued_connected += 1;
-        self.events.push_back(Event::Connected { tick_hz, conn_id });
+    }
+
+    /// Whether the welcome's `version` is the one the link was opened for; if not, the
+    /// session stops for good (the server speaks something this client does not).
+    fn speaks(&mut self, version: u16, now: Instant) -> bool {
+        let expected = self.version.unwrap_or_default().number();
+        if version == expected {
+            return true;
+        }
+        let problem = format!(
+            "the server's welcome says protocol version {version}, the link was opened for {expected}"
+        );
+        self.events.push_back(Event::ProtocolError { problem: problem.clone() });
+        self.stop(now, Error::Protocol(problem), 1002);
+        false
     }
 
     /// A push: to its topic's handler, else to `sink`, else queued as an [`Event::Push`]

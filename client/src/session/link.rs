@@ -1,8 +1,10 @@
 //! The connection's lifecycle: when to connect, the WebSocket opening, the link dropping
-//! (calls sent fail, a reconnect is scheduled with backoff, or the session gives up), and
-//! stopping for good.
+//! (calls sent fail, or on version 2 wait for the resume; a reconnect is scheduled with
+//! backoff, or the session gives up), and stopping for good.
 
 use std::time::Instant;
+
+use ticksock_protocol::Version;
 
 #[cfg(doc)]
 use super::Outcome;
@@ -23,23 +25,44 @@ impl Session {
         false
     }
 
-    /// The WebSocket is open. The session arms its heartbeat and waits for the welcome.
-    pub fn handle_connected(&mut self, now: Instant) {
+    /// The WebSocket is open, speaking `version`: the one the server selected in its answer
+    /// to the upgrade (its `Sec-WebSocket-Protocol`). The session arms its heartbeat and waits
+    /// for the welcome. A version not offered ([`Config::versions`](crate::Config::versions))
+    /// is a protocol violation: the link is dropped.
+    pub fn handle_connected(&mut self, version: Version, now: Instant) {
         self.now = now;
         if let State::Connecting { since } = self.state {
             // The connect timeout still counts from the start of the attempt.
             self.state = State::AwaitingWelcome { since };
+            self.version = Some(version);
+            self.closed_by_server = false;
             self.last_heard = now;
             self.arm_heartbeat(now.checked_add(self.config.heartbeat_interval));
+            if !self.config.versions.offers(version) {
+                self.violation(now, format!("the server selected {version:?}, which was not offered"));
+            }
         }
     }
 
-    /// The connection failed or dropped (or the connect attempt failed). Calls in flight fail
-    /// with [`Outcome::Disconnected`]; a reconnect is scheduled with backoff. Does nothing when
-    /// the session is already down.
+    /// The connection failed or dropped (or the connect attempt failed). On version 1, and on
+    /// version 2 after the server's close frame, calls in flight fail with
+    /// [`Outcome::Disconnected`]; on version 2 otherwise they wait for the resume. A reconnect
+    /// is scheduled with backoff. Does nothing when the session is already down.
     pub fn handle_disconnect(&mut self, now: Instant) {
         self.now = now;
         self.link_down(now);
+    }
+
+    /// The server sent a close frame. On version 2 that ends the session the link carries
+    /// (`docs/PROTOCOL.md` 11.4), so the drop that follows fails the calls in flight at once
+    /// and the next link starts afresh, without asking to resume. A link that did not carry the
+    /// session yet (before the welcome, or with the resume unanswered) leaves it to the next
+    /// resume to learn whether it lives.
+    pub fn handle_server_close(&mut self, now: Instant) {
+        self.now = now;
+        if matches!(self.state, State::Up { .. }) {
+            self.closed_by_server = true;
+        }
     }
 
     /// The transport received a ping or a pong: the server is alive.
@@ -48,8 +71,9 @@ impl Session {
         self.last_heard = now;
     }
 
-    /// Closes the session for good: the connection is closed (a [`LinkCommand::Close`]), calls
-    /// sent fail with [`Outcome::Disconnected`] and calls queued with [`Outcome::Closed`].
+    /// Closes the session for good: the connection is closed (a [`LinkCommand::Close`], which
+    /// on version 2 ends the server session too), calls sent fail with
+    /// [`Outcome::Disconnected`] and calls queued with [`Outcome::Closed`].
     pub fn close(&mut self, now: Instant) {
         self.now = now;
         self.stop(now, Error::Closed, 1000);
@@ -57,7 +81,20 @@ impl Session {
 
     /// Whether a connection is open or being opened.
     fn link_open(&self) -> bool {
-        matches!(self.state, State::Connecting { .. } | State::AwaitingWelcome { .. } | State::Up { .. })
+        matches!(
+            self.state,
+            State::Connecting { .. }
+                | State::AwaitingWelcome { .. }
+                | State::Resuming { .. }
+                | State::Up { .. }
+        )
+    }
+
+    /// How to end a link the session gives up on: without a close frame while a version 2
+    /// session is held (a close frame would end it on the server; the next link resumes it),
+    /// else with a close frame of `code`.
+    pub(super) fn drop_command(&self, code: u16, reason: &'static str) -> LinkCommand {
+        if self.sequencing.holds() { LinkCommand::Drop } else { LinkCommand::Close { code, reason } }
     }
 
     /// The server broke the protocol: drop the connection (a reconnect follows).
@@ -67,23 +104,33 @@ impl Session {
         self.link_down(now);
     }
 
-    /// The connection is gone: calls sent fail, and a reconnect is scheduled with backoff, or
-    /// the session stops after too many failed attempts in a row.
+    /// The connection is gone: calls sent fail (unless a version 2 session waits to be
+    /// resumed), and a reconnect is scheduled with backoff, or the session stops after too many
+    /// failed attempts in a row.
     pub(super) fn link_down(&mut self, now: Instant) {
         let up_since = match self.state {
             State::Up { since } => Some(since),
-            State::Connecting { .. } | State::AwaitingWelcome { .. } => None,
+            State::Connecting { .. } | State::AwaitingWelcome { .. } | State::Resuming { .. } => None,
             State::Down | State::Closed => return,
         };
         self.state = State::Down;
         self.heartbeat = None;
-        self.disconnect_owed = up_since.is_some();
-        self.fail_sent(now);
-        if self.state != State::Down {
-            return; // A callback closed the session; `stop` reported the disconnect.
-        }
-        if std::mem::take(&mut self.disconnect_owed) {
-            self.events.push_back(Event::Disconnected);
+        if self.sequencing.holds() && !std::mem::take(&mut self.closed_by_server) {
+            // The server keeps the session: calls in flight wait for the resume.
+            if up_since.is_some() {
+                self.events.push_back(Event::LinkDropped);
+            }
+        } else {
+            // The session ended with the link (version 1, or the server's close frame).
+            self.sequencing.forget();
+            self.disconnect_owed = up_since.is_some();
+            self.fail_sent(now);
+            if self.state != State::Down {
+                return; // A callback closed the session; `stop` reported the disconnect.
+            }
+            if std::mem::take(&mut self.disconnect_owed) {
+                self.events.push_back(Event::Disconnected);
+            }
         }
         if up_since.is_some_and(|since| now.saturating_duration_since(since) >= self.config.stable_after) {
             self.failures = 0;
@@ -114,6 +161,7 @@ impl Session {
         self.state = State::Closed;
         self.heartbeat = None;
         self.reconnect_at = None;
+        self.sequencing.forget();
         self.fail_sent(now);
         self.fail_queued(now);
         if was_up {

@@ -5,13 +5,15 @@
 //! calls); outputs are drained with the `poll_*` methods. The I/O layer
 //! ([`Client`](crate::Client), or the load simulator's event loop) drives it in this order:
 //!
-//! 1. when [`Session::poll_connect`] says so, open a connection; when the WebSocket is open,
-//!    call [`Session::handle_connected`]; if it fails or drops, [`Session::handle_disconnect`];
+//! 1. when [`Session::poll_connect`] says so, open a connection offering the subprotocols of
+//!    [`Config::versions`]; when the WebSocket is open, call [`Session::handle_connected`] with
+//!    the version the server selected; if it fails or drops, [`Session::handle_disconnect`]
+//!    (after [`Session::handle_server_close`] if the server sent a close frame);
 //! 2. hand every binary message received to [`Session::handle_frame`] (and note pings and pongs
 //!    with [`Session::handle_heard`]);
 //! 3. when [`Session::poll_timeout`] is due, call [`Session::handle_timeout`];
-//! 4. carry out [`Session::poll_link`] commands (send a ping, close the connection) and send
-//!    every frame [`Session::poll_transmit`] gives;
+//! 4. carry out [`Session::poll_link`] commands (send a ping, close the connection, drop it)
+//!    and send every frame [`Session::poll_transmit`] gives;
 //! 5. let the game read [`Session::poll_event`] (which, after a reconnect, also lets the offline
 //!    queue go: see "After a welcome" below).
 //!
@@ -22,7 +24,9 @@
 //! is delivered, whatever it is; an answer that arrives later (after a timeout) is dropped and
 //! counted in [`Stats::late_answers`].
 //!
-//! # When the link drops
+//! # When the link drops (version 1)
+//! On `ticksock.v1` the server session lives and dies with its link (on `ticksock.v2` it
+//! outlives it: see "Version 2" below).
 //! - Calls **already sent** fail at once with [`Outcome::Disconnected`]: the server may or may
 //!   not have handled them, and it will never answer them on another connection (answers are
 //!   per connection). They are **not** resent, because resending a non-idempotent call (a chat
@@ -37,9 +41,49 @@
 //!   [`Event::Reconnecting`] or [`Event::Stopped`]. A callback that closes the session while its
 //!   call fails changes only the last: `Disconnected` still comes, then `Stopped`.
 //!
+//! # Version 2: sessions that survive a dropped link
+//! The client offers `ticksock.v2` first and `ticksock.v1` second ([`Config::versions`];
+//! [`Versions::V1Only`](crate::Versions::V1Only) offers version 1 alone), and speaks the one the
+//! server selects; with a version 1 server everything above holds unchanged. On version 2
+//! (`docs/PROTOCOL.md` section 11) the server session outlives its link:
+//! - The client keeps the session's id, its server run's epoch and its secret; it counts the
+//!   replies, errors and pushes it receives, numbers its requests from 1, and puts its count in
+//!   every request. With nothing to send it acknowledges on its own: an Ack frame once frames
+//!   have waited [`Config::ack_delay`] (1 s), or at once after [`Config::ack_after_frames`]
+//!   (64); and an Ack(0) as the first frame of a fresh session, so that the server's game
+//!   hears of it. Each request is kept until the server says it has taken it.
+//! - **When the link drops** without a close frame, nothing fails: [`Event::LinkDropped`],
+//!   then [`Event::Reconnecting`]. Calls in flight wait for their answers (their timeouts run
+//!   on); the server keeps what it sends meanwhile. A link the session gives up on itself
+//!   (silent, or a connect that takes too long) is dropped without a close frame too
+//!   ([`LinkCommand::Drop`]): a close frame would end the session on the server.
+//! - **The next link resumes**: after its welcome the client sends a Resume and nothing else
+//!   until the answer ([`LinkState::Resuming`]; calls wait in the offline queue). On Resumed,
+//!   [`Event::Resumed`] (not `Connected`: do not log in again); the client takes the new
+//!   secret, sends again the requests the server had not taken (with their numbers and ids,
+//!   in order), then the offline queue; the server sends again what the client missed, so
+//!   every call in flight gets its one answer and every push arrives, once, in order. An
+//!   answer to a call no longer waiting (a duplicate) is dropped and counted in
+//!   [`Stats::late_answers`].
+//! - **A refused resume** ends the session: calls in flight fail with
+//!   [`Outcome::Disconnected`] (they may or may not have run), then [`Event::SessionEnded`]
+//!   says why ([`SessionEnd`]: the server's `resume_reason`, such as `restarted` or `ended`),
+//!   then [`Event::Connected`] for the new session of the link's welcome: log in again there,
+//!   and the offline queue follows as new requests. The same when the next server speaks only
+//!   version 1 ([`SessionEnd::ServerSpeaksV1`]).
+//! - **A close frame ends the session** with the link, whoever sends it: after the server's
+//!   close (shutdown, a policy close) the drop is a version 1 drop ([`Event::Disconnected`],
+//!   calls in flight fail), and [`Session::close`] ends the session on the server too.
+//! - An error `stale_request` ends its call with [`Outcome::AnswerLost`]: the server had taken
+//!   the request and no longer holds its answer.
+//!
+//! So the game tells the cases apart by event: "link dropped, resuming" is
+//! [`Event::LinkDropped`] (then [`Event::Resumed`]); "session ended, log in again" is
+//! [`Event::SessionEnded`] or [`Event::Disconnected`], and the [`Event::Connected`] that follows.
+//!
 //! # After a welcome: logging in again before the queued calls
-//! A server session belongs to one connection, so a game logs in again on every
-//! [`Event::Connected`], and the calls it queued offline must go out after that login, not
+//! A server session belongs to one connection (on version 2, to one session, which starts with
+//! an [`Event::Connected`] too), so a game logs in again on every [`Event::Connected`], and the calls it queued offline must go out after that login, not
 //! before it (they would fail as not logged in). As in the TypeScript client, where
 //! `connected` listeners run before the offline queue is flushed, calls made in response to
 //! `Connected` go first. The order, with a poll-driven game:
@@ -68,9 +112,12 @@
 //!   and delivering each outcome once;
 //! - `outbox`: the offline queue of request frames not yet handed to the transport;
 //! - `deadlines`: the call deadlines, earliest first;
+//! - `request`: a request before it is a frame, written when sent in the link's version;
+//! - `sequence`: version 2's counts, acknowledgements and the requests kept for a resume;
 //! - `inbound`: the welcome and every frame from the server, and the push handlers;
+//! - `resume`: a session's start and end, and version 2's resume;
 //! - `link`: the connection's lifecycle (connect, drop, backoff, stop);
-//! - `timers`: what is due when (call timeouts, connect timeout, heartbeat).
+//! - `timers`: what is due when (call timeouts, connect timeout, heartbeat, acknowledgements).
 
 mod calls;
 mod deadlines;
@@ -79,6 +126,9 @@ mod inbound;
 mod link;
 mod outbox;
 mod outcome;
+mod request;
+mod resume;
+mod sequence;
 mod timers;
 
 use std::collections::{HashMap, VecDeque};
@@ -86,8 +136,9 @@ use std::fmt;
 use std::time::Instant;
 
 pub use calls::{CallOptions, Callback};
-pub use event::{Event, LinkCommand, LinkState};
+pub use event::{Event, LinkCommand, LinkState, SessionEnd};
 pub use outcome::{CallId, Outcome};
+use ticksock_protocol::Version;
 
 use crate::Config;
 use crate::backoff::Backoff;
@@ -95,6 +146,7 @@ use calls::CallTable;
 use deadlines::Deadlines;
 use inbound::PushHandler;
 use outbox::Outbox;
+use sequence::Sequencing;
 
 /// Counters since the session was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -125,15 +177,33 @@ pub struct Stats {
     pub connect_attempts: u64,
     /// Connections that reached the welcome.
     pub connections: u64,
+    /// Version 2: resumes the server accepted.
+    pub resumes: u64,
+    /// Version 2: resumes the server refused (the session ended).
+    pub resume_failures: u64,
+    /// Version 2: requests sent again after a resume (the server had not taken them).
+    pub resent: u64,
+    /// Version 2: Ack frames sent (acknowledgements that went without a request to carry them).
+    pub acks: u64,
 }
 
 /// Where the connection is, with the instants the timers count from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Down,
-    Connecting { since: Instant },
-    AwaitingWelcome { since: Instant },
-    Up { since: Instant },
+    Connecting {
+        since: Instant,
+    },
+    AwaitingWelcome {
+        since: Instant,
+    },
+    /// Version 2: the Resume is sent (or about to be); waiting for the server's answer.
+    Resuming {
+        since: Instant,
+    },
+    Up {
+        since: Instant,
+    },
     Closed,
 }
 
@@ -172,6 +242,14 @@ pub struct Session {
     disconnect_owed: bool,
     last_heard: Instant,
     welcome: Option<(u16, u64)>,
+    /// The version the current (or last) link speaks, as the server selected it.
+    version: Option<Version>,
+    /// The tick rate of the current link's welcome (for [`Event::Resumed`]).
+    link_tick_hz: u16,
+    /// Version 2: the server sent a close frame on the current link, which ends its session.
+    closed_by_server: bool,
+    /// Version 2: the session held, its counts, and the requests kept for a resume.
+    sequencing: Sequencing,
     stats: Stats,
 }
 
@@ -216,24 +294,44 @@ impl Session {
             disconnect_owed: false,
             last_heard: now,
             welcome: None,
+            version: None,
+            link_tick_hz: 0,
+            closed_by_server: false,
+            sequencing: Sequencing::default(),
             stats: Stats::default(),
         }
     }
 
     // ----- outputs, drained by the I/O layer and the game -----
 
-    /// The next request frame to send as one binary message. Frames come only while connected,
-    /// in call order, except that after a welcome the offline queue waits until the game has
+    /// The next frame to send as one binary message. Requests come only while connected, in
+    /// call order, except that after a welcome the offline queue waits until the game has
     /// taken [`Event::Connected`] and polled again: calls made meanwhile go first (see the
-    /// module docs, "After a welcome").
+    /// module docs, "After a welcome"). On version 2, a Resume comes alone while resuming, the
+    /// requests to send again come first after a resume, and Ack frames come when due.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if !matches!(self.state, State::Up { .. }) {
-            return None;
+        match self.state {
+            State::Resuming { .. } => self.sequencing.take_resume_frame(),
+            State::Up { .. } => self.next_frame(),
+            _ => None,
         }
-        let (id, frame) = self.outbox.pop_sendable()?;
-        self.calls.mark_sent(id, self.now);
-        self.stats.sent += 1;
-        Some(frame)
+    }
+
+    /// The next frame while up: a request to send again, the next request, or an Ack.
+    fn next_frame(&mut self) -> Option<Vec<u8>> {
+        let v2 = self.version == Some(Version::V2);
+        if v2 && let Some((_, frame)) = self.sequencing.next_resend() {
+            self.stats.resent += 1;
+            return Some(frame);
+        }
+        if let Some((id, request)) = self.outbox.pop_sendable() {
+            self.calls.mark_sent(id, self.now);
+            self.stats.sent += 1;
+            return Some(if v2 { self.sequencing.number(id, request).1 } else { request.v1_frame(id) });
+        }
+        let ack = if v2 { self.sequencing.ack_frame() } else { None };
+        self.stats.acks += u64::from(ack.is_some());
+        ack
     }
 
     /// The next thing to do to the connection itself.
@@ -272,6 +370,7 @@ impl Session {
             State::Down => LinkState::Down,
             State::Connecting { .. } => LinkState::Connecting,
             State::AwaitingWelcome { .. } => LinkState::AwaitingWelcome,
+            State::Resuming { .. } => LinkState::Resuming,
             State::Up { .. } => LinkState::Up,
             State::Closed => LinkState::Closed,
         }
@@ -282,9 +381,32 @@ impl Session {
         matches!(self.state, State::Up { .. })
     }
 
-    /// The server's tick rate and this connection's id, from the last welcome.
+    /// The server's tick rate and this connection's id (version 2: its session's id), from the
+    /// last welcome (or resume).
     pub fn welcome(&self) -> Option<(u16, u64)> {
         self.welcome
+    }
+
+    /// The protocol version the current (or last) link speaks, as the server selected it;
+    /// `None` before the first link opened.
+    pub fn version(&self) -> Option<Version> {
+        self.version
+    }
+
+    /// Version 2: the id of the server session held (the one a reconnect resumes), if any.
+    pub fn held_session(&self) -> Option<u64> {
+        self.sequencing.conn_id()
+    }
+
+    /// Version 2: sequenced frames (replies, errors, pushes) received on the session held.
+    pub fn received_count(&self) -> u64 {
+        self.sequencing.received()
+    }
+
+    /// Version 2: requests sent and kept until the server says it has taken them (to send
+    /// again after a resume if it has not).
+    pub fn unconfirmed_requests(&self) -> usize {
+        self.sequencing.kept()
     }
 
     /// Failed connection attempts in a row (reset once a connection stays up for

@@ -1,11 +1,13 @@
-//! The offline queue: request frames not yet handed to the transport, with their total size
-//! (which the queue's byte bound is checked against), and the hold that keeps the queue back
-//! after a welcome until the game has seen the connection.
+//! The offline queue: requests not yet handed to the transport, with their total size (which
+//! the queue's byte bound is checked against), and the hold that keeps the queue back after a
+//! welcome until the game has seen the connection.
 
 use std::collections::VecDeque;
 
-/// Request frames waiting to be sent, each with its call's id. In call order, except while a
-/// release has put the frames queued during a hold ahead of the held ones.
+use super::request::OutRequest;
+
+/// Requests waiting to be sent, each with its call's id. In call order, except while a
+/// release has put the requests queued during a hold ahead of the held ones.
 #[derive(Default)]
 pub(super) struct Outbox {
     frames: VecDeque<Queued>,
@@ -20,11 +22,12 @@ pub(super) struct Outbox {
     reordered: bool,
 }
 
-/// One request frame, numbered in call order.
+/// One request, numbered in call order, with the bytes it counts for.
 struct Queued {
-    seq: u64,
+    order: u64,
     id: u32,
-    frame: Vec<u8>,
+    request: OutRequest,
+    bytes: usize,
 }
 
 impl Outbox {
@@ -38,29 +41,30 @@ impl Outbox {
         self.bytes
     }
 
-    pub(super) fn push_back(&mut self, id: u32, frame: Vec<u8>) {
-        self.bytes += frame.len();
+    /// Queues call `id`'s request, counting `bytes` for it.
+    pub(super) fn push_back(&mut self, id: u32, request: OutRequest, bytes: usize) {
+        self.bytes += bytes;
         self.pushed += 1;
-        self.frames.push_back(Queued { seq: self.pushed, id, frame });
+        self.frames.push_back(Queued { order: self.pushed, id, request, bytes });
     }
 
-    /// The oldest frame, held or not (to fail them all in call order).
-    pub(super) fn pop_oldest(&mut self) -> Option<(u32, Vec<u8>)> {
+    /// The oldest request, held or not (to fail them all in call order).
+    pub(super) fn pop_oldest(&mut self) -> Option<(u32, OutRequest)> {
         self.restore_call_order();
         let queued = self.frames.pop_front()?;
         self.held = self.held.saturating_sub(1);
         Some(self.took(queued))
     }
 
-    /// The first frame that is not held back: the next one to send.
-    pub(super) fn pop_sendable(&mut self) -> Option<(u32, Vec<u8>)> {
+    /// The first request that is not held back: the next one to send.
+    pub(super) fn pop_sendable(&mut self) -> Option<(u32, OutRequest)> {
         let queued = self.frames.remove(self.held)?;
         Some(self.took(queued))
     }
 
-    fn took(&mut self, queued: Queued) -> (u32, Vec<u8>) {
-        self.bytes -= queued.frame.len();
-        (queued.id, queued.frame)
+    fn took(&mut self, queued: Queued) -> (u32, OutRequest) {
+        self.bytes -= queued.bytes;
+        (queued.id, queued.request)
     }
 
     /// Holds back every frame queued now, in call order; frames queued later go first.
@@ -83,7 +87,7 @@ impl Outbox {
 
     fn restore_call_order(&mut self) {
         if std::mem::take(&mut self.reordered) {
-            self.frames.make_contiguous().sort_unstable_by_key(|queued| queued.seq);
+            self.frames.make_contiguous().sort_unstable_by_key(|queued| queued.order);
         }
     }
 
@@ -105,18 +109,23 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    /// A request that counts `bytes`.
+    fn push(outbox: &mut Outbox, id: u32, bytes: usize) {
+        outbox.push_back(id, OutRequest::new("x", vec![0; bytes]), bytes);
+    }
+
     #[test]
     fn bytes_follow_the_frames_in_and_out() {
         let mut outbox = Outbox::default();
-        outbox.push_back(1, vec![0; 10]);
-        outbox.push_back(2, vec![0; 20]);
-        outbox.push_back(3, vec![0; 30]);
+        push(&mut outbox, 1, 10);
+        push(&mut outbox, 2, 20);
+        push(&mut outbox, 3, 30);
         assert_eq!((outbox.len(), outbox.bytes()), (3, 60));
         outbox.remove(2);
         outbox.remove(9); // Not queued: nothing changes.
         assert_eq!((outbox.len(), outbox.bytes()), (2, 40));
-        assert_eq!(outbox.pop_oldest().map(|(id, f)| (id, f.len())), Some((1, 10)));
-        assert_eq!(outbox.pop_oldest().map(|(id, f)| (id, f.len())), Some((3, 30)));
+        assert_eq!(outbox.pop_oldest().map(|(id, r)| (id, r.body.len())), Some((1, 10)));
+        assert_eq!(outbox.pop_oldest().map(|(id, r)| (id, r.body.len())), Some((3, 30)));
         assert_eq!((outbox.len(), outbox.bytes()), (0, 0));
         assert!(outbox.pop_oldest().is_none());
     }
@@ -127,38 +136,38 @@ mod tests {
             std::iter::from_fn(|| outbox.pop_sendable().map(|(id, _)| id)).collect::<Vec<_>>()
         };
         let mut outbox = Outbox::default();
-        outbox.push_back(1, vec![0; 10]);
-        outbox.push_back(2, vec![0; 10]);
-        outbox.push_back(3, vec![0; 10]);
+        push(&mut outbox, 1, 10);
+        push(&mut outbox, 2, 10);
+        push(&mut outbox, 3, 10);
         outbox.hold();
         outbox.remove(2); // A held call times out.
-        outbox.push_back(4, vec![0; 10]);
-        outbox.push_back(5, vec![0; 10]);
+        push(&mut outbox, 4, 10);
+        push(&mut outbox, 5, 10);
         assert_eq!(ids(&mut outbox), [4, 5], "the held frames wait");
         assert_eq!((outbox.len(), outbox.bytes()), (2, 20));
         // Frames queued during the hold and not sent before it ends still go first.
-        outbox.push_back(6, vec![0; 10]);
+        push(&mut outbox, 6, 10);
         outbox.release();
-        outbox.push_back(7, vec![0; 10]);
+        push(&mut outbox, 7, 10);
         assert_eq!(ids(&mut outbox), [6, 1, 3, 7]);
         // A drop right after a release: the next hold puts the rest back in call order.
         for id in [10, 11] {
-            outbox.push_back(id, vec![0; 10]);
+            push(&mut outbox, id, 10);
         }
         outbox.hold();
-        outbox.push_back(12, vec![0; 10]);
+        push(&mut outbox, 12, 10);
         outbox.release();
-        outbox.push_back(13, vec![0; 10]);
+        push(&mut outbox, 13, 10);
         outbox.hold();
         assert!(outbox.pop_sendable().is_none(), "all held");
         outbox.release();
         assert_eq!(ids(&mut outbox), [10, 11, 12, 13]);
         // Failing them all takes the held frames too, in call order.
         for id in [8, 9] {
-            outbox.push_back(id, vec![0; 10]);
+            push(&mut outbox, id, 10);
         }
         outbox.hold();
-        outbox.push_back(10, vec![0; 10]);
+        push(&mut outbox, 10, 10);
         let all: Vec<u32> = std::iter::from_fn(|| outbox.pop_oldest().map(|(id, _)| id)).collect();
         assert_eq!(all, [8, 9, 10]);
         assert_eq!((outbox.len(), outbox.bytes()), (0, 0));

@@ -30,8 +30,13 @@ pub enum Outcome {
     },
     /// No answer within the call's timeout. The server may or may not have handled it.
     Timeout,
-    /// The connection dropped after the call was sent. The server may or may not have handled it.
+    /// The call was sent, and the server session it was sent to ended before its answer came:
+    /// the link dropped on version 1, or (version 2) the session could not be resumed. The
+    /// server may or may not have handled it.
     Disconnected,
+    /// Version 2: the server had taken the request already and no longer holds its answer
+    /// (error `stale_request`): it ran at most once, and its answer is lost.
+    AnswerLost,
     /// The call was never sent: the session was closed or gave up reconnecting.
     Closed,
 }
@@ -44,6 +49,7 @@ impl Outcome {
             Outcome::Error { code, message } => Err(Error::Server { code, message }),
             Outcome::Timeout => Err(Error::Timeout),
             Outcome::Disconnected => Err(Error::Disconnected),
+            Outcome::AnswerLost => Err(Error::AnswerLost),
             Outcome::Closed => Err(Error::Closed),
         }
     }

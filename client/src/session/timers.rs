@@ -20,31 +20,41 @@ impl Session {
             }
         };
         match self.state {
-            State::Connecting { since } | State::AwaitingWelcome { since } => {
+            State::Connecting { since } | State::AwaitingWelcome { since } | State::Resuming { since } => {
                 consider(since.checked_add(self.config.connect_timeout))
             }
-            State::Up { since } if self.failures > 0 => consider(since.checked_add(self.config.stable_after)),
+            State::Up { since } => {
+                if self.failures > 0 {
+                    consider(since.checked_add(self.config.stable_after));
+                }
+                consider(self.sequencing.ack_deadline(self.config.ack_delay));
+            }
             State::Down => consider(self.reconnect_at),
-            _ => {}
+            State::Closed => {}
         }
         consider(self.heartbeat);
         next
     }
 
-    /// Handles everything due at `now`: call timeouts, the connect timeout, the heartbeat,
-    /// and the reset of the failure count after a stable connection.
+    /// Handles everything due at `now`: call timeouts, the connect timeout (which covers a
+    /// resume's answer too), the heartbeat, the reset of the failure count after a stable
+    /// connection, and (version 2) the Ack owed for frames received: it is then given by
+    /// [`Session::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.time_out_calls(now);
         match self.state {
-            State::Connecting { since } | State::AwaitingWelcome { since }
+            State::Connecting { since } | State::AwaitingWelcome { since } | State::Resuming { since }
                 if now.saturating_duration_since(since) >= self.config.connect_timeout =>
             {
-                self.link.push_back(LinkCommand::Close { code: 1000, reason: "connect timeout" });
+                self.link.push_back(self.drop_command(1000, "connect timeout"));
                 self.link_down(now);
             }
-            State::Up { since } if now.saturating_duration_since(since) >= self.config.stable_after => {
-                self.failures = 0;
+            State::Up { since } => {
+                if now.saturating_duration_since(since) >= self.config.stable_after {
+                    self.failures = 0;
+                }
+                self.sequencing.check_ack(now, self.config.ack_delay);
             }
             _ => {}
         }
@@ -71,7 +81,8 @@ impl Session {
         }
     }
 
-    /// The heartbeat, if due: drop a connection silent for `idle_timeout`, ping one quiet for
+    /// The heartbeat, if due: drop a connection silent for `idle_timeout` (on version 2
+    /// without a close frame, to resume the session on the next), ping one quiet for
     /// `heartbeat_interval`, and re-arm for whichever comes next.
     fn beat(&mut self, now: Instant) {
         let Some(at) = self.heartbeat else { return };
@@ -80,7 +91,7 @@ impl Session {
         }
         let quiet = now.saturating_duration_since(self.last_heard);
         if quiet >= self.config.idle_timeout {
-            self.link.push_back(LinkCommand::Close { code: 1001, reason: "no sign of life" });
+            self.link.push_back(self.drop_command(1001, "no sign of life"));
             self.link_down(now);
         } else {
             let interval = self.config.heartbeat_interval;

@@ -7,15 +7,39 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ticksock_client::{Client, Config, Event};
-use ticksock_server::{AppError, Caller, Ctx, Game, Router, RunningServer, Server};
+use ticksock_server::{AppError, Caller, ConnId, Ctx, Game, Router, RunningServer, Server};
 
 /// Routes: `double` (u32, answered at once), `later` (answered after some ticks), `never`
 /// (never answered: the client's timeout is the only way out), `record` (appends a u32 to a log
-/// the test reads).
+/// the test reads), `until_drop` (a u32, answered when the caller's version 2 link drops).
+///
+/// Hooks: each is noted in [`TestGame::hooks`]; when a version 2 link drops, the game answers
+/// that session's `until_drop` calls and then pushes `while_down` (how many it answered), so a
+/// test knows both were sent while the link was down.
 #[derive(Default)]
 pub struct TestGame {
     later: Vec<(u64, Caller, u32)>,
+    until_drop: Vec<(Caller, u32)>,
     log: Arc<Mutex<Vec<u32>>>,
+    hooks: Arc<Mutex<Vec<Hook>>>,
+}
+
+/// A game hook the server ran, with its connection (version 2: session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Connect(ConnId),
+    Drop(ConnId),
+    Resume(ConnId),
+    Disconnect(ConnId),
+}
+
+/// The topic the game pushes when a link drops.
+pub const TOPIC_WHILE_DOWN: &str = "while_down";
+
+impl TestGame {
+    fn note(&self, hook: Hook) {
+        self.hooks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(hook);
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -37,7 +61,34 @@ impl Game for TestGame {
                 game.later.push((ctx.tick() + req.ticks, caller, req.value));
                 Ok(())
             })
-            .deferred("never", |_, _, _, (): ()| Ok(()));
+            .deferred("never", |_, _, _, (): ()| Ok(()))
+            .deferred("until_drop", |game: &mut TestGame, _, caller, value: u32| {
+                game.until_drop.push((caller, value));
+                Ok(())
+            });
+    }
+
+    fn on_connect(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId) {
+        self.note(Hook::Connect(conn));
+    }
+
+    fn on_drop(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        let (mine, others): (Vec<_>, Vec<_>) = self.until_drop.drain(..).partition(|(c, _)| c.conn == conn);
+        self.until_drop = others;
+        for &(caller, value) in &mine {
+            ctx.reply(caller, &value);
+        }
+        ctx.push(conn, TOPIC_WHILE_DOWN, &(mine.len() as u32));
+        self.note(Hook::Drop(conn));
+    }
+
+    fn on_resume(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId) {
+        self.note(Hook::Resume(conn));
+    }
+
+    fn on_disconnect(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId) {
+        self.until_drop.retain(|(c, _)| c.conn != conn);
+        self.note(Hook::Disconnect(conn));
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
@@ -55,15 +106,32 @@ impl Game for TestGame {
 
 /// Starts the test game on `listen` (port 0 for any); returns the server and its log.
 pub fn start_at(listen: SocketAddr) -> (RunningServer, Arc<Mutex<Vec<u32>>>) {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let game = TestGame { later: Vec::new(), log: log.clone() };
-    let config = ticksock_server::Config {
+    let (server, log, _) = start_game(server_config(listen));
+    (server, log)
+}
+
+/// The server settings of the tests: 100 ticks a second, a short close timeout.
+pub fn server_config(listen: SocketAddr) -> ticksock_server::Config {
+    ticksock_server::Config {
         listen,
         tick_hz: 100,
         close_timeout: Duration::from_millis(300),
         ..ticksock_server::Config::default()
-    };
-    (Server::start(config, game).expect("server starts"), log)
+    }
+}
+
+/// What the `record` route appended, in order.
+pub type Log = Arc<Mutex<Vec<u32>>>;
+
+/// The hooks the game ran, in order.
+pub type Hooks = Arc<Mutex<Vec<Hook>>>;
+
+/// Starts the test game with `config`; returns the server, its log and its record of hooks.
+pub fn start_game(config: ticksock_server::Config) -> (RunningServer, Log, Hooks) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let hooks = Arc::new(Mutex::new(Vec::new()));
+    let game = TestGame { log: log.clone(), hooks: hooks.clone(), ..TestGame::default() };
+    (Server::start(config, game).expect("server starts"), log, hooks)
 }
 
 pub fn start() -> (RunningServer, Arc<Mutex<Vec<u32>>>) {

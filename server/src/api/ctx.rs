@@ -39,7 +39,7 @@ pub(super) fn push_all<T: Serialize + ?Sized>(
         if let Some(payload) = frames.payload(out, encoding, encodes) {
             queued += conns.len();
             out.push(match <[ConnId; 1]>::try_from(conns) {
-                Ok([conn]) => Command::Send { conn, payload },
+                Ok([conn]) => Command::Send { conn, payload, answers: None },
                 Err(conns) => Command::SendMany { conns, payload },
             });
         }
@@ -167,14 +167,14 @@ impl<'a> Ctx<'a> {
         *self.encodes += 1;
         let payload = frames::reply(self.out, caller, value)
             .unwrap_or_else(|e| frames::error(self.out, caller.id, caller.encoding, &e));
-        self.out.push(Command::Send { conn: caller.conn, payload });
+        self.out.push(Command::Send { conn: caller.conn, payload, answers: Some(caller.id) });
     }
 
     /// Answers a deferred call with an error.
     pub fn reply_error(&mut self, caller: Caller, error: AppError) {
         self.deferred.remove(&caller);
         let payload = frames::error(self.out, caller.id, caller.encoding, &error);
-        self.out.push(Command::Send { conn: caller.conn, payload });
+        self.out.push(Command::Send { conn: caller.conn, payload, answers: Some(caller.id) });
     }
 
     /// Pushes `value` on `topic` to one connection.

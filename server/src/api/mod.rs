@@ -44,8 +44,20 @@ pub trait Game: Send + 'static {
     /// A connection completed its handshake. Its welcome frame has been sent.
     fn on_connect(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
 
-    /// A connection closed. Replies and pushes addressed to it from now on are dropped.
+    /// A connection closed (for a version 2 session: the session ended, because its grace
+    /// passed without a resume, it or the server closed it, or it could not keep what it was
+    /// sent). Replies and pushes addressed to it from now on are dropped.
     fn on_disconnect(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
+
+    /// A version 2 session lost its link (PROTOCOL.md section 11): its client may resume it
+    /// within the session grace. It keeps its user, groups, rooms and session data, and what
+    /// is sent to it meanwhile (replies, pushes) is kept for the client. A game that must not
+    /// wait (a seat in a match) may act here, e.g. mark the player away, or close it.
+    fn on_drop(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
+
+    /// A dropped version 2 session resumed on a new link; its requests come after this. What
+    /// was sent to it while it had no link has been delivered first.
+    fn on_resume(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
 
     /// A tick is due: advance the simulation and push its state. [`Ctx::tick`] tells which.
     fn on_tick(&mut self, _ctx: &mut Ctx<'_>) {}

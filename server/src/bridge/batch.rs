@@ -94,7 +94,7 @@ impl Batch {
     pub fn sends(&self) -> impl Iterator<Item = (ConnId, Frame<'_>)> {
         self.commands.iter().flat_map(move |command| {
             let (conns, payload): (&[ConnId], Option<Payload>) = match command {
-                Command::Send { conn, payload } => (std::slice::from_ref(conn), Some(*payload)),
+                Command::Send { conn, payload, .. } => (std::slice::from_ref(conn), Some(*payload)),
                 Command::SendMany { conns, payload } => (conns, Some(*payload)),
                 Command::Close { .. } => (&[], None),
             };
@@ -110,7 +110,7 @@ impl Batch {
     /// Queues `payload` (copied into the batch) for `conn`.
     pub fn send(&mut self, conn: ConnId, opcode: DataOpcode, payload: &[u8]) {
         let payload = self.push_payload(opcode, |out| out.extend_from_slice(payload));
-        self.commands.push(Command::Send { conn, payload });
+        self.commands.push(Command::Send { conn, payload, answers: None });
     }
 
     /// Appends one payload to the buffer with `write`, which cannot fail.

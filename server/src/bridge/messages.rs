@@ -53,8 +53,14 @@ pub enum ToLogic {
         /// A short reason for the peer.
         reason: &'static str,
     },
-    /// A connection closed; nothing more will arrive from it.
+    /// A connection closed (for version 2, its session ended); nothing more will arrive from
+    /// it.
     Disconnected(ConnId),
+    /// A version 2 session lost its link; it waits for a resume, and whatever is sent to it
+    /// meanwhile is kept for the client.
+    Dropped(ConnId),
+    /// A version 2 session that had dropped resumed on a new link: its requests follow.
+    Resumed(ConnId),
     /// The server is shutting down and reads no more requests: every request the logic thread
     /// will ever get came before this. It answers them, runs the game's shutdown hook, sends
     /// its last batch and stops.
@@ -72,6 +78,9 @@ pub enum Command {
         conn: ConnId,
         /// The frame, in the batch's buffer.
         payload: Payload,
+        /// The callback id it answers, for a Reply or an Error: a version 2 session keeps the
+        /// answer by that id until the client acknowledges it (PROTOCOL.md 11.6).
+        answers: Option<u32>,
     },
     /// Queue one frame on many connections: a push to a group or to all. Its bytes are in
     /// the batch once, and the reactor copies them into each recipient's queue, so a push to

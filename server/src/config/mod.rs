@@ -41,6 +41,10 @@ pub enum LogicPriority {
     Realtime,
 }
 
+/// Room in the outbound queue beside a session's whole replay buffer, for the Resumed frame
+/// and control frames sent with it (see `Config::session_replay_bytes`).
+pub const REPLAY_HEADROOM: usize = 4096;
+
 /// The largest [`Config::min_turn_interval`]: beyond it the sleep would add more than a
 /// tick-worthy delay (20 ms) to every round trip.
 pub const MAX_TURN_INTERVAL: Duration = Duration::from_millis(10);
@@ -218,6 +222,50 @@ pub struct Config {
     /// Default 1 MiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().linger_bytes)]
     pub linger_bytes: u64,
+    /// How long a version 2 session whose link dropped waits for its client to resume it
+    /// (PROTOCOL.md section 11), keeping its user, groups, rooms and what is sent to it.
+    ///
+    /// A phone that changes networks, a Wi-Fi blip or a laptop lid closed for a coffee come
+    /// back within a minute or two; Socket.IO's connection state recovery keeps 2 minutes for
+    /// the same reason. What it costs is bounded by `session_replay_bytes` per session.
+    ///
+    /// Default 120 s.
+    #[arg(
+        long = "session-grace-ms",
+        value_name = "MS",
+        value_parser = units::millis,
+        default_value = units::in_millis(Config::default().session_grace)
+    )]
+    pub session_grace: Duration,
+    /// Bytes of replies and pushes a version 2 session keeps for its client until the client
+    /// acknowledges them, counted as sent (each frame with its WebSocket header): while it has
+    /// a link (about a second's worth, at the client's acknowledgement pace), and while it waits
+    /// for a resume. A session without a link that would pass it ends; one with a link that
+    /// passes it can no longer be resumed. Capped at `max_outbound_bytes` minus 4 KiB
+    /// ([`Config::session_replay_bound`]), so that a resume can replay all of it into the new
+    /// link's outbound queue at once.
+    ///
+    /// The arena's busiest player draws about 12 KB of state a second, so 512 KiB holds about
+    /// 40 s of it, and a player in a quiet lobby a few bytes; a game whose players need a
+    /// longer window raises this and `max_outbound_bytes` together.
+    ///
+    /// Default 512 KiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().session_replay_bytes)]
+    pub session_replay_bytes: usize,
+    /// How long the requests a version 2 session has taken may go unacknowledged before the
+    /// server sends an Ack on its own.
+    ///
+    /// Clients acknowledge at the same pace: a second bounds what each side keeps for the
+    /// other to a second of traffic, and costs at most one small frame a second.
+    ///
+    /// Default 1 s.
+    #[arg(
+        long = "ack-interval-ms",
+        value_name = "MS",
+        value_parser = units::millis,
+        default_value = units::in_millis(Config::default().ack_interval)
+    )]
+    pub ack_interval: Duration,
     /// Messages the reactor has passed to the logic thread and that it has not handled yet,
     /// at most.
     ///
@@ -353,6 +401,9 @@ impl Default for Config {
             close_timeout: Duration::from_secs(2),
             linger_timeout: Duration::from_secs(2),
             linger_bytes: 1 << 20,
+            session_grace: Duration::from_secs(120),
+            session_replay_bytes: 512 << 10,
+            ack_interval: Duration::from_secs(1),
             inbound_queue: 8192,
             outbound_queue: 1024,
             read_budget: 64,
@@ -403,6 +454,14 @@ impl Config {
             .max_write_buffer_size(self.max_outbound_bytes)
             .max_message_size(Some(self.max_message_bytes))
             .max_frame_size(Some(self.max_frame_bytes))
+    }
+
+    /// The bytes a version 2 session holds for its client: `session_replay_bytes`, capped at
+    /// `max_outbound_bytes` less [`REPLAY_HEADROOM`] so that a resume can replay all of it into
+    /// the new link's outbound queue at once (at least one byte: the newest frame is always
+    /// held whatever its size).
+    pub fn session_replay_bound(&self) -> usize {
+        self.session_replay_bytes.min(self.max_outbound_bytes.saturating_sub(REPLAY_HEADROOM)).max(1)
     }
 
     /// The tick period.
@@ -458,6 +517,7 @@ impl Config {
             (self.tick_hz == 0, "--tick-hz"),
             (self.max_connections == 0, "--max-connections"),
             (self.read_buffer_bytes == 0, "--read-buffer-bytes"),
+            (self.session_replay_bytes == 0, "--session-replay-bytes"),
             (self.inbound_queue == 0, "--inbound-queue"),
             (self.outbound_queue == 0, "--outbound-queue"),
             (self.read_budget == 0, "--read-budget"),

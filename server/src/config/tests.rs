@@ -139,10 +139,11 @@ fn the_readme_s_limits_table_states_the_defaults() {
 /// the rule (`false`) or just over it (`true`).
 type Rule = (&'static str, fn(&mut Config, bool));
 
-const RULES: [Rule; 14] = [
+const RULES: [Rule; 15] = [
     ("--tick-hz must be at least 1", |c, over| c.tick_hz = if over { 0 } else { 1 }),
     ("--max-connections must be at least 1", |c, over| c.max_connections = usize::from(!over)),
     ("--read-buffer-bytes must be at least 1", |c, over| c.read_buffer_bytes = usize::from(!over)),
+    ("--session-replay-bytes must be at least 1", |c, over| c.session_replay_bytes = usize::from(!over)),
     ("--inbound-queue must be at least 1", |c, over| c.inbound_queue = usize::from(!over)),
     ("--outbound-queue must be at least 1", |c, over| c.outbound_queue = usize::from(!over)),
     ("--read-budget must be at least 1", |c, over| c.read_budget = usize::from(!over)),
@@ -156,6 +157,7 @@ const RULES: [Rule; 14] = [
         c.rate_burst_bytes = if over { 4095 } else { 4096 };
     }),
     ("--max-outbound-bytes must exceed --write-coalesce-bytes", |c, over| {
+        c.session_replay_bytes = 1;
         c.write_coalesce_bytes = 4096;
         c.max_outbound_bytes = if over { 4096 } else { 4097 };
     }),
@@ -263,6 +265,15 @@ fn a_rate_typed_alone_brings_its_burst_to_one_seconds_worth() {
     // A byte rate under the largest message keeps a burst that lets that message through.
     assert_eq!(with(Config::default(), &["--rate-bytes-per-sec", "1000"]), (1000, 1000, 1000, 64 << 10));
     assert_eq!(with(Config::default(), &["--rate-bytes-per-sec", "200000"]), (1000, 1000, 200_000, 200_000));
+}
+
+#[test]
+fn the_replay_bound_leaves_the_outbound_queue_its_headroom() {
+    assert_eq!(Config::default().session_replay_bound(), 512 << 10);
+    let small = Config { max_outbound_bytes: 256 << 10, ..Config::default() };
+    assert_eq!(small.session_replay_bound(), (256 << 10) - 4096);
+    let tiny = Config { max_outbound_bytes: 1000, write_coalesce_bytes: 100, ..Config::default() };
+    assert_eq!(tiny.session_replay_bound(), 1);
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub struct LogicStats {
     pub requests: u64,
     /// Error replies sent, by code (index = code for the reserved codes, the last slot for
     /// application codes).
-    pub errors: [u64; 8],
+    pub errors: [u64; 9],
     /// Push and reply bodies encoded (one per broadcast, however many recipients).
     pub encodes: u64,
     /// Ticks run.
@@ -144,6 +144,8 @@ impl<G: Game> Logic<G> {
                 self.run_hook(now, |game, ctx| game.on_disconnect(ctx, conn));
                 self.fx.hub.handle_disconnected(conn);
             }
+            ToLogic::Dropped(conn) => self.run_hook(now, |game, ctx| game.on_drop(ctx, conn)),
+            ToLogic::Resumed(conn) => self.run_hook(now, |game, ctx| game.on_resume(ctx, conn)),
             ToLogic::Echo { conn, opcode, payload } => self.fx.out.send(conn, opcode, &payload),
             // The game closed it: what it sent before it read the close must not act on the
             // game (a late `login` would take its user back from the connection that replaced
@@ -165,7 +167,7 @@ impl<G: Game> Logic<G> {
                     catch_unwind(AssertUnwindSafe(|| router.dispatch(game, &mut ctx, caller, route, &body)));
                 let error = match outcome {
                     Ok(Ok(Some(payload))) => {
-                        self.fx.out.push(Command::Send { conn, payload });
+                        self.fx.out.push(Command::Send { conn, payload, answers: Some(id) });
                         None
                     }
                     Ok(Ok(None)) => None,
@@ -238,7 +240,7 @@ impl<G: Game> Logic<G> {
     fn send_error(&mut self, caller: Caller, error: &AppError) {
         self.count_error(error.code);
         let payload = crate::api::frames::error(&mut self.fx.out, caller.id, caller.encoding, error);
-        self.fx.out.push(Command::Send { conn: caller.conn, payload });
+        self.fx.out.push(Command::Send { conn: caller.conn, payload, answers: Some(caller.id) });
     }
 
     fn count_error(&mut self, code: u16) {

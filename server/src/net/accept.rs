@@ -5,9 +5,12 @@ use std::io;
 use mio::{Interest, Token};
 
 use super::Reactor;
-use super::connection::{Connection, OutboundLimits, Phase};
+use ticksock_protocol::{Version, v2};
+
+use super::connection::{Carries, Connection, OutboundLimits, Phase};
 use super::http::HttpProgress;
 use super::lifecycle::Lifecycle;
+use super::link::new_secret;
 use super::rate::{RateLimiter, RateLimits};
 use crate::ConnId;
 use crate::bridge::{DataOpcode, ToLogic};
@@ -82,28 +85,44 @@ impl Reactor {
         }
         match progress {
             Ok(HttpProgress::Pending) => self.want_writable(index, true),
-            Ok(HttpProgress::Upgraded(leftover, encoding)) => {
+            Ok(HttpProgress::Upgraded(leftover, version, encoding)) => {
                 let limits = OutboundLimits {
                     max_queued: self.config.max_outbound_bytes,
                     coalesce: self.config.write_coalesce_bytes,
                 };
                 conn.upgrade(leftover, self.ws_config, limits, self.now);
                 conn.encoding = encoding;
+                conn.version = version;
                 let id = conn.id;
-                if !self.config.echo {
-                    let mut welcome = Vec::new();
-                    ticksock_protocol::write_welcome(
+                let mut welcome = Vec::new();
+                match version {
+                    _ if self.config.echo => {}
+                    Version::V1 => ticksock_protocol::write_welcome(
                         encoding,
                         &mut welcome,
                         self.config.tick_hz,
                         id.to_u64(),
-                    );
+                    ),
+                    Version::V2 => {
+                        // The game hears of it at its first frame, which may resume another.
+                        let secret = new_secret();
+                        conn.carries = Carries::Undecided;
+                        self.sessions.open(id, secret, index);
+                        let epoch = self.sessions.epoch();
+                        let tick_hz = self.config.tick_hz;
+                        v2::write_welcome(encoding, &mut welcome, tick_hz, id.to_u64(), epoch, &secret);
+                    }
+                }
+                if !welcome.is_empty() {
                     let _ = conn.write_data(DataOpcode::of(encoding), &welcome);
                 }
+                let announce = conn.carries == Carries::Itself;
                 self.counters.upgraded += 1;
                 self.want_writable(index, false);
                 self.mark_dirty(index);
-                self.forward(ToLogic::Connected { conn: id, encoding });
+                if announce {
+                    self.forward(ToLogic::Connected { conn: id, encoding });
+                }
                 // Frames may have arrived with the request.
                 self.queue_read(index);
             }

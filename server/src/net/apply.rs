@@ -1,6 +1,7 @@
 //! Applying the logic thread's batches: replies and pushes into the connections' outbound
 //! queues, closes.
 
+use bytes::Bytes;
 use crossbeam_channel::TryRecvError;
 
 use super::Reactor;
@@ -38,14 +39,30 @@ impl Reactor {
     /// broadcasts' recipients to the flush backlog.
     fn apply(&mut self, command: Command, payloads: &[u8], burst: bool) {
         match command {
-            Command::Send { conn, payload } => {
-                if let Some(index) = self.live_index(conn) {
-                    self.send_data(index, payload.opcode(), payload.bytes(payloads));
+            Command::Send { conn, payload, answers } => {
+                let bytes = payload.bytes(payloads);
+                if self.is_session(conn) {
+                    self.send_to_session(
+                        conn,
+                        payload.opcode(),
+                        Bytes::copy_from_slice(bytes),
+                        answers,
+                        false,
+                    );
+                } else if let Some(index) = self.live_index(conn) {
+                    self.send_data(index, payload.opcode(), bytes);
                 }
             }
             Command::SendMany { conns, payload } => {
                 let bytes = payload.bytes(payloads);
+                // Sessions hold the frame until acknowledged: one copy, shared by all of them.
+                let mut held: Option<Bytes> = None;
                 for conn in conns {
+                    if self.is_session(conn) {
+                        let shared = held.get_or_insert_with(|| Bytes::copy_from_slice(bytes)).clone();
+                        self.send_to_session(conn, payload.opcode(), shared, None, burst);
+                        continue;
+                    }
                     match self.live_index(conn) {
                         Some(index) if burst => self.send_broadcast(index, payload.opcode(), bytes),
                         Some(index) => self.send_data(index, payload.opcode(), bytes),
@@ -55,7 +72,11 @@ impl Reactor {
             }
             Command::Close { conn, code, reason } => {
                 // Indexing cannot panic: `live_index` found the slot occupied.
-                let Some(index) = self.live_index(conn) else { return };
+                let Some(index) = self.live_index(conn) else {
+                    // A session without a link has nowhere to send a close frame: it ends.
+                    self.end_session(conn);
+                    return;
+                };
                 match self.conns[index].lifecycle {
                     Lifecycle::Ending { drop_after_close: true } => self.close_and_drop(index, code, reason),
                     Lifecycle::Ending { drop_after_close: false } => {

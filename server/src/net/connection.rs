@@ -25,7 +25,7 @@ use std::io;
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use ticksock_protocol::Encoding;
+use ticksock_protocol::{Encoding, Version};
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::CloseCode};
 use tungstenite::{Message, WebSocket};
 
@@ -72,6 +72,27 @@ pub(super) struct Connection {
     pub(super) strikes: Strikes,
     /// The form of frames it speaks (set at the upgrade).
     pub(super) encoding: Encoding,
+    /// The protocol version it speaks (set at the upgrade).
+    pub(super) version: Version,
+    /// What it carries: its own connection (version 1), or a session (version 2).
+    pub(super) carries: Carries,
+    /// A close frame came from the peer: for a session, the end, not a drop.
+    pub(super) peer_closed: bool,
+}
+
+/// What a link carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Carries {
+    /// Version 1 (and HTTP, and echo mode): itself. The game knows it from its upgrade.
+    Itself,
+    /// Version 2 before its first frame: its Welcome's session (named by the connection's
+    /// `id`) exists, but the first frame may resume an earlier one instead. The game does not
+    /// know it yet.
+    Undecided,
+    /// Version 2: the session named by the connection's `id`.
+    Session,
+    /// Version 2: a link whose session was resumed on another; it goes without a word.
+    Nothing,
 }
 
 /// The caps of a connection's outbound queue (see [`Socket`]).
@@ -115,6 +136,9 @@ impl Connection {
             limiter,
             strikes: Strikes::default(),
             encoding: Encoding::Binary,
+            version: Version::V1,
+            carries: Carries::Itself,
+            peer_closed: false,
         }
     }
 

@@ -7,15 +7,18 @@
 //! Over 400 lines because more than half of it is the tests: one per kind of HTTP answer,
 //! `HEAD` variants included, each checked byte for byte.
 
-use ticksock_protocol::Encoding;
+use ticksock_protocol::{Encoding, Version};
 use tungstenite::handshake::derive_accept_key;
 
 use crate::StaticFiles;
 
-/// The subprotocols of the game server: binary first, the fast path.
-pub const GAME_SUBPROTOCOLS: &[(&str, Encoding)] = &[
-    (ticksock_protocol::SUBPROTOCOL, Encoding::Binary),
-    (ticksock_protocol::SUBPROTOCOL_JSON, Encoding::Json),
+/// The subprotocols of the game server, in its order of preference (PROTOCOL.md 11.1): binary
+/// first, the fast path, and of each encoding the newer version first.
+pub const GAME_SUBPROTOCOLS: &[(&str, Version, Encoding)] = &[
+    (ticksock_protocol::SUBPROTOCOL_V2, Version::V2, Encoding::Binary),
+    (ticksock_protocol::SUBPROTOCOL, Version::V1, Encoding::Binary),
+    (ticksock_protocol::SUBPROTOCOL_V2_JSON, Version::V2, Encoding::Json),
+    (ticksock_protocol::SUBPROTOCOL_JSON, Version::V1, Encoding::Json),
 ];
 
 /// The bodies of the server's HTTP refusals, all in one place: `docs/PROTOCOL.md` section 10
@@ -53,7 +56,7 @@ pub mod refusal {
         /// which it names (a unit test checks that it names each).
         NO_SUBPROTOCOL = (
             400,
-            "this server speaks the WebSocket subprotocols ticksock.v1, ticksock.v1.json; offer one in Sec-WebSocket-Protocol\n"
+            "this server speaks the WebSocket subprotocols ticksock.v2, ticksock.v1, ticksock.v2.json, ticksock.v1.json; offer one in Sec-WebSocket-Protocol\n"
         );
         /// 503, with `Retry-After: 5`: the server is at its connection limit.
         FULL = (503, "server is at its connection limit\n");
@@ -69,7 +72,7 @@ pub mod refusal {
 pub struct Policy {
     /// The subprotocols the server speaks, in its order of preference when a client offers
     /// several; empty accepts clients that offer none, and picks none (echo mode).
-    pub subprotocols: &'static [(&'static str, Encoding)],
+    pub subprotocols: &'static [(&'static str, Version, Encoding)],
     /// Requests larger than this are refused with `431`.
     pub max_bytes: usize,
     /// What a plain `GET` is answered with.
@@ -101,6 +104,8 @@ pub enum Decision {
         leftover: Vec<u8>,
         /// The encoding the chosen subprotocol selects.
         encoding: Encoding,
+        /// The protocol version it selects.
+        version: Version,
     },
     /// A plain `GET /metrics`: answer with the server's metrics, then close.
     Metrics,
@@ -177,7 +182,7 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     let chosen = if policy.subprotocols.is_empty() {
         None
     } else {
-        match policy.subprotocols.iter().find(|(name, _)| has_token("Sec-WebSocket-Protocol", name)) {
+        match policy.subprotocols.iter().find(|(name, ..)| has_token("Sec-WebSocket-Protocol", name)) {
             Some(&chosen) => Some(chosen),
             None => return refuse(400, "Bad Request", refusal::NO_SUBPROTOCOL),
         }
@@ -187,14 +192,14 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     let mut response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
     );
-    if let Some((name, _)) = chosen {
+    if let Some((name, ..)) = chosen {
         response.push_str("Sec-WebSocket-Protocol: ");
         response.push_str(name);
         response.push_str("\r\n");
     }
     response.push_str("\r\n");
-    let encoding = chosen.map_or(Encoding::Binary, |(_, encoding)| encoding);
-    Upgrade { response: response.into_bytes(), leftover: received[end..].to_vec(), encoding }
+    let (version, encoding) = chosen.map_or((Version::V1, Encoding::Binary), |(_, v, e)| (v, e));
+    Upgrade { response: response.into_bytes(), leftover: received[end..].to_vec(), encoding, version }
 }
 
 use Decision::{NeedMore, Respond, Upgrade};
@@ -331,13 +336,28 @@ mod tests {
     #[test]
     fn accepts_the_offered_subprotocol_with_the_rfc_accept_key() {
         let d = decide(upgrade(Some("chat, ticksock.v1")).as_bytes(), &GAME);
-        let Upgrade { response, leftover, encoding } = d else { panic!("expected upgrade, got {d:?}") };
-        assert_eq!(encoding, Encoding::Binary);
+        let Upgrade { response, leftover, encoding, version } = d else {
+            panic!("expected upgrade, got {d:?}")
+        };
+        assert_eq!((version, encoding), (Version::V1, Encoding::Binary));
         let text = String::from_utf8(response).expect("ascii");
         // The example key and accept value of RFC 6455 section 1.3.
         assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{text}");
         assert!(text.contains("Sec-WebSocket-Protocol: ticksock.v1\r\n"), "{text}");
         assert!(leftover.is_empty());
+    }
+
+    #[test]
+    fn the_server_prefers_binary_then_the_newer_version() {
+        let chosen = |offered: &str| match decide(upgrade(Some(offered)).as_bytes(), &GAME) {
+            Upgrade { version, encoding, .. } => (version, encoding),
+            d => panic!("expected upgrade, got {d:?}"),
+        };
+        let all = "ticksock.v1.json, ticksock.v2.json, ticksock.v1, ticksock.v2";
+        assert_eq!(chosen(all), (Version::V2, Encoding::Binary));
+        assert_eq!(chosen("ticksock.v1.json, ticksock.v1"), (Version::V1, Encoding::Binary));
+        assert_eq!(chosen("ticksock.v1.json, ticksock.v2.json"), (Version::V2, Encoding::Json));
+        assert_eq!(chosen("ticksock.v1.json"), (Version::V1, Encoding::Json));
     }
 
     #[test]
@@ -361,7 +381,7 @@ mod tests {
         // The body is a constant: it must name every subprotocol the game server speaks.
         let named = refusal::NO_SUBPROTOCOL.split_once("subprotocols ").and_then(|(_, r)| r.split_once(';'));
         let named: Vec<&str> = named.expect("a list of names").0.split(", ").collect();
-        let spoken: Vec<&str> = GAME_SUBPROTOCOLS.iter().map(|(name, _)| *name).collect();
+        let spoken: Vec<&str> = GAME_SUBPROTOCOLS.iter().map(|(name, ..)| *name).collect();
         assert_eq!(named, spoken);
     }
 

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 
 use bytes::Bytes;
 use mio::net::TcpStream;
-use ticksock_protocol::Encoding;
+use ticksock_protocol::{Encoding, Version};
 
 use super::handshake::{self, Decision, Policy};
 use crate::metrics::Metrics;
@@ -25,7 +25,7 @@ struct Response {
     body: Bytes,
     /// How much of `bytes` and then `body` the socket has taken.
     written: usize,
-    upgrade_leftover: Option<(Vec<u8>, Encoding)>,
+    upgrade_leftover: Option<(Vec<u8>, Version, Encoding)>,
 }
 
 /// What the HTTP exchange led to.
@@ -34,7 +34,7 @@ pub(super) enum HttpProgress {
     Pending,
     /// The response is written: speak WebSocket now, starting with these bytes, in this
     /// encoding.
-    Upgraded(Vec<u8>, Encoding),
+    Upgraded(Vec<u8>, Version, Encoding),
     /// The response is written (or the peer left): close.
     Done,
 }
@@ -67,8 +67,8 @@ impl Http {
                                 self.respond(handshake::service_unavailable_to(&self.received), None);
                                 break;
                             }
-                            Decision::Upgrade { response, leftover, encoding } => {
-                                self.respond(response, Some((leftover, encoding)));
+                            Decision::Upgrade { response, leftover, encoding, version } => {
+                                self.respond(response, Some((leftover, version, encoding)));
                                 break;
                             }
                             Decision::Respond { response } => {
@@ -97,7 +97,7 @@ impl Http {
         self.write_response()
     }
 
-    fn respond(&mut self, bytes: Vec<u8>, upgrade_leftover: Option<(Vec<u8>, Encoding)>) {
+    fn respond(&mut self, bytes: Vec<u8>, upgrade_leftover: Option<(Vec<u8>, Version, Encoding)>) {
         self.received = Vec::new();
         self.response = Some(Response { bytes, body: Bytes::new(), written: 0, upgrade_leftover });
     }
@@ -125,7 +125,7 @@ impl Http {
             }
         }
         Ok(match response.upgrade_leftover.take() {
-            Some((leftover, encoding)) => HttpProgress::Upgraded(leftover, encoding),
+            Some((leftover, version, encoding)) => HttpProgress::Upgraded(leftover, version, encoding),
             None => HttpProgress::Done,
         })
     }

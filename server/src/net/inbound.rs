@@ -6,7 +6,7 @@
 use std::io::{self, Read, Write};
 
 use bytes::Bytes;
-use ticksock_protocol::{Encoding, Request, error_code};
+use ticksock_protocol::{Encoding, Request, Version, error_code};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
@@ -56,6 +56,10 @@ pub mod close {
         TEXT_ON_BINARY = (UNSUPPORTED, "text messages are not part of ticksock.v1");
         /// With [`UNSUPPORTED`]: a binary message on `ticksock.v1.json`.
         BINARY_ON_JSON = (UNSUPPORTED, "binary messages are not part of ticksock.v1.json");
+        /// With [`UNSUPPORTED`]: a text message on `ticksock.v2`.
+        TEXT_ON_BINARY_V2 = (UNSUPPORTED, "text messages are not part of ticksock.v2");
+        /// With [`UNSUPPORTED`]: a binary message on `ticksock.v2.json`.
+        BINARY_ON_JSON_V2 = (UNSUPPORTED, "binary messages are not part of ticksock.v2.json");
         /// With [`INVALID_DATA`]: a message whose callback id cannot be read.
         UNDECODABLE_FRAME = (INVALID_DATA, "undecodable frame");
         /// With [`INVALID_DATA`]: a text message whose payload is not UTF-8.
@@ -151,6 +155,90 @@ fn request(encoding: Encoding, bytes: Bytes, routes: &RouteTable) -> Inbound {
     }
 }
 
+/// What to do with one data message on a version 2 link (PROTOCOL.md section 11). Unlike
+/// version 1, a request is not answered here: its sequence number decides first whether it is
+/// taken at all, which only its session knows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboundV2 {
+    /// A request: `route` is its route if it exists, else the error to answer once the
+    /// request is taken (`unknown_route`).
+    Request {
+        /// Its number on the session.
+        seq: u64,
+        /// The client's received count.
+        ack: u64,
+        /// Its callback id.
+        id: u32,
+        /// Its route, or the code and message of the error that answers it.
+        route: Result<RouteId, (u16, String)>,
+        /// Its body, a slice of the message.
+        body: Bytes,
+    },
+    /// The client's Ack.
+    Ack {
+        /// Its received count.
+        ack: u64,
+    },
+    /// A Resume.
+    Resume {
+        /// The session's name.
+        session: u64,
+        /// The server run it belongs to.
+        epoch: u64,
+        /// Its secret.
+        secret: ticksock_protocol::Secret,
+        /// The client's received count.
+        received: u64,
+    },
+    /// A request whose callback id was read but whose envelope is malformed (its `seq` may
+    /// be unknown): answer `bad_frame`, take nothing.
+    BadFrame {
+        /// Its callback id.
+        id: u32,
+        /// What was wrong.
+        message: String,
+    },
+    /// Close the connection with this code (no callback id could be read, or the wrong kind
+    /// of message).
+    Close {
+        /// The close code.
+        code: u16,
+        /// A short reason.
+        reason: &'static str,
+    },
+}
+
+/// Decides what a data message on a version 2 link is (control messages do not come here).
+pub fn classify_v2(message: Message, routes: &RouteTable, encoding: Encoding) -> InboundV2 {
+    let bytes: Bytes = match (encoding, message) {
+        (Encoding::Binary, Message::Binary(bytes)) => bytes,
+        (Encoding::Json, Message::Text(text)) => text.into(),
+        (Encoding::Binary, _) => {
+            return InboundV2::Close { code: close::UNSUPPORTED, reason: close::TEXT_ON_BINARY_V2 };
+        }
+        (Encoding::Json, _) => {
+            return InboundV2::Close { code: close::UNSUPPORTED, reason: close::BINARY_ON_JSON_V2 };
+        }
+    };
+    use ticksock_protocol::v2::ClientFrame;
+    match ticksock_protocol::v2::decode_client_frame(encoding, &bytes) {
+        Ok(ClientFrame::Request { seq, ack, request }) => {
+            let route = routes
+                .get(request.route)
+                .ok_or_else(|| (error_code::UNKNOWN_ROUTE, format!("no route `{}`", request.route)));
+            InboundV2::Request { seq, ack, id: request.id, route, body: slice_of(&bytes, request.body) }
+        }
+        Ok(ClientFrame::Ack { ack }) => InboundV2::Ack { ack },
+        Ok(ClientFrame::Resume { session, epoch, secret, received }) => {
+            InboundV2::Resume { session, epoch, secret, received }
+        }
+        Err(e) => match e.callback_id() {
+            Some(id) => InboundV2::BadFrame { id, message: e.to_string() },
+            None => InboundV2::Close { code: close::INVALID_DATA, reason: close::UNDECODABLE_FRAME },
+        },
+    }
+}
+
 /// `part` as a slice of `whole` (no copy) when it lies inside it; otherwise a copy (the
 /// `null` body of a JSON request that has none).
 fn slice_of(whole: &Bytes, part: &[u8]) -> Bytes {
@@ -185,6 +273,9 @@ pub fn close_code_for(error: &tungstenite::Error) -> Option<(u16, &'static str)>
     use tungstenite::Error as E;
     match error {
         E::Capacity(_) => Some((close::TOO_BIG, close::MESSAGE_TOO_BIG)),
+        // The peer's end of stream without a close frame: it is gone, not misbehaving (and a
+        // version 2 session may resume from it).
+        E::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => None,
         E::Protocol(_) => Some((close::PROTOCOL, close::PROTOCOL_ERROR)),
         E::Utf8(_) => Some((close::INVALID_DATA, close::INVALID_UTF8)),
         _ => None,
@@ -207,7 +298,8 @@ pub struct ReadPathOutcome {
 }
 
 /// Feeds `input`, as if a client sent it all at once, through the server's read path with
-/// `config`'s limits: the HTTP upgrade decision, tungstenite's framing, and [`classify`].
+/// `config`'s limits: the HTTP upgrade decision, tungstenite's framing, and [`classify`] (or
+/// [`classify_v2`] on a version 2 link).
 pub fn run_read_path(input: &[u8], config: &Config, routes: &RouteTable) -> ReadPathOutcome {
     let policy = handshake::Policy::of(config);
     let mut outcome = ReadPathOutcome::default();
@@ -218,15 +310,28 @@ pub fn run_read_path(input: &[u8], config: &Config, routes: &RouteTable) -> Read
                 std::str::from_utf8(&response).ok().and_then(|r| r.get(9..12)?.parse().ok());
             return outcome;
         }
-        Decision::Upgrade { leftover, encoding, .. } => (leftover, encoding),
+        Decision::Upgrade { leftover, encoding, version, .. } => (leftover, encoding, version),
     };
-    let (leftover, encoding) = leftover;
+    let (leftover, encoding, version) = leftover;
     let mode = if config.echo { Mode::Echo } else { Mode::Protocol(encoding) };
     outcome.upgraded = true;
     let mut ws =
         WebSocket::from_partially_read(MemoryStream, leftover, Role::Server, Some(config.websocket_config()));
     loop {
         match ws.read() {
+            Ok(message) if version == Version::V2 && (message.is_binary() || message.is_text()) => {
+                match classify_v2(message, routes, encoding) {
+                    InboundV2::Request { route: Ok(_), .. } => outcome.requests += 1,
+                    InboundV2::Request { route: Err(_), .. } | InboundV2::BadFrame { .. } => {
+                        outcome.answers += 1
+                    }
+                    InboundV2::Ack { .. } | InboundV2::Resume { .. } => {}
+                    InboundV2::Close { code, .. } => {
+                        outcome.close = Some(code);
+                        return outcome;
+                    }
+                }
+            }
             Ok(message) => match classify(message, routes, mode) {
                 Inbound::Request { .. } | Inbound::Echo { .. } => outcome.requests += 1,
                 Inbound::Answer { .. } => outcome.answers += 1,

@@ -106,6 +106,8 @@ pub(crate) struct Timeouts {
     pub(crate) close: Duration,
     /// `Config::linger_timeout`.
     pub(crate) linger: Duration,
+    /// `Config::ack_interval`: the sweep also sends version 2 sessions their Acks.
+    pub(crate) ack: Duration,
 }
 
 /// What the sweep does with one connection.
@@ -146,10 +148,11 @@ pub(crate) fn sweep(state: Lifecycle, liveness: &mut Liveness, now: Instant, tim
 /// to within a quarter of it, between 5 ms and 1 s. So a timeout `t` fires between `t` and
 /// `t + max(t / 4, 5 ms)` (with the defaults, the close timeout of 2 s within 2.5 s).
 pub(crate) fn sweep_period(timeouts: &Timeouts) -> Duration {
-    let shortest = [timeouts.ping_interval, timeouts.handshake, timeouts.close, timeouts.linger]
-        .into_iter()
-        .min()
-        .unwrap_or(Duration::from_secs(1));
+    let shortest =
+        [timeouts.ping_interval, timeouts.handshake, timeouts.close, timeouts.linger, timeouts.ack]
+            .into_iter()
+            .min()
+            .unwrap_or(Duration::from_secs(1));
     (shortest / 4).clamp(Duration::from_millis(5), Duration::from_secs(1))
 }
 
@@ -261,6 +264,7 @@ mod tests {
             idle: 30_000 * MS,
             close: 2000 * MS,
             linger: 2000 * MS,
+            ack: 2000 * MS,
         }
     }
 
@@ -299,7 +303,7 @@ mod tests {
     #[test]
     fn the_sweep_period_follows_the_shortest_timeout_within_bounds() {
         assert_eq!(sweep_period(&timeouts()), 500 * MS, "a quarter of the close and linger timeouts");
-        let long = Timeouts { close: 8000 * MS, linger: 8000 * MS, ..timeouts() };
+        let long = Timeouts { close: 8000 * MS, linger: 8000 * MS, ack: 8000 * MS, ..timeouts() };
         assert_eq!(sweep_period(&long), Duration::from_secs(1), "at most a second");
         let short = Timeouts { handshake: 200 * MS, ..timeouts() };
         assert_eq!(sweep_period(&short), 50 * MS);
@@ -307,6 +311,8 @@ mod tests {
         assert_eq!(sweep_period(&close), 75 * MS);
         let linger = Timeouts { linger: 100 * MS, ..timeouts() };
         assert_eq!(sweep_period(&linger), 25 * MS);
+        let ack = Timeouts { ack: 300 * MS, ..timeouts() };
+        assert_eq!(sweep_period(&ack), 75 * MS);
         let tiny = Timeouts { ping_interval: MS, ..timeouts() };
         assert_eq!(sweep_period(&tiny), 5 * MS);
     }

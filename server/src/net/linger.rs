@@ -96,12 +96,14 @@ pub(crate) struct Lingering {
     socket: Socket,
     linger: Linger,
     write_shut: bool,
+    /// The peer closed its side while the queue was still going out: read no more, write on.
+    peer_closed: bool,
 }
 
 impl Lingering {
     /// Starts the lingering close of `socket` at `now`.
     pub(crate) fn new(socket: Socket, now: Instant) -> Self {
-        Self { socket, linger: Linger::new(now), write_shut: false }
+        Self { socket, linger: Linger::new(now), write_shut: false, peer_closed: false }
     }
 
     /// The stream, for the poll's registration.
@@ -129,10 +131,18 @@ impl Lingering {
                 Err(_) => return LingerStep::Close(LingerEnd::Broken),
             }
         }
+        if self.peer_closed {
+            // Its end of stream came before our last frames had gone: they go first.
+            return if self.write_shut { LingerStep::Close(LingerEnd::PeerClosed) } else { LingerStep::Wait };
+        }
         // Its contents are thrown away, so one buffer on the stack serves every socket.
         let mut scratch = [0u8; 16 << 10];
         loop {
             match self.socket.stream_mut().read(&mut scratch) {
+                Ok(0) if !self.write_shut => {
+                    self.peer_closed = true;
+                    return LingerStep::Wait;
+                }
                 Ok(n) => {
                     if let LingerStep::Close(end) = self.linger.handle_read(n, limits) {
                         return LingerStep::Close(end);

@@ -40,9 +40,11 @@ mod http;
 pub mod inbound;
 pub(crate) mod lifecycle;
 mod linger;
+mod link;
 pub mod outbound;
 pub(crate) mod rate;
 mod read;
+pub(crate) mod session;
 mod socket;
 mod teardown;
 mod uplink;
@@ -63,6 +65,7 @@ use tungstenite::protocol::WebSocketConfig;
 use self::connection::Connection;
 use self::lifecycle::{Stage, Timeouts};
 use self::linger::{LingerLimits, Lingering};
+use self::session::{SessionLimits, Sessions};
 use crate::bridge::wake::Wake;
 use crate::bridge::{Batch, Bell, InboundCount, ReactorEnds, RouteTable, ToLogic};
 use crate::metrics::{Metrics, ReactorCounters};
@@ -84,6 +87,8 @@ pub(crate) struct Reactor {
     /// Sockets of ended connections in their lingering close (see [`linger`]).
     lingering: Slab<Lingering>,
     linger_limits: LingerLimits,
+    /// Version 2 sessions, with or without a link (see [`session`], [`link`]).
+    sessions: Sessions,
     next_generation: u32,
     config: Config,
     ws_config: WebSocketConfig,
@@ -148,6 +153,14 @@ impl Reactor {
             conns: Slab::new(),
             lingering: Slab::new(),
             linger_limits: LingerLimits { timeout: config.linger_timeout, bytes: config.linger_bytes },
+            sessions: Sessions::new(
+                link::new_epoch(),
+                SessionLimits {
+                    grace: config.session_grace,
+                    replay_bytes: config.session_replay_bound(),
+                    ack_interval: config.ack_interval,
+                },
+            ),
             next_generation: 0,
             next_sweep: Instant::now(),
             now: Instant::now(),
@@ -157,6 +170,7 @@ impl Reactor {
                 idle: config.idle_timeout,
                 close: config.close_timeout,
                 linger: config.linger_timeout,
+                ack: config.ack_interval,
             },
             ws_config,
             policy,
@@ -272,6 +286,10 @@ impl Reactor {
     /// maybe been replaced by a newer one in its slot) finds another generation there.
     pub(super) fn live_index(&self, conn: ConnId) -> Option<usize> {
         let index = conn.index() as usize;
-        self.conns.get(index).is_some_and(|c| c.id == conn).then_some(index)
+        if self.conns.get(index).is_some_and(|c| c.id == conn) {
+            return Some(index);
+        }
+        // A version 2 session resumed on another link keeps its first link's name.
+        self.sessions.get(conn).and_then(|s| s.link()).filter(|&i| self.conns.contains(i))
     }
 }

@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Instant;
 
-use ticksock_protocol::error_code;
+use ticksock_protocol::{Version, error_code};
 use tungstenite::Message;
 
 use super::Reactor;
@@ -74,6 +74,10 @@ impl Reactor {
     fn handle_message(&mut self, index: usize, message: Message, now: Instant) {
         let Some(conn) = self.conns.get_mut(index) else { return };
         let id = conn.id;
+        if message.is_close() {
+            // For a version 2 session, the end rather than a drop to resume from.
+            conn.peer_closed = true;
+        }
         if self.stage != Stage::Running || !conn.lifecycle.takes_requests() {
             // Shutting down, or the connection is closing: no new requests (the server has
             // let it go, so what it sends can change nothing). Control frames, the close
@@ -90,6 +94,17 @@ impl Reactor {
             }
             let admitted = conn.limiter.admit(len, now);
             let verdict = conn.strikes.record(admitted, self.config.rate_strikes);
+            if conn.version == Version::V2 && !self.config.echo && (message.is_binary() || message.is_text())
+            {
+                // A version 2 request is taken by its number even when refused for the rate,
+                // so the client's numbering goes on.
+                self.handle_v2_message(index, message, verdict == RateVerdict::Admit);
+                if verdict == RateVerdict::Close {
+                    self.counters.rate_limited_closes += 1;
+                    self.close_after_replies(index, close::POLICY, close::RATE_LIMIT, false);
+                }
+                return;
+            }
             if verdict == RateVerdict::Admit {
                 // Within the rate: handled below.
             } else {
@@ -124,7 +139,7 @@ impl Reactor {
             }
             Inbound::Echo { opcode, payload } => self.forward(ToLogic::Echo { conn: id, opcode, payload }),
             Inbound::Answer { code, opcode, frame } => {
-                self.counters.errors[usize::from(code).min(7)] += 1;
+                self.counters.errors[usize::from(code).min(8)] += 1;
                 self.send_data(index, opcode, &frame);
             }
             Inbound::Close { code, reason } => self.close_after_replies(index, code, reason, false),

@@ -11,6 +11,7 @@ use super::connection::{Connection, Phase, WriteOutcome};
 use super::inbound::close;
 use super::lifecycle::{Lifecycle, Stage, StageStep, Sweep, Violation, on_violation, sweep, sweep_period};
 use super::linger::{LingerEnd, LingerStep, Lingering};
+use super::link::ends_session;
 use super::{LINGER_BASE, Reactor};
 use crate::bridge::ToLogic;
 
@@ -102,9 +103,8 @@ impl Reactor {
         if let Some(stream) = conn.stream_mut() {
             let _ = self.poll.registry().deregister(stream);
         }
-        if conn.announced() {
-            self.forward(ToLogic::Disconnected(conn.id));
-        }
+        let ended = ends_session(conn.lifecycle, conn.peer_closed);
+        self.link_gone(conn.id, conn.carries, conn.announced(), ended);
         Some(conn)
     }
 
@@ -170,6 +170,7 @@ impl Reactor {
         for (key, end) in lingered {
             self.close_lingering(key, end);
         }
+        self.sweep_sessions(now);
         for index in ping {
             self.send(index, Message::Ping(Bytes::new()));
         }

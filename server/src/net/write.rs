@@ -7,8 +7,9 @@ use mio::{Interest, Token};
 use tungstenite::Message;
 
 use super::Reactor;
-use super::connection::{Connection, WriteOutcome};
+use super::connection::{Carries, Connection, WriteOutcome};
 use super::inbound::close;
+use super::lifecycle::Lifecycle;
 use crate::bridge::DataOpcode;
 
 impl Reactor {
@@ -50,6 +51,15 @@ impl Reactor {
             }
             WriteOutcome::Overflow => {
                 let Some(conn) = self.conns.get_mut(index) else { return };
+                if conn.carries == Carries::Session && conn.lifecycle == Lifecycle::Open {
+                    // A version 2 session's link that stopped reading (half-open, most
+                    // likely): dropped, as a lost link is, rather than closed, which would end
+                    // the session. What it was sent is held for a resume, within its bound.
+                    tracing::debug!("{}: outbound buffer full; dropping the link of its session", conn.id);
+                    self.counters.overflow_drops += 1;
+                    self.remove(index);
+                    return;
+                }
                 // The peer does not read. A close frame is small enough to fit where the
                 // refused message did not; if even that fails, drop the connection.
                 tracing::debug!("{}: outbound buffer full, closing with 1008", conn.id);

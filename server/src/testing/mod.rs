@@ -113,6 +113,9 @@ struct ClientState {
     connected: bool,
     /// The close code it got, from the game or from the shutdown.
     close_code: Option<u16>,
+    /// Its link dropped (a version 2 session waiting for a resume): it sends nothing, and
+    /// what the game sends it waits in its inbox, as the server keeps it for the resume.
+    dropped: bool,
 }
 
 /// A game driven in memory, with a simulated clock. See the [module docs](self).
@@ -162,8 +165,13 @@ impl<G: Game> TestServer<G> {
         self.check_running("connect");
         let conn = ConnId::new(self.next_index, 1);
         self.next_index += 1;
-        let state =
-            ClientState { inbox: Inbox::new(conn, encoding), next_id: 1, connected: true, close_code: None };
+        let state = ClientState {
+            inbox: Inbox::new(conn, encoding),
+            next_id: 1,
+            connected: true,
+            close_code: None,
+            dropped: false,
+        };
         self.clients.insert(conn, state);
         self.step(ToLogic::Connected { conn, encoding });
         TestClient { conn, encoding }
@@ -204,6 +212,7 @@ impl<G: Game> TestServer<G> {
     pub fn send<Req: Serialize + ?Sized>(&mut self, client: TestClient, route: &str, request: &Req) -> u32 {
         self.check_running("call");
         let state = self.connected(client, route);
+        assert!(!state.dropped, "{}: `{route}` from a dropped client: resume it first", client.conn);
         let id = state.next_id;
         state.next_id = state.next_id.wrapping_add(1);
         let mut message = Vec::new();
@@ -302,6 +311,34 @@ impl<G: Game> TestServer<G> {
         self.step(ToLogic::Disconnected(client.conn));
     }
 
+    /// Drops `client`'s link as a version 2 session's would be lost (PROTOCOL.md section 11),
+    /// and runs the game's `on_drop`. The session lives on: what the game sends it is kept (in
+    /// its inbox, as the server keeps it for the resume), and it sends nothing until
+    /// [`resume`](Self::resume).
+    ///
+    /// # Panics
+    /// If it is not connected, already dropped, or the server has shut down.
+    pub fn drop_link(&mut self, client: TestClient) {
+        self.check_running("drop_link");
+        let state = self.connected(client, "drop_link");
+        assert!(!state.dropped, "{}: `drop_link` on a client already dropped", client.conn);
+        state.dropped = true;
+        self.step(ToLogic::Dropped(client.conn));
+    }
+
+    /// Resumes a dropped `client` on a new link, and runs the game's `on_resume`; what the
+    /// game sent it meanwhile is in its inbox, in order.
+    ///
+    /// # Panics
+    /// If it is not dropped, or the server has shut down.
+    pub fn resume(&mut self, client: TestClient) {
+        self.check_running("resume");
+        let state = self.connected(client, "resume");
+        assert!(state.dropped, "{}: `resume` on a client that was not dropped", client.conn);
+        state.dropped = false;
+        self.step(ToLogic::Resumed(client.conn));
+    }
+
     /// The close code `client` got, if it was closed: by the game ([`Ctx::close`](crate::Ctx::close),
     /// or a newer connection of its user), or 1001 by the shutdown.
     pub fn closed(&self, client: TestClient) -> Option<u16> {
@@ -392,7 +429,7 @@ impl<G: Game> TestServer<G> {
             let mut closed = Vec::new();
             for command in batch.commands.drain(..) {
                 match command {
-                    Command::Send { conn, payload } => {
+                    Command::Send { conn, payload, .. } => {
                         self.queue(conn, payload.opcode(), payloads.slice_ref(payload.bytes(&payloads)))
                     }
                     Command::SendMany { conns, payload } => {

@@ -5,10 +5,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::Client;
+use common::{Client, raw_upgrade};
 use ticksock_server::__internals::close;
 use ticksock_server::{AppError, Config, Ctx, Game, Router, RunningServer, Server};
 use tungstenite::Message;
@@ -48,26 +48,6 @@ fn close_of(ws: &mut tungstenite::WebSocket<TcpStream>) -> (u16, String) {
             Err(e) => panic!("no close frame: {e}"),
         }
     }
-}
-
-/// Upgrades a raw socket offering `ticksock.v1` and returns it once the 101 head is read.
-fn raw_upgrade(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-          Sec-WebSocket-Protocol: ticksock.v1\r\n\r\n",
-    )
-    .expect("write");
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).expect("the 101 head");
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    s
 }
 
 /// Everything the server sends until it closes TCP, split into frames: the close frame's code

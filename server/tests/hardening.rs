@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Client, Frame};
+use common::{Client, Frame, raw_upgrade};
 use ticksock_protocol::error_code;
 use ticksock_server::__internals::TO_LOGIC_BATCH;
 use ticksock_server::{AppError, Config, Ctx, Game, Router, RunningServer, Server};
@@ -238,26 +238,6 @@ fn a_single_frame_over_the_frame_limit_closes_with_1009_but_fragments_under_it_p
     c.request(2, "sum", &[0u8; 1100]);
     assert_eq!(c.expect_close(), Some(1009));
     server.shutdown().expect("clean shutdown");
-}
-
-/// Upgrades a raw TCP stream by hand and returns it, the 101 response and the welcome read.
-fn raw_upgrade(addr: std::net::SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-          Sec-WebSocket-Protocol: ticksock.v1\r\n\r\n",
-    )
-    .expect("write");
-    let mut got = Vec::new();
-    let mut byte = [0u8];
-    while !got.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).expect("response");
-        got.push(byte[0]);
-    }
-    assert!(got.starts_with(b"HTTP/1.1 101"));
-    s
 }
 
 #[test]

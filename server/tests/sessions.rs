@@ -466,9 +466,9 @@ fn a_session_without_a_link_ends_when_it_would_hold_more_than_its_bound() {
     h.server.shutdown().expect("clean shutdown");
 }
 
-#[test]
-fn a_replay_buffer_filled_to_its_bound_is_replayed_whole_into_the_new_link() {
-    // The bound is the outbound queue's less its headroom: the replay must fit it at once.
+/// A server whose outbound queue is 72 KiB and whose replay bound fills all of it but its
+/// headroom, and a session on it that has made one call.
+fn small_buffers_and_a_session() -> (Harness, Link) {
     let config = Config {
         write_coalesce_bytes: 16 << 10,
         max_outbound_bytes: 72 << 10,
@@ -479,6 +479,13 @@ fn a_replay_buffer_filled_to_its_bound_is_replayed_whole_into_the_new_link() {
     let mut a = Link::connect(h.addr());
     a.request(1, "count", &());
     assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
+    (h, a)
+}
+
+#[test]
+fn a_replay_buffer_filled_to_its_bound_is_replayed_whole_into_the_new_link() {
+    // The bound is the outbound queue's less its headroom: the replay must fit it at once.
+    let (h, mut a) = small_buffers_and_a_session();
     a.ack();
     let conn = a.conn();
     let state = a.kill();
@@ -567,16 +574,7 @@ fn sessions_waiting_for_a_resume_never_outnumber_the_connection_limit() {
 
 #[test]
 fn a_link_that_stops_reading_is_dropped_not_closed_and_its_session_waits() {
-    let config = Config {
-        write_coalesce_bytes: 16 << 10,
-        max_outbound_bytes: 72 << 10,
-        session_replay_bytes: (72 << 10) - 4096,
-        ..Config::default()
-    };
-    let h = start(config);
-    let mut a = Link::connect(h.addr());
-    a.request(1, "count", &());
-    assert_eq!(a.recv(), Got::Reply(1, u32_body(1)));
+    let (h, mut a) = small_buffers_and_a_session();
     let conn = a.conn();
     // 3000 pushes of 2 KB to a client that reads none of them: past what the kernel's socket
     // buffers take, its queue passes 72 KiB.

@@ -18,13 +18,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ticksock_client as tc  # noqa: E402
 import closing_checks  # noqa: E402
+import servers  # noqa: E402
 import spec_checks  # noqa: E402
 import v2_checks  # noqa: E402
 from ticksock_client import (  # noqa: E402
@@ -190,26 +190,7 @@ def free_port() -> int:
 
 
 def start_server(path: str, log) -> tuple[subprocess.Popen, int]:
-    last = ""
-    for _ in range(3):                       # another process may grab the port in between
-        port = free_port()
-        proc = subprocess.Popen([path, "--listen", f"127.0.0.1:{port}"], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                last = f"server exited with {proc.returncode} before listening"
-                break
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return proc, port
-            except OSError:
-                time.sleep(0.05)             # polling for the port to open, not synchronisation
-        else:
-            proc.kill()
-            proc.wait()
-            last = "server did not listen within 15 s"
-    raise RuntimeError(last)
+    return servers.start(path, log)
 
 
 # --------------------------------------------------------------------------------------------

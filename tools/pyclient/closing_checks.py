@@ -34,6 +34,7 @@ import subprocess
 import time
 from typing import Optional
 
+import servers
 import spec_checks
 import ticksock_client as tc
 from spec_checks import Raw
@@ -282,23 +283,7 @@ def check_client_close(ck, port: int) -> None:
 
 
 def start_limited(path: str, log) -> tuple:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([path, "--listen", f"127.0.0.1:{port}", *LIMITED_FLAGS], stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"second server exited with {proc.returncode}")
-        try:
-            spec_checks.http_exchange(port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
-            return proc, port
-        except OSError:
-            time.sleep(0.05)   # polling for the port to open, not synchronisation
-    proc.kill()
-    proc.wait()
-    raise RuntimeError("second server did not listen within 15 s")
+    return servers.start(path, log, *LIMITED_FLAGS)
 
 
 def check_close_timeout(ck, port: int) -> None:

@@ -22,6 +22,7 @@ import subprocess
 import time
 from typing import Optional
 
+import servers
 import ticksock_client as tc
 
 WAIT = 5.0
@@ -335,26 +336,8 @@ def check_closes(ck, port: int, reasons: set) -> None:
 
 
 def start_limited(path: str, log) -> tuple:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([path, "--listen", f"127.0.0.1:{port}", "--max-connections", "1",
-                             "--max-handshake-bytes", "1024", "--rate-messages-per-sec", "20",
-                             "--rate-strikes", "3"], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"limited server exited with {proc.returncode}")
-        try:
-            # A whole exchange, not a bare connect: once its answer has ended, the server has
-            # let the connection go, and it does not count against --max-connections 1.
-            http_exchange(port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
-            return proc, port
-        except OSError:
-            time.sleep(0.05)   # polling for the port to open, not synchronisation
-    proc.kill()
-    raise RuntimeError("limited server did not listen within 15 s")
+    return servers.start(path, log, "--max-connections", "1", "--max-handshake-bytes", "1024",
+                         "--rate-messages-per-sec", "20", "--rate-strikes", "3")
 
 
 def check_limits(ck, path: str, log, table: dict, reasons: set) -> None:

@@ -20,6 +20,7 @@ import time
 import traceback
 from typing import Optional
 
+import servers
 import spec_checks
 import ticksock_client as tc
 import ticksock_v2 as v2
@@ -584,24 +585,8 @@ def check_auto_resume(ck, port: int) -> None:
 
 
 def start_short(path: str, log) -> tuple:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([path, "--listen", f"{HOST}:{port}", "--session-grace-ms", str(GRACE_MS),
-                             "--ack-interval-ms", str(ACK_MS), "--session-replay-bytes", str(REPLAY_BYTES)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"second server exited with {proc.returncode}")
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)                 # polling for the port to open
-    proc.kill()
-    proc.wait()
-    raise RuntimeError("second server did not listen within 15 s")
+    return servers.start(path, log, "--session-grace-ms", str(GRACE_MS), "--ack-interval-ms", str(ACK_MS),
+                         "--session-replay-bytes", str(REPLAY_BYTES), host=HOST)
 
 
 def check_grace(ck, port: int) -> None:

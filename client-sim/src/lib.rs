@@ -210,8 +210,8 @@ pub struct Options {
     /// half of `--server-idle-timeout`, while the server still holds the old link open.
     #[arg(long, default_value_t = 0.3)]
     pub fault_early_share: f64,
-    /// `--faults`: the share of new sessions (0 to 1) killed before they carried anything:
-    /// half right after the welcome (nothing sent), half right after the first frame.
+    /// `--faults`: the share of the bots' first sessions (0 to 1) killed before they carried
+    /// anything: half right after the welcome (nothing sent), half right after the first frame.
     #[arg(long, default_value_t = 0.1)]
     pub fault_fresh_share: f64,
     /// `--faults`: the shortest outage, seconds.
@@ -435,6 +435,7 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
             ticks_unseen: ticks.unseen_ticks,
             unsettled_at_end: total.unsettled_at_end,
             server: m.sessions,
+            surprises: total.surprises.clone(),
         }
     });
     Report {

@@ -11,6 +11,8 @@ use crate::worker::TickLedger;
 
 /// Distinct connection error messages kept (per tally, and after a merge).
 pub(crate) const MAX_ERROR_SAMPLES: usize = 16;
+/// `--faults`: resumes answered against the window described (per tally, and after a merge).
+pub(crate) const MAX_SURPRISES: usize = 20;
 
 /// A latency histogram in microseconds, 1 µs to 10 min, 3 significant digits.
 pub(crate) fn histogram() -> Histogram<u64> {
@@ -68,6 +70,8 @@ pub(crate) struct Tally {
     pub ticks: TickLedger,
     /// `--faults`: bots still offline, resuming or with an old link unchecked at the end.
     pub unsettled_at_end: u64,
+    /// `--faults`: the first resumes answered against the window, described.
+    pub surprises: Vec<String>,
 }
 
 impl Default for Tally {
@@ -94,6 +98,7 @@ impl Default for Tally {
             resume_failures: BTreeMap::new(),
             ticks: TickLedger::default(),
             unsettled_at_end: 0,
+            surprises: Vec::new(),
         }
     }
 }
@@ -124,6 +129,7 @@ impl Tally {
             resume_failures,
             ticks,
             unsettled_at_end,
+            surprises,
         } = other;
         self.counters.merge(counters);
         self.at_steady.merge(at_steady);
@@ -134,6 +140,9 @@ impl Tally {
         self.resent += resent;
         self.unsettled_at_end += unsettled_at_end;
         self.ticks.merge(ticks);
+        for surprise in surprises {
+            self.note_surprise(surprise.clone());
+        }
         for (reason, n) in resume_failures {
             *self.resume_failures.entry(reason).or_default() += n;
         }
@@ -165,6 +174,13 @@ impl Tally {
         self.rtt.saturating_record(us);
         if steady {
             self.rtt_steady.saturating_record(us);
+        }
+    }
+
+    /// Describes a resume answered against the window (the first [`MAX_SURPRISES`] only).
+    pub(crate) fn note_surprise(&mut self, description: String) {
+        if self.surprises.len() < MAX_SURPRISES {
+            self.surprises.push(description);
         }
     }
 

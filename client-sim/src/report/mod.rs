@@ -88,9 +88,9 @@ pub struct Counters {
     /// Faults: half-open connections still open a second after the hold: the server did not
     /// find them dead in time (or the socket could not be held).
     pub half_open_missed: u64,
-    /// `--faults`: new sessions killed right after the welcome, before sending anything.
+    /// `--faults`: first sessions killed right after the welcome, before sending anything.
     pub kills_fresh_before: u64,
-    /// `--faults`: new sessions killed right after their first frame (the `login`) went out.
+    /// `--faults`: first sessions killed right after their first frame (the `login`) went out.
     pub kills_fresh_after: u64,
     /// `--faults`: half-open kills drawn as early reconnects (within half the server's idle
     /// timeout).
@@ -415,7 +415,7 @@ pub struct ResumeFigures {
     pub rst_share: f64,
     /// The share of half-open kills drawn as early reconnects (`--fault-early-share`).
     pub early_share: f64,
-    /// The share of new sessions killed before they carried anything (`--fault-fresh-share`).
+    /// The share of first sessions killed before they carried anything (`--fault-fresh-share`).
     pub fresh_share: f64,
     /// The shortest and longest outage, seconds.
     pub outage_secs: (f64, f64),
@@ -443,6 +443,9 @@ pub struct ResumeFigures {
     pub unsettled_at_end: u64,
     /// The server's figures (`None`: its `/metrics` could not be read).
     pub server: Option<ServerSessionFigures>,
+    /// The first resumes answered against the window (refused inside, accepted outside),
+    /// described: the kill, the time offline, the bytes held, the answer.
+    pub surprises: Vec<String>,
 }
 
 /// The server's version 2 figures over a `--faults` run, from `GET /metrics`: counters as

@@ -83,6 +83,9 @@ impl Report {
             "links not v2 / unsettled at end",
             format!("{} / {}  (drain {:.1} s)", c.links_not_v2, r.unsettled_at_end, r.drain_secs),
         );
+        for surprise in &r.surprises {
+            row("against the window", surprise.clone());
+        }
         match &r.server {
             Some(s) => {
                 row(

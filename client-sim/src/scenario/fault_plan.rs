@@ -14,7 +14,9 @@
 //! `--server-replay-bytes`, `--server-idle-timeout`, the server's defaults unless given), and
 //! measures the rest: `offline` runs from the kill to the resume's answer, an upper bound of
 //! the time the server counted against the grace; and the bytes the server holds are estimated
-//! from the pushes the bot was receiving (the arena's `state` at the tick rate dominates).
+//! from the arena's `state` push at the tick rate, which dominates ([`held_rate`]): low, as the
+//! bot last saw it, and high, with every bot of its room listed (those that were away come
+//! back during the outage).
 //!
 //! The server starts counting the grace when it finds the link gone: at once for a reset; for
 //! a half-open link only once its heartbeat gives up (`--server-idle-timeout` after the last
@@ -41,6 +43,8 @@ const UNACKED_SECS: f64 = 1.5;
 const PUSH_OVERHEAD: f64 = 8.0;
 /// Bytes of a `move` reply frame, about: tag, callback id, `Moved`.
 const REPLY_BYTES: f64 = 8.0;
+/// Bytes of a player's `x` and `y` in a `state` push at most: zigzag varints of 0 to 999.
+const POSITION_MAX_BYTES: usize = 6;
 
 /// How a link is killed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,26 +163,29 @@ impl FaultPlan {
     }
 
     /// What the resume of a link killed as `kind` must come to, answered `offline_secs` after
-    /// the kill, for a session that was receiving `bytes_per_sec`. `still_linked`: the old link
-    /// was still open when the bot reconnected (the server never counted the grace).
+    /// the kill, for a session whose server held `rate` more bytes a second. `still_linked`:
+    /// the old link was still open when the bot reconnected (the server never counted the
+    /// grace).
     pub(crate) fn expect(
         &self,
         kind: KillKind,
         still_linked: bool,
         offline_secs: f64,
-        bytes_per_sec: f64,
+        rate: HeldRate,
     ) -> Expect {
         let l = &self.limits;
-        let held = bytes_per_sec * (offline_secs + UNACKED_SECS);
+        let held_low = rate.low * (offline_secs + UNACKED_SECS);
+        let held_high = rate.high * (offline_secs + UNACKED_SECS);
         // The least time the server can have counted against the grace.
         let counted_least = match kind {
             _ if still_linked => 0.0,
             KillKind::Reset => offline_secs - GRACE_MARGIN_SECS,
             KillKind::HalfOpen { .. } => offline_secs - l.idle_timeout_secs - GRACE_MARGIN_SECS,
         };
-        if counted_least > l.grace_secs + GRACE_MARGIN_SECS || held > REPLAY_OVER * l.replay_bytes {
+        if counted_least > l.grace_secs + GRACE_MARGIN_SECS || held_low > REPLAY_OVER * l.replay_bytes {
             Expect::Fail
-        } else if offline_secs + GRACE_MARGIN_SECS < l.grace_secs && held < REPLAY_UNDER * l.replay_bytes {
+        } else if offline_secs + GRACE_MARGIN_SECS < l.grace_secs && held_high < REPLAY_UNDER * l.replay_bytes
+        {
             Expect::Resume
         } else {
             Expect::Either
@@ -186,11 +193,54 @@ impl FaultPlan {
     }
 }
 
-/// The bytes a session held for its client gains per second, about: `state` pushes of
-/// `state_body` bytes at `tick_hz`, and `move` replies at `calls_per_sec`.
-pub(crate) fn held_bytes_per_sec(tick_hz: u16, state_body: usize, calls_per_sec: f64) -> f64 {
-    let state = if state_body > 0 { f64::from(tick_hz) * (state_body as f64 + PUSH_OVERHEAD) } else { 0.0 };
-    state + calls_per_sec * REPLY_BYTES
+/// What a bot last saw of its arena's `state` push.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StateShape {
+    /// The body's bytes.
+    pub body: usize,
+    /// The bytes before the players: the tick and the list's length.
+    pub prefix: usize,
+    /// The players it listed.
+    pub players: usize,
+}
+
+/// The bytes a session without a link gains per second, at least and at most.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct HeldRate {
+    /// With the arena as the bot last saw it.
+    pub low: f64,
+    /// With every one of `room_size` players listed, each at the most bytes a player takes.
+    pub high: f64,
+}
+
+/// The bytes a session gains per second while it has no link: its arena's `state` push
+/// (`state`; `None` when not in an arena) at `tick_hz`, and `move` replies at `calls_per_sec`.
+/// A player takes its id (a varint: 3 bytes below 65 536) and two positions; `player_id` is
+/// the bot's own, and the ids of its room's players are taken to stay below twice it plus 1000
+/// (they come from one counter, and a room's bots log in together).
+pub(crate) fn held_rate(
+    tick_hz: u16,
+    state: Option<StateShape>,
+    room_size: usize,
+    player_id: u32,
+    calls_per_sec: f64,
+) -> HeldRate {
+    let replies = calls_per_sec * REPLY_BYTES;
+    let Some(state) = state.filter(|s| s.body > 0) else { return HeldRate { low: replies, high: replies } };
+    let per_push = |body: usize| f64::from(tick_hz) * (body as f64 + PUSH_OVERHEAD);
+    let id_bytes = varint_len(u64::from(player_id) * 2 + 1000);
+    let full = state.prefix + 2 + room_size.max(state.players) * (id_bytes + POSITION_MAX_BYTES);
+    HeldRate { low: per_push(state.body) + replies, high: per_push(full.max(state.body)) + replies }
+}
+
+/// The bytes of `value` as a bincode varint (PROTOCOL.md 3.1).
+fn varint_len(value: u64) -> usize {
+    match value {
+        0..=250 => 1,
+        251..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
 }
 
 #[cfg(test)]
@@ -252,7 +302,7 @@ mod tests {
         });
         let rst = KillKind::Reset;
         let silent = KillKind::HalfOpen { early: false };
-        let rate = 10_000.0;
+        let rate = HeldRate { low: 10_000.0, high: 10_000.0 };
         assert_eq!(p.expect(rst, false, 5.0, rate), Expect::Resume);
         assert_eq!(p.expect(rst, false, 17.9, rate), Expect::Resume);
         assert_eq!(p.expect(rst, false, 19.0, rate), Expect::Either, "near the grace");
@@ -269,12 +319,25 @@ mod tests {
         assert_eq!(long.expect(rst, false, 132.0, rate), Expect::Fail);
         assert_eq!(long.expect(silent, true, 132.0, rate), Expect::Fail, "a linked session overflows too");
         // A session that held nothing is bounded by the grace alone.
-        assert_eq!(long.expect(rst, false, 900.0, 0.0), Expect::Resume);
+        assert_eq!(long.expect(rst, false, 900.0, HeldRate::default()), Expect::Resume);
+        // Inside needs the high estimate under the bound, outside the low one over it.
+        let unsure = HeldRate { low: 5_000.0, high: 20_000.0 };
+        assert_eq!(long.expect(rst, false, 40.0, unsure), Expect::Resume);
+        assert_eq!(long.expect(rst, false, 80.0, unsure), Expect::Either, "the high one is over");
+        assert_eq!(long.expect(rst, false, 300.0, unsure), Expect::Fail, "so is the low one");
     }
 
     #[test]
-    fn the_bytes_held_per_second_follow_the_state_pushes() {
-        assert_eq!(held_bytes_per_sec(30, 0, 10.0), 80.0, "not in an arena yet: the replies only");
-        assert_eq!(held_bytes_per_sec(30, 392, 0.0), 12_000.0);
+    fn the_bytes_held_per_second_range_from_the_arena_as_seen_to_a_full_one() {
+        let none = held_rate(30, None, 50, 7, 10.0);
+        assert_eq!(none, HeldRate { low: 80.0, high: 80.0 }, "not in an arena yet: the replies only");
+        // 40 players seen in 392 bytes; a full room of 50 at 3 + 6 bytes each (ids below 65 536).
+        let seen = StateShape { body: 392, prefix: 4, players: 40 };
+        let rate = held_rate(30, Some(seen), 50, 1200, 0.0);
+        assert_eq!(rate.low, 30.0 * 400.0);
+        assert_eq!(rate.high, 30.0 * (4.0 + 2.0 + 50.0 * 9.0 + 8.0));
+        // A bot with a large id expects larger ids around it.
+        assert!(held_rate(30, Some(seen), 50, 40_000, 0.0).high > rate.high);
+        assert_eq!((varint_len(250), varint_len(251), varint_len(65_536)), (1, 3, 5));
     }
 }

@@ -4,9 +4,9 @@
 //!
 //! # A bot's faults
 //! - While its link is up and it plays, a bot's link is killed after an exponential time of
-//!   mean `60 / --fault-rate` s; and a share `--fault-fresh-share` of new sessions is killed
-//!   before it carried anything: right after the welcome (nothing sent), or right after the
-//!   first frame (the `login`) went out. Kills stop at the end of the steady window.
+//!   mean `60 / --fault-rate` s; and a share `--fault-fresh-share` of the bots' first sessions
+//!   is killed before it carried anything: right after the welcome (nothing sent), or right
+//!   after the first frame (the `login`) went out. Kills stop at the end of the steady window.
 //! - A kill is a reset (`--fault-rst-share`), or half-open: the socket held open, unread and
 //!   unwritten (see `worker::kill`). Some half-open kills are *early* (`--fault-early-share`):
 //!   the bot reconnects within half the server's idle timeout, before the server finds the old
@@ -37,7 +37,7 @@ use ticksock_arena::proto::{Chat, Move, ROUTE_CHAT, ROUTE_MOVE, ROUTE_ONCE};
 use ticksock_client::{CallId, Outcome, SessionEnd};
 use ticksock_protocol::{Version, resume_reason};
 
-use super::fault_plan::{Expect, FaultPlan, FreshKill, KillKind, held_bytes_per_sec};
+use super::fault_plan::{Expect, FaultPlan, FreshKill, HeldRate, KillKind, held_rate};
 use super::{Script, SocketEnd, join, logged_in, login, read_to_end};
 use crate::Options;
 use crate::tally::micros;
@@ -50,6 +50,9 @@ pub(crate) const OFFLINE_PENDING: usize = 32;
 const OLD_LINK_GRACE: Duration = Duration::from_secs(1);
 /// How often the old link is read meanwhile.
 const OLD_LINK_POLL: Duration = Duration::from_millis(20);
+/// Refusals of the server's known gap (a session killed before its first frame) described per
+/// worker; the others are described up to the tally's bound.
+const GAP_EXAMPLES: u64 = 2;
 
 /// The scenario's settings.
 pub(crate) struct Resume {
@@ -103,14 +106,14 @@ struct CallStamp {
 struct Outage {
     kind: KillKind,
     killed_at: Instant,
-    /// What the session was receiving, for the bytes the server holds meanwhile.
-    bytes_per_sec: f64,
+    /// The bytes the server holds for the session gains per second meanwhile.
+    held: HeldRate,
     /// The outage is over: the bot reconnected and waits for the resume's answer.
     reconnecting: bool,
     /// The old link was still open on the server when the bot reconnected.
     still_linked: bool,
-    /// Killed right after its welcome: the session had sent nothing.
-    before_first_frame: bool,
+    /// A new session's kill: before or after its first frame.
+    fresh: Option<FreshKill>,
 }
 
 /// The socket of a half-open link.
@@ -220,7 +223,9 @@ impl Resume {
         cx: &mut Cx<ResumeTimer>,
     ) {
         let tick_hz = bot.session.welcome().map_or(0, |(hz, _)| hz);
-        let state_body = if bot.state.stage == Stage::Playing { bot.track.state_body } else { 0 };
+        let state = (bot.state.stage == Stage::Playing).then_some(bot.track.state);
+        let room_size = cx.opts.room_size as usize;
+        let held = held_rate(tick_hz, state, room_size, bot.track.player_id.unwrap_or(0), self.rate);
         let c = &mut cx.tally.counters;
         match kind {
             KillKind::Reset => c.kills_rst += 1,
@@ -230,14 +235,8 @@ impl Resume {
             }
         }
         // Set before the kill: the session's events of the drop are handled within it.
-        bot.state.outage = Some(Outage {
-            kind,
-            killed_at: now,
-            bytes_per_sec: held_bytes_per_sec(tick_hz, state_body, self.rate),
-            reconnecting: false,
-            still_linked: false,
-            before_first_frame: fresh == Some(FreshKill::BeforeFirstFrame),
-        });
+        bot.state.outage =
+            Some(Outage { kind, killed_at: now, held, reconnecting: false, still_linked: false, fresh });
         bot.held_offline = true;
         let how = if kind == KillKind::Reset { Kill::Reset } else { Kill::HalfOpen };
         let held = bot.kill_link(self, how, now, cx);
@@ -269,27 +268,50 @@ impl Resume {
         bot.drive(self, now, false, cx);
     }
 
-    /// Judges the resume's answer (`resumed`, or refused) against the window. Returns whether
-    /// there was an outage of the bot's making.
-    fn judge(&self, bot: &mut Bot<Self>, resumed: bool, now: Instant, cx: &mut Cx<ResumeTimer>) -> bool {
+    /// Judges the resume's answer (`refused` for a reason, or `None`: resumed) against the
+    /// window; an answer against the window is described in the tally. Returns whether there
+    /// was an outage of the bot's making.
+    fn judge(
+        &self,
+        bot: &mut Bot<Self>,
+        refused: Option<&'static str>,
+        now: Instant,
+        cx: &mut Cx<ResumeTimer>,
+    ) -> bool {
         let Some(outage) = bot.state.outage.take() else { return false };
         // A resume can only be answered on a link the bot opened after the outage.
         bot.held_offline = false;
         let offline = now.saturating_duration_since(outage.killed_at).as_secs_f64();
-        let expect = self.plan.expect(outage.kind, outage.still_linked, offline, outage.bytes_per_sec);
+        let expect = self.plan.expect(outage.kind, outage.still_linked, offline, outage.held);
         let c = &mut cx.tally.counters;
-        let count = match (resumed, expect) {
-            (true, Expect::Resume) => &mut c.resumed_inside,
-            (true, Expect::Either) => &mut c.resumed_edge,
-            (true, Expect::Fail) => &mut c.resumed_outside,
-            (false, Expect::Resume) => {
-                c.failed_inside_before_first_frame += u64::from(outage.before_first_frame);
+        let count = match (refused, expect) {
+            (None, Expect::Resume) => &mut c.resumed_inside,
+            (None, Expect::Either) => &mut c.resumed_edge,
+            (None, Expect::Fail) => &mut c.resumed_outside,
+            (Some(_), Expect::Resume) => {
+                c.failed_inside_before_first_frame +=
+                    u64::from(outage.fresh == Some(FreshKill::BeforeFirstFrame));
                 &mut c.failed_inside
             }
-            (false, Expect::Either) => &mut c.failed_edge,
-            (false, Expect::Fail) => &mut c.failed_outside,
+            (Some(_), Expect::Either) => &mut c.failed_edge,
+            (Some(_), Expect::Fail) => &mut c.failed_outside,
         };
         *count += 1;
+        // The server gap of sessions killed before their first frame has its own count: a few
+        // examples of it are enough, and the room is kept for anything else.
+        let gap = refused.is_some() && outage.fresh == Some(FreshKill::BeforeFirstFrame);
+        let described = !gap || c.failed_inside_before_first_frame <= GAP_EXAMPLES;
+        if described && matches!((refused, expect), (Some(_), Expect::Resume) | (None, Expect::Fail)) {
+            let answer = refused.map_or_else(|| "resumed".to_owned(), |reason| format!("refused `{reason}`"));
+            cx.tally.note_surprise(format!(
+                "bot {} session {}: {}, offline {offline:.1} s, {:.0} to {:.0} kB held: {answer}",
+                bot.index,
+                bot.state.session,
+                describe(&outage),
+                outage.held.low * offline / 1000.0,
+                outage.held.high * offline / 1000.0,
+            ));
+        }
         true
     }
 
@@ -311,6 +333,22 @@ impl Resume {
     }
 }
 
+/// An outage in words: how its link was killed.
+fn describe(outage: &Outage) -> String {
+    let kind = match outage.kind {
+        KillKind::Reset => "reset",
+        KillKind::HalfOpen { early: true } => "half-open (early)",
+        KillKind::HalfOpen { early: false } => "half-open",
+    };
+    let when = match outage.fresh {
+        Some(FreshKill::BeforeFirstFrame) => " before its first frame",
+        Some(FreshKill::AfterFirstFrame) => " right after its first frame",
+        None => "",
+    };
+    let linked = if outage.still_linked { ", old link still open at the reconnect" } else { "" };
+    format!("{kind}{when}{linked}")
+}
+
 /// A refused resume's reason, by name.
 fn end_reason(reason: &SessionEnd) -> &'static str {
     match reason {
@@ -324,8 +362,10 @@ impl Script for Resume {
     type BotState = ResumeBot;
     type Timer = ResumeTimer;
 
-    /// A new session: the first, or the one after a refused resume. Some are killed before
-    /// they carried anything.
+    /// A new session: the first, or the one after a refused resume. Some first sessions are
+    /// killed before they carried anything. (Not the later ones: a session after a refused
+    /// resume carries the calls queued during the outage, which would then wait out a second
+    /// outage and outlast their timeout, sized for one.)
     fn on_connected(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ResumeTimer>) {
         bot.state.session += 1;
         bot.state.stage = Stage::LoggedOut;
@@ -334,7 +374,7 @@ impl Script for Resume {
         }
         let fresh = self.plan.fresh_kill(bot.rng.next_f64(), bot.rng.next_f64());
         let kind = self.plan.kill_kind(bot.rng.next_f64(), bot.rng.next_f64());
-        match fresh.filter(|_| cx.in_window(now)) {
+        match fresh.filter(|_| bot.state.session == 1 && cx.in_window(now)) {
             None => self.login(bot, now, cx),
             Some(FreshKill::BeforeFirstFrame) => {
                 cx.tally.counters.kills_fresh_before += 1;
@@ -427,7 +467,7 @@ impl Script for Resume {
     /// The session goes on where it was; a bot killed before it logged in does it now.
     fn on_resumed(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ResumeTimer>) {
         cx.tally.counters.resumes_ok += 1;
-        let planned = self.judge(bot, true, now, cx);
+        let planned = self.judge(bot, None, now, cx);
         if let Some(old) = bot.state.old_link.as_mut() {
             old.deadline = Some(now + OLD_LINK_GRACE);
             self.check_old_link(bot, now, cx);
@@ -450,7 +490,7 @@ impl Script for Resume {
     ) {
         cx.tally.counters.resumes_failed += 1;
         *cx.tally.resume_failures.entry(end_reason(&reason)).or_default() += 1;
-        if !self.judge(bot, false, now, cx) {
+        if !self.judge(bot, Some(end_reason(&reason)), now, cx) {
             cx.tally.counters.sessions_ended_unplanned += 1;
         }
         bot.state.old_link = None;
@@ -495,6 +535,24 @@ impl Script for Resume {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outage_is_described_by_how_its_link_was_killed() {
+        let outage = Outage {
+            kind: KillKind::HalfOpen { early: true },
+            killed_at: Instant::now(),
+            held: HeldRate::default(),
+            reconnecting: true,
+            still_linked: true,
+            fresh: Some(FreshKill::AfterFirstFrame),
+        };
+        assert_eq!(
+            describe(&outage),
+            "half-open (early) right after its first frame, old link still open at the reconnect"
+        );
+        let reset = Outage { kind: KillKind::Reset, still_linked: false, fresh: None, ..outage };
+        assert_eq!(describe(&reset), "reset");
+    }
 
     #[test]
     fn refused_resumes_are_named_by_their_reason() {

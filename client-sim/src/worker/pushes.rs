@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use ticksock_arena::proto::{ChatLine, Presence, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE, state_tick};
 
+use crate::scenario::fault_plan::StateShape;
 use crate::tally::{Tally, micros};
 
 /// One bot's view of its `state` pushes.
@@ -25,8 +26,9 @@ pub(crate) struct Track {
     last_state: Option<(Instant, u64)>,
     /// A `state` push of this connection has been decoded in full and held the bot's player.
     validated: bool,
-    /// The body of the last `state` push, bytes (what the server holds per tick for the bot).
-    pub state_body: usize,
+    /// `--faults`: the shape of the last `state` push (what the server holds per tick for
+    /// the bot).
+    pub state: StateShape,
 }
 
 /// How pushes are checked.
@@ -62,7 +64,15 @@ impl Track {
         match topic {
             TOPIC_STATE => {
                 c.pushes_state += 1;
-                self.state_body = body.len();
+                if checks.exact {
+                    // The tick and the players' count lead the body.
+                    if let Ok(((_, players), prefix)) =
+                        ticksock_protocol::decode_body_prefix::<(u64, u64)>(body)
+                    {
+                        let players = usize::try_from(players).unwrap_or(usize::MAX);
+                        self.state = StateShape { body: body.len(), prefix, players };
+                    }
+                }
                 let tick = if validate || !self.validated {
                     c.pushes_decoded += 1;
                     ticksock_protocol::decode_body::<State>(body).ok().map(|state| {
@@ -185,7 +195,7 @@ mod tests {
         let c = tally.counters;
         assert_eq!((c.pushes_state, c.pushes_duplicated, c.bad_pushes, c.ticks_skipped), (6, 2, 0, 1));
         assert_eq!(tally.gaps.len(), 0, "not timed");
-        assert_eq!(track.state_body, state(14, &[7]).len());
+        assert_eq!(track.state, StateShape { body: state(14, &[7]).len(), prefix: 2, players: 1 });
         // 12 came after 13: out of order. It was missed between 11 and 13, and seen: lost.
         let v = tally.ticks.verdict();
         assert_eq!((v.lost, v.unseen_ticks), (1, 0));

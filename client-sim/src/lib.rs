@@ -94,6 +94,17 @@ pub enum Scenario {
     Faults,
 }
 
+/// `--faults`: when a fresh session is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FreshWhen {
+    /// Right after the welcome, before the client sent any frame.
+    Before,
+    /// Right after the session's first frame (the `login`) went out.
+    After,
+    /// Half each.
+    Both,
+}
+
 /// The simulator's command line.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "client-sim", version, about = "Protocol-true load bots for the ticksock server")]
@@ -214,6 +225,10 @@ pub struct Options {
     /// anything: half right after the welcome (nothing sent), half right after the first frame.
     #[arg(long, default_value_t = 0.1)]
     pub fault_fresh_share: f64,
+    /// `--faults`: which fresh kills: right after the welcome (`before` the first frame),
+    /// right `after` the first frame, or `both` (half each).
+    #[arg(long, value_enum, default_value_t = FreshWhen::Both)]
+    pub fault_fresh_when: FreshWhen,
     /// `--faults`: the shortest outage, seconds.
     #[arg(long, default_value_t = 0.1)]
     pub outage_min: f64,
@@ -423,6 +438,7 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
             rst_share: opts.fault_rst_share,
             early_share: opts.fault_early_share,
             fresh_share: opts.fault_fresh_share,
+            fresh_when: format!("{:?}", opts.fault_fresh_when).to_lowercase(),
             outage_secs: (opts.outage_min, opts.outage_max),
             once_every: opts.once_every,
             server_grace_secs: opts.server_grace,

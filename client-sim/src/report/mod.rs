@@ -417,6 +417,8 @@ pub struct ResumeFigures {
     pub early_share: f64,
     /// The share of first sessions killed before they carried anything (`--fault-fresh-share`).
     pub fresh_share: f64,
+    /// When they are killed (`--fault-fresh-when`: `before`, `after` or `both`).
+    pub fresh_when: String,
     /// The shortest and longest outage, seconds.
     pub outage_secs: (f64, f64),
     /// Every Nth call is `once` (`--once-every`; 0: none).

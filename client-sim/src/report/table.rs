@@ -12,11 +12,12 @@ impl Report {
         row(
             "faults (version 2)",
             format!(
-                "{}/min per bot; resets {}, early {}, fresh {}; outages {}-{} s; once every {}",
+                "{}/min per bot; resets {}, early {}, fresh {} ({}); outages {}-{} s; once every {}",
                 r.fault_rate_per_min,
                 r.rst_share,
                 r.early_share,
                 r.fresh_share,
+                r.fresh_when,
                 r.outage_secs.0,
                 r.outage_secs.1,
                 r.once_every

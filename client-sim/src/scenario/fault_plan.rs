@@ -25,7 +25,7 @@
 
 use std::time::Duration;
 
-use crate::Options;
+use crate::{FreshWhen, Options};
 
 /// Seconds of slack on each side of the grace: the server's sweep finds an expired session up
 /// to a second late, and a resume's round trip under load takes a while.
@@ -100,6 +100,7 @@ pub(crate) struct FaultPlan {
     rst_share: f64,
     early_share: f64,
     fresh_share: f64,
+    fresh_when: FreshWhen,
     outage_min: f64,
     outage_max: f64,
     /// The longest early outage: half the server's idle timeout.
@@ -122,6 +123,7 @@ impl FaultPlan {
             rst_share: opts.fault_rst_share.clamp(0.0, 1.0),
             early_share: opts.fault_early_share.clamp(0.0, 1.0),
             fresh_share: opts.fault_fresh_share.clamp(0.0, 1.0),
+            fresh_when: opts.fault_fresh_when,
             outage_min,
             outage_max: opts.outage_max.max(outage_min),
             early_max: (limits.idle_timeout_secs / 2.0).max(outage_min),
@@ -148,7 +150,12 @@ impl FaultPlan {
 
     /// Whether a new session is killed before it carried anything, and when, from two draws.
     pub(crate) fn fresh_kill(&self, r_kill: f64, r_when: f64) -> Option<FreshKill> {
-        let when = if r_when < 0.5 { FreshKill::BeforeFirstFrame } else { FreshKill::AfterFirstFrame };
+        let when = match self.fresh_when {
+            FreshWhen::Before => FreshKill::BeforeFirstFrame,
+            FreshWhen::After => FreshKill::AfterFirstFrame,
+            FreshWhen::Both if r_when < 0.5 => FreshKill::BeforeFirstFrame,
+            FreshWhen::Both => FreshKill::AfterFirstFrame,
+        };
         (r_kill < self.fresh_share).then_some(when)
     }
 
@@ -273,6 +280,11 @@ mod tests {
         assert_eq!(fresh.fresh_kill(0.1, 0.0), None);
         assert_eq!(fresh.fresh_kill(0.09, 0.2), Some(FreshKill::BeforeFirstFrame));
         assert_eq!(fresh.fresh_kill(0.09, 0.7), Some(FreshKill::AfterFirstFrame));
+        let after = plan(|o| {
+            o.fault_fresh_share = 1.0;
+            o.fault_fresh_when = FreshWhen::After;
+        });
+        assert_eq!(after.fresh_kill(0.5, 0.2), Some(FreshKill::AfterFirstFrame), "after only");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A load simulator of protocol-true bots for the ticksock server.
 //!
-//! Each bot is a real client: it opens its own WebSocket (offering `ticksock.v1`, non-blocking
+//! Each bot is a real client: it opens its own WebSocket (offering `ticksock.v1`, or with
+//! [`Options::faults`] `ticksock.v2` first; non-blocking
 //! from the TCP connect through the upgrade), waits for the welcome, and speaks the binary
 //! protocol through the `client` crate's [`Session`](ticksock_client::Session), so call ids, timeouts,
 //! heartbeats and reconnects are the library's. A few mio event loops ([`Options::threads`])
@@ -24,6 +25,16 @@
 //!   with the socket held open for [`Options::half_open_hold`] seconds, so that the server has
 //!   to find it dead by its heartbeat; then connect again. Kills are counted, not errors.
 //!
+//! With [`Options::faults`] the arena's bots speak version 2 (PROTOCOL.md section 11) and their
+//! links are killed at random (resets, half-open silences, early reconnects that beat the old
+//! link's timeout, sessions killed before or right after their first frame), held offline for
+//! [`Options::outage_min`] to [`Options::outage_max`] seconds while their calls queue, and
+//! resumed. Each resume is judged against the window the server's grace and replay bound allow
+//! ([`Options::server_grace`], [`Options::server_replay_bytes`]); calls, `once` answers and
+//! `state` ticks are checked exactly; the report's [`Report::failed_checks`] lists what must be
+//! zero and is not, and [`report::ResumeFigures`] holds the rest, with the server's sessions
+//! from its `/metrics`. The run goes on after the steady window until every outage is over.
+//!
 //! With [`Options::server_pid`] the run also reads the server process's open descriptors and
 //! resident memory from `/proc` before, during and after the run, and its
 //! `ticksock_connections_open` gauge from `GET /metrics`, once more at the end of the steady
@@ -36,6 +47,7 @@
 //! - `worker`: one event loop thread and its bots' I/O (sessions, connections, timers, pushes).
 //! - `scenario`: what the bots do, one file per scenario behind one trait (`Script`).
 //! - `tally`: what a run measures, in one type that the workers' shares merge into.
+//! - `session_watch`: the server's version 2 sessions during a `--faults` run (`/metrics`).
 //! - `watch`: the main thread meanwhile: the progress line and the rules that end a run early.
 //! - `server_watch`: the server process before, during and after the run (`--server-pid`).
 //!

@@ -239,12 +239,12 @@ impl Resume {
             Some(Outage { kind, killed_at: now, held, reconnecting: false, still_linked: false, fresh });
         bot.held_offline = true;
         let how = if kind == KillKind::Reset { Kill::Reset } else { Kill::HalfOpen };
-        let held = bot.kill_link(self, how, now, cx);
-        if how == Kill::HalfOpen && held.is_none() {
+        let old_socket = bot.kill_link(self, how, now, cx);
+        if how == Kill::HalfOpen && old_socket.is_none() {
             // No descriptor to hold it with: the link was closed instead.
             cx.tally.counters.half_open_missed += 1;
         }
-        bot.state.old_link = held.map(|socket| OldLink { socket, deadline: None });
+        bot.state.old_link = old_socket.map(|socket| OldLink { socket, deadline: None });
         let outage = self.plan.outage(kind, bot.rng.next_f64());
         bot.schedule(cx, now + outage, ResumeTimer::OutageOver);
     }

@@ -6,6 +6,9 @@ pub enum Error {
     /// The URL is not one the client library can use, or its host does not resolve. Fix it.
     #[error(transparent)]
     Client(#[from] ticksock_client::Error),
+    /// The options do not make sense together (say which, and why). Fix them.
+    #[error("{0}")]
+    Options(String),
     /// The process could not be read (`--server-pid`): check the pid, and that it is a process
     /// on this machine whose `/proc` entries this user may read.
     #[error("--server-pid {pid}: /proc/{pid}: {source}")]

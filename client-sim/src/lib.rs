@@ -1,6 +1,7 @@
 //! A load simulator of protocol-true bots for the ticksock server.
 //!
-//! Each bot is a real client: it opens its own WebSocket (offering `ticksock.v1`, non-blocking
+//! Each bot is a real client: it opens its own WebSocket (offering `ticksock.v1`, or with
+//! [`Options::faults`] `ticksock.v2` first; non-blocking
 //! from the TCP connect through the upgrade), waits for the welcome, and speaks the binary
 //! protocol through the `client` crate's [`Session`](ticksock_client::Session), so call ids, timeouts,
 //! heartbeats and reconnects are the library's. A few mio event loops ([`Options::threads`])
@@ -24,6 +25,16 @@
 //!   with the socket held open for [`Options::half_open_hold`] seconds, so that the server has
 //!   to find it dead by its heartbeat; then connect again. Kills are counted, not errors.
 //!
+//! With [`Options::faults`] the arena's bots speak version 2 (PROTOCOL.md section 11) and their
+//! links are killed at random (resets, half-open silences, early reconnects that beat the old
+//! link's timeout, sessions killed before or right after their first frame), held offline for
+//! [`Options::outage_min`] to [`Options::outage_max`] seconds while their calls queue, and
+//! resumed. Each resume is judged against the window the server's grace and replay bound allow
+//! ([`Options::server_grace`], [`Options::server_replay_bytes`]); calls, `once` answers and
+//! `state` ticks are checked exactly; the report's [`Report::failed_checks`] lists what must be
+//! zero and is not, and [`report::ResumeFigures`] holds the rest, with the server's sessions
+//! from its `/metrics`. The run goes on after the steady window until every outage is over.
+//!
 //! With [`Options::server_pid`] the run also reads the server process's open descriptors and
 //! resident memory from `/proc` before, during and after the run, and its
 //! `ticksock_connections_open` gauge from `GET /metrics`, once more at the end of the steady
@@ -36,6 +47,7 @@
 //! - `worker`: one event loop thread and its bots' I/O (sessions, connections, timers, pushes).
 //! - `scenario`: what the bots do, one file per scenario behind one trait (`Script`).
 //! - `tally`: what a run measures, in one type that the workers' shares merge into.
+//! - `session_watch`: the server's version 2 sessions during a `--faults` run (`/metrics`).
 //! - `watch`: the main thread meanwhile: the progress line and the rules that end a run early.
 //! - `server_watch`: the server process before, during and after the run (`--server-pid`).
 //!
@@ -55,6 +67,7 @@ pub mod probe;
 pub mod report;
 mod scenario;
 mod server_watch;
+mod session_watch;
 mod tally;
 mod watch;
 mod worker;
@@ -67,10 +80,11 @@ use clap::{Parser, ValueEnum};
 
 pub use crate::error::Error;
 use crate::report::{
-    ChurnFigures, FaultFigures, Quantiles, Report, ServerFigures, TickJitter, Window, percent,
-    process_cpu_secs,
+    ChurnFigures, FaultFigures, Quantiles, Report, ResumeFigures, ServerFigures, ServerSessionFigures,
+    TickJitter, Window, percent, process_cpu_secs,
 };
 use crate::server_watch::ServerWatch;
+use crate::session_watch::SessionWatch;
 use crate::tally::Tally;
 use crate::watch::{Ending, Timeline};
 use crate::worker::{Live, Plan};
@@ -90,6 +104,17 @@ pub enum Scenario {
     /// Log in, join, move for a random lifetime, then kill the connection (a TCP reset, or
     /// silence with the socket held open) and connect again.
     Faults,
+}
+
+/// `--faults`: when a fresh session is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FreshWhen {
+    /// Right after the welcome, before the client sent any frame.
+    Before,
+    /// Right after the session's first frame (the `login`) went out.
+    After,
+    /// Half each.
+    Both,
 }
 
 /// The simulator's command line.
@@ -190,6 +215,54 @@ pub struct Options {
     /// about a microsecond per 50-player `state` push.
     #[arg(long)]
     pub validate_pushes: bool,
+    /// Arena: inject faults into version 2 sessions. The bots offer `ticksock.v2`; their links
+    /// are killed at random (a TCP reset, or silence with the socket held open), held offline
+    /// for `--outage-min` to `--outage-max` s while their calls queue, then resumed; every
+    /// call, `once` answer and `state` tick is checked (see the crate docs). Exit status 1 when
+    /// a check fails.
+    #[arg(long)]
+    pub faults: bool,
+    /// `--faults`: kills per bot per minute of its link being up (exponential gaps).
+    #[arg(long, default_value_t = 1.0)]
+    pub fault_rate: f64,
+    /// `--faults`: the share of kills (0 to 1) that reset the connection; the others leave it
+    /// half-open.
+    #[arg(long, default_value_t = 0.5)]
+    pub fault_rst_share: f64,
+    /// `--faults`: the share of half-open kills (0 to 1) whose bot reconnects *early*: within
+    /// half of `--server-idle-timeout`, while the server still holds the old link open.
+    #[arg(long, default_value_t = 0.3)]
+    pub fault_early_share: f64,
+    /// `--faults`: the share of the bots' first sessions (0 to 1) killed before they carried
+    /// anything: half right after the welcome (nothing sent), half right after the first frame.
+    #[arg(long, default_value_t = 0.1)]
+    pub fault_fresh_share: f64,
+    /// `--faults`: which fresh kills: right after the welcome (`before` the first frame),
+    /// right `after` the first frame, or `both` (half each).
+    #[arg(long, value_enum, default_value_t = FreshWhen::Both)]
+    pub fault_fresh_when: FreshWhen,
+    /// `--faults`: the shortest outage, seconds.
+    #[arg(long, default_value_t = 0.1)]
+    pub outage_min: f64,
+    /// `--faults`: the longest outage, seconds (outages are uniform between the two). Kills
+    /// stop at the end of the steady window, and the run goes on until every outage is over
+    /// and its resume answered (at most this plus `--call-timeout` more).
+    #[arg(long, default_value_t = 120.0)]
+    pub outage_max: f64,
+    /// `--faults`: every Nth call of a bot is `once` instead of `move` (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub once_every: u32,
+    /// `--faults`: the server's `--session-grace-ms`, in seconds, to judge which resumes must
+    /// succeed.
+    #[arg(long, default_value_t = 120.0)]
+    pub server_grace: f64,
+    /// `--faults`: the server's `--session-replay-bytes`, likewise.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub server_replay_bytes: u64,
+    /// `--faults`: the server's `--idle-timeout-ms`, in seconds, likewise (a half-open link
+    /// starts its grace only when the server gives up on it).
+    #[arg(long, default_value_t = 30.0)]
+    pub server_idle_timeout: f64,
 }
 
 impl Scenario {
@@ -210,6 +283,28 @@ impl Options {
     pub fn new(url: &str) -> Self {
         Self::parse_from(["client-sim", "--url", url])
     }
+
+    /// What is wrong with these options, if anything (a run with them would not mean much).
+    pub fn problem(&self) -> Option<String> {
+        if !self.faults {
+            return None;
+        }
+        let problem = if self.scenario != Scenario::Arena {
+            "--faults applies to the arena scenario only"
+        } else if !(0.0..=self.outage_max).contains(&self.outage_min) {
+            "--outage-min must be at least 0 and at most --outage-max"
+        } else if self.fault_rate.is_nan() || self.fault_rate < 0.0 {
+            "--fault-rate must be at least 0"
+        } else if [self.fault_rst_share, self.fault_early_share, self.fault_fresh_share]
+            .iter()
+            .any(|share| !(0.0..=1.0).contains(share))
+        {
+            "--fault-rst-share, --fault-early-share and --fault-fresh-share are shares from 0 to 1"
+        } else {
+            return None;
+        };
+        Some(problem.to_owned())
+    }
 }
 
 /// Runs the simulation and returns its report. Prints a live progress line on stderr unless
@@ -221,9 +316,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
 /// Like [`run`], but the run stops early once `interrupt` is set (by a signal handler, say):
 /// the workers stop within a tenth of a second, and the report covers the run so far.
 pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error> {
+    if let Some(problem) = opts.problem() {
+        return Err(Error::Options(problem));
+    }
     let addr = ticksock_client::connection::resolve(&opts.url)?;
     ticksock_client::connection::upgrade_request(&opts.url, ticksock_client::Versions::V1Only)?;
     let mut server = opts.server_pid.map(|pid| ServerWatch::start(pid, addr)).transpose()?;
+    let mut sessions = opts.faults.then(|| SessionWatch::start(addr));
     let opts = Arc::new(opts.clone());
     let threads = opts.threads.max(1);
     let timeline = Timeline::new(&opts, Instant::now());
@@ -242,6 +341,7 @@ pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error
             start: timeline.start,
             steady_start: timeline.steady_start,
             end: timeline.end,
+            drain_end: timeline.drain_end,
             slot: live.slot(t as usize),
             live: live.clone(),
             hold: hold.clone(),
@@ -250,13 +350,15 @@ pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error
         handles.push(worker.spawn(move || scenario::run_worker(plan))?);
     }
 
-    let (ending, cpu_at_steady) = watch::watch(&opts, &live, &timeline, interrupt, server.as_mut());
+    let watched = watch::watch(&opts, &live, &timeline, interrupt, server.as_mut(), sessions.as_mut());
     let cpu_end = process_cpu_secs();
+    let ending = watched.ending;
     if let (Some(server), Ending::Completed | Ending::Interrupted(_)) = (server.as_mut(), &ending) {
         server.loaded();
     }
     hold.wait();
     let wall_secs = timeline.start.elapsed().as_secs_f64();
+    let drain_secs = watched.ended_at.saturating_duration_since(timeline.end).as_secs_f64();
     let mut tally = Tally::default();
     for handle in handles {
         tally.merge(&handle.join().map_err(|_| Error::WorkerPanicked)??);
@@ -279,10 +381,12 @@ pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error
     let server = server.map(|watch| watch.finish(&opts, tally.connected_at_end));
     let measured = Measured {
         steady_secs,
-        cpu_steady_secs: cpu_end - cpu_at_steady,
+        cpu_steady_secs: watched.cpu_at_end - watched.cpu_at_steady,
         cpu_whole_secs: cpu_end - cpu_start,
         wall_secs,
         server,
+        sessions: sessions.and_then(SessionWatch::finish),
+        drain_secs,
         interrupted_after_secs,
     };
     Ok(report(&opts, tally, measured))
@@ -298,6 +402,10 @@ struct Measured {
     cpu_whole_secs: f64,
     wall_secs: f64,
     server: Option<ServerFigures>,
+    /// `--faults`: the server's sessions, from its `/metrics`.
+    sessions: Option<ServerSessionFigures>,
+    /// `--faults`: seconds the run went on after the steady window.
+    drain_secs: f64,
     interrupted_after_secs: Option<f64>,
 }
 
@@ -305,13 +413,13 @@ struct Measured {
 fn report(opts: &Options, total: Tally, m: Measured) -> Report {
     let secs = m.steady_secs;
     let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    let (c, at) = (&total.counters, &total.at_steady);
+    let (c, at, end) = (&total.counters, &total.at_steady, &total.at_end);
     let steady = Window {
         secs,
-        calls_per_sec: per_sec(total.sent - total.sent_at_steady),
-        answers_per_sec: per_sec((c.replied + c.errored).saturating_sub(at.replied + at.errored)),
-        pushes_per_sec: per_sec(c.pushes - at.pushes),
-        state_pushes_per_sec: per_sec(c.pushes_state - at.pushes_state),
+        calls_per_sec: per_sec(total.sent_at_end.saturating_sub(total.sent_at_steady)),
+        answers_per_sec: per_sec((end.replied + end.errored).saturating_sub(at.replied + at.errored)),
+        pushes_per_sec: per_sec(end.pushes.saturating_sub(at.pushes)),
+        state_pushes_per_sec: per_sec(end.pushes_state.saturating_sub(at.pushes_state)),
         worker_cpu_secs: total.steady_cpu_secs,
         worker_cpu_percent: percent(total.steady_cpu_secs, secs),
         process_cpu_secs: m.cpu_steady_secs,
@@ -321,7 +429,7 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
     let churn = (opts.scenario == Scenario::Churn).then(|| ChurnFigures {
         drop_fraction: opts.drop_fraction,
         pause_secs: opts.churn_pause,
-        cycles_per_sec: per_sec(c.cycles - at.cycles),
+        cycles_per_sec: per_sec(end.cycles.saturating_sub(at.cycles)),
         cycles_per_sec_whole_run: if m.wall_secs > 0.0 { c.cycles as f64 / m.wall_secs } else { 0.0 },
         cycle_us: Quantiles::of(&total.cycle_us),
     });
@@ -334,6 +442,29 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         } else {
             0.0
         },
+    });
+    let resume = opts.faults.then(|| {
+        let ticks = total.ticks.verdict();
+        ResumeFigures {
+            fault_rate_per_min: opts.fault_rate,
+            rst_share: opts.fault_rst_share,
+            early_share: opts.fault_early_share,
+            fresh_share: opts.fault_fresh_share,
+            fresh_when: format!("{:?}", opts.fault_fresh_when).to_lowercase(),
+            outage_secs: (opts.outage_min, opts.outage_max),
+            once_every: opts.once_every,
+            server_grace_secs: opts.server_grace,
+            server_replay_bytes: opts.server_replay_bytes,
+            server_idle_timeout_secs: opts.server_idle_timeout,
+            drain_secs: m.drain_secs,
+            resume_failures: total.resume_failures.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+            pushes_lost: ticks.lost,
+            pushes_missed_skipped: ticks.unseen_missed,
+            ticks_unseen: ticks.unseen_ticks,
+            unsettled_at_end: total.unsettled_at_end,
+            server: m.sessions,
+            surprises: total.surprises.clone(),
+        }
     });
     Report {
         url: opts.url.clone(),
@@ -362,9 +493,34 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         wall_secs: m.wall_secs,
         churn,
         faults,
+        resume,
+        resent: total.resent,
         server: m.server,
         interrupted_after_secs: m.interrupted_after_secs,
         error_codes: total.error_codes,
         connect_errors: total.connect_errors,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_options_that_make_no_sense_are_named() {
+        let faults = Options { faults: true, ..Options::new("ws://127.0.0.1:1/") };
+        assert_eq!(faults.problem(), None, "the defaults");
+        let problem = |edit: fn(&mut Options)| {
+            let mut opts = faults.clone();
+            edit(&mut opts);
+            opts.problem().unwrap_or_default()
+        };
+        assert!(problem(|o| o.scenario = Scenario::Echo).contains("arena scenario only"));
+        assert!(problem(|o| o.outage_min = 200.0).contains("--outage-min"));
+        assert!(problem(|o| o.outage_min = -1.0).contains("--outage-min"));
+        assert!(problem(|o| o.fault_rate = f64::NAN).contains("--fault-rate"));
+        assert!(problem(|o| o.fault_early_share = 1.5).contains("shares from 0 to 1"));
+        let v1 = Options { scenario: Scenario::Echo, outage_min: 500.0, ..Options::new("ws://127.0.0.1:1/") };
+        assert_eq!(v1.problem(), None, "the fault settings mean nothing without --faults");
     }
 }

@@ -4,9 +4,9 @@
 //! client-sim --url ws://127.0.0.1:7777/ --bots 5000 --rate 20 --duration 30 --json out.json
 //! ```
 //!
-//! The exit status is 1 when the errors exceed `--max-errors` (default 0) or, with
-//! `--server-pid`, when the server's open descriptors are not back at their baseline after the
-//! run; 2 when the run could not start (or no bot connected within `--first-connect-timeout`);
+//! The exit status is 1 when the errors exceed `--max-errors` (default 0), with `--faults`
+//! when any of its checks fails (whatever `--max-errors` says), or, with `--server-pid`, when
+//! the server's open descriptors are not back at their baseline after the run; 2 when the run could not start (or no bot connected within `--first-connect-timeout`);
 //! 130 when it was interrupted (Ctrl-C or SIGTERM), after the report of the run so far. A
 //! second Ctrl-C exits at once, with 130.
 
@@ -46,6 +46,12 @@ fn main() -> ExitCode {
     if let Some(secs) = report.interrupted_after_secs {
         eprintln!("client-sim: interrupted after {secs:.1} s; the report above covers the run so far");
         return ExitCode::from(INTERRUPTED);
+    }
+    let failed = report.failed_checks();
+    if !failed.is_empty() {
+        let list: Vec<String> = failed.iter().map(|(name, n)| format!("{name}: {n}")).collect();
+        eprintln!("client-sim: --faults checks failed: {}", list.join(", "));
+        return ExitCode::FAILURE;
     }
     if report.errors > opts.max_errors {
         eprintln!("client-sim: {} errors, more than --max-errors {}", report.errors, opts.max_errors);

@@ -1,5 +1,5 @@
 //! What a process looks like from outside: its open descriptors and resident memory from
-//! `/proc`, and a ticksock server's `ticksock_connections_open` gauge from `GET /metrics`.
+//! `/proc`, and a ticksock server's metrics from `GET /metrics`.
 //! Linux only; every function fails cleanly elsewhere.
 
 use std::io::{Read, Write};
@@ -50,6 +50,13 @@ fn status_kib(status: &str, key: &str) -> Option<u64> {
 
 /// The value of metric `name` (an unlabelled counter or gauge) in the server's `GET /metrics`.
 pub fn scrape(addr: SocketAddr, name: &str) -> Result<u64, String> {
+    let text = metrics_text(addr)?;
+    metric_value(&text, name).ok_or_else(|| format!("no {name} in the /metrics answer"))
+}
+
+/// The server's whole `GET /metrics` answer (headers included), to read several metrics from
+/// one request with [`metric_value`].
+pub fn metrics_text(addr: SocketAddr) -> Result<String, String> {
     let timeout = Duration::from_secs(2);
     let mut tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
     tcp.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
@@ -57,10 +64,11 @@ pub fn scrape(addr: SocketAddr, name: &str) -> Result<u64, String> {
     tcp.write_all(request.as_bytes()).map_err(|e| format!("send: {e}"))?;
     let mut text = String::new();
     tcp.read_to_string(&mut text).map_err(|e| format!("read: {e}"))?;
-    metric_value(&text, name).ok_or_else(|| format!("no {name} in the /metrics answer"))
+    Ok(text)
 }
 
-fn metric_value(text: &str, name: &str) -> Option<u64> {
+/// The value of the unlabelled metric `name` in a `/metrics` answer.
+pub fn metric_value(text: &str, name: &str) -> Option<u64> {
     text.lines().find_map(|line| {
         let value = line.strip_prefix(name)?.strip_prefix(' ')?;
         value.trim().parse().ok()

@@ -7,9 +7,12 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::report::Counters;
+use crate::worker::TickLedger;
 
 /// Distinct connection error messages kept (per tally, and after a merge).
 pub(crate) const MAX_ERROR_SAMPLES: usize = 16;
+/// `--faults`: resumes answered against the window described (per tally, and after a merge).
+pub(crate) const MAX_SURPRISES: usize = 20;
 
 /// A latency histogram in microseconds, 1 µs to 10 min, 3 significant digits.
 pub(crate) fn histogram() -> Histogram<u64> {
@@ -29,10 +32,16 @@ pub(crate) struct Tally {
     pub counters: Counters,
     /// The counts when the steady window started.
     pub at_steady: Counters,
+    /// The counts when the steady window ended (before a `--faults` drain).
+    pub at_end: Counters,
     /// Request frames sent over the whole run (read from the sessions at the end).
     pub sent: u64,
     /// Request frames sent when the steady window started.
     pub sent_at_steady: u64,
+    /// Request frames sent when the steady window ended.
+    pub sent_at_end: u64,
+    /// Version 2: requests sent again after resumes, whole run.
+    pub resent: u64,
     /// Calls still waiting for their answer at the end.
     pub in_flight_at_end: u64,
     /// Bots connected at the end.
@@ -55,6 +64,14 @@ pub(crate) struct Tally {
     pub error_codes: BTreeMap<u16, u64>,
     /// A few connection errors by message (at most [`MAX_ERROR_SAMPLES`] distinct ones).
     pub connect_errors: BTreeMap<String, u64>,
+    /// `--faults`: refused resumes by reason name.
+    pub resume_failures: BTreeMap<&'static str, u64>,
+    /// `--faults`: the `state` ticks seen and missed, for the exact check.
+    pub ticks: TickLedger,
+    /// `--faults`: bots still offline, resuming or with an old link unchecked at the end.
+    pub unsettled_at_end: u64,
+    /// `--faults`: the first resumes answered against the window, described.
+    pub surprises: Vec<String>,
 }
 
 impl Default for Tally {
@@ -62,8 +79,11 @@ impl Default for Tally {
         Self {
             counters: Counters::default(),
             at_steady: Counters::default(),
+            at_end: Counters::default(),
             sent: 0,
             sent_at_steady: 0,
+            sent_at_end: 0,
+            resent: 0,
             in_flight_at_end: 0,
             connected_at_end: 0,
             steady_cpu_secs: 0.0,
@@ -75,6 +95,10 @@ impl Default for Tally {
             tick_hz: 0,
             error_codes: BTreeMap::new(),
             connect_errors: BTreeMap::new(),
+            resume_failures: BTreeMap::new(),
+            ticks: TickLedger::default(),
+            unsettled_at_end: 0,
+            surprises: Vec::new(),
         }
     }
 }
@@ -86,8 +110,11 @@ impl Tally {
         let Tally {
             counters,
             at_steady,
+            at_end,
             sent,
             sent_at_steady,
+            sent_at_end,
+            resent,
             in_flight_at_end,
             connected_at_end,
             steady_cpu_secs,
@@ -99,11 +126,26 @@ impl Tally {
             tick_hz,
             error_codes,
             connect_errors,
+            resume_failures,
+            ticks,
+            unsettled_at_end,
+            surprises,
         } = other;
         self.counters.merge(counters);
         self.at_steady.merge(at_steady);
+        self.at_end.merge(at_end);
         self.sent += sent;
         self.sent_at_steady += sent_at_steady;
+        self.sent_at_end += sent_at_end;
+        self.resent += resent;
+        self.unsettled_at_end += unsettled_at_end;
+        self.ticks.merge(ticks);
+        for surprise in surprises {
+            self.note_surprise(surprise.clone());
+        }
+        for (reason, n) in resume_failures {
+            *self.resume_failures.entry(reason).or_default() += n;
+        }
         self.in_flight_at_end += in_flight_at_end;
         self.connected_at_end += connected_at_end;
         self.steady_cpu_secs += steady_cpu_secs;
@@ -132,6 +174,13 @@ impl Tally {
         self.rtt.saturating_record(us);
         if steady {
             self.rtt_steady.saturating_record(us);
+        }
+    }
+
+    /// Describes a resume answered against the window (the first [`MAX_SURPRISES`] only).
+    pub(crate) fn note_surprise(&mut self, description: String) {
+        if self.surprises.len() < MAX_SURPRISES {
+            self.surprises.push(description);
         }
     }
 

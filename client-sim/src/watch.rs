@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::Options;
 use crate::report::process_cpu_secs;
 use crate::server_watch::ServerWatch;
+use crate::session_watch::SessionWatch;
 use crate::worker::{Live, LiveFigures};
 
 /// How often the stop rules are looked at.
@@ -25,15 +26,22 @@ pub(crate) struct Timeline {
     pub steady_start: Instant,
     /// The end of the steady window.
     pub end: Instant,
+    /// `--faults`: the latest the run goes on after the window while outages end (else `end`).
+    pub drain_end: Instant,
 }
 
 impl Timeline {
     /// The timeline of a run set up at `now`: bots start 10 ms later, at `--ramp` per second,
-    /// and the steady window lasts `--duration`.
+    /// and the steady window lasts `--duration`. With `--faults` the run may go on for the
+    /// longest outage, the call timeout and 5 s more, for the last outages to end and their
+    /// resumes and calls to be answered.
     pub(crate) fn new(opts: &Options, now: Instant) -> Self {
         let start = now + Duration::from_millis(10);
         let steady_start = start + Duration::from_secs_f64(Self::ramp_secs(opts));
-        Self { start, steady_start, end: steady_start + Duration::from_secs_f64(opts.duration.max(0.0)) }
+        let end = steady_start + Duration::from_secs_f64(opts.duration.max(0.0));
+        let drain =
+            if opts.faults { opts.outage_max.max(0.0) + opts.call_timeout.max(0.0) + 5.0 } else { 0.0 };
+        Self { start, steady_start, end, drain_end: end + Duration::from_secs_f64(drain) }
     }
 
     /// Seconds from the first bot's start to the last one's.
@@ -45,6 +53,18 @@ impl Timeline {
     pub(crate) fn steady_secs_until(&self, stopped_at: Instant) -> f64 {
         stopped_at.min(self.end).saturating_duration_since(self.steady_start).as_secs_f64()
     }
+}
+
+/// What the watch saw.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Watched {
+    /// How it ended.
+    pub ending: Ending,
+    /// The process's CPU time when the steady window started, and when it ended.
+    pub cpu_at_steady: f64,
+    pub cpu_at_end: f64,
+    /// When the run ended (after a `--faults` drain, later than the window).
+    pub ended_at: Instant,
 }
 
 /// How the watch ended.
@@ -90,18 +110,22 @@ pub(crate) fn live_line(elapsed: Duration, bots: u32, answers_per_sec: f64, f: &
 }
 
 /// Waits for the end of the run, or for a reason to end it early (then [`Live::halt`]s the
-/// workers), printing the progress line once a second unless quiet. Returns how it ended and
-/// the process CPU time at the start of the steady window.
+/// workers), printing the progress line once a second unless quiet, and sampling the server
+/// (`--server-pid`) and its sessions (`--faults`). The run ends at the end of the steady
+/// window, or with `--faults` once every worker has finished its drain (at the latest at
+/// [`Timeline::drain_end`]).
 pub(crate) fn watch(
     opts: &Options,
     live: &Live,
     timeline: &Timeline,
     interrupt: &AtomicBool,
     mut server: Option<&mut ServerWatch>,
-) -> (Ending, f64) {
+    mut sessions: Option<&mut SessionWatch>,
+) -> Watched {
     let first_connect_timeout = (opts.first_connect_timeout > 0.0 && opts.bots > 0)
         .then(|| Duration::from_secs_f64(opts.first_connect_timeout));
     let mut cpu_at_steady = None;
+    let mut cpu_at_end = None;
     let mut last_answered = 0u64;
     let mut last = Instant::now();
     let mut next_print = last + PRINT;
@@ -111,7 +135,10 @@ pub(crate) fn watch(
         if cpu_at_steady.is_none() && now >= timeline.steady_start {
             cpu_at_steady = Some(process_cpu_secs());
         }
-        if now >= timeline.end {
+        if cpu_at_end.is_none() && now >= timeline.end {
+            cpu_at_end = Some(process_cpu_secs());
+        }
+        if now >= timeline.end && (live.all_finished() || now >= timeline.drain_end) {
             break Ending::Completed;
         }
         if interrupt.load(Ordering::Relaxed) {
@@ -125,6 +152,9 @@ pub(crate) fn watch(
             next_print = now + PRINT;
             if let Some(server) = server.as_deref_mut() {
                 server.sample();
+            }
+            if let Some(sessions) = sessions.as_deref_mut() {
+                sessions.sample();
             }
             if !opts.quiet {
                 let answered = figures.answered;
@@ -140,7 +170,10 @@ pub(crate) fn watch(
                 last = now;
             }
         }
-        let mut wake = (now + CHECK).min(next_print).min(timeline.end);
+        let mut wake = (now + CHECK).min(next_print);
+        if now < timeline.end {
+            wake = wake.min(timeline.end);
+        }
         if cpu_at_steady.is_none() {
             wake = wake.min(timeline.steady_start);
         }
@@ -152,7 +185,13 @@ pub(crate) fn watch(
     if !opts.quiet && printed_chars > 0 {
         eprintln!();
     }
-    (ending, cpu_at_steady.unwrap_or_else(process_cpu_secs))
+    let cpu_now = process_cpu_secs();
+    Watched {
+        ending,
+        cpu_at_steady: cpu_at_steady.unwrap_or(cpu_now),
+        cpu_at_end: cpu_at_end.unwrap_or(cpu_now),
+        ended_at: Instant::now(),
+    }
 }
 
 #[cfg(test)]
@@ -205,5 +244,9 @@ mod tests {
         assert_eq!(t.steady_secs_until(t.start), 0.0, "stopped during the ramp");
         assert!((t.steady_secs_until(t.steady_start + secs(1.5)) - 1.5).abs() < 1e-6);
         assert!((t.steady_secs_until(t.end + secs(9.0)) - 4.0).abs() < 1e-6, "at most the whole window");
+        assert_eq!(t.drain_end, t.end, "no drain without --faults");
+        let faults = Options { faults: true, outage_max: 10.0, call_timeout: 2.0, ..opts };
+        let t = Timeline::new(&faults, t0);
+        assert_eq!(t.drain_end - t.end, Duration::from_secs(17), "the longest outage, a call, 5 s");
     }
 }

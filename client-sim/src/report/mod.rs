@@ -88,6 +88,58 @@ pub struct Counters {
     /// Faults: half-open connections still open a second after the hold: the server did not
     /// find them dead in time (or the socket could not be held).
     pub half_open_missed: u64,
+    /// `--faults`: first sessions killed right after the welcome, before sending anything.
+    pub kills_fresh_before: u64,
+    /// `--faults`: first sessions killed right after their first frame (the `login`) went out.
+    pub kills_fresh_after: u64,
+    /// `--faults`: half-open kills drawn as early reconnects (within half the server's idle
+    /// timeout).
+    pub kills_early: u64,
+    /// `--faults`: half-open links still open (the server had not found them dead) when their
+    /// bot reconnected: early reconnects, as measured.
+    pub old_links_open_at_reconnect: u64,
+    /// `--faults`: of those, the links the server closed within a second of the resume.
+    pub old_links_ended_by_resume: u64,
+    /// `--faults`: old links still open a second after their session resumed (must be 0).
+    pub old_links_not_ended: u64,
+    /// `--faults`: outages that ended with the bot reconnecting to resume its session.
+    pub resumes_attempted: u64,
+    /// `--faults`: resumes the server accepted.
+    pub resumes_ok: u64,
+    /// `--faults`: resumes the server refused (by reason in [`Report::resume`]).
+    pub resumes_failed: u64,
+    /// `--faults`: resumes accepted inside the window (where they must be).
+    pub resumed_inside: u64,
+    /// `--faults`: resumes accepted near an edge of the window (either outcome allowed).
+    pub resumed_edge: u64,
+    /// `--faults`: resumes accepted clearly outside the window (must be 0).
+    pub resumed_outside: u64,
+    /// `--faults`: resumes refused inside the window (must be 0).
+    pub failed_inside: u64,
+    /// `--faults`: of those, sessions killed right after their welcome, before their first
+    /// frame (a server gap: see `tests/server_gaps.rs`).
+    pub failed_inside_before_first_frame: u64,
+    /// `--faults`: resumes refused near an edge of the window.
+    pub failed_edge: u64,
+    /// `--faults`: resumes refused outside the window (where they must be).
+    pub failed_outside: u64,
+    /// `--faults`: sessions that ended although their bot had not killed their link (must be 0).
+    pub sessions_ended_unplanned: u64,
+    /// `--faults`: links on which the server chose version 1 (must be 0: nothing to resume).
+    pub links_not_v2: u64,
+    /// `--faults`: `once` calls made.
+    pub calls_once: u64,
+    /// `--faults`: `once` answers other than 1: a request the server ran twice (must be 0).
+    pub once_ran_twice: u64,
+    /// Version 2: calls answered `stale_request`: the server ran them and lost the answer.
+    pub answers_lost: u64,
+    /// Version 2: calls that failed because their session ended (a refused resume): their
+    /// fate is unknown, and the client said so. Not errors.
+    pub calls_failed_session_ended: u64,
+    /// `--faults`: moves not made because the bot was offline with enough calls queued.
+    pub moves_skipped_offline: u64,
+    /// `--faults`: `state` pushes whose tick did not increase on their session (must be 0).
+    pub pushes_duplicated: u64,
 }
 
 impl Counters {
@@ -129,6 +181,30 @@ impl Counters {
             kills_half_open,
             half_open_found,
             half_open_missed,
+            kills_fresh_before,
+            kills_fresh_after,
+            kills_early,
+            old_links_open_at_reconnect,
+            old_links_ended_by_resume,
+            old_links_not_ended,
+            resumes_attempted,
+            resumes_ok,
+            resumes_failed,
+            resumed_inside,
+            resumed_edge,
+            resumed_outside,
+            failed_inside,
+            failed_inside_before_first_frame,
+            failed_edge,
+            failed_outside,
+            sessions_ended_unplanned,
+            links_not_v2,
+            calls_once,
+            once_ran_twice,
+            answers_lost,
+            calls_failed_session_ended,
+            moves_skipped_offline,
+            pushes_duplicated,
         } = o;
         self.bots_launched += bots_launched;
         self.bots_connected += bots_connected;
@@ -164,13 +240,40 @@ impl Counters {
         self.kills_half_open += kills_half_open;
         self.half_open_found += half_open_found;
         self.half_open_missed += half_open_missed;
+        self.kills_fresh_before += kills_fresh_before;
+        self.kills_fresh_after += kills_fresh_after;
+        self.kills_early += kills_early;
+        self.old_links_open_at_reconnect += old_links_open_at_reconnect;
+        self.old_links_ended_by_resume += old_links_ended_by_resume;
+        self.old_links_not_ended += old_links_not_ended;
+        self.resumes_attempted += resumes_attempted;
+        self.resumes_ok += resumes_ok;
+        self.resumes_failed += resumes_failed;
+        self.resumed_inside += resumed_inside;
+        self.resumed_edge += resumed_edge;
+        self.resumed_outside += resumed_outside;
+        self.failed_inside += failed_inside;
+        self.failed_inside_before_first_frame += failed_inside_before_first_frame;
+        self.failed_edge += failed_edge;
+        self.failed_outside += failed_outside;
+        self.sessions_ended_unplanned += sessions_ended_unplanned;
+        self.links_not_v2 += links_not_v2;
+        self.calls_once += calls_once;
+        self.once_ran_twice += once_ran_twice;
+        self.answers_lost += answers_lost;
+        self.calls_failed_session_ended += calls_failed_session_ended;
+        self.moves_skipped_offline += moves_skipped_offline;
+        self.pushes_duplicated += pushes_duplicated;
     }
 
     /// What counts as an error for the exit status: timeouts, error replies, failed connects,
     /// calls lost to a dropped connection, calls refused, anything the client found wrong in
     /// what the server sent, (churn) closing handshakes the server did not complete and
-    /// connections it dropped mid-cycle, and (faults) half-open connections the server did not
-    /// close. (The faults scenario's kills are not errors.)
+    /// connections it dropped mid-cycle, (faults) half-open connections the server did not
+    /// close, and (`--faults`) every check that must come to zero: answers lost, requests run
+    /// twice, pushes repeated, resumes refused inside the window or accepted outside it, old
+    /// links the resume did not end, sessions ended unplanned, links without version 2. (Kills,
+    /// and calls failed with a session that ended outside the window, are not errors.)
     pub fn errors(&self) -> u64 {
         self.timed_out
             + self.errored
@@ -183,6 +286,14 @@ impl Counters {
             + self.unclean_closes
             + self.unexpected_drops
             + self.half_open_missed
+            + self.answers_lost
+            + self.once_ran_twice
+            + self.pushes_duplicated
+            + self.failed_inside
+            + self.resumed_outside
+            + self.old_links_not_ended
+            + self.sessions_ended_unplanned
+            + self.links_not_v2
     }
 }
 
@@ -294,6 +405,77 @@ pub struct FaultFigures {
     pub kills_per_sec: f64,
 }
 
+/// `--faults`: the settings, what the checks found beyond the counters, and the server's
+/// version 2 figures from its `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ResumeFigures {
+    /// Kills per bot per minute of link up (`--fault-rate`).
+    pub fault_rate_per_min: f64,
+    /// The share of kills that are resets (`--fault-rst-share`).
+    pub rst_share: f64,
+    /// The share of half-open kills drawn as early reconnects (`--fault-early-share`).
+    pub early_share: f64,
+    /// The share of first sessions killed before they carried anything (`--fault-fresh-share`).
+    pub fresh_share: f64,
+    /// When they are killed (`--fault-fresh-when`: `before`, `after` or `both`).
+    pub fresh_when: String,
+    /// The shortest and longest outage, seconds.
+    pub outage_secs: (f64, f64),
+    /// Every Nth call is `once` (`--once-every`; 0: none).
+    pub once_every: u32,
+    /// The server's grace, as the simulator was told (`--server-grace`), seconds.
+    pub server_grace_secs: f64,
+    /// The server's replay bound, as told (`--server-replay-bytes`).
+    pub server_replay_bytes: u64,
+    /// The server's idle timeout, as told (`--server-idle-timeout`), seconds.
+    pub server_idle_timeout_secs: f64,
+    /// Seconds the run went on after the steady window for the last outages to end.
+    pub drain_secs: f64,
+    /// Refused resumes by reason (`ended`, `gap_lost`, ...; `v1_server` and `count_mismatch`
+    /// for the client's own two).
+    pub resume_failures: BTreeMap<String, u64>,
+    /// `state` pushes a session missed of a tick that another session saw: lost (must be 0).
+    pub pushes_lost: u64,
+    /// `state` pushes sessions missed of ticks that no session saw: slots the server skipped.
+    pub pushes_missed_skipped: u64,
+    /// The distinct ticks no session saw; at most [`ServerSessionFigures::ticks_skipped`].
+    pub ticks_unseen: u64,
+    /// Sessions still offline, resuming, or with an old link unchecked when the run ended
+    /// (must be 0: the run waits for them up to its drain limit).
+    pub unsettled_at_end: u64,
+    /// The server's figures (`None`: its `/metrics` could not be read).
+    pub server: Option<ServerSessionFigures>,
+    /// The first resumes answered against the window (refused inside, accepted outside),
+    /// described: the kill, the time offline, the bytes held, the answer.
+    pub surprises: Vec<String>,
+}
+
+/// The server's version 2 figures over a `--faults` run, from `GET /metrics`: counters as
+/// differences from before the run to after it, gauges sampled once a second.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ServerSessionFigures {
+    /// Samples of the gauges taken.
+    pub samples: u64,
+    /// The most sessions without a link at once (`ticksock_sessions_dropped`).
+    pub dropped_max: u64,
+    /// The most bytes held for them at once (`ticksock_sessions_dropped_bytes`).
+    pub dropped_bytes_max: u64,
+    /// The largest bytes held per session without a link, over the samples that had one.
+    pub bytes_per_dropped_max: f64,
+    /// The mean over those samples of bytes held per session without a link.
+    pub bytes_per_dropped_mean: f64,
+    /// Tick slots the server skipped (`ticksock_ticks_skipped_total`).
+    pub ticks_skipped: u64,
+    /// Resumes it accepted (`ticksock_resumes_total`).
+    pub resumes: u64,
+    /// Resumes it refused (`ticksock_resume_failures_total`).
+    pub resume_failures: u64,
+    /// Sessions whose grace passed (`ticksock_sessions_expired_total`).
+    pub expired: u64,
+    /// Sessions ended by a full replay buffer without a link (`ticksock_sessions_overflowed_total`).
+    pub overflowed: u64,
+}
+
 /// The server process seen from outside (`--server-pid`): `/proc/PID/fd`, `/proc/PID/status`
 /// and the `ticksock_connections_open` gauge of `GET /metrics`.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -391,6 +573,10 @@ pub struct Report {
     pub churn: Option<ChurnFigures>,
     /// The faults scenario's settings and kill rate (faults only).
     pub faults: Option<FaultFigures>,
+    /// `--faults`: the settings, checks and the server's session figures.
+    pub resume: Option<ResumeFigures>,
+    /// Requests sent again after resumes (version 2), beyond [`Report::sent`].
+    pub resent: u64,
     /// The server process's descriptors and memory (with `--server-pid` only).
     pub server: Option<ServerFigures>,
     /// Seconds after the start when the run was interrupted (Ctrl-C), if it was: the counts
@@ -399,6 +585,39 @@ pub struct Report {
 }
 
 impl Report {
+    /// `--faults`: the checks that must come to zero and did not, by name and count. Empty
+    /// when all passed, or without `--faults`.
+    pub fn failed_checks(&self) -> Vec<(&'static str, u64)> {
+        let Some(r) = &self.resume else { return Vec::new() };
+        let c = &self.counters;
+        let unexplained = match &r.server {
+            Some(s) => r.ticks_unseen.saturating_sub(s.ticks_skipped),
+            None => 0,
+        };
+        [
+            ("requests run twice (once answers > 1)", c.once_ran_twice),
+            ("calls lost (timed out)", c.timed_out),
+            ("answers lost (stale_request)", c.answers_lost),
+            ("state pushes lost", r.pushes_lost),
+            ("state pushes duplicated", c.pushes_duplicated),
+            ("ticks no session saw beyond those the server skipped", unexplained),
+            ("resumes refused inside the window", c.failed_inside - c.failed_inside_before_first_frame),
+            (
+                "resumes refused inside the window, of sessions killed before their first frame",
+                c.failed_inside_before_first_frame,
+            ),
+            ("resumes accepted outside the window", c.resumed_outside),
+            ("old links not ended by the resume", c.old_links_not_ended),
+            ("sessions ended without a kill", c.sessions_ended_unplanned),
+            ("links dropped without a kill", c.unexpected_drops),
+            ("links not on version 2", c.links_not_v2),
+            ("sessions unsettled at the end", r.unsettled_at_end),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+
     /// The report as pretty JSON.
     pub fn json(&self) -> String {
         // A struct of numbers, strings and maps with string or integer keys always serializes.

@@ -5,6 +5,110 @@ use std::fmt::Write as _;
 use super::{Report, SIM_LAG_WARNING_US, percent};
 
 impl Report {
+    /// The rows of `--faults`: settings, kills, resumes against the window, calls, pushes, and
+    /// the server's sessions.
+    fn resume_rows(&self, row: &mut impl FnMut(&str, String)) {
+        let (Some(r), c) = (&self.resume, &self.counters) else { return };
+        row(
+            "faults (version 2)",
+            format!(
+                "{}/min per bot; resets {}, early {}, fresh {} ({}); outages {}-{} s; once every {}",
+                r.fault_rate_per_min,
+                r.rst_share,
+                r.early_share,
+                r.fresh_share,
+                r.fresh_when,
+                r.outage_secs.0,
+                r.outage_secs.1,
+                r.once_every
+            ),
+        );
+        row(
+            "server limits (as told)",
+            format!(
+                "grace {} s, replay {} bytes, idle timeout {} s",
+                r.server_grace_secs, r.server_replay_bytes, r.server_idle_timeout_secs
+            ),
+        );
+        row(
+            "kills: reset / half-open (early)",
+            format!("{} / {} ({})", c.kills_rst, c.kills_half_open, c.kills_early),
+        );
+        row(
+            "kills of fresh sessions: before / after 1st frame",
+            format!("{} / {}", c.kills_fresh_before, c.kills_fresh_after),
+        );
+        row(
+            "resumes attempted / accepted / refused",
+            format!("{} / {} / {}", c.resumes_attempted, c.resumes_ok, c.resumes_failed),
+        );
+        if !r.resume_failures.is_empty() {
+            let reasons: Vec<String> = r.resume_failures.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            row("refused, by reason", reasons.join(", "));
+        }
+        row(
+            "inside the window: resumed / REFUSED",
+            format!(
+                "{} / {}  ({} of them killed before their first frame)",
+                c.resumed_inside, c.failed_inside, c.failed_inside_before_first_frame
+            ),
+        );
+        row("near an edge: resumed / refused", format!("{} / {}", c.resumed_edge, c.failed_edge));
+        row("outside the window: refused / RESUMED", format!("{} / {}", c.failed_outside, c.resumed_outside));
+        row(
+            "early: old link open at reconnect / ended by resume / NOT",
+            format!(
+                "{} / {} / {}",
+                c.old_links_open_at_reconnect, c.old_links_ended_by_resume, c.old_links_not_ended
+            ),
+        );
+        row("requests resent after resumes", format!("{}", self.resent));
+        row("once calls / RAN TWICE", format!("{} / {}", c.calls_once, c.once_ran_twice));
+        row("calls LOST: timed out / answer lost", format!("{} / {}", c.timed_out, c.answers_lost));
+        row("calls failed with their session (explicit)", format!("{}", c.calls_failed_session_ended));
+        row("moves skipped while offline", format!("{}", c.moves_skipped_offline));
+        row("state pushes LOST / DUPLICATED", format!("{} / {}", r.pushes_lost, c.pushes_duplicated));
+        let skipped = r.server.map_or_else(|| "?".to_owned(), |s| s.ticks_skipped.to_string());
+        row(
+            "state pushes missed at skipped ticks",
+            format!(
+                "{} ({} ticks no session saw; server skipped {skipped})",
+                r.pushes_missed_skipped, r.ticks_unseen
+            ),
+        );
+        row(
+            "link drops / session ends WITHOUT a kill",
+            format!("{} / {}", c.unexpected_drops, c.sessions_ended_unplanned),
+        );
+        row(
+            "links not v2 / unsettled at end",
+            format!("{} / {}  (drain {:.1} s)", c.links_not_v2, r.unsettled_at_end, r.drain_secs),
+        );
+        for surprise in &r.surprises {
+            row("against the window", surprise.clone());
+        }
+        match &r.server {
+            Some(s) => {
+                row(
+                    "server: sessions without link, max (bytes max)",
+                    format!("{} ({})", s.dropped_max, s.dropped_bytes_max),
+                );
+                row(
+                    "server: bytes per dropped session max / mean",
+                    format!(
+                        "{:.0} / {:.0}  ({} samples)",
+                        s.bytes_per_dropped_max, s.bytes_per_dropped_mean, s.samples
+                    ),
+                );
+                row(
+                    "server: resumes / refused / expired / overflowed",
+                    format!("{} / {} / {} / {}", s.resumes, s.resume_failures, s.expired, s.overflowed),
+                );
+            }
+            None => row("server sessions (/metrics)", "could not be read".to_owned()),
+        }
+    }
+
     /// The report as an aligned table, for a terminal.
     pub fn table(&self) -> String {
         let c = &self.counters;
@@ -92,8 +196,11 @@ impl Report {
             format!("{:.0} ({:.0})", self.steady.pushes_per_sec, self.steady.state_pushes_per_sec),
         );
         row("pushes decoded in full / bad", format!("{} / {}", c.pushes_decoded, c.bad_pushes));
+        if self.resume.is_some() {
+            self.resume_rows(&mut row);
+        }
         let j = &self.tick_jitter;
-        if self.churn.is_none() && self.faults.is_none() && self.scenario != "idle" {
+        if self.churn.is_none() && self.faults.is_none() && self.resume.is_none() && self.scenario != "idle" {
             row("tick", format!("{} Hz, nominal gap {} µs", j.tick_hz, j.nominal_us));
             row(
                 "state gap (µs) p50/p90/p99",
@@ -198,6 +305,16 @@ impl Report {
                     show(s.open_settled)
                 ),
             );
+        }
+        if self.resume.is_some() {
+            let failed = self.failed_checks();
+            let verdict = if failed.is_empty() {
+                "all passed".to_owned()
+            } else {
+                let list: Vec<String> = failed.iter().map(|(name, n)| format!("{name}: {n}")).collect();
+                format!("FAILED: {}", list.join(", "))
+            };
+            row("CHECKS (--faults)", verdict);
         }
         let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
         let mut out = String::new();

@@ -28,7 +28,7 @@ use ticksock_client::{CallId, Outcome};
 use super::{Script, SocketEnd, join, logged_in, login, read_to_end};
 use crate::Options;
 use crate::tally::micros;
-use crate::worker::{Bot, Cx};
+use crate::worker::{Bot, Cx, arm_reset, hold_open};
 
 /// How often a held socket is read after the hold, until the server's close shows.
 const CONFIRM_POLL: Duration = Duration::from_millis(20);
@@ -161,18 +161,13 @@ impl Faults {
             Kill::Reset => {
                 cx.tally.counters.kills_rst += 1;
                 if let Some(tcp) = tcp {
-                    // Fails only on a descriptor that is no socket; the close happens anyway.
-                    let _ = socket2::SockRef::from(&*tcp).set_linger(Some(Duration::ZERO));
+                    arm_reset(tcp);
                 }
                 self.next_life_soon(bot, now, cx);
             }
             Kill::HalfOpen => {
                 cx.tally.counters.kills_half_open += 1;
-                let held = tcp.and_then(|tcp| {
-                    // Out of the event loop first: the duplicate shares the registration.
-                    cx.deregister(tcp);
-                    socket2::SockRef::from(&*tcp).try_clone().ok()
-                });
+                let held = tcp.and_then(|tcp| hold_open(tcp, cx));
                 if held.is_none() {
                     // No socket to hold (or no descriptor left): the kill becomes a plain close.
                     cx.tally.counters.half_open_missed += 1;

@@ -8,19 +8,23 @@
 //! - [`churn`]: connect, log in, join, then leave and close cleanly or drop; again and again.
 //! - [`idle`]: one `echo` call, then silence until the end.
 //! - [`faults`]: connections killed by a reset or left half-open, and reconnected.
+//! - [`resume`]: the arena under `--faults`: version 2 links killed, sessions resumed, every
+//!   call and push checked; its plan ([`fault_plan`]) is arithmetic of its own.
 
 pub(crate) mod arena;
 pub(crate) mod churn;
 pub(crate) mod echo;
+pub(crate) mod fault_plan;
 pub(crate) mod faults;
 pub(crate) mod idle;
+pub(crate) mod resume;
 
 use std::fmt::Debug;
 use std::io::Read;
 use std::time::Instant;
 
 use ticksock_arena::proto::{Join, LoggedIn, Login, ROUTE_JOIN, ROUTE_LOGIN};
-use ticksock_client::{CallId, Config, Outcome};
+use ticksock_client::{CallId, Config, Outcome, SessionEnd};
 
 use crate::Scenario;
 use crate::tally::Tally;
@@ -80,6 +84,34 @@ pub(crate) trait Script: Sized {
     ) {
     }
 
+    /// Version 2: the link dropped and the session is kept, to resume on the next link.
+    fn on_link_dropped(&self, _bot: &mut Bot<Self>, _now: Instant, _cx: &mut Cx<Self::Timer>) {}
+
+    /// Version 2: the session resumed on a new link.
+    fn on_resumed(&self, _bot: &mut Bot<Self>, _now: Instant, _cx: &mut Cx<Self::Timer>) {}
+
+    /// Version 2: the server refused to resume the session (a [`Script::on_connected`] for the
+    /// new one follows).
+    fn on_session_ended(
+        &self,
+        _bot: &mut Bot<Self>,
+        _reason: SessionEnd,
+        _now: Instant,
+        _cx: &mut Cx<Self::Timer>,
+    ) {
+    }
+
+    /// Whether a call's failure is expected, and so no error (asked before it is counted).
+    fn is_expected_failure(&self, _bot: &Bot<Self>, _id: CallId, _outcome: &Outcome) -> bool {
+        false
+    }
+
+    /// Whether the bot has nothing left to finish: the run may end (a `--faults` run waits
+    /// for every outage to end and its resume to be answered).
+    fn settled(&self, _bot: &Bot<Self>) -> bool {
+        true
+    }
+
     /// Whether the script handles the bot's I/O itself right now (instead of its session).
     fn takes_over(
         &self,
@@ -101,6 +133,7 @@ pub(crate) trait Script: Sized {
 pub(crate) fn run_worker(plan: Plan) -> std::io::Result<Tally> {
     let opts = plan.opts.clone();
     match opts.scenario {
+        Scenario::Arena if opts.faults => crate::worker::run(plan, resume::Resume::new(&opts)),
         Scenario::Arena => crate::worker::run(plan, arena::Arena::new(&opts)),
         Scenario::Echo => crate::worker::run(plan, echo::Echo::new(&opts)),
         Scenario::Churn => crate::worker::run(plan, churn::Churn::new(&opts)),

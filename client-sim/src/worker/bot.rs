@@ -11,8 +11,9 @@ use mio::{Interest, Registry, Token};
 use ticksock_client::backoff::XorShift;
 use ticksock_client::connection::upgrade_request;
 use ticksock_client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, Session, Versions};
+use ticksock_protocol::Version;
 
-use super::pushes::Track;
+use super::pushes::{PushChecks, Track};
 use super::timers::{TimerEntry, Timers};
 use crate::Options;
 use crate::scenario::Script;
@@ -59,6 +60,11 @@ impl<T: Ord> Cx<T> {
         }
     }
 
+    /// Whether `now` is before the end of the steady window (`--faults` kills only then).
+    pub(crate) fn in_window(&self, now: Instant) -> bool {
+        now < self.steady.1
+    }
+
     /// The timers (the event loop takes the due ones).
     pub(crate) fn timers(&mut self) -> &mut Timers<T> {
         &mut self.timers
@@ -100,6 +106,9 @@ pub(crate) struct Bot<S: Script> {
     sent_before: u64,
     /// When the current session was made.
     pub session_started: Instant,
+    /// While set, the bot stays offline: its session does not connect (the scenario holds it
+    /// offline for an outage, and lets go).
+    pub held_offline: bool,
     /// Where the bot is in its scenario.
     pub state: S::BotState,
 }
@@ -119,6 +128,7 @@ impl<S: Script> Bot<S> {
             rng: XorShift::new(u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5151),
             sent_before: 0,
             session_started: now,
+            held_offline: false,
             state: S::BotState::default(),
         }
     }
@@ -126,6 +136,12 @@ impl<S: Script> Bot<S> {
     /// Requests sent, all sessions.
     pub(crate) fn sent(&self) -> u64 {
         self.sent_before + self.session.stats().sent
+    }
+
+    /// Requests sent again after resumes (version 2), this session. (The scenario that resumes
+    /// keeps one session per bot.)
+    pub(crate) fn resent(&self) -> u64 {
+        self.session.stats().resent
     }
 
     /// Starts over with a new session of the same settings (its connection is gone).
@@ -147,18 +163,18 @@ impl<S: Script> Bot<S> {
                 self.session.handle_timeout(now);
             }
             while self.session.poll_link().is_some() {}
-            if self.session.poll_connect(now) {
+            if !self.held_offline && self.session.poll_connect(now) {
                 self.open(script, now, cx);
             }
         }
-        let validate = cx.opts.validate_pushes;
+        let checks = PushChecks { validate: cx.opts.validate_pushes, exact: cx.opts.faults };
         let Bot { conn, session, track, .. } = self;
         let tally = &mut cx.tally;
         let progress = conn.as_mut().map(|c| {
             if readable {
                 c.mark_readable();
             }
-            c.receive(session, now, |topic, body| track.on_push(topic, body, now, validate, tally))
+            c.receive(session, now, |topic, body| track.on_push(topic, body, now, checks, tally))
         });
         if let Some(Progress::Finished(error)) = progress {
             self.drop_conn(script, now, error, cx);
@@ -221,7 +237,7 @@ impl<S: Script> Bot<S> {
     }
 
     /// Handles the session's events: counts them, and hands what they mean to the script.
-    fn react(&mut self, script: &S, now: Instant, cx: &mut Cx<S::Timer>) {
+    pub(crate) fn react(&mut self, script: &S, now: Instant, cx: &mut Cx<S::Timer>) {
         while let Some(event) = self.session.poll_event() {
             let c = &mut cx.tally.counters;
             match event {
@@ -233,8 +249,7 @@ impl<S: Script> Bot<S> {
                         self.ever_connected = true;
                         c.bots_connected += 1;
                     }
-                    self.up = true;
-                    cx.connected_now += 1;
+                    self.mark_up(cx);
                     cx.tally.tick_hz = tick_hz;
                     self.generation = self.generation.wrapping_add(1);
                     self.track.new_connection();
@@ -249,43 +264,68 @@ impl<S: Script> Bot<S> {
                     script.on_offline(self);
                 }
                 Event::Outcome { id, outcome, rtt, .. } => {
-                    self.count_outcome(&outcome, rtt, now, cx);
+                    let expected = script.is_expected_failure(self, id, &outcome);
+                    self.count_outcome(&outcome, expected, rtt, now, cx);
                     script.on_outcome(self, id, outcome, now, cx);
                 }
                 Event::BadPush { .. } => c.bad_pushes += 1,
                 Event::ProtocolError { .. } => c.protocol_errors += 1,
-                // Bots speak version 1 (`session_config`): no resumes.
-                Event::Reconnecting { .. }
-                | Event::Push { .. }
-                | Event::LinkDropped
-                | Event::Resumed { .. }
-                | Event::SessionEnded { .. } => {}
+                // Version 2 (`--faults`): the session outlives its link.
+                Event::LinkDropped => {
+                    self.mark_down(cx);
+                    script.on_link_dropped(self, now, cx);
+                }
+                Event::Resumed { .. } => {
+                    self.mark_up(cx);
+                    script.on_resumed(self, now, cx);
+                }
+                Event::SessionEnded { reason } => script.on_session_ended(self, reason, now, cx),
+                Event::Reconnecting { .. } | Event::Push { .. } => {}
             }
         }
     }
 
+    /// Counts a call's outcome. `expected`: the scenario says a failure here is no error (a
+    /// call of a session that ended, answered on the next).
     fn count_outcome(
         &mut self,
         outcome: &Outcome,
+        expected: bool,
         rtt: Option<Duration>,
         now: Instant,
         cx: &mut Cx<S::Timer>,
     ) {
+        let v2 = self.session.version() == Some(Version::V2);
         let t = &mut cx.tally;
         match outcome {
             Outcome::Reply(_) => t.counters.replied += 1,
+            Outcome::Error { .. } | Outcome::Disconnected if expected => {
+                t.counters.calls_failed_session_ended += 1
+            }
             Outcome::Error { code, .. } => {
                 t.counters.errored += 1;
                 *t.error_codes.entry(*code).or_default() += 1;
             }
             Outcome::Timeout => t.counters.timed_out += 1,
+            // On version 2 only a session that ended fails its calls so: the client says their
+            // fate is unknown, and the session's end is judged on its own (the window).
+            Outcome::Disconnected if v2 => t.counters.calls_failed_session_ended += 1,
             Outcome::Disconnected => t.counters.disconnected_calls += 1,
-            // Version 2 only; bots speak version 1.
-            Outcome::AnswerLost | Outcome::Closed => {}
+            Outcome::AnswerLost => t.counters.answers_lost += 1,
+            // Never sent: the session was closed at the end of the run.
+            Outcome::Closed => {}
         }
         if let (Some(rtt), Outcome::Reply(_) | Outcome::Error { .. }) = (rtt, outcome) {
             t.record_rtt(rtt, now >= cx.steady.0 && now < cx.steady.1);
             cx.rtt_delta.saturating_record(crate::tally::micros(rtt));
+        }
+    }
+
+    /// The bot counts as connected (a welcome, or a resume).
+    fn mark_up(&mut self, cx: &mut Cx<S::Timer>) {
+        if !self.up {
+            self.up = true;
+            cx.connected_now += 1;
         }
     }
 
@@ -345,7 +385,28 @@ impl<S: Script> Bot<S> {
 }
 
 /// The session settings of bot `index`, before its scenario adjusts them.
+///
+/// With `--faults` the bots offer version 2 and their sessions resume by themselves. Their
+/// calls wait out an outage: the call timeout is `--call-timeout` plus the longest outage, so a
+/// call that times out was lost, not merely queued. A bot reconnects soon after its outage
+/// (backoff from 100 ms, at most 2 s), and never gives up: its kills are no failures.
 pub(crate) fn session_config(opts: &Options, index: u32) -> Config {
+    let config = session_config_v1(opts, index);
+    if !opts.faults {
+        return config;
+    }
+    Config {
+        call_timeout: Duration::from_secs_f64(opts.call_timeout.max(0.0) + opts.outage_max.max(0.0)),
+        backoff_initial: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(2),
+        max_attempts: None,
+        versions: Versions::V2ThenV1,
+        ..config
+    }
+}
+
+/// The version 1 bots' settings: every scenario but `--faults`.
+fn session_config_v1(opts: &Options, index: u32) -> Config {
     Config {
         call_timeout: Duration::from_secs_f64(opts.call_timeout),
         heartbeat_interval: Duration::from_secs(5),

@@ -1,7 +1,7 @@
 //! What the workers share with the main thread while the run goes on: their figures for the
 //! progress line and the stop rules, and the flag that ends the run early.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ pub(crate) struct Live {
     rtt: Mutex<Histogram<u64>>,
     /// Set to end the run now (Ctrl-C, or no server): each worker looks at it every turn.
     halt: AtomicBool,
+    /// Workers whose event loop has ended.
+    finished: AtomicUsize,
 }
 
 /// The workers' figures at one moment, summed.
@@ -56,7 +58,18 @@ impl Live {
             slots: (0..workers).map(|_| Arc::new(LiveSlot::default())).collect(),
             rtt: Mutex::new(histogram()),
             halt: AtomicBool::new(false),
+            finished: AtomicUsize::new(0),
         }
+    }
+
+    /// A worker's event loop has ended.
+    pub(crate) fn finish(&self) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether every worker's event loop has ended.
+    pub(crate) fn all_finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed) >= self.slots.len()
     }
 
     /// Worker `i`'s slot.
@@ -162,5 +175,9 @@ mod tests {
         assert!(!live.halted());
         live.halt();
         assert!(live.halted());
+        live.finish();
+        assert!(!live.all_finished(), "one of two");
+        live.finish();
+        assert!(live.all_finished());
     }
 }

@@ -4,13 +4,17 @@
 //! does is its scenario's [`Script`].
 //!
 //! - `bot`: one bot's I/O and the counting every scenario shares ([`Bot`], [`Cx`]);
+//! - `kill`: a bot's connection killed as a network fault would (a reset, or half-open);
 //! - `pushes`: pushes counted, `state` ticks timed, bodies checked;
+//! - `ticks`: the exact check of `state` ticks under `--faults` ([`TickLedger`]);
 //! - `timers`: the bots' own timers (a wheel and a heap);
 //! - `live`: what the workers publish while the run goes on ([`Live`]).
 
 mod bot;
+mod kill;
 mod live;
 mod pushes;
+mod ticks;
 mod timers;
 
 use std::net::SocketAddr;
@@ -20,7 +24,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll};
 
 pub(crate) use bot::{Bot, Cx};
+pub(crate) use kill::{Kill, arm_reset, hold_open};
 pub(crate) use live::{Live, LiveFigures, LiveSlot};
+pub(crate) use ticks::TickLedger;
 
 use crate::Options;
 use crate::report::thread_cpu_secs;
@@ -41,7 +47,10 @@ pub(crate) struct Plan {
     pub bots: Vec<u32>,
     pub start: Instant,
     pub steady_start: Instant,
+    /// The end of the steady window.
     pub end: Instant,
+    /// `--faults`: the latest the run goes on after `end` for its bots to settle (else `end`).
+    pub drain_end: Instant,
     pub slot: Arc<LiveSlot>,
     pub live: Arc<Live>,
     /// Waited on at the end, before the sockets are closed (see `run` in lib.rs).
@@ -49,7 +58,9 @@ pub(crate) struct Plan {
 }
 
 /// Runs one worker until the plan's end (or [`Live::halt`]), its bots following `script`;
-/// returns what it measured.
+/// returns what it measured. Past the end of the steady window it goes on, up to the drain
+/// limit, while any bot is not [settled](Script::settled) (`--faults`: outages under way).
+/// Rates are over the window: the counts are taken again at its end.
 pub(crate) fn run<S: Script>(plan: Plan, script: S) -> std::io::Result<Tally> {
     // Waits on the barrier whichever way this function ends, so the main thread never hangs.
     let mut hold = Hold { barrier: plan.hold.clone(), released: false };
@@ -61,15 +72,32 @@ pub(crate) fn run<S: Script>(plan: Plan, script: S) -> std::io::Result<Tally> {
     let ramp = plan.opts.ramp.max(0.001);
     let launch_at = |global: u32| plan.start + Duration::from_secs_f64(f64::from(global) / ramp);
     let mut bots: Vec<Bot<S>> = Vec::with_capacity(plan.bots.len());
-    // The counts, requests sent and CPU time when the steady window started.
+    // The counts, requests sent and CPU time when the steady window started, and ended.
     let mut at_steady = None;
+    let mut at_end = None;
+    let mut next_settle_check = plan.end;
     let mut next_sweep = plan.start;
     let mut next_publish = plan.start;
     let mut due = Vec::new();
     loop {
         let now = Instant::now();
-        if now >= plan.end || plan.live.halted() {
+        if plan.live.halted() {
             break;
+        }
+        if now >= plan.end {
+            if at_end.is_none() {
+                let sent = bots.iter().map(Bot::sent).sum();
+                at_end = Some((cx.tally.counters, sent, thread_cpu_secs()));
+            }
+            if now >= plan.drain_end {
+                break;
+            }
+            if now >= next_settle_check {
+                next_settle_check = now + SWEEP;
+                if bots.iter().all(|b| script.settled(b)) {
+                    break;
+                }
+            }
         }
         if at_steady.is_none() && now >= plan.steady_start {
             let sent = bots.iter().map(Bot::sent).sum();
@@ -107,7 +135,8 @@ pub(crate) fn run<S: Script>(plan: Plan, script: S) -> std::io::Result<Tally> {
             next_publish = now + PUBLISH;
             publish(&plan, &mut cx);
         }
-        let mut wake = plan.end.min(next_sweep).min(next_publish);
+        let mut wake = next_sweep.min(next_publish);
+        wake = if now < plan.end { wake.min(plan.end) } else { wake.min(plan.drain_end) };
         if let Some(&global) = plan.bots.get(bots.len()) {
             wake = wake.min(launch_at(global));
         }
@@ -130,19 +159,24 @@ pub(crate) fn run<S: Script>(plan: Plan, script: S) -> std::io::Result<Tally> {
             }
         }
     }
+    plan.live.finish();
     // Measure before closing: closing fails the calls still in flight.
-    let cpu_at_end = thread_cpu_secs();
+    let cpu_now = thread_cpu_secs();
     publish(&plan, &mut cx);
     let sent = bots.iter().map(Bot::sent).sum();
-    let (at_steady, sent_at_steady, cpu_at_steady) =
-        at_steady.unwrap_or((cx.tally.counters, sent, cpu_at_end));
+    let (at_end, sent_at_end, cpu_at_end) = at_end.unwrap_or((cx.tally.counters, sent, cpu_now));
+    let (at_steady, sent_at_steady, cpu_at_steady) = at_steady.unwrap_or((at_end, sent_at_end, cpu_at_end));
     let tally = Tally {
         at_steady,
+        at_end,
         sent,
         sent_at_steady,
+        sent_at_end,
+        resent: bots.iter().map(Bot::resent).sum(),
         in_flight_at_end: bots.iter().map(|b| script.in_flight_at_end(b)).sum(),
         connected_at_end: cx.connected_now,
         steady_cpu_secs: cpu_at_end - cpu_at_steady,
+        unsettled_at_end: bots.iter().filter(|b| !script.settled(b)).count() as u64,
         ..cx.tally
     };
     // The server is looked at with every bot still connected before anything is closed.

@@ -4,11 +4,17 @@
 //! A `state` push is read for its tick only ([`state_tick`]), except the first one of each
 //! connection, which is decoded in full and must hold the bot's own player. With
 //! `--validate-pushes` every push is decoded in full as its topic's type.
+//!
+//! With `--faults` the ticks are checked exactly instead of timed: each tick seen goes into
+//! the worker's [`TickLedger`](super::TickLedger), each gap's ticks as missed by the session,
+//! and a tick that does not increase is a duplicate (see `ticks`). The gaps are not timed
+//! then: a resume replays the pushes of the outage in a burst.
 
 use std::time::Instant;
 
 use ticksock_arena::proto::{ChatLine, Presence, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE, state_tick};
 
+use crate::scenario::fault_plan::StateShape;
 use crate::tally::{Tally, micros};
 
 /// One bot's view of its `state` pushes.
@@ -20,11 +26,23 @@ pub(crate) struct Track {
     last_state: Option<(Instant, u64)>,
     /// A `state` push of this connection has been decoded in full and held the bot's player.
     validated: bool,
+    /// `--faults`: the shape of the last `state` push (what the server holds per tick for
+    /// the bot).
+    pub state: StateShape,
+}
+
+/// How pushes are checked.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PushChecks {
+    /// Decode every push in full (`--validate-pushes`).
+    pub validate: bool,
+    /// Check the ticks exactly (`--faults`).
+    pub exact: bool,
 }
 
 impl Track {
-    /// A new connection: its first `state` push is checked in full again, and no gap is
-    /// measured across the reconnect.
+    /// A new connection (version 2: a new session): its first `state` push is checked in full
+    /// again, and no gap is measured across the reconnect.
     pub(crate) fn new_connection(&mut self) {
         self.last_state = None;
         self.validated = false;
@@ -37,14 +55,24 @@ impl Track {
         topic: &str,
         body: &[u8],
         now: Instant,
-        validate: bool,
+        checks: PushChecks,
         tally: &mut Tally,
     ) -> bool {
+        let validate = checks.validate;
         let c = &mut tally.counters;
         c.pushes += 1;
         match topic {
             TOPIC_STATE => {
                 c.pushes_state += 1;
+                if checks.exact {
+                    // The tick and the players' count lead the body.
+                    if let Ok(((_, players), prefix)) =
+                        ticksock_protocol::decode_body_prefix::<(u64, u64)>(body)
+                    {
+                        let players = usize::try_from(players).unwrap_or(usize::MAX);
+                        self.state = StateShape { body: body.len(), prefix, players };
+                    }
+                }
                 let tick = if validate || !self.validated {
                     c.pushes_decoded += 1;
                     ticksock_protocol::decode_body::<State>(body).ok().map(|state| {
@@ -64,12 +92,23 @@ impl Track {
                     c.bad_pushes += 1;
                     return true;
                 };
+                if checks.exact {
+                    tally.ticks.saw(tick);
+                }
                 if let Some((at, last)) = self.last_state {
-                    if tick > last {
-                        tally.gaps.saturating_record(micros(now.saturating_duration_since(at)));
+                    if tick <= last && checks.exact {
+                        // Seen before on this session (or out of order): the gap still runs
+                        // from the highest tick.
+                        c.pushes_duplicated += 1;
+                        return true;
+                    } else if tick <= last {
+                        c.bad_pushes += 1; // Ticks must increase.
+                    } else if checks.exact {
+                        tally.ticks.missed_between(last, tick);
                         c.ticks_skipped += tick - last - 1;
                     } else {
-                        c.bad_pushes += 1; // Ticks must increase.
+                        tally.gaps.saturating_record(micros(now.saturating_duration_since(at)));
+                        c.ticks_skipped += tick - last - 1;
                     }
                 }
                 self.last_state = Some((now, tick));
@@ -118,7 +157,13 @@ mod tests {
         let mut tally = Tally::default();
         let mut track = Track { player_id: Some(7), ..Track::default() };
         for (at, tick) in [(0, 10), (33, 11), (100, 13)] {
-            assert!(track.on_push(TOPIC_STATE, &state(tick, &[3, 7]), ms(at), false, &mut tally));
+            assert!(track.on_push(
+                TOPIC_STATE,
+                &state(tick, &[3, 7]),
+                ms(at),
+                PushChecks::default(),
+                &mut tally
+            ));
         }
         let c = tally.counters;
         assert_eq!((c.pushes, c.pushes_state, c.pushes_decoded, c.bad_pushes), (3, 3, 1, 0));
@@ -127,16 +172,36 @@ mod tests {
         assert!(tally.gaps.equivalent(tally.gaps.max(), 67_000));
 
         // A tick that does not increase, and a body that is not a `State`, are bad pushes.
-        track.on_push(TOPIC_STATE, &state(13, &[3, 7]), ms(133), false, &mut tally);
-        track.on_push(TOPIC_STATE, &[0xff], ms(166), false, &mut tally);
+        track.on_push(TOPIC_STATE, &state(13, &[3, 7]), ms(133), PushChecks::default(), &mut tally);
+        track.on_push(TOPIC_STATE, &[0xff], ms(166), PushChecks::default(), &mut tally);
         assert_eq!(tally.counters.bad_pushes, 2);
 
         // After a reconnect the first state is decoded in full again: one without the bot is bad.
         track.new_connection();
-        track.on_push(TOPIC_STATE, &state(20, &[3]), ms(200), false, &mut tally);
+        track.on_push(TOPIC_STATE, &state(20, &[3]), ms(200), PushChecks::default(), &mut tally);
         assert_eq!((tally.counters.pushes_decoded, tally.counters.bad_pushes), (2, 3));
         assert_eq!(tally.gaps.len(), 2, "no gap measured across the reconnect");
     }
+
+    #[test]
+    fn with_faults_the_ticks_go_to_the_ledger_and_a_tick_that_does_not_increase_is_a_duplicate() {
+        let t0 = Instant::now();
+        let mut tally = Tally::default();
+        let mut track = Track { player_id: Some(7), ..Track::default() };
+        let exact = PushChecks { validate: false, exact: true };
+        for tick in [10, 11, 13, 12, 13, 14] {
+            track.on_push(TOPIC_STATE, &state(tick, &[7]), t0, exact, &mut tally);
+        }
+        let c = tally.counters;
+        assert_eq!((c.pushes_state, c.pushes_duplicated, c.bad_pushes, c.ticks_skipped), (6, 2, 0, 1));
+        assert_eq!(tally.gaps.len(), 0, "not timed");
+        assert_eq!(track.state, StateShape { body: state(14, &[7]).len(), prefix: 2, players: 1 });
+        // 12 came after 13: out of order. It was missed between 11 and 13, and seen: lost.
+        let v = tally.ticks.verdict();
+        assert_eq!((v.lost, v.unseen_ticks), (1, 0));
+    }
+
+    const VALIDATE: PushChecks = PushChecks { validate: true, exact: false };
 
     #[test]
     fn with_validation_every_push_is_decoded_as_its_topics_type() {
@@ -146,11 +211,11 @@ mod tests {
         let chat =
             ticksock_protocol::encode_body(&ChatLine { player_id: 1, name: "a".into(), text: "hi".into() })
                 .expect("encodes");
-        track.on_push(TOPIC_STATE, &state(1, &[1]), t0, true, &mut tally);
-        track.on_push(TOPIC_STATE, &state(2, &[1]), t0, true, &mut tally);
-        track.on_push(TOPIC_CHAT, &chat, t0, true, &mut tally);
-        track.on_push(TOPIC_PRESENCE, &chat, t0, true, &mut tally); // A chat line is no presence.
-        track.on_push("other", &[], t0, true, &mut tally);
+        track.on_push(TOPIC_STATE, &state(1, &[1]), t0, VALIDATE, &mut tally);
+        track.on_push(TOPIC_STATE, &state(2, &[1]), t0, VALIDATE, &mut tally);
+        track.on_push(TOPIC_CHAT, &chat, t0, VALIDATE, &mut tally);
+        track.on_push(TOPIC_PRESENCE, &chat, t0, VALIDATE, &mut tally); // A chat line is no presence.
+        track.on_push("other", &[], t0, VALIDATE, &mut tally);
         let c = tally.counters;
         assert_eq!((c.pushes_state, c.pushes_chat, c.pushes_presence, c.pushes_other), (2, 1, 1, 1));
         assert_eq!((c.pushes_decoded, c.bad_pushes), (4, 1));

@@ -256,8 +256,9 @@ pub struct Options {
     /// succeed.
     #[arg(long, default_value_t = 120.0)]
     pub server_grace: f64,
-    /// `--faults`: the server's `--session-replay-bytes`, likewise.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// `--faults`: the server's `--session-replay-bytes`, likewise (its default, 512 KiB; the
+    /// server counts each frame with its WebSocket header).
+    #[arg(long, default_value_t = 512 << 10)]
     pub server_replay_bytes: u64,
     /// `--faults`: the server's `--idle-timeout-ms`, in seconds, likewise (a half-open link
     /// starts its grace only when the server gives up on it).

@@ -1,10 +1,8 @@
 //! What `--faults` found the server doing differently from what PROTOCOL.md section 11 and
 //! issue 14 ask, each as a small reproducer against a real server in this process, driven by
 //! the client crate's own `Session` and `Connection` (the simulator's bots, without the
-//! simulator). A gap's test asserts what should happen and is `#[ignore]`d while the server
-//! has the gap, so CI stays green: run them with
-//! `cargo test -p client-sim --test server_gaps -- --ignored`. Next to it, the same case a step
-//! later, which works, is an ordinary test.
+//! simulator), kept as a regression test once the server was fixed. Next to each, the same
+//! case a step later.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -103,18 +101,13 @@ fn a_session_whose_link_died_after_its_first_frame_resumes() {
     server.shutdown().expect("clean shutdown");
 }
 
-/// The gap: the server opens a version 2 session only when the link's first frame arrives
-/// (`start_session` in `server/src/net/link.rs`); a link that dies between its Welcome and the
-/// client's first frame leaves no session behind, and the Resume of the Welcome's `conn_id`
-/// is refused with `ended` (2), a reason PROTOCOL.md 11.5 gives for sessions whose grace
-/// passed, whose replay buffer overflowed, or that were closed. Issue 14 asks that resumes
-/// inside the window succeed "including sessions that had sent nothing before the drop"; the
-/// client crate holds the session from the Welcome on, and resumes it. Either the server keeps
-/// an unannounced session for its grace (and tells the game of it with the first frame that
-/// arrives on a link resuming it), or PROTOCOL.md says that a session that never received a
-/// frame cannot be resumed and the client does not try.
+/// The gap it found: the server opened a version 2 session only when the link's first frame
+/// arrived, so a link that died between its Welcome and the client's first frame left no
+/// session behind, and the Resume of the Welcome's `conn_id` was refused with `ended`. Issue
+/// 14 asks that resumes inside the window succeed "including sessions that had sent nothing
+/// before the drop". Fixed: the session exists from its Welcome (PROTOCOL.md 11.4), and the
+/// game hears of it at the first frame that arrives for it, the resume included.
 #[test]
-#[ignore = "server gap: a session killed between its Welcome and its first frame is refused `ended` on resume"]
 fn a_session_whose_link_died_before_its_first_frame_resumes() {
     let server = start_arena();
     assert_eq!(resume_after_a_reset(server.local_addr(), false), Ok(()));

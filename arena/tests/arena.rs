@@ -324,3 +324,22 @@ fn a_dropped_session_keeps_its_player_in_the_arena_until_it_resumes() {
     assert_eq!(gap, (last_tick + 1..=last_tick + 5).collect::<Vec<u64>>(), "every tick of the gap, once");
     let _: Moved = server.call(ann, ROUTE_MOVE, &Move { dx: 0, dy: 0 }).expect("no login needed");
 }
+
+/// A dropped session that never resumes expires: the arena then drops its player as for any
+/// disconnect (its avatar away, a `presence` for the others).
+#[test]
+fn a_dropped_session_that_expires_leaves_the_arena_as_a_disconnect_does() {
+    let mut server = arena(ArenaConfig::default());
+    let ann = server.connect(Encoding::Binary);
+    let bob = server.connect(Encoding::Binary);
+    let ann_id = login(&mut server, ann, "ann");
+    join(&mut server, ann, "lobby");
+    login(&mut server, bob, "bob");
+    join(&mut server, bob, "lobby");
+    let _: Vec<Presence> = server.pushes(bob, TOPIC_PRESENCE);
+    server.drop_link(ann);
+    server.expire(ann);
+    let presence: Vec<Presence> = server.pushes(bob, TOPIC_PRESENCE);
+    assert_eq!(presence.len(), 1, "{presence:?}");
+    assert!(!presence[0].joined && presence[0].player_id == ann_id);
+}

@@ -70,6 +70,9 @@ impl Game for Counter {
     fn on_resume(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId) {
         self.log.lock().push(format!("resume {conn}"));
     }
+    fn on_expire(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId) {
+        self.log.lock().push(format!("expire {conn}"));
+    }
     fn on_disconnect(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId) {
         self.log.lock().push(format!("disconnect {conn}"));
     }
@@ -436,6 +439,16 @@ fn a_session_ends_at_its_grace_and_a_later_resume_is_told_so() {
     let state = a.kill();
     h.await_log(&format!("drop {conn}"));
     h.await_log(&format!("disconnect {conn}"));
+    let log = h.log.lock().clone();
+    assert_eq!(
+        log,
+        [
+            format!("connect {conn}"),
+            format!("drop {conn}"),
+            format!("expire {conn}"),
+            format!("disconnect {conn}")
+        ]
+    );
     let (mut c, got) = state.resume_with(h.addr(), state.secret, 1);
     assert_eq!(got, Got::ResumeFailed(resume_reason::ENDED));
     // The link carries on as the new session of its Welcome.

@@ -325,7 +325,10 @@ mod tests {
         // A link still open at the reconnect never started the grace; only the bytes count.
         assert_eq!(p.expect(silent, true, 40.0, rate), Expect::Either, "past the grace, but linked");
         // The bytes: 1 MiB at 10 KB/s is passed after about 103 s, clearly after 130 s.
-        let long = plan(|o| o.server_grace = 1000.0);
+        let long = plan(|o| {
+            o.server_grace = 1000.0;
+            o.server_replay_bytes = 1 << 20;
+        });
         assert_eq!(long.expect(rst, false, 80.0, rate), Expect::Resume);
         assert_eq!(long.expect(rst, false, 100.0, rate), Expect::Either);
         assert_eq!(long.expect(rst, false, 132.0, rate), Expect::Fail);

@@ -59,6 +59,12 @@ pub trait Game: Send + 'static {
     /// was sent to it while it had no link has been delivered first.
     fn on_resume(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
 
+    /// A dropped version 2 session ends without having resumed: its grace passed, it could
+    /// not keep what it was sent (its replay bound), or too many sessions were waiting.
+    /// [`on_disconnect`](Game::on_disconnect) follows at once; a game that treats an expired
+    /// player differently from one who left (a forfeit, say) does it here.
+    fn on_expire(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
+
     /// A tick is due: advance the simulation and push its state. [`Ctx::tick`] tells which.
     fn on_tick(&mut self, _ctx: &mut Ctx<'_>) {}
 

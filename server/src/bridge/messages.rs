@@ -61,6 +61,10 @@ pub enum ToLogic {
     Dropped(ConnId),
     /// A version 2 session that had dropped resumed on a new link: its requests follow.
     Resumed(ConnId),
+    /// A version 2 session that had dropped ends without having resumed (its grace passed, it
+    /// could not keep what it was sent, or too many sessions were waiting): the game is told
+    /// so, then that it disconnected, as for [`ToLogic::Disconnected`].
+    Expired(ConnId),
     /// The server is shutting down and reads no more requests: every request the logic thread
     /// will ever get came before this. It answers them, runs the game's shutdown hook, sends
     /// its last batch and stops.

@@ -145,6 +145,10 @@ impl<G: Game> Logic<G> {
                 self.fx.hub.handle_disconnected(conn);
             }
             ToLogic::Dropped(conn) => self.run_hook(now, |game, ctx| game.on_drop(ctx, conn)),
+            ToLogic::Expired(conn) => {
+                self.run_hook(now, |game, ctx| game.on_expire(ctx, conn));
+                self.handle_message(ToLogic::Disconnected(conn), now);
+            }
             ToLogic::Resumed(conn) => self.run_hook(now, |game, ctx| game.on_resume(ctx, conn)),
             ToLogic::Echo { conn, opcode, payload } => self.fx.out.send(conn, opcode, &payload),
             // The game closed it: what it sent before it read the close must not act on the

@@ -74,7 +74,7 @@ impl Reactor {
                 // Indexing cannot panic: `live_index` found the slot occupied.
                 let Some(index) = self.live_index(conn) else {
                     // A session without a link has nowhere to send a close frame: it ends.
-                    self.end_session(conn);
+                    self.end_session(conn, false);
                     return;
                 };
                 match self.conns[index].lifecycle {

@@ -209,7 +209,7 @@ impl Reactor {
             Err(reason) => {
                 if reason == resume_reason::GAP_LOST {
                     // The session cannot be made whole: it ends now.
-                    self.end_session(request.conn);
+                    self.end_session(request.conn, true);
                 }
                 self.counters.resume_failures += 1;
                 let message = resume_reason::name(reason);
@@ -228,14 +228,17 @@ impl Reactor {
         self.remove(index);
     }
 
-    /// Ends session `sid`: the game is told it disconnected; a link it still has goes too.
-    pub(super) fn end_session(&mut self, sid: ConnId) {
+    /// Ends session `sid`: the game is told it disconnected (`expired`: that it expired
+    /// first, a dropped session that never resumed); a link it still has goes too.
+    pub(super) fn end_session(&mut self, sid: ConnId, expired: bool) {
         let Some(session) = self.sessions.end(sid) else { return };
         if let Some(index) = session.link() {
             self.orphan(index);
         }
         if session.is_announced() {
-            self.forward(ToLogic::Disconnected(sid));
+            // Only a session the game saw drop expires; one still linked just disconnects.
+            let expired = expired && session.is_dropped();
+            self.forward(if expired { ToLogic::Expired(sid) } else { ToLogic::Disconnected(sid) });
         }
     }
 
@@ -268,7 +271,7 @@ impl Reactor {
         while self.conns.len() + self.sessions.dropped_count() > self.config.max_connections {
             let Some(oldest) = self.sessions.oldest_dropped() else { return };
             self.counters.sessions_evicted += 1;
-            self.end_session(oldest);
+            self.end_session(oldest, true);
         }
     }
 
@@ -288,7 +291,7 @@ impl Reactor {
         if !session.hold(HeldFrame { opcode, bytes: bytes.clone(), answers }) {
             tracing::debug!("{sid}: its replay buffer overflowed while it had no link; ending it");
             self.counters.sessions_overflowed += 1;
-            self.end_session(sid);
+            self.end_session(sid, true);
             return;
         }
         match link {
@@ -317,7 +320,7 @@ impl Reactor {
     pub(super) fn sweep_sessions(&mut self, now: Instant) {
         for sid in self.sessions.expired(now) {
             self.counters.sessions_expired += 1;
-            self.end_session(sid);
+            self.end_session(sid, true);
         }
         let limits = *self.sessions.limits();
         let mut acks = Vec::new();

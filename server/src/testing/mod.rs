@@ -339,6 +339,19 @@ impl<G: Game> TestServer<G> {
         self.step(ToLogic::Resumed(client.conn));
     }
 
+    /// Ends a dropped `client`'s session without a resume, as its grace passing would: runs
+    /// the game's `on_expire`, then `on_disconnect`.
+    ///
+    /// # Panics
+    /// If it is not dropped, or the server has shut down.
+    pub fn expire(&mut self, client: TestClient) {
+        self.check_running("expire");
+        let state = self.connected(client, "expire");
+        assert!(state.dropped, "{}: `expire` on a client that was not dropped", client.conn);
+        state.connected = false;
+        self.step(ToLogic::Expired(client.conn));
+    }
+
     /// The close code `client` got, if it was closed: by the game ([`Ctx::close`](crate::Ctx::close),
     /// or a newer connection of its user), or 1001 by the shutdown.
     pub fn closed(&self, client: TestClient) -> Option<u16> {

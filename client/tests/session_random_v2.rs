@@ -18,6 +18,9 @@
 //!
 //! Seeded and reproducible: `SESSION_SEED=n` replays one run, `SESSION_RUNS=n` sets how many
 //! run (default 1000). A failing run prints its seed and its last steps.
+//!
+//! One file of over 600 lines on purpose, like `session_random.rs`: the fake server's sessions,
+//! the model of the calls and the checks are one test's parts, read together.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,6 +1,10 @@
 //! Version 2 sessions over real sockets (PROTOCOL.md section 11): a link dropped without a
 //! close is resumed with what it missed, requests resent after a resume run at most once, and
 //! each way a resume can fail is refused with its reason and costs the session nothing.
+//!
+//! Over 600 lines: independent tests, one rule of section 11 each, that share the small version
+//! 2 client and the game at the top (written against the protocol crate alone, so that the
+//! server is checked by something other than the client crate that shares its authors).
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};

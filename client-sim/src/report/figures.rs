@@ -1,0 +1,153 @@
+//! The figures a run reports beyond its counters, by scenario (churn, faults, `--faults`) and
+//! from the server process (`--server-pid`, its `/metrics`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Quantiles;
+
+/// The churn scenario's figures beyond its counters.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ChurnFigures {
+    /// The fraction of cycles meant to end in an abrupt drop (`--drop-fraction`).
+    pub drop_fraction: f64,
+    /// Seconds between a cycle's end and the next connect (`--churn-pause`).
+    pub pause_secs: f64,
+    /// Cycles completed per second in the steady window.
+    pub cycles_per_sec: f64,
+    /// Cycles completed per second over the whole run.
+    pub cycles_per_sec_whole_run: f64,
+    /// Duration of a completed cycle, from the TCP connect to the end of the close, microseconds.
+    pub cycle_us: Quantiles,
+}
+
+/// The faults scenario's settings and rates beyond its counters.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FaultFigures {
+    /// The mean lifetime of a connection before it is killed, seconds (`--fault-lifetime`).
+    pub lifetime_secs: f64,
+    /// The fraction of kills that are resets (`--rst-fraction`); the others are half-open.
+    pub rst_fraction: f64,
+    /// Seconds a half-open connection is held before it is dropped (`--half-open-hold`).
+    pub half_open_hold_secs: f64,
+    /// Kills (both kinds) per second over the whole run.
+    pub kills_per_sec: f64,
+}
+
+/// `--faults`: the settings, what the checks found beyond the counters, and the server's
+/// version 2 figures from its `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ResumeFigures {
+    /// Kills per bot per minute of link up (`--fault-rate`).
+    pub fault_rate_per_min: f64,
+    /// The share of kills that are resets (`--fault-rst-share`).
+    pub rst_share: f64,
+    /// The share of half-open kills drawn as early reconnects (`--fault-early-share`).
+    pub early_share: f64,
+    /// The share of first sessions killed before they carried anything (`--fault-fresh-share`).
+    pub fresh_share: f64,
+    /// When they are killed (`--fault-fresh-when`: `before`, `after` or `both`).
+    pub fresh_when: String,
+    /// The shortest and longest outage, seconds.
+    pub outage_secs: (f64, f64),
+    /// Every Nth call is `once` (`--once-every`; 0: none).
+    pub once_every: u32,
+    /// The server's grace, as the simulator was told (`--server-grace`), seconds.
+    pub server_grace_secs: f64,
+    /// The server's replay bound, as told (`--server-replay-bytes`).
+    pub server_replay_bytes: u64,
+    /// The server's idle timeout, as told (`--server-idle-timeout`), seconds.
+    pub server_idle_timeout_secs: f64,
+    /// Seconds the run went on after the steady window for the last outages to end.
+    pub drain_secs: f64,
+    /// Refused resumes by reason (`ended`, `gap_lost`, ...; `v1_server` and `count_mismatch`
+    /// for the client's own two).
+    pub resume_failures: BTreeMap<String, u64>,
+    /// `state` pushes a session missed of a tick that another session saw: lost (must be 0).
+    pub pushes_lost: u64,
+    /// `state` pushes sessions missed of ticks that no session saw: slots the server skipped.
+    pub pushes_missed_skipped: u64,
+    /// The distinct ticks no session saw; at most [`ServerSessionFigures::ticks_skipped`].
+    pub ticks_unseen: u64,
+    /// Sessions still offline, resuming, or with an old link unchecked when the run ended
+    /// (must be 0: the run waits for them up to its drain limit).
+    pub unsettled_at_end: u64,
+    /// The server's figures (`None`: its `/metrics` could not be read).
+    pub server: Option<ServerSessionFigures>,
+    /// The first resumes answered against the window (refused inside, accepted outside),
+    /// described: the kill, the time offline, the bytes held, the answer.
+    pub surprises: Vec<String>,
+}
+
+/// The server's version 2 figures over a `--faults` run, from `GET /metrics`: counters as
+/// differences from before the run to after it, gauges sampled once a second.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ServerSessionFigures {
+    /// Samples of the gauges taken.
+    pub samples: u64,
+    /// The most sessions without a link at once (`ticksock_sessions_dropped`).
+    pub dropped_max: u64,
+    /// The most bytes held for them at once (`ticksock_sessions_dropped_bytes`).
+    pub dropped_bytes_max: u64,
+    /// The largest bytes held per session without a link, over the samples that had one.
+    pub bytes_per_dropped_max: f64,
+    /// The mean over those samples of bytes held per session without a link.
+    pub bytes_per_dropped_mean: f64,
+    /// Tick slots the server skipped (`ticksock_ticks_skipped_total`).
+    pub ticks_skipped: u64,
+    /// Resumes it accepted (`ticksock_resumes_total`).
+    pub resumes: u64,
+    /// Resumes it refused (`ticksock_resume_failures_total`).
+    pub resume_failures: u64,
+    /// Sessions whose grace passed (`ticksock_sessions_expired_total`).
+    pub expired: u64,
+    /// Sessions ended by a full replay buffer without a link (`ticksock_sessions_overflowed_total`).
+    pub overflowed: u64,
+}
+
+/// The server process seen from outside (`--server-pid`): `/proc/PID/fd`, `/proc/PID/status`
+/// and the `ticksock_connections_open` gauge of `GET /metrics`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ServerFigures {
+    /// The server's process id.
+    pub pid: u32,
+    /// Open descriptors before the run.
+    pub fds_before: u64,
+    /// The most open descriptors seen while the run went on (sampled once a second).
+    pub fds_peak: u64,
+    /// Open descriptors at the end of the steady window, every bot still connected.
+    pub fds_loaded: u64,
+    /// Open descriptors right after the run (the bots' sockets just closed).
+    pub fds_end: u64,
+    /// Open descriptors after the settle delay.
+    pub fds_settled: u64,
+    /// Milliseconds after the run's end when the descriptors were first back at (or under) their
+    /// baseline (looked at every 50 ms during the settle delay); `None`: not within it.
+    pub fds_back_after_ms: Option<u64>,
+    /// Resident memory before the run, KiB (`VmRSS`).
+    pub rss_kib_before: u64,
+    /// The most resident memory seen while the run went on (sampled once a second), KiB.
+    pub rss_kib_peak: u64,
+    /// Resident memory at the end of the steady window, every bot still connected, KiB.
+    pub rss_kib_loaded: u64,
+    /// Resident memory right after the run, KiB.
+    pub rss_kib_end: u64,
+    /// Resident memory after the settle delay, KiB.
+    pub rss_kib_settled: u64,
+    /// The process's resident high-water mark since it started, before the run, KiB (`VmHWM`).
+    pub hwm_kib_before: u64,
+    /// The same after the settle delay: higher than before only if this run set a new peak.
+    pub hwm_kib_settled: u64,
+    /// `ticksock_connections_open` before the run (the request that reads it counts as one).
+    pub open_before: Option<u64>,
+    /// `ticksock_connections_open` after the settle delay (likewise).
+    pub open_settled: Option<u64>,
+    /// The settle delay, seconds.
+    pub settle_secs: f64,
+    /// Whether the descriptors were back within `--max-fd-growth` of the baseline after it.
+    pub fds_back: bool,
+    /// Idle scenario: the server's resident memory growth per connection, KiB: (RSS at the end
+    /// of the steady window - RSS before the run) / bots connected at the end.
+    pub rss_per_connection_kib: Option<f64>,
+}

@@ -292,12 +292,8 @@ fn a_dropped_players_avatar_is_forgotten_after_the_grace_time_in_an_arena_left_e
     assert_ne!(x_of(&joined.players, again_id), rest_x, "the old avatar was kept past the grace time");
 }
 
-/// A version 2 session whose link is lost without a close (PROTOCOL.md 8.7 and 11): the player
-/// stays in its arena, listed and moving, with no `presence` for the others; the `state`
-/// pushes of the gap wait for it, every tick, and after the resume it goes on without logging
-/// in again.
-#[test]
-fn a_dropped_session_keeps_its_player_in_the_arena_until_it_resumes() {
+/// A server with ann and bob logged in and in the lobby, and ann's player id.
+fn ann_and_bob_in_the_lobby() -> (TestServer<Arena>, TestClient, TestClient, u32) {
     let mut server = arena(ArenaConfig::default());
     let ann = server.connect(Encoding::Binary);
     let bob = server.connect(Encoding::Binary);
@@ -305,6 +301,16 @@ fn a_dropped_session_keeps_its_player_in_the_arena_until_it_resumes() {
     join(&mut server, ann, "lobby");
     login(&mut server, bob, "bob");
     join(&mut server, bob, "lobby");
+    (server, ann, bob, ann_id)
+}
+
+/// A version 2 session whose link is lost without a close (PROTOCOL.md 8.7 and 11): the player
+/// stays in its arena, listed and moving, with no `presence` for the others; the `state`
+/// pushes of the gap wait for it, every tick, and after the resume it goes on without logging
+/// in again.
+#[test]
+fn a_dropped_session_keeps_its_player_in_the_arena_until_it_resumes() {
+    let (mut server, ann, bob, ann_id) = ann_and_bob_in_the_lobby();
     let _: Moved = server.call(ann, ROUTE_MOVE, &Move { dx: 1, dy: 0 }).expect("moving");
     server.advance_ticks(1);
     let before: Vec<State> = server.pushes(ann, TOPIC_STATE);
@@ -329,13 +335,7 @@ fn a_dropped_session_keeps_its_player_in_the_arena_until_it_resumes() {
 /// disconnect (its avatar away, a `presence` for the others).
 #[test]
 fn a_dropped_session_that_expires_leaves_the_arena_as_a_disconnect_does() {
-    let mut server = arena(ArenaConfig::default());
-    let ann = server.connect(Encoding::Binary);
-    let bob = server.connect(Encoding::Binary);
-    let ann_id = login(&mut server, ann, "ann");
-    join(&mut server, ann, "lobby");
-    login(&mut server, bob, "bob");
-    join(&mut server, bob, "lobby");
+    let (mut server, ann, bob, ann_id) = ann_and_bob_in_the_lobby();
     let _: Vec<Presence> = server.pushes(bob, TOPIC_PRESENCE);
     server.drop_link(ann);
     server.expire(ann);

@@ -41,15 +41,10 @@ impl Reactor {
         match command {
             Command::Send { conn, payload, answers } => {
                 let bytes = payload.bytes(payloads);
-                if self.is_session(conn) {
-                    self.send_to_session(
-                        conn,
-                        payload.opcode(),
-                        Bytes::copy_from_slice(bytes),
-                        answers,
-                        false,
-                    );
-                } else if let Some(index) = self.live_index(conn) {
+                let copy = || Bytes::copy_from_slice(bytes);
+                if !self.send_to_session(conn, payload.opcode(), copy, answers, false)
+                    && let Some(index) = self.live_index(conn)
+                {
                     self.send_data(index, payload.opcode(), bytes);
                 }
             }
@@ -58,9 +53,8 @@ impl Reactor {
                 // Sessions hold the frame until acknowledged: one copy, shared by all of them.
                 let mut held: Option<Bytes> = None;
                 for conn in conns {
-                    if self.is_session(conn) {
-                        let shared = held.get_or_insert_with(|| Bytes::copy_from_slice(bytes)).clone();
-                        self.send_to_session(conn, payload.opcode(), shared, None, burst);
+                    let shared = || held.get_or_insert_with(|| Bytes::copy_from_slice(bytes)).clone();
+                    if self.send_to_session(conn, payload.opcode(), shared, None, burst) {
                         continue;
                     }
                     match self.live_index(conn) {

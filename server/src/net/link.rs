@@ -32,10 +32,8 @@ pub(super) fn new_secret() -> Secret {
 /// This server run's epoch (PROTOCOL.md 11.3), random so that a restarted server does not
 /// mistake an earlier run's sessions for its own.
 pub(super) fn new_epoch() -> u64 {
-    let secret = new_secret();
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&secret[..8]);
-    u64::from_le_bytes(bytes)
+    // As for a secret: no server runs on a system without a random source.
+    getrandom::u64().unwrap_or_else(|e| panic!("no random source for the server's epoch: {e}"))
 }
 
 impl Reactor {
@@ -123,7 +121,7 @@ impl Reactor {
             }
             RequestVerdict::AnswerAgain => {
                 if let Some(frame) = session.answer_to(id).cloned() {
-                    self.send_to_session(sid, frame.opcode, frame.bytes, Some(id), false);
+                    self.send_to_session(sid, frame.opcode, || frame.bytes, Some(id), false);
                 }
             }
             // Its one answer is on its way.
@@ -143,7 +141,7 @@ impl Reactor {
         let mut frame = Vec::new();
         ticksock_protocol::write_error(encoding, &mut frame, id, code, message);
         self.counters.errors[usize::from(code).min(self.counters.errors.len() - 1)] += 1;
-        self.send_to_session(sid, DataOpcode::of(encoding), Bytes::from(frame), Some(id), false);
+        self.send_to_session(sid, DataOpcode::of(encoding), || Bytes::from(frame), Some(id), false);
     }
 
     /// Checks a Resume arriving as the first frame of the link at `index`, and carries out
@@ -275,35 +273,38 @@ impl Reactor {
         }
     }
 
-    /// Sends a sequenced frame (Reply, Error, Push) to session `sid`: held until the client
-    /// acknowledges it, and written to its link if it has one (for a `broadcast`, with a slice
-    /// of the flush backlog).
+    /// Sends a sequenced frame (Reply, Error, Push) to `sid` if it names a version 2 session
+    /// that lives, and says whether it did: held until the client acknowledges it, and written
+    /// to its link if it has one (for a `broadcast`, with a slice of the flush backlog).
+    /// `bytes` is made only for a session (a version 1 connection needs no copy), and the
+    /// session is looked up once.
     pub(super) fn send_to_session(
         &mut self,
         sid: ConnId,
         opcode: DataOpcode,
-        bytes: Bytes,
+        bytes: impl FnOnce() -> Bytes,
         answers: Option<u32>,
         broadcast: bool,
-    ) {
-        let Some(session) = self.sessions.get_mut(sid) else { return };
+    ) -> bool {
+        // No lookup at all on a server that has no version 2 client.
+        if self.sessions.len() == 0 {
+            return false;
+        }
+        let Some(session) = self.sessions.get_mut(sid) else { return false };
         let link = session.link();
+        let bytes = bytes();
         if !session.hold(HeldFrame { opcode, bytes: bytes.clone(), answers }) {
             tracing::debug!("{sid}: its replay buffer overflowed while it had no link; ending it");
             self.counters.sessions_overflowed += 1;
             self.end_session(sid, true);
-            return;
+            return true;
         }
         match link {
             Some(index) if broadcast => self.send_broadcast(index, opcode, &bytes),
             Some(index) => self.send_data(index, opcode, &bytes),
             None => {}
         }
-    }
-
-    /// Whether `conn` names a version 2 session that lives.
-    pub(super) fn is_session(&self, conn: ConnId) -> bool {
-        self.sessions.len() > 0 && self.sessions.get(conn).is_some()
+        true
     }
 
     /// Sends a frame that is not sequenced (Resumed, ResumeFailed, Ack) on the link at `index`.

@@ -19,6 +19,10 @@ pub const SHUTTING_DOWN: u16 = 6;
 /// its answer is no longer held to be sent again (it was acknowledged, or the replay buffer
 /// dropped it).
 pub const STALE_REQUEST: u16 = 7;
+/// Only from a node of a cluster: the call must be made on another node. The message is the
+/// URL to make it on, a ticket included (PROTOCOL.md section 12.2): connect there and send the
+/// same request again.
+pub const REDIRECT: u16 = 8;
 
 /// The first code available to applications (handler errors).
 pub const APP_MIN: u16 = 1000;
@@ -33,6 +37,7 @@ pub fn name(code: u16) -> &'static str {
         RATE_LIMITED => "rate_limited",
         SHUTTING_DOWN => "shutting_down",
         STALE_REQUEST => "stale_request",
+        REDIRECT => "redirect",
         c if c >= APP_MIN => "app",
         _ => "reserved",
     }

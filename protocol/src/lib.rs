@@ -63,6 +63,14 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// a longer name.
 pub const MAX_ROUTE_LEN: usize = 64;
 
+/// The longest ticket a redirect's URL carries (PROTOCOL.md section 12.2), in bytes. A ticket
+/// is made of `A-Z a-z 0-9 - _ .` only.
+pub const MAX_TICKET_LEN: usize = 512;
+
+/// The WebSocket close code of a connection whose ticket the node does not accept
+/// (PROTOCOL.md section 12.3).
+pub const CLOSE_BAD_TICKET: u16 = 4002;
+
 /// The WebSocket subprotocol (`Sec-WebSocket-Protocol`) that selects this wire format.
 ///
 /// A client must offer it; the server refuses an upgrade that offers no version it speaks.

@@ -159,16 +159,24 @@ impl Arena {
         Ok(LoggedIn { player_id: id })
     }
 
+    /// The arenas of this node and, in a cluster, those of the other nodes (an arena lives on
+    /// one node; `lobby` is on every node and listed once, with its players on all of them).
     fn list_rooms(&mut self, ctx: &mut Ctx<'_>, _: Caller, (): ()) -> Result<Vec<RoomInfo>, AppError> {
-        Ok(self
-            .rooms
-            .iter()
-            .map(|(name, _)| RoomInfo {
-                name: name.to_owned(),
-                players: ctx.hub().member_count(name) as u32,
-                capacity: self.config.capacity,
-            })
-            .collect())
+        let info = |name: &str| RoomInfo {
+            name: name.to_owned(),
+            players: ctx.hub().member_count(name) as u32,
+            capacity: self.config.capacity,
+        };
+        let here = self.rooms.iter().map(|(name, _)| info(name));
+        let elsewhere = ctx
+            .hub()
+            .cluster()
+            .rooms()
+            .filter(|(name, _)| !self.rooms.contains(name))
+            .map(|(name, _)| info(name));
+        let mut rooms: Vec<RoomInfo> = here.chain(elsewhere).collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(rooms)
     }
 
     fn join(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Join) -> Result<Joined, AppError> {
@@ -176,6 +184,11 @@ impl Arena {
         let player = player(ctx, caller.conn).ok_or_else(not_logged_in)?;
         if player.room.as_deref() == Some(request.room.as_str()) {
             return Ok(self.joined(&request.room));
+        }
+        // In a cluster an arena lives on one node (`lobby` on every one): this answers a
+        // redirect to the node that holds it, before anything changes here.
+        if !self.config.rooms.contains(&request.room) {
+            ctx.claim_room(caller, &request.room)?;
         }
         if self.rooms.contains(&request.room) {
             if ctx.hub().member_count(&request.room) as u32 >= self.config.capacity {
@@ -370,6 +383,21 @@ impl Game for Arena {
             .route(ROUTE_ONCE, |arena: &mut Arena, _, caller, (): ()| {
                 Ok::<_, AppError>(arena.once.entry(caller.conn).or_default().run(caller.id))
             });
+    }
+
+    /// A connection that arrived with a redirect's ticket is already bound to its user (the
+    /// name it logged in with on the node that redirected it): it is that player here, as
+    /// after a `login` (PROTOCOL.md 8.7, "In a cluster").
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        let Some(name) = ctx.hub().user_of(conn).map(str::to_owned) else { return };
+        let same_player = ctx.hub().user_connections(&name).find_map(|c| player(ctx, c)).map(|p| p.id);
+        let id = same_player.unwrap_or_else(|| {
+            self.next_player_id += 1;
+            self.next_player_id
+        });
+        if let Some(seat) = ctx.hub_mut().session_mut::<Seat>(conn) {
+            seat.player = Some(Player { id, name, room: None });
+        }
     }
 
     fn on_disconnect(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {

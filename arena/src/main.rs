@@ -3,6 +3,7 @@
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use ticksock_arena::{Arena, ArenaConfig};
+use ticksock_server::cluster::ClusterArgs;
 use ticksock_server::{Config, Echo, Server};
 
 /// The ticksock game server: the "arena" example game over WebSocket (subprotocols
@@ -21,6 +22,8 @@ struct Args {
     echo: bool,
     #[command(flatten)]
     config: Config,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 /// The server's configuration the command line asks for: echo mode's (`config.echo`) or the
@@ -29,6 +32,7 @@ fn read_command_line(matches: &clap::ArgMatches) -> Result<Config, clap::Error> 
     let args = Args::from_arg_matches(matches)?;
     let mut config = if args.echo { Config::echo() } else { args.config };
     config.update_from_typed_flags(matches)?;
+    config.cluster = args.cluster.resolve();
     // Reported as a usage error, like a malformed flag: it names the flags to fix.
     config.validate().map_err(|e| Args::command().error(clap::error::ErrorKind::ValueValidation, e))?;
     Ok(config)
@@ -42,7 +46,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let mut config = read_command_line(&Args::command().get_matches()).unwrap_or_else(|e| e.exit());
-    let (echo, hz) = (config.echo, config.tick_hz);
+    let (echo, hz, cluster) = (config.echo, config.tick_hz, config.cluster.clone());
     let started = if echo {
         Server::start(config, Echo)
     } else {
@@ -64,6 +68,10 @@ fn main() -> std::process::ExitCode {
         println!(
             "listening on ws://{addr}/ (arena game, {hz} Hz, logic thread {priority:?}); demo page at http://{addr}/"
         );
+    }
+    if let Some(cluster) = &cluster {
+        let (name, url) = (cluster.node_name_at(addr), cluster.public_url_at(addr));
+        println!("in the cluster at {} as node `{name}`, reached at {url}", cluster.redis_url);
     }
     match server.run_until_signal() {
         Ok(_) => std::process::ExitCode::SUCCESS,

@@ -48,6 +48,7 @@
 
 pub mod api;
 mod bridge;
+pub mod cluster;
 pub mod config;
 mod conn_id;
 mod echo;
@@ -74,6 +75,10 @@ pub enum Error {
     /// The configuration is inconsistent; the message says which values. Fix the values.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Joining the cluster failed: Redis is unreachable or refused what the node asked. The
+    /// message says which; check `--cluster` and that Redis runs.
+    #[error("cannot join the cluster: {0}")]
+    Cluster(String),
     /// Binding the listening socket failed (address in use, no permission). Pick another
     /// address or free this one.
     #[error("cannot listen on {addr}: {source}")]

@@ -4,12 +4,17 @@
 //! turn of its loop, so the cost per message is an integer increment.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
 /// The upper bounds of the tick histograms, in seconds.
+/// Error replies are counted by code: one slot per reserved code (the index is the code, 0
+/// unused), and the last slot for every application code.
+pub const ERROR_SLOTS: usize = ticksock_protocol::error_code::REDIRECT as usize + 2;
+
 const TICK_BUCKETS: [f64; 12] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25];
 
@@ -37,7 +42,7 @@ pub struct ReactorCounters {
     pub requests_forwarded: u64,
     /// Error replies the reactor answered itself (unknown route, bad frame, rate limited),
     /// by code, indexed like [`LogicCounters::errors`].
-    pub errors: [u64; 9],
+    pub errors: [u64; ERROR_SLOTS],
     /// Connections closed for sending too fast.
     pub rate_limited_closes: u64,
     /// Connections closed because their outbound buffer passed its cap.
@@ -90,7 +95,7 @@ pub struct LogicCounters {
     /// Requests handled.
     pub requests: u64,
     /// Error replies by code: index = code for the server's codes 0..=7, 8 for application codes.
-    pub errors: [u64; 9],
+    pub errors: [u64; ERROR_SLOTS],
     /// Ticks run.
     pub ticks: u64,
     /// Tick slots skipped because a tick overran.
@@ -104,14 +109,14 @@ pub struct LogicCounters {
 
 /// A histogram with fixed buckets, fed by one thread, read by any.
 #[derive(Debug, Default)]
-struct Histogram {
+pub(crate) struct Histogram {
     buckets: [AtomicU64; TICK_BUCKETS.len()],
     count: AtomicU64,
     sum_nanos: AtomicU64,
 }
 
 impl Histogram {
-    fn record(&self, value: Duration) {
+    pub(crate) fn record(&self, value: Duration) {
         let secs = value.as_secs_f64();
         for (bucket, bound) in self.buckets.iter().zip(TICK_BUCKETS) {
             if secs <= bound {
@@ -122,7 +127,7 @@ impl Histogram {
         self.sum_nanos.fetch_add(u64::try_from(value.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (bucket, bound) in self.buckets.iter().zip(TICK_BUCKETS) {
             let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Relaxed));
@@ -143,6 +148,7 @@ pub struct Metrics {
     logic: Mutex<LogicCounters>,
     tick_duration: Histogram,
     tick_lateness: Histogram,
+    cluster: Arc<crate::cluster::ClusterMetrics>,
 }
 
 impl Metrics {
@@ -160,6 +166,15 @@ impl Metrics {
     pub fn record_tick(&self, lateness: Duration, duration: Duration) {
         self.tick_lateness.record(lateness);
         self.tick_duration.record(duration);
+    }
+
+    /// The cluster's counters (all zero on a single node).
+    pub fn cluster(&self) -> &crate::cluster::ClusterMetrics {
+        &self.cluster
+    }
+
+    pub(crate) fn cluster_shared(&self) -> Arc<crate::cluster::ClusterMetrics> {
+        self.cluster.clone()
     }
 
     /// The reactor's counters as last published.
@@ -330,11 +345,16 @@ impl Metrics {
         let _ = writeln!(out, "# HELP ticksock_error_replies_total Error replies sent, by code.");
         let _ = writeln!(out, "# TYPE ticksock_error_replies_total counter");
         for (code, (logic, reactor)) in l.errors.iter().zip(r.errors).enumerate().skip(1) {
-            let name = if code == 8 { "app" } else { ticksock_protocol::error_code::name(code as u16) };
+            let name = if code == ERROR_SLOTS - 1 {
+                "app"
+            } else {
+                ticksock_protocol::error_code::name(code as u16)
+            };
             let _ = writeln!(out, "ticksock_error_replies_total{{code=\"{name}\"}} {}", logic + reactor);
         }
         self.tick_duration.render(&mut out, "ticksock_tick_duration_seconds", "How long each tick ran.");
         self.tick_lateness.render(&mut out, "ticksock_tick_lateness_seconds", "How late each tick started.");
+        self.cluster.render(&mut out);
         out
     }
 }
@@ -353,7 +373,7 @@ mod tests {
         assert_eq!(m.reactor(), r);
         let mut l = LogicCounters { requests: 7, ticks: 5, ..Default::default() };
         l.errors[1] = 2;
-        l.errors[8] = 1;
+        l.errors[ERROR_SLOTS - 1] = 1;
         m.publish_logic(&l);
         assert_eq!(m.logic(), l);
         m.record_tick(Duration::from_micros(300), Duration::from_micros(50));

@@ -105,10 +105,26 @@ impl Server {
 
         let logic_priority = config.logic_priority;
         let shutdown_timeout = config.shutdown_timeout;
-        let logic = Logic::new(game);
+        let mut logic = Logic::new(game);
+        let metrics = Arc::new(Metrics::default());
+        let cluster = match config.cluster.clone() {
+            None => None,
+            Some(cluster) => {
+                let registry =
+                    crate::cluster::Registry::new(&cluster.node_name_at(local_addr), cluster.lease);
+                let (link, threads) = crate::cluster::bridge::start(
+                    &cluster,
+                    local_addr,
+                    metrics.cluster_shared(),
+                    logic_ends.doorbell.clone(),
+                )
+                .map_err(Error::Cluster)?;
+                logic.join_cluster(link, registry);
+                Some(threads)
+            }
+        };
         let routes = logic.route_table();
         let period = config.tick_period();
-        let metrics = Arc::new(Metrics::default());
         let reactor = Reactor::new(
             poll,
             listener,
@@ -145,6 +161,7 @@ impl Server {
             metrics,
             logic_priority,
             shutdown_timeout,
+            cluster,
         })
     }
 }
@@ -159,6 +176,8 @@ pub struct RunningServer {
     metrics: Arc<Metrics>,
     logic_priority: LogicPriority,
     shutdown_timeout: Duration,
+    /// The cluster's threads, in a cluster.
+    cluster: Option<crate::cluster::bridge::ClusterThreads>,
 }
 
 impl RunningServer {
@@ -210,6 +229,11 @@ impl RunningServer {
     pub fn wait(self) -> Result<LogicStats, Error> {
         let reactor = self.reactor.join().map_err(|_| Error::Panicked("reactor"))?;
         let stats = self.logic.join().map_err(|_| Error::Panicked("logic"))?;
+        // After the logic thread: its last pushes to other nodes are written, then this node
+        // says goodbye to the cluster.
+        if let Some(cluster) = self.cluster {
+            cluster.join();
+        }
         reactor?;
         Ok(stats)
     }

@@ -10,7 +10,9 @@ use ticksock_protocol::Encoding;
 use super::hub::{BindError, Hub};
 use super::{AppError, Caller, frames};
 use crate::ConnId;
-use crate::bridge::{Batch, Command};
+use crate::bridge::{Batch, Command, DataOpcode};
+use crate::cluster::link::ClusterLink;
+use crate::cluster::wire::{Delivery, PushFrames as RemotePush};
 use frames::PushFrames;
 
 /// Queues one push for each connection, encoded at most once per encoding, as one command per
@@ -43,6 +45,38 @@ pub(super) fn push_all<T: Serialize + ?Sized>(
                 Err(conns) => Command::SendMany { conns, payload },
             });
         }
+    }
+    queued
+}
+
+/// Queues a push that another node encoded (complete frames in both encodings) for each of
+/// `conns`, one command per encoding.
+pub(crate) fn push_encoded(
+    out: &mut Batch,
+    hub: &Hub,
+    conns: impl IntoIterator<Item = ConnId>,
+    push: &RemotePush,
+) -> usize {
+    let (mut binary, mut json) = (Vec::new(), Vec::new());
+    for conn in conns {
+        match hub.encoding(conn) {
+            Encoding::Binary => binary.push(conn),
+            Encoding::Json => json.push(conn),
+        }
+    }
+    let mut queued = 0;
+    for (encoding, conns, frame) in
+        [(Encoding::Binary, binary, &push.binary), (Encoding::Json, json, &push.json)]
+    {
+        if conns.is_empty() {
+            continue;
+        }
+        let payload = out.push_payload(DataOpcode::of(encoding), |buf| buf.extend_from_slice(frame));
+        queued += conns.len();
+        out.push(match <[ConnId; 1]>::try_from(conns) {
+            Ok([conn]) => Command::Send { conn, payload, answers: None },
+            Err(conns) => Command::SendMany { conns, payload },
+        });
     }
     queued
 }
@@ -84,9 +118,11 @@ pub struct Ctx<'a> {
     encodes: &'a mut u64,
     deferred: &'a mut HashSet<Caller>,
     hub: &'a mut Hub,
+    cluster: Option<&'a mut ClusterLink>,
 }
 
 impl<'a> Ctx<'a> {
+    #[allow(clippy::too_many_arguments)] // each is a separate borrow of the logic's state
     pub(crate) fn new(
         out: &'a mut Batch,
         scratch: &'a mut Vec<u8>,
@@ -95,8 +131,9 @@ impl<'a> Ctx<'a> {
         encodes: &'a mut u64,
         deferred: &'a mut HashSet<Caller>,
         hub: &'a mut Hub,
+        cluster: Option<&'a mut ClusterLink>,
     ) -> Self {
-        Self { out, scratch, now, tick, encodes, deferred, hub }
+        Self { out, scratch, now, tick, encodes, deferred, hub, cluster }
     }
 
     /// Who is connected, as whom, in which groups (read-only).
@@ -111,12 +148,37 @@ impl<'a> Ctx<'a> {
     }
 
     /// Binds `user` to `conn` under the game's user policy; connections it replaces are
-    /// closed with [`CLOSE_REPLACED`](super::hub::CLOSE_REPLACED).
+    /// closed with [`CLOSE_REPLACED`](super::hub::CLOSE_REPLACED), on every node of a cluster.
     pub fn bind_user(&mut self, conn: ConnId, user: &str) -> Result<(), BindError> {
         for old in self.hub.bind_user(conn, user)? {
             self.close(old, super::hub::CLOSE_REPLACED, super::hub::CLOSE_REPLACED_REASON);
         }
+        if self.hub.policy() == super::UserPolicy::ReplaceOld
+            && let Some(cluster) = self.cluster.as_deref_mut()
+        {
+            cluster.close_user_elsewhere(self.hub.cluster(), user);
+        }
         Ok(())
+    }
+
+    /// In a cluster, whether this node may use `room` for `caller`'s request (a room lives on
+    /// one node): `Ok` when this node holds it, or has just claimed it; an Error `redirect`
+    /// (PROTOCOL.md section 12) to the node that holds it, carrying a ticket for the caller's
+    /// user, which the handler returns as it is. The first use of a room no node holds waits
+    /// for Redis to answer the claim: the request is then handled again from the start (so
+    /// call this before changing anything), and whatever the handler returned meanwhile is
+    /// dropped. On a single node, always `Ok`.
+    pub fn claim_room(&mut self, caller: Caller, room: &str) -> Result<(), AppError> {
+        let Some(cluster) = self.cluster.as_deref_mut() else { return Ok(()) };
+        cluster.claim_room(self.hub.cluster(), self.hub.user_of(caller.conn), room)
+    }
+
+    /// In a cluster, gives up a room this node held (it was disposed of), so another node
+    /// may create it. [`Rooms`](super::Rooms) does it for the rooms it disposes of.
+    pub fn release_room(&mut self, room: &str) {
+        if let Some(cluster) = self.cluster.as_deref_mut() {
+            cluster.release_room(room);
+        }
     }
 
     /// Closes every connection of `user`. Returns how many.
@@ -128,13 +190,27 @@ impl<'a> Ctx<'a> {
         conns.len()
     }
 
-    /// Pushes to every connection of `user` (one encode per encoding). Returns how many got it.
+    /// Pushes to every connection of `user`, on every node of a cluster (one encode per
+    /// encoding here, and one for all the other nodes). Returns how many connections it was
+    /// queued for: here, plus those the registry counts on the other nodes it was sent to.
     pub fn send_to_user<T: Serialize + ?Sized>(&mut self, user: &str, topic: &str, value: &T) -> usize {
-        push_all(self.out, self.hub, self.encodes, self.hub.user_connections(user), topic, value)
+        let here = push_all(self.out, self.hub, self.encodes, self.hub.user_connections(user), topic, value);
+        let Some(cluster) = self.cluster.as_deref_mut() else { return here };
+        let registry = self.hub.cluster();
+        let nodes = registry.user_nodes(user);
+        if cluster
+            .forward(registry, nodes, topic, value, |push| Delivery::User { user: user.to_owned(), push })
+            == 0
+        {
+            return here;
+        }
+        here + registry.user_connections(user) as usize
     }
 
-    /// Pushes to every member of `group` except those in `except` (typically the sender),
-    /// with one encode per encoding whatever the group's size. Returns how many got it.
+    /// Pushes to every member of `group`, on every node of a cluster, except those in
+    /// `except` (typically the sender: connection ids are this node's), with one encode per
+    /// encoding whatever the group's size. Returns how many connections it was queued for,
+    /// counting the other nodes' members from the registry.
     pub fn send_to_group<T: Serialize + ?Sized>(
         &mut self,
         group: &str,
@@ -143,12 +219,29 @@ impl<'a> Ctx<'a> {
         except: &[ConnId],
     ) -> usize {
         let members = self.hub.members(group).filter(|c| !except.contains(c));
-        push_all(self.out, self.hub, self.encodes, members, topic, value)
+        let here = push_all(self.out, self.hub, self.encodes, members, topic, value);
+        let Some(cluster) = self.cluster.as_deref_mut() else { return here };
+        let registry = self.hub.cluster();
+        let nodes = registry.group_nodes(group);
+        if cluster
+            .forward(registry, nodes, topic, value, |push| Delivery::Group { group: group.to_owned(), push })
+            == 0
+        {
+            return here;
+        }
+        here + registry.member_count(group) as usize
     }
 
-    /// Pushes to every open connection, with one encode per encoding. Returns how many got it.
+    /// Pushes to every open connection, on every node of a cluster, with one encode per
+    /// encoding. Returns how many connections of this node got it.
     pub fn send_to_all<T: Serialize + ?Sized>(&mut self, topic: &str, value: &T) -> usize {
-        push_all(self.out, self.hub, self.encodes, self.hub.connections(), topic, value)
+        let here = push_all(self.out, self.hub, self.encodes, self.hub.connections(), topic, value);
+        if let Some(cluster) = self.cluster.as_deref_mut() {
+            let registry = self.hub.cluster();
+            let nodes: Vec<_> = registry.nodes().map(|(name, ..)| name.clone()).collect();
+            cluster.forward(registry, &nodes, topic, value, |push| Delivery::All { push });
+        }
+        here
     }
 
     /// The time this batch of work started.

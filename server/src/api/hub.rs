@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use rustc_hash::FxHashMap;
 
 use crate::ConnId;
+use crate::cluster::Registry;
 use ticksock_protocol::Encoding;
 
 /// What happens when a user who is already online binds another connection.
@@ -35,6 +36,10 @@ pub const CLOSE_REPLACED: u16 = 4001;
 /// the reactor; `docs/PROTOCOL.md` section 7.5 lists it with them.
 pub const CLOSE_REPLACED_REASON: &str = "replaced by a newer connection";
 
+/// The reason sent with close 4002 ([`ticksock_protocol::CLOSE_BAD_TICKET`]): the connection
+/// offered a ticket this node does not accept (PROTOCOL.md 12.3).
+pub const CLOSE_BAD_TICKET_REASON: &str = "invalid or expired ticket";
+
 /// Binding a user to a connection failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BindError {
@@ -57,6 +62,21 @@ pub struct Hub {
     conns: FxHashMap<ConnId, ConnEntry>,
     users: HashMap<String, BTreeSet<ConnId>>,
     groups: HashMap<String, BTreeSet<ConnId>>,
+    /// The other nodes of a cluster (empty on a single node).
+    remote: Registry,
+    /// In a cluster: users and groups whose count on this node changed since the registry
+    /// was last told (`None` on a single node, which has no one to tell).
+    changed: Option<Changed>,
+}
+
+/// (name, connections on this node) pairs, as the registry takes them.
+type Counts = Vec<(String, u32)>;
+
+/// Users and groups whose local count changed, for the cluster's registry.
+#[derive(Default)]
+struct Changed {
+    users: HashSet<String>,
+    groups: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -76,6 +96,69 @@ impl Hub {
         Self { policy, ..Self::default() }
     }
 
+    /// Makes this hub a cluster node's: it answers for the other nodes too, from `remote`,
+    /// and keeps track of what it must tell them.
+    pub(crate) fn join_cluster(&mut self, remote: Registry) {
+        self.remote = remote;
+        self.changed = Some(Changed::default());
+    }
+
+    /// The other nodes of the cluster: who is online there, group members, rooms and nodes
+    /// (empty on a single node).
+    pub fn cluster(&self) -> &Registry {
+        &self.remote
+    }
+
+    pub(crate) fn cluster_mut(&mut self) -> &mut Registry {
+        &mut self.remote
+    }
+
+    /// The counts changed since the last call, for the registry: (user, connections here)
+    /// and (group, members here).
+    pub(crate) fn take_changes(&mut self) -> Option<(Counts, Counts)> {
+        let changed = self.changed.as_mut()?;
+        if changed.users.is_empty() && changed.groups.is_empty() {
+            return None;
+        }
+        let (users, groups) = (std::mem::take(&mut changed.users), std::mem::take(&mut changed.groups));
+        let count = |map: &HashMap<String, BTreeSet<ConnId>>, key: &String| {
+            map.get(key).map_or(0, |c| u32::try_from(c.len()).unwrap_or(u32::MAX))
+        };
+        Some((
+            users
+                .into_iter()
+                .map(|u| {
+                    let c = count(&self.users, &u);
+                    (u, c)
+                })
+                .collect(),
+            groups
+                .into_iter()
+                .map(|g| {
+                    let c = count(&self.groups, &g);
+                    (g, c)
+                })
+                .collect(),
+        ))
+    }
+
+    fn user_changed(&mut self, user: &str) {
+        if let Some(changed) = &mut self.changed {
+            changed.users.insert(user.to_owned());
+        }
+    }
+
+    fn group_changed(&mut self, group: &str) {
+        if let Some(changed) = &mut self.changed {
+            changed.groups.insert(group.to_owned());
+        }
+    }
+
+    /// The policy this hub binds users under.
+    pub fn policy(&self) -> UserPolicy {
+        self.policy
+    }
+
     /// A connection opened, speaking `encoding`.
     pub fn handle_connected(&mut self, conn: ConnId, encoding: Encoding) {
         self.conns.entry(conn).or_default().encoding = encoding;
@@ -91,9 +174,11 @@ impl Hub {
         let Some(entry) = self.conns.remove(&conn) else { return };
         if let Some(user) = entry.user {
             remove_member(&mut self.users, &user, conn);
+            self.user_changed(&user);
         }
         for group in entry.groups {
             remove_member(&mut self.groups, &group, conn);
+            self.group_changed(&group);
         }
     }
 
@@ -139,7 +224,9 @@ impl Hub {
             .map(|c| c.iter().copied().filter(|&c| c != conn).collect())
             .unwrap_or_default();
         let replaced = match self.policy {
-            UserPolicy::RefuseNew if !others.is_empty() => return Err(BindError::AlreadyOnline),
+            UserPolicy::RefuseNew if !others.is_empty() || self.remote.is_online(user) => {
+                return Err(BindError::AlreadyOnline);
+            }
             UserPolicy::ReplaceOld => others,
             _ => Vec::new(),
         };
@@ -151,6 +238,7 @@ impl Hub {
             entry.user = Some(user.to_owned());
         }
         self.users.entry(user.to_owned()).or_default().insert(conn);
+        self.user_changed(user);
         Ok(replaced)
     }
 
@@ -158,6 +246,7 @@ impl Hub {
     pub fn unbind_user(&mut self, conn: ConnId) {
         if let Some(user) = self.conns.get_mut(&conn).and_then(|e| e.user.take()) {
             remove_member(&mut self.users, &user, conn);
+            self.user_changed(&user);
         }
     }
 
@@ -166,12 +255,19 @@ impl Hub {
         self.conns.get(&conn).and_then(|e| e.user.as_deref())
     }
 
-    /// Whether the user has at least one open connection.
+    /// Whether the user has at least one open connection, on this node or (in a cluster) on
+    /// another.
     pub fn is_online(&self, user: &str) -> bool {
+        self.users.contains_key(user) || self.remote.is_online(user)
+    }
+
+    /// Whether the user has an open connection on this node.
+    pub fn is_online_here(&self, user: &str) -> bool {
         self.users.contains_key(user)
     }
 
-    /// The user's open connections, in id order.
+    /// The user's open connections on this node, in id order (a connection id means nothing
+    /// on another node: [`Hub::cluster`] counts those).
     pub fn user_connections(&self, user: &str) -> impl Iterator<Item = ConnId> + '_ {
         self.users.get(user).into_iter().flatten().copied()
     }
@@ -183,6 +279,7 @@ impl Hub {
             return false;
         }
         self.groups.entry(group.to_owned()).or_default().insert(conn);
+        self.group_changed(group);
         true
     }
 
@@ -193,16 +290,23 @@ impl Hub {
             return false;
         }
         remove_member(&mut self.groups, group, conn);
+        self.group_changed(group);
         true
     }
 
-    /// The group's members, in id order.
+    /// The group's members on this node, in id order (in a cluster, [`Hub::member_count`]
+    /// counts those of every node, and [`Hub::cluster`] says which nodes hold the others).
     pub fn members(&self, group: &str) -> impl Iterator<Item = ConnId> + '_ {
         self.groups.get(group).into_iter().flatten().copied()
     }
 
-    /// How many connections are in the group.
+    /// How many connections are in the group, on every node of a cluster.
     pub fn member_count(&self, group: &str) -> usize {
+        self.local_member_count(group) + self.remote.member_count(group) as usize
+    }
+
+    /// How many connections of this node are in the group.
+    pub fn local_member_count(&self, group: &str) -> usize {
         self.groups.get(group).map_or(0, BTreeSet::len)
     }
 

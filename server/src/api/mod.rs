@@ -19,7 +19,7 @@ pub mod router;
 
 pub use ctx::{Ctx, HubMut};
 pub use error::AppError;
-pub use hub::{BindError, CLOSE_REPLACED, CLOSE_REPLACED_REASON, Hub, UserPolicy};
+pub use hub::{BindError, CLOSE_BAD_TICKET_REASON, CLOSE_REPLACED, CLOSE_REPLACED_REASON, Hub, UserPolicy};
 pub use rooms::Rooms;
 pub use router::{Caller, Router};
 

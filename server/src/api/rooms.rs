@@ -1,6 +1,11 @@
 //! Rooms: named pieces of game state that tick, whose members are the members of the
 //! [`hub`](crate::api::hub) group of the same name, and that are disposed of once they have been
 //! empty for a grace time (so a player who drops can come back to the same room).
+//!
+//! In a cluster a room lives on one node: a handler that is about to create or enter one calls
+//! [`Ctx::claim_room`] first, which answers a redirect when another node holds it, and a
+//! disposed room is given up for other nodes to create. Permanent rooms (a lobby) are not
+//! claimed: every node has its own, whose group spans the cluster.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -81,7 +86,7 @@ impl<R> Rooms<R> {
         let now = ctx.now();
         let mut disposed = Vec::new();
         for (name, slot) in &mut self.rooms {
-            if ctx.hub().member_count(name) > 0 {
+            if ctx.hub().local_member_count(name) > 0 {
                 slot.empty_since = None;
                 tick(name, &mut slot.room, ctx);
                 continue;
@@ -93,6 +98,7 @@ impl<R> Rooms<R> {
         }
         for name in &disposed {
             self.rooms.remove(name);
+            ctx.release_room(name);
         }
         disposed
     }

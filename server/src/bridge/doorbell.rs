@@ -40,7 +40,8 @@ impl Doorbell {
         }
     }
 
-    fn ring(&self) {
+    /// Wakes the logic thread if it waits (the cluster's threads ring it directly).
+    pub(crate) fn ring(&self) {
         // An atomic swap, and a futex wake only if the thread is asleep.
         if let Some(logic) = self.logic.get() {
             logic.unpark();

@@ -18,6 +18,8 @@ pub enum ToLogic {
         conn: ConnId,
         /// The form of frames it speaks, chosen by its subprotocol.
         encoding: Encoding,
+        /// The ticket its upgrade's URL carried (`?ticket=`, PROTOCOL.md 12.3), if any.
+        ticket: Option<Box<str>>,
     },
     /// A request whose route exists.
     Request {

@@ -380,6 +380,11 @@ pub struct Config {
     /// chooses them.
     #[arg(skip)]
     pub static_files: StaticFiles,
+    /// The cluster this node joins (`docs/CLUSTER.md`). Default none: a single node, which
+    /// never talks to Redis. Its flags are [`ClusterArgs`](crate::cluster::ClusterArgs)'s,
+    /// which a game flattens beside these.
+    #[arg(skip)]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -417,6 +422,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             logic_priority: LogicPriority::Realtime,
             static_files: StaticFiles::none(),
+            cluster: None,
         }
     }
 }
@@ -513,6 +519,9 @@ impl Config {
     /// types to fix it (`--tick-hz must be at least 1`).
     pub fn validate(&self) -> Result<(), crate::Error> {
         let bad = |rule: String| Err(crate::Error::Config(rule));
+        if let Some(problem) = self.cluster.as_ref().and_then(|c| c.problems().into_iter().next()) {
+            return bad(problem);
+        }
         let at_least_one = [
             (self.tick_hz == 0, "--tick-hz"),
             (self.max_connections == 0, "--max-connections"),

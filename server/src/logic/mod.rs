@@ -17,6 +17,9 @@ use ticksock_protocol::error_code;
 
 use crate::api::{AppError, Caller, Ctx, Game, Hub, Router};
 use crate::bridge::{Batch, Command, RouteTable, ToLogic};
+use crate::cluster::Registry;
+use crate::cluster::link::{ClusterLink, FromBridge};
+use crate::cluster::wire::Delivery;
 use crate::metrics::LogicCounters;
 use tick::Tick;
 
@@ -27,7 +30,7 @@ pub struct LogicStats {
     pub requests: u64,
     /// Error replies sent, by code (index = code for the reserved codes, the last slot for
     /// application codes).
-    pub errors: [u64; 9],
+    pub errors: [u64; crate::metrics::ERROR_SLOTS],
     /// Push and reply bodies encoded (one per broadcast, however many recipients).
     pub encodes: u64,
     /// Ticks run.
@@ -49,6 +52,8 @@ struct Effects {
     deferred: HashSet<Caller>,
     hub: Hub,
     encodes: u64,
+    /// The link to the other nodes, in a cluster.
+    cluster: Option<ClusterLink>,
 }
 
 impl Effects {
@@ -61,9 +66,14 @@ impl Effects {
             &mut self.encodes,
             &mut self.deferred,
             &mut self.hub,
+            self.cluster.as_mut(),
         )
     }
 }
+
+/// Most messages from the cluster's bridge handled in one go, so a flood of deliveries does
+/// not hold the reactor's requests back.
+const CLUSTER_DRAIN_BUDGET: usize = 1024;
 
 /// A game and its router, driven by events and time.
 pub struct Logic<G: Game> {
@@ -89,8 +99,80 @@ impl<G: Game> Logic<G> {
                 deferred: HashSet::new(),
                 hub: Hub::new(G::USER_POLICY),
                 encodes: 0,
+                cluster: None,
             },
             stats: LogicStats::default(),
+        }
+    }
+
+    /// Makes this a cluster node: `link` reaches the bridge, and `registry` (empty) will
+    /// hold the other nodes.
+    pub(crate) fn join_cluster(&mut self, link: ClusterLink, registry: Registry) {
+        self.fx.hub.join_cluster(registry);
+        self.fx.cluster = Some(link);
+    }
+
+    /// Whether the cluster's bridge has sent something not handled yet.
+    pub(crate) fn cluster_has_news(&self) -> bool {
+        self.fx.cluster.as_ref().is_some_and(ClusterLink::has_news)
+    }
+
+    /// Handles what the cluster's bridge sent, up to a budget.
+    pub(crate) fn handle_cluster_news(&mut self, now: Instant) {
+        for _ in 0..CLUSTER_DRAIN_BUDGET {
+            let Some(message) = self.fx.cluster.as_ref().and_then(ClusterLink::try_recv) else { return };
+            self.handle_cluster(message, now);
+        }
+    }
+
+    /// Handles one message from the cluster's bridge.
+    pub(crate) fn handle_cluster(&mut self, message: FromBridge, now: Instant) {
+        let fx = &mut self.fx;
+        match message {
+            FromBridge::Event(event) => fx.hub.cluster_mut().handle_event(&event, now),
+            FromBridge::Snapshot(snapshot) => fx.hub.cluster_mut().handle_snapshot(&snapshot, now),
+            FromBridge::Delivery(Delivery::User { user, push }) => {
+                crate::api::ctx::push_encoded(&mut fx.out, &fx.hub, fx.hub.user_connections(&user), &push);
+            }
+            FromBridge::Delivery(Delivery::Group { group, push }) => {
+                crate::api::ctx::push_encoded(&mut fx.out, &fx.hub, fx.hub.members(&group), &push);
+            }
+            FromBridge::Delivery(Delivery::All { push }) => {
+                crate::api::ctx::push_encoded(&mut fx.out, &fx.hub, fx.hub.connections(), &push);
+            }
+            FromBridge::Delivery(Delivery::CloseUser { user }) => {
+                let mut ctx = fx.ctx(now, self.tick);
+                ctx.close_user(&user, crate::CLOSE_REPLACED, crate::api::CLOSE_REPLACED_REASON);
+            }
+            FromBridge::Claimed { room, outcome } => {
+                let Some(cluster) = fx.cluster.as_mut() else { return };
+                let waiting = cluster.handle_claimed(fx.hub.cluster_mut(), room, outcome, now);
+                for request in waiting {
+                    self.handle_message(request, now);
+                }
+            }
+        }
+    }
+
+    /// A new connection offered a ticket (PROTOCOL.md 12.3): bind it to the ticket's user, or
+    /// close it with 4002.
+    fn redeem_ticket(&mut self, conn: crate::ConnId, ticket: &str, now: Instant) {
+        let redeemed = match self.fx.cluster.as_mut() {
+            Some(cluster) => cluster.redeem(ticket).map_err(|e| e.to_string()),
+            None => Err("this server is not in a cluster".to_owned()),
+        };
+        let bound = redeemed.and_then(|user| match user {
+            Some(user) => self.fx.ctx(now, self.tick).bind_user(conn, &user).map_err(|e| e.to_string()),
+            None => Ok(()),
+        });
+        if let Err(why) = bound {
+            tracing::debug!(%conn, "ticket refused: {why}");
+            self.fx.hub.handle_closing(conn);
+            self.fx.out.push(Command::Close {
+                conn,
+                code: ticksock_protocol::CLOSE_BAD_TICKET,
+                reason: crate::api::CLOSE_BAD_TICKET_REASON,
+            });
         }
     }
 
@@ -134,8 +216,11 @@ impl<G: Game> Logic<G> {
     /// Handles one message from the reactor.
     pub fn handle_message(&mut self, message: ToLogic, now: Instant) {
         match message {
-            ToLogic::Connected { conn, encoding } => {
+            ToLogic::Connected { conn, encoding, ticket } => {
                 self.fx.hub.handle_connected(conn, encoding);
+                if let Some(ticket) = ticket {
+                    self.redeem_ticket(conn, &ticket, now);
+                }
                 self.run_hook(now, |game, ctx| game.on_connect(ctx, conn));
             }
             ToLogic::Disconnected(conn) => {
@@ -169,6 +254,18 @@ impl<G: Game> Logic<G> {
                 let (router, game) = (&self.router, &mut self.game);
                 let outcome =
                     catch_unwind(AssertUnwindSafe(|| router.dispatch(game, &mut ctx, caller, route, &body)));
+                // In a cluster, the handler may have asked to wait for a room's claim: the
+                // request is handled again, from the start, once it is answered.
+                if let Some(room) = self.fx.cluster.as_mut().and_then(ClusterLink::take_park) {
+                    self.stats.requests -= 1;
+                    if deferred_route {
+                        self.fx.deferred.remove(&caller);
+                    }
+                    if let Some(cluster) = self.fx.cluster.as_mut() {
+                        cluster.park(room, ToLogic::Request { conn, id, route, body, encoding });
+                    }
+                    return;
+                }
                 let error = match outcome {
                     Ok(Ok(Some(payload))) => {
                         self.fx.out.push(Command::Send { conn, payload, answers: Some(id) });
@@ -204,6 +301,13 @@ impl<G: Game> Logic<G> {
         self.tick = tick.index;
         self.stats.ticks += 1;
         self.stats.skipped_ticks += tick.skipped;
+        if let Some(cluster) = &self.fx.cluster {
+            let dead = self.fx.hub.cluster_mut().expire(now);
+            if !dead.is_empty() {
+                cluster.count_expiries(dead.len());
+                tracing::info!(nodes = ?dead, "cluster: nodes forgotten: their lease passed without a renewal");
+            }
+        }
         self.run_hook(now, |game, ctx| game.on_tick(ctx));
     }
 
@@ -219,6 +323,12 @@ impl<G: Game> Logic<G> {
 
     /// Takes the commands produced since the last call, if any.
     pub fn poll_batch(&mut self) -> Option<Batch> {
+        if let Some(cluster) = self.fx.cluster.as_mut() {
+            if let Some((users, groups)) = self.fx.hub.take_changes() {
+                cluster.publish(users, groups);
+            }
+            cluster.log_drops();
+        }
         if self.fx.out.is_empty() { None } else { Some(std::mem::take(&mut self.fx.out)) }
     }
 
@@ -326,8 +436,8 @@ mod tests {
         let (old, new, now) = (ConnId::new(1, 1), ConnId::new(2, 1), Instant::now());
         let encoding = ticksock_protocol::Encoding::Binary;
         let mut logic = Logic::new(Accounts);
-        logic.handle_message(ToLogic::Connected { conn: old, encoding }, now);
-        logic.handle_message(ToLogic::Connected { conn: new, encoding }, now);
+        logic.handle_message(ToLogic::Connected { conn: old, encoding, ticket: None }, now);
+        logic.handle_message(ToLogic::Connected { conn: new, encoding, ticket: None }, now);
         login(&mut logic, old, 1, now);
         login(&mut logic, new, 1, now);
         let batch = logic.poll_batch().expect("replies and a close");

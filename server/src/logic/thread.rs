@@ -21,16 +21,18 @@ use crate::metrics::Metrics;
 const DRAIN_BUDGET: usize = 256;
 
 /// The next batch from the reactor, waiting for it until `deadline` at most.
+/// Returns early (as a timeout) when `news` says the cluster's bridge sent something.
 fn receive(
     inbound: &Receiver<Vec<ToLogic>>,
     doorbell: &Doorbell,
     deadline: Instant,
+    news: impl Fn() -> bool,
 ) -> Result<Vec<ToLogic>, RecvTimeoutError> {
     loop {
         match inbound.try_recv() {
             Ok(batch) => return Ok(batch),
             Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) if Instant::now() >= deadline => {
+            Err(TryRecvError::Empty) if news() || Instant::now() >= deadline => {
                 return Err(RecvTimeoutError::Timeout);
             }
             Err(TryRecvError::Empty) => doorbell.wait_until(deadline),
@@ -62,7 +64,7 @@ pub(crate) fn run<G: Game>(
     let mut shutting_down = false;
     while !shutting_down {
         let wait_until = window.sleep_until(Instant::now(), schedule.next_deadline());
-        match receive(&inbound, &doorbell, wait_until) {
+        match receive(&inbound, &doorbell, wait_until, || logic.cluster_has_news()) {
             Ok(first) => {
                 let now = Instant::now();
                 let mut next = Some(first);
@@ -93,6 +95,7 @@ pub(crate) fn run<G: Game>(
             Err(RecvTimeoutError::Disconnected) => shutting_down = true,
         }
         let now = Instant::now();
+        logic.handle_cluster_news(now);
         if let Some(tick) = schedule.poll(now) {
             logic.handle_tick(tick, now);
             metrics.record_tick(tick.lateness, now.elapsed());

@@ -85,7 +85,7 @@ impl Reactor {
         }
         match progress {
             Ok(HttpProgress::Pending) => self.want_writable(index, true),
-            Ok(HttpProgress::Upgraded(leftover, version, encoding)) => {
+            Ok(HttpProgress::Upgraded(leftover, version, encoding, ticket)) => {
                 let limits = OutboundLimits {
                     max_queued: self.config.max_outbound_bytes,
                     coalesce: self.config.write_coalesce_bytes,
@@ -121,7 +121,10 @@ impl Reactor {
                 self.want_writable(index, false);
                 self.mark_dirty(index);
                 if announce {
-                    self.forward(ToLogic::Connected { conn: id, encoding });
+                    self.forward(ToLogic::Connected { conn: id, encoding, ticket });
+                } else if let Some(ticket) = ticket {
+                    // Version 2: the game hears of the session at its first frame.
+                    self.tickets.insert(id, ticket);
                 }
                 // Frames may have arrived with the request.
                 self.queue_read(index);

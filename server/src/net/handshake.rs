@@ -106,6 +106,8 @@ pub enum Decision {
         encoding: Encoding,
         /// The protocol version it selects.
         version: Version,
+        /// The `ticket` query parameter of the request's URL (PROTOCOL.md 12.3), as sent.
+        ticket: Option<Box<str>>,
     },
     /// A plain `GET /metrics`: answer with the server's metrics, then close.
     Metrics,
@@ -199,7 +201,14 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     }
     response.push_str("\r\n");
     let (version, encoding) = chosen.map_or((Version::V1, Encoding::Binary), |(_, v, e)| (v, e));
-    Upgrade { response: response.into_bytes(), leftover: received[end..].to_vec(), encoding, version }
+    let ticket = request.path.and_then(ticket_of);
+    Upgrade { response: response.into_bytes(), leftover: received[end..].to_vec(), encoding, version, ticket }
+}
+
+/// The value of the `ticket` query parameter of a request target, if it has one.
+fn ticket_of(path: &str) -> Option<Box<str>> {
+    let (_, query) = path.split_once('?')?;
+    query.split('&').find_map(|pair| pair.strip_prefix("ticket=")).map(Box::from)
 }
 
 use Decision::{NeedMore, Respond, Upgrade};
@@ -336,7 +345,7 @@ mod tests {
     #[test]
     fn accepts_the_offered_subprotocol_with_the_rfc_accept_key() {
         let d = decide(upgrade(Some("chat, ticksock.v1")).as_bytes(), &GAME);
-        let Upgrade { response, leftover, encoding, version } = d else {
+        let Upgrade { response, leftover, encoding, version, .. } = d else {
             panic!("expected upgrade, got {d:?}")
         };
         assert_eq!((version, encoding), (Version::V1, Encoding::Binary));

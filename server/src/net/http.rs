@@ -11,6 +11,10 @@ use ticksock_protocol::{Encoding, Version};
 use super::handshake::{self, Decision, Policy};
 use crate::metrics::Metrics;
 
+/// What an upgrade leaves for the WebSocket: bytes after the request, the version and
+/// encoding chosen, and the ticket offered.
+type Upgrade = (Vec<u8>, Version, Encoding, Option<Box<str>>);
+
 /// The HTTP exchange before the upgrade.
 pub(super) struct Http {
     pub(super) stream: TcpStream,
@@ -25,7 +29,7 @@ struct Response {
     body: Bytes,
     /// How much of `bytes` and then `body` the socket has taken.
     written: usize,
-    upgrade_leftover: Option<(Vec<u8>, Version, Encoding)>,
+    upgrade_leftover: Option<Upgrade>,
 }
 
 /// What the HTTP exchange led to.
@@ -34,7 +38,7 @@ pub(super) enum HttpProgress {
     Pending,
     /// The response is written: speak WebSocket now, starting with these bytes, in this
     /// encoding.
-    Upgraded(Vec<u8>, Version, Encoding),
+    Upgraded(Vec<u8>, Version, Encoding, Option<Box<str>>),
     /// The response is written (or the peer left): close.
     Done,
 }
@@ -67,8 +71,8 @@ impl Http {
                                 self.respond(handshake::service_unavailable_to(&self.received), None);
                                 break;
                             }
-                            Decision::Upgrade { response, leftover, encoding, version } => {
-                                self.respond(response, Some((leftover, version, encoding)));
+                            Decision::Upgrade { response, leftover, encoding, version, ticket } => {
+                                self.respond(response, Some((leftover, version, encoding, ticket)));
                                 break;
                             }
                             Decision::Respond { response } => {
@@ -97,7 +101,7 @@ impl Http {
         self.write_response()
     }
 
-    fn respond(&mut self, bytes: Vec<u8>, upgrade_leftover: Option<(Vec<u8>, Version, Encoding)>) {
+    fn respond(&mut self, bytes: Vec<u8>, upgrade_leftover: Option<Upgrade>) {
         self.received = Vec::new();
         self.response = Some(Response { bytes, body: Bytes::new(), written: 0, upgrade_leftover });
     }
@@ -125,7 +129,9 @@ impl Http {
             }
         }
         Ok(match response.upgrade_leftover.take() {
-            Some((leftover, version, encoding)) => HttpProgress::Upgraded(leftover, version, encoding),
+            Some((leftover, version, encoding, ticket)) => {
+                HttpProgress::Upgraded(leftover, version, encoding, ticket)
+            }
             None => HttpProgress::Done,
         })
     }

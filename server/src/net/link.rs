@@ -92,8 +92,9 @@ impl Reactor {
         }
         conn.carries = Carries::Session;
         let (id, encoding) = (conn.id, conn.encoding);
+        let ticket = self.tickets.remove(&id);
         if self.sessions.get_mut(id).is_some_and(Session::announce) {
-            self.forward(ToLogic::Connected { conn: id, encoding });
+            self.forward(ToLogic::Connected { conn: id, encoding, ticket });
         }
     }
 
@@ -192,7 +193,9 @@ impl Reactor {
                 match self.sessions.get_mut(request.conn).map(Session::announce) {
                     // Its first link died before its client sent anything: the game hears of
                     // it now, as a new connection.
-                    Some(true) => self.forward(ToLogic::Connected { conn: request.conn, encoding }),
+                    Some(true) => {
+                        self.forward(ToLogic::Connected { conn: request.conn, encoding, ticket: None })
+                    }
                     Some(false) => {
                         if !was_dropped {
                             // Its old link was still up as far as the server knew: the game

@@ -89,6 +89,9 @@ pub(crate) struct Reactor {
     linger_limits: LingerLimits,
     /// Version 2 sessions, with or without a link (see [`session`], [`link`]).
     sessions: Sessions,
+    /// Tickets offered by version 2 links whose session the game has not heard of yet (it
+    /// does at their first frame); only links that offered one have an entry.
+    tickets: rustc_hash::FxHashMap<ConnId, Box<str>>,
     next_generation: u32,
     config: Config,
     ws_config: WebSocketConfig,
@@ -153,6 +156,7 @@ impl Reactor {
             conns: Slab::new(),
             lingering: Slab::new(),
             linger_limits: LingerLimits { timeout: config.linger_timeout, bytes: config.linger_bytes },
+            tickets: rustc_hash::FxHashMap::default(),
             sessions: Sessions::new(
                 link::new_epoch(),
                 SessionLimits {

@@ -97,6 +97,9 @@ impl Reactor {
     /// has gone.
     fn take(&mut self, index: usize) -> Option<Connection> {
         let mut conn = self.conns.try_remove(index)?;
+        if !self.tickets.is_empty() {
+            self.tickets.remove(&conn.id);
+        }
         if matches!(conn.lifecycle, Lifecycle::Handshaking { refusing: true, .. }) {
             self.refusing -= 1;
         }

@@ -173,7 +173,7 @@ impl<G: Game> TestServer<G> {
             dropped: false,
         };
         self.clients.insert(conn, state);
-        self.step(ToLogic::Connected { conn, encoding });
+        self.step(ToLogic::Connected { conn, encoding, ticket: None });
         TestClient { conn, encoding }
     }
 

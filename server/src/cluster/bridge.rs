@@ -1,0 +1,738 @@
+//! The cluster's two threads, the only code that talks to Redis: the **writer** takes what the
+//! logic thread sends (deliveries, registry changes, claims) and writes it in pipelines, and
+//! renews the node's lease; the **reader** blocks on the node's inbox and the registry stream
+//! and hands what arrives to the logic thread. Two threads because the synchronous client blocks
+//! on a read: a writer waiting in `XREAD BLOCK` could not write.
+//!
+//! Every Redis call has a timeout (connect, read, write: [`IO_TIMEOUT`]), so a Redis that hangs
+//! costs a thread a second, never the tick. When Redis fails, both threads reconnect every
+//! [`RECONNECT_EVERY`]; meanwhile the writer holds deliveries (up to the queue bound) and
+//! answers claims at once ("unreachable": the room stays here), and on reconnecting it writes
+//! its whole share of the registry again, then what Redis may have lost ([`Outbox`]).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use redis::{Connection, Value};
+
+use super::link::{ClaimOutcome, ClusterLink, FromBridge, ToBridge};
+use super::sequence::{Dedupe, Outbox, Sealed, Verdict};
+use super::ticket::Tickets;
+use super::wire::{self, Delivery, Envelope, NodeInfo, NodeSnapshot, RegistryEvent};
+use super::{ClusterConfig, ClusterMetrics, keys};
+use crate::bridge::Doorbell;
+
+/// The timeout of every connect, read and write to Redis.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a thread whose connection failed tries again.
+pub const RECONNECT_EVERY: Duration = Duration::from_millis(250);
+/// How long the reader's `XREAD` blocks before it looks at its stop flag.
+const READ_BLOCK_MS: u64 = 250;
+/// Entries the reader takes per stream per read, and the writer per pipeline.
+const BATCH: usize = 1024;
+
+/// Claims a room for `ARGV[1]` unless a live node (one whose info key exists) holds it;
+/// answers the holder and its info.
+const CLAIM: &str = r"
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then
+  local info = redis.call('GET', ARGV[3] .. owner)
+  if info then return {owner, info} end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {ARGV[1], false}
+";
+/// Extends a claim if `ARGV[1]` still holds it; 1 if so.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
+/// Drops a claim if `ARGV[1]` holds it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// The running cluster threads.
+pub(crate) struct ClusterThreads {
+    writer: JoinHandle<()>,
+    reader: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ClusterThreads {
+    /// Waits for both threads. The writer ends once the logic thread has dropped its link
+    /// (after it wrote the node's goodbye); the reader is told to stop here.
+    pub(crate) fn join(self) {
+        let _ = self.writer.join();
+        self.stop.store(true, Relaxed);
+        let _ = self.reader.join();
+    }
+}
+
+fn connect(client: &redis::Client) -> redis::RedisResult<Connection> {
+    let con = client.get_connection_with_timeout(IO_TIMEOUT)?;
+    con.set_read_timeout(Some(IO_TIMEOUT))?;
+    con.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(con)
+}
+
+/// Joins the cluster: connects to Redis (an error here stops the server from starting, with
+/// the reason), agrees on the cluster's secret, reads where the other nodes stand, and starts
+/// the two threads.
+pub(crate) fn start(
+    config: &ClusterConfig,
+    listen: std::net::SocketAddr,
+    metrics: Arc<ClusterMetrics>,
+    doorbell: Arc<Doorbell>,
+) -> Result<(ClusterLink, ClusterThreads), String> {
+    let url = config.redis_url.clone();
+    let me = config.node_name_at(listen);
+    let public_url = config.public_url_at(listen);
+    let fail = |what: &str, e: redis::RedisError| format!("{what} ({url}): {e}");
+    let client = redis::Client::open(config.redis_url.as_str()).map_err(|e| fail("bad Redis URL", e))?;
+    let mut con = connect(&client).map_err(|e| fail("cannot reach Redis", e))?;
+    let mut reader_con = connect(&client).map_err(|e| fail("cannot reach Redis", e))?;
+    let offer: [u8; 32] = random_bytes();
+    let secret: Vec<u8> = redis::cmd("SET")
+        .arg(keys::SECRET)
+        .arg(&offer[..])
+        .arg("NX")
+        .arg("GET")
+        .query::<Option<Vec<u8>>>(&mut con)
+        .map(|old| old.unwrap_or_else(|| offer.to_vec()))
+        .map_err(|e| fail("cannot read the cluster's secret", e))?;
+    let epoch = getrandom::u64().map_err(|e| format!("no randomness for the node's epoch: {e}"))?;
+    let queue = config.queue;
+    let (to_bridge, from_logic) = crossbeam_channel::bounded(queue);
+    let (to_logic, from_bridge) = crossbeam_channel::bounded(queue);
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let mut reader = Reader {
+        client: client.clone(),
+        con: None,
+        me: me.clone(),
+        epoch,
+        inbox: keys::inbox(&me),
+        inbox_id: String::new(),
+        registry_id: String::new(),
+        dedupe: Dedupe::default(),
+        to_logic: to_logic.clone(),
+        doorbell: doorbell.clone(),
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+    };
+    // Before this node announces itself, so that no delivery to its epoch can come before
+    // the place it starts reading its inbox from.
+    reader.inbox_id =
+        last_id(&mut reader_con, &reader.inbox).map_err(|e| fail("cannot read the inbox", e))?;
+    reader.resync(&mut reader_con).map_err(|e| fail("cannot read the registry", e))?;
+    reader.con = Some(reader_con);
+
+    let tickets = Tickets::new(&secret, &me, config.ticket_lifetime.as_millis() as u64);
+    let link = ClusterLink::new(&me, to_bridge, from_bridge, tickets, metrics.clone());
+    let mut writer = Writer {
+        info: wire::encode(&NodeInfo { epoch, url: public_url.clone() }),
+        outbox: Outbox::new(config.retain),
+        config: config.clone(),
+        me,
+        public_url,
+        client,
+        con: None,
+        secret,
+        epoch,
+        pending: VecDeque::new(),
+        users: HashMap::new(),
+        groups: HashMap::new(),
+        rooms: HashSet::new(),
+        events: Vec::new(),
+        claims: Vec::new(),
+        releases: Vec::new(),
+        next_heartbeat: Instant::now(),
+        next_connect: Instant::now(),
+        to_logic,
+        doorbell,
+        metrics: metrics.clone(),
+        failing_since: None,
+    };
+    writer.up(con).map_err(|e| fail("cannot announce this node", e))?;
+    metrics.enabled.store(true, Relaxed);
+    let writer = std::thread::Builder::new()
+        .name("cluster-writer".into())
+        .spawn(move || writer.run(from_logic))
+        .map_err(|e| format!("cannot start the cluster writer: {e}"))?;
+    let reader = std::thread::Builder::new()
+        .name("cluster-reader".into())
+        .spawn(move || reader.run())
+        .map_err(|e| format!("cannot start the cluster reader: {e}"))?;
+    Ok((link, ClusterThreads { writer, reader, stop }))
+}
+
+fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    for chunk in bytes.chunks_mut(8) {
+        chunk.copy_from_slice(&getrandom::u64().unwrap_or_default().to_le_bytes());
+    }
+    bytes
+}
+
+/// The id of a stream's last entry, or `0-0` for an empty or missing stream.
+fn last_id(con: &mut Connection, stream: &str) -> redis::RedisResult<String> {
+    let value: Value =
+        redis::cmd("XREVRANGE").arg(stream).arg("+").arg("-").arg("COUNT").arg(1).query(con)?;
+    Ok(entries(value).into_iter().next().map_or_else(|| "0-0".to_owned(), |(id, _)| id))
+}
+
+/// The (id, field `m`) pairs of an `XRANGE`-shaped reply.
+fn entries(value: Value) -> Vec<(String, Vec<u8>)> {
+    let Value::Array(items) = value else { return Vec::new() };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let Value::Array(mut pair) = item else { return None };
+            let fields = pair.pop()?;
+            let id = text(pair.pop()?)?;
+            let Value::Array(fields) = fields else { return None };
+            let m = fields.chunks(2).find_map(|kv| match kv {
+                [Value::BulkString(k), Value::BulkString(v)] if k == b"m" => Some(v.clone()),
+                _ => None,
+            })?;
+            Some((id, m))
+        })
+        .collect()
+}
+
+fn text(value: Value) -> Option<String> {
+    match value {
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    }
+}
+
+struct Writer {
+    config: ClusterConfig,
+    me: String,
+    public_url: String,
+    client: redis::Client,
+    con: Option<Connection>,
+    secret: Vec<u8>,
+    epoch: u64,
+    info: Vec<u8>,
+    outbox: Outbox,
+    /// Deliveries not written yet, oldest first.
+    pending: VecDeque<Sealed>,
+    /// This node's share of the registry, as the logic thread last said.
+    users: HashMap<String, u32>,
+    groups: HashMap<String, u32>,
+    rooms: HashSet<String>,
+    /// Registry changes to write (dropped while Redis is down: reconnecting writes it all).
+    events: Vec<RegistryEvent>,
+    claims: Vec<String>,
+    releases: Vec<String>,
+    next_heartbeat: Instant,
+    next_connect: Instant,
+    to_logic: Sender<FromBridge>,
+    doorbell: Arc<Doorbell>,
+    metrics: Arc<ClusterMetrics>,
+    failing_since: Option<Instant>,
+}
+
+impl Writer {
+    fn run(mut self, from_logic: Receiver<ToBridge>) {
+        loop {
+            let now = Instant::now();
+            let mut wake_at = self.next_heartbeat;
+            if self.con.is_none() {
+                wake_at = wake_at.min(self.next_connect);
+            }
+            match from_logic.recv_timeout(wake_at.saturating_duration_since(now)) {
+                Ok(first) => {
+                    self.take(first);
+                    for message in from_logic.try_iter().take(BATCH * 4) {
+                        self.take(message);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if self.con.is_none() && now >= self.next_connect {
+                match connect(&self.client) {
+                    Ok(con) => {
+                        if let Err(e) = self.up(con) {
+                            self.fail(&e);
+                        }
+                    }
+                    Err(e) => self.fail(&e),
+                }
+            }
+            if self.con.is_some()
+                && let Err(e) = self.flush()
+            {
+                self.fail(&e);
+            }
+            if Instant::now() >= self.next_heartbeat
+                && let Err(e) = self.heartbeat()
+            {
+                self.fail(&e);
+            }
+            self.metrics.queue_depth.store(self.pending.len() as u64 + from_logic.len() as u64, Relaxed);
+        }
+        self.leave();
+    }
+
+    fn take(&mut self, message: ToBridge) {
+        match message {
+            ToBridge::Deliver { node, epoch, delivery } => self.queue(&node, epoch, delivery),
+            ToBridge::Users(entries) => {
+                apply(&mut self.users, &entries);
+                if self.con.is_some() {
+                    let node = self.me.clone();
+                    self.events.push(RegistryEvent::Users { node, epoch: self.epoch, entries });
+                }
+            }
+            ToBridge::Groups(entries) => {
+                apply(&mut self.groups, &entries);
+                if self.con.is_some() {
+                    let node = self.me.clone();
+                    self.events.push(RegistryEvent::Groups { node, epoch: self.epoch, entries });
+                }
+            }
+            ToBridge::Claim(room) => {
+                if self.con.is_some() {
+                    self.claims.push(room);
+                } else {
+                    self.rooms.insert(room.clone());
+                    self.answer(FromBridge::Claimed { room, outcome: ClaimOutcome::Unreachable });
+                }
+            }
+            ToBridge::Release(room) => {
+                self.rooms.remove(&room);
+                if self.con.is_some() {
+                    self.releases.push(room);
+                }
+            }
+        }
+    }
+
+    fn queue(&mut self, node: &str, epoch: u64, delivery: Delivery) {
+        if self.pending.len() >= self.config.queue {
+            self.metrics.dropped.fetch_add(1, Relaxed);
+            tracing::warn!(
+                to = node,
+                "cluster: a delivery was dropped: --cluster-queue is full while Redis is unreachable"
+            );
+            return;
+        }
+        let seq = self.outbox.number(node, epoch);
+        let envelope =
+            Envelope { from: self.me.clone(), from_epoch: self.epoch, to_epoch: epoch, seq, delivery };
+        self.pending.push_back(Sealed { inbox: keys::inbox(node), entry: wire::encode(&envelope) });
+    }
+
+    fn answer(&self, message: FromBridge) {
+        if self.to_logic.send(message).is_ok() {
+            self.doorbell.ring();
+        }
+    }
+
+    fn xadd(&self, pipe: &mut redis::Pipeline, stream: &str, cap: usize, entry: &[u8]) {
+        pipe.cmd("XADD").arg(stream).arg("MAXLEN").arg("~").arg(cap).arg("*").arg("m").arg(entry).ignore();
+    }
+
+    fn event_ops(&self, pipe: &mut redis::Pipeline, event: &RegistryEvent) {
+        let me = &self.me;
+        let hash_ops = |pipe: &mut redis::Pipeline, key: String, entries: &[(String, u32)]| {
+            for (name, count) in entries {
+                if *count == 0 {
+                    pipe.cmd("HDEL").arg(&key).arg(name).ignore();
+                } else {
+                    pipe.cmd("HSET").arg(&key).arg(name).arg(*count).ignore();
+                }
+            }
+        };
+        match event {
+            RegistryEvent::Users { entries, .. } => hash_ops(pipe, keys::users(me), entries),
+            RegistryEvent::Groups { entries, .. } => hash_ops(pipe, keys::groups(me), entries),
+            RegistryEvent::Rooms { entries, .. } => {
+                for (room, held) in entries {
+                    let op = if *held { "SADD" } else { "SREM" };
+                    pipe.cmd(op).arg(keys::rooms(me)).arg(room).ignore();
+                }
+            }
+            RegistryEvent::Heartbeat { .. } | RegistryEvent::Left { .. } => {}
+        }
+        self.xadd(pipe, keys::REGISTRY, keys::REGISTRY_LEN, &wire::encode(event));
+    }
+
+    /// Writes what is pending, then claims rooms one by one (each needs its answer).
+    fn flush(&mut self) -> redis::RedisResult<()> {
+        let releases = std::mem::take(&mut self.releases);
+        let events = std::mem::take(&mut self.events);
+        let deliveries = self.pending.len().min(BATCH * 4);
+        if deliveries > 0 || !events.is_empty() || !releases.is_empty() {
+            let mut pipe = redis::pipe();
+            for sealed in self.pending.iter().take(deliveries) {
+                self.xadd(&mut pipe, &sealed.inbox, self.config.inbox_len, &sealed.entry);
+            }
+            for event in &events {
+                self.event_ops(&mut pipe, event);
+            }
+            for room in &releases {
+                pipe.cmd("EVAL").arg(RELEASE).arg(1).arg(keys::room(room)).arg(&self.me).ignore();
+            }
+            if !releases.is_empty() {
+                let node = self.me.clone();
+                let entries = releases.iter().map(|r| (r.clone(), false)).collect();
+                self.event_ops(&mut pipe, &RegistryEvent::Rooms { node, epoch: self.epoch, entries });
+            }
+            self.query(&pipe)?;
+            let now = Instant::now();
+            for sealed in self.pending.drain(..deliveries) {
+                self.outbox.handle_written(sealed, now);
+            }
+            self.metrics.messages_out.fetch_add(deliveries as u64, Relaxed);
+        }
+        for room in std::mem::take(&mut self.claims) {
+            let outcome = self.claim(&room)?;
+            self.answer(FromBridge::Claimed { room, outcome });
+        }
+        Ok(())
+    }
+
+    fn query(&mut self, pipe: &redis::Pipeline) -> redis::RedisResult<()> {
+        let Some(con) = self.con.as_mut() else { return Ok(()) };
+        let started = Instant::now();
+        pipe.query::<()>(con)?;
+        self.metrics.redis_round_trip.record(started.elapsed());
+        Ok(())
+    }
+
+    fn claim(&mut self, room: &str) -> redis::RedisResult<ClaimOutcome> {
+        let Some(con) = self.con.as_mut() else { return Ok(ClaimOutcome::Unreachable) };
+        let lease = self.config.lease.as_millis() as u64;
+        let me = &self.me;
+        let (owner, info): (String, Option<Vec<u8>>) = redis::cmd("EVAL")
+            .arg(CLAIM)
+            .arg(1)
+            .arg(keys::room(room))
+            .arg(me)
+            .arg(lease)
+            .arg(keys::NODE_PREFIX)
+            .query(con)?;
+        if owner == *me {
+            self.rooms.insert(room.to_owned());
+            let mut pipe = redis::pipe();
+            let entries = vec![(room.to_owned(), true)];
+            self.event_ops(&mut pipe, &RegistryEvent::Rooms { node: me.clone(), epoch: self.epoch, entries });
+            self.query(&pipe)?;
+            return Ok(ClaimOutcome::Mine);
+        }
+        match info.as_deref().and_then(wire::decode::<NodeInfo>) {
+            Some(info) => Ok(ClaimOutcome::Theirs { node: owner, epoch: info.epoch, url: info.url }),
+            // The holder's info does not decode: a node of another version. Hold it here.
+            None => Ok(ClaimOutcome::Unreachable),
+        }
+    }
+
+    /// Renews the lease of the node, its share and its rooms.
+    fn heartbeat(&mut self) -> redis::RedisResult<()> {
+        self.next_heartbeat = Instant::now() + self.config.lease / 3;
+        if self.con.is_none() {
+            return Ok(());
+        }
+        let me = self.me.clone();
+        let lease = self.config.lease.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg(keys::node(&me)).arg(&self.info).arg("PX").arg(lease).ignore();
+        for key in [keys::users(&me), keys::groups(&me), keys::rooms(&me)] {
+            pipe.cmd("PEXPIRE").arg(key).arg(lease).ignore();
+        }
+        // The inbox outlives the node by a few leases, for deliveries written just before it died.
+        pipe.cmd("PEXPIRE").arg(keys::inbox(&me)).arg(lease * 12).ignore();
+        pipe.cmd("SADD").arg(keys::NODES).arg(&me).ignore();
+        let url = self.public_url.clone();
+        self.xadd(
+            &mut pipe,
+            keys::REGISTRY,
+            keys::REGISTRY_LEN,
+            &wire::encode(&RegistryEvent::Heartbeat { node: me.clone(), epoch: self.epoch, url }),
+        );
+        let rooms: Vec<String> = self.rooms.iter().cloned().collect();
+        for room in &rooms {
+            pipe.cmd("EVAL").arg(RENEW).arg(1).arg(keys::room(room)).arg(&me).arg(lease);
+        }
+        let Some(con) = self.con.as_mut() else { return Ok(()) };
+        let started = Instant::now();
+        let renewed: Vec<i64> = pipe.query(con)?;
+        self.metrics.redis_round_trip.record(started.elapsed());
+        self.metrics.lease_renewals.fetch_add(1, Relaxed);
+        for (room, kept) in rooms.iter().zip(renewed) {
+            if kept == 0 {
+                self.lost_room(room);
+            }
+        }
+        Ok(())
+    }
+
+    fn lost_room(&mut self, room: &str) {
+        self.metrics.room_conflicts.fetch_add(1, Relaxed);
+        tracing::warn!(
+            room,
+            "cluster: another node holds a room this node held (it could not renew the claim); both keep it until it empties"
+        );
+    }
+
+    /// A connection to Redis is (back) up: write this node's whole share, claim its rooms
+    /// again, and write again what Redis may have lost.
+    fn up(&mut self, con: Connection) -> redis::RedisResult<()> {
+        self.con = Some(con);
+        let me = self.me.clone();
+        let lease = self.config.lease.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        // A Redis that restarted empty learns the secret again from the first node back.
+        pipe.cmd("SET").arg(keys::SECRET).arg(&self.secret).arg("NX").ignore();
+        pipe.cmd("DEL").arg(keys::users(&me)).arg(keys::groups(&me)).arg(keys::rooms(&me)).ignore();
+        let users: Vec<(String, u32)> = self.users.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let groups: Vec<(String, u32)> = self.groups.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let epoch = self.epoch;
+        self.event_ops(&mut pipe, &RegistryEvent::Users { node: me.clone(), epoch, entries: users });
+        self.event_ops(&mut pipe, &RegistryEvent::Groups { node: me.clone(), epoch, entries: groups });
+        self.query(&pipe)?;
+        self.next_heartbeat = Instant::now();
+        self.heartbeat()?;
+        for room in self.rooms.clone() {
+            if let ClaimOutcome::Theirs { .. } = self.claim(&room)? {
+                self.lost_room(&room);
+            }
+        }
+        let resend = self.outbox.poll_resend(Instant::now());
+        if !resend.is_empty() {
+            let mut pipe = redis::pipe();
+            for sealed in &resend {
+                self.xadd(&mut pipe, &sealed.inbox, self.config.inbox_len, &sealed.entry);
+            }
+            self.query(&pipe)?;
+        }
+        self.metrics.redis_up.store(1, Relaxed);
+        if let Some(since) = self.failing_since.take() {
+            tracing::info!(
+                after = ?since.elapsed(),
+                resent = resend.len(),
+                held = self.pending.len(),
+                "cluster: Redis is reachable again; this node's share is written again"
+            );
+        }
+        let _ = lease;
+        Ok(())
+    }
+
+    fn fail(&mut self, e: &redis::RedisError) {
+        self.con = None;
+        self.next_connect = Instant::now() + RECONNECT_EVERY;
+        self.metrics.redis_errors.fetch_add(1, Relaxed);
+        self.metrics.redis_up.store(0, Relaxed);
+        // Changes are written in full on reconnecting; claims are answered now.
+        self.events.clear();
+        self.releases.clear();
+        for room in std::mem::take(&mut self.claims) {
+            self.rooms.insert(room.clone());
+            self.answer(FromBridge::Claimed { room, outcome: ClaimOutcome::Unreachable });
+        }
+        if self.failing_since.is_none() {
+            self.failing_since = Some(Instant::now());
+            tracing::warn!(
+                "cluster: Redis is unreachable ({e}); local sends go on, sends to other nodes wait (up to --cluster-queue)"
+            );
+        }
+    }
+
+    /// The logic thread has stopped: write what is pending, then say goodbye so the other
+    /// nodes forget this one at once rather than at the end of its lease.
+    fn leave(&mut self) {
+        if self.con.is_none() {
+            return;
+        }
+        let _ = self.flush();
+        let me = self.me.clone();
+        let mut pipe = redis::pipe();
+        for room in &self.rooms {
+            pipe.cmd("EVAL").arg(RELEASE).arg(1).arg(keys::room(room)).arg(&me).ignore();
+        }
+        pipe.cmd("DEL")
+            .arg(keys::node(&me))
+            .arg(keys::users(&me))
+            .arg(keys::groups(&me))
+            .arg(keys::rooms(&me))
+            .ignore();
+        pipe.cmd("SREM").arg(keys::NODES).arg(&me).ignore();
+        self.xadd(
+            &mut pipe,
+            keys::REGISTRY,
+            keys::REGISTRY_LEN,
+            &wire::encode(&RegistryEvent::Left { node: me.clone(), epoch: self.epoch }),
+        );
+        if let Err(e) = self.query(&pipe) {
+            tracing::warn!(
+                "cluster: could not say goodbye ({e}); the other nodes forget this one when its lease ends"
+            );
+        }
+    }
+}
+
+fn apply(share: &mut HashMap<String, u32>, entries: &[(String, u32)]) {
+    for (name, count) in entries {
+        if *count == 0 {
+            share.remove(name);
+        } else {
+            share.insert(name.clone(), *count);
+        }
+    }
+}
+
+struct Reader {
+    client: redis::Client,
+    con: Option<Connection>,
+    me: String,
+    epoch: u64,
+    inbox: String,
+    inbox_id: String,
+    registry_id: String,
+    dedupe: Dedupe,
+    to_logic: Sender<FromBridge>,
+    doorbell: Arc<Doorbell>,
+    metrics: Arc<ClusterMetrics>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Reader {
+    fn run(mut self) {
+        while !self.stop.load(Relaxed) {
+            let Some(mut con) = self.con.take() else {
+                std::thread::sleep(RECONNECT_EVERY);
+                match connect(&self.client).and_then(|mut con| self.resync(&mut con).map(|()| con)) {
+                    Ok(con) => self.con = Some(con),
+                    Err(_) => {
+                        self.metrics.redis_errors.fetch_add(1, Relaxed);
+                    }
+                }
+                continue;
+            };
+            match self.read(&mut con) {
+                Ok(()) => self.con = Some(con),
+                Err(e) => {
+                    self.metrics.redis_errors.fetch_add(1, Relaxed);
+                    tracing::debug!("cluster reader: {e}");
+                }
+            }
+        }
+    }
+
+    fn send(&self, message: FromBridge) {
+        // Blocks while the logic thread is behind: the streams hold the rest meanwhile.
+        if self.to_logic.send(message).is_ok() {
+            self.doorbell.ring();
+        }
+    }
+
+    /// Reads every other node's share from its keys, and takes up the registry stream from
+    /// its current end (events after it are applied on top, harmlessly: counts are absolute).
+    fn resync(&mut self, con: &mut Connection) -> redis::RedisResult<()> {
+        self.registry_id = last_id(con, keys::REGISTRY)?;
+        let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(keys::NODES).query(con)?;
+        for node in nodes.into_iter().filter(|n| *n != self.me) {
+            let info: Option<Vec<u8>> = redis::cmd("GET").arg(keys::node(&node)).query(con)?;
+            let Some(info) = info.as_deref().and_then(wire::decode::<NodeInfo>) else {
+                // Its lease has passed: it is dead.
+                redis::cmd("SREM").arg(keys::NODES).arg(&node).query::<()>(con)?;
+                continue;
+            };
+            let (users, groups, rooms): (HashMap<String, u32>, HashMap<String, u32>, Vec<String>) =
+                redis::pipe()
+                    .cmd("HGETALL")
+                    .arg(keys::users(&node))
+                    .cmd("HGETALL")
+                    .arg(keys::groups(&node))
+                    .cmd("SMEMBERS")
+                    .arg(keys::rooms(&node))
+                    .query(con)?;
+            self.send(FromBridge::Snapshot(NodeSnapshot {
+                node,
+                epoch: info.epoch,
+                url: info.url,
+                users: users.into_iter().collect(),
+                groups: groups.into_iter().collect(),
+                rooms,
+            }));
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, con: &mut Connection) -> redis::RedisResult<()> {
+        let reply: Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(BATCH)
+            .arg("BLOCK")
+            .arg(READ_BLOCK_MS)
+            .arg("STREAMS")
+            .arg(&self.inbox)
+            .arg(keys::REGISTRY)
+            .arg(&self.inbox_id)
+            .arg(&self.registry_id)
+            .query(con)?;
+        let Value::Array(streams) = reply else { return Ok(()) };
+        for stream in streams {
+            let Value::Array(mut pair) = stream else { continue };
+            let (Some(items), Some(key)) = (pair.pop(), pair.pop().and_then(text)) else { continue };
+            let items = entries(items);
+            if key == self.inbox {
+                if let Some((id, _)) = items.last() {
+                    self.inbox_id = id.clone();
+                }
+                for (_, entry) in items {
+                    self.deliver(&entry);
+                }
+            } else {
+                if let Some((id, _)) = items.last() {
+                    self.registry_id = id.clone();
+                }
+                for (_, entry) in items {
+                    match wire::decode::<RegistryEvent>(&entry) {
+                        Some(event) => self.send(FromBridge::Event(event)),
+                        None => tracing::warn!("cluster: an undecodable registry entry was skipped"),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, entry: &[u8]) {
+        let Some(envelope) = wire::decode::<Envelope>(entry) else {
+            tracing::warn!("cluster: an undecodable inbox entry was skipped");
+            return;
+        };
+        if envelope.to_epoch != self.epoch {
+            // For an earlier run of this node: its connections are gone.
+            return;
+        }
+        match self.dedupe.handle(&envelope.from, envelope.from_epoch, envelope.seq) {
+            Verdict::Duplicate => {
+                self.metrics.duplicates.fetch_add(1, Relaxed);
+                return;
+            }
+            Verdict::Gap { lost } => {
+                self.metrics.lost.fetch_add(lost, Relaxed);
+                tracing::warn!(from = envelope.from, lost, "cluster: deliveries from another node were lost");
+            }
+            Verdict::Deliver => {}
+        }
+        self.metrics.messages_in.fetch_add(1, Relaxed);
+        self.send(FromBridge::Delivery(envelope.delivery));
+    }
+}

@@ -1,0 +1,303 @@
+//! The logic thread's end of the cluster: what it sends the bridge (deliveries, its share of
+//! the registry, room claims), what it gets back, and the rooms and tickets it keeps. No I/O:
+//! two channels, and `now` passed in.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use serde::Serialize;
+use ticksock_protocol::{Encoding, error_code};
+
+use super::ClusterMetrics;
+use super::registry::Registry;
+use super::ticket::Tickets;
+use super::wire::{Delivery, NodeSnapshot, PushFrames, RegistryEvent};
+use crate::AppError;
+
+/// From the logic thread to the bridge's writer.
+#[derive(Debug)]
+pub(crate) enum ToBridge {
+    /// Write a delivery to a node's inbox.
+    Deliver { node: Arc<str>, epoch: u64, delivery: Delivery },
+    /// This node's connections per user changed (absolute counts).
+    Users(Vec<(String, u32)>),
+    /// This node's members per group changed (absolute counts).
+    Groups(Vec<(String, u32)>),
+    /// Claim a room for this node; answered with [`FromBridge::Claimed`].
+    Claim(String),
+    /// Give a room up.
+    Release(String),
+}
+
+/// Who holds a room, as the writer found out when it claimed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ClaimOutcome {
+    /// This node holds it now.
+    Mine,
+    /// Another live node does.
+    Theirs { node: String, epoch: u64, url: String },
+    /// Redis cannot be reached: this node holds it without a claim, and claims it when Redis
+    /// is back.
+    Unreachable,
+}
+
+/// From the bridge's threads to the logic thread.
+#[derive(Debug)]
+pub(crate) enum FromBridge {
+    /// An event of the registry stream.
+    Event(RegistryEvent),
+    /// A node's whole share, read from its keys.
+    Snapshot(NodeSnapshot),
+    /// A delivery for this node's connections, in order and once.
+    Delivery(Delivery),
+    /// The answer to a [`ToBridge::Claim`].
+    Claimed { room: String, outcome: ClaimOutcome },
+}
+
+/// A room as this node sees it when a handler asks to use it.
+#[derive(Debug)]
+enum Home {
+    Here,
+    Elsewhere { node: Arc<str>, url: String },
+    Unclaimed,
+}
+
+/// The cluster as the logic thread reaches it.
+pub(crate) struct ClusterLink {
+    me: Arc<str>,
+    to_bridge: Sender<ToBridge>,
+    from_bridge: Receiver<FromBridge>,
+    tickets: Tickets,
+    metrics: Arc<ClusterMetrics>,
+    /// Rooms this node holds (claimed, or held without a claim while Redis is unreachable).
+    held: HashSet<String>,
+    /// Rooms claimed and not answered yet, with the requests waiting for the answer.
+    claiming: HashMap<String, Vec<crate::bridge::ToLogic>>,
+    /// Set by [`ClusterLink::claim_room`] during a dispatch: park that request.
+    park: Option<String>,
+    next_nonce: u64,
+    /// Dropped sends not logged yet (logged at most once per batch).
+    unlogged_drops: u64,
+}
+
+impl std::fmt::Debug for ClusterLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterLink").field("me", &self.me).field("held", &self.held.len()).finish()
+    }
+}
+
+/// Unix time in milliseconds (tickets cross machines, so they carry wall-clock time).
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl ClusterLink {
+    pub(crate) fn new(
+        me: &str,
+        to_bridge: Sender<ToBridge>,
+        from_bridge: Receiver<FromBridge>,
+        tickets: Tickets,
+        metrics: Arc<ClusterMetrics>,
+    ) -> Self {
+        Self {
+            me: me.into(),
+            to_bridge,
+            from_bridge,
+            tickets,
+            metrics,
+            held: HashSet::new(),
+            claiming: HashMap::new(),
+            park: None,
+            next_nonce: getrandom::u64().unwrap_or(1),
+            unlogged_drops: 0,
+        }
+    }
+
+    /// What the bridge sent, if anything.
+    pub(crate) fn try_recv(&self) -> Option<FromBridge> {
+        self.from_bridge.try_recv().ok()
+    }
+
+    /// Whether the bridge has sent something not taken yet.
+    pub(crate) fn has_news(&self) -> bool {
+        !self.from_bridge.is_empty()
+    }
+
+    fn send(&mut self, message: ToBridge) -> bool {
+        match self.to_bridge.try_send(message) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.metrics.dropped.fetch_add(1, Relaxed);
+                self.unlogged_drops += 1;
+                false
+            }
+            // The bridge has stopped (the server is shutting down).
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Logs the sends dropped since the last call, once.
+    pub(crate) fn log_drops(&mut self) {
+        if self.unlogged_drops > 0 {
+            tracing::warn!(
+                dropped = self.unlogged_drops,
+                "cluster: the queue toward Redis is full (--cluster-queue); sends to other nodes were dropped"
+            );
+            self.unlogged_drops = 0;
+        }
+    }
+
+    /// Sends this node's changed counts to the registry.
+    pub(crate) fn publish(&mut self, users: Vec<(String, u32)>, groups: Vec<(String, u32)>) {
+        if !users.is_empty() {
+            self.send(ToBridge::Users(users));
+        }
+        if !groups.is_empty() {
+            self.send(ToBridge::Groups(groups));
+        }
+    }
+
+    /// Forwards a push to `nodes`, encoded once in each encoding. Returns how many nodes it
+    /// was queued for.
+    pub(crate) fn forward<T: Serialize + ?Sized>(
+        &mut self,
+        registry: &Registry,
+        nodes: &[Arc<str>],
+        topic: &str,
+        value: &T,
+        delivery: impl Fn(PushFrames) -> Delivery,
+    ) -> usize {
+        if nodes.is_empty() {
+            return 0;
+        }
+        let mut push = PushFrames { binary: Vec::new(), json: Vec::new() };
+        let encoded = ticksock_protocol::write_push(Encoding::Binary, &mut push.binary, topic, value)
+            .and_then(|()| ticksock_protocol::write_push(Encoding::Json, &mut push.json, topic, value));
+        if let Err(e) = encoded {
+            tracing::error!("push on `{topic}` does not encode for other nodes: {e}");
+            return 0;
+        }
+        let delivery = delivery(push);
+        let mut queued = 0;
+        for node in nodes {
+            let Some(epoch) = registry.epoch_of(node) else { continue };
+            let message = ToBridge::Deliver { node: node.clone(), epoch, delivery: delivery.clone() };
+            queued += usize::from(self.send(message));
+        }
+        queued
+    }
+
+    /// Asks the nodes holding `user` to close its connections (`UserPolicy::ReplaceOld`).
+    pub(crate) fn close_user_elsewhere(&mut self, registry: &Registry, user: &str) {
+        for node in registry.user_nodes(user).to_vec() {
+            if let Some(epoch) = registry.epoch_of(&node) {
+                let delivery = Delivery::CloseUser { user: user.to_owned() };
+                self.send(ToBridge::Deliver { node, epoch, delivery });
+            }
+        }
+    }
+
+    fn home(&self, registry: &Registry, room: &str) -> Home {
+        if self.held.contains(room) {
+            return Home::Here;
+        }
+        match registry.room_owner(room) {
+            Some((node, _, url)) => Home::Elsewhere { node: node.clone(), url: url.to_owned() },
+            None => Home::Unclaimed,
+        }
+    }
+
+    /// Whether the handler may use `room` here (see [`Ctx::claim_room`](crate::Ctx::claim_room)):
+    /// `Ok` if this node holds it; a `REDIRECT` error if another does; otherwise the room is
+    /// claimed and the request parked until the claim is answered (the error returned then
+    /// is never sent).
+    pub(crate) fn claim_room(
+        &mut self,
+        registry: &Registry,
+        user: Option<&str>,
+        room: &str,
+    ) -> Result<(), AppError> {
+        match self.home(registry, room) {
+            Home::Here => Ok(()),
+            Home::Elsewhere { node, url } => {
+                self.next_nonce = self.next_nonce.wrapping_add(1);
+                let ticket =
+                    self.tickets.issue(user, &node, unix_ms(), self.next_nonce).ok_or_else(|| {
+                        AppError::new(
+                            error_code::INTERNAL,
+                            "the user's name is too long for a redirect ticket",
+                        )
+                    })?;
+                self.metrics.redirects.fetch_add(1, Relaxed);
+                let glue = if url.contains('?') { '&' } else { '?' };
+                Err(AppError::new(error_code::REDIRECT, format!("{url}{glue}ticket={ticket}")))
+            }
+            Home::Unclaimed => {
+                if !self.claiming.contains_key(room) {
+                    if !self.send(ToBridge::Claim(room.to_owned())) {
+                        // The bridge cannot take it: hold the room here, as when Redis is down.
+                        self.held.insert(room.to_owned());
+                        return Ok(());
+                    }
+                    self.claiming.insert(room.to_owned(), Vec::new());
+                }
+                self.park = Some(room.to_owned());
+                Err(AppError::new(error_code::INTERNAL, "waiting for the cluster (never sent)"))
+            }
+        }
+    }
+
+    /// The room a dispatch asked to park its request for, if any.
+    pub(crate) fn take_park(&mut self) -> Option<String> {
+        self.park.take()
+    }
+
+    /// Parks a request until the claim of `room` is answered.
+    pub(crate) fn park(&mut self, room: String, request: crate::bridge::ToLogic) {
+        self.claiming.entry(room).or_default().push(request);
+    }
+
+    /// A claim was answered: records who holds the room, and returns the requests that waited
+    /// for it, to be handled again.
+    pub(crate) fn handle_claimed(
+        &mut self,
+        registry: &mut Registry,
+        room: String,
+        outcome: ClaimOutcome,
+        now: Instant,
+    ) -> Vec<crate::bridge::ToLogic> {
+        match outcome {
+            ClaimOutcome::Mine | ClaimOutcome::Unreachable => {
+                self.held.insert(room.clone());
+            }
+            ClaimOutcome::Theirs { node, epoch, url } => {
+                registry.handle_room_owner(&room, &node, epoch, &url, now);
+            }
+        }
+        self.claiming.remove(&room).unwrap_or_default()
+    }
+
+    /// Gives a room up (it was disposed of).
+    pub(crate) fn release_room(&mut self, room: &str) {
+        if self.held.remove(room) {
+            self.send(ToBridge::Release(room.to_owned()));
+        }
+    }
+
+    /// Redeems the ticket a new connection offered: the user it carries, or why not.
+    pub(crate) fn redeem(&mut self, ticket: &str) -> Result<Option<String>, super::ticket::TicketError> {
+        let redeemed = self.tickets.redeem(ticket, unix_ms());
+        let counter =
+            if redeemed.is_ok() { &self.metrics.tickets_redeemed } else { &self.metrics.tickets_refused };
+        counter.fetch_add(1, Relaxed);
+        redeemed
+    }
+
+    /// Records nodes forgotten because their lease passed.
+    pub(crate) fn count_expiries(&self, n: usize) {
+        self.metrics.lease_expiries.fetch_add(n as u64, Relaxed);
+    }
+}

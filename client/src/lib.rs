@@ -51,5 +51,6 @@ pub use config::{Config, Versions};
 pub use connection::{Connection, Progress};
 pub use error::Error;
 pub use session::{
-    CallId, CallOptions, Callback, Event, LinkCommand, LinkState, Outcome, Session, SessionEnd, Stats,
+    CallId, CallOptions, Callback, Event, LinkCommand, LinkState, MAX_REDIRECTS, Outcome, RedirectFailure,
+    Session, SessionEnd, Stats,
 };

@@ -291,6 +291,7 @@ impl Session {
         for id in trial.into_iter().chain(unsent) {
             self.end_call(id, Outcome::Redirect(failure.clone()), now);
         }
+        self.settle_old_link(now);
     }
 
     /// Redirected calls not yet sent fail with [`Outcome::Closed`] (the session stops).

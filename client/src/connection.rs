@@ -94,7 +94,8 @@ pub enum Progress {
     Open,
     /// Over: drop the connection and call [`Session::handle_disconnect`]. Carries the error,
     /// if it ended with one (`None`: closed normally, or closed because the session asked).
-    Finished(Option<Error>),    /// The session followed a redirect ([`LinkCommand::Redirect`]): this connection is now the
+    Finished(Option<Error>),
+    /// The session followed a redirect ([`LinkCommand::Redirect`]): this connection is now the
     /// old link, still open. Keep it aside ([`Connection::receive_old`], and
     /// [`Connection::close`] once [`Session::keeps_old_link`] says `false`) and open the next.
     Redirected,

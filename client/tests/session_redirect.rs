@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ticksock_client::{
-    CallId, CallOptions, Config, Event, LinkCommand, LinkState, MAX_REDIRECTS, Outcome, RedirectFailure, Session,
-    Versions,
+    CallId, CallOptions, Config, Event, LinkCommand, LinkState, MAX_REDIRECTS, Outcome, RedirectFailure,
+    Session, Versions,
 };
 use ticksock_protocol::{CLOSE_BAD_TICKET, ClientFrame, Encoding, ServerFrame, Version, error_code, v2};
 
@@ -82,7 +82,8 @@ fn links(s: &mut Session) -> Vec<LinkCommand> {
 fn recorder() -> (Arc<Mutex<Vec<Outcome>>>, CallOptions) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&got);
-    let options = CallOptions::default().then(move |_, outcome| sink.lock().expect("not poisoned").push(outcome));
+    let options =
+        CallOptions::default().then(move |_, outcome| sink.lock().expect("not poisoned").push(outcome));
     (got, options)
 }
 
@@ -193,7 +194,10 @@ fn a_call_follows_three_redirects_and_the_fourth_fails_it() {
     let last = "ws://10.0.0.9:9102/?ticket=t9";
     s.handle_frame(&redirect(id, last), t0 + 100 * MS);
     assert!(links(&mut s).is_empty(), "the fourth is not followed");
-    assert_eq!(*got.lock().expect("lock"), [Outcome::Redirect(RedirectFailure::TooMany { url: last.into() })]);
+    assert_eq!(
+        *got.lock().expect("lock"),
+        [Outcome::Redirect(RedirectFailure::TooMany { url: last.into() })]
+    );
     assert_eq!(s.link_state(), LinkState::Up);
     assert_eq!(s.pending_calls(), 0);
 }
@@ -243,7 +247,10 @@ fn a_url_that_cannot_be_used_fails_the_call_and_the_session_stays() {
     assert!(links(&mut s).is_empty());
     let after = events(&mut s);
     assert!(
-        matches!(&after[..], [Event::Outcome { outcome: Outcome::Redirect(RedirectFailure::BadUrl { .. }), .. }]),
+        matches!(
+            &after[..],
+            [Event::Outcome { outcome: Outcome::Redirect(RedirectFailure::BadUrl { .. }), .. }]
+        ),
         "{after:?}"
     );
     assert_eq!((s.link_state(), s.connect_url()), (LinkState::Up, None));

@@ -226,16 +226,17 @@ impl Session {
         }
         // A timeout too long to count to (`Duration::MAX`) means no deadline: wait forever.
         let deadline = now.checked_add(options.timeout.unwrap_or(self.config.call_timeout));
-        self.calls
-            .pending
-            .insert(id, Pending {
+        self.calls.pending.insert(
+            id,
+            Pending {
                 deadline,
                 made_at: now,
                 sent_at: None,
                 callback: options.callback,
                 request: None,
                 redirects: 0,
-            });
+            },
+        );
         if let Some(deadline) = deadline {
             self.deadlines.insert(deadline, id);
         }

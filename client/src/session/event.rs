@@ -6,10 +6,10 @@ use std::fmt;
 use std::time::Duration;
 
 #[cfg(doc)]
+use super::RedirectFailure;
+#[cfg(doc)]
 use super::Session;
 use super::{CallId, Outcome};
-#[cfg(doc)]
-use super::RedirectFailure;
 use crate::Error;
 
 /// Something the game should know about, from [`Session::poll_event`].

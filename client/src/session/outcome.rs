@@ -82,13 +82,15 @@ pub enum RedirectFailure {
 impl fmt::Display for RedirectFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RedirectFailure::TooMany { url } => write!(
-                f,
-                "redirected again (to {url}) after {} redirects followed",
-                super::MAX_REDIRECTS
-            ),
-            RedirectFailure::BadUrl { url, problem } => write!(f, "cannot follow the redirect to {url}: {problem}"),
-            RedirectFailure::Unreachable { url } => write!(f, "the node of the redirect, {url}, could not be reached"),
+            RedirectFailure::TooMany { url } => {
+                write!(f, "redirected again (to {url}) after {} redirects followed", super::MAX_REDIRECTS)
+            }
+            RedirectFailure::BadUrl { url, problem } => {
+                write!(f, "cannot follow the redirect to {url}: {problem}")
+            }
+            RedirectFailure::Unreachable { url } => {
+                write!(f, "the node of the redirect, {url}, could not be reached")
+            }
             RedirectFailure::TicketRefused { url } => {
                 write!(f, "the node of the redirect, {url}, refused its ticket (close 4002)")
             }

@@ -31,9 +31,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ticksock_protocol::{
-    CLOSE_BAD_TICKET, Encoding, MAX_TICKET_LEN, ServerFrame, Version, error_code, v2,
-};
+use ticksock_protocol::{CLOSE_BAD_TICKET, Encoding, MAX_TICKET_LEN, ServerFrame, Version, error_code, v2};
 
 use super::calls::CallTable;
 use super::request::OutRequest;
@@ -164,7 +162,9 @@ impl Session {
         {
             old.calls.swap_remove(at);
             match outcome {
-                Outcome::Error { code: error_code::REDIRECT, message } => self.redirected(id, message, false, now),
+                Outcome::Error { code: error_code::REDIRECT, message } => {
+                    self.redirected(id, message, false, now)
+                }
                 outcome => self.end_call(id, outcome, now),
             }
         }
@@ -350,7 +350,8 @@ pub(super) fn check_url(url: &str) -> Result<(), String> {
         if ticket.len() > MAX_TICKET_LEN {
             return Err(format!("a ticket of {} bytes, over the limit of {MAX_TICKET_LEN}", ticket.len()));
         }
-        if let Some(c) = ticket.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        if let Some(c) = ticket.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
             return Err(format!("the character {c:?} in its ticket"));
         }
     }
@@ -365,7 +366,8 @@ pub(super) fn without_ticket(url: &str) -> String {
         Some((query, fragment)) => (query, Some(fragment)),
         None => (query, None),
     };
-    let kept: Vec<&str> = query.split('&').filter(|param| !param.starts_with("ticket=") && *param != "ticket").collect();
+    let kept: Vec<&str> =
+        query.split('&').filter(|param| !param.starts_with("ticket=") && *param != "ticket").collect();
     let mut out = base.to_owned();
     if kept.iter().any(|param| !param.is_empty()) {
         out.push('?');

@@ -100,6 +100,15 @@
 //! learn of the reconnect): every driver reads them. Should the link drop again before the
 //! queue has gone, what is left is held again, in call order, on the next connection.
 //!
+//! # Redirects (clusters)
+//! An error `redirect` (`docs/PROTOCOL.md` section 12) on a call moves the session to the node
+//! its URL names ([`LinkCommand::Redirect`], [`Session::connect_url`]): the call is made again
+//! there after its welcome, and its callback gets that node's answer, once. The game sees
+//! [`Event::Redirected`] instead of `Connected` and does not log in again. Calls in flight on
+//! the old link get their answers there for [`Config::old_link_grace`], then it is closed with
+//! 1000 (a version 2 session on it ends; the node starts a new one). At most [`MAX_REDIRECTS`]
+//! per call; a failure ends the call with [`Outcome::Redirect`].
+//!
 //! # Ids
 //! Callback ids count up and wrap around `u32`; an id still waiting for its answer (queued or
 //! sent) is skipped, so two calls in flight never share an id.
@@ -116,6 +125,8 @@
 //! - `sequence`: version 2's counts, acknowledgements and the requests kept for a resume;
 //! - `inbound`: the welcome and every frame from the server, and the push handlers;
 //! - `resume`: a session's start and end, and version 2's resume;
+//! - `redirect`: following an error `redirect` to another node of a cluster (the old link,
+//!   the redirected calls, a refused ticket);
 //! - `link`: the connection's lifecycle (connect, drop, backoff, stop);
 //! - `timers`: what is due when (call timeouts, connect timeout, heartbeat, acknowledgements).
 

@@ -311,6 +311,9 @@ impl Player {
                 Event::LinkDropped | Event::Resumed { .. } | Event::SessionEnded { .. } => {
                     panic!("{}: a version 2 event on version 1: {event:?}", self.name)
                 }
+                Event::Redirected { .. } => {
+                    panic!("{}: a redirect from a single server: {event:?}", self.name)
+                }
             }
         }
         let playing = self.client.is_connected() && self.ready_on == self.welcomes.len();

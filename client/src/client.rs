@@ -41,10 +41,16 @@ const SOCKET: Token = Token(0);
 /// # Ok::<(), ticksock_client::Error>(())
 /// ```
 pub struct Client {
+    /// The URL the client was made with; a redirect may take the session elsewhere
+    /// ([`Session::connect_url`]).
     url: String,
     addr: SocketAddr,
     session: Session,
     conn: Option<Connection>,
+    /// The old link of a redirect, while calls wait for their answers on it.
+    old: Option<Connection>,
+    /// An old link we closed, until the server answers the close frame (or `close_wait` ends).
+    closing: Option<(Connection, Option<Instant>)>,
     poll: Poll,
     events: Events,
     last_error: Option<Error>,
@@ -72,6 +78,8 @@ impl Client {
             addr,
             session: Session::new(config, Instant::now()),
             conn: None,
+            old: None,
+            closing: None,
             poll: Poll::new()?,
             events: Events::with_capacity(4),
             last_error: None,
@@ -81,26 +89,73 @@ impl Client {
     /// Does everything due at `now`: connects or reconnects, reads what arrived, handles
     /// timeouts and heartbeats, sends what is queued. Call it once per frame.
     pub fn update(&mut self, now: Instant) {
-        if self.conn.is_none() {
-            if self.session.poll_timeout().is_some_and(|at| at <= now) {
-                self.session.handle_timeout(now);
-            }
-            // Commands for a connection that no longer exists.
-            while self.session.poll_link().is_some() {}
-            if self.session.poll_connect(now) {
-                self.open(now);
-            }
-        }
+        self.connect_if_due(now);
         if let Some(conn) = &mut self.conn {
             let progress = conn.pump(&mut self.session, now, |_, _| false);
             self.after(progress, now);
         }
+        self.tend_old_link(now);
+        // A redirect connects to the node at once.
+        self.connect_if_due(now);
+    }
+
+    fn connect_if_due(&mut self, now: Instant) {
+        if self.conn.is_some() {
+            return;
+        }
+        if self.session.poll_timeout().is_some_and(|at| at <= now) {
+            self.session.handle_timeout(now);
+        }
+        // Commands for a connection that no longer exists.
+        while self.session.poll_link().is_some() {}
+        if self.session.poll_connect(now) {
+            self.open(now);
+        }
+    }
+
+    /// Reads the old link of a redirect while the session keeps it, closes it (1000) once it
+    /// does not, and finishes that close.
+    fn tend_old_link(&mut self, now: Instant) {
+        if let Some(old) = &mut self.old {
+            if !self.session.keeps_old_link() {
+                self.retire_old_link(now);
+            } else if let Progress::Finished(_) = old.receive_old(&mut self.session, now) {
+                self.old = None;
+                self.session.handle_old_link_gone(now);
+            }
+        }
+        if let Some((conn, deadline)) = &mut self.closing
+            && (conn.finish_close() || deadline.is_some_and(|at| at <= now))
+        {
+            self.closing = None;
+        }
+    }
+
+    /// Closes the old link with 1000 (`docs/PROTOCOL.md` 12.2: the new link is the client's).
+    fn retire_old_link(&mut self, now: Instant) {
+        if let Some(mut old) = self.old.take() {
+            old.close(1000, "redirected");
+            self.closing = Some((old, now.checked_add(self.session.config().close_wait)));
+        }
     }
 
     fn open(&mut self, now: Instant) {
+        let versions = self.session.config().versions;
+        let target = match self.session.connect_url() {
+            None => upgrade_request(&self.url, versions).map(|request| (self.addr, request)),
+            // After a redirect, the node's URL, resolved now (a host name may block on DNS).
+            Some(url) => resolve(url).and_then(|addr| Ok((addr, upgrade_request(url, versions)?))),
+        };
+        let (addr, request) = match target {
+            Ok(target) => target,
+            Err(e) => {
+                self.session.handle_unusable_url(e.to_string(), now);
+                self.last_error = Some(e);
+                return;
+            }
+        };
         let config = self.session.config().websocket_config();
-        let opened = upgrade_request(&self.url, self.session.config().versions).and_then(|request| {
-            let mut conn = Connection::open(self.addr, request, config, false)?;
+        let opened = Connection::open(addr, request, config, false).and_then(|mut conn| {
             if let Some(tcp) = conn.tcp_mut() {
                 self.poll.registry().register(tcp, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
             }
@@ -116,13 +171,21 @@ impl Client {
     }
 
     fn after(&mut self, progress: Progress, now: Instant) {
-        if let Progress::Finished(error) = progress {
-            if let Some(e) = error {
-                self.last_error = Some(e);
+        match progress {
+            Progress::Finished(error) => {
+                if let Some(e) = error {
+                    self.last_error = Some(e);
+                }
+                // Dropping the connection closes its socket, which leaves the poll by itself.
+                self.conn = None;
+                self.session.handle_disconnect(now);
             }
-            // Dropping the connection closes its socket, which leaves the poll by itself.
-            self.conn = None;
-            self.session.handle_disconnect(now);
+            Progress::Redirected => {
+                // One old link at a time: the session has let go of the previous one.
+                self.retire_old_link(now);
+                self.old = self.conn.take();
+            }
+            Progress::Connecting | Progress::Open => {}
         }
     }
 
@@ -209,6 +272,8 @@ impl Client {
     pub fn close(&mut self) {
         let now = Instant::now();
         self.session.close(now);
+        // The session let go of the old link of a redirect, if any: it is closed too.
+        self.tend_old_link(now);
         let Some(mut conn) = self.conn.take() else { return };
         if let Progress::Finished(Some(e)) = conn.transmit(&mut self.session) {
             self.last_error = Some(e);
@@ -265,8 +330,15 @@ impl Client {
         self.last_error.take()
     }
 
-    /// The server's address.
+    /// The address of the server the client was made with (a redirect may take the session
+    /// to another: [`Client::current_url`]).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the session connects now: the URL the client was made with, or the node a
+    /// redirect moved it to (with the redirect's ticket until the first connection there).
+    pub fn current_url(&self) -> &str {
+        self.session.connect_url().unwrap_or(&self.url)
     }
 }

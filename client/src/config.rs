@@ -140,6 +140,13 @@ pub struct Config {
     /// [`Config::ack_delay`] says, so a burst of pushes does not pile up on the server.
     /// Default 64.
     pub ack_after_frames: u64,
+    /// After a redirect, how long the old connection is kept for the answers of the calls
+    /// still in flight on it (the redirected call goes to the new node meanwhile). It is closed
+    /// with 1000 when they are all answered and the redirected call is sent, or when this has
+    /// passed; calls still waiting on it then fail with
+    /// [`Outcome::Disconnected`](crate::Outcome::Disconnected). Default 5 s (a ticket is good
+    /// for 10 s, `docs/PROTOCOL.md` 12.3).
+    pub old_link_grace: Duration,
 }
 
 impl Default for Config {
@@ -167,6 +174,7 @@ impl Default for Config {
             versions: Versions::default(),
             ack_delay: Duration::from_secs(1),
             ack_after_frames: 64,
+            old_link_grace: Duration::from_secs(5),
         }
     }
 }

@@ -95,6 +95,10 @@ pub enum Progress {
     /// Over: drop the connection and call [`Session::handle_disconnect`]. Carries the error,
     /// if it ended with one (`None`: closed normally, or closed because the session asked).
     Finished(Option<Error>),
+    /// The session followed a redirect ([`LinkCommand::Redirect`]): this connection is now the
+    /// old link, still open. Keep it aside ([`Connection::receive_old`], and
+    /// [`Connection::close`] once [`Session::keeps_old_link`] says `false`) and open the next.
+    Redirected,
 }
 
 enum Stage {
@@ -209,7 +213,10 @@ impl Connection {
                         return Progress::Finished(Some(Error::Protocol(problem)));
                     }
                     // tungstenite answers a close by itself; the read that follows ends it.
-                    Ok(Message::Close(_)) => session.handle_server_close(now),
+                    Ok(Message::Close(frame)) => match frame {
+                        Some(frame) => session.handle_server_close_code(frame.code.into(), now),
+                        None => session.handle_server_close(now),
+                    },
                     Ok(Message::Frame(_)) => {}
                     Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -254,18 +261,10 @@ impl Connection {
                     return Progress::Finished(None);
                 }
                 LinkCommand::Close { code, reason } => {
-                    self.stage = match std::mem::replace(&mut self.stage, Stage::Gone) {
-                        Stage::Open(mut ws) => {
-                            let frame = CloseFrame { code: code.into(), reason: Utf8Bytes::from(reason) };
-                            // Best effort: for the session the link is over either way.
-                            let _ = ws.close(Some(frame));
-                            let _ = ws.flush();
-                            Stage::Closing(ws)
-                        }
-                        _ => Stage::Gone,
-                    };
+                    self.close(code, reason);
                     return Progress::Finished(None);
                 }
+                LinkCommand::Redirect => return Progress::Redirected,
             }
         }
         let Stage::Open(ws) = &mut self.stage else { return self.progress() };
@@ -303,6 +302,47 @@ impl Connection {
             Err(e) => {
                 self.stage = Stage::Gone;
                 Progress::Finished(Some(e.into()))
+            }
+        }
+    }
+
+    /// Sends a close frame with `code` (best effort: for the session the link is over either
+    /// way); [`Connection::finish_close`] then waits for the server's.
+    pub fn close(&mut self, code: u16, reason: &'static str) {
+        self.stage = match std::mem::replace(&mut self.stage, Stage::Gone) {
+            Stage::Open(mut ws) => {
+                let frame = CloseFrame { code: code.into(), reason: Utf8Bytes::from(reason) };
+                let _ = ws.close(Some(frame));
+                let _ = ws.flush();
+                Stage::Closing(ws)
+            }
+            _ => Stage::Gone,
+        };
+    }
+
+    /// Reads what the old link of a redirect ([`Progress::Redirected`]) receives into
+    /// [`Session::handle_old_link_frame`]. Returns [`Progress::Finished`] once it is gone
+    /// (then call [`Session::handle_old_link_gone`]).
+    pub fn receive_old(&mut self, session: &mut Session, now: Instant) -> Progress {
+        let Stage::Open(ws) = &mut self.stage else { return self.progress() };
+        loop {
+            match ws.read() {
+                Ok(Message::Binary(bytes)) => session.handle_old_link_frame(&bytes, now),
+                // Pings are answered by tungstenite; nothing else on the old link matters.
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let _ = ws.flush();
+                    return Progress::Open;
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    self.stage = Stage::Gone;
+                    return Progress::Finished(None);
+                }
+                Err(e) => {
+                    self.stage = Stage::Gone;
+                    return Progress::Finished(Some(e.into()));
+                }
             }
         }
     }

@@ -8,7 +8,7 @@ use ticksock_protocol::BodyError;
 ///
 /// A call ends in exactly one [`Outcome`](crate::Outcome); [`Outcome::into_result`](crate::Outcome::into_result)
 /// turns the failed ones into [`Error::Server`], [`Error::Timeout`], [`Error::Disconnected`],
-/// [`Error::AnswerLost`] or [`Error::Closed`]. The other variants come from starting a call or from the connection.
+/// [`Error::AnswerLost`], [`Error::Redirect`] or [`Error::Closed`]. The other variants come from starting a call or from the connection.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The server answered the call with an error frame. Branch on `code`
@@ -36,6 +36,11 @@ pub enum Error {
     /// answered is lost. Retry only an idempotent call.
     #[error("the server took the request before and its answer is lost (stale_request)")]
     AnswerLost,
+    /// The server redirected the call to another node and the client could not make it there
+    /// (why: [`RedirectFailure`](crate::RedirectFailure)). The call did not run where it was
+    /// redirected from; retry it later, or report a [`TooMany`](crate::RedirectFailure::TooMany).
+    #[error("{0}")]
+    Redirect(crate::RedirectFailure),
     /// The call was never sent, or the session is finished: it was closed with
     /// [`Session::close`](crate::Session::close) or stopped for good (see
     /// [`Event::Stopped`](crate::Event::Stopped)). Create a new session to go on.

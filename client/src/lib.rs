@@ -17,6 +17,12 @@
 //! | [`Event::Resumed`] | version 2: the session goes on; what was missed is sent again, once | nothing (no new login) |
 //! | [`Event::SessionEnded`] | version 2: the resume was refused ([`SessionEnd`] says why); calls in flight failed; a `Connected` follows | logs in on that `Connected` |
 //! | [`Event::Disconnected`] | the link dropped and the session with it (version 1, or a close frame); calls in flight failed | waits for `Connected` |
+//! | [`Event::Redirected`] | a call was redirected to another node of a cluster (error `redirect`): the session moved there, the call is made again there and gets that node's answer | nothing: no new login (the ticket logged it in) |
+//!
+//! A redirected call follows at most [`MAX_REDIRECTS`] redirects; one that cannot be followed
+//! ends with [`Outcome::Redirect`] ([`RedirectFailure`] says why), and after a refused ticket or
+//! an unreachable node the session goes back to its own URL. The `session` module's `redirect`
+//! docs say it in order.
 //!
 //! The [`session`] module docs say it all in order ("Version 2").
 //!
@@ -51,5 +57,6 @@ pub use config::{Config, Versions};
 pub use connection::{Connection, Progress};
 pub use error::Error;
 pub use session::{
-    CallId, CallOptions, Callback, Event, LinkCommand, LinkState, Outcome, Session, SessionEnd, Stats,
+    CallId, CallOptions, Callback, Event, LinkCommand, LinkState, MAX_REDIRECTS, Outcome, RedirectFailure,
+    Session, SessionEnd, Stats,
 };

@@ -135,6 +135,7 @@ impl Model {
             Outcome::Disconnected => assert!(call.handed, "call {serial} failed as sent but was never sent"),
             Outcome::Closed => assert!(!call.handed, "call {serial} failed as never sent but was sent"),
             Outcome::AnswerLost => panic!("call {serial}: version 1 has no stale_request"),
+            Outcome::Redirect(_) => panic!("call {serial}: the fake server never redirects"),
         }
         call.outcome = Some(outcome);
         assert_eq!(self.live.remove(&id), Some(serial), "call {serial}'s id {id} was not live");
@@ -551,6 +552,7 @@ impl Run {
                 LinkCommand::Drop => {
                     panic!("a version 1 link is closed, never dropped without a close frame")
                 }
+                LinkCommand::Redirect => panic!("the fake server never redirects"),
             }
         }
     }
@@ -609,6 +611,7 @@ impl Run {
                 let at = m.calls[serial].made_at + elapsed;
                 m.record(serial, outcome, at, false);
             }
+            Event::Redirected { .. } => panic!("the fake server never redirects"),
             Event::Push { topic, .. } => {
                 assert_eq!(topic, "other", "a push with a handler became an event");
                 self.pushes_seen += 1;

@@ -130,8 +130,8 @@ impl Model {
             }
             Outcome::Disconnected => assert!(call.handed, "call {serial}: Disconnected but never sent"),
             Outcome::Closed => assert!(!call.handed, "call {serial}: Closed but it was sent"),
-            Outcome::Error { .. } | Outcome::AnswerLost => {
-                panic!("call {serial}: the fake server sends neither")
+            Outcome::Error { .. } | Outcome::AnswerLost | Outcome::Redirect(_) => {
+                panic!("call {serial}: the fake server sends no error")
             }
         }
         call.outcome = Some(outcome);
@@ -600,6 +600,7 @@ impl Run {
                     let alive = self.link.as_ref().is_some_and(|l| l.alive);
                     self.link_gone(alive);
                 }
+                LinkCommand::Redirect => panic!("the fake server never redirects"),
             }
         }
     }
@@ -664,8 +665,8 @@ impl Run {
             | Event::LinkDropped
             | Event::Reconnecting { .. }
             | Event::Stopped { .. } => {}
-            Event::BadPush { .. } | Event::ProtocolError { .. } => {
-                panic!("the fake server is correct: {event:?}")
+            Event::BadPush { .. } | Event::ProtocolError { .. } | Event::Redirected { .. } => {
+                panic!("the fake server is correct and never redirects: {event:?}")
             }
         }
     }

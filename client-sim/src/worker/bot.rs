@@ -280,7 +280,8 @@ impl<S: Script> Bot<S> {
                     script.on_resumed(self, now, cx);
                 }
                 Event::SessionEnded { reason } => script.on_session_ended(self, reason, now, cx),
-                Event::Reconnecting { .. } | Event::Push { .. } => {}
+                // The simulator's servers are single nodes: nothing redirects its bots.
+                Event::Reconnecting { .. } | Event::Push { .. } | Event::Redirected { .. } => {}
             }
         }
     }
@@ -305,6 +306,11 @@ impl<S: Script> Bot<S> {
             Outcome::Error { code, .. } => {
                 t.counters.errored += 1;
                 *t.error_codes.entry(*code).or_default() += 1;
+            }
+            // A redirect that could not be followed: counted as the error it answered.
+            Outcome::Redirect(_) => {
+                t.counters.errored += 1;
+                *t.error_codes.entry(ticksock_protocol::error_code::REDIRECT).or_default() += 1;
             }
             Outcome::Timeout => t.counters.timed_out += 1,
             // On version 2 only a session that ended fails its calls so: the client says their

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -59,6 +60,11 @@ pub(super) struct Pending {
     /// When the frame was handed to the transport; `None` while it waits in the queue.
     pub(super) sent_at: Option<Instant>,
     callback: Option<Callback>,
+    /// The request, kept from when it is sent until the call ends, to make it again on the
+    /// node a redirect names (shared with version 2's copy kept for a resume: no second copy).
+    pub(super) request: Option<Arc<OutRequest>>,
+    /// Redirects followed so far (at most [`MAX_REDIRECTS`](super::MAX_REDIRECTS)).
+    pub(super) redirects: u8,
 }
 
 /// The calls waiting for their outcome (queued or sent), by id, and the next id to try.
@@ -86,16 +92,21 @@ impl CallTable {
         self.pending.remove(&id)
     }
 
+    pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut Pending> {
+        self.pending.get_mut(&id)
+    }
+
     /// Whether `at` is still the deadline of a call waiting for its outcome (deadlines of
     /// calls that ended are dropped lazily).
     pub(super) fn has_deadline(&self, at: Instant, id: u32) -> bool {
         self.pending.get(&id).is_some_and(|p| p.deadline == Some(at))
     }
 
-    /// Notes that the call's request frame was handed to the transport.
-    pub(super) fn mark_sent(&mut self, id: u32, now: Instant) {
+    /// Notes that the call's request frame was handed to the transport, keeping the request.
+    pub(super) fn mark_sent(&mut self, id: u32, now: Instant, request: Arc<OutRequest>) {
         if let Some(entry) = self.pending.get_mut(&id) {
             entry.sent_at = Some(now);
+            entry.request = Some(request);
         }
     }
 
@@ -215,9 +226,17 @@ impl Session {
         }
         // A timeout too long to count to (`Duration::MAX`) means no deadline: wait forever.
         let deadline = now.checked_add(options.timeout.unwrap_or(self.config.call_timeout));
-        self.calls
-            .pending
-            .insert(id, Pending { deadline, made_at: now, sent_at: None, callback: options.callback });
+        self.calls.pending.insert(
+            id,
+            Pending {
+                deadline,
+                made_at: now,
+                sent_at: None,
+                callback: options.callback,
+                request: None,
+                redirects: 0,
+            },
+        );
         if let Some(deadline) = deadline {
             self.deadlines.insert(deadline, id);
         }
@@ -255,6 +274,8 @@ impl Session {
     /// The server answered call `id`. An answer to a call that is not waiting for one (it
     /// timed out, was never sent, or was answered already: a duplicate) is counted and dropped.
     pub(super) fn answer(&mut self, id: u32, now: Instant, outcome: impl FnOnce() -> Outcome) {
+        // Any answer proves a redirect's ticket was taken: a refused one gets no request handled.
+        self.redirect.proven();
         let awaited = self.calls.get(id).is_some_and(|p| p.sent_at.is_some());
         if !awaited {
             self.stats.late_answers += 1;
@@ -263,11 +284,14 @@ impl Session {
         self.end_call(id, outcome(), now);
     }
 
-    /// Fails every call already sent with [`Outcome::Disconnected`], oldest first (their server
-    /// session is gone).
+    /// Fails every call already sent on the current link with [`Outcome::Disconnected`],
+    /// oldest first (their server session is gone). Calls waiting on the old link of a redirect
+    /// are not the current link's: they end with it.
     pub(super) fn fail_sent(&mut self, now: Instant) {
         for id in self.calls.sent_oldest_first() {
-            self.end_call(id, Outcome::Disconnected, now);
+            if !self.redirect.on_old_link(id) {
+                self.end_call(id, Outcome::Disconnected, now);
+            }
         }
     }
 
@@ -280,7 +304,7 @@ impl Session {
 
     /// Ends call `id` (if it still waits) with `outcome`: its entry and deadline go, then the
     /// outcome is delivered.
-    fn end_call(&mut self, id: u32, outcome: Outcome, now: Instant) {
+    pub(super) fn end_call(&mut self, id: u32, outcome: Outcome, now: Instant) {
         if let Some(entry) = self.calls.remove(id) {
             if let Some(deadline) = entry.deadline {
                 self.deadlines.remove(deadline, id);
@@ -296,7 +320,7 @@ impl Session {
     pub(super) fn finish(&mut self, id: u32, entry: Pending, outcome: Outcome, now: Instant) {
         match &outcome {
             Outcome::Reply(_) => self.stats.replies += 1,
-            Outcome::Error { .. } | Outcome::AnswerLost => self.stats.errors += 1,
+            Outcome::Error { .. } | Outcome::AnswerLost | Outcome::Redirect(_) => self.stats.errors += 1,
             Outcome::Timeout => self.stats.timeouts += 1,
             Outcome::Disconnected => self.stats.disconnected += 1,
             Outcome::Closed => self.stats.closed += 1,

@@ -6,6 +6,8 @@ use std::fmt;
 use std::time::Duration;
 
 #[cfg(doc)]
+use super::RedirectFailure;
+#[cfg(doc)]
 use super::Session;
 use super::{CallId, Outcome};
 use crate::Error;
@@ -53,6 +55,23 @@ pub enum Event {
     SessionEnded {
         /// Why.
         reason: SessionEnd,
+    },
+    /// A call was redirected to another node (error `redirect`, `docs/PROTOCOL.md` section 12)
+    /// and the session has moved there: this is its connection now, reconnects go to `url`,
+    /// and the redirected call has been made again here (its callback or
+    /// [`Event::Outcome`] gets this node's answer). **Do not log in again**: the ticket in the
+    /// redirect logged this connection in as the same user; it is a new server session, in no
+    /// room (the redirected call, an arena's `join`, puts it in one). Calls queued meanwhile
+    /// go out once this node has answered the redirected call. If the node refuses the ticket,
+    /// the call fails with [`RedirectFailure::TicketRefused`](super::RedirectFailure) and an
+    /// [`Event::Disconnected`] follows, then an [`Event::Connected`] on the original URL.
+    Redirected {
+        /// The node's URL, without its one-use ticket (where reconnects go).
+        url: String,
+        /// The server's game ticks per second.
+        tick_hz: u16,
+        /// This connection's (version 2: session's) id on the node (opaque; for logs).
+        conn_id: u64,
     },
     /// The session will try to connect again after `delay`.
     Reconnecting {
@@ -103,6 +122,13 @@ pub enum Event {
 /// Something the I/O layer must do to the connection, from [`Session::poll_link`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkCommand {
+    /// A call was redirected: set this connection aside as the **old link** (send nothing more
+    /// on it; hand what it receives to [`Session::handle_old_link_frame`], and its end to
+    /// [`Session::handle_old_link_gone`]), and open the next connection, which
+    /// [`Session::poll_connect`] asks for at once, to [`Session::connect_url`]. Close the old
+    /// link with 1000 as soon as [`Session::keeps_old_link`] says `false`. The session has
+    /// already accounted for the switch.
+    Redirect,
     /// Send a WebSocket ping (the connection has been quiet).
     Ping,
     /// Drop the connection without a close frame, as a lost network would (version 2: a close

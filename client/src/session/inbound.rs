@@ -93,6 +93,9 @@ impl Session {
             }
             _ if !welcomed => self.violation(now, "a frame before the welcome".into()),
             ServerFrame::Reply { id, body } => self.answer(id, now, || Outcome::Reply(body.to_vec())),
+            ServerFrame::Error { id, code: error_code::REDIRECT, message } => {
+                self.answer_redirect(id, message.into_owned(), now)
+            }
             ServerFrame::Error { id, code, message } => {
                 self.answer(id, now, || Outcome::Error { code, message: message.into_owned() })
             }
@@ -130,6 +133,10 @@ impl Session {
                 self.sequencing.on_sequenced(now, self.config.ack_after_frames);
                 self.answer(id, now, || Outcome::Reply(body.to_vec()));
             }
+            v2::ServerFrame::Error { id, code: error_code::REDIRECT, message } => {
+                self.sequencing.on_sequenced(now, self.config.ack_after_frames);
+                self.answer_redirect(id, message.into_owned(), now);
+            }
             v2::ServerFrame::Error { id, code, message } => {
                 self.sequencing.on_sequenced(now, self.config.ack_after_frames);
                 self.answer(id, now, || match code {
@@ -141,6 +148,16 @@ impl Session {
                 self.sequencing.on_sequenced(now, self.config.ack_after_frames);
                 self.push(&topic, body, sink);
             }
+        }
+    }
+
+    /// Error `redirect` to `url` on call `id`: followed (see `redirect`), if the call waits.
+    fn answer_redirect(&mut self, id: u32, url: String, now: Instant) {
+        self.redirect.proven();
+        if self.calls.get(id).is_some_and(|p| p.sent_at.is_some()) {
+            self.redirected(id, url, true, now);
+        } else {
+            self.stats.late_answers += 1;
         }
     }
 

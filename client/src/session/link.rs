@@ -65,6 +65,16 @@ impl Session {
         }
     }
 
+    /// [`Session::handle_server_close`], knowing the close frame's `code`: a 4002 (a refused
+    /// ticket, [`ticksock_protocol::CLOSE_BAD_TICKET`]) on the first link to the node of a
+    /// redirect fails the redirected calls with
+    /// [`RedirectFailure::TicketRefused`](super::RedirectFailure::TicketRefused), and the
+    /// session reconnects to its own URL, with backoff, once the link is gone.
+    pub fn handle_server_close_code(&mut self, code: u16, now: Instant) {
+        self.handle_server_close(now);
+        self.closed_with(code, now);
+    }
+
     /// The transport received a ping or a pong: the server is alive.
     pub fn handle_heard(&mut self, now: Instant) {
         self.now = now;
@@ -115,6 +125,10 @@ impl Session {
         };
         self.state = State::Down;
         self.heartbeat = None;
+        if up_since.is_none() {
+            // The first link to the node of a redirect failed: back to the driver's URL.
+            self.arrival_failed(None, now);
+        }
         if self.sequencing.holds() && !std::mem::take(&mut self.closed_by_server) {
             // The server keeps the session: calls in flight wait for the resume.
             if up_since.is_some() {
@@ -136,6 +150,11 @@ impl Session {
             self.failures = 0;
         }
         self.failures = self.failures.saturating_add(1);
+        if self.config.max_attempts.is_some_and(|max| self.failures > max) && self.give_up_on_node() {
+            // The node a redirect moved the session to is gone: its own URL gets a chance
+            // (`docs/PROTOCOL.md` 12.4), with a fresh count.
+            self.failures = 1;
+        }
         if self.config.max_attempts.is_some_and(|max| self.failures > max) {
             let attempts = self.failures - 1;
             self.stop(now, Error::GaveUp { attempts }, 1000);
@@ -162,7 +181,9 @@ impl Session {
         self.heartbeat = None;
         self.reconnect_at = None;
         self.sequencing.forget();
+        self.end_old_link(now);
         self.fail_sent(now);
+        self.fail_unsent_redirected(now);
         self.fail_queued(now);
         if was_up {
             self.events.push_back(Event::Disconnected);

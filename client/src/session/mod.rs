@@ -100,6 +100,15 @@
 //! learn of the reconnect): every driver reads them. Should the link drop again before the
 //! queue has gone, what is left is held again, in call order, on the next connection.
 //!
+//! # Redirects (clusters)
+//! An error `redirect` (`docs/PROTOCOL.md` section 12) on a call moves the session to the node
+//! its URL names ([`LinkCommand::Redirect`], [`Session::connect_url`]): the call is made again
+//! there after its welcome, and its callback gets that node's answer, once. The game sees
+//! [`Event::Redirected`] instead of `Connected` and does not log in again. Calls in flight on
+//! the old link get their answers there for [`Config::old_link_grace`], then it is closed with
+//! 1000 (a version 2 session on it ends; the node starts a new one). At most [`MAX_REDIRECTS`]
+//! per call; a failure ends the call with [`Outcome::Redirect`].
+//!
 //! # Ids
 //! Callback ids count up and wrap around `u32`; an id still waiting for its answer (queued or
 //! sent) is skipped, so two calls in flight never share an id.
@@ -116,6 +125,8 @@
 //! - `sequence`: version 2's counts, acknowledgements and the requests kept for a resume;
 //! - `inbound`: the welcome and every frame from the server, and the push handlers;
 //! - `resume`: a session's start and end, and version 2's resume;
+//! - `redirect`: following an error `redirect` to another node of a cluster (the old link,
+//!   the redirected calls, a refused ticket);
 //! - `link`: the connection's lifecycle (connect, drop, backoff, stop);
 //! - `timers`: what is due when (call timeouts, connect timeout, heartbeat, acknowledgements).
 
@@ -126,6 +137,7 @@ mod inbound;
 mod link;
 mod outbox;
 mod outcome;
+mod redirect;
 mod request;
 mod resume;
 mod sequence;
@@ -133,11 +145,13 @@ mod timers;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use calls::{CallOptions, Callback};
 pub use event::{Event, LinkCommand, LinkState, SessionEnd};
-pub use outcome::{CallId, Outcome};
+pub use outcome::{CallId, Outcome, RedirectFailure};
+pub use redirect::MAX_REDIRECTS;
 use ticksock_protocol::Version;
 
 use crate::Config;
@@ -146,6 +160,8 @@ use calls::CallTable;
 use deadlines::Deadlines;
 use inbound::PushHandler;
 use outbox::Outbox;
+use redirect::Redirect;
+use request::OutRequest;
 use sequence::Sequencing;
 
 /// Counters since the session was created.
@@ -185,6 +201,8 @@ pub struct Stats {
     pub resent: u64,
     /// Version 2: Ack frames sent (acknowledgements that went without a request to carry them).
     pub acks: u64,
+    /// Error `redirect` answers received (followed or not).
+    pub redirects: u64,
 }
 
 /// Where the connection is, with the instants the timers count from.
@@ -250,6 +268,8 @@ pub struct Session {
     closed_by_server: bool,
     /// Version 2: the session held, its counts, and the requests kept for a resume.
     sequencing: Sequencing,
+    /// Where a redirect sent the session, the calls it carries there, and the old link.
+    redirect: Redirect,
     stats: Stats,
 }
 
@@ -298,6 +318,7 @@ impl Session {
             link_tick_hz: 0,
             closed_by_server: false,
             sequencing: Sequencing::default(),
+            redirect: Redirect::default(),
             stats: Stats::default(),
         }
     }
@@ -324,14 +345,28 @@ impl Session {
             self.stats.resent += 1;
             return Some(frame);
         }
-        if let Some((id, request)) = self.outbox.pop_sendable() {
-            self.calls.mark_sent(id, self.now);
-            self.stats.sent += 1;
-            return Some(if v2 { self.sequencing.number(id, request).1 } else { request.v1_frame(id) });
+        if let Some((id, request)) = self.redirect.next_call(&self.calls) {
+            let frame = self.send(id, request, v2);
+            self.redirect.sent_on_arrival(id);
+            self.settle_old_link(self.now);
+            return Some(frame);
+        }
+        if self.redirect.holds_queue(&self.calls) {
+            // A refused ticket must not take the queued calls down with it: they wait until
+            // the node has answered the redirected call.
+        } else if let Some((id, request)) = self.outbox.pop_sendable() {
+            return Some(self.send(id, Arc::new(request), v2));
         }
         let ack = if v2 { self.sequencing.ack_frame() } else { None };
         self.stats.acks += u64::from(ack.is_some());
         ack
+    }
+
+    /// Hands call `id`'s request to the transport: its frame in the link's version.
+    fn send(&mut self, id: u32, request: Arc<OutRequest>, v2: bool) -> Vec<u8> {
+        self.calls.mark_sent(id, self.now, Arc::clone(&request));
+        self.stats.sent += 1;
+        if v2 { self.sequencing.number(id, request).1 } else { request.v1_frame(id) }
     }
 
     /// The next thing to do to the connection itself.

@@ -39,6 +39,63 @@ pub enum Outcome {
     AnswerLost,
     /// The call was never sent: the session was closed or gave up reconnecting.
     Closed,
+    /// The server redirected the call to another node (error `redirect`, `docs/PROTOCOL.md`
+    /// section 12) and the client could not make it there: see [`RedirectFailure`]. The call
+    /// did not run on the node that redirected it; on the node it was sent to, it did not run
+    /// either, except after [`RedirectFailure::TooMany`] (where each node redirected it).
+    Redirect(RedirectFailure),
+}
+
+/// Why a redirected call failed ([`Outcome::Redirect`]). Each URL is the one the server sent,
+/// ticket included (a ticket is good for one connection only, and is spent or expired by now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectFailure {
+    /// The call was redirected again after [`MAX_REDIRECTS`](super::MAX_REDIRECTS) redirects
+    /// followed: the nodes disagree on where it belongs (a server bug). `url` is the last one.
+    TooMany {
+        /// The redirect not followed.
+        url: String,
+    },
+    /// The URL is not one this client can connect to (not `ws://` with a host, a malformed
+    /// ticket, TLS, a name that does not resolve). The session stays where it was.
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The connection to the node failed before its welcome. The session goes back to
+    /// reconnecting to the URL it was made with, with backoff.
+    Unreachable {
+        /// The URL.
+        url: String,
+    },
+    /// The node refused the ticket (close 4002, [`ticksock_protocol::CLOSE_BAD_TICKET`]): it
+    /// handled no request. The session goes back to reconnecting to the URL it was made with,
+    /// with backoff, where the game logs in again ([`Event::Connected`](super::Event::Connected)).
+    TicketRefused {
+        /// The URL.
+        url: String,
+    },
+}
+
+impl fmt::Display for RedirectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedirectFailure::TooMany { url } => {
+                write!(f, "redirected again (to {url}) after {} redirects followed", super::MAX_REDIRECTS)
+            }
+            RedirectFailure::BadUrl { url, problem } => {
+                write!(f, "cannot follow the redirect to {url}: {problem}")
+            }
+            RedirectFailure::Unreachable { url } => {
+                write!(f, "the node of the redirect, {url}, could not be reached")
+            }
+            RedirectFailure::TicketRefused { url } => {
+                write!(f, "the node of the redirect, {url}, refused its ticket (close 4002)")
+            }
+        }
+    }
 }
 
 impl Outcome {
@@ -51,6 +108,7 @@ impl Outcome {
             Outcome::Disconnected => Err(Error::Disconnected),
             Outcome::AnswerLost => Err(Error::AnswerLost),
             Outcome::Closed => Err(Error::Closed),
+            Outcome::Redirect(failure) => Err(Error::Redirect(failure)),
         }
     }
 

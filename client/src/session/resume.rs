@@ -29,8 +29,12 @@ impl Session {
     }
 
     /// A version 1 welcome, or a version 2 welcome of a fresh session (also after a refused
-    /// resume): the link is up and the game logs in.
+    /// resume): the link is up and the game logs in; or, on the first link to the node of a
+    /// redirect, the session has moved there (`redirect`).
     pub(super) fn start_fresh(&mut self, tick_hz: u16, conn_id: u64, now: Instant) {
+        if self.arrived(tick_hz, conn_id, now) {
+            return;
+        }
         self.state = State::Up { since: now };
         self.welcome = Some((tick_hz, conn_id));
         // The offline queue waits until the game has seen this session (and logged in).

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ticksock_protocol::{Encoding, Secret, v2};
@@ -30,7 +31,7 @@ pub(super) struct Identity {
 struct Numbered {
     seq: u64,
     id: u32,
-    request: OutRequest,
+    request: Arc<OutRequest>,
 }
 
 /// The version 2 state of a session (empty while it holds none, and on version 1).
@@ -203,7 +204,7 @@ impl Sequencing {
 
     /// Numbers call `id`'s request and writes its frame; keeps the request until the server
     /// has taken it. Returns the number and the frame.
-    pub(super) fn number(&mut self, id: u32, request: OutRequest) -> (u64, Vec<u8>) {
+    pub(super) fn number(&mut self, id: u32, request: Arc<OutRequest>) -> (u64, Vec<u8>) {
         self.last_seq += 1;
         let seq = self.last_seq;
         let frame = request.v2_frame(seq, self.received, id);
@@ -243,7 +244,7 @@ mod tests {
     }
 
     fn request(seq: &mut Sequencing, id: u32) -> u64 {
-        seq.number(id, OutRequest::new("x", vec![])).0
+        seq.number(id, Arc::new(OutRequest::new("x", vec![]))).0
     }
 
     fn decode(frame: &[u8]) -> v2::ClientFrame<'_> {

@@ -33,16 +33,18 @@ impl Session {
             State::Closed => {}
         }
         consider(self.heartbeat);
+        consider(self.old_link_deadline());
         next
     }
 
-    /// Handles everything due at `now`: call timeouts, the connect timeout (which covers a
+    /// Handles everything due at `now`: call timeouts, the end of a redirect's old link, the connect timeout (which covers a
     /// resume's answer too), the heartbeat, the reset of the failure count after a stable
     /// connection, and (version 2) the Ack owed for frames received: it is then given by
     /// [`Session::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.time_out_calls(now);
+        self.settle_old_link(now);
         match self.state {
             State::Connecting { since } | State::AwaitingWelcome { since } | State::Resuming { since }
                 if now.saturating_duration_since(since) >= self.config.connect_timeout =>

@@ -142,7 +142,7 @@ impl Report {
                 "lifetime / reset fraction / hold",
                 format!("{} s / {} / {} s", f.lifetime_secs, f.rst_fraction, f.half_open_hold_secs),
             );
-        } else {
+        } else if self.whisper.is_none() {
             row("rate", format!("{} calls/s per bot", self.rate));
         }
         row("ramp / steady window", format!("{:.1} s / {:.1} s", self.ramp_secs, self.steady.secs));

@@ -1,5 +1,7 @@
 //! `whisper`: log in as `PREFIX-N`, join `lobby`, and from the start of the steady window
 //! whisper to a partner at `--whisper-rate` per second (random phase per bot), until its end.
+//! `lobby` holds 64 connections per node, so only the first `--room-size` bots of each URL
+//! join it; the others whisper from no arena (a whisper needs only a login).
 //! The partner ([`partner`]) is the next bot, which the round-robin spreading over the
 //! `--url`s puts on another node: in a cluster every whisper crosses nodes.
 //!
@@ -111,6 +113,8 @@ pub(crate) struct WhisperScenario {
     every: Duration,
     bots: u32,
     urls: u32,
+    /// Bots per URL that join `lobby` (`--room-size`).
+    in_lobby: u32,
 }
 
 /// Where a whisper bot is in its connection.
@@ -148,7 +152,22 @@ impl WhisperScenario {
             every: Duration::from_secs_f64(1.0 / opts.whisper_rate.max(0.001)),
             bots: opts.bots,
             urls: u32::try_from(opts.urls.len()).unwrap_or(u32::MAX),
+            in_lobby: opts.room_size,
         }
+    }
+
+    /// Whether bot `index` joins `lobby`: the first `--room-size` of its URL do.
+    fn joins_lobby(&self, index: u32) -> bool {
+        index / self.urls.max(1) < self.in_lobby
+    }
+
+    /// Starts whispering: with the steady window (every partner has started), at a random
+    /// phase, so that the bots' whispers spread over each period.
+    fn start(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<WhisperTimer>) {
+        bot.state.phase = Phase::Whispering;
+        let from = now.max(cx.steady_start());
+        let phase = Duration::from_nanos(bot.rng.below(self.every.as_nanos() as u64));
+        bot.schedule(cx, from + phase, WhisperTimer::Whisper);
     }
 
     fn login(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<WhisperTimer>) {
@@ -197,24 +216,21 @@ impl Script for WhisperScenario {
         let retry = now + Duration::from_secs(1);
         match bot.state.phase {
             Phase::LoggingIn(login) if login == id => {
-                if logged_in(bot, outcome) {
+                if !logged_in(bot, outcome) {
+                    bot.schedule(cx, retry, WhisperTimer::Retry);
+                } else if self.joins_lobby(bot.index) {
                     self.join(bot, now, cx);
                 } else {
-                    bot.schedule(cx, retry, WhisperTimer::Retry);
+                    self.start(bot, now, cx);
                 }
             }
             Phase::Joining(join) if join == id => {
                 if !outcome.is_reply() {
                     return bot.schedule(cx, retry, WhisperTimer::Retry);
                 }
-                bot.state.phase = Phase::Whispering;
-                // Whispers start with the steady window (every partner has started), at a
-                // random phase, so that the bots' whispers spread over each period.
-                let from = now.max(cx.steady_start());
-                let phase = Duration::from_nanos(bot.rng.below(self.every.as_nanos() as u64));
-                bot.schedule(cx, from + phase, WhisperTimer::Whisper);
+                self.start(bot, now, cx);
             }
-            // Every other call is a whisper.
+            // Every other call is a whisper (of this connection, or a late one of the last).
             _ if outcome.is_reply() => cx.tally.whisper.sent += 1,
             _ if matches!(outcome, Outcome::Closed) => {}
             _ => cx.tally.whisper.failed += 1,

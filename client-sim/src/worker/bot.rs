@@ -227,7 +227,7 @@ impl<S: Script> Bot<S> {
                 cx.tally.counters.connect_failures += 1;
                 cx.connect_failed(now, Some(e));
                 self.session.handle_disconnect(now);
-                self.redirect_failed_before_welcome(script, now, cx);
+                self.redirect_failed_before_resend(script, now, cx);
                 script.on_socket_closed(self, false, now, cx);
             }
         }
@@ -251,9 +251,9 @@ impl<S: Script> Bot<S> {
         }
         // Calls in flight fail (the caller's `react` counts them).
         self.session.handle_disconnect(now);
-        if !welcomed {
-            self.redirect_failed_before_welcome(script, now, cx);
-        }
+        // A redirect's link that ends before the call went again: before its welcome, or
+        // with the welcome and the close read together (a refused ticket's 4002 close).
+        self.redirect_failed_before_resend(script, now, cx);
         script.on_socket_closed(self, welcomed, now, cx);
     }
 
@@ -532,9 +532,9 @@ impl<S: Script> Bot<S> {
         }
     }
 
-    /// The socket closed before a welcome: if it was a redirect's new link, the redirect
-    /// failed, and the script gets the call's failure.
-    fn redirect_failed_before_welcome(&mut self, script: &S, now: Instant, cx: &mut Cx<S::Timer>) {
+    /// The socket closed before the call was sent again on it: if it was a redirect's new
+    /// link, the redirect failed, and the script gets the call's failure.
+    fn redirect_failed_before_resend(&mut self, script: &S, now: Instant, cx: &mut Cx<S::Timer>) {
         let Some(following) = self.following.take_if(|f| f.resent.is_none()) else { return };
         self.count_redirect_failure(RedirectFailure::Closed, cx);
         if let Some((mut session, conn)) = following.old {

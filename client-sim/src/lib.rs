@@ -24,6 +24,14 @@
 //!   connection: with a TCP reset (a fraction [`Options::rst_fraction`]), or by going silent
 //!   with the socket held open for [`Options::half_open_hold`] seconds, so that the server has
 //!   to find it dead by its heartbeat; then connect again. Kills are counted, not errors.
+//! - `whisper`: log in, join `lobby` (the first [`Options::room_size`] bots per URL), and
+//!   whisper to a partner on another URL at [`Options::whisper_rate`]; each whisper's delivery
+//!   is timed and checked ([`report::WhisperFigures`]; lost or duplicated ones fail the run).
+//!
+//! With several [`Options::urls`] bot `i` connects to URL `i % n`. Bots of `arena` and
+//! `whisper` follow an Error `redirect` of their `join` (PROTOCOL.md 12.2): a new connection to
+//! the URL it names, the `join` again there, the old connection closed; counted in
+//! [`report::Counters::redirects_followed`] and the `redirects_failed_*` counters.
 //!
 //! With [`Options::faults`] the arena's bots speak version 2 (PROTOCOL.md section 11) and their
 //! links are killed at random (resets, half-open silences, early reconnects that beat the old

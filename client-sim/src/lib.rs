@@ -24,6 +24,14 @@
 //!   connection: with a TCP reset (a fraction [`Options::rst_fraction`]), or by going silent
 //!   with the socket held open for [`Options::half_open_hold`] seconds, so that the server has
 //!   to find it dead by its heartbeat; then connect again. Kills are counted, not errors.
+//! - `whisper`: log in, join `lobby` (the first [`Options::room_size`] bots per URL), and
+//!   whisper to a partner on another URL at [`Options::whisper_rate`]; each whisper's delivery
+//!   is timed and checked ([`report::WhisperFigures`]; lost or duplicated ones fail the run).
+//!
+//! With several [`Options::urls`] bot `i` connects to URL `i % n`. Bots of `arena` and
+//! `whisper` follow an Error `redirect` of their `join` (PROTOCOL.md 12.2): a new connection to
+//! the URL it names, the `join` again there, the old connection closed; counted in
+//! [`report::Counters::redirects_followed`] and the `redirects_failed_*` counters.
 //!
 //! With [`Options::faults`] the arena's bots speak version 2 (PROTOCOL.md section 11) and their
 //! links are killed at random (resets, half-open silences, early reconnects that beat the old
@@ -81,13 +89,13 @@ use clap::{Parser, ValueEnum};
 pub use crate::error::Error;
 use crate::report::{
     ChurnFigures, FaultFigures, Quantiles, Report, ResumeFigures, ServerFigures, ServerSessionFigures,
-    TickJitter, Window, percent, process_cpu_secs,
+    TickJitter, UrlShare, WhisperFigures, Window, percent, process_cpu_secs,
 };
 use crate::server_watch::ServerWatch;
 use crate::session_watch::SessionWatch;
 use crate::tally::Tally;
 use crate::watch::{Ending, Timeline};
-use crate::worker::{Live, Plan};
+use crate::worker::{Live, Plan, Target};
 
 /// What the bots do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +107,10 @@ pub enum Scenario {
     Echo,
     /// Connect, log in, join, then leave and close cleanly or drop abruptly; again and again.
     Churn,
+    /// Log in, join `lobby`, and whisper to a partner on another URL (node) at
+    /// `--whisper-rate`; every whisper's delivery is timed and checked (lost, duplicated, out
+    /// of order).
+    Whisper,
     /// Connect, make one echo call, then stay connected and silent until the end.
     Idle,
     /// Log in, join, move for a random lifetime, then kill the connection (a TCP reset, or
@@ -121,9 +133,10 @@ pub enum FreshWhen {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "client-sim", version, about = "Protocol-true load bots for the ticksock server")]
 pub struct Options {
-    /// The server's URL.
-    #[arg(long, default_value = "ws://127.0.0.1:7777/")]
-    pub url: String,
+    /// The server's URL. Give it once per node of a cluster (`--url A --url B ...`): bot `i`
+    /// connects to the `i % n`th URL, and the report says how many bots went to each.
+    #[arg(long = "url", default_value = "ws://127.0.0.1:7777/")]
+    pub urls: Vec<String>,
     /// How many bots.
     #[arg(long, default_value_t = 100)]
     pub bots: u32,
@@ -264,6 +277,14 @@ pub struct Options {
     /// starts its grace only when the server gives up on it).
     #[arg(long, default_value_t = 30.0)]
     pub server_idle_timeout: f64,
+    /// Whisper: whispers per second per bot, to its partner. Whispers start once the last bot
+    /// has started (the steady window), so that every partner is online.
+    #[arg(long, default_value_t = 2.0)]
+    pub whisper_rate: f64,
+    /// Whisper: seconds the run goes on after the steady window, without new whispers, for the
+    /// last ones to arrive; a whisper the server accepted and nobody received by then is lost.
+    #[arg(long, default_value_t = 2.0)]
+    pub whisper_drain: f64,
 }
 
 impl Scenario {
@@ -273,6 +294,7 @@ impl Scenario {
             Scenario::Arena => "arena",
             Scenario::Echo => "echo",
             Scenario::Churn => "churn",
+            Scenario::Whisper => "whisper",
             Scenario::Idle => "idle",
             Scenario::Faults => "faults",
         }
@@ -287,6 +309,14 @@ impl Options {
 
     /// What is wrong with these options, if anything (a run with them would not mean much).
     pub fn problem(&self) -> Option<String> {
+        if self.urls.is_empty() {
+            return Some("--url: at least one URL".to_owned());
+        }
+        if self.scenario == Scenario::Whisper
+            && !(self.whisper_rate.is_finite() && self.whisper_rate > 0.0 && self.whisper_drain >= 0.0)
+        {
+            return Some("--whisper-rate must be above 0 and --whisper-drain at least 0".to_owned());
+        }
         if !self.faults {
             return None;
         }
@@ -320,8 +350,17 @@ pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error
     if let Some(problem) = opts.problem() {
         return Err(Error::Options(problem));
     }
-    let addr = ticksock_client::connection::resolve(&opts.url)?;
-    ticksock_client::connection::upgrade_request(&opts.url, ticksock_client::Versions::V1Only)?;
+    let targets = opts
+        .urls
+        .iter()
+        .map(|url| {
+            ticksock_client::connection::upgrade_request(url, ticksock_client::Versions::V1Only)?;
+            Ok(Target::new(url, ticksock_client::connection::resolve(url)?))
+        })
+        .collect::<Result<Vec<Target>, Error>>()?;
+    // The server looked at from outside (`--server-pid`, `--faults`): the first URL's.
+    let addr = targets[0].addr;
+    let targets: Arc<[Target]> = targets.into();
     let mut server = opts.server_pid.map(|pid| ServerWatch::start(pid, addr)).transpose()?;
     let mut sessions = opts.faults.then(|| SessionWatch::start(addr));
     let opts = Arc::new(opts.clone());
@@ -337,7 +376,7 @@ pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error
     for t in 0..threads {
         let plan = Plan {
             opts: opts.clone(),
-            addr,
+            targets: targets.clone(),
             bots: (0..opts.bots).filter(|i| *i % threads == t).collect(),
             start: timeline.start,
             steady_start: timeline.steady_start,
@@ -371,7 +410,7 @@ pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error
         }
         Ending::NoConnection(figures) => {
             return Err(Error::NoConnection {
-                url: opts.url.clone(),
+                url: opts.urls.join(", "),
                 secs: opts.first_connect_timeout,
                 attempts: figures.connect_attempts,
                 last_error: figures.last_connect_error.map_or_else(|| "none".to_owned(), |(_, e)| e),
@@ -467,8 +506,20 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
             surprises: total.surprises.clone(),
         }
     });
+    let whisper = (opts.scenario == Scenario::Whisper).then(|| WhisperFigures {
+        rate: opts.whisper_rate,
+        drain_secs: m.drain_secs,
+        sent: total.whisper.sent,
+        failed: total.whisper.failed,
+        received: total.whisper.received,
+        lost: total.whisper.lost(),
+        duplicated: total.whisper.duplicated,
+        out_of_order: total.whisper.out_of_order,
+        latency_us: Quantiles::of(&total.whisper.latency),
+    });
     Report {
-        url: opts.url.clone(),
+        url: opts.urls.join(", "),
+        urls: url_shares(&opts.urls, opts.bots),
         scenario: opts.scenario.name().into(),
         bots: u64::from(opts.bots),
         threads: u64::from(opts.threads.max(1)),
@@ -495,6 +546,7 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         churn,
         faults,
         resume,
+        whisper,
         resent: total.resent,
         server: m.server,
         interrupted_after_secs: m.interrupted_after_secs,
@@ -503,9 +555,37 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
     }
 }
 
+/// Each URL, and how many of `bots` start on it: bot `i` on URL `i % n`.
+fn url_shares(urls: &[String], bots: u32) -> Vec<UrlShare> {
+    let n = urls.len().max(1);
+    let bots = bots as usize;
+    urls.iter()
+        .enumerate()
+        .map(|(k, url)| UrlShare { url: url.clone(), bots: (bots / n + usize::from(k < bots % n)) as u64 })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_repeat_and_share_the_bots_round_robin() {
+        let opts = Options::parse_from([
+            "client-sim",
+            "--url",
+            "ws://a:1/",
+            "--url",
+            "ws://b:2/",
+            "--url",
+            "ws://c:3/",
+        ]);
+        assert_eq!(opts.urls, ["ws://a:1/", "ws://b:2/", "ws://c:3/"]);
+        let shares: Vec<u64> = url_shares(&opts.urls, 7).iter().map(|s| s.bots).collect();
+        assert_eq!(shares, [3, 2, 2], "bots 0, 3, 6 / 1, 4 / 2, 5");
+        assert_eq!(Options::new("ws://a:1/").urls, ["ws://a:1/"], "one --url as before");
+        assert_eq!(Options::parse_from(["client-sim"]).urls, ["ws://127.0.0.1:7777/"], "the default");
+    }
 
     #[test]
     fn fault_options_that_make_no_sense_are_named() {

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! The exit status is 1 when the errors exceed `--max-errors` (default 0), with `--faults`
-//! when any of its checks fails (whatever `--max-errors` says), or, with `--server-pid`, when
+//! when any of its checks fails (whatever `--max-errors` says), in the whisper scenario when
+//! a whisper was lost or duplicated (likewise), or, with `--server-pid`, when
 //! the server's open descriptors are not back at their baseline after the run; 2 when the run could not start (or no bot connected within `--first-connect-timeout`);
 //! 130 when it was interrupted (Ctrl-C or SIGTERM), after the report of the run so far. A
 //! second Ctrl-C exits at once, with 130.
@@ -50,7 +51,8 @@ fn main() -> ExitCode {
     let failed = report.failed_checks();
     if !failed.is_empty() {
         let list: Vec<String> = failed.iter().map(|(name, n)| format!("{name}: {n}")).collect();
-        eprintln!("client-sim: --faults checks failed: {}", list.join(", "));
+        let which = if report.whisper.is_some() { "whisper" } else { "--faults" };
+        eprintln!("client-sim: {which} checks failed: {}", list.join(", "));
         return ExitCode::FAILURE;
     }
     if report.errors > opts.max_errors {

@@ -72,6 +72,51 @@ pub(crate) struct Tally {
     pub unsettled_at_end: u64,
     /// `--faults`: the first resumes answered against the window, described.
     pub surprises: Vec<String>,
+    /// Whisper: whispers sent and received, and their delivery.
+    pub whisper: WhisperTally,
+}
+
+/// The whisper scenario's counts (see `scenario/whisper.rs`).
+#[derive(Debug, Clone)]
+pub(crate) struct WhisperTally {
+    /// Whispers the server accepted (their call answered with a reply): each must arrive.
+    pub sent: u64,
+    /// Whisper calls answered otherwise (an error reply, a timeout, a drop): counted as
+    /// errors of their calls, and not expected to arrive.
+    pub failed: u64,
+    /// Whispers received, each once (duplicates not counted).
+    pub received: u64,
+    /// Whispers received again (the same sender and sequence number).
+    pub duplicated: u64,
+    /// Whispers received after a later one of the same sender.
+    pub out_of_order: u64,
+    /// Delivery latency, from the sender's call to the receiver's push, µs.
+    pub latency: Histogram<u64>,
+}
+
+impl Default for WhisperTally {
+    fn default() -> Self {
+        Self { sent: 0, failed: 0, received: 0, duplicated: 0, out_of_order: 0, latency: histogram() }
+    }
+}
+
+impl WhisperTally {
+    /// Adds `other` to these counts.
+    fn merge(&mut self, other: &WhisperTally) {
+        let WhisperTally { sent, failed, received, duplicated, out_of_order, latency } = other;
+        self.sent += sent;
+        self.failed += failed;
+        self.received += received;
+        self.duplicated += duplicated;
+        self.out_of_order += out_of_order;
+        // The same bounds on both sides, so adding cannot fail.
+        let _ = self.latency.add(latency);
+    }
+
+    /// Whispers the server accepted that nobody received.
+    pub(crate) fn lost(&self) -> u64 {
+        self.sent.saturating_sub(self.received)
+    }
 }
 
 impl Default for Tally {
@@ -99,6 +144,7 @@ impl Default for Tally {
             ticks: TickLedger::default(),
             unsettled_at_end: 0,
             surprises: Vec::new(),
+            whisper: WhisperTally::default(),
         }
     }
 }
@@ -130,7 +176,9 @@ impl Tally {
             ticks,
             unsettled_at_end,
             surprises,
+            whisper,
         } = other;
+        self.whisper.merge(whisper);
         self.counters.merge(counters);
         self.at_steady.merge(at_steady);
         self.at_end.merge(at_end);

@@ -26,7 +26,8 @@ pub(crate) struct Timeline {
     pub steady_start: Instant,
     /// The end of the steady window.
     pub end: Instant,
-    /// `--faults`: the latest the run goes on after the window while outages end (else `end`).
+    /// `--faults`: the latest the run goes on after the window while outages end; whisper: the
+    /// end of the drain (else `end`).
     pub drain_end: Instant,
 }
 
@@ -39,8 +40,13 @@ impl Timeline {
         let start = now + Duration::from_millis(10);
         let steady_start = start + Duration::from_secs_f64(Self::ramp_secs(opts));
         let end = steady_start + Duration::from_secs_f64(opts.duration.max(0.0));
-        let drain =
-            if opts.faults { opts.outage_max.max(0.0) + opts.call_timeout.max(0.0) + 5.0 } else { 0.0 };
+        let drain = if opts.faults {
+            opts.outage_max.max(0.0) + opts.call_timeout.max(0.0) + 5.0
+        } else if opts.scenario == crate::Scenario::Whisper {
+            opts.whisper_drain.max(0.0)
+        } else {
+            0.0
+        };
         Self { start, steady_start, end, drain_end: end + Duration::from_secs_f64(drain) }
     }
 

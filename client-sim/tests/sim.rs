@@ -88,7 +88,7 @@ fn validate_pushes_decodes_every_push_in_full_and_finds_nothing_wrong() {
 
     // Without the option only the first state push of each connection is decoded in full.
     let server = start_arena();
-    let opts = Options { validate_pushes: false, url: url(server.local_addr()), ..opts };
+    let opts = Options { validate_pushes: false, urls: vec![url(server.local_addr())], ..opts };
     let report = client_sim::run(&opts).expect("runs");
     let c = &report.counters;
     assert_eq!(report.errors, 0);

@@ -1,5 +1,5 @@
-//! The figures a run reports beyond its counters, by scenario (churn, faults, `--faults`) and
-//! from the server process (`--server-pid`, its `/metrics`).
+//! The figures a run reports beyond its counters, by scenario (churn, faults, whisper,
+//! `--faults`), per URL, and from the server process (`--server-pid`, its `/metrics`).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +20,38 @@ pub struct ChurnFigures {
     pub cycles_per_sec_whole_run: f64,
     /// Duration of a completed cycle, from the TCP connect to the end of the close, microseconds.
     pub cycle_us: Quantiles,
+}
+
+/// One `--url`, and the bots spread to it (bot `i` to URL `i % n`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UrlShare {
+    /// The URL.
+    pub url: String,
+    /// Bots that started on it (redirects may take them elsewhere later).
+    pub bots: u64,
+}
+
+/// The whisper scenario's settings and what its checks found.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct WhisperFigures {
+    /// Whispers per second per bot (`--whisper-rate`).
+    pub rate: f64,
+    /// Seconds the run went on after the steady window for the last whispers (`--whisper-drain`).
+    pub drain_secs: f64,
+    /// Whispers the server accepted (their call answered `()`): each must arrive.
+    pub sent: u64,
+    /// Whisper calls answered otherwise (errors of their calls, not expected to arrive).
+    pub failed: u64,
+    /// Whispers received, each once.
+    pub received: u64,
+    /// Whispers accepted and not received by the end of the drain (must be 0).
+    pub lost: u64,
+    /// Whispers received more than once (must be 0).
+    pub duplicated: u64,
+    /// Whispers received after a later one of the same sender.
+    pub out_of_order: u64,
+    /// Delivery latency, from the sender's call to the receiver's push, microseconds.
+    pub latency_us: Quantiles,
 }
 
 /// The faults scenario's settings and rates beyond its counters.

@@ -7,7 +7,9 @@ mod figures;
 mod table;
 
 pub use cpu::{process_cpu_secs, thread_cpu_secs};
-pub use figures::{ChurnFigures, FaultFigures, ResumeFigures, ServerFigures, ServerSessionFigures};
+pub use figures::{
+    ChurnFigures, FaultFigures, ResumeFigures, ServerFigures, ServerSessionFigures, UrlShare, WhisperFigures,
+};
 
 use std::collections::BTreeMap;
 
@@ -142,6 +144,20 @@ pub struct Counters {
     pub moves_skipped_offline: u64,
     /// `--faults`: `state` pushes whose tick did not increase on their session (must be 0).
     pub pushes_duplicated: u64,
+    /// Redirects (Error `redirect`, PROTOCOL.md 12.2) followed: a new connection to the URL
+    /// they named, the call sent again there.
+    pub redirects_followed: u64,
+    /// Redirects that failed because the new connection failed, or closed before the call's
+    /// answer (a refused ticket's 4002 close, or a drop). The call's failure counts as an
+    /// error too.
+    pub redirects_failed_closed: u64,
+    /// Redirects not followed: the call had been redirected 3 times already (its error reply
+    /// counts as an error too).
+    pub redirects_failed_too_many: u64,
+    /// Redirects not followed: the message is no `ws://` URL (its error reply counts too).
+    pub redirects_failed_bad_url: u64,
+    /// Whisper: pushes on `whisper` that were not a whisper of this run (must be 0).
+    pub whispers_unknown: u64,
 }
 
 impl Counters {
@@ -207,6 +223,11 @@ impl Counters {
             calls_failed_session_ended,
             moves_skipped_offline,
             pushes_duplicated,
+            redirects_followed,
+            redirects_failed_closed,
+            redirects_failed_too_many,
+            redirects_failed_bad_url,
+            whispers_unknown,
         } = o;
         self.bots_launched += bots_launched;
         self.bots_connected += bots_connected;
@@ -266,6 +287,11 @@ impl Counters {
         self.calls_failed_session_ended += calls_failed_session_ended;
         self.moves_skipped_offline += moves_skipped_offline;
         self.pushes_duplicated += pushes_duplicated;
+        self.redirects_followed += redirects_followed;
+        self.redirects_failed_closed += redirects_failed_closed;
+        self.redirects_failed_too_many += redirects_failed_too_many;
+        self.redirects_failed_bad_url += redirects_failed_bad_url;
+        self.whispers_unknown += whispers_unknown;
     }
 
     /// What counts as an error for the exit status: timeouts, error replies, failed connects,
@@ -274,7 +300,8 @@ impl Counters {
     /// connections it dropped mid-cycle, (faults) half-open connections the server did not
     /// close, and (`--faults`) every check that must come to zero: answers lost, requests run
     /// twice, pushes repeated, resumes refused inside the window or accepted outside it, old
-    /// links the resume did not end, sessions ended unplanned, links without version 2. (Kills,
+    /// links the resume did not end, sessions ended unplanned, links without version 2; (whisper)
+    /// pushes on `whisper` that are no whisper of the run. (Kills,
     /// and calls failed with a session that ended outside the window, are not errors.)
     pub fn errors(&self) -> u64 {
         self.timed_out
@@ -296,6 +323,7 @@ impl Counters {
             + self.old_links_not_ended
             + self.sessions_ended_unplanned
             + self.links_not_v2
+            + self.whispers_unknown
     }
 }
 
@@ -382,9 +410,11 @@ pub struct TickJitter {
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// The server's URL.
+    /// The server's URL (the `--url`s, comma-separated, when there are several).
     pub url: String,
-    /// `arena`, `echo`, `churn`, `idle` or `faults`.
+    /// Each `--url` and the bots that started on it.
+    pub urls: Vec<UrlShare>,
+    /// `arena`, `echo`, `churn`, `idle`, `faults` or `whisper`.
     pub scenario: String,
     /// Bots asked for.
     pub bots: u64,
@@ -432,6 +462,8 @@ pub struct Report {
     pub faults: Option<FaultFigures>,
     /// `--faults`: the settings, checks and the server's session figures.
     pub resume: Option<ResumeFigures>,
+    /// The whisper scenario's settings, checks and delivery latency (whisper only).
+    pub whisper: Option<WhisperFigures>,
     /// Requests sent again after resumes (version 2), beyond [`Report::sent`].
     pub resent: u64,
     /// The server process's descriptors and memory (with `--server-pid` only).
@@ -442,9 +474,15 @@ pub struct Report {
 }
 
 impl Report {
-    /// `--faults`: the checks that must come to zero and did not, by name and count. Empty
-    /// when all passed, or without `--faults`.
+    /// `--faults`, and the whisper scenario: the checks that must come to zero and did not, by
+    /// name and count. Empty when all passed, or in other runs.
     pub fn failed_checks(&self) -> Vec<(&'static str, u64)> {
+        if let Some(w) = &self.whisper {
+            return [("whispers lost", w.lost), ("whispers duplicated", w.duplicated)]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect();
+        }
         let Some(r) = &self.resume else { return Vec::new() };
         let c = &self.counters;
         let unexplained = match &r.server {

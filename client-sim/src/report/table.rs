@@ -115,6 +115,11 @@ impl Report {
         let mut rows: Vec<(String, String)> = Vec::new();
         let mut row = |k: &str, v: String| rows.push((k.to_owned(), v));
         row("url", self.url.clone());
+        if self.urls.len() > 1 {
+            for share in &self.urls {
+                row("bots started on", format!("{}: {}", share.url, share.bots));
+            }
+        }
         if let Some(secs) = self.interrupted_after_secs {
             row(
                 "INTERRUPTED",
@@ -137,7 +142,7 @@ impl Report {
                 "lifetime / reset fraction / hold",
                 format!("{} s / {} / {} s", f.lifetime_secs, f.rst_fraction, f.half_open_hold_secs),
             );
-        } else {
+        } else if self.whisper.is_none() {
             row("rate", format!("{} calls/s per bot", self.rate));
         }
         row("ramp / steady window", format!("{:.1} s / {:.1} s", self.ramp_secs, self.steady.secs));
@@ -154,6 +159,37 @@ impl Report {
         row("lost to a drop / refused", format!("{} / {}", c.disconnected_calls, c.refused));
         row("in flight at end", format!("{}", self.in_flight_at_end));
         row("errors (for --max-errors)", format!("{}", self.errors));
+        let failed_redirects =
+            c.redirects_failed_closed + c.redirects_failed_too_many + c.redirects_failed_bad_url;
+        if self.urls.len() > 1 || c.redirects_followed + failed_redirects > 0 {
+            row(
+                "redirects followed / FAILED",
+                format!(
+                    "{} / {} (closed before the answer {}, after 3 already {}, bad URL {})",
+                    c.redirects_followed,
+                    failed_redirects,
+                    c.redirects_failed_closed,
+                    c.redirects_failed_too_many,
+                    c.redirects_failed_bad_url
+                ),
+            );
+        }
+        if let Some(w) = &self.whisper {
+            row("whisper rate / drain", format!("{} per bot per s / {:.1} s", w.rate, w.drain_secs));
+            row("whispers sent / failed / received", format!("{} / {} / {}", w.sent, w.failed, w.received));
+            row(
+                "whispers LOST / DUPLICATED / out of order",
+                format!("{} / {} / {}", w.lost, w.duplicated, w.out_of_order),
+            );
+            let q = &w.latency_us;
+            row(
+                "whisper latency (µs) p50/p90/p99/max",
+                format!("{} / {} / {} / {}  ({} samples)", q.p50, q.p90, q.p99, q.max, q.count),
+            );
+            if c.whispers_unknown > 0 {
+                row("whisper pushes not of this run", format!("{}", c.whispers_unknown));
+            }
+        }
         if let Some(churn) = &self.churn {
             row(
                 "cycles completed (clean / dropped)",

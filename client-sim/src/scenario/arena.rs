@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use ticksock_arena::proto::{Chat, Move, ROUTE_CHAT, ROUTE_MOVE};
+use ticksock_arena::proto::{Chat, Join, Move, ROUTE_CHAT, ROUTE_JOIN, ROUTE_MOVE};
 use ticksock_client::{CallId, Outcome};
 
-use super::{Script, join, logged_in, login};
+use super::{Script, logged_in, login, room};
 use crate::Options;
 use crate::tally::micros;
 use crate::worker::{Bot, Cx};
@@ -54,7 +54,9 @@ impl Arena {
     }
 
     fn join(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ArenaTimer>) {
-        if let Some(id) = join(bot, "arena", now, cx) {
+        // In a cluster an arena lives on one node: this `join` may be redirected there.
+        let join = Join { room: room("arena", bot.index, &cx.opts) };
+        if let Some(id) = bot.call_resendable(ROUTE_JOIN, &join, now, cx) {
             bot.state = ArenaBot::Joining(id);
         }
     }

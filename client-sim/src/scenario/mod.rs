@@ -8,6 +8,8 @@
 //! - [`churn`]: connect, log in, join, then leave and close cleanly or drop; again and again.
 //! - [`idle`]: one `echo` call, then silence until the end.
 //! - [`faults`]: connections killed by a reset or left half-open, and reconnected.
+//! - [`whisper`]: log in, join `lobby`, whisper to a partner on another node; every whisper's
+//!   delivery timed and checked.
 //! - [`resume`]: the arena under `--faults`: version 2 links killed, sessions resumed, every
 //!   call and push checked; its plan ([`fault_plan`]) is arithmetic of its own.
 
@@ -18,6 +20,7 @@ pub(crate) mod fault_plan;
 pub(crate) mod faults;
 pub(crate) mod idle;
 pub(crate) mod resume;
+pub(crate) mod whisper;
 
 use std::fmt::Debug;
 use std::io::Read;
@@ -84,6 +87,19 @@ pub(crate) trait Script: Sized {
     ) {
     }
 
+    /// A push arrived (`run_start`: the run's start, the simulator's clock). The worker counts
+    /// and checks it afterwards, whatever this does.
+    fn on_push(
+        &self,
+        _state: &mut Self::BotState,
+        _topic: &str,
+        _body: &[u8],
+        _now: Instant,
+        _run_start: Instant,
+        _tally: &mut Tally,
+    ) {
+    }
+
     /// Version 2: the link dropped and the session is kept, to resume on the next link.
     fn on_link_dropped(&self, _bot: &mut Bot<Self>, _now: Instant, _cx: &mut Cx<Self::Timer>) {}
 
@@ -137,6 +153,7 @@ pub(crate) fn run_worker(plan: Plan) -> std::io::Result<Tally> {
         Scenario::Arena => crate::worker::run(plan, arena::Arena::new(&opts)),
         Scenario::Echo => crate::worker::run(plan, echo::Echo::new(&opts)),
         Scenario::Churn => crate::worker::run(plan, churn::Churn::new(&opts)),
+        Scenario::Whisper => crate::worker::run(plan, whisper::WhisperScenario::new(&opts)),
         Scenario::Idle => crate::worker::run(plan, idle::Idle::new(&opts)),
         Scenario::Faults => crate::worker::run(plan, faults::Faults::new(&opts)),
     }
@@ -171,8 +188,12 @@ pub(crate) fn join<S: Script>(
     now: Instant,
     cx: &mut Cx<S::Timer>,
 ) -> Option<CallId> {
-    let room = format!("{kind}-{}", bot.index / cx.opts.room_size.max(1));
-    bot.call(ROUTE_JOIN, &Join { room }, now, cx)
+    bot.call(ROUTE_JOIN, &Join { room: room(kind, bot.index, &cx.opts) }, now, cx)
+}
+
+/// The room `KIND-N` of bot `index`: `N` its index over the room size.
+pub(crate) fn room(kind: &str, index: u32, opts: &crate::Options) -> String {
+    format!("{kind}-{}", index / opts.room_size.max(1))
 }
 
 /// The body of every `echo` call: `bytes` bytes of a fixed pattern.

@@ -1,8 +1,13 @@
 //! One bot's I/O, the same in every scenario: its [`Session`] over its own non-blocking
 //! [`Connection`], connected and reconnected as the session says, its events counted, and
 //! what they mean left to the scenario's [`Script`].
+//!
+//! A call made with [`Bot::call_resendable`] follows redirects (PROTOCOL.md 12.2) here,
+//! unseen by the script: on Error `redirect` the bot opens a new session on the message's URL,
+//! sends the call again once that is welcomed (without logging in: the ticket does), closes
+//! the old link with 1000, and hands the script the answer there under the call's first id.
+//! A redirect that fails hands the script the failure, and sends the bot back to its own URL.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,9 +16,10 @@ use mio::{Interest, Registry, Token};
 use ticksock_client::backoff::XorShift;
 use ticksock_client::connection::upgrade_request;
 use ticksock_client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, Session, Versions};
-use ticksock_protocol::Version;
+use ticksock_protocol::{Version, error_code};
 
 use super::pushes::{PushChecks, Track};
+use super::redirect::{Following, RedirectFailure, Resendable, Target, check_redirect};
 use super::timers::{TimerEntry, Timers};
 use crate::Options;
 use crate::scenario::Script;
@@ -23,8 +29,9 @@ use crate::tally::Tally;
 /// `T` is the scenario's timer kind.
 pub(crate) struct Cx<T> {
     pub opts: Arc<Options>,
-    addr: SocketAddr,
     registry: Registry,
+    /// When the run started: the simulator's own clock, shared by every worker.
+    pub run_start: Instant,
     /// What the worker measured so far.
     pub tally: Tally,
     /// Round trips since the last publish, for the live p99.
@@ -42,15 +49,14 @@ impl<T: Ord> Cx<T> {
     /// A worker's context: its sockets register with `registry`, its timers count from `start`.
     pub(crate) fn new(
         opts: Arc<Options>,
-        addr: SocketAddr,
         registry: Registry,
         start: Instant,
         steady: (Instant, Instant),
     ) -> Self {
         Self {
             opts,
-            addr,
             registry,
+            run_start: start,
             tally: Tally::default(),
             rtt_delta: crate::tally::histogram(),
             connected_now: 0,
@@ -58,6 +64,11 @@ impl<T: Ord> Cx<T> {
             timers: Timers::new(start),
             last_connect_error: None,
         }
+    }
+
+    /// When the steady window starts (the last bot has started).
+    pub(crate) fn steady_start(&self) -> Instant {
+        self.steady.0
     }
 
     /// Whether `now` is before the end of the steady window (`--faults` kills only then).
@@ -111,11 +122,23 @@ pub(crate) struct Bot<S: Script> {
     pub held_offline: bool,
     /// Where the bot is in its scenario.
     pub state: S::BotState,
+    /// The server it connects to now (its own, or where a redirect sent it).
+    target: Target,
+    /// Its own server: `--url` number `index % n`.
+    home: Target,
+    /// Calls in flight that follow a redirect if they get one.
+    resendable: Vec<(CallId, Resendable)>,
+    /// A redirect being followed.
+    following: Option<Following>,
 }
 
 impl<S: Script> Bot<S> {
-    pub(crate) fn new(index: u32, slot: usize, config: Config, now: Instant) -> Self {
+    pub(crate) fn new(index: u32, slot: usize, config: Config, home: Target, now: Instant) -> Self {
         Self {
+            target: home.clone(),
+            home,
+            resendable: Vec::new(),
+            following: None,
             index,
             slot,
             session: Session::new(config, now),
@@ -168,13 +191,17 @@ impl<S: Script> Bot<S> {
             }
         }
         let checks = PushChecks { validate: cx.opts.validate_pushes, exact: cx.opts.faults };
-        let Bot { conn, session, track, .. } = self;
+        let run_start = cx.run_start;
+        let Bot { conn, session, track, state, .. } = self;
         let tally = &mut cx.tally;
         let progress = conn.as_mut().map(|c| {
             if readable {
                 c.mark_readable();
             }
-            c.receive(session, now, |topic, body| track.on_push(topic, body, now, checks, tally))
+            c.receive(session, now, |topic, body| {
+                script.on_push(state, topic, body, now, run_start, tally);
+                track.on_push(topic, body, now, checks, tally)
+            })
         });
         if let Some(Progress::Finished(error)) = progress {
             self.drop_conn(script, now, error, cx);
@@ -187,8 +214,8 @@ impl<S: Script> Bot<S> {
         cx.tally.counters.connect_attempts += 1;
         self.connections_at_open = self.session.stats().connections;
         let ws_config = self.session.config().websocket_config();
-        let opened = upgrade_request(&cx.opts.url, self.session.config().versions).and_then(|request| {
-            let mut conn = Connection::open(cx.addr, request, ws_config, true)?;
+        let opened = upgrade_request(&self.target.url, self.session.config().versions).and_then(|request| {
+            let mut conn = Connection::open(self.target.addr, request, ws_config, true)?;
             if let Some(tcp) = conn.tcp_mut() {
                 cx.registry.register(tcp, Token(self.slot), Interest::READABLE | Interest::WRITABLE)?;
             }
@@ -200,6 +227,7 @@ impl<S: Script> Bot<S> {
                 cx.tally.counters.connect_failures += 1;
                 cx.connect_failed(now, Some(e));
                 self.session.handle_disconnect(now);
+                self.redirect_failed_before_resend(script, now, cx);
                 script.on_socket_closed(self, false, now, cx);
             }
         }
@@ -223,6 +251,9 @@ impl<S: Script> Bot<S> {
         }
         // Calls in flight fail (the caller's `react` counts them).
         self.session.handle_disconnect(now);
+        // A redirect's link that ends before the call went again: before its welcome, or
+        // with the welcome and the close read together (a refused ticket's 4002 close).
+        self.redirect_failed_before_resend(script, now, cx);
         script.on_socket_closed(self, welcomed, now, cx);
     }
 
@@ -243,6 +274,15 @@ impl<S: Script> Bot<S> {
             match event {
                 Event::Connected { tick_hz, .. } => {
                     c.connections += 1;
+                    if self.following.as_ref().is_some_and(|f| f.resent.is_none()) {
+                        // A redirect's new link: no login (the ticket did it), the call again.
+                        self.mark_up(cx);
+                        cx.tally.tick_hz = tick_hz;
+                        self.generation = self.generation.wrapping_add(1);
+                        self.track.new_connection();
+                        self.resend(now, cx);
+                        continue;
+                    }
                     if self.ever_connected {
                         c.reconnects += 1;
                     } else {
@@ -264,6 +304,9 @@ impl<S: Script> Bot<S> {
                     script.on_offline(self);
                 }
                 Event::Outcome { id, outcome, rtt, .. } => {
+                    let Some((id, outcome)) = self.redirected(id, outcome, rtt, script, now, cx) else {
+                        continue;
+                    };
                     let expected = script.is_expected_failure(self, id, &outcome);
                     self.count_outcome(&outcome, expected, rtt, now, cx);
                     script.on_outcome(self, id, outcome, now, cx);
@@ -353,6 +396,162 @@ impl<S: Script> Bot<S> {
     ) -> Option<CallId> {
         let result = self.session.call(route, body, now);
         self.count_call(result, cx)
+    }
+
+    /// Calls `route` as [`Bot::call`] does; an Error `redirect` answer is followed (see the
+    /// module docs), and the script gets the answer at the end of the redirects.
+    pub(crate) fn call_resendable<T: serde::Serialize + ?Sized>(
+        &mut self,
+        route: &'static str,
+        body: &T,
+        now: Instant,
+        cx: &mut Cx<S::Timer>,
+    ) -> Option<CallId> {
+        let Ok(body) = ticksock_protocol::encode_body(body) else {
+            cx.tally.counters.refused += 1;
+            return None;
+        };
+        let id = self.call_raw(route, &body, now, cx)?;
+        self.resendable.push((id, Resendable { route, body, hops: 0 }));
+        Some(id)
+    }
+
+    /// What becomes of a call's outcome: `None` when the bot follows the redirect it is (the
+    /// call goes on elsewhere), else the outcome under the id the script knows the call by
+    /// (a call sent again after a redirect is known by its first id).
+    fn redirected(
+        &mut self,
+        id: CallId,
+        outcome: Outcome,
+        rtt: Option<Duration>,
+        script: &S,
+        now: Instant,
+        cx: &mut Cx<S::Timer>,
+    ) -> Option<(CallId, Outcome)> {
+        let (original, call) = if self.following.as_ref().is_some_and(|f| f.resent == Some(id)) {
+            let following = self.following.take()?;
+            (following.original, following.call)
+        } else if let Some(at) = self.resendable.iter().position(|(call, _)| *call == id) {
+            (id, self.resendable.swap_remove(at).1)
+        } else {
+            return Some((id, outcome));
+        };
+        let redirect = match &outcome {
+            Outcome::Error { code: error_code::REDIRECT, message } => {
+                Some(check_redirect(message, call.hops))
+            }
+            _ => None,
+        };
+        match redirect {
+            Some(Ok(target)) => {
+                cx.tally.counters.redirects_followed += 1;
+                if let Some(rtt) = rtt {
+                    cx.tally.record_rtt(rtt, now >= cx.steady.0 && now < cx.steady.1);
+                }
+                self.follow(target, original, call, script, now, cx);
+                None
+            }
+            Some(Err(failure)) => {
+                self.count_redirect_failure(failure, cx);
+                Some((original, outcome))
+            }
+            None => {
+                if call.hops > 0 && matches!(outcome, Outcome::Disconnected) {
+                    // Sent again on the new link, which ended before the answer (a refused
+                    // ticket closes it right after the welcome).
+                    self.count_redirect_failure(RedirectFailure::Closed, cx);
+                }
+                Some((original, outcome))
+            }
+        }
+    }
+
+    fn count_redirect_failure(&mut self, failure: RedirectFailure, cx: &mut Cx<S::Timer>) {
+        let c = &mut cx.tally.counters;
+        match failure {
+            RedirectFailure::BadUrl => c.redirects_failed_bad_url += 1,
+            RedirectFailure::TooMany => c.redirects_failed_too_many += 1,
+            RedirectFailure::Closed => c.redirects_failed_closed += 1,
+        }
+        // The bot's reconnects go to its own URL again (PROTOCOL.md 12.4).
+        self.target = self.home.clone();
+    }
+
+    /// Follows a redirect to `target`: parks the old session and link, and opens a new session
+    /// there (its welcome sends the call again: [`Bot::resend`]).
+    fn follow(
+        &mut self,
+        target: Target,
+        original: CallId,
+        call: Resendable,
+        script: &S,
+        now: Instant,
+        cx: &mut Cx<S::Timer>,
+    ) {
+        let call = Resendable { hops: call.hops + 1, ..call };
+        let old_conn = self.conn.take();
+        let config = self.session.config().clone();
+        self.sent_before += self.session.stats().sent;
+        let old_session = std::mem::replace(&mut self.session, Session::new(config, now));
+        self.session_started = now;
+        // The new node numbers its players itself, and the bot does not log in there.
+        self.track = Track::default();
+        // Between two links: not connected until the new one is welcomed.
+        self.mark_down(cx);
+        self.target = target;
+        self.following = Some(Following { original, call, old: Some((old_session, old_conn)), resent: None });
+        if self.session.poll_connect(now) {
+            self.open(script, now, cx);
+        }
+    }
+
+    /// The redirect's new link is welcomed: sends the call again, then closes the old link
+    /// (1000). Calls the old session still had in flight fail there, and are counted.
+    fn resend(&mut self, now: Instant, cx: &mut Cx<S::Timer>) {
+        let Some(following) = self.following.as_mut() else { return };
+        let (route, body) = (following.call.route, following.call.body.clone());
+        let old = following.old.take();
+        match self.session.call_raw(route, &body, CallOptions::default(), now) {
+            Ok(id) => {
+                cx.tally.counters.calls += 1;
+                if let Some(following) = self.following.as_mut() {
+                    following.resent = Some(id);
+                }
+            }
+            Err(_) => {
+                // Cannot happen on a fresh session (nothing queued); counted if it does, and
+                // the script learns it when the bot next connects (its state is reset then).
+                cx.tally.counters.refused += 1;
+                self.following = None;
+            }
+        }
+        if let Some((mut session, conn)) = old {
+            session.close(now);
+            if let Some(mut conn) = conn {
+                let _ = conn.transmit(&mut session);
+            }
+            while let Some(event) = session.poll_event() {
+                if let Event::Outcome { outcome, rtt, .. } = event {
+                    self.count_outcome(&outcome, false, rtt, now, cx);
+                }
+            }
+        }
+    }
+
+    /// The socket closed before the call was sent again on it: if it was a redirect's new
+    /// link, the redirect failed, and the script gets the call's failure.
+    fn redirect_failed_before_resend(&mut self, script: &S, now: Instant, cx: &mut Cx<S::Timer>) {
+        let Some(following) = self.following.take_if(|f| f.resent.is_none()) else { return };
+        self.count_redirect_failure(RedirectFailure::Closed, cx);
+        if let Some((mut session, conn)) = following.old {
+            session.close(now);
+            if let Some(mut conn) = conn {
+                let _ = conn.transmit(&mut session);
+            }
+        }
+        let outcome = Outcome::Disconnected;
+        self.count_outcome(&outcome, false, None, now, cx);
+        script.on_outcome(self, following.original, outcome, now, cx);
     }
 
     /// Calls `route` with a body already encoded, counting as [`Bot::call`] does.

@@ -8,16 +8,18 @@
 //! - `pushes`: pushes counted, `state` ticks timed, bodies checked;
 //! - `ticks`: the exact check of `state` ticks under `--faults` ([`TickLedger`]);
 //! - `timers`: the bots' own timers (a wheel and a heap);
-//! - `live`: what the workers publish while the run goes on ([`Live`]).
+//! - `live`: what the workers publish while the run goes on ([`Live`]);
+//! - `redirect`: the servers a bot connects to ([`Target`]), and what following a redirect
+//!   needs.
 
 mod bot;
 mod kill;
 mod live;
 mod pushes;
+mod redirect;
 mod ticks;
 mod timers;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,7 @@ use mio::{Events, Poll};
 pub(crate) use bot::{Bot, Cx};
 pub(crate) use kill::{Kill, arm_reset, hold_open};
 pub(crate) use live::{Live, LiveFigures, LiveSlot};
+pub(crate) use redirect::Target;
 pub(crate) use ticks::TickLedger;
 
 use crate::Options;
@@ -42,7 +45,8 @@ const PUBLISH: Duration = Duration::from_millis(250);
 /// What a worker must do.
 pub(crate) struct Plan {
     pub opts: Arc<Options>,
-    pub addr: SocketAddr,
+    /// The servers' URLs (`--url`, in order).
+    pub targets: Arc<[Target]>,
     /// The global indices of its bots.
     pub bots: Vec<u32>,
     pub start: Instant,
@@ -68,7 +72,7 @@ pub(crate) fn run<S: Script>(plan: Plan, script: S) -> std::io::Result<Tally> {
     let mut events = Events::with_capacity(1024);
     let registry = poll.registry().try_clone()?;
     let mut cx: Cx<S::Timer> =
-        Cx::new(plan.opts.clone(), plan.addr, registry, plan.start, (plan.steady_start, plan.end));
+        Cx::new(plan.opts.clone(), registry, plan.start, (plan.steady_start, plan.end));
     let ramp = plan.opts.ramp.max(0.001);
     let launch_at = |global: u32| plan.start + Duration::from_secs_f64(f64::from(global) / ramp);
     let mut bots: Vec<Bot<S>> = Vec::with_capacity(plan.bots.len());
@@ -109,7 +113,9 @@ pub(crate) fn run<S: Script>(plan: Plan, script: S) -> std::io::Result<Tally> {
             }
             let mut config = bot::session_config(&plan.opts, global);
             script.configure(&mut config);
-            let mut bot = Bot::new(global, bots.len(), config, now);
+            // `run` checked that there is at least one URL (`Options::problem`).
+            let home = plan.targets[global as usize % plan.targets.len()].clone();
+            let mut bot = Bot::new(global, bots.len(), config, home, now);
             cx.tally.counters.bots_launched += 1;
             bot.drive(&script, now, false, &mut cx);
             bots.push(bot);

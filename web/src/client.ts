@@ -1829,7 +1829,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     // the resume (their requests are kept); only heartbeat probes, which prove this link alone,
     // end here (their requests are kept too: the seq must have no gap).
     const resuming = this.sessionState !== null && this.linkState !== "closed";
-    const sent = this.sentCalls().filter((entry) => !resuming || entry.internal);
+    const sent = this.sentCalls().filter((entry) => (!resuming || entry.internal) && entry !== hop?.entry);
     const failedCalls = sent.filter((entry) => !entry.internal).length;
     // The event first, so that its listeners, and the calls' callbacks after them, see the
     // events in order: a close() there follows the `disconnected` with its `closed`.

@@ -109,6 +109,10 @@ client.onEvent("connected", async ({ welcome, reconnected, resumed }) => {
   }
   if (client.connected) setLink("open");
 });
+client.onEvent("redirected", ({ url, welcome }) => {
+  showStatus("open", `connected · ${welcome.tick_hz} Hz`);
+  log("sys", `moved to the node at ${url}`);
+});
 client.onEvent("disconnected", ({ code, reason }) => {
   showStatus("waiting", `disconnected (${code})`);
   demo.dir = { dx: 0, dy: 0 };
@@ -150,6 +154,15 @@ async function enter(name, room) {
     demo.loginConn = conn;
   }
   const joined = await client.call("join", { room });
+  const joinedOn = client.welcome?.conn_id ?? null;
+  if (joinedOn !== demo.loginConn) {
+    // The arena lives on another node of a cluster: the client followed the redirect, and the
+    // ticket logged it in there under the same name, with that node's player id, which the
+    // roster names (PROTOCOL.md 8.7, 12).
+    const me = joined.roster.find((p) => p.name === name);
+    if (me) demo.me = me.id;
+    demo.loginConn = joinedOn;
+  }
   demo.room = joined.room;
   // Everyone in the room, named: every player is labelled from the start, not only those who
   // have chatted. Presence pushes keep it current.

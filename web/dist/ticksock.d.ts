@@ -31,6 +31,7 @@
  * | `QueueFullError`    | `"queue_full"`  | the call was made while offline and the offline queue is at its bound (count or bytes) |
  * | `TooLargeError`     | `"too_large"`   | the request frame is larger than `maxFrameBytes` (the server would close the connection) |
  * | `ClosedError`       | `"closed"`      | the client was closed, or gave up reconnecting, before the call could be sent |
+ * | `RedirectError`     | `"redirect"`    | the call was redirected to another node (cluster) and the redirect could not be followed: see "Clusters" |
  * | `TicksockError`     | `"busy"`/`"encode"` | too many calls waiting (`maxPending`), or the data cannot be written as JSON |
  *
  * The call's entry (its callback and timer) is freed on every outcome; an answer that arrives
@@ -77,6 +78,37 @@
  * - An answer for a call that is no longer waiting (answered already, or timed out) is ignored.
  * If the server speaks version 1 only, all of this is off and the client behaves as version 1.
  *
+ * # Clusters: redirects (PROTOCOL.md section 12)
+ * A node of a cluster may answer a call with Error `redirect` (8): the call must be made on
+ * another node, whose URL (with a one-use ticket) is the message. The client follows it and the
+ * app sees only the call's answer from there:
+ * - It opens a new WebSocket to that URL as it is, offering the same subprotocols. After its
+ *   welcome it sends the same route and body there (on version 2, as the first request of the
+ *   new connection's session). Until that answer the old connection stays the client's: calls
+ *   made meanwhile go out on it, and pushes from both are heard.
+ * - The answer there is the call's answer. With it, the new connection becomes the client's:
+ *   `redirected` goes out (`url`, `welcome`; no `connected`), the call settles, and reconnects go
+ *   to `currentUrl`, the node's URL without its `ticket` (a ticket is good once). The ticket
+ *   logged the new connection in as the same user: **do not log in again** there. On version 2
+ *   it carries a **new session** (that node's); the old one ends with its connection and is
+ *   never resumed.
+ * - Calls **in flight on the old connection** when the client moves wait there for their
+ *   answers for up to `redirectDrainMs` (5 s); then (or when it has none left) it is closed
+ *   with 1000, and those still unanswered reject with `DisconnectedError`, as on a dropped
+ *   version 1 link. Pushes on it after the move are dropped.
+ * - An answer there may be a redirect again: it is followed from the new node, up to
+ *   `MAX_REDIRECTS` (3) for one call; one more fails the call with `RedirectError`.
+ * - The call fails with `RedirectError`, and the client stays on its connection, when the URL
+ *   is not `ws://` or `wss://`, the node cannot be reached or sends no welcome within
+ *   `connectTimeoutMs`, it breaks the protocol, it refuses the ticket (it closes with 4002,
+ *   `CLOSE_BAD_TICKET`, right after its welcome: nothing was handled), or another call's
+ *   redirect is being followed (one at a time). If the new connection drops after the request
+ *   went out, the call fails with `DisconnectedError` (it may have been handled); if the old
+ *   one drops first, the redirect is given up with it and its call fails with the others.
+ * - A connection closed with 4002 sends the next attempt back to `url`, the URL the client was
+ *   made with, with the usual backoff; so do `REDIRECTED_URL_ATTEMPTS` (3) failed attempts in a
+ *   row to a node the client was redirected to (the node may be gone for good: 12.4).
+ *
  * # Events, and callbacks that call back into the client
  * A connection that becomes ready (version 1: its welcome arrived; version 2: its new session
  * started or its resume was answered) emits `connected`, and later exactly one `disconnected`;
@@ -91,6 +123,7 @@
  * | `disconnected` | `resuming: false` | the link dropped and its calls failed (version 1, or the client is closing) |
  * | `session_ended` | `reason`, `code` | **the session ended**: its unanswered calls fail; log in again on the next `connected` |
  * | `reconnecting` | `attempt`, `delayMs` | the next attempt is scheduled |
+ * | `redirected` | `url`, `welcome` | a redirect moved the client to another node, logged in as before: nothing to redo |
  * | `closed` | `reason` | the client stopped for good (its session, if any, is given up with it) |
  *
  * When a connection ends, the state is `waiting` (or `closed`) before anything runs; then
@@ -121,7 +154,7 @@
  * is at least twice the interval), and never before `idleTimeoutMs` of silence. After timers
  * ran late, the bound counts from when they run again.
  *
- * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome,
+ * Close codes this client sends: 1000 (`close()`, and an old connection after a redirect), 4000 (heartbeat: idle), 4001 (no welcome,
  * or no answer to its resume, within `connectTimeoutMs`), 4002 (protocol error: a frame it
  * cannot read). Browsers allow scripts only 1000 and 3000..4999.
  */
@@ -145,7 +178,26 @@ export declare const ErrorCodes: {
     readonly SHUTTING_DOWN: 6;
     /** Version 2: a resent request the server had taken already, whose answer is gone. */
     readonly STALE_REQUEST: 7;
+    /**
+     * Only from a server in a cluster (PROTOCOL.md 12.2): the call must be made on another node;
+     * the message is its URL, a ticket included. The client follows it (see "Clusters"), so a
+     * call never rejects with it.
+     */
+    readonly REDIRECT: 8;
 };
+/** Redirects the client follows for one call; one more fails the call with `RedirectError` (PROTOCOL.md 12.2). */
+export declare const MAX_REDIRECTS = 3;
+/**
+ * The close code a node in a cluster sends right after its welcome when it refuses the ticket
+ * of the connection's URL (PROTOCOL.md 7.5, 12.3). The same number as `CloseCodes.PROTOCOL_ERROR`,
+ * which this client sends: the two travel in opposite directions.
+ */
+export declare const CLOSE_BAD_TICKET = 4002;
+/**
+ * Failed connection attempts in a row to a node the client was redirected to, after which it
+ * goes back to the URL it was made with (PROTOCOL.md 12.4: the node may be gone for good).
+ */
+export declare const REDIRECTED_URL_ATTEMPTS = 3;
 /** Why the server refused a resume (PROTOCOL.md 11.5): `session_ended`'s `code`. */
 export declare const ResumeFailReasons: {
     readonly UNKNOWN_SESSION: 1;
@@ -165,7 +217,7 @@ export declare const CloseCodes: {
     readonly PROTOCOL_ERROR: 4002;
 };
 /** What ended a call that did not get a reply. */
-export type ErrorKind = "reply" | "timeout" | "disconnected" | "queue_full" | "too_large" | "closed" | "busy" | "encode";
+export type ErrorKind = "reply" | "timeout" | "disconnected" | "queue_full" | "too_large" | "closed" | "busy" | "encode" | "redirect";
 /** The base of every error this client produces. Branch on `kind` (or `instanceof`). */
 export declare class TicksockError extends Error {
     /** What went wrong. */
@@ -199,6 +251,18 @@ export declare class QueueFullError extends TicksockError {
 /** The request frame is larger than `maxFrameBytes`. */
 export declare class TooLargeError extends TicksockError {
     constructor(route: string, bytes: number, max: number);
+}
+/**
+ * The call was answered with a redirect (PROTOCOL.md 12.2) that could not be followed: too many
+ * for one call, a URL that is not `ws://` or `wss://`, a node that could not be reached or gave
+ * no welcome, a ticket the node refused (close 4002), or a node that broke the protocol. The
+ * request was not handled on the new node (a new connection that drops after the request went
+ * out fails the call with `DisconnectedError` instead). The client stays where it was.
+ */
+export declare class RedirectError extends TicksockError {
+    /** The node's URL without its ticket ("" when the redirect's message was not a usable URL). */
+    readonly url: string;
+    constructor(route: string, url: string, why: string);
 }
 /** The client was closed, or gave up reconnecting, before the call was sent. */
 export declare class ClosedError extends TicksockError {
@@ -303,6 +367,19 @@ export interface ClientEvents {
         delayMs: number;
         maxAttempts: number | null;
     };
+    /**
+     * A call was answered with a redirect (PROTOCOL.md 12.2), made again on the node it named, and
+     * answered there: that node's connection (`welcome`) is now the client's connection, and
+     * reconnects go to `url` (the node's URL without its ticket). It is already logged in there
+     * (the ticket carried the identity): do not log in again. No `connected` goes out for it; on
+     * version 2 it carries a new session. `from` is the URL the client was using before.
+     */
+    redirected: {
+        url: string;
+        from: string;
+        route: string;
+        welcome: Welcome;
+    };
     /** The client stopped for good: `close()` was called, it gave up reconnecting, or the server speaks another version. */
     closed: {
         reason: "closed" | "gave_up" | "version";
@@ -379,6 +456,12 @@ export interface ClientOptions {
     ackDelayMs?: number;
     /** Version 2: send an `ack` frame at once when this many frames are unacknowledged. Default 64. */
     ackAfterFrames?: number;
+    /**
+     * After a redirect moved the client to another node, how long calls still in flight on the old
+     * connection may wait for their answers there before it is closed (and they reject with
+     * `DisconnectedError`). Default 5 000 ms.
+     */
+    redirectDrainMs?: number;
     /** Clock and timers. Default: `performance.now` and the global timers. */
     timers?: Timers;
     /** Random source in [0, 1) for the jitter. Default `Math.random`. */
@@ -413,6 +496,8 @@ export interface ClientStats {
     resentRequests: number;
     /** Version 2: sessions that ended while the client ran (`session_ended` events). */
     sessionsEnded: number;
+    /** Redirects followed to their end: the client moved to another node (`redirected` events). */
+    redirects: number;
     /** Round trip (send to answer) of the last answered call, and a moving average (ms); null before the first. */
     rttMs: number | null;
     rttAvgMs: number | null;
@@ -440,7 +525,7 @@ export declare function utf8Length(s: string): number;
  * push topics to their bodies (see `ArenaRoutes` and `ArenaPushes` for the example game).
  */
 export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = AnyPushes> {
-    /** The server URL, e.g. `ws://127.0.0.1:7777/`. */
+    /** The server URL the client was made with, e.g. `ws://127.0.0.1:7777/` (after a redirect, see `currentUrl`). */
     readonly url: string;
     /** Counters. */
     readonly stats: ClientStats;
@@ -479,6 +564,12 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     private stopping;
     /** `connect()` was called by a callback of a stop: it runs once the stop is done. */
     private restartRequested;
+    /** Where connections go: `url`, or the node a redirect moved the client to (without its ticket). */
+    private connectUrl;
+    /** The redirect being followed, if any (one at a time). */
+    private hop;
+    /** Old connections that a redirect left, waiting for the answers to their calls in flight. */
+    private readonly drains;
     /** Every call waiting for its outcome, queued or sent, by id (in call order). */
     private readonly pending;
     /** The offline queue, in call order. */
@@ -487,6 +578,8 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     private readonly pushListeners;
     private readonly eventListeners;
     constructor(url: string, options?: ClientOptions);
+    /** Where the client connects now: `url`, or the node a redirect moved it to (its URL without the ticket). */
+    get currentUrl(): string;
     /** The link state. */
     get state(): LinkState;
     /** True when the welcome of the current connection arrived: calls go out at once. */
@@ -565,6 +658,8 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
      */
     close(): void;
     private open;
+    /** The handlers of the current connection `ws` (its `onopen` is set where it opens). */
+    private attach;
     private onFrame;
     private onAnswer;
     private onPush;
@@ -580,6 +675,8 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
      * else within `ackDelayMs` (unless a request carries the count first).
      */
     private countSequenced;
+    /** An `ack` frame within `ackDelayMs`, unless one is scheduled already or a request carries the count first. */
+    private scheduleAck;
     /**
      * The connection is ready for calls: its welcome arrived (version 1), or its version 2
      * session is settled (new, resumed, or new after a failed resume).
@@ -590,10 +687,38 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
      * call sent and not answered rejects with `DisconnectedError` (its fate is unknown).
      */
     private endSession;
-    /** The calls sent and still waiting for their outcome, in call order. */
+    /** The calls sent on the current connection (or session) and still waiting for their outcome, in call order. */
     private sentCalls;
     /** Each of `sent` that still waits rejects with `DisconnectedError`. */
     private rejectSent;
+    /**
+     * Call `entry` was answered with a redirect to the node of URL `message`: it is made again on
+     * a new connection there (12.2). The current connection stays the client's until that answer.
+     */
+    private followRedirect;
+    /** The redirect is over: its connection's handlers and timer go (it is closed with `code` unless null). */
+    private endHop;
+    /** The redirect cannot be followed: its connection closes and the call fails with `RedirectError`. */
+    private hopFailed;
+    private onHopClose;
+    /** A frame on a redirect's new connection: its welcome, then the answer (pushes before it are heard). */
+    private onHopFrame;
+    /** The new node's welcome: the request goes out there at once, as its first (12.2). */
+    private onHopWelcome;
+    /**
+     * The new node answered: its connection becomes the client's (12.2 step 3). Calls still in
+     * flight on the old one wait there for `redirectDrainMs`; then it closes with 1000.
+     */
+    private moveTo;
+    /** Old connection `ws` waits for the answers to `calls` (for `redirectDrainMs`), then closes with 1000. */
+    private drain;
+    /**
+     * A frame on an old connection: the answer of a call that waits there ends it (it may be a
+     * redirect of its own). Pushes are dropped: the client's connection is the new one.
+     */
+    private onDrainFrame;
+    /** The old connection is done (closed with 1000 and `reason` unless null: it closed itself); its calls left reject with `DisconnectedError`. */
+    private endDrain;
     private startHeartbeat;
     private protocolError;
     /**

@@ -29,6 +29,7 @@
  * | `QueueFullError`    | `"queue_full"`  | the call was made while offline and the offline queue is at its bound (count or bytes) |
  * | `TooLargeError`     | `"too_large"`   | the request frame is larger than `maxFrameBytes` (the server would close the connection) |
  * | `ClosedError`       | `"closed"`      | the client was closed, or gave up reconnecting, before the call could be sent |
+ * | `RedirectError`     | `"redirect"`    | the call was redirected to another node (cluster) and the redirect could not be followed: see "Clusters" |
  * | `TicksockError`     | `"busy"`/`"encode"` | too many calls waiting (`maxPending`), or the data cannot be written as JSON |
  *
  * The call's entry (its callback and timer) is freed on every outcome; an answer that arrives
@@ -75,6 +76,37 @@
  * - An answer for a call that is no longer waiting (answered already, or timed out) is ignored.
  * If the server speaks version 1 only, all of this is off and the client behaves as version 1.
  *
+ * # Clusters: redirects (PROTOCOL.md section 12)
+ * A node of a cluster may answer a call with Error `redirect` (8): the call must be made on
+ * another node, whose URL (with a one-use ticket) is the message. The client follows it and the
+ * app sees only the call's answer from there:
+ * - It opens a new WebSocket to that URL as it is, offering the same subprotocols. After its
+ *   welcome it sends the same route and body there (on version 2, as the first request of the
+ *   new connection's session). Until that answer the old connection stays the client's: calls
+ *   made meanwhile go out on it, and pushes from both are heard.
+ * - The answer there is the call's answer. With it, the new connection becomes the client's:
+ *   `redirected` goes out (`url`, `welcome`; no `connected`), the call settles, and reconnects go
+ *   to `currentUrl`, the node's URL without its `ticket` (a ticket is good once). The ticket
+ *   logged the new connection in as the same user: **do not log in again** there. On version 2
+ *   it carries a **new session** (that node's); the old one ends with its connection and is
+ *   never resumed.
+ * - Calls **in flight on the old connection** when the client moves wait there for their
+ *   answers for up to `redirectDrainMs` (5 s); then (or when it has none left) it is closed
+ *   with 1000, and those still unanswered reject with `DisconnectedError`, as on a dropped
+ *   version 1 link. Pushes on it after the move are dropped.
+ * - An answer there may be a redirect again: it is followed from the new node, up to
+ *   `MAX_REDIRECTS` (3) for one call; one more fails the call with `RedirectError`.
+ * - The call fails with `RedirectError`, and the client stays on its connection, when the URL
+ *   is not `ws://` or `wss://`, the node cannot be reached or sends no welcome within
+ *   `connectTimeoutMs`, it breaks the protocol, it refuses the ticket (it closes with 4002,
+ *   `CLOSE_BAD_TICKET`, right after its welcome: nothing was handled), or another call's
+ *   redirect is being followed (one at a time). If the new connection drops after the request
+ *   went out, the call fails with `DisconnectedError` (it may have been handled); if the old
+ *   one drops first, the redirect is given up with it and its call fails with the others.
+ * - A connection closed with 4002 sends the next attempt back to `url`, the URL the client was
+ *   made with, with the usual backoff; so do `REDIRECTED_URL_ATTEMPTS` (3) failed attempts in a
+ *   row to a node the client was redirected to (the node may be gone for good: 12.4).
+ *
  * # Events, and callbacks that call back into the client
  * A connection that becomes ready (version 1: its welcome arrived; version 2: its new session
  * started or its resume was answered) emits `connected`, and later exactly one `disconnected`;
@@ -89,6 +121,7 @@
  * | `disconnected` | `resuming: false` | the link dropped and its calls failed (version 1, or the client is closing) |
  * | `session_ended` | `reason`, `code` | **the session ended**: its unanswered calls fail; log in again on the next `connected` |
  * | `reconnecting` | `attempt`, `delayMs` | the next attempt is scheduled |
+ * | `redirected` | `url`, `welcome` | a redirect moved the client to another node, logged in as before: nothing to redo |
  * | `closed` | `reason` | the client stopped for good (its session, if any, is given up with it) |
  *
  * When a connection ends, the state is `waiting` (or `closed`) before anything runs; then
@@ -119,7 +152,7 @@
  * is at least twice the interval), and never before `idleTimeoutMs` of silence. After timers
  * ran late, the bound counts from when they run again.
  *
- * Close codes this client sends: 1000 (`close()`), 4000 (heartbeat: idle), 4001 (no welcome,
+ * Close codes this client sends: 1000 (`close()`, and an old connection after a redirect), 4000 (heartbeat: idle), 4001 (no welcome,
  * or no answer to its resume, within `connectTimeoutMs`), 4002 (protocol error: a frame it
  * cannot read). Browsers allow scripts only 1000 and 3000..4999.
  */
@@ -145,7 +178,29 @@ export const ErrorCodes = {
   SHUTTING_DOWN: 6,
   /** Version 2: a resent request the server had taken already, whose answer is gone. */
   STALE_REQUEST: 7,
+  /**
+   * Only from a server in a cluster (PROTOCOL.md 12.2): the call must be made on another node;
+   * the message is its URL, a ticket included. The client follows it (see "Clusters"), so a
+   * call never rejects with it.
+   */
+  REDIRECT: 8,
 } as const;
+
+/** Redirects the client follows for one call; one more fails the call with `RedirectError` (PROTOCOL.md 12.2). */
+export const MAX_REDIRECTS = 3;
+
+/**
+ * The close code a node in a cluster sends right after its welcome when it refuses the ticket
+ * of the connection's URL (PROTOCOL.md 7.5, 12.3). The same number as `CloseCodes.PROTOCOL_ERROR`,
+ * which this client sends: the two travel in opposite directions.
+ */
+export const CLOSE_BAD_TICKET = 4002;
+
+/**
+ * Failed connection attempts in a row to a node the client was redirected to, after which it
+ * goes back to the URL it was made with (PROTOCOL.md 12.4: the node may be gone for good).
+ */
+export const REDIRECTED_URL_ATTEMPTS = 3;
 
 /** Why the server refused a resume (PROTOCOL.md 11.5): `session_ended`'s `code`. */
 export const ResumeFailReasons = {
@@ -171,7 +226,7 @@ export const CloseCodes = {
 // Errors
 
 /** What ended a call that did not get a reply. */
-export type ErrorKind = "reply" | "timeout" | "disconnected" | "queue_full" | "too_large" | "closed" | "busy" | "encode";
+export type ErrorKind = "reply" | "timeout" | "disconnected" | "queue_full" | "too_large" | "closed" | "busy" | "encode" | "redirect";
 
 /** The base of every error this client produces. Branch on `kind` (or `instanceof`). */
 export class TicksockError extends Error {
@@ -233,6 +288,23 @@ export class TooLargeError extends TicksockError {
   constructor(route: string, bytes: number, max: number) {
     super("too_large", route, `${route}: request frame of ${bytes} bytes is over the ${max}-byte limit`);
     this.name = "TooLargeError";
+  }
+}
+
+/**
+ * The call was answered with a redirect (PROTOCOL.md 12.2) that could not be followed: too many
+ * for one call, a URL that is not `ws://` or `wss://`, a node that could not be reached or gave
+ * no welcome, a ticket the node refused (close 4002), or a node that broke the protocol. The
+ * request was not handled on the new node (a new connection that drops after the request went
+ * out fails the call with `DisconnectedError` instead). The client stays where it was.
+ */
+export class RedirectError extends TicksockError {
+  /** The node's URL without its ticket ("" when the redirect's message was not a usable URL). */
+  readonly url: string;
+  constructor(route: string, url: string, why: string) {
+    super("redirect", route, `${route}: redirect${url ? ` to ${url}` : ""} not followed: ${why}`);
+    this.name = "RedirectError";
+    this.url = url;
   }
 }
 
@@ -324,6 +396,14 @@ export interface ClientEvents {
   session_ended: { reason: SessionEndReason; code: number | null; message: string; failedCalls: number };
   /** The next connection attempt, number `attempt` (1-based), starts in `delayMs`. */
   reconnecting: { attempt: number; delayMs: number; maxAttempts: number | null };
+  /**
+   * A call was answered with a redirect (PROTOCOL.md 12.2), made again on the node it named, and
+   * answered there: that node's connection (`welcome`) is now the client's connection, and
+   * reconnects go to `url` (the node's URL without its ticket). It is already logged in there
+   * (the ticket carried the identity): do not log in again. No `connected` goes out for it; on
+   * version 2 it carries a new session. `from` is the URL the client was using before.
+   */
+  redirected: { url: string; from: string; route: string; welcome: Welcome };
   /** The client stopped for good: `close()` was called, it gave up reconnecting, or the server speaks another version. */
   closed: { reason: "closed" | "gave_up" | "version"; error: TicksockError | null };
 }
@@ -402,6 +482,12 @@ export interface ClientOptions {
   ackDelayMs?: number;
   /** Version 2: send an `ack` frame at once when this many frames are unacknowledged. Default 64. */
   ackAfterFrames?: number;
+  /**
+   * After a redirect moved the client to another node, how long calls still in flight on the old
+   * connection may wait for their answers there before it is closed (and they reject with
+   * `DisconnectedError`). Default 5 000 ms.
+   */
+  redirectDrainMs?: number;
   /** Clock and timers. Default: `performance.now` and the global timers. */
   timers?: Timers;
   /** Random source in [0, 1) for the jitter. Default `Math.random`. */
@@ -437,6 +523,8 @@ export interface ClientStats {
   resentRequests: number;
   /** Version 2: sessions that ended while the client ran (`session_ended` events). */
   sessionsEnded: number;
+  /** Redirects followed to their end: the client moved to another node (`redirected` events). */
+  redirects: number;
   /** Round trip (send to answer) of the last answered call, and a moving average (ms); null before the first. */
   rttMs: number | null;
   rttAvgMs: number | null;
@@ -495,6 +583,40 @@ interface Entry {
   /** When it was sent (for the round trip), 0 before. */
   sentAt: number;
   internal: boolean;
+  /** Redirects followed for it so far (at most `MAX_REDIRECTS`). */
+  redirects: number;
+  /**
+   * Sent, and waiting on a connection that is not the current one: a redirect's new connection,
+   * or an old connection draining after a redirect. Such a call is not failed with the current
+   * connection, but with its own.
+   */
+  away: boolean;
+}
+
+/** A redirect being followed (PROTOCOL.md 12.2): the call made again on a new connection to the node it names. */
+interface Hop {
+  entry: Entry;
+  ws: WebSocketLike;
+  /** The node's URL without its ticket: where reconnects go once the client has moved there. */
+  url: string;
+  /** The new connection's welcome, once it came. */
+  welcome: Welcome | null;
+  version: 1 | 2;
+  /** Version 2: the new connection's session, from its welcome (the secret stays in it). */
+  session: Session | null;
+  secret: string;
+  /** The request went out on the new connection. */
+  sent: boolean;
+  /** Until the welcome: `connectTimeoutMs`. */
+  timer: unknown;
+}
+
+/** An old connection after a redirect moved the client: the calls in flight there get their answers there, for a bounded time. */
+interface Drain {
+  ws: WebSocketLike;
+  /** The calls that wait on it, by id. */
+  calls: Map<number, Entry>;
+  timer: unknown;
 }
 
 /** A request sent on a version 2 session whose answer has not arrived: kept to be resent after a resume. */
@@ -544,6 +666,7 @@ const DEFAULTS: Resolved = {
   maxFrameBytes: 65_536,
   ackDelayMs: 1_000,
   ackAfterFrames: 64,
+  redirectDrainMs: 5_000,
 };
 
 /**
@@ -602,6 +725,24 @@ function requestFrameBytes(v1Bytes: number, version: 1 | 2): number {
   return version === 2 ? v1Bytes + V2_REQUEST_OVERHEAD : v1Bytes;
 }
 
+/**
+ * The URL of a redirect's message (PROTOCOL.md 12.2), taken as it is, and the same without its
+ * `ticket` parameter (the ticket is good once: reconnects go to the node without it). A string
+ * says why the message is not a usable URL.
+ */
+function redirectTarget(message: unknown): { url: string; reconnectUrl: string } | string {
+  if (typeof message !== "string") return "the redirect carries no URL";
+  let parsed: URL;
+  try {
+    parsed = new URL(message);
+  } catch {
+    return `the redirect's message ${JSON.stringify(message.slice(0, 80))} is not a URL`;
+  }
+  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") return `the redirect's URL ${JSON.stringify(message.slice(0, 80))} is not ws:// or wss://`;
+  parsed.searchParams.delete("ticket");
+  return { url: message, reconnectUrl: parsed.toString() };
+}
+
 /** The delay before reconnect attempt `attempt` (1-based), without jitter. */
 export function backoffCeiling(attempt: number, initialMs: number, maxMs: number): number {
   const doublings = Math.min(Math.max(attempt - 1, 0), 30);
@@ -628,7 +769,7 @@ export function utf8Length(s: string): number {
  * push topics to their bodies (see `ArenaRoutes` and `ArenaPushes` for the example game).
  */
 export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = AnyPushes> {
-  /** The server URL, e.g. `ws://127.0.0.1:7777/`. */
+  /** The server URL the client was made with, e.g. `ws://127.0.0.1:7777/` (after a redirect, see `currentUrl`). */
   readonly url: string;
   /** Counters. */
   readonly stats: ClientStats = {
@@ -646,6 +787,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     resumes: 0,
     resentRequests: 0,
     sessionsEnded: 0,
+    redirects: 0,
     rttMs: null,
     rttAvgMs: null,
   };
@@ -686,6 +828,12 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   private stopping = 0;
   /** `connect()` was called by a callback of a stop: it runs once the stop is done. */
   private restartRequested = false;
+  /** Where connections go: `url`, or the node a redirect moved the client to (without its ticket). */
+  private connectUrl: string;
+  /** The redirect being followed, if any (one at a time). */
+  private hop: Hop | null = null;
+  /** Old connections that a redirect left, waiting for the answers to their calls in flight. */
+  private readonly drains = new Set<Drain>();
 
   /** Every call waiting for its outcome, queued or sent, by id (in call order). */
   private readonly pending = new Map<number, Entry>();
@@ -699,6 +847,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   constructor(url: string, options: ClientOptions = {}) {
     new URL(url); // throws a SyntaxError now for a URL that can never work
     this.url = url;
+    this.connectUrl = url;
     const opts: Resolved = { ...DEFAULTS };
     for (const key of Object.keys(DEFAULTS) as (keyof Resolved)[]) {
       const v = options[key];
@@ -723,6 +872,10 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
 
   // ----- state -----------------------------------------------------------------------------
 
+  /** Where the client connects now: `url`, or the node a redirect moved it to (its URL without the ticket). */
+  get currentUrl(): string {
+    return this.connectUrl;
+  }
   /** The link state. */
   get state(): LinkState {
     return this.linkState;
@@ -848,7 +1001,20 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
         return failLater(new QueueFullError(route, `${this.queuedBytes} + ${bytes} bytes over ${this.opts.maxQueuedBytes}`));
       }
     }
-    const entry: Entry = { id, route, core, bytes, queued: !online, cb, timer: null, startedAt: this.timers.now(), sentAt: 0, internal };
+    const entry: Entry = {
+      id,
+      route,
+      core,
+      bytes,
+      queued: !online,
+      cb,
+      timer: null,
+      startedAt: this.timers.now(),
+      sentAt: 0,
+      internal,
+      redirects: 0,
+      away: false,
+    };
     const timeoutMs = options.timeout ?? this.opts.callTimeoutMs;
     if (Number.isFinite(timeoutMs)) {
       const ms = Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS);
@@ -871,6 +1037,9 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     this.pending.delete(id);
     if (entry.timer !== null) this.timers.clearTimeout(entry.timer);
     entry.timer = null;
+    // A call that ends (its timeout, say) while its redirect is followed ends the new connection too.
+    if (this.hop !== null && this.hop.entry === entry) this.endHop(this.hop, CloseCodes.NORMAL, "call ended");
+    entry.away = false;
     if (entry.queued) {
       const i = this.queue.indexOf(entry);
       if (i >= 0) this.queue.splice(i, 1);
@@ -1048,7 +1217,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     this.linkFramesSent = 0;
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(this.url, [...SUBPROTOCOLS]);
+      ws = new this.WS(this.connectUrl, [...SUBPROTOCOLS]);
     } catch (e) {
       // E.g. a SecurityError; it counts as a failed attempt.
       this.ws = null;
@@ -1056,20 +1225,26 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
       return;
     }
     this.ws = ws;
+    this.attach(ws);
     ws.onopen = () => {
       if (!SUBPROTOCOLS.includes(ws.protocol)) this.protocolError(ws, `the server chose subprotocol "${ws.protocol}"`);
-    };
-    ws.onmessage = (ev: { data: unknown }) => this.onFrame(ws, ev.data);
-    ws.onclose = (ev: { code?: number; reason?: string; wasClean?: boolean }) =>
-      this.teardown(ws, ev.code ?? 1006, ev.reason ?? "", ev.wasClean ?? false, true);
-    ws.onerror = () => {
-      // A close event follows; it does the work.
     };
     this.connectTimer = this.timers.setTimeout(() => {
       this.connectTimer = null;
       const what = this.awaitingResume ? "no answer to the resume" : "no welcome";
       this.teardown(ws, CloseCodes.CONNECT_TIMEOUT, `${what} within ${this.opts.connectTimeoutMs} ms`, false);
     }, this.opts.connectTimeoutMs);
+  }
+
+  /** The handlers of the current connection `ws` (its `onopen` is set where it opens). */
+  private attach(ws: WebSocketLike): void {
+    ws.onopen = null;
+    ws.onmessage = (ev: { data: unknown }) => this.onFrame(ws, ev.data);
+    ws.onclose = (ev: { code?: number; reason?: string; wasClean?: boolean }) =>
+      this.teardown(ws, ev.code ?? 1006, ev.reason ?? "", ev.wasClean ?? false, true);
+    ws.onerror = () => {
+      // A close event follows; it does the work.
+    };
   }
 
   private onFrame(ws: WebSocketLike, data: unknown): void {
@@ -1122,6 +1297,8 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     const rtt = this.timers.now() - entry.sentAt;
     this.stats.rttMs = rtt;
     this.stats.rttAvgMs = this.stats.rttAvgMs === null ? rtt : this.stats.rttAvgMs * 0.8 + rtt * 0.2;
+    // A probe's redirect proves the link as any answer does; only the app's calls follow one.
+    if (f.type === "error" && Number(f.code) === ErrorCodes.REDIRECT && !entry.internal) return this.followRedirect(entry, f.message);
     if (f.type === "reply") {
       this.stats.replies++;
       this.finish(f.id, null, f.body ?? null);
@@ -1245,6 +1422,11 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
       if (ws.readyState === OPEN) this.sendAck(ws, s);
       return;
     }
+    this.scheduleAck(ws, s);
+  }
+
+  /** An `ack` frame within `ackDelayMs`, unless one is scheduled already or a request carries the count first. */
+  private scheduleAck(ws: WebSocketLike, s: Session): void {
     if (this.ackTimer !== null) return;
     this.ackTimer = this.timers.setTimeout(() => {
       this.ackTimer = null;
@@ -1297,10 +1479,10 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     this.rejectSent(sent);
   }
 
-  /** The calls sent and still waiting for their outcome, in call order. */
+  /** The calls sent on the current connection (or session) and still waiting for their outcome, in call order. */
   private sentCalls(): Entry[] {
     const sent: Entry[] = [];
-    for (const entry of this.pending.values()) if (!entry.queued) sent.push(entry);
+    for (const entry of this.pending.values()) if (!entry.queued && !entry.away) sent.push(entry);
     return sent;
   }
 
@@ -1312,6 +1494,260 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
       this.finish(entry.id, new DisconnectedError(entry.route));
       if (!entry.internal) this.stats.disconnectedCalls++;
     }
+  }
+
+  // ----- redirects (PROTOCOL.md section 12) ----------------------------------------------------
+
+  /**
+   * Call `entry` was answered with a redirect to the node of URL `message`: it is made again on
+   * a new connection there (12.2). The current connection stays the client's until that answer.
+   */
+  private followRedirect(entry: Entry, message: unknown): void {
+    const target = redirectTarget(message);
+    const fail = (url: string, why: string) => this.finish(entry.id, new RedirectError(entry.route, url, why));
+    if (typeof target === "string") return void fail("", target);
+    if (entry.redirects >= MAX_REDIRECTS) return void fail(target.reconnectUrl, `the call was redirected more than ${MAX_REDIRECTS} times`);
+    // One at a time: a second move while the first is under way would leave the client on
+    // whichever answered last. The spec lets a client that cannot follow fail the call (6).
+    if (this.hop !== null) return void fail(target.reconnectUrl, "another call's redirect is being followed");
+    const from = this.ws;
+    if (from === null || this.linkState !== "open") return void fail(target.reconnectUrl, "the client is not connected");
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WS(target.url, [...SUBPROTOCOLS]);
+    } catch (e) {
+      // E.g. a SecurityError: a ws:// node for a page served over https.
+      return void fail(target.reconnectUrl, `the WebSocket could not be made: ${String(e)}`);
+    }
+    entry.redirects++;
+    entry.away = true;
+    const hop: Hop = { entry, ws, url: target.reconnectUrl, welcome: null, version: 1, session: null, secret: "", sent: false, timer: null };
+    this.hop = hop;
+    ws.onopen = () => {
+      if (!SUBPROTOCOLS.includes(ws.protocol)) this.hopFailed(hop, `the node chose subprotocol "${ws.protocol}"`);
+    };
+    ws.onmessage = (ev: { data: unknown }) => this.onHopFrame(hop, ev.data);
+    ws.onclose = (ev: { code?: number }) => this.onHopClose(hop, ev.code ?? 1006);
+    ws.onerror = () => {
+      // A close event follows; it does the work.
+    };
+    hop.timer = this.timers.setTimeout(() => {
+      hop.timer = null;
+      this.hopFailed(hop, `no welcome within ${this.opts.connectTimeoutMs} ms`, CloseCodes.CONNECT_TIMEOUT);
+    }, this.opts.connectTimeoutMs);
+  }
+
+  /** The redirect is over: its connection's handlers and timer go (it is closed with `code` unless null). */
+  private endHop(hop: Hop, code: number | null, reason: string): void {
+    if (this.hop !== hop) return;
+    this.hop = null;
+    hop.entry.away = false;
+    hop.ws.onopen = hop.ws.onmessage = hop.ws.onclose = hop.ws.onerror = null;
+    if (hop.timer !== null) this.timers.clearTimeout(hop.timer);
+    hop.timer = null;
+    if (code === null) return;
+    try {
+      hop.ws.close(code, reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** The redirect cannot be followed: its connection closes and the call fails with `RedirectError`. */
+  private hopFailed(hop: Hop, why: string, code: number = CloseCodes.PROTOCOL_ERROR): void {
+    if (this.hop !== hop) return;
+    this.endHop(hop, code, why.slice(0, 120));
+    this.finish(hop.entry.id, new RedirectError(hop.entry.route, hop.url, why));
+  }
+
+  private onHopClose(hop: Hop, code: number): void {
+    if (this.hop !== hop) return;
+    if (code === CLOSE_BAD_TICKET) return this.hopFailed(hop, `the node refused the ticket (close ${code})`);
+    if (!hop.sent) return this.hopFailed(hop, `the connection closed (${code}) before the request was sent there`);
+    // The request went out and may have been handled: as any call whose link dropped.
+    this.endHop(hop, null, "");
+    this.finish(hop.entry.id, new DisconnectedError(hop.entry.route));
+    this.stats.disconnectedCalls++;
+  }
+
+  /** A frame on a redirect's new connection: its welcome, then the answer (pushes before it are heard). */
+  private onHopFrame(hop: Hop, data: unknown): void {
+    if (this.hop !== hop) return;
+    let f: any = null;
+    try {
+      f = typeof data === "string" ? JSON.parse(data) : null;
+    } catch {
+      // Reported below.
+    }
+    if (typeof f !== "object" || f === null) return this.hopFailed(hop, "the node sent a message that is not a JSON object");
+    if (hop.welcome === null) return this.onHopWelcome(hop, f);
+    const s = hop.session;
+    switch (f.type) {
+      case "reply":
+      case "error":
+        if (f.id !== hop.entry.id) return this.hopFailed(hop, `the node answered request ${JSON.stringify(f.id)}, which it was not sent`);
+        if (s !== null) {
+          s.unanswered.delete(f.id);
+          s.received++;
+        }
+        this.moveTo(hop);
+        return this.onAnswer(f);
+      case "push":
+        if (s !== null) s.received++;
+        return this.onPush(f);
+      case "ack":
+        if (s !== null) return;
+        break;
+    }
+    this.hopFailed(hop, `the node sent a frame of type ${JSON.stringify(f.type)} before the answer`);
+  }
+
+  /** The new node's welcome: the request goes out there at once, as its first (12.2). */
+  private onHopWelcome(hop: Hop, f: any): void {
+    const ws = hop.ws;
+    const version = ws.protocol === SUBPROTOCOL_V2 ? 2 : 1;
+    if (f.type !== "welcome" || f.version !== version) return this.hopFailed(hop, `the node's first frame is not a version ${version} welcome`);
+    const tick_hz = Number(f.tick_hz);
+    if (version === 1) {
+      hop.welcome = { version, tick_hz, conn_id: String(f.conn_id) };
+    } else {
+      const conn_id = u64Text(f.conn_id);
+      const epoch = u64Text(f.epoch);
+      const secret = typeof f.secret === "string" && SECRET_PATTERN.test(f.secret) ? f.secret : null;
+      if (conn_id === null || epoch === null || secret === null) return this.hopFailed(hop, "the node's version 2 welcome has no valid conn_id, epoch and secret");
+      hop.welcome = { version, tick_hz, conn_id, epoch };
+      hop.session = newSession(hop.welcome, secret);
+      hop.secret = secret;
+    }
+    hop.version = version;
+    if (hop.timer !== null) this.timers.clearTimeout(hop.timer);
+    hop.timer = null; // from now on the call's own timeout is the bound
+    const entry = hop.entry;
+    const frameBytes = requestFrameBytes(entry.bytes, version);
+    if (frameBytes > this.opts.maxFrameBytes) {
+      this.endHop(hop, CloseCodes.NORMAL, "request too large");
+      this.finish(entry.id, new TooLargeError(entry.route, frameBytes, this.opts.maxFrameBytes));
+      return;
+    }
+    const s = hop.session;
+    let frame = `{${entry.core}}`;
+    if (s !== null) {
+      // The new session's first request (11.4), its answer counted in that session.
+      s.lastSeq = 1;
+      s.unanswered.set(entry.id, { seq: 1, id: entry.id, core: entry.core });
+      frame = `{"type":"request","seq":1,"ack":0,${entry.core}}`;
+    }
+    try {
+      ws.send(frame);
+    } catch {
+      return this.hopFailed(hop, "the request could not be sent");
+    }
+    hop.sent = true;
+    entry.sentAt = this.timers.now();
+    this.stats.sent++;
+  }
+
+  /**
+   * The new node answered: its connection becomes the client's (12.2 step 3). Calls still in
+   * flight on the old one wait there for `redirectDrainMs`; then it closes with 1000.
+   */
+  private moveTo(hop: Hop): void {
+    const old = this.ws;
+    const welcome = hop.welcome;
+    if (old === null || welcome === null) return; // endHop ran with the old connection's teardown
+    const inFlight = this.sentCalls();
+    this.endHop(hop, null, "");
+    for (const timer of [this.connectTimer, this.ackTimer]) if (timer !== null) this.timers.clearTimeout(timer);
+    if (this.heartbeatTimer !== null) this.timers.clearInterval(this.heartbeatTimer);
+    this.connectTimer = this.ackTimer = this.heartbeatTimer = null;
+    this.probe = null;
+    // The old session is given up with its connection: nothing of it is resumed elsewhere.
+    this.drain(old, inFlight);
+    const ws = hop.ws;
+    this.ws = ws;
+    this.attach(ws);
+    this.linkVersion = hop.version;
+    this.linkWelcome = { welcome, secret: hop.secret };
+    this.awaitingResume = false;
+    this.linkFramesSent = 1;
+    this.sessionState = hop.session;
+    this.welcomeFrame = welcome;
+    this.linkState = "open";
+    this.openedAt = this.timers.now();
+    this.lastHeard = this.openedAt;
+    this.attempt = 0;
+    this.stats.connections++;
+    this.stats.redirects++;
+    const from = this.connectUrl;
+    this.connectUrl = hop.url;
+    this.startHeartbeat(ws);
+    const s = this.sessionState;
+    if (s !== null && s.received > s.acked) this.scheduleAck(ws, s);
+    this.emit("redirected", { url: hop.url, from, route: hop.entry.route, welcome });
+    this.flushQueue(ws);
+  }
+
+  /** Old connection `ws` waits for the answers to `calls` (for `redirectDrainMs`), then closes with 1000. */
+  private drain(ws: WebSocketLike, calls: Entry[]): void {
+    const drain: Drain = { ws, calls: new Map(), timer: null };
+    ws.onopen = null;
+    ws.onmessage = (ev: { data: unknown }) => this.onDrainFrame(drain, ev.data);
+    ws.onclose = () => this.endDrain(drain, null);
+    ws.onerror = () => {
+      // A close event follows; it does the work.
+    };
+    for (const entry of calls) {
+      entry.away = true;
+      drain.calls.set(entry.id, entry);
+    }
+    this.drains.add(drain);
+    if (calls.length === 0) return this.endDrain(drain, "moved to another node");
+    drain.timer = this.timers.setTimeout(() => {
+      drain.timer = null;
+      this.endDrain(drain, "moved to another node");
+    }, this.opts.redirectDrainMs);
+  }
+
+  /**
+   * A frame on an old connection: the answer of a call that waits there ends it (it may be a
+   * redirect of its own). Pushes are dropped: the client's connection is the new one.
+   */
+  private onDrainFrame(drain: Drain, data: unknown): void {
+    let f: any = null;
+    try {
+      f = typeof data === "string" ? JSON.parse(data) : null;
+    } catch {
+      return; // it is going away: nothing more is asked of it
+    }
+    if (f === null || (f.type !== "reply" && f.type !== "error")) return;
+    const entry = drain.calls.get(f.id);
+    if (entry !== undefined && this.pending.get(f.id) === entry) {
+      drain.calls.delete(f.id);
+      entry.away = false;
+      this.onAnswer(f);
+    }
+    for (const [id, e] of drain.calls) if (this.pending.get(id) !== e) drain.calls.delete(id);
+    if (drain.calls.size === 0) this.endDrain(drain, "moved to another node");
+  }
+
+  /** The old connection is done (closed with 1000 and `reason` unless null: it closed itself); its calls left reject with `DisconnectedError`. */
+  private endDrain(drain: Drain, reason: string | null): void {
+    if (!this.drains.delete(drain)) return;
+    const ws = drain.ws;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    if (drain.timer !== null) this.timers.clearTimeout(drain.timer);
+    drain.timer = null;
+    if (reason !== null) {
+      try {
+        ws.close(CloseCodes.NORMAL, reason);
+      } catch {
+        // Already closed.
+      }
+    }
+    const left = [...drain.calls.values()];
+    drain.calls.clear();
+    for (const entry of left) entry.away = false;
+    this.rejectSent(left);
   }
 
   private startHeartbeat(ws: WebSocketLike): void {
@@ -1354,6 +1790,12 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   private teardown(ws: WebSocketLike, code: number, reason: string, wasClean: boolean, fromSocket = false): void {
     if (ws !== this.ws) return;
     this.ws = null;
+    // A redirect followed from this connection ends with it: the client would have nowhere to
+    // come back to if the new node failed. Its call fails below, with the calls of this one.
+    const hop = this.hop;
+    if (hop !== null) this.endHop(hop, CloseCodes.NORMAL, "the connection it came from dropped");
+    // A node that refuses a ticket (12.3) is no place to reconnect to.
+    if (fromSocket && code === CLOSE_BAD_TICKET) this.connectUrl = this.url;
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     if (!fromSocket) {
       try {
@@ -1387,12 +1829,17 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     // the resume (their requests are kept); only heartbeat probes, which prove this link alone,
     // end here (their requests are kept too: the seq must have no gap).
     const resuming = this.sessionState !== null && this.linkState !== "closed";
-    const sent = this.sentCalls().filter((entry) => !resuming || entry.internal);
+    const sent = this.sentCalls().filter((entry) => (!resuming || entry.internal) && entry !== hop?.entry);
     const failedCalls = sent.filter((entry) => !entry.internal).length;
     // The event first, so that its listeners, and the calls' callbacks after them, see the
     // events in order: a close() there follows the `disconnected` with its `closed`.
     if (wasOpen) this.emit("disconnected", { code, reason, wasClean, failedCalls, resuming });
     this.rejectSent(sent);
+    if (hop !== null && this.pending.get(hop.entry.id) === hop.entry) {
+      // Sent on the new node, it may have been handled there: its fate is unknown.
+      this.finish(hop.entry.id, hop.sent ? new DisconnectedError(hop.entry.route) : new RedirectError(hop.entry.route, hop.url, "the connection it came from dropped first"));
+      if (hop.sent) this.stats.disconnectedCalls++;
+    }
     // Reconnect only if no callback connected or closed meanwhile.
     if (this.linkState === "waiting" && this.ws === null && this.reconnectTimer === null) this.afterDrop(wasOpen, upFor);
   }
@@ -1400,6 +1847,9 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   private afterDrop(wasOpen: boolean, upFor: number): void {
     if (wasOpen && upFor >= this.opts.stableAfterMs) this.attempt = 0;
     this.attempt++;
+    // 12.4: a node the client was redirected to may be gone for good; the URL it started from
+    // (a load balancer, say) leads to a live node.
+    if (this.connectUrl !== this.url && this.attempt > REDIRECTED_URL_ATTEMPTS) this.connectUrl = this.url;
     const max = this.opts.maxAttempts;
     if (max !== null && this.attempt > max) {
       this.shutDown("gave_up", new ClosedError("", `gave up after ${max} failed connection attempts`), CloseCodes.NORMAL, "", false);
@@ -1438,6 +1888,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     this.stopping++;
     try {
       if (this.ws) this.teardown(this.ws, code, closeReason, wasClean);
+      for (const drain of [...this.drains]) this.endDrain(drain, "client closed");
       // A version 2 session is given up with the client: calls that waited for its resume fail
       // as calls lost to a dropped link do.
       if (this.sessionState !== null) {

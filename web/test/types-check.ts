@@ -15,6 +15,8 @@ export async function typed(): Promise<void> {
   arena.onEvent("disconnected", ({ resuming }) => (resuming ? "resuming" : "lost"));
   arena.onEvent("connected", ({ resumed, welcome }) => (resumed ? welcome.epoch : welcome.conn_id));
   arena.onEvent("session_ended", ({ reason, code, failedCalls }) => [reason.toUpperCase(), code ?? 0, failedCalls]);
+  arena.onEvent("redirected", ({ url, from, route, welcome }) => [url, from, route, welcome.conn_id]);
+  const where: string = arena.currentUrl;
   const session: { conn_id: string; received: number } | null = arena.session;
   const version: 1 | 2 | null = arena.protocolVersion;
   // @ts-expect-error: not a reason a session ends for
@@ -25,7 +27,9 @@ export async function typed(): Promise<void> {
   arena.on("state", (s) => s.players[0]!.x.toUpperCase());
   // @ts-expect-error: not an event
   arena.onEvent("connectd", () => {});
-  void [logged, first, session, version];
+  // @ts-expect-error: the ticket is not shown: a redirect names the node's URL without it
+  arena.onEvent("redirected", ({ ticket }) => ticket);
+  void [logged, first, session, version, where];
 
   // Untyped by default: any route, any data.
   const loose = new TicksockClient("ws://127.0.0.1:7777/", { autoConnect: false });

@@ -616,7 +616,11 @@ impl Reader {
             let Some(mut con) = self.con.take() else {
                 std::thread::sleep(RECONNECT_EVERY);
                 match connect(&self.client).and_then(|mut con| self.resync(&mut con).map(|()| con)) {
-                    Ok(con) => self.con = Some(con),
+                    Ok(con) => {
+                        self.con = Some(con);
+                        self.send(FromBridge::Reading(true));
+                        tracing::info!("cluster: reading Redis again");
+                    }
                     Err(_) => {
                         self.metrics.redis_errors.fetch_add(1, Relaxed);
                     }
@@ -627,7 +631,10 @@ impl Reader {
                 Ok(()) => self.con = Some(con),
                 Err(e) => {
                     self.metrics.redis_errors.fetch_add(1, Relaxed);
-                    tracing::debug!("cluster reader: {e}");
+                    self.send(FromBridge::Reading(false));
+                    tracing::warn!(
+                        "cluster: cannot read Redis ({e}); no other node is forgotten until it can"
+                    );
                 }
             }
         }

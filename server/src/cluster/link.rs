@@ -55,6 +55,9 @@ pub(crate) enum FromBridge {
     Delivery(Delivery),
     /// The answer to a [`ToBridge::Claim`].
     Claimed { room: String, outcome: ClaimOutcome },
+    /// The reader lost Redis (`false`), or has it again and has sent every node's snapshot
+    /// (`true`).
+    Reading(bool),
 }
 
 /// A room as this node sees it when a handler asks to use it.

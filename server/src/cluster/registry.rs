@@ -37,6 +37,8 @@ pub struct Registry {
     /// room -> the node holding it.
     rooms: HashMap<String, Arc<str>>,
     expired: u64,
+    /// This node cannot read Redis: no heartbeat can reach it, so no lease runs out.
+    cut_off: bool,
 }
 
 impl Registry {
@@ -110,8 +112,31 @@ impl Registry {
         self.set_room(node, epoch, room, true, now);
     }
 
+    /// This node lost its connection to Redis: until [`Registry::handle_reconnected`], it
+    /// cannot hear heartbeats, so it forgets no node (its answers stay as they were; sends to
+    /// other nodes wait in the bridge).
+    pub fn handle_cut_off(&mut self) {
+        self.cut_off = true;
+    }
+
+    /// This node reads Redis again (and has read every node's snapshot): each node known
+    /// gets a fresh lease from `now`, in which to be heard from again.
+    pub fn handle_reconnected(&mut self, now: Instant) {
+        self.cut_off = false;
+        for view in self.nodes.values_mut() {
+            view.alive_until = view.alive_until.max(now + self.lease);
+        }
+    }
+
     /// Forgets the nodes whose lease has passed at `now`; returns their names.
+    ///
+    /// A node's keys in Redis expire one lease after it last renewed them, and this node
+    /// heard of that renewal after Redis took it: so by the time a node is forgotten here, its
+    /// keys (its room claims) have gone from Redis too, and a room it held can be claimed.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        if self.cut_off {
+            return Vec::new();
+        }
         let dead: Vec<Arc<str>> =
             self.nodes.iter().filter(|(_, v)| v.alive_until <= now).map(|(n, _)| n.clone()).collect();
         for node in &dead {
@@ -358,6 +383,19 @@ mod tests {
         assert_eq!(r.epoch_of("b"), Some(2));
         r.handle_event(&RegistryEvent::Left { node: "b".into(), epoch: 2 }, t0);
         assert_eq!(r.epoch_of("b"), None);
+    }
+
+    #[test]
+    fn no_node_is_forgotten_while_this_one_cannot_read_redis_and_each_gets_a_fresh_lease_after() {
+        let t0 = Instant::now();
+        let mut r = Registry::new("me", LEASE);
+        r.handle_event(&users("a", 1, &[("ann", 1)]), t0);
+        r.handle_cut_off();
+        assert!(r.expire(t0 + LEASE * 3).is_empty());
+        assert!(r.is_online("ann"));
+        r.handle_reconnected(t0 + LEASE * 3);
+        assert!(r.expire(t0 + LEASE * 4 - Duration::from_millis(1)).is_empty());
+        assert_eq!(r.expire(t0 + LEASE * 4), ["a"], "not heard from within the fresh lease");
     }
 
     #[test]

@@ -131,6 +131,8 @@ impl<G: Game> Logic<G> {
         match message {
             FromBridge::Event(event) => fx.hub.cluster_mut().handle_event(&event, now),
             FromBridge::Snapshot(snapshot) => fx.hub.cluster_mut().handle_snapshot(&snapshot, now),
+            FromBridge::Reading(false) => fx.hub.cluster_mut().handle_cut_off(),
+            FromBridge::Reading(true) => fx.hub.cluster_mut().handle_reconnected(now),
             FromBridge::Delivery(Delivery::User { user, push }) => {
                 crate::api::ctx::push_encoded(&mut fx.out, &fx.hub, fx.hub.user_connections(&user), &push);
             }

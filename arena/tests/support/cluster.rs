@@ -1,0 +1,192 @@
+//! A Redis and arena nodes as processes, for the cluster tests: each test starts its own
+//! `redis-server` on a free loopback port (and fails, saying how to install it, if there is
+//! none: it never passes without one) and its own `ticksock-arena` nodes.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ticksock_client::{BlockingClient, Config, Event};
+
+/// A `redis-server` of the test's own, without persistence, killed when dropped.
+pub struct Redis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+fn wait_for_port(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port} after {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Redis {
+    /// Starts one on a free port.
+    pub fn start() -> Self {
+        let mut redis = Self { port: free_port(), child: None };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}): the cluster tests need it; install it \
+                     (Debian: apt-get install redis-server); .ci/run does"
+                )
+            });
+        self.child = Some(child);
+        wait_for_port(self.port, Duration::from_secs(10));
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL: whatever it held is gone, as after a crash without persistence).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again, empty, on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `ticksock-arena` node of a cluster, killed when dropped.
+pub struct Node {
+    pub name: String,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Node {
+    /// Starts node `name` in the cluster at `redis`, with leases of `lease_ms`.
+    pub fn start(redis: &Redis, name: &str, lease_ms: u64) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
+            .args(["--listen", "127.0.0.1:0", "--cluster", &redis.url(), "--node-name", name])
+            .args(["--cluster-lease-ms", &lease_ms.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the arena binary starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout);
+        let mut line = String::new();
+        lines.read_line(&mut line).expect("its first line");
+        // The node prints more; the pipe must stay open, or its next print fails.
+        std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+        let addr = line
+            .split("ws://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("node {name} did not say where it listens: {line:?}"));
+        Self { name: name.to_owned(), addr, child }
+    }
+
+    /// `ws://ADDR/`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    /// Its `/metrics` value of `name` (a counter or gauge without labels).
+    pub fn metric(&self, name: &str) -> u64 {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(self.addr).expect("metrics");
+        let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
+    /// SIGKILLs it: it says no goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A player: a Rust client connected to a node.
+pub struct Player {
+    pub client: BlockingClient,
+}
+
+impl Player {
+    /// Connects to `url`.
+    pub fn connect(url: &str) -> Self {
+        let client =
+            BlockingClient::connect(url, Config::default(), Duration::from_secs(10)).expect("connects");
+        Self { client }
+    }
+
+    /// Pushes on `topic` that arrive within `within` of the call (others are dropped).
+    pub fn pushes<T: serde::de::DeserializeOwned>(&mut self, topic: &str, within: Duration) -> Vec<T> {
+        let deadline = Instant::now() + within;
+        let mut got = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.client.wait_event(left) {
+                Some(Event::Push { topic: t, body }) if t == topic => {
+                    got.push(ticksock_protocol::decode_body(&body).expect("a push of the expected type"));
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        got
+    }
+}
+
+/// Calls `probe` every 20 ms until it is true; how long that took. Panics past `within`.
+pub fn wait_until(within: Duration, what: &str, mut probe: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !probe() {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}

@@ -147,6 +147,10 @@ pub struct Config {
     /// [`Outcome::Disconnected`](crate::Outcome::Disconnected). Default 5 s (a ticket is good
     /// for 10 s, `docs/PROTOCOL.md` 12.3).
     pub old_link_grace: Duration,
+    /// Whether a call answered with Error `redirect` is followed to the node it names
+    /// (`docs/PROTOCOL.md` 12.2). Off, the call ends with that error as with any other (for
+    /// a tool that follows redirects itself, as client-sim's bots do). Default on.
+    pub follow_redirects: bool,
 }
 
 impl Default for Config {
@@ -175,6 +179,7 @@ impl Default for Config {
             ack_delay: Duration::from_secs(1),
             ack_after_frames: 64,
             old_link_grace: Duration::from_secs(5),
+            follow_redirects: true,
         }
     }
 }

@@ -626,6 +626,8 @@ fn session_config_v1(opts: &Options, index: u32) -> Config {
         read_buffer_bytes: 4 << 10,
         // The bots and their figures are version 1's; the client offers version 2 by default.
         versions: Versions::V1Only,
+        // The bots follow redirects themselves (`worker::redirect`), counting each.
+        follow_redirects: false,
         ..Config::default()
     }
 }

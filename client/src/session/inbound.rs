@@ -93,7 +93,9 @@ impl Session {
             }
             _ if !welcomed => self.violation(now, "a frame before the welcome".into()),
             ServerFrame::Reply { id, body } => self.answer(id, now, || Outcome::Reply(body.to_vec())),
-            ServerFrame::Error { id, code: error_code::REDIRECT, message } => {
+            ServerFrame::Error { id, code: error_code::REDIRECT, message }
+                if self.config.follow_redirects =>
+            {
                 self.answer_redirect(id, message.into_owned(), now)
             }
             ServerFrame::Error { id, code, message } => {
@@ -133,7 +135,9 @@ impl Session {
                 self.sequencing.on_sequenced(now, self.config.ack_after_frames);
                 self.answer(id, now, || Outcome::Reply(body.to_vec()));
             }
-            v2::ServerFrame::Error { id, code: error_code::REDIRECT, message } => {
+            v2::ServerFrame::Error { id, code: error_code::REDIRECT, message }
+                if self.config.follow_redirects =>
+            {
                 self.sequencing.on_sequenced(now, self.config.ack_after_frames);
                 self.answer_redirect(id, message.into_owned(), now);
             }

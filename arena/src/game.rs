@@ -191,7 +191,8 @@ impl Arena {
             ctx.claim_room(caller, &request.room)?;
         }
         if self.rooms.contains(&request.room) {
-            if ctx.hub().member_count(&request.room) as u32 >= self.config.capacity {
+            // Per node: in a cluster, `lobby` is on every node, each with its own capacity.
+            if ctx.hub().local_member_count(&request.room) as u32 >= self.config.capacity {
                 return Err(AppError::new(ERR_ROOM_FULL, "that arena is full"));
             }
         } else if self.rooms.len() >= self.config.max_rooms {
@@ -410,7 +411,9 @@ impl Game for Arena {
         self.rooms.tick(ctx, |name, room, ctx| {
             room.expire(ctx.now(), grace);
             room.step();
-            ctx.send_to_group(name, TOPIC_STATE, &State { tick, players: room.state() }, &[]);
+            // This node's simulation, for this node's members: in a cluster, `lobby` is
+            // simulated on every node, and one node's state means nothing on another.
+            ctx.send_to_group_here(name, TOPIC_STATE, &State { tick, players: room.state() }, &[]);
         });
     }
 }

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use support::cluster::{Node, Player, Redis, wait_until};
 use ticksock_arena::proto::{
     Chat, ChatLine, ERR_NOT_ONLINE, Join, Joined, LoggedIn, Login, Presence, ROUTE_CHAT, ROUTE_JOIN,
-    ROUTE_LOGIN, ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_WHISPER, Whisper,
+    ROUTE_LOGIN, ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
+    TOPIC_WHISPER, Whisper,
 };
 use ticksock_client::Error;
 
@@ -73,6 +74,14 @@ fn whisper_chat_and_presence_cross_nodes_exactly_once_and_every_node_counts_the_
     }
     for p in players.iter_mut() {
         assert_eq!(players_in(p, "lobby"), Some(3), "every node counts all three");
+    }
+    // Each node simulates its own lobby: its state reaches its own members only (one node's
+    // ticks, increasing, and its one player), never another node's.
+    for p in players.iter_mut() {
+        let states: Vec<State> = p.pushes(TOPIC_STATE, Duration::from_millis(300));
+        assert!(states.len() >= 3, "states arrive: {}", states.len());
+        assert!(states.windows(2).all(|w| w[0].tick < w[1].tick), "one node's ticks: {states:?}");
+        assert!(states.iter().all(|s| s.players.len() == 1), "this node's player only: {states:?}");
     }
 
     // Group chat from n1 reaches all three (the sender too), once each.

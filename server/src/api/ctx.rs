@@ -232,6 +232,20 @@ impl<'a> Ctx<'a> {
         here + registry.member_count(group) as usize
     }
 
+    /// Pushes to the members of `group` on this node only, except those in `except`: for what
+    /// only this node's members can use, such as the state of a simulation each node runs for
+    /// itself. On a single node, the same as [`Ctx::send_to_group`].
+    pub fn send_to_group_here<T: Serialize + ?Sized>(
+        &mut self,
+        group: &str,
+        topic: &str,
+        value: &T,
+        except: &[ConnId],
+    ) -> usize {
+        let members = self.hub.members(group).filter(|c| !except.contains(c));
+        push_all(self.out, self.hub, self.encodes, members, topic, value)
+    }
+
     /// Pushes to every open connection, on every node of a cluster, with one encode per
     /// encoding. Returns how many connections of this node got it.
     pub fn send_to_all<T: Serialize + ?Sized>(&mut self, topic: &str, value: &T) -> usize {

@@ -15,6 +15,9 @@
 //! - [`StaticFiles`]: the files a game serves over plain HTTP beside its WebSocket, if any.
 //! - [`Echo`]: the game of echo mode, for WebSocket conformance suites.
 //! - [`metrics`]: the counters a running server publishes (also at `GET /metrics`).
+//! - [`cluster`]: [`ClusterConfig`](cluster::ClusterConfig) and its flags
+//!   ([`ClusterArgs`](cluster::ClusterArgs)) to join a cluster; what the registry knows of the
+//!   other nodes ([`Registry`](cluster::Registry), through [`Hub::cluster`]).
 //! - [`testing`]: [`TestServer`](testing::TestServer), a game driven in memory with a simulated
 //!   clock, for the game's own tests: connect clients, call routes, advance ticks, take pushes.
 //!
@@ -35,10 +38,16 @@
 //! - `api/`: the **game-facing API**, which runs on the logic thread.
 //! - `testing/`: the **test harness**, which drives `logic` in memory in place of the logic
 //!   thread and imitates what the reactor does that a game can see.
+//! - [`cluster`]: **the other nodes**, in a cluster over Redis (`docs/CLUSTER.md`): the
+//!   logic thread's copy of the registry and its link to the bridge, the bridge's writer and
+//!   reader threads (the only code that talks to Redis), and the pure parts both use (entries,
+//!   exactly-once numbering, tickets). A single node starts none of it.
 //!
 //! # Rules the layout keeps
 //! - `net` never imports `api` or `logic`; `logic` never imports `net`; `bridge` imports none
-//!   of the three; `api` imports only `bridge`. So the reactor cannot call game code, and the
+//!   of the three; `api` imports only `bridge` and `cluster`'s logic-side link; `cluster`
+//!   imports neither `net` nor `logic`, and of `api` only `AppError` (its threads reach the
+//!   logic thread through a channel and `bridge`'s doorbell). So the reactor cannot call game code, and the
 //!   game cannot touch a socket. `testing` stands in for the logic thread: it drives `logic`
 //!   through `bridge`'s messages and takes from `net` only the close code of a shutdown.
 //! - Frame bytes are written and read by [`ticksock_protocol::wire`] alone; the reactor only

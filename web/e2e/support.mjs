@@ -1,12 +1,14 @@
 // What the end-to-end tests share: bounded waits, starting and stopping a server binary that
-// prints `listening on ws://HOST:PORT/`, and a headless Debian Chromium driven by
-// playwright-core (which never downloads a browser).
+// prints `listening on ws://HOST:PORT/`, a redis-server of a test's own (for a cluster), and a
+// headless Debian Chromium driven by playwright-core (which never downloads a browser).
 //
-//   CHROMIUM_BIN  the browser (default /usr/bin/chromium, Debian's package)
+//   CHROMIUM_BIN      the browser (default /usr/bin/chromium, Debian's package)
+//   REDIS_SERVER_BIN  the Redis server (default `redis-server` on the PATH)
 //
 // Only loopback addresses are used; everything started here is stopped within bounded time.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -78,6 +80,94 @@ export class ServerProcess {
     } catch {
       child.kill("SIGKILL");
       await within(2_000, "server kill", exited).catch(() => {});
+    }
+  }
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on (at the time of the call). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves true if a Redis answers PING on 127.0.0.1:`port` within a second, else false. */
+function redisAnswers(port) {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    let reply = "";
+    const done = (ok) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 1_000);
+    socket.once("connect", () => socket.write("PING\r\n"));
+    socket.on("data", (d) => {
+      reply += d;
+      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"));
+    });
+    socket.once("error", () => done(false));
+  });
+}
+
+/**
+ * A redis-server of the test's own on a free loopback port, without persistence. Without one the
+ * test fails, saying how to install it: a cluster test never passes (or skips) without Redis.
+ */
+export class RedisProcess {
+  constructor(bin = process.env.REDIS_SERVER_BIN ?? "redis-server") {
+    this.bin = bin;
+    this.child = null;
+    this.log = "";
+    process.on("exit", () => this.child?.kill("SIGKILL"));
+  }
+
+  /** Starts it; resolves with its `redis://127.0.0.1:PORT` once it answers PING. */
+  async start() {
+    const port = await freePort();
+    const child = spawn(this.bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    child.stdout.on("data", (d) => (this.log += d));
+    child.stderr.on("data", (d) => (this.log += d));
+    let startError = null;
+    child.once("error", (e) => {
+      startError = new Error(
+        `cannot start ${this.bin} (${e.code ?? e.message}): the cluster e2e test needs a Redis server; ` +
+          "install it (Debian: apt-get install redis-server; .ci/run does) or set REDIS_SERVER_BIN",
+      );
+    });
+    child.once("exit", (code, signal) => {
+      startError ??= new Error(`${this.bin} exited (${code ?? signal}) before answering PING:\n${this.log}`);
+    });
+    const deadline = Date.now() + 10_000;
+    while (!(await redisAnswers(port))) {
+      if (startError) throw startError;
+      if (Date.now() > deadline) throw new Error(`${this.bin} does not answer PING on port ${port} after 10 s:\n${this.log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return `redis://127.0.0.1:${port}`;
+  }
+
+  /** Stops it (SIGTERM; it has nothing to save), then SIGKILL if it takes over 5 s. */
+  async stop() {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    try {
+      await within(5_000, "redis-server shutdown", exited);
+    } catch {
+      child.kill("SIGKILL");
+      await within(2_000, "redis-server kill", exited).catch(() => {});
     }
   }
 }

@@ -58,10 +58,16 @@ is_count() {
 # Whether `pid` is a live (not zombie) process of program `comm`: a pid file left by a process
 # that died may name an unrelated process by now, which must never be signalled.
 is_ours() {
-  local pid=$1 comm=$2 state
+  local pid=$1 comm=$2
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] || return 1
-  state=$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] && is_alive "$pid"
+}
+
+# Whether `pid` is a live (not zombie) process, whatever it runs: a process just started is
+# `bash`, then `setsid`, for a moment before it runs its program.
+is_alive() {
+  local state
+  state=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
   [ -n "$state" ] && [ "$state" != Z ]
 }
 
@@ -76,11 +82,12 @@ listens() {
   (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
 
-# Waits until `pid` listens on `port`; fails, with its log's end, if it exits or takes too long.
+# Waits until `pid`, just started, listens on `port`; fails, with its log's end, if it exits
+# or takes too long.
 wait_listening() {
-  local name=$1 pid=$2 comm=$3 port=$4 waited=0
+  local name=$1 pid=$2 port=$3 waited=0
   until listens "$port"; do
-    if ! is_ours "$pid" "$comm"; then
+    if ! is_alive "$pid"; then
       tail -n 20 "$RUN_DIR/$name.log" >&2 || true
       die "$name exited before it listened on $port (log: $RUN_DIR/$name.log)"
     fi
@@ -155,7 +162,7 @@ start_redis() {
   pid=$!
   echo "$pid" >"$RUN_DIR/redis.pid"
   echo "$REDIS_PORT" >"$RUN_DIR/redis.port"
-  wait_listening redis "$pid" redis-server "$REDIS_PORT"
+  wait_listening redis "$pid" "$REDIS_PORT"
   echo "redis: started (pid $pid, port $REDIS_PORT)"
 }
 
@@ -262,7 +269,7 @@ cmd_up() {
   for i in $(seq "$count"); do start_node "$i"; done
   for entry in "${STARTED[@]}"; do
     IFS=: read -r name pid port <<<"$entry"
-    wait_listening "$name" "$pid" ticksock-arena "$port"
+    wait_listening "$name" "$pid" "$port"
     echo "$name: started (pid $pid, port $port)"
   done
 

@@ -8,13 +8,14 @@
 #
 # Node i is `n<i>`, listens on 127.0.0.1:<9101 + i - 1>, and gives ws://127.0.0.1:<port>/ as
 # its public URL. Flags after `--` go to every node (`up 3 -- --tick-hz 60`). Redis listens on
-# 127.0.0.1:6390 without persistence: the nodes write their whole registry again within a
-# lease of a Redis that restarted empty, and what a saved file would bring back (leases, inbox
-# streams of a past run) is stale by then.
+# 127.0.0.1:6390 without persistence: a node writes its whole share of the registry again as
+# soon as it reaches a Redis that restarted empty, and what a saved file would bring back
+# (leases, inbox streams of a past run) is stale by then.
 #
 # `up` is safe to run again: what runs is kept (nodes are not restarted with new flags: `down`
 # first), what died is started again, and nodes beyond N are stopped. Each process logs to
-# its file in the run directory, beside its pid and port files, which `status` and `down` read,
+# its file in the run directory, beside its pid, program and port files, which `status` and
+# `down` read,
 # so they find the processes whatever the environment says now. Logs are kept after `down`.
 #
 # Environment:
@@ -38,7 +39,7 @@ STOP_SECS=${TICKSOCK_CLUSTER_STOP_SECS:-10}
 HOST=127.0.0.1
 # Longer than a node's start on a loaded machine (it joins Redis before it listens).
 START_SECS=30
-# Ports above BASE_PORT that `up` may use; a typo such as `up 300` is refused, not obeyed.
+# At most this many nodes: a typo such as `up 300` is refused, not obeyed.
 MAX_NODES=64
 
 die() {
@@ -71,10 +72,12 @@ is_alive() {
   [ -n "$state" ] && [ "$state" != Z ]
 }
 
-# The pid recorded for process `name` (redis, n1, ...) if it still runs, else nothing.
+# The pid recorded for process `name` (redis, n1, ...) if it still runs the program recorded
+# for it (`comm` if none was), else nothing.
 live_pid() {
   local name=$1 comm=$2 pid
   pid=$(cat "$RUN_DIR/$name.pid" 2>/dev/null) || return 0
+  comm=$(cat "$RUN_DIR/$name.comm" 2>/dev/null || echo "$comm")
   if is_ours "$pid" "$comm"; then echo "$pid"; fi
 }
 
@@ -82,8 +85,8 @@ listens() {
   (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
 
-# Waits until `pid`, just started, listens on `port`; fails, with its log's end, if it exits
-# or takes too long.
+# Waits until `pid`, just started, listens on `port`, and records the program it runs (which
+# TICKSOCK_*_BIN may name otherwise); fails, with its log's end, if it exits or takes too long.
 wait_listening() {
   local name=$1 pid=$2 port=$3 waited=0
   until listens "$port"; do
@@ -97,6 +100,7 @@ wait_listening() {
     sleep 0.1
     waited=$((waited + 1))
   done
+  cat "/proc/$pid/comm" >"$RUN_DIR/$name.comm"
 }
 
 # A node's /metrics text (plain bash, no curl needed), or nothing if it does not answer.
@@ -157,6 +161,7 @@ start_redis() {
   listens "$REDIS_PORT" && die "port $REDIS_PORT is taken by another process (TICKSOCK_REDIS_PORT picks another)"
   # --dir: anything Redis writes stays in the run directory (it saves nothing, but a
   # SHUTDOWN SAVE or a replica sync would).
+  rm -f "$RUN_DIR/redis.comm"
   setsid "${TICKSOCK_REDIS_BIN:-redis-server}" --port "$REDIS_PORT" --bind "$HOST" \
     --save "" --appendonly no --dir "$RUN_DIR" >"$RUN_DIR/redis.log" 2>&1 </dev/null &
   pid=$!
@@ -168,7 +173,7 @@ start_redis() {
 
 # Starts node n<i> unless it runs; flags after `--` in NODE_FLAGS.
 start_node() {
-  local i=$1 name="n$1" port=$((BASE_PORT + $1 - 1)) pid
+  local name="n$1" port=$((BASE_PORT + $1 - 1)) pid
   pid=$(live_pid "$name" ticksock-arena)
   if [ -n "$pid" ]; then
     echo "$name: runs already (pid $pid, port $(cat "$RUN_DIR/$name.port"))"
@@ -177,6 +182,7 @@ start_node() {
   listens "$port" && die "port $port for $name is taken by another process (TICKSOCK_CLUSTER_BASE_PORT moves the nodes)"
   # setsid: its own session, so that a Ctrl-C in this terminal later leaves it running
   # (`down` stops it). NO_COLOR: a log file, not a terminal.
+  rm -f "$RUN_DIR/$name.comm"
   NO_COLOR=1 setsid "$ARENA_BIN" --listen "$HOST:$port" --cluster "redis://$HOST:$REDIS_PORT" \
     --node-name "$name" --public-url "ws://$HOST:$port/" "${NODE_FLAGS[@]}" \
     >"$RUN_DIR/$name.log" 2>&1 </dev/null &
@@ -206,9 +212,10 @@ stop_all() {
     pid=$(live_pid "$name" "$comm")
     if [ -n "$pid" ]; then
       kill -INT "$pid" 2>/dev/null || true
+      comm=$(cat "/proc/$pid/comm" 2>/dev/null || echo "$comm")
       pids+=("$pid") names+=("$name") comms+=("$comm")
     fi
-    rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.port"
+    rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.port" "$RUN_DIR/$name.comm"
   done
   [ "${#pids[@]}" -gt 0 ] || return 0
   while :; do

@@ -1,5 +1,5 @@
 //! The configuration's tests: each validation rule crossed, the flags against the defaults,
-//! and the README's limits table against both.
+//! and the README's limits and cluster tables against both.
 
 use super::*;
 use crate::Error;
@@ -48,7 +48,10 @@ fn read_stated(text: &str) -> Stated {
 /// value in the unit its name ends with; a count against its number; a word against its
 /// text.
 fn states_default_of(stated: &Stated, arg: &clap::Arg) -> bool {
-    let [default] = arg.get_default_values() else { return false };
+    let [default] = arg.get_default_values() else {
+        // A flag without a default (the cluster's `--cluster`, say) is stated as "none".
+        return arg.get_default_values().is_empty() && *stated == Stated::Word("none".to_owned());
+    };
     let default = default.to_string_lossy();
     let long = arg.get_long().unwrap_or_default();
     match stated {
@@ -103,13 +106,12 @@ fn every_flag_s_doc_states_its_default_truly() {
     }
 }
 
-#[test]
-fn the_readme_s_limits_table_states_the_defaults() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
-    let readme = std::fs::read_to_string(path).expect("README.md beside the workspace");
-    let command = command();
+/// The flags of the tables in the README's sections `heading`: each read, and its stated
+/// default checked against the flag's own in `command`. Returns how many were checked.
+fn check_readme_table(readme: &str, heading: &str, command: &clap::Command) -> usize {
     let arg = |flag: &str| command.get_arguments().find(|a| a.get_long() == Some(flag));
-    let (_, section) = readme.split_once("## Limits and memory").expect("the section");
+    let (_, section) =
+        readme.split_once(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("the README has {heading:?}"));
     let mut checked = 0;
     for row in section.lines().take_while(|l| !l.starts_with("## ")).filter(|l| l.starts_with('|')) {
         let cells: Vec<&str> = row.split('|').collect();
@@ -128,7 +130,19 @@ fn the_readme_s_limits_table_states_the_defaults() {
             checked += 1;
         }
     }
-    assert!(checked >= 15, "the table was read ({checked} flags)");
+    checked
+}
+
+#[test]
+fn the_readme_s_limits_and_cluster_tables_state_the_defaults() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md beside the workspace");
+    // `Config`'s flags, and the cluster's, which a game flattens beside them.
+    let command = <crate::cluster::ClusterArgs as clap::Args>::augment_args(command());
+    let checked = check_readme_table(&readme, "## Limits and memory", &command);
+    assert!(checked >= 20, "the limits table was read ({checked} flags)");
+    let checked = check_readme_table(&readme, "## Cluster", &command);
+    assert!(checked >= 8, "the cluster's table was read ({checked} flags)");
     for arg in command.get_arguments() {
         let flag = format!("`--{}", arg.get_long().unwrap_or_default());
         assert!(readme.contains(&flag), "the README names {flag}`");

@@ -46,14 +46,16 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {ARGV[1], false}
 ";
-/// Extends a claim if `ARGV[1]` still holds it; 1 if so.
+/// Extends a claim if `ARGV[1]` still holds it; 1 if so. `pcall`: a key that holds something
+/// else than a claim is no claim of this node's (0), not an error that fails the whole
+/// heartbeat.
 const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 ";
-/// Drops a claim if `ARGV[1]` holds it.
+/// Drops a claim if `ARGV[1]` holds it (`pcall` as in [`RENEW`]).
 const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
 
@@ -398,9 +400,14 @@ impl Writer {
             }
             self.metrics.messages_out.fetch_add(deliveries as u64, Relaxed);
         }
-        for room in std::mem::take(&mut self.claims) {
-            let outcome = self.claim(&room)?;
+        let (answers, failed) = claim_each(std::mem::take(&mut self.claims), |room| self.claim(room));
+        for (room, outcome) in answers {
             self.answer(FromBridge::Claimed { room, outcome });
+        }
+        if let Some((e, unanswered)) = failed {
+            // `fail` answers them: no request parked on a claim waits past a failure.
+            self.claims = unanswered;
+            return Err(e);
         }
         Ok(())
     }
@@ -585,6 +592,38 @@ impl Writer {
     }
 }
 
+/// Whether `e` means the connection to Redis failed (it is dropped and made again), rather
+/// than that Redis refused one command (bad data under a key: the connection is still good).
+fn connection_failed(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped()
+}
+
+/// Claims each room in turn with `claim`: the answers, and on a failed connection, its error
+/// with the rooms not answered yet (the one that failed first), for the caller to answer once
+/// it has given the connection up. A room whose claim Redis refuses (its key holds something
+/// else than a claim) is held here without a claim, as while Redis is unreachable.
+fn claim_each(
+    rooms: Vec<String>,
+    mut claim: impl FnMut(&str) -> redis::RedisResult<ClaimOutcome>,
+) -> (Vec<(String, ClaimOutcome)>, Option<(redis::RedisError, Vec<String>)>) {
+    let mut answers = Vec::with_capacity(rooms.len());
+    let mut rooms = rooms.into_iter();
+    while let Some(room) = rooms.next() {
+        match claim(&room) {
+            Ok(outcome) => answers.push((room, outcome)),
+            Err(e) if !connection_failed(&e) => {
+                tracing::warn!(
+                    room,
+                    "cluster: Redis refused the claim of a room ({e}); it is held here without one"
+                );
+                answers.push((room, ClaimOutcome::Unreachable));
+            }
+            Err(e) => return (answers, Some((e, std::iter::once(room).chain(rooms).collect()))),
+        }
+    }
+    (answers, None)
+}
+
 fn apply(share: &mut HashMap<String, u32>, entries: &[(String, u32)]) {
     for (name, count) in entries {
         if *count == 0 {
@@ -741,5 +780,48 @@ impl Reader {
         }
         self.metrics.messages_in.fetch_add(1, Relaxed);
         self.send(FromBridge::Delivery(envelope.delivery));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io_error() -> redis::RedisError {
+        std::io::Error::from(std::io::ErrorKind::ConnectionReset).into()
+    }
+
+    fn refused() -> redis::RedisError {
+        (redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError), "WRONGTYPE").into()
+    }
+
+    fn rooms(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_claim_that_fails_leaves_it_and_those_after_it_to_be_answered_never_dropped() {
+        let mut asked = Vec::new();
+        let (answers, failed) = claim_each(rooms(&["a", "b", "c", "d"]), |room| {
+            asked.push(room.to_owned());
+            match room {
+                "b" => Err(refused()),
+                "c" => Err(io_error()),
+                _ => Ok(ClaimOutcome::Mine),
+            }
+        });
+        assert_eq!(asked, ["a", "b", "c"], "nothing is asked of a connection that failed");
+        assert_eq!(
+            answers,
+            [("a".to_owned(), ClaimOutcome::Mine), ("b".to_owned(), ClaimOutcome::Unreachable)],
+            "a claim Redis refuses is held here; the connection goes on"
+        );
+        let (e, unanswered) = failed.expect("the connection failed at c");
+        assert!(connection_failed(&e));
+        assert_eq!(unanswered, ["c", "d"]);
+        assert!(!connection_failed(&refused()));
+
+        let (answers, failed) = claim_each(rooms(&["x"]), |_| Ok(ClaimOutcome::Mine));
+        assert_eq!((answers.len(), failed.is_none()), (1, true));
     }
 }

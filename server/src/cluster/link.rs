@@ -263,6 +263,21 @@ impl ClusterLink {
         self.claiming.entry(room).or_default().push(request);
     }
 
+    /// Forgets the requests of `conn` parked on claims: it has gone, so they are not handled
+    /// when their claim is answered (the game would act for a connection it has said goodbye
+    /// to).
+    pub(crate) fn drop_parked(&mut self, conn: crate::ConnId) {
+        for waiting in self.claiming.values_mut() {
+            waiting.retain(|r| !matches!(r, crate::bridge::ToLogic::Request { conn: c, .. } if *c == conn));
+        }
+    }
+
+    /// Takes every parked request: the server is shutting down, and no claim's answer will be
+    /// handled, so the caller answers them.
+    pub(crate) fn take_parked(&mut self) -> Vec<crate::bridge::ToLogic> {
+        self.claiming.values_mut().flat_map(std::mem::take).collect()
+    }
+
     /// A claim was answered: records who holds the room, and returns the requests that waited
     /// for it, to be handled again.
     pub(crate) fn handle_claimed(

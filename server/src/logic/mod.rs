@@ -227,6 +227,9 @@ impl<G: Game> Logic<G> {
             }
             ToLogic::Disconnected(conn) => {
                 self.fx.deferred.retain(|caller| caller.conn != conn);
+                if let Some(cluster) = self.fx.cluster.as_mut() {
+                    cluster.drop_parked(conn);
+                }
                 // The game sees the connection's user, groups and session one last time.
                 self.run_hook(now, |game, ctx| game.on_disconnect(ctx, conn));
                 self.fx.hub.handle_disconnected(conn);
@@ -251,6 +254,10 @@ impl<G: Game> Logic<G> {
                 let deferred_route = self.router.is_deferred(route);
                 if deferred_route {
                     self.fx.deferred.insert(caller);
+                }
+                if let Some(cluster) = self.fx.cluster.as_mut() {
+                    // A park asked outside a dispatch (from a hook) is no request's.
+                    cluster.take_park();
                 }
                 let mut ctx = self.fx.ctx(now, self.tick);
                 let (router, game) = (&self.router, &mut self.game);
@@ -313,13 +320,20 @@ impl<G: Game> Logic<G> {
         self.run_hook(now, |game, ctx| game.on_tick(ctx));
     }
 
-    /// Runs the game's shutdown hook, then fails every deferred call still unanswered with
-    /// `SHUTTING_DOWN`, so that no accepted request is left without an answer.
+    /// Runs the game's shutdown hook, then fails every deferred call still unanswered, and
+    /// every request parked on a room's claim, with `SHUTTING_DOWN`, so that no accepted
+    /// request is left without an answer.
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.run_hook(now, |game, ctx| game.on_shutdown(ctx));
         let error = AppError::new(error_code::SHUTTING_DOWN, "the server is shutting down");
         for caller in std::mem::take(&mut self.fx.deferred) {
             self.send_error(caller, &error);
+        }
+        let parked = self.fx.cluster.as_mut().map(ClusterLink::take_parked).unwrap_or_default();
+        for request in parked {
+            if let ToLogic::Request { conn, id, encoding, .. } = request {
+                self.send_error(Caller { conn, id, encoding }, &error);
+            }
         }
     }
 
@@ -431,6 +445,118 @@ mod tests {
             _ => None,
         };
         batch.commands().iter().filter_map(close).collect()
+    }
+
+    /// A game whose only route enters a room that lives on one node of a cluster, counting
+    /// the runs that got past the claim.
+    #[derive(Default)]
+    struct Claimer {
+        entered: u32,
+    }
+
+    impl Game for Claimer {
+        fn routes(router: &mut crate::Router<Self>) {
+            router.route("enter", |game: &mut Claimer, ctx: &mut Ctx<'_>, caller: Caller, room: String| {
+                ctx.claim_room(caller, &room)?;
+                game.entered += 1;
+                Ok::<_, AppError>(room)
+            });
+            router.route("ping", |_: &mut Claimer, _: &mut Ctx<'_>, _: Caller, (): ()| Ok::<_, AppError>(()));
+        }
+
+        fn on_connect(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+            // A hook has no request to park: this must not park the next one.
+            let caller = Caller { conn, id: 0, encoding: ticksock_protocol::Encoding::Binary };
+            let _ = ctx.claim_room(caller, "hooked");
+        }
+    }
+
+    use crate::cluster::link::{ClaimOutcome, ToBridge};
+
+    /// A cluster node's logic with the bridge's ends of its channels, and `conns` connected.
+    fn clustered<G: Game>(
+        game: G,
+        conns: &[ConnId],
+        now: Instant,
+    ) -> (Logic<G>, crossbeam_channel::Receiver<ToBridge>, crossbeam_channel::Sender<FromBridge>) {
+        let (to_bridge, from_logic) = crossbeam_channel::bounded(64);
+        let (to_logic, from_bridge) = crossbeam_channel::bounded(64);
+        let tickets = crate::cluster::ticket::Tickets::new(b"secret", "me", 10_000);
+        let metrics = std::sync::Arc::new(crate::cluster::ClusterMetrics::default());
+        let link = ClusterLink::new("me", to_bridge, from_bridge, tickets, metrics);
+        let mut logic = Logic::new(game);
+        logic.join_cluster(link, Registry::new("me", std::time::Duration::from_secs(5)));
+        let encoding = ticksock_protocol::Encoding::Binary;
+        for &conn in conns {
+            logic.handle_message(ToLogic::Connected { conn, encoding, ticket: None }, now);
+        }
+        (logic, from_logic, to_logic)
+    }
+
+    fn enter(logic: &mut Logic<Claimer>, conn: ConnId, id: u32, room: &str, now: Instant) {
+        let route = logic.route_table().get("enter").expect("the route");
+        let body = bytes::Bytes::from(ticksock_protocol::encode_body(room).expect("encodes"));
+        let encoding = ticksock_protocol::Encoding::Binary;
+        logic.handle_message(ToLogic::Request { conn, id, route, body, encoding }, now);
+    }
+
+    fn answered(batch: Option<Batch>) -> Vec<(ConnId, u32)> {
+        let answer = |c: &Command| match *c {
+            Command::Send { conn, answers: Some(id), .. } => Some((conn, id)),
+            _ => None,
+        };
+        batch.map(|b| b.commands().iter().filter_map(answer).collect()).unwrap_or_default()
+    }
+
+    fn claims(from_logic: &crossbeam_channel::Receiver<ToBridge>) -> Vec<String> {
+        from_logic
+            .try_iter()
+            .filter_map(|m| match m {
+                ToBridge::Claim(room) => Some(room),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_parked_request_is_handled_once_its_claim_is_answered_unless_its_connection_left() {
+        let (a, b, c, now) = (ConnId::new(1, 1), ConnId::new(2, 1), ConnId::new(3, 1), Instant::now());
+        let (mut logic, from_logic, _) = clustered(Claimer::default(), &[a, b, c], now);
+        assert_eq!(claims(&from_logic), ["hooked"], "each on_connect asks; one claim is sent");
+        let ping = logic.route_table().get("ping").expect("the route");
+        let (body, encoding) = (bytes::Bytes::new(), ticksock_protocol::Encoding::Binary);
+        logic.handle_message(ToLogic::Request { conn: c, id: 9, route: ping, body, encoding }, now);
+        assert_eq!(answered(logic.poll_batch()), [(c, 9)], "the hooks' claims park no request");
+        enter(&mut logic, a, 1, "r", now);
+        enter(&mut logic, b, 1, "r", now);
+        assert_eq!(claims(&from_logic), ["r"], "one claim for both");
+        assert!(answered(logic.poll_batch()).is_empty(), "both wait for the claim");
+        assert_eq!(logic.game().entered, 0);
+
+        // `a` leaves before the answer: its request must not run for a connection that is gone.
+        logic.handle_message(ToLogic::Disconnected(a), now);
+        let outcome = ClaimOutcome::Mine;
+        logic.handle_cluster(FromBridge::Claimed { room: "r".into(), outcome }, now);
+        assert_eq!(answered(logic.poll_batch()), [(b, 1)]);
+        assert_eq!(logic.game().entered, 1);
+
+        // The room is held here now: no more parking.
+        enter(&mut logic, c, 7, "r", now);
+        assert_eq!(answered(logic.poll_batch()), [(c, 7)]);
+        assert!(claims(&from_logic).is_empty());
+    }
+
+    #[test]
+    fn a_request_parked_at_shutdown_is_answered_shutting_down() {
+        let (a, now) = (ConnId::new(1, 1), Instant::now());
+        let (mut logic, from_logic, _) = clustered(Claimer::default(), &[a], now);
+        enter(&mut logic, a, 3, "r", now);
+        assert_eq!(claims(&from_logic), ["hooked", "r"]);
+        assert!(answered(logic.poll_batch()).is_empty());
+        logic.handle_shutdown(now);
+        assert_eq!(answered(logic.poll_batch()), [(a, 3)]);
+        assert_eq!(logic.stats().errors[usize::from(error_code::SHUTTING_DOWN)], 1);
+        assert_eq!(logic.game().entered, 0);
     }
 
     #[test]

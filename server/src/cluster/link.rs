@@ -2,7 +2,7 @@
 //! the registry, room claims), what it gets back, and the rooms and tickets it keeps. No I/O:
 //! two channels, and `now` passed in.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +16,9 @@ use super::registry::Registry;
 use super::ticket::Tickets;
 use super::wire::{Delivery, NodeSnapshot, PushFrames, RegistryEvent};
 use crate::AppError;
+
+/// (name, count on this node) pairs, as the registry takes them.
+type Counts = Vec<(String, u32)>;
 
 /// From the logic thread to the bridge's writer.
 #[derive(Debug)]
@@ -81,6 +84,9 @@ pub(crate) struct ClusterLink {
     claiming: HashMap<String, Vec<crate::bridge::ToLogic>>,
     /// Set by [`ClusterLink::claim_room`] during a dispatch: park that request.
     park: Option<String>,
+    /// Claims and releases the bridge could not take yet (its channel was full), oldest
+    /// first; sent again before any newer one, so a room's claim never overtakes its release.
+    unsent: VecDeque<ToBridge>,
     next_nonce: u64,
     /// Dropped sends not logged yet (logged at most once per batch).
     unlogged_drops: u64,
@@ -114,6 +120,7 @@ impl ClusterLink {
             held: HashSet::new(),
             claiming: HashMap::new(),
             park: None,
+            unsent: VecDeque::new(),
             next_nonce: getrandom::u64().unwrap_or(1),
             unlogged_drops: 0,
         }
@@ -129,6 +136,39 @@ impl ClusterLink {
         !self.from_bridge.is_empty()
     }
 
+    /// Sends a claim or a release behind those not sent yet; `Err` with it if the bridge has
+    /// stopped.
+    fn send_in_order(&mut self, message: ToBridge) -> Result<(), ToBridge> {
+        if !self.unsent.is_empty() {
+            self.unsent.push_back(message);
+            return Ok(());
+        }
+        match self.to_bridge.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(message)) => {
+                self.unsent.push_back(message);
+                Ok(())
+            }
+            Err(TrySendError::Disconnected(message)) => Err(message),
+        }
+    }
+
+    /// Sends the claims and releases the bridge could not take before, as far as it can now.
+    fn send_unsent(&mut self) {
+        while let Some(message) = self.unsent.pop_front() {
+            match self.to_bridge.try_send(message) {
+                Ok(()) => {}
+                Err(TrySendError::Full(message)) => {
+                    self.unsent.push_front(message);
+                    return;
+                }
+                // The bridge has stopped (the server is shutting down).
+                Err(TrySendError::Disconnected(_)) => self.unsent.clear(),
+            }
+        }
+    }
+
+    /// Sends a delivery, or counts it dropped.
     fn send(&mut self, message: ToBridge) -> bool {
         match self.to_bridge.try_send(message) {
             Ok(()) => true,
@@ -153,14 +193,19 @@ impl ClusterLink {
         }
     }
 
-    /// Sends this node's changed counts to the registry.
-    pub(crate) fn publish(&mut self, users: Vec<(String, u32)>, groups: Vec<(String, u32)>) {
-        if !users.is_empty() {
-            self.send(ToBridge::Users(users));
-        }
-        if !groups.is_empty() {
-            self.send(ToBridge::Groups(groups));
-        }
+    /// Sends this node's changed counts to the registry, and the claims and releases not
+    /// sent yet. Returns the counts the bridge could not take now (its channel is full): the
+    /// caller offers them again later, since a count lost here would stay wrong on every other
+    /// node until it changed again.
+    pub(crate) fn publish(&mut self, users: Counts, groups: Counts) -> (Counts, Counts) {
+        self.send_unsent();
+        let offer = |message: ToBridge| match self.to_bridge.try_send(message) {
+            Err(TrySendError::Full(ToBridge::Users(entries) | ToBridge::Groups(entries))) => entries,
+            _ => Vec::new(),
+        };
+        let users = if users.is_empty() { users } else { offer(ToBridge::Users(users)) };
+        let groups = if groups.is_empty() { groups } else { offer(ToBridge::Groups(groups)) };
+        (users, groups)
     }
 
     /// Forwards a push to `nodes`, encoded once in each encoding. Returns how many nodes it
@@ -240,8 +285,8 @@ impl ClusterLink {
             }
             Home::Unclaimed => {
                 if !self.claiming.contains_key(room) {
-                    if !self.send(ToBridge::Claim(room.to_owned())) {
-                        // The bridge cannot take it: hold the room here, as when Redis is down.
+                    if self.send_in_order(ToBridge::Claim(room.to_owned())).is_err() {
+                        // The bridge has stopped: hold the room here, as when Redis is down.
                         self.held.insert(room.to_owned());
                         return Ok(());
                     }
@@ -301,7 +346,8 @@ impl ClusterLink {
     /// Gives a room up (it was disposed of).
     pub(crate) fn release_room(&mut self, room: &str) {
         if self.held.remove(room) {
-            self.send(ToBridge::Release(room.to_owned()));
+            // Err: the bridge has stopped, and its node's claims end with its lease.
+            let _ = self.send_in_order(ToBridge::Release(room.to_owned()));
         }
     }
 

@@ -340,9 +340,9 @@ impl<G: Game> Logic<G> {
     /// Takes the commands produced since the last call, if any.
     pub fn poll_batch(&mut self) -> Option<Batch> {
         if let Some(cluster) = self.fx.cluster.as_mut() {
-            if let Some((users, groups)) = self.fx.hub.take_changes() {
-                cluster.publish(users, groups);
-            }
+            let (users, groups) = self.fx.hub.take_changes().unwrap_or_default();
+            let (users, groups) = cluster.publish(users, groups);
+            self.fx.hub.changes_unsent(users, groups);
             cluster.log_drops();
         }
         if self.fx.out.is_empty() { None } else { Some(std::mem::take(&mut self.fx.out)) }
@@ -462,6 +462,14 @@ mod tests {
                 Ok::<_, AppError>(room)
             });
             router.route("ping", |_: &mut Claimer, _: &mut Ctx<'_>, _: Caller, (): ()| Ok::<_, AppError>(()));
+            router.route("group", |_: &mut Claimer, ctx: &mut Ctx<'_>, caller: Caller, group: String| {
+                ctx.hub_mut().join(caller.conn, &group);
+                Ok::<_, AppError>(())
+            });
+            router.route("dispose", |_: &mut Claimer, ctx: &mut Ctx<'_>, _: Caller, room: String| {
+                ctx.release_room(&room);
+                Ok::<_, AppError>(())
+            });
         }
 
         fn on_connect(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
@@ -479,7 +487,17 @@ mod tests {
         conns: &[ConnId],
         now: Instant,
     ) -> (Logic<G>, crossbeam_channel::Receiver<ToBridge>, crossbeam_channel::Sender<FromBridge>) {
-        let (to_bridge, from_logic) = crossbeam_channel::bounded(64);
+        clustered_with(game, conns, now, 64)
+    }
+
+    /// [`clustered`] with a channel toward the bridge of `capacity` messages.
+    fn clustered_with<G: Game>(
+        game: G,
+        conns: &[ConnId],
+        now: Instant,
+        capacity: usize,
+    ) -> (Logic<G>, crossbeam_channel::Receiver<ToBridge>, crossbeam_channel::Sender<FromBridge>) {
+        let (to_bridge, from_logic) = crossbeam_channel::bounded(capacity);
         let (to_logic, from_bridge) = crossbeam_channel::bounded(64);
         let tickets = crate::cluster::ticket::Tickets::new(b"secret", "me", 10_000);
         let metrics = std::sync::Arc::new(crate::cluster::ClusterMetrics::default());
@@ -494,8 +512,12 @@ mod tests {
     }
 
     fn enter(logic: &mut Logic<Claimer>, conn: ConnId, id: u32, room: &str, now: Instant) {
-        let route = logic.route_table().get("enter").expect("the route");
-        let body = bytes::Bytes::from(ticksock_protocol::encode_body(room).expect("encodes"));
+        call(logic, "enter", conn, id, room, now);
+    }
+
+    fn call(logic: &mut Logic<Claimer>, route: &str, conn: ConnId, id: u32, arg: &str, now: Instant) {
+        let route = logic.route_table().get(route).expect("the route");
+        let body = bytes::Bytes::from(ticksock_protocol::encode_body(arg).expect("encodes"));
         let encoding = ticksock_protocol::Encoding::Binary;
         logic.handle_message(ToLogic::Request { conn, id, route, body, encoding }, now);
     }
@@ -544,6 +566,48 @@ mod tests {
         enter(&mut logic, c, 7, "r", now);
         assert_eq!(answered(logic.poll_batch()), [(c, 7)]);
         assert!(claims(&from_logic).is_empty());
+    }
+
+    /// What the bridge gets, as `logic` offers it while the bridge takes one message at a
+    /// time: each turn takes one, and the logic thread's next batch offers what waits.
+    fn trickle<G: Game>(
+        logic: &mut Logic<G>,
+        from_logic: &crossbeam_channel::Receiver<ToBridge>,
+    ) -> Vec<String> {
+        let mut got = Vec::new();
+        for _ in 0..16 {
+            logic.poll_batch();
+            got.extend(from_logic.try_recv().ok().map(|m| match m {
+                ToBridge::Claim(room) => format!("claim {room}"),
+                ToBridge::Release(room) => format!("release {room}"),
+                ToBridge::Groups(entries) => format!("groups {entries:?}"),
+                other => format!("{other:?}"),
+            }));
+        }
+        got
+    }
+
+    #[test]
+    fn counts_claims_and_releases_the_bridge_cannot_take_yet_are_offered_again_in_order() {
+        let (a, now) = (ConnId::new(1, 1), Instant::now());
+        // Room for one message: `a`'s on_connect claim fills it.
+        let (mut logic, from_logic, _) = clustered_with(Claimer::default(), &[a], now, 1);
+        call(&mut logic, "group", a, 1, "g", now);
+        enter(&mut logic, a, 2, "r", now);
+        assert_eq!(answered(logic.poll_batch()), [(a, 1)], "the enter waits for its claim");
+        assert_eq!(trickle(&mut logic, &from_logic), ["claim hooked", "claim r", r#"groups [("g", 1)]"#]);
+
+        let outcome = ClaimOutcome::Mine;
+        logic.handle_cluster(FromBridge::Claimed { room: "r".into(), outcome }, now);
+        assert_eq!(answered(logic.poll_batch()), [(a, 2)]);
+        // While the channel is full (y's claim), `r` is given up and claimed again: the
+        // release goes first; a room not held is not released.
+        enter(&mut logic, a, 3, "y", now);
+        call(&mut logic, "dispose", a, 4, "r", now);
+        enter(&mut logic, a, 5, "r", now);
+        call(&mut logic, "dispose", a, 6, "z", now);
+        assert_eq!(answered(logic.poll_batch()), [(a, 4), (a, 6)]);
+        assert_eq!(trickle(&mut logic, &from_logic), ["claim y", "release r", "claim r"]);
     }
 
     #[test]

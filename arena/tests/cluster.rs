@@ -11,7 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::cluster::{Node, Player, Redis, wait_until};
+use support::cluster::{Node, Player, Proxy, Redis, wait_until};
 use ticksock_arena::proto::{
     Chat, ChatLine, ERR_NOT_ONLINE, Join, Joined, LoggedIn, Login, Presence, ROUTE_CHAT, ROUTE_JOIN,
     ROUTE_LOGIN, ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_WHISPER, Whisper,
@@ -242,4 +242,76 @@ fn whispers_across_nodes_survive_five_seconds_without_redis_none_lost_or_doubled
     assert_eq!(got.len() as u32, sent, "every whisper arrived: sent {sent}, got {}", got.len());
     assert!(n1.metric("ticksock_cluster_redis_errors_total") >= 1, "Redis did go away");
     assert_eq!(n1.metric("ticksock_cluster_redis_up"), 1, "and came back");
+}
+
+#[test]
+fn what_changed_while_one_node_could_not_write_redis_is_seen_by_every_node_once_it_can() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(&redis);
+    // A lease long enough that n2 never forgets n1 over the short cut.
+    let n1 = Node::start_at(&proxy.url(), "n1", 6000);
+    let n2 = Node::start(&redis, "n2", 6000);
+    let mut ann = Player::connect(&n1.url());
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    wait_until(PATIENCE, "n2 sees ann", || whisper(&mut bob, "ann", "hi").is_ok());
+
+    // n1 loses Redis; meanwhile ann logs in again as eve: ann is gone from n1, unannounced.
+    proxy.cut();
+    login(&mut ann, "eve");
+    wait_until(PATIENCE, "n1 finds Redis gone", || n1.metric("ticksock_cluster_redis_up") == 0);
+    proxy.restore();
+    wait_until(PATIENCE, "n1 writes Redis again", || n1.metric("ticksock_cluster_redis_up") == 1);
+    wait_until(PATIENCE, "n2 sees eve and no longer ann", || {
+        whisper(&mut bob, "eve", "hi").is_ok() && not_online(whisper(&mut bob, "ann", "?"))
+    });
+    assert_eq!(n2.metric("ticksock_cluster_lease_expiries_total"), 0, "n2 never forgot n1");
+}
+
+#[test]
+fn a_node_that_stalled_past_its_lease_is_whole_again_on_every_node_once_it_runs() {
+    const LEASE: Duration = Duration::from_millis(1500);
+    let redis = Redis::start();
+    let n1 = Node::start(&redis, "n1", LEASE.as_millis() as u64);
+    let n2 = Node::start(&redis, "n2", LEASE.as_millis() as u64);
+    let mut ann = Player::connect(&n1.url());
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    join(&mut ann, "den");
+    wait_until(PATIENCE, "n2 sees ann and her room", || {
+        whisper(&mut bob, "ann", "hi").is_ok() && players_in(&mut bob, "den") == Some(1)
+    });
+
+    // n1 stands still for two leases: its keys expire, and n2 forgets it.
+    n1.pause();
+    wait_until(PATIENCE, "n2 forgets n1", || not_online(whisper(&mut bob, "ann", "?")));
+    std::thread::sleep(LEASE);
+    n1.resume();
+    wait_until(PATIENCE, "n2 sees ann and her room again", || {
+        whisper(&mut bob, "ann", "back?").is_ok() && players_in(&mut bob, "den") == Some(1)
+    });
+    assert_eq!(redis.cli(&["HGET", "ticksock:node:n1:users", "ann"]), "1", "n1's keys are whole again");
+}
+
+#[test]
+fn a_room_key_redis_holds_something_else_in_is_held_here_and_the_node_goes_on() {
+    let redis = Redis::start();
+    let n1 = Node::start(&redis, "n1", 2000);
+    let n2 = Node::start(&redis, "n2", 2000);
+    let mut ann = Player::connect(&n1.url());
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    redis.cli(&["HSET", "ticksock:room:odd", "x", "1"]);
+
+    let joined = join(&mut ann, "odd");
+    assert_eq!(joined.room, "odd", "answered: the room is held on n1 without a claim");
+    join(&mut ann, "even");
+    wait_until(PATIENCE, "n2 lists the room n1 claimed after", || players_in(&mut bob, "even") == Some(1));
+    // Past a few heartbeats, each renewing n1's claims: none failed the connection.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(n1.metric("ticksock_cluster_redis_errors_total"), 0);
+    assert_eq!(n1.metric("ticksock_cluster_redis_up"), 1);
 }

@@ -278,10 +278,19 @@ impl Writer {
             {
                 self.fail(&e);
             }
-            if Instant::now() >= self.next_heartbeat
-                && let Err(e) = self.heartbeat()
-            {
-                self.fail(&e);
+            if Instant::now() >= self.next_heartbeat {
+                match self.heartbeat() {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        tracing::warn!(
+                            "cluster: this node's lease had lapsed (it stalled, or Redis lost its keys); its share is written again"
+                        );
+                        if let Err(e) = self.reshare() {
+                            self.fail(&e);
+                        }
+                    }
+                    Err(e) => self.fail(&e),
+                }
             }
             self.metrics.queue_depth.store(self.pending.len() as u64 + from_logic.len() as u64, Relaxed);
         }
@@ -349,6 +358,7 @@ impl Writer {
 
     fn event_ops(&self, pipe: &mut redis::Pipeline, event: &RegistryEvent) {
         let me = &self.me;
+        let lease = self.config.lease.as_millis() as u64;
         let hash_ops = |pipe: &mut redis::Pipeline, key: String, entries: &[(String, u32)]| {
             for (name, count) in entries {
                 if *count == 0 {
@@ -357,6 +367,9 @@ impl Writer {
                     pipe.cmd("HSET").arg(&key).arg(name).arg(*count).ignore();
                 }
             }
+            // An HSET into a hash its last HDEL removed makes a new key, without a lease: a
+            // node that died before its next heartbeat would leave it in Redis for good.
+            pipe.cmd("PEXPIRE").arg(&key).arg(lease).ignore();
         };
         match event {
             RegistryEvent::Users { entries, .. } => hash_ops(pipe, keys::users(me), entries),
@@ -366,8 +379,9 @@ impl Writer {
                     let op = if *held { "SADD" } else { "SREM" };
                     pipe.cmd(op).arg(keys::rooms(me)).arg(room).ignore();
                 }
+                pipe.cmd("PEXPIRE").arg(keys::rooms(me)).arg(lease).ignore();
             }
-            RegistryEvent::Heartbeat { .. } | RegistryEvent::Left { .. } => {}
+            RegistryEvent::Heartbeat { .. } | RegistryEvent::Left { .. } | RegistryEvent::Share(_) => {}
         }
         self.xadd(pipe, keys::REGISTRY, keys::REGISTRY_LEN, &wire::encode(event));
     }
@@ -420,24 +434,33 @@ impl Writer {
         Ok(())
     }
 
+    /// Claims `room` and, if it is this node's now, announces it.
     fn claim(&mut self, room: &str) -> redis::RedisResult<ClaimOutcome> {
+        let outcome = self.claim_key(room)?;
+        if outcome == ClaimOutcome::Mine {
+            self.rooms.insert(room.to_owned());
+            let mut pipe = redis::pipe();
+            let entries = vec![(room.to_owned(), true)];
+            let (node, epoch) = (self.me.clone(), self.epoch);
+            self.event_ops(&mut pipe, &RegistryEvent::Rooms { node, epoch, entries });
+            self.query(&pipe)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Who holds `room` once this node has asked for it (the claim script alone).
+    fn claim_key(&mut self, room: &str) -> redis::RedisResult<ClaimOutcome> {
         let Some(con) = self.con.as_mut() else { return Ok(ClaimOutcome::Unreachable) };
         let lease = self.config.lease.as_millis() as u64;
-        let me = &self.me;
         let (owner, info): (String, Option<Vec<u8>>) = redis::cmd("EVAL")
             .arg(CLAIM)
             .arg(1)
             .arg(keys::room(room))
-            .arg(me)
+            .arg(&self.me)
             .arg(lease)
             .arg(keys::NODE_PREFIX)
             .query(con)?;
-        if owner == *me {
-            self.rooms.insert(room.to_owned());
-            let mut pipe = redis::pipe();
-            let entries = vec![(room.to_owned(), true)];
-            self.event_ops(&mut pipe, &RegistryEvent::Rooms { node: me.clone(), epoch: self.epoch, entries });
-            self.query(&pipe)?;
+        if owner == self.me {
             return Ok(ClaimOutcome::Mine);
         }
         match info.as_deref().and_then(wire::decode::<NodeInfo>) {
@@ -447,16 +470,18 @@ impl Writer {
         }
     }
 
-    /// Renews the lease of the node, its share and its rooms.
-    fn heartbeat(&mut self) -> redis::RedisResult<()> {
+    /// Renews the lease of the node, its share and its rooms. `true` if the lease had lapsed
+    /// (its info key was gone: Redis restarted, or this node stalled past its lease and its
+    /// keys expired): the caller writes the node's share again ([`Writer::reshare`]).
+    fn heartbeat(&mut self) -> redis::RedisResult<bool> {
         self.next_heartbeat = Instant::now() + self.config.lease / 3;
         if self.con.is_none() {
-            return Ok(());
+            return Ok(false);
         }
         let me = self.me.clone();
         let lease = self.config.lease.as_millis() as u64;
         let mut pipe = redis::pipe();
-        pipe.cmd("SET").arg(keys::node(&me)).arg(&self.info).arg("PX").arg(lease).ignore();
+        pipe.cmd("SET").arg(keys::node(&me)).arg(&self.info).arg("PX").arg(lease).arg("GET");
         for key in [keys::users(&me), keys::groups(&me), keys::rooms(&me)] {
             pipe.cmd("PEXPIRE").arg(key).arg(lease).ignore();
         }
@@ -474,20 +499,30 @@ impl Writer {
         for room in &rooms {
             pipe.cmd("EVAL").arg(RENEW).arg(1).arg(keys::room(room)).arg(&me).arg(lease);
         }
-        let Some(con) = self.con.as_mut() else { return Ok(()) };
+        let Some(con) = self.con.as_mut() else { return Ok(false) };
         let started = Instant::now();
-        let renewed: Vec<i64> = pipe.query(con)?;
+        let replies: Vec<Value> = pipe.query(con)?;
         self.metrics.redis_round_trip.record(started.elapsed());
         self.metrics.lease_renewals.fetch_add(1, Relaxed);
-        for (room, kept) in rooms.iter().zip(renewed) {
-            if kept == 0 {
+        let mut replies = replies.into_iter();
+        let lapsed = matches!(replies.next(), Some(Value::Nil) | None);
+        if lapsed {
+            // Its claims expired with it, most likely unclaimed since: `reshare` claims them
+            // again and finds out which another node took.
+            return Ok(true);
+        }
+        for (room, kept) in rooms.iter().zip(replies) {
+            if kept != Value::Int(1) {
                 self.lost_room(room);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
+    /// Another node holds a room this node held: this node stops renewing (and claiming) it,
+    /// so it is counted and logged once.
     fn lost_room(&mut self, room: &str) {
+        self.rooms.remove(room);
         self.metrics.room_conflicts.fetch_add(1, Relaxed);
         tracing::warn!(
             room,
@@ -495,29 +530,16 @@ impl Writer {
         );
     }
 
-    /// A connection to Redis is (back) up: write this node's whole share, claim its rooms
+    /// A connection to Redis is (back) up: renew the lease, write this node's whole share
     /// again, and write again what Redis may have lost.
     fn up(&mut self, con: Connection) -> redis::RedisResult<()> {
         self.con = Some(con);
-        let me = self.me.clone();
-        let lease = self.config.lease.as_millis() as u64;
         let mut pipe = redis::pipe();
         // A Redis that restarted empty learns the secret again from the first node back.
         pipe.cmd("SET").arg(keys::SECRET).arg(&self.secret).arg("NX").ignore();
-        pipe.cmd("DEL").arg(keys::users(&me)).arg(keys::groups(&me)).arg(keys::rooms(&me)).ignore();
-        let users: Vec<(String, u32)> = self.users.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        let groups: Vec<(String, u32)> = self.groups.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        let epoch = self.epoch;
-        self.event_ops(&mut pipe, &RegistryEvent::Users { node: me.clone(), epoch, entries: users });
-        self.event_ops(&mut pipe, &RegistryEvent::Groups { node: me.clone(), epoch, entries: groups });
         self.query(&pipe)?;
-        self.next_heartbeat = Instant::now();
         self.heartbeat()?;
-        for room in self.rooms.clone() {
-            if let ClaimOutcome::Theirs { .. } = self.claim(&room)? {
-                self.lost_room(&room);
-            }
-        }
+        self.reshare()?;
         let resend = self.outbox.poll_resend(Instant::now());
         if !resend.is_empty() {
             let mut pipe = redis::pipe();
@@ -535,8 +557,60 @@ impl Writer {
                 "cluster: Redis is reachable again; this node's share is written again"
             );
         }
-        let _ = lease;
         Ok(())
+    }
+
+    /// Writes this node's whole share again, in its keys and as one [`RegistryEvent::Share`]
+    /// that replaces what every other node knew of it: the changes made while Redis could not
+    /// be written (a user who left meanwhile included) and whatever expired with a lapsed
+    /// lease. Its rooms are claimed again first; those another node took meanwhile are lost.
+    fn reshare(&mut self) -> redis::RedisResult<()> {
+        let rooms: Vec<String> = self.rooms.iter().cloned().collect();
+        let (answers, failed) = claim_each(rooms, |room| self.claim_key(room));
+        if let Some((e, _)) = failed {
+            return Err(e);
+        }
+        let mut held = Vec::new();
+        for (room, outcome) in answers {
+            match outcome {
+                ClaimOutcome::Mine => held.push(room),
+                ClaimOutcome::Theirs { .. } => self.lost_room(&room),
+                // Held here without a claim (the logic thread holds it): not renewed.
+                ClaimOutcome::Unreachable => {
+                    self.rooms.remove(&room);
+                }
+            }
+        }
+        let me = self.me.clone();
+        let lease = self.config.lease.as_millis() as u64;
+        let (users_key, groups_key, rooms_key) = (keys::users(&me), keys::groups(&me), keys::rooms(&me));
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(&users_key).arg(&groups_key).arg(&rooms_key).ignore();
+        for (key, share) in [(&users_key, &self.users), (&groups_key, &self.groups)] {
+            if !share.is_empty() {
+                let cmd = pipe.cmd("HSET").arg(key);
+                for (name, count) in share {
+                    cmd.arg(name).arg(*count);
+                }
+                cmd.ignore();
+            }
+        }
+        if !held.is_empty() {
+            pipe.cmd("SADD").arg(&rooms_key).arg(&held).ignore();
+        }
+        for key in [&users_key, &groups_key, &rooms_key] {
+            pipe.cmd("PEXPIRE").arg(key).arg(lease).ignore();
+        }
+        let share = NodeSnapshot {
+            node: me,
+            epoch: self.epoch,
+            url: self.public_url.clone(),
+            users: self.users.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            groups: self.groups.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            rooms: held,
+        };
+        self.xadd(&mut pipe, keys::REGISTRY, keys::REGISTRY_LEN, &wire::encode(&RegistryEvent::Share(share)));
+        self.query(&pipe)
     }
 
     fn fail(&mut self, e: &redis::RedisError) {

@@ -310,7 +310,9 @@ impl<G: Game> Logic<G> {
         self.tick = tick.index;
         self.stats.ticks += 1;
         self.stats.skipped_ticks += tick.skipped;
-        if let Some(cluster) = &self.fx.cluster {
+        // Not while the bridge has sent news not handled yet: a node's heartbeat may wait
+        // there, and a node this one forgot for its own delay would come back empty-handed.
+        if let Some(cluster) = self.fx.cluster.as_ref().filter(|c| !c.has_news()) {
             let dead = self.fx.hub.cluster_mut().expire(now);
             if !dead.is_empty() {
                 cluster.count_expiries(dead.len());
@@ -608,6 +610,27 @@ mod tests {
         call(&mut logic, "dispose", a, 6, "z", now);
         assert_eq!(answered(logic.poll_batch()), [(a, 4), (a, 6)]);
         assert_eq!(trickle(&mut logic, &from_logic), ["claim y", "release r", "claim r"]);
+    }
+
+    #[test]
+    fn no_node_is_forgotten_while_its_heartbeat_waits_to_be_handled() {
+        use crate::cluster::wire::RegistryEvent;
+        let t0 = Instant::now();
+        let lease = std::time::Duration::from_secs(5);
+        let (mut logic, _from_logic, to_logic) = clustered(Claimer::default(), &[], t0);
+        let heartbeat = || RegistryEvent::Heartbeat { node: "a".into(), epoch: 1, url: "ws://a/".into() };
+        let tick = |index, at| Tick { index, scheduled: at, lateness: std::time::Duration::ZERO, skipped: 0 };
+        logic.handle_cluster(FromBridge::Event(heartbeat()), t0);
+        // Its next heartbeat came in time, but this node is behind on what the bridge sent.
+        to_logic.send(FromBridge::Event(heartbeat())).expect("open");
+        let late = t0 + lease;
+        logic.handle_tick(tick(1, late), late);
+        assert_eq!(logic.hub().cluster().epoch_of("a"), Some(1), "its heartbeat is still waiting");
+        logic.handle_cluster_news(late);
+        logic.handle_tick(tick(2, late), late);
+        assert_eq!(logic.hub().cluster().epoch_of("a"), Some(1));
+        logic.handle_tick(tick(3, late + lease), late + lease);
+        assert_eq!(logic.hub().cluster().epoch_of("a"), None, "silent for a lease since");
     }
 
     #[test]

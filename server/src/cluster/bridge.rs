@@ -248,10 +248,8 @@ impl Writer {
     fn run(mut self, from_logic: Receiver<ToBridge>) {
         loop {
             let now = Instant::now();
-            let mut wake_at = self.next_heartbeat;
-            if self.con.is_none() {
-                wake_at = wake_at.min(self.next_connect);
-            }
+            let backlog = !self.pending.is_empty();
+            let wake_at = wake_at(now, self.con.is_some(), backlog, self.next_heartbeat, self.next_connect);
             match from_logic.recv_timeout(wake_at.saturating_duration_since(now)) {
                 Ok(first) => {
                     self.take(first);
@@ -666,6 +664,18 @@ impl Writer {
     }
 }
 
+/// When the writer's loop wakes if the logic thread sends nothing: at once while deliveries
+/// wait and Redis can take them (a flush writes at most `BATCH * 4`: a backlog built while
+/// Redis was away goes out at Redis's pace, not one flush per heartbeat), else at the next
+/// heartbeat, or the next connection attempt while Redis is away.
+fn wake_at(now: Instant, connected: bool, backlog: bool, heartbeat: Instant, connect: Instant) -> Instant {
+    match (connected, backlog) {
+        (true, true) => now,
+        (true, false) => heartbeat,
+        (false, _) => heartbeat.min(connect),
+    }
+}
+
 /// Whether `e` means the connection to Redis failed (it is dropped and made again), rather
 /// than that Redis refused one command (bad data under a key: the connection is still good).
 fn connection_failed(e: &redis::RedisError) -> bool {
@@ -871,6 +881,16 @@ mod tests {
 
     fn rooms(names: &[&str]) -> Vec<String> {
         names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn the_writer_waits_for_nothing_while_deliveries_wait_and_redis_takes_them() {
+        let now = Instant::now();
+        let (heartbeat, connect) = (now + Duration::from_secs(1), now + Duration::from_millis(250));
+        assert_eq!(wake_at(now, true, true, heartbeat, connect), now);
+        assert_eq!(wake_at(now, true, false, heartbeat, connect), heartbeat);
+        assert_eq!(wake_at(now, false, true, heartbeat, connect), connect, "held until Redis is back");
+        assert_eq!(wake_at(now, false, false, heartbeat, now + Duration::from_secs(2)), heartbeat);
     }
 
     #[test]

@@ -315,3 +315,37 @@ fn a_room_key_redis_holds_something_else_in_is_held_here_and_the_node_goes_on() 
     assert_eq!(n1.metric("ticksock_cluster_redis_errors_total"), 0);
     assert_eq!(n1.metric("ticksock_cluster_redis_up"), 1);
 }
+
+/// How many `XREAD`s Redis has served.
+fn xreads(redis: &Redis) -> u64 {
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_xread:calls=")?.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn entries_and_fields_no_node_wrote_are_skipped_and_cost_nothing_else() {
+    let redis = Redis::start();
+    let n1 = Node::start(&redis, "n1", 2000);
+    let mut ann = Player::connect(&n1.url());
+    login(&mut ann, "ann");
+    redis.cli(&["HSET", "ticksock:node:n1:users", "odd", "many"]);
+    redis.cli(&["XADD", "ticksock:inbox:n1", "*", "x", "1"]);
+    redis.cli(&["XADD", "ticksock:registry", "*", "x", "1"]);
+
+    // n1's reader moves past the entries without their field: it waits in XREAD (250 ms at a
+    // time), rather than reading them again and again.
+    let before = xreads(&redis);
+    std::thread::sleep(Duration::from_secs(1));
+    let reads = xreads(&redis) - before;
+    assert!(reads < 40, "{reads} XREADs in a second");
+
+    // A node that joins now reads n1's share, odd field and all.
+    let n2 = Node::start(&redis, "n2", 2000);
+    let mut bob = Player::connect(&n2.url());
+    login(&mut bob, "bob");
+    wait_until(PATIENCE, "n2 sees ann", || whisper(&mut bob, "ann", "hi").is_ok());
+    wait_until(PATIENCE, "n1 sees bob", || whisper(&mut ann, "bob", "hi").is_ok());
+}

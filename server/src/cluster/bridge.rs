@@ -189,8 +189,9 @@ fn last_id(con: &mut Connection, stream: &str) -> redis::RedisResult<String> {
     Ok(entries(value).into_iter().next().map_or_else(|| "0-0".to_owned(), |(id, _)| id))
 }
 
-/// The (id, field `m`) pairs of an `XRANGE`-shaped reply.
-fn entries(value: Value) -> Vec<(String, Vec<u8>)> {
+/// The (id, field `m`) pairs of an `XRANGE`-shaped reply. An entry without a field `m` (not
+/// written by a node) keeps its id, so a reader moves past it rather than reading it forever.
+fn entries(value: Value) -> Vec<(String, Option<Vec<u8>>)> {
     let Value::Array(items) = value else { return Vec::new() };
     items
         .into_iter()
@@ -198,14 +199,72 @@ fn entries(value: Value) -> Vec<(String, Vec<u8>)> {
             let Value::Array(mut pair) = item else { return None };
             let fields = pair.pop()?;
             let id = text(pair.pop()?)?;
-            let Value::Array(fields) = fields else { return None };
-            let m = fields.chunks(2).find_map(|kv| match kv {
-                [Value::BulkString(k), Value::BulkString(v)] if k == b"m" => Some(v.clone()),
+            let m = match fields {
+                Value::Array(fields) => fields.chunks(2).find_map(|kv| match kv {
+                    [Value::BulkString(k), Value::BulkString(v)] if k == b"m" => Some(v.clone()),
+                    _ => None,
+                }),
+                Value::Map(fields) => fields.into_iter().find_map(|kv| match kv {
+                    (Value::BulkString(k), Value::BulkString(v)) if k == b"m" => Some(v),
+                    _ => None,
+                }),
                 _ => None,
-            })?;
+            };
             Some((id, m))
         })
         .collect()
+}
+
+/// The (stream, entries) pairs of an `XREAD` reply (an array of pairs, or a map under RESP3).
+fn streams(value: Value) -> Vec<(String, Value)> {
+    let pairs: Vec<(Value, Value)> = match value {
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|stream| {
+                let Value::Array(mut pair) = stream else { return None };
+                let items = pair.pop()?;
+                Some((pair.pop()?, items))
+            })
+            .collect(),
+        Value::Map(pairs) => pairs,
+        _ => Vec::new(),
+    };
+    pairs.into_iter().filter_map(|(key, items)| Some((text(key)?, items))).collect()
+}
+
+/// The (name, count) pairs of an `HGETALL` reply. A pair that is not a name and a count (data
+/// no node of this version wrote) is skipped: one bad field must not keep a node from
+/// reading every other node's share.
+fn counts(value: Value) -> Vec<(String, u32)> {
+    let pairs: Vec<(Value, Value)> = match value {
+        Value::Array(items) => {
+            let mut items = items.into_iter();
+            std::iter::from_fn(|| Some((items.next()?, items.next()?))).collect()
+        }
+        Value::Map(pairs) => pairs,
+        _ => Vec::new(),
+    };
+    let mut skipped = 0;
+    let counts = pairs
+        .into_iter()
+        .filter_map(|(name, count)| {
+            let parsed = text(name).zip(text(count).and_then(|c| c.parse().ok()));
+            skipped += usize::from(parsed.is_none());
+            parsed
+        })
+        .collect();
+    if skipped > 0 {
+        tracing::warn!(skipped, "cluster: fields of a node's share that are not counts were skipped");
+    }
+    counts
+}
+
+/// The members of an `SMEMBERS` reply that are text.
+fn names(value: Value) -> Vec<String> {
+    match value {
+        Value::Array(items) | Value::Set(items) => items.into_iter().filter_map(text).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn text(value: Value) -> Option<String> {
@@ -774,7 +833,7 @@ impl Reader {
     /// its current end (events after it are applied on top, harmlessly: counts are absolute).
     fn resync(&mut self, con: &mut Connection) -> redis::RedisResult<()> {
         self.registry_id = last_id(con, keys::REGISTRY)?;
-        let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(keys::NODES).query(con)?;
+        let nodes = names(redis::cmd("SMEMBERS").arg(keys::NODES).query(con)?);
         for node in nodes.into_iter().filter(|n| *n != self.me) {
             let info: Option<Vec<u8>> = redis::cmd("GET").arg(keys::node(&node)).query(con)?;
             let Some(info) = info.as_deref().and_then(wire::decode::<NodeInfo>) else {
@@ -782,22 +841,21 @@ impl Reader {
                 redis::cmd("SREM").arg(keys::NODES).arg(&node).query::<()>(con)?;
                 continue;
             };
-            let (users, groups, rooms): (HashMap<String, u32>, HashMap<String, u32>, Vec<String>) =
-                redis::pipe()
-                    .cmd("HGETALL")
-                    .arg(keys::users(&node))
-                    .cmd("HGETALL")
-                    .arg(keys::groups(&node))
-                    .cmd("SMEMBERS")
-                    .arg(keys::rooms(&node))
-                    .query(con)?;
+            let (users, groups, rooms): (Value, Value, Value) = redis::pipe()
+                .cmd("HGETALL")
+                .arg(keys::users(&node))
+                .cmd("HGETALL")
+                .arg(keys::groups(&node))
+                .cmd("SMEMBERS")
+                .arg(keys::rooms(&node))
+                .query(con)?;
             self.send(FromBridge::Snapshot(NodeSnapshot {
                 node,
                 epoch: info.epoch,
                 url: info.url,
-                users: users.into_iter().collect(),
-                groups: groups.into_iter().collect(),
-                rooms,
+                users: counts(users),
+                groups: counts(groups),
+                rooms: names(rooms),
             }));
         }
         Ok(())
@@ -815,24 +873,24 @@ impl Reader {
             .arg(&self.inbox_id)
             .arg(&self.registry_id)
             .query(con)?;
-        let Value::Array(streams) = reply else { return Ok(()) };
-        for stream in streams {
-            let Value::Array(mut pair) = stream else { continue };
-            let (Some(items), Some(key)) = (pair.pop(), pair.pop().and_then(text)) else { continue };
+        for (key, items) in streams(reply) {
             let items = entries(items);
             if key == self.inbox {
                 if let Some((id, _)) = items.last() {
                     self.inbox_id = id.clone();
                 }
                 for (_, entry) in items {
-                    self.deliver(&entry);
+                    match entry {
+                        Some(entry) => self.deliver(&entry),
+                        None => tracing::warn!("cluster: an inbox entry without its field was skipped"),
+                    }
                 }
             } else {
                 if let Some((id, _)) = items.last() {
                     self.registry_id = id.clone();
                 }
                 for (_, entry) in items {
-                    match wire::decode::<RegistryEvent>(&entry) {
+                    match entry.as_deref().and_then(wire::decode::<RegistryEvent>) {
                         Some(event) => self.send(FromBridge::Event(event)),
                         None => tracing::warn!("cluster: an undecodable registry entry was skipped"),
                     }
@@ -881,6 +939,60 @@ mod tests {
 
     fn rooms(names: &[&str]) -> Vec<String> {
         names.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    fn entry(id: &str, fields: &[(&str, &str)]) -> Value {
+        let fields = fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect();
+        Value::Array(vec![bulk(id), Value::Array(fields)])
+    }
+
+    #[test]
+    fn a_stream_entry_without_its_field_keeps_its_id_so_the_reader_moves_past_it() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![bulk("ticksock:inbox:n1"), Value::Array(vec![entry("1-0", &[("m", "a")])])]),
+            Value::Array(vec![
+                bulk("ticksock:registry"),
+                Value::Array(vec![entry("2-0", &[("m", "b")]), entry("3-0", &[("x", "c")])]),
+            ]),
+        ]);
+        let read: Vec<(String, Vec<(String, Option<Vec<u8>>)>)> =
+            streams(reply).into_iter().map(|(key, items)| (key, entries(items))).collect();
+        assert_eq!(
+            read,
+            [
+                ("ticksock:inbox:n1".to_owned(), vec![("1-0".to_owned(), Some(b"a".to_vec()))]),
+                (
+                    "ticksock:registry".to_owned(),
+                    vec![("2-0".to_owned(), Some(b"b".to_vec())), ("3-0".to_owned(), None)]
+                ),
+            ],
+            "the last id read is 3-0, the entry the reader cannot use"
+        );
+        let map = Value::Map(vec![(bulk("s"), Value::Array(vec![entry("4-0", &[("m", "d")])]))]);
+        assert_eq!(streams(map).len(), 1, "RESP3's map");
+    }
+
+    #[test]
+    fn a_share_with_fields_that_are_not_counts_is_read_without_them() {
+        let hash = Value::Array(vec![
+            bulk("ann"),
+            bulk("2"),
+            bulk("bob"),
+            bulk("many"),
+            Value::BulkString(vec![0xff]),
+            bulk("1"),
+            bulk("cid"),
+            bulk("1"),
+            bulk("odd"),
+        ]);
+        assert_eq!(counts(hash), [("ann".to_owned(), 2), ("cid".to_owned(), 1)]);
+        assert_eq!(counts(Value::Nil), []);
+        let set = Value::Array(vec![bulk("r1"), Value::BulkString(vec![0xff]), bulk("r2")]);
+        assert_eq!(names(set), ["r1", "r2"]);
     }
 
     #[test]

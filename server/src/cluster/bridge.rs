@@ -135,7 +135,7 @@ pub(crate) fn start(
     reader.resync(&mut reader_con).map_err(|e| fail("cannot read the registry", e))?;
     reader.con = Some(reader_con);
 
-    let tickets = Tickets::new(&secret, &me, config.ticket_lifetime.as_millis() as u64);
+    let tickets = Tickets::new(&secret, &me, epoch, config.ticket_lifetime.as_millis() as u64);
     let link = ClusterLink::new(&me, to_bridge, from_bridge, tickets, metrics.clone());
     let mut writer = Writer {
         info: wire::encode(&NodeInfo { epoch, url: public_url.clone() }),

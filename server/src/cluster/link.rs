@@ -67,7 +67,7 @@ pub(crate) enum FromBridge {
 #[derive(Debug)]
 enum Home {
     Here,
-    Elsewhere { node: Arc<str>, url: String },
+    Elsewhere { node: Arc<str>, epoch: u64, url: String },
     Unclaimed,
 }
 
@@ -253,7 +253,7 @@ impl ClusterLink {
             return Home::Here;
         }
         match registry.room_owner(room) {
-            Some((node, _, url)) => Home::Elsewhere { node: node.clone(), url: url.to_owned() },
+            Some((node, epoch, url)) => Home::Elsewhere { node: node.clone(), epoch, url: url.to_owned() },
             None => Home::Unclaimed,
         }
     }
@@ -270,10 +270,10 @@ impl ClusterLink {
     ) -> Result<(), AppError> {
         match self.home(registry, room) {
             Home::Here => Ok(()),
-            Home::Elsewhere { node, url } => {
+            Home::Elsewhere { node, epoch, url } => {
                 self.next_nonce = self.next_nonce.wrapping_add(1);
                 let ticket =
-                    self.tickets.issue(user, &node, unix_ms(), self.next_nonce).ok_or_else(|| {
+                    self.tickets.issue(user, &node, epoch, unix_ms(), self.next_nonce).ok_or_else(|| {
                         AppError::new(
                             error_code::INTERNAL,
                             "the user's name is too long for a redirect ticket",

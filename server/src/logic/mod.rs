@@ -501,7 +501,7 @@ mod tests {
     ) -> (Logic<G>, crossbeam_channel::Receiver<ToBridge>, crossbeam_channel::Sender<FromBridge>) {
         let (to_bridge, from_logic) = crossbeam_channel::bounded(capacity);
         let (to_logic, from_bridge) = crossbeam_channel::bounded(64);
-        let tickets = crate::cluster::ticket::Tickets::new(b"secret", "me", 10_000);
+        let tickets = crate::cluster::ticket::Tickets::new(b"secret", "me", 1, 10_000);
         let metrics = std::sync::Arc::new(crate::cluster::ClusterMetrics::default());
         let link = ClusterLink::new("me", to_bridge, from_bridge, tickets, metrics);
         let mut logic = Logic::new(game);

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use support::cluster::{Node, Player, Proxy, Redis, wait_until};
 use ticksock_arena::proto::{
-    Chat, ChatLine, ERR_NOT_ONLINE, Join, Joined, LoggedIn, Login, Presence, ROUTE_CHAT, ROUTE_JOIN,
-    ROUTE_LOGIN, ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_WHISPER, Whisper,
+    Chat, ChatLine, ERR_NO_SUCH_ROOM, ERR_NOT_ONLINE, Join, Joined, LoggedIn, Login, Presence, ROUTE_CHAT,
+    ROUTE_JOIN, ROUTE_LOGIN, ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_WHISPER,
+    Whisper,
 };
 use ticksock_client::Error;
 
@@ -348,4 +349,24 @@ fn entries_and_fields_no_node_wrote_are_skipped_and_cost_nothing_else() {
     login(&mut bob, "bob");
     wait_until(PATIENCE, "n2 sees ann", || whisper(&mut bob, "ann", "hi").is_ok());
     wait_until(PATIENCE, "n1 sees bob", || whisper(&mut ann, "bob", "hi").is_ok());
+}
+
+#[test]
+fn an_arena_refused_for_want_of_space_is_not_claimed() {
+    let redis = Redis::start();
+    let n1 = Node::start(&redis, "n1", 2000);
+    let n2 = Node::start(&redis, "n2", 2000);
+    let mut ann = Player::connect(&n1.url());
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    // The lobby and 255 more: the arena's 256 at most.
+    for i in 0..255 {
+        join(&mut ann, &format!("a{i}"));
+    }
+    let refused = ann.client.call::<_, Joined>(ROUTE_JOIN, &Join { room: "over".into() });
+    assert!(matches!(refused, Err(Error::Server { code: ERR_NO_SUCH_ROOM, .. })), "{refused:?}");
+    wait_until(PATIENCE, "n2 lists n1's arenas", || rooms(&mut bob).len() == 256);
+    assert_eq!(redis.cli(&["EXISTS", "ticksock:room:over"]), "0", "no claim in Redis");
+    assert!(players_in(&mut bob, "over").is_none(), "nor listed on n2");
 }

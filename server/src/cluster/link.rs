@@ -253,8 +253,12 @@ impl ClusterLink {
             return Home::Here;
         }
         match registry.room_owner(room) {
-            Some((node, epoch, url)) => Home::Elsewhere { node: node.clone(), epoch, url: url.to_owned() },
-            None => Home::Unclaimed,
+            // A node heard of only through its changes has no URL yet, and a redirect needs
+            // one: the claim asks Redis, which answers with the holder's.
+            Some((node, epoch, url)) if !url.is_empty() => {
+                Home::Elsewhere { node: node.clone(), epoch, url: url.to_owned() }
+            }
+            _ => Home::Unclaimed,
         }
     }
 

@@ -634,6 +634,26 @@ mod tests {
     }
 
     #[test]
+    fn a_room_held_by_a_node_whose_url_is_not_known_yet_is_claimed_not_redirected_to_nowhere() {
+        use crate::cluster::wire::RegistryEvent;
+        let (c, now) = (ConnId::new(1, 1), Instant::now());
+        let (mut logic, from_logic, _) = clustered(Claimer::default(), &[c], now);
+        let _ = claims(&from_logic);
+        let rooms = RegistryEvent::Rooms { node: "a".into(), epoch: 1, entries: vec![("r".into(), true)] };
+        logic.handle_cluster(FromBridge::Event(rooms), now);
+        enter(&mut logic, c, 1, "r", now);
+        assert!(answered(logic.poll_batch()).is_empty(), "no redirect without a URL");
+        assert_eq!(claims(&from_logic), ["r"]);
+        let outcome = ClaimOutcome::Theirs { node: "a".into(), epoch: 1, url: "ws://a/".into() };
+        logic.handle_cluster(FromBridge::Claimed { room: "r".into(), outcome }, now);
+        let batch = logic.poll_batch().expect("the redirect");
+        let frame = batch.sends().next().expect("one answer").1.payload.to_vec();
+        let redirect = String::from_utf8_lossy(&frame).into_owned();
+        assert!(redirect.contains("ws://a/?ticket="), "{redirect:?}");
+        assert_eq!(logic.stats().errors[usize::from(error_code::REDIRECT)], 1);
+    }
+
+    #[test]
     fn a_request_parked_at_shutdown_is_answered_shutting_down() {
         let (a, now) = (ConnId::new(1, 1), Instant::now());
         let (mut logic, from_logic, _) = clustered(Claimer::default(), &[a], now);

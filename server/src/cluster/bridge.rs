@@ -59,20 +59,32 @@ if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1])
 return 0
 ";
 
-/// The running cluster threads.
+/// The running cluster threads. Dropped without [`ClusterThreads::join`] (a server that
+/// failed to start after joining), the reader is told to stop all the same; the writer stops
+/// once the link is dropped.
 pub(crate) struct ClusterThreads {
-    writer: JoinHandle<()>,
-    reader: JoinHandle<()>,
+    writer: Option<JoinHandle<()>>,
+    reader: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
 
 impl ClusterThreads {
     /// Waits for both threads. The writer ends once the logic thread has dropped its link
     /// (after it wrote the node's goodbye); the reader is told to stop here.
-    pub(crate) fn join(self) {
-        let _ = self.writer.join();
+    pub(crate) fn join(mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
         self.stop.store(true, Relaxed);
-        let _ = self.reader.join();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for ClusterThreads {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
     }
 }
 
@@ -171,7 +183,7 @@ pub(crate) fn start(
         .name("cluster-reader".into())
         .spawn(move || reader.run())
         .map_err(|e| format!("cannot start the cluster reader: {e}"))?;
-    Ok((link, ClusterThreads { writer, reader, stop }))
+    Ok((link, ClusterThreads { writer: Some(writer), reader: Some(reader), stop }))
 }
 
 fn random_bytes() -> [u8; 32] {

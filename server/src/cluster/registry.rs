@@ -204,8 +204,8 @@ impl Registry {
     }
 
     /// The view of `node` at `epoch`, extended to `now + lease`: created if unknown, and
-    /// replaced if the node restarted (a new epoch: what the old one held is gone). `None`
-    /// for this node itself, and for an event of an older epoch than the one known.
+    /// replaced if the epoch differs (the node restarted: what the old run held is gone).
+    /// `None` for this node itself.
     fn view(&mut self, node: &str, epoch: u64, now: Instant) -> Option<&mut NodeView> {
         if node == self.me {
             return None;

@@ -370,3 +370,38 @@ fn an_arena_refused_for_want_of_space_is_not_claimed() {
     assert_eq!(redis.cli(&["EXISTS", "ticksock:room:over"]), "0", "no claim in Redis");
     assert!(players_in(&mut bob, "over").is_none(), "nor listed on n2");
 }
+
+#[test]
+fn a_node_whose_reading_fell_behind_the_registry_stream_s_cap_reads_every_share_again() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(&redis);
+    let n1 = Node::start(&redis, "n1", 6000);
+    let n2 = Node::start_at(&proxy.url(), "n2", 6000);
+    let mut ann = Player::connect(&n1.url());
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    wait_until(PATIENCE, "n2 sees ann", || whisper(&mut bob, "ann", "hi").is_ok());
+
+    // n2's answers from Redis are held (less than its calls' 1 s timeout) while n1 changes
+    // and more entries than the registry stream's cap follow: n1's change is trimmed before
+    // n2 reads it.
+    proxy.hold();
+    // Answers the XREAD n2 waits in, before n1's change could: that answer is held.
+    redis.cli(&["XADD", "ticksock:registry", "*", "x", "1"]);
+    login(&mut ann, "eve");
+    wait_until(PATIENCE, "n1 wrote the change", || {
+        redis.cli(&["HEXISTS", "ticksock:node:n1:users", "eve"]) == "1"
+    });
+    let flood = "for i = 1, 10000 do redis.call('XADD', KEYS[1], 'MAXLEN', '~', 100000, '*', 'x', '1') end";
+    for _ in 0..11 {
+        redis.cli(&["EVAL", flood, "1", "ticksock:registry"]);
+    }
+    proxy.release();
+    wait_until(PATIENCE, "n2 sees eve and no longer ann", || {
+        whisper(&mut bob, "eve", "hi").is_ok() && not_online(whisper(&mut bob, "ann", "?"))
+    });
+    // A failed call would have made n2 read every share again on its own.
+    assert_eq!(n2.metric("ticksock_cluster_redis_errors_total"), 0, "n2's calls to Redis all succeeded");
+    assert_eq!(n1.metric("ticksock_cluster_redis_errors_total"), 0);
+}

@@ -97,10 +97,12 @@ impl Redis {
 }
 
 /// A TCP proxy in front of a Redis, which a test can cut (every connection through it ends,
-/// and new ones end at once) and restore: one node loses Redis while the others keep it.
+/// and new ones end at once) and restore: one node loses Redis while the others keep it. It
+/// can also hold Redis's answers for a while, as a slow network would.
 pub struct Proxy {
     pub port: u16,
     cut: Arc<AtomicBool>,
+    held: Arc<AtomicBool>,
     stopped: Arc<AtomicBool>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
 }
@@ -112,8 +114,15 @@ impl Proxy {
         let port = listener.local_addr().expect("its address").port();
         let target = redis.port;
         let (cut, stopped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let held = Arc::new(AtomicBool::new(false));
         let streams = Arc::new(Mutex::new(Vec::new()));
-        let proxy = Self { port, cut: cut.clone(), stopped: stopped.clone(), streams: streams.clone() };
+        let proxy = Self {
+            port,
+            cut: cut.clone(),
+            held: held.clone(),
+            stopped: stopped.clone(),
+            streams: streams.clone(),
+        };
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
@@ -127,8 +136,8 @@ impl Proxy {
                 let ends = [client.try_clone(), server.try_clone(), client.try_clone(), server.try_clone()];
                 let [Ok(c1), Ok(s1), Ok(c2), Ok(s2)] = ends else { continue };
                 streams.lock().expect("not poisoned").extend([c2, s2]);
-                pipe(client, server);
-                pipe(s1, c1);
+                pipe(client, server, None);
+                pipe(s1, c1, Some(held.clone()));
             }
         });
         proxy
@@ -151,6 +160,16 @@ impl Proxy {
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
     }
+
+    /// Holds what Redis answers until [`Proxy::release`].
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Passes on what it held, and what comes after.
+    pub fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Proxy {
@@ -162,10 +181,20 @@ impl Drop for Proxy {
     }
 }
 
-/// Copies `from` to `to` until either ends, then ends both.
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to` until either ends, then ends both; while `held` is set, what it read
+/// waits.
+fn pipe(mut from: TcpStream, mut to: TcpStream, held: Option<Arc<AtomicBool>>) {
+    use std::io::{Read, Write};
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
+        let mut buf = vec![0u8; 64 << 10];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            while held.as_ref().is_some_and(|h| h.load(Ordering::SeqCst)) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
     });

@@ -244,6 +244,36 @@ fn streams(value: Value) -> Vec<(String, Value)> {
     pairs.into_iter().filter_map(|(key, items)| Some((text(key)?, items))).collect()
 }
 
+/// A stream entry id (`MS-SEQ`) as numbers, to compare.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Whether an `XINFO STREAM` reply says entries after `from` may be gone: its first entry is
+/// past `from` (trimming, which `max-deleted-entry-id` does not count), or an entry past it
+/// was deleted. A reader that had read up to `from` may have missed them; at worst (the
+/// entries trimmed were all at or before `from`) it reads every share again for nothing.
+fn trimmed_past(info: Value, from: &str) -> bool {
+    let pairs: Vec<(Value, Value)> = match info {
+        Value::Array(items) => {
+            let mut items = items.into_iter();
+            std::iter::from_fn(|| Some((items.next()?, items.next()?))).collect()
+        }
+        Value::Map(pairs) => pairs,
+        _ => Vec::new(),
+    };
+    let Some(from) = stream_id(from) else { return false };
+    pairs.into_iter().any(|(key, value)| {
+        let id = match (text(key).as_deref(), value) {
+            (Some("max-deleted-entry-id" | "recorded-first-entry-id"), value) => text(value),
+            (Some("first-entry"), Value::Array(mut entry)) if !entry.is_empty() => text(entry.swap_remove(0)),
+            _ => None,
+        };
+        id.as_deref().and_then(stream_id).is_some_and(|id| id > from)
+    })
+}
+
 /// The (name, count) pairs of an `HGETALL` reply. A pair that is not a name and a count (data
 /// no node of this version wrote) is skipped: one bad field must not keep a node from
 /// reading every other node's share.
@@ -885,6 +915,9 @@ impl Reader {
             .arg(&self.inbox_id)
             .arg(&self.registry_id)
             .query(con)?;
+        let registry_from = self.registry_id.clone();
+        let mut behind = false;
+        let mut skipped = 0;
         for (key, items) in streams(reply) {
             let items = entries(items);
             if key == self.inbox {
@@ -894,19 +927,34 @@ impl Reader {
                 for (_, entry) in items {
                     match entry {
                         Some(entry) => self.deliver(&entry),
-                        None => tracing::warn!("cluster: an inbox entry without its field was skipped"),
+                        None => skipped += 1,
                     }
                 }
             } else {
+                behind = items.len() >= BATCH;
                 if let Some((id, _)) = items.last() {
                     self.registry_id = id.clone();
                 }
                 for (_, entry) in items {
                     match entry.as_deref().and_then(wire::decode::<RegistryEvent>) {
                         Some(event) => self.send(FromBridge::Event(event)),
-                        None => tracing::warn!("cluster: an undecodable registry entry was skipped"),
+                        None => skipped += 1,
                     }
                 }
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(skipped, "cluster: stream entries no node of this version wrote were skipped");
+        }
+        // A full batch: this reader is behind, and may be so far behind that the stream's
+        // cap has trimmed events it never read, whose changes would then stay unknown here.
+        if behind {
+            let info: Value = redis::cmd("XINFO").arg("STREAM").arg(keys::REGISTRY).query(con)?;
+            if trimmed_past(info, &registry_from) {
+                tracing::warn!(
+                    "cluster: the registry stream was trimmed past what this node had read; it reads every node's share again"
+                );
+                self.resync(con)?;
             }
         }
         Ok(())
@@ -1005,6 +1053,31 @@ mod tests {
         assert_eq!(counts(Value::Nil), []);
         let set = Value::Array(vec![bulk("r1"), Value::BulkString(vec![0xff]), bulk("r2")]);
         assert_eq!(names(set), ["r1", "r2"]);
+    }
+
+    #[test]
+    fn a_reader_knows_when_the_stream_was_trimmed_past_what_it_had_read() {
+        // As Redis 7.0 answers after `XADD MAXLEN ~` trimmed it: nothing deleted by XDEL.
+        let info = |first: &str| {
+            Value::Array(vec![
+                bulk("length"),
+                Value::Int(100_000),
+                bulk("max-deleted-entry-id"),
+                bulk("0-0"),
+                bulk("first-entry"),
+                entry(first, &[("x", "1")]),
+            ])
+        };
+        assert!(trimmed_past(info("1700000000000-5"), "1700000000000-4"));
+        assert!(trimmed_past(info("1700000000001-0"), "1700000000000-9"));
+        assert!(!trimmed_past(info("1700000000000-4"), "1700000000000-4"), "it starts where the reader is");
+        assert!(!trimmed_past(info("1700000000000-4"), "1700000000000-8"), "what went was read");
+        let deleted = Value::Array(vec![bulk("max-deleted-entry-id"), bulk("9-0")]);
+        assert!(trimmed_past(deleted, "8-5"), "an entry past it was deleted");
+        let recorded = Value::Array(vec![bulk("recorded-first-entry-id"), bulk("9-0")]);
+        assert!(trimmed_past(recorded, "8-5"));
+        assert!(!trimmed_past(Value::Array(vec![bulk("length"), Value::Int(0)]), "5-0"), "an empty stream");
+        assert!(stream_id("99-x").is_none());
     }
 
     #[test]

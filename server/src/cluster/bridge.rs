@@ -201,9 +201,12 @@ fn last_id(con: &mut Connection, stream: &str) -> redis::RedisResult<String> {
     Ok(entries(value).into_iter().next().map_or_else(|| "0-0".to_owned(), |(id, _)| id))
 }
 
+/// A stream entry: its id, and its field `m` if it has one.
+type Entry = (String, Option<Vec<u8>>);
+
 /// The (id, field `m`) pairs of an `XRANGE`-shaped reply. An entry without a field `m` (not
 /// written by a node) keeps its id, so a reader moves past it rather than reading it forever.
-fn entries(value: Value) -> Vec<(String, Option<Vec<u8>>)> {
+fn entries(value: Value) -> Vec<Entry> {
     let Value::Array(items) = value else { return Vec::new() };
     items
         .into_iter()
@@ -735,10 +738,22 @@ impl Writer {
     /// The logic thread has stopped: write what is pending, then say goodbye so the other
     /// nodes forget this one at once rather than at the end of its lease.
     fn leave(&mut self) {
+        if self.con.is_some()
+            && let Err(e) = self.flush()
+        {
+            self.con = None;
+            tracing::warn!("cluster: could not write what was pending at shutdown ({e})");
+        }
         if self.con.is_none() {
+            if !self.pending.is_empty() {
+                self.metrics.dropped.fetch_add(self.pending.len() as u64, Relaxed);
+                tracing::warn!(
+                    dropped = self.pending.len(),
+                    "cluster: deliveries to other nodes were dropped at shutdown: Redis is unreachable"
+                );
+            }
             return;
         }
-        let _ = self.flush();
         let me = self.me.clone();
         let mut pipe = redis::pipe();
         for room in &self.rooms {
@@ -783,6 +798,9 @@ fn connection_failed(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped()
 }
 
+/// A failed connection's error, and the rooms whose claims it left unanswered.
+type Unanswered = (redis::RedisError, Vec<String>);
+
 /// Claims each room in turn with `claim`: the answers, and on a failed connection, its error
 /// with the rooms not answered yet (the one that failed first), for the caller to answer once
 /// it has given the connection up. A room whose claim Redis refuses (its key holds something
@@ -790,7 +808,7 @@ fn connection_failed(e: &redis::RedisError) -> bool {
 fn claim_each(
     rooms: Vec<String>,
     mut claim: impl FnMut(&str) -> redis::RedisResult<ClaimOutcome>,
-) -> (Vec<(String, ClaimOutcome)>, Option<(redis::RedisError, Vec<String>)>) {
+) -> (Vec<(String, ClaimOutcome)>, Option<Unanswered>) {
     let mut answers = Vec::with_capacity(rooms.len());
     let mut rooms = rooms.into_iter();
     while let Some(room) = rooms.next() {
@@ -1019,7 +1037,7 @@ mod tests {
                 Value::Array(vec![entry("2-0", &[("m", "b")]), entry("3-0", &[("x", "c")])]),
             ]),
         ]);
-        let read: Vec<(String, Vec<(String, Option<Vec<u8>>)>)> =
+        let read: Vec<(String, Vec<Entry>)> =
             streams(reply).into_iter().map(|(key, items)| (key, entries(items))).collect();
         assert_eq!(
             read,

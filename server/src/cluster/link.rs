@@ -1,11 +1,12 @@
 //! The logic thread's end of the cluster: what it sends the bridge (deliveries, its share of
 //! the registry, room claims), what it gets back, and the rooms and tickets it keeps. No I/O:
-//! two channels, and `now` passed in.
+//! two channels, and the wall clock for tickets (they cross machines, so they carry Unix
+//! time; [`Tickets`] itself takes it passed in).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::Serialize;
@@ -84,6 +85,11 @@ pub(crate) struct ClusterLink {
     claiming: HashMap<String, Vec<crate::bridge::ToLogic>>,
     /// Set by [`ClusterLink::claim_room`] during a dispatch: park that request.
     park: Option<String>,
+    /// While the requests parked on a claim are handled again: the room, and the node Redis
+    /// said holds it. Not recorded in the registry, which learns rooms from the stream alone:
+    /// this answer may be older than what the stream has said since (the holder released the
+    /// room), and would then list the room as the holder's for good.
+    claimed_elsewhere: Option<(String, Arc<str>, u64, String)>,
     /// Claims and releases the bridge could not take yet (its channel was full), oldest
     /// first; sent again before any newer one, so a room's claim never overtakes its release.
     unsent: VecDeque<ToBridge>,
@@ -120,6 +126,7 @@ impl ClusterLink {
             held: HashSet::new(),
             claiming: HashMap::new(),
             park: None,
+            claimed_elsewhere: None,
             unsent: VecDeque::new(),
             next_nonce: getrandom::u64().unwrap_or(1),
             unlogged_drops: 0,
@@ -252,6 +259,11 @@ impl ClusterLink {
         if self.held.contains(room) {
             return Home::Here;
         }
+        if let Some((claimed, node, epoch, url)) = &self.claimed_elsewhere
+            && claimed == room
+        {
+            return Home::Elsewhere { node: node.clone(), epoch: *epoch, url: url.clone() };
+        }
         match registry.room_owner(room) {
             // A node heard of only through its changes has no URL yet, and a redirect needs
             // one: the claim asks Redis, which answers with the holder's.
@@ -328,23 +340,28 @@ impl ClusterLink {
     }
 
     /// A claim was answered: records who holds the room, and returns the requests that waited
-    /// for it, to be handled again.
+    /// for it, to be handled again before [`ClusterLink::end_claimed`] (those another node's
+    /// room waited for are redirected to it).
     pub(crate) fn handle_claimed(
         &mut self,
-        registry: &mut Registry,
         room: String,
         outcome: ClaimOutcome,
-        now: Instant,
     ) -> Vec<crate::bridge::ToLogic> {
+        let waiting = self.claiming.remove(&room).unwrap_or_default();
         match outcome {
             ClaimOutcome::Mine | ClaimOutcome::Unreachable => {
-                self.held.insert(room.clone());
+                self.held.insert(room);
             }
             ClaimOutcome::Theirs { node, epoch, url } => {
-                registry.handle_room_owner(&room, &node, epoch, &url, now);
+                self.claimed_elsewhere = Some((room, node.into(), epoch, url));
             }
         }
-        self.claiming.remove(&room).unwrap_or_default()
+        waiting
+    }
+
+    /// The requests a claim's answer released have been handled.
+    pub(crate) fn end_claimed(&mut self) {
+        self.claimed_elsewhere = None;
     }
 
     /// Gives a room up (it was disposed of).

@@ -102,17 +102,6 @@ impl Registry {
         }
     }
 
-    /// A claim answered by Redis: `node` holds `room` (this node's own claims are not kept
-    /// here).
-    pub fn handle_room_owner(&mut self, room: &str, node: &str, epoch: u64, url: &str, now: Instant) {
-        if let Some(view) = self.view(node, epoch, now)
-            && view.url.is_empty()
-        {
-            view.url = url.into();
-        }
-        self.set_room(node, epoch, room, true, now);
-    }
-
     /// This node lost its connection to Redis: until [`Registry::handle_reconnected`], it
     /// cannot hear heartbeats, so it forgets no node (its answers stay as they were; sends to
     /// other nodes wait in the bridge).

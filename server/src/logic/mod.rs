@@ -148,9 +148,12 @@ impl<G: Game> Logic<G> {
             }
             FromBridge::Claimed { room, outcome } => {
                 let Some(cluster) = fx.cluster.as_mut() else { return };
-                let waiting = cluster.handle_claimed(fx.hub.cluster_mut(), room, outcome, now);
+                let waiting = cluster.handle_claimed(room, outcome);
                 for request in waiting {
                     self.handle_message(request, now);
+                }
+                if let Some(cluster) = self.fx.cluster.as_mut() {
+                    cluster.end_claimed();
                 }
             }
         }
@@ -651,6 +654,29 @@ mod tests {
         let redirect = String::from_utf8_lossy(&frame).into_owned();
         assert!(redirect.contains("ws://a/?ticket="), "{redirect:?}");
         assert_eq!(logic.stats().errors[usize::from(error_code::REDIRECT)], 1);
+    }
+
+    #[test]
+    fn a_claim_answer_older_than_the_stream_redirects_its_requests_but_lists_no_room() {
+        use crate::cluster::wire::RegistryEvent;
+        let (c, now) = (ConnId::new(1, 1), Instant::now());
+        let (mut logic, from_logic, _) = clustered(Claimer::default(), &[c], now);
+        let _ = claims(&from_logic);
+        let heartbeat = RegistryEvent::Heartbeat { node: "a".into(), epoch: 1, url: "ws://a/".into() };
+        logic.handle_cluster(FromBridge::Event(heartbeat), now);
+        enter(&mut logic, c, 1, "r", now);
+        assert_eq!(claims(&from_logic), ["r"]);
+        // Redis answered "a holds r"; before that answer came, the stream said a gave r up.
+        let released =
+            RegistryEvent::Rooms { node: "a".into(), epoch: 1, entries: vec![("r".into(), false)] };
+        logic.handle_cluster(FromBridge::Event(released), now);
+        let outcome = ClaimOutcome::Theirs { node: "a".into(), epoch: 1, url: "ws://a/".into() };
+        logic.handle_cluster(FromBridge::Claimed { room: "r".into(), outcome }, now);
+        assert_eq!(answered(logic.poll_batch()), [(c, 1)], "redirected, as Redis answered");
+        assert_eq!(logic.stats().errors[usize::from(error_code::REDIRECT)], 1);
+        assert!(logic.hub().cluster().room_owner("r").is_none(), "the stream's word stands");
+        enter(&mut logic, c, 2, "r", now);
+        assert_eq!(claims(&from_logic), ["r"], "the next enter asks Redis again");
     }
 
     #[test]

@@ -34,9 +34,15 @@ impl Outbox {
         Self { retain, next: HashMap::new(), written: VecDeque::new() }
     }
 
-    /// The next number for receiver `node` at `epoch`.
+    /// The next number for receiver `node` at `epoch`. A new epoch of a node ends the
+    /// numbering of its earlier ones (that run has stopped), so what is kept grows with the
+    /// nodes, not with their restarts.
     pub fn number(&mut self, node: &str, epoch: u64) -> u64 {
-        let next = self.next.entry((node.to_owned(), epoch)).or_insert(1);
+        let key = (node.to_owned(), epoch);
+        if !self.next.contains_key(&key) {
+            self.next.retain(|(n, _), _| n != node);
+        }
+        let next = self.next.entry(key).or_insert(1);
         let seq = *next;
         *next += 1;
         seq
@@ -125,6 +131,8 @@ mod tests {
         let mut out = Outbox::new(Duration::from_secs(2));
         assert_eq!((out.number("b", 1), out.number("b", 1), out.number("c", 1)), (1, 2, 1));
         assert_eq!(out.number("b", 2), 1, "a restarted receiver starts again at 1");
+        assert_eq!(out.number("b", 2), 2);
+        assert_eq!(out.next.len(), 2, "b's first run is forgotten; c is kept");
         out.handle_written(sealed(1), t0);
         out.handle_written(sealed(2), t0 + Duration::from_secs(1));
         assert_eq!(out.poll_resend(t0 + Duration::from_secs(2)), [sealed(1), sealed(2)]);

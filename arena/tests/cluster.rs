@@ -405,3 +405,31 @@ fn a_node_whose_reading_fell_behind_the_registry_stream_s_cap_reads_every_share_
     assert_eq!(n2.metric("ticksock_cluster_redis_errors_total"), 0, "n2's calls to Redis all succeeded");
     assert_eq!(n1.metric("ticksock_cluster_redis_errors_total"), 0);
 }
+
+#[test]
+fn a_node_refuses_a_cluster_secret_too_short_to_sign_tickets() {
+    use std::process::{Command, Stdio};
+    let redis = Redis::start();
+    redis.cli(&["SET", "ticksock:secret", "short"]);
+    let mut node = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
+        .args(["--listen", "127.0.0.1:0", "--cluster", &redis.url()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the arena binary starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = node.try_wait().expect("its status") {
+            break status;
+        }
+        if started.elapsed() > PATIENCE {
+            let _ = node.kill();
+            panic!("the node runs with a secret anyone can sign tickets with");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut node.stderr.take().expect("piped"), &mut stderr).expect("its stderr");
+    assert!(!status.success());
+    assert!(stderr.contains("ticksock:secret"), "{stderr}");
+}

@@ -111,7 +111,7 @@ pub(crate) fn start(
     let client = redis::Client::open(config.redis_url.as_str()).map_err(|e| fail("bad Redis URL", e))?;
     let mut con = connect(&client).map_err(|e| fail("cannot reach Redis", e))?;
     let mut reader_con = connect(&client).map_err(|e| fail("cannot reach Redis", e))?;
-    let offer: [u8; 32] = random_bytes();
+    let offer = random_bytes().map_err(|e| format!("no randomness for the cluster's secret: {e}"))?;
     let secret: Vec<u8> = redis::cmd("SET")
         .arg(keys::SECRET)
         .arg(&offer[..])
@@ -120,6 +120,14 @@ pub(crate) fn start(
         .query::<Option<Vec<u8>>>(&mut con)
         .map(|old| old.unwrap_or_else(|| offer.to_vec()))
         .map_err(|e| fail("cannot read the cluster's secret", e))?;
+    if secret.len() < MIN_SECRET_BYTES {
+        // Tickets signed with a short (or empty) key can be made by anyone.
+        return Err(format!(
+            "the cluster's secret in Redis ({}) is {} bytes, under {MIN_SECRET_BYTES}: delete it and start again",
+            keys::SECRET,
+            secret.len()
+        ));
+    }
     let epoch = getrandom::u64().map_err(|e| format!("no randomness for the node's epoch: {e}"))?;
     let queue = config.queue;
     let (to_bridge, from_logic) = crossbeam_channel::bounded(queue);
@@ -186,12 +194,16 @@ pub(crate) fn start(
     Ok((link, ClusterThreads { writer: Some(writer), reader: Some(reader), stop }))
 }
 
-fn random_bytes() -> [u8; 32] {
+/// The shortest cluster secret a node accepts from Redis (it makes 32).
+const MIN_SECRET_BYTES: usize = 16;
+
+/// 32 random bytes, for the cluster's secret; an error rather than a guessable secret.
+fn random_bytes() -> Result<[u8; 32], getrandom::Error> {
     let mut bytes = [0u8; 32];
     for chunk in bytes.chunks_mut(8) {
-        chunk.copy_from_slice(&getrandom::u64().unwrap_or_default().to_le_bytes());
+        chunk.copy_from_slice(&getrandom::u64()?.to_le_bytes());
     }
-    bytes
+    Ok(bytes)
 }
 
 /// The id of a stream's last entry, or `0-0` for an empty or missing stream.

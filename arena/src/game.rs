@@ -185,18 +185,30 @@ impl Arena {
         if player.room.as_deref() == Some(request.room.as_str()) {
             return Ok(self.joined(&request.room));
         }
+        let no_space = || AppError::new(ERR_NO_SUCH_ROOM, "no such arena, and no space for a new one");
+        let new_here = !self.rooms.contains(&request.room);
         // In a cluster an arena lives on one node (`lobby` on every one): this answers a
-        // redirect to the node that holds it, before anything changes here.
+        // redirect to the node that holds it, before anything changes here. An arena that
+        // could not be made here is not claimed: a claim stays (renewed in Redis, listed on
+        // every node) until its arena is disposed of, and there would be none.
         if !self.config.rooms.contains(&request.room) {
+            if new_here
+                && self.rooms.len() >= self.config.max_rooms
+                && ctx.hub().cluster().room_owner(&request.room).is_none()
+            {
+                return Err(no_space());
+            }
             ctx.claim_room(caller, &request.room)?;
         }
-        if self.rooms.contains(&request.room) {
+        if !new_here {
             // Per node: in a cluster, `lobby` is on every node, each with its own capacity.
             if ctx.hub().local_member_count(&request.room) as u32 >= self.config.capacity {
                 return Err(AppError::new(ERR_ROOM_FULL, "that arena is full"));
             }
         } else if self.rooms.len() >= self.config.max_rooms {
-            return Err(AppError::new(ERR_NO_SUCH_ROOM, "no such arena, and no space for a new one"));
+            // Others were made while this one's claim was on its way: give the claim back.
+            ctx.release_room(&request.room);
+            return Err(no_space());
         }
         self.leave_room(ctx, caller.conn, false);
         let already_here =

@@ -11,11 +11,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::cluster::{Node, Player, Redis, wait_until};
+use support::cluster::{Node, Player, Proxy, Redis, wait_until};
 use ticksock_arena::proto::{
-    Chat, ChatLine, ERR_NOT_ONLINE, Join, Joined, LoggedIn, Login, Presence, ROUTE_CHAT, ROUTE_JOIN,
-    ROUTE_LOGIN, ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE,
-    TOPIC_WHISPER, Whisper,
+    Chat, ChatLine, ERR_NO_SUCH_ROOM, ERR_NOT_ONLINE, Join, Joined, LoggedIn, Login, Presence, ROUTE_CHAT,
+    ROUTE_JOIN, ROUTE_LOGIN, ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, State, TOPIC_CHAT, TOPIC_PRESENCE,
+    TOPIC_STATE, TOPIC_WHISPER, Whisper,
 };
 use ticksock_client::Error;
 
@@ -251,4 +251,193 @@ fn whispers_across_nodes_survive_five_seconds_without_redis_none_lost_or_doubled
     assert_eq!(got.len() as u32, sent, "every whisper arrived: sent {sent}, got {}", got.len());
     assert!(n1.metric("ticksock_cluster_redis_errors_total") >= 1, "Redis did go away");
     assert_eq!(n1.metric("ticksock_cluster_redis_up"), 1, "and came back");
+}
+
+#[test]
+fn what_changed_while_one_node_could_not_write_redis_is_seen_by_every_node_once_it_can() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(&redis);
+    // A lease long enough that n2 never forgets n1 over the short cut.
+    let n1 = Node::start_at(&proxy.url(), "n1", 6000);
+    let n2 = Node::start(&redis, "n2", 6000);
+    let mut ann = Player::connect(&n1.url());
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    wait_until(PATIENCE, "n2 sees ann", || whisper(&mut bob, "ann", "hi").is_ok());
+
+    // n1 loses Redis; meanwhile ann logs in again as eve: ann is gone from n1, unannounced.
+    proxy.cut();
+    login(&mut ann, "eve");
+    wait_until(PATIENCE, "n1 finds Redis gone", || n1.metric("ticksock_cluster_redis_up") == 0);
+    proxy.restore();
+    wait_until(PATIENCE, "n1 writes Redis again", || n1.metric("ticksock_cluster_redis_up") == 1);
+    wait_until(PATIENCE, "n2 sees eve and no longer ann", || {
+        whisper(&mut bob, "eve", "hi").is_ok() && not_online(whisper(&mut bob, "ann", "?"))
+    });
+    assert_eq!(n2.metric("ticksock_cluster_lease_expiries_total"), 0, "n2 never forgot n1");
+}
+
+#[test]
+fn a_node_that_stalled_past_its_lease_is_whole_again_on_every_node_once_it_runs() {
+    const LEASE: Duration = Duration::from_millis(1500);
+    let redis = Redis::start();
+    let n1 = Node::start(&redis, "n1", LEASE.as_millis() as u64);
+    let n2 = Node::start(&redis, "n2", LEASE.as_millis() as u64);
+    let mut ann = Player::connect(&n1.url());
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    join(&mut ann, "den");
+    wait_until(PATIENCE, "n2 sees ann and her room", || {
+        whisper(&mut bob, "ann", "hi").is_ok() && players_in(&mut bob, "den") == Some(1)
+    });
+
+    // n1 stands still for two leases: its keys expire, and n2 forgets it.
+    n1.pause();
+    wait_until(PATIENCE, "n2 forgets n1", || not_online(whisper(&mut bob, "ann", "?")));
+    std::thread::sleep(LEASE);
+    n1.resume();
+    wait_until(PATIENCE, "n2 sees ann and her room again", || {
+        whisper(&mut bob, "ann", "back?").is_ok() && players_in(&mut bob, "den") == Some(1)
+    });
+    assert_eq!(redis.cli(&["HGET", "ticksock:node:n1:users", "ann"]), "1", "n1's keys are whole again");
+}
+
+#[test]
+fn a_room_key_redis_holds_something_else_in_is_held_here_and_the_node_goes_on() {
+    let redis = Redis::start();
+    let n1 = Node::start(&redis, "n1", 2000);
+    let n2 = Node::start(&redis, "n2", 2000);
+    let mut ann = Player::connect(&n1.url());
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    redis.cli(&["HSET", "ticksock:room:odd", "x", "1"]);
+
+    let joined = join(&mut ann, "odd");
+    assert_eq!(joined.room, "odd", "answered: the room is held on n1 without a claim");
+    join(&mut ann, "even");
+    wait_until(PATIENCE, "n2 lists the room n1 claimed after", || players_in(&mut bob, "even") == Some(1));
+    // Past a few heartbeats, each renewing n1's claims: none failed the connection.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(n1.metric("ticksock_cluster_redis_errors_total"), 0);
+    assert_eq!(n1.metric("ticksock_cluster_redis_up"), 1);
+}
+
+/// How many `XREAD`s Redis has served.
+fn xreads(redis: &Redis) -> u64 {
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_xread:calls=")?.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn entries_and_fields_no_node_wrote_are_skipped_and_cost_nothing_else() {
+    let redis = Redis::start();
+    let n1 = Node::start(&redis, "n1", 2000);
+    let mut ann = Player::connect(&n1.url());
+    login(&mut ann, "ann");
+    redis.cli(&["HSET", "ticksock:node:n1:users", "odd", "many"]);
+    redis.cli(&["XADD", "ticksock:inbox:n1", "*", "x", "1"]);
+    redis.cli(&["XADD", "ticksock:registry", "*", "x", "1"]);
+
+    // n1's reader moves past the entries without their field: it waits in XREAD (250 ms at a
+    // time), rather than reading them again and again.
+    let before = xreads(&redis);
+    std::thread::sleep(Duration::from_secs(1));
+    let reads = xreads(&redis) - before;
+    assert!(reads < 40, "{reads} XREADs in a second");
+
+    // A node that joins now reads n1's share, odd field and all.
+    let n2 = Node::start(&redis, "n2", 2000);
+    let mut bob = Player::connect(&n2.url());
+    login(&mut bob, "bob");
+    wait_until(PATIENCE, "n2 sees ann", || whisper(&mut bob, "ann", "hi").is_ok());
+    wait_until(PATIENCE, "n1 sees bob", || whisper(&mut ann, "bob", "hi").is_ok());
+}
+
+#[test]
+fn an_arena_refused_for_want_of_space_is_not_claimed() {
+    let redis = Redis::start();
+    let n1 = Node::start(&redis, "n1", 2000);
+    let n2 = Node::start(&redis, "n2", 2000);
+    let mut ann = Player::connect(&n1.url());
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    // The lobby and 255 more: the arena's 256 at most.
+    for i in 0..255 {
+        join(&mut ann, &format!("a{i}"));
+    }
+    let refused = ann.client.call::<_, Joined>(ROUTE_JOIN, &Join { room: "over".into() });
+    assert!(matches!(refused, Err(Error::Server { code: ERR_NO_SUCH_ROOM, .. })), "{refused:?}");
+    wait_until(PATIENCE, "n2 lists n1's arenas", || rooms(&mut bob).len() == 256);
+    assert_eq!(redis.cli(&["EXISTS", "ticksock:room:over"]), "0", "no claim in Redis");
+    assert!(players_in(&mut bob, "over").is_none(), "nor listed on n2");
+}
+
+#[test]
+fn a_node_whose_reading_fell_behind_the_registry_stream_s_cap_reads_every_share_again() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(&redis);
+    let n1 = Node::start(&redis, "n1", 6000);
+    let n2 = Node::start_at(&proxy.url(), "n2", 6000);
+    let mut ann = Player::connect(&n1.url());
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    wait_until(PATIENCE, "n2 sees ann", || whisper(&mut bob, "ann", "hi").is_ok());
+
+    // n2's answers from Redis are held (less than its calls' 1 s timeout) while n1 changes
+    // and more entries than the registry stream's cap follow: n1's change is trimmed before
+    // n2 reads it.
+    proxy.hold();
+    // Answers the XREAD n2 waits in, before n1's change could: that answer is held.
+    redis.cli(&["XADD", "ticksock:registry", "*", "x", "1"]);
+    login(&mut ann, "eve");
+    wait_until(PATIENCE, "n1 wrote the change", || {
+        redis.cli(&["HEXISTS", "ticksock:node:n1:users", "eve"]) == "1"
+    });
+    let flood = "for i = 1, 10000 do redis.call('XADD', KEYS[1], 'MAXLEN', '~', 100000, '*', 'x', '1') end";
+    for _ in 0..11 {
+        redis.cli(&["EVAL", flood, "1", "ticksock:registry"]);
+    }
+    proxy.release();
+    wait_until(PATIENCE, "n2 sees eve and no longer ann", || {
+        whisper(&mut bob, "eve", "hi").is_ok() && not_online(whisper(&mut bob, "ann", "?"))
+    });
+    // A failed call would have made n2 read every share again on its own.
+    assert_eq!(n2.metric("ticksock_cluster_redis_errors_total"), 0, "n2's calls to Redis all succeeded");
+    assert_eq!(n1.metric("ticksock_cluster_redis_errors_total"), 0);
+}
+
+#[test]
+fn a_node_refuses_a_cluster_secret_too_short_to_sign_tickets() {
+    use std::process::{Command, Stdio};
+    let redis = Redis::start();
+    redis.cli(&["SET", "ticksock:secret", "short"]);
+    let mut node = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
+        .args(["--listen", "127.0.0.1:0", "--cluster", &redis.url()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the arena binary starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = node.try_wait().expect("its status") {
+            break status;
+        }
+        if started.elapsed() > PATIENCE {
+            let _ = node.kill();
+            panic!("the node runs with a secret anyone can sign tickets with");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut node.stderr.take().expect("piped"), &mut stderr).expect("its stderr");
+    assert!(!status.success());
+    assert!(stderr.contains("ticksock:secret"), "{stderr}");
 }

@@ -1,13 +1,13 @@
 //! Checks two tables of `docs/PROTOCOL.md` against the texts the server's code defines, the
 //! way `arena/tests/vectors.rs` checks the test vectors: the close reasons of section 7.5
-//! against `close::REASONS` (and the one reason the game-facing API sends), and the HTTP
+//! against `close::REASONS` (and the two reasons the game-facing API sends), and the HTTP
 //! refusals of section 10 against `handshake::refusal::ALL`. Each table must list exactly
 //! those texts, with their codes, in the same order; so a reason or a body added, changed or
 //! removed on one side only fails here.
 
 use ticksock_server::__internals::close;
 use ticksock_server::__internals::handshake::refusal;
-use ticksock_server::api::{CLOSE_REPLACED, CLOSE_REPLACED_REASON};
+use ticksock_server::api::{CLOSE_BAD_TICKET_REASON, CLOSE_REPLACED, CLOSE_REPLACED_REASON};
 
 /// Where the specification lives, relative to this crate.
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
@@ -56,10 +56,7 @@ fn the_close_reason_table_lists_exactly_the_reasons_the_server_sends() {
         .collect();
     let mut defined: Vec<(u16, String)> = close::REASONS.iter().map(|&(c, r)| (c, r.to_owned())).collect();
     defined.push((CLOSE_REPLACED, CLOSE_REPLACED_REASON.to_owned()));
-    defined.push((
-        ticksock_protocol::CLOSE_BAD_TICKET,
-        ticksock_server::api::CLOSE_BAD_TICKET_REASON.to_owned(),
-    ));
+    defined.push((ticksock_protocol::CLOSE_BAD_TICKET, CLOSE_BAD_TICKET_REASON.to_owned()));
     assert_eq!(documented, defined, "docs/PROTOCOL.md section 7.5 against the code");
     for (code, reason) in &defined {
         // RFC 6455 section 5.5: a close payload is at most 125 bytes, 2 of them the code.

@@ -5,8 +5,10 @@
 #![allow(dead_code)] // each test file uses a part
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ticksock_client::{BlockingClient, Config, Event};
@@ -81,6 +83,121 @@ impl Redis {
         self.kill();
         self.spawn();
     }
+
+    /// Runs a command with `redis-cli` (installed with `redis-server`); its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+/// A TCP proxy in front of a Redis, which a test can cut (every connection through it ends,
+/// and new ones end at once) and restore: one node loses Redis while the others keep it. It
+/// can also hold Redis's answers for a while, as a slow network would.
+pub struct Proxy {
+    pub port: u16,
+    cut: Arc<AtomicBool>,
+    held: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    /// A proxy to `redis`, on a free port.
+    pub fn start(redis: &Redis) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("its address").port();
+        let target = redis.port;
+        let (cut, stopped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let held = Arc::new(AtomicBool::new(false));
+        let streams = Arc::new(Mutex::new(Vec::new()));
+        let proxy = Self {
+            port,
+            cut: cut.clone(),
+            held: held.clone(),
+            stopped: stopped.clone(),
+            streams: streams.clone(),
+        };
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                if cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                let ends = [client.try_clone(), server.try_clone(), client.try_clone(), server.try_clone()];
+                let [Ok(c1), Ok(s1), Ok(c2), Ok(s2)] = ends else { continue };
+                streams.lock().expect("not poisoned").extend([c2, s2]);
+                pipe(client, server, None);
+                pipe(s1, c1, Some(held.clone()));
+            }
+        });
+        proxy
+    }
+
+    /// `redis://127.0.0.1:PORT` through the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Ends every connection through it, and each new one at once.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for stream in self.streams.lock().expect("not poisoned").drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+
+    /// Holds what Redis answers until [`Proxy::release`].
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Passes on what it held, and what comes after.
+    pub fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.cut();
+        // Wakes the accepting thread, which then sees `stopped`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies `from` to `to` until either ends, then ends both; while `held` is set, what it read
+/// waits.
+fn pipe(mut from: TcpStream, mut to: TcpStream, held: Option<Arc<AtomicBool>>) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 << 10];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            while held.as_ref().is_some_and(|h| h.load(Ordering::SeqCst)) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
 }
 
 impl Drop for Redis {
@@ -99,8 +216,13 @@ pub struct Node {
 impl Node {
     /// Starts node `name` in the cluster at `redis`, with leases of `lease_ms`.
     pub fn start(redis: &Redis, name: &str, lease_ms: u64) -> Self {
+        Self::start_at(&redis.url(), name, lease_ms)
+    }
+
+    /// Starts node `name` in the cluster whose Redis is at `redis_url` (a [`Proxy`]'s, say).
+    pub fn start_at(redis_url: &str, name: &str, lease_ms: u64) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
-            .args(["--listen", "127.0.0.1:0", "--cluster", &redis.url(), "--node-name", name])
+            .args(["--listen", "127.0.0.1:0", "--cluster", redis_url, "--node-name", name])
             .args(["--cluster-lease-ms", &lease_ms.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -136,6 +258,21 @@ impl Node {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
+    /// Stops it (SIGSTOP), as a stalled machine: its threads and timers stand still.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets it run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill {signal} node {}", self.name);
     }
 
     /// SIGKILLs it: it says no goodbye.

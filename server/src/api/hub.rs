@@ -142,6 +142,15 @@ impl Hub {
         ))
     }
 
+    /// Counts [`Hub::take_changes`] gave that the registry could not take yet: offered again
+    /// (with the counts of that time) at the next call.
+    pub(crate) fn changes_unsent(&mut self, users: Counts, groups: Counts) {
+        if let Some(changed) = &mut self.changed {
+            changed.users.extend(users.into_iter().map(|(name, _)| name));
+            changed.groups.extend(groups.into_iter().map(|(name, _)| name));
+        }
+    }
+
     fn user_changed(&mut self, user: &str) {
         if let Some(changed) = &mut self.changed {
             changed.users.insert(user.to_owned());

@@ -46,31 +46,45 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {ARGV[1], false}
 ";
-/// Extends a claim if `ARGV[1]` still holds it; 1 if so.
+/// Extends a claim if `ARGV[1]` still holds it; 1 if so. `pcall`: a key that holds something
+/// else than a claim is no claim of this node's (0), not an error that fails the whole
+/// heartbeat.
 const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 ";
-/// Drops a claim if `ARGV[1]` holds it.
+/// Drops a claim if `ARGV[1]` holds it (`pcall` as in [`RENEW`]).
 const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
 
-/// The running cluster threads.
+/// The running cluster threads. Dropped without [`ClusterThreads::join`] (a server that
+/// failed to start after joining), the reader is told to stop all the same; the writer stops
+/// once the link is dropped.
 pub(crate) struct ClusterThreads {
-    writer: JoinHandle<()>,
-    reader: JoinHandle<()>,
+    writer: Option<JoinHandle<()>>,
+    reader: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
 
 impl ClusterThreads {
     /// Waits for both threads. The writer ends once the logic thread has dropped its link
     /// (after it wrote the node's goodbye); the reader is told to stop here.
-    pub(crate) fn join(self) {
-        let _ = self.writer.join();
+    pub(crate) fn join(mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
         self.stop.store(true, Relaxed);
-        let _ = self.reader.join();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for ClusterThreads {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
     }
 }
 
@@ -97,7 +111,7 @@ pub(crate) fn start(
     let client = redis::Client::open(config.redis_url.as_str()).map_err(|e| fail("bad Redis URL", e))?;
     let mut con = connect(&client).map_err(|e| fail("cannot reach Redis", e))?;
     let mut reader_con = connect(&client).map_err(|e| fail("cannot reach Redis", e))?;
-    let offer: [u8; 32] = random_bytes();
+    let offer = random_bytes().map_err(|e| format!("no randomness for the cluster's secret: {e}"))?;
     let secret: Vec<u8> = redis::cmd("SET")
         .arg(keys::SECRET)
         .arg(&offer[..])
@@ -106,6 +120,14 @@ pub(crate) fn start(
         .query::<Option<Vec<u8>>>(&mut con)
         .map(|old| old.unwrap_or_else(|| offer.to_vec()))
         .map_err(|e| fail("cannot read the cluster's secret", e))?;
+    if secret.len() < MIN_SECRET_BYTES {
+        // Tickets signed with a short (or empty) key can be made by anyone.
+        return Err(format!(
+            "the cluster's secret in Redis ({}) is {} bytes, under {MIN_SECRET_BYTES}: delete it and start again",
+            keys::SECRET,
+            secret.len()
+        ));
+    }
     let epoch = getrandom::u64().map_err(|e| format!("no randomness for the node's epoch: {e}"))?;
     let queue = config.queue;
     let (to_bridge, from_logic) = crossbeam_channel::bounded(queue);
@@ -133,7 +155,7 @@ pub(crate) fn start(
     reader.resync(&mut reader_con).map_err(|e| fail("cannot read the registry", e))?;
     reader.con = Some(reader_con);
 
-    let tickets = Tickets::new(&secret, &me, config.ticket_lifetime.as_millis() as u64);
+    let tickets = Tickets::new(&secret, &me, epoch, config.ticket_lifetime.as_millis() as u64);
     let link = ClusterLink::new(&me, to_bridge, from_bridge, tickets, metrics.clone());
     let mut writer = Writer {
         info: wire::encode(&NodeInfo { epoch, url: public_url.clone() }),
@@ -169,15 +191,19 @@ pub(crate) fn start(
         .name("cluster-reader".into())
         .spawn(move || reader.run())
         .map_err(|e| format!("cannot start the cluster reader: {e}"))?;
-    Ok((link, ClusterThreads { writer, reader, stop }))
+    Ok((link, ClusterThreads { writer: Some(writer), reader: Some(reader), stop }))
 }
 
-fn random_bytes() -> [u8; 32] {
+/// The shortest cluster secret a node accepts from Redis (it makes 32).
+const MIN_SECRET_BYTES: usize = 16;
+
+/// 32 random bytes, for the cluster's secret; an error rather than a guessable secret.
+fn random_bytes() -> Result<[u8; 32], getrandom::Error> {
     let mut bytes = [0u8; 32];
     for chunk in bytes.chunks_mut(8) {
-        chunk.copy_from_slice(&getrandom::u64().unwrap_or_default().to_le_bytes());
+        chunk.copy_from_slice(&getrandom::u64()?.to_le_bytes());
     }
-    bytes
+    Ok(bytes)
 }
 
 /// The id of a stream's last entry, or `0-0` for an empty or missing stream.
@@ -187,8 +213,12 @@ fn last_id(con: &mut Connection, stream: &str) -> redis::RedisResult<String> {
     Ok(entries(value).into_iter().next().map_or_else(|| "0-0".to_owned(), |(id, _)| id))
 }
 
-/// The (id, field `m`) pairs of an `XRANGE`-shaped reply.
-fn entries(value: Value) -> Vec<(String, Vec<u8>)> {
+/// A stream entry: its id, and its field `m` if it has one.
+type Entry = (String, Option<Vec<u8>>);
+
+/// The (id, field `m`) pairs of an `XRANGE`-shaped reply. An entry without a field `m` (not
+/// written by a node) keeps its id, so a reader moves past it rather than reading it forever.
+fn entries(value: Value) -> Vec<Entry> {
     let Value::Array(items) = value else { return Vec::new() };
     items
         .into_iter()
@@ -196,14 +226,102 @@ fn entries(value: Value) -> Vec<(String, Vec<u8>)> {
             let Value::Array(mut pair) = item else { return None };
             let fields = pair.pop()?;
             let id = text(pair.pop()?)?;
-            let Value::Array(fields) = fields else { return None };
-            let m = fields.chunks(2).find_map(|kv| match kv {
-                [Value::BulkString(k), Value::BulkString(v)] if k == b"m" => Some(v.clone()),
+            let m = match fields {
+                Value::Array(fields) => fields.chunks(2).find_map(|kv| match kv {
+                    [Value::BulkString(k), Value::BulkString(v)] if k == b"m" => Some(v.clone()),
+                    _ => None,
+                }),
+                Value::Map(fields) => fields.into_iter().find_map(|kv| match kv {
+                    (Value::BulkString(k), Value::BulkString(v)) if k == b"m" => Some(v),
+                    _ => None,
+                }),
                 _ => None,
-            })?;
+            };
             Some((id, m))
         })
         .collect()
+}
+
+/// The (stream, entries) pairs of an `XREAD` reply (an array of pairs, or a map under RESP3).
+fn streams(value: Value) -> Vec<(String, Value)> {
+    let pairs: Vec<(Value, Value)> = match value {
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|stream| {
+                let Value::Array(mut pair) = stream else { return None };
+                let items = pair.pop()?;
+                Some((pair.pop()?, items))
+            })
+            .collect(),
+        Value::Map(pairs) => pairs,
+        _ => Vec::new(),
+    };
+    pairs.into_iter().filter_map(|(key, items)| Some((text(key)?, items))).collect()
+}
+
+/// A stream entry id (`MS-SEQ`) as numbers, to compare.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Whether an `XINFO STREAM` reply says entries after `from` may be gone: its first entry is
+/// past `from` (trimming, which `max-deleted-entry-id` does not count), or an entry past it
+/// was deleted. A reader that had read up to `from` may have missed them; at worst (the
+/// entries trimmed were all at or before `from`) it reads every share again for nothing.
+fn trimmed_past(info: Value, from: &str) -> bool {
+    let pairs: Vec<(Value, Value)> = match info {
+        Value::Array(items) => {
+            let mut items = items.into_iter();
+            std::iter::from_fn(|| Some((items.next()?, items.next()?))).collect()
+        }
+        Value::Map(pairs) => pairs,
+        _ => Vec::new(),
+    };
+    let Some(from) = stream_id(from) else { return false };
+    pairs.into_iter().any(|(key, value)| {
+        let id = match (text(key).as_deref(), value) {
+            (Some("max-deleted-entry-id" | "recorded-first-entry-id"), value) => text(value),
+            (Some("first-entry"), Value::Array(mut entry)) if !entry.is_empty() => text(entry.swap_remove(0)),
+            _ => None,
+        };
+        id.as_deref().and_then(stream_id).is_some_and(|id| id > from)
+    })
+}
+
+/// The (name, count) pairs of an `HGETALL` reply. A pair that is not a name and a count (data
+/// no node of this version wrote) is skipped: one bad field must not keep a node from
+/// reading every other node's share.
+fn counts(value: Value) -> Vec<(String, u32)> {
+    let pairs: Vec<(Value, Value)> = match value {
+        Value::Array(items) => {
+            let mut items = items.into_iter();
+            std::iter::from_fn(|| Some((items.next()?, items.next()?))).collect()
+        }
+        Value::Map(pairs) => pairs,
+        _ => Vec::new(),
+    };
+    let mut skipped = 0;
+    let counts = pairs
+        .into_iter()
+        .filter_map(|(name, count)| {
+            let parsed = text(name).zip(text(count).and_then(|c| c.parse().ok()));
+            skipped += usize::from(parsed.is_none());
+            parsed
+        })
+        .collect();
+    if skipped > 0 {
+        tracing::warn!(skipped, "cluster: fields of a node's share that are not counts were skipped");
+    }
+    counts
+}
+
+/// The members of an `SMEMBERS` reply that are text.
+fn names(value: Value) -> Vec<String> {
+    match value {
+        Value::Array(items) | Value::Set(items) => items.into_iter().filter_map(text).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn text(value: Value) -> Option<String> {
@@ -246,10 +364,8 @@ impl Writer {
     fn run(mut self, from_logic: Receiver<ToBridge>) {
         loop {
             let now = Instant::now();
-            let mut wake_at = self.next_heartbeat;
-            if self.con.is_none() {
-                wake_at = wake_at.min(self.next_connect);
-            }
+            let backlog = !self.pending.is_empty();
+            let wake_at = wake_at(now, self.con.is_some(), backlog, self.next_heartbeat, self.next_connect);
             match from_logic.recv_timeout(wake_at.saturating_duration_since(now)) {
                 Ok(first) => {
                     self.take(first);
@@ -276,10 +392,19 @@ impl Writer {
             {
                 self.fail(&e);
             }
-            if Instant::now() >= self.next_heartbeat
-                && let Err(e) = self.heartbeat()
-            {
-                self.fail(&e);
+            if Instant::now() >= self.next_heartbeat {
+                match self.heartbeat() {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        tracing::warn!(
+                            "cluster: this node's lease had lapsed (it stalled, or Redis lost its keys); its share is written again"
+                        );
+                        if let Err(e) = self.reshare() {
+                            self.fail(&e);
+                        }
+                    }
+                    Err(e) => self.fail(&e),
+                }
             }
             self.metrics.queue_depth.store(self.pending.len() as u64 + from_logic.len() as u64, Relaxed);
         }
@@ -347,6 +472,7 @@ impl Writer {
 
     fn event_ops(&self, pipe: &mut redis::Pipeline, event: &RegistryEvent) {
         let me = &self.me;
+        let lease = self.config.lease.as_millis() as u64;
         let hash_ops = |pipe: &mut redis::Pipeline, key: String, entries: &[(String, u32)]| {
             for (name, count) in entries {
                 if *count == 0 {
@@ -355,6 +481,9 @@ impl Writer {
                     pipe.cmd("HSET").arg(&key).arg(name).arg(*count).ignore();
                 }
             }
+            // An HSET into a hash its last HDEL removed makes a new key, without a lease: a
+            // node that died before its next heartbeat would leave it in Redis for good.
+            pipe.cmd("PEXPIRE").arg(&key).arg(lease).ignore();
         };
         match event {
             RegistryEvent::Users { entries, .. } => hash_ops(pipe, keys::users(me), entries),
@@ -364,8 +493,9 @@ impl Writer {
                     let op = if *held { "SADD" } else { "SREM" };
                     pipe.cmd(op).arg(keys::rooms(me)).arg(room).ignore();
                 }
+                pipe.cmd("PEXPIRE").arg(keys::rooms(me)).arg(lease).ignore();
             }
-            RegistryEvent::Heartbeat { .. } | RegistryEvent::Left { .. } => {}
+            RegistryEvent::Heartbeat { .. } | RegistryEvent::Left { .. } | RegistryEvent::Share(_) => {}
         }
         self.xadd(pipe, keys::REGISTRY, keys::REGISTRY_LEN, &wire::encode(event));
     }
@@ -398,9 +528,14 @@ impl Writer {
             }
             self.metrics.messages_out.fetch_add(deliveries as u64, Relaxed);
         }
-        for room in std::mem::take(&mut self.claims) {
-            let outcome = self.claim(&room)?;
+        let (answers, failed) = claim_each(std::mem::take(&mut self.claims), |room| self.claim(room));
+        for (room, outcome) in answers {
             self.answer(FromBridge::Claimed { room, outcome });
+        }
+        if let Some((e, unanswered)) = failed {
+            // `fail` answers them: no request parked on a claim waits past a failure.
+            self.claims = unanswered;
+            return Err(e);
         }
         Ok(())
     }
@@ -413,24 +548,33 @@ impl Writer {
         Ok(())
     }
 
+    /// Claims `room` and, if it is this node's now, announces it.
     fn claim(&mut self, room: &str) -> redis::RedisResult<ClaimOutcome> {
+        let outcome = self.claim_key(room)?;
+        if outcome == ClaimOutcome::Mine {
+            self.rooms.insert(room.to_owned());
+            let mut pipe = redis::pipe();
+            let entries = vec![(room.to_owned(), true)];
+            let (node, epoch) = (self.me.clone(), self.epoch);
+            self.event_ops(&mut pipe, &RegistryEvent::Rooms { node, epoch, entries });
+            self.query(&pipe)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Who holds `room` once this node has asked for it (the claim script alone).
+    fn claim_key(&mut self, room: &str) -> redis::RedisResult<ClaimOutcome> {
         let Some(con) = self.con.as_mut() else { return Ok(ClaimOutcome::Unreachable) };
         let lease = self.config.lease.as_millis() as u64;
-        let me = &self.me;
         let (owner, info): (String, Option<Vec<u8>>) = redis::cmd("EVAL")
             .arg(CLAIM)
             .arg(1)
             .arg(keys::room(room))
-            .arg(me)
+            .arg(&self.me)
             .arg(lease)
             .arg(keys::NODE_PREFIX)
             .query(con)?;
-        if owner == *me {
-            self.rooms.insert(room.to_owned());
-            let mut pipe = redis::pipe();
-            let entries = vec![(room.to_owned(), true)];
-            self.event_ops(&mut pipe, &RegistryEvent::Rooms { node: me.clone(), epoch: self.epoch, entries });
-            self.query(&pipe)?;
+        if owner == self.me {
             return Ok(ClaimOutcome::Mine);
         }
         match info.as_deref().and_then(wire::decode::<NodeInfo>) {
@@ -440,16 +584,18 @@ impl Writer {
         }
     }
 
-    /// Renews the lease of the node, its share and its rooms.
-    fn heartbeat(&mut self) -> redis::RedisResult<()> {
+    /// Renews the lease of the node, its share and its rooms. `true` if the lease had lapsed
+    /// (its info key was gone: Redis restarted, or this node stalled past its lease and its
+    /// keys expired): the caller writes the node's share again ([`Writer::reshare`]).
+    fn heartbeat(&mut self) -> redis::RedisResult<bool> {
         self.next_heartbeat = Instant::now() + self.config.lease / 3;
         if self.con.is_none() {
-            return Ok(());
+            return Ok(false);
         }
         let me = self.me.clone();
         let lease = self.config.lease.as_millis() as u64;
         let mut pipe = redis::pipe();
-        pipe.cmd("SET").arg(keys::node(&me)).arg(&self.info).arg("PX").arg(lease).ignore();
+        pipe.cmd("SET").arg(keys::node(&me)).arg(&self.info).arg("PX").arg(lease).arg("GET");
         for key in [keys::users(&me), keys::groups(&me), keys::rooms(&me)] {
             pipe.cmd("PEXPIRE").arg(key).arg(lease).ignore();
         }
@@ -467,20 +613,30 @@ impl Writer {
         for room in &rooms {
             pipe.cmd("EVAL").arg(RENEW).arg(1).arg(keys::room(room)).arg(&me).arg(lease);
         }
-        let Some(con) = self.con.as_mut() else { return Ok(()) };
+        let Some(con) = self.con.as_mut() else { return Ok(false) };
         let started = Instant::now();
-        let renewed: Vec<i64> = pipe.query(con)?;
+        let replies: Vec<Value> = pipe.query(con)?;
         self.metrics.redis_round_trip.record(started.elapsed());
         self.metrics.lease_renewals.fetch_add(1, Relaxed);
-        for (room, kept) in rooms.iter().zip(renewed) {
-            if kept == 0 {
+        let mut replies = replies.into_iter();
+        let lapsed = matches!(replies.next(), Some(Value::Nil) | None);
+        if lapsed {
+            // Its claims expired with it, most likely unclaimed since: `reshare` claims them
+            // again and finds out which another node took.
+            return Ok(true);
+        }
+        for (room, kept) in rooms.iter().zip(replies) {
+            if kept != Value::Int(1) {
                 self.lost_room(room);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
+    /// Another node holds a room this node held: this node stops renewing (and claiming) it,
+    /// so it is counted and logged once.
     fn lost_room(&mut self, room: &str) {
+        self.rooms.remove(room);
         self.metrics.room_conflicts.fetch_add(1, Relaxed);
         tracing::warn!(
             room,
@@ -488,29 +644,16 @@ impl Writer {
         );
     }
 
-    /// A connection to Redis is (back) up: write this node's whole share, claim its rooms
+    /// A connection to Redis is (back) up: renew the lease, write this node's whole share
     /// again, and write again what Redis may have lost.
     fn up(&mut self, con: Connection) -> redis::RedisResult<()> {
         self.con = Some(con);
-        let me = self.me.clone();
-        let lease = self.config.lease.as_millis() as u64;
         let mut pipe = redis::pipe();
         // A Redis that restarted empty learns the secret again from the first node back.
         pipe.cmd("SET").arg(keys::SECRET).arg(&self.secret).arg("NX").ignore();
-        pipe.cmd("DEL").arg(keys::users(&me)).arg(keys::groups(&me)).arg(keys::rooms(&me)).ignore();
-        let users: Vec<(String, u32)> = self.users.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        let groups: Vec<(String, u32)> = self.groups.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        let epoch = self.epoch;
-        self.event_ops(&mut pipe, &RegistryEvent::Users { node: me.clone(), epoch, entries: users });
-        self.event_ops(&mut pipe, &RegistryEvent::Groups { node: me.clone(), epoch, entries: groups });
         self.query(&pipe)?;
-        self.next_heartbeat = Instant::now();
         self.heartbeat()?;
-        for room in self.rooms.clone() {
-            if let ClaimOutcome::Theirs { .. } = self.claim(&room)? {
-                self.lost_room(&room);
-            }
-        }
+        self.reshare()?;
         let resend = self.outbox.poll_resend(Instant::now());
         if !resend.is_empty() {
             let mut pipe = redis::pipe();
@@ -528,8 +671,60 @@ impl Writer {
                 "cluster: Redis is reachable again; this node's share is written again"
             );
         }
-        let _ = lease;
         Ok(())
+    }
+
+    /// Writes this node's whole share again, in its keys and as one [`RegistryEvent::Share`]
+    /// that replaces what every other node knew of it: the changes made while Redis could not
+    /// be written (a user who left meanwhile included) and whatever expired with a lapsed
+    /// lease. Its rooms are claimed again first; those another node took meanwhile are lost.
+    fn reshare(&mut self) -> redis::RedisResult<()> {
+        let rooms: Vec<String> = self.rooms.iter().cloned().collect();
+        let (answers, failed) = claim_each(rooms, |room| self.claim_key(room));
+        if let Some((e, _)) = failed {
+            return Err(e);
+        }
+        let mut held = Vec::new();
+        for (room, outcome) in answers {
+            match outcome {
+                ClaimOutcome::Mine => held.push(room),
+                ClaimOutcome::Theirs { .. } => self.lost_room(&room),
+                // Held here without a claim (the logic thread holds it): not renewed.
+                ClaimOutcome::Unreachable => {
+                    self.rooms.remove(&room);
+                }
+            }
+        }
+        let me = self.me.clone();
+        let lease = self.config.lease.as_millis() as u64;
+        let (users_key, groups_key, rooms_key) = (keys::users(&me), keys::groups(&me), keys::rooms(&me));
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(&users_key).arg(&groups_key).arg(&rooms_key).ignore();
+        for (key, share) in [(&users_key, &self.users), (&groups_key, &self.groups)] {
+            if !share.is_empty() {
+                let cmd = pipe.cmd("HSET").arg(key);
+                for (name, count) in share {
+                    cmd.arg(name).arg(*count);
+                }
+                cmd.ignore();
+            }
+        }
+        if !held.is_empty() {
+            pipe.cmd("SADD").arg(&rooms_key).arg(&held).ignore();
+        }
+        for key in [&users_key, &groups_key, &rooms_key] {
+            pipe.cmd("PEXPIRE").arg(key).arg(lease).ignore();
+        }
+        let share = NodeSnapshot {
+            node: me,
+            epoch: self.epoch,
+            url: self.public_url.clone(),
+            users: self.users.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            groups: self.groups.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            rooms: held,
+        };
+        self.xadd(&mut pipe, keys::REGISTRY, keys::REGISTRY_LEN, &wire::encode(&RegistryEvent::Share(share)));
+        self.query(&pipe)
     }
 
     fn fail(&mut self, e: &redis::RedisError) {
@@ -555,10 +750,22 @@ impl Writer {
     /// The logic thread has stopped: write what is pending, then say goodbye so the other
     /// nodes forget this one at once rather than at the end of its lease.
     fn leave(&mut self) {
+        if self.con.is_some()
+            && let Err(e) = self.flush()
+        {
+            self.con = None;
+            tracing::warn!("cluster: could not write what was pending at shutdown ({e})");
+        }
         if self.con.is_none() {
+            if !self.pending.is_empty() {
+                self.metrics.dropped.fetch_add(self.pending.len() as u64, Relaxed);
+                tracing::warn!(
+                    dropped = self.pending.len(),
+                    "cluster: deliveries to other nodes were dropped at shutdown: Redis is unreachable"
+                );
+            }
             return;
         }
-        let _ = self.flush();
         let me = self.me.clone();
         let mut pipe = redis::pipe();
         for room in &self.rooms {
@@ -583,6 +790,53 @@ impl Writer {
             );
         }
     }
+}
+
+/// When the writer's loop wakes if the logic thread sends nothing: at once while deliveries
+/// wait and Redis can take them (a flush writes at most `BATCH * 4`: a backlog built while
+/// Redis was away goes out at Redis's pace, not one flush per heartbeat), else at the next
+/// heartbeat, or the next connection attempt while Redis is away.
+fn wake_at(now: Instant, connected: bool, backlog: bool, heartbeat: Instant, connect: Instant) -> Instant {
+    match (connected, backlog) {
+        (true, true) => now,
+        (true, false) => heartbeat,
+        (false, _) => heartbeat.min(connect),
+    }
+}
+
+/// Whether `e` means the connection to Redis failed (it is dropped and made again), rather
+/// than that Redis refused one command (bad data under a key: the connection is still good).
+fn connection_failed(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped()
+}
+
+/// A failed connection's error, and the rooms whose claims it left unanswered.
+type Unanswered = (redis::RedisError, Vec<String>);
+
+/// Claims each room in turn with `claim`: the answers, and on a failed connection, its error
+/// with the rooms not answered yet (the one that failed first), for the caller to answer once
+/// it has given the connection up. A room whose claim Redis refuses (its key holds something
+/// else than a claim) is held here without a claim, as while Redis is unreachable.
+fn claim_each(
+    rooms: Vec<String>,
+    mut claim: impl FnMut(&str) -> redis::RedisResult<ClaimOutcome>,
+) -> (Vec<(String, ClaimOutcome)>, Option<Unanswered>) {
+    let mut answers = Vec::with_capacity(rooms.len());
+    let mut rooms = rooms.into_iter();
+    while let Some(room) = rooms.next() {
+        match claim(&room) {
+            Ok(outcome) => answers.push((room, outcome)),
+            Err(e) if !connection_failed(&e) => {
+                tracing::warn!(
+                    room,
+                    "cluster: Redis refused the claim of a room ({e}); it is held here without one"
+                );
+                answers.push((room, ClaimOutcome::Unreachable));
+            }
+            Err(e) => return (answers, Some((e, std::iter::once(room).chain(rooms).collect()))),
+        }
+    }
+    (answers, None)
 }
 
 fn apply(share: &mut HashMap<String, u32>, entries: &[(String, u32)]) {
@@ -651,7 +905,7 @@ impl Reader {
     /// its current end (events after it are applied on top, harmlessly: counts are absolute).
     fn resync(&mut self, con: &mut Connection) -> redis::RedisResult<()> {
         self.registry_id = last_id(con, keys::REGISTRY)?;
-        let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(keys::NODES).query(con)?;
+        let nodes = names(redis::cmd("SMEMBERS").arg(keys::NODES).query(con)?);
         for node in nodes.into_iter().filter(|n| *n != self.me) {
             let info: Option<Vec<u8>> = redis::cmd("GET").arg(keys::node(&node)).query(con)?;
             let Some(info) = info.as_deref().and_then(wire::decode::<NodeInfo>) else {
@@ -659,22 +913,21 @@ impl Reader {
                 redis::cmd("SREM").arg(keys::NODES).arg(&node).query::<()>(con)?;
                 continue;
             };
-            let (users, groups, rooms): (HashMap<String, u32>, HashMap<String, u32>, Vec<String>) =
-                redis::pipe()
-                    .cmd("HGETALL")
-                    .arg(keys::users(&node))
-                    .cmd("HGETALL")
-                    .arg(keys::groups(&node))
-                    .cmd("SMEMBERS")
-                    .arg(keys::rooms(&node))
-                    .query(con)?;
+            let (users, groups, rooms): (Value, Value, Value) = redis::pipe()
+                .cmd("HGETALL")
+                .arg(keys::users(&node))
+                .cmd("HGETALL")
+                .arg(keys::groups(&node))
+                .cmd("SMEMBERS")
+                .arg(keys::rooms(&node))
+                .query(con)?;
             self.send(FromBridge::Snapshot(NodeSnapshot {
                 node,
                 epoch: info.epoch,
                 url: info.url,
-                users: users.into_iter().collect(),
-                groups: groups.into_iter().collect(),
-                rooms,
+                users: counts(users),
+                groups: counts(groups),
+                rooms: names(rooms),
             }));
         }
         Ok(())
@@ -692,28 +945,46 @@ impl Reader {
             .arg(&self.inbox_id)
             .arg(&self.registry_id)
             .query(con)?;
-        let Value::Array(streams) = reply else { return Ok(()) };
-        for stream in streams {
-            let Value::Array(mut pair) = stream else { continue };
-            let (Some(items), Some(key)) = (pair.pop(), pair.pop().and_then(text)) else { continue };
+        let registry_from = self.registry_id.clone();
+        let mut behind = false;
+        let mut skipped = 0;
+        for (key, items) in streams(reply) {
             let items = entries(items);
             if key == self.inbox {
                 if let Some((id, _)) = items.last() {
                     self.inbox_id = id.clone();
                 }
                 for (_, entry) in items {
-                    self.deliver(&entry);
+                    match entry {
+                        Some(entry) => self.deliver(&entry),
+                        None => skipped += 1,
+                    }
                 }
             } else {
+                behind = items.len() >= BATCH;
                 if let Some((id, _)) = items.last() {
                     self.registry_id = id.clone();
                 }
                 for (_, entry) in items {
-                    match wire::decode::<RegistryEvent>(&entry) {
+                    match entry.as_deref().and_then(wire::decode::<RegistryEvent>) {
                         Some(event) => self.send(FromBridge::Event(event)),
-                        None => tracing::warn!("cluster: an undecodable registry entry was skipped"),
+                        None => skipped += 1,
                     }
                 }
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(skipped, "cluster: stream entries no node of this version wrote were skipped");
+        }
+        // A full batch: this reader is behind, and may be so far behind that the stream's
+        // cap has trimmed events it never read, whose changes would then stay unknown here.
+        if behind {
+            let info: Value = redis::cmd("XINFO").arg("STREAM").arg(keys::REGISTRY).query(con)?;
+            if trimmed_past(info, &registry_from) {
+                tracing::warn!(
+                    "cluster: the registry stream was trimmed past what this node had read; it reads every node's share again"
+                );
+                self.resync(con)?;
             }
         }
         Ok(())
@@ -741,5 +1012,137 @@ impl Reader {
         }
         self.metrics.messages_in.fetch_add(1, Relaxed);
         self.send(FromBridge::Delivery(envelope.delivery));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io_error() -> redis::RedisError {
+        std::io::Error::from(std::io::ErrorKind::ConnectionReset).into()
+    }
+
+    fn refused() -> redis::RedisError {
+        (redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError), "WRONGTYPE").into()
+    }
+
+    fn rooms(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    fn entry(id: &str, fields: &[(&str, &str)]) -> Value {
+        let fields = fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect();
+        Value::Array(vec![bulk(id), Value::Array(fields)])
+    }
+
+    #[test]
+    fn a_stream_entry_without_its_field_keeps_its_id_so_the_reader_moves_past_it() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![bulk("ticksock:inbox:n1"), Value::Array(vec![entry("1-0", &[("m", "a")])])]),
+            Value::Array(vec![
+                bulk("ticksock:registry"),
+                Value::Array(vec![entry("2-0", &[("m", "b")]), entry("3-0", &[("x", "c")])]),
+            ]),
+        ]);
+        let read: Vec<(String, Vec<Entry>)> =
+            streams(reply).into_iter().map(|(key, items)| (key, entries(items))).collect();
+        assert_eq!(
+            read,
+            [
+                ("ticksock:inbox:n1".to_owned(), vec![("1-0".to_owned(), Some(b"a".to_vec()))]),
+                (
+                    "ticksock:registry".to_owned(),
+                    vec![("2-0".to_owned(), Some(b"b".to_vec())), ("3-0".to_owned(), None)]
+                ),
+            ],
+            "the last id read is 3-0, the entry the reader cannot use"
+        );
+        let map = Value::Map(vec![(bulk("s"), Value::Array(vec![entry("4-0", &[("m", "d")])]))]);
+        assert_eq!(streams(map).len(), 1, "RESP3's map");
+    }
+
+    #[test]
+    fn a_share_with_fields_that_are_not_counts_is_read_without_them() {
+        let hash = Value::Array(vec![
+            bulk("ann"),
+            bulk("2"),
+            bulk("bob"),
+            bulk("many"),
+            Value::BulkString(vec![0xff]),
+            bulk("1"),
+            bulk("cid"),
+            bulk("1"),
+            bulk("odd"),
+        ]);
+        assert_eq!(counts(hash), [("ann".to_owned(), 2), ("cid".to_owned(), 1)]);
+        assert_eq!(counts(Value::Nil), []);
+        let set = Value::Array(vec![bulk("r1"), Value::BulkString(vec![0xff]), bulk("r2")]);
+        assert_eq!(names(set), ["r1", "r2"]);
+    }
+
+    #[test]
+    fn a_reader_knows_when_the_stream_was_trimmed_past_what_it_had_read() {
+        // As Redis 7.0 answers after `XADD MAXLEN ~` trimmed it: nothing deleted by XDEL.
+        let info = |first: &str| {
+            Value::Array(vec![
+                bulk("length"),
+                Value::Int(100_000),
+                bulk("max-deleted-entry-id"),
+                bulk("0-0"),
+                bulk("first-entry"),
+                entry(first, &[("x", "1")]),
+            ])
+        };
+        assert!(trimmed_past(info("1700000000000-5"), "1700000000000-4"));
+        assert!(trimmed_past(info("1700000000001-0"), "1700000000000-9"));
+        assert!(!trimmed_past(info("1700000000000-4"), "1700000000000-4"), "it starts where the reader is");
+        assert!(!trimmed_past(info("1700000000000-4"), "1700000000000-8"), "what went was read");
+        let deleted = Value::Array(vec![bulk("max-deleted-entry-id"), bulk("9-0")]);
+        assert!(trimmed_past(deleted, "8-5"), "an entry past it was deleted");
+        let recorded = Value::Array(vec![bulk("recorded-first-entry-id"), bulk("9-0")]);
+        assert!(trimmed_past(recorded, "8-5"));
+        assert!(!trimmed_past(Value::Array(vec![bulk("length"), Value::Int(0)]), "5-0"), "an empty stream");
+        assert!(stream_id("99-x").is_none());
+    }
+
+    #[test]
+    fn the_writer_waits_for_nothing_while_deliveries_wait_and_redis_takes_them() {
+        let now = Instant::now();
+        let (heartbeat, connect) = (now + Duration::from_secs(1), now + Duration::from_millis(250));
+        assert_eq!(wake_at(now, true, true, heartbeat, connect), now);
+        assert_eq!(wake_at(now, true, false, heartbeat, connect), heartbeat);
+        assert_eq!(wake_at(now, false, true, heartbeat, connect), connect, "held until Redis is back");
+        assert_eq!(wake_at(now, false, false, heartbeat, now + Duration::from_secs(2)), heartbeat);
+    }
+
+    #[test]
+    fn a_claim_that_fails_leaves_it_and_those_after_it_to_be_answered_never_dropped() {
+        let mut asked = Vec::new();
+        let (answers, failed) = claim_each(rooms(&["a", "b", "c", "d"]), |room| {
+            asked.push(room.to_owned());
+            match room {
+                "b" => Err(refused()),
+                "c" => Err(io_error()),
+                _ => Ok(ClaimOutcome::Mine),
+            }
+        });
+        assert_eq!(asked, ["a", "b", "c"], "nothing is asked of a connection that failed");
+        assert_eq!(
+            answers,
+            [("a".to_owned(), ClaimOutcome::Mine), ("b".to_owned(), ClaimOutcome::Unreachable)],
+            "a claim Redis refuses is held here; the connection goes on"
+        );
+        let (e, unanswered) = failed.expect("the connection failed at c");
+        assert!(connection_failed(&e));
+        assert_eq!(unanswered, ["c", "d"]);
+        assert!(!connection_failed(&refused()));
+
+        let (answers, failed) = claim_each(rooms(&["x"]), |_| Ok(ClaimOutcome::Mine));
+        assert_eq!((answers.len(), failed.is_none()), (1, true));
     }
 }

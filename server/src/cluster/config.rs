@@ -4,6 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The longest lease, ticket lifetime and retain time taken: an hour, far past any use, and
+/// short enough that time arithmetic on it cannot overflow (a lease of `u64::MAX` ms panicked
+/// the writer thread at its first heartbeat).
+const MAX_SPAN: Duration = Duration::from_secs(3600);
+
 /// How a node takes part in a cluster. Absent ([`Config::cluster`](crate::Config::cluster)
 /// `None`, the default), the server is a single node and never talks to Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,15 +119,51 @@ impl ClusterConfig {
         {
             problems.push(format!("--public-url must be a ws:// or wss:// URL, not `{url}`"));
         }
-        if self.lease < Duration::from_millis(300) {
-            problems.push("--cluster-lease-ms must be at least 300".to_owned());
+        let max = MAX_SPAN.as_millis();
+        if self.lease < Duration::from_millis(300) || self.lease > MAX_SPAN {
+            problems.push(format!("--cluster-lease-ms must be 300 to {max}"));
         }
-        if self.ticket_lifetime.is_zero() {
-            problems.push("--cluster-ticket-ms must be at least 1".to_owned());
+        if self.ticket_lifetime.is_zero() || self.ticket_lifetime > MAX_SPAN {
+            problems.push(format!("--cluster-ticket-ms must be 1 to {max}"));
+        }
+        if self.retain > MAX_SPAN {
+            problems.push(format!("--cluster-retain-ms must be at most {max}"));
         }
         if self.queue == 0 || self.inbox_len == 0 {
             problems.push("--cluster-queue and --cluster-inbox-len must be at least 1".to_owned());
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(lease_ms: u64, ticket_ms: u64, retain_ms: u64) -> ClusterConfig {
+        ClusterConfig {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            node_name: None,
+            public_url: None,
+            lease: Duration::from_millis(lease_ms),
+            ticket_lifetime: Duration::from_millis(ticket_ms),
+            queue: 1,
+            retain: Duration::from_millis(retain_ms),
+            inbox_len: 1,
+        }
+    }
+
+    #[test]
+    fn spans_too_long_for_time_arithmetic_are_refused_naming_their_flag() {
+        assert!(config(5000, 10_000, 2000).problems().is_empty());
+        assert!(config(3_600_000, 3_600_000, 3_600_000).problems().is_empty());
+        let problems = config(u64::MAX, u64::MAX, u64::MAX).problems();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        for (problem, flag) in
+            problems.iter().zip(["--cluster-lease-ms", "--cluster-ticket-ms", "--cluster-retain-ms"])
+        {
+            assert!(problem.starts_with(flag), "{problem}");
+        }
+        assert_eq!(config(299, 1, 0).problems().len(), 1);
     }
 }

@@ -1,11 +1,12 @@
 //! The logic thread's end of the cluster: what it sends the bridge (deliveries, its share of
 //! the registry, room claims), what it gets back, and the rooms and tickets it keeps. No I/O:
-//! two channels, and `now` passed in.
+//! two channels, and the wall clock for tickets (they cross machines, so they carry Unix
+//! time; [`Tickets`] itself takes it passed in).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::Serialize;
@@ -16,6 +17,9 @@ use super::registry::Registry;
 use super::ticket::Tickets;
 use super::wire::{Delivery, NodeSnapshot, PushFrames, RegistryEvent};
 use crate::AppError;
+
+/// (name, count on this node) pairs, as the registry takes them.
+type Counts = Vec<(String, u32)>;
 
 /// From the logic thread to the bridge's writer.
 #[derive(Debug)]
@@ -64,7 +68,7 @@ pub(crate) enum FromBridge {
 #[derive(Debug)]
 enum Home {
     Here,
-    Elsewhere { node: Arc<str>, url: String },
+    Elsewhere { node: Arc<str>, epoch: u64, url: String },
     Unclaimed,
 }
 
@@ -81,6 +85,14 @@ pub(crate) struct ClusterLink {
     claiming: HashMap<String, Vec<crate::bridge::ToLogic>>,
     /// Set by [`ClusterLink::claim_room`] during a dispatch: park that request.
     park: Option<String>,
+    /// While the requests parked on a claim are handled again: the room, and the node Redis
+    /// said holds it. Not recorded in the registry, which learns rooms from the stream alone:
+    /// this answer may be older than what the stream has said since (the holder released the
+    /// room), and would then list the room as the holder's for good.
+    claimed_elsewhere: Option<(String, Arc<str>, u64, String)>,
+    /// Claims and releases the bridge could not take yet (its channel was full), oldest
+    /// first; sent again before any newer one, so a room's claim never overtakes its release.
+    unsent: VecDeque<ToBridge>,
     next_nonce: u64,
     /// Dropped sends not logged yet (logged at most once per batch).
     unlogged_drops: u64,
@@ -114,6 +126,8 @@ impl ClusterLink {
             held: HashSet::new(),
             claiming: HashMap::new(),
             park: None,
+            claimed_elsewhere: None,
+            unsent: VecDeque::new(),
             next_nonce: getrandom::u64().unwrap_or(1),
             unlogged_drops: 0,
         }
@@ -129,6 +143,39 @@ impl ClusterLink {
         !self.from_bridge.is_empty()
     }
 
+    /// Sends a claim or a release behind those not sent yet; `Err` with it if the bridge has
+    /// stopped.
+    fn send_in_order(&mut self, message: ToBridge) -> Result<(), ToBridge> {
+        if !self.unsent.is_empty() {
+            self.unsent.push_back(message);
+            return Ok(());
+        }
+        match self.to_bridge.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(message)) => {
+                self.unsent.push_back(message);
+                Ok(())
+            }
+            Err(TrySendError::Disconnected(message)) => Err(message),
+        }
+    }
+
+    /// Sends the claims and releases the bridge could not take before, as far as it can now.
+    fn send_unsent(&mut self) {
+        while let Some(message) = self.unsent.pop_front() {
+            match self.to_bridge.try_send(message) {
+                Ok(()) => {}
+                Err(TrySendError::Full(message)) => {
+                    self.unsent.push_front(message);
+                    return;
+                }
+                // The bridge has stopped (the server is shutting down).
+                Err(TrySendError::Disconnected(_)) => self.unsent.clear(),
+            }
+        }
+    }
+
+    /// Sends a delivery, or counts it dropped.
     fn send(&mut self, message: ToBridge) -> bool {
         match self.to_bridge.try_send(message) {
             Ok(()) => true,
@@ -153,14 +200,19 @@ impl ClusterLink {
         }
     }
 
-    /// Sends this node's changed counts to the registry.
-    pub(crate) fn publish(&mut self, users: Vec<(String, u32)>, groups: Vec<(String, u32)>) {
-        if !users.is_empty() {
-            self.send(ToBridge::Users(users));
-        }
-        if !groups.is_empty() {
-            self.send(ToBridge::Groups(groups));
-        }
+    /// Sends this node's changed counts to the registry, and the claims and releases not
+    /// sent yet. Returns the counts the bridge could not take now (its channel is full): the
+    /// caller offers them again later, since a count lost here would stay wrong on every other
+    /// node until it changed again.
+    pub(crate) fn publish(&mut self, users: Counts, groups: Counts) -> (Counts, Counts) {
+        self.send_unsent();
+        let offer = |message: ToBridge| match self.to_bridge.try_send(message) {
+            Err(TrySendError::Full(ToBridge::Users(entries) | ToBridge::Groups(entries))) => entries,
+            _ => Vec::new(),
+        };
+        let users = if users.is_empty() { users } else { offer(ToBridge::Users(users)) };
+        let groups = if groups.is_empty() { groups } else { offer(ToBridge::Groups(groups)) };
+        (users, groups)
     }
 
     /// Forwards a push to `nodes`, encoded once in each encoding. Returns how many nodes it
@@ -207,9 +259,18 @@ impl ClusterLink {
         if self.held.contains(room) {
             return Home::Here;
         }
+        if let Some((claimed, node, epoch, url)) = &self.claimed_elsewhere
+            && claimed == room
+        {
+            return Home::Elsewhere { node: node.clone(), epoch: *epoch, url: url.clone() };
+        }
         match registry.room_owner(room) {
-            Some((node, _, url)) => Home::Elsewhere { node: node.clone(), url: url.to_owned() },
-            None => Home::Unclaimed,
+            // A node heard of only through its changes has no URL yet, and a redirect needs
+            // one: the claim asks Redis, which answers with the holder's.
+            Some((node, epoch, url)) if !url.is_empty() => {
+                Home::Elsewhere { node: node.clone(), epoch, url: url.to_owned() }
+            }
+            _ => Home::Unclaimed,
         }
     }
 
@@ -225,10 +286,10 @@ impl ClusterLink {
     ) -> Result<(), AppError> {
         match self.home(registry, room) {
             Home::Here => Ok(()),
-            Home::Elsewhere { node, url } => {
+            Home::Elsewhere { node, epoch, url } => {
                 self.next_nonce = self.next_nonce.wrapping_add(1);
                 let ticket =
-                    self.tickets.issue(user, &node, unix_ms(), self.next_nonce).ok_or_else(|| {
+                    self.tickets.issue(user, &node, epoch, unix_ms(), self.next_nonce).ok_or_else(|| {
                         AppError::new(
                             error_code::INTERNAL,
                             "the user's name is too long for a redirect ticket",
@@ -240,8 +301,8 @@ impl ClusterLink {
             }
             Home::Unclaimed => {
                 if !self.claiming.contains_key(room) {
-                    if !self.send(ToBridge::Claim(room.to_owned())) {
-                        // The bridge cannot take it: hold the room here, as when Redis is down.
+                    if self.send_in_order(ToBridge::Claim(room.to_owned())).is_err() {
+                        // The bridge has stopped: hold the room here, as when Redis is down.
                         self.held.insert(room.to_owned());
                         return Ok(());
                     }
@@ -263,30 +324,51 @@ impl ClusterLink {
         self.claiming.entry(room).or_default().push(request);
     }
 
+    /// Forgets the requests of `conn` parked on claims: it has gone, so they are not handled
+    /// when their claim is answered (the game would act for a connection it has said goodbye
+    /// to).
+    pub(crate) fn drop_parked(&mut self, conn: crate::ConnId) {
+        for waiting in self.claiming.values_mut() {
+            waiting.retain(|r| !matches!(r, crate::bridge::ToLogic::Request { conn: c, .. } if *c == conn));
+        }
+    }
+
+    /// Takes every parked request: the server is shutting down, and no claim's answer will be
+    /// handled, so the caller answers them.
+    pub(crate) fn take_parked(&mut self) -> Vec<crate::bridge::ToLogic> {
+        self.claiming.values_mut().flat_map(std::mem::take).collect()
+    }
+
     /// A claim was answered: records who holds the room, and returns the requests that waited
-    /// for it, to be handled again.
+    /// for it, to be handled again before [`ClusterLink::end_claimed`] (those another node's
+    /// room waited for are redirected to it).
     pub(crate) fn handle_claimed(
         &mut self,
-        registry: &mut Registry,
         room: String,
         outcome: ClaimOutcome,
-        now: Instant,
     ) -> Vec<crate::bridge::ToLogic> {
+        let waiting = self.claiming.remove(&room).unwrap_or_default();
         match outcome {
             ClaimOutcome::Mine | ClaimOutcome::Unreachable => {
-                self.held.insert(room.clone());
+                self.held.insert(room);
             }
             ClaimOutcome::Theirs { node, epoch, url } => {
-                registry.handle_room_owner(&room, &node, epoch, &url, now);
+                self.claimed_elsewhere = Some((room, node.into(), epoch, url));
             }
         }
-        self.claiming.remove(&room).unwrap_or_default()
+        waiting
+    }
+
+    /// The requests a claim's answer released have been handled.
+    pub(crate) fn end_claimed(&mut self) {
+        self.claimed_elsewhere = None;
     }
 
     /// Gives a room up (it was disposed of).
     pub(crate) fn release_room(&mut self, room: &str) {
         if self.held.remove(room) {
-            self.send(ToBridge::Release(room.to_owned()));
+            // Err: the bridge has stopped, and its node's claims end with its lease.
+            let _ = self.send_in_order(ToBridge::Release(room.to_owned()));
         }
     }
 

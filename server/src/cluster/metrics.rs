@@ -29,11 +29,12 @@ pub struct ClusterMetrics {
     pub lease_expiries: AtomicU64,
     /// Times a connection to Redis failed (a timeout, a reset, a refused connect).
     pub redis_errors: AtomicU64,
-    /// 1 while both cluster threads are connected to Redis.
+    /// 1 while the writer is connected to Redis (the reader's failures count in
+    /// `redis_errors`).
     pub redis_up: AtomicU64,
     /// Rooms this node held that another node took while this one could not renew them.
     pub room_conflicts: AtomicU64,
-    /// Redirects answered, and tickets redeemed and refused.
+    /// Calls answered with a redirect to another node.
     pub redirects: AtomicU64,
     /// Tickets redeemed.
     pub tickets_redeemed: AtomicU64,
@@ -89,7 +90,7 @@ impl ClusterMetrics {
             &self.lease_expiries,
         );
         metric("redis_errors_total", "counter", "Failures of a connection to Redis.", &self.redis_errors);
-        metric("redis_up", "gauge", "1 while the cluster threads are connected to Redis.", &self.redis_up);
+        metric("redis_up", "gauge", "1 while the cluster's writer is connected to Redis.", &self.redis_up);
         metric(
             "room_conflicts_total",
             "counter",

@@ -78,6 +78,7 @@ impl Registry {
                     self.remove(node);
                 }
             }
+            RegistryEvent::Share(share) => self.handle_snapshot(share, now),
         }
     }
 
@@ -99,17 +100,6 @@ impl Registry {
         if let Some(view) = self.view(&snap.node, snap.epoch, now) {
             view.url = snap.url.as_str().into();
         }
-    }
-
-    /// A claim answered by Redis: `node` holds `room` (this node's own claims are not kept
-    /// here).
-    pub fn handle_room_owner(&mut self, room: &str, node: &str, epoch: u64, url: &str, now: Instant) {
-        if let Some(view) = self.view(node, epoch, now)
-            && view.url.is_empty()
-        {
-            view.url = url.into();
-        }
-        self.set_room(node, epoch, room, true, now);
     }
 
     /// This node lost its connection to Redis: until [`Registry::handle_reconnected`], it
@@ -203,8 +193,8 @@ impl Registry {
     }
 
     /// The view of `node` at `epoch`, extended to `now + lease`: created if unknown, and
-    /// replaced if the node restarted (a new epoch: what the old one held is gone). `None`
-    /// for this node itself, and for an event of an older epoch than the one known.
+    /// replaced if the epoch differs (the node restarted: what the old run held is gone).
+    /// `None` for this node itself.
     fn view(&mut self, node: &str, epoch: u64, now: Instant) -> Option<&mut NodeView> {
         if node == self.me {
             return None;
@@ -396,6 +386,41 @@ mod tests {
         r.handle_reconnected(t0 + LEASE * 3);
         assert!(r.expire(t0 + LEASE * 4 - Duration::from_millis(1)).is_empty());
         assert_eq!(r.expire(t0 + LEASE * 4), ["a"], "not heard from within the fresh lease");
+    }
+
+    #[test]
+    fn a_share_replaces_what_was_known_of_its_node_so_what_changed_unannounced_is_gone() {
+        let now = Instant::now();
+        let mut r = Registry::new("me", LEASE);
+        r.handle_event(&users("a", 1, &[("ann", 1), ("bob", 1)]), now);
+        r.handle_event(&groups("a", 1, &[("lobby", 2)]), now);
+        let rooms = RegistryEvent::Rooms { node: "a".into(), epoch: 1, entries: vec![("r1".into(), true)] };
+        r.handle_event(&rooms, now);
+        // Node a could not write Redis while ann left and r1 was disposed of; back, it says
+        // all it holds at once.
+        let share = NodeSnapshot {
+            node: "a".into(),
+            epoch: 1,
+            url: "ws://a:1/".into(),
+            users: vec![("bob".into(), 1)],
+            groups: vec![("lobby".into(), 1)],
+            rooms: vec!["r2".into()],
+        };
+        let event = RegistryEvent::Share(share);
+        assert_eq!(crate::cluster::wire::decode(&crate::cluster::wire::encode(&event)), Some(event.clone()));
+        r.handle_event(&event, now);
+        assert!(!r.is_online("ann") && r.is_online("bob"));
+        assert_eq!(r.member_count("lobby"), 1);
+        assert!(r.room_owner("r1").is_none());
+        assert_eq!(
+            r.room_owner("r2").map(|(n, e, url)| (n.to_string(), e, url.to_owned())),
+            Some(("a".into(), 1, "ws://a:1/".into()))
+        );
+        // A node forgotten (its lease lapsed) comes back whole with its share.
+        assert_eq!(r.expire(now + LEASE), ["a"]);
+        r.handle_event(&heartbeat("a", 1), now + LEASE);
+        r.handle_event(&event, now + LEASE);
+        assert!(r.is_online("bob") && r.room_owner("r2").is_some());
     }
 
     #[test]

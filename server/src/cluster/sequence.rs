@@ -34,9 +34,15 @@ impl Outbox {
         Self { retain, next: HashMap::new(), written: VecDeque::new() }
     }
 
-    /// The next number for receiver `node` at `epoch`.
+    /// The next number for receiver `node` at `epoch`. A new epoch of a node ends the
+    /// numbering of its earlier ones (that run has stopped), so what is kept grows with the
+    /// nodes, not with their restarts.
     pub fn number(&mut self, node: &str, epoch: u64) -> u64 {
-        let next = self.next.entry((node.to_owned(), epoch)).or_insert(1);
+        let key = (node.to_owned(), epoch);
+        if !self.next.contains_key(&key) {
+            self.next.retain(|(n, _), _| n != node);
+        }
+        let next = self.next.entry(key).or_insert(1);
         let seq = *next;
         *next += 1;
         seq
@@ -91,15 +97,20 @@ pub struct Dedupe {
     last: HashMap<(String, u64), u64>,
 }
 
-/// Sender epochs remembered at most; past it the oldest entries go (a sender that restarted
-/// that many times is long gone).
+/// Senders remembered at most; past it all are forgotten (a cluster of that many nodes is
+/// far beyond this design; a sender's restarts do not count, see [`Dedupe::handle`]).
 const MAX_SENDERS: usize = 4096;
 
 impl Dedupe {
-    /// Judges delivery `seq` from `from` at `epoch`.
+    /// Judges delivery `seq` from `from` at `epoch`. A sender's new epoch ends what was kept
+    /// of its earlier ones: that run has stopped, and its last deliveries came before the new
+    /// run's first in the inbox.
     pub fn handle(&mut self, from: &str, epoch: u64, seq: u64) -> Verdict {
-        if self.last.len() >= MAX_SENDERS && !self.last.contains_key(&(from.to_owned(), epoch)) {
-            self.last.clear();
+        if !self.last.contains_key(&(from.to_owned(), epoch)) {
+            self.last.retain(|(sender, _), _| sender != from);
+            if self.last.len() >= MAX_SENDERS {
+                self.last.clear();
+            }
         }
         let last = self.last.entry((from.to_owned(), epoch)).or_insert(0);
         if seq <= *last {
@@ -125,6 +136,8 @@ mod tests {
         let mut out = Outbox::new(Duration::from_secs(2));
         assert_eq!((out.number("b", 1), out.number("b", 1), out.number("c", 1)), (1, 2, 1));
         assert_eq!(out.number("b", 2), 1, "a restarted receiver starts again at 1");
+        assert_eq!(out.number("b", 2), 2);
+        assert_eq!(out.next.len(), 2, "b's first run is forgotten; c is kept");
         out.handle_written(sealed(1), t0);
         out.handle_written(sealed(2), t0 + Duration::from_secs(1));
         assert_eq!(out.poll_resend(t0 + Duration::from_secs(2)), [sealed(1), sealed(2)]);
@@ -144,5 +157,6 @@ mod tests {
         assert_eq!(d.handle("a", 1, 4), Verdict::Duplicate, "too late: counted lost already");
         assert_eq!(d.handle("a", 2, 1), Verdict::Deliver, "a new epoch of the sender");
         assert_eq!(d.handle("b", 1, 3), Verdict::Gap { lost: 2 }, "a first delivery is number 1");
+        assert_eq!(d.last.len(), 2, "a's first run is forgotten, b is kept");
     }
 }

@@ -27,7 +27,8 @@ pub enum TicketError {
     /// The MAC does not match: made without the cluster's secret.
     #[error("forged ticket")]
     Forged,
-    /// Made for another node.
+    /// Made for another node, or for an earlier run of this one (whose used tickets this
+    /// run does not know).
     #[error("ticket for another node")]
     OtherNode,
     /// Its lifetime has passed.
@@ -42,6 +43,8 @@ pub enum TicketError {
 struct Claims {
     user: Option<String>,
     node: String,
+    /// The node's epoch: a ticket is good for the run of the node it was made for.
+    epoch: u64,
     expires_ms: u64,
     nonce: u64,
 }
@@ -50,6 +53,7 @@ struct Claims {
 pub struct Tickets {
     mac: HmacSha256,
     me: String,
+    epoch: u64,
     lifetime_ms: u64,
     /// Redeemed nonces until their ticket would have expired.
     used: HashMap<u64, u64>,
@@ -62,18 +66,27 @@ impl std::fmt::Debug for Tickets {
 }
 
 impl Tickets {
-    /// The tickets of node `me`, under the cluster's `secret`, each valid for `lifetime_ms`.
-    pub fn new(secret: &[u8], me: &str, lifetime_ms: u64) -> Self {
+    /// The tickets of node `me` in its run `epoch`, under the cluster's `secret`, each valid
+    /// for `lifetime_ms`.
+    pub fn new(secret: &[u8], me: &str, epoch: u64, lifetime_ms: u64) -> Self {
         let mac = <HmacSha256 as KeyInit>::new_from_slice(secret).expect("HMAC takes a key of any length");
-        Self { mac, me: me.to_owned(), lifetime_ms, used: HashMap::new() }
+        Self { mac, me: me.to_owned(), epoch, lifetime_ms, used: HashMap::new() }
     }
 
-    /// A ticket for `node` carrying `user`, made at `now_ms` (Unix milliseconds). `None` if
-    /// the user's name is too long for a ticket ([`MAX_TICKET_LEN`]).
-    pub fn issue(&self, user: Option<&str>, node: &str, now_ms: u64, nonce: u64) -> Option<String> {
+    /// A ticket for `node` in its run `epoch` carrying `user`, made at `now_ms` (Unix
+    /// milliseconds). `None` if the user's name is too long for a ticket ([`MAX_TICKET_LEN`]).
+    pub fn issue(
+        &self,
+        user: Option<&str>,
+        node: &str,
+        epoch: u64,
+        now_ms: u64,
+        nonce: u64,
+    ) -> Option<String> {
         let claims = Claims {
             user: user.map(str::to_owned),
             node: node.to_owned(),
+            epoch,
             expires_ms: now_ms + self.lifetime_ms,
             nonce,
         };
@@ -100,7 +113,7 @@ impl Tickets {
         }
         let bytes = B64.decode(body).map_err(|_| TicketError::Malformed)?;
         let claims: Claims = super::wire::decode(&bytes).ok_or(TicketError::Malformed)?;
-        if claims.node != self.me {
+        if claims.node != self.me || claims.epoch != self.epoch {
             return Err(TicketError::OtherNode);
         }
         if now_ms >= claims.expires_ms {
@@ -122,35 +135,47 @@ mod tests {
 
     #[test]
     fn a_ticket_is_redeemed_once_on_its_node_within_its_lifetime() {
-        let a = Tickets::new(b"secret", "a", 10_000);
-        let mut b = Tickets::new(b"secret", "b", 10_000);
-        let ticket = a.issue(Some("ann"), "b", T0, 1).expect("short");
+        let a = Tickets::new(b"secret", "a", 1, 10_000);
+        let mut b = Tickets::new(b"secret", "b", 1, 10_000);
+        let ticket = a.issue(Some("ann"), "b", 1, T0, 1).expect("short");
         assert!(ticket.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c)), "{ticket}");
         assert_eq!(b.redeem(&ticket, T0 + 9_999), Ok(Some("ann".into())));
         assert_eq!(b.redeem(&ticket, T0 + 9_999), Err(TicketError::Used));
-        let late = a.issue(Some("ann"), "b", T0, 2).expect("short");
+        let late = a.issue(Some("ann"), "b", 1, T0, 2).expect("short");
         assert_eq!(b.redeem(&late, T0 + 10_000), Err(TicketError::Expired));
-        let for_c = a.issue(None, "c", T0, 3).expect("short");
+        let for_c = a.issue(None, "c", 1, T0, 3).expect("short");
         assert_eq!(b.redeem(&for_c, T0), Err(TicketError::OtherNode));
     }
 
     #[test]
+    fn a_ticket_is_good_for_the_run_of_the_node_it_was_made_for_only() {
+        let a = Tickets::new(b"secret", "a", 1, 10_000);
+        let ticket = a.issue(Some("ann"), "b", 7, T0, 1).expect("short");
+        let mut b = Tickets::new(b"secret", "b", 7, 10_000);
+        assert_eq!(b.redeem(&ticket, T0), Ok(Some("ann".into())));
+        // b restarts within the ticket's lifetime: the new run does not know it was used.
+        let mut b_again = Tickets::new(b"secret", "b", 8, 10_000);
+        assert_eq!(b_again.redeem(&ticket, T0 + 1), Err(TicketError::OtherNode));
+    }
+
+    #[test]
     fn forged_and_malformed_tickets_are_refused() {
-        let a = Tickets::new(b"secret", "a", 10_000);
-        let mut b = Tickets::new(b"secret", "b", 10_000);
-        let mut thief = Tickets::new(b"guess", "b", 10_000);
-        let forged = Tickets::new(b"guess", "x", 10_000).issue(Some("root"), "b", T0, 1).expect("short");
+        let a = Tickets::new(b"secret", "a", 1, 10_000);
+        let mut b = Tickets::new(b"secret", "b", 1, 10_000);
+        let mut thief = Tickets::new(b"guess", "b", 1, 10_000);
+        let forged =
+            Tickets::new(b"guess", "x", 1, 10_000).issue(Some("root"), "b", 1, T0, 1).expect("short");
         assert_eq!(b.redeem(&forged, T0), Err(TicketError::Forged));
-        let good = a.issue(Some("ann"), "b", T0, 2).expect("short");
+        let good = a.issue(Some("ann"), "b", 1, T0, 2).expect("short");
         assert_eq!(thief.redeem(&good, T0), Err(TicketError::Forged));
         // The same claims with another user, under the old MAC.
         let (_, tag) = good.split_once('.').expect("dot");
-        let other = a.issue(Some("eve"), "b", T0, 2).expect("short");
+        let other = a.issue(Some("eve"), "b", 1, T0, 2).expect("short");
         let (body, _) = other.split_once('.').expect("dot");
         assert_eq!(b.redeem(&format!("{body}.{tag}"), T0), Err(TicketError::Forged));
         for bad in ["", ".", "abc", "a.b", "!!.!!", &"x".repeat(MAX_TICKET_LEN + 1)] {
             assert!(matches!(b.redeem(bad, T0), Err(TicketError::Malformed | TicketError::Forged)), "{bad}");
         }
-        assert_eq!(a.issue(Some(&"n".repeat(600)), "b", T0, 1), None, "too long for a URL");
+        assert_eq!(a.issue(Some(&"n".repeat(600)), "b", 1, T0, 1), None, "too long for a URL");
     }
 }

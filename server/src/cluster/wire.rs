@@ -111,10 +111,16 @@ pub enum RegistryEvent {
         /// Its epoch.
         epoch: u64,
     },
+    /// The node's whole share, which replaces everything known of it: written when it joins,
+    /// when it can write Redis again after a failure (what changed meanwhile, a user who left
+    /// included, was never announced one by one), and when it finds its lease had lapsed (its
+    /// keys expired, and the other nodes forgot it).
+    Share(NodeSnapshot),
 }
 
-/// A whole node's share, read from its keys (on start, and after Redis came back).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A whole node's share: read from its keys (on start, and after Redis came back), or as the
+/// node announced it ([`RegistryEvent::Share`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeSnapshot {
     /// The node.
     pub node: String,

@@ -148,9 +148,12 @@ impl<G: Game> Logic<G> {
             }
             FromBridge::Claimed { room, outcome } => {
                 let Some(cluster) = fx.cluster.as_mut() else { return };
-                let waiting = cluster.handle_claimed(fx.hub.cluster_mut(), room, outcome, now);
+                let waiting = cluster.handle_claimed(room, outcome);
                 for request in waiting {
                     self.handle_message(request, now);
+                }
+                if let Some(cluster) = self.fx.cluster.as_mut() {
+                    cluster.end_claimed();
                 }
             }
         }
@@ -227,6 +230,9 @@ impl<G: Game> Logic<G> {
             }
             ToLogic::Disconnected(conn) => {
                 self.fx.deferred.retain(|caller| caller.conn != conn);
+                if let Some(cluster) = self.fx.cluster.as_mut() {
+                    cluster.drop_parked(conn);
+                }
                 // The game sees the connection's user, groups and session one last time.
                 self.run_hook(now, |game, ctx| game.on_disconnect(ctx, conn));
                 self.fx.hub.handle_disconnected(conn);
@@ -251,6 +257,10 @@ impl<G: Game> Logic<G> {
                 let deferred_route = self.router.is_deferred(route);
                 if deferred_route {
                     self.fx.deferred.insert(caller);
+                }
+                if let Some(cluster) = self.fx.cluster.as_mut() {
+                    // A park asked outside a dispatch (from a hook) is no request's.
+                    cluster.take_park();
                 }
                 let mut ctx = self.fx.ctx(now, self.tick);
                 let (router, game) = (&self.router, &mut self.game);
@@ -303,7 +313,9 @@ impl<G: Game> Logic<G> {
         self.tick = tick.index;
         self.stats.ticks += 1;
         self.stats.skipped_ticks += tick.skipped;
-        if let Some(cluster) = &self.fx.cluster {
+        // Not while the bridge has sent news not handled yet: a node's heartbeat may wait
+        // there, and a node this one forgot for its own delay would come back empty-handed.
+        if let Some(cluster) = self.fx.cluster.as_ref().filter(|c| !c.has_news()) {
             let dead = self.fx.hub.cluster_mut().expire(now);
             if !dead.is_empty() {
                 cluster.count_expiries(dead.len());
@@ -313,22 +325,29 @@ impl<G: Game> Logic<G> {
         self.run_hook(now, |game, ctx| game.on_tick(ctx));
     }
 
-    /// Runs the game's shutdown hook, then fails every deferred call still unanswered with
-    /// `SHUTTING_DOWN`, so that no accepted request is left without an answer.
+    /// Runs the game's shutdown hook, then fails every deferred call still unanswered, and
+    /// every request parked on a room's claim, with `SHUTTING_DOWN`, so that no accepted
+    /// request is left without an answer.
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.run_hook(now, |game, ctx| game.on_shutdown(ctx));
         let error = AppError::new(error_code::SHUTTING_DOWN, "the server is shutting down");
         for caller in std::mem::take(&mut self.fx.deferred) {
             self.send_error(caller, &error);
         }
+        let parked = self.fx.cluster.as_mut().map(ClusterLink::take_parked).unwrap_or_default();
+        for request in parked {
+            if let ToLogic::Request { conn, id, encoding, .. } = request {
+                self.send_error(Caller { conn, id, encoding }, &error);
+            }
+        }
     }
 
     /// Takes the commands produced since the last call, if any.
     pub fn poll_batch(&mut self) -> Option<Batch> {
         if let Some(cluster) = self.fx.cluster.as_mut() {
-            if let Some((users, groups)) = self.fx.hub.take_changes() {
-                cluster.publish(users, groups);
-            }
+            let (users, groups) = self.fx.hub.take_changes().unwrap_or_default();
+            let (users, groups) = cluster.publish(users, groups);
+            self.fx.hub.changes_unsent(users, groups);
             cluster.log_drops();
         }
         if self.fx.out.is_empty() { None } else { Some(std::mem::take(&mut self.fx.out)) }
@@ -431,6 +450,246 @@ mod tests {
             _ => None,
         };
         batch.commands().iter().filter_map(close).collect()
+    }
+
+    /// A game whose only route enters a room that lives on one node of a cluster, counting
+    /// the runs that got past the claim.
+    #[derive(Default)]
+    struct Claimer {
+        entered: u32,
+    }
+
+    impl Game for Claimer {
+        fn routes(router: &mut crate::Router<Self>) {
+            router.route("enter", |game: &mut Claimer, ctx: &mut Ctx<'_>, caller: Caller, room: String| {
+                ctx.claim_room(caller, &room)?;
+                game.entered += 1;
+                Ok::<_, AppError>(room)
+            });
+            router.route("ping", |_: &mut Claimer, _: &mut Ctx<'_>, _: Caller, (): ()| Ok::<_, AppError>(()));
+            router.route("group", |_: &mut Claimer, ctx: &mut Ctx<'_>, caller: Caller, group: String| {
+                ctx.hub_mut().join(caller.conn, &group);
+                Ok::<_, AppError>(())
+            });
+            router.route("dispose", |_: &mut Claimer, ctx: &mut Ctx<'_>, _: Caller, room: String| {
+                ctx.release_room(&room);
+                Ok::<_, AppError>(())
+            });
+        }
+
+        fn on_connect(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+            // A hook has no request to park: this must not park the next one.
+            let caller = Caller { conn, id: 0, encoding: ticksock_protocol::Encoding::Binary };
+            let _ = ctx.claim_room(caller, "hooked");
+        }
+    }
+
+    use crate::cluster::link::{ClaimOutcome, ToBridge};
+
+    /// A cluster node's logic with the bridge's ends of its channels, and `conns` connected.
+    fn clustered<G: Game>(
+        game: G,
+        conns: &[ConnId],
+        now: Instant,
+    ) -> (Logic<G>, crossbeam_channel::Receiver<ToBridge>, crossbeam_channel::Sender<FromBridge>) {
+        clustered_with(game, conns, now, 64)
+    }
+
+    /// [`clustered`] with a channel toward the bridge of `capacity` messages.
+    fn clustered_with<G: Game>(
+        game: G,
+        conns: &[ConnId],
+        now: Instant,
+        capacity: usize,
+    ) -> (Logic<G>, crossbeam_channel::Receiver<ToBridge>, crossbeam_channel::Sender<FromBridge>) {
+        let (to_bridge, from_logic) = crossbeam_channel::bounded(capacity);
+        let (to_logic, from_bridge) = crossbeam_channel::bounded(64);
+        let tickets = crate::cluster::ticket::Tickets::new(b"secret", "me", 1, 10_000);
+        let metrics = std::sync::Arc::new(crate::cluster::ClusterMetrics::default());
+        let link = ClusterLink::new("me", to_bridge, from_bridge, tickets, metrics);
+        let mut logic = Logic::new(game);
+        logic.join_cluster(link, Registry::new("me", std::time::Duration::from_secs(5)));
+        let encoding = ticksock_protocol::Encoding::Binary;
+        for &conn in conns {
+            logic.handle_message(ToLogic::Connected { conn, encoding, ticket: None }, now);
+        }
+        (logic, from_logic, to_logic)
+    }
+
+    fn enter(logic: &mut Logic<Claimer>, conn: ConnId, id: u32, room: &str, now: Instant) {
+        call(logic, "enter", conn, id, room, now);
+    }
+
+    fn call(logic: &mut Logic<Claimer>, route: &str, conn: ConnId, id: u32, arg: &str, now: Instant) {
+        let route = logic.route_table().get(route).expect("the route");
+        let body = bytes::Bytes::from(ticksock_protocol::encode_body(arg).expect("encodes"));
+        let encoding = ticksock_protocol::Encoding::Binary;
+        logic.handle_message(ToLogic::Request { conn, id, route, body, encoding }, now);
+    }
+
+    fn answered(batch: Option<Batch>) -> Vec<(ConnId, u32)> {
+        let answer = |c: &Command| match *c {
+            Command::Send { conn, answers: Some(id), .. } => Some((conn, id)),
+            _ => None,
+        };
+        batch.map(|b| b.commands().iter().filter_map(answer).collect()).unwrap_or_default()
+    }
+
+    fn claims(from_logic: &crossbeam_channel::Receiver<ToBridge>) -> Vec<String> {
+        from_logic
+            .try_iter()
+            .filter_map(|m| match m {
+                ToBridge::Claim(room) => Some(room),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_parked_request_is_handled_once_its_claim_is_answered_unless_its_connection_left() {
+        let (a, b, c, now) = (ConnId::new(1, 1), ConnId::new(2, 1), ConnId::new(3, 1), Instant::now());
+        let (mut logic, from_logic, _) = clustered(Claimer::default(), &[a, b, c], now);
+        assert_eq!(claims(&from_logic), ["hooked"], "each on_connect asks; one claim is sent");
+        let ping = logic.route_table().get("ping").expect("the route");
+        let (body, encoding) = (bytes::Bytes::new(), ticksock_protocol::Encoding::Binary);
+        logic.handle_message(ToLogic::Request { conn: c, id: 9, route: ping, body, encoding }, now);
+        assert_eq!(answered(logic.poll_batch()), [(c, 9)], "the hooks' claims park no request");
+        enter(&mut logic, a, 1, "r", now);
+        enter(&mut logic, b, 1, "r", now);
+        assert_eq!(claims(&from_logic), ["r"], "one claim for both");
+        assert!(answered(logic.poll_batch()).is_empty(), "both wait for the claim");
+        assert_eq!(logic.game().entered, 0);
+
+        // `a` leaves before the answer: its request must not run for a connection that is gone.
+        logic.handle_message(ToLogic::Disconnected(a), now);
+        let outcome = ClaimOutcome::Mine;
+        logic.handle_cluster(FromBridge::Claimed { room: "r".into(), outcome }, now);
+        assert_eq!(answered(logic.poll_batch()), [(b, 1)]);
+        assert_eq!(logic.game().entered, 1);
+
+        // The room is held here now: no more parking.
+        enter(&mut logic, c, 7, "r", now);
+        assert_eq!(answered(logic.poll_batch()), [(c, 7)]);
+        assert!(claims(&from_logic).is_empty());
+    }
+
+    /// What the bridge gets, as `logic` offers it while the bridge takes one message at a
+    /// time: each turn takes one, and the logic thread's next batch offers what waits.
+    fn trickle<G: Game>(
+        logic: &mut Logic<G>,
+        from_logic: &crossbeam_channel::Receiver<ToBridge>,
+    ) -> Vec<String> {
+        let mut got = Vec::new();
+        for _ in 0..16 {
+            logic.poll_batch();
+            got.extend(from_logic.try_recv().ok().map(|m| match m {
+                ToBridge::Claim(room) => format!("claim {room}"),
+                ToBridge::Release(room) => format!("release {room}"),
+                ToBridge::Groups(entries) => format!("groups {entries:?}"),
+                other => format!("{other:?}"),
+            }));
+        }
+        got
+    }
+
+    #[test]
+    fn counts_claims_and_releases_the_bridge_cannot_take_yet_are_offered_again_in_order() {
+        let (a, now) = (ConnId::new(1, 1), Instant::now());
+        // Room for one message: `a`'s on_connect claim fills it.
+        let (mut logic, from_logic, _) = clustered_with(Claimer::default(), &[a], now, 1);
+        call(&mut logic, "group", a, 1, "g", now);
+        enter(&mut logic, a, 2, "r", now);
+        assert_eq!(answered(logic.poll_batch()), [(a, 1)], "the enter waits for its claim");
+        assert_eq!(trickle(&mut logic, &from_logic), ["claim hooked", "claim r", r#"groups [("g", 1)]"#]);
+
+        let outcome = ClaimOutcome::Mine;
+        logic.handle_cluster(FromBridge::Claimed { room: "r".into(), outcome }, now);
+        assert_eq!(answered(logic.poll_batch()), [(a, 2)]);
+        // While the channel is full (y's claim), `r` is given up and claimed again: the
+        // release goes first; a room not held is not released.
+        enter(&mut logic, a, 3, "y", now);
+        call(&mut logic, "dispose", a, 4, "r", now);
+        enter(&mut logic, a, 5, "r", now);
+        call(&mut logic, "dispose", a, 6, "z", now);
+        assert_eq!(answered(logic.poll_batch()), [(a, 4), (a, 6)]);
+        assert_eq!(trickle(&mut logic, &from_logic), ["claim y", "release r", "claim r"]);
+    }
+
+    #[test]
+    fn no_node_is_forgotten_while_its_heartbeat_waits_to_be_handled() {
+        use crate::cluster::wire::RegistryEvent;
+        let t0 = Instant::now();
+        let lease = std::time::Duration::from_secs(5);
+        let (mut logic, _from_logic, to_logic) = clustered(Claimer::default(), &[], t0);
+        let heartbeat = || RegistryEvent::Heartbeat { node: "a".into(), epoch: 1, url: "ws://a/".into() };
+        let tick = |index, at| Tick { index, scheduled: at, lateness: std::time::Duration::ZERO, skipped: 0 };
+        logic.handle_cluster(FromBridge::Event(heartbeat()), t0);
+        // Its next heartbeat came in time, but this node is behind on what the bridge sent.
+        to_logic.send(FromBridge::Event(heartbeat())).expect("open");
+        let late = t0 + lease;
+        logic.handle_tick(tick(1, late), late);
+        assert_eq!(logic.hub().cluster().epoch_of("a"), Some(1), "its heartbeat is still waiting");
+        logic.handle_cluster_news(late);
+        logic.handle_tick(tick(2, late), late);
+        assert_eq!(logic.hub().cluster().epoch_of("a"), Some(1));
+        logic.handle_tick(tick(3, late + lease), late + lease);
+        assert_eq!(logic.hub().cluster().epoch_of("a"), None, "silent for a lease since");
+    }
+
+    #[test]
+    fn a_room_held_by_a_node_whose_url_is_not_known_yet_is_claimed_not_redirected_to_nowhere() {
+        use crate::cluster::wire::RegistryEvent;
+        let (c, now) = (ConnId::new(1, 1), Instant::now());
+        let (mut logic, from_logic, _) = clustered(Claimer::default(), &[c], now);
+        let _ = claims(&from_logic);
+        let rooms = RegistryEvent::Rooms { node: "a".into(), epoch: 1, entries: vec![("r".into(), true)] };
+        logic.handle_cluster(FromBridge::Event(rooms), now);
+        enter(&mut logic, c, 1, "r", now);
+        assert!(answered(logic.poll_batch()).is_empty(), "no redirect without a URL");
+        assert_eq!(claims(&from_logic), ["r"]);
+        let outcome = ClaimOutcome::Theirs { node: "a".into(), epoch: 1, url: "ws://a/".into() };
+        logic.handle_cluster(FromBridge::Claimed { room: "r".into(), outcome }, now);
+        let batch = logic.poll_batch().expect("the redirect");
+        let frame = batch.sends().next().expect("one answer").1.payload.to_vec();
+        let redirect = String::from_utf8_lossy(&frame).into_owned();
+        assert!(redirect.contains("ws://a/?ticket="), "{redirect:?}");
+        assert_eq!(logic.stats().errors[usize::from(error_code::REDIRECT)], 1);
+    }
+
+    #[test]
+    fn a_claim_answer_older_than_the_stream_redirects_its_requests_but_lists_no_room() {
+        use crate::cluster::wire::RegistryEvent;
+        let (c, now) = (ConnId::new(1, 1), Instant::now());
+        let (mut logic, from_logic, _) = clustered(Claimer::default(), &[c], now);
+        let _ = claims(&from_logic);
+        let heartbeat = RegistryEvent::Heartbeat { node: "a".into(), epoch: 1, url: "ws://a/".into() };
+        logic.handle_cluster(FromBridge::Event(heartbeat), now);
+        enter(&mut logic, c, 1, "r", now);
+        assert_eq!(claims(&from_logic), ["r"]);
+        // Redis answered "a holds r"; before that answer came, the stream said a gave r up.
+        let released =
+            RegistryEvent::Rooms { node: "a".into(), epoch: 1, entries: vec![("r".into(), false)] };
+        logic.handle_cluster(FromBridge::Event(released), now);
+        let outcome = ClaimOutcome::Theirs { node: "a".into(), epoch: 1, url: "ws://a/".into() };
+        logic.handle_cluster(FromBridge::Claimed { room: "r".into(), outcome }, now);
+        assert_eq!(answered(logic.poll_batch()), [(c, 1)], "redirected, as Redis answered");
+        assert_eq!(logic.stats().errors[usize::from(error_code::REDIRECT)], 1);
+        assert!(logic.hub().cluster().room_owner("r").is_none(), "the stream's word stands");
+        enter(&mut logic, c, 2, "r", now);
+        assert_eq!(claims(&from_logic), ["r"], "the next enter asks Redis again");
+    }
+
+    #[test]
+    fn a_request_parked_at_shutdown_is_answered_shutting_down() {
+        let (a, now) = (ConnId::new(1, 1), Instant::now());
+        let (mut logic, from_logic, _) = clustered(Claimer::default(), &[a], now);
+        enter(&mut logic, a, 3, "r", now);
+        assert_eq!(claims(&from_logic), ["hooked", "r"]);
+        assert!(answered(logic.poll_batch()).is_empty());
+        logic.handle_shutdown(now);
+        assert_eq!(answered(logic.poll_batch()), [(a, 3)]);
+        assert_eq!(logic.stats().errors[usize::from(error_code::SHUTTING_DOWN)], 1);
+        assert_eq!(logic.game().entered, 0);
     }
 
     #[test]

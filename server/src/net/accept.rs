@@ -124,7 +124,7 @@ impl Reactor {
                     self.forward(ToLogic::Connected { conn: id, encoding, ticket });
                 } else if let Some(ticket) = ticket {
                     // Version 2: the game hears of the session at its first frame.
-                    self.tickets.insert(id, ticket);
+                    self.tickets.insert(index, ticket);
                 }
                 // Frames may have arrived with the request.
                 self.queue_read(index);

@@ -92,7 +92,7 @@ impl Reactor {
         }
         conn.carries = Carries::Session;
         let (id, encoding) = (conn.id, conn.encoding);
-        let ticket = self.tickets.remove(&id);
+        let ticket = self.tickets.remove(&index);
         if self.sessions.get_mut(id).is_some_and(Session::announce) {
             self.forward(ToLogic::Connected { conn: id, encoding, ticket });
         }
@@ -172,6 +172,8 @@ impl Reactor {
                 let stale_link = stale_link.filter(|&old| old != index);
                 let secret = self.sessions.get(request.conn).map(|s| *s.secret()).unwrap_or_default();
                 let mut provisional = None;
+                // A ticket is for a new connection: the resumed session keeps who it was.
+                self.tickets.remove(&index);
                 if let Some(conn) = self.conns.get_mut(index) {
                     // The link takes the session's name; the Welcome's session never was.
                     provisional = Some(std::mem::replace(&mut conn.id, request.conn));

@@ -90,8 +90,10 @@ pub(crate) struct Reactor {
     /// Version 2 sessions, with or without a link (see [`session`], [`link`]).
     sessions: Sessions,
     /// Tickets offered by version 2 links whose session the game has not heard of yet (it
-    /// does at their first frame); only links that offered one have an entry.
-    tickets: rustc_hash::FxHashMap<ConnId, Box<str>>,
+    /// does at their first frame), by the link's index; only links that offered one have an
+    /// entry. By index, not id: a link that resumes a session takes the session's id, and
+    /// its entry must still go with it.
+    tickets: rustc_hash::FxHashMap<usize, Box<str>>,
     next_generation: u32,
     config: Config,
     ws_config: WebSocketConfig,

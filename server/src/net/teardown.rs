@@ -98,7 +98,7 @@ impl Reactor {
     fn take(&mut self, index: usize) -> Option<Connection> {
         let mut conn = self.conns.try_remove(index)?;
         if !self.tickets.is_empty() {
-            self.tickets.remove(&conn.id);
+            self.tickets.remove(&index);
         }
         if matches!(conn.lifecycle, Lifecycle::Handshaking { refusing: true, .. }) {
             self.refusing -= 1;

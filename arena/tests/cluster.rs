@@ -441,3 +441,57 @@ fn a_node_refuses_a_cluster_secret_too_short_to_sign_tickets() {
     assert!(!status.success());
     assert!(stderr.contains("ticksock:secret"), "{stderr}");
 }
+
+/// A partition between one node and Redis (the proxy cut for two leases), while the others
+/// keep Redis: the cut node serves its own players, holds what it sends to other nodes, and
+/// delivers all of it, once and in order, when the link returns; the others answer "not online"
+/// for its players meanwhile, rather than wait.
+#[test]
+fn a_node_cut_off_from_redis_serves_its_players_and_delivers_what_it_held_when_the_link_returns() {
+    const LEASE: Duration = Duration::from_millis(1500);
+    let redis = Redis::start();
+    let proxy = Proxy::start(&redis);
+    let n1 = Node::start_at(&proxy.url(), "n1", LEASE.as_millis() as u64);
+    let n2 = Node::start(&redis, "n2", LEASE.as_millis() as u64);
+    let (mut ann, mut amy) = (Player::connect(&n1.url()), Player::connect(&n1.url()));
+    let mut bob = Player::connect(&n2.url());
+    login(&mut ann, "ann");
+    login(&mut amy, "amy");
+    login(&mut bob, "bob");
+    wait_until(PATIENCE, "n1 sees bob", || whisper(&mut ann, "bob", "0").is_ok());
+    wait_until(PATIENCE, "n2 sees ann", || whisper(&mut bob, "ann", "0").is_ok());
+    let _ = bob.pushes::<ChatLine>(TOPIC_WHISPER, SETTLE);
+    let _ = ann.pushes::<ChatLine>(TOPIC_WHISPER, SETTLE);
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    let mut held = 0;
+    while cut_at.elapsed() < LEASE * 2 {
+        held += 1;
+        whisper(&mut ann, "bob", &held.to_string()).expect("n1 still knows bob and takes the whisper");
+        whisper(&mut ann, "amy", "local").expect("a whisper on n1 is local");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        amy.pushes::<ChatLine>(TOPIC_WHISPER, SETTLE).len(),
+        held as usize,
+        "local whispers all arrive"
+    );
+    assert!(
+        not_online(whisper(&mut bob, "ann", "?")),
+        "n2 forgot n1 after its lease: not online, not a hang"
+    );
+    assert!(
+        bob.pushes::<ChatLine>(TOPIC_WHISPER, Duration::from_millis(200)).is_empty(),
+        "nothing crossed yet"
+    );
+    assert!(n1.metric("ticksock_cluster_queue_depth") > 0, "n1 holds the whispers for bob");
+
+    proxy.restore();
+    let got: Vec<ChatLine> = bob.pushes(TOPIC_WHISPER, Duration::from_secs(4));
+    let numbers: Vec<u32> = got.iter().map(|l| l.text.parse().expect("a number")).collect();
+    assert_eq!(numbers, (1..=held).collect::<Vec<u32>>(), "every held whisper, once, in order");
+    wait_until(PATIENCE, "n2 sees ann again", || whisper(&mut bob, "ann", "back").is_ok());
+    assert_eq!(n2.metric("ticksock_cluster_lost_total"), 0);
+    assert_eq!(n1.metric("ticksock_cluster_dropped_total"), 0);
+}

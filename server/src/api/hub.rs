@@ -220,8 +220,20 @@ impl Hub {
     }
 
     /// Binds `user` to `conn` (rebinding it if it had another user). Returns the connections
-    /// the caller must close under [`UserPolicy::ReplaceOld`] (they are already unbound).
+    /// the caller must close under [`UserPolicy::ReplaceOld`] (they are already unbound). In a
+    /// cluster, [`UserPolicy::RefuseNew`] also refuses a user online on another node.
     pub fn bind_user(&mut self, conn: ConnId, user: &str) -> Result<Vec<ConnId>, BindError> {
+        self.bind(conn, user, true)
+    }
+
+    /// Binds a user who arrives with a redirect's ticket (PROTOCOL.md 12.3): the policy
+    /// applies among this node's connections only, since the connection the user is online
+    /// with on another node is the same client moving here, which closes it itself.
+    pub(crate) fn bind_moved_user(&mut self, conn: ConnId, user: &str) -> Result<Vec<ConnId>, BindError> {
+        self.bind(conn, user, false)
+    }
+
+    fn bind(&mut self, conn: ConnId, user: &str, elsewhere_counts: bool) -> Result<Vec<ConnId>, BindError> {
         // A connection the game has closed may not take a user back (a request it sent before
         // it read its close could otherwise steal the user from the connection that replaced it).
         if self.conns.get(&conn).is_none_or(|e| e.closing) {
@@ -233,7 +245,7 @@ impl Hub {
             .map(|c| c.iter().copied().filter(|&c| c != conn).collect())
             .unwrap_or_default();
         let replaced = match self.policy {
-            UserPolicy::RefuseNew if !others.is_empty() || self.remote.is_online(user) => {
+            UserPolicy::RefuseNew if !others.is_empty() || (elsewhere_counts && self.remote.is_online(user)) => {
                 return Err(BindError::AlreadyOnline);
             }
             UserPolicy::ReplaceOld => others,
@@ -394,6 +406,20 @@ mod tests {
         assert_eq!(replace.bind_user(conn(1), "ann"), Ok(vec![conn(0)]));
         assert_eq!(replace.user_of(conn(0)), None);
         assert_eq!(replace.user_connections("ann").collect::<Vec<_>>(), [conn(1)]);
+    }
+
+    #[test]
+    fn a_user_moving_here_with_a_ticket_is_not_refused_for_the_connection_it_leaves_elsewhere() {
+        use crate::cluster::wire::RegistryEvent;
+        let mut hub = hub(UserPolicy::RefuseNew, 2);
+        let mut remote = Registry::new("me", std::time::Duration::from_secs(5));
+        let ann_elsewhere =
+            RegistryEvent::Users { node: "n2".into(), epoch: 1, entries: vec![("ann".into(), 1)] };
+        remote.handle_event(&ann_elsewhere, std::time::Instant::now());
+        hub.join_cluster(remote);
+        assert_eq!(hub.bind_user(conn(0), "ann"), Err(BindError::AlreadyOnline), "online on n2");
+        assert_eq!(hub.bind_moved_user(conn(0), "ann"), Ok(vec![]), "the same client, moving");
+        assert_eq!(hub.bind_moved_user(conn(1), "ann"), Err(BindError::AlreadyOnline), "online here");
     }
 
     #[test]

@@ -166,10 +166,18 @@ impl<G: Game> Logic<G> {
             Some(cluster) => cluster.redeem(ticket).map_err(|e| e.to_string()),
             None => Err("this server is not in a cluster".to_owned()),
         };
+        // The user's connection on the node that redirected is this same client moving: the
+        // policy counts only this node's connections (no refusal, no close sent elsewhere).
         let bound = redeemed.and_then(|user| match user {
-            Some(user) => self.fx.ctx(now, self.tick).bind_user(conn, &user).map_err(|e| e.to_string()),
-            None => Ok(()),
+            Some(user) => self.fx.hub.bind_moved_user(conn, &user).map_err(|e| e.to_string()),
+            None => Ok(Vec::new()),
         });
+        if let Ok(replaced) = &bound {
+            let mut ctx = self.fx.ctx(now, self.tick);
+            for &old in replaced {
+                ctx.close(old, crate::CLOSE_REPLACED, crate::api::CLOSE_REPLACED_REASON);
+            }
+        }
         if let Err(why) = bound {
             tracing::debug!(%conn, "ticket refused: {why}");
             self.fx.hub.handle_closing(conn);

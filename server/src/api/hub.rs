@@ -245,7 +245,9 @@ impl Hub {
             .map(|c| c.iter().copied().filter(|&c| c != conn).collect())
             .unwrap_or_default();
         let replaced = match self.policy {
-            UserPolicy::RefuseNew if !others.is_empty() || (elsewhere_counts && self.remote.is_online(user)) => {
+            UserPolicy::RefuseNew
+                if !others.is_empty() || (elsewhere_counts && self.remote.is_online(user)) =>
+            {
                 return Err(BindError::AlreadyOnline);
             }
             UserPolicy::ReplaceOld => others,

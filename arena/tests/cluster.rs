@@ -49,6 +49,25 @@ fn not_online(result: Result<(), Error>) -> bool {
     matches!(result, Err(Error::Server { code: ERR_NOT_ONLINE, .. }))
 }
 
+/// A Redis, nodes n1 and n2 with leases of `lease_ms`, and ann logged in on n1, bob on n2.
+struct Pair {
+    redis: Redis,
+    n1: Node,
+    n2: Node,
+    ann: Player,
+    bob: Player,
+}
+
+fn pair(lease_ms: u64) -> Pair {
+    let redis = Redis::start();
+    let n1 = Node::start(&redis, "n1", lease_ms);
+    let n2 = Node::start(&redis, "n2", lease_ms);
+    let (mut ann, mut bob) = (Player::connect(&n1.url()), Player::connect(&n2.url()));
+    login(&mut ann, "ann");
+    login(&mut bob, "bob");
+    Pair { redis, n1, n2, ann, bob }
+}
+
 #[test]
 fn whisper_chat_and_presence_cross_nodes_exactly_once_and_every_node_counts_the_same() {
     let redis = Redis::start();
@@ -119,13 +138,7 @@ fn whisper_chat_and_presence_cross_nodes_exactly_once_and_every_node_counts_the_
 
 #[test]
 fn a_room_lives_on_one_node_and_the_client_follows_the_redirect_keeping_its_name() {
-    let redis = Redis::start();
-    let n1 = Node::start(&redis, "n1", 2000);
-    let n2 = Node::start(&redis, "n2", 2000);
-    let mut ann = Player::connect(&n1.url());
-    let mut bob = Player::connect(&n2.url());
-    login(&mut ann, "ann");
-    login(&mut bob, "bob");
+    let Pair { redis: _redis, n1, n2, mut ann, mut bob } = pair(2000);
     let joined = join(&mut ann, "keep");
     assert_eq!(joined.roster.len(), 1);
     wait_until(PATIENCE, "n2 knows the room", || players_in(&mut bob, "keep") == Some(1));
@@ -209,13 +222,7 @@ fn a_killed_node_s_players_and_rooms_vanish_from_every_node_within_one_lease() {
 
 #[test]
 fn whispers_across_nodes_survive_five_seconds_without_redis_none_lost_or_doubled() {
-    let mut redis = Redis::start();
-    let n1 = Node::start(&redis, "n1", 1500);
-    let n2 = Node::start(&redis, "n2", 1500);
-    let mut ann = Player::connect(&n1.url());
-    let mut bob = Player::connect(&n2.url());
-    login(&mut ann, "ann");
-    login(&mut bob, "bob");
+    let Pair { mut redis, n1, n2, mut ann, mut bob } = pair(1500);
     wait_until(PATIENCE, "n1 sees bob", || whisper(&mut ann, "bob", "0").is_ok());
     let _ = bob.pushes::<ChatLine>(TOPIC_WHISPER, SETTLE);
 
@@ -306,13 +313,7 @@ fn a_node_that_stalled_past_its_lease_is_whole_again_on_every_node_once_it_runs(
 
 #[test]
 fn a_room_key_redis_holds_something_else_in_is_held_here_and_the_node_goes_on() {
-    let redis = Redis::start();
-    let n1 = Node::start(&redis, "n1", 2000);
-    let n2 = Node::start(&redis, "n2", 2000);
-    let mut ann = Player::connect(&n1.url());
-    let mut bob = Player::connect(&n2.url());
-    login(&mut ann, "ann");
-    login(&mut bob, "bob");
+    let Pair { redis, n1, n2: _n2, mut ann, mut bob } = pair(2000);
     redis.cli(&["HSET", "ticksock:room:odd", "x", "1"]);
 
     let joined = join(&mut ann, "odd");
@@ -361,13 +362,7 @@ fn entries_and_fields_no_node_wrote_are_skipped_and_cost_nothing_else() {
 
 #[test]
 fn an_arena_refused_for_want_of_space_is_not_claimed() {
-    let redis = Redis::start();
-    let n1 = Node::start(&redis, "n1", 2000);
-    let n2 = Node::start(&redis, "n2", 2000);
-    let mut ann = Player::connect(&n1.url());
-    let mut bob = Player::connect(&n2.url());
-    login(&mut ann, "ann");
-    login(&mut bob, "bob");
+    let Pair { redis, n1: _n1, n2: _n2, mut ann, mut bob } = pair(2000);
     // The lobby and 255 more: the arena's 256 at most.
     for i in 0..255 {
         join(&mut ann, &format!("a{i}"));

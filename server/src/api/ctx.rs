@@ -218,8 +218,7 @@ impl<'a> Ctx<'a> {
         value: &T,
         except: &[ConnId],
     ) -> usize {
-        let members = self.hub.members(group).filter(|c| !except.contains(c));
-        let here = push_all(self.out, self.hub, self.encodes, members, topic, value);
+        let here = self.send_to_group_here(group, topic, value, except);
         let Some(cluster) = self.cluster.as_deref_mut() else { return here };
         let registry = self.hub.cluster();
         let nodes = registry.group_nodes(group);

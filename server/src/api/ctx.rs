@@ -81,6 +81,13 @@ pub(crate) fn push_encoded(
     queued
 }
 
+/// Whom a push to other nodes is for.
+#[derive(Clone, Copy)]
+enum Recipients<'a> {
+    User(&'a str),
+    Group(&'a str),
+}
+
 /// Mutable access to groups and sessions, without user binding (see [`Ctx::bind_user`]).
 pub struct HubMut<'a>(&'a mut Hub);
 
@@ -195,16 +202,7 @@ impl<'a> Ctx<'a> {
     /// queued for: here, plus those the registry counts on the other nodes it was sent to.
     pub fn send_to_user<T: Serialize + ?Sized>(&mut self, user: &str, topic: &str, value: &T) -> usize {
         let here = push_all(self.out, self.hub, self.encodes, self.hub.user_connections(user), topic, value);
-        let Some(cluster) = self.cluster.as_deref_mut() else { return here };
-        let registry = self.hub.cluster();
-        let nodes = registry.user_nodes(user);
-        if cluster
-            .forward(registry, nodes, topic, value, |push| Delivery::User { user: user.to_owned(), push })
-            == 0
-        {
-            return here;
-        }
-        here + registry.user_connections(user) as usize
+        here + self.forward(Recipients::User(user), topic, value)
     }
 
     /// Pushes to every member of `group`, on every node of a cluster, except those in
@@ -219,16 +217,23 @@ impl<'a> Ctx<'a> {
         except: &[ConnId],
     ) -> usize {
         let here = self.send_to_group_here(group, topic, value, except);
-        let Some(cluster) = self.cluster.as_deref_mut() else { return here };
+        here + self.forward(Recipients::Group(group), topic, value)
+    }
+
+    /// In a cluster, sends a push to the other nodes holding `to`; how many connections the
+    /// registry counts there (0 when it went to no node).
+    fn forward<T: Serialize + ?Sized>(&mut self, to: Recipients<'_>, topic: &str, value: &T) -> usize {
+        let Some(cluster) = self.cluster.as_deref_mut() else { return 0 };
         let registry = self.hub.cluster();
-        let nodes = registry.group_nodes(group);
-        if cluster
-            .forward(registry, nodes, topic, value, |push| Delivery::Group { group: group.to_owned(), push })
-            == 0
-        {
-            return here;
-        }
-        here + registry.member_count(group) as usize
+        let (nodes, there) = match to {
+            Recipients::User(user) => (registry.user_nodes(user), registry.user_connections(user)),
+            Recipients::Group(group) => (registry.group_nodes(group), registry.member_count(group)),
+        };
+        let delivery = |push| match to {
+            Recipients::User(user) => Delivery::User { user: user.to_owned(), push },
+            Recipients::Group(group) => Delivery::Group { group: group.to_owned(), push },
+        };
+        if cluster.forward(registry, nodes, topic, value, delivery) == 0 { 0 } else { there as usize }
     }
 
     /// Pushes to the members of `group` on this node only, except those in `except`: for what

@@ -23,6 +23,9 @@ pub const STALE_REQUEST: u16 = 7;
 /// URL to make it on, a ticket included (PROTOCOL.md section 12.2): connect there and send the
 /// same request again.
 pub const REDIRECT: u16 = 8;
+/// The server's queue for slow work (its job pool) is full: the request was not handled.
+/// Retry later, with backoff.
+pub const BUSY: u16 = 9;
 
 /// The first code available to applications (handler errors).
 pub const APP_MIN: u16 = 1000;
@@ -38,6 +41,7 @@ pub fn name(code: u16) -> &'static str {
         SHUTTING_DOWN => "shutting_down",
         STALE_REQUEST => "stale_request",
         REDIRECT => "redirect",
+        BUSY => "busy",
         c if c >= APP_MIN => "app",
         _ => "reserved",
     }

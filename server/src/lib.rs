@@ -38,6 +38,8 @@
 //! - `api/`: the **game-facing API**, which runs on the logic thread.
 //! - `testing/`: the **test harness**, which drives `logic` in memory in place of the logic
 //!   thread and imitates what the reactor does that a game can see.
+//! - [`jobs`]: **the worker pool**: slow work (a database write, a call to another service)
+//!   off the logic thread, its result back as an event between ticks.
 //! - [`cluster`]: **the other nodes**, in a cluster over Redis (`docs/CLUSTER.md`): the
 //!   logic thread's copy of the registry and its link to the bridge, the bridge's writer and
 //!   reader threads (the only code that talks to Redis), and the pure parts both use (entries,
@@ -61,6 +63,7 @@ pub mod cluster;
 pub mod config;
 mod conn_id;
 mod echo;
+pub mod jobs;
 mod logic;
 pub mod metrics;
 mod net;
@@ -74,6 +77,7 @@ pub use api::{
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use echo::Echo;
+pub use jobs::JobFor;
 pub use logic::LogicStats;
 pub use server::{RunningServer, Server, Stopper};
 pub use static_files::{MAX_STATIC_DIR_BYTES, StaticFile, StaticFiles};

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 /// The upper bounds of the tick histograms, in seconds.
 /// Error replies are counted by code: one slot per reserved code (the index is the code, 0
 /// unused), and the last slot for every application code.
-pub const ERROR_SLOTS: usize = ticksock_protocol::error_code::REDIRECT as usize + 2;
+pub const ERROR_SLOTS: usize = ticksock_protocol::error_code::BUSY as usize + 2;
 
 const TICK_BUCKETS: [f64; 12] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25];
@@ -94,7 +94,8 @@ pub struct ReactorCounters {
 pub struct LogicCounters {
     /// Requests handled.
     pub requests: u64,
-    /// Error replies by code: index = code for the server's codes 0..=7, 8 for application codes.
+    /// Error replies by code: index = code for the server's own codes, the last slot for
+    /// application codes.
     pub errors: [u64; ERROR_SLOTS],
     /// Ticks run.
     pub ticks: u64,
@@ -105,6 +106,8 @@ pub struct LogicCounters {
     /// Messages the reactor has passed and the logic thread has not handled yet, at the last
     /// look.
     pub inbound_depth: u64,
+    /// The job pool, as the logic thread sees it.
+    pub jobs: crate::jobs::JobCounters,
 }
 
 /// A histogram with fixed buckets, fed by one thread, read by any.
@@ -342,6 +345,31 @@ impl Metrics {
             l.skipped_ticks,
         );
         metric("panics_total", "counter", "Handler and hook panics caught.", l.panics);
+        metric("jobs_submitted_total", "counter", "Jobs accepted by the worker pool.", l.jobs.submitted);
+        metric(
+            "jobs_refused_total",
+            "counter",
+            "Jobs refused with BUSY: the pool's queue was full.",
+            l.jobs.refused,
+        );
+        metric(
+            "jobs_dropped_total",
+            "counter",
+            "Job results dropped: whom they were for had gone.",
+            l.jobs.dropped,
+        );
+        metric(
+            "jobs_panicked_total",
+            "counter",
+            "Jobs (or their continuations) that panicked.",
+            l.jobs.panicked,
+        );
+        metric(
+            "jobs_in_flight",
+            "gauge",
+            "Jobs submitted whose result has not been handled yet.",
+            l.jobs.in_flight,
+        );
         let _ = writeln!(out, "# HELP ticksock_error_replies_total Error replies sent, by code.");
         let _ = writeln!(out, "# TYPE ticksock_error_replies_total counter");
         for (code, (logic, reactor)) in l.errors.iter().zip(r.errors).enumerate().skip(1) {

@@ -5,12 +5,15 @@
 //! [`RunningServer::run_until_signal`] runs these steps in order:
 //! 1. The reactor stops accepting and stops reading requests. Everything it has read is already
 //!    on its way to the logic thread, followed by a shutdown marker.
-//! 2. The logic thread handles every request ahead of the marker, runs [`Game::on_shutdown`],
-//!    fails every deferred call still unanswered with `SHUTTING_DOWN`, sends its last batch
-//!    and exits.
+//! 2. The logic thread handles every request ahead of the marker, waits for the jobs in flight
+//!    on the worker pool (their continuations run, so their calls are answered; at most
+//!    [`JOB_DRAIN`](crate::jobs::JOB_DRAIN)), runs [`Game::on_shutdown`], fails every deferred
+//!    call still unanswered with `SHUTTING_DOWN`, sends its last batch and exits.
 //! 3. The reactor writes that batch, sends close 1001 to every client, and waits for them to
 //!    close, at most [`Config::close_timeout`].
-//! 4. Both threads are joined.
+//! 4. The threads are joined: the reactor, the logic thread, the job workers (which run what
+//!    was still queued), and in a cluster the bridge's writer (which says goodbye to the other
+//!    nodes) and reader.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,6 +109,9 @@ impl Server {
         let logic_priority = config.logic_priority;
         let shutdown_timeout = config.shutdown_timeout;
         let mut logic = Logic::new(game);
+        let (jobs, workers) =
+            crate::jobs::pool::start(config.job_workers, config.job_queue, logic_ends.doorbell.clone())?;
+        logic.use_job_pool(jobs);
         let metrics = Arc::new(Metrics::default());
         let cluster = match config.cluster.clone() {
             None => None,
@@ -162,6 +168,7 @@ impl Server {
             logic_priority,
             shutdown_timeout,
             cluster,
+            workers,
         })
     }
 }
@@ -178,6 +185,8 @@ pub struct RunningServer {
     shutdown_timeout: Duration,
     /// The cluster's threads, in a cluster.
     cluster: Option<crate::cluster::bridge::ClusterThreads>,
+    /// The job pool's workers.
+    workers: crate::jobs::pool::Workers,
 }
 
 impl RunningServer {
@@ -229,6 +238,9 @@ impl RunningServer {
     pub fn wait(self) -> Result<LogicStats, Error> {
         let reactor = self.reactor.join().map_err(|_| Error::Panicked("reactor"))?;
         let stats = self.logic.join().map_err(|_| Error::Panicked("logic"))?;
+        // The logic thread has dropped its end of the job queue: the workers finish what was
+        // queued (a write acknowledged to no one yet still lands), then exit.
+        self.workers.join();
         // After the logic thread: its last pushes to other nodes are written, then this node
         // says goodbye to the cluster.
         if let Some(cluster) = self.cluster {

@@ -13,6 +13,7 @@ use crate::ConnId;
 use crate::bridge::{Batch, Command, DataOpcode};
 use crate::cluster::link::ClusterLink;
 use crate::cluster::wire::{Delivery, PushFrames as RemotePush};
+use crate::jobs::{JobFor, Jobs};
 use frames::PushFrames;
 
 /// Queues one push for each connection, encoded at most once per encoding, as one command per
@@ -126,7 +127,12 @@ pub struct Ctx<'a> {
     deferred: &'a mut HashSet<Caller>,
     hub: &'a mut Hub,
     cluster: Option<&'a mut ClusterLink>,
+    jobs: &'a mut Jobs,
 }
+
+/// A job's continuation as the logic thread keeps it: the game, a context, and the job's value
+/// (a `T` boxed as `Any`, downcast inside).
+pub(crate) type Then<G> = Box<dyn FnOnce(&mut G, &mut Ctx<'_>, Box<dyn std::any::Any + Send>) + Send>;
 
 impl<'a> Ctx<'a> {
     #[allow(clippy::too_many_arguments)] // each is a separate borrow of the logic's state
@@ -139,8 +145,52 @@ impl<'a> Ctx<'a> {
         deferred: &'a mut HashSet<Caller>,
         hub: &'a mut Hub,
         cluster: Option<&'a mut ClusterLink>,
+        jobs: &'a mut Jobs,
     ) -> Self {
-        Self { out, scratch, now, tick, encodes, deferred, hub, cluster }
+        Self { out, scratch, now, tick, encodes, deferred, hub, cluster, jobs }
+    }
+
+    /// Runs `work` on the server's worker pool, off the logic thread (a database write, a call
+    /// to another service), then `then` on the logic thread with its value, between ticks, as
+    /// any other event: `then` gets the game and a context, and may reply, push, or spawn
+    /// another job. `G` is the game's own type.
+    ///
+    /// `job_for` says whom the result is for: a result for a connection that has gone since
+    /// is dropped (`then` does not run), so it can never act for a newcomer. A job for a
+    /// [`JobFor::Call`] that panics answers the call `INTERNAL`; the server goes on.
+    ///
+    /// Refused at once with an Error `BUSY` (PROTOCOL.md section 6) when the pool's queue is
+    /// full ([`Config::job_queue`](crate::Config::job_queue)): return it to the caller.
+    ///
+    /// ```ignore
+    /// router.deferred("save", |game: &mut MyGame, ctx: &mut Ctx<'_>, caller: Caller, score: u32| {
+    ///     let store = game.store.clone();
+    ///     ctx.spawn_job(JobFor::Call(caller), move || store.save(score), move |_: &mut MyGame, ctx, saved| {
+    ///         ctx.reply(caller, &saved.is_ok());
+    ///     })
+    /// });
+    /// ```
+    pub fn spawn_job<G: super::Game, T: Send + 'static>(
+        &mut self,
+        job_for: JobFor,
+        work: impl FnOnce() -> T + Send + 'static,
+        then: impl FnOnce(&mut G, &mut Ctx<'_>, T) + Send + 'static,
+    ) -> Result<(), AppError> {
+        let work: crate::jobs::Work = Box::new(move || Box::new(work()) as Box<dyn std::any::Any + Send>);
+        let then: Then<G> = Box::new(move |game, ctx, value| {
+            // The value is the `T` this very closure's job returned.
+            if let Ok(value) = value.downcast::<T>() {
+                then(game, ctx, *value);
+            }
+        });
+        if self.jobs.submit(job_for, work, Box::new(then)) {
+            Ok(())
+        } else {
+            Err(AppError::new(
+                ticksock_protocol::error_code::BUSY,
+                "the server is busy: its queue for slow work is full",
+            ))
+        }
     }
 
     /// Who is connected, as whom, in which groups (read-only).

@@ -281,6 +281,20 @@ pub struct Config {
     /// Default 1024.
     #[arg(long, value_name = "N", default_value_t = Config::default().outbound_queue)]
     pub outbound_queue: usize,
+    /// Worker threads that run slow work off the logic thread
+    /// ([`Ctx::spawn_job`](crate::Ctx::spawn_job): database writes, calls to other services).
+    ///
+    /// Default 4. Such work mostly waits (on a disk, a network), so more workers than cores
+    /// keep the queue moving; an idle worker costs a parked thread and its stack.
+    #[arg(long, value_name = "N", default_value_t = Config::default().job_workers)]
+    pub job_workers: usize,
+    /// Jobs waiting for a worker, at most. A job submitted beyond it is refused at once with
+    /// `BUSY` (PROTOCOL.md section 6), so a slow database shows as refusals the clients can
+    /// back off from, not as a queue that grows without end.
+    ///
+    /// Default 1024. A second of 1000 writes per second queued behind a stalled disk.
+    #[arg(long, value_name = "N", default_value_t = Config::default().job_queue)]
+    pub job_queue: usize,
     /// Messages read from one connection per turn of the reactor before it serves the others,
     /// so one busy client cannot starve the rest.
     ///
@@ -410,6 +424,8 @@ impl Default for Config {
             session_replay_bytes: 512 << 10,
             ack_interval: Duration::from_secs(1),
             inbound_queue: 8192,
+            job_workers: 4,
+            job_queue: 1024,
             outbound_queue: 1024,
             read_budget: 64,
             broadcast_flush_slice: 256,
@@ -528,6 +544,8 @@ impl Config {
             (self.read_buffer_bytes == 0, "--read-buffer-bytes"),
             (self.session_replay_bytes == 0, "--session-replay-bytes"),
             (self.inbound_queue == 0, "--inbound-queue"),
+            (self.job_workers == 0, "--job-workers"),
+            (self.job_queue == 0, "--job-queue"),
             (self.outbound_queue == 0, "--outbound-queue"),
             (self.read_budget == 0, "--read-budget"),
             (self.broadcast_flush_slice == 0, "--broadcast-flush-slice"),

@@ -54,6 +54,8 @@ struct Effects {
     encodes: u64,
     /// The link to the other nodes, in a cluster.
     cluster: Option<ClusterLink>,
+    /// Slow work on the worker pool, and what waits for its results.
+    jobs: crate::jobs::Jobs,
 }
 
 impl Effects {
@@ -67,6 +69,7 @@ impl Effects {
             &mut self.deferred,
             &mut self.hub,
             self.cluster.as_mut(),
+            &mut self.jobs,
         )
     }
 }
@@ -100,6 +103,7 @@ impl<G: Game> Logic<G> {
                 hub: Hub::new(G::USER_POLICY),
                 encodes: 0,
                 cluster: None,
+                jobs: crate::jobs::Jobs::inline(crate::Config::default().job_queue),
             },
             stats: LogicStats::default(),
         }
@@ -110,6 +114,87 @@ impl<G: Game> Logic<G> {
     pub(crate) fn join_cluster(&mut self, link: ClusterLink, registry: Registry) {
         self.fx.hub.join_cluster(registry);
         self.fx.cluster = Some(link);
+    }
+
+    /// Queues jobs for [`Logic::run_inline_jobs`], `capacity` at most (the test harness).
+    pub(crate) fn use_inline_jobs(&mut self, capacity: usize) {
+        self.fx.jobs = crate::jobs::Jobs::inline(capacity);
+    }
+
+    /// Sends jobs to a worker pool from now on (without one, they wait for
+    /// [`Logic::run_inline_jobs`]).
+    pub(crate) fn use_job_pool(&mut self, jobs: crate::jobs::Jobs) {
+        self.fx.jobs = jobs;
+    }
+
+    /// Whether the worker pool has sent back a result not handled yet.
+    pub(crate) fn jobs_have_news(&self) -> bool {
+        self.fx.jobs.has_news()
+    }
+
+    /// Handles the results the pool has sent back (or, without a pool, runs the queued jobs
+    /// now, in this thread, and handles theirs). Returns how many.
+    pub fn run_inline_jobs(&mut self, now: Instant) -> usize {
+        let mut handled = 0;
+        while let Some(done) = self.fx.jobs.poll_done() {
+            self.handle_job_done(done, now);
+            handled += 1;
+        }
+        handled
+    }
+
+    /// Shutting down: handles results until no job is in flight, or until `deadline`.
+    pub(crate) fn finish_jobs(&mut self, deadline: Instant) {
+        while self.fx.jobs.counters.in_flight > 0 && Instant::now() < deadline {
+            if self.run_inline_jobs(Instant::now()) == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// The job pool's counters.
+    pub fn job_counters(&self) -> crate::jobs::JobCounters {
+        self.fx.jobs.counters
+    }
+
+    /// A job's outcome: its continuation runs, unless whom it was for has gone; a panic fails
+    /// the call it was for.
+    fn handle_job_done(&mut self, done: crate::jobs::Done, now: Instant) {
+        use crate::jobs::JobFor;
+        let Some(waiting) = self.fx.jobs.waiting.remove(&done.id) else { return };
+        let hub = &self.fx.hub;
+        let here = |conn| hub.is_connected(conn) && !hub.is_closing(conn);
+        let alive = match waiting.job_for {
+            JobFor::Call(caller) => here(caller.conn),
+            JobFor::Connection(conn) => here(conn),
+            JobFor::Game => true,
+        };
+        if !alive {
+            self.fx.jobs.counters.dropped += 1;
+            return;
+        }
+        let failed = |this: &mut Self, what: &str| {
+            this.fx.jobs.counters.panicked += 1;
+            tracing::error!("a job {what}; the server keeps running");
+            if let JobFor::Call(caller) = waiting.job_for {
+                this.fx.deferred.remove(&caller);
+                this.send_error(caller, &AppError::new(error_code::INTERNAL, "the job failed"));
+            }
+        };
+        let value = match done.result {
+            Ok(value) => value,
+            Err(_) => return failed(self, "panicked"),
+        };
+        let Ok(then) = waiting.then.downcast::<crate::api::ctx::Then<G>>() else {
+            return failed(self, "was spawned for another game type");
+        };
+        self.fx.jobs.counters.applied += 1;
+        let mut ctx = self.fx.ctx(now, self.tick);
+        let game = &mut self.game;
+        if catch_unwind(AssertUnwindSafe(|| then(game, &mut ctx, value))).is_err() {
+            self.stats.panics += 1;
+            failed(self, "continuation panicked");
+        }
     }
 
     /// Whether the cluster's bridge has sent something not handled yet.
@@ -218,6 +303,7 @@ impl<G: Game> Logic<G> {
             skipped_ticks: self.stats.skipped_ticks,
             panics: self.stats.panics,
             inbound_depth: inbound_depth as u64,
+            jobs: self.fx.jobs.counters,
         }
     }
 

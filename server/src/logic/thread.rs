@@ -64,7 +64,8 @@ pub(crate) fn run<G: Game>(
     let mut shutting_down = false;
     while !shutting_down {
         let wait_until = window.sleep_until(Instant::now(), schedule.next_deadline());
-        match receive(&inbound, &doorbell, wait_until, || logic.cluster_has_news()) {
+        match receive(&inbound, &doorbell, wait_until, || logic.cluster_has_news() || logic.jobs_have_news())
+        {
             Ok(first) => {
                 let now = Instant::now();
                 let mut next = Some(first);
@@ -96,6 +97,7 @@ pub(crate) fn run<G: Game>(
         }
         let now = Instant::now();
         logic.handle_cluster_news(now);
+        logic.run_inline_jobs(now);
         if let Some(tick) = schedule.poll(now) {
             logic.handle_tick(tick, now);
             metrics.record_tick(tick.lateness, now.elapsed());
@@ -108,6 +110,7 @@ pub(crate) fn run<G: Game>(
             logic.recycle(batch);
         }
     }
+    logic.finish_jobs(Instant::now() + crate::jobs::JOB_DRAIN);
     logic.handle_shutdown(Instant::now());
     metrics.publish_logic(&logic.counters(queued.get()));
     send(logic.poll_batch());

@@ -137,6 +137,28 @@ impl<G: Game> TestServer<G> {
         Self::with_tick_hz(game, Config::default().tick_hz)
     }
 
+    /// Runs the jobs the game has spawned ([`Ctx::spawn_job`](crate::Ctx::spawn_job)), in
+    /// the order spawned, here in the test's thread, and handles their results as the logic
+    /// thread does (a result for a connection that has gone is dropped; a panic fails its
+    /// call). Jobs wait until this is called, so a test chooses what happens in between.
+    /// Returns how many ran.
+    pub fn run_jobs(&mut self) -> usize {
+        let ran = self.logic.run_inline_jobs(self.now);
+        self.deliver();
+        ran
+    }
+
+    /// Makes the job queue hold `capacity` jobs at most (default `Config::job_queue`); jobs
+    /// queued before are dropped.
+    pub fn set_job_queue(&mut self, capacity: usize) {
+        self.logic.use_inline_jobs(capacity);
+    }
+
+    /// The job pool's counters.
+    pub fn job_counters(&self) -> crate::jobs::JobCounters {
+        self.logic.job_counters()
+    }
+
     /// The game at `tick_hz` ticks a second.
     ///
     /// # Panics

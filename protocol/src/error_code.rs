@@ -26,6 +26,11 @@ pub const REDIRECT: u16 = 8;
 /// The server's queue for slow work (its job pool) is full: the request was not handled.
 /// Retry later, with backoff.
 pub const BUSY: u16 = 9;
+/// The route requires an authenticated connection and this one is not (or an `auth` request's
+/// token was refused). Authenticate and retry (PROTOCOL.md section 13).
+pub const UNAUTHENTICATED: u16 = 10;
+/// The route requires a role the connection's identity does not have. Do not retry as is.
+pub const FORBIDDEN: u16 = 11;
 
 /// The first code available to applications (handler errors).
 pub const APP_MIN: u16 = 1000;
@@ -42,6 +47,8 @@ pub fn name(code: u16) -> &'static str {
         STALE_REQUEST => "stale_request",
         REDIRECT => "redirect",
         BUSY => "busy",
+        UNAUTHENTICATED => "unauthenticated",
+        FORBIDDEN => "forbidden",
         c if c >= APP_MIN => "app",
         _ => "reserved",
     }

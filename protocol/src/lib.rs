@@ -71,6 +71,34 @@ pub const MAX_TICKET_LEN: usize = 512;
 /// (PROTOCOL.md section 12.3).
 pub const CLOSE_BAD_TICKET: u16 = 4002;
 
+/// The WebSocket close code of a connection whose upgrade's token the game's verifier refused
+/// (PROTOCOL.md section 13.1).
+pub const CLOSE_AUTH_FAILED: u16 = 4003;
+
+/// The WebSocket close code of a connection whose identity expired and was not renewed within
+/// the server's grace (PROTOCOL.md section 13.4).
+pub const CLOSE_AUTH_EXPIRED: u16 = 4004;
+
+/// The longest token a connection may offer (PROTOCOL.md section 13.1), in bytes.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// The route of a server with a verifier that authenticates a connection in band (13.2).
+pub const ROUTE_AUTH: &str = "auth";
+
+/// The push topic that comes right before close 4004 (13.4).
+pub const TOPIC_AUTH_EXPIRED: &str = "auth_expired";
+
+/// The reply of [`ROUTE_AUTH`] (PROTOCOL.md section 13.2).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuthReply {
+    /// The user the connection is now bound to.
+    pub user: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// How long until the identity expires; `None`: it does not.
+    pub expires_in_ms: Option<u64>,
+}
+
 /// The WebSocket subprotocol (`Sec-WebSocket-Protocol`) that selects this wire format.
 ///
 /// A client must offer it; the server refuses an upgrade that offers no version it speaks.

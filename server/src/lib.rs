@@ -72,7 +72,8 @@ mod static_files;
 pub mod testing;
 
 pub use api::{
-    AppError, BindError, CLOSE_REPLACED, Caller, Ctx, Game, Hub, HubMut, Rooms, Router, UserPolicy,
+    AppError, Authenticator, BindError, CLOSE_REPLACED, Caller, Ctx, Game, Guard, Hub, HubMut, Identity,
+    Rooms, Router, UserPolicy,
 };
 pub use config::Config;
 pub use conn_id::ConnId;

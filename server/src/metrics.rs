@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 /// The upper bounds of the tick histograms, in seconds.
 /// Error replies are counted by code: one slot per reserved code (the index is the code, 0
 /// unused), and the last slot for every application code.
-pub const ERROR_SLOTS: usize = ticksock_protocol::error_code::BUSY as usize + 2;
+pub const ERROR_SLOTS: usize = ticksock_protocol::error_code::FORBIDDEN as usize + 2;
 
 const TICK_BUCKETS: [f64; 12] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25];

@@ -112,6 +112,7 @@ impl Server {
         let (jobs, workers) =
             crate::jobs::pool::start(config.job_workers, config.job_queue, logic_ends.doorbell.clone())?;
         logic.use_job_pool(jobs);
+        logic.set_auth_grace(config.auth_grace);
         let metrics = Arc::new(Metrics::default());
         let cluster = match config.cluster.clone() {
             None => None,

@@ -57,6 +57,14 @@ fn the_close_reason_table_lists_exactly_the_reasons_the_server_sends() {
     let mut defined: Vec<(u16, String)> = close::REASONS.iter().map(|&(c, r)| (c, r.to_owned())).collect();
     defined.push((CLOSE_REPLACED, CLOSE_REPLACED_REASON.to_owned()));
     defined.push((ticksock_protocol::CLOSE_BAD_TICKET, CLOSE_BAD_TICKET_REASON.to_owned()));
+    defined.push((
+        ticksock_protocol::CLOSE_AUTH_FAILED,
+        ticksock_server::api::CLOSE_AUTH_FAILED_REASON.to_owned(),
+    ));
+    defined.push((
+        ticksock_protocol::CLOSE_AUTH_EXPIRED,
+        ticksock_server::api::CLOSE_AUTH_EXPIRED_REASON.to_owned(),
+    ));
     assert_eq!(documented, defined, "docs/PROTOCOL.md section 7.5 against the code");
     for (code, reason) in &defined {
         // RFC 6455 section 5.5: a close payload is at most 125 bytes, 2 of them the code.

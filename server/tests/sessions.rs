@@ -600,6 +600,11 @@ fn a_link_that_stops_reading_is_dropped_not_closed_and_its_session_waits() {
     // Dropped, not closed: the game heard `drop` first. (The pushes that follow, 6 MB, cannot
     // be held for a resume within 68 KiB, so the session then ends: `disconnect` may follow.)
     assert_eq!(h.log.lock()[..2], [format!("connect {conn}"), format!("drop {conn}")]);
+    // The reactor publishes its counters once per turn: the game may hear of the drop first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while h.server.metrics().reactor().overflow_drops == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     assert_eq!(h.server.metrics().reactor().overflow_drops, 1);
     assert_eq!(h.server.metrics().reactor().overflow_closes, 0, "no 1008");
     h.server.shutdown().expect("clean shutdown");

@@ -108,6 +108,12 @@ impl HubMut<'_> {
         self.0.unbind_user(conn)
     }
 
+    /// Gives every connection of `user` on this node these roles, at once: the next request of
+    /// each is checked against them (PROTOCOL.md 13.3). Returns how many connections.
+    pub fn set_roles(&mut self, user: &str, roles: &[String]) -> usize {
+        self.0.set_roles(user, roles)
+    }
+
     /// The connection's session value of type `T`, created with `Default` on first use.
     pub fn session_mut<T: std::any::Any + Send + Default>(&mut self, conn: ConnId) -> Option<&mut T> {
         self.0.session_mut(conn)
@@ -183,7 +189,7 @@ impl<'a> Ctx<'a> {
                 then(game, ctx, *value);
             }
         });
-        if self.jobs.submit(job_for, work, Box::new(then)) {
+        if self.jobs.submit(job_for, work, crate::jobs::Then::Game(Box::new(then))) {
             Ok(())
         } else {
             Err(AppError::new(

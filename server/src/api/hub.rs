@@ -40,6 +40,14 @@ pub const CLOSE_REPLACED_REASON: &str = "replaced by a newer connection";
 /// offered a ticket this node does not accept (PROTOCOL.md 12.3).
 pub const CLOSE_BAD_TICKET_REASON: &str = "invalid or expired ticket";
 
+/// The reason sent with close 4003 ([`ticksock_protocol::CLOSE_AUTH_FAILED`]): the token the
+/// connection offered at its upgrade was refused (PROTOCOL.md 13.1).
+pub const CLOSE_AUTH_FAILED_REASON: &str = "authentication failed";
+
+/// The reason sent with close 4004 ([`ticksock_protocol::CLOSE_AUTH_EXPIRED`]): the identity
+/// expired and was not renewed within the grace (PROTOCOL.md 13.4).
+pub const CLOSE_AUTH_EXPIRED_REASON: &str = "authentication expired";
+
 /// Binding a user to a connection failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BindError {
@@ -86,6 +94,8 @@ struct ConnEntry {
     /// `on_disconnect`, and nothing it still sends may act on the game.
     closing: bool,
     user: Option<String>,
+    /// Its identity, once a token was verified (PROTOCOL.md section 13).
+    auth: Option<super::auth::Authenticated>,
     groups: HashSet<String>,
     sessions: Vec<(TypeId, Box<dyn Any + Send>)>,
 }
@@ -271,6 +281,51 @@ impl Hub {
             remove_member(&mut self.users, &user, conn);
             self.user_changed(&user);
         }
+    }
+
+    /// Whether the connection is authenticated: a token was verified for it (an identity
+    /// past its expiry and grace is closed at once, PROTOCOL.md 13.4).
+    pub fn is_authenticated(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|e| e.auth.is_some())
+    }
+
+    /// The roles of the connection's identity (none for an anonymous one).
+    pub fn roles(&self, conn: ConnId) -> &[String] {
+        self.conns.get(&conn).and_then(|e| e.auth.as_ref()).map_or(&[], |a| a.roles.as_slice())
+    }
+
+    /// Whether the connection's identity has `role`.
+    pub fn has_role(&self, conn: ConnId, role: &str) -> bool {
+        self.roles(conn).iter().any(|r| r == role)
+    }
+
+    /// When the connection's identity expires, if it does.
+    pub fn auth_expiry(&self, conn: ConnId) -> Option<std::time::Instant> {
+        self.conns.get(&conn).and_then(|e| e.auth.as_ref()).and_then(|a| a.expires_at)
+    }
+
+    /// Sets the connection's identity (its user is bound separately).
+    pub(crate) fn set_auth(&mut self, conn: ConnId, auth: super::auth::Authenticated) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.auth = Some(auth);
+        }
+    }
+
+    /// Gives every connection of `user` on this node these roles, at once (a role change
+    /// applies to the next request). Returns how many connections.
+    pub fn set_roles(&mut self, user: &str, roles: &[String]) -> usize {
+        let conns: Vec<ConnId> = self.user_connections(user).collect();
+        for conn in &conns {
+            if let Some(auth) = self.conns.get_mut(conn).and_then(|e| e.auth.as_mut()) {
+                auth.roles = roles.to_vec();
+            }
+        }
+        conns.len()
+    }
+
+    /// The connections whose identity expires, with when.
+    pub(crate) fn expiring(&self) -> impl Iterator<Item = (ConnId, std::time::Instant)> + '_ {
+        self.conns.iter().filter_map(|(&c, e)| Some((c, e.auth.as_ref()?.expires_at?)))
     }
 
     /// The user bound to a connection.

@@ -10,6 +10,7 @@
 //!   [`AppError`]; [`hub`]: users, groups and session data; [`rooms`]: rooms that tick and
 //!   expire.
 
+pub mod auth;
 pub mod ctx;
 pub mod error;
 pub(crate) mod frames;
@@ -17,9 +18,13 @@ pub mod hub;
 pub mod rooms;
 pub mod router;
 
+pub use auth::{Authenticator, Guard, Identity};
 pub use ctx::{Ctx, HubMut};
 pub use error::AppError;
-pub use hub::{BindError, CLOSE_BAD_TICKET_REASON, CLOSE_REPLACED, CLOSE_REPLACED_REASON, Hub, UserPolicy};
+pub use hub::{
+    BindError, CLOSE_AUTH_EXPIRED_REASON, CLOSE_AUTH_FAILED_REASON, CLOSE_BAD_TICKET_REASON, CLOSE_REPLACED,
+    CLOSE_REPLACED_REASON, Hub, UserPolicy,
+};
 pub use rooms::Rooms;
 pub use router::{Caller, Router};
 
@@ -64,6 +69,18 @@ pub trait Game: Send + 'static {
     /// [`on_disconnect`](Game::on_disconnect) follows at once; a game that treats an expired
     /// player differently from one who left (a forfeit, say) does it here.
     fn on_expire(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
+
+    /// The game's token verifier, if it identifies players by tokens (PROTOCOL.md section 13):
+    /// called once at start. With one, connections may offer a token at the upgrade, the
+    /// route `auth` exists, and routes may require an identity ([`Router::require`]).
+    fn authenticator(&self) -> Option<std::sync::Arc<dyn Authenticator>> {
+        None
+    }
+
+    /// A connection's identity was set or changed: its token was verified (at the upgrade, or
+    /// by an `auth` request). Its user is bound ([`Hub::user_of`]) and its roles are set; a
+    /// game that keeps per-player state from its store loads it here.
+    fn on_auth(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
 
     /// A tick is due: advance the simulation and push its state. [`Ctx::tick`] tells which.
     fn on_tick(&mut self, _ctx: &mut Ctx<'_>) {}

@@ -44,6 +44,7 @@ struct Route<G> {
     name: Box<str>,
     deferred: bool,
     handler: Handler<G>,
+    guard: super::Guard,
 }
 
 impl<G: 'static> Default for Router<G> {
@@ -123,8 +124,48 @@ impl<G: 'static> Router<G> {
         );
         let id = u16::try_from(self.handlers.len()).expect("at most 65536 routes");
         self.names.insert(name.into(), RouteId(id));
-        self.handlers.push(Route { name: name.into(), deferred, handler });
+        self.handlers.push(Route { name: name.into(), deferred, handler, guard: super::Guard::default() });
         self
+    }
+
+    /// Adds `guard` to what the route registered last requires (PROTOCOL.md 13.3): the server
+    /// checks it before the handler runs, and answers `unauthenticated`, `forbidden` or
+    /// `rate_limited` instead. Only a game with an
+    /// [`authenticator`](super::Game::authenticator) has authenticated connections.
+    ///
+    /// ```ignore
+    /// router.route("kick", kick).require(Guard::role("admin")).require(Guard::rate(1, 5));
+    /// ```
+    ///
+    /// # Panics
+    /// If no route is registered yet.
+    pub fn require(&mut self, guard: super::Guard) -> &mut Self {
+        let route = self.handlers.last_mut().expect("`require` follows the route it guards");
+        route.guard = std::mem::take(&mut route.guard).and(guard);
+        self
+    }
+
+    /// What a route requires.
+    pub(crate) fn guard(&self, route: RouteId) -> Option<&super::Guard> {
+        self.handlers.get(usize::from(route.0)).map(|r| &r.guard)
+    }
+
+    /// Registers the server's own `auth` route (PROTOCOL.md 13.2), which the logic core
+    /// handles itself; its handler here is never called.
+    ///
+    /// # Panics
+    /// If the game registered a route named `auth` itself.
+    pub(crate) fn add_auth_route(&mut self) -> RouteId {
+        assert!(
+            !self.names.contains_key(ticksock_protocol::ROUTE_AUTH),
+            "a game with an authenticator may not register a route `auth`: the server's own is that"
+        );
+        self.add(
+            ticksock_protocol::ROUTE_AUTH,
+            true,
+            Box::new(|_, _, _, _| Err(AppError::new(error_code::INTERNAL, "not reached"))),
+        );
+        RouteId(u16::try_from(self.handlers.len() - 1).unwrap_or(u16::MAX))
     }
 
     /// Whether the route answers later (registered with [`Router::deferred`]).

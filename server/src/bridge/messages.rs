@@ -8,6 +8,15 @@ use super::batch::{DataOpcode, Payload};
 use super::routes::RouteId;
 use crate::ConnId;
 
+/// What a new connection offered at its upgrade to say who it is.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// A redirect's ticket (`?ticket=`, PROTOCOL.md 12.3).
+    pub ticket: Option<Box<str>>,
+    /// A token for the game's verifier (`Authorization: Bearer` or `?token=`, PROTOCOL.md 13.1).
+    pub token: Option<Box<str>>,
+}
+
 /// From the reactor to the logic thread, in the order things happened on each connection:
 /// a connection's `Connected` comes before its requests, and its `Disconnected` after them.
 #[derive(Debug)]
@@ -18,8 +27,8 @@ pub enum ToLogic {
         conn: ConnId,
         /// The form of frames it speaks, chosen by its subprotocol.
         encoding: Encoding,
-        /// The ticket its upgrade's URL carried (`?ticket=`, PROTOCOL.md 12.3), if any.
-        ticket: Option<Box<str>>,
+        /// The ticket and the token its upgrade offered (PROTOCOL.md 12.3, 13.1), if any.
+        credentials: Option<Box<Credentials>>,
     },
     /// A request whose route exists.
     Request {

@@ -281,6 +281,15 @@ pub struct Config {
     /// Default 1024.
     #[arg(long, value_name = "N", default_value_t = Config::default().outbound_queue)]
     pub outbound_queue: usize,
+    /// How long a connection whose identity expired may go on sending requests, to renew it
+    /// with `auth` (PROTOCOL.md 13.4); then it gets `auth_expired` and close 4004. Only for a
+    /// game with an authenticator.
+    ///
+    /// Default 30 s. A client refreshes a token a round trip or two after it notices; a
+    /// mobile client in the background may take longer, and a longer grace only delays the
+    /// close of a connection that will not renew.
+    #[arg(long = "auth-grace-ms", value_name = "MS", value_parser = units::millis, default_value = units::in_millis(Config::default().auth_grace))]
+    pub auth_grace: Duration,
     /// Worker threads that run slow work off the logic thread
     /// ([`Ctx::spawn_job`](crate::Ctx::spawn_job): database writes, calls to other services).
     ///
@@ -424,6 +433,7 @@ impl Default for Config {
             session_replay_bytes: 512 << 10,
             ack_interval: Duration::from_secs(1),
             inbound_queue: 8192,
+            auth_grace: Duration::from_secs(30),
             job_workers: 4,
             job_queue: 1024,
             outbound_queue: 1024,

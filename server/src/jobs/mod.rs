@@ -65,11 +65,20 @@ enum Runner {
     Inline { queue: VecDeque<Job>, capacity: usize },
 }
 
-/// A job waiting for its result: whom it is for, and the continuation (a `Then<G>`, boxed as
-/// `Any` because this part of the logic does not know the game's type).
+/// What runs when a job's result is back.
+pub(crate) enum Then {
+    /// The game's continuation: a `Then<G>` of `api::ctx`, boxed as `Any` because this part of
+    /// the logic does not know the game's type.
+    Game(Box<dyn Any + Send>),
+    /// The server's own: a token verified for the connection's upgrade (`Call` unused) or for
+    /// an `auth` request.
+    Auth,
+}
+
+/// A job waiting for its result: whom it is for, and what runs then.
 pub(crate) struct Waiting {
     pub(crate) job_for: JobFor,
-    pub(crate) then: Box<dyn Any + Send>,
+    pub(crate) then: Then,
 }
 
 /// Counters of the job pool, as the logic thread sees it.
@@ -113,7 +122,7 @@ impl Jobs {
     }
 
     /// Queues `work`, its continuation kept as `then`. `false` if the queue is full.
-    pub(crate) fn submit(&mut self, job_for: JobFor, work: Work, then: Box<dyn Any + Send>) -> bool {
+    pub(crate) fn submit(&mut self, job_for: JobFor, work: Work, then: Then) -> bool {
         let id = self.next_id;
         let job = Job { id, work };
         let queued = match &mut self.runner {

@@ -55,14 +55,13 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::jobs::JobFor;
+    use crate::jobs::{JobFor, Then};
 
     #[test]
     fn workers_run_jobs_catch_panics_and_finish_the_queue_when_the_sender_goes() {
         let (mut jobs, workers) = start(2, 8, Arc::new(Doorbell::default())).expect("threads");
-        let unit: Box<dyn std::any::Any + Send> = Box::new(());
-        assert!(jobs.submit(JobFor::Game, Box::new(|| Box::new(41u32 + 1)), Box::new(())));
-        assert!(jobs.submit(JobFor::Game, Box::new(|| panic!("a failing job")), unit));
+        assert!(jobs.submit(JobFor::Game, Box::new(|| Box::new(41u32 + 1)), Then::Auth));
+        assert!(jobs.submit(JobFor::Game, Box::new(|| panic!("a failing job")), Then::Auth));
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut outcomes = Vec::new();
         while outcomes.len() < 2 && Instant::now() < deadline {
@@ -87,8 +86,8 @@ mod tests {
         let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(1);
         let (_done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
         let mut jobs = Jobs::pool(job_tx, done_rx);
-        assert!(jobs.submit(JobFor::Game, Box::new(|| Box::new(())), Box::new(())));
-        assert!(!jobs.submit(JobFor::Game, Box::new(|| Box::new(())), Box::new(())));
+        assert!(jobs.submit(JobFor::Game, Box::new(|| Box::new(())), Then::Auth));
+        assert!(!jobs.submit(JobFor::Game, Box::new(|| Box::new(())), Then::Auth));
         assert_eq!((jobs.counters.submitted, jobs.counters.refused), (1, 1));
         drop(job_rx);
     }

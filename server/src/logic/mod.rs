@@ -5,6 +5,7 @@
 //! [`Logic::handle_tick`] calls, each followed at some point by [`Logic::poll_batch`] to take
 //! the commands they produced; [`Logic::handle_shutdown`] last, then a final `poll_batch`.
 
+pub mod auth;
 pub(crate) mod priority;
 pub(crate) mod thread;
 pub mod tick;
@@ -85,6 +86,8 @@ pub struct Logic<G: Game> {
     tick: u64,
     fx: Effects,
     stats: LogicStats,
+    /// Tokens, guards and expiry, for a game with an authenticator.
+    auth: Option<auth::Auth>,
 }
 
 impl<G: Game> Logic<G> {
@@ -92,7 +95,11 @@ impl<G: Game> Logic<G> {
     pub fn new(game: G) -> Self {
         let mut router = Router::default();
         G::routes(&mut router);
+        let auth = game.authenticator().map(|verifier| {
+            auth::Auth::new(verifier, router.add_auth_route(), crate::Config::default().auth_grace)
+        });
         Self {
+            auth,
             game,
             router,
             tick: 0,
@@ -106,6 +113,13 @@ impl<G: Game> Logic<G> {
                 jobs: crate::jobs::Jobs::inline(crate::Config::default().job_queue),
             },
             stats: LogicStats::default(),
+        }
+    }
+
+    /// How long an expired identity may still send requests (`Config::auth_grace`).
+    pub(crate) fn set_auth_grace(&mut self, grace: std::time::Duration) {
+        if let Some(auth) = self.auth.as_mut() {
+            auth.grace = grace;
         }
     }
 
@@ -173,6 +187,19 @@ impl<G: Game> Logic<G> {
             self.fx.jobs.counters.dropped += 1;
             return;
         }
+        let then = match waiting.then {
+            crate::jobs::Then::Game(then) => then,
+            crate::jobs::Then::Auth => {
+                let verdict =
+                    done.result.ok().and_then(|v| v.downcast::<Result<crate::Identity, String>>().ok());
+                if verdict.is_none() {
+                    self.fx.jobs.counters.panicked += 1;
+                } else {
+                    self.fx.jobs.counters.applied += 1;
+                }
+                return self.handle_auth_done(waiting.job_for, verdict.map(|v| *v), now);
+            }
+        };
         let failed = |this: &mut Self, what: &str| {
             this.fx.jobs.counters.panicked += 1;
             tracing::error!("a job {what}; the server keeps running");
@@ -185,7 +212,7 @@ impl<G: Game> Logic<G> {
             Ok(value) => value,
             Err(_) => return failed(self, "panicked"),
         };
-        let Ok(then) = waiting.then.downcast::<crate::api::ctx::Then<G>>() else {
+        let Ok(then) = then.downcast::<crate::api::ctx::Then<G>>() else {
             return failed(self, "was spawned for another game type");
         };
         self.fx.jobs.counters.applied += 1;
@@ -314,16 +341,30 @@ impl<G: Game> Logic<G> {
 
     /// Handles one message from the reactor.
     pub fn handle_message(&mut self, message: ToLogic, now: Instant) {
+        // With an authenticator, a request passes its gate first (PROTOCOL.md 13).
+        let message = match message {
+            ToLogic::Request { conn, .. } if self.auth.is_some() && !self.fx.hub.is_closing(conn) => {
+                match self.gate(message, now) {
+                    (auth::Gate::Pass, Some(message)) => message,
+                    _ => return,
+                }
+            }
+            message => message,
+        };
         match message {
-            ToLogic::Connected { conn, encoding, ticket } => {
+            ToLogic::Connected { conn, encoding, credentials } => {
                 self.fx.hub.handle_connected(conn, encoding);
-                if let Some(ticket) = ticket {
-                    self.redeem_ticket(conn, &ticket, now);
+                if let Some(ticket) = credentials.as_ref().and_then(|c| c.ticket.as_deref()) {
+                    self.redeem_ticket(conn, ticket, now);
+                }
+                if let Some(token) = credentials.as_ref().and_then(|c| c.token.as_deref()) {
+                    self.check_upgrade_token(conn, token);
                 }
                 self.run_hook(now, |game, ctx| game.on_connect(ctx, conn));
             }
             ToLogic::Disconnected(conn) => {
                 self.fx.deferred.retain(|caller| caller.conn != conn);
+                self.forget_auth(conn);
                 if let Some(cluster) = self.fx.cluster.as_mut() {
                     cluster.drop_parked(conn);
                 }
@@ -416,6 +457,7 @@ impl<G: Game> Logic<G> {
                 tracing::info!(nodes = ?dead, "cluster: nodes forgotten: their lease passed without a renewal");
             }
         }
+        self.scan_expiries(now);
         self.run_hook(now, |game, ctx| game.on_tick(ctx));
     }
 
@@ -605,7 +647,7 @@ mod tests {
         logic.join_cluster(link, Registry::new("me", std::time::Duration::from_secs(5)));
         let encoding = ticksock_protocol::Encoding::Binary;
         for &conn in conns {
-            logic.handle_message(ToLogic::Connected { conn, encoding, ticket: None }, now);
+            logic.handle_message(ToLogic::Connected { conn, encoding, credentials: None }, now);
         }
         (logic, from_logic, to_logic)
     }
@@ -791,8 +833,8 @@ mod tests {
         let (old, new, now) = (ConnId::new(1, 1), ConnId::new(2, 1), Instant::now());
         let encoding = ticksock_protocol::Encoding::Binary;
         let mut logic = Logic::new(Accounts);
-        logic.handle_message(ToLogic::Connected { conn: old, encoding, ticket: None }, now);
-        logic.handle_message(ToLogic::Connected { conn: new, encoding, ticket: None }, now);
+        logic.handle_message(ToLogic::Connected { conn: old, encoding, credentials: None }, now);
+        logic.handle_message(ToLogic::Connected { conn: new, encoding, credentials: None }, now);
         login(&mut logic, old, 1, now);
         login(&mut logic, new, 1, now);
         let batch = logic.poll_batch().expect("replies and a close");

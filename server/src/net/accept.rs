@@ -85,7 +85,7 @@ impl Reactor {
         }
         match progress {
             Ok(HttpProgress::Pending) => self.want_writable(index, true),
-            Ok(HttpProgress::Upgraded(leftover, version, encoding, ticket)) => {
+            Ok(HttpProgress::Upgraded(leftover, version, encoding, credentials)) => {
                 let limits = OutboundLimits {
                     max_queued: self.config.max_outbound_bytes,
                     coalesce: self.config.write_coalesce_bytes,
@@ -121,10 +121,10 @@ impl Reactor {
                 self.want_writable(index, false);
                 self.mark_dirty(index);
                 if announce {
-                    self.forward(ToLogic::Connected { conn: id, encoding, ticket });
-                } else if let Some(ticket) = ticket {
+                    self.forward(ToLogic::Connected { conn: id, encoding, credentials });
+                } else if let Some(credentials) = credentials {
                     // Version 2: the game hears of the session at its first frame.
-                    self.tickets.insert(index, ticket);
+                    self.tickets.insert(index, credentials);
                 }
                 // Frames may have arrived with the request.
                 self.queue_read(index);

@@ -11,6 +11,7 @@ use ticksock_protocol::{Encoding, Version};
 use tungstenite::handshake::derive_accept_key;
 
 use crate::StaticFiles;
+use crate::bridge::Credentials;
 
 /// The subprotocols of the game server, in its order of preference (PROTOCOL.md 11.1): binary
 /// first, the fast path, and of each encoding the newer version first.
@@ -106,8 +107,8 @@ pub enum Decision {
         encoding: Encoding,
         /// The protocol version it selects.
         version: Version,
-        /// The `ticket` query parameter of the request's URL (PROTOCOL.md 12.3), as sent.
-        ticket: Option<Box<str>>,
+        /// The ticket and the token the request offered (PROTOCOL.md 12.3, 13.1), as sent.
+        credentials: Option<Box<Credentials>>,
     },
     /// A plain `GET /metrics`: answer with the server's metrics, then close.
     Metrics,
@@ -201,14 +202,24 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     }
     response.push_str("\r\n");
     let (version, encoding) = chosen.map_or((Version::V1, Encoding::Binary), |(_, v, e)| (v, e));
-    let ticket = request.path.and_then(ticket_of);
-    Upgrade { response: response.into_bytes(), leftover: received[end..].to_vec(), encoding, version, ticket }
+    let query = |name| request.path.and_then(|path| query_parameter(path, name));
+    let bearer =
+        header("Authorization").find_map(|v| v.trim().strip_prefix("Bearer ")).map(|t| Box::from(t.trim()));
+    let credentials = Credentials { ticket: query("ticket"), token: bearer.or_else(|| query("token")) };
+    let credentials = (credentials != Credentials::default()).then(|| Box::new(credentials));
+    Upgrade {
+        response: response.into_bytes(),
+        leftover: received[end..].to_vec(),
+        encoding,
+        version,
+        credentials,
+    }
 }
 
-/// The value of the `ticket` query parameter of a request target, if it has one.
-fn ticket_of(path: &str) -> Option<Box<str>> {
+/// The value of query parameter `name` in a request target, if it has one.
+fn query_parameter(path: &str, name: &str) -> Option<Box<str>> {
     let (_, query) = path.split_once('?')?;
-    query.split('&').find_map(|pair| pair.strip_prefix("ticket=")).map(Box::from)
+    query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')).map(Box::from)
 }
 
 use Decision::{NeedMore, Respond, Upgrade};

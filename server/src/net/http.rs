@@ -9,11 +9,12 @@ use mio::net::TcpStream;
 use ticksock_protocol::{Encoding, Version};
 
 use super::handshake::{self, Decision, Policy};
+use crate::bridge::Credentials;
 use crate::metrics::Metrics;
 
 /// What an upgrade leaves for the WebSocket: bytes after the request, the version and
-/// encoding chosen, and the ticket offered.
-type Upgrade = (Vec<u8>, Version, Encoding, Option<Box<str>>);
+/// encoding chosen, and the credentials offered.
+type Upgrade = (Vec<u8>, Version, Encoding, Option<Box<Credentials>>);
 
 /// The HTTP exchange before the upgrade.
 pub(super) struct Http {
@@ -38,7 +39,7 @@ pub(super) enum HttpProgress {
     Pending,
     /// The response is written: speak WebSocket now, starting with these bytes, in this
     /// encoding.
-    Upgraded(Vec<u8>, Version, Encoding, Option<Box<str>>),
+    Upgraded(Vec<u8>, Version, Encoding, Option<Box<Credentials>>),
     /// The response is written (or the peer left): close.
     Done,
 }
@@ -71,8 +72,8 @@ impl Http {
                                 self.respond(handshake::service_unavailable_to(&self.received), None);
                                 break;
                             }
-                            Decision::Upgrade { response, leftover, encoding, version, ticket } => {
-                                self.respond(response, Some((leftover, version, encoding, ticket)));
+                            Decision::Upgrade { response, leftover, encoding, version, credentials } => {
+                                self.respond(response, Some((leftover, version, encoding, credentials)));
                                 break;
                             }
                             Decision::Respond { response } => {
@@ -129,8 +130,8 @@ impl Http {
             }
         }
         Ok(match response.upgrade_leftover.take() {
-            Some((leftover, version, encoding, ticket)) => {
-                HttpProgress::Upgraded(leftover, version, encoding, ticket)
+            Some((leftover, version, encoding, credentials)) => {
+                HttpProgress::Upgraded(leftover, version, encoding, credentials)
             }
             None => HttpProgress::Done,
         })

@@ -92,9 +92,9 @@ impl Reactor {
         }
         conn.carries = Carries::Session;
         let (id, encoding) = (conn.id, conn.encoding);
-        let ticket = self.tickets.remove(&index);
+        let credentials = self.tickets.remove(&index);
         if self.sessions.get_mut(id).is_some_and(Session::announce) {
-            self.forward(ToLogic::Connected { conn: id, encoding, ticket });
+            self.forward(ToLogic::Connected { conn: id, encoding, credentials });
         }
     }
 
@@ -196,7 +196,7 @@ impl Reactor {
                     // Its first link died before its client sent anything: the game hears of
                     // it now, as a new connection.
                     Some(true) => {
-                        self.forward(ToLogic::Connected { conn: request.conn, encoding, ticket: None })
+                        self.forward(ToLogic::Connected { conn: request.conn, encoding, credentials: None })
                     }
                     Some(false) => {
                         if !was_dropped {

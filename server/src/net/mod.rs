@@ -93,7 +93,7 @@ pub(crate) struct Reactor {
     /// does at their first frame), by the link's index; only links that offered one have an
     /// entry. By index, not id: a link that resumes a session takes the session's id, and
     /// its entry must still go with it.
-    tickets: rustc_hash::FxHashMap<usize, Box<str>>,
+    tickets: rustc_hash::FxHashMap<usize, Box<crate::bridge::Credentials>>,
     next_generation: u32,
     config: Config,
     ws_config: WebSocketConfig,

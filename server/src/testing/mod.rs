@@ -184,6 +184,22 @@ impl<G: Game> TestServer<G> {
 
     /// Connects a client that speaks `encoding` and runs the game's `on_connect` for it.
     pub fn connect(&mut self, encoding: Encoding) -> TestClient {
+        self.connect_as(encoding, None)
+    }
+
+    /// Connects a client that offers `token` at its upgrade (PROTOCOL.md 13.1): the game's
+    /// verifier checks it on the job pool, so its requests wait until
+    /// [`TestServer::run_jobs`].
+    pub fn connect_with_token(&mut self, encoding: Encoding, token: &str) -> TestClient {
+        let credentials = crate::bridge::Credentials { ticket: None, token: Some(token.into()) };
+        self.connect_as(encoding, Some(Box::new(credentials)))
+    }
+
+    fn connect_as(
+        &mut self,
+        encoding: Encoding,
+        credentials: Option<Box<crate::bridge::Credentials>>,
+    ) -> TestClient {
         self.check_running("connect");
         let conn = ConnId::new(self.next_index, 1);
         self.next_index += 1;
@@ -195,7 +211,7 @@ impl<G: Game> TestServer<G> {
             dropped: false,
         };
         self.clients.insert(conn, state);
-        self.step(ToLogic::Connected { conn, encoding, ticket: None });
+        self.step(ToLogic::Connected { conn, encoding, credentials });
         TestClient { conn, encoding }
     }
 

@@ -197,7 +197,10 @@ const requests = (socket) => socket.sent.filter((f) => f.type === "request");
 
 test("a page follows a redirect to the node that holds the arena, as the same player", { timeout: 120_000 }, async () => {
   const redisUrl = await redis.start();
-  const cluster = ["--listen", "127.0.0.1:0", "--cluster", redisUrl];
+  // ann's page, served by node 1, follows a redirect to node 2: node 2 must allow node 1's
+  // origin. The nodes' ports are known only once they listen, so they allow any; a deployment
+  // lists its site's origin on every node (README, "Cluster").
+  const cluster = ["--listen", "127.0.0.1:0", "--cluster", redisUrl, "--allowed-origins", "*"];
   const addr1 = await node1.start([...cluster, "--node-name", "n1"]);
   const addr2 = await node2.start([...cluster, "--node-name", "n2"]);
   const url1 = `ws://${addr1}/`;

@@ -4,6 +4,7 @@
 //! its default, which belong together.
 
 mod listen;
+mod origins;
 pub(crate) mod tick_rate;
 mod units;
 
@@ -14,6 +15,8 @@ use clap::FromArgMatches;
 use clap::parser::ValueSource;
 
 use crate::StaticFiles;
+
+pub use origins::{AllowedOrigins, Origin};
 
 /// How the logic thread asks the OS scheduler to run it. A tick that starts late is late for
 /// every player, and on a busy machine an ordinary thread waits for another's time slice
@@ -162,6 +165,31 @@ pub struct Config {
         default_value = units::in_millis(Config::default().handshake_timeout)
     )]
     pub handshake_timeout: Duration,
+    /// The web pages that may open a WebSocket to the server, by their origin: a
+    /// comma-separated list of `scheme://host[:port]` (`https://game.example.com`,
+    /// `http://localhost:8080`; the host in any case, a scheme's default port optional),
+    /// `self` for the server's own host (an `Origin` whose `host[:port]` equals the request's
+    /// `Host` header), or `*` for any. An upgrade whose `Origin` is not allowed is refused with
+    /// `403`. An upgrade without `Origin` is always allowed, and plain HTTP requests (a page,
+    /// `/metrics`) are not checked.
+    ///
+    /// A browser sends a player's cookies with an upgrade whatever page opens it, so without
+    /// this check any site the player visits could open a socket to the game as that player
+    /// (cross-site WebSocket hijacking). Clients that are not pages (native apps, the Rust
+    /// client, bots) send no `Origin`, and could send any they like: refusing them would
+    /// protect nothing. `self` lets the page the server serves itself connect, under whatever
+    /// name it is reached; a list replaces it (list `self` too to keep it). Behind a reverse
+    /// proxy, the proxy must pass `Origin` and `Host` through unchanged.
+    ///
+    /// Default `self`. In echo mode ([`Config::echo`]) `*`: conformance suites send an `Origin`
+    /// of their own.
+    #[arg(
+        long,
+        value_name = "ORIGINS",
+        value_parser = origins::parse,
+        default_value_t = Config::default().allowed_origins
+    )]
+    pub allowed_origins: AllowedOrigins,
     /// After this long without hearing from a connection the server sends it a WebSocket ping.
     ///
     /// Default 10 s.
@@ -424,6 +452,7 @@ impl Default for Config {
             max_outbound_bytes: 1 << 20,
             max_handshake_bytes: 8 << 10,
             handshake_timeout: Duration::from_secs(5),
+            allowed_origins: AllowedOrigins::same_host(),
             ping_interval: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(2),
@@ -454,8 +483,8 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The configuration of echo mode: the defaults, with `echo` on and message limits raised
-    /// so that conformance suites' 16 MiB messages fit. The read buffer keeps its default
+    /// The configuration of echo mode: the defaults, with `echo` on, every origin allowed, and
+    /// message limits raised so that conformance suites' 16 MiB messages fit. The read buffer keeps its default
     /// (2 KiB): tungstenite allocates and zeroes it per connection, and echo mode is also what
     /// a generic WebSocket load generator drives. With a 64 KiB buffer an idle echo connection
     /// cost 64.8 KiB of RSS (2.76 KiB with 2 KiB), and Autobahn passed no faster (17.3 s with
@@ -466,6 +495,9 @@ impl Config {
             max_message_bytes: 32 << 20,
             max_frame_bytes: 32 << 20,
             max_outbound_bytes: 64 << 20,
+            // Autobahn sends an `Origin` of its own, and an echo server holds nothing a
+            // player's cookies would unlock.
+            allowed_origins: AllowedOrigins::any(),
             // Conformance suites send thousands of messages as fast as they can.
             rate_messages_per_sec: u32::MAX,
             rate_burst_messages: u32::MAX,

@@ -294,3 +294,31 @@ fn the_replay_bound_leaves_the_outbound_queue_its_headroom() {
 fn tick_period_of_30_hz() {
     assert_eq!(Config::default().tick_period(), Duration::from_nanos(33_333_333));
 }
+
+#[test]
+fn the_allowed_origins_flag_takes_a_comma_separated_list() {
+    let c = Config::from_arg_matches(&matches(&[
+        "--allowed-origins",
+        "https://game.example.com, http://localhost:8080,self",
+    ]))
+    .expect("flags");
+    let origins = &c.allowed_origins;
+    assert!(origins.same_host && !origins.any);
+    assert_eq!(origins.to_string(), "self,https://game.example.com,http://localhost:8080");
+    assert!(origins.allows(Some("http://localhost:8080"), Some("127.0.0.1:7777")));
+    assert!(!origins.allows(Some("http://localhost:8081"), Some("127.0.0.1:7777")));
+    let any = Config::from_arg_matches(&matches(&["--allowed-origins=*"])).expect("flags");
+    assert_eq!(any.allowed_origins, AllowedOrigins::any());
+    let error = command().try_get_matches_from(["server", "--allowed-origins", "https://a.example/"]);
+    let said = error.expect_err("a path").to_string();
+    assert!(said.contains("--allowed-origins") && said.contains("has a path"), "{said}");
+}
+
+#[test]
+fn echo_mode_allows_any_origin_unless_the_flag_is_typed() {
+    assert_eq!(Config::default().allowed_origins, AllowedOrigins::same_host());
+    assert_eq!(Config::echo().allowed_origins, AllowedOrigins::any());
+    let mut c = Config::echo();
+    c.update_from_typed_flags(&matches(&["--allowed-origins", "self"])).expect("flags");
+    assert_eq!(c.allowed_origins, AllowedOrigins::same_host());
+}

@@ -12,6 +12,7 @@ use tungstenite::handshake::derive_accept_key;
 
 use crate::StaticFiles;
 use crate::bridge::Credentials;
+use crate::config::AllowedOrigins;
 
 /// The subprotocols of the game server, in its order of preference (PROTOCOL.md 11.1): binary
 /// first, the fast path, and of each encoding the newer version first.
@@ -53,6 +54,9 @@ pub mod refusal {
         VERSION = (426, "only WebSocket version 13 is supported\n");
         /// 400: an upgrade without `Sec-WebSocket-Key`.
         NO_KEY = (400, "missing Sec-WebSocket-Key\n");
+        /// 403: an upgrade whose `Origin` the server does not allow
+        /// ([`AllowedOrigins`](crate::config::AllowedOrigins)).
+        FORBIDDEN_ORIGIN = (403, "WebSocket upgrades from this Origin are not allowed\n");
         /// 400: an upgrade offering none of [`GAME_SUBPROTOCOLS`](super::GAME_SUBPROTOCOLS),
         /// which it names (a unit test checks that it names each).
         NO_SUBPROTOCOL = (
@@ -78,6 +82,8 @@ pub struct Policy {
     pub max_bytes: usize,
     /// What a plain `GET` is answered with.
     pub static_files: StaticFiles,
+    /// The pages whose upgrades are accepted; others are refused with `403`.
+    pub allowed_origins: AllowedOrigins,
 }
 
 impl Policy {
@@ -87,6 +93,7 @@ impl Policy {
             subprotocols: if config.echo { &[] } else { GAME_SUBPROTOCOLS },
             max_bytes: config.max_handshake_bytes,
             static_files: config.static_files.clone(),
+            allowed_origins: config.allowed_origins.clone(),
         }
     }
 }
@@ -182,6 +189,9 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     let Some(key) = header("Sec-WebSocket-Key").next().map(str::trim) else {
         return refuse(400, "Bad Request", refusal::NO_KEY);
     };
+    if !origin_allowed(headers, &policy.allowed_origins) {
+        return refuse(403, "Forbidden", refusal::FORBIDDEN_ORIGIN);
+    }
     let chosen = if policy.subprotocols.is_empty() {
         None
     } else {
@@ -223,6 +233,18 @@ fn query_parameter(path: &str, name: &str) -> Option<Box<str>> {
 }
 
 use Decision::{NeedMore, Respond, Upgrade};
+
+/// Whether `allowed` lets the request with `headers` open a WebSocket: its `Origin` against
+/// its `Host`. A browser sends one `Origin`; a request with several must have each allowed,
+/// and one that is not text is not allowed (it is not left out, which would allow it).
+fn origin_allowed(headers: &[httparse::Header<'_>], allowed: &AllowedOrigins) -> bool {
+    let host = header_values(headers, "Host").next();
+    let mut origins = headers.iter().filter(|h| h.name.eq_ignore_ascii_case("Origin")).peekable();
+    if origins.peek().is_none() {
+        return allowed.allows(None, host);
+    }
+    origins.all(|h| std::str::from_utf8(h.value).is_ok_and(|origin| allowed.allows(Some(origin), host)))
+}
 
 fn header_values<'h>(
     headers: &'h [httparse::Header<'h>],
@@ -326,8 +348,14 @@ mod tests {
         subprotocols: GAME_SUBPROTOCOLS,
         max_bytes: 8192,
         static_files: StaticFiles::embedded(PAGE),
+        allowed_origins: AllowedOrigins::same_host(),
     };
-    const ECHO: Policy = Policy { subprotocols: &[], max_bytes: 8192, static_files: StaticFiles::none() };
+    const ECHO: Policy = Policy {
+        subprotocols: &[],
+        max_bytes: 8192,
+        static_files: StaticFiles::none(),
+        allowed_origins: AllowedOrigins::any(),
+    };
 
     fn upgrade(protocol: Option<&str>) -> String {
         let mut r = String::from(
@@ -521,6 +549,89 @@ mod tests {
         // Only the path before `?` counts: these are other paths.
         assert_eq!(status(&decide(b"GET /metricsx HTTP/1.1\r\n\r\n", &GAME)), 404);
         assert_eq!(status(&decide(b"GET /metrics/ HTTP/1.1\r\n\r\n", &GAME)), 404);
+    }
+
+    /// A game upgrade to the server at `host`, from a page of `origin` if any.
+    fn upgrade_from(host: &str, origin: Option<&str>) -> String {
+        let mut r = upgrade(Some("ticksock.v2")).replace("Host: x\r\n", &format!("Host: {host}\r\n"));
+        if let Some(origin) = origin {
+            r.insert_str(r.len() - 2, &format!("Origin: {origin}\r\n"));
+        }
+        r
+    }
+
+    /// The exact answer to an upgrade from an origin that is not allowed.
+    const FORBIDDEN: &str = "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 52\r\n\
+        Content-Type: text/plain; charset=utf-8\r\n\r\nWebSocket upgrades from this Origin are not allowed\n";
+
+    fn is_forbidden(decision: &Decision) -> bool {
+        matches!(decision, Respond { response } if response == FORBIDDEN.as_bytes())
+    }
+
+    fn is_upgrade(decision: &Decision) -> bool {
+        matches!(decision, Upgrade { .. })
+    }
+
+    #[test]
+    fn by_default_an_upgrade_from_the_servers_own_host_or_without_origin_is_accepted() {
+        let d = |host, origin| decide(upgrade_from(host, origin).as_bytes(), &GAME);
+        assert!(is_upgrade(&d("127.0.0.1:7777", Some("http://127.0.0.1:7777"))));
+        assert!(is_upgrade(&d("Game.Example.com", Some("https://game.example.com"))));
+        assert!(is_upgrade(&d("127.0.0.1:7777", None)));
+    }
+
+    #[test]
+    fn an_upgrade_from_an_origin_not_allowed_gets_403_byte_for_byte() {
+        let d = |host, origin| decide(upgrade_from(host, origin).as_bytes(), &GAME);
+        let evil = d("127.0.0.1:7777", Some("https://evil.example"));
+        assert!(is_forbidden(&evil), "{evil:?}");
+        // The same host on another port is another site.
+        assert!(is_forbidden(&d("127.0.0.1:7777", Some("http://127.0.0.1:8080"))));
+        assert!(is_forbidden(&d("127.0.0.1:7777", Some("null"))));
+        // An `Origin` that is not text is not taken for a missing one.
+        let mut binary = upgrade_from("x", None).into_bytes();
+        binary.splice(binary.len() - 2..binary.len() - 2, b"Origin: http://x\xff\r\n".iter().copied());
+        assert!(is_forbidden(&decide(&binary, &GAME)));
+        // Two origins: each must be allowed.
+        let two = upgrade_from("x", Some("http://x")).replacen(
+            "Origin: http://x\r\n",
+            "Origin: http://x\r\nOrigin: http://y\r\n",
+            1,
+        );
+        assert!(is_forbidden(&decide(two.as_bytes(), &GAME)));
+        // `HEAD` is refused as not `GET` first; a malformed upgrade keeps its own answer.
+        let by_head = upgrade_from("x", Some("http://y")).replacen("GET", "HEAD", 1);
+        assert_eq!(status(&decide(by_head.as_bytes(), &GAME)), 400);
+        let no_key = upgrade_from("x", Some("http://y"))
+            .replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "");
+        assert_eq!(split(&decide(no_key.as_bytes(), &GAME)).1, refusal::NO_KEY.as_bytes());
+        // The origin is checked before the subprotocol: a foreign page learns nothing more.
+        let no_protocol =
+            upgrade_from("x", Some("http://y")).replace("Sec-WebSocket-Protocol: ticksock.v2\r\n", "");
+        assert!(is_forbidden(&decide(no_protocol.as_bytes(), &GAME)));
+    }
+
+    #[test]
+    fn listed_origins_and_a_star_are_allowed() {
+        let listed = Policy { allowed_origins: "http://localhost:8080".parse().expect("a list"), ..GAME };
+        let d =
+            |origin, policy: &Policy| decide(upgrade_from("127.0.0.1:7777", Some(origin)).as_bytes(), policy);
+        assert!(is_upgrade(&d("http://localhost:8080", &listed)));
+        assert!(is_upgrade(&d("http://LOCALHOST:8080", &listed)));
+        assert!(is_forbidden(&d("http://localhost:8081", &listed)));
+        // A list without `self` replaces the default.
+        assert!(is_forbidden(&d("http://127.0.0.1:7777", &listed)));
+        let any = Policy { allowed_origins: AllowedOrigins::any(), ..GAME };
+        assert!(is_upgrade(&d("https://evil.example", &any)));
+        assert!(is_upgrade(&decide(upgrade_from("x", Some("https://evil.example")).as_bytes(), &ECHO)));
+    }
+
+    #[test]
+    fn plain_requests_are_not_checked_for_their_origin() {
+        let get =
+            |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n\r\n");
+        assert!(matches!(decide(get("/").as_bytes(), &GAME), Decision::File { .. }));
+        assert_eq!(decide(get("/metrics").as_bytes(), &GAME), Decision::Metrics);
     }
 
     #[test]

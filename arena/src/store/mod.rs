@@ -117,7 +117,9 @@ pub trait Store: Send {
 
     /// The account that `name` and `password` log in to. An unknown name and a wrong
     /// password both answer [`StoreError::BadCredentials`], after the same work (one
-    /// Argon2 verification), so neither the answer nor its timing tells which.
+    /// Argon2 verification), so neither the answer nor its timing tells which. A name or
+    /// password that breaks [`create_account`](Self::create_account)'s rules answers
+    /// [`StoreError::Invalid`] at once: no account can have it, and the rules are public.
     fn verify(&self, name: &str, password: &str) -> Result<AccountId, StoreError>;
 
     /// Creates a guest account, named [`GUEST_PREFIX`] and its id, and the device token

@@ -320,12 +320,13 @@ fn readers_on_other_threads_never_fail_or_go_back_while_a_writer_writes() {
     let done = AtomicBool::new(false);
     let started = Barrier::new(3);
     std::thread::scope(|scope| {
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let (path, done, started) = (dir.db(), &done, &started);
+        // Opened here, so that a failed open cannot leave the barrier one short.
+        let readers: Vec<_> = [open(&dir), open(&dir)]
+            .into_iter()
+            .map(|reader| {
+                let (done, started) = (&done, &started);
                 scope.spawn(move || {
-                    let reader = SqliteStore::open(&path).expect("opens");
-                    // The writer starts once both readers are open and about to read.
+                    // The writer starts once both readers are about to read.
                     started.wait();
                     let mut last = 0;
                     loop {

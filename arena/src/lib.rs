@@ -4,12 +4,16 @@
 //! - [`proto`]: its routes, request and reply types, push topics and error codes, shared by
 //!   the game, the clients and the load simulator.
 //! - [`Arena`] ([`game`]): the game, built on `ticksock-server`'s API.
+//! - [`store`]: accounts, stats and the leaderboard that survive a restart, behind the
+//!   [`Store`](store::Store) trait, in SQLite by default ([`SqliteStore`](store::SqliteStore)).
+//!   Not wired into the game yet.
 //! - [`demo_page`]: the browser demo served at `GET /` (the page, its script and the TS client).
 //!
 //! The `ticksock-arena` binary (`src/main.rs`) runs it, or an echo server with `--echo`.
 
 pub mod game;
 pub mod proto;
+pub mod store;
 
 pub use game::{Arena, ArenaConfig};
 use ticksock_server::{StaticFile, StaticFiles};

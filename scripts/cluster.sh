@@ -184,7 +184,7 @@ start_node() {
   # (`down` stops it). NO_COLOR: a log file, not a terminal.
   rm -f "$RUN_DIR/$name.comm"
   NO_COLOR=1 setsid "$ARENA_BIN" --listen "$HOST:$port" --cluster "redis://$HOST:$REDIS_PORT" \
-    --node-name "$name" --public-url "ws://$HOST:$port/" "${NODE_FLAGS[@]}" \
+    --node-name "$name" --public-url "ws://$HOST:$port/" --allowed-origins "$ORIGINS" "${NODE_FLAGS[@]}" \
     >"$RUN_DIR/$name.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$RUN_DIR/$name.pid"
@@ -273,6 +273,10 @@ cmd_up() {
   start_redis
   STARTED=()
   local i entry pid port
+  # Every node accepts the pages of every node: a demo page on one node that follows a
+  # redirect to another connects there with its own origin (--allowed-origins, PROTOCOL.md 1.2).
+  ORIGINS=self
+  for i in $(seq "$count"); do ORIGINS="$ORIGINS,http://$HOST:$((BASE_PORT + i - 1))"; done
   for i in $(seq "$count"); do start_node "$i"; done
   for entry in "${STARTED[@]}"; do
     IFS=: read -r name pid port <<<"$entry"

@@ -233,7 +233,21 @@ impl<'a> Ctx<'a> {
     /// dropped. On a single node, always `Ok`.
     pub fn claim_room(&mut self, caller: Caller, room: &str) -> Result<(), AppError> {
         let Some(cluster) = self.cluster.as_deref_mut() else { return Ok(()) };
-        cluster.claim_room(self.hub.cluster(), self.hub.user_of(caller.conn), room)
+        // The ticket carries the caller's identity too, so a redirected player keeps its roles
+        // and expiry (wall-clock, as tickets cross machines).
+        let who = self.hub.user_of(caller.conn).map(|user| crate::cluster::ticket::Carried {
+            user: user.to_owned(),
+            auth: self.hub.is_authenticated(caller.conn).then(|| {
+                let expires_ms = self.hub.auth_expiry(caller.conn).map(|at| {
+                    let left = at.saturating_duration_since(self.now);
+                    (std::time::SystemTime::now() + left)
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64)
+                });
+                (self.hub.roles(caller.conn).to_vec(), expires_ms)
+            }),
+        });
+        cluster.claim_room(self.hub.cluster(), who.as_ref(), room)
     }
 
     /// In a cluster, gives up a room this node held (it was disposed of), so another node

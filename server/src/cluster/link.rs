@@ -281,7 +281,7 @@ impl ClusterLink {
     pub(crate) fn claim_room(
         &mut self,
         registry: &Registry,
-        user: Option<&str>,
+        who: Option<&super::ticket::Carried>,
         room: &str,
     ) -> Result<(), AppError> {
         match self.home(registry, room) {
@@ -289,7 +289,7 @@ impl ClusterLink {
             Home::Elsewhere { node, epoch, url } => {
                 self.next_nonce = self.next_nonce.wrapping_add(1);
                 let ticket =
-                    self.tickets.issue(user, &node, epoch, unix_ms(), self.next_nonce).ok_or_else(|| {
+                    self.tickets.issue(who, &node, epoch, unix_ms(), self.next_nonce).ok_or_else(|| {
                         AppError::new(
                             error_code::INTERNAL,
                             "the user's name is too long for a redirect ticket",
@@ -373,7 +373,10 @@ impl ClusterLink {
     }
 
     /// Redeems the ticket a new connection offered: the user it carries, or why not.
-    pub(crate) fn redeem(&mut self, ticket: &str) -> Result<Option<String>, super::ticket::TicketError> {
+    pub(crate) fn redeem(
+        &mut self,
+        ticket: &str,
+    ) -> Result<Option<super::ticket::Carried>, super::ticket::TicketError> {
         let redeemed = self.tickets.redeem(ticket, unix_ms());
         let counter =
             if redeemed.is_ok() { &self.metrics.tickets_redeemed } else { &self.metrics.tickets_refused };

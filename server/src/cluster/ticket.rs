@@ -39,9 +39,26 @@ pub enum TicketError {
     Used,
 }
 
+/// Who a ticket says the connection is: its user and, for a game with an authenticator, its
+/// identity (PROTOCOL.md 13), so that a redirected player keeps its roles and expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    /// The user.
+    pub user: String,
+    /// Its identity: roles, and when it expires (Unix ms); `None`: not authenticated.
+    pub auth: Option<(Vec<String>, Option<u64>)>,
+}
+
+impl Carried {
+    /// A user without an identity.
+    pub fn user(user: &str) -> Self {
+        Self { user: user.to_owned(), auth: None }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
-    user: Option<String>,
+    who: Option<Carried>,
     node: String,
     /// The node's epoch: a ticket is good for the run of the node it was made for.
     epoch: u64,
@@ -73,18 +90,18 @@ impl Tickets {
         Self { mac, me: me.to_owned(), epoch, lifetime_ms, used: HashMap::new() }
     }
 
-    /// A ticket for `node` in its run `epoch` carrying `user`, made at `now_ms` (Unix
-    /// milliseconds). `None` if the user's name is too long for a ticket ([`MAX_TICKET_LEN`]).
+    /// A ticket for `node` in its run `epoch` carrying `who`, made at `now_ms` (Unix
+    /// milliseconds). `None` if that is too long for a ticket ([`MAX_TICKET_LEN`]).
     pub fn issue(
         &self,
-        user: Option<&str>,
+        who: Option<&Carried>,
         node: &str,
         epoch: u64,
         now_ms: u64,
         nonce: u64,
     ) -> Option<String> {
         let claims = Claims {
-            user: user.map(str::to_owned),
+            who: who.cloned(),
             node: node.to_owned(),
             epoch,
             expires_ms: now_ms + self.lifetime_ms,
@@ -98,8 +115,8 @@ impl Tickets {
         (ticket.len() <= MAX_TICKET_LEN).then_some(ticket)
     }
 
-    /// Redeems a ticket offered to this node at `now_ms`: the user it carries.
-    pub fn redeem(&mut self, ticket: &str, now_ms: u64) -> Result<Option<String>, TicketError> {
+    /// Redeems a ticket offered to this node at `now_ms`: who it carries.
+    pub fn redeem(&mut self, ticket: &str, now_ms: u64) -> Result<Option<Carried>, TicketError> {
         if ticket.len() > MAX_TICKET_LEN {
             return Err(TicketError::Malformed);
         }
@@ -123,7 +140,7 @@ impl Tickets {
         if self.used.insert(claims.nonce, claims.expires_ms).is_some() {
             return Err(TicketError::Used);
         }
-        Ok(claims.user)
+        Ok(claims.who)
     }
 }
 
@@ -137,11 +154,11 @@ mod tests {
     fn a_ticket_is_redeemed_once_on_its_node_within_its_lifetime() {
         let a = Tickets::new(b"secret", "a", 1, 10_000);
         let mut b = Tickets::new(b"secret", "b", 1, 10_000);
-        let ticket = a.issue(Some("ann"), "b", 1, T0, 1).expect("short");
+        let ticket = a.issue(Some(&Carried::user("ann")), "b", 1, T0, 1).expect("short");
         assert!(ticket.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c)), "{ticket}");
-        assert_eq!(b.redeem(&ticket, T0 + 9_999), Ok(Some("ann".into())));
+        assert_eq!(b.redeem(&ticket, T0 + 9_999), Ok(Some(Carried::user("ann"))));
         assert_eq!(b.redeem(&ticket, T0 + 9_999), Err(TicketError::Used));
-        let late = a.issue(Some("ann"), "b", 1, T0, 2).expect("short");
+        let late = a.issue(Some(&Carried::user("ann")), "b", 1, T0, 2).expect("short");
         assert_eq!(b.redeem(&late, T0 + 10_000), Err(TicketError::Expired));
         let for_c = a.issue(None, "c", 1, T0, 3).expect("short");
         assert_eq!(b.redeem(&for_c, T0), Err(TicketError::OtherNode));
@@ -150,12 +167,21 @@ mod tests {
     #[test]
     fn a_ticket_is_good_for_the_run_of_the_node_it_was_made_for_only() {
         let a = Tickets::new(b"secret", "a", 1, 10_000);
-        let ticket = a.issue(Some("ann"), "b", 7, T0, 1).expect("short");
+        let ticket = a.issue(Some(&Carried::user("ann")), "b", 7, T0, 1).expect("short");
         let mut b = Tickets::new(b"secret", "b", 7, 10_000);
-        assert_eq!(b.redeem(&ticket, T0), Ok(Some("ann".into())));
+        assert_eq!(b.redeem(&ticket, T0), Ok(Some(Carried::user("ann"))));
         // b restarts within the ticket's lifetime: the new run does not know it was used.
         let mut b_again = Tickets::new(b"secret", "b", 8, 10_000);
         assert_eq!(b_again.redeem(&ticket, T0 + 1), Err(TicketError::OtherNode));
+    }
+
+    #[test]
+    fn a_ticket_carries_the_identity_so_a_redirected_player_keeps_its_roles_and_expiry() {
+        let a = Tickets::new(b"secret", "a", 1, 10_000);
+        let mut b = Tickets::new(b"secret", "b", 1, 10_000);
+        let who = Carried { user: "ann".into(), auth: Some((vec!["admin".into()], Some(T0 + 60_000))) };
+        let ticket = a.issue(Some(&who), "b", 1, T0, 1).expect("short");
+        assert_eq!(b.redeem(&ticket, T0), Ok(Some(who)));
     }
 
     #[test]
@@ -163,19 +189,24 @@ mod tests {
         let a = Tickets::new(b"secret", "a", 1, 10_000);
         let mut b = Tickets::new(b"secret", "b", 1, 10_000);
         let mut thief = Tickets::new(b"guess", "b", 1, 10_000);
-        let forged =
-            Tickets::new(b"guess", "x", 1, 10_000).issue(Some("root"), "b", 1, T0, 1).expect("short");
+        let forged = Tickets::new(b"guess", "x", 1, 10_000)
+            .issue(Some(&Carried::user("root")), "b", 1, T0, 1)
+            .expect("short");
         assert_eq!(b.redeem(&forged, T0), Err(TicketError::Forged));
-        let good = a.issue(Some("ann"), "b", 1, T0, 2).expect("short");
+        let good = a.issue(Some(&Carried::user("ann")), "b", 1, T0, 2).expect("short");
         assert_eq!(thief.redeem(&good, T0), Err(TicketError::Forged));
         // The same claims with another user, under the old MAC.
         let (_, tag) = good.split_once('.').expect("dot");
-        let other = a.issue(Some("eve"), "b", 1, T0, 2).expect("short");
+        let other = a.issue(Some(&Carried::user("eve")), "b", 1, T0, 2).expect("short");
         let (body, _) = other.split_once('.').expect("dot");
         assert_eq!(b.redeem(&format!("{body}.{tag}"), T0), Err(TicketError::Forged));
         for bad in ["", ".", "abc", "a.b", "!!.!!", &"x".repeat(MAX_TICKET_LEN + 1)] {
             assert!(matches!(b.redeem(bad, T0), Err(TicketError::Malformed | TicketError::Forged)), "{bad}");
         }
-        assert_eq!(a.issue(Some(&"n".repeat(600)), "b", 1, T0, 1), None, "too long for a URL");
+        assert_eq!(
+            a.issue(Some(&Carried::user(&"n".repeat(600))), "b", 1, T0, 1),
+            None,
+            "too long for a URL"
+        );
     }
 }

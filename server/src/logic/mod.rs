@@ -280,8 +280,19 @@ impl<G: Game> Logic<G> {
         };
         // The user's connection on the node that redirected is this same client moving: the
         // policy counts only this node's connections (no refusal, no close sent elsewhere).
-        let bound = redeemed.and_then(|user| match user {
-            Some(user) => self.fx.hub.bind_moved_user(conn, &user).map_err(|e| e.to_string()),
+        let bound = redeemed.and_then(|who| match who {
+            Some(who) => {
+                let replaced = self.fx.hub.bind_moved_user(conn, &who.user).map_err(|e| e.to_string())?;
+                if let Some((roles, expires_ms)) = who.auth {
+                    let expires_at = expires_ms.map(|ms| {
+                        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                        now + at.duration_since(std::time::SystemTime::now()).unwrap_or_default()
+                    });
+                    self.fx.hub.set_auth(conn, crate::api::auth::Authenticated { roles, expires_at });
+                    self.run_hook(now, |game, ctx| game.on_auth(ctx, conn));
+                }
+                Ok(replaced)
+            }
             None => Ok(Vec::new()),
         });
         if let Ok(replaced) = &bound {

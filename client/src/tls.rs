@@ -10,7 +10,7 @@
 //!   that buffer (`write_tls`) until it is empty or the socket says `WouldBlock`. While records
 //!   of an earlier write still wait, a write takes nothing and says `WouldBlock`, so frames
 //!   wait in tungstenite's buffer (and the session's queue), not in rustls.
-//!   [`TlsLink::flush`] writes what rustls holds; tungstenite's flush calls it.
+//!   Flushing the stream writes what rustls holds; tungstenite's flush does.
 
 use std::io::{self, Read, Write};
 use std::path::Path;

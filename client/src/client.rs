@@ -1,6 +1,7 @@
 //! The I/O layer a game loop drives: a [`Session`] over one non-blocking WebSocket.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
@@ -54,6 +55,8 @@ pub struct Client {
     poll: Poll,
     events: Events,
     last_error: Option<Error>,
+    /// TLS settings, made at the first `wss://` URL (the client's own, or a redirect's).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -67,13 +70,20 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client of the server at `url` (`ws://host:port/`). It connects on the first
+    /// A client of the server at `url` (`ws://host:port/`, or `wss://host:port/` for TLS,
+    /// trusting Mozilla's roots and [`Config::extra_roots`]). It connects on the first
     /// [`Client::update`]; calls made before that wait in the offline queue. The host name is
     /// resolved here, once (this may block on DNS).
     pub fn new(url: &str, config: Config) -> Result<Self, Error> {
         let addr = resolve(url)?;
-        upgrade_request(url, config.versions)?; // Check the URL now rather than at every connect.
+        // Check the URL now rather than at every connect, and the roots for a wss URL.
+        let request = upgrade_request(url, config.versions)?;
+        let tls = match request.uri().scheme_str() {
+            Some("wss") => Some(crate::tls::client_config(&config.extra_roots)?),
+            _ => None,
+        };
         Ok(Self {
+            tls,
             url: url.to_owned(),
             addr,
             session: Session::new(config, Instant::now()),
@@ -155,7 +165,7 @@ impl Client {
             }
         };
         let config = self.session.config().websocket_config();
-        let opened = Connection::open(addr, request, config, false).and_then(|mut conn| {
+        let opened = self.open_connection(addr, request, config).and_then(|mut conn| {
             if let Some(tcp) = conn.tcp_mut() {
                 self.poll.registry().register(tcp, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
             }
@@ -168,6 +178,26 @@ impl Client {
                 self.session.handle_disconnect(now);
             }
         }
+    }
+
+    /// A connection to `addr` for `request`: over TLS when its URL is `wss://`.
+    fn open_connection(
+        &mut self,
+        addr: SocketAddr,
+        request: tungstenite::handshake::client::Request,
+        config: tungstenite::protocol::WebSocketConfig,
+    ) -> Result<Connection, Error> {
+        if request.uri().scheme_str() != Some("wss") {
+            return Connection::open(addr, request, config, false);
+        }
+        let tls = match &self.tls {
+            Some(tls) => tls.clone(),
+            None => {
+                let tls = crate::tls::client_config(&self.session.config().extra_roots)?;
+                self.tls.insert(tls).clone()
+            }
+        };
+        Connection::open_tls(addr, request, config, tls)
     }
 
     fn after(&mut self, progress: Progress, now: Instant) {

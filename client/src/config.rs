@@ -151,6 +151,10 @@ pub struct Config {
     /// (`docs/PROTOCOL.md` 12.2). Off, the call ends with that error as with any other (for
     /// a tool that follows redirects itself, as client-sim's bots do). Default on.
     pub follow_redirects: bool,
+    /// Certificates trusted as roots for `wss://` beside Mozilla's (`webpki-roots`): a
+    /// private CA, or a test CA. Add them from PEM with [`Config::trust_pem`] or
+    /// [`Config::trust_pem_file`]. Default none.
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Default for Config {
@@ -180,11 +184,25 @@ impl Default for Config {
             ack_after_frames: 64,
             old_link_grace: Duration::from_secs(5),
             follow_redirects: true,
+            extra_roots: Vec::new(),
         }
     }
 }
 
 impl Config {
+    /// Trusts the certificates in `pem` (each `CERTIFICATE` block) as roots for `wss://`, as
+    /// well as Mozilla's. Fails, adding nothing, if the PEM holds no certificate or a broken one.
+    pub fn trust_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        self.extra_roots.extend(crate::tls::certs_from_pem(pem)?);
+        Ok(self)
+    }
+
+    /// [`Config::trust_pem`] with the PEM file at `path`.
+    pub fn trust_pem_file(mut self, path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        self.extra_roots.extend(crate::tls::certs_from_pem_file(path.as_ref())?);
+        Ok(self)
+    }
+
     /// The tungstenite configuration of the I/O layer.
     pub fn websocket_config(&self) -> tungstenite::protocol::WebSocketConfig {
         tungstenite::protocol::WebSocketConfig::default()

@@ -9,6 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -21,6 +22,7 @@ use tungstenite::{Message, Utf8Bytes};
 
 use crate::config::Versions;
 use crate::session::{LinkCommand, Session};
+use crate::tls::TlsLink;
 use crate::{Error, LinkState};
 
 /// The upgrade request for `url`, offering the subprotocols of `versions` (the session's
@@ -32,37 +34,52 @@ pub fn upgrade_request(url: &str, versions: Versions) -> Result<Request, Error> 
     Ok(request)
 }
 
-/// The socket address of a `ws://host:port/...` URL. Resolves names with the system resolver,
-/// which blocks: call it once, not every frame.
+/// The socket address of a `ws://host:port/...` or `wss://host:port/...` URL (ports 80 and
+/// 443 by default). Resolves names with the system resolver, which blocks: call it once, not
+/// every frame.
 pub fn resolve(url: &str) -> Result<SocketAddr, Error> {
     let uri: tungstenite::http::Uri = url.parse().map_err(|e| Error::Url(format!("{url}: {e}")))?;
-    match uri.scheme_str() {
-        Some("ws") => {}
-        Some("wss") => return Err(Error::Url(format!("{url}: TLS (wss) is not supported"))),
-        _ => return Err(Error::Url(format!("{url}: the scheme must be ws"))),
-    }
+    let default_port = match uri.scheme_str() {
+        Some("ws") => 80,
+        Some("wss") => 443,
+        _ => return Err(Error::Url(format!("{url}: the scheme must be ws or wss"))),
+    };
     let host = uri.host().ok_or_else(|| Error::Url(format!("{url}: no host")))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(default_port);
     (host, port).to_socket_addrs()?.next().ok_or_else(|| Error::Url(format!("{url}: {host} has no address")))
 }
 
-/// The socket under the WebSocket: a mio `TcpStream` that can remember it was drained.
+/// The host a URL names, as TLS checks it against the server's certificate (an IPv6 address
+/// without its brackets).
+fn host_of(uri: &tungstenite::http::Uri) -> Result<&str, Error> {
+    let host = uri.host().ok_or_else(|| Error::Url(format!("{uri}: no host")))?;
+    Ok(host.trim_start_matches('[').trim_end_matches(']'))
+}
+
+/// The socket under the WebSocket: a mio `TcpStream`, with TLS over it for a `wss://` URL
+/// (see [`crate::tls`]), that can remember it was drained.
 ///
 /// With edge-triggered readiness (mio), a read that returns fewer bytes than asked means the
 /// kernel buffer is empty, and new data will raise a new readiness event. With `edge_hint` on,
 /// the next read then says `WouldBlock` without a system call, until
 /// [`Connection::mark_readable`]. This saves one `read` per wakeup; it is only correct when
 /// the owner calls `mark_readable` on every readable event, so it is off unless asked for.
+/// With TLS a short read of plaintext says nothing about the socket, so the hint is not used.
 #[derive(Debug)]
 pub struct Stream {
     tcp: TcpStream,
     edge_hint: bool,
     drained: bool,
+    /// TLS over `tcp`, for `wss://`. Boxed: a plain connection should not pay for its size.
+    tls: Option<Box<rustls::ClientConnection>>,
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(tls) = &mut self.tls {
+            return TlsLink { tls, tcp: &mut self.tcp }.read(buf);
+        }
         if self.drained {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -76,11 +93,17 @@ impl Read for Stream {
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tcp.write(buf)
+        match &mut self.tls {
+            Some(tls) => TlsLink { tls, tcp: &mut self.tcp }.write(buf),
+            None => self.tcp.write(buf),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
+        match &mut self.tls {
+            Some(tls) => TlsLink { tls, tcp: &mut self.tcp }.flush(),
+            None => self.tcp.flush(),
+        }
     }
 }
 
@@ -143,10 +166,33 @@ impl Connection {
         config: WebSocketConfig,
         edge_hint: bool,
     ) -> Result<Self, Error> {
+        Self::open_with(addr, request, config, edge_hint, None)
+    }
+
+    /// [`Connection::open`] for a `wss://` URL: TLS with `tls`'s settings (see
+    /// [`crate::tls::client_config`]), checking the server's certificate against the
+    /// request's host, then the upgrade over it.
+    pub fn open_tls(
+        addr: SocketAddr,
+        request: Request,
+        config: WebSocketConfig,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, Error> {
+        let tls = crate::tls::connect(tls, host_of(request.uri())?)?;
+        Self::open_with(addr, request, config, false, Some(Box::new(tls)))
+    }
+
+    fn open_with(
+        addr: SocketAddr,
+        request: Request,
+        config: WebSocketConfig,
+        edge_hint: bool,
+        tls: Option<Box<rustls::ClientConnection>>,
+    ) -> Result<Self, Error> {
         let tcp = TcpStream::connect(addr)?;
         // Requests are small and latency matters more than packet count.
         tcp.set_nodelay(true)?;
-        let stream = Stream { tcp, edge_hint, drained: false };
+        let stream = Stream { tcp, edge_hint, drained: false, tls };
         Ok(Self { stage: Stage::Tcp { stream, request: Box::new(request), config }, stalled: None })
     }
 

@@ -107,9 +107,15 @@ pub enum Error {
     /// disagree on the type (a version mismatch or a wrong type parameter). Do not retry; report.
     #[error("the body does not decode: {0}")]
     Decode(BodyError),
-    /// The URL is not a `ws://host:port/path` URL this client can use. Fix the URL.
+    /// The URL is not a `ws://host:port/path` or `wss://host:port/path` URL this client can
+    /// use. Fix the URL.
     #[error("bad URL: {0}")]
     Url(String),
+    /// TLS settings did not load (an extra trusted root that does not parse), or a `wss://`
+    /// connection could not start. A failed TLS handshake with a server (a certificate not
+    /// trusted, say) is [`Error::Io`] with kind `InvalidData`. Fix the roots or the URL.
+    #[error("tls: {0}")]
+    Tls(String),
     /// A socket operation failed (connection refused, reset, name not resolved). The session
     /// reconnects with backoff on its own; a one-shot caller retries later.
     #[error("i/o: {0}")]

@@ -50,6 +50,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod session;
+pub mod tls;
 
 pub use blocking::BlockingClient;
 pub use client::Client;

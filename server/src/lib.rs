@@ -93,6 +93,10 @@ pub enum Error {
     /// message says which; check `--cluster` and that Redis runs.
     #[error("cannot join the cluster: {0}")]
     Cluster(String),
+    /// The TLS certificate or key (`--tls-cert`, `--tls-key`) did not load; the message names
+    /// the file and why. Fix the file or the flag.
+    #[error("cannot load the TLS certificate: {0}")]
+    Tls(String),
     /// Binding the listening socket failed (address in use, no permission). Pick another
     /// address or free this one.
     #[error("cannot listen on {addr}: {source}")]

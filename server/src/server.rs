@@ -28,6 +28,7 @@ use crate::bridge::wake::Wake;
 use crate::config::{LogicPriority, tick_rate};
 use crate::logic::{Logic, LogicStats};
 use crate::metrics::Metrics;
+use crate::net::certs::Certs;
 use crate::net::{Reactor, WAKER};
 use crate::{Config, Error, Game};
 
@@ -85,6 +86,11 @@ impl Server {
     /// millisecond.
     pub fn start<G: Game>(config: Config, game: G) -> Result<RunningServer, Error> {
         config.validate()?;
+        // Before anything starts: a certificate that does not load stops the server here.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(Certs::load(cert, key).map_err(Error::Tls)?)),
+            _ => None,
+        };
         let timer_floor = measure_timer_floor();
         if !tick_rate::holds(config.tick_period(), timer_floor) {
             tracing::warn!(
@@ -141,6 +147,7 @@ impl Server {
             wake.clone(),
             stop.clone(),
             metrics.clone(),
+            tls.clone(),
         )?;
 
         let logic_wake = wake.clone();
@@ -170,6 +177,7 @@ impl Server {
             shutdown_timeout,
             cluster,
             workers,
+            tls,
         })
     }
 }
@@ -188,6 +196,8 @@ pub struct RunningServer {
     cluster: Option<crate::cluster::bridge::ClusterThreads>,
     /// The job pool's workers.
     workers: crate::jobs::pool::Workers,
+    /// The TLS certificate, with `--tls-cert` and `--tls-key`.
+    tls: Option<Arc<Certs>>,
 }
 
 impl RunningServer {
@@ -212,6 +222,14 @@ impl RunningServer {
         Stopper { stop: self.stop.clone(), wake: self.wake.clone() }
     }
 
+    /// Loads the TLS certificate and key again from their files (what SIGHUP does under
+    /// [`RunningServer::run_until_signal`]): connections accepted from now on use them, open
+    /// ones keep theirs. On failure the server keeps the certificate it had and the error
+    /// says why; without TLS there is nothing to reload and it says so.
+    pub fn reload_tls(&self) -> Result<(), Error> {
+        reload(self.tls.as_deref())
+    }
+
     /// Runs the shutdown sequence (see the module docs) and waits for it.
     pub fn shutdown(self) -> Result<LogicStats, Error> {
         self.stopper().stop();
@@ -220,7 +238,8 @@ impl RunningServer {
 
     /// Runs until SIGINT (Ctrl-C) or SIGTERM, then runs the shutdown sequence (see the module
     /// docs) and returns when it is done: what a game's `main` calls after
-    /// [`Server::start`]. If the sequence takes longer than [`Config::shutdown_timeout`], the
+    /// [`Server::start`]. With TLS it also watches SIGHUP, on which it reloads the certificate
+    /// and key ([`RunningServer::reload_tls`]; a failure is logged and changes nothing). If the sequence takes longer than [`Config::shutdown_timeout`], the
     /// process exits with status 1; a second signal during it exits at once with status 130.
     /// Once it returns, the process is the game's again: nothing will exit it, and the
     /// signals are no longer watched (signal-hook does not restore their default action, so a
@@ -229,7 +248,7 @@ impl RunningServer {
     /// Fails at once, with the server still running, if the signal handlers cannot be
     /// installed; stop it with [`RunningServer::shutdown`] then.
     pub fn run_until_signal(self) -> Result<LogicStats, Error> {
-        let watch = SignalWatch::start(self.stopper(), self.shutdown_timeout)?;
+        let watch = SignalWatch::start(self.stopper(), self.shutdown_timeout, self.tls.clone())?;
         let stopped = self.wait();
         watch.end();
         stopped
@@ -250,6 +269,12 @@ impl RunningServer {
         reactor?;
         Ok(stats)
     }
+}
+
+/// Reloads `tls`, if the server has TLS.
+fn reload(tls: Option<&Certs>) -> Result<(), Error> {
+    let certs = tls.ok_or_else(|| Error::Tls("this server has no --tls-cert to reload".into()))?;
+    certs.reload().map_err(Error::Tls)
 }
 
 /// Asks a running server to shut down. Cheap to clone; safe from any thread.
@@ -279,14 +304,23 @@ struct SignalWatch {
 }
 
 impl SignalWatch {
-    fn start(stopper: Stopper, timeout: Duration) -> std::io::Result<Self> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    fn start(stopper: Stopper, timeout: Duration, tls: Option<Arc<Certs>>) -> std::io::Result<Self> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        // SIGHUP only with TLS: without a certificate to reload, it keeps its usual meaning.
+        let watched: &[i32] = if tls.is_some() { &[SIGINT, SIGTERM, SIGHUP] } else { &[SIGINT, SIGTERM] };
+        let mut signals = signal_hook::iterator::Signals::new(watched)?;
         let handle = signals.handle();
         let (finished, watchdog) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new().name("signals".into()).spawn(move || {
             let mut watchdog = Some(watchdog);
             for signal in signals.forever() {
+                if signal == SIGHUP {
+                    match reload(tls.as_deref()) {
+                        Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+                        Err(e) => tracing::error!("SIGHUP: {e}; keeping the certificate in use"),
+                    }
+                    continue;
+                }
                 let Some(finished) = watchdog.take() else {
                     tracing::warn!("second signal {signal}, exiting now");
                     std::process::exit(130);

@@ -9,6 +9,7 @@ pub(crate) mod tick_rate;
 mod units;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::FromArgMatches;
@@ -95,6 +96,24 @@ pub struct Config {
     /// Default `127.0.0.1:7777`.
     #[arg(long, value_name = "ADDR", value_parser = listen::parse, default_value_t = Config::default().listen)]
     pub listen: SocketAddr,
+    /// A PEM file with the server's certificate chain, its own certificate first. With
+    /// `--tls-key`, every connection speaks TLS (`wss://`, and `https://` for the page); give
+    /// both or neither.
+    ///
+    /// Read at start: a file that does not load stops the server with the reason. Read again
+    /// on SIGHUP (under `run_until_signal`): new connections use the new certificate, open
+    /// ones keep theirs, and a reload that fails keeps the old one and logs why. The handshake
+    /// deadline and `--max-handshake-bytes` cover the TLS handshake too.
+    ///
+    /// Default none. Without it the server speaks plain TCP (`ws://`), as behind a
+    /// TLS-terminating reverse proxy.
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// A PEM file with the private key of `--tls-cert` (PKCS #8, PKCS #1 or SEC1).
+    ///
+    /// Default none.
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
     /// Game ticks per second.
     ///
     /// The server warns at start when the OS timer cannot hold the rate: when its period is
@@ -442,6 +461,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
+            tls_cert: None,
+            tls_key: None,
             tick_hz: 30,
             echo: false,
             max_connections: 10_000,
@@ -606,6 +627,11 @@ impl Config {
         }
         if (self.rate_burst_bytes as usize) < self.max_message_bytes {
             return bad("--rate-burst-bytes must be at least --max-message-bytes".into());
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return bad("--tls-cert needs --tls-key (give both or neither)".into()),
+            (None, Some(_)) => return bad("--tls-key needs --tls-cert (give both or neither)".into()),
+            _ => {}
         }
         if self.min_turn_interval > MAX_TURN_INTERVAL {
             let most = units::in_micros(MAX_TURN_INTERVAL);

@@ -12,6 +12,7 @@ use super::http::HttpProgress;
 use super::lifecycle::Lifecycle;
 use super::link::new_secret;
 use super::rate::{RateLimiter, RateLimits};
+use super::tls::Transport;
 use crate::ConnId;
 use crate::bridge::{DataOpcode, ToLogic};
 
@@ -64,11 +65,24 @@ impl Reactor {
                 burst_bytes: self.config.rate_burst_bytes,
             };
             let limiter = RateLimiter::new(limits, self.now);
+            let transport = match &self.tls {
+                None => Transport::Plain(stream),
+                Some(certs) => {
+                    match Transport::tls(stream, certs.current(), self.config.max_handshake_bytes) {
+                        Ok(transport) => transport,
+                        Err(e) => {
+                            // rustls refused its own settings: a bug, not the peer's doing.
+                            tracing::warn!("TLS for {peer}: {e}");
+                            continue;
+                        }
+                    }
+                }
+            };
             if refuse {
                 tracing::debug!("refusing {peer}: at max_connections");
                 self.refusing += 1;
             }
-            entry.insert(Connection::new(id, stream, limiter, self.now, refuse));
+            entry.insert(Connection::new(id, transport, limiter, self.now, refuse));
         }
     }
 

@@ -35,6 +35,7 @@ use super::lifecycle::{Lifecycle, Strikes};
 use super::outbound::QueueFull;
 use super::rate::RateLimiter;
 use super::socket::Socket;
+use super::tls::Transport;
 use crate::ConnId;
 use crate::bridge::DataOpcode;
 
@@ -119,7 +120,7 @@ impl Connection {
     /// A connection accepted at `now`; `refusing` when the server is full.
     pub(super) fn new(
         id: ConnId,
-        stream: TcpStream,
+        stream: Transport,
         limiter: RateLimiter,
         now: Instant,
         refusing: bool,
@@ -164,7 +165,7 @@ impl Connection {
 
     pub(super) fn stream_mut(&mut self) -> Option<&mut TcpStream> {
         match &mut self.phase {
-            Phase::Http(http) => Some(&mut http.stream),
+            Phase::Http(http) => Some(http.stream.tcp_mut()),
             Phase::Open(ws) => Some(ws.get_mut().stream_mut()),
             Phase::Moving => None,
         }
@@ -282,7 +283,8 @@ mod tests {
             burst_bytes: u32::MAX,
         };
         let limiter = RateLimiter::new(unlimited, now);
-        let mut conn = Connection::new(ConnId::new(0, 0), TcpStream::from_std(server), limiter, now, false);
+        let stream = Transport::Plain(TcpStream::from_std(server));
+        let mut conn = Connection::new(ConnId::new(0, 0), stream, limiter, now, false);
         let limits =
             OutboundLimits { max_queued: config.max_outbound_bytes, coalesce: config.write_coalesce_bytes };
         conn.upgrade(leftover.to_vec(), config.websocket_config(), limits, now);

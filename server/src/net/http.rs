@@ -5,11 +5,11 @@
 use std::io::{self, Read, Write};
 
 use bytes::Bytes;
-use mio::net::TcpStream;
 use ticksock_protocol::{Encoding, Version};
 
 use super::handshake::{self, Decision, Policy};
 use crate::bridge::Credentials;
+use super::tls::Transport;
 use crate::metrics::Metrics;
 
 /// What an upgrade leaves for the WebSocket: bytes after the request, the version and
@@ -18,7 +18,9 @@ type Upgrade = (Vec<u8>, Version, Encoding, Option<Box<Credentials>>);
 
 /// The HTTP exchange before the upgrade.
 pub(super) struct Http {
-    pub(super) stream: TcpStream,
+    /// Plain or TLS: with TLS, the TLS handshake happens here too, within the handshake
+    /// deadline, as the first reads drive it.
+    pub(super) stream: Transport,
     received: Vec<u8>,
     response: Option<Response>,
 }
@@ -45,7 +47,7 @@ pub(super) enum HttpProgress {
 }
 
 impl Http {
-    pub(super) fn new(stream: TcpStream) -> Self {
+    pub(super) fn new(stream: Transport) -> Self {
         Self { stream, received: Vec::new(), response: None }
     }
 
@@ -93,7 +95,14 @@ impl Http {
                             }
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(HttpProgress::Pending),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // A TLS handshake's answer the socket did not take at once goes on
+                        // a writable event (the reactor asks for one while this is pending).
+                        return match self.stream.flush_pending() {
+                            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+                            _ => Ok(HttpProgress::Pending),
+                        };
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 }
@@ -128,6 +137,12 @@ impl Http {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+        }
+        // With TLS, the response is written once its records are.
+        match self.stream.flush_pending() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(HttpProgress::Pending),
+            Err(e) => return Err(e),
         }
         Ok(match response.upgrade_leftover.take() {
             Some((leftover, version, encoding, credentials)) => {

@@ -203,7 +203,8 @@ mod tests {
         let mut client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (server, _) = listener.accept().expect("accept");
         server.set_nonblocking(true).expect("nonblocking");
-        let mut socket = Socket::new(TcpStream::from_std(server), 1 << 20, 1 << 20);
+        let mut socket =
+            Socket::new(crate::net::tls::Transport::Plain(TcpStream::from_std(server)), 1 << 20, 1 << 20);
         socket.write_all(b"last frame").expect("queued");
         client.write_all(b"unread input").expect("client writes");
         let mut lingering = Lingering::new(socket, Instant::now());

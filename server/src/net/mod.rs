@@ -32,6 +32,7 @@
 
 mod accept;
 mod apply;
+pub(crate) mod certs;
 mod connection;
 mod frame_bounds;
 pub mod handshake;
@@ -47,6 +48,7 @@ mod read;
 pub(crate) mod session;
 mod socket;
 mod teardown;
+mod tls;
 mod uplink;
 mod write;
 
@@ -135,6 +137,9 @@ pub(crate) struct Reactor {
     refusing: usize,
     metrics: Arc<Metrics>,
     counters: ReactorCounters,
+    /// With `--tls-cert` and `--tls-key`: the certificate every new connection speaks TLS
+    /// with (see [`tls`]); `None` for plain TCP.
+    tls: Option<Arc<certs::Certs>>,
 }
 
 impl Reactor {
@@ -148,6 +153,7 @@ impl Reactor {
         wake: Arc<Wake>,
         stop: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
+        tls: Option<Arc<certs::Certs>>,
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let ws_config = config.websocket_config();
@@ -200,6 +206,7 @@ impl Reactor {
             metrics,
             counters: ReactorCounters::default(),
             config,
+            tls,
         })
     }
 

@@ -24,11 +24,13 @@ use mio::net::TcpStream;
 use crate::bridge::DataOpcode;
 use crate::net::frame_bounds::FrameBounds;
 use crate::net::outbound::{OutboundQueue, QueueFull};
+use crate::net::tls::Transport;
 
-/// A TCP stream that remembers a short read, with the queue of bytes for its peer.
+/// A connection's stream (plain or TLS, see [`Transport`]) that remembers a short read, with
+/// the queue of bytes for its peer.
 #[derive(Debug)]
 pub(crate) struct Socket {
-    stream: TcpStream,
+    stream: Transport,
     /// The last read came back short: the socket is empty until the next readable event.
     drained: bool,
     /// Bytes for the peer, capped at `Config::max_outbound_bytes`; written once
@@ -39,7 +41,7 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    pub(crate) fn new(stream: TcpStream, max_queued: usize, coalesce: usize) -> Self {
+    pub(crate) fn new(stream: Transport, max_queued: usize, coalesce: usize) -> Self {
         Self {
             stream,
             drained: false,
@@ -64,9 +66,9 @@ impl Socket {
         self.drained = false;
     }
 
-    /// The stream, for registering with the poll.
+    /// The TCP stream, for registering with the poll.
     pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
-        &mut self.stream
+        self.stream.tcp_mut()
     }
 
     /// The `write` syscalls made since the last call.
@@ -86,9 +88,11 @@ impl Socket {
         Ok(())
     }
 
-    /// Writes the queue until it is empty (`Ok`) or the socket is full (`WouldBlock`).
+    /// Writes the queue until it is empty (`Ok`) or the socket is full (`WouldBlock`); with
+    /// TLS, the records the queue's bytes became too.
     pub(crate) fn write_queued(&mut self) -> io::Result<()> {
-        self.out.write_to(&mut self.stream)
+        self.out.write_to(&mut self.stream)?;
+        self.stream.flush_pending()
     }
 }
 
@@ -99,7 +103,7 @@ impl Read for Socket {
         }
         let n = self.stream.read(buf)?;
         // `n == 0` is end of stream, which is not "empty for now".
-        self.drained = n > 0 && n < buf.len();
+        self.drained = n > 0 && n < buf.len() && self.stream.short_read_drains();
         self.bounds.observe(&buf[..n]);
         Ok(n)
     }
@@ -132,7 +136,7 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (server, _) = listener.accept().expect("accept");
         server.set_nonblocking(true).expect("nonblocking");
-        (client, Socket::new(TcpStream::from_std(server), max_queued, 64 << 10))
+        (client, Socket::new(Transport::Plain(TcpStream::from_std(server)), max_queued, 64 << 10))
     }
 
     fn read_when_ready(socket: &mut Socket, buf: &mut [u8]) -> usize {

@@ -8,7 +8,7 @@
 //!   is dropped, never handed to whoever has its slot now (connection ids carry a generation).
 //! - A job that panics fails the call it was for (`INTERNAL`), not the server.
 //!
-//! The pool ([`pool`]) is the only part with threads. Without one (the in-memory test harness),
+//! The pool (`pool`) is the only part with threads. Without one (the in-memory test harness),
 //! jobs wait in a queue until the harness runs them, one by one, in the test's thread.
 
 pub(crate) mod pool;

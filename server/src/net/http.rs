@@ -8,8 +8,8 @@ use bytes::Bytes;
 use ticksock_protocol::{Encoding, Version};
 
 use super::handshake::{self, Decision, Policy};
-use crate::bridge::Credentials;
 use super::tls::Transport;
+use crate::bridge::Credentials;
 use crate::metrics::Metrics;
 
 /// What an upgrade leaves for the WebSocket: bytes after the request, the version and

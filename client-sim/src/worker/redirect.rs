@@ -66,6 +66,10 @@ pub(crate) fn check_redirect(message: &str, hops: u32) -> Result<Target, Redirec
     if hops >= MAX_REDIRECTS {
         return Err(RedirectFailure::TooMany);
     }
+    // The bots open plain sockets (`Connection::open`): a `wss://` node is not for them.
+    if !message.starts_with("ws://") {
+        return Err(RedirectFailure::BadUrl);
+    }
     upgrade_request(message, Versions::V1Only).map_err(|_| RedirectFailure::BadUrl)?;
     let addr = resolve(message).map_err(|_| RedirectFailure::BadUrl)?;
     Ok(Target::new(message, addr))

@@ -240,11 +240,14 @@ test("the demo page over https connects over wss://; the TLS port refuses plain 
   const tick1 = await lastTick(page);
   await page.waitForFunction((t) => window.ticksockDemo.cur.tick > t, tick1, { timeout: 5_000 });
 
-  // A second page, over plain http. The TLS port itself serves it no page...
-  const plain = await ctx.newPage();
-  await assert.rejects(plain.goto(`http://localhost:${port}/`, { timeout: 15_000 }), /net::ERR_/, "http://localhost:PORT/ loads no page");
+  // Pages over plain http. The TLS port itself serves none (a page of its own for that: the
+  // failed navigation goes on to Chromium's error page, which would cut short the next one)...
+  const refused = await ctx.newPage();
+  await assert.rejects(refused.goto(`http://localhost:${port}/`, { timeout: 15_000 }), /net::ERR_/, "http://localhost:PORT/ loads no page");
+  await refused.close();
   // ...and a page from a plain-http origin the server admits cannot open ws:// to it: the
   // socket fails without opening (1006, no close frame: the server answered with a TLS alert).
+  const plain = await ctx.newPage();
   await plain.goto(`${plainOrigin}/plain.html`, { timeout: 15_000 });
   assert.equal(await plain.evaluate(() => location.protocol), "http:");
   const overWs = await tryWebSocket(plain, `ws://localhost:${port}/`);

@@ -8,7 +8,11 @@ const canvas = $("arena");
 const ctx = canvas.getContext("2d");
 const params = new URLSearchParams(location.search);
 
-const client = new TicksockClient(`ws://${location.host}/`, { maxAttempts: null });
+// The socket's scheme follows the page's: a page served over https may open only wss:// (a ws://
+// socket from it is mixed content, which the browser blocks), and the server that served it over
+// TLS speaks TLS on the same port.
+const wsScheme = location.protocol === "https:" ? "wss" : "ws";
+const client = new TicksockClient(`${wsScheme}://${location.host}/`, { maxAttempts: null });
 
 /** Everything the page knows; exposed as `window.ticksockDemo` for the console and the e2e test. */
 const demo = {

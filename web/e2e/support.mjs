@@ -1,5 +1,5 @@
 // What the end-to-end tests share: bounded waits, starting and stopping a server binary that
-// prints `listening on ws://HOST:PORT/`, a redis-server of a test's own (for a cluster), and a
+// prints `listening on ws://HOST:PORT/` (or `wss://` when it serves TLS), a redis-server of a test's own (for a cluster), and a
 // headless Debian Chromium driven by playwright-core (which never downloads a browser).
 //
 //   CHROMIUM_BIN      the browser (default /usr/bin/chromium, Debian's package)
@@ -59,7 +59,7 @@ export class ServerProcess {
         child.stdout.on("data", (d) => {
           this.log += d;
           out += d;
-          const m = out.match(/listening on ws:\/\/([^/\s]+)\//);
+          const m = out.match(/listening on wss?:\/\/([^/\s]+)\//);
           if (m) resolve(m[1]);
         });
         child.on("error", reject);
@@ -179,14 +179,15 @@ export class Browser {
     this.profileDir = null;
   }
 
-  async start() {
+  /** Launches it; `extraArgs` go on Chromium's command line after the shared ones. */
+  async start(extraArgs = []) {
     if (!existsSync(CHROMIUM_BIN)) throw new Error(`no browser at ${CHROMIUM_BIN}: apt-get install -y chromium (or set CHROMIUM_BIN)`);
     this.profileDir = mkdtempSync(join(tmpdir(), "ticksock-e2e-profile-"));
     // A fresh --user-data-dir: Playwright takes it as this argument (it refuses it in `args`).
     this.context = await chromium.launchPersistentContext(this.profileDir, {
       executablePath: CHROMIUM_BIN,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...extraArgs],
       timeout: 30_000,
       viewport: { width: 1200, height: 800 },
     });

@@ -160,7 +160,9 @@ fn a_redirected_join_goes_on_on_the_named_node_without_a_login_and_the_old_link_
 fn a_refused_ticket_fails_the_redirect_and_the_bot_goes_home_to_try_again() {
     let (refusing, refusing_seen) = node(OnJoin::Enter, true);
     let (home, home_seen) = node(OnJoin::RedirectTo(Arc::new(Mutex::new(url(refusing)))), false);
-    let opts = Options { bots: 1, duration: 2.5, ..arena_bots(home) };
+    // Long enough for two rounds (each with a reconnect backoff of 0.5 s and jitter) on a
+    // loaded machine.
+    let opts = Options { bots: 1, duration: 6.0, ..arena_bots(home) };
     let report = client_sim::run(&opts).expect("runs");
     println!("{}", report.table());
     let c = &report.counters;

@@ -451,6 +451,8 @@ impl ServerProcess {
     fn spawn(listen: SocketAddr) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
             .args(["--listen", &listen.to_string()])
+            // Its database in the target dir, not the source tree (the default is the working dir).
+            .args(["--db", concat!(env!("CARGO_TARGET_TMPDIR"), "/crash.db")])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

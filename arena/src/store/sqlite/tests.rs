@@ -132,6 +132,18 @@ fn accounts_are_created_verified_and_names_are_unique() {
 }
 
 #[test]
+fn an_account_id_is_found_by_its_name_registered_or_guest() {
+    let dir = TempDir::new("account-id");
+    let store = open(&dir);
+    let ann = store.create_account("ann", "secret one").expect("creates");
+    let (guest, _) = store.create_guest().expect("creates");
+    assert_eq!(store.account_id("ann").expect("reads"), Some(ann));
+    assert_eq!(store.account_id(&format!("{GUEST_PREFIX}{guest}")).expect("reads"), Some(guest));
+    assert_eq!(store.account_id("bob").expect("reads"), None);
+    assert_eq!(store.account_id("").expect("reads"), None);
+}
+
+#[test]
 fn a_wrong_password_and_an_unknown_name_answer_alike_in_about_the_same_time() {
     let dir = TempDir::new("verify");
     let store = open(&dir);

@@ -135,7 +135,14 @@ mod tests {
         assert_eq!(batch, [("ann".to_owned(), Stats { messages: 2, ..Stats::default() })]);
         assert!(book.take_all().is_empty(), "taken");
         book.restore("ann", Stats { messages: 2, ..Stats::default() });
-        book.forget(conn(1));
+        let last = book.forget(conn(1));
+        assert_eq!(
+            last,
+            Some(("ann".to_owned(), Stats { messages: 2, ..Stats::default() })),
+            "saved on leaving"
+        );
+        // A name that has gone keeps a failed save's stats for the next batch.
+        book.restore("ann", Stats { messages: 2, ..Stats::default() });
         book.restore("cyd", Stats { games: 1, ..Stats::default() });
         let mut batch = book.take_all();
         batch.sort_by(|a, b| a.0.cmp(&b.0));

@@ -365,3 +365,23 @@ fn readers_on_other_threads_never_fail_or_go_back_while_a_writer_writes() {
         }
     });
 }
+
+#[test]
+fn stores_opened_at_once_on_a_new_file_all_migrate_it_without_error() {
+    let dir = TempDir::new("open-at-once");
+    let barrier = Barrier::new(4);
+    std::thread::scope(|scope| {
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    SqliteStore::open(dir.db()).map(|_| ())
+                })
+            })
+            .collect();
+        for open in opens {
+            open.join().expect("no panic").expect("every open succeeds");
+        }
+    });
+    assert_eq!(user_version(&dir.db()), SCHEMA_VERSION);
+}

@@ -6,18 +6,28 @@
 //! the same name; who a connection is lives in its session data. The messages are defined in
 //! [`crate::proto`], shared with clients.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::accounts::{Accounts, refusal};
 use crate::proto::{
     ARENA_SIZE, Chat, ChatLine, ERR_INVALID, ERR_NO_SUCH_ROOM, ERR_NOT_IN_ROOM, ERR_NOT_LOGGED_IN,
-    ERR_NOT_ONLINE, ERR_ROOM_FULL, Join, Joined, LoggedIn, Login, MAX_CHAT_LEN, MAX_NAME_LEN, Move, Moved,
-    ONCE_MEMORY, PlayerState, Presence, ROUTE_CHAT, ROUTE_ECHO, ROUTE_JOIN, ROUTE_LEAVE, ROUTE_LOGIN,
-    ROUTE_MOVE, ROUTE_ONCE, ROUTE_ROOMS, ROUTE_WHISPER, RoomInfo, RosterEntry, SPEED, State, TOPIC_CHAT,
-    TOPIC_PRESENCE, TOPIC_STATE, TOPIC_WHISPER, Whisper,
+    ERR_NOT_ONLINE, ERR_ROOM_FULL, ERR_STORE, Guest, Join, Joined, Leaderboard, LoggedIn, Login,
+    MAX_CHAT_LEN, MAX_LEADERBOARD_LEN, MAX_NAME_LEN, Move, Moved, ONCE_MEMORY, PlayerState, Presence,
+    ROUTE_CHAT, ROUTE_ECHO, ROUTE_FLUSH_STATS, ROUTE_GUEST, ROUTE_JOIN, ROUTE_LEADERBOARD, ROUTE_LEAVE,
+    ROUTE_LOGIN, ROUTE_MOVE, ROUTE_ONCE, ROUTE_REGISTER, ROUTE_ROOMS, ROUTE_SIGNIN, ROUTE_WHISPER, Register,
+    RoomInfo, RosterEntry, SPEED, SignIn, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE, TOPIC_WHISPER,
+    Whisper,
 };
+use crate::session::SessionAuthenticator;
+use crate::stats::StatsBook;
+use crate::store::Stats;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use ticksock_server::{AppError, Caller, ConnId, Ctx, Game, Rooms, Router};
+use ticksock_server::{AppError, Authenticator, Caller, ConnId, Ctx, Game, Guard, JobFor, Rooms, Router};
+
+/// How often the stats authenticated players earn are saved, all of them in one job.
+pub const STATS_SAVE_PERIOD: Duration = Duration::from_secs(1);
 
 /// How the arena game is set up.
 #[derive(Debug, Clone)]
@@ -33,6 +43,9 @@ pub struct ArenaConfig {
     /// drops keeps their avatar, so that they can come back to it (and to their position).
     /// Default 30 s.
     pub room_grace: Duration,
+    /// The accounts database (`register`, `signin`, `guest`, `leaderboard`, tokens and saved
+    /// stats). Default none: those routes answer `ERR_STORE` and no token is accepted.
+    pub accounts: Option<Accounts>,
 }
 
 impl Default for ArenaConfig {
@@ -42,6 +55,7 @@ impl Default for ArenaConfig {
             capacity: 64,
             max_rooms: 256,
             room_grace: Duration::from_secs(30),
+            accounts: None,
         }
     }
 }
@@ -54,6 +68,10 @@ pub struct Arena {
     next_player_id: u32,
     /// The runs of each connection's latest `once` calls (see [`ROUTE_ONCE`]).
     once: HashMap<ConnId, OnceRuns>,
+    /// What authenticated players earned since their last save.
+    stats: StatsBook,
+    /// When the stats are saved next (set at the first tick).
+    next_save: Option<Instant>,
 }
 
 /// How many times each of a connection's latest `once` calls ran, the oldest forgotten first.
@@ -127,7 +145,14 @@ impl Arena {
         for name in &config.rooms {
             rooms.insert_permanent(name, ArenaRoom::default());
         }
-        Self { config, rooms, next_player_id: 0, once: HashMap::new() }
+        Self {
+            config,
+            rooms,
+            next_player_id: 0,
+            once: HashMap::new(),
+            stats: StatsBook::default(),
+            next_save: None,
+        }
     }
 
     /// How many arenas exist.
@@ -144,19 +169,130 @@ impl Arena {
             // A new name is a new player: the old one leaves its arena first.
             self.leave_room(ctx, caller.conn, false);
         }
-        // A name logged in on several connections (devices) is one player with one id.
-        let same_player =
-            ctx.hub().user_connections(&request.name).find_map(|c| player(ctx, c)).map(|p| p.id);
         ctx.bind_user(caller.conn, &request.name).map_err(|e| AppError::new(ERR_INVALID, e.to_string()))?;
+        // A name taken by `login` is not the account's, even on a connection that had one.
+        if let Some((name, earned)) = self.stats.forget(caller.conn) {
+            self.save_stats(ctx, vec![(name, earned)]);
+        }
+        let id = self.seat(ctx, caller.conn, request.name).ok_or_else(not_logged_in)?;
+        Ok(LoggedIn { player_id: id })
+    }
+
+    /// Seats `conn`, bound to user `name` already, as that name's player: the player of the
+    /// name's other connections (devices), if any, else a new one. Its id, or `None` if the
+    /// connection has gone.
+    fn seat(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, name: String) -> Option<u32> {
+        let same_player = ctx
+            .hub()
+            .user_connections(&name)
+            .filter(|&c| c != conn)
+            .find_map(|c| player(ctx, c))
+            .filter(|p| p.name == name)
+            .map(|p| p.id);
         let id = same_player.unwrap_or_else(|| {
             self.next_player_id += 1;
             self.next_player_id
         });
-        let seat = ctx.hub_mut().session_mut::<Seat>(caller.conn).map(|s| {
-            s.player = Some(Player { id, name: request.name, room: None });
-        });
-        seat.ok_or_else(not_logged_in)?;
-        Ok(LoggedIn { player_id: id })
+        ctx.hub_mut().session_mut::<Seat>(conn)?.player = Some(Player { id, name, room: None });
+        Some(id)
+    }
+
+    /// The accounts, or the error of a server that keeps none.
+    fn accounts(&self) -> Result<Accounts, AppError> {
+        self.config.accounts.clone().ok_or_else(|| AppError::new(ERR_STORE, "this server keeps no accounts"))
+    }
+
+    /// Runs `work` with the accounts on the job pool and answers the call with its result.
+    fn answer_from_store<T: serde::Serialize + Send + 'static>(
+        &self,
+        ctx: &mut Ctx<'_>,
+        caller: Caller,
+        work: impl FnOnce(&Accounts) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let accounts = self.accounts()?;
+        ctx.spawn_job(
+            JobFor::Call(caller),
+            move || work(&accounts),
+            move |_: &mut Arena, ctx, answer| match answer {
+                Ok(value) => ctx.reply(caller, &value),
+                Err(error) => ctx.reply_error(caller, error),
+            },
+        )
+    }
+
+    fn register(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Register) -> Result<(), AppError> {
+        self.answer_from_store(ctx, caller, move |a| a.register(&request.name, &request.password))
+    }
+
+    fn sign_in(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: SignIn) -> Result<(), AppError> {
+        self.answer_from_store(ctx, caller, move |a| a.sign_in(&request.name, &request.password))
+    }
+
+    fn guest(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Guest) -> Result<(), AppError> {
+        self.answer_from_store(ctx, caller, move |a| a.guest(request.device_token))
+    }
+
+    fn leaderboard(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        caller: Caller,
+        request: Leaderboard,
+    ) -> Result<(), AppError> {
+        if request.limit == 0 || request.limit > MAX_LEADERBOARD_LEN {
+            return Err(AppError::new(ERR_INVALID, format!("limit must be 1 to {MAX_LEADERBOARD_LEN}")));
+        }
+        self.answer_from_store(ctx, caller, move |a| a.leaderboard(request.by, request.limit))
+    }
+
+    /// Saves the caller's earnings now and answers its totals once committed: a client that
+    /// sees the answer knows those totals survive a crash of the server.
+    fn flush_stats(&mut self, ctx: &mut Ctx<'_>, caller: Caller, (): ()) -> Result<(), AppError> {
+        let accounts = self.accounts()?;
+        // The route requires an authenticated connection, which has a user.
+        let name = ctx.hub().user_of(caller.conn).ok_or_else(not_logged_in)?.to_owned();
+        let delta = self.stats.take(&name);
+        let work = {
+            let name = name.clone();
+            move || accounts.save_and_read(&name, delta)
+        };
+        let failed_name = name.clone();
+        let spawned =
+            ctx.spawn_job(JobFor::Call(caller), work, move |arena: &mut Arena, ctx, saved| match saved {
+                Ok(totals) => ctx.reply(caller, &totals),
+                Err(error) => {
+                    arena.stats.restore(&failed_name, delta);
+                    ctx.reply_error(caller, refusal(error));
+                }
+            });
+        if spawned.is_err() {
+            self.stats.restore(&name, delta);
+        }
+        spawned
+    }
+
+    /// Saves a batch of earnings on the job pool; what fails to save is kept for the next.
+    fn save_stats(&mut self, ctx: &mut Ctx<'_>, batch: Vec<(String, Stats)>) {
+        let Some(accounts) = self.config.accounts.clone() else { return };
+        if batch.is_empty() {
+            return;
+        }
+        let kept = batch.clone();
+        let spawned = ctx.spawn_job(
+            JobFor::Game,
+            move || accounts.save(batch),
+            |arena: &mut Arena, _, failed| {
+                for (name, delta, error) in failed {
+                    tracing::warn!("the stats of {name:?} were not saved (kept for the next save): {error}");
+                    arena.stats.restore(&name, delta);
+                }
+            },
+        );
+        if spawned.is_err() {
+            // The pool is full: the next save takes them along.
+            for (name, delta) in kept {
+                self.stats.restore(&name, delta);
+            }
+        }
     }
 
     /// The arenas of this node and, in a cluster, those of the other nodes (an arena lives on
@@ -218,6 +354,9 @@ impl Arena {
         room.enter(&player.name, player.id, ctx.now(), self.config.room_grace);
         ctx.hub_mut().join(caller.conn, &request.room);
         set_room(ctx, caller.conn, Some(request.room.clone()));
+        if self.stats.counts(caller.conn) {
+            self.stats.add(&player.name, |s| s.games += 1);
+        }
         if !already_here {
             let presence = Presence { player_id: player.id, name: player.name, joined: true };
             ctx.send_to_group(&request.room, TOPIC_PRESENCE, &presence, &[caller.conn]);
@@ -250,6 +389,9 @@ impl Arena {
         check_text(&request.text, MAX_CHAT_LEN)?;
         let player = player(ctx, caller.conn).ok_or_else(not_logged_in)?;
         let room = player.room.ok_or_else(not_in_room)?;
+        if self.stats.counts(caller.conn) {
+            self.stats.add(&player.name, |s| s.messages += 1);
+        }
         let line = ChatLine { player_id: player.id, name: player.name, text: request.text };
         ctx.send_to_group(&room, TOPIC_CHAT, &line, &[]);
         Ok(())
@@ -260,6 +402,9 @@ impl Arena {
         let player = player(ctx, caller.conn).ok_or_else(not_logged_in)?;
         if !ctx.hub().is_online(&request.to) {
             return Err(AppError::new(ERR_NOT_ONLINE, "no player of that name is online"));
+        }
+        if self.stats.counts(caller.conn) {
+            self.stats.add(&player.name, |s| s.messages += 1);
         }
         let line = ChatLine { player_id: player.id, name: player.name, text: request.text };
         ctx.send_to_user(&request.to, TOPIC_WHISPER, &line);
@@ -371,10 +516,17 @@ impl ArenaRoom {
         self.away = away;
     }
 
-    fn step(&mut self) {
-        for avatar in self.avatars.values_mut().filter(|a| a.away_since.is_none()) {
+    /// Moves every present avatar one tick's step; `moved(name, distance)` for each that moved
+    /// (the distance along x plus along y, a wall's stop counted as it is).
+    fn step(&mut self, mut moved: impl FnMut(&str, u64)) {
+        for (name, avatar) in self.avatars.iter_mut().filter(|(_, a)| a.away_since.is_none()) {
+            let (x, y) = (avatar.x, avatar.y);
             avatar.x = (avatar.x + i32::from(avatar.dx) * SPEED).clamp(0, ARENA_SIZE - 1);
             avatar.y = (avatar.y + i32::from(avatar.dy) * SPEED).clamp(0, ARENA_SIZE - 1);
+            let distance = u64::from(avatar.x.abs_diff(x) + avatar.y.abs_diff(y));
+            if distance > 0 {
+                moved(name, distance);
+            }
         }
     }
 }
@@ -396,6 +548,45 @@ impl Game for Arena {
             .route(ROUTE_ONCE, |arena: &mut Arena, _, caller, (): ()| {
                 Ok::<_, AppError>(arena.once.entry(caller.conn).or_default().run(caller.id))
             });
+        // Each costs a password hash, a write or a read on the pool: a connection's own rate
+        // keeps one client from filling the pool's queue.
+        let store_rate = || Guard::rate(2, 5);
+        router
+            .deferred(ROUTE_REGISTER, Arena::register)
+            .require(store_rate())
+            .deferred(ROUTE_SIGNIN, Arena::sign_in)
+            .require(store_rate())
+            .deferred(ROUTE_GUEST, Arena::guest)
+            .require(store_rate())
+            .deferred(ROUTE_LEADERBOARD, Arena::leaderboard)
+            .require(Guard::rate(5, 10))
+            .deferred(ROUTE_FLUSH_STATS, Arena::flush_stats)
+            .require(Guard::authenticated());
+    }
+
+    fn authenticator(&self) -> Option<Arc<dyn Authenticator>> {
+        let accounts = self.config.accounts.as_ref()?;
+        Some(Arc::new(SessionAuthenticator::new(accounts.key().clone())))
+    }
+
+    /// A session token was accepted: the connection is its account's player, as after a
+    /// `login` with the account's name, and what it earns is saved.
+    fn on_auth(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        let Some(name) = ctx.hub().user_of(conn).map(str::to_owned) else { return };
+        match player(ctx, conn) {
+            Some(player) if player.name == name => {}
+            other => {
+                if other.is_some() {
+                    // Another name before: that player leaves its arena, as at a `login`.
+                    self.leave_room(ctx, conn, false);
+                }
+                self.seat(ctx, conn, name.clone());
+            }
+        }
+        if let Some((old, earned)) = self.stats.forget(conn) {
+            self.save_stats(ctx, vec![(old, earned)]);
+        }
+        self.stats.authenticated(conn, &name);
     }
 
     /// A connection that arrived with a redirect's ticket is already bound to its user (the
@@ -403,26 +594,35 @@ impl Game for Arena {
     /// after a `login` (PROTOCOL.md 8.7, "In a cluster").
     fn on_connect(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
         let Some(name) = ctx.hub().user_of(conn).map(str::to_owned) else { return };
-        let same_player = ctx.hub().user_connections(&name).find_map(|c| player(ctx, c)).map(|p| p.id);
-        let id = same_player.unwrap_or_else(|| {
-            self.next_player_id += 1;
-            self.next_player_id
-        });
-        if let Some(seat) = ctx.hub_mut().session_mut::<Seat>(conn) {
-            seat.player = Some(Player { id, name, room: None });
-        }
+        self.seat(ctx, conn, name);
     }
 
     fn on_disconnect(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
         self.once.remove(&conn);
         self.leave_room(ctx, conn, true);
+        if let Some(earned) = self.stats.forget(conn) {
+            self.save_stats(ctx, vec![earned]);
+        }
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        let batch = self.stats.take_all();
+        self.save_stats(ctx, batch);
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        let next_save = *self.next_save.get_or_insert(now + STATS_SAVE_PERIOD);
+        if now >= next_save {
+            self.next_save = Some(now + STATS_SAVE_PERIOD);
+            let batch = self.stats.take_all();
+            self.save_stats(ctx, batch);
+        }
         let (tick, grace) = (ctx.tick(), self.config.room_grace);
+        let stats = &mut self.stats;
         self.rooms.tick(ctx, |name, room, ctx| {
             room.expire(ctx.now(), grace);
-            room.step();
+            room.step(|player, distance| stats.add(player, |s| s.distance += distance));
             // This node's simulation, for this node's members: in a cluster, `lobby` is
             // simulated on every node, and one node's state means nothing on another.
             ctx.send_to_group_here(name, TOPIC_STATE, &State { tick, players: room.state() }, &[]);

@@ -6,13 +6,17 @@
 //! - [`Arena`] ([`game`]): the game, built on `ticksock-server`'s API.
 //! - [`store`]: accounts, stats and the leaderboard that survive a restart, behind the
 //!   [`Store`](store::Store) trait, in SQLite by default ([`SqliteStore`](store::SqliteStore)).
-//!   Not wired into the game yet.
+//! - [`accounts`] and [`session`]: the accounts as the game's routes use them (on the job
+//!   pool), and the session tokens it signs and its authenticator accepts.
 //! - [`demo_page`]: the browser demo served at `GET /` (the page, its script and the TS client).
 //!
 //! The `ticksock-arena` binary (`src/main.rs`) runs it, or an echo server with `--echo`.
 
+pub mod accounts;
 pub mod game;
 pub mod proto;
+pub mod session;
+mod stats;
 pub mod store;
 
 pub use game::{Arena, ArenaConfig};

@@ -2,6 +2,7 @@
 //! conformance suites and load generators.
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use ticksock_arena::accounts::Accounts;
 use ticksock_arena::{Arena, ArenaConfig};
 use ticksock_server::cluster::ClusterArgs;
 use ticksock_server::{Config, Echo, Server};
@@ -20,6 +21,11 @@ struct Args {
     /// rate limits (each flag given still overrides them).
     #[arg(long)]
     echo: bool,
+    /// The arena's SQLite database (accounts, stats, the leaderboard), created with its
+    /// migrations if missing. The key that signs session tokens is kept next to it, in
+    /// `<PATH>.key`. Not used in echo mode.
+    #[arg(long, value_name = "PATH", default_value = "ticksock-arena.db")]
+    db: std::path::PathBuf,
     #[command(flatten)]
     config: Config,
     #[command(flatten)]
@@ -45,7 +51,8 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut config = read_command_line(&Args::command().get_matches()).unwrap_or_else(|e| e.exit());
+    let matches = Args::command().get_matches();
+    let mut config = read_command_line(&matches).unwrap_or_else(|e| e.exit());
     let (echo, hz, cluster) = (config.echo, config.tick_hz, config.cluster.clone());
     // With a certificate every connection speaks TLS: the URLs to print say so.
     let (ws, http) = if config.tls_cert.is_some() { ("wss", "https") } else { ("ws", "http") };
@@ -53,7 +60,16 @@ fn main() -> std::process::ExitCode {
         Server::start(config, Echo)
     } else {
         config.static_files = ticksock_arena::demo_page();
-        Server::start(config, Arena::new(ArenaConfig::default()))
+        // Clap gives the flag its default, so it is always there.
+        let db = matches.get_one::<std::path::PathBuf>("db").expect("--db has a default");
+        let accounts = match Accounts::open(db) {
+            Ok(accounts) => accounts,
+            Err(e) => {
+                eprintln!("ticksock-arena: cannot open the database {}: {e}", db.display());
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        Server::start(config, Arena::new(ArenaConfig { accounts: Some(accounts), ..ArenaConfig::default() }))
     };
     let server = match started {
         Ok(server) => server,

@@ -11,6 +11,14 @@
 //! | `chat`  | [`Chat`]         | `()`         | pushes [`ChatLine`] on [`TOPIC_CHAT`] to the arena |
 //! | `whisper` | [`Whisper`]    | `()`         | pushes [`ChatLine`] on [`TOPIC_WHISPER`] to every connection of the named player |
 //! | `echo`  | any bytes        | the same bytes | nothing (benchmarks) |
+//! | `register` | [`Register`]  | [`Session`]  | creates an account; its session token |
+//! | `signin` | [`SignIn`]      | [`Session`]  | a session token for an account |
+//! | `guest` | [`Guest`]        | [`GuestSession`] | a session token for a guest account, new or the device's |
+//! | `leaderboard` | [`Leaderboard`] | `Vec<`[`LeaderboardEntry`]`>` | the top players by one stat |
+//! | `flush_stats` | `()`       | [`PlayerStats`] | saves the caller's stats now; its totals (authenticated only) |
+//!
+//! A session token is sent in the server's `auth` request (or at the upgrade) to log in as its
+//! account (PROTOCOL.md 8.8).
 //!
 //! Pushes: [`TOPIC_STATE`] carries [`State`] to every player of an arena each tick;
 //! [`TOPIC_CHAT`] carries [`ChatLine`]; [`TOPIC_PRESENCE`] carries [`Presence`].
@@ -37,6 +45,17 @@ pub const ROUTE_ECHO: &str = "echo";
 /// 1 unless the server ran it twice: for the fault-injection runs of version 2 sessions
 /// (PROTOCOL.md section 11), which resend calls after a resume and must see 1 every time.
 pub const ROUTE_ONCE: &str = "once";
+/// Route: create an account with a password.
+pub const ROUTE_REGISTER: &str = "register";
+/// Route: a session token for an account's name and password.
+pub const ROUTE_SIGNIN: &str = "signin";
+/// Route: a session token for a guest account (a new one, or the one of a device token).
+pub const ROUTE_GUEST: &str = "guest";
+/// Route: the top players by one stat.
+pub const ROUTE_LEADERBOARD: &str = "leaderboard";
+/// Route: save the authenticated caller's stats now, answered once they are committed, with
+/// its totals.
+pub const ROUTE_FLUSH_STATS: &str = "flush_stats";
 /// How many of a connection's latest `once` calls the arena remembers: a resent call is at
 /// most a window of calls old, so this is room enough, and a connection that calls for hours
 /// costs no more.
@@ -72,6 +91,17 @@ pub const ERR_ROOM_FULL: u16 = 1004;
 pub const ERR_INVALID: u16 = 1005;
 /// Error code: no player of that name is online.
 pub const ERR_NOT_ONLINE: u16 = 1006;
+/// Error code: `register` with a name an account has already.
+pub const ERR_NAME_TAKEN: u16 = 1007;
+/// Error code: wrong name or password (`signin`), or an unknown device token (`guest`).
+pub const ERR_BAD_CREDENTIALS: u16 = 1008;
+/// Error code: the server's database failed or is busy (retry later), or it keeps none.
+pub const ERR_STORE: u16 = 1009;
+
+/// The longest password `register` and `signin` accept, in bytes.
+pub const MAX_PASSWORD_LEN: usize = 128;
+/// The most entries `leaderboard` answers.
+pub const MAX_LEADERBOARD_LEN: u32 = 100;
 
 /// Request of `login`. The name is the player's user id: logging in with the same name on
 /// several connections (devices) makes them one player, with one `player_id`.
@@ -86,6 +116,91 @@ pub struct Login {
 pub struct LoggedIn {
     /// The player's id, as it appears in [`State`] and [`ChatLine`].
     pub player_id: u32,
+}
+
+/// Request of `register`: a new account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Register {
+    /// The account's name, which is its players' name: 1 to [`MAX_NAME_LEN`] bytes, not
+    /// starting with `guest-` (kept for guests).
+    pub name: String,
+    /// 1 to [`MAX_PASSWORD_LEN`] bytes.
+    pub password: String,
+}
+
+/// Request of `signin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignIn {
+    /// The account's name.
+    pub name: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// Reply of `register` and `signin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session token: send it in `auth` (or at the upgrade) to play as the account, for
+    /// 24 hours.
+    pub token: String,
+}
+
+/// Request of `guest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guest {
+    /// The device token a previous `guest` gave this device, to come back as that guest;
+    /// none for a new guest.
+    pub device_token: Option<String>,
+}
+
+/// Reply of `guest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestSession {
+    /// The session token, as in [`Session`].
+    pub token: String,
+    /// The device token to keep: it is the guest's only way back.
+    pub device_token: String,
+}
+
+/// Which stat a leaderboard ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaderboardBy {
+    /// Distance moved, in arena units.
+    Distance,
+    /// Chat lines and whispers sent.
+    Messages,
+    /// Arenas joined.
+    Games,
+}
+
+/// Request of `leaderboard`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leaderboard {
+    /// The stat to rank by.
+    pub by: LeaderboardBy,
+    /// How many entries at most: 1 to [`MAX_LEADERBOARD_LEN`].
+    pub limit: u32,
+}
+
+/// One entry of the reply of `leaderboard`, highest first, ties by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderboardEntry {
+    /// The account's name.
+    pub name: String,
+    /// Its total of the stat ranked by.
+    pub value: u64,
+}
+
+/// Reply of `flush_stats`: the caller's account's totals, as committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerStats {
+    /// Distance moved, in arena units.
+    pub distance: u64,
+    /// Chat lines and whispers sent.
+    pub messages: u64,
+    /// Arenas joined.
+    pub games: u64,
 }
 
 /// One arena, as `rooms` lists it.

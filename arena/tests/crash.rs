@@ -16,9 +16,8 @@
 //!   new connection) is answered;
 //! - the game after the restart is fresh: player ids start again at 1 (docs/PROTOCOL.md 8.7).
 //!
-//! "Nothing on disk is corrupt" has nothing to check yet: the server keeps no state on disk
-//! (the game lives in memory; the binary reads static files at most and writes none). A check
-//! belongs here once there is a disk.
+//! "Nothing on disk is corrupt" and "nothing acknowledged is lost" for the database are
+//! checked in `durability.rs`; this test's server keeps its database in the target dir.
 //!
 //! Linux only: it freezes the server with SIGSTOP and reads `/proc` to know the freeze took
 //! hold, and what holds the port after the kill (above) is as Linux's TCP does it.
@@ -451,6 +450,8 @@ impl ServerProcess {
     fn spawn(listen: SocketAddr) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
             .args(["--listen", &listen.to_string()])
+            // Its database in the target dir, not the source tree (the default is the working dir).
+            .args(["--db", concat!(env!("CARGO_TARGET_TMPDIR"), "/crash.db")])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

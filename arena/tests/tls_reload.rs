@@ -62,6 +62,8 @@ fn sighup_reloads_the_certificate_for_new_connections() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
         .args(["--listen", "127.0.0.1:0", "--shutdown-timeout-secs", "5", "--tls-cert"])
         .arg(dir.join("cert.pem"))
+        // Its database in the target dir, not the source tree (the default is the working dir).
+        .args(["--db", concat!(env!("CARGO_TARGET_TMPDIR"), "/tls_reload.db")])
         .arg("--tls-key")
         .arg(dir.join("key.pem"))
         .stdout(Stdio::piped())

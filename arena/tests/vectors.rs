@@ -15,8 +15,9 @@ use std::fmt::Debug;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ticksock_arena::proto::{
-    Chat, ChatLine, Join, Joined, LoggedIn, Login, Move, Moved, PlayerState, Presence, RoomInfo, RosterEntry,
-    State,
+    Chat, ChatLine, Guest, GuestSession, Join, Joined, Leaderboard, LeaderboardBy, LeaderboardEntry,
+    LoggedIn, Login, Move, Moved, PlayerState, PlayerStats, Presence, Register, RoomInfo, RosterEntry,
+    Session, SignIn, State,
 };
 use ticksock_protocol::{ClientFrame, Encoding, Request, Secret, ServerFrame, decode_body, encode_body, v2};
 
@@ -374,6 +375,21 @@ fn cases() -> Vec<Case> {
         body_case("body_chat_line", ChatLine { player_id: 1, name: "ann".into(), text: "hi".into() }),
         body_case("body_presence", Presence { player_id: 2, name: "bob".into(), joined: true }),
         body_case("body_state", State { tick: 5, players: vec![ann_at(10, -3)] }),
+        body_case("body_register", Register { name: "ann".into(), password: "pw".into() }),
+        body_case("body_signin", SignIn { name: "ann".into(), password: "pw".into() }),
+        body_case("body_session", Session { token: "t.k".into() }),
+        body_case("body_guest_new", Guest { device_token: None }),
+        body_case("body_guest_again", Guest { device_token: Some("d".into()) }),
+        body_case("body_guest_session", GuestSession { token: "t.k".into(), device_token: "d".into() }),
+        body_case("body_leaderboard", Leaderboard { by: LeaderboardBy::Messages, limit: 10 }),
+        body_case(
+            "body_leaderboard_entries",
+            vec![
+                LeaderboardEntry { name: "ann".into(), value: 300 },
+                LeaderboardEntry { name: "bob".into(), value: 7 },
+            ],
+        ),
+        body_case("body_player_stats", PlayerStats { distance: 500, messages: 3, games: 1 }),
         // Client frames.
         request_case("request_echo", 1, ROUTE_ECHO, vec![0xde, 0xad]),
         request_case("request_id_300", 300, ROUTE_ROOMS, Vec::new()),

@@ -123,6 +123,32 @@ def vector_table() -> dict:
     }
     P.update(body)
 
+    # The account bodies (section 8.3, 8.8), as tuples of their fields in wire order.
+    def fields(*kinds):
+        """An (encode, decode) pair for a struct of these primitive fields."""
+        def enc(v):
+            w = Writer()
+            for kind, x in zip(kinds, v):
+                getattr(Writer, kind)(w, x)
+            return w.done()
+        return enc, _one(lambda r: tuple(getattr(Reader, kind)(r) for kind in kinds))
+    names_pw = fields("str", "str")
+    opt_str = (lambda v: Writer().option(v, Writer.str).done(), _one(lambda r: r.option(Reader.str)))
+    entries = (lambda v: b"".join([Writer().u32(len(v)).done()] + [Writer().str(n).u64(x).done() for n, x in v]),
+               _one(lambda r: [(r.str(), r.u64()) for _ in range(r.u32())]))
+    for name, (value, (enc, dec)) in {
+        "body_register": (("ann", "pw"), names_pw),
+        "body_signin": (("ann", "pw"), names_pw),
+        "body_session": (("t.k",), fields("str")),
+        "body_guest_new": (None, opt_str),
+        "body_guest_again": ("d", opt_str),
+        "body_guest_session": (("t.k", "d"), names_pw),
+        "body_leaderboard": ((1, 10), fields("u32", "u32")),  # by: variant 1 = messages
+        "body_leaderboard_entries": ([("ann", 300), ("bob", 7)], entries),
+        "body_player_stats": ((500, 3, 1), fields("u64", "u64", "u64")),
+    }.items():
+        P[name] = (value, enc, dec)
+
     req = lambda v: tc.encode_request(*v)  # noqa: E731
     for name, v in {
         "request_echo": (1, "echo", b"\xde\xad"),

@@ -50,6 +50,16 @@ pub enum StoreError {
     /// The operating system's random source failed (salts and tokens need it): report it.
     #[error("no randomness from the operating system: {0}")]
     NoRandomness(getrandom::Error),
+    /// The session key file next to the database ([`SessionKey`](crate::session::SessionKey))
+    /// could not be read or made, or does not hold a key: fix or remove it (removing it signs
+    /// every player out).
+    #[error("session key file {}: {why}", path.display())]
+    KeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        why: String,
+    },
     /// Any other failure of SQLite (disk full, I/O error, permissions, a file that cannot be
     /// created): report it; the call did not happen.
     #[error("database error: {0}")]

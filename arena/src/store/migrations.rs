@@ -48,7 +48,12 @@ pub(crate) fn migrate(conn: &mut Connection, steps: &[&str]) -> Result<i64, Stor
         return Err(StoreError::Corrupt(format!("negative schema version {found}")));
     }
     for (version, sql) in (found..).zip(&steps[found as usize..]) {
-        let tx = conn.transaction()?;
+        // Under the write lock, the version read again decides: another program starting on
+        // the same file at once (two servers, say) may have run this step meanwhile.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if schema_version(&tx)? > version {
+            continue;
+        }
         tx.execute_batch(sql)?;
         // `user_version` lives in the file's header, which the transaction covers: the step
         // and its number commit together or not at all.

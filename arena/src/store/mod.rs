@@ -64,10 +64,10 @@ use std::fmt;
 
 /// The most rows [`Store::leaderboard`] answers: a page of a leaderboard, not a dump of
 /// the accounts table.
-pub const MAX_LEADERBOARD_LIMIT: usize = 100;
+pub const MAX_LEADERBOARD_LIMIT: usize = crate::proto::MAX_LEADERBOARD_LEN as usize;
 /// The longest password [`Store::create_account`] accepts, in bytes: longer than any
 /// passphrase, short enough that hashing it costs nothing extra.
-pub const MAX_PASSWORD_LEN: usize = 128;
+pub const MAX_PASSWORD_LEN: usize = crate::proto::MAX_PASSWORD_LEN;
 /// The most [`Store::add_stats`] adds to one stat in one call: far more than a player earns
 /// between two saves, and small enough that no total can overflow.
 pub const MAX_STATS_DELTA: u64 = u32::MAX as u64;
@@ -128,6 +128,10 @@ pub trait Store: Send {
 
     /// The guest account a device token logs in to; [`StoreError::BadCredentials`] if none.
     fn verify_guest(&self, token: &str) -> Result<AccountId, StoreError>;
+
+    /// The id of the account named `name` (registered or guest), if there is one. Names
+    /// never change, so a caller may keep the answer.
+    fn account_id(&self, name: &str) -> Result<Option<AccountId>, StoreError>;
 
     /// Adds `delta` to the account's stats, all three in one statement (so at once or not
     /// at all). Each amount is at most [`MAX_STATS_DELTA`].

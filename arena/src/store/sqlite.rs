@@ -148,6 +148,15 @@ impl Store for SqliteStore {
         id.map(AccountId).ok_or(StoreError::BadCredentials)
     }
 
+    fn account_id(&self, name: &str) -> Result<Option<AccountId>, StoreError> {
+        let id = self
+            .conn
+            .prepare_cached("SELECT id FROM accounts WHERE name = ?1")?
+            .query_row([name], |row| row.get(0))
+            .optional()?;
+        Ok(id.map(AccountId))
+    }
+
     fn add_stats(&self, account: AccountId, delta: Stats) -> Result<(), StoreError> {
         check_delta(delta)?;
         let amounts = [delta.distance, delta.messages, delta.games].map(|amount| amount as i64);

@@ -223,6 +223,8 @@ impl Node {
     pub fn start_at(redis_url: &str, name: &str, lease_ms: u64) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
             .args(["--listen", "127.0.0.1:0", "--cluster", redis_url, "--node-name", name])
+            // Its database in the target dir, not the source tree (the default is the working dir).
+            .args(["--db", concat!(env!("CARGO_TARGET_TMPDIR"), "/cluster.db")])
             .args(["--cluster-lease-ms", &lease_ms.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -132,6 +132,18 @@ fn accounts_are_created_verified_and_names_are_unique() {
 }
 
 #[test]
+fn an_account_id_is_found_by_its_name_registered_or_guest() {
+    let dir = TempDir::new("account-id");
+    let store = open(&dir);
+    let ann = store.create_account("ann", "secret one").expect("creates");
+    let (guest, _) = store.create_guest().expect("creates");
+    assert_eq!(store.account_id("ann").expect("reads"), Some(ann));
+    assert_eq!(store.account_id(&format!("{GUEST_PREFIX}{guest}")).expect("reads"), Some(guest));
+    assert_eq!(store.account_id("bob").expect("reads"), None);
+    assert_eq!(store.account_id("").expect("reads"), None);
+}
+
+#[test]
 fn a_wrong_password_and_an_unknown_name_answer_alike_in_about_the_same_time() {
     let dir = TempDir::new("verify");
     let store = open(&dir);
@@ -352,4 +364,24 @@ fn readers_on_other_threads_never_fail_or_go_back_while_a_writer_writes() {
             reader.join().expect("the reader passed");
         }
     });
+}
+
+#[test]
+fn stores_opened_at_once_on_a_new_file_all_migrate_it_without_error() {
+    let dir = TempDir::new("open-at-once");
+    let barrier = Barrier::new(4);
+    std::thread::scope(|scope| {
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    SqliteStore::open(dir.db()).map(|_| ())
+                })
+            })
+            .collect();
+        for open in opens {
+            open.join().expect("no panic").expect("every open succeeds");
+        }
+    });
+    assert_eq!(user_version(&dir.db()), SCHEMA_VERSION);
 }

@@ -417,7 +417,7 @@ fn a_node_refuses_a_cluster_secret_too_short_to_sign_tickets() {
     let mut node = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
         .args(["--listen", "127.0.0.1:0", "--cluster", &redis.url()])
         // Its database in the target dir, not the source tree (the default is the working dir).
-        .args(["--db", concat!(env!("CARGO_TARGET_TMPDIR"), "/cluster.db")])
+        .args(["--db", concat!(env!("CARGO_TARGET_TMPDIR"), "/cluster-short-secret.db")])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

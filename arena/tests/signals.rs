@@ -15,7 +15,9 @@ fn shutdown_on(signal: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
         .args(["--listen", "127.0.0.1:0", "--shutdown-timeout-secs", "5"])
         // Its database in the target dir, not the source tree (the default is the working dir).
-        .args(["--db", concat!(env!("CARGO_TARGET_TMPDIR"), "/signals.db")])
+        // One per test: the two tests run at once, and two servers starting together on one new
+        // file race to create it.
+        .args(["--db", &format!("{}/signals-{signal}.db", env!("CARGO_TARGET_TMPDIR"))])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

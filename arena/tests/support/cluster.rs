@@ -206,6 +206,14 @@ impl Drop for Redis {
     }
 }
 
+/// A database file of its own for a node: the tests run at once, and servers starting
+/// together on one new file race to create it.
+fn fresh_db(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}/cluster-{}-{name}-{n}.db", env!("CARGO_TARGET_TMPDIR"), std::process::id())
+}
+
 /// A `ticksock-arena` node of a cluster, killed when dropped.
 pub struct Node {
     pub name: String,
@@ -224,7 +232,7 @@ impl Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
             .args(["--listen", "127.0.0.1:0", "--cluster", redis_url, "--node-name", name])
             // Its database in the target dir, not the source tree (the default is the working dir).
-            .args(["--db", concat!(env!("CARGO_TARGET_TMPDIR"), "/cluster.db")])
+            .args(["--db", &fresh_db(name)])
             .args(["--cluster-lease-ms", &lease_ms.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -60,9 +60,20 @@ impl SqliteStore {
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew { found, supported: SCHEMA_VERSION });
         }
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::NoWal(mode));
+        // Another process opening the same new file at this moment can keep the switch from
+        // happening (SQLite then answers the old mode, or that the file is busy): try again for
+        // as long as a busy database is waited for.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            let mode = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get::<_, String>(0));
+            match mode {
+                Ok(mode) if mode.eq_ignore_ascii_case("wal") => break,
+                Ok(_) | Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(mode) => return Err(StoreError::NoWal(mode)),
+                Err(e) => return Err(e.into()),
+            }
         }
         conn.execute_batch(durability.pragma())?;
         // Off by default in SQLite, for compatibility; stats must not outlive their account.

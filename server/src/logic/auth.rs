@@ -2,7 +2,6 @@
 //! worker pool, the requests that wait for the check, the `auth` route, guards before a
 //! handler, and expiry. `now` is passed in, as everywhere in the logic core.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,23 +31,32 @@ pub(crate) struct Auth {
     route: RouteId,
     pub(crate) grace: Duration,
     /// Connections whose upgrade's token is being checked, with their requests meanwhile.
-    waiting: HashMap<ConnId, Vec<ToLogic>>,
+    waiting: rustc_hash::FxHashMap<ConnId, Vec<ToLogic>>,
     /// Per connection, the buckets of the routes with their own rate.
-    buckets: HashMap<ConnId, Vec<(RouteId, Bucket)>>,
+    buckets: rustc_hash::FxHashMap<ConnId, Vec<(RouteId, Bucket)>>,
     next_scan: Option<Instant>,
 }
 
 impl Auth {
     pub(crate) fn new(verifier: Arc<dyn Authenticator>, route: RouteId, grace: Duration) -> Self {
-        Self { verifier, route, grace, waiting: HashMap::new(), buckets: HashMap::new(), next_scan: None }
+        Self {
+            verifier,
+            route,
+            grace,
+            waiting: Default::default(),
+            buckets: Default::default(),
+            next_scan: None,
+        }
     }
 }
 
-/// What happens to a request before its handler: go on, or it has been dealt with.
+/// What happens to a request before its handler.
 pub(crate) enum Gate {
     /// Dispatch it.
     Pass,
-    /// Answered, kept for later, or dropped: nothing more to do.
+    /// Keep it until the connection's token is checked ([`Logic::hold`]).
+    Hold,
+    /// Answered or dropped: nothing more to do.
     Done,
 }
 
@@ -86,34 +94,32 @@ impl<G: Game> Logic<G> {
     }
 
     /// Before a request's handler: waits for a token check, refuses an expired identity, runs
-    /// the `auth` route, and checks the route's guard.
-    pub(crate) fn gate(&mut self, request: ToLogic, now: Instant) -> (Gate, Option<ToLogic>) {
-        let Some(auth) = self.auth.as_mut() else { return (Gate::Pass, Some(request)) };
-        let ToLogic::Request { conn, id, route, encoding, .. } = request else {
-            return (Gate::Pass, Some(request));
-        };
-        let caller = Caller { conn, id, encoding };
-        if let Some(waiting) = auth.waiting.get_mut(&conn) {
+    /// the `auth` route, and checks the route's guard. Looks, never takes: the hot path of a
+    /// request that passes is a few lookups.
+    pub(crate) fn gate(&mut self, caller: Caller, route: RouteId, body: &Bytes, now: Instant) -> Gate {
+        let Some(auth) = self.auth.as_mut() else { return Gate::Pass };
+        let conn = caller.conn;
+        if !auth.waiting.is_empty()
+            && let Some(waiting) = auth.waiting.get(&conn)
+        {
             if waiting.len() < MAX_WAITING_REQUESTS {
-                waiting.push(request);
-            } else {
-                let busy = AppError::new(error_code::BUSY, "too many requests before the token was checked");
-                self.send_error(caller, &busy);
+                return Gate::Hold;
             }
-            return (Gate::Done, None);
+            let busy = AppError::new(error_code::BUSY, "too many requests before the token was checked");
+            self.send_error(caller, &busy);
+            return Gate::Done;
         }
-        let grace = auth.grace;
+        let (grace, auth_route) = (auth.grace, auth.route);
         if self.fx.hub.auth_expiry(conn).is_some_and(|at| now >= at + grace) {
             // Past its grace: not answered; the connection closes.
             self.expire_identity(conn);
-            return (Gate::Done, None);
+            return Gate::Done;
         }
-        if Some(route) == self.auth.as_ref().map(|a| a.route) {
-            let ToLogic::Request { body, .. } = request else { return (Gate::Done, None) };
-            self.auth_request(caller, &body);
-            return (Gate::Done, None);
+        if route == auth_route {
+            self.auth_request(caller, body);
+            return Gate::Done;
         }
-        let Some(guard) = self.router.guard(route) else { return (Gate::Pass, Some(request)) };
+        let Some(guard) = self.router.guard(route) else { return Gate::Pass };
         let refusal = if guard.authenticated && !self.fx.hub.is_authenticated(conn) {
             Some(AppError::new(error_code::UNAUTHENTICATED, "this route needs an authenticated connection"))
         } else if guard.role.as_deref().is_some_and(|role| !self.fx.hub.has_role(conn, role)) {
@@ -138,9 +144,16 @@ impl<G: Game> Logic<G> {
             Some(error) => {
                 self.stats.requests += 1;
                 self.send_error(caller, &error);
-                (Gate::Done, None)
+                Gate::Done
             }
-            None => (Gate::Pass, Some(request)),
+            None => Gate::Pass,
+        }
+    }
+
+    /// Keeps a request of a connection whose upgrade's token is being checked.
+    pub(crate) fn hold(&mut self, conn: ConnId, request: ToLogic) {
+        if let Some(waiting) = self.auth.as_mut().and_then(|a| a.waiting.get_mut(&conn)) {
+            waiting.push(request);
         }
     }
 

@@ -352,16 +352,6 @@ impl<G: Game> Logic<G> {
 
     /// Handles one message from the reactor.
     pub fn handle_message(&mut self, message: ToLogic, now: Instant) {
-        // With an authenticator, a request passes its gate first (PROTOCOL.md 13).
-        let message = match message {
-            ToLogic::Request { conn, .. } if self.auth.is_some() && !self.fx.hub.is_closing(conn) => {
-                match self.gate(message, now) {
-                    (auth::Gate::Pass, Some(message)) => message,
-                    _ => return,
-                }
-            }
-            message => message,
-        };
         match message {
             ToLogic::Connected { conn, encoding, credentials } => {
                 self.fx.hub.handle_connected(conn, encoding);
@@ -397,8 +387,18 @@ impl<G: Game> Logic<G> {
                 self.stats.dropped_requests += 1;
             }
             ToLogic::Request { conn, id, route, body, encoding } => {
-                self.stats.requests += 1;
                 let caller = Caller { conn, id, encoding };
+                // With an authenticator, a request passes its gate first (PROTOCOL.md 13).
+                if self.auth.is_some() {
+                    match self.gate(caller, route, &body, now) {
+                        auth::Gate::Pass => {}
+                        auth::Gate::Hold => {
+                            return self.hold(conn, ToLogic::Request { conn, id, route, body, encoding });
+                        }
+                        auth::Gate::Done => return,
+                    }
+                }
+                self.stats.requests += 1;
                 // A deferred route's caller is pending from now until the game answers it.
                 let deferred_route = self.router.is_deferred(route);
                 if deferred_route {

@@ -5,6 +5,11 @@
 //! ([`Ctx::bind_user`]); each arena is a [`Rooms`] entry whose members are the hub group of
 //! the same name; who a connection is lives in its session data. The messages are defined in
 //! [`crate::proto`], shared with clients.
+//!
+//! Over 600 lines: the arena's rules are one state machine (rooms, avatars, presence, and the
+//! stats of issue 16 that its moves and messages earn), whose routes share its private helpers;
+//! the accounts (`accounts`), tokens (`session`) and stats bookkeeping (`stats`) already live
+//! in modules of their own.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,6 +7,10 @@
 //! sends the call again once that is welcomed (without logging in: the ticket does), closes
 //! the old link with 1000, and hands the script the answer there under the call's first id.
 //! A redirect that fails hands the script the failure, and sends the bot back to its own URL.
+//!
+//! Over 600 lines: one bot's I/O and session life, redirects included, is one state machine;
+//! what a redirect is (the URL check, the limit) is in `worker::redirect`, timers in
+//! `worker::timers`, and push accounting in `worker::pushes`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

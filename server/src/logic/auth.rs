@@ -235,10 +235,22 @@ impl<G: Game> Logic<G> {
             return Err("the token has expired".to_owned());
         }
         self.fx.ctx(now, self.tick).bind_user(conn, &identity.user).map_err(|e| e.to_string())?;
-        self.fx.hub.set_auth(conn, Authenticated { roles: identity.roles.clone(), expires_at });
-        self.run_hook(now, |game, ctx| game.on_auth(ctx, conn));
+        self.set_identity(conn, identity.roles.clone(), expires_at, now);
         let expires_in_ms = expires_at.map(|at| at.saturating_duration_since(now).as_millis() as u64);
         Ok(AuthReply { user: identity.user, roles: identity.roles, expires_in_ms })
+    }
+
+    /// Sets the connection's roles and expiry (its user is bound already) and tells the game:
+    /// after a verified token, or a redirect's ticket that carried them.
+    pub(crate) fn set_identity(
+        &mut self,
+        conn: ConnId,
+        roles: Vec<String>,
+        expires_at: Option<Instant>,
+        now: Instant,
+    ) {
+        self.fx.hub.set_auth(conn, Authenticated { roles, expires_at });
+        self.run_hook(now, |game, ctx| game.on_auth(ctx, conn));
     }
 
     /// At a tick: closes the connections whose identity expired more than the grace ago.

@@ -288,8 +288,7 @@ impl<G: Game> Logic<G> {
                         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
                         now + at.duration_since(std::time::SystemTime::now()).unwrap_or_default()
                     });
-                    self.fx.hub.set_auth(conn, crate::api::auth::Authenticated { roles, expires_at });
-                    self.run_hook(now, |game, ctx| game.on_auth(ctx, conn));
+                    self.set_identity(conn, roles, expires_at, now);
                 }
                 Ok(replaced)
             }

@@ -313,6 +313,7 @@ impl Player {
                 Event::Redirected { .. } => {
                     panic!("{}: a redirect from a single server: {event:?}", self.name)
                 }
+                Event::TokenRefused { .. } => panic!("{}: no token was offered: {event:?}", self.name),
             }
         }
         let playing = self.client.is_connected() && self.ready_on == self.welcomes.len();

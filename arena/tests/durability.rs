@@ -10,11 +10,11 @@
 //! lines sent).
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
+use support::arena::{ArenaProcess, fresh_db};
 use ticksock_arena::proto::{
     Chat, Join, Joined, PlayerStats, ROUTE_CHAT, ROUTE_FLUSH_STATS, ROUTE_JOIN, ROUTE_REGISTER, Register,
     Session,
@@ -28,47 +28,17 @@ const ACKED_FIRST: u64 = 30;
 const IN_FLIGHT: u64 = 20;
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// The arena binary on `db`, and the address it printed.
-fn start(db: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
-        .args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the server starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout);
-    let mut line = String::new();
-    lines.read_line(&mut line).expect("the server prints where it listens");
-    // The rest of its output is read and dropped, so a later print never fails.
-    std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("no address in {line:?} (did the database open?)"))
-        .to_owned();
-    (child, url)
-}
-
 /// A version 1 client that does not reconnect: a killed server ends its calls at once.
 fn connect(url: &str) -> BlockingClient {
     let config = Config { versions: Versions::V1Only, max_attempts: Some(1), ..Config::default() };
     BlockingClient::connect(url, config, PATIENCE).expect("connects")
 }
 
-fn fresh_db() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("durability");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("the target dir is writable");
-    dir.join("arena.db")
-}
-
 #[test]
 fn every_acknowledged_stat_survives_a_sigkill_and_the_database_opens_cleanly() {
-    let db = fresh_db();
-    let (mut server, url) = start(&db);
-    let mut client = connect(&url);
+    let db = fresh_db("durability");
+    let mut server = ArenaProcess::start(&db);
+    let mut client = connect(server.url());
     let session: Session = client
         .call(ROUTE_REGISTER, &Register { name: "ann".into(), password: "pw".into() })
         .expect("registers");
@@ -89,8 +59,7 @@ fn every_acknowledged_stat_survives_a_sigkill_and_the_database_opens_cleanly() {
         c.call(ROUTE_CHAT, &Chat { text: format!("burst {n}") }).expect("queued");
         flushes.push(c.call(ROUTE_FLUSH_STATS, &()).expect("queued"));
     }
-    server.kill().expect("SIGKILL");
-    server.wait().expect("reaped");
+    server.kill();
     let mut cut = 0;
     for id in flushes {
         match client.wait_outcome(id) {
@@ -110,8 +79,8 @@ fn every_acknowledged_stat_survives_a_sigkill_and_the_database_opens_cleanly() {
     assert_eq!(integrity, "ok");
     drop(check);
 
-    let (mut again, url) = start(&db);
-    let mut client = connect(&url);
+    let again = ArenaProcess::start(&db);
+    let mut client = connect(again.url());
     let me: AuthReply = client.call(ROUTE_AUTH, &session.token).expect("the old token: the key survived");
     assert_eq!(me.user, "ann");
     let stored: PlayerStats = client.call(ROUTE_FLUSH_STATS, &()).expect("reads");
@@ -119,6 +88,5 @@ fn every_acknowledged_stat_survives_a_sigkill_and_the_database_opens_cleanly() {
     assert!(stored.messages <= ACKED_FIRST + IN_FLIGHT, "never more than was said: {stored:?}");
     assert_eq!(stored.games, 1);
     client.close();
-    again.kill().expect("stops");
-    again.wait().expect("reaped");
+    drop(again);
 }

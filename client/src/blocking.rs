@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use ticksock_protocol::{AuthReply, ROUTE_AUTH};
+
 use crate::session::{CallId, CallOptions, Event, Outcome};
 use crate::{Client, Config, Error};
 
@@ -35,7 +37,24 @@ impl BlockingClient {
     /// Connects to `url` and waits for the welcome, at most `within` (retrying with the
     /// session's backoff meanwhile; `Duration::MAX` waits until it connects or gives up).
     pub fn connect(url: &str, config: Config, within: Duration) -> Result<Self, Error> {
-        let mut this = Self { client: Client::new(url, config)?, stash: VecDeque::new(), stashed_pushes: 0 };
+        Self::connect_with_token(url, config, None, within)
+    }
+
+    /// [`BlockingClient::connect`], offering `token` at the upgrade (and at every reconnect,
+    /// see [`Session::set_token`](crate::Session::set_token)): a game that kept the token of
+    /// an earlier sign-in is authenticated before its first call. A refused token closes the
+    /// connection (4003) right after the welcome: the next call fails with
+    /// [`Outcome::Disconnected`], an [`Event::TokenRefused`] is among the events, and the
+    /// client reconnects anonymous.
+    pub fn connect_with_token(
+        url: &str,
+        config: Config,
+        token: Option<String>,
+        within: Duration,
+    ) -> Result<Self, Error> {
+        let mut client = Client::new(url, config)?;
+        client.session_mut().set_token(token)?;
+        let mut this = Self { client, stash: VecDeque::new(), stashed_pushes: 0 };
         let deadline = Deadline::after(within);
         loop {
             this.client.update(Instant::now());
@@ -64,6 +83,17 @@ impl BlockingClient {
     ) -> Result<Resp, Error> {
         let id = self.client.call(route, request)?;
         self.wait_outcome(id).decode()
+    }
+
+    /// Sends `token` in band (`auth`, `docs/PROTOCOL.md` 13.2) and waits for the answer; if
+    /// the server accepts it, every reconnect offers it from now on. A refused token is
+    /// [`Error::Server`] with code 10 (`unauthenticated`) and leaves the kept token as it was.
+    pub fn authenticate(&mut self, token: &str) -> Result<AuthReply, Error> {
+        // Checked before anything is sent, so a token the server cannot read costs no call.
+        crate::session::check_token(token)?;
+        let reply: AuthReply = self.call(ROUTE_AUTH, &token)?;
+        self.client.session_mut().set_token(Some(token.to_owned()))?;
+        Ok(reply)
     }
 
     /// Calls `route` with a body already encoded and waits for the reply's body.

@@ -8,7 +8,7 @@ use mio::{Events, Interest, Poll, Token};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::connection::{Connection, Progress, resolve, upgrade_request};
+use crate::connection::{Connection, Progress, offer_token, resolve, upgrade_request};
 use crate::session::{CallId, CallOptions, Event, Outcome, Session};
 use crate::{Config, Error};
 
@@ -156,6 +156,12 @@ impl Client {
             // After a redirect, the node's URL, resolved now (a host name may block on DNS).
             Some(url) => resolve(url).and_then(|addr| Ok((addr, upgrade_request(url, versions)?))),
         };
+        let target = target.and_then(|(addr, mut request)| {
+            if let Some(token) = self.session.token() {
+                offer_token(&mut request, token)?;
+            }
+            Ok((addr, request))
+        });
         let (addr, request) = match target {
             Ok(target) => target,
             Err(e) => {

@@ -34,6 +34,15 @@ pub fn upgrade_request(url: &str, versions: Versions) -> Result<Request, Error> 
     Ok(request)
 }
 
+/// Offers `token` in `request` (`Authorization: Bearer`, `docs/PROTOCOL.md` 13.1): the I/O
+/// layer adds the session's [`Session::token`](crate::Session::token) to every upgrade.
+pub fn offer_token(request: &mut Request, token: &str) -> Result<(), Error> {
+    let value =
+        format!("Bearer {token}").parse().map_err(|_| Error::BadToken("not a header value".into()))?;
+    request.headers_mut().insert("Authorization", value);
+    Ok(())
+}
+
 /// The socket address of a `ws://host:port/...` or `wss://host:port/...` URL (ports 80 and
 /// 443 by default). Resolves names with the system resolver, which blocks: call it once, not
 /// every frame.

@@ -107,6 +107,11 @@ pub enum Error {
     /// disagree on the type (a version mismatch or a wrong type parameter). Do not retry; report.
     #[error("the body does not decode: {0}")]
     Decode(BodyError),
+    /// A token the server could not read (`docs/PROTOCOL.md` 13.1: empty, longer than
+    /// [`MAX_TOKEN_LEN`](crate::session::MAX_TOKEN_LEN), or not URL-safe); nothing was kept
+    /// or sent. The game's sign-in gave something that is not a token: fix that side.
+    #[error("bad token: {0}")]
+    BadToken(String),
     /// The URL is not a `ws://host:port/path` or `wss://host:port/path` URL this client can
     /// use. Fix the URL.
     #[error("bad URL: {0}")]

@@ -19,6 +19,15 @@
 //! | [`Event::Disconnected`] | the link dropped and the session with it (version 1, or a close frame); calls in flight failed | waits for `Connected` |
 //! | [`Event::Redirected`] | a call was redirected to another node of a cluster (error `redirect`): the session moved there, the call is made again there and gets that node's answer | nothing: no new login (the ticket logged it in) |
 //!
+//! | [`Event::TokenRefused`] | the server closed the link over its token (4003 refused, 4004 expired); the session forgot it and reconnects anonymous | signs in again |
+//!
+//! A game that signs its players in hands the token to [`Session::authenticate`] (or
+//! [`BlockingClient::authenticate`]), which sends it in band and keeps it when the server
+//! accepts it; every reconnect then offers it at the upgrade, so a new connection is
+//! authenticated before its first call (`docs/PROTOCOL.md` section 13). A token kept from an
+//! earlier run goes in with [`Session::set_token`] before the first connect
+//! ([`BlockingClient::connect_with_token`]).
+//!
 //! A redirected call follows at most [`MAX_REDIRECTS`] redirects; one that cannot be followed
 //! ends with [`Outcome::Redirect`] ([`RedirectFailure`] says why), and after a refused ticket or
 //! an unreachable node the session goes back to its own URL. The `session` module's `redirect`
@@ -58,6 +67,6 @@ pub use config::{Config, Versions};
 pub use connection::{Connection, Progress};
 pub use error::Error;
 pub use session::{
-    CallId, CallOptions, Callback, Event, LinkCommand, LinkState, MAX_REDIRECTS, Outcome, RedirectFailure,
-    Session, SessionEnd, Stats,
+    CallId, CallOptions, Callback, Event, LinkCommand, LinkState, MAX_REDIRECTS, MAX_TOKEN_LEN, Outcome,
+    RedirectFailure, Session, SessionEnd, Stats,
 };

@@ -612,6 +612,7 @@ impl Run {
                 m.record(serial, outcome, at, false);
             }
             Event::Redirected { .. } => panic!("the fake server never redirects"),
+            Event::TokenRefused { .. } => panic!("the fake server never closes with 4003 or 4004"),
             Event::Push { topic, .. } => {
                 assert_eq!(topic, "other", "a push with a handler became an event");
                 self.pushes_seen += 1;

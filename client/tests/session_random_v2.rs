@@ -665,8 +665,11 @@ impl Run {
             | Event::LinkDropped
             | Event::Reconnecting { .. }
             | Event::Stopped { .. } => {}
-            Event::BadPush { .. } | Event::ProtocolError { .. } | Event::Redirected { .. } => {
-                panic!("the fake server is correct and never redirects: {event:?}")
+            Event::BadPush { .. }
+            | Event::ProtocolError { .. }
+            | Event::Redirected { .. }
+            | Event::TokenRefused { .. } => {
+                panic!("the fake server is correct, never redirects and knows no tokens: {event:?}")
             }
         }
     }

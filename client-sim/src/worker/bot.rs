@@ -329,6 +329,8 @@ impl<S: Script> Bot<S> {
                 Event::SessionEnded { reason } => script.on_session_ended(self, reason, now, cx),
                 // The simulator's servers are single nodes: nothing redirects its bots.
                 Event::Reconnecting { .. } | Event::Push { .. } | Event::Redirected { .. } => {}
+                // Bots offer no token at the upgrade: a refusal can only be a server's bug.
+                Event::TokenRefused { .. } => c.protocol_errors += 1,
             }
         }
     }

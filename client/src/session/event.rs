@@ -73,6 +73,16 @@ pub enum Event {
         /// This connection's (version 2: session's) id on the node (opaque; for logs).
         conn_id: u64,
     },
+    /// The server closed the connection because of its token (`docs/PROTOCOL.md` 13): it was
+    /// refused (close 4003, at the upgrade) or it expired and no new one came within the
+    /// server's grace (close 4004, after an `auth_expired` push). The session has forgotten
+    /// the token ([`Session::token`] is `None`) and reconnects anonymous as usual
+    /// ([`Event::Disconnected`] or [`Event::LinkDropped`] follows): sign in again and hand the
+    /// new token to [`Session::authenticate`].
+    TokenRefused {
+        /// `true` for an expired token (4004), `false` for a refused one (4003).
+        expired: bool,
+    },
     /// The session will try to connect again after `delay`.
     Reconnecting {
         /// Failed attempts in a row so far, counting this one's predecessor (1 for the first retry).

@@ -69,10 +69,13 @@ impl Session {
     /// ticket, [`ticksock_protocol::CLOSE_BAD_TICKET`]) on the first link to the node of a
     /// redirect fails the redirected calls with
     /// [`RedirectFailure::TicketRefused`](super::RedirectFailure::TicketRefused), and the
-    /// session reconnects to its own URL, with backoff, once the link is gone.
+    /// session reconnects to its own URL, with backoff, once the link is gone; a 4003 or
+    /// 4004 (the token was refused, or expired) forgets the token
+    /// ([`Event::TokenRefused`]).
     pub fn handle_server_close_code(&mut self, code: u16, now: Instant) {
         self.handle_server_close(now);
         self.closed_with(code, now);
+        self.token_closed_with(code);
     }
 
     /// The transport received a ping or a pong: the server is alive.

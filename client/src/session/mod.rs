@@ -142,6 +142,7 @@ mod request;
 mod resume;
 mod sequence;
 mod timers;
+mod token;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -153,6 +154,8 @@ pub use event::{Event, LinkCommand, LinkState, SessionEnd};
 pub use outcome::{CallId, Outcome, RedirectFailure};
 pub use redirect::MAX_REDIRECTS;
 use ticksock_protocol::Version;
+pub use token::MAX_TOKEN_LEN;
+pub(crate) use token::check_token;
 
 use crate::Config;
 use crate::backoff::Backoff;
@@ -270,6 +273,8 @@ pub struct Session {
     sequencing: Sequencing,
     /// Where a redirect sent the session, the calls it carries there, and the old link.
     redirect: Redirect,
+    /// The token every upgrade offers (`token` module).
+    token: Option<String>,
     stats: Stats,
 }
 
@@ -319,6 +324,7 @@ impl Session {
             closed_by_server: false,
             sequencing: Sequencing::default(),
             redirect: Redirect::default(),
+            token: None,
             stats: Stats::default(),
         }
     }

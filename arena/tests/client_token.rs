@@ -7,6 +7,8 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::arena::{ArenaProcess, fresh_db};
@@ -107,4 +109,63 @@ fn a_kept_token_authenticates_every_new_connection_and_a_refused_one_is_dropped(
     drop_and_reconnect(&mut client, &mut seen);
     let _: PlayerStats = client.call(ROUTE_FLUSH_STATS, &()).expect("the guest's token at the reconnect");
     client.close();
+}
+
+/// The `account` example as a user runs it (`cargo test` builds the package's examples next
+/// to its tests): registers and keeps the token in a file, then signs in with the kept token
+/// alone; a guest comes back as the same guest through its device token.
+#[test]
+fn the_account_example_keeps_its_token_between_runs() {
+    let server = ArenaProcess::start(&fresh_db("account_example"));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("account_example_files");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("the target dir is writable");
+    let token_file = dir.join("token");
+    let run = |extra: &[&str]| {
+        let output = Command::new(example("account"))
+            .arg(server.url())
+            .args(["--walk-ms", "200", "--token-file"])
+            .arg(&token_file)
+            .args(extra)
+            .output()
+            .expect("the example runs");
+        let text =
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+
+    let (ok, text) = run(&["--register", "bea", "--password", "pw"]);
+    assert!(ok && text.contains("signed in as bea"), "{text}");
+    assert!(text.contains("top by Games: bea 1"), "{text}");
+    let (ok, text) = run(&[]);
+    assert!(ok && text.contains("signed in with the token kept"), "{text}");
+    assert!(text.contains("top by Games: bea 2"), "the second run played as bea: {text}");
+    let distance = |text: &str| -> u64 {
+        let after =
+            text.split("your totals: distance ").nth(1).unwrap_or_else(|| panic!("no totals: {text}"));
+        after.split(',').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no distance: {text}"))
+    };
+    assert!(distance(&text) > 0, "it walked: {text}");
+
+    std::fs::write(&token_file, "not-a-token").expect("writable");
+    let (ok, text) = run(&[]);
+    assert!(!ok && text.contains("the kept token was refused: sign in again"), "{text}");
+
+    let (ok, first) = run(&["--guest"]);
+    assert!(ok, "{first}");
+    let (ok, again) = run(&["--guest"]);
+    assert!(ok, "{again}");
+    let name =
+        |text: &str| text.split("signed in as ").nth(1).and_then(|r| r.split(' ').next()).map(str::to_owned);
+    assert!(name(&first).is_some_and(|n| n.starts_with("guest-")), "{first}");
+    assert_eq!(name(&first), name(&again), "the device token brought the same guest back");
+}
+
+/// An example program of this package, as `cargo test` built it beside the tests.
+fn example(name: &str) -> PathBuf {
+    // This test runs from <target>/<profile>/deps/; examples are in <target>/<profile>/examples/.
+    let exe = std::env::current_exe().expect("the test's own path");
+    let path = exe.parent().and_then(Path::parent).map(|profile| profile.join("examples").join(name));
+    path.filter(|p| p.exists())
+        .unwrap_or_else(|| panic!("no example `{name}` beside {}: run it with `cargo test`", exe.display()))
 }

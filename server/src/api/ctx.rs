@@ -219,7 +219,12 @@ impl<'a> Ctx<'a> {
         if self.hub.policy() == super::UserPolicy::ReplaceOld
             && let Some(cluster) = self.cluster.as_deref_mut()
         {
-            cluster.close_user_elsewhere(self.hub.cluster(), user);
+            cluster.close_user_elsewhere(
+                self.hub.cluster(),
+                user,
+                super::hub::CLOSE_REPLACED,
+                super::hub::CLOSE_REPLACED_REASON,
+            );
         }
         Ok(())
     }
@@ -258,8 +263,20 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Closes every connection of `user`. Returns how many.
+    /// Closes every connection of `user` with `code` and `reason`, on every node of a
+    /// cluster (a ban or a kick reaches the player wherever it plays). Returns how many were
+    /// closed here; the other nodes holding the user, as this node's registry knows them,
+    /// close theirs when the request reaches them (within milliseconds while Redis is up; a
+    /// node cut off from Redis closes them when it reads its inbox again, or they go with it).
     pub fn close_user(&mut self, user: &str, code: u16, reason: &'static str) -> usize {
+        if let Some(cluster) = self.cluster.as_deref_mut() {
+            cluster.close_user_elsewhere(self.hub.cluster(), user, code, reason);
+        }
+        self.close_user_here(user, code, reason)
+    }
+
+    /// Closes the connections of `user` on this node only. Returns how many.
+    pub fn close_user_here(&mut self, user: &str, code: u16, reason: &'static str) -> usize {
         let conns: Vec<ConnId> = self.hub.user_connections(user).collect();
         for &conn in &conns {
             self.close(conn, code, reason);

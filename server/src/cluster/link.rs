@@ -245,14 +245,23 @@ impl ClusterLink {
         queued
     }
 
-    /// Asks the nodes holding `user` to close its connections (`UserPolicy::ReplaceOld`).
-    pub(crate) fn close_user_elsewhere(&mut self, registry: &Registry, user: &str) {
+    /// Asks the nodes holding `user` to close its connections with `code` and `reason`.
+    /// Returns how many nodes were asked.
+    pub(crate) fn close_user_elsewhere(
+        &mut self,
+        registry: &Registry,
+        user: &str,
+        code: u16,
+        reason: &str,
+    ) -> usize {
+        let mut asked = 0;
         for node in registry.user_nodes(user).to_vec() {
             if let Some(epoch) = registry.epoch_of(&node) {
-                let delivery = Delivery::CloseUser { user: user.to_owned() };
-                self.send(ToBridge::Deliver { node, epoch, delivery });
+                let delivery = Delivery::CloseUser { user: user.to_owned(), code, reason: reason.to_owned() };
+                asked += usize::from(self.send(ToBridge::Deliver { node, epoch, delivery }));
             }
         }
+        asked
     }
 
     fn home(&self, registry: &Registry, room: &str) -> Home {

@@ -18,6 +18,7 @@ mod config;
 pub(crate) mod keys;
 pub(crate) mod link;
 mod metrics;
+pub(crate) mod reasons;
 pub mod registry;
 pub mod sequence;
 pub mod ticket;

@@ -40,11 +40,15 @@ pub enum Delivery {
         /// The push.
         push: PushFrames,
     },
-    /// Close every connection of a user: it bound a connection on the sending node under
-    /// `UserPolicy::ReplaceOld`.
+    /// Close every connection of a user: the game closed the user (a ban, a kick), or it
+    /// bound a connection on the sending node under `UserPolicy::ReplaceOld`.
     CloseUser {
         /// The user.
         user: String,
+        /// The close code.
+        code: u16,
+        /// The close frame's reason.
+        reason: String,
     },
 }
 

@@ -254,9 +254,12 @@ impl<G: Game> Logic<G> {
             FromBridge::Delivery(Delivery::All { push }) => {
                 crate::api::ctx::push_encoded(&mut fx.out, &fx.hub, fx.hub.connections(), &push);
             }
-            FromBridge::Delivery(Delivery::CloseUser { user }) => {
-                let mut ctx = fx.ctx(now, self.tick);
-                ctx.close_user(&user, crate::CLOSE_REPLACED, crate::api::CLOSE_REPLACED_REASON);
+            FromBridge::Delivery(Delivery::CloseUser { user, code, reason }) => {
+                let reason = crate::cluster::reasons::intern(&reason);
+                // A code a close frame may not carry (RFC 6455 7.4) from a confused peer: a
+                // policy close instead.
+                let code = if matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) { code } else { 1008 };
+                fx.ctx(now, self.tick).close_user_here(&user, code, reason);
             }
             FromBridge::Claimed { room, outcome } => {
                 let Some(cluster) = fx.cluster.as_mut() else { return };

@@ -32,6 +32,8 @@ thread_local! {
 pub struct Accounts {
     db: Arc<PathBuf>,
     key: SessionKey,
+    /// The accounts' names when the file was opened (see [`Accounts::names_at_open`]).
+    names_at_open: Arc<[String]>,
 }
 
 impl Accounts {
@@ -41,9 +43,15 @@ impl Accounts {
     pub fn open(db: &Path) -> Result<Self, StoreError> {
         // Opened here only to create and migrate it, and dropped: the pool's threads open
         // their own.
-        SqliteStore::open(db)?;
+        let names_at_open = SqliteStore::open(db)?.account_names()?.into();
         let key = SessionKey::load_or_create(&SessionKey::path_for(db))?;
-        Ok(Self { db: Arc::new(db.to_owned()), key })
+        Ok(Self { db: Arc::new(db.to_owned()), key, names_at_open })
+    }
+
+    /// The names of the accounts with a password when the file was opened: the arena keeps
+    /// `login` by name off them (and off the ones registered since, which it adds itself).
+    pub fn names_at_open(&self) -> &[String] {
+        &self.names_at_open
     }
 
     /// The database file.

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::accounts::{Accounts, refusal};
+use crate::names::ReservedNames;
 use crate::proto::{
-    ARENA_SIZE, Chat, ChatLine, ERR_INVALID, ERR_NO_SUCH_ROOM, ERR_NOT_IN_ROOM, ERR_NOT_LOGGED_IN,
-    ERR_NOT_ONLINE, ERR_ROOM_FULL, ERR_STORE, Guest, Join, Joined, Leaderboard, LoggedIn, Login,
-    MAX_CHAT_LEN, MAX_LEADERBOARD_LEN, MAX_NAME_LEN, Move, Moved, ONCE_MEMORY, PlayerState, Presence,
+    ARENA_SIZE, Chat, ChatLine, ERR_INVALID, ERR_NAME_TAKEN, ERR_NO_SUCH_ROOM, ERR_NOT_IN_ROOM,
+    ERR_NOT_LOGGED_IN, ERR_NOT_ONLINE, ERR_ROOM_FULL, ERR_STORE, Guest, Join, Joined, Leaderboard, LoggedIn,
+    Login, MAX_CHAT_LEN, MAX_LEADERBOARD_LEN, MAX_NAME_LEN, Move, Moved, ONCE_MEMORY, PlayerState, Presence,
     ROUTE_CHAT, ROUTE_ECHO, ROUTE_FLUSH_STATS, ROUTE_GUEST, ROUTE_JOIN, ROUTE_LEADERBOARD, ROUTE_LEAVE,
     ROUTE_LOGIN, ROUTE_MOVE, ROUTE_ONCE, ROUTE_REGISTER, ROUTE_ROOMS, ROUTE_SIGNIN, ROUTE_WHISPER, Register,
     RoomInfo, RosterEntry, SPEED, SignIn, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE, TOPIC_WHISPER,
@@ -77,6 +78,8 @@ pub struct Arena {
     stats: StatsBook,
     /// When the stats are saved next (set at the first tick).
     next_save: Option<Instant>,
+    /// The names `login` may not take.
+    reserved: ReservedNames,
 }
 
 /// How many times each of a connection's latest `once` calls ran, the oldest forgotten first.
@@ -151,12 +154,15 @@ impl Arena {
             rooms.insert_permanent(name, ArenaRoom::default());
         }
         Self {
-            config,
             rooms,
             next_player_id: 0,
             once: HashMap::new(),
             stats: StatsBook::default(),
             next_save: None,
+            reserved: ReservedNames::new(
+                config.accounts.iter().flat_map(|a| a.names_at_open().iter().cloned()),
+            ),
+            config,
         }
     }
 
@@ -167,10 +173,15 @@ impl Arena {
 
     fn login(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Login) -> Result<LoggedIn, AppError> {
         check_text(&request.name, MAX_NAME_LEN)?;
-        if let Some(player) = player(ctx, caller.conn) {
-            if player.name == request.name {
-                return Ok(LoggedIn { player_id: player.id });
-            }
+        if let Some(player) = player(ctx, caller.conn)
+            && player.name == request.name
+        {
+            return Ok(LoggedIn { player_id: player.id });
+        }
+        if self.reserved.is_reserved(&request.name) {
+            return Err(AppError::new(ERR_NAME_TAKEN, "that name belongs to an account: sign in to use it"));
+        }
+        if player(ctx, caller.conn).is_some() {
             // A new name is a new player: the old one leaves its arena first.
             self.leave_room(ctx, caller.conn, false);
         }
@@ -225,8 +236,35 @@ impl Arena {
         )
     }
 
+    /// Reserves the name while the job runs (a `login` cannot take it meanwhile); a name a
+    /// `login` player uses now is refused, as one an account has.
     fn register(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Register) -> Result<(), AppError> {
-        self.answer_from_store(ctx, caller, move |a| a.register(&request.name, &request.password))
+        let accounts = self.accounts()?;
+        let name = request.name;
+        if ctx.hub().is_online(&name) || !self.reserved.start_registering(&name) {
+            return Err(AppError::new(ERR_NAME_TAKEN, "that name is taken"));
+        }
+        let spawned = ctx.spawn_job(
+            JobFor::Call(caller),
+            {
+                let name = name.clone();
+                move || accounts.register(&name, &request.password)
+            },
+            {
+                let name = name.clone();
+                move |arena: &mut Arena, ctx, answer| {
+                    arena.reserved.end_registering(&name, answer.is_ok());
+                    match answer {
+                        Ok(session) => ctx.reply(caller, &session),
+                        Err(error) => ctx.reply_error(caller, error),
+                    }
+                }
+            },
+        );
+        if spawned.is_err() {
+            self.reserved.end_registering(&name, false);
+        }
+        spawned
     }
 
     fn sign_in(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: SignIn) -> Result<(), AppError> {

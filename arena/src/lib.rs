@@ -7,13 +7,15 @@
 //! - [`store`]: accounts, stats and the leaderboard that survive a restart, behind the
 //!   [`Store`](store::Store) trait, in SQLite by default ([`SqliteStore`](store::SqliteStore)).
 //! - [`accounts`] and [`session`]: the accounts as the game's routes use them (on the job
-//!   pool), and the session tokens it signs and its authenticator accepts.
+//!   pool), and the session tokens it signs and its authenticator accepts; `names` (internal):
+//!   the names `login` may not take, because an account owns them.
 //! - [`demo_page`]: the browser demo served at `GET /` (the page, its script and the TS client).
 //!
 //! The `ticksock-arena` binary (`src/main.rs`) runs it, or an echo server with `--echo`.
 
 pub mod accounts;
 pub mod game;
+mod names;
 pub mod proto;
 pub mod session;
 mod stats;

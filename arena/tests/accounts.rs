@@ -220,3 +220,50 @@ fn without_a_database_the_account_routes_answer_err_store_and_login_still_works(
         Ok(LoggedIn { player_id: 1 })
     );
 }
+
+fn login(server: &mut TestServer<Arena>, client: TestClient, name: &str) -> Result<LoggedIn, CallError> {
+    server.call(client, ROUTE_LOGIN, &Login { name: name.into() })
+}
+
+#[test]
+fn login_by_name_stays_off_accounts_names_and_guests_names() {
+    let db = fresh_db("names");
+    let mut server = TestServer::new(Arena::new(ArenaConfig {
+        accounts: Some(Accounts::open(&db).expect("opens")),
+        ..ArenaConfig::default()
+    }));
+    let owner = server.connect(Encoding::Binary);
+    let squatter = server.connect(Encoding::Json);
+    let token = register(&mut server, owner, "ann", "pw").expect("registered").token;
+    assert_eq!(code(login(&mut server, squatter, "ann")), ERR_NAME_TAKEN, "an account's name");
+    assert_eq!(code(login(&mut server, squatter, "guest-1")), ERR_NAME_TAKEN, "a guest's name");
+
+    // Reserved while its registration runs: a `login` cannot slip in before the job ends.
+    let pending = server.send(owner, ROUTE_REGISTER, &Register { name: "dan".into(), password: "pw".into() });
+    assert_eq!(code(login(&mut server, squatter, "dan")), ERR_NAME_TAKEN, "being registered");
+    server.run_jobs();
+    server.answer::<Session>(owner, pending).expect("answered").expect("dan registered");
+    // A registration that fails frees the name.
+    assert_eq!(code(register(&mut server, owner, "eve", "")), ERR_INVALID, "an empty password");
+    login(&mut server, squatter, "eve").expect("eve is free");
+
+    // A name a `login` player uses now cannot be registered from under them.
+    assert_eq!(code(register(&mut server, owner, "eve", "pw")), ERR_NAME_TAKEN);
+
+    // The owner signs in and plays under the name; `login` with it is then a no-op.
+    let reply = auth(&mut server, owner, &token).expect("the token");
+    assert_eq!(reply.user, "ann");
+    login(&mut server, owner, "ann").expect("its own name");
+
+    // The next server on the file knows the names from the start.
+    drop(server);
+    let mut server = TestServer::new(Arena::new(ArenaConfig {
+        accounts: Some(Accounts::open(&db).expect("opens")),
+        ..ArenaConfig::default()
+    }));
+    let c = server.connect(Encoding::Binary);
+    for name in ["ann", "dan"] {
+        assert_eq!(code(login(&mut server, c, name)), ERR_NAME_TAKEN, "{name} after a restart");
+    }
+    login(&mut server, c, "fay").expect("any other name");
+}

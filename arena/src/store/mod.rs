@@ -133,6 +133,10 @@ pub trait Store: Send {
     /// never change, so a caller may keep the answer.
     fn account_id(&self, name: &str) -> Result<Option<AccountId>, StoreError>;
 
+    /// The names of the accounts that have a password (guests are [`GUEST_PREFIX`] and their
+    /// id), read once at start so that `login` by name stays off them.
+    fn account_names(&self) -> Result<Vec<String>, StoreError>;
+
     /// Adds `delta` to the account's stats, all three in one statement (so at once or not
     /// at all). Each amount is at most [`MAX_STATS_DELTA`].
     fn add_stats(&self, account: AccountId, delta: Stats) -> Result<(), StoreError>;

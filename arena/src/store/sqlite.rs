@@ -202,6 +202,12 @@ impl Store for SqliteStore {
         Ok(Stats { distance: total(distance)?, messages: total(messages)?, games: total(games)? })
     }
 
+    fn account_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut statement = self.conn.prepare("SELECT name FROM accounts WHERE password_hash IS NOT NULL")?;
+        let names = statement.query_map([], |row| row.get(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
+    }
+
     fn leaderboard(&self, by: Ranking, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
         check_limit(limit)?;
         // The column comes from this fixed list, never from the caller's text.

@@ -1,11 +1,13 @@
-//! A ban reaches a player on another node: `Ctx::close_user` on one node of a cluster closes
-//! the user's connections on every node, with the game's code and reason. Two in-process
+//! A ban and a role change reach a player on another node: `Ctx::close_user` on one node of a
+//! cluster closes the user's connections on every node, with the game's code and reason, and
+//! `Ctx::set_roles` changes what its connections may call there at once. Two in-process
 //! nodes of a small moderated game over a real Redis (started by the test; it fails without
 //! one), and the Rust client over real sockets.
 #![cfg(target_os = "linux")]
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::net::TcpStream;
@@ -14,7 +16,9 @@ use support::cluster::{Redis, wait_until};
 use ticksock_client::{BlockingClient, Config, Versions};
 use ticksock_protocol::{ClientFrame, ServerFrame};
 use ticksock_server::cluster::ClusterConfig;
-use ticksock_server::{AppError, Caller, Ctx, Game, Router, RunningServer, Server};
+use ticksock_server::{
+    AppError, Authenticator, Caller, Ctx, Game, Guard, Identity, Router, RunningServer, Server,
+};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
@@ -22,12 +26,32 @@ use tungstenite::{Message, WebSocket};
 const PATIENCE: Duration = Duration::from_secs(10);
 const BANNED: u16 = 4010;
 
+/// Any non-empty token is its user's name, without roles.
+struct NameTokens;
+
+impl Authenticator for NameTokens {
+    fn verify(&self, token: &str) -> Result<Identity, String> {
+        Ok(Identity { user: token.into(), roles: Vec::new(), expires: None })
+    }
+}
+
 /// `login` binds a name, `online` asks the cluster whether a name is, `ban` closes a name
-/// everywhere and says how many connections closed on this node.
+/// everywhere and says how many connections closed on this node, `promote` gives a name the
+/// role `vip` everywhere, which `lounge` requires.
 struct Moderated;
 
 impl Game for Moderated {
+    fn authenticator(&self) -> Option<Arc<dyn Authenticator>> {
+        Some(Arc::new(NameTokens))
+    }
+
     fn routes(router: &mut Router<Self>) {
+        router.route("promote", |_: &mut Moderated, ctx: &mut Ctx<'_>, _: Caller, name: String| {
+            Ok::<_, AppError>(ctx.set_roles(&name, &["vip".to_owned()]) as u32)
+        });
+        router
+            .route("lounge", |_: &mut Moderated, _: &mut Ctx<'_>, _: Caller, (): ()| Ok::<_, AppError>(()))
+            .require(Guard::role("vip"));
         router.route("login", |_: &mut Moderated, ctx: &mut Ctx<'_>, caller: Caller, name: String| {
             ctx.bind_user(caller.conn, &name).map_err(|e| AppError::new(1000, e.to_string()))
         });
@@ -126,6 +150,31 @@ fn a_ban_on_one_node_closes_the_players_connections_on_the_other_with_the_games_
     });
     assert!(ann.call::<_, bool>("online", &"ann").expect("ann still plays"));
     ann.close();
+    moderator.close();
+    n1.shutdown().expect("n1 stops");
+    n2.shutdown().expect("n2 stops");
+}
+
+#[test]
+fn a_role_given_on_one_node_opens_a_guarded_route_on_the_other_at_once() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1");
+    let n2 = node(&redis, "n2");
+    let config = Config { versions: Versions::V1Only, max_attempts: Some(0), ..Config::default() };
+    let url = format!("ws://{}/", n1.local_addr());
+    let mut vic =
+        BlockingClient::connect_with_token(&url, config, Some("vic".into()), PATIENCE).expect("connects");
+    let mut moderator = client(&n2);
+    let refused = vic.call::<_, ()>("lounge", &());
+    assert!(matches!(refused, Err(ticksock_client::Error::Server { code: 11, .. })), "{refused:?}");
+    wait_until(PATIENCE, "n2 sees vic online", || {
+        moderator.call::<_, bool>("online", &"vic").expect("answers")
+    });
+
+    let promoted_on_n2: u32 = moderator.call("promote", &"vic").expect("promotes");
+    assert_eq!(promoted_on_n2, 0, "vic plays on n1 only");
+    wait_until(PATIENCE, "vic may enter the lounge on n1", || vic.call::<_, ()>("lounge", &()).is_ok());
+    vic.close();
     moderator.close();
     n1.shutdown().expect("n1 stops");
     n2.shutdown().expect("n2 stops");

@@ -275,6 +275,17 @@ impl<'a> Ctx<'a> {
         self.close_user_here(user, code, reason)
     }
 
+    /// Gives every connection of `user` these roles, on every node of a cluster, at once: the
+    /// next request is checked against them (PROTOCOL.md 13.3). Returns how many connections
+    /// here; the other nodes holding the user apply it when the request reaches them, as
+    /// [`Ctx::close_user`] does. ([`HubMut::set_roles`] changes this node's only.)
+    pub fn set_roles(&mut self, user: &str, roles: &[String]) -> usize {
+        if let Some(cluster) = self.cluster.as_deref_mut() {
+            cluster.set_roles_elsewhere(self.hub.cluster(), user, roles);
+        }
+        self.hub.set_roles(user, roles)
+    }
+
     /// Closes the connections of `user` on this node only. Returns how many.
     pub fn close_user_here(&mut self, user: &str, code: u16, reason: &'static str) -> usize {
         let conns: Vec<ConnId> = self.hub.user_connections(user).collect();

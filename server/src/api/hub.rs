@@ -312,7 +312,8 @@ impl Hub {
     }
 
     /// Gives every connection of `user` on this node these roles, at once (a role change
-    /// applies to the next request). Returns how many connections.
+    /// applies to the next request). Returns how many connections. In a cluster,
+    /// `Ctx::set_roles` changes them on every node.
     pub fn set_roles(&mut self, user: &str, roles: &[String]) -> usize {
         let conns: Vec<ConnId> = self.user_connections(user).collect();
         for conn in &conns {

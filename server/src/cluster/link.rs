@@ -264,6 +264,19 @@ impl ClusterLink {
         asked
     }
 
+    /// Asks the nodes holding `user` to give its connections `roles`. Returns how many nodes
+    /// were asked.
+    pub(crate) fn set_roles_elsewhere(&mut self, registry: &Registry, user: &str, roles: &[String]) -> usize {
+        let mut asked = 0;
+        for node in registry.user_nodes(user).to_vec() {
+            if let Some(epoch) = registry.epoch_of(&node) {
+                let delivery = Delivery::SetRoles { user: user.to_owned(), roles: roles.to_vec() };
+                asked += usize::from(self.send(ToBridge::Deliver { node, epoch, delivery }));
+            }
+        }
+        asked
+    }
+
     fn home(&self, registry: &Registry, room: &str) -> Home {
         if self.held.contains(room) {
             return Home::Here;

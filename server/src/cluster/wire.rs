@@ -50,6 +50,14 @@ pub enum Delivery {
         /// The close frame's reason.
         reason: String,
     },
+    /// Give every connection of a user these roles (the game changed them on the sending
+    /// node: a promotion, a demotion).
+    SetRoles {
+        /// The user.
+        user: String,
+        /// The roles, replacing the old ones.
+        roles: Vec<String>,
+    },
 }
 
 /// A delivery as it travels through an inbox: who sent it, to which incarnation of the

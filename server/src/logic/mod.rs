@@ -261,6 +261,9 @@ impl<G: Game> Logic<G> {
                 let code = if matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) { code } else { 1008 };
                 fx.ctx(now, self.tick).close_user_here(&user, code, reason);
             }
+            FromBridge::Delivery(Delivery::SetRoles { user, roles }) => {
+                fx.hub.set_roles(&user, &roles);
+            }
             FromBridge::Claimed { room, outcome } => {
                 let Some(cluster) = fx.cluster.as_mut() else { return };
                 let waiting = cluster.handle_claimed(room, outcome);

@@ -1,7 +1,8 @@
-// The arena demo page: log in, join a room, move with the arrow keys, chat, and watch every
-// player of the room move from the server's `state` pushes. It uses the ticksock client the
-// server serves at /ticksock.js (web/dist/ticksock.js, built from web/src/client.ts).
-import { TicksockClient, Arena, ArenaErrors } from "/ticksock.js";
+// The arena demo page: log in (by name, or with an account or as a guest), join a room, move with
+// the arrow keys, chat, and watch every player of the room move from the server's `state` pushes;
+// an account's totals and the leaderboard on the side. It uses the ticksock client the server
+// serves at /ticksock.js (web/dist/ticksock.js, built from web/src/client.ts).
+import { TicksockClient, Arena, ArenaErrors, ErrorCodes, isToken } from "/ticksock.js";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("arena");
@@ -12,11 +13,34 @@ const params = new URLSearchParams(location.search);
 // socket from it is mixed content, which the browser blocks), and the server that served it over
 // TLS speaks TLS on the same port.
 const wsScheme = location.protocol === "https:" ? "wss" : "ws";
-const client = new TicksockClient(`${wsScheme}://${location.host}/`, { maxAttempts: null });
+
+// localStorage keys: the account's session (its token, offered at every connection, so a reload
+// is still signed in), the guest's device token (the one way back to that guest), the name typed.
+const SESSION_KEY = "ticksock.session";
+const DEVICE_KEY = "ticksock.device";
+const NAME_KEY = "ticksock.name";
+
+/** The saved session `{token, name, guest}`, or null (none, or not one this page wrote). */
+function savedSession() {
+  try {
+    const s = JSON.parse(localStorage.getItem(SESSION_KEY) ?? "null");
+    return s && isToken(s.token) && typeof s.name === "string" ? { token: s.token, name: s.name, guest: s.guest === true } : null;
+  } catch {
+    return null;
+  }
+}
+
+const saved = savedSession();
+const client = new TicksockClient(`${wsScheme}://${location.host}/`, { maxAttempts: null, token: saved?.token ?? null });
 
 /** Everything the page knows; exposed as `window.ticksockDemo` for the console and the e2e test. */
 const demo = {
   client,
+  // The account signed in, {name, token, guest, confirmed}, or null: the connection is then
+  // anonymous, or logged in by name alone. `confirmed` once the server answered as the account.
+  account: saved === null ? null : { ...saved, confirmed: false },
+  stats: null, // the account's totals from its last flush_stats
+  board: { by: "distance", entries: null, at: null }, // the leaderboard shown
   name: null, // logged in as
   loginConn: null, // conn_id of the connection the login was made on
   me: null, // player id
@@ -90,6 +114,9 @@ client.onEvent("connected", async ({ welcome, reconnected, resumed }) => {
   showStatus("open", resumed ? `resumed · ${welcome.tick_hz} Hz` : `connected · ${welcome.tick_hz} Hz`);
   refreshRooms();
   measureRtt();
+  // The board at once; and with a token, the account's totals, which the server answers once it
+  // accepted the token the upgrade offered (else it closes with 4003: "token_refused" below).
+  if (!resumed) refreshBoard();
   if (resumed) {
     // ticksock.v2 kept the session across the drop: the player, its room and every call in
     // flight are still there, and what was missed has been replayed.
@@ -118,9 +145,10 @@ client.onEvent("redirected", ({ url, welcome }) => {
   log("sys", `moved to the node at ${url}`);
 });
 client.onEvent("disconnected", ({ code, reason }) => {
-  showStatus("waiting", `disconnected (${code})`);
   demo.dir = { dx: 0, dy: 0 };
   held.clear();
+  if (restarting) return; // signing out: a new connection follows at once
+  showStatus("waiting", `disconnected (${code})`);
   const why = code === 1001 ? "the server is going away (restart or shutdown)" : reason || `close code ${code}`;
   setLink("down", `The link to the server dropped: ${why}.`);
 });
@@ -132,9 +160,20 @@ client.onEvent("reconnecting", ({ attempt, delayMs }) => {
   showOffline();
 });
 client.onEvent("closed", ({ error }) => {
+  if (restarting) return; // signing out: a new connection follows at once
   showStatus("closed", error ? error.message : "closed");
   setLink("closed", error ? error.message : "The connection was closed.");
 });
+// The server refused the saved token (4003: forged, or from another database) or the account's
+// identity expired (4004): the client dropped it and reconnects anonymous; sign in again.
+client.onEvent("token_refused", ({ expired }) => {
+  const who = demo.account?.name;
+  signedOut();
+  const what = expired ? `The session${who ? ` of ${who}` : ""} expired` : `The server refused the saved session${who ? ` of ${who}` : ""}`;
+  accountNotice(`${what}: sign in again, or play without an account.`);
+  log("sys", `${what}; you are not signed in`);
+});
+client.on("auth_expired", () => log("sys", "your session expired: sign in again"));
 
 // ----- log in and join -------------------------------------------------------------------
 
@@ -149,9 +188,16 @@ const ERROR_TEXT = {
 };
 
 async function enter(name, room) {
-  // Log in once per connection (and again for another name).
   const conn = client.welcome?.conn_id ?? null;
-  if (demo.name !== name || demo.loginConn !== conn || demo.me === null) {
+  if (demo.account) {
+    // The token logged the connection in as the account (at the upgrade, or by `auth`): no
+    // `login`, which would make it a player of that name that earns nothing. Its id comes from
+    // the join reply's roster, below.
+    name = demo.account.name;
+    demo.name = name;
+    demo.loginConn = null;
+  } else if (demo.name !== name || demo.loginConn !== conn || demo.me === null) {
+    // Log in once per connection (and again for another name).
     const { player_id } = await client.call("login", { name });
     demo.name = name;
     demo.me = player_id;
@@ -159,7 +205,7 @@ async function enter(name, room) {
   }
   const joined = await client.call("join", { room });
   const joinedOn = client.welcome?.conn_id ?? null;
-  if (joinedOn !== demo.loginConn) {
+  if (demo.account || joinedOn !== demo.loginConn) {
     // The arena lives on another node of a cluster: the client followed the redirect, and the
     // ticket logged it in there under the same name, with that node's player id, which the
     // roster names (PROTOCOL.md 8.7, 12).
@@ -174,7 +220,7 @@ async function enter(name, room) {
   demo.prev = null;
   demo.cur = { tick: 0, players: toMap(joined.players), at: performance.now() };
   $("joined-as").textContent = `${name} in ${joined.room}`;
-  localStorage.setItem("ticksock.name", name);
+  if (!demo.account) localStorage.setItem(NAME_KEY, name);
   refreshRooms();
 }
 
@@ -192,8 +238,255 @@ $("join-form").addEventListener("submit", async (ev) => {
   }
 });
 
-$("name").value = params.get("name") ?? localStorage.getItem("ticksock.name") ?? `guest-${Math.floor(Math.random() * 9000 + 1000)}`;
+/** The name the Play form offers to log in by (a signed-in account's own replaces it meanwhile). */
+const nameToOffer = () => params.get("name") ?? localStorage.getItem(NAME_KEY) ?? `player-${Math.floor(Math.random() * 9000 + 1000)}`;
+$("name").value = nameToOffer();
 $("room").value = params.get("room") ?? "lobby";
+
+// ----- accounts --------------------------------------------------------------------------
+// PROTOCOL.md 8.8: `register`, `signin` and `guest` answer a session token; `authenticate` sends
+// it in `auth`, which makes this connection the account's player, and the client offers it at
+// every connection after (a reload too, from localStorage). Plain `login` by name still works
+// for whoever wants no account; it earns nothing.
+
+function accountNotice(text) {
+  $("account-notice").textContent = text ?? "";
+}
+
+const ACCOUNT_ERROR_TEXT = {
+  [ArenaErrors.INVALID]: "a name is 1 to 32 bytes (and not guest-…), a password 1 to 128",
+  [ArenaErrors.NAME_TAKEN]: "an account has that name already: pick another, or sign in",
+  [ArenaErrors.BAD_CREDENTIALS]: "wrong name or password",
+  [ArenaErrors.STORE]: "the server's database cannot answer now: try again later",
+  [ErrorCodes.RATE_LIMITED]: "too many tries: wait a moment",
+  [ErrorCodes.UNAUTHENTICATED]: "the server refused the session token",
+};
+
+function accountError(e) {
+  const text = e.kind === "reply" ? ACCOUNT_ERROR_TEXT[e.code] : null;
+  return text ? `${text} (${e.code})` : String(e.message ?? e);
+}
+
+/** Shows who is signed in (and their totals), or the form to sign in. */
+function showAccount() {
+  const a = demo.account;
+  $("account-who").hidden = a === null;
+  $("my-stats").hidden = a === null;
+  $("account-form").hidden = a !== null;
+  if (a !== null) {
+    $("account-name").textContent = a.name;
+    $("account-state").textContent = !a.confirmed ? "(checking…)" : a.guest ? "(guest)" : "";
+  }
+  // Signed in, the account's name is the player's: the Play form only joins.
+  const nameInput = $("name");
+  if (a !== null) {
+    nameInput.value = a.name;
+  } else if (nameInput.disabled) {
+    nameInput.value = nameToOffer();
+  }
+  nameInput.disabled = a !== null;
+  const s = a === null ? null : demo.stats;
+  $("stat-distance").textContent = s ? String(s.distance) : "–";
+  $("stat-messages").textContent = s ? String(s.messages) : "–";
+  $("stat-games").textContent = s ? String(s.games) : "–";
+}
+
+/**
+ * The page is no longer signed in: the session is forgotten (the guest's device token is kept),
+ * and the account's player with it: no name, no room, until the player logs in or signs in.
+ */
+function signedOut() {
+  localStorage.removeItem(SESSION_KEY);
+  if (demo.account !== null) {
+    demo.name = null;
+    demo.me = null;
+    demo.loginConn = null;
+    demo.room = null;
+    demo.cur = null;
+    demo.prev = null;
+    demo.names = new Map();
+    $("joined-as").textContent = "";
+  }
+  demo.account = null;
+  demo.stats = null;
+  showAccount();
+  renderBoard();
+}
+
+/**
+ * Signs this connection in with `token` (`auth`), keeps the session for the next connections
+ * and page loads, and joins the room again as the account: `auth` with another name took the
+ * player out of its room, as a `login` would (8.7).
+ */
+async function useToken(token, guest) {
+  const reply = await client.authenticate(token);
+  demo.account = { name: reply.user, token, guest, confirmed: true };
+  demo.stats = null;
+  localStorage.setItem(SESSION_KEY, JSON.stringify({ token, name: reply.user, guest }));
+  accountNotice(null);
+  demo.name = reply.user;
+  demo.me = null;
+  showAccount();
+  log("sys", `signed in as ${reply.user}${guest ? " (guest)" : ""}`);
+  if (demo.room !== null) {
+    try {
+      await enter(reply.user, demo.room);
+    } catch (e) {
+      notice(e);
+    }
+  }
+  refreshBoard();
+}
+
+/** `register` or `signin` with the form's name and password, then sign in with the answer's token. */
+async function withPassword(route) {
+  const name = $("account-user").value.trim();
+  const password = $("account-password").value;
+  accountNotice(null);
+  try {
+    const { token } = await client.call(route, { name, password });
+    $("account-password").value = "";
+    await useToken(token, false);
+  } catch (e) {
+    accountNotice(accountError(e));
+  }
+}
+
+/** `guest` with this browser's device token (a new guest the first time), then sign in as it. */
+async function playAsGuest() {
+  accountNotice(null);
+  try {
+    let device = localStorage.getItem(DEVICE_KEY);
+    let session;
+    try {
+      session = await client.call("guest", { device_token: device });
+    } catch (e) {
+      if (device === null || e.code !== ArenaErrors.BAD_CREDENTIALS) throw e;
+      // This server does not know that guest (its database is another one): a new guest.
+      device = null;
+      localStorage.removeItem(DEVICE_KEY);
+      session = await client.call("guest", { device_token: null });
+      log("sys", "the guest saved in this browser is unknown here: playing as a new guest");
+    }
+    localStorage.setItem(DEVICE_KEY, session.device_token);
+    await useToken(session.token, true);
+  } catch (e) {
+    accountNotice(accountError(e));
+  }
+}
+
+/** Set while the page replaces its connection itself: its `disconnected` and `closed` are not news. */
+let restarting = false;
+
+/**
+ * Forgets the session and starts an anonymous connection: the current one stays the account's
+ * player until it ends, and no request undoes a token.
+ */
+function signOut() {
+  const who = demo.account?.name;
+  client.setToken(null);
+  signedOut();
+  accountNotice(null);
+  restarting = true;
+  try {
+    client.close();
+    client.connect();
+  } finally {
+    restarting = false;
+  }
+  setLink("connecting");
+  showStatus("connecting", "connecting…");
+  log("sys", `signed out${who ? ` of ${who}` : ""}`);
+}
+
+$("account-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  withPassword("signin");
+});
+$("register").addEventListener("click", () => withPassword("register"));
+$("guest").addEventListener("click", () => playAsGuest());
+$("signout").addEventListener("click", () => signOut());
+showAccount();
+
+// ----- leaderboard and the account's totals ----------------------------------------------
+
+const BOARD_SIZE = 10;
+const BOARD_EVERY_MS = 5000;
+let boardBusy = false;
+
+/**
+ * Saves the account's stats and shows its totals (`flush_stats`), then the top accounts by the
+ * chosen stat, which so include what the player earned until now.
+ */
+async function refreshBoard() {
+  if (!client.connected || boardBusy) return;
+  boardBusy = true;
+  try {
+    const account = demo.account;
+    if (account !== null) {
+      try {
+        const totals = await client.call("flush_stats", null, { timeout: 5000 });
+        if (demo.account === account) {
+          demo.stats = totals;
+          account.confirmed = true;
+        }
+      } catch (e) {
+        if (e.kind === "reply" && demo.account === account) accountNotice(`your totals: ${accountError(e)}`);
+      }
+      showAccount();
+    }
+    const by = demo.board.by;
+    const entries = await client.call("leaderboard", { by, limit: BOARD_SIZE }, { timeout: 5000 });
+    if (by === demo.board.by) {
+      demo.board.entries = entries;
+      demo.board.at = new Date();
+      renderBoard();
+    }
+  } catch (e) {
+    $("lb-when").textContent = `not refreshed: ${e.kind === "reply" ? accountError(e) : e.message}`;
+  } finally {
+    boardBusy = false;
+  }
+}
+
+function renderBoard() {
+  const { by, entries, at } = demo.board;
+  for (const button of document.querySelectorAll("#lb-by [data-by]")) button.setAttribute("aria-pressed", String(button.dataset.by === by));
+  $("lb-list").replaceChildren(
+    ...(entries ?? []).map(({ name, value }) => {
+      const li = document.createElement("li");
+      li.className = demo.account?.name === name ? "me" : "";
+      const v = document.createElement("span");
+      v.className = "v";
+      v.textContent = String(value);
+      li.append(document.createTextNode(name), v);
+      return li;
+    }),
+  );
+  $("lb-empty").hidden = entries === null || entries.length > 0;
+  $("lb-when").textContent = at === null ? "" : `by ${by}, at ${at.toLocaleTimeString()}`;
+}
+
+for (const button of document.querySelectorAll("#lb-by [data-by]")) {
+  button.addEventListener("click", () => {
+    demo.board = { by: button.dataset.by, entries: null, at: null };
+    renderBoard();
+    refreshBoard();
+  });
+}
+$("lb-refresh").addEventListener("click", () => refreshBoard());
+
+// Refreshed every few seconds while it can be seen: the tab in front and the panel on screen.
+let boardOnScreen = true;
+new IntersectionObserver((seen) => {
+  boardOnScreen = seen.some((entry) => entry.isIntersecting);
+}).observe($("leaderboard"));
+setInterval(() => {
+  if (document.visibilityState === "visible" && boardOnScreen) refreshBoard();
+}, BOARD_EVERY_MS);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") refreshBoard();
+});
 
 // ----- rooms -----------------------------------------------------------------------------
 
@@ -484,7 +777,8 @@ function draw(now) {
     ctx.textAlign = "center";
     ctx.textBaseline = "alphabetic";
     // While the link is down the notice over the canvas says it.
-    if (live) ctx.fillText(client.connected ? "pick a name and a room, then Join" : "connecting…", w / 2, w / 2);
+    const hint = demo.account ? "pick a room, then Join" : "pick a name and a room, then Join";
+    if (live) ctx.fillText(client.connected ? hint : "connecting…", w / 2, w / 2);
     requestAnimationFrame(draw);
     return;
   }

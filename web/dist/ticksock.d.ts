@@ -33,6 +33,7 @@
  * | `ClosedError`       | `"closed"`      | the client was closed, or gave up reconnecting, before the call could be sent |
  * | `RedirectError`     | `"redirect"`    | the call was redirected to another node (cluster) and the redirect could not be followed: see "Clusters" |
  * | `TicksockError`     | `"busy"`/`"encode"` | too many calls waiting (`maxPending`), or the data cannot be written as JSON |
+ * | `TicksockError`     | `"bad_reply"`   | the server's reply is not what the route answers (`authenticate`: not an `AuthReply`) |
  *
  * The call's entry (its callback and timer) is freed on every outcome; an answer that arrives
  * after the timeout (or a second answer to one request) is dropped and counted in
@@ -109,6 +110,34 @@
  *   made with, with the usual backoff; so do `REDIRECTED_URL_ATTEMPTS` (3) failed attempts in a
  *   row to a node the client was redirected to (the node may be gone for good: 12.4).
  *
+ * # Tokens (PROTOCOL.md section 13)
+ * A server with an authenticator identifies a connection by a token (what it is, and how a
+ * player gets one, is the game's business: the arena's `register`, `signin` and `guest` answer
+ * one). The client holds at most one, and offers it at **every connection it opens**: the first,
+ * each reconnect, each version 2 resume, and a redirect's connection (next to its ticket). It
+ * goes in the `token` query parameter, the one form a browser can send (13.1): the URL's other
+ * parameters are kept as they are, a `token` already in it is replaced, and the token is written
+ * as it is, not percent-encoded (the server does not decode it). A token is 1 to 4096 of the
+ * characters `A-Z a-z 0-9 - _ . ~ + / =` (`isToken`); anything else throws a `TypeError`.
+ * - `options.token`, or a `token` parameter in the URL given to the constructor, is the token of
+ *   the first connection. `setToken(token)` replaces it and `setToken(null)` forgets it, both for
+ *   the **next** connection: the current one keeps the identity it has. `token` reads it back.
+ * - `authenticate(token)` sends the `auth` request (13.2) with it, on the current connection (or
+ *   the next, from the offline queue), which makes it the connection's identity at once. It
+ *   resolves with the server's `AuthReply` (`user`, `roles`, `expires_in_ms`) and keeps the
+ *   token, to offer it from then on, **only when the server accepted it**: a refusal rejects
+ *   with `ReplyError` code 10 (`ErrorCodes.UNAUTHENTICATED`) and leaves the held token as it was.
+ *   Use it to sign in without reconnecting, and to refresh a token before it expires (13.4).
+ * - A close **4003** (`CLOSE_AUTH_FAILED`: the token offered at the upgrade was refused) or
+ *   **4004** (`CLOSE_AUTH_EXPIRED`: the identity expired and its grace passed) drops the token the
+ *   connection's identity rested on, since a reconnect offering it would be refused again,
+ *   forever (a token the game set with `setToken` since is kept). The client then reconnects,
+ *   anonymous, as after any drop, and emits `token_refused` right after `disconnected`: sign in
+ *   again there. On a redirect's connection, either close fails the call with `RedirectError`
+ *   (nothing was handled there) and drops the token the same way.
+ * - `auth_expired` (13.4) is an ordinary push, heard with `on("auth_expired", ...)`: it comes
+ *   right before the 4004 close, and is the last chance to `authenticate` with a new token.
+ *
  * # Events, and callbacks that call back into the client
  * A connection that becomes ready (version 1: its welcome arrived; version 2: its new session
  * started or its resume was answered) emits `connected`, and later exactly one `disconnected`;
@@ -124,6 +153,7 @@
  * | `session_ended` | `reason`, `code` | **the session ended**: its unanswered calls fail; log in again on the next `connected` |
  * | `reconnecting` | `attempt`, `delayMs` | the next attempt is scheduled |
  * | `redirected` | `url`, `welcome` | a redirect moved the client to another node, logged in as before: nothing to redo |
+ * | `token_refused` | `code`, `expired`, `token` | the server closed the connection for its token (4003, 4004): the client dropped it and reconnects anonymous; sign in again |
  * | `closed` | `reason` | the client stopped for good (its session, if any, is given up with it) |
  *
  * When a connection ends, the state is `waiting` (or `closed`) before anything runs; then
@@ -184,7 +214,39 @@ export declare const ErrorCodes: {
      * call never rejects with it.
      */
     readonly REDIRECT: 8;
+    /** The server's queue for slow work is full; the request was not handled (retry later). */
+    readonly BUSY: 9;
+    /**
+     * The route needs an authenticated connection and this one is not, or an `auth` request's
+     * token was refused (PROTOCOL.md 13.2, 13.3).
+     */
+    readonly UNAUTHENTICATED: 10;
+    /** The route needs a role the connection's identity does not have (PROTOCOL.md 13.3). */
+    readonly FORBIDDEN: 11;
 };
+/**
+ * The close code of a server that refused the token a connection offered at its upgrade
+ * (PROTOCOL.md 7.5, 13.1), sent right after the welcome: nothing of the connection was handled.
+ * The client drops that token (see "Tokens").
+ */
+export declare const CLOSE_AUTH_FAILED = 4003;
+/**
+ * The close code of a server whose connection's identity expired and whose grace passed without
+ * a new token (PROTOCOL.md 7.5, 13.4); an `auth_expired` push comes right before it. The client
+ * drops the token (see "Tokens").
+ */
+export declare const CLOSE_AUTH_EXPIRED = 4004;
+/** The route that checks a token and makes it the connection's identity (PROTOCOL.md 13.2); see `authenticate`. */
+export declare const AUTH_ROUTE = "auth";
+/** The push topic of an identity that expired, right before the close 4004 (PROTOCOL.md 13.4). */
+export declare const AUTH_EXPIRED_TOPIC = "auth_expired";
+/** The longest token a server takes at the upgrade, in bytes (PROTOCOL.md 13.1). */
+export declare const MAX_TOKEN_BYTES = 4096;
+/**
+ * True when `token` can be offered at the upgrade: 1 to `MAX_TOKEN_BYTES` of the characters
+ * `A-Z a-z 0-9 - _ . ~ + / =` (PROTOCOL.md 13.1).
+ */
+export declare function isToken(token: unknown): token is string;
 /** Redirects the client follows for one call; one more fails the call with `RedirectError` (PROTOCOL.md 12.2). */
 export declare const MAX_REDIRECTS = 3;
 /**
@@ -217,7 +279,7 @@ export declare const CloseCodes: {
     readonly PROTOCOL_ERROR: 4002;
 };
 /** What ended a call that did not get a reply. */
-export type ErrorKind = "reply" | "timeout" | "disconnected" | "queue_full" | "too_large" | "closed" | "busy" | "encode" | "redirect";
+export type ErrorKind = "reply" | "timeout" | "disconnected" | "queue_full" | "too_large" | "closed" | "busy" | "encode" | "redirect" | "bad_reply";
 /** The base of every error this client produces. Branch on `kind` (or `instanceof`). */
 export declare class TicksockError extends Error {
     /** What went wrong. */
@@ -321,6 +383,18 @@ export interface SessionInfo {
     /** Requests sent whose answer has not arrived yet (calls that timed out included). */
     unanswered: number;
 }
+/**
+ * The answer to an `auth` request (PROTOCOL.md 13.2): who the connection is now. `authenticate`
+ * resolves with it.
+ */
+export interface AuthReply {
+    /** The user the connection is now bound to. */
+    user: string;
+    /** Its roles (none: an empty list). */
+    roles: string[];
+    /** How long until the identity expires, in milliseconds from the answer; null: it does not. */
+    expires_in_ms: number | null;
+}
 /** Why a version 2 session ended while the client was running (`session_ended`'s `reason`). */
 export type SessionEndReason = "resume_failed" | "version_1" | "protocol_error";
 /** Lifecycle events and their payloads. */
@@ -380,6 +454,22 @@ export interface ClientEvents {
         route: string;
         welcome: Welcome;
     };
+    /**
+     * The server closed a connection for its token (see "Tokens"): `code` 4003
+     * (`CLOSE_AUTH_FAILED`, the token offered at the upgrade was refused; `expired` false) or 4004
+     * (`CLOSE_AUTH_EXPIRED`, the identity expired; `expired` true), with the close's `reason`.
+     * `token` is the token the connection's identity rested on (null if it had none), which the
+     * client dropped unless the game set another since: `client.token` says what it holds now.
+     * It goes out right after the `disconnected` of that connection (for a redirect's connection,
+     * before its call fails with `RedirectError`); the client reconnects anonymous as usual.
+     * Sign in again here.
+     */
+    token_refused: {
+        code: number;
+        reason: string;
+        expired: boolean;
+        token: string | null;
+    };
     /** The client stopped for good: `close()` was called, it gave up reconnecting, or the server speaks another version. */
     closed: {
         reason: "closed" | "gave_up" | "version";
@@ -421,6 +511,11 @@ export interface ClientOptions {
     WebSocket?: WebSocketConstructor;
     /** Connect from the constructor. Default true; else call `connect()`. */
     autoConnect?: boolean;
+    /**
+     * The token to offer at the first connection and the next ones (see "Tokens"), or null for
+     * none. Default: the `token` parameter of the URL, if it has one, else none.
+     */
+    token?: string | null;
     /** Default timeout of a call. Default 10 000 ms. */
     callTimeoutMs?: number;
     /** How long a connection attempt may take, up to the welcome (on a version 2 resume, up to its answer). Default 10 000 ms. */
@@ -516,6 +611,8 @@ export declare class CallIds {
     /** The id `next` tries first. */
     peek(): number;
 }
+/** An `auth` reply's body as an `AuthReply` (PROTOCOL.md 13.2), or a string saying what is wrong with it. */
+export declare function decodeAuthReply(body: unknown): AuthReply | string;
 /** The delay before reconnect attempt `attempt` (1-based), without jitter. */
 export declare function backoffCeiling(attempt: number, initialMs: number, maxMs: number): number;
 /** UTF-8 length of a string, without allocating. */
@@ -570,6 +667,13 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     private hop;
     /** Old connections that a redirect left, waiting for the answers to their calls in flight. */
     private readonly drains;
+    /** The token offered at the next connection, or null (see "Tokens"). */
+    private heldToken;
+    /**
+     * The token the current connection's identity rests on: the one offered at its upgrade, or the
+     * one an `auth` on it accepted since; null for none. A close 4003 or 4004 refuses this one.
+     */
+    private linkToken;
     /** Every call waiting for its outcome, queued or sent, by id (in call order). */
     private readonly pending;
     /** The offline queue, in call order. */
@@ -578,8 +682,16 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     private readonly pushListeners;
     private readonly eventListeners;
     constructor(url: string, options?: ClientOptions);
-    /** Where the client connects now: `url`, or the node a redirect moved it to (its URL without the ticket). */
+    /**
+     * Where the client connects now: `url`, or the node a redirect moved it to (its URL without the
+     * ticket); without a `token` parameter either way (the held token is added at each connect).
+     */
     get currentUrl(): string;
+    /**
+     * The token offered at the next connection (see "Tokens"), or null for none: set by
+     * `options.token`, `setToken` and an accepted `authenticate`; dropped on a close 4003 or 4004.
+     */
+    get token(): string | null;
     /** The link state. */
     get state(): LinkState;
     /** True when the welcome of the current connection arrived: calls go out at once. */
@@ -606,6 +718,28 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
      * first. With `autoConnect: false` it waits for `connect()`.
      */
     ready(): Promise<Welcome>;
+    /**
+     * Offer `token` at every connection from the next one on (the reconnects and resumes
+     * included), or no token with `null`. The current connection keeps its identity: to change it
+     * now, use `authenticate`. Throws a `TypeError` for a string that is not a token (`isToken`).
+     */
+    setToken(token: string | null): void;
+    /**
+     * Sends `auth` (PROTOCOL.md 13.2) with `token`: the server checks it and, if it is good, makes
+     * it the connection's identity at once (it signs an anonymous connection in, refreshes an
+     * expiring one, or changes its user). Resolves with the server's `AuthReply`, and from then on
+     * the client offers `token` at each connection (as `setToken` would). Rejects as any call does
+     * (a refused token: `ReplyError` with code `ErrorCodes.UNAUTHENTICATED`), or with a
+     * `TicksockError` of kind `bad_reply` when the answer is not an `AuthReply`; the held token
+     * is then left as it was. Rejects with a `TypeError`, sending nothing, for a string that is not
+     * a token. Made while offline, it waits in the offline queue as any call.
+     */
+    authenticate(token: string, options?: CallOptions): Promise<AuthReply>;
+    /**
+     * A connection whose identity rested on `refused` was closed for it (4003, 4004): the client
+     * drops that token, unless the game has set another since.
+     */
+    private dropRefusedToken;
     /** Call `route` with `data`; the Promise settles with the call's one outcome. */
     call<K extends keyof R & string>(route: K, data?: R[K]["req"], options?: CallOptions): Promise<R[K]["res"]>;
     /** Call `route` with `data`; `cb(err, result)` is called once, with the call's one outcome. */
@@ -745,6 +879,12 @@ export declare const ArenaErrors: {
     readonly ROOM_FULL: 1004;
     readonly INVALID: 1005;
     readonly NOT_ONLINE: 1006;
+    /** `register`: an account has that name already. */
+    readonly NAME_TAKEN: 1007;
+    /** `signin`, `guest`: wrong name or password, or an unknown device token. */
+    readonly BAD_CREDENTIALS: 1008;
+    /** Accounts: the server's database failed or stayed busy (retry later), or it keeps no accounts. */
+    readonly STORE: 1009;
 };
 /** Arena constants (PROTOCOL.md section 8.1). */
 export declare const Arena: {
@@ -781,6 +921,31 @@ export interface Presence {
 export interface State {
     tick: number;
     players: PlayerState[];
+}
+/** The reply of `register` and `signin`: a session token, for `authenticate` and `setToken` (PROTOCOL.md 8.8). */
+export interface AccountSession {
+    token: string;
+}
+/** The reply of `guest`: a session token, and the device token that brings this guest back (keep it). */
+export interface GuestSession {
+    token: string;
+    device_token: string;
+}
+/** The stat `leaderboard` ranks by. */
+export type LeaderboardBy = "distance" | "messages" | "games";
+/** One account of a `leaderboard` reply, highest `value` first. */
+export interface LeaderboardEntry {
+    name: string;
+    value: number;
+}
+/** An account's totals, as `flush_stats` answers them once saved. */
+export interface PlayerStats {
+    /** Arena units moved. */
+    distance: number;
+    /** `chat` lines and `whisper`s sent. */
+    messages: number;
+    /** Arenas entered by `join`. */
+    games: number;
 }
 /** The arena's routes: request and reply types. */
 export interface ArenaRoutes {
@@ -837,6 +1002,41 @@ export interface ArenaRoutes {
         req: unknown;
         res: unknown;
     };
+    register: {
+        req: {
+            name: string;
+            password: string;
+        };
+        res: AccountSession;
+    };
+    signin: {
+        req: {
+            name: string;
+            password: string;
+        };
+        res: AccountSession;
+    };
+    guest: {
+        req: {
+            device_token: string | null;
+        };
+        res: GuestSession;
+    };
+    leaderboard: {
+        req: {
+            by: LeaderboardBy;
+            limit: number;
+        };
+        res: LeaderboardEntry[];
+    };
+    flush_stats: {
+        req: null | undefined;
+        res: PlayerStats;
+    };
+    auth: {
+        req: string;
+        res: AuthReply;
+    };
 }
 /** The arena's push topics and bodies. */
 export interface ArenaPushes {
@@ -845,4 +1045,6 @@ export interface ArenaPushes {
     chat: ChatLine;
     presence: Presence;
     whisper: ChatLine;
+    /** The account's identity expired (PROTOCOL.md 13.4): a close 4004 follows. */
+    auth_expired: null;
 }

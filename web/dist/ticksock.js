@@ -33,6 +33,7 @@
  * | `ClosedError`       | `"closed"`      | the client was closed, or gave up reconnecting, before the call could be sent |
  * | `RedirectError`     | `"redirect"`    | the call was redirected to another node (cluster) and the redirect could not be followed: see "Clusters" |
  * | `TicksockError`     | `"busy"`/`"encode"` | too many calls waiting (`maxPending`), or the data cannot be written as JSON |
+ * | `TicksockError`     | `"bad_reply"`   | the server's reply is not what the route answers (`authenticate`: not an `AuthReply`) |
  *
  * The call's entry (its callback and timer) is freed on every outcome; an answer that arrives
  * after the timeout (or a second answer to one request) is dropped and counted in
@@ -109,6 +110,34 @@
  *   made with, with the usual backoff; so do `REDIRECTED_URL_ATTEMPTS` (3) failed attempts in a
  *   row to a node the client was redirected to (the node may be gone for good: 12.4).
  *
+ * # Tokens (PROTOCOL.md section 13)
+ * A server with an authenticator identifies a connection by a token (what it is, and how a
+ * player gets one, is the game's business: the arena's `register`, `signin` and `guest` answer
+ * one). The client holds at most one, and offers it at **every connection it opens**: the first,
+ * each reconnect, each version 2 resume, and a redirect's connection (next to its ticket). It
+ * goes in the `token` query parameter, the one form a browser can send (13.1): the URL's other
+ * parameters are kept as they are, a `token` already in it is replaced, and the token is written
+ * as it is, not percent-encoded (the server does not decode it). A token is 1 to 4096 of the
+ * characters `A-Z a-z 0-9 - _ . ~ + / =` (`isToken`); anything else throws a `TypeError`.
+ * - `options.token`, or a `token` parameter in the URL given to the constructor, is the token of
+ *   the first connection. `setToken(token)` replaces it and `setToken(null)` forgets it, both for
+ *   the **next** connection: the current one keeps the identity it has. `token` reads it back.
+ * - `authenticate(token)` sends the `auth` request (13.2) with it, on the current connection (or
+ *   the next, from the offline queue), which makes it the connection's identity at once. It
+ *   resolves with the server's `AuthReply` (`user`, `roles`, `expires_in_ms`) and keeps the
+ *   token, to offer it from then on, **only when the server accepted it**: a refusal rejects
+ *   with `ReplyError` code 10 (`ErrorCodes.UNAUTHENTICATED`) and leaves the held token as it was.
+ *   Use it to sign in without reconnecting, and to refresh a token before it expires (13.4).
+ * - A close **4003** (`CLOSE_AUTH_FAILED`: the token offered at the upgrade was refused) or
+ *   **4004** (`CLOSE_AUTH_EXPIRED`: the identity expired and its grace passed) drops the token the
+ *   connection's identity rested on, since a reconnect offering it would be refused again,
+ *   forever (a token the game set with `setToken` since is kept). The client then reconnects,
+ *   anonymous, as after any drop, and emits `token_refused` right after `disconnected`: sign in
+ *   again there. On a redirect's connection, either close fails the call with `RedirectError`
+ *   (nothing was handled there) and drops the token the same way.
+ * - `auth_expired` (13.4) is an ordinary push, heard with `on("auth_expired", ...)`: it comes
+ *   right before the 4004 close, and is the last chance to `authenticate` with a new token.
+ *
  * # Events, and callbacks that call back into the client
  * A connection that becomes ready (version 1: its welcome arrived; version 2: its new session
  * started or its resume was answered) emits `connected`, and later exactly one `disconnected`;
@@ -124,6 +153,7 @@
  * | `session_ended` | `reason`, `code` | **the session ended**: its unanswered calls fail; log in again on the next `connected` |
  * | `reconnecting` | `attempt`, `delayMs` | the next attempt is scheduled |
  * | `redirected` | `url`, `welcome` | a redirect moved the client to another node, logged in as before: nothing to redo |
+ * | `token_refused` | `code`, `expired`, `token` | the server closed the connection for its token (4003, 4004): the client dropped it and reconnects anonymous; sign in again |
  * | `closed` | `reason` | the client stopped for good (its session, if any, is given up with it) |
  *
  * When a connection ends, the state is `waiting` (or `closed`) before anything runs; then
@@ -184,7 +214,45 @@ export const ErrorCodes = {
      * call never rejects with it.
      */
     REDIRECT: 8,
+    /** The server's queue for slow work is full; the request was not handled (retry later). */
+    BUSY: 9,
+    /**
+     * The route needs an authenticated connection and this one is not, or an `auth` request's
+     * token was refused (PROTOCOL.md 13.2, 13.3).
+     */
+    UNAUTHENTICATED: 10,
+    /** The route needs a role the connection's identity does not have (PROTOCOL.md 13.3). */
+    FORBIDDEN: 11,
 };
+/**
+ * The close code of a server that refused the token a connection offered at its upgrade
+ * (PROTOCOL.md 7.5, 13.1), sent right after the welcome: nothing of the connection was handled.
+ * The client drops that token (see "Tokens").
+ */
+export const CLOSE_AUTH_FAILED = 4003;
+/**
+ * The close code of a server whose connection's identity expired and whose grace passed without
+ * a new token (PROTOCOL.md 7.5, 13.4); an `auth_expired` push comes right before it. The client
+ * drops the token (see "Tokens").
+ */
+export const CLOSE_AUTH_EXPIRED = 4004;
+/** The route that checks a token and makes it the connection's identity (PROTOCOL.md 13.2); see `authenticate`. */
+export const AUTH_ROUTE = "auth";
+/** The push topic of an identity that expired, right before the close 4004 (PROTOCOL.md 13.4). */
+export const AUTH_EXPIRED_TOPIC = "auth_expired";
+/** The longest token a server takes at the upgrade, in bytes (PROTOCOL.md 13.1). */
+export const MAX_TOKEN_BYTES = 4096;
+/** The query parameter that carries the token at the upgrade (PROTOCOL.md 13.1). */
+const TOKEN_PARAM = "token";
+/** The characters of a token (PROTOCOL.md 13.1), which a URL carries as they are. */
+const TOKEN_PATTERN = /^[A-Za-z0-9\-_.~+/=]+$/;
+/**
+ * True when `token` can be offered at the upgrade: 1 to `MAX_TOKEN_BYTES` of the characters
+ * `A-Z a-z 0-9 - _ . ~ + / =` (PROTOCOL.md 13.1).
+ */
+export function isToken(token) {
+    return typeof token === "string" && token.length <= MAX_TOKEN_BYTES && TOKEN_PATTERN.test(token);
+}
 /** Redirects the client follows for one call; one more fails the call with `RedirectError` (PROTOCOL.md 12.2). */
 export const MAX_REDIRECTS = 3;
 /**
@@ -401,6 +469,61 @@ function redirectTarget(message) {
     parsed.searchParams.delete("ticket");
     return { url: message, reconnectUrl: parsed.toString() };
 }
+/** The name of a raw query parameter (`name=value`, or `name` alone), not percent-decoded. */
+function queryName(part) {
+    const eq = part.indexOf("=");
+    return eq < 0 ? part : part.slice(0, eq);
+}
+/** The raw parameters of `url`'s query, in order (the server reads them raw too: 13.1). */
+function queryParts(url) {
+    return new URL(url).search
+        .slice(1)
+        .split("&")
+        .filter((part) => part !== "");
+}
+/** The `token` parameter of `url`'s query, as it is written there, or null. */
+function tokenOfUrl(url) {
+    const part = queryParts(url).find((p) => queryName(p) === TOKEN_PARAM);
+    return part === undefined ? null : part.slice(TOKEN_PARAM.length + 1);
+}
+/**
+ * `url` offering `token` at the upgrade (PROTOCOL.md 13.1): its `token` parameters replaced by
+ * `token=<token>` (last, written as it is: its characters need no escaping), or removed when
+ * `token` is null. The other parameters (a redirect's `ticket`, a game's own) stay as they are.
+ * A URL that has nothing to change is returned as it is.
+ */
+function urlWithToken(url, token) {
+    const parts = queryParts(url);
+    const kept = parts.filter((part) => queryName(part) !== TOKEN_PARAM);
+    if (token === null && kept.length === parts.length)
+        return url;
+    if (token !== null)
+        kept.push(`${TOKEN_PARAM}=${token}`);
+    const parsed = new URL(url);
+    parsed.search = kept.length > 0 ? `?${kept.join("&")}` : "";
+    return parsed.toString();
+}
+/** `token`, if it can be offered at the upgrade; else a `TypeError` saying why (`what` names it). */
+function checkedToken(token, what) {
+    if (isToken(token))
+        return token;
+    const shown = typeof token === "string" ? `${JSON.stringify(token.slice(0, 40))}${token.length > 40 ? "..." : ""} (${token.length} characters)` : String(token);
+    throw new TypeError(`ticksock: ${what} ${shown} is not a token: 1 to ${MAX_TOKEN_BYTES} of the characters A-Z a-z 0-9 - _ . ~ + / = (PROTOCOL.md 13.1)`);
+}
+/** An `auth` reply's body as an `AuthReply` (PROTOCOL.md 13.2), or a string saying what is wrong with it. */
+export function decodeAuthReply(body) {
+    if (typeof body !== "object" || body === null || Array.isArray(body))
+        return "it is not an object";
+    const b = body;
+    if (typeof b.user !== "string")
+        return "its `user` is not a string";
+    if (!Array.isArray(b.roles) || !b.roles.every((r) => typeof r === "string"))
+        return "its `roles` is not a list of strings";
+    const expires = b.expires_in_ms ?? null;
+    if (expires !== null && (typeof expires !== "number" || !Number.isInteger(expires) || expires < 0))
+        return "its `expires_in_ms` is neither null nor a whole number of milliseconds";
+    return { user: b.user, roles: [...b.roles], expires_in_ms: expires };
+}
 /** The delay before reconnect attempt `attempt` (1-based), without jitter. */
 export function backoffCeiling(attempt, initialMs, maxMs) {
     const doublings = Math.min(Math.max(attempt - 1, 0), 30);
@@ -483,6 +606,11 @@ export class TicksockClient {
         this.hop = null;
         /** Old connections that a redirect left, waiting for the answers to their calls in flight. */
         this.drains = new Set();
+        /**
+         * The token the current connection's identity rests on: the one offered at its upgrade, or the
+         * one an `auth` on it accepted since; null for none. A close 4003 or 4004 refuses this one.
+         */
+        this.linkToken = null;
         /** Every call waiting for its outcome, queued or sent, by id (in call order). */
         this.pending = new Map();
         /** The offline queue, in call order. */
@@ -493,6 +621,9 @@ export class TicksockClient {
         new URL(url); // throws a SyntaxError now for a URL that can never work
         this.url = url;
         this.connectUrl = url;
+        this.heldToken = options.token === undefined ? tokenOfUrl(url) : options.token;
+        if (this.heldToken !== null)
+            checkedToken(this.heldToken, options.token === undefined ? "the URL's token" : "options.token");
         const opts = { ...DEFAULTS };
         for (const key of Object.keys(DEFAULTS)) {
             const v = options[key];
@@ -520,9 +651,19 @@ export class TicksockClient {
             this.connect();
     }
     // ----- state -----------------------------------------------------------------------------
-    /** Where the client connects now: `url`, or the node a redirect moved it to (its URL without the ticket). */
+    /**
+     * Where the client connects now: `url`, or the node a redirect moved it to (its URL without the
+     * ticket); without a `token` parameter either way (the held token is added at each connect).
+     */
     get currentUrl() {
-        return this.connectUrl;
+        return urlWithToken(this.connectUrl, null);
+    }
+    /**
+     * The token offered at the next connection (see "Tokens"), or null for none: set by
+     * `options.token`, `setToken` and an accepted `authenticate`; dropped on a close 4003 or 4004.
+     */
+    get token() {
+        return this.heldToken;
     }
     /** The link state. */
     get state() {
@@ -594,6 +735,55 @@ export class TicksockClient {
                 reject(error ?? new ClosedError("", "the client is closed"));
             });
         });
+    }
+    // ----- tokens (PROTOCOL.md section 13) -------------------------------------------------------
+    /**
+     * Offer `token` at every connection from the next one on (the reconnects and resumes
+     * included), or no token with `null`. The current connection keeps its identity: to change it
+     * now, use `authenticate`. Throws a `TypeError` for a string that is not a token (`isToken`).
+     */
+    setToken(token) {
+        this.heldToken = token === null ? null : checkedToken(token, "setToken:");
+    }
+    /**
+     * Sends `auth` (PROTOCOL.md 13.2) with `token`: the server checks it and, if it is good, makes
+     * it the connection's identity at once (it signs an anonymous connection in, refreshes an
+     * expiring one, or changes its user). Resolves with the server's `AuthReply`, and from then on
+     * the client offers `token` at each connection (as `setToken` would). Rejects as any call does
+     * (a refused token: `ReplyError` with code `ErrorCodes.UNAUTHENTICATED`), or with a
+     * `TicksockError` of kind `bad_reply` when the answer is not an `AuthReply`; the held token
+     * is then left as it was. Rejects with a `TypeError`, sending nothing, for a string that is not
+     * a token. Made while offline, it waits in the offline queue as any call.
+     */
+    authenticate(token, options = {}) {
+        let checked;
+        try {
+            checked = checkedToken(token, "authenticate:");
+        }
+        catch (e) {
+            return Promise.reject(e);
+        }
+        return new Promise((resolve, reject) => {
+            this.start(AUTH_ROUTE, checked, options, (err, body) => {
+                if (err)
+                    return reject(err);
+                const reply = decodeAuthReply(body);
+                if (typeof reply === "string")
+                    return reject(new TicksockError("bad_reply", AUTH_ROUTE, `${AUTH_ROUTE}: the reply is not an AuthReply: ${reply}`));
+                this.heldToken = checked;
+                // The answer came on the current connection: its identity now rests on this token.
+                this.linkToken = checked;
+                resolve(reply);
+            }, false);
+        });
+    }
+    /**
+     * A connection whose identity rested on `refused` was closed for it (4003, 4004): the client
+     * drops that token, unless the game has set another since.
+     */
+    dropRefusedToken(refused) {
+        if (refused !== null && this.heldToken === refused)
+            this.heldToken = null;
     }
     call(route, data, a, b) {
         let options = {};
@@ -864,8 +1054,9 @@ export class TicksockClient {
         this.awaitingResume = false;
         this.linkFramesSent = 0;
         let ws;
+        const token = this.heldToken;
         try {
-            ws = new this.WS(this.connectUrl, [...SUBPROTOCOLS]);
+            ws = new this.WS(urlWithToken(this.connectUrl, token), [...SUBPROTOCOLS]);
         }
         catch (e) {
             // E.g. a SecurityError; it counts as a failed attempt.
@@ -874,6 +1065,7 @@ export class TicksockClient {
             return;
         }
         this.ws = ws;
+        this.linkToken = token;
         this.attach(ws);
         ws.onopen = () => {
             if (!SUBPROTOCOLS.includes(ws.protocol))
@@ -1181,8 +1373,11 @@ export class TicksockClient {
         if (from === null || this.linkState !== "open")
             return void fail(target.reconnectUrl, "the client is not connected");
         let ws;
+        // The ticket carries the identity; the token goes along, so that the node's connection rests
+        // on it as the ones the client opens there later will.
+        const token = this.heldToken;
         try {
-            ws = new this.WS(target.url, [...SUBPROTOCOLS]);
+            ws = new this.WS(urlWithToken(target.url, token), [...SUBPROTOCOLS]);
         }
         catch (e) {
             // E.g. a SecurityError: a ws:// node for a page served over https.
@@ -1190,14 +1385,14 @@ export class TicksockClient {
         }
         entry.redirects++;
         entry.away = true;
-        const hop = { entry, ws, url: target.reconnectUrl, welcome: null, version: 1, session: null, secret: "", sent: false, timer: null };
+        const hop = { entry, ws, url: target.reconnectUrl, welcome: null, version: 1, session: null, secret: "", sent: false, timer: null, token };
         this.hop = hop;
         ws.onopen = () => {
             if (!SUBPROTOCOLS.includes(ws.protocol))
                 this.hopFailed(hop, `the node chose subprotocol "${ws.protocol}"`);
         };
         ws.onmessage = (ev) => this.onHopFrame(hop, ev.data);
-        ws.onclose = (ev) => this.onHopClose(hop, ev.code ?? 1006);
+        ws.onclose = (ev) => this.onHopClose(hop, ev.code ?? 1006, ev.reason ?? "");
         ws.onerror = () => {
             // A close event follows; it does the work.
         };
@@ -1232,9 +1427,19 @@ export class TicksockClient {
         this.endHop(hop, code, why.slice(0, 120));
         this.finish(hop.entry.id, new RedirectError(hop.entry.route, hop.url, why));
     }
-    onHopClose(hop, code) {
+    onHopClose(hop, code, reason) {
         if (this.hop !== hop)
             return;
+        if (code === CLOSE_AUTH_FAILED || code === CLOSE_AUTH_EXPIRED) {
+            // The node handled nothing of the connection: the call was not made there.
+            const entry = hop.entry;
+            this.dropRefusedToken(hop.token);
+            this.endHop(hop, null, "");
+            this.emit("token_refused", { code, reason, expired: code === CLOSE_AUTH_EXPIRED, token: hop.token });
+            if (this.pending.get(entry.id) === entry)
+                this.finish(entry.id, new RedirectError(entry.route, hop.url, `the node refused the token (close ${code})`));
+            return;
+        }
         if (code === CLOSE_BAD_TICKET)
             return this.hopFailed(hop, `the node refused the ticket (close ${code})`);
         if (!hop.sent)
@@ -1354,6 +1559,7 @@ export class TicksockClient {
         const ws = hop.ws;
         this.ws = ws;
         this.attach(ws);
+        this.linkToken = hop.token;
         this.linkVersion = hop.version;
         this.linkWelcome = { welcome, secret: hop.secret };
         this.awaitingResume = false;
@@ -1496,6 +1702,13 @@ export class TicksockClient {
         // A node that refuses a ticket (12.3) is no place to reconnect to.
         if (fromSocket && code === CLOSE_BAD_TICKET)
             this.connectUrl = this.url;
+        // A token refused (13.1) or expired (13.4) would be refused at every reconnect: it goes
+        // before anything runs, so that a connect() from a listener is anonymous already.
+        const refusedToken = this.linkToken;
+        this.linkToken = null;
+        const tokenRefused = fromSocket && (code === CLOSE_AUTH_FAILED || code === CLOSE_AUTH_EXPIRED);
+        if (tokenRefused)
+            this.dropRefusedToken(refusedToken);
         ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
         if (!fromSocket) {
             try {
@@ -1537,6 +1750,8 @@ export class TicksockClient {
         // events in order: a close() there follows the `disconnected` with its `closed`.
         if (wasOpen)
             this.emit("disconnected", { code, reason, wasClean, failedCalls, resuming });
+        if (tokenRefused)
+            this.emit("token_refused", { code, reason, expired: code === CLOSE_AUTH_EXPIRED, token: refusedToken });
         this.rejectSent(sent);
         if (hop !== null && this.pending.get(hop.entry.id) === hop.entry) {
             // Sent on the new node, it may have been handled there: its fate is unknown.
@@ -1627,6 +1842,12 @@ export const ArenaErrors = {
     ROOM_FULL: 1004,
     INVALID: 1005,
     NOT_ONLINE: 1006,
+    /** `register`: an account has that name already. */
+    NAME_TAKEN: 1007,
+    /** `signin`, `guest`: wrong name or password, or an unknown device token. */
+    BAD_CREDENTIALS: 1008,
+    /** Accounts: the server's database failed or stayed busy (retry later), or it keeps no accounts. */
+    STORE: 1009,
 };
 /** Arena constants (PROTOCOL.md section 8.1). */
 export const Arena = { SIZE: 1000, SPEED: 5, MAX_NAME_LEN: 32, MAX_CHAT_LEN: 256 };

@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Browser, ServerProcess, within } from "./support.mjs";
+import { Browser, ServerProcess, tempDbPath, within } from "./support.mjs";
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SERVER_BIN = resolve(WEB, process.env.TICKSOCK_SERVER_BIN ?? "../target/release/ticksock-arena");
@@ -24,7 +24,9 @@ const serverProcess = new ServerProcess(SERVER_BIN, "run `cargo build --release 
 const browser = new Browser();
 
 /** Starts the server (by default on a free loopback port); resolves with its "host:port". */
-const startServer = (listen = "127.0.0.1:0") => serverProcess.start(["--listen", listen]);
+// One database for both runs of the server (a restart keeps the accounts), in a temporary directory.
+const db = tempDbPath();
+const startServer = (listen = "127.0.0.1:0") => serverProcess.start(["--listen", listen, "--db", db]);
 const stopServer = () => serverProcess.stop();
 const startBrowser = () => browser.start();
 const stopBrowser = () => browser.stop();

@@ -20,7 +20,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Browser, RedisProcess, ServerProcess, within } from "./support.mjs";
+import { Browser, RedisProcess, ServerProcess, tempDbPath, within } from "./support.mjs";
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SERVER_BIN = resolve(WEB, process.env.TICKSOCK_SERVER_BIN ?? "../target/release/ticksock-arena");
@@ -201,8 +201,9 @@ test("a page follows a redirect to the node that holds the arena, as the same pl
   // origin. The nodes' ports are known only once they listen, so they allow any; a deployment
   // lists its site's origin on every node (README, "Cluster").
   const cluster = ["--listen", "127.0.0.1:0", "--cluster", redisUrl, "--allowed-origins", "*"];
-  const addr1 = await node1.start([...cluster, "--node-name", "n1"]);
-  const addr2 = await node2.start([...cluster, "--node-name", "n2"]);
+  // Each node its own database, in a temporary directory.
+  const addr1 = await node1.start([...cluster, "--node-name", "n1", "--db", tempDbPath("n1")]);
+  const addr2 = await node2.start([...cluster, "--node-name", "n2", "--db", tempDbPath("n2")]);
   const url1 = `ws://${addr1}/`;
   const url2 = `ws://${addr2}/`;
 

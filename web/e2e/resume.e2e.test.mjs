@@ -18,7 +18,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Browser, ServerProcess, within } from "./support.mjs";
+import { Browser, ServerProcess, tempDbPath, within } from "./support.mjs";
 import { LinkProxy } from "./link_proxy.mjs";
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -88,7 +88,7 @@ async function pageWait(page, what, fn, arg, ms = 15_000) {
 }
 
 test("a page keeps its player, room and pending call across a killed connection", { timeout: 120_000 }, async () => {
-  const serverAddr = await serverProcess.start(["--listen", "127.0.0.1:0"]);
+  const serverAddr = await serverProcess.start(["--listen", "127.0.0.1:0", "--db", tempDbPath()]);
   proxy = new LinkProxy(serverAddr);
   const addr = await proxy.start();
 

@@ -84,6 +84,17 @@ export class ServerProcess {
   }
 }
 
+/**
+ * A path for an arena database (`--db`) in a new temporary directory, removed when the test
+ * process exits: the binary's default is a file in its working directory, and a test never
+ * writes one into the repository. `label` names the file.
+ */
+export function tempDbPath(label = "arena") {
+  const dir = mkdtempSync(join(tmpdir(), "ticksock-e2e-db-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, `${label}.db`);
+}
+
 /** A TCP port on 127.0.0.1 that nothing listens on (at the time of the call). */
 export function freePort() {
   return new Promise((resolve, reject) => {

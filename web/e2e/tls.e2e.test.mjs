@@ -31,7 +31,7 @@ import { get as httpsGet } from "node:https";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Browser, ServerProcess, within } from "./support.mjs";
+import { Browser, ServerProcess, tempDbPath, within } from "./support.mjs";
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SERVER_BIN = resolve(WEB, process.env.TICKSOCK_SERVER_BIN ?? "../target/release/ticksock-arena");
@@ -184,6 +184,7 @@ test("the demo page over https connects over wss://; the TLS port refuses plain 
     "--tls-cert", cert,
     "--tls-key", key,
     "--allowed-origins", `self,${plainOrigin}`,
+    "--db", tempDbPath(),
   ]);
   assert.match(serverProcess.log, /listening on wss:\/\/127\.0\.0\.1:\d+\/ .*demo page at https:\/\//, "the server says it serves TLS");
   const port = addr.split(":").pop();

@@ -1,5 +1,5 @@
 // Compile-time checks of the client's types (`npm test` runs `tsc` on this file; it is never run).
-import { TicksockClient, type ArenaRoutes, type ArenaPushes, type TicksockError } from "../src/client.js";
+import { TicksockClient, type ArenaRoutes, type ArenaPushes, type TicksockError, type AuthReply } from "../src/client.js";
 
 declare const arena: TicksockClient<ArenaRoutes, ArenaPushes>;
 
@@ -17,6 +17,22 @@ export async function typed(): Promise<void> {
   arena.onEvent("session_ended", ({ reason, code, failedCalls }) => [reason.toUpperCase(), code ?? 0, failedCalls]);
   arena.onEvent("redirected", ({ url, from, route, welcome }) => [url, from, route, welcome.conn_id]);
   const where: string = arena.currentUrl;
+  const reply: AuthReply = await arena.authenticate("t0k.en");
+  const expiresIn: number | null = reply.expires_in_ms;
+  arena.setToken(null);
+  const held: string | null = arena.token;
+  arena.onEvent("token_refused", ({ code, expired, token, reason }) => [code, expired ? "expired" : "refused", token ?? "", reason]);
+  const guest = await arena.call("guest", { device_token: null });
+  arena.setToken(guest.token);
+  const board = await arena.call("leaderboard", { by: "distance", limit: 10 });
+  const top: number | undefined = board[0]?.value;
+  const totals = await arena.call("flush_stats");
+  arena.on("auth_expired", (body) => body === null);
+  void [expiresIn, held, guest.device_token, top, totals.distance + totals.messages + totals.games];
+  // @ts-expect-error: a token is a string
+  arena.setToken(7);
+  // @ts-expect-error: not a stat the leaderboard ranks by
+  await arena.call("leaderboard", { by: "kills", limit: 10 });
   const session: { conn_id: string; received: number } | null = arena.session;
   const version: 1 | 2 | null = arena.protocolVersion;
   // @ts-expect-error: not a reason a session ends for

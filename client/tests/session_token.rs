@@ -16,8 +16,14 @@ fn welcome() -> Vec<u8> {
 
 /// A session connected at `t0` (welcome received, `Connected` taken).
 fn connected(t0: Instant) -> Session {
+    connected_with(None, t0)
+}
+
+/// A session that offered `token` at its upgrade, connected at `t0`.
+fn connected_with(token: Option<&str>, t0: Instant) -> Session {
     let config = Config { backoff_initial: 100 * MS, jitter_seed: Some(1), ..Config::default() };
     let mut s = Session::new(config, t0);
+    s.set_token(token.map(str::to_owned)).expect("a readable token");
     assert!(s.poll_connect(t0));
     s.handle_connected(Version::V1, t0);
     s.handle_frame(&welcome(), t0);
@@ -99,8 +105,7 @@ fn a_close_4003_or_4004_forgets_the_token_and_the_session_reconnects_anonymous()
         [(ticksock_protocol::CLOSE_AUTH_FAILED, false), (ticksock_protocol::CLOSE_AUTH_EXPIRED, true)]
     {
         let t0 = Instant::now();
-        let mut s = connected(t0);
-        s.set_token(Some("tok".into())).expect("a readable token");
+        let mut s = connected_with(Some("tok"), t0);
         s.handle_server_close_code(code, t0);
         s.handle_disconnect(t0);
         let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
@@ -111,6 +116,21 @@ fn a_close_4003_or_4004_forgets_the_token_and_the_session_reconnects_anonymous()
         assert!(events.iter().any(|e| matches!(e, Event::Reconnecting { .. })), "{events:?}");
         assert_eq!(s.token(), None, "{code}");
     }
+
+    // A token the game set after the link opened (a fresh sign-in) is not the refused one.
+    let t0 = Instant::now();
+    let mut s = Session::new(Config { jitter_seed: Some(1), ..Config::default() }, t0);
+    s.set_token(Some("old".into())).expect("a readable token");
+    assert!(s.poll_connect(t0), "the link that offers `old`");
+    s.handle_connected(Version::V1, t0);
+    s.handle_frame(&welcome(), t0);
+    s.set_token(Some("fresh".into())).expect("a readable token");
+    s.handle_server_close_code(ticksock_protocol::CLOSE_AUTH_EXPIRED, t0);
+    s.handle_disconnect(t0);
+    assert!(
+        std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, Event::TokenRefused { expired: true }))
+    );
+    assert_eq!(s.token(), Some("fresh"), "the next link offers the fresh one");
 
     // Any other close code keeps it.
     let t0 = Instant::now();

@@ -20,6 +20,8 @@ impl Session {
             self.reconnect_at = None;
             self.state = State::Connecting { since: now };
             self.stats.connect_attempts += 1;
+            // The I/O layer offers this one at the upgrade it opens now.
+            self.link_token.clone_from(&self.token);
             return true;
         }
         false

@@ -275,6 +275,9 @@ pub struct Session {
     redirect: Redirect,
     /// The token every upgrade offers (`token` module).
     token: Option<String>,
+    /// The token the current link's identity rests on: the one offered at its upgrade, or the
+    /// last one `auth` accepted on it. A close 4003/4004 forgets `token` only if it is this one.
+    link_token: Option<String>,
     stats: Stats,
 }
 
@@ -325,6 +328,7 @@ impl Session {
             sequencing: Sequencing::default(),
             redirect: Redirect::default(),
             token: None,
+            link_token: None,
             stats: Stats::default(),
         }
     }

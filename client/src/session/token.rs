@@ -11,9 +11,10 @@
 //! sign-in.
 //!
 //! When the server closes the connection with 4003 (the token was refused) or 4004 (it
-//! expired and no new one came within the grace), the session forgets the token, since
-//! offering it again would be refused again, and says so with [`Event::TokenRefused`]; it
-//! reconnects as usual, anonymous, and the game signs in again.
+//! expired and no new one came within the grace), the session forgets the token that link
+//! offered (or last authenticated with), since offering it again would be refused again, and
+//! says so with [`Event::TokenRefused`]; it reconnects as usual, anonymous, and the game signs
+//! in again. A token the game set meanwhile ([`Session::set_token`]) is kept and offered.
 
 use std::time::Instant;
 
@@ -63,6 +64,7 @@ impl Session {
             if let Outcome::Reply(body) = &outcome
                 && ticksock_protocol::decode_body::<AuthReply>(body).is_ok()
             {
+                session.link_token = Some(token.clone());
                 session.token = Some(token);
             }
             then(session, outcome);
@@ -77,9 +79,12 @@ impl Session {
             CLOSE_AUTH_EXPIRED => true,
             _ => return,
         };
-        // A 4003 for a connection that offered no token is about an `auth`-less refusal the
-        // server does not make; the event still tells the game to sign in.
-        self.token = None;
+        // The refused token is the one this link's identity rested on; one the game has set
+        // since (a fresh sign-in while the old token expired) is kept for the next link.
+        if self.token == self.link_token {
+            self.token = None;
+        }
+        self.link_token = None;
         self.events.push_back(Event::TokenRefused { expired });
     }
 }

@@ -47,6 +47,8 @@
 //! - [`client`]: [`Client`], the I/O layer a game loop drives with [`Client::update`].
 //! - [`blocking`]: [`BlockingClient`], whose calls block, for tools and tests.
 //! - [`config`]: every timing and bound ([`Config`]), and the versions offered ([`Versions`]).
+//! - [`replica`]: [`Mirror`](replica::Mirror), the view reconstructed from the server's
+//!   state replication (section 14), sans-I/O.
 //! - [`backoff`]: exponential backoff with jitter, as arithmetic.
 //! - [`error`]: the crate's one error type ([`Error`]); each variant says what to do next.
 //!
@@ -58,6 +60,7 @@ pub mod client;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod replica;
 pub mod session;
 pub mod tls;
 

@@ -15,6 +15,8 @@
 //! - [`body`]: how application types (anything `serde`) become a frame's body and back.
 //! - [`error_code`]: the error codes the server itself puts in error replies.
 //! - [`json`]: the same frames as JSON text messages, for browsers and consoles.
+//! - [`replica`]: state replication (section 14): the update pushed after a tick, as a
+//!   client decodes it and as a server lays it out from fields encoded once.
 //! - [`v2`]: version 2 (`ticksock.v2`, `ticksock.v2.json`): sessions that survive a dropped
 //!   link, with sequence numbers, acknowledgements and resume. [`choose_subprotocol`] picks
 //!   the [`Version`] and [`Encoding`] of a link; [`resume_reason`] says why a resume failed.
@@ -30,6 +32,7 @@ mod capped;
 pub mod error_code;
 pub mod frame;
 pub mod json;
+pub mod replica;
 pub mod resume_reason;
 pub mod v2;
 mod version;

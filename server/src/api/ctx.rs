@@ -402,6 +402,25 @@ impl<'a> Ctx<'a> {
         push_all(self.out, self.hub, self.encodes, conns, topic, value)
     }
 
+    /// Pushes a body that is already encoded in `conn`'s encoding (bincode, or JSON text on a
+    /// JSON connection) on `topic`: for bodies assembled from shared pieces, such as
+    /// replication's updates.
+    pub(crate) fn push_encoded_body(&mut self, conn: ConnId, topic: &str, body: &[u8]) {
+        let encoding = self.hub.encoding(conn);
+        let payload = self.out.push_payload(DataOpcode::of(encoding), |buf| match encoding {
+            Encoding::Binary => {
+                ticksock_protocol::frame::write_push_header(buf, topic);
+                buf.extend_from_slice(body);
+            }
+            Encoding::Json => {
+                ticksock_protocol::json::write_push_open(buf, topic);
+                buf.extend_from_slice(body);
+                buf.push(ticksock_protocol::json::FRAME_CLOSE);
+            }
+        });
+        self.out.push(Command::Send { conn, payload, answers: None });
+    }
+
     /// Closes a connection with a WebSocket close frame (`code` 1000 for a normal close).
     ///
     /// From now on the connection's requests are not handled and it cannot bind a user; its

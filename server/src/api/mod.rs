@@ -15,6 +15,7 @@ pub mod ctx;
 pub mod error;
 pub(crate) mod frames;
 pub mod hub;
+pub mod replica;
 pub mod rooms;
 pub mod router;
 

@@ -21,14 +21,16 @@ use crate::proto::{
     ERR_NOT_LOGGED_IN, ERR_NOT_ONLINE, ERR_ROOM_FULL, ERR_STORE, Guest, Join, Joined, Leaderboard, LoggedIn,
     Login, MAX_CHAT_LEN, MAX_LEADERBOARD_LEN, MAX_NAME_LEN, Move, Moved, ONCE_MEMORY, PlayerState, Presence,
     ROUTE_CHAT, ROUTE_ECHO, ROUTE_FLUSH_STATS, ROUTE_GUEST, ROUTE_JOIN, ROUTE_LEADERBOARD, ROUTE_LEAVE,
-    ROUTE_LOGIN, ROUTE_MOVE, ROUTE_ONCE, ROUTE_REGISTER, ROUTE_ROOMS, ROUTE_SIGNIN, ROUTE_WHISPER, Register,
-    RoomInfo, RosterEntry, SPEED, SignIn, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE, TOPIC_WHISPER,
-    Whisper,
+    ROUTE_LOGIN, ROUTE_MOVE, ROUTE_ONCE, ROUTE_REGISTER, ROUTE_REPLICA_ACK, ROUTE_REPLICA_DIGEST,
+    ROUTE_ROOMS, ROUTE_SIGNIN, ROUTE_WHISPER, Register, RoomInfo, RosterEntry, SPEED, SignIn, State,
+    TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE, TOPIC_WHISPER, Whisper,
 };
+use crate::replication::{ArenaReplica, AvatarView, ReplicationSettings};
 use crate::session::SessionAuthenticator;
 use crate::stats::StatsBook;
 use crate::store::Stats;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use ticksock_protocol::replica::AckOutcome;
 
 use ticksock_server::{AppError, Authenticator, Caller, ConnId, Ctx, Game, Guard, JobFor, Rooms, Router};
 
@@ -52,6 +54,12 @@ pub struct ArenaConfig {
     /// The accounts database (`register`, `signin`, `guest`, `leaderboard`, tokens and saved
     /// stats). Default none: those routes answer `ERR_STORE` and no token is accepted.
     pub accounts: Option<Accounts>,
+    /// Send an arena's state every this many ticks (1: every tick). The simulation still runs
+    /// every tick; a lower send rate saves bandwidth and CPU, and clients interpolate.
+    pub state_every: u32,
+    /// State by replication (PROTOCOL.md 8.9): each player sees its neighbourhood, as deltas.
+    /// Default none: the full `state` push to every member.
+    pub replication: Option<ReplicationSettings>,
 }
 
 impl Default for ArenaConfig {
@@ -62,6 +70,8 @@ impl Default for ArenaConfig {
             max_rooms: 256,
             room_grace: Duration::from_secs(30),
             accounts: None,
+            state_every: 1,
+            replication: None,
         }
     }
 }
@@ -80,6 +90,8 @@ pub struct Arena {
     next_save: Option<Instant>,
     /// The names `login` may not take.
     reserved: ReservedNames,
+    /// The replicated world, with [`ArenaConfig::replication`].
+    replica: Option<ArenaReplica>,
 }
 
 /// How many times each of a connection's latest `once` calls ran, the oldest forgotten first.
@@ -162,6 +174,7 @@ impl Arena {
             reserved: ReservedNames::new(
                 config.accounts.iter().flat_map(|a| a.names_at_open().iter().cloned()),
             ),
+            replica: config.replication.map(ArenaReplica::new),
             config,
         }
     }
@@ -460,6 +473,9 @@ impl Arena {
     fn leave_room(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, dropped: bool) {
         let Some(player) = player(ctx, conn) else { return };
         let Some(name) = player.room else { return };
+        if let Some(replica) = &mut self.replica {
+            replica.forget(conn);
+        }
         ctx.hub_mut().leave(conn, &name);
         set_room(ctx, conn, None);
         let still_here =
@@ -495,6 +511,16 @@ impl Arena {
 }
 
 impl ArenaRoom {
+    /// The present avatars, as replication copies them.
+    fn present(&self) -> impl Iterator<Item = AvatarView<'_>> {
+        self.avatars.iter().filter(|(_, a)| a.away_since.is_none()).map(|(name, a)| AvatarView {
+            name,
+            player_id: a.id,
+            x: a.x,
+            y: a.y,
+        })
+    }
+
     fn state(&self) -> Vec<PlayerState> {
         self.avatars
             .values()
@@ -590,6 +616,14 @@ impl Game for Arena {
             })
             .route(ROUTE_ONCE, |arena: &mut Arena, _, caller, (): ()| {
                 Ok::<_, AppError>(arena.once.entry(caller.conn).or_default().run(caller.id))
+            })
+            .route(ROUTE_REPLICA_ACK, |arena: &mut Arena, _, caller, tick: u64| {
+                Ok::<_, AppError>(
+                    arena.replica.as_mut().map_or(AckOutcome::Unknown, |r| r.ack(caller.conn, tick)),
+                )
+            })
+            .route(ROUTE_REPLICA_DIGEST, |arena: &mut Arena, _, caller, (): ()| {
+                Ok::<_, AppError>(arena.replica.as_ref().and_then(|r| r.digest(caller.conn)))
             });
         // Each costs a password hash, a write or a read on the pool: a connection's own rate
         // keeps one client from filling the pool's queue.
@@ -662,14 +696,33 @@ impl Game for Arena {
             self.save_stats(ctx, batch);
         }
         let (tick, grace) = (ctx.tick(), self.config.room_grace);
-        let stats = &mut self.stats;
+        let sends = tick % u64::from(self.config.state_every.max(1)) == 0;
+        let (stats, replica) = (&mut self.stats, &mut self.replica);
         self.rooms.tick(ctx, |name, room, ctx| {
             room.expire(ctx.now(), grace);
             room.step(|player, distance| stats.add(player, |s| s.distance += distance));
-            // This node's simulation, for this node's members: in a cluster, `lobby` is
-            // simulated on every node, and one node's state means nothing on another.
-            ctx.send_to_group_here(name, TOPIC_STATE, &State { tick, players: room.state() }, &[]);
+            match replica {
+                Some(replica) => {
+                    let own = |conn| {
+                        let me = player(ctx, conn)?;
+                        room.avatars.get(&me.name).map(|a| (a.x, a.y))
+                    };
+                    replica.sync_room(ctx, name, room.present(), own);
+                }
+                // This node's simulation, for this node's members: in a cluster, `lobby` is
+                // simulated on every node, and one node's state means nothing on another.
+                None if sends => {
+                    ctx.send_to_group_here(name, TOPIC_STATE, &State { tick, players: room.state() }, &[]);
+                }
+                None => {}
+            }
         });
+        if let Some(replica) = &mut self.replica {
+            replica.end_sync();
+            if sends {
+                replica.flush(ctx, tick);
+            }
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod game;
 mod names;
 pub mod proto;
+pub mod replication;
 pub mod session;
 mod stats;
 pub mod store;

@@ -3,6 +3,7 @@
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use ticksock_arena::accounts::Accounts;
+use ticksock_arena::replication::ReplicationSettings;
 use ticksock_arena::{Arena, ArenaConfig};
 use ticksock_server::cluster::ClusterArgs;
 use ticksock_server::{Config, Echo, Server};
@@ -26,6 +27,28 @@ struct Args {
     /// `<PATH>.key`. Not used in echo mode.
     #[arg(long, value_name = "PATH", default_value = "ticksock-arena.db")]
     db: std::path::PathBuf,
+    /// Connections per arena at most (its state grows with its players; with --replication
+    /// each player is sent only its neighbourhood, so arenas can be far larger).
+    #[arg(long, default_value_t = 64)]
+    room_capacity: u32,
+    /// Send each arena's state every N ticks (1: every tick); the simulation still runs every
+    /// tick.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    state_every: u32,
+    /// Send state by replication (PROTOCOL.md 8.9 and 14): each player its neighbourhood, as
+    /// deltas from the tick it acknowledged, instead of every arena's full `state` push.
+    #[arg(long)]
+    replication: bool,
+    /// With --replication: the interest grid's cell, in arena units.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..))]
+    aoi_cell: i32,
+    /// With --replication: how many cells around its own a player sees.
+    #[arg(long, default_value_t = 1)]
+    aoi_radius: u32,
+    /// With --replication: keep each update's digest for the route `replica_digest` (a
+    /// debug check of clients).
+    #[arg(long)]
+    replica_digests: bool,
     #[command(flatten)]
     config: Config,
     #[command(flatten)]
@@ -42,6 +65,23 @@ fn read_command_line(matches: &clap::ArgMatches) -> Result<Config, clap::Error> 
     // Reported as a usage error, like a malformed flag: it names the flags to fix.
     config.validate().map_err(|e| Args::command().error(clap::error::ErrorKind::ValueValidation, e))?;
     Ok(config)
+}
+
+/// The game's settings the command line asks for.
+fn game_config(matches: &clap::ArgMatches) -> ArenaConfig {
+    // Clap gives each flag its default, so they are always there.
+    let get = |name| matches.get_one::<u32>(name).copied().expect("a flag with a default");
+    let replication = matches.get_flag("replication").then(|| ReplicationSettings {
+        cell: matches.get_one::<i32>("aoi_cell").copied().expect("a flag with a default"),
+        radius: get("aoi_radius"),
+        digests: matches.get_flag("replica_digests"),
+    });
+    ArenaConfig {
+        capacity: get("room_capacity"),
+        state_every: get("state_every"),
+        replication,
+        ..ArenaConfig::default()
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,7 +109,8 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
-        Server::start(config, Arena::new(ArenaConfig { accounts: Some(accounts), ..ArenaConfig::default() }))
+        let game = game_config(&matches);
+        Server::start(config, Arena::new(ArenaConfig { accounts: Some(accounts), ..game }))
     };
     let server = match started {
         Ok(server) => server,

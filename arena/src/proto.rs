@@ -61,6 +61,21 @@ pub const ROUTE_FLUSH_STATS: &str = "flush_stats";
 /// costs no more.
 pub const ONCE_MEMORY: usize = 4096;
 
+/// Route: acknowledges a replication update's tick (request: the tick, `u64`; reply:
+/// [`AckOutcome`](ticksock_protocol::replica::AckOutcome)). PROTOCOL.md 14.4.
+pub const ROUTE_REPLICA_ACK: &str = ticksock_protocol::replica::ROUTE_REPLICA_ACK;
+/// Route (debug): the tick and digest of the view the server last sent the caller
+/// (request: `()`; reply: `Option<(u64, u64)>`, none without `--replica-digests`). PROTOCOL.md 8.9.
+pub const ROUTE_REPLICA_DIGEST: &str = "replica_digest";
+/// Replication (PROTOCOL.md 8.9): the kind of a player entity.
+pub const REPLICA_KIND_PLAYER: u16 = 1;
+/// Replication: a player entity's position, `(i32, i32)`, as [`PlayerState`]'s `x`, `y`.
+pub const PLAYER_FIELD_POS: u8 = 0;
+/// Replication: a player entity's player id, `u32`, as in [`PlayerState`] and [`ChatLine`].
+pub const PLAYER_FIELD_ID: u8 = 1;
+/// Replication: a player entity's name, a string.
+pub const PLAYER_FIELD_NAME: u8 = 2;
+
 /// Push topic: the authoritative positions of an arena's players, once per tick.
 pub const TOPIC_STATE: &str = "state";
 /// Push topic: a chat line said in the arena.

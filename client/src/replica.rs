@@ -6,7 +6,7 @@
 //! An update is a delta from a baseline tick the client acknowledged, so the mirror keeps the
 //! views of the ticks the server may still use as a baseline: from the latest update's
 //! baseline on, at most [`MirrorConfig::max_views`]. Applying an update:
-//! 1. baseline 0 (a full snapshot): start from nothing; else start from the view of the
+//! 1. no baseline (a full snapshot): start from nothing; else start from the view of the
 //!    baseline tick (an update whose baseline the mirror does not hold is refused,
 //!    [`MirrorError::UnknownBaseline`]: nothing changes, and the server sends a full snapshot
 //!    once it stops holding that baseline);
@@ -153,14 +153,13 @@ impl Mirror {
         if !self.views.is_empty() && update.tick <= latest {
             return Err(MirrorError::OutOfOrder { tick: update.tick, latest });
         }
-        let full = update.baseline == 0;
-        let mut view = if full {
-            View::new()
-        } else {
-            match self.views.iter().find(|(t, _)| *t == update.baseline) {
+        let full = update.baseline.is_none();
+        let mut view = match update.baseline {
+            None => View::new(),
+            Some(baseline) => match self.views.iter().find(|(t, _)| *t == baseline) {
                 Some((_, v)) => v.clone(),
-                None => return Err(MirrorError::UnknownBaseline { baseline: update.baseline }),
-            }
+                None => return Err(MirrorError::UnknownBaseline { baseline }),
+            },
         };
         let before: Vec<u32> = self.view().map(|v| v.keys().copied().collect()).unwrap_or_default();
         for id in &update.left {
@@ -183,8 +182,8 @@ impl Mirror {
         let left: Vec<u32> = before.iter().filter(|id| !view.contains_key(id)).copied().collect();
         // A full snapshot keeps the older views: an acknowledgement of one of them may reach
         // the server after it sent this snapshot, and make it the baseline of the next update.
-        if !full {
-            self.views.retain(|(t, _)| *t >= update.baseline);
+        if let Some(baseline) = update.baseline {
+            self.views.retain(|(t, _)| *t >= baseline);
         }
         self.views.push_back((update.tick, view));
         while self.views.len() > self.config.max_views.max(1) {

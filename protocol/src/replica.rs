@@ -29,9 +29,9 @@ pub const ROUTE_REPLICA_ACK: &str = "replica_ack";
 pub struct ReplicaUpdate {
     /// The tick the update brings the view to.
     pub tick: u64,
-    /// The tick it is a delta from, one the client acknowledged; 0: none, a full snapshot
-    /// (the client forgets its view first).
-    pub baseline: u64,
+    /// The tick it is a delta from, one the client acknowledged; none: a full snapshot (the
+    /// client starts from an empty view).
+    pub baseline: Option<u64>,
     /// Entities that entered the view since the baseline, with every field.
     pub entered: Vec<EntityUpdate>,
     /// Entities in view at the baseline and now, with the fields that changed since.
@@ -134,14 +134,22 @@ pub struct UpdateWriter<'a> {
 const SECTION_NAMES: [&str; 3] = ["entered", "changed", "left"];
 
 impl<'a> UpdateWriter<'a> {
-    /// Starts the update of `tick` from `baseline` (0: a full snapshot) at the end of `out`.
-    pub fn begin(out: &'a mut Vec<u8>, form: UpdateForm, tick: u64, baseline: u64) -> Self {
+    /// Starts the update of `tick` from `baseline` (`None`: a full snapshot) at the end of
+    /// `out`.
+    pub fn begin(out: &'a mut Vec<u8>, form: UpdateForm, tick: u64, baseline: Option<u64>) -> Self {
         match form {
             UpdateForm::Binary => {
                 put(out, tick);
-                put(out, baseline);
+                match baseline {
+                    Some(b) => {
+                        out.push(1);
+                        put(out, b);
+                    }
+                    None => out.push(0),
+                }
             }
             UpdateForm::Json => {
+                let baseline = baseline.map_or_else(|| "null".to_owned(), |b| b.to_string());
                 out.extend_from_slice(
                     format!(r#"{{"tick":{tick},"baseline":{baseline},"entered":["#).as_bytes(),
                 );
@@ -267,7 +275,7 @@ mod tests {
     fn write(form: UpdateForm) -> Vec<u8> {
         let (pos, name, hp) = (field(0, &(3i32, -4i32)), field(1, &"ann"), field(2, &7u32));
         let mut out = Vec::new();
-        let mut w = UpdateWriter::begin(&mut out, form, 300, 298);
+        let mut w = UpdateWriter::begin(&mut out, form, 300, Some(298));
         w.entity(1, 2, [&pos, &name, &hp].into_iter());
         w.entity(70_000, 1, std::iter::empty());
         w.next_section();
@@ -283,7 +291,7 @@ mod tests {
     fn a_written_binary_update_decodes_as_replica_update() {
         let update: ReplicaUpdate = crate::decode_body(&write(UpdateForm::Binary)).expect("decodes");
         assert_eq!(update.tick, 300);
-        assert_eq!(update.baseline, 298);
+        assert_eq!(update.baseline, Some(298));
         assert_eq!(update.entered.len(), 2);
         assert_eq!(update.entered[0].id, 1);
         assert_eq!(update.entered[0].kind, 2);
@@ -322,7 +330,7 @@ mod tests {
     fn an_empty_update_in_either_form() {
         for form in [UpdateForm::Binary, UpdateForm::Json] {
             let mut out = Vec::new();
-            let mut w = UpdateWriter::begin(&mut out, form, 1, 0);
+            let mut w = UpdateWriter::begin(&mut out, form, 1, None);
             w.next_section();
             w.next_section();
             w.finish();
@@ -333,7 +341,7 @@ mod tests {
                         update,
                         ReplicaUpdate {
                             tick: 1,
-                            baseline: 0,
+                            baseline: None,
                             entered: vec![],
                             changed: vec![],
                             left: vec![]
@@ -341,7 +349,7 @@ mod tests {
                     );
                 }
                 UpdateForm::Json => {
-                    assert_eq!(out, br#"{"tick":1,"baseline":0,"entered":[],"changed":[],"left":[]}"#);
+                    assert_eq!(out, br#"{"tick":1,"baseline":null,"entered":[],"changed":[],"left":[]}"#);
                 }
             }
         }

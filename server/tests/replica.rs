@@ -363,7 +363,7 @@ fn json_updates_carry_the_same_view() {
     });
     let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     let expected = serde_json::json!({
-        "tick": 1, "baseline": 0,
+        "tick": 1, "baseline": null,
         "entered": [{"id": e.get(), "kind": KIND_PLAYER, "fields": [[0, [3, 4]], [1, "ann"]]}],
         "changed": [], "left": []
     });

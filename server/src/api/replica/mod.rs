@@ -337,14 +337,14 @@ impl Replica {
 
             // Against what it acknowledged.
             let (base_tick, base_version, base) = match watcher.baseline() {
-                Some(b) => (b.tick, b.version, b.entities.as_slice()),
-                None => (0, 0, &[][..]),
+                Some(b) => (Some(b.tick), b.version, b.entities.as_slice()),
+                None => (None, 0, &[][..]),
             };
             diff(&scratch.visible, base, &mut scratch.entered, &mut scratch.left, &mut scratch.changed);
             scratch
                 .changed
                 .retain(|id| self.entities.get(id).is_some_and(|e| e.changed_after(base_version).0 > 0));
-            if base_tick != 0
+            if base_tick.is_some()
                 && scratch.entered.is_empty()
                 && scratch.changed.is_empty()
                 && scratch.left.is_empty()
@@ -385,7 +385,7 @@ impl Replica {
 
             let digest = self.config.digests.then(|| digest(&self.entities, &scratch.visible));
             self.stats.updates += 1;
-            self.stats.full_snapshots += u64::from(base_tick == 0);
+            self.stats.full_snapshots += u64::from(base_tick.is_none());
             self.stats.bytes += scratch.body.len() as u64;
             send(conn, watcher.encoding, &scratch.body);
             let view = SentView { tick, version, entities: scratch.visible.clone(), digest };

@@ -16,9 +16,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ticksock_arena::proto::{
     Chat, ChatLine, Guest, GuestSession, Join, Joined, Leaderboard, LeaderboardBy, LeaderboardEntry,
-    LoggedIn, Login, Move, Moved, PlayerState, PlayerStats, Presence, Register, RoomInfo, RosterEntry,
-    Session, SignIn, State,
+    LoggedIn, Login, Move, Moved, PLAYER_FIELD_ID, PLAYER_FIELD_NAME, PLAYER_FIELD_POS, PlayerState,
+    PlayerStats, Presence, REPLICA_KIND_PLAYER, ROUTE_REPLICA_ACK, Register, RoomInfo, RosterEntry, Session,
+    SignIn, State,
 };
+use ticksock_protocol::replica::{AckOutcome, EntityUpdate, FieldUpdate, ReplicaUpdate, TOPIC_REPLICA};
 use ticksock_protocol::{ClientFrame, Encoding, Request, Secret, ServerFrame, decode_body, encode_body, v2};
 
 /// Where the specification lives, relative to this crate.
@@ -430,7 +432,42 @@ fn cases() -> Vec<Case> {
             TOPIC_PRESENCE,
             Presence { player_id: 2, name: "bob".into(), joined: false },
         ),
+        // Replication (sections 8.9 and 14).
+        body_case("body_replica_full", replica_full()),
+        typed_push_case("push_replica_delta", TOPIC_REPLICA, replica_delta()),
+        typed_request_case("request_replica_ack", 9, ROUTE_REPLICA_ACK, 7u64),
+        typed_reply_case("reply_replica_ack", 9, AckOutcome::Accepted),
+        body_case("body_ack_outcome_stale", AckOutcome::Stale),
+        body_case("body_ack_outcome_unknown", AckOutcome::Unknown),
     ]
+}
+
+fn field<T: serde::Serialize>(index: u8, value: T) -> FieldUpdate {
+    FieldUpdate { index, value: ticksock_protocol::encode_body(&value).expect("encodes") }
+}
+
+/// Ann (player 7) enters at (10, -3): the arena's player entity with its three fields.
+fn replica_full() -> ReplicaUpdate {
+    let ann = EntityUpdate {
+        id: 1,
+        kind: REPLICA_KIND_PLAYER,
+        fields: vec![
+            field(PLAYER_FIELD_POS, (10i32, -3i32)),
+            field(PLAYER_FIELD_ID, 7u32),
+            field(PLAYER_FIELD_NAME, "ann"),
+        ],
+    };
+    ReplicaUpdate { tick: 5, baseline: None, entered: vec![ann], changed: vec![], left: vec![] }
+}
+
+/// From tick 5: ann moved to (11, -3), entity 2 left.
+fn replica_delta() -> ReplicaUpdate {
+    let ann = EntityUpdate {
+        id: 1,
+        kind: REPLICA_KIND_PLAYER,
+        fields: vec![field(PLAYER_FIELD_POS, (11i32, -3i32))],
+    };
+    ReplicaUpdate { tick: 7, baseline: Some(5), entered: vec![], changed: vec![ann], left: vec![2] }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -10,6 +10,8 @@
 //! # What a game uses (public)
 //! - [`Game`], [`Router`], [`Ctx`], [`Caller`], [`AppError`] ([`api`]): routes and hooks.
 //! - [`Hub`], [`Rooms`], [`UserPolicy`]: users, groups, sessions and rooms, through [`Ctx`].
+//! - [`api::replica`]: state replication: entities and fields the engine sends each client as
+//!   deltas of what it may see, from the tick it acknowledged.
 //! - [`Server`], [`RunningServer`], [`Stopper`]: starting, running until a signal, stopping.
 //! - [`Config`] ([`config`]): every limit and timing, with its default and the reason for it.
 //! - [`StaticFiles`]: the files a game serves over plain HTTP beside its WebSocket, if any.

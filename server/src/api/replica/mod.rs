@@ -114,6 +114,8 @@ pub struct Replica {
     entities: FxHashMap<u32, Entity>,
     groups: FxHashMap<Box<str>, GroupIndex>,
     watchers: FxHashMap<ConnId, Watcher>,
+    /// How many entities are secrets: while none is, the visibility check is skipped.
+    secrets: usize,
     scratch: Scratch,
     stats: ReplicaStats,
 }
@@ -142,6 +144,7 @@ impl Replica {
             entities: FxHashMap::default(),
             groups: FxHashMap::default(),
             watchers: FxHashMap::default(),
+            secrets: 0,
             scratch: Scratch::default(),
             stats: ReplicaStats::default(),
         }
@@ -153,7 +156,10 @@ impl Replica {
         let id = self.last_id.checked_add(1).ok_or(ReplicaError::IdsExhausted)?;
         self.last_id = id;
         self.groups.entry(group.into()).or_default().insert(id, cell);
-        self.entities.insert(id, Entity { kind, fields: Vec::new(), group: group.into(), cell, only: None });
+        self.entities.insert(
+            id,
+            Entity { kind, fields: Vec::new(), group: group.into(), cell, only: None, changed: self.version },
+        );
         Ok(EntityId(id))
     }
 
@@ -180,6 +186,7 @@ impl Replica {
         }
         e.fields[slot] =
             Some(Field { bytes: FieldBytes::new(index, &binary, json.as_deref()), changed: self.version });
+        e.changed = self.version;
         Ok(true)
     }
 
@@ -200,6 +207,7 @@ impl Replica {
     /// `None`.
     pub fn show_only_to(&mut self, entity: EntityId, conns: Option<Vec<ConnId>>) -> Result<(), ReplicaError> {
         let e = self.entities.get_mut(&entity.0).ok_or(ReplicaError::NoSuchEntity(entity))?;
+        self.secrets = self.secrets + usize::from(conns.is_some()) - usize::from(e.only.is_some());
         e.only = conns;
         Ok(())
     }
@@ -207,6 +215,7 @@ impl Replica {
     /// Removes `entity`: it leaves every view at the next flush. Returns whether it existed.
     pub fn despawn(&mut self, entity: EntityId) -> bool {
         let Some(e) = self.entities.remove(&entity.0) else { return false };
+        self.secrets -= usize::from(e.only.is_some());
         if let Some(index) = self.groups.get_mut(&e.group) {
             index.remove(entity.0, e.cell);
             if index.is_empty() {
@@ -329,9 +338,13 @@ impl Replica {
             if let Some(index) = self.groups.get(&watcher.group) {
                 index.query(watcher.center, watcher.radius, &mut scratch.visible);
             }
-            scratch.visible.retain(|id| {
-                self.entities.get(id).is_some_and(|e| e.only.as_ref().is_none_or(|only| only.contains(&conn)))
-            });
+            if self.secrets > 0 {
+                scratch.visible.retain(|id| {
+                    self.entities
+                        .get(id)
+                        .is_some_and(|e| e.only.as_ref().is_none_or(|only| only.contains(&conn)))
+                });
+            }
             scratch.visible.sort_unstable();
             scratch.visible.dedup();
 
@@ -341,9 +354,7 @@ impl Replica {
                 None => (None, 0, &[][..]),
             };
             diff(&scratch.visible, base, &mut scratch.entered, &mut scratch.left, &mut scratch.changed);
-            scratch
-                .changed
-                .retain(|id| self.entities.get(id).is_some_and(|e| e.changed_after(base_version).0 > 0));
+            scratch.changed.retain(|id| self.entities.get(id).is_some_and(|e| e.changed > base_version));
             if base_tick.is_some()
                 && scratch.entered.is_empty()
                 && scratch.changed.is_empty()

@@ -55,6 +55,8 @@ pub(crate) struct Entity {
     pub(crate) cell: Option<Cell>,
     /// `Some`: seen only by these connections (a secret), interest rules still applying.
     pub(crate) only: Option<Vec<ConnId>>,
+    /// The latest version in which any field changed (so "changed since v?" is one compare).
+    pub(crate) changed: u64,
 }
 
 impl Entity {

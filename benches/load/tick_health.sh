@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The server's threads: name and CPU time (user + system, clock ticks).
-threads() { for t in /proc/$spid/task/*; do echo "$(cat "$t/comm") $(awk '{print $14+$15}' "$t/stat")"; done; }
+threads() { for t in "/proc/$spid"/task/*; do echo "$(cat "$t/comm") $(awk '{print $14+$15}' "$t/stat")"; done; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -124,36 +124,91 @@ impl Accounts {
         Ok(rows.into_iter().map(|(name, value)| LeaderboardEntry { name, value }).collect())
     }
 
-    /// Adds `delta` to the stats of the account named `name`, then reads its totals: what
-    /// `flush_stats` answers, and so only what is committed.
+    /// Adds `delta` to the stats of the account named `name` and reads its totals, in one
+    /// write transaction: what `flush_stats` answers, and only once it has committed (an
+    /// error otherwise).
     pub(crate) fn save_and_read(&self, name: &str, delta: Stats) -> Result<PlayerStats, StoreError> {
         self.with_store(|s| {
-            let account = account_named(s, name)?;
-            if delta != Stats::default() {
-                s.add_stats(account, delta)?;
-            }
-            let totals = s.stats(account)?;
-            Ok(PlayerStats { distance: totals.distance, messages: totals.messages, games: totals.games })
+            s.write(|s| {
+                let account = account_named(s, name)?;
+                if delta != Stats::default() {
+                    s.add_stats(account, delta)?;
+                }
+                let totals = s.stats(account)?;
+                Ok(PlayerStats { distance: totals.distance, messages: totals.messages, games: totals.games })
+            })
         })
     }
 
-    /// Adds each player's earnings to their account, each in its own statement; the ones that
-    /// failed, with why, to be kept for the next save.
+    /// Adds each player's earnings to their account; the ones that failed, with why, to be
+    /// kept for the next save.
+    ///
+    /// The batch is one transaction, so one commit (every player's, every second: a commit
+    /// per player cost the job pool more than the rest of the save). A row refused on its own
+    /// (no such account, an amount past the cap) fails alone, and the others commit. If the
+    /// transaction fails as a whole (the disk, a lock held past the busy timeout), none of it
+    /// was written, and each row is tried again on its own, so each failure is the row's own.
     pub(crate) fn save(&self, batch: Vec<(String, Stats)>) -> Vec<(String, Stats, StoreError)> {
+        let mut refused = Vec::new();
+        let together = self.with_store(|s| {
+            s.write(|s| {
+                for (row, (name, delta)) in batch.iter().enumerate() {
+                    if let Err(why) = save_row(s, name, *delta)? {
+                        refused.push((row, why));
+                    }
+                }
+                Ok(())
+            })
+        });
+        if together.is_err() {
+            return self.save_one_by_one(batch);
+        }
+        let mut refused = refused.into_iter().peekable();
+        let mut failed = Vec::new();
+        for (row, (name, delta)) in batch.into_iter().enumerate() {
+            if let Some((_, why)) = refused.next_if(|(at, _)| *at == row) {
+                failed.push((name, delta, why));
+            }
+        }
+        failed
+    }
+
+    /// [`save`](Self::save)'s rows, each in its own transaction.
+    fn save_one_by_one(&self, batch: Vec<(String, Stats)>) -> Vec<(String, Stats, StoreError)> {
         let mut failed = Vec::new();
         for (name, delta) in batch {
-            if let Err(e) = self.with_store(|s| s.add_stats(account_named(s, &name)?, delta)) {
-                failed.push((name, delta, e));
+            match self.with_store(|s| save_row(s, &name, delta)) {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) | Err(why) => failed.push((name, delta, why)),
             }
         }
         failed
     }
 }
 
+/// Adds one player's earnings to their account. The outer error fails the transaction it is
+/// in (SQLite's, or the disk's); the inner one refuses this row alone, which wrote nothing (a
+/// failed statement is undone by itself, and the transaction goes on).
+fn save_row(store: &SqliteStore, name: &str, delta: Stats) -> Result<Result<(), StoreError>, StoreError> {
+    let Some(account) = store.account_id(name)? else {
+        return Ok(Err(no_account_named(name)));
+    };
+    match store.add_stats(account, delta) {
+        Ok(()) => Ok(Ok(())),
+        Err(why @ (StoreError::NoSuchAccount(_) | StoreError::Invalid { .. })) => Ok(Err(why)),
+        Err(error) => Err(error),
+    }
+}
+
 /// The account a session's name belongs to. Every authenticated name is an account's (the
 /// arena signed it), so none is damage: a database swapped under a running server.
 fn account_named(store: &SqliteStore, name: &str) -> Result<AccountId, StoreError> {
-    store.account_id(name)?.ok_or_else(|| StoreError::Corrupt(format!("no account is named {name:?}")))
+    store.account_id(name)?.ok_or_else(|| no_account_named(name))
+}
+
+/// The error of a session's name that no account has.
+fn no_account_named(name: &str) -> StoreError {
+    StoreError::Corrupt(format!("no account is named {name:?}"))
 }
 
 /// A guest account's name.
@@ -171,5 +226,108 @@ pub(crate) fn refusal(error: StoreError) -> AppError {
             tracing::warn!("the arena's database failed: {error}");
             AppError::new(ERR_STORE, "the database failed; retry later")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accounts on a fresh database file under the system's temp dir, and ann's and bob's
+    /// accounts in it.
+    fn accounts(test: &str) -> (Accounts, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ticksock-accounts-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+        let accounts = Accounts::open(&dir.join("arena.db")).expect("opens");
+        for name in ["ann", "bob"] {
+            accounts.register(name, "pw").expect("registered");
+        }
+        (accounts, dir)
+    }
+
+    fn totals(accounts: &Accounts, name: &str) -> Stats {
+        accounts.with_store(|s| s.stats(account_named(s, name)?)).expect("reads")
+    }
+
+    const ONE: Stats = Stats { distance: 1, messages: 2, games: 3 };
+
+    #[test]
+    fn a_batch_saves_every_row_it_can_and_returns_the_refused_ones_in_order() {
+        let (accounts, dir) = accounts("batch");
+        let too_much = Stats { distance: crate::store::MAX_STATS_DELTA + 1, ..ONE };
+        let failed = accounts.save(vec![
+            ("ann".into(), ONE),
+            ("ghost".into(), ONE),
+            ("bob".into(), too_much),
+            ("bob".into(), ONE),
+            ("ann".into(), ONE),
+        ]);
+        let failed: Vec<(&str, Stats, String)> =
+            failed.iter().map(|(name, delta, why)| (name.as_str(), *delta, why.to_string())).collect();
+        assert_eq!(failed.len(), 2, "{failed:?}");
+        assert_eq!((failed[0].0, failed[0].1), ("ghost", ONE));
+        assert!(failed[0].2.contains("no account is named"), "{failed:?}");
+        assert_eq!((failed[1].0, failed[1].1), ("bob", too_much));
+        assert!(failed[1].2.contains("invalid stats"), "{failed:?}");
+        // The refused rows wrote nothing; the others all committed.
+        assert_eq!(totals(&accounts, "ann"), Stats { distance: 2, messages: 4, games: 6 });
+        assert_eq!(totals(&accounts, "bob"), ONE);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The frames in the database's write-ahead log (each commit appends the pages it
+    /// changed, and a commit frame), after emptying it first if `reset`.
+    fn wal_frames(accounts: &Accounts, reset: bool) -> i64 {
+        let mode = if reset { "TRUNCATE" } else { "PASSIVE" };
+        let sql = format!("PRAGMA wal_checkpoint({mode})");
+        let frames = accounts.with_store(|s| Ok(s.connection().query_row(&sql, [], |row| row.get(1))?));
+        frames.expect("checkpoints")
+    }
+
+    #[test]
+    fn a_batch_is_one_commit_not_one_per_player() {
+        let (accounts, dir) = accounts("one-commit");
+        let names: Vec<String> = (0..40)
+            .map(|_| {
+                accounts.with_store(|s| s.create_guest()).map(|(id, _)| guest_name(id)).expect("a guest")
+            })
+            .collect();
+        let batch = |names: &[String]| names.iter().map(|name| (name.clone(), ONE)).collect::<Vec<_>>();
+        // Every row new, then every row an update: both ways one commit of the few pages
+        // the stats and their indexes fill (a commit per row wrote each again, 40 times).
+        for round in 1..=2 {
+            assert_eq!(wal_frames(&accounts, true), 0);
+            assert!(accounts.save(batch(&names)).is_empty());
+            let frames = wal_frames(&accounts, false);
+            assert!(frames < 20, "round {round}: {frames} frames for 40 rows");
+        }
+        assert_eq!(totals(&accounts, &names[39]), Stats { distance: 2, messages: 4, games: 6 });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_batch_whose_transaction_fails_is_tried_row_by_row_and_each_failure_is_its_own() {
+        let (accounts, dir) = accounts("whole");
+        // A store that may not write: the batch's transaction fails as a whole, then so does
+        // each row on its own, with SQLite's answer.
+        accounts.with_store(|s| Ok(s.connection().execute_batch("PRAGMA query_only = ON")?)).expect("pragma");
+        let failed = accounts.save(vec![("ann".into(), ONE), ("ghost".into(), ONE), ("bob".into(), ONE)]);
+        let names: Vec<&str> = failed.iter().map(|(name, _, _)| name.as_str()).collect();
+        assert_eq!(names, ["ann", "ghost", "bob"]);
+        assert!(matches!(failed[0].2, StoreError::Sqlite(_)), "{:?}", failed[0].2);
+        assert!(failed[1].2.to_string().contains("no account is named"), "{:?}", failed[1].2);
+        assert!(matches!(accounts.save_and_read("ann", ONE), Err(StoreError::Sqlite(_))));
+        accounts
+            .with_store(|s| Ok(s.connection().execute_batch("PRAGMA query_only = OFF")?))
+            .expect("pragma");
+        assert_eq!(totals(&accounts, "ann"), Stats::default(), "nothing was written");
+        // Writable again: a flush adds and answers the committed totals.
+        assert_eq!(
+            accounts.save_and_read("ann", ONE).expect("saved"),
+            PlayerStats { distance: 1, messages: 2, games: 3 }
+        );
+        assert_eq!(accounts.save_and_read("ann", Stats::default()).expect("read").games, 3);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -28,6 +28,16 @@
 //!   whisper to a partner on another URL at [`Options::whisper_rate`]; each whisper's delivery
 //!   is timed and checked ([`report::WhisperFigures`]; lost or duplicated ones fail the run).
 //!
+//! With [`Options::accounts`] `guest` the arena's bots log in as guest accounts of their own
+//! (PROTOCOL.md 8.8): `guest` once per bot for the whole run, then `auth` with its session token
+//! on every new server session; with [`Options::persist_per_sec`] each also calls
+//! `flush_stats` (a write answered once committed), timed apart ([`report::PersistFigures`]).
+//!
+//! Every run reads the server's tick histograms from its `GET /metrics` (the first URL's)
+//! before the bots start and at the start and end of the steady window: the tick lateness
+//! and duration over the run and the window, to the resolution of the server's buckets
+//! ([`report::ServerTickFigures`]).
+//!
 //! With several [`Options::urls`] bot `i` connects to URL `i % n`. Bots of `arena` and
 //! `whisper` follow an Error `redirect` of their `join` (PROTOCOL.md 12.2): a new connection to
 //! the URL it names, the `join` again there, the old connection closed; counted in
@@ -58,6 +68,8 @@
 //! - `session_watch`: the server's version 2 sessions during a `--faults` run (`/metrics`).
 //! - `watch`: the main thread meanwhile: the progress line and the rules that end a run early.
 //! - `server_watch`: the server process before, during and after the run (`--server-pid`).
+//! - `tick_watch`: the server's ticks over the run, from its histograms (`tick_buckets`: the
+//!   arithmetic of fixed buckets).
 //!
 //! # Timeline of a run
 //! Bots start at [`Options::ramp`] per second. The *steady window* starts when the last bot has
@@ -70,8 +82,9 @@
 //! When the interrupt flag given to [`run_until`] is set (the binary sets it on Ctrl-C), the
 //! workers stop and the report covers the run so far ([`Report::interrupted_after_secs`]).
 //!
-//! Just over 600 lines: most of it is [`Options`], one documented field per flag; the run
-//! itself is short and the scenarios, workers and report are modules of their own.
+//! About 700 lines: most of it is [`Options`], one documented field per flag, and the report's
+//! assembly from the tally; the run itself is short and the scenarios, workers and report are
+//! modules of their own.
 
 pub mod error;
 pub mod probe;
@@ -80,6 +93,8 @@ mod scenario;
 mod server_watch;
 mod session_watch;
 mod tally;
+mod tick_buckets;
+mod tick_watch;
 mod watch;
 mod worker;
 
@@ -91,12 +106,14 @@ use clap::{Parser, ValueEnum};
 
 pub use crate::error::Error;
 use crate::report::{
-    ChurnFigures, FaultFigures, Quantiles, Report, ResumeFigures, ServerFigures, ServerSessionFigures,
-    TickJitter, UrlShare, WhisperFigures, Window, percent, process_cpu_secs,
+    AccountFigures, ChurnFigures, FaultFigures, PersistFigures, Quantiles, Report, ResumeFigures,
+    ServerFigures, ServerSessionFigures, ServerTickFigures, TickJitter, UrlShare, WhisperFigures, Window,
+    percent, process_cpu_secs,
 };
 use crate::server_watch::ServerWatch;
 use crate::session_watch::SessionWatch;
 use crate::tally::Tally;
+use crate::tick_watch::TickWatch;
 use crate::watch::{Ending, Timeline};
 use crate::worker::{Live, Plan, Target};
 
@@ -119,6 +136,16 @@ pub enum Scenario {
     /// Log in, join, move for a random lifetime, then kill the connection (a TCP reset, or
     /// silence with the socket held open) and connect again.
     Faults,
+}
+
+/// Arena: how the bots log in (`--accounts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Accounts {
+    /// `login` by name (`PREFIX-N`): nothing is saved.
+    None,
+    /// A guest account per bot: `guest` once for the whole run, then `auth` with its session
+    /// token on every new server session; the player is the account's (`guest-N`).
+    Guest,
 }
 
 /// `--faults`: when a fresh session is killed.
@@ -288,6 +315,17 @@ pub struct Options {
     /// last ones to arrive; a whisper the server accepted and nobody received by then is lost.
     #[arg(long, default_value_t = 2.0)]
     pub whisper_drain: f64,
+    /// Arena: how the bots log in. `guest`: each bot gets a guest account once (`guest`
+    /// without a device token) and logs in with its session token by `auth` instead of
+    /// `login`, again on every new server session (a version 1 reconnect, a version 2 session
+    /// after a refused resume); failures are errors, by code in the report. The server must
+    /// keep accounts (the arena binary's `--db`).
+    #[arg(long, value_enum, default_value_t = Accounts::None)]
+    pub accounts: Accounts,
+    /// Arena with `--accounts guest`: `flush_stats` calls per second per bot in its arena (a
+    /// write answered once committed), timed and counted apart in the report. 0: none.
+    #[arg(long, default_value_t = 0.0)]
+    pub persist_per_sec: f64,
 }
 
 impl Scenario {
@@ -305,6 +343,21 @@ impl Scenario {
 }
 
 impl Options {
+    /// What is wrong with `--accounts` and `--persist-per-sec` here, if anything.
+    fn account_problem(&self) -> Option<&'static str> {
+        if self.accounts != Accounts::None && self.scenario != Scenario::Arena {
+            Some("--accounts applies to the arena scenario only")
+        } else if !(self.persist_per_sec.is_finite() && self.persist_per_sec >= 0.0) {
+            Some("--persist-per-sec must be at least 0")
+        } else if self.persist_per_sec > 0.0 && self.accounts == Accounts::None {
+            Some("--persist-per-sec needs --accounts guest: flush_stats saves an account's stats")
+        } else if self.persist_per_sec > 0.0 && self.faults {
+            Some("--persist-per-sec applies to the arena scenario without --faults")
+        } else {
+            None
+        }
+    }
+
     /// The defaults, against `url`.
     pub fn new(url: &str) -> Self {
         Self::parse_from(["client-sim", "--url", url])
@@ -319,6 +372,9 @@ impl Options {
             && !(self.whisper_rate.is_finite() && self.whisper_rate > 0.0 && self.whisper_drain >= 0.0)
         {
             return Some("--whisper-rate must be above 0 and --whisper-drain at least 0".to_owned());
+        }
+        if let Some(problem) = self.account_problem() {
+            return Some(problem.to_owned());
         }
         if !self.faults {
             return None;
@@ -366,6 +422,7 @@ pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error
     let targets: Arc<[Target]> = targets.into();
     let mut server = opts.server_pid.map(|pid| ServerWatch::start(pid, addr)).transpose()?;
     let mut sessions = opts.faults.then(|| SessionWatch::start(addr));
+    let mut ticks = TickWatch::start(addr);
     let opts = Arc::new(opts.clone());
     let threads = opts.threads.max(1);
     let timeline = Timeline::new(&opts, Instant::now());
@@ -393,12 +450,14 @@ pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error
         handles.push(worker.spawn(move || scenario::run_worker(plan))?);
     }
 
-    let watched = watch::watch(&opts, &live, &timeline, interrupt, server.as_mut(), sessions.as_mut());
+    let watched =
+        watch::watch(&opts, &live, &timeline, interrupt, server.as_mut(), sessions.as_mut(), &mut ticks);
     let cpu_end = process_cpu_secs();
     let ending = watched.ending;
     if let (Some(server), Ending::Completed | Ending::Interrupted(_)) = (server.as_mut(), &ending) {
         server.loaded();
     }
+    let server_ticks = ticks.finish();
     hold.wait();
     let wall_secs = timeline.start.elapsed().as_secs_f64();
     let drain_secs = watched.ended_at.saturating_duration_since(timeline.end).as_secs_f64();
@@ -429,6 +488,7 @@ pub fn run_until(opts: &Options, interrupt: &AtomicBool) -> Result<Report, Error
         wall_secs,
         server,
         sessions: sessions.and_then(SessionWatch::finish),
+        server_ticks,
         drain_secs,
         interrupted_after_secs,
     };
@@ -447,6 +507,8 @@ struct Measured {
     server: Option<ServerFigures>,
     /// `--faults`: the server's sessions, from its `/metrics`.
     sessions: Option<ServerSessionFigures>,
+    /// The server's ticks, from its `/metrics`.
+    server_ticks: ServerTickFigures,
     /// `--faults`: seconds the run went on after the steady window.
     drain_secs: f64,
     interrupted_after_secs: Option<f64>,
@@ -520,6 +582,23 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         out_of_order: total.whisper.out_of_order,
         latency_us: Quantiles::of(&total.whisper.latency),
     });
+    let accounts = (opts.accounts == Accounts::Guest).then(|| AccountFigures {
+        guests_created: c.guests_created,
+        guest_failures: c.guest_failures,
+        auths_ok: c.auths_ok,
+        auth_failures: c.auth_failures,
+        failures: total.account_failures.clone(),
+    });
+    let persist = (opts.persist_per_sec > 0.0).then(|| PersistFigures {
+        per_sec: opts.persist_per_sec,
+        calls: c.persist_calls,
+        replied: c.persist_replied,
+        failed: c.persist_failed,
+        replied_per_sec_steady: per_sec(end.persist_replied.saturating_sub(at.persist_replied)),
+        failures: total.persist_failures.clone(),
+        latency_us: Quantiles::of(&total.persist_latency),
+        latency_steady_us: Quantiles::of(&total.persist_latency_steady),
+    });
     Report {
         url: opts.urls.join(", "),
         urls: url_shares(&opts.urls, opts.bots),
@@ -552,6 +631,9 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         whisper,
         resent: total.resent,
         server: m.server,
+        server_ticks: m.server_ticks,
+        accounts,
+        persist,
         interrupted_after_secs: m.interrupted_after_secs,
         error_codes: total.error_codes,
         connect_errors: total.connect_errors,
@@ -588,6 +670,24 @@ mod tests {
         assert_eq!(shares, [3, 2, 2], "bots 0, 3, 6 / 1, 4 / 2, 5");
         assert_eq!(Options::new("ws://a:1/").urls, ["ws://a:1/"], "one --url as before");
         assert_eq!(Options::parse_from(["client-sim"]).urls, ["ws://127.0.0.1:7777/"], "the default");
+    }
+
+    #[test]
+    fn account_options_that_make_no_sense_are_named() {
+        let parse = |flags: &[&str]| {
+            let line = ["client-sim", "--url", "ws://127.0.0.1:1/"].into_iter().chain(flags.iter().copied());
+            Options::parse_from(line).problem().unwrap_or_default()
+        };
+        assert_eq!(parse(&["--accounts", "guest", "--persist-per-sec", "1"]), "");
+        assert_eq!(parse(&["--accounts", "guest", "--faults"]), "", "a v2 session logs in by auth too");
+        assert!(parse(&["--persist-per-sec", "1"]).contains("needs --accounts guest"));
+        assert!(parse(&["--accounts", "guest", "--scenario", "echo"]).contains("arena scenario only"));
+        assert!(parse(&["--accounts", "guest", "--persist-per-sec=-1"]).contains("at least 0"));
+        assert!(
+            parse(&["--accounts", "guest", "--persist-per-sec", "1", "--faults"])
+                .contains("without --faults")
+        );
+        assert_eq!(Options::new("ws://a:1/").accounts, Accounts::None, "login by name unless asked");
     }
 
     #[test]

@@ -74,6 +74,30 @@ pub(crate) struct Tally {
     pub surprises: Vec<String>,
     /// Whisper: whispers sent and received, and their delivery.
     pub whisper: WhisperTally,
+    /// `--accounts guest`: failed `guest` and `auth` calls, by route and kind
+    /// ([`failure_kind`]).
+    pub account_failures: BTreeMap<String, u64>,
+    /// `--persist-per-sec`: failed `flush_stats` calls, by kind ([`failure_kind`]).
+    pub persist_failures: BTreeMap<String, u64>,
+    /// `--persist-per-sec`: `flush_stats` round trips of committed answers, whole run, µs.
+    pub persist_latency: Histogram<u64>,
+    /// The same in the steady window.
+    pub persist_latency_steady: Histogram<u64>,
+}
+
+/// How a call failed, for the report's tables of failures: `error 10 unauthenticated`,
+/// `error 1009 app`, `timeout`, `disconnected`, ... (`reply` for a reply, which is no failure).
+pub(crate) fn failure_kind(outcome: &ticksock_client::Outcome) -> String {
+    use ticksock_client::Outcome;
+    match outcome {
+        Outcome::Reply(_) => "reply".to_owned(),
+        Outcome::Error { code, .. } => format!("error {code} {}", ticksock_protocol::error_code::name(*code)),
+        Outcome::Timeout => "timeout".to_owned(),
+        Outcome::Disconnected => "disconnected".to_owned(),
+        Outcome::AnswerLost => "answer lost".to_owned(),
+        Outcome::Closed => "closed".to_owned(),
+        Outcome::Redirect(_) => "redirect not followed".to_owned(),
+    }
 }
 
 /// The whisper scenario's counts (see `scenario/whisper.rs`).
@@ -145,6 +169,10 @@ impl Default for Tally {
             unsettled_at_end: 0,
             surprises: Vec::new(),
             whisper: WhisperTally::default(),
+            account_failures: BTreeMap::new(),
+            persist_failures: BTreeMap::new(),
+            persist_latency: histogram(),
+            persist_latency_steady: histogram(),
         }
     }
 }
@@ -177,6 +205,10 @@ impl Tally {
             unsettled_at_end,
             surprises,
             whisper,
+            account_failures,
+            persist_failures,
+            persist_latency,
+            persist_latency_steady,
         } = other;
         self.whisper.merge(whisper);
         self.counters.merge(counters);
@@ -203,6 +235,8 @@ impl Tally {
             (&mut self.gaps, gaps),
             (&mut self.cycle_us, cycle_us),
             (&mut self.timer_late, timer_late),
+            (&mut self.persist_latency, persist_latency),
+            (&mut self.persist_latency_steady, persist_latency_steady),
         ] {
             // Every histogram here has the same bounds, so adding cannot fail.
             let _ = mine.add(theirs);
@@ -213,6 +247,13 @@ impl Tally {
         }
         for (message, n) in connect_errors {
             self.note_connect_errors(message, *n);
+        }
+        for (mine, theirs) in
+            [(&mut self.account_failures, account_failures), (&mut self.persist_failures, persist_failures)]
+        {
+            for (kind, n) in theirs {
+                *mine.entry(kind.clone()).or_default() += n;
+            }
         }
     }
 
@@ -264,6 +305,9 @@ mod tests {
         }
         *t.error_codes.entry(1004).or_default() += 1;
         t.note_connect_errors(error, 1);
+        *t.account_failures.entry("auth: timeout".to_owned()).or_default() += 1;
+        *t.persist_failures.entry("error 9 busy".to_owned()).or_default() += 2;
+        t.persist_latency.saturating_record(rtt_ms.max(1) * 1000);
         t
     }
 
@@ -288,6 +332,19 @@ mod tests {
             total.connect_errors,
             BTreeMap::from([("refused".to_owned(), 2), ("reset".to_owned(), 1)])
         );
+        assert_eq!(total.account_failures, BTreeMap::from([("auth: timeout".to_owned(), 3)]));
+        assert_eq!(total.persist_failures, BTreeMap::from([("error 9 busy".to_owned(), 6)]));
+        assert_eq!(total.persist_latency.len(), 3);
+    }
+
+    #[test]
+    fn failures_are_named_by_code_or_kind() {
+        use ticksock_client::Outcome;
+        let error = |code| Outcome::Error { code, message: "why".into() };
+        assert_eq!(failure_kind(&error(10)), "error 10 unauthenticated");
+        assert_eq!(failure_kind(&error(1009)), "error 1009 app");
+        assert_eq!(failure_kind(&Outcome::Timeout), "timeout");
+        assert_eq!(failure_kind(&Outcome::Disconnected), "disconnected");
     }
 
     #[test]

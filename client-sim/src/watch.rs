@@ -8,6 +8,7 @@ use crate::Options;
 use crate::report::process_cpu_secs;
 use crate::server_watch::ServerWatch;
 use crate::session_watch::SessionWatch;
+use crate::tick_watch::TickWatch;
 use crate::worker::{Live, LiveFigures};
 
 /// How often the stop rules are looked at.
@@ -116,10 +117,10 @@ pub(crate) fn live_line(elapsed: Duration, bots: u32, answers_per_sec: f64, f: &
 }
 
 /// Waits for the end of the run, or for a reason to end it early (then [`Live::halt`]s the
-/// workers), printing the progress line once a second unless quiet, and sampling the server
-/// (`--server-pid`) and its sessions (`--faults`). The run ends at the end of the steady
-/// window, or with `--faults` once every worker has finished its drain (at the latest at
-/// [`Timeline::drain_end`]).
+/// workers), printing the progress line once a second unless quiet, sampling the server
+/// (`--server-pid`) and its sessions (`--faults`), and reading the server's ticks when the
+/// steady window starts and when it ends. The run ends at the end of the steady window, or with `--faults` once
+/// every worker has finished its drain (at the latest at [`Timeline::drain_end`]).
 pub(crate) fn watch(
     opts: &Options,
     live: &Live,
@@ -127,6 +128,7 @@ pub(crate) fn watch(
     interrupt: &AtomicBool,
     mut server: Option<&mut ServerWatch>,
     mut sessions: Option<&mut SessionWatch>,
+    ticks: &mut TickWatch,
 ) -> Watched {
     let first_connect_timeout = (opts.first_connect_timeout > 0.0 && opts.bots > 0)
         .then(|| Duration::from_secs_f64(opts.first_connect_timeout));
@@ -140,9 +142,11 @@ pub(crate) fn watch(
         let now = Instant::now();
         if cpu_at_steady.is_none() && now >= timeline.steady_start {
             cpu_at_steady = Some(process_cpu_secs());
+            ticks.steady();
         }
         if cpu_at_end.is_none() && now >= timeline.end {
             cpu_at_end = Some(process_cpu_secs());
+            ticks.ended();
         }
         if now >= timeline.end && (live.all_finished() || now >= timeline.drain_end) {
             break Ending::Completed;

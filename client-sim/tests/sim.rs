@@ -57,10 +57,29 @@ fn two_hundred_arena_bots_play_for_three_seconds_without_an_error() {
     assert_eq!(report.tick_jitter.tick_hz, 30);
     assert!(report.tick_jitter.gap_us.p50 > 10_000 && report.tick_jitter.gap_us.p50 < 60_000);
     assert!(report.steady.worker_cpu_secs > 0.0);
+    // The server's own ticks, from its histograms: 30 slots a second over the 3 s steady
+    // window (read at its start and end, a tick either way; a loaded machine may skip some),
+    // and more over the whole run.
+    let ticks = &report.server_ticks;
+    assert_eq!(ticks.bucket_bounds_us[..4], [100, 250, 500, 1000], "{ticks:?}");
+    let steady = ticks.steady.as_ref().expect("read at the window's start and end");
+    assert!((85..=95).contains(&(steady.ticks + steady.skipped)), "{steady:?}");
+    assert_eq!(steady.lateness.count, steady.ticks);
+    let p99 = steady.lateness.p99.expect("ticks ran");
+    assert!(
+        p99.estimate_us > p99.above_us && p99.at_most_us.is_some_and(|le| p99.estimate_us <= le),
+        "{p99:?}"
+    );
+    assert!(steady.duration.p99.is_some() && steady.lateness.mean_us > 0.0, "{steady:?}");
+    let run = ticks.run.as_ref().expect("read before the run");
+    assert!(run.ticks > steady.ticks, "{run:?}");
+    assert!(report.table().contains("server tick lateness, steady (ms) p50/p99/mean"));
     // The JSON carries the same figures.
     let json: serde_json::Value = serde_json::from_str(&report.json()).expect("valid JSON");
     assert_eq!(json["counters"]["replied"], c.replied);
     assert_eq!(json["errors"], 0);
+    assert_eq!(json["server_ticks"]["steady"]["ticks"], steady.ticks);
+    assert!(json["server_ticks"]["steady"]["lateness"]["p99"]["at_most_us"].is_u64());
     server.shutdown().expect("clean shutdown");
 }
 

@@ -6,7 +6,7 @@ use super::{
     AccountId, GUEST_PREFIX, Ranking, Stats, Store, StoreError, check_delta, check_limit, check_name,
     check_password, password,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
 use std::time::Duration;
 
@@ -80,6 +80,28 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA foreign_keys = ON")?;
         migrate(&mut conn, MIGRATIONS)?;
         Ok(Self { conn })
+    }
+
+    /// Runs `f` as one write transaction: the writes `f` makes commit together, in one commit,
+    /// or none does (when `f` fails, or the commit does). It begins `IMMEDIATE`, taking the
+    /// write lock before anything is read: a transaction that read first and then wrote would
+    /// have to upgrade its lock, which fails at once with [`StoreError::Busy`] while another
+    /// connection writes, where this waits for the lock (the busy timeout) instead.
+    ///
+    /// `f` must not begin a transaction itself ([`Store::create_guest`] does): SQLite has no
+    /// nested `BEGIN`, and that call would fail.
+    pub fn write<T>(&self, f: impl FnOnce(&Self) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        // On an error the transaction is dropped, which rolls it back.
+        let value = f(self)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// The connection, for tests that need to put it in a state no caller can (read-only).
+    #[cfg(test)]
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
     }
 }
 
@@ -171,14 +193,20 @@ impl Store for SqliteStore {
     fn add_stats(&self, account: AccountId, delta: Stats) -> Result<(), StoreError> {
         check_delta(delta)?;
         let amounts = [delta.distance, delta.messages, delta.games].map(|amount| amount as i64);
-        let result = self.conn.execute(
-            "INSERT INTO stats (account, distance, messages, games) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (account) DO UPDATE SET
-                 distance = distance + excluded.distance,
-                 messages = messages + excluded.messages,
-                 games = games + excluded.games",
-            params![account.0, amounts[0], amounts[1], amounts[2]],
-        );
+        // Cached: a server runs this for every player every second, and for every
+        // `flush_stats`; parsing it each time cost more than running it.
+        let result = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO stats (account, distance, messages, games) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account) DO UPDATE SET
+                     distance = distance + excluded.distance,
+                     messages = messages + excluded.messages,
+                     games = games + excluded.games",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![account.0, amounts[0], amounts[1], amounts[2]])
+            });
         match result.map_err(StoreError::from) {
             Ok(_) => Ok(()),
             Err(error) if error.is_foreign_key_violation() => Err(StoreError::NoSuchAccount(account)),
@@ -189,12 +217,11 @@ impl Store for SqliteStore {
     fn stats(&self, account: AccountId) -> Result<Stats, StoreError> {
         let row: Option<[Option<i64>; 3]> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT s.distance, s.messages, s.games FROM accounts a LEFT JOIN stats s ON s.account = a.id
                  WHERE a.id = ?1",
-                [account.0],
-                |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?]),
-            )
+            )?
+            .query_row([account.0], |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?]))
             .optional()?;
         let Some([distance, messages, games]) = row else {
             return Err(StoreError::NoSuchAccount(account));

@@ -1,5 +1,6 @@
 //! The figures a run reports beyond its counters, by scenario (churn, faults, whisper,
-//! `--faults`), per URL, and from the server process (`--server-pid`, its `/metrics`).
+//! `--faults`), per URL, from the server process (`--server-pid`, its `/metrics`), from the
+//! server's tick histograms, and of the bots' accounts (`--accounts`, `--persist-per-sec`).
 
 use std::collections::BTreeMap;
 
@@ -182,4 +183,105 @@ pub struct ServerFigures {
     /// Idle scenario: the server's resident memory growth per connection, KiB: (RSS at the end
     /// of the steady window - RSS before the run) / bots connected at the end.
     pub rss_per_connection_kib: Option<f64>,
+}
+
+/// `--accounts guest`: the bots' guest accounts and their sign-ins.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AccountFigures {
+    /// Guest accounts made: one per bot for the whole run, unless a `guest` call failed.
+    pub guests_created: u64,
+    /// `guest` calls that failed.
+    pub guest_failures: u64,
+    /// `auth` calls answered with the account: one per server session of each bot.
+    pub auths_ok: u64,
+    /// `auth` calls that failed.
+    pub auth_failures: u64,
+    /// The failed `guest` and `auth` calls by route and kind (`auth: error 10
+    /// unauthenticated`, `guest: timeout`, ...). Each is an error of its call too.
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// `--persist-per-sec`: the bots' `flush_stats` calls (a write answered once committed).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PersistFigures {
+    /// Calls per second per bot asked for (`--persist-per-sec`).
+    pub per_sec: f64,
+    /// Calls made.
+    pub calls: u64,
+    /// Calls answered with the account's totals, after the write committed.
+    pub replied: u64,
+    /// Calls that failed (each an error of its call too).
+    pub failed: u64,
+    /// Committed answers per second in the steady window.
+    pub replied_per_sec_steady: f64,
+    /// The failures by kind (`error 1009 app`, `timeout`, ...).
+    pub failures: BTreeMap<String, u64>,
+    /// Round trips of committed answers, whole run, microseconds.
+    pub latency_us: Quantiles,
+    /// The same in the steady window.
+    pub latency_steady_us: Quantiles,
+}
+
+/// The server's ticks, from its `GET /metrics` histograms (`ticksock_tick_lateness_seconds`,
+/// `ticksock_tick_duration_seconds`): the differences between readings before the run, at the
+/// start of the steady window and at its end. A quantile is known to its bucket only.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerTickFigures {
+    /// The histograms' bucket bounds, microseconds (the server's: 100, 250, 500, 1000, 2000,
+    /// 5000, ...): the resolution of every quantile below.
+    pub bucket_bounds_us: Vec<u64>,
+    /// From before the first bot started to the end of the steady window (`None`: a reading
+    /// failed).
+    pub run: Option<TickHealth>,
+    /// The steady window (`None`: a reading failed).
+    pub steady: Option<TickHealth>,
+}
+
+/// The ticks a server ran over a stretch of the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TickHealth {
+    /// Ticks run.
+    pub ticks: u64,
+    /// Tick slots skipped because a tick overran (`ticksock_ticks_skipped_total`).
+    pub skipped: u64,
+    /// How late each tick started.
+    pub lateness: BucketSummary,
+    /// How long each tick ran.
+    pub duration: BucketSummary,
+}
+
+/// A histogram of fixed buckets, summarised.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BucketSummary {
+    /// Values recorded.
+    pub count: u64,
+    /// Their mean, microseconds (exact: from the histogram's sum).
+    pub mean_us: f64,
+    /// The median's bucket (`None`: nothing recorded).
+    pub p50: Option<BucketQuantile>,
+    /// The 99th percentile's bucket.
+    pub p99: Option<BucketQuantile>,
+    /// The values in each bucket (not cumulative), the last one past the last bound.
+    pub buckets: Vec<BucketCount>,
+}
+
+/// A quantile of a histogram of fixed buckets: the bucket it falls in, and a linear estimate
+/// within it (which assumes the values spread evenly over the bucket).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BucketQuantile {
+    /// The bucket's lower bound (exclusive), microseconds.
+    pub above_us: u64,
+    /// Its upper bound (inclusive), microseconds; `None`: past the last bound.
+    pub at_most_us: Option<u64>,
+    /// The estimate within the bucket, microseconds.
+    pub estimate_us: u64,
+}
+
+/// The values of one bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BucketCount {
+    /// Its upper bound, microseconds (`None`: the bucket past the last bound).
+    pub at_most_us: Option<u64>,
+    /// Values in it (above the previous bound).
+    pub count: u64,
 }

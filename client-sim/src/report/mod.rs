@@ -8,7 +8,9 @@ mod table;
 
 pub use cpu::{process_cpu_secs, thread_cpu_secs};
 pub use figures::{
-    ChurnFigures, FaultFigures, ResumeFigures, ServerFigures, ServerSessionFigures, UrlShare, WhisperFigures,
+    AccountFigures, BucketCount, BucketQuantile, BucketSummary, ChurnFigures, FaultFigures, PersistFigures,
+    ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickHealth, UrlShare,
+    WhisperFigures,
 };
 
 use std::collections::BTreeMap;
@@ -158,6 +160,22 @@ pub struct Counters {
     pub redirects_failed_bad_url: u64,
     /// Whisper: pushes on `whisper` that were not a whisper of this run (must be 0).
     pub whispers_unknown: u64,
+    /// `--accounts guest`: guest accounts made (`guest` answered a session token).
+    pub guests_created: u64,
+    /// `--accounts guest`: `guest` calls that failed (each an error of its call too; by kind
+    /// in [`AccountFigures::failures`]).
+    pub guest_failures: u64,
+    /// `--accounts guest`: `auth` calls answered with the account: one per server session.
+    pub auths_ok: u64,
+    /// `--accounts guest`: `auth` calls that failed (each an error of its call too; by code
+    /// in [`AccountFigures::failures`]).
+    pub auth_failures: u64,
+    /// `--persist-per-sec`: `flush_stats` calls made.
+    pub persist_calls: u64,
+    /// `--persist-per-sec`: `flush_stats` calls answered with the totals (committed).
+    pub persist_replied: u64,
+    /// `--persist-per-sec`: `flush_stats` calls that failed (each an error of its call too).
+    pub persist_failed: u64,
 }
 
 impl Counters {
@@ -228,6 +246,13 @@ impl Counters {
             redirects_failed_too_many,
             redirects_failed_bad_url,
             whispers_unknown,
+            guests_created,
+            guest_failures,
+            auths_ok,
+            auth_failures,
+            persist_calls,
+            persist_replied,
+            persist_failed,
         } = o;
         self.bots_launched += bots_launched;
         self.bots_connected += bots_connected;
@@ -292,6 +317,13 @@ impl Counters {
         self.redirects_failed_too_many += redirects_failed_too_many;
         self.redirects_failed_bad_url += redirects_failed_bad_url;
         self.whispers_unknown += whispers_unknown;
+        self.guests_created += guests_created;
+        self.guest_failures += guest_failures;
+        self.auths_ok += auths_ok;
+        self.auth_failures += auth_failures;
+        self.persist_calls += persist_calls;
+        self.persist_replied += persist_replied;
+        self.persist_failed += persist_failed;
     }
 
     /// What counts as an error for the exit status: timeouts, error replies, failed connects,
@@ -468,6 +500,12 @@ pub struct Report {
     pub resent: u64,
     /// The server process's descriptors and memory (with `--server-pid` only).
     pub server: Option<ServerFigures>,
+    /// The server's ticks (the first `--url`'s), from its `/metrics` histograms.
+    pub server_ticks: ServerTickFigures,
+    /// `--accounts guest`: the guest accounts and their sign-ins.
+    pub accounts: Option<AccountFigures>,
+    /// `--persist-per-sec`: the `flush_stats` calls.
+    pub persist: Option<PersistFigures>,
     /// Seconds after the start when the run was interrupted (Ctrl-C), if it was: the counts
     /// are those of the run so far, the rates those of the part of the steady window that ran.
     pub interrupted_after_secs: Option<f64>,

@@ -2,7 +2,24 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, SIM_LAG_WARNING_US, percent};
+use super::{BucketQuantile, BucketSummary, Report, SIM_LAG_WARNING_US, percent};
+
+/// Microseconds as milliseconds, as short as exact (`250` is `0.25`).
+fn ms(us: u64) -> String {
+    format!("{}", us as f64 / 1000.0)
+}
+
+/// A quantile of a histogram of buckets, in milliseconds: its bucket and the estimate inside
+/// (`0.5-1 (~0.83)`), `<=0.1 (~0.05)` in the first, `>250` past the last, `-` with no values.
+fn bucket_ms(q: Option<BucketQuantile>) -> String {
+    let Some(q) = q else { return "-".to_owned() };
+    let estimate = q.estimate_us as f64 / 1000.0;
+    match q.at_most_us {
+        None => format!(">{}", ms(q.above_us)),
+        Some(at_most) if q.above_us == 0 => format!("<={} (~{estimate:.2})", ms(at_most)),
+        Some(at_most) => format!("{}-{} (~{estimate:.2})", ms(q.above_us), ms(at_most)),
+    }
+}
 
 impl Report {
     /// The rows of `--faults`: settings, kills, resumes against the window, calls, pushes, and
@@ -106,6 +123,60 @@ impl Report {
                 );
             }
             None => row("server sessions (/metrics)", "could not be read".to_owned()),
+        }
+    }
+
+    /// The rows of the server's ticks, from its `/metrics` histograms.
+    fn server_tick_rows(&self, row: &mut impl FnMut(&str, String)) {
+        let t = &self.server_ticks;
+        let Some(run) = &t.run else {
+            row("server ticks (/metrics)", "could not be read".to_owned());
+            return;
+        };
+        let summary = |s: &BucketSummary| {
+            format!("{} / {} / {:.3}", bucket_ms(s.p50), bucket_ms(s.p99), s.mean_us / 1000.0)
+        };
+        if let Some(steady) = &t.steady {
+            row("server ticks, steady: run / skipped", format!("{} / {}", steady.ticks, steady.skipped));
+            row("server tick lateness, steady (ms) p50/p99/mean", summary(&steady.lateness));
+            row("server tick duration, steady (ms) p50/p99/mean", summary(&steady.duration));
+        }
+        row("server ticks, whole run: run / skipped", format!("{} / {}", run.ticks, run.skipped));
+        row("server tick lateness, whole run (ms) p50/p99/mean", summary(&run.lateness));
+        let bounds: Vec<String> = t.bucket_bounds_us.iter().map(|&us| ms(us)).collect();
+        row(
+            "server tick buckets (ms)",
+            format!("{}: a quantile is known to its bucket, ~ interpolates within it", bounds.join(" ")),
+        );
+    }
+
+    /// The rows of `--accounts guest` and `--persist-per-sec`.
+    fn account_rows(&self, row: &mut impl FnMut(&str, String)) {
+        if let Some(a) = &self.accounts {
+            row("guests made / auths ok", format!("{} / {}", a.guests_created, a.auths_ok));
+            row("guest / auth FAILED", format!("{} / {}", a.guest_failures, a.auth_failures));
+            for (kind, n) in &a.failures {
+                row("sign-in failed", format!("{n} x {kind}"));
+            }
+        }
+        if let Some(p) = &self.persist {
+            row(
+                "flush_stats: calls / committed / FAILED",
+                format!(
+                    "{} / {} / {}  ({} per bot per s; {:.0} committed/s steady)",
+                    p.calls, p.replied, p.failed, p.per_sec, p.replied_per_sec_steady
+                ),
+            );
+            let q = &p.latency_us;
+            row(
+                "flush_stats (µs) p50/p90/p99/max",
+                format!("{} / {} / {} / {}  ({} samples)", q.p50, q.p90, q.p99, q.max, q.count),
+            );
+            let s = &p.latency_steady_us;
+            row("steady flush_stats (µs) p50/p99/max", format!("{} / {} / {}", s.p50, s.p99, s.max));
+            for (kind, n) in &p.failures {
+                row("flush_stats failed", format!("{n} x {kind}"));
+            }
         }
     }
 
@@ -248,6 +319,8 @@ impl Report {
             );
             row("ticks skipped", format!("{}", j.ticks_skipped));
         }
+        self.server_tick_rows(&mut row);
+        self.account_rows(&mut row);
         let late = &self.timer_late_us;
         if late.count > 0 {
             row("sim timers late (µs) p50/p99/max", format!("{} / {} / {}", late.p50, late.p99, late.max));
@@ -360,5 +433,21 @@ impl Report {
             let _ = writeln!(out, "{k}{}  {v}", " ".repeat(pad));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_quantile_reads_as_its_bucket_and_the_estimate() {
+        let q =
+            |above_us, at_most_us, estimate_us| Some(BucketQuantile { above_us, at_most_us, estimate_us });
+        assert_eq!(bucket_ms(q(500, Some(1000), 830)), "0.5-1 (~0.83)");
+        assert_eq!(bucket_ms(q(0, Some(100), 50)), "<=0.1 (~0.05)");
+        assert_eq!(bucket_ms(q(250_000, None, 250_000)), ">250");
+        assert_eq!(bucket_ms(None), "-");
+        assert_eq!(ms(33_000), "33");
     }
 }

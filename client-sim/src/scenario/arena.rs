@@ -1,32 +1,51 @@
-//! `arena` (the default): log in as `PREFIX-N`, join `arena-{N / room size}`, send a `move`
-//! every `1/--rate` s and a `chat` every `--chat-interval` s (each with a random phase per
-//! bot), and receive the arena's pushes. A refused login or join is tried again a second later.
+//! `arena` (the default): log in (as `PREFIX-N`, or with `--accounts guest` by `auth` as the
+//! bot's guest account: see `sign_in`), join `arena-{N / room size}`, send a `move` every
+//! `1/--rate` s and a `chat` every `--chat-interval` s, and with `--persist-per-sec` a
+//! `flush_stats` every `1/R` s (each timer with a random phase per bot), and receive the arena's
+//! pushes. A refused sign-in or join is tried again a second later.
+//!
+//! `flush_stats` calls are timed apart (the round trip of a committed write) and their
+//! failures counted by kind; like every call, each also counts in the run's totals.
 
 use std::time::{Duration, Instant};
 
-use ticksock_arena::proto::{Chat, Join, Move, ROUTE_CHAT, ROUTE_JOIN, ROUTE_MOVE};
+use ticksock_arena::proto::{
+    Chat, Join, Move, PlayerStats, ROUTE_CHAT, ROUTE_FLUSH_STATS, ROUTE_JOIN, ROUTE_MOVE,
+};
 use ticksock_client::{CallId, Outcome};
 
-use super::{Script, logged_in, login, room};
+use super::sign_in::{self, SignIn, Step};
+use super::{Script, room};
 use crate::Options;
-use crate::tally::micros;
+use crate::tally::{failure_kind, micros};
 use crate::worker::{Bot, Cx};
 
 /// The arena scenario's settings.
 pub(crate) struct Arena {
     move_every: Duration,
     chat_every: Duration,
+    /// `--persist-per-sec`: the period of a bot's `flush_stats` calls (`None`: no calls).
+    persist_every: Option<Duration>,
+}
+
+/// An arena bot: where it is, and its `flush_stats` calls awaiting their answer.
+#[derive(Debug, Default)]
+pub(crate) struct ArenaBot {
+    phase: Phase,
+    /// `flush_stats` calls in flight and when each was made. Kept across connections, so
+    /// that a call the drop failed is counted as a failed write.
+    persisting: Vec<(CallId, Instant)>,
 }
 
 /// Where an arena bot is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) enum ArenaBot {
+enum Phase {
     /// Not connected (or waiting for the welcome).
     #[default]
     Offline,
-    LoggingIn(CallId),
+    SigningIn(SignIn),
     Joining(CallId),
-    /// In its arena: moving and chatting.
+    /// In its arena: moving and chatting (and persisting).
     Playing,
 }
 
@@ -35,21 +54,26 @@ pub(crate) enum ArenaBot {
 pub(crate) enum ArenaTimer {
     Move,
     Chat,
-    /// Log in or join again, after a refusal.
+    /// A `flush_stats` call (`--persist-per-sec`).
+    Persist,
+    /// Sign in or join again, after a refusal.
     Retry,
 }
 
 impl Arena {
     pub(crate) fn new(opts: &Options) -> Self {
+        let persist_every =
+            (opts.persist_per_sec > 0.0).then(|| Duration::from_secs_f64(1.0 / opts.persist_per_sec));
         Self {
             move_every: Duration::from_secs_f64(1.0 / opts.rate.max(0.001)),
             chat_every: Duration::from_secs_f64(opts.chat_interval.max(0.001)),
+            persist_every,
         }
     }
 
-    fn login(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ArenaTimer>) {
-        if let Some(id) = login(bot, now, cx) {
-            bot.state = ArenaBot::LoggingIn(id);
+    fn sign_in(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ArenaTimer>) {
+        if let Some(call) = sign_in::start(bot, now, cx) {
+            bot.state.phase = Phase::SigningIn(call);
         }
     }
 
@@ -57,7 +81,19 @@ impl Arena {
         // In a cluster an arena lives on one node: this `join` may be redirected there.
         let join = Join { room: room("arena", bot.index, &cx.opts) };
         if let Some(id) = bot.call_resendable(ROUTE_JOIN, &join, now, cx) {
-            bot.state = ArenaBot::Joining(id);
+            bot.state.phase = Phase::Joining(id);
+        }
+    }
+
+    /// In the arena: the periodic calls start, each at a random phase, so that the bots'
+    /// calls spread over each period.
+    fn play(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ArenaTimer>) {
+        bot.state.phase = Phase::Playing;
+        let mut periodic = vec![(self.move_every, ArenaTimer::Move), (self.chat_every, ArenaTimer::Chat)];
+        periodic.extend(self.persist_every.map(|every| (every, ArenaTimer::Persist)));
+        for (every, timer) in periodic {
+            let phase = Duration::from_nanos(bot.rng.below(every.as_nanos() as u64));
+            bot.schedule(cx, now + phase, timer);
         }
     }
 
@@ -66,6 +102,38 @@ impl Arena {
     fn next(at: Instant, every: Duration, now: Instant) -> Instant {
         if at + every > now { at + every } else { now + every }
     }
+
+    fn persist(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ArenaTimer>) {
+        if let Some(id) = bot.call(ROUTE_FLUSH_STATS, &(), now, cx) {
+            cx.tally.counters.persist_calls += 1;
+            bot.state.persisting.push((id, now));
+        }
+    }
+
+    /// Counts a `flush_stats` outcome: a committed answer's round trip, or the failure.
+    fn persisted(outcome: &Outcome, sent_at: Instant, now: Instant, cx: &mut Cx<ArenaTimer>) {
+        let in_window = now >= cx.steady_start() && cx.in_window(now);
+        let t = &mut cx.tally;
+        let kind = match outcome {
+            Outcome::Reply(body) if ticksock_protocol::decode_body::<PlayerStats>(body).is_ok() => {
+                t.counters.persist_replied += 1;
+                let us = micros(now.saturating_duration_since(sent_at));
+                t.persist_latency.saturating_record(us);
+                if in_window {
+                    t.persist_latency_steady.saturating_record(us);
+                }
+                return;
+            }
+            Outcome::Reply(_) => {
+                // Counted as replied by the worker: an error only as a protocol error.
+                t.counters.protocol_errors += 1;
+                "undecodable reply".to_owned()
+            }
+            other => failure_kind(other),
+        };
+        t.counters.persist_failed += 1;
+        *t.persist_failures.entry(kind).or_default() += 1;
+    }
 }
 
 impl Script for Arena {
@@ -73,7 +141,7 @@ impl Script for Arena {
     type Timer = ArenaTimer;
 
     fn on_connected(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ArenaTimer>) {
-        self.login(bot, now, cx);
+        self.sign_in(bot, now, cx);
     }
 
     fn on_outcome(
@@ -84,25 +152,23 @@ impl Script for Arena {
         now: Instant,
         cx: &mut Cx<ArenaTimer>,
     ) {
+        if let Some(at) = bot.state.persisting.iter().position(|(call, _)| *call == id) {
+            let (_, sent_at) = bot.state.persisting.swap_remove(at);
+            return Self::persisted(&outcome, sent_at, now, cx);
+        }
         let retry = now + Duration::from_secs(1);
-        match bot.state {
-            ArenaBot::LoggingIn(login) if login == id => {
-                if logged_in(bot, outcome) {
-                    self.join(bot, now, cx);
-                } else {
-                    bot.schedule(cx, retry, ArenaTimer::Retry);
-                }
-            }
-            ArenaBot::Joining(join) if join == id => {
+        match bot.state.phase {
+            Phase::SigningIn(call) if call.id() == id => match sign_in::step(bot, call, outcome, now, cx) {
+                Step::Done => self.join(bot, now, cx),
+                Step::Next(next) => bot.state.phase = Phase::SigningIn(next),
+                Step::Failed => bot.schedule(cx, retry, ArenaTimer::Retry),
+            },
+            Phase::Joining(join) if join == id => {
                 if !outcome.is_reply() {
                     return bot.schedule(cx, retry, ArenaTimer::Retry);
                 }
-                bot.state = ArenaBot::Playing;
-                // Random phases, so that the bots' calls spread over each period.
-                let phase = Duration::from_nanos(bot.rng.below(self.move_every.as_nanos() as u64));
-                bot.schedule(cx, now + phase, ArenaTimer::Move);
-                let phase = Duration::from_nanos(bot.rng.below(self.chat_every.as_nanos() as u64));
-                bot.schedule(cx, now + phase, ArenaTimer::Chat);
+                sign_in::note_player(bot, &outcome);
+                self.play(bot, now, cx);
             }
             _ => {}
         }
@@ -116,24 +182,37 @@ impl Script for Arena {
         now: Instant,
         cx: &mut Cx<ArenaTimer>,
     ) {
-        if matches!(timer, ArenaTimer::Move | ArenaTimer::Chat) {
+        if timer != ArenaTimer::Retry {
             cx.tally.timer_late.saturating_record(micros(now.saturating_duration_since(at)));
         }
-        match (timer, bot.state) {
-            (ArenaTimer::Move, ArenaBot::Playing) => {
+        match (timer, bot.state.phase) {
+            (ArenaTimer::Move, Phase::Playing) => {
                 let dx = bot.rng.below(3) as i8 - 1;
                 let dy = bot.rng.below(3) as i8 - 1;
                 bot.call(ROUTE_MOVE, &Move { dx, dy }, now, cx);
                 bot.schedule(cx, Self::next(at, self.move_every, now), ArenaTimer::Move);
             }
-            (ArenaTimer::Chat, ArenaBot::Playing) => {
+            (ArenaTimer::Chat, Phase::Playing) => {
                 let text = format!("hello from {}", bot.index);
                 bot.call(ROUTE_CHAT, &Chat { text }, now, cx);
                 bot.schedule(cx, Self::next(at, self.chat_every, now), ArenaTimer::Chat);
             }
-            (ArenaTimer::Retry, ArenaBot::LoggingIn(_)) => self.login(bot, now, cx),
-            (ArenaTimer::Retry, ArenaBot::Joining(_)) => self.join(bot, now, cx),
+            (ArenaTimer::Persist, Phase::Playing) => {
+                if let Some(every) = self.persist_every {
+                    self.persist(bot, now, cx);
+                    bot.schedule(cx, Self::next(at, every, now), ArenaTimer::Persist);
+                }
+            }
+            (ArenaTimer::Retry, Phase::SigningIn(_)) => self.sign_in(bot, now, cx),
+            (ArenaTimer::Retry, Phase::Joining(_)) => self.join(bot, now, cx),
             _ => {}
         }
+    }
+
+    /// Back to "not connected", its timers forgotten; the `flush_stats` calls in flight stay
+    /// listed, to be counted when they fail.
+    fn on_offline(&self, bot: &mut Bot<Self>) {
+        bot.state.phase = Phase::Offline;
+        bot.generation = bot.generation.wrapping_add(1);
     }
 }

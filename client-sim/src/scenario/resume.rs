@@ -6,7 +6,8 @@
 //! - While its link is up and it plays, a bot's link is killed after an exponential time of
 //!   mean `60 / --fault-rate` s; and a share `--fault-fresh-share` of the bots' first sessions
 //!   is killed before it carried anything: right after the welcome (nothing sent), or right
-//!   after the first frame (the `login`) went out. Kills stop at the end of the steady window.
+//!   after the first frame (the `login`; with `--accounts guest`, the `guest` or `auth`) went
+//!   out. Kills stop at the end of the steady window.
 //! - A kill is a reset (`--fault-rst-share`), or half-open: the socket held open, unread and
 //!   unwritten (see `worker::kill`). Some half-open kills are *early* (`--fault-early-share`):
 //!   the bot reconnects within half the server's idle timeout, before the server finds the old
@@ -38,7 +39,8 @@ use ticksock_client::{CallId, Outcome, SessionEnd};
 use ticksock_protocol::{Version, resume_reason};
 
 use super::fault_plan::{Expect, FaultPlan, FreshKill, HeldRate, KillKind, held_rate};
-use super::{Script, SocketEnd, join, logged_in, login, read_to_end};
+use super::sign_in::{self, SignIn, Step};
+use super::{Script, SocketEnd, join, read_to_end};
 use crate::Options;
 use crate::tally::micros;
 use crate::worker::{Bot, Cx, Kill};
@@ -86,7 +88,8 @@ enum Stage {
     /// Its session is not logged in.
     #[default]
     LoggedOut,
-    LoggingIn(CallId),
+    /// Logging in (`login`, or `guest` and `auth` with `--accounts guest`).
+    SigningIn(SignIn),
     Joining(CallId),
     /// In its arena: moving and chatting (also while offline).
     Playing,
@@ -157,10 +160,10 @@ impl Resume {
         Some(id)
     }
 
-    fn login(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ResumeTimer>) {
-        let id = login(bot, now, cx);
-        if let Some(id) = Self::stamp(bot, id, false) {
-            bot.state.stage = Stage::LoggingIn(id);
+    fn sign_in(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ResumeTimer>) {
+        if let Some(call) = sign_in::start(bot, now, cx) {
+            Self::stamp(bot, Some(call.id()), false);
+            bot.state.stage = Stage::SigningIn(call);
         }
     }
 
@@ -375,14 +378,14 @@ impl Script for Resume {
         let fresh = self.plan.fresh_kill(bot.rng.next_f64(), bot.rng.next_f64());
         let kind = self.plan.kill_kind(bot.rng.next_f64(), bot.rng.next_f64());
         match fresh.filter(|_| bot.state.session == 1 && cx.in_window(now)) {
-            None => self.login(bot, now, cx),
+            None => self.sign_in(bot, now, cx),
             Some(FreshKill::BeforeFirstFrame) => {
                 cx.tally.counters.kills_fresh_before += 1;
                 self.kill(bot, kind, fresh, now, cx);
             }
             Some(FreshKill::AfterFirstFrame) => {
                 cx.tally.counters.kills_fresh_after += 1;
-                self.login(bot, now, cx);
+                self.sign_in(bot, now, cx);
                 bot.flush(self, now, cx);
                 if bot.conn.is_some() {
                     self.kill(bot, kind, fresh, now, cx);
@@ -409,15 +412,19 @@ impl Script for Resume {
         let current = stamp.is_some_and(|s| s.session == bot.state.session);
         let retry = now + Duration::from_secs(1);
         match bot.state.stage {
-            Stage::LoggingIn(login) if login == id && current => {
-                if logged_in(bot, outcome) {
-                    self.join(bot, now, cx);
-                } else {
-                    bot.schedule(cx, retry, ResumeTimer::Retry);
+            Stage::SigningIn(call) if call.id() == id && current => {
+                match sign_in::step(bot, call, outcome, now, cx) {
+                    Step::Done => self.join(bot, now, cx),
+                    Step::Next(next) => {
+                        Self::stamp(bot, Some(next.id()), false);
+                        bot.state.stage = Stage::SigningIn(next);
+                    }
+                    Step::Failed => bot.schedule(cx, retry, ResumeTimer::Retry),
                 }
             }
             Stage::Joining(join) if join == id && current => {
                 if outcome.is_reply() {
+                    sign_in::note_player(bot, &outcome);
                     self.play(bot, now, cx);
                 } else {
                     bot.schedule(cx, retry, ResumeTimer::Retry);
@@ -458,7 +465,7 @@ impl Script for Resume {
             }
             (ResumeTimer::OutageOver, _) => self.outage_over(bot, now, cx),
             (ResumeTimer::OldLinkPoll, _) => self.check_old_link(bot, now, cx),
-            (ResumeTimer::Retry, Stage::LoggingIn(_)) => self.login(bot, now, cx),
+            (ResumeTimer::Retry, Stage::SigningIn(_)) => self.sign_in(bot, now, cx),
             (ResumeTimer::Retry, Stage::Joining(_)) => self.join(bot, now, cx),
             _ => {}
         }
@@ -473,7 +480,7 @@ impl Script for Resume {
             self.check_old_link(bot, now, cx);
         }
         match bot.state.stage {
-            Stage::LoggedOut => self.login(bot, now, cx),
+            Stage::LoggedOut => self.sign_in(bot, now, cx),
             Stage::Playing if planned => self.schedule_kill(bot, now, cx),
             _ => {}
         }

@@ -27,6 +27,7 @@ use super::redirect::{Following, RedirectFailure, Resendable, Target, check_redi
 use super::timers::{TimerEntry, Timers};
 use crate::Options;
 use crate::scenario::Script;
+use crate::scenario::sign_in::Account;
 use crate::tally::Tally;
 
 /// The worker's state apart from the bots, so that a bot and it can be borrowed together.
@@ -126,6 +127,8 @@ pub(crate) struct Bot<S: Script> {
     pub held_offline: bool,
     /// Where the bot is in its scenario.
     pub state: S::BotState,
+    /// `--accounts guest`: its account, kept for the whole run (every session logs in to it).
+    pub account: Account,
     /// The server it connects to now (its own, or where a redirect sent it).
     target: Target,
     /// Its own server: `--url` number `index % n`.
@@ -157,6 +160,7 @@ impl<S: Script> Bot<S> {
             session_started: now,
             held_offline: false,
             state: S::BotState::default(),
+            account: Account::default(),
         }
     }
 

@@ -226,6 +226,39 @@ fn stats_add_up_across_a_close_and_reopen() {
 }
 
 #[test]
+fn a_write_transaction_commits_all_its_writes_or_none_and_a_refused_statement_alone_is_undone() {
+    let dir = TempDir::new("write");
+    let store = open(&dir);
+    let other = open(&dir);
+    let ann = store.create_account("ann", "pw").expect("creates");
+    let one = Stats { distance: 1, messages: 0, games: 0 };
+    let failed = store.write(|s| {
+        s.add_stats(ann, one)?;
+        // Inside, the transaction sees its own write; another connection does not.
+        assert_eq!(s.stats(ann)?.distance, 1);
+        assert_eq!(other.stats(ann).expect("reads").distance, 0);
+        Err::<(), _>(StoreError::Busy)
+    });
+    assert!(matches!(failed, Err(StoreError::Busy)));
+    assert_eq!(store.stats(ann).expect("reads"), Stats::default(), "rolled back");
+    let ghost = AccountId(4242);
+    let totals = store
+        .write(|s| {
+            s.add_stats(ann, one)?;
+            // Refused by the foreign key: this statement is undone, the transaction goes on.
+            assert!(matches!(s.add_stats(ghost, one), Err(StoreError::NoSuchAccount(_))));
+            s.add_stats(ann, one)?;
+            s.stats(ann)
+        })
+        .expect("commits");
+    assert_eq!(totals.distance, 2);
+    assert_eq!(other.stats(ann).expect("reads").distance, 2, "committed for everyone");
+    // No nested transaction: a call that begins one fails inside, and its error fails the write.
+    assert!(store.write(|s| s.create_guest()).is_err());
+    assert_eq!(store.account_id("guest-2").expect("reads"), None);
+}
+
+#[test]
 fn stats_of_an_account_that_is_not_there_are_refused() {
     let dir = TempDir::new("noaccount");
     let store = open(&dir);

@@ -1088,6 +1088,7 @@ export declare class BincodeReader {
     readonly bytes: Uint8Array;
     private pos;
     private readonly data;
+    /** A reader of `bytes`, from their start. */
     constructor(bytes: Uint8Array);
     /** Bytes read so far. */
     get offset(): number;
@@ -1096,22 +1097,31 @@ export declare class BincodeReader {
     /** Throws unless every byte was read: a body is one value, with nothing after it. */
     end(what?: string): void;
     private need;
+    /** A u8: one raw byte. */
     u8(): number;
+    /** An i8: one raw byte, two's complement. */
     i8(): number;
+    /** A bool: `00` or `01`, any other byte an error. */
     bool(): boolean;
     /** A varint whose first byte is at most `maxFirst` (the field's width, 3.1). */
     private varint;
+    /** A u16: a varint of at most `fb` and 2 bytes. */
     u16(): number;
+    /** A u32: a varint of at most `fc` and 4 bytes. */
     u32(): number;
     /** A u64: a number below 2^53, else a bigint. */
     u64(): number | bigint;
     /** A u64 that must be a number (a tick, a count): throws above 2^53. */
     u64Number(what?: string): number;
+    /** An i16: a zigzag varint of a u16's width. */
     i16(): number;
+    /** An i32: a zigzag varint of a u32's width. */
     i32(): number;
     /** An i64: a number within ±2^53, else a bigint. */
     i64(): number | bigint;
+    /** An f32: 4 bytes LE. */
     f32(): number;
+    /** An f64: 8 bytes LE. */
     f64(): number;
     /**
      * A length (a u64), of items at least `itemBytes` bytes each: more than the bytes left could
@@ -1120,6 +1130,7 @@ export declare class BincodeReader {
     length(what: string, itemBytes?: number): number;
     /** A byte sequence: its length, then its bytes (a view into the input, not a copy). */
     byteSeq(what?: string): Uint8Array;
+    /** A string: its length in bytes, then that much UTF-8 (invalid UTF-8 is an error). */
     string(): string;
 }
 /** Writes bincode values, in turn; `finish` gives the bytes. */
@@ -1130,23 +1141,37 @@ export declare class BincodeWriter {
     private view;
     /** The bytes written (a copy). */
     finish(): Uint8Array;
+    /** `bytes` as they are (no length). */
     raw(bytes: Uint8Array): this;
+    /** A u8: one raw byte. */
     u8(v: number): this;
+    /** An i8: one raw byte, two's complement. */
     i8(v: number): this;
+    /** A bool: `00` or `01`. */
     bool(v: boolean): this;
     /** A varint in its shortest form (3.1). */
     private varint;
+    /** A u16 varint. */
     u16(v: number): this;
+    /** A u32 varint. */
     u32(v: number): this;
+    /** A u64 varint (a number must be below 2^53: a larger one may have been rounded). */
     u64(v: number | bigint): this;
+    /** An i16 zigzag varint. */
     i16(v: number): this;
+    /** An i32 zigzag varint. */
     i32(v: number): this;
+    /** An i64 zigzag varint (a number must be within ±2^53). */
     i64(v: number | bigint): this;
+    /** An f32: 4 bytes LE (the number rounded to single precision). */
     f32(v: number): this;
+    /** An f64: 8 bytes LE. */
     f64(v: number): this;
     /** A length (of a string, byte sequence or list). */
     length(n: number): this;
+    /** A byte sequence: its length, then its bytes. */
     byteSeq(bytes: Uint8Array): this;
+    /** A string: its UTF-8 length, then its UTF-8. */
     string(s: string): this;
 }
 /**
@@ -1343,6 +1368,7 @@ export declare class Mirror {
     /** Whether that tick's update was a full snapshot (acknowledged at once). */
     private ackNow;
     private lastAckAt;
+    /** An empty mirror. */
     constructor(options?: MirrorOptions);
     /** The current view (empty before the first update). */
     get view(): ReplicaView;
@@ -1412,7 +1438,9 @@ export interface ReplicaSyncStats {
  */
 export declare class ReplicaSync {
     private readonly client;
+    /** The mirror it feeds: its `view` is the reconstructed state. */
     readonly mirror: Mirror;
+    /** Counters, for display and tests. */
     readonly stats: ReplicaSyncStats;
     private readonly timers;
     private readonly ackTimeoutMs;
@@ -1421,6 +1449,7 @@ export declare class ReplicaSync {
     private readonly changeListeners;
     private readonly errorListeners;
     private readonly unsubscribe;
+    /** Starts listening to `client`'s `replica` pushes and session events. */
     constructor(client: TicksockClient<any, any>, options?: ReplicaSyncOptions);
     /** Listen to applied updates. Returns a function that stops listening. */
     onChange(listener: (change: ReplicaChange) => void): () => void;
@@ -1509,6 +1538,7 @@ export declare class SnapshotInterpolator {
     private readonly maxSnapshots;
     private readonly snapDistance;
     private snapshots;
+    /** An interpolator with no snapshot yet; throws a `RangeError` for a `tickMs` that is not positive. */
     constructor(options: InterpolatorOptions);
     /** Snapshots kept. */
     get size(): number;

@@ -1889,6 +1889,7 @@ function narrow(n) {
 }
 /** Reads bincode values from the start of `bytes`, in turn. */
 export class BincodeReader {
+    /** A reader of `bytes`, from their start. */
     constructor(bytes) {
         this.bytes = bytes;
         this.pos = 0;
@@ -1914,12 +1915,15 @@ export class BincodeReader {
         this.pos += n;
         return at;
     }
+    /** A u8: one raw byte. */
     u8() {
         return this.bytes[this.need(1, "u8")];
     }
+    /** An i8: one raw byte, two's complement. */
     i8() {
         return this.data.getInt8(this.need(1, "i8"));
     }
+    /** A bool: `00` or `01`, any other byte an error. */
     bool() {
         const b = this.bytes[this.need(1, "bool")];
         if (b > 1)
@@ -1940,9 +1944,11 @@ export class BincodeReader {
             return BigInt(this.data.getUint32(this.need(4, what), true));
         return this.data.getBigUint64(this.need(8, what), true);
     }
+    /** A u16: a varint of at most `fb` and 2 bytes. */
     u16() {
         return Number(this.varint(U16_MARK, "u16"));
     }
+    /** A u32: a varint of at most `fc` and 4 bytes. */
     u32() {
         return Number(this.varint(U32_MARK, "u32"));
     }
@@ -1957,9 +1963,11 @@ export class BincodeReader {
             throw new BincodeError(`${what}: ${v} is beyond 2^53`);
         return Number(v);
     }
+    /** An i16: a zigzag varint of a u16's width. */
     i16() {
         return Number(unzigzag(this.varint(U16_MARK, "i16")));
     }
+    /** An i32: a zigzag varint of a u32's width. */
     i32() {
         return Number(unzigzag(this.varint(U32_MARK, "i32")));
     }
@@ -1967,9 +1975,11 @@ export class BincodeReader {
     i64() {
         return narrow(unzigzag(this.varint(U64_MARK, "i64")));
     }
+    /** An f32: 4 bytes LE. */
     f32() {
         return this.data.getFloat32(this.need(4, "f32"), true);
     }
+    /** An f64: 8 bytes LE. */
     f64() {
         return this.data.getFloat64(this.need(8, "f64"), true);
     }
@@ -1991,6 +2001,7 @@ export class BincodeReader {
         const at = this.need(n, what);
         return this.bytes.subarray(at, at + n);
     }
+    /** A string: its length in bytes, then that much UTF-8 (invalid UTF-8 is an error). */
     string() {
         const at = this.pos;
         const bytes = this.byteSeq("string");
@@ -2036,18 +2047,22 @@ export class BincodeWriter {
     finish() {
         return this.buf.slice(0, this.len);
     }
+    /** `bytes` as they are (no length). */
     raw(bytes) {
         this.buf.set(bytes, this.room(bytes.length));
         return this;
     }
+    /** A u8: one raw byte. */
     u8(v) {
         this.buf[this.room(1)] = checkedInt(v, 0, 0xff, "u8");
         return this;
     }
+    /** An i8: one raw byte, two's complement. */
     i8(v) {
         this.view(this.room(1), 1).setInt8(0, checkedInt(v, -0x80, 0x7f, "i8"));
         return this;
     }
+    /** A bool: `00` or `01`. */
     bool(v) {
         this.buf[this.room(1)] = v ? 1 : 0;
         return this;
@@ -2071,28 +2086,36 @@ export class BincodeWriter {
         }
         return this;
     }
+    /** A u16 varint. */
     u16(v) {
         return this.varint(BigInt(checkedInt(v, 0, 0xffff, "u16")));
     }
+    /** A u32 varint. */
     u32(v) {
         return this.varint(BigInt(checkedInt(v, 0, TWO_32 - 1, "u32")));
     }
+    /** A u64 varint (a number must be below 2^53: a larger one may have been rounded). */
     u64(v) {
         return this.varint(checkedBig(v, 0n, U64_MAX, "u64"));
     }
+    /** An i16 zigzag varint. */
     i16(v) {
         return this.varint(zigzag(BigInt(checkedInt(v, -0x8000, 0x7fff, "i16"))));
     }
+    /** An i32 zigzag varint. */
     i32(v) {
         return this.varint(zigzag(BigInt(checkedInt(v, -2147483648, 2147483647, "i32"))));
     }
+    /** An i64 zigzag varint (a number must be within ±2^53). */
     i64(v) {
         return this.varint(zigzag(checkedBig(v, I64_MIN, I64_MAX, "i64")));
     }
+    /** An f32: 4 bytes LE (the number rounded to single precision). */
     f32(v) {
         this.view(this.room(4), 4).setFloat32(0, checkedNumber(v, "f32"), true);
         return this;
     }
+    /** An f64: 8 bytes LE. */
     f64(v) {
         this.view(this.room(8), 8).setFloat64(0, checkedNumber(v, "f64"), true);
         return this;
@@ -2101,9 +2124,11 @@ export class BincodeWriter {
     length(n) {
         return this.varint(BigInt(n));
     }
+    /** A byte sequence: its length, then its bytes. */
     byteSeq(bytes) {
         return this.length(bytes.length).raw(bytes);
     }
+    /** A string: its UTF-8 length, then its UTF-8. */
     string(s) {
         if (typeof s !== "string")
             throw new BincodeError(`string: got ${describe(s)}`);
@@ -2484,6 +2509,7 @@ export function decodeField(entity, index, type) {
 const EMPTY_VIEW = new Map();
 /** The reconstructed view of one client, and the views it may be sent deltas from. Sans-I/O: `now` is passed in. */
 export class Mirror {
+    /** An empty mirror. */
     constructor(options = {}) {
         /** Oldest first; the last is the current view. */
         this.views = [];
@@ -2667,8 +2693,10 @@ const systemTimers = {
  * snapshot). A version 2 session that resumed goes on as it was.
  */
 export class ReplicaSync {
+    /** Starts listening to `client`'s `replica` pushes and session events. */
     constructor(client, options = {}) {
         this.client = client;
+        /** Counters, for display and tests. */
         this.stats = { updates: 0, fullSnapshots: 0, refused: 0, acks: 0, accepted: 0, stale: 0, unknown: 0, failed: 0, resets: 0 };
         this.ackTimer = null;
         this.changeListeners = new Set();
@@ -2830,6 +2858,7 @@ export function encodeReplicaAck(tick) {
 export const MAX_DELAY_GAPS = 4;
 /** Positions between snapshots, for drawing. */
 export class SnapshotInterpolator {
+    /** An interpolator with no snapshot yet; throws a `RangeError` for a `tickMs` that is not positive. */
     constructor(options) {
         this.snapshots = [];
         if (!(options.tickMs > 0))

@@ -40,6 +40,7 @@ export class BincodeReader {
   private pos = 0;
   private readonly data: DataView;
 
+  /** A reader of `bytes`, from their start. */
   constructor(readonly bytes: Uint8Array) {
     this.data = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
@@ -66,14 +67,17 @@ export class BincodeReader {
     return at;
   }
 
+  /** A u8: one raw byte. */
   u8(): number {
     return this.bytes[this.need(1, "u8")]!;
   }
 
+  /** An i8: one raw byte, two's complement. */
   i8(): number {
     return this.data.getInt8(this.need(1, "i8"));
   }
 
+  /** A bool: `00` or `01`, any other byte an error. */
   bool(): boolean {
     const b = this.bytes[this.need(1, "bool")]!;
     if (b > 1) throw new BincodeError(`bool: byte ${b} at offset ${this.pos - 1} is neither 0 nor 1`);
@@ -91,10 +95,12 @@ export class BincodeReader {
     return this.data.getBigUint64(this.need(8, what), true);
   }
 
+  /** A u16: a varint of at most `fb` and 2 bytes. */
   u16(): number {
     return Number(this.varint(U16_MARK, "u16"));
   }
 
+  /** A u32: a varint of at most `fc` and 4 bytes. */
   u32(): number {
     return Number(this.varint(U32_MARK, "u32"));
   }
@@ -111,10 +117,12 @@ export class BincodeReader {
     return Number(v);
   }
 
+  /** An i16: a zigzag varint of a u16's width. */
   i16(): number {
     return Number(unzigzag(this.varint(U16_MARK, "i16")));
   }
 
+  /** An i32: a zigzag varint of a u32's width. */
   i32(): number {
     return Number(unzigzag(this.varint(U32_MARK, "i32")));
   }
@@ -124,10 +132,12 @@ export class BincodeReader {
     return narrow(unzigzag(this.varint(U64_MARK, "i64")));
   }
 
+  /** An f32: 4 bytes LE. */
   f32(): number {
     return this.data.getFloat32(this.need(4, "f32"), true);
   }
 
+  /** An f64: 8 bytes LE. */
   f64(): number {
     return this.data.getFloat64(this.need(8, "f64"), true);
   }
@@ -151,6 +161,7 @@ export class BincodeReader {
     return this.bytes.subarray(at, at + n);
   }
 
+  /** A string: its length in bytes, then that much UTF-8 (invalid UTF-8 is an error). */
   string(): string {
     const at = this.pos;
     const bytes = this.byteSeq("string");
@@ -201,21 +212,25 @@ export class BincodeWriter {
     return this.buf.slice(0, this.len);
   }
 
+  /** `bytes` as they are (no length). */
   raw(bytes: Uint8Array): this {
     this.buf.set(bytes, this.room(bytes.length));
     return this;
   }
 
+  /** A u8: one raw byte. */
   u8(v: number): this {
     this.buf[this.room(1)] = checkedInt(v, 0, 0xff, "u8");
     return this;
   }
 
+  /** An i8: one raw byte, two's complement. */
   i8(v: number): this {
     this.view(this.room(1), 1).setInt8(0, checkedInt(v, -0x80, 0x7f, "i8"));
     return this;
   }
 
+  /** A bool: `00` or `01`. */
   bool(v: boolean): this {
     this.buf[this.room(1)] = v ? 1 : 0;
     return this;
@@ -238,35 +253,43 @@ export class BincodeWriter {
     return this;
   }
 
+  /** A u16 varint. */
   u16(v: number): this {
     return this.varint(BigInt(checkedInt(v, 0, 0xffff, "u16")));
   }
 
+  /** A u32 varint. */
   u32(v: number): this {
     return this.varint(BigInt(checkedInt(v, 0, TWO_32 - 1, "u32")));
   }
 
+  /** A u64 varint (a number must be below 2^53: a larger one may have been rounded). */
   u64(v: number | bigint): this {
     return this.varint(checkedBig(v, 0n, U64_MAX, "u64"));
   }
 
+  /** An i16 zigzag varint. */
   i16(v: number): this {
     return this.varint(zigzag(BigInt(checkedInt(v, -0x8000, 0x7fff, "i16"))));
   }
 
+  /** An i32 zigzag varint. */
   i32(v: number): this {
     return this.varint(zigzag(BigInt(checkedInt(v, -0x8000_0000, 0x7fff_ffff, "i32"))));
   }
 
+  /** An i64 zigzag varint (a number must be within ±2^53). */
   i64(v: number | bigint): this {
     return this.varint(zigzag(checkedBig(v, I64_MIN, I64_MAX, "i64")));
   }
 
+  /** An f32: 4 bytes LE (the number rounded to single precision). */
   f32(v: number): this {
     this.view(this.room(4), 4).setFloat32(0, checkedNumber(v, "f32"), true);
     return this;
   }
 
+  /** An f64: 8 bytes LE. */
   f64(v: number): this {
     this.view(this.room(8), 8).setFloat64(0, checkedNumber(v, "f64"), true);
     return this;
@@ -277,10 +300,12 @@ export class BincodeWriter {
     return this.varint(BigInt(n));
   }
 
+  /** A byte sequence: its length, then its bytes. */
   byteSeq(bytes: Uint8Array): this {
     return this.length(bytes.length).raw(bytes);
   }
 
+  /** A string: its UTF-8 length, then its UTF-8. */
   string(s: string): this {
     if (typeof s !== "string") throw new BincodeError(`string: got ${describe(s)}`);
     return this.byteSeq(utf8Encoder.encode(s));

@@ -61,6 +61,7 @@ export class SnapshotInterpolator {
   private readonly snapDistance: number;
   private snapshots: Snapshot[] = [];
 
+  /** An interpolator with no snapshot yet; throws a `RangeError` for a `tickMs` that is not positive. */
   constructor(options: InterpolatorOptions) {
     if (!(options.tickMs > 0)) throw new RangeError(`tickMs must be positive, not ${options.tickMs}`);
     this.tickMs = options.tickMs;

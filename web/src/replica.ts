@@ -260,7 +260,7 @@ export function decodeField(entity: MirrorEntity, index: number, type: BincodeTy
 // ---------------------------------------------------------------------------------------------
 // The mirror
 
-/** Views by tick, oldest first. */
+/** A view kept, with its tick. */
 interface HeldView {
   tick: number;
   entities: Map<number, MirrorEntity>;
@@ -283,6 +283,7 @@ export class Mirror {
   private ackNow = false;
   private lastAckAt: number | null = null;
 
+  /** An empty mirror. */
   constructor(options: MirrorOptions = {}) {
     this.maxViews = Math.max(1, options.maxViews ?? MAX_HELD_VIEWS);
     this.ackIntervalMs = options.ackIntervalMs ?? ACK_INTERVAL_MS;
@@ -495,7 +496,9 @@ const systemTimers: Timers = {
  * snapshot). A version 2 session that resumed goes on as it was.
  */
 export class ReplicaSync {
+  /** The mirror it feeds: its `view` is the reconstructed state. */
   readonly mirror: Mirror;
+  /** Counters, for display and tests. */
   readonly stats: ReplicaSyncStats = { updates: 0, fullSnapshots: 0, refused: 0, acks: 0, accepted: 0, stale: 0, unknown: 0, failed: 0, resets: 0 };
   private readonly timers: Timers;
   private readonly ackTimeoutMs: number;
@@ -505,6 +508,7 @@ export class ReplicaSync {
   private readonly errorListeners = new Set<(error: ReplicaError) => void>();
   private readonly unsubscribe: (() => void)[];
 
+  /** Starts listening to `client`'s `replica` pushes and session events. */
   constructor(
     private readonly client: TicksockClient<any, any>,
     options: ReplicaSyncOptions = {},

@@ -1,8 +1,20 @@
 // The arena demo page: log in (by name, or with an account or as a guest), join a room, move with
-// the arrow keys, chat, and watch every player of the room move from the server's `state` pushes;
-// an account's totals and the leaderboard on the side. It uses the ticksock client the server
-// serves at /ticksock.js (web/dist/ticksock.js, built from web/src/client.ts).
-import { TicksockClient, Arena, ArenaErrors, ErrorCodes, isToken } from "/ticksock.js";
+// the arrow keys, chat, and watch the players move: every player of the room from the server's
+// `state` pushes, or, when the server runs with --replication, the players in view from the
+// `replica` updates, which the page's mirror rebuilds and acknowledges (PROTOCOL.md 8.9, 14); an
+// account's totals and the leaderboard on the side. It uses the ticksock client the server serves
+// at /ticksock.js (web/dist/ticksock.js, built from web/src/).
+import {
+  TicksockClient,
+  Arena,
+  ArenaErrors,
+  ErrorCodes,
+  isToken,
+  ReplicaSync,
+  SnapshotInterpolator,
+  ARENA_REPLICA_KINDS,
+  arenaPlayer,
+} from "/ticksock.js";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("arena");
@@ -32,6 +44,9 @@ function savedSession() {
 
 const saved = savedSession();
 const client = new TicksockClient(`${wsScheme}://${location.host}/`, { maxAttempts: null, token: saved?.token ?? null });
+// Made before the page's own listeners: on a new server session it has started afresh by the time
+// they run.
+const replica = new ReplicaSync(client, { kinds: ARENA_REPLICA_KINDS });
 
 /** Everything the page knows; exposed as `window.ticksockDemo` for the console and the e2e test. */
 const demo = {
@@ -52,13 +67,26 @@ const demo = {
   labels: [], // the labels drawn in the last frame: {id, text, left, top, right, bottom}, arena pixels
   arenaPx: null, // the arena's side in canvas pixels, in the last frame
   prev: null, // previous state push {tick, players: Map(id -> {x, y}), at}
-  cur: null, // latest state push
+  cur: null, // latest state push (or the join reply's players)
+  // State by replication (--replication): the sync and its mirror, which hold the view; whether
+  // this session's room is drawn from it (once its first update came); the positions of the view
+  // after each update, for drawing between them; the player of each entity seen; and what the
+  // last frame drew {at, tick, players: [{id, x, y}]}.
+  replica,
+  replicating: false,
+  interp: null,
+  entityPlayers: new Map(), // entity id -> {playerId, name}
+  drawn: null,
   tickHz: null, // from the welcome
   pushIntervalMs: null, // moving average of the time between state pushes
   rttMs: null, // last round trip of an echo call
   rttAvgMs: null,
   dir: { dx: 0, dy: 0 },
+  /** The players as last heard: in the view (replication), or in the room (`state`). */
   players() {
+    if (this.replicating) {
+      return [...replica.mirror.view.values()].map(arenaPlayer).filter((p) => p !== null).map((p) => ({ id: p.playerId, x: p.x, y: p.y }));
+    }
     return this.cur ? [...this.cur.players].map(([id, p]) => ({ id, x: p.x, y: p.y })) : [];
   },
 };
@@ -111,6 +139,8 @@ $("reconnect").addEventListener("click", () => client.connect());
 
 client.onEvent("connected", async ({ welcome, reconnected, resumed }) => {
   demo.tickHz = welcome.tick_hz;
+  // A new server session knows nothing of the old one's view; it may not replicate at all.
+  if (!resumed) stopReplicating();
   showStatus("open", resumed ? `resumed · ${welcome.tick_hz} Hz` : `connected · ${welcome.tick_hz} Hz`);
   refreshRooms();
   measureRtt();
@@ -219,6 +249,8 @@ async function enter(name, room) {
   demo.names = new Map(joined.roster.map(({ id, name }) => [id, name]));
   demo.prev = null;
   demo.cur = { tick: 0, players: toMap(joined.players), at: performance.now() };
+  // With replication, the room's first update (a full snapshot) replaces the join reply's players.
+  stopReplicating();
   $("joined-as").textContent = `${name} in ${joined.room}`;
   if (!demo.account) localStorage.setItem(NAME_KEY, name);
   refreshRooms();
@@ -536,6 +568,40 @@ client.on("state", (state) => {
   demo.cur = { tick: state.tick, players: toMap(state.players), at };
 });
 
+// State by replication: each update brings the mirror's view; the page draws the players in it,
+// between the positions of the last updates (SnapshotInterpolator), so that they glide even when
+// updates come a few ticks apart (--state-every). The ReplicaSync acknowledges them.
+replica.onChange(({ tick }) => {
+  const at = performance.now();
+  if (demo.replicating && demo.cur !== null) {
+    const dt = at - demo.cur.at;
+    if (dt < 1000) demo.pushIntervalMs = demo.pushIntervalMs === null ? dt : demo.pushIntervalMs * 0.9 + dt * 0.1;
+  }
+  demo.replicating = true;
+  const positions = new Map();
+  for (const [entity, e] of replica.mirror.view) {
+    const p = arenaPlayer(e);
+    if (p === null) continue;
+    positions.set(entity, { x: p.x, y: p.y });
+    demo.entityPlayers.set(entity, { playerId: p.playerId, name: p.name });
+    demo.names.set(p.playerId, p.name);
+  }
+  // Drawn from the interpolator; `cur` keeps the tick and when it came, for the panel.
+  demo.cur = { tick, players: new Map(), at };
+  demo.prev = null;
+  demo.interp ??= new SnapshotInterpolator({ tickMs: 1000 / (demo.tickHz || 30), snapDistance: 100 });
+  demo.interp.push(tick, at, positions);
+});
+replica.onError((err) => console.warn(`replica update refused (${err.kind}): ${err.message}`));
+
+/** Back to the `state` path until an update comes: a new session, or another room. */
+function stopReplicating() {
+  demo.replicating = false;
+  demo.interp = null;
+  demo.entityPlayers.clear();
+  demo.drawn = null;
+}
+
 let roomsSoon = null;
 client.on("presence", ({ player_id, name, joined }) => {
   if (joined) {
@@ -682,8 +748,14 @@ function updatePanel() {
       ? "–"
       : `server ${demo.tickHz} Hz · seen ${seen === null ? "–" : `${seen.toFixed(1)} Hz (${demo.pushIntervalMs.toFixed(1)} ms)`}`;
   $("tick").textContent = demo.cur && demo.cur.tick ? String(demo.cur.tick) : "–";
-  $("count").textContent = demo.cur ? `${demo.cur.players.size} in ${demo.room ?? "–"}` : "–";
-  const mine = demo.cur && demo.me !== null ? demo.cur.players.get(demo.me) : null;
+  if (demo.replicating) {
+    $("count").textContent = `${replica.mirror.view.size} in view in ${demo.room ?? "–"}`;
+    $("count").title = "state by replication: only the players near you are sent";
+  } else {
+    $("count").textContent = demo.cur ? `${demo.cur.players.size} in ${demo.room ?? "–"}` : "–";
+    $("count").title = "";
+  }
+  const mine = demo.me === null ? null : demo.replicating ? demo.players().find((p) => p.id === demo.me) : demo.cur?.players.get(demo.me);
   $("you").textContent = mine ? `#${demo.me} at ${mine.x}, ${mine.y}` : demo.me !== null ? `#${demo.me}` : "–";
   if (demo.link === "down") showOffline(); // the countdown to the next attempt
 }
@@ -729,8 +801,9 @@ function drawLabel(id, text, x, y, r, font, side, labels) {
   labels.push({ id, text, ...box });
 }
 
-/** Positions between the last two state pushes, one tick behind, for smooth motion. */
+/** Where to draw each player at `now`: between the last two updates or state pushes, for smooth motion. */
 function positions(now) {
+  if (demo.replicating) return replicatedPositions(now);
   const { prev, cur } = demo;
   if (!cur) return [];
   const span = demo.pushIntervalMs ?? 1000 / (demo.tickHz || 30);
@@ -741,6 +814,19 @@ function positions(now) {
     const jump = q && (Math.abs(q.x - p.x) > 50 || Math.abs(q.y - p.y) > 50);
     out.push(q && !jump ? { id, x: q.x + (p.x - q.x) * a, y: q.y + (p.y - q.y) * a } : { id, x: p.x, y: p.y });
   }
+  return out;
+}
+
+/** The players of the mirror's view, interpolated between updates; recorded in `demo.drawn`. */
+function replicatedPositions(now) {
+  const frame = demo.interp?.sample(now);
+  if (!frame) return [];
+  const out = [];
+  for (const [entity, p] of frame.positions) {
+    const player = demo.entityPlayers.get(entity);
+    if (player) out.push({ id: player.playerId, x: p.x, y: p.y });
+  }
+  demo.drawn = { at: now, tick: frame.tick, players: out };
   return out;
 }
 

@@ -1,5 +1,5 @@
 // ticksock-client: the ticksock browser client (subprotocols ticksock.v2.json and ticksock.v1.json).
-// GENERATED from web/src/client.ts by `npm run build` in web/; do not edit. Served by the server at /ticksock.js.
+// GENERATED from web/src/ (client.ts, bincode.ts, replica.ts, interpolation.ts) by `npm run build` in web/; do not edit. Served by the server at /ticksock.js.
 /**
  * ticksock browser client: calls that feel like ajax over one WebSocket.
  *
@@ -1037,6 +1037,20 @@ export interface ArenaRoutes {
         req: string;
         res: AuthReply;
     };
+    /** With `--replication` (PROTOCOL.md 8.9, 14.4): acknowledges an update's tick (`ReplicaSync` does it). */
+    replica_ack: {
+        req: number;
+        res: "accepted" | "stale" | "unknown";
+    };
+    /**
+     * With `--replication --replica-digests`: the tick and digest of the view last sent to this
+     * connection, or null. The digest is a u64, which a JSON number holds only to 53 bits: compare
+     * it with `Number(mirror.digest(tick))`, or read its digits from the frame's text.
+     */
+    replica_digest: {
+        req: null | undefined;
+        res: [number, number] | null;
+    };
 }
 /** The arena's push topics and bodies. */
 export interface ArenaPushes {
@@ -1047,4 +1061,498 @@ export interface ArenaPushes {
     whisper: ChatLine;
     /** The account's identity expired (PROTOCOL.md 13.4): a close 4004 follows. */
     auth_expired: null;
+    /** With `--replication`, instead of `state`: an update of the player's view (PROTOCOL.md 14.3), for a `ReplicaSync`. */
+    replica: unknown;
+}
+
+/**
+ * bincode 2, "standard" configuration: the binary body encoding of PROTOCOL.md section 3, for the
+ * values the client reads or writes as bytes. The client itself speaks JSON; what needs bytes is
+ * replication (section 14): a `replica` update's binary form, and the fields of a view, whose
+ * digest (14.5) is defined over their binary encoding, so a field that arrives as JSON is written
+ * as bincode by its declared type (`BincodeType`) before it is kept.
+ *
+ * Integers: u8 and i8 are one raw byte; u16, u32, u64 are varints (3.1), shortest form when
+ * written, and a field's declared width bounds the first byte when read; signed ones are zigzag
+ * varints (3.2). A u64 or i64 is read as a `number` when it fits one exactly (below 2^53), else
+ * as a `bigint`; either is accepted when writing. Lengths are u64 varints, bounded by the bytes
+ * left (a hostile length costs nothing). Every failure throws a `BincodeError` that says what
+ * was wrong and where.
+ */
+/** Bytes that are not what was expected, or a value that does not fit its type. */
+export declare class BincodeError extends Error {
+    name: string;
+}
+/** Reads bincode values from the start of `bytes`, in turn. */
+export declare class BincodeReader {
+    readonly bytes: Uint8Array;
+    private pos;
+    private readonly data;
+    /** A reader of `bytes`, from their start. */
+    constructor(bytes: Uint8Array);
+    /** Bytes read so far. */
+    get offset(): number;
+    /** Bytes not read yet. */
+    get remaining(): number;
+    /** Throws unless every byte was read: a body is one value, with nothing after it. */
+    end(what?: string): void;
+    private need;
+    /** A u8: one raw byte. */
+    u8(): number;
+    /** An i8: one raw byte, two's complement. */
+    i8(): number;
+    /** A bool: `00` or `01`, any other byte an error. */
+    bool(): boolean;
+    /** A varint whose first byte is at most `maxFirst` (the field's width, 3.1). */
+    private varint;
+    /** A u16: a varint of at most `fb` and 2 bytes. */
+    u16(): number;
+    /** A u32: a varint of at most `fc` and 4 bytes. */
+    u32(): number;
+    /** A u64: a number below 2^53, else a bigint. */
+    u64(): number | bigint;
+    /** A u64 that must be a number (a tick, a count): throws above 2^53. */
+    u64Number(what?: string): number;
+    /** An i16: a zigzag varint of a u16's width. */
+    i16(): number;
+    /** An i32: a zigzag varint of a u32's width. */
+    i32(): number;
+    /** An i64: a number within ±2^53, else a bigint. */
+    i64(): number | bigint;
+    /** An f32: 4 bytes LE. */
+    f32(): number;
+    /** An f64: 8 bytes LE. */
+    f64(): number;
+    /**
+     * A length (a u64), of items at least `itemBytes` bytes each: more than the bytes left could
+     * hold is an error before anything is reserved for them.
+     */
+    length(what: string, itemBytes?: number): number;
+    /** A byte sequence: its length, then its bytes (a view into the input, not a copy). */
+    byteSeq(what?: string): Uint8Array;
+    /** A string: its length in bytes, then that much UTF-8 (invalid UTF-8 is an error). */
+    string(): string;
+}
+/** Writes bincode values, in turn; `finish` gives the bytes. */
+export declare class BincodeWriter {
+    private buf;
+    private len;
+    private room;
+    private view;
+    /** The bytes written (a copy). */
+    finish(): Uint8Array;
+    /** `bytes` as they are (no length). */
+    raw(bytes: Uint8Array): this;
+    /** A u8: one raw byte. */
+    u8(v: number): this;
+    /** An i8: one raw byte, two's complement. */
+    i8(v: number): this;
+    /** A bool: `00` or `01`. */
+    bool(v: boolean): this;
+    /** A varint in its shortest form (3.1). */
+    private varint;
+    /** A u16 varint. */
+    u16(v: number): this;
+    /** A u32 varint. */
+    u32(v: number): this;
+    /** A u64 varint (a number must be below 2^53: a larger one may have been rounded). */
+    u64(v: number | bigint): this;
+    /** An i16 zigzag varint. */
+    i16(v: number): this;
+    /** An i32 zigzag varint. */
+    i32(v: number): this;
+    /** An i64 zigzag varint (a number must be within ±2^53). */
+    i64(v: number | bigint): this;
+    /** An f32: 4 bytes LE (the number rounded to single precision). */
+    f32(v: number): this;
+    /** An f64: 8 bytes LE. */
+    f64(v: number): this;
+    /** A length (of a string, byte sequence or list). */
+    length(n: number): this;
+    /** A byte sequence: its length, then its bytes. */
+    byteSeq(bytes: Uint8Array): this;
+    /** A string: its UTF-8 length, then its UTF-8. */
+    string(s: string): this;
+}
+/**
+ * A Rust type, for writing its JSON value (serde_json's form: a tuple or a list is an array, a
+ * struct an object with its field names, `()` and `None` are `null`) as bincode, and reading
+ * bincode back to that JSON value. Enums are not described: a game that replicates one declares
+ * its bincode form (a `u32` variant index, then its fields) as a tuple, and sends that.
+ */
+export type BincodeType = "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "bool" | "f32" | "f64" | "string" | "unit" | {
+    readonly tuple: readonly BincodeType[];
+} | {
+    readonly option: BincodeType;
+} | {
+    readonly list: BincodeType;
+} | {
+    readonly struct: readonly (readonly [name: string, type: BincodeType])[];
+};
+/** `value` (its JSON form) written as bincode of `type`; throws a `BincodeError` if it is not one. */
+export declare function encodeAs(type: BincodeType, value: unknown): Uint8Array;
+/** `bytes`, the bincode of one `type` (every byte of it), read back as its JSON form; throws a `BincodeError`. */
+export declare function decodeAs(type: BincodeType, bytes: Uint8Array): unknown;
+
+/**
+ * State replication, the client side (PROTOCOL.md section 14): a `Mirror` applies the server's
+ * `replica` updates and holds the reconstructed view (the entities the player may see, with their
+ * fields); a `ReplicaSync` feeds it a client's pushes, acknowledges as it says, and starts it
+ * afresh on a new server session.
+ *
+ * ```js
+ * import { TicksockClient, ReplicaSync, ARENA_REPLICA_KINDS, arenaPlayer } from "/ticksock.js";
+ * const client = new TicksockClient(`ws://${location.host}/`);
+ * const replica = new ReplicaSync(client, { kinds: ARENA_REPLICA_KINDS });
+ * replica.onChange(({ entered, changed, left }) => redraw(replica.mirror.view));
+ * replica.onError((err) => console.warn(err.kind, err.message));           // never thrown
+ * for (const entity of replica.mirror.view.values()) draw(arenaPlayer(entity)); // {x, y, playerId, name}
+ * ```
+ *
+ * # Updates and views
+ * An update brings the view from a **baseline** tick the client acknowledged (or from nothing: a
+ * full snapshot) to its own tick: entities that entered (every field), entities whose fields
+ * changed (those fields), and ids that left. The server may build an update on any baseline it
+ * holds an acknowledgement for, and later updates may be in flight when an acknowledgement
+ * arrives, so the mirror keeps the view of each tick from the latest update's baseline on (the
+ * server never goes back before it), and the views before a full snapshot too (an
+ * acknowledgement of one of them may still reach the server after it sent the snapshot); at most
+ * `maxViews` (`MAX_HELD_VIEWS`, 64: more than the server's 32). Applying an update:
+ * 1. no baseline: start from an empty view; else from the held view of the baseline tick. An
+ *    update whose baseline view is not held is refused (`unknown_baseline`): nothing changes, and
+ *    the server sends a full snapshot once it no longer holds that baseline itself;
+ * 2. remove `left`, add `entered` with their fields, set the fields of `changed` (the others keep
+ *    their value);
+ * 3. keep the result as the view of the update's tick, and forget the views older than its
+ *    baseline (not for a full snapshot).
+ *
+ * # Field values are bytes
+ * A field's value is kept as its **binary** body encoding (bincode, PROTOCOL.md section 3), the
+ * form the view's digest (14.5) is defined over. An update in the binary form of 14.2 (a
+ * `Uint8Array`) carries those bytes. One in the JSON form of 14.3 (what a JSON connection, so
+ * this client, receives) carries each field's JSON value: the mirror writes it as bincode by the
+ * type its kind declares for that index (`kinds`, e.g. `ARENA_REPLICA_KINDS`), so an entity of a
+ * kind it has no types for makes that update a `decode` error. Binary fields of a declared kind
+ * are checked against their types too. `decodeField` reads a value back; `arenaPlayer` reads the
+ * arena's players.
+ *
+ * # Acknowledging (14.4)
+ * After applying an update the mirror has its tick to acknowledge (route `replica_ack`): at once
+ * after a full snapshot, else at most once per `ackIntervalMs` (`ACK_INTERVAL_MS`, 100 ms), the
+ * latest tick applied by then. `pollAck(now)` takes it when due; `ackDueAt()` says when it will
+ * be. The longer a client waits, the larger each delta; a lost acknowledgement costs only that.
+ *
+ * # Errors
+ * `apply` never throws: a body that is not an update (`decode`), an update whose baseline view is
+ * not held (`unknown_baseline`), or one not newer than the latest applied (`out_of_order`) comes
+ * back as a `ReplicaError`, and the mirror is as it was.
+ */
+/** The push topic of updates (14.2). */
+export declare const REPLICA_TOPIC = "replica";
+/** The route that acknowledges an update's tick (14.4): request the tick, reply an `AckOutcome`. */
+export declare const REPLICA_ACK_ROUTE = "replica_ack";
+/** Views a `Mirror` keeps for the server to use as baselines, by default: more than the server holds (32). */
+export declare const MAX_HELD_VIEWS = 64;
+/** The least time between two acknowledgements, by default (14.4). */
+export declare const ACK_INTERVAL_MS = 100;
+/** One field's value in an update: its index (0 to 255) and its binary body encoding. */
+export interface FieldUpdate {
+    index: number;
+    value: Uint8Array;
+}
+/** One entity in an update: its id, its kind, and fields in increasing index order. */
+export interface EntityUpdate {
+    id: number;
+    kind: number;
+    fields: FieldUpdate[];
+}
+/** An update (the body of a `replica` push, 14.2), with its fields as bytes. */
+export interface ReplicaUpdate {
+    /** The tick it brings the view to. */
+    tick: number;
+    /** The tick it is a delta from; null: a full snapshot. */
+    baseline: number | null;
+    entered: EntityUpdate[];
+    changed: EntityUpdate[];
+    left: number[];
+}
+/** The answer to `replica_ack` (14.4): the tick is the baseline now; it was at or before it; no such update is held. */
+export type AckOutcome = "accepted" | "stale" | "unknown";
+/** The field types of one kind of entity, by field index. */
+export type KindFields = {
+    readonly [index: number]: BincodeType | undefined;
+};
+/** The field types of a game's kinds of entity, by kind (what `Mirror` needs to read JSON updates). */
+export type ReplicaKinds = {
+    readonly [kind: number]: KindFields | undefined;
+};
+/** One entity of a view: its kind and its fields' binary values by index (`undefined`: not set). */
+export interface MirrorEntity {
+    readonly kind: number;
+    readonly fields: readonly (Uint8Array | undefined)[];
+}
+/** A view: the entities in sight, by id. */
+export type ReplicaView = ReadonlyMap<number, MirrorEntity>;
+/** What an applied update changed, relative to the view before it (not to its baseline). */
+export interface ReplicaChange {
+    /** The update's tick. */
+    tick: number;
+    /** Whether it was a full snapshot. */
+    full: boolean;
+    /** Ids of entities that are in the view now and were not. */
+    entered: number[];
+    /** Ids of entities whose fields the update set. */
+    changed: number[];
+    /** Ids of entities that were in the view and are not now. */
+    left: number[];
+}
+/** Why an update was not applied. */
+export type ReplicaErrorKind = "decode" | "unknown_baseline" | "out_of_order";
+/** An update that was not applied; the mirror is as it was. */
+export declare class ReplicaError extends Error {
+    /** `decode`: not an update (or a field not of its type); `unknown_baseline`: its baseline view is not held; `out_of_order`: not newer than the latest. */
+    readonly kind: ReplicaErrorKind;
+    /** The update's tick, when it could be read. */
+    readonly tick: number | null;
+    /** Its baseline, for `unknown_baseline`. */
+    readonly baseline: number | null;
+    name: string;
+    constructor(
+    /** `decode`: not an update (or a field not of its type); `unknown_baseline`: its baseline view is not held; `out_of_order`: not newer than the latest. */
+    kind: ReplicaErrorKind, message: string, 
+    /** The update's tick, when it could be read. */
+    tick?: number | null, 
+    /** Its baseline, for `unknown_baseline`. */
+    baseline?: number | null);
+}
+/** The outcome of `Mirror.apply`. */
+export type ApplyResult = {
+    ok: true;
+    change: ReplicaChange;
+} | {
+    ok: false;
+    error: ReplicaError;
+};
+/** A `Mirror`'s settings. */
+export interface MirrorOptions {
+    /** Views kept for the server to use as baselines. Default `MAX_HELD_VIEWS` (64). */
+    maxViews?: number;
+    /** The least time between two acknowledgements, in ms. Default `ACK_INTERVAL_MS` (100). */
+    ackIntervalMs?: number;
+    /** The field types of each kind of entity: needed for JSON updates (see "Field values are bytes"). Default none. */
+    kinds?: ReplicaKinds;
+}
+/** Reads the binary form of an update (14.2); throws a `BincodeError`. */
+export declare function decodeReplicaUpdate(bytes: Uint8Array): ReplicaUpdate;
+/**
+ * Reads the JSON form of an update (14.3), writing each field's value as bincode by the type
+ * `kinds` declares for it; throws a `BincodeError` (not an update, an undeclared kind or field, a
+ * value not of its type).
+ */
+export declare function replicaUpdateFromJson(body: unknown, kinds: ReplicaKinds): ReplicaUpdate;
+/** Reads the binary form of an `AckOutcome` (a unit enum: its variant index, a u32); throws a `BincodeError`. */
+export declare function decodeAckOutcome(bytes: Uint8Array): AckOutcome;
+/** Field `index` of `entity` read as `type` (its JSON form); undefined if not set; throws a `BincodeError` if it is not one. */
+export declare function decodeField(entity: MirrorEntity, index: number, type: BincodeType): unknown;
+/** The reconstructed view of one client, and the views it may be sent deltas from. Sans-I/O: `now` is passed in. */
+export declare class Mirror {
+    /** Views kept, at most. */
+    readonly maxViews: number;
+    /** The least time between two acknowledgements, in ms. */
+    readonly ackIntervalMs: number;
+    private readonly kinds;
+    /** Oldest first; the last is the current view. */
+    private views;
+    /** The tick to acknowledge next, once due. */
+    private ackPending;
+    /** Whether that tick's update was a full snapshot (acknowledged at once). */
+    private ackNow;
+    private lastAckAt;
+    /** An empty mirror. */
+    constructor(options?: MirrorOptions);
+    /** The current view (empty before the first update). */
+    get view(): ReplicaView;
+    /** The tick of the current view; null before the first update. */
+    get tick(): number | null;
+    /** The ticks of the views held, oldest first. */
+    get heldTicks(): number[];
+    /** The held view of `tick`, or null. */
+    viewAt(tick: number): ReplicaView | null;
+    /** Forgets every view and any acknowledgement due: a new server session starts with a full snapshot. */
+    reset(): void;
+    /**
+     * Applies the body of a `replica` push: its binary form (a `Uint8Array`) or its JSON form (the
+     * parsed object). Never throws; an update it refuses changes nothing.
+     */
+    apply(body: unknown): ApplyResult;
+    /** Fields of a declared kind in a binary update must read as their types (JSON ones were written so). */
+    private checkFields;
+    /** The tick to acknowledge now, if one is due (send it on `replica_ack`); else null. */
+    pollAck(now: number): number | null;
+    /** When the pending acknowledgement is due (a time `pollAck` takes it at); null if none is pending. */
+    ackDueAt(): number | null;
+    /**
+     * The digest of the current view (14.5), or of the held view of `tick` (null if not held): to
+     * compare with the server's. A u64.
+     */
+    digest(): bigint;
+    digest(tick: number): bigint | null;
+}
+/**
+ * FNV-1a 64 over each entity in increasing id order: its id (4 bytes LE), kind (2 bytes LE), then
+ * each field set, in index order: the index (1 byte), the value's length (4 bytes LE), its bytes.
+ */
+export declare function viewDigest(view: ReplicaView): bigint;
+/** A `ReplicaSync`'s settings: the mirror's, and how it acknowledges. */
+export interface ReplicaSyncOptions extends MirrorOptions {
+    /** Clock and timers (the acknowledgement's timer). Default: `performance.now` and the global timers. */
+    timers?: Timers;
+    /** The timeout of a `replica_ack` call. Default 5 000 ms. */
+    ackTimeoutMs?: number;
+    /** Receives what an `onChange` or `onError` listener throws. Default: `reportError`, else `console.error`. */
+    onListenerError?: (err: unknown) => void;
+}
+/** A `ReplicaSync`'s counters. */
+export interface ReplicaSyncStats {
+    /** Updates applied, full snapshots included. */
+    updates: number;
+    fullSnapshots: number;
+    /** Updates refused (`onError`). */
+    refused: number;
+    /** `replica_ack` calls sent, and their outcomes (`failed`: no answer, the link dropped say). */
+    acks: number;
+    accepted: number;
+    stale: number;
+    unknown: number;
+    failed: number;
+    /** Times the mirror was started afresh while it held a view (a new server session). */
+    resets: number;
+}
+/**
+ * A client's replication: applies every `replica` push to `mirror`, reports each change
+ * (`onChange`) and each refused update (`onError`, never thrown), acknowledges when the mirror
+ * says (a timer takes an acknowledgement that is not due yet when it becomes due, so the last
+ * update before a quiet spell is acknowledged too), and resets the mirror on a new server session
+ * (`connected` with `resumed: false`, and `redirected`: the server starts it with a full
+ * snapshot). A version 2 session that resumed goes on as it was.
+ */
+export declare class ReplicaSync {
+    private readonly client;
+    /** The mirror it feeds: its `view` is the reconstructed state. */
+    readonly mirror: Mirror;
+    /** Counters, for display and tests. */
+    readonly stats: ReplicaSyncStats;
+    private readonly timers;
+    private readonly ackTimeoutMs;
+    private readonly reportListenerError;
+    private ackTimer;
+    private readonly changeListeners;
+    private readonly errorListeners;
+    private readonly unsubscribe;
+    /** Starts listening to `client`'s `replica` pushes and session events. */
+    constructor(client: TicksockClient<any, any>, options?: ReplicaSyncOptions);
+    /** Listen to applied updates. Returns a function that stops listening. */
+    onChange(listener: (change: ReplicaChange) => void): () => void;
+    /** Listen to refused updates. Returns a function that stops listening. */
+    onError(listener: (error: ReplicaError) => void): () => void;
+    /** Stops listening to the client; the mirror keeps its views. */
+    close(): void;
+    private onUpdate;
+    /** Runs a listener; what it throws is reported (`onListenerError`), and the others still run. */
+    private guard;
+    private reset;
+    /** Sends the acknowledgement if it is due; else has the timer come back when it is. */
+    private pumpAck;
+    private sendAck;
+    private clearAckTimer;
+}
+/** The arena's replicated kinds and field indexes. */
+export declare const ArenaReplica: {
+    readonly KIND_PLAYER: 1;
+    readonly FIELD_POSITION: 0;
+    readonly FIELD_PLAYER_ID: 1;
+    readonly FIELD_NAME: 2;
+};
+/** The field types of the arena's kinds: a player's position `(i32, i32)`, player id `u32`, name `string`. */
+export declare const ARENA_REPLICA_KINDS: ReplicaKinds;
+/** An arena player as the mirror holds it. */
+export interface ArenaPlayer {
+    x: number;
+    y: number;
+    /** As in `PlayerState.id` and `ChatLine.player_id`. */
+    playerId: number;
+    name: string;
+}
+/** `entity` read as an arena player; null if it is another kind, or a field is missing or not of its type. */
+export declare function arenaPlayer(entity: MirrorEntity): ArenaPlayer | null;
+/** Writes `tick` as the binary body of a `replica_ack` request (a u64). */
+export declare function encodeReplicaAck(tick: number): Uint8Array;
+
+/**
+ * Snapshot interpolation: where to draw things that the server places only at its updates (the
+ * positions of a replicated view after each update, say), so that they glide between updates
+ * instead of jumping at each, even when updates come a few ticks apart (`--state-every`).
+ *
+ * The drawing runs a little in the past, on the server's tick timeline: each update is a snapshot
+ * of positions at its tick, and a frame draws the positions at a **render tick** between the
+ * latest two snapshots around it, interpolated linearly. The render tick follows the clock:
+ * - the server's tick `k` is taken to happen at `origin + k * tickMs` locally, where `origin` is
+ *   the earliest of `arrivedAt - tick * tickMs` over the snapshots kept (the update that came
+ *   fastest: the others were late by network or scheduling jitter);
+ * - a frame at `now` draws tick `(now - origin) / tickMs - delay`, where `delay` is the gap
+ *   between updates (the smallest seen, in ticks) plus the jitter seen (the spread of that
+ *   lateness), at most `MAX_DELAY_GAPS` gaps: long enough that the next snapshot has nearly
+ *   always arrived when the drawing needs it.
+ * Past the latest snapshot (no update for a while: nothing moved) it draws the latest positions;
+ * before the first, the first. Something in one snapshot and not the next is drawn where it was
+ * until the render tick reaches the next; something that appears is drawn from its first
+ * snapshot on. A move longer than `snapDistance` along an axis is a jump, not a glide: drawn
+ * where it was until the render tick reaches the next snapshot, then there.
+ *
+ * Sans-I/O: the caller passes the times (`performance.now()` in a page).
+ */
+/** A position. */
+export interface Point {
+    x: number;
+    y: number;
+}
+/** A `SnapshotInterpolator`'s settings. */
+export interface InterpolatorOptions {
+    /** Milliseconds per server tick (1000 / the welcome's `tick_hz`). */
+    tickMs: number;
+    /** Snapshots kept; the clock's estimate looks at them all. Default 32. */
+    maxSnapshots?: number;
+    /** A move longer than this along either axis between two snapshots is drawn as a jump. Default `Infinity`. */
+    snapDistance?: number;
+}
+/** What a frame draws: the render tick (fractional) and the positions at it, by id. */
+export interface InterpolatedFrame {
+    tick: number;
+    positions: Map<number, Point>;
+}
+/** The longest delay, in gaps between updates: a burst of jitter must not leave the drawing far behind. */
+export declare const MAX_DELAY_GAPS = 4;
+/** Positions between snapshots, for drawing. */
+export declare class SnapshotInterpolator {
+    private readonly tickMs;
+    private readonly maxSnapshots;
+    private readonly snapDistance;
+    private snapshots;
+    /** An interpolator with no snapshot yet; throws a `RangeError` for a `tickMs` that is not positive. */
+    constructor(options: InterpolatorOptions);
+    /** Snapshots kept. */
+    get size(): number;
+    /** Forgets every snapshot (a new session: its ids and ticks mean other things). */
+    reset(): void;
+    /**
+     * Adds the positions at `tick`, which arrived at `arrivedAt`. A tick not after the latest kept
+     * is ignored (the view only moves forward).
+     */
+    push(tick: number, arrivedAt: number, positions: ReadonlyMap<number, Point>): void;
+    /** How far behind the estimated server tick frames are drawn, in ticks; null before any snapshot. */
+    get delayTicks(): number | null;
+    /** The tick a frame at `now` draws; null before any snapshot. */
+    renderTick(now: number): number | null;
+    /** What a frame at `now` draws; null before any snapshot. */
+    sample(now: number): InterpolatedFrame | null;
 }

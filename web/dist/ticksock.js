@@ -1,5 +1,5 @@
 // ticksock-client: the ticksock browser client (subprotocols ticksock.v2.json and ticksock.v1.json).
-// GENERATED from web/src/client.ts by `npm run build` in web/; do not edit. Served by the server at /ticksock.js.
+// GENERATED from web/src/ (client.ts, bincode.ts, replica.ts, interpolation.ts) by `npm run build` in web/; do not edit. Served by the server at /ticksock.js.
 /**
  * ticksock browser client: calls that feel like ajax over one WebSocket.
  *
@@ -1851,3 +1851,1089 @@ export const ArenaErrors = {
 };
 /** Arena constants (PROTOCOL.md section 8.1). */
 export const Arena = { SIZE: 1000, SPEED: 5, MAX_NAME_LEN: 32, MAX_CHAT_LEN: 256 };
+
+/**
+ * bincode 2, "standard" configuration: the binary body encoding of PROTOCOL.md section 3, for the
+ * values the client reads or writes as bytes. The client itself speaks JSON; what needs bytes is
+ * replication (section 14): a `replica` update's binary form, and the fields of a view, whose
+ * digest (14.5) is defined over their binary encoding, so a field that arrives as JSON is written
+ * as bincode by its declared type (`BincodeType`) before it is kept.
+ *
+ * Integers: u8 and i8 are one raw byte; u16, u32, u64 are varints (3.1), shortest form when
+ * written, and a field's declared width bounds the first byte when read; signed ones are zigzag
+ * varints (3.2). A u64 or i64 is read as a `number` when it fits one exactly (below 2^53), else
+ * as a `bigint`; either is accepted when writing. Lengths are u64 varints, bounded by the bytes
+ * left (a hostile length costs nothing). Every failure throws a `BincodeError` that says what
+ * was wrong and where.
+ */
+/** Bytes that are not what was expected, or a value that does not fit its type. */
+export class BincodeError extends Error {
+    constructor() {
+        super(...arguments);
+        this.name = "BincodeError";
+    }
+}
+/** Varint first bytes (3.1): 251 (`fb`) is a u16 next, 252 a u32, 253 a u64. */
+const U16_MARK = 251;
+const U32_MARK = 252;
+const U64_MARK = 253;
+const TWO_32 = 4294967296;
+const U64_MAX = (1n << 64n) - 1n;
+const I64_MIN = -(1n << 63n);
+const I64_MAX = (1n << 63n) - 1n;
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+const utf8Encoder = new TextEncoder();
+/** `n` as a number when it is one exactly, else as it is. */
+function narrow(n) {
+    return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+}
+/** Reads bincode values from the start of `bytes`, in turn. */
+export class BincodeReader {
+    /** A reader of `bytes`, from their start. */
+    constructor(bytes) {
+        this.bytes = bytes;
+        this.pos = 0;
+        this.data = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    /** Bytes read so far. */
+    get offset() {
+        return this.pos;
+    }
+    /** Bytes not read yet. */
+    get remaining() {
+        return this.bytes.length - this.pos;
+    }
+    /** Throws unless every byte was read: a body is one value, with nothing after it. */
+    end(what = "the value") {
+        if (this.remaining > 0)
+            throw new BincodeError(`${this.remaining} bytes after ${what}`);
+    }
+    need(n, what) {
+        if (this.remaining < n)
+            throw new BincodeError(`${what}: needs ${n} bytes at offset ${this.pos}, ${this.remaining} left`);
+        const at = this.pos;
+        this.pos += n;
+        return at;
+    }
+    /** A u8: one raw byte. */
+    u8() {
+        return this.bytes[this.need(1, "u8")];
+    }
+    /** An i8: one raw byte, two's complement. */
+    i8() {
+        return this.data.getInt8(this.need(1, "i8"));
+    }
+    /** A bool: `00` or `01`, any other byte an error. */
+    bool() {
+        const b = this.bytes[this.need(1, "bool")];
+        if (b > 1)
+            throw new BincodeError(`bool: byte ${b} at offset ${this.pos - 1} is neither 0 nor 1`);
+        return b === 1;
+    }
+    /** A varint whose first byte is at most `maxFirst` (the field's width, 3.1). */
+    varint(maxFirst, what) {
+        const at = this.pos;
+        const b = this.bytes[this.need(1, what)];
+        if (b < U16_MARK)
+            return BigInt(b);
+        if (b > maxFirst)
+            throw new BincodeError(`${what}: first byte 0x${b.toString(16)} at offset ${at} is not one of its width`);
+        if (b === U16_MARK)
+            return BigInt(this.data.getUint16(this.need(2, what), true));
+        if (b === U32_MARK)
+            return BigInt(this.data.getUint32(this.need(4, what), true));
+        return this.data.getBigUint64(this.need(8, what), true);
+    }
+    /** A u16: a varint of at most `fb` and 2 bytes. */
+    u16() {
+        return Number(this.varint(U16_MARK, "u16"));
+    }
+    /** A u32: a varint of at most `fc` and 4 bytes. */
+    u32() {
+        return Number(this.varint(U32_MARK, "u32"));
+    }
+    /** A u64: a number below 2^53, else a bigint. */
+    u64() {
+        return narrow(this.varint(U64_MARK, "u64"));
+    }
+    /** A u64 that must be a number (a tick, a count): throws above 2^53. */
+    u64Number(what = "u64") {
+        const v = this.varint(U64_MARK, what);
+        if (v > BigInt(Number.MAX_SAFE_INTEGER))
+            throw new BincodeError(`${what}: ${v} is beyond 2^53`);
+        return Number(v);
+    }
+    /** An i16: a zigzag varint of a u16's width. */
+    i16() {
+        return Number(unzigzag(this.varint(U16_MARK, "i16")));
+    }
+    /** An i32: a zigzag varint of a u32's width. */
+    i32() {
+        return Number(unzigzag(this.varint(U32_MARK, "i32")));
+    }
+    /** An i64: a number within ±2^53, else a bigint. */
+    i64() {
+        return narrow(unzigzag(this.varint(U64_MARK, "i64")));
+    }
+    /** An f32: 4 bytes LE. */
+    f32() {
+        return this.data.getFloat32(this.need(4, "f32"), true);
+    }
+    /** An f64: 8 bytes LE. */
+    f64() {
+        return this.data.getFloat64(this.need(8, "f64"), true);
+    }
+    /**
+     * A length (a u64), of items at least `itemBytes` bytes each: more than the bytes left could
+     * hold is an error before anything is reserved for them.
+     */
+    length(what, itemBytes = 1) {
+        const at = this.pos;
+        const n = this.varint(U64_MARK, `${what} length`);
+        const most = itemBytes > 0 ? Math.floor(this.remaining / itemBytes) : MAX_EMPTY_ITEMS;
+        if (n > BigInt(most))
+            throw new BincodeError(`${what}: length ${n} at offset ${at} is more than the ${this.remaining} bytes left hold`);
+        return Number(n);
+    }
+    /** A byte sequence: its length, then its bytes (a view into the input, not a copy). */
+    byteSeq(what = "bytes") {
+        const n = this.length(what);
+        const at = this.need(n, what);
+        return this.bytes.subarray(at, at + n);
+    }
+    /** A string: its length in bytes, then that much UTF-8 (invalid UTF-8 is an error). */
+    string() {
+        const at = this.pos;
+        const bytes = this.byteSeq("string");
+        try {
+            return utf8Decoder.decode(bytes);
+        }
+        catch {
+            throw new BincodeError(`string at offset ${at} is not UTF-8`);
+        }
+    }
+}
+/**
+ * The most items of zero bytes each (`()`, an empty tuple) a list may claim: they take no input
+ * to bound them, so this does (the server's decoder has a 1 MiB budget, 3.7).
+ */
+const MAX_EMPTY_ITEMS = 1 << 20;
+function unzigzag(u) {
+    return u & 1n ? -((u + 1n) >> 1n) : u >> 1n;
+}
+function zigzag(n) {
+    return n >= 0n ? n << 1n : ((-n - 1n) << 1n) | 1n;
+}
+/** Writes bincode values, in turn; `finish` gives the bytes. */
+export class BincodeWriter {
+    constructor() {
+        this.buf = new Uint8Array(64);
+        this.len = 0;
+    }
+    room(n) {
+        if (this.len + n > this.buf.length) {
+            const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+            bigger.set(this.buf.subarray(0, this.len));
+            this.buf = bigger;
+        }
+        const at = this.len;
+        this.len += n;
+        return at;
+    }
+    view(at, n) {
+        return new DataView(this.buf.buffer, at, n);
+    }
+    /** The bytes written (a copy). */
+    finish() {
+        return this.buf.slice(0, this.len);
+    }
+    /** `bytes` as they are (no length). */
+    raw(bytes) {
+        this.buf.set(bytes, this.room(bytes.length));
+        return this;
+    }
+    /** A u8: one raw byte. */
+    u8(v) {
+        this.buf[this.room(1)] = checkedInt(v, 0, 0xff, "u8");
+        return this;
+    }
+    /** An i8: one raw byte, two's complement. */
+    i8(v) {
+        this.view(this.room(1), 1).setInt8(0, checkedInt(v, -0x80, 0x7f, "i8"));
+        return this;
+    }
+    /** A bool: `00` or `01`. */
+    bool(v) {
+        this.buf[this.room(1)] = v ? 1 : 0;
+        return this;
+    }
+    /** A varint in its shortest form (3.1). */
+    varint(v) {
+        if (v < BigInt(U16_MARK)) {
+            this.buf[this.room(1)] = Number(v);
+        }
+        else if (v <= 0xffffn) {
+            this.buf[this.room(1)] = U16_MARK;
+            this.view(this.room(2), 2).setUint16(0, Number(v), true);
+        }
+        else if (v < BigInt(TWO_32)) {
+            this.buf[this.room(1)] = U32_MARK;
+            this.view(this.room(4), 4).setUint32(0, Number(v), true);
+        }
+        else {
+            this.buf[this.room(1)] = U64_MARK;
+            this.view(this.room(8), 8).setBigUint64(0, v, true);
+        }
+        return this;
+    }
+    /** A u16 varint. */
+    u16(v) {
+        return this.varint(BigInt(checkedInt(v, 0, 0xffff, "u16")));
+    }
+    /** A u32 varint. */
+    u32(v) {
+        return this.varint(BigInt(checkedInt(v, 0, TWO_32 - 1, "u32")));
+    }
+    /** A u64 varint (a number must be below 2^53: a larger one may have been rounded). */
+    u64(v) {
+        return this.varint(checkedBig(v, 0n, U64_MAX, "u64"));
+    }
+    /** An i16 zigzag varint. */
+    i16(v) {
+        return this.varint(zigzag(BigInt(checkedInt(v, -0x8000, 0x7fff, "i16"))));
+    }
+    /** An i32 zigzag varint. */
+    i32(v) {
+        return this.varint(zigzag(BigInt(checkedInt(v, -2147483648, 2147483647, "i32"))));
+    }
+    /** An i64 zigzag varint (a number must be within ±2^53). */
+    i64(v) {
+        return this.varint(zigzag(checkedBig(v, I64_MIN, I64_MAX, "i64")));
+    }
+    /** An f32: 4 bytes LE (the number rounded to single precision). */
+    f32(v) {
+        this.view(this.room(4), 4).setFloat32(0, checkedNumber(v, "f32"), true);
+        return this;
+    }
+    /** An f64: 8 bytes LE. */
+    f64(v) {
+        this.view(this.room(8), 8).setFloat64(0, checkedNumber(v, "f64"), true);
+        return this;
+    }
+    /** A length (of a string, byte sequence or list). */
+    length(n) {
+        return this.varint(BigInt(n));
+    }
+    /** A byte sequence: its length, then its bytes. */
+    byteSeq(bytes) {
+        return this.length(bytes.length).raw(bytes);
+    }
+    /** A string: its UTF-8 length, then its UTF-8. */
+    string(s) {
+        if (typeof s !== "string")
+            throw new BincodeError(`string: got ${describe(s)}`);
+        return this.byteSeq(utf8Encoder.encode(s));
+    }
+}
+function checkedInt(v, min, max, what) {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+        throw new BincodeError(`${what}: got ${describe(v)}, not an integer in ${min}..=${max}`);
+    }
+    return v;
+}
+function checkedBig(v, min, max, what) {
+    // A number above 2^53 may be a rounded value (JSON.parse rounds silently): refused.
+    const n = typeof v === "bigint" ? v : typeof v === "number" && Number.isSafeInteger(v) ? BigInt(v) : null;
+    if (n === null || n < min || n > max) {
+        throw new BincodeError(`${what}: got ${describe(v)}, not an exact integer in ${min}..=${max} (a number must be below 2^53)`);
+    }
+    return n;
+}
+function checkedNumber(v, what) {
+    if (typeof v !== "number")
+        throw new BincodeError(`${what}: got ${describe(v)}, not a number`);
+    return v;
+}
+/** A short description of a value for an error message. */
+function describe(v) {
+    if (typeof v === "string")
+        return JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v);
+    if (typeof v === "bigint")
+        return `${v}n`;
+    if (Array.isArray(v))
+        return `an array of ${v.length}`;
+    if (v === null)
+        return "null";
+    if (typeof v === "object")
+        return "an object";
+    return String(v);
+}
+/** `value` (its JSON form) written as bincode of `type`; throws a `BincodeError` if it is not one. */
+export function encodeAs(type, value) {
+    const w = new BincodeWriter();
+    writeValue(w, type, value, "");
+    return w.finish();
+}
+/** `bytes`, the bincode of one `type` (every byte of it), read back as its JSON form; throws a `BincodeError`. */
+export function decodeAs(type, bytes) {
+    const r = new BincodeReader(bytes);
+    const value = readValue(r, type);
+    r.end();
+    return value;
+}
+function writeValue(w, type, v, path) {
+    try {
+        writeTyped(w, type, v, path);
+    }
+    catch (e) {
+        // Said once, where it happened: the innermost path is the useful one.
+        if (e instanceof BincodeError && !e.message.startsWith("at ") && path !== "")
+            throw new BincodeError(`at ${path}: ${e.message}`);
+        throw e;
+    }
+}
+function writeTyped(w, type, v, path) {
+    switch (type) {
+        case "u8":
+            w.u8(v);
+            return;
+        case "u16":
+            w.u16(v);
+            return;
+        case "u32":
+            w.u32(v);
+            return;
+        case "u64":
+            w.u64(v);
+            return;
+        case "i8":
+            w.i8(v);
+            return;
+        case "i16":
+            w.i16(v);
+            return;
+        case "i32":
+            w.i32(v);
+            return;
+        case "i64":
+            w.i64(v);
+            return;
+        case "f32":
+            w.f32(v);
+            return;
+        case "f64":
+            w.f64(v);
+            return;
+        case "bool":
+            if (typeof v !== "boolean")
+                throw new BincodeError(`bool: got ${describe(v)}`);
+            w.bool(v);
+            return;
+        case "string":
+            w.string(v);
+            return;
+        case "unit":
+            if (v !== null)
+                throw new BincodeError(`(): got ${describe(v)}, not null`);
+            return;
+    }
+    if ("tuple" in type) {
+        if (!Array.isArray(v) || v.length !== type.tuple.length)
+            throw new BincodeError(`tuple of ${type.tuple.length}: got ${describe(v)}`);
+        type.tuple.forEach((t, i) => writeValue(w, t, v[i], `${path}[${i}]`));
+    }
+    else if ("option" in type) {
+        w.bool(v !== null);
+        if (v !== null)
+            writeValue(w, type.option, v, `${path}?`);
+    }
+    else if ("list" in type) {
+        if (!Array.isArray(v))
+            throw new BincodeError(`list: got ${describe(v)}`);
+        w.length(v.length);
+        v.forEach((item, i) => writeValue(w, type.list, item, `${path}[${i}]`));
+    }
+    else {
+        if (typeof v !== "object" || v === null || Array.isArray(v))
+            throw new BincodeError(`struct: got ${describe(v)}`);
+        for (const [name, t] of type.struct) {
+            if (!(name in v))
+                throw new BincodeError(`struct: no field ${JSON.stringify(name)}`);
+            writeValue(w, t, v[name], `${path}.${name}`);
+        }
+    }
+}
+function readValue(r, type) {
+    switch (type) {
+        case "u8":
+            return r.u8();
+        case "u16":
+            return r.u16();
+        case "u32":
+            return r.u32();
+        case "u64":
+            return r.u64();
+        case "i8":
+            return r.i8();
+        case "i16":
+            return r.i16();
+        case "i32":
+            return r.i32();
+        case "i64":
+            return r.i64();
+        case "f32":
+            return r.f32();
+        case "f64":
+            return r.f64();
+        case "bool":
+            return r.bool();
+        case "string":
+            return r.string();
+        case "unit":
+            return null;
+    }
+    if ("tuple" in type)
+        return type.tuple.map((t) => readValue(r, t));
+    if ("option" in type)
+        return r.bool() ? readValue(r, type.option) : null;
+    if ("list" in type) {
+        const n = r.length("list", minBytes(type.list));
+        const items = [];
+        for (let i = 0; i < n; i++)
+            items.push(readValue(r, type.list));
+        return items;
+    }
+    const out = {};
+    for (const [name, t] of type.struct)
+        out[name] = readValue(r, t);
+    return out;
+}
+/** The fewest bytes a value of `type` takes (a list's items must fit in what is left). */
+function minBytes(type) {
+    if (type === "unit")
+        return 0;
+    if (typeof type === "string")
+        return type === "f32" ? 4 : type === "f64" ? 8 : 1;
+    if ("tuple" in type)
+        return type.tuple.reduce((sum, t) => sum + minBytes(t), 0);
+    if ("struct" in type)
+        return type.struct.reduce((sum, [, t]) => sum + minBytes(t), 0);
+    return 1; // an option's tag, a list's length
+}
+
+/**
+ * State replication, the client side (PROTOCOL.md section 14): a `Mirror` applies the server's
+ * `replica` updates and holds the reconstructed view (the entities the player may see, with their
+ * fields); a `ReplicaSync` feeds it a client's pushes, acknowledges as it says, and starts it
+ * afresh on a new server session.
+ *
+ * ```js
+ * import { TicksockClient, ReplicaSync, ARENA_REPLICA_KINDS, arenaPlayer } from "/ticksock.js";
+ * const client = new TicksockClient(`ws://${location.host}/`);
+ * const replica = new ReplicaSync(client, { kinds: ARENA_REPLICA_KINDS });
+ * replica.onChange(({ entered, changed, left }) => redraw(replica.mirror.view));
+ * replica.onError((err) => console.warn(err.kind, err.message));           // never thrown
+ * for (const entity of replica.mirror.view.values()) draw(arenaPlayer(entity)); // {x, y, playerId, name}
+ * ```
+ *
+ * # Updates and views
+ * An update brings the view from a **baseline** tick the client acknowledged (or from nothing: a
+ * full snapshot) to its own tick: entities that entered (every field), entities whose fields
+ * changed (those fields), and ids that left. The server may build an update on any baseline it
+ * holds an acknowledgement for, and later updates may be in flight when an acknowledgement
+ * arrives, so the mirror keeps the view of each tick from the latest update's baseline on (the
+ * server never goes back before it), and the views before a full snapshot too (an
+ * acknowledgement of one of them may still reach the server after it sent the snapshot); at most
+ * `maxViews` (`MAX_HELD_VIEWS`, 64: more than the server's 32). Applying an update:
+ * 1. no baseline: start from an empty view; else from the held view of the baseline tick. An
+ *    update whose baseline view is not held is refused (`unknown_baseline`): nothing changes, and
+ *    the server sends a full snapshot once it no longer holds that baseline itself;
+ * 2. remove `left`, add `entered` with their fields, set the fields of `changed` (the others keep
+ *    their value);
+ * 3. keep the result as the view of the update's tick, and forget the views older than its
+ *    baseline (not for a full snapshot).
+ *
+ * # Field values are bytes
+ * A field's value is kept as its **binary** body encoding (bincode, PROTOCOL.md section 3), the
+ * form the view's digest (14.5) is defined over. An update in the binary form of 14.2 (a
+ * `Uint8Array`) carries those bytes. One in the JSON form of 14.3 (what a JSON connection, so
+ * this client, receives) carries each field's JSON value: the mirror writes it as bincode by the
+ * type its kind declares for that index (`kinds`, e.g. `ARENA_REPLICA_KINDS`), so an entity of a
+ * kind it has no types for makes that update a `decode` error. Binary fields of a declared kind
+ * are checked against their types too. `decodeField` reads a value back; `arenaPlayer` reads the
+ * arena's players.
+ *
+ * # Acknowledging (14.4)
+ * After applying an update the mirror has its tick to acknowledge (route `replica_ack`): at once
+ * after a full snapshot, else at most once per `ackIntervalMs` (`ACK_INTERVAL_MS`, 100 ms), the
+ * latest tick applied by then. `pollAck(now)` takes it when due; `ackDueAt()` says when it will
+ * be. The longer a client waits, the larger each delta; a lost acknowledgement costs only that.
+ *
+ * # Errors
+ * `apply` never throws: a body that is not an update (`decode`), an update whose baseline view is
+ * not held (`unknown_baseline`), or one not newer than the latest applied (`out_of_order`) comes
+ * back as a `ReplicaError`, and the mirror is as it was.
+ */
+/** The push topic of updates (14.2). */
+export const REPLICA_TOPIC = "replica";
+/** The route that acknowledges an update's tick (14.4): request the tick, reply an `AckOutcome`. */
+export const REPLICA_ACK_ROUTE = "replica_ack";
+/** Views a `Mirror` keeps for the server to use as baselines, by default: more than the server holds (32). */
+export const MAX_HELD_VIEWS = 64;
+/** The least time between two acknowledgements, by default (14.4). */
+export const ACK_INTERVAL_MS = 100;
+const ACK_OUTCOMES = ["accepted", "stale", "unknown"];
+/** An update that was not applied; the mirror is as it was. */
+export class ReplicaError extends Error {
+    constructor(
+    /** `decode`: not an update (or a field not of its type); `unknown_baseline`: its baseline view is not held; `out_of_order`: not newer than the latest. */
+    kind, message, 
+    /** The update's tick, when it could be read. */
+    tick = null, 
+    /** Its baseline, for `unknown_baseline`. */
+    baseline = null) {
+        super(message);
+        this.kind = kind;
+        this.tick = tick;
+        this.baseline = baseline;
+        this.name = "ReplicaError";
+    }
+}
+// ---------------------------------------------------------------------------------------------
+// Reading updates
+/** Reads the binary form of an update (14.2); throws a `BincodeError`. */
+export function decodeReplicaUpdate(bytes) {
+    const r = new BincodeReader(bytes);
+    const tick = r.u64Number("tick");
+    const baseline = r.bool() ? r.u64Number("baseline") : null;
+    // An entity takes at least 3 bytes (id, kind, field count); an id at least 1.
+    const entities = (what) => {
+        const n = r.length(what, 3);
+        const out = [];
+        for (let i = 0; i < n; i++) {
+            const id = r.u32();
+            const kind = r.u16();
+            const count = r.length("fields", 2);
+            const fields = [];
+            for (let f = 0; f < count; f++) {
+                const index = r.u8();
+                fields.push({ index, value: r.byteSeq("field value") });
+            }
+            out.push({ id, kind, fields });
+        }
+        return out;
+    };
+    const entered = entities("entered");
+    const changed = entities("changed");
+    const leftCount = r.length("left");
+    const left = [];
+    for (let i = 0; i < leftCount; i++)
+        left.push(r.u32());
+    r.end("the update");
+    return { tick, baseline, entered, changed, left };
+}
+/**
+ * Reads the JSON form of an update (14.3), writing each field's value as bincode by the type
+ * `kinds` declares for it; throws a `BincodeError` (not an update, an undeclared kind or field, a
+ * value not of its type).
+ */
+export function replicaUpdateFromJson(body, kinds) {
+    if (typeof body !== "object" || body === null || Array.isArray(body))
+        throw new BincodeError("an update is an object");
+    const u = body;
+    const tick = jsonCount(u.tick, "tick");
+    const baseline = u.baseline === null ? null : jsonCount(u.baseline, "baseline");
+    const entities = (what) => jsonList(u[what], what).map((e, i) => {
+        const where = `${what}[${i}]`;
+        if (typeof e !== "object" || e === null || Array.isArray(e))
+            throw new BincodeError(`${where} is not an entity object`);
+        const { id, kind, fields } = e;
+        const entity = { id: jsonInt(id, 4294967295, `${where}.id`), kind: jsonInt(kind, 0xffff, `${where}.kind`) };
+        const types = kinds[entity.kind];
+        return {
+            ...entity,
+            fields: jsonList(fields, `${where}.fields`).map((f, n) => {
+                const at = `${where}.fields[${n}]`;
+                if (!Array.isArray(f) || f.length !== 2)
+                    throw new BincodeError(`${at} is not [index, value]`);
+                const index = jsonInt(f[0], 0xff, `${at} index`);
+                if (types === undefined)
+                    throw new BincodeError(`${at}: no field types for kind ${entity.kind} (MirrorOptions.kinds)`);
+                const type = types[index];
+                if (type === undefined)
+                    throw new BincodeError(`${at}: kind ${entity.kind} has no field ${index}`);
+                try {
+                    return { index, value: encodeAs(type, f[1]) };
+                }
+                catch (e) {
+                    throw new BincodeError(`${at}: ${e instanceof Error ? e.message : String(e)}`);
+                }
+            }),
+        };
+    });
+    const entered = entities("entered");
+    const changed = entities("changed");
+    const left = jsonList(u.left, "left").map((id, i) => jsonInt(id, 4294967295, `left[${i}]`));
+    return { tick, baseline, entered, changed, left };
+}
+function jsonCount(v, what) {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0)
+        throw new BincodeError(`${what}: got ${String(v)}, not a tick`);
+    return v;
+}
+function jsonInt(v, max, what) {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max)
+        throw new BincodeError(`${what}: got ${String(v)}, not an integer in 0..=${max}`);
+    return v;
+}
+function jsonList(v, what) {
+    if (!Array.isArray(v))
+        throw new BincodeError(`${what} is not a list`);
+    return v;
+}
+/** Reads the binary form of an `AckOutcome` (a unit enum: its variant index, a u32); throws a `BincodeError`. */
+export function decodeAckOutcome(bytes) {
+    const r = new BincodeReader(bytes);
+    const variant = r.u32();
+    r.end("the outcome");
+    const outcome = ACK_OUTCOMES[variant];
+    if (outcome === undefined)
+        throw new BincodeError(`no AckOutcome of index ${variant}`);
+    return outcome;
+}
+/** Field `index` of `entity` read as `type` (its JSON form); undefined if not set; throws a `BincodeError` if it is not one. */
+export function decodeField(entity, index, type) {
+    const bytes = entity.fields[index];
+    return bytes === undefined ? undefined : decodeAs(type, bytes);
+}
+const EMPTY_VIEW = new Map();
+/** The reconstructed view of one client, and the views it may be sent deltas from. Sans-I/O: `now` is passed in. */
+export class Mirror {
+    /** An empty mirror. */
+    constructor(options = {}) {
+        /** Oldest first; the last is the current view. */
+        this.views = [];
+        /** The tick to acknowledge next, once due. */
+        this.ackPending = null;
+        /** Whether that tick's update was a full snapshot (acknowledged at once). */
+        this.ackNow = false;
+        this.lastAckAt = null;
+        this.maxViews = Math.max(1, options.maxViews ?? MAX_HELD_VIEWS);
+        this.ackIntervalMs = options.ackIntervalMs ?? ACK_INTERVAL_MS;
+        this.kinds = options.kinds ?? {};
+    }
+    /** The current view (empty before the first update). */
+    get view() {
+        return this.views[this.views.length - 1]?.entities ?? EMPTY_VIEW;
+    }
+    /** The tick of the current view; null before the first update. */
+    get tick() {
+        return this.views[this.views.length - 1]?.tick ?? null;
+    }
+    /** The ticks of the views held, oldest first. */
+    get heldTicks() {
+        return this.views.map((v) => v.tick);
+    }
+    /** The held view of `tick`, or null. */
+    viewAt(tick) {
+        return this.views.find((v) => v.tick === tick)?.entities ?? null;
+    }
+    /** Forgets every view and any acknowledgement due: a new server session starts with a full snapshot. */
+    reset() {
+        this.views = [];
+        this.ackPending = null;
+        this.ackNow = false;
+    }
+    /**
+     * Applies the body of a `replica` push: its binary form (a `Uint8Array`) or its JSON form (the
+     * parsed object). Never throws; an update it refuses changes nothing.
+     */
+    apply(body) {
+        let update;
+        try {
+            update = body instanceof Uint8Array ? decodeReplicaUpdate(body) : replicaUpdateFromJson(body, this.kinds);
+            if (body instanceof Uint8Array)
+                this.checkFields(update);
+        }
+        catch (e) {
+            const tick = typeof body?.tick === "number" ? body.tick : null;
+            return { ok: false, error: new ReplicaError("decode", `not a replica update: ${e instanceof Error ? e.message : String(e)}`, tick) };
+        }
+        const latest = this.tick;
+        if (latest !== null && update.tick <= latest) {
+            return { ok: false, error: new ReplicaError("out_of_order", `update of tick ${update.tick} after tick ${latest}`, update.tick) };
+        }
+        let base = EMPTY_VIEW;
+        if (update.baseline !== null) {
+            const held = this.viewAt(update.baseline);
+            if (held === null) {
+                const error = new ReplicaError("unknown_baseline", `no view of the baseline tick ${update.baseline}`, update.tick, update.baseline);
+                return { ok: false, error };
+            }
+            base = held;
+        }
+        // Views are never changed once kept (older ones are baselines): entities are replaced, not edited.
+        const view = new Map(base);
+        for (const id of update.left)
+            view.delete(id);
+        for (const e of update.entered)
+            view.set(e.id, { kind: e.kind, fields: withFields([], e.fields) });
+        for (const e of update.changed)
+            view.set(e.id, { kind: e.kind, fields: withFields(view.get(e.id)?.fields ?? [], e.fields) });
+        const before = this.view;
+        const entered = [...view.keys()].filter((id) => !before.has(id));
+        const left = [...before.keys()].filter((id) => !view.has(id));
+        const full = update.baseline === null;
+        if (!full)
+            this.views = this.views.filter((v) => v.tick >= update.baseline);
+        this.views.push({ tick: update.tick, entities: view });
+        if (this.views.length > this.maxViews)
+            this.views.splice(0, this.views.length - this.maxViews);
+        this.ackPending = update.tick;
+        this.ackNow || (this.ackNow = full);
+        return { ok: true, change: { tick: update.tick, full, entered, changed: update.changed.map((e) => e.id), left } };
+    }
+    /** Fields of a declared kind in a binary update must read as their types (JSON ones were written so). */
+    checkFields(update) {
+        for (const e of [...update.entered, ...update.changed]) {
+            const types = this.kinds[e.kind];
+            if (types === undefined)
+                continue;
+            for (const f of e.fields) {
+                const type = types[f.index];
+                if (type === undefined)
+                    throw new BincodeError(`entity ${e.id}: kind ${e.kind} has no field ${f.index}`);
+                try {
+                    decodeAs(type, f.value);
+                }
+                catch (err) {
+                    throw new BincodeError(`entity ${e.id} field ${f.index}: ${err instanceof Error ? err.message : String(err)}`);
+                }
+            }
+        }
+    }
+    /** The tick to acknowledge now, if one is due (send it on `replica_ack`); else null. */
+    pollAck(now) {
+        const due = this.ackDueAt();
+        if (due === null || now < due)
+            return null;
+        const tick = this.ackPending;
+        this.ackPending = null;
+        this.ackNow = false;
+        this.lastAckAt = now;
+        return tick;
+    }
+    /** When the pending acknowledgement is due (a time `pollAck` takes it at); null if none is pending. */
+    ackDueAt() {
+        if (this.ackPending === null)
+            return null;
+        if (this.ackNow || this.lastAckAt === null)
+            return -Infinity;
+        return this.lastAckAt + this.ackIntervalMs;
+    }
+    digest(tick) {
+        const view = tick === undefined ? this.view : this.viewAt(tick);
+        return view === null ? null : viewDigest(view);
+    }
+}
+function withFields(old, updates) {
+    const fields = old.slice();
+    for (const f of updates) {
+        while (fields.length < f.index)
+            fields.push(undefined);
+        fields[f.index] = f.value;
+    }
+    return fields;
+}
+const FNV_OFFSET = 0xcbf29ce484222325n;
+const FNV_PRIME = 0x100000001b3n;
+/**
+ * FNV-1a 64 over each entity in increasing id order: its id (4 bytes LE), kind (2 bytes LE), then
+ * each field set, in index order: the index (1 byte), the value's length (4 bytes LE), its bytes.
+ */
+export function viewDigest(view) {
+    let hash = FNV_OFFSET;
+    const write = (bytes) => {
+        for (const b of bytes)
+            hash = BigInt.asUintN(64, (hash ^ BigInt(b)) * FNV_PRIME);
+    };
+    const head = new Uint8Array(6);
+    const headView = new DataView(head.buffer);
+    const fieldHead = new Uint8Array(5);
+    const fieldView = new DataView(fieldHead.buffer);
+    for (const id of [...view.keys()].sort((a, b) => a - b)) {
+        const entity = view.get(id);
+        headView.setUint32(0, id, true);
+        headView.setUint16(4, entity.kind, true);
+        write(head);
+        entity.fields.forEach((value, index) => {
+            if (value === undefined)
+                return;
+            fieldView.setUint8(0, index);
+            fieldView.setUint32(1, value.length, true);
+            write(fieldHead);
+            write(value);
+        });
+    }
+    return hash;
+}
+const systemTimers = {
+    now: () => (typeof performance !== "undefined" ? performance.now() : Date.now()),
+    setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+    clearTimeout: (h) => globalThis.clearTimeout(h),
+    setInterval: (fn, ms) => globalThis.setInterval(fn, ms),
+    clearInterval: (h) => globalThis.clearInterval(h),
+};
+/**
+ * A client's replication: applies every `replica` push to `mirror`, reports each change
+ * (`onChange`) and each refused update (`onError`, never thrown), acknowledges when the mirror
+ * says (a timer takes an acknowledgement that is not due yet when it becomes due, so the last
+ * update before a quiet spell is acknowledged too), and resets the mirror on a new server session
+ * (`connected` with `resumed: false`, and `redirected`: the server starts it with a full
+ * snapshot). A version 2 session that resumed goes on as it was.
+ */
+export class ReplicaSync {
+    /** Starts listening to `client`'s `replica` pushes and session events. */
+    constructor(client, options = {}) {
+        this.client = client;
+        /** Counters, for display and tests. */
+        this.stats = { updates: 0, fullSnapshots: 0, refused: 0, acks: 0, accepted: 0, stale: 0, unknown: 0, failed: 0, resets: 0 };
+        this.ackTimer = null;
+        this.changeListeners = new Set();
+        this.errorListeners = new Set();
+        this.mirror = new Mirror(options);
+        this.timers = options.timers ?? systemTimers;
+        this.ackTimeoutMs = options.ackTimeoutMs ?? 5000;
+        this.reportListenerError =
+            options.onListenerError ??
+                ((err) => {
+                    const report = globalThis.reportError;
+                    if (typeof report === "function")
+                        report(err);
+                    else
+                        console.error("ticksock: a replica listener threw", err);
+                });
+        this.unsubscribe = [
+            client.on(REPLICA_TOPIC, (body) => this.onUpdate(body)),
+            client.onEvent("connected", ({ resumed }) => (resumed ? this.pumpAck() : this.reset())),
+            client.onEvent("redirected", () => this.reset()),
+        ];
+    }
+    /** Listen to applied updates. Returns a function that stops listening. */
+    onChange(listener) {
+        this.changeListeners.add(listener);
+        return () => this.changeListeners.delete(listener);
+    }
+    /** Listen to refused updates. Returns a function that stops listening. */
+    onError(listener) {
+        this.errorListeners.add(listener);
+        return () => this.errorListeners.delete(listener);
+    }
+    /** Stops listening to the client; the mirror keeps its views. */
+    close() {
+        for (const off of this.unsubscribe)
+            off();
+        this.unsubscribe.length = 0;
+        this.clearAckTimer();
+    }
+    onUpdate(body) {
+        const result = this.mirror.apply(body);
+        if (!result.ok) {
+            this.stats.refused++;
+            for (const listener of [...this.errorListeners])
+                this.guard(() => listener(result.error));
+            return;
+        }
+        this.stats.updates++;
+        if (result.change.full)
+            this.stats.fullSnapshots++;
+        this.pumpAck();
+        for (const listener of [...this.changeListeners])
+            this.guard(() => listener(result.change));
+    }
+    /** Runs a listener; what it throws is reported (`onListenerError`), and the others still run. */
+    guard(fn) {
+        try {
+            fn();
+        }
+        catch (e) {
+            this.reportListenerError(e);
+        }
+    }
+    reset() {
+        if (this.mirror.tick !== null)
+            this.stats.resets++;
+        this.mirror.reset();
+        this.clearAckTimer();
+    }
+    /** Sends the acknowledgement if it is due; else has the timer come back when it is. */
+    pumpAck() {
+        // Offline, a call would wait in the queue and might reach another session: wait for the link.
+        if (!this.client.connected)
+            return;
+        const now = this.timers.now();
+        const tick = this.mirror.pollAck(now);
+        if (tick !== null)
+            this.sendAck(tick);
+        const due = this.mirror.ackDueAt();
+        if (due !== null && this.ackTimer === null) {
+            this.ackTimer = this.timers.setTimeout(() => {
+                this.ackTimer = null;
+                this.pumpAck();
+            }, Math.max(0, due - now));
+        }
+    }
+    sendAck(tick) {
+        this.stats.acks++;
+        this.client.call(REPLICA_ACK_ROUTE, tick, { timeout: this.ackTimeoutMs }).then((outcome) => {
+            // An outcome this client does not know is counted as the server not knowing the tick.
+            if (outcome === "accepted" || outcome === "stale")
+                this.stats[outcome]++;
+            else
+                this.stats.unknown++;
+        }, () => this.stats.failed++);
+    }
+    clearAckTimer() {
+        if (this.ackTimer !== null)
+            this.timers.clearTimeout(this.ackTimer);
+        this.ackTimer = null;
+    }
+}
+// ---------------------------------------------------------------------------------------------
+// The arena's entities (PROTOCOL.md 8.9)
+/** The arena's replicated kinds and field indexes. */
+export const ArenaReplica = { KIND_PLAYER: 1, FIELD_POSITION: 0, FIELD_PLAYER_ID: 1, FIELD_NAME: 2 };
+const PLAYER_FIELDS = {
+    [ArenaReplica.FIELD_POSITION]: { tuple: ["i32", "i32"] },
+    [ArenaReplica.FIELD_PLAYER_ID]: "u32",
+    [ArenaReplica.FIELD_NAME]: "string",
+};
+/** The field types of the arena's kinds: a player's position `(i32, i32)`, player id `u32`, name `string`. */
+export const ARENA_REPLICA_KINDS = { [ArenaReplica.KIND_PLAYER]: PLAYER_FIELDS };
+/** `entity` read as an arena player; null if it is another kind, or a field is missing or not of its type. */
+export function arenaPlayer(entity) {
+    if (entity.kind !== ArenaReplica.KIND_PLAYER)
+        return null;
+    try {
+        const position = decodeField(entity, ArenaReplica.FIELD_POSITION, PLAYER_FIELDS[ArenaReplica.FIELD_POSITION]);
+        const playerId = decodeField(entity, ArenaReplica.FIELD_PLAYER_ID, PLAYER_FIELDS[ArenaReplica.FIELD_PLAYER_ID]);
+        const name = decodeField(entity, ArenaReplica.FIELD_NAME, PLAYER_FIELDS[ArenaReplica.FIELD_NAME]);
+        if (position === undefined || playerId === undefined || name === undefined)
+            return null;
+        return { x: position[0], y: position[1], playerId, name };
+    }
+    catch {
+        return null;
+    }
+}
+/** Writes `tick` as the binary body of a `replica_ack` request (a u64). */
+export function encodeReplicaAck(tick) {
+    return new BincodeWriter().u64(tick).finish();
+}
+
+/**
+ * Snapshot interpolation: where to draw things that the server places only at its updates (the
+ * positions of a replicated view after each update, say), so that they glide between updates
+ * instead of jumping at each, even when updates come a few ticks apart (`--state-every`).
+ *
+ * The drawing runs a little in the past, on the server's tick timeline: each update is a snapshot
+ * of positions at its tick, and a frame draws the positions at a **render tick** between the
+ * latest two snapshots around it, interpolated linearly. The render tick follows the clock:
+ * - the server's tick `k` is taken to happen at `origin + k * tickMs` locally, where `origin` is
+ *   the earliest of `arrivedAt - tick * tickMs` over the snapshots kept (the update that came
+ *   fastest: the others were late by network or scheduling jitter);
+ * - a frame at `now` draws tick `(now - origin) / tickMs - delay`, where `delay` is the gap
+ *   between updates (the smallest seen, in ticks) plus the jitter seen (the spread of that
+ *   lateness), at most `MAX_DELAY_GAPS` gaps: long enough that the next snapshot has nearly
+ *   always arrived when the drawing needs it.
+ * Past the latest snapshot (no update for a while: nothing moved) it draws the latest positions;
+ * before the first, the first. Something in one snapshot and not the next is drawn where it was
+ * until the render tick reaches the next; something that appears is drawn from its first
+ * snapshot on. A move longer than `snapDistance` along an axis is a jump, not a glide: drawn
+ * where it was until the render tick reaches the next snapshot, then there.
+ *
+ * Sans-I/O: the caller passes the times (`performance.now()` in a page).
+ */
+/** The longest delay, in gaps between updates: a burst of jitter must not leave the drawing far behind. */
+export const MAX_DELAY_GAPS = 4;
+/** Positions between snapshots, for drawing. */
+export class SnapshotInterpolator {
+    /** An interpolator with no snapshot yet; throws a `RangeError` for a `tickMs` that is not positive. */
+    constructor(options) {
+        this.snapshots = [];
+        if (!(options.tickMs > 0))
+            throw new RangeError(`tickMs must be positive, not ${options.tickMs}`);
+        this.tickMs = options.tickMs;
+        this.maxSnapshots = Math.max(2, options.maxSnapshots ?? 32);
+        this.snapDistance = options.snapDistance ?? Infinity;
+    }
+    /** Snapshots kept. */
+    get size() {
+        return this.snapshots.length;
+    }
+    /** Forgets every snapshot (a new session: its ids and ticks mean other things). */
+    reset() {
+        this.snapshots = [];
+    }
+    /**
+     * Adds the positions at `tick`, which arrived at `arrivedAt`. A tick not after the latest kept
+     * is ignored (the view only moves forward).
+     */
+    push(tick, arrivedAt, positions) {
+        const last = this.snapshots[this.snapshots.length - 1];
+        if (last !== undefined && tick <= last.tick)
+            return;
+        this.snapshots.push({ tick, lateness: arrivedAt - tick * this.tickMs, positions });
+        if (this.snapshots.length > this.maxSnapshots)
+            this.snapshots.shift();
+    }
+    /** How far behind the estimated server tick frames are drawn, in ticks; null before any snapshot. */
+    get delayTicks() {
+        if (this.snapshots.length === 0)
+            return null;
+        let gap = Infinity;
+        let earliest = Infinity;
+        let latest = -Infinity;
+        this.snapshots.forEach((s, i) => {
+            if (i > 0)
+                gap = Math.min(gap, s.tick - this.snapshots[i - 1].tick);
+            earliest = Math.min(earliest, s.lateness);
+            latest = Math.max(latest, s.lateness);
+        });
+        if (gap === Infinity)
+            gap = 1;
+        return Math.min(gap + (latest - earliest) / this.tickMs, gap * MAX_DELAY_GAPS);
+    }
+    /** The tick a frame at `now` draws; null before any snapshot. */
+    renderTick(now) {
+        const delay = this.delayTicks;
+        if (delay === null)
+            return null;
+        const origin = Math.min(...this.snapshots.map((s) => s.lateness));
+        return (now - origin) / this.tickMs - delay;
+    }
+    /** What a frame at `now` draws; null before any snapshot. */
+    sample(now) {
+        const tick = this.renderTick(now);
+        if (tick === null)
+            return null;
+        const snaps = this.snapshots;
+        let i = snaps.length - 1;
+        while (i >= 0 && snaps[i].tick > tick)
+            i--;
+        if (i < 0 || i === snaps.length - 1) {
+            const held = snaps[Math.max(i, 0)];
+            return { tick, positions: new Map(held.positions) };
+        }
+        const a = snaps[i];
+        const b = snaps[i + 1];
+        const alpha = (tick - a.tick) / (b.tick - a.tick);
+        const positions = new Map();
+        for (const [id, p] of a.positions) {
+            const q = b.positions.get(id);
+            const jump = q === undefined || Math.abs(q.x - p.x) > this.snapDistance || Math.abs(q.y - p.y) > this.snapDistance;
+            positions.set(id, jump ? p : { x: p.x + (q.x - p.x) * alpha, y: p.y + (q.y - p.y) * alpha });
+        }
+        return { tick, positions };
+    }
+}

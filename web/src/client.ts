@@ -2270,6 +2270,14 @@ export interface ArenaRoutes {
   leaderboard: { req: { by: LeaderboardBy; limit: number }; res: LeaderboardEntry[] };
   flush_stats: { req: null | undefined; res: PlayerStats };
   auth: { req: string; res: AuthReply };
+  /** With `--replication` (PROTOCOL.md 8.9, 14.4): acknowledges an update's tick (`ReplicaSync` does it). */
+  replica_ack: { req: number; res: "accepted" | "stale" | "unknown" };
+  /**
+   * With `--replication --replica-digests`: the tick and digest of the view last sent to this
+   * connection, or null. The digest is a u64, which a JSON number holds only to 53 bits: compare
+   * it with `Number(mirror.digest(tick))`, or read its digits from the frame's text.
+   */
+  replica_digest: { req: null | undefined; res: [number, number] | null };
 }
 
 /** The arena's push topics and bodies. */
@@ -2281,4 +2289,6 @@ export interface ArenaPushes {
   whisper: ChatLine;
   /** The account's identity expired (PROTOCOL.md 13.4): a close 4004 follows. */
   auth_expired: null;
+  /** With `--replication`, instead of `state`: an update of the player's view (PROTOCOL.md 14.3), for a `ReplicaSync`. */
+  replica: unknown;
 }

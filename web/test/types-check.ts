@@ -1,5 +1,7 @@
 // Compile-time checks of the client's types (`npm test` runs `tsc` on this file; it is never run).
 import { TicksockClient, type ArenaRoutes, type ArenaPushes, type TicksockError, type AuthReply } from "../src/client.js";
+import { ReplicaSync, Mirror, arenaPlayer, ARENA_REPLICA_KINDS, type ReplicaChange, type ArenaPlayer } from "../src/replica.js";
+import { SnapshotInterpolator, type Point } from "../src/interpolation.js";
 
 declare const arena: TicksockClient<ArenaRoutes, ArenaPushes>;
 
@@ -20,7 +22,7 @@ export async function typed(): Promise<void> {
   const reply: AuthReply = await arena.authenticate("t0k.en");
   const expiresIn: number | null = reply.expires_in_ms;
   arena.setToken(null);
-  const held: string | null = arena.token;
+  const heldToken: string | null = arena.token;
   arena.onEvent("token_refused", ({ code, expired, token, reason }) => [code, expired ? "expired" : "refused", token ?? "", reason]);
   const guest = await arena.call("guest", { device_token: null });
   arena.setToken(guest.token);
@@ -28,7 +30,7 @@ export async function typed(): Promise<void> {
   const top: number | undefined = board[0]?.value;
   const totals = await arena.call("flush_stats");
   arena.on("auth_expired", (body) => body === null);
-  void [expiresIn, held, guest.device_token, top, totals.distance + totals.messages + totals.games];
+  void [expiresIn, heldToken, guest.device_token, top, totals.distance + totals.messages + totals.games];
   // @ts-expect-error: a token is a string
   arena.setToken(7);
   // @ts-expect-error: not a stat the leaderboard ranks by
@@ -46,6 +48,26 @@ export async function typed(): Promise<void> {
   // @ts-expect-error: the ticket is not shown: a redirect names the node's URL without it
   arena.onEvent("redirected", ({ ticket }) => ticket);
   void [logged, first, session, version, where];
+
+  // Replication (PROTOCOL.md 14): a sync on a typed client, its mirror's view, the arena's players.
+  const sync = new ReplicaSync(arena, { kinds: ARENA_REPLICA_KINDS, ackIntervalMs: 100 });
+  const stop: () => void = sync.onChange(({ tick, full, entered, changed, left }: ReplicaChange) => [tick, full, entered, changed, left]);
+  sync.onError((err) => (err.kind === "unknown_baseline" ? err.baseline : err.tick));
+  const players: (ArenaPlayer | null)[] = [...sync.mirror.view.values()].map(arenaPlayer);
+  const digest: bigint = sync.mirror.digest();
+  const held: bigint | null = sync.mirror.digest(7);
+  const outcome: "accepted" | "stale" | "unknown" = await arena.call("replica_ack", 7);
+  const check = await arena.call("replica_digest");
+  const result = new Mirror().apply(new Uint8Array([0]));
+  if (result.ok) void result.change.entered;
+  else void result.error.kind;
+  const frame = new SnapshotInterpolator({ tickMs: 33 }).sample(0);
+  const p: Point | undefined = frame?.positions.get(1);
+  // @ts-expect-error: not a kind of refusal
+  sync.onError((err) => err.kind === "late");
+  // @ts-expect-error: a tick is a number
+  await arena.call("replica_ack", "7");
+  void [stop, players, digest, held, outcome, check?.[1], p];
 
   // Untyped by default: any route, any data.
   const loose = new TicksockClient("ws://127.0.0.1:7777/", { autoConnect: false });

@@ -147,6 +147,7 @@ class Peer:
         self.acking_client = acks               # False: the client that acknowledges nothing (nat)
         self.pid = 0
         self.start_pos: Optional[tuple] = None
+        self.digest_before_join: Optional[tuple] = None   # replica_digest after login, before join
         self.mirror = Mirror()
         self.cond = cond                        # shared by the clients: notified at each update applied
         self.next_pos = 0                       # the next push (v1) or log index (v2) to take

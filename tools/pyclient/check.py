@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ticksock_client as tc  # noqa: E402
 import closing_checks  # noqa: E402
+import replica_checks  # noqa: E402
 import servers  # noqa: E402
 import spec_checks  # noqa: E402
 import v2_checks  # noqa: E402
@@ -180,7 +181,7 @@ def vector_table() -> dict:
 def check_vectors(ck: Checks, doc: str) -> None:
     text = open(doc, encoding="utf-8").read()
     found = re.findall(r"^vector: (\S+) = ([0-9a-f]{2}(?: [0-9a-f]{2})*)$", text, re.M)
-    table = {**vector_table(), **v2_checks.vector_table()}
+    table = {**vector_table(), **v2_checks.vector_table(), **replica_checks.vector_table()}
     bad, unknown = [], []
     for name, hexs in found:
         want = bytes.fromhex(hexs)
@@ -495,6 +496,7 @@ def main() -> int:
         reasons = spec_checks.run(ck, port, args.doc, args.server, log)
         v2_checks.run(ck, port, args.doc, args.server, log)
         closing_checks.run(ck, port, args.doc, args.server, log)
+        replica_checks.run(ck, port, args.server, log, args.doc, seed)
 
         # ---- closing ----
         D = Client.connect("127.0.0.1", port, name="D")

@@ -4,7 +4,8 @@ Python 3.11 standard library only. Layers, bottom up:
 
 * the bincode-2 "standard" codec of PROTOCOL.md section 3 (``Writer`` / ``Reader``);
 * frames of section 4 (``encode_request``, ``decode_server_frame``);
-* the arena bodies of section 8.3 (``encode_login`` ... ``decode_state``);
+* the arena bodies of section 8.3 (``encode_login`` ... ``decode_state``), and those of state
+  replication, section 14 (``ReplicaUpdate``, ``AckOutcome``; the JSON form is in replica.py);
 * an RFC 6455 WebSocket client (handshake offering ``ticksock.v1``, masked client frames,
   reassembly of fragmented messages, Pong for every Ping, the close handshake);
 * ``Client``: waits for the Welcome frame, sends Requests tagged with callback ids, matches
@@ -502,7 +503,95 @@ def decode_empty(body: bytes) -> None:
         raise DecodeError(f"expected an empty body for (), got {len(body)} bytes")
 
 
+# --------------------------------------------------------------------------------------------
+# Section 14: state replication (the binary forms; the JSON form of 14.3 is in replica.py)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntityUpdate:
+    """An entity of an update (14.2): `fields` is a tuple of (index, value bytes), the value
+    being the field's body encoding, opaque at this layer."""
+    id: int
+    kind: int
+    fields: tuple
+
+
+@dataclass(frozen=True)
+class ReplicaUpdate:
+    """The body of a `replica` push (14.2)."""
+    tick: int
+    baseline: Optional[int]    # None: a full snapshot
+    entered: tuple             # of EntityUpdate
+    changed: tuple             # of EntityUpdate
+    left: tuple                # of entity ids
+
+
+ACK_OUTCOMES = ("accepted", "stale", "unknown")   # AckOutcome's variants, in index order (14.4)
+
+
+def _put_entity(w: Writer, e: EntityUpdate) -> None:
+    w.u32(e.id).u16(e.kind).varint(len(e.fields))
+    for index, value in e.fields:
+        w.u8(index).bytes(value)
+
+
+def _get_entity(r: Reader) -> EntityUpdate:
+    id, kind = r.u32(), r.u16()
+    fields = tuple((r.u8(), r.bytes()) for _ in range(r.varint(64)))
+    indexes = [i for i, _ in fields]
+    # 14.2: "a list of FieldUpdate in increasing index order": strictly, so no index twice.
+    if any(a >= b for a, b in zip(indexes, indexes[1:])):
+        raise DecodeError(f"entity {id}: field indexes not increasing: {indexes}")
+    return EntityUpdate(id, kind, fields)
+
+
+def encode_replica_update(u: ReplicaUpdate) -> bytes:
+    w = Writer().u64(u.tick).option(u.baseline, Writer.u64)
+    for group in (u.entered, u.changed):
+        w.varint(len(group))
+        for e in group:
+            _put_entity(w, e)
+    w.varint(len(u.left))
+    for id in u.left:
+        w.u32(id)
+    return w.done()
+
+
+def decode_replica_update(body: bytes) -> ReplicaUpdate:
+    r = Reader(body)
+    tick, baseline = r.u64(), r.option(Reader.u64)
+    entered = tuple(_get_entity(r) for _ in range(r.varint(64)))
+    changed = tuple(_get_entity(r) for _ in range(r.varint(64)))
+    left = tuple(r.u32() for _ in range(r.varint(64)))
+    r.end()
+    return ReplicaUpdate(tick, baseline, entered, changed, left)
+
+
+def encode_ack_outcome(name: str) -> bytes:
+    """AckOutcome, a unit enum: its variant index as a varint u32 (3.5)."""
+    return Writer().u32(ACK_OUTCOMES.index(name)).done()
+
+
+def decode_ack_outcome(body: bytes) -> str:
+    r = Reader(body)
+    i = r.u32()
+    r.end()
+    if i >= len(ACK_OUTCOMES):
+        raise DecodeError(f"AckOutcome has no variant {i}")
+    return ACK_OUTCOMES[i]
+
+
+def decode_replica_digest(body: bytes) -> Optional[tuple]:
+    """The reply of the arena's `replica_digest` (8.9): option of (u64 tick, u64 digest)."""
+    r = Reader(body)
+    v = r.option(lambda r: (r.u64(), r.u64()))
+    r.end()
+    return v
+
+
 PUSH_DECODERS: dict = {
+    "replica": decode_replica_update,
     "state": decode_state,
     "chat": decode_chat_line,
     "whisper": decode_chat_line,
@@ -647,6 +736,7 @@ class Call:
         self.sent_at = time.monotonic()
         self.answer: Optional[Reply | Error] = None
         self.failure: Optional[Exception] = None
+        self.after_pushes = 0     # how many pushes had arrived when the answer did (7.3, point 2)
 
     @property
     def done(self) -> bool:
@@ -690,6 +780,14 @@ class Stats:
 
 
 class Client:
+    """A ``ticksock.v1`` connection. Subclasses speak another encoding over the same machinery by
+    overriding ``subprotocol``, ``data_opcode``, ``encode_request``, ``decode_message`` and
+    ``decode_push`` (``ticksock_json.JsonClient``)."""
+
+    subprotocol = SUBPROTOCOL
+    data_opcode = OP_BINARY
+    push_decoders: dict = PUSH_DECODERS   # topic -> decode(body)
+
     def __init__(self, sock: socket.socket, leftover: bytes, name: str = "",
                  first_id: int = 1) -> None:
         self.sock = sock
@@ -715,13 +813,14 @@ class Client:
 
     @classmethod
     def connect(cls, host: str, port: int, name: str = "", timeout: float = 5.0,
-                first_id: int = 1, subprotocols=(SUBPROTOCOL,)) -> "Client":
+                first_id: int = 1, subprotocols=None) -> "Client":
         sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            chosen, rest = ws_handshake(sock, host, port, list(subprotocols), timeout=timeout)
-            if chosen != SUBPROTOCOL:
-                raise ProtocolError(f"this client speaks {SUBPROTOCOL} only, server chose {chosen!r}")
+            offer = list(subprotocols) if subprotocols is not None else [cls.subprotocol]
+            chosen, rest = ws_handshake(sock, host, port, offer, timeout=timeout)
+            if chosen != cls.subprotocol:
+                raise ProtocolError(f"this client speaks {cls.subprotocol} only, server chose {chosen!r}")
             sock.settimeout(None)
         except BaseException:
             sock.close()
@@ -778,7 +877,8 @@ class Client:
                 raise ValueError(f"id {id} is still pending")
             self.pending[id] = call
         try:
-            self._send_ws(OP_BINARY, raw_frame if raw_frame is not None else encode_request(id, route, body))
+            self._send_ws(self.data_opcode,
+                          raw_frame if raw_frame is not None else self.encode_request(id, route, body))
         except BaseException:
             with self._cond:
                 self.pending.pop(id, None)
@@ -787,6 +887,22 @@ class Client:
 
     def call(self, route: str, body: bytes = b"", timeout: float = 5.0) -> bytes:
         return self.start(route, body).result(timeout)
+
+    # ---- the encoding (overridden by other subprotocols) ----
+
+    def encode_request(self, id: int, route: str, body: Any) -> bytes:
+        return encode_request(id, route, body)
+
+    def decode_message(self, opcode: int, msg: bytes):
+        """One server message as a Welcome / Reply / Error / PushFrame."""
+        if opcode != OP_BINARY:
+            raise ProtocolError("text message on ticksock.v1 (section 1.3: binary only)")
+        return decode_server_frame(msg)
+
+    def decode_push(self, frame: PushFrame) -> Any:
+        """A push's body decoded per its topic; None for a topic this client does not know."""
+        decoder = self.push_decoders.get(frame.topic)
+        return decoder(frame.body) if decoder is not None else None
 
     # ---- the arena routes (section 8.2) ----
 
@@ -813,6 +929,15 @@ class Client:
 
     def echo(self, data: bytes, timeout: float = 5.0) -> bytes:
         return self.call("echo", data, timeout)
+
+    def replica_ack(self, tick: int, timeout: float = 5.0) -> tuple:
+        """Acknowledges `tick` (14.4): (AckOutcome's name, pushes that came before the answer)."""
+        call = self.start("replica_ack", Writer().u64(tick).done())
+        return decode_ack_outcome(call.result(timeout)), call.after_pushes
+
+    def replica_digest(self, timeout: float = 5.0) -> Optional[tuple]:
+        """(tick, digest) of the view last sent to this connection, or None (8.9)."""
+        return decode_replica_digest(self.call("replica_digest", b"", timeout))
 
     # ---- pushes ----
 
@@ -993,9 +1118,7 @@ class Client:
         return bool(b0 & 0x80), b0 & 0x0F, payload
 
     def _on_message(self, opcode: int, msg: bytes) -> None:
-        if opcode != OP_BINARY:
-            raise ProtocolError("text message on ticksock.v1 (section 1.3: binary only)")
-        frame = decode_server_frame(msg)
+        frame = self.decode_message(opcode, msg)
         with self._cond:
             if self.welcome is None:
                 if not isinstance(frame, Welcome):
@@ -1011,15 +1134,14 @@ class Client:
                     if any(other.sent_at < call.sent_at for other in self.pending.values()):
                         self.stats.answered_out_of_order += 1
                     call.answer = frame
+                    call.after_pushes = len(self.pushes)
             else:
-                decoder = PUSH_DECODERS.get(frame.topic)
                 body, err = None, None
-                if decoder is not None:
-                    try:
-                        body = decoder(frame.body)
-                    except DecodeError as e:
-                        err = str(e)
-                        self.stats.protocol_errors.append(f"push {frame.topic}: {e}")
+                try:
+                    body = self.decode_push(frame)
+                except DecodeError as e:
+                    err = str(e)
+                    self.stats.protocol_errors.append(f"push {frame.topic}: {e}")
                 self.pushes.append(Push(len(self.pushes), time.monotonic(), frame.topic,
                                         frame.body, body, err))
             self._cond.notify_all()

@@ -29,7 +29,7 @@ run_case() {
   shift
   local port; port=$(free_port)
   # shellcheck disable=SC2086 # SERVER_ARGS is a list of extra flags, split on purpose.
-  "$SERVER" --listen "127.0.0.1:$port" "${sargs[@]}" ${SERVER_ARGS:-} > "$OUT/$name.server.log" 2>&1 &
+  "$SERVER" --listen "127.0.0.1:$port" --db "$OUT/$name.db" "${sargs[@]}" ${SERVER_ARGS:-} > "$OUT/$name.server.log" 2>&1 &
   local spid=$!
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   local t0 c0; t0=$(date +%s.%N)

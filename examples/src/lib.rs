@@ -24,7 +24,7 @@ use ticksock_server::StaticFile;
 /// The `Content-Type` of the pages.
 const HTML: &str = "text/html; charset=utf-8";
 
-/// The browser client, `web/dist/ticksock.js` (compiled from `web/src/client.ts`), served at
+/// The browser client, `web/dist/ticksock.js` (built from the modules of `web/src/`), served at
 /// `/ticksock.js` beside each page. This crate is not published (`publish = false`), so it may
 /// reach it in `web/`, where it is built and tested.
 const TICKSOCK_JS: StaticFile = StaticFile {

@@ -235,7 +235,12 @@ impl ClusterLink {
             tracing::error!("push on `{topic}` does not encode for other nodes: {e}");
             return 0;
         }
-        let delivery = delivery(push);
+        self.deliver(registry, nodes, delivery(push))
+    }
+
+    /// Queues `delivery` for each of `nodes` that the registry knows (at its current epoch).
+    /// Returns how many it was queued for.
+    fn deliver(&mut self, registry: &Registry, nodes: &[Arc<str>], delivery: Delivery) -> usize {
         let mut queued = 0;
         for node in nodes {
             let Some(epoch) = registry.epoch_of(node) else { continue };
@@ -254,27 +259,15 @@ impl ClusterLink {
         code: u16,
         reason: &str,
     ) -> usize {
-        let mut asked = 0;
-        for node in registry.user_nodes(user).to_vec() {
-            if let Some(epoch) = registry.epoch_of(&node) {
-                let delivery = Delivery::CloseUser { user: user.to_owned(), code, reason: reason.to_owned() };
-                asked += usize::from(self.send(ToBridge::Deliver { node, epoch, delivery }));
-            }
-        }
-        asked
+        let delivery = Delivery::CloseUser { user: user.to_owned(), code, reason: reason.to_owned() };
+        self.deliver(registry, registry.user_nodes(user), delivery)
     }
 
     /// Asks the nodes holding `user` to give its connections `roles`. Returns how many nodes
     /// were asked.
     pub(crate) fn set_roles_elsewhere(&mut self, registry: &Registry, user: &str, roles: &[String]) -> usize {
-        let mut asked = 0;
-        for node in registry.user_nodes(user).to_vec() {
-            if let Some(epoch) = registry.epoch_of(&node) {
-                let delivery = Delivery::SetRoles { user: user.to_owned(), roles: roles.to_vec() };
-                asked += usize::from(self.send(ToBridge::Deliver { node, epoch, delivery }));
-            }
-        }
-        asked
+        let delivery = Delivery::SetRoles { user: user.to_owned(), roles: roles.to_vec() };
+        self.deliver(registry, registry.user_nodes(user), delivery)
     }
 
     fn home(&self, registry: &Registry, room: &str) -> Home {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use ticksock_protocol::BodyError;
-use ticksock_protocol::replica::ReplicaUpdate;
+use ticksock_protocol::replica::{ReplicaUpdate, ViewDigest};
 
 /// The mirror's settings.
 #[derive(Debug, Clone)]
@@ -212,24 +212,17 @@ impl Mirror {
 
     /// The digest of the current view (section 14.5), to compare with the server's.
     pub fn digest(&self) -> u64 {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut write = |bytes: &[u8]| {
-            for &b in bytes {
-                hash ^= u64::from(b);
-                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        };
+        let mut digest = ViewDigest::default();
         for (id, entity) in self.view().into_iter().flatten() {
-            write(&id.to_le_bytes());
-            write(&entity.kind.to_le_bytes());
+            digest.entity(*id, entity.kind);
             for (index, value) in entity.fields.iter().enumerate() {
-                let Some(value) = value else { continue };
-                write(&[index as u8]);
-                write(&(value.len() as u32).to_le_bytes());
-                write(value);
+                // Indexes are u8: `set_fields` never grows the vector past 256.
+                if let Some(value) = value {
+                    digest.field(index as u8, value);
+                }
             }
         }
-        hash
+        digest.finish()
     }
 }
 

@@ -231,6 +231,46 @@ impl<'a> UpdateWriter<'a> {
     }
 }
 
+/// The digest of a view (section 14.5), fed entity by entity in increasing id order, each
+/// entity's fields in increasing index order: FNV-1a 64 over each entity's id and kind, then
+/// each field's index, value length and value bytes (the binary value).
+#[derive(Debug, Clone, Copy)]
+pub struct ViewDigest(u64);
+
+impl Default for ViewDigest {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl ViewDigest {
+    /// The next entity of the view.
+    pub fn entity(&mut self, id: u32, kind: u16) {
+        self.write(&id.to_le_bytes());
+        self.write(&kind.to_le_bytes());
+    }
+
+    /// The next field of the current entity: its index and binary value.
+    pub fn field(&mut self, index: u8, value: &[u8]) {
+        self.write(&[index]);
+        // A field value is far below 4 GiB (decoded under DECODE_LIMIT, 1 MiB).
+        self.write(&(value.len() as u32).to_le_bytes());
+        self.write(value);
+    }
+
+    /// The digest so far.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
 /// Writes one entity with `fields` (in increasing index order), as an update's section holds
 /// it, at the end of `out`.
 pub fn write_entity<'f>(

@@ -38,7 +38,7 @@ use std::ops::Range;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use ticksock_protocol::replica::{
-    AckOutcome, FieldBytes, TOPIC_REPLICA, UpdateForm, UpdateWriter, write_entity,
+    AckOutcome, FieldBytes, TOPIC_REPLICA, UpdateForm, UpdateWriter, ViewDigest, write_entity,
 };
 use ticksock_protocol::{BodyError, Encoding};
 
@@ -472,40 +472,17 @@ impl<'a, I: Iterator<Item = &'a FieldBytes>> Iterator for Counted<I> {
 
 impl<'a, I: Iterator<Item = &'a FieldBytes>> ExactSizeIterator for Counted<I> {}
 
-/// The digest of a view (section 14.5): FNV-1a 64 over each visible entity in id order: its
-/// id (4 bytes, little-endian), kind (2 bytes), then each field set, in index order: its
-/// index (1 byte), the value's length (4 bytes) and the value's binary bytes.
+/// The digest of a view (section 14.5), over the visible entities' current fields.
 fn digest(entities: &FxHashMap<u32, Entity>, visible: &[u32]) -> u64 {
-    let mut hash = Fnv::default();
+    let mut digest = ViewDigest::default();
     for id in visible {
         let Some(e) = entities.get(id) else { continue };
-        hash.write(&id.to_le_bytes());
-        hash.write(&e.kind.to_le_bytes());
+        digest.entity(*id, e.kind);
         for (index, field) in e.fields.iter().enumerate() {
             let Some(field) = field else { continue };
-            let value = value_of(&field.bytes.binary);
-            hash.write(&[index as u8]);
-            hash.write(&(value.len() as u32).to_le_bytes());
-            hash.write(value);
+            // Indexes are u8: the fields vector never grows past 256.
+            digest.field(index as u8, value_of(&field.bytes.binary));
         }
     }
-    hash.0
-}
-
-/// FNV-1a, 64 bits: small, and simple for any client to compute the same way.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
+    digest.finish()
 }

@@ -175,7 +175,7 @@ impl Replica {
         let binary = ticksock_protocol::encode_body(value)?;
         let slot = usize::from(index);
         if let Some(Some(old)) = e.fields.get(slot)
-            && value_of(&old.bytes.binary) == binary.as_slice()
+            && old.value() == binary.as_slice()
         {
             return Ok(false);
         }
@@ -184,8 +184,9 @@ impl Replica {
         if e.fields.len() <= slot {
             e.fields.resize_with(slot + 1, || None);
         }
-        e.fields[slot] =
-            Some(Field { bytes: FieldBytes::new(index, &binary, json.as_deref()), changed: self.version });
+        let bytes = FieldBytes::new(index, &binary, json.as_deref());
+        let value_at = bytes.binary.len() - binary.len();
+        e.fields[slot] = Some(Field { bytes, value_at, changed: self.version });
         e.changed = self.version;
         Ok(true)
     }
@@ -406,18 +407,6 @@ impl Replica {
     }
 }
 
-/// The value bytes of a binary [`FieldBytes`] (after its index and length).
-fn value_of(binary: &[u8]) -> &[u8] {
-    // Index (1 byte), then the length as a varint: 1 byte below 251, else a marker and 2, 4 or 8.
-    let len_width = match binary.get(1) {
-        Some(0..=250) => 1,
-        Some(251) => 3,
-        Some(252) => 5,
-        _ => 9,
-    };
-    binary.get(1 + len_width..).unwrap_or(&[])
-}
-
 /// Splits the sorted `now` against the sorted `base`: in `now` only (entered), in `base` only
 /// (left), in both (changed candidates).
 fn diff(now: &[u32], base: &[u32], entered: &mut Vec<u32>, left: &mut Vec<u32>, both: &mut Vec<u32>) {
@@ -481,7 +470,7 @@ fn digest(entities: &FxHashMap<u32, Entity>, visible: &[u32]) -> u64 {
         for (index, field) in e.fields.iter().enumerate() {
             let Some(field) = field else { continue };
             // Indexes are u8: the fields vector never grows past 256.
-            digest.field(index as u8, value_of(&field.bytes.binary));
+            digest.field(index as u8, field.value());
         }
     }
     digest.finish()

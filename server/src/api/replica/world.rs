@@ -40,6 +40,8 @@ impl Cell {
 #[derive(Debug)]
 pub(crate) struct Field {
     pub(crate) bytes: FieldBytes,
+    /// Where the value starts in `bytes.binary` (after its index and length).
+    pub(crate) value_at: usize,
     /// The version in which it last changed.
     pub(crate) changed: u64,
 }
@@ -57,6 +59,13 @@ pub(crate) struct Entity {
     pub(crate) only: Option<Vec<ConnId>>,
     /// The latest version in which any field changed (so "changed since v?" is one compare).
     pub(crate) changed: u64,
+}
+
+impl Field {
+    /// The value's binary encoding, as the game's type encodes it.
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.bytes.binary[self.value_at..]
+    }
 }
 
 impl Entity {

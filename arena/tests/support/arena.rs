@@ -2,6 +2,7 @@
 //! process (a kill, a restart on the same file, the upgrade's token).
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -13,13 +14,19 @@ pub struct ArenaProcess {
 
 impl ArenaProcess {
     /// Starts the binary on a free loopback port with `--db db`, and waits until it says where
-    /// it listens (after the database opened).
+    /// it listens (after the database opened). Its log goes to the test's stderr.
     pub fn start(db: &Path) -> Self {
+        Self::start_with(db, &[], Stdio::inherit())
+    }
+
+    /// [`ArenaProcess::start`] with more flags, and its log (stderr) sent to `log`.
+    pub fn start_with(db: &Path, args: &[&str], log: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(db)
+            .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("the server starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -36,6 +43,17 @@ impl ArenaProcess {
         Self { child, url }
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        let addr = self.url.trim_start_matches("ws://").trim_end_matches('/');
+        addr.parse().unwrap_or_else(|_| panic!("{} names no address", self.url))
+    }
+
+    /// Its process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Its `ws://127.0.0.1:PORT/` URL.
     pub fn url(&self) -> &str {
         &self.url
@@ -46,12 +64,17 @@ impl ArenaProcess {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
     }
+
+    /// SIGKILL and reap, if it still runs.
+    pub fn kill_if_running(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for ArenaProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill_if_running();
     }
 }
 

@@ -4,9 +4,10 @@
 
 #![allow(dead_code)] // each test file uses a part
 
-use std::io::{BufRead, BufReader};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+
+use super::arena::ArenaProcess;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -218,7 +219,7 @@ fn fresh_db(name: &str) -> String {
 pub struct Node {
     pub name: String,
     pub addr: SocketAddr,
-    child: Child,
+    process: ArenaProcess,
 }
 
 impl Node {
@@ -229,28 +230,12 @@ impl Node {
 
     /// Starts node `name` in the cluster whose Redis is at `redis_url` (a [`Proxy`]'s, say).
     pub fn start_at(redis_url: &str, name: &str, lease_ms: u64) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ticksock-arena"))
-            .args(["--listen", "127.0.0.1:0", "--cluster", redis_url, "--node-name", name])
-            // Its database in the target dir, not the source tree (the default is the working dir).
-            .args(["--db", &fresh_db(name)])
-            .args(["--cluster-lease-ms", &lease_ms.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the arena binary starts");
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout);
-        let mut line = String::new();
-        lines.read_line(&mut line).expect("its first line");
-        // The node prints more; the pipe must stay open, or its next print fails.
-        std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
-        let addr = line
-            .split("ws://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("node {name} did not say where it listens: {line:?}"));
-        Self { name: name.to_owned(), addr, child }
+        // Its database in the target dir, not the source tree (the default is the working dir).
+        let db = fresh_db(name);
+        let lease = lease_ms.to_string();
+        let args = ["--cluster", redis_url, "--node-name", name, "--cluster-lease-ms", &lease];
+        let process = ArenaProcess::start_with(std::path::Path::new(&db), &args, Stdio::null());
+        Self { name: name.to_owned(), addr: process.addr(), process }
     }
 
     /// `ws://ADDR/`.
@@ -281,20 +266,13 @@ impl Node {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status();
+        let status = Command::new("kill").args([signal, &self.process.pid().to_string()]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill {signal} node {}", self.name);
     }
 
     /// SIGKILLs it: it says no goodbye.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill_if_running();
     }
 }
 

@@ -33,6 +33,18 @@
 //! on every new server session; with [`Options::persist_per_sec`] each also calls
 //! `flush_stats` (a write answered once committed), timed apart ([`report::PersistFigures`]).
 //!
+//! With [`Options::replication`] the arena's bots check the state the server replicates to
+//! them (PROTOCOL.md 14; the arena binary's `--replication --replica-digests`): each keeps a
+//! [`Mirror`](ticksock_client::replica::Mirror) of its view, acknowledges it with
+//! `replica_ack` (at most once per `move`), and every [`Options::digest_every`] seconds, and
+//! 0.3 s after each `join`, compares its view of a tick with the server's digest of the view it
+//! sent (`replica_digest`). With [`Options::link_loss_every`] their links are reset now and
+//! then, and they reconnect, sign in and join again (a full snapshot each time). Views that
+//! differ, updates that cannot be applied, or a run with nothing compared fail it
+//! ([`Report::failed_checks`], figures in [`report::ReplicaFigures`]). Every run counts the
+//! bytes of push bodies (all, and the state's: `state` or `replica`) per bot per second, and
+//! reads the server's `ticksock_bytes_out_total` with its tick histograms.
+//!
 //! Every run reads the server's tick histograms from its `GET /metrics` (the first URL's)
 //! before the bots start and at the start and end of the steady window: the tick lateness
 //! and duration over the run and the window, to the resolution of the server's buckets
@@ -82,7 +94,7 @@
 //! When the interrupt flag given to [`run_until`] is set (the binary sets it on Ctrl-C), the
 //! workers stop and the report covers the run so far ([`Report::interrupted_after_secs`]).
 //!
-//! About 700 lines: most of it is [`Options`], one documented field per flag, and the report's
+//! About 780 lines: most of it is [`Options`], one documented field per flag, and the report's
 //! assembly from the tally; the run itself is short and the scenarios, workers and report are
 //! modules of their own.
 
@@ -106,9 +118,9 @@ use clap::{Parser, ValueEnum};
 
 pub use crate::error::Error;
 use crate::report::{
-    AccountFigures, ChurnFigures, FaultFigures, PersistFigures, Quantiles, Report, ResumeFigures,
-    ServerFigures, ServerSessionFigures, ServerTickFigures, TickJitter, UrlShare, WhisperFigures, Window,
-    percent, process_cpu_secs,
+    AccountFigures, ChurnFigures, FaultFigures, PersistFigures, Quantiles, ReplicaFigures, Report,
+    ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickJitter, UrlShare,
+    WhisperFigures, Window, percent, process_cpu_secs,
 };
 use crate::server_watch::ServerWatch;
 use crate::session_watch::SessionWatch;
@@ -326,6 +338,27 @@ pub struct Options {
     /// write answered once committed), timed and counted apart in the report. 0: none.
     #[arg(long, default_value_t = 0.0)]
     pub persist_per_sec: f64,
+    /// Arena: the server sends state by replication (the arena binary's `--replication`,
+    /// with `--replica-digests`): each bot applies its `replica` pushes to a mirror,
+    /// acknowledges them (at most one `replica_ack` per `move`, when the mirror says one is
+    /// due), and every `--digest-every` seconds compares its view with the server's digest of
+    /// the view it sent (`replica_digest`). Exit status 1 when a view differs, an update cannot
+    /// be applied, or no digest was compared (see the crate docs).
+    #[arg(long)]
+    pub replication: bool,
+    /// `--replication`: seconds between two digest checks of a bot; its first comes 0.3 s
+    /// after each `join` (a late joiner's full snapshot is checked at once).
+    #[arg(long, default_value_t = 1.0)]
+    pub digest_every: f64,
+    /// `--replication`: the server's `--aoi-cell` (arena units), to count the bots' crossings
+    /// from one interest cell to another.
+    #[arg(long, default_value_t = 100)]
+    pub aoi_cell: i32,
+    /// Arena: the mean seconds between two losses of a bot's link (a TCP reset once none of its
+    /// calls is in flight; the bot reconnects, logs in and joins again). Gaps are uniform
+    /// between half and 1.5 times this. 0: never.
+    #[arg(long, default_value_t = 0.0)]
+    pub link_loss_every: f64,
 }
 
 impl Scenario {
@@ -343,8 +376,9 @@ impl Scenario {
 }
 
 impl Options {
-    /// What is wrong with `--accounts` and `--persist-per-sec` here, if anything.
-    fn account_problem(&self) -> Option<&'static str> {
+    /// What is wrong with the arena's options here (`--accounts`, `--persist-per-sec`,
+    /// `--replication`, `--link-loss-every`), if anything.
+    fn arena_problem(&self) -> Option<&'static str> {
         if self.accounts != Accounts::None && self.scenario != Scenario::Arena {
             Some("--accounts applies to the arena scenario only")
         } else if !(self.persist_per_sec.is_finite() && self.persist_per_sec >= 0.0) {
@@ -353,6 +387,14 @@ impl Options {
             Some("--persist-per-sec needs --accounts guest: flush_stats saves an account's stats")
         } else if self.persist_per_sec > 0.0 && self.faults {
             Some("--persist-per-sec applies to the arena scenario without --faults")
+        } else if (self.replication || self.link_loss_every != 0.0)
+            && (self.scenario != Scenario::Arena || self.faults)
+        {
+            Some("--replication and --link-loss-every apply to the arena scenario without --faults")
+        } else if !(self.digest_every.is_finite() && self.digest_every > 0.0) {
+            Some("--digest-every must be above 0")
+        } else if !(self.link_loss_every.is_finite() && self.link_loss_every >= 0.0) {
+            Some("--link-loss-every must be at least 0")
         } else {
             None
         }
@@ -373,7 +415,7 @@ impl Options {
         {
             return Some("--whisper-rate must be above 0 and --whisper-drain at least 0".to_owned());
         }
-        if let Some(problem) = self.account_problem() {
+        if let Some(problem) = self.arena_problem() {
             return Some(problem.to_owned());
         }
         if !self.faults {
@@ -519,12 +561,15 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
     let secs = m.steady_secs;
     let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
     let (c, at, end) = (&total.counters, &total.at_steady, &total.at_end);
+    let bots = f64::from(opts.bots.max(1));
     let steady = Window {
         secs,
         calls_per_sec: per_sec(total.sent_at_end.saturating_sub(total.sent_at_steady)),
         answers_per_sec: per_sec((end.replied + end.errored).saturating_sub(at.replied + at.errored)),
         pushes_per_sec: per_sec(end.pushes.saturating_sub(at.pushes)),
         state_pushes_per_sec: per_sec(end.pushes_state.saturating_sub(at.pushes_state)),
+        push_bytes_per_bot_sec: per_sec(end.push_bytes.saturating_sub(at.push_bytes)) / bots,
+        state_bytes_per_bot_sec: per_sec(end.state_bytes.saturating_sub(at.state_bytes)) / bots,
         worker_cpu_secs: total.steady_cpu_secs,
         worker_cpu_percent: percent(total.steady_cpu_secs, secs),
         process_cpu_secs: m.cpu_steady_secs,
@@ -599,6 +644,24 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         latency_us: Quantiles::of(&total.persist_latency),
         latency_steady_us: Quantiles::of(&total.persist_latency_steady),
     });
+    let replica = opts.replication.then_some(ReplicaFigures {
+        digest_every_secs: opts.digest_every,
+        link_loss_every_secs: opts.link_loss_every,
+        updates: c.replica_updates,
+        full_snapshots: c.replica_full,
+        not_applied: c.replica_not_applied,
+        acks: c.replica_acks,
+        acks_accepted: c.replica_acks_accepted,
+        acks_stale: c.replica_acks_stale,
+        acks_unknown: c.replica_acks_unknown,
+        checks: c.digest_checks,
+        mismatches: c.digest_mismatches,
+        tick_unseen: c.digest_tick_unseen,
+        absent: c.digest_absent,
+        after_join: c.digest_after_join,
+        link_losses: c.link_losses,
+        cell_crossings: c.cell_crossings,
+    });
     Report {
         url: opts.urls.join(", "),
         urls: url_shares(&opts.urls, opts.bots),
@@ -634,6 +697,7 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         server_ticks: m.server_ticks,
         accounts,
         persist,
+        replica,
         interrupted_after_secs: m.interrupted_after_secs,
         error_codes: total.error_codes,
         connect_errors: total.connect_errors,

@@ -51,7 +51,13 @@ fn main() -> ExitCode {
     let failed = report.failed_checks();
     if !failed.is_empty() {
         let list: Vec<String> = failed.iter().map(|(name, n)| format!("{name}: {n}")).collect();
-        let which = if report.whisper.is_some() { "whisper" } else { "--faults" };
+        let which = if report.whisper.is_some() {
+            "whisper"
+        } else if report.replica.is_some() {
+            "--replication"
+        } else {
+            "--faults"
+        };
         eprintln!("client-sim: {which} checks failed: {}", list.join(", "));
         return ExitCode::FAILURE;
     }

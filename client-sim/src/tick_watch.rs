@@ -2,7 +2,8 @@
 //! server): the tick lateness and duration histograms and the skipped ticks, read before the
 //! bots start, when the steady window starts, and when it ends (every bot still connected,
 //! before a `--faults` or whisper drain); the differences are the run's ticks and the steady
-//! window's (`tick_buckets`).
+//! window's (`tick_buckets`). The server's bytes sent (`ticksock_bytes_out_total`) are read
+//! with them.
 
 use std::net::SocketAddr;
 
@@ -16,6 +17,8 @@ const LATENESS: &str = "ticksock_tick_lateness_seconds";
 const DURATION: &str = "ticksock_tick_duration_seconds";
 /// Tick slots skipped because a tick overran.
 const SKIPPED: &str = "ticksock_ticks_skipped_total";
+/// Payload bytes of the data messages sent.
+const BYTES_OUT: &str = "ticksock_bytes_out_total";
 
 /// One reading of the server's tick figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +26,7 @@ struct TickReading {
     lateness: Buckets,
     duration: Buckets,
     skipped: u64,
+    bytes_out: Option<u64>,
 }
 
 impl TickReading {
@@ -32,6 +36,7 @@ impl TickReading {
             lateness: Buckets::read(text, LATENESS)?,
             duration: Buckets::read(text, DURATION)?,
             skipped: metric_value(text, SKIPPED)?,
+            bytes_out: metric_value(text, BYTES_OUT),
         })
     }
 
@@ -44,6 +49,7 @@ impl TickReading {
             skipped: self.skipped.checked_sub(earlier.skipped)?,
             lateness: lateness.summary(),
             duration: duration.summary(),
+            bytes_out: self.bytes_out.zip(earlier.bytes_out).and_then(|(now, then)| now.checked_sub(then)),
         })
     }
 }
@@ -106,7 +112,8 @@ mod tests {
     /// (0.25, 0.5] ms bucket), `slow` of them late by 1.5 ms, each tick 0.05 ms long.
     fn metrics(late: u64, slow: u64, skipped: u64) -> String {
         let n = late + slow;
-        let mut text = format!("ticksock_ticks_skipped_total {skipped}\n");
+        let mut text =
+            format!("ticksock_ticks_skipped_total {skipped}\nticksock_bytes_out_total {}\n", n * 100);
         for (name, cumulative, sum) in [
             (LATENESS, [0, 0, late, late, n], late as f64 * 0.0003 + slow as f64 * 0.0015),
             (DURATION, [n, n, n, n, n], n as f64 * 0.00005),
@@ -132,6 +139,7 @@ mod tests {
         assert_eq!(f.bucket_bounds_us, [100, 250, 500, 1000, 2000]);
         let steady = f.steady.expect("both readings");
         assert_eq!((steady.ticks, steady.skipped), (100, 1));
+        assert_eq!(steady.bytes_out, Some(100 * 100), "100 bytes out per tick in the fixture");
         let p50 = steady.lateness.p50.expect("ticks");
         assert_eq!((p50.above_us, p50.at_most_us), (250, Some(500)));
         let p99 = steady.lateness.p99.expect("ticks");

@@ -222,6 +222,44 @@ pub struct PersistFigures {
     pub latency_steady_us: Quantiles,
 }
 
+/// `--replication`: the bots' mirrors of the replicated state, and their checks against the
+/// server's digests (PROTOCOL.md 14.5).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplicaFigures {
+    /// Seconds between two digest checks of a bot (`--digest-every`).
+    pub digest_every_secs: f64,
+    /// The mean seconds between two link losses of a bot (`--link-loss-every`; 0: none).
+    pub link_loss_every_secs: f64,
+    /// Updates applied, of which full snapshots.
+    pub updates: u64,
+    /// Full snapshots applied (each join's first update, and after lost acknowledgements).
+    pub full_snapshots: u64,
+    /// Updates the mirror refused (must be 0).
+    pub not_applied: u64,
+    /// `replica_ack` calls made, and their answers: accepted, stale, unknown.
+    pub acks: u64,
+    /// Acknowledgements answered `accepted`.
+    pub acks_accepted: u64,
+    /// Acknowledgements answered `stale`.
+    pub acks_stale: u64,
+    /// Acknowledgements answered `unknown`.
+    pub acks_unknown: u64,
+    /// Digests compared.
+    pub checks: u64,
+    /// Digests that differed (must be 0).
+    pub mismatches: u64,
+    /// Digests of a tick the bot's mirror never held (must be 0).
+    pub tick_unseen: u64,
+    /// `replica_digest` answered none.
+    pub absent: u64,
+    /// Digests compared that were a bot's first after a `join` (late joiners, rejoins).
+    pub after_join: u64,
+    /// Links reset on purpose (`--link-loss-every`).
+    pub link_losses: u64,
+    /// Bots' own crossings from one interest cell to another, as their mirrors showed them.
+    pub cell_crossings: u64,
+}
+
 /// The server's ticks, from its `GET /metrics` histograms (`ticksock_tick_lateness_seconds`,
 /// `ticksock_tick_duration_seconds`): the differences between readings before the run, at the
 /// start of the steady window and at its end. A quantile is known to its bucket only.
@@ -248,6 +286,9 @@ pub struct TickHealth {
     pub lateness: BucketSummary,
     /// How long each tick ran.
     pub duration: BucketSummary,
+    /// Payload bytes of the data messages the server sent (`ticksock_bytes_out_total`;
+    /// `None`: a server without it).
+    pub bytes_out: Option<u64>,
 }
 
 /// A histogram of fixed buckets, summarised.

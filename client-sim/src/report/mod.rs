@@ -9,8 +9,8 @@ mod table;
 pub use cpu::{process_cpu_secs, thread_cpu_secs};
 pub use figures::{
     AccountFigures, BucketCount, BucketQuantile, BucketSummary, ChurnFigures, FaultFigures, PersistFigures,
-    ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickHealth, UrlShare,
-    WhisperFigures,
+    ReplicaFigures, ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickHealth,
+    UrlShare, WhisperFigures,
 };
 
 use std::collections::BTreeMap;
@@ -176,6 +176,38 @@ pub struct Counters {
     pub persist_replied: u64,
     /// `--persist-per-sec`: `flush_stats` calls that failed (each an error of its call too).
     pub persist_failed: u64,
+    /// Bytes of push bodies received, all topics.
+    pub push_bytes: u64,
+    /// Bytes of the bodies of the state pushes: `state`, or `replica` with `--replication`.
+    pub state_bytes: u64,
+    /// `--replication`: `replica` pushes applied to the bot's mirror.
+    pub replica_updates: u64,
+    /// `--replication`: of which full snapshots (no baseline).
+    pub replica_full: u64,
+    /// `--replication`: `replica` pushes the mirror refused (undecodable, an unknown baseline, out of order): must be 0.
+    pub replica_not_applied: u64,
+    /// `--replication`: `replica_ack` calls made.
+    pub replica_acks: u64,
+    /// `--replication`: acknowledgements answered `accepted`.
+    pub replica_acks_accepted: u64,
+    /// `--replication`: acknowledgements answered `stale` (an older one arrived after a newer one).
+    pub replica_acks_stale: u64,
+    /// `--replication`: acknowledgements answered `unknown` (a tick the server no longer holds).
+    pub replica_acks_unknown: u64,
+    /// `--replication`: digests compared: the server's digest of the view it last sent, against the mirror's view of that tick.
+    pub digest_checks: u64,
+    /// `--replication`: of which different: must be 0.
+    pub digest_mismatches: u64,
+    /// `--replication`: digests of a tick the bot's mirror never held: an update lost or refused (must be 0).
+    pub digest_tick_unseen: u64,
+    /// `--replication`: `replica_digest` answered none (no update sent yet to this connection, or a server without `--replica-digests`).
+    pub digest_absent: u64,
+    /// `--replication`: digests compared that were the first after a `join` (the view built from that join's full snapshot).
+    pub digest_after_join: u64,
+    /// `--link-loss-every`: links reset on purpose (the bot reconnects and joins again).
+    pub link_losses: u64,
+    /// `--replication`: times a bot's own avatar, as its mirror shows it, changed interest cell (`--aoi-cell`).
+    pub cell_crossings: u64,
 }
 
 impl Counters {
@@ -253,6 +285,22 @@ impl Counters {
             persist_calls,
             persist_replied,
             persist_failed,
+            push_bytes,
+            state_bytes,
+            replica_updates,
+            replica_full,
+            replica_not_applied,
+            replica_acks,
+            replica_acks_accepted,
+            replica_acks_stale,
+            replica_acks_unknown,
+            digest_checks,
+            digest_mismatches,
+            digest_tick_unseen,
+            digest_absent,
+            digest_after_join,
+            link_losses,
+            cell_crossings,
         } = o;
         self.bots_launched += bots_launched;
         self.bots_connected += bots_connected;
@@ -324,6 +372,22 @@ impl Counters {
         self.persist_calls += persist_calls;
         self.persist_replied += persist_replied;
         self.persist_failed += persist_failed;
+        self.push_bytes += push_bytes;
+        self.state_bytes += state_bytes;
+        self.replica_updates += replica_updates;
+        self.replica_full += replica_full;
+        self.replica_not_applied += replica_not_applied;
+        self.replica_acks += replica_acks;
+        self.replica_acks_accepted += replica_acks_accepted;
+        self.replica_acks_stale += replica_acks_stale;
+        self.replica_acks_unknown += replica_acks_unknown;
+        self.digest_checks += digest_checks;
+        self.digest_mismatches += digest_mismatches;
+        self.digest_tick_unseen += digest_tick_unseen;
+        self.digest_absent += digest_absent;
+        self.digest_after_join += digest_after_join;
+        self.link_losses += link_losses;
+        self.cell_crossings += cell_crossings;
     }
 
     /// What counts as an error for the exit status: timeouts, error replies, failed connects,
@@ -415,6 +479,10 @@ pub struct Window {
     pub pushes_per_sec: f64,
     /// `state` pushes received per second.
     pub state_pushes_per_sec: f64,
+    /// Bytes of push bodies received per second per bot (all topics; `--bots` bots).
+    pub push_bytes_per_bot_sec: f64,
+    /// Bytes of state push bodies (`state`, or `replica`) received per second per bot.
+    pub state_bytes_per_bot_sec: f64,
     /// CPU time of the simulator's worker threads in the window, in seconds.
     pub worker_cpu_secs: f64,
     /// That, as a percentage of one core.
@@ -506,15 +574,28 @@ pub struct Report {
     pub accounts: Option<AccountFigures>,
     /// `--persist-per-sec`: the `flush_stats` calls.
     pub persist: Option<PersistFigures>,
+    /// `--replication`: the bots' mirrors and their checks against the server's digests.
+    pub replica: Option<ReplicaFigures>,
     /// Seconds after the start when the run was interrupted (Ctrl-C), if it was: the counts
     /// are those of the run so far, the rates those of the part of the steady window that ran.
     pub interrupted_after_secs: Option<f64>,
 }
 
 impl Report {
-    /// `--faults`, and the whisper scenario: the checks that must come to zero and did not, by
-    /// name and count. Empty when all passed, or in other runs.
+    /// `--faults`, `--replication` and the whisper scenario: the checks that must come to zero
+    /// and did not, by name and count. Empty when all passed, or in other runs.
     pub fn failed_checks(&self) -> Vec<(&'static str, u64)> {
+        if let Some(r) = &self.replica {
+            return [
+                ("replicated views that differ from the server's (digest mismatches)", r.mismatches),
+                ("digests of a tick no mirror held (an update lost or refused)", r.tick_unseen),
+                ("replica updates the mirror could not apply", r.not_applied),
+                ("runs with no digest compared (nothing was checked)", u64::from(r.checks == 0)),
+            ]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        }
         if let Some(w) = &self.whisper {
             return [("whispers lost", w.lost), ("whispers duplicated", w.duplicated)]
                 .into_iter()

@@ -180,6 +180,28 @@ impl Report {
         }
     }
 
+    /// The rows of `--replication`.
+    fn replica_rows(&self, row: &mut impl FnMut(&str, String)) {
+        let Some(r) = &self.replica else { return };
+        row(
+            "replica updates applied / full / NOT APPLIED",
+            format!("{} / {} / {}", r.updates, r.full_snapshots, r.not_applied),
+        );
+        row(
+            "replica acks: sent / accepted / stale / unknown",
+            format!("{} / {} / {} / {}", r.acks, r.acks_accepted, r.acks_stale, r.acks_unknown),
+        );
+        row(
+            "digests compared / MISMATCHED / tick UNSEEN",
+            format!(
+                "{} / {} / {}  (every {} s per bot)",
+                r.checks, r.mismatches, r.tick_unseen, r.digest_every_secs
+            ),
+        );
+        row("digests: first after a join / none answered", format!("{} / {}", r.after_join, r.absent));
+        row("own avatar's cell crossings", format!("{}", r.cell_crossings));
+    }
+
     /// The report as an aligned table, for a terminal.
     pub fn table(&self) -> String {
         let c = &self.counters;
@@ -303,6 +325,22 @@ impl Report {
             format!("{:.0} ({:.0})", self.steady.pushes_per_sec, self.steady.state_pushes_per_sec),
         );
         row("pushes decoded in full / bad", format!("{} / {}", c.pushes_decoded, c.bad_pushes));
+        row(
+            "steady push bytes/s per bot: all (state)",
+            format!("{:.0} ({:.0})", self.steady.push_bytes_per_bot_sec, self.steady.state_bytes_per_bot_sec),
+        );
+        if let Some(bytes) = self.server_ticks.steady.as_ref().and_then(|t| t.bytes_out) {
+            let per_bot = if self.steady.secs > 0.0 {
+                bytes as f64 / self.steady.secs / self.bots.max(1) as f64
+            } else {
+                0.0
+            };
+            row("steady server bytes out/s per bot (/metrics)", format!("{per_bot:.0}"));
+        }
+        if c.link_losses > 0 {
+            row("links lost on purpose (--link-loss-every)", format!("{}", c.link_losses));
+        }
+        self.replica_rows(&mut row);
         if self.resume.is_some() {
             self.resume_rows(&mut row);
         }

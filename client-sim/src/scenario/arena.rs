@@ -6,19 +6,30 @@
 //!
 //! `flush_stats` calls are timed apart (the round trip of a committed write) and their
 //! failures counted by kind; like every call, each also counts in the run's totals.
+//!
+//! With `--replication` each bot also mirrors the state the server replicates to it, and
+//! checks it against the server's digests (`replica_check`); with `--link-loss-every` its
+//! link is reset now and then, and it reconnects, signs in and joins again.
 
 use std::time::{Duration, Instant};
 
 use ticksock_arena::proto::{
-    Chat, Join, Move, PlayerStats, ROUTE_CHAT, ROUTE_FLUSH_STATS, ROUTE_JOIN, ROUTE_MOVE,
+    Chat, Join, Move, PlayerStats, ROUTE_CHAT, ROUTE_FLUSH_STATS, ROUTE_JOIN, ROUTE_MOVE, ROUTE_REPLICA_ACK,
+    ROUTE_REPLICA_DIGEST,
 };
 use ticksock_client::{CallId, Outcome};
+use ticksock_protocol::replica::TOPIC_REPLICA;
 
+use super::replica_check::ReplicaCheck;
 use super::sign_in::{self, SignIn, Step};
 use super::{Script, room};
 use crate::Options;
-use crate::tally::{failure_kind, micros};
-use crate::worker::{Bot, Cx};
+use crate::tally::{Tally, failure_kind, micros};
+use crate::worker::{Bot, Cx, Kill};
+
+/// How long a link loss waits, when it is due, for the bot's calls in flight to be answered
+/// (a call lost with its link would count as an error).
+const LINK_LOSS_RETRY: Duration = Duration::from_millis(20);
 
 /// The arena scenario's settings.
 pub(crate) struct Arena {
@@ -26,6 +37,11 @@ pub(crate) struct Arena {
     chat_every: Duration,
     /// `--persist-per-sec`: the period of a bot's `flush_stats` calls (`None`: no calls).
     persist_every: Option<Duration>,
+    /// `--replication`: the server's interest cell (`--aoi-cell`), and the period of a bot's
+    /// digest checks (`None`: no replication).
+    replication: Option<(i32, Duration)>,
+    /// `--link-loss-every`: the mean gap between a bot's link losses (`None`: none).
+    link_loss_every: Option<Duration>,
 }
 
 /// An arena bot: where it is, and its `flush_stats` calls awaiting their answer.
@@ -35,6 +51,8 @@ pub(crate) struct ArenaBot {
     /// `flush_stats` calls in flight and when each was made. Kept across connections, so
     /// that a call the drop failed is counted as a failed write.
     persisting: Vec<(CallId, Instant)>,
+    /// `--replication`: the bot's mirror and its checks (made at its first `join`).
+    replica: Option<Box<ReplicaCheck>>,
 }
 
 /// Where an arena bot is.
@@ -58,16 +76,25 @@ pub(crate) enum ArenaTimer {
     Persist,
     /// Sign in or join again, after a refusal.
     Retry,
+    /// `--replication`: a digest check.
+    Digest,
+    /// `--link-loss-every`: reset the link.
+    LinkLoss,
 }
 
 impl Arena {
     pub(crate) fn new(opts: &Options) -> Self {
         let persist_every =
             (opts.persist_per_sec > 0.0).then(|| Duration::from_secs_f64(1.0 / opts.persist_per_sec));
+        let replication =
+            opts.replication.then(|| (opts.aoi_cell, Duration::from_secs_f64(opts.digest_every.max(0.001))));
         Self {
             move_every: Duration::from_secs_f64(1.0 / opts.rate.max(0.001)),
             chat_every: Duration::from_secs_f64(opts.chat_interval.max(0.001)),
             persist_every,
+            replication,
+            link_loss_every: (opts.link_loss_every > 0.0)
+                .then(|| Duration::from_secs_f64(opts.link_loss_every)),
         }
     }
 
@@ -95,6 +122,49 @@ impl Arena {
             let phase = Duration::from_nanos(bot.rng.below(every.as_nanos() as u64));
             bot.schedule(cx, now + phase, timer);
         }
+        if let Some((cell, _)) = self.replication {
+            let player = bot.track.player_id;
+            bot.state.replica.get_or_insert_with(|| Box::new(ReplicaCheck::new(cell))).joined(player);
+            // The first check soon after the join: a late joiner's snapshot is checked at once.
+            bot.schedule(cx, now + Duration::from_millis(300), ArenaTimer::Digest);
+        }
+        if let Some(every) = self.link_loss_every {
+            // Uniform between half and 1.5 times the mean.
+            let gap = every.mul_f64(0.5 + bot.rng.next_f64());
+            bot.schedule(cx, now + gap, ArenaTimer::LinkLoss);
+        }
+    }
+
+    /// Sends the acknowledgement the bot's mirror says is due, if any.
+    fn acknowledge(bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ArenaTimer>) {
+        let Some(tick) = bot.state.replica.as_mut().and_then(|r| r.poll_ack(now)) else { return };
+        if let Some(id) = bot.call(ROUTE_REPLICA_ACK, &tick, now, cx)
+            && let Some(replica) = bot.state.replica.as_mut()
+        {
+            replica.ack_sent(id, &mut cx.tally.counters);
+        }
+    }
+
+    /// Asks for the server's digest of the view it last sent, unless a check is in flight.
+    fn check_digest(bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ArenaTimer>) {
+        if bot.state.replica.as_ref().is_none_or(|r| r.probing()) {
+            return;
+        }
+        if let Some(id) = bot.call(ROUTE_REPLICA_DIGEST, &(), now, cx)
+            && let Some(replica) = bot.state.replica.as_mut()
+        {
+            replica.probe_sent(id);
+        }
+    }
+
+    /// Resets the bot's link once none of its calls is in flight.
+    fn lose_link(&self, bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ArenaTimer>) {
+        if bot.session.pending_calls() > 0 {
+            return bot.schedule(cx, now + LINK_LOSS_RETRY, ArenaTimer::LinkLoss);
+        }
+        cx.tally.counters.link_losses += 1;
+        // A reset holds no socket open.
+        let _ = bot.kill_link(self, Kill::Reset, now, cx);
     }
 
     /// The next firing of a periodic timer due at `at`: keep the schedule, or skip ahead if the
@@ -152,6 +222,11 @@ impl Script for Arena {
         now: Instant,
         cx: &mut Cx<ArenaTimer>,
     ) {
+        if let Some(replica) = bot.state.replica.as_mut()
+            && replica.on_outcome(id, &outcome, &mut cx.tally.counters)
+        {
+            return;
+        }
         if let Some(at) = bot.state.persisting.iter().position(|(call, _)| *call == id) {
             let (_, sent_at) = bot.state.persisting.swap_remove(at);
             return Self::persisted(&outcome, sent_at, now, cx);
@@ -190,6 +265,8 @@ impl Script for Arena {
                 let dx = bot.rng.below(3) as i8 - 1;
                 let dy = bot.rng.below(3) as i8 - 1;
                 bot.call(ROUTE_MOVE, &Move { dx, dy }, now, cx);
+                // Acknowledgements ride on the moves: at most one per move, when one is due.
+                Self::acknowledge(bot, now, cx);
                 bot.schedule(cx, Self::next(at, self.move_every, now), ArenaTimer::Move);
             }
             (ArenaTimer::Chat, Phase::Playing) => {
@@ -203,6 +280,13 @@ impl Script for Arena {
                     bot.schedule(cx, Self::next(at, every, now), ArenaTimer::Persist);
                 }
             }
+            (ArenaTimer::Digest, Phase::Playing) => {
+                if let Some((_, every)) = self.replication {
+                    Self::check_digest(bot, now, cx);
+                    bot.schedule(cx, Self::next(at, every, now), ArenaTimer::Digest);
+                }
+            }
+            (ArenaTimer::LinkLoss, Phase::Playing) => self.lose_link(bot, now, cx),
             (ArenaTimer::Retry, Phase::SigningIn(_)) => self.sign_in(bot, now, cx),
             (ArenaTimer::Retry, Phase::Joining(_)) => self.join(bot, now, cx),
             _ => {}
@@ -213,6 +297,26 @@ impl Script for Arena {
     /// listed, to be counted when they fail.
     fn on_offline(&self, bot: &mut Bot<Self>) {
         bot.state.phase = Phase::Offline;
+        if let Some(replica) = bot.state.replica.as_mut() {
+            replica.offline();
+        }
         bot.generation = bot.generation.wrapping_add(1);
+    }
+
+    /// `--replication`: a `replica` push goes to the bot's mirror.
+    fn on_push(
+        &self,
+        state: &mut ArenaBot,
+        topic: &str,
+        body: &[u8],
+        _now: Instant,
+        _run_start: Instant,
+        tally: &mut Tally,
+    ) {
+        if topic == TOPIC_REPLICA
+            && let Some(replica) = state.replica.as_mut()
+        {
+            replica.on_update(body, &mut tally.counters);
+        }
     }
 }

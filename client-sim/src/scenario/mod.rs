@@ -12,6 +12,8 @@
 //!   delivery timed and checked.
 //! - [`resume`]: the arena under `--faults`: version 2 links killed, sessions resumed, every
 //!   call and push checked; its plan ([`fault_plan`]) is arithmetic of its own.
+//! - [`replica_check`]: `--replication`: a bot's mirror of the replicated state, checked
+//!   against the server's digests (used by `arena`).
 //! - [`sign_in`]: how the arena's bots (`arena`, `resume`) log in on each new server session:
 //!   `login` by name, or `--accounts guest`'s `guest` once and `auth` with its token.
 
@@ -21,6 +23,7 @@ pub(crate) mod echo;
 pub(crate) mod fault_plan;
 pub(crate) mod faults;
 pub(crate) mod idle;
+pub(crate) mod replica_check;
 pub(crate) mod resume;
 pub(crate) mod sign_in;
 pub(crate) mod whisper;

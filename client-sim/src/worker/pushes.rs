@@ -1,5 +1,6 @@
-//! Pushes, borrowed from the receive buffer: counted by topic, `state` ticks timed, and bodies
-//! checked as their topic's type (the arena's messages, decoded through its own crate).
+//! Pushes, borrowed from the receive buffer: counted by topic (and their bytes: all, and the
+//! state's, `state` or `replica`), `state` ticks timed, and bodies checked as their topic's
+//! type (the arena's messages, decoded through its own crate).
 //!
 //! A `state` push is read for its tick only ([`state_tick`]), except the first one of each
 //! connection, which is decoded in full and must hold the bot's own player. With
@@ -13,6 +14,7 @@
 use std::time::Instant;
 
 use ticksock_arena::proto::{ChatLine, Presence, State, TOPIC_CHAT, TOPIC_PRESENCE, TOPIC_STATE, state_tick};
+use ticksock_protocol::replica::TOPIC_REPLICA;
 
 use crate::scenario::fault_plan::StateShape;
 use crate::tally::{Tally, micros};
@@ -61,9 +63,11 @@ impl Track {
         let validate = checks.validate;
         let c = &mut tally.counters;
         c.pushes += 1;
+        c.push_bytes += body.len() as u64;
         match topic {
             TOPIC_STATE => {
                 c.pushes_state += 1;
+                c.state_bytes += body.len() as u64;
                 if checks.exact {
                     // The tick and the players' count lead the body.
                     if let Ok(((_, players), prefix)) =
@@ -130,6 +134,11 @@ impl Track {
                         c.bad_pushes += 1;
                     }
                 }
+            }
+            // Applied and checked by the scenario (`--replication`); counted here.
+            TOPIC_REPLICA => {
+                c.pushes_other += 1;
+                c.state_bytes += body.len() as u64;
             }
             _ => c.pushes_other += 1,
         }

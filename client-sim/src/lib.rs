@@ -350,6 +350,12 @@ pub struct Options {
     /// after each `join` (a late joiner's full snapshot is checked at once).
     #[arg(long, default_value_t = 1.0)]
     pub digest_every: f64,
+    /// `--replication`: the share of bots (0 to 1, spread evenly) that rebuild their view and
+    /// check digests. The others read each update's tick only and acknowledge it on the same
+    /// schedule, so the server sends them the same deltas: a load run larger than the
+    /// simulator can rebuild views for (rebuilding costs it about 1 µs per entity changed).
+    #[arg(long, default_value_t = 1.0)]
+    pub mirror_share: f64,
     /// `--replication`: the server's `--aoi-cell` (arena units), to count the bots' crossings
     /// from one interest cell to another.
     #[arg(long, default_value_t = 100)]
@@ -391,6 +397,8 @@ impl Options {
             && (self.scenario != Scenario::Arena || self.faults)
         {
             Some("--replication and --link-loss-every apply to the arena scenario without --faults")
+        } else if !(0.0..=1.0).contains(&self.mirror_share) {
+            Some("--mirror-share is a share from 0 to 1")
         } else if !(self.digest_every.is_finite() && self.digest_every > 0.0) {
             Some("--digest-every must be above 0")
         } else if !(self.link_loss_every.is_finite() && self.link_loss_every >= 0.0) {
@@ -646,6 +654,7 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
     });
     let replica = opts.replication.then_some(ReplicaFigures {
         digest_every_secs: opts.digest_every,
+        mirror_share: opts.mirror_share,
         link_loss_every_secs: opts.link_loss_every,
         updates: c.replica_updates,
         full_snapshots: c.replica_full,

@@ -84,4 +84,5 @@ fn replication_options_are_checked() {
     assert!(problem(&["--scenario", "echo", "--link-loss-every", "1"]).contains("arena scenario"));
     assert!(problem(&["--replication", "--digest-every", "0"]).contains("above 0"));
     assert!(problem(&["--link-loss-every=-1"]).contains("at least 0"));
+    assert!(problem(&["--replication", "--mirror-share", "2"]).contains("from 0 to 1"));
 }

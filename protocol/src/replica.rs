@@ -11,10 +11,14 @@
 //!
 //! Servers lay updates out from pieces encoded once per tick ([`FieldBytes`],
 //! [`UpdateWriter`]) and never re-encode a field per client; clients decode them as
-//! [`ReplicaUpdate`] (binary) or as the JSON of section 14.
+//! [`ReplicaUpdate`] (binary, owned), read them in place with [`UpdateView`] (binary, no
+//! allocation), or as the JSON of section 14.
+
+mod read;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::read::{Entities, EntityRef, Fields, LeftIds, UpdateView};
 use crate::frame::put;
 
 /// The push topic of replication updates.

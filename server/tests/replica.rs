@@ -127,9 +127,9 @@ fn enc<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
 fn mirror_as_truth(mirror: &Mirror) -> BTreeMap<u32, (u16, Vec<Vec<u8>>)> {
     mirror
         .view()
-        .into_iter()
-        .flatten()
-        .map(|(id, e)| (*id, (e.kind, e.fields.iter().map(|f| f.clone().unwrap_or_default()).collect())))
+        .iter()
+        .flat_map(|v| v.iter())
+        .map(|(id, e)| (id, (e.kind, e.fields.iter().map(|f| f.clone().unwrap_or_default()).collect())))
         .collect()
 }
 
@@ -268,7 +268,7 @@ fn deltas_carry_only_what_changed_and_enter_and_leave_across_cells() {
         (applied.entered.as_slice(), applied.changed.as_slice()),
         ([b.get()].as_slice(), [a.get()].as_slice())
     );
-    let seen_a = &m.view().expect("a view")[&a.get()];
+    let seen_a = m.view().expect("a view").get(a.get()).expect("a in sight");
     assert_eq!(seen_a.field::<(i32, i32)>(POS).expect("set").expect("decodes"), (2, 1));
 
     // b is despawned: it leaves.

@@ -228,6 +228,8 @@ pub struct PersistFigures {
 pub struct ReplicaFigures {
     /// Seconds between two digest checks of a bot (`--digest-every`).
     pub digest_every_secs: f64,
+    /// The share of bots that rebuild their view and check it (`--mirror-share`).
+    pub mirror_share: f64,
     /// The mean seconds between two link losses of a bot (`--link-loss-every`; 0: none).
     pub link_loss_every_secs: f64,
     /// Updates applied, of which full snapshots.

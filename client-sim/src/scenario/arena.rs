@@ -124,7 +124,8 @@ impl Arena {
         }
         if let Some((cell, _)) = self.replication {
             let player = bot.track.player_id;
-            bot.state.replica.get_or_insert_with(|| Box::new(ReplicaCheck::new(cell))).joined(player);
+            let mirror = mirrors(bot.index, cx.opts.mirror_share);
+            bot.state.replica.get_or_insert_with(|| Box::new(ReplicaCheck::new(cell, mirror))).joined(player);
             // The first check soon after the join: a late joiner's snapshot is checked at once.
             bot.schedule(cx, now + Duration::from_millis(300), ArenaTimer::Digest);
         }
@@ -147,7 +148,7 @@ impl Arena {
 
     /// Asks for the server's digest of the view it last sent, unless a check is in flight.
     fn check_digest(bot: &mut Bot<Self>, now: Instant, cx: &mut Cx<ArenaTimer>) {
-        if bot.state.replica.as_ref().is_none_or(|r| r.probing()) {
+        if !bot.state.replica.as_ref().is_some_and(|r| r.may_probe()) {
             return;
         }
         if let Some(id) = bot.call(ROUTE_REPLICA_DIGEST, &(), now, cx)
@@ -204,6 +205,13 @@ impl Arena {
         t.counters.persist_failed += 1;
         *t.persist_failures.entry(kind).or_default() += 1;
     }
+}
+
+/// Whether bot `index` rebuilds its view (`--mirror-share`): spread evenly over the indexes,
+/// `share` of every run of bots.
+fn mirrors(index: u32, share: f64) -> bool {
+    let share = share.clamp(0.0, 1.0);
+    ((f64::from(index) + 1.0) * share).floor() > (f64::from(index) * share).floor()
 }
 
 impl Script for Arena {
@@ -318,5 +326,18 @@ impl Script for Arena {
         {
             replica.on_update(body, &mut tally.counters);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_mirror_share_is_spread_over_the_bots() {
+        let count = |share: f64, bots: u32| (0..bots).filter(|i| super::mirrors(*i, share)).count();
+        assert_eq!(count(1.0, 100), 100);
+        assert_eq!(count(0.0, 100), 0);
+        assert_eq!(count(0.2, 100), 20);
+        assert_eq!(count(0.2, 10), 2);
+        assert!((0..5).any(|i| super::mirrors(i, 0.2)), "one in every 5 bots");
     }
 }

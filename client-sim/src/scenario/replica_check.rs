@@ -14,13 +14,18 @@
 //! A tick not found there is an update the mirror never held (lost, or refused): a failure,
 //! counted apart from a digest that differs.
 //!
+//! With `--mirror-share` below 1 the other bots only follow: each reads its updates' tick
+//! and baseline and acknowledges them on the same schedule ([`AckSchedule`]), so the server
+//! sends them what it sends a mirroring bot, at a fraction of the simulator's CPU (a load run
+//! larger than the simulator could rebuild views for); they make no digest check.
+//!
 //! Everything here is sans-I/O: bodies, outcomes and `now` come in, counts and the tick to
 //! acknowledge go out (tested below without sockets).
 
 use std::time::Instant;
 
 use ticksock_arena::proto::{PLAYER_FIELD_ID, PLAYER_FIELD_POS};
-use ticksock_client::replica::{Mirror, MirrorConfig};
+use ticksock_client::replica::{AckSchedule, Mirror, MirrorConfig};
 use ticksock_client::{CallId, Outcome};
 use ticksock_protocol::replica::AckOutcome;
 
@@ -39,10 +44,19 @@ struct Probe {
     seen: Vec<(u64, u64)>,
 }
 
+/// How a bot follows its updates.
+#[derive(Debug)]
+enum Follow {
+    /// Rebuilds its view, and checks it.
+    Mirror(Mirror),
+    /// Reads each update's tick only, to acknowledge it.
+    TickOnly(AckSchedule),
+}
+
 /// One bot's replicated view and its checks.
 #[derive(Debug)]
 pub(crate) struct ReplicaCheck {
-    mirror: Mirror,
+    follow: Follow,
     /// The interest grid's cell (`--aoi-cell`), to count the bot's own cell changes.
     cell: i32,
     /// The bot's player, once in its arena.
@@ -59,10 +73,17 @@ pub(crate) struct ReplicaCheck {
 }
 
 impl ReplicaCheck {
-    /// A bot's check, with the server's interest cell `cell` (arena units).
-    pub(crate) fn new(cell: i32) -> Self {
+    /// A bot's check, with the server's interest cell `cell` (arena units); `mirror`: whether
+    /// it rebuilds its view (else it only follows the ticks).
+    pub(crate) fn new(cell: i32, mirror: bool) -> Self {
+        let config = MirrorConfig::default();
+        let follow = if mirror {
+            Follow::Mirror(Mirror::new(config))
+        } else {
+            Follow::TickOnly(AckSchedule::new(config.ack_interval))
+        };
         Self {
-            mirror: Mirror::new(MirrorConfig::default()),
+            follow,
             cell: cell.max(1),
             player: None,
             own_entity: None,
@@ -75,7 +96,7 @@ impl ReplicaCheck {
 
     /// The connection is gone: its server session, and so its replicated view, ended.
     pub(crate) fn offline(&mut self) {
-        *self = Self::new(self.cell);
+        *self = Self::new(self.cell, matches!(self.follow, Follow::Mirror(_)));
     }
 
     /// The bot joined its arena as `player`: the next update is a full snapshot.
@@ -86,7 +107,22 @@ impl ReplicaCheck {
 
     /// Applies the body of a `replica` push.
     pub(crate) fn on_update(&mut self, body: &[u8], c: &mut Counters) {
-        let applied = match self.mirror.apply(body) {
+        let mirror = match &mut self.follow {
+            Follow::Mirror(mirror) => mirror,
+            Follow::TickOnly(acks) => {
+                // The tick and the baseline lead the body.
+                match ticksock_protocol::decode_body_prefix::<(u64, Option<u64>)>(body) {
+                    Ok(((tick, baseline), _)) => {
+                        acks.updated(tick, baseline.is_none());
+                        c.replica_updates += 1;
+                        c.replica_full += u64::from(baseline.is_none());
+                    }
+                    Err(_) => c.replica_not_applied += 1,
+                }
+                return;
+            }
+        };
+        let applied = match mirror.apply(body) {
             Ok(applied) => applied,
             Err(_) => {
                 c.replica_not_applied += 1;
@@ -98,7 +134,7 @@ impl ReplicaCheck {
         if let Some(probe) = self.probe.as_mut()
             && probe.seen.len() < MAX_PROBED_VIEWS
         {
-            probe.seen.push((applied.tick, self.mirror.digest()));
+            probe.seen.push((applied.tick, mirror.digest()));
         }
         if applied.full || applied.left.iter().any(|id| Some(*id) == self.own_entity) {
             self.own_entity = None;
@@ -118,24 +154,34 @@ impl ReplicaCheck {
         }
     }
 
+    fn mirror(&self) -> Option<&Mirror> {
+        match &self.follow {
+            Follow::Mirror(mirror) => Some(mirror),
+            Follow::TickOnly(_) => None,
+        }
+    }
+
     /// The bot's avatar's entity in the current view, by its player id field.
     fn find_own(&self) -> Option<u32> {
         let player = self.player?;
-        let view = self.mirror.view()?;
+        let view = self.mirror()?.view()?;
         view.iter()
             .find(|(_, e)| e.field::<u32>(PLAYER_FIELD_ID).and_then(Result::ok) == Some(player))
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
     }
 
     fn own_cell_now(&self) -> Option<(i32, i32)> {
-        let entity = self.mirror.view()?.get(&self.own_entity?)?;
+        let entity = self.mirror()?.view()?.get(self.own_entity?)?;
         let (x, y) = entity.field::<(i32, i32)>(PLAYER_FIELD_POS)?.ok()?;
         Some((x / self.cell, y / self.cell))
     }
 
     /// The tick to acknowledge now, if one is due.
     pub(crate) fn poll_ack(&mut self, now: Instant) -> Option<u64> {
-        self.mirror.poll_ack(now)
+        match &mut self.follow {
+            Follow::Mirror(mirror) => mirror.poll_ack(now),
+            Follow::TickOnly(acks) => acks.poll(now),
+        }
     }
 
     /// A `replica_ack` call went out as `call`.
@@ -144,17 +190,17 @@ impl ReplicaCheck {
         self.acks.push(call);
     }
 
-    /// Whether a digest call is in flight (then no other is made).
-    pub(crate) fn probing(&self) -> bool {
-        self.probe.is_some()
+    /// Whether the bot checks a digest now: it rebuilds its view, and no check is in flight.
+    pub(crate) fn may_probe(&self) -> bool {
+        self.mirror().is_some() && self.probe.is_none()
     }
 
     /// A `replica_digest` call went out as `call`: the mirror's view now is one the reply may
     /// name.
     pub(crate) fn probe_sent(&mut self, call: CallId) {
         let mut seen = Vec::new();
-        if self.mirror.view().is_some() {
-            seen.push((self.mirror.tick(), self.mirror.digest()));
+        if let Some(mirror) = self.mirror().filter(|m| m.view().is_some()) {
+            seen.push((mirror.tick(), mirror.digest()));
         }
         self.probe = Some(Probe { call, seen });
     }
@@ -250,7 +296,7 @@ mod tests {
     #[test]
     fn a_digest_is_compared_with_the_view_of_the_tick_the_server_names() {
         let (digest_call, other, _) = calls();
-        let mut check = ReplicaCheck::new(100);
+        let mut check = ReplicaCheck::new(100, true);
         let mut c = Counters::default();
         check.joined(Some(7));
         check.on_update(&update(3, None, vec![player(1, 7, 10, 10)], vec![]), &mut c);
@@ -258,12 +304,16 @@ mod tests {
         // While the call is in flight the mirror goes on to tick 4.
         check.on_update(&update(4, Some(3), vec![], vec![moved(1, 15, 10)]), &mut c);
         // The server ran the call after sending tick 3: the digest of tick 3's view.
-        let mut tick3 = ReplicaCheck::new(100);
+        let mut tick3 = ReplicaCheck::new(100, true);
         tick3.on_update(&update(3, None, vec![player(1, 7, 10, 10)], vec![]), &mut Counters::default());
         assert!(!check.on_outcome(other, &answer(&()), &mut c), "not its call");
-        assert!(check.on_outcome(digest_call, &answer(&Some((3u64, tick3.mirror.digest()))), &mut c));
+        assert!(check.on_outcome(
+            digest_call,
+            &answer(&Some((3u64, tick3.mirror().expect("mirrors").digest()))),
+            &mut c
+        ));
         assert_eq!((c.digest_checks, c.digest_mismatches, c.digest_after_join), (1, 0, 1));
-        assert!(!check.probing());
+        assert!(check.may_probe());
 
         // The next check: the server names tick 4 with another digest: a mismatch, no longer
         // the first since the join.
@@ -282,7 +332,7 @@ mod tests {
 
     #[test]
     fn updates_are_counted_refused_ones_apart_and_cell_changes_of_the_own_avatar() {
-        let mut check = ReplicaCheck::new(100);
+        let mut check = ReplicaCheck::new(100, true);
         let mut c = Counters::default();
         check.joined(Some(7));
         check.on_update(&update(1, None, vec![player(1, 7, 95, 10), player(2, 8, 50, 50)], vec![]), &mut c);
@@ -307,7 +357,7 @@ mod tests {
     fn acknowledgements_are_due_at_once_after_a_snapshot_and_their_answers_counted() {
         let (ack, _, _) = calls();
         let t0 = Instant::now();
-        let mut check = ReplicaCheck::new(100);
+        let mut check = ReplicaCheck::new(100, true);
         let mut c = Counters::default();
         assert_eq!(check.poll_ack(t0), None);
         check.on_update(&update(1, None, vec![player(1, 7, 10, 10)], vec![]), &mut c);
@@ -318,5 +368,30 @@ mod tests {
         assert!(check.on_outcome(ack, &answer(&AckOutcome::Accepted), &mut c));
         assert!(!check.on_outcome(ack, &answer(&AckOutcome::Accepted), &mut c), "answered once");
         assert_eq!((c.replica_acks, c.replica_acks_accepted), (1, 1));
+    }
+}
+
+#[cfg(test)]
+mod tick_only_tests {
+    use ticksock_protocol::replica::ReplicaUpdate;
+
+    use super::*;
+
+    #[test]
+    fn a_following_bot_counts_and_acknowledges_updates_without_a_view_or_checks() {
+        let t0 = Instant::now();
+        let mut check = ReplicaCheck::new(100, false);
+        let mut c = Counters::default();
+        let update = |tick, baseline| {
+            let u = ReplicaUpdate { tick, baseline, entered: vec![], changed: vec![], left: vec![7] };
+            ticksock_protocol::encode_body(&u).expect("encodes")
+        };
+        check.on_update(&update(5, None), &mut c);
+        assert_eq!(check.poll_ack(t0), Some(5), "a snapshot is acknowledged at once");
+        check.on_update(&update(6, Some(5)), &mut c);
+        assert_eq!(check.poll_ack(t0), None, "then at most once per interval");
+        check.on_update(&[0xff], &mut c);
+        assert_eq!((c.replica_updates, c.replica_full, c.replica_not_applied), (2, 1, 1));
+        assert!(!check.may_probe(), "no view, no digest check");
     }
 }

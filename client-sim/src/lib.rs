@@ -353,7 +353,8 @@ pub struct Options {
     /// `--replication`: the share of bots (0 to 1, spread evenly) that rebuild their view and
     /// check digests. The others read each update's tick only and acknowledge it on the same
     /// schedule, so the server sends them the same deltas: a load run larger than the
-    /// simulator can rebuild views for (rebuilding costs it about 1 µs per entity changed).
+    /// simulator can rebuild views for (2000 mirroring bots in rooms of 500 keep one core busy).
+    /// 0: a run that measures the traffic only (no check is expected, none fails the run).
     #[arg(long, default_value_t = 1.0)]
     pub mirror_share: f64,
     /// `--replication`: the server's `--aoi-cell` (arena units), to count the bots' crossings

@@ -590,7 +590,10 @@ impl Report {
                 ("replicated views that differ from the server's (digest mismatches)", r.mismatches),
                 ("digests of a tick no mirror held (an update lost or refused)", r.tick_unseen),
                 ("replica updates the mirror could not apply", r.not_applied),
-                ("runs with no digest compared (nothing was checked)", u64::from(r.checks == 0)),
+                (
+                    "runs with no digest compared (nothing was checked)",
+                    u64::from(r.checks == 0 && r.mirror_share > 0.0),
+                ),
             ]
             .into_iter()
             .filter(|(_, n)| *n > 0)

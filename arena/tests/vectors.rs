@@ -437,6 +437,7 @@ fn cases() -> Vec<Case> {
         typed_push_case("push_replica_delta", TOPIC_REPLICA, replica_delta()),
         typed_request_case("request_replica_ack", 9, ROUTE_REPLICA_ACK, 7u64),
         typed_reply_case("reply_replica_ack", 9, AckOutcome::Accepted),
+        typed_reply_case("reply_replica_digest", 9, Some((5u64, digest_after(&replica_full())))),
         body_case("body_ack_outcome_stale", AckOutcome::Stale),
         body_case("body_ack_outcome_unknown", AckOutcome::Unknown),
     ]
@@ -458,6 +459,14 @@ fn replica_full() -> ReplicaUpdate {
         ],
     };
     ReplicaUpdate { tick: 5, baseline: None, entered: vec![ann], changed: vec![], left: vec![] }
+}
+
+/// The digest (PROTOCOL.md 14.5) of the view a client holds after `update`, as the Rust
+/// client's mirror computes it (`server/tests/replica.rs` checks that it equals the server's).
+fn digest_after(update: &ReplicaUpdate) -> u64 {
+    let mut mirror = ticksock_client::replica::Mirror::default();
+    mirror.apply(&encode_body(update).expect("encodes")).expect("a full snapshot applies");
+    mirror.digest()
 }
 
 /// From tick 5: ann moved to (11, -3), entity 2 left.

@@ -9,8 +9,17 @@
 //! The set-up prints the bytes per client per tick, and asserts the shape (deltas, ~45
 //! entities per view) so a change in the algorithm shows up as a failure, not as a faster
 //! bench.
+//!
+//! Two more measure what a real run looks like: `flush_5000_clients_ack_every_3` has each
+//! client acknowledge every third update (the clients of this repository acknowledge at most
+//! every 100 ms: about every third update at 30 Hz), at phases spread over the clients, so
+//! that updates are deltas from baselines of different ages and fewer clients share an
+//! entity's encoded change; `mirror_apply_64_updates` is the client's side, the Rust
+//! client's `Mirror` applying one client's 64 consecutive updates of that run (the first a
+//! full snapshot).
 
 use criterion::{Criterion, Throughput};
+use ticksock_client::replica::Mirror;
 use ticksock_protocol::Encoding;
 use ticksock_protocol::replica::{AckOutcome, ReplicaUpdate};
 use ticksock_server::ConnId;
@@ -80,6 +89,13 @@ impl World {
     /// Flushes, and every client acknowledges what it got. Returns (bytes, updates, entities
     /// in updates).
     fn flush_and_ack(&mut self) -> (usize, usize, usize) {
+        self.flush_and_ack_every(1, |_| {})
+    }
+
+    /// Flushes; client `n` acknowledges when `(tick + n) % every == 0` (every update when
+    /// `every` is 1). `client_0` gets client 0's update. Returns (bytes, updates, entities in
+    /// client 0's update).
+    fn flush_and_ack_every(&mut self, every: u64, mut client_0: impl FnMut(&[u8])) -> (usize, usize, usize) {
         self.tick += 1;
         let (mut bytes, mut updates, mut seen) = (0, 0, 0);
         let mut acks = Vec::with_capacity(CLIENTS);
@@ -87,11 +103,14 @@ impl World {
         self.replica.flush_with(tick, |conn, _, body| {
             bytes += body.len();
             updates += 1;
-            if seen == 0 {
+            if conn.index() == 0 {
                 let u: ReplicaUpdate = ticksock_protocol::decode_body(body).expect("an update");
                 seen = u.entered.len() + u.changed.len();
+                client_0(body);
             }
-            acks.push(conn);
+            if (tick + u64::from(conn.index())) % every == 0 {
+                acks.push(conn);
+            }
         });
         for conn in acks {
             assert_eq!(self.replica.handle_ack(conn, tick), AckOutcome::Accepted);
@@ -135,6 +154,46 @@ fn replica(c: &mut Criterion) {
                 spent += started.elapsed();
             }
             spent
+        })
+    });
+
+    // Acknowledgements every third update, at spread phases.
+    let mut world = World::new();
+    let mut bodies = Vec::new();
+    world.flush_and_ack_every(3, |body| bodies.push(body.to_vec()));
+    for _ in 0..63 {
+        world.step();
+        let (bytes, updates, seen) = world.flush_and_ack_every(3, |body| bodies.push(body.to_vec()));
+        assert_eq!(updates, CLIENTS);
+        assert!((20..120).contains(&seen), "a neighbourhood, not the arena: {seen}");
+        delta_bytes = bytes;
+    }
+    println!(
+        "replica, acknowledging every third update: {} B per client per tick; client 0: {} B per update on average",
+        delta_bytes / CLIENTS,
+        bodies.iter().map(Vec::len).sum::<usize>() / bodies.len()
+    );
+    g.bench_function("flush_5000_clients_ack_every_3", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                world.step();
+                let started = std::time::Instant::now();
+                std::hint::black_box(world.flush_and_ack_every(3, |_| {}));
+                spent += started.elapsed();
+            }
+            spent
+        })
+    });
+    g.throughput(Throughput::Elements(bodies.len() as u64));
+    g.bench_function("mirror_apply_64_updates", |b| {
+        b.iter(|| {
+            let mut mirror = Mirror::default();
+            for body in &bodies {
+                // The updates of one client, in order, acknowledged as the server recorded.
+                mirror.apply(body).expect("applies");
+            }
+            std::hint::black_box(mirror.digest())
         })
     });
     g.finish();

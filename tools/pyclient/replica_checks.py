@@ -101,6 +101,18 @@ def _reply_outcome(b: bytes) -> tuple:
     return f.id, tc.decode_ack_outcome(f.body)
 
 
+def _reply_digest(v: tuple) -> bytes:
+    body = tc.Writer().option(v[1], lambda w, t: w.u64(t[0]).u64(t[1])).done()
+    return tc.encode_server_frame(tc.Reply(v[0], body))
+
+
+def _replied_digest(b: bytes) -> tuple:
+    f = tc.decode_server_frame(b)
+    if not isinstance(f, tc.Reply):
+        raise tc.DecodeError(f"not a reply: {f!r}")
+    return f.id, tc.decode_replica_digest(f.body)
+
+
 def vector_table() -> dict:
     """The replication vector names of PROTOCOL.md -> (value, encode, decode), as check.py expects."""
     outcome = (lambda v: tc.encode_ack_outcome(v), tc.decode_ack_outcome)
@@ -114,6 +126,8 @@ def vector_table() -> dict:
                               _reply_outcome),
         "body_ack_outcome_stale": ("stale", *outcome),
         "body_ack_outcome_unknown": ("unknown", *outcome),
+        # The digest of the view FULL makes, computed here by 14.5 (not copied from the doc).
+        "reply_replica_digest": ((9, (5, replica.digest(Mirror().apply(FULL)))), _reply_digest, _replied_digest),
     }
 
 

@@ -144,6 +144,11 @@ test("vector body_replica_full: a full snapshot of ann, read, applied, decoded a
   assert.equal(mirror.tick, 5);
   assert.deepEqual(arenaPlayer(mirror.view.get(1)), { x: 10, y: -3, playerId: 7, name: "ann" });
   assert.equal(mirror.digest(), DIGEST_ANN_AT_10_MINUS_3);
+  // The arena's reply to `replica_digest` after it (call 9): tick 5 and this digest, the u64 as
+  // the last 8 bytes, little-endian, after its marker fd.
+  const reply = vector("reply_replica_digest");
+  assert.deepEqual([...reply.subarray(0, 5)], [0x01, 0x09, 0x01, 0x05, 0xfd]);
+  assert.equal(new DataView(reply.buffer, reply.byteOffset + 5, 8).getBigUint64(0, true), mirror.digest());
 });
 
 test("vector push_replica_delta: the push frame's body is a delta from tick 5: ann moved, entity 2 left", () => {

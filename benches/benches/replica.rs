@@ -108,7 +108,7 @@ impl World {
                 seen = u.entered.len() + u.changed.len();
                 client_0(body);
             }
-            if (tick + u64::from(conn.index())) % every == 0 {
+            if (tick + u64::from(conn.index())).is_multiple_of(every) {
                 acks.push(conn);
             }
         });

@@ -282,6 +282,16 @@ impl<S: Script> Bot<S> {
             match event {
                 Event::Connected { tick_hz, .. } => {
                     c.connections += 1;
+                    if self.following.as_ref().is_some_and(|f| f.resent.is_none())
+                        && !self.session.is_connected()
+                    {
+                        // A redirect's new link whose welcome and close (a refused ticket's
+                        // 4002) were read together, the close handled already: the link is
+                        // gone, as when the socket closed before this event. Sent now, the
+                        // call would wait, queued, for a link that is not coming.
+                        self.redirect_failed_before_resend(script, now, cx);
+                    }
+                    let c = &mut cx.tally.counters;
                     if self.following.as_ref().is_some_and(|f| f.resent.is_none()) {
                         // A redirect's new link: no login (the ticket did it), the call again.
                         self.mark_up(cx);

@@ -119,6 +119,19 @@ impl World {
     }
 }
 
+/// `iters` ticks of `world`, each client acknowledging every `every`th update: the time
+/// of the flushes alone (the step of each tick is not timed).
+fn time_flushes(world: &mut World, every: u64, iters: u64) -> std::time::Duration {
+    let mut spent = std::time::Duration::ZERO;
+    for _ in 0..iters {
+        world.step();
+        let started = std::time::Instant::now();
+        std::hint::black_box(world.flush_and_ack_every(every, |_| {}));
+        spent += started.elapsed();
+    }
+    spent
+}
+
 fn replica(c: &mut Criterion) {
     let mut world = World::new();
     let (full_bytes, updates, _) = world.flush_and_ack();
@@ -145,16 +158,7 @@ fn replica(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("step_5000_entities", |b| b.iter(|| world.step()));
     g.bench_function("flush_5000_clients_10x500", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = std::time::Duration::ZERO;
-            for _ in 0..iters {
-                world.step();
-                let started = std::time::Instant::now();
-                std::hint::black_box(world.flush_and_ack());
-                spent += started.elapsed();
-            }
-            spent
-        })
+        b.iter_custom(|iters| time_flushes(&mut world, 1, iters))
     });
 
     // Acknowledgements every third update, at spread phases.
@@ -174,16 +178,7 @@ fn replica(c: &mut Criterion) {
         bodies.iter().map(Vec::len).sum::<usize>() / bodies.len()
     );
     g.bench_function("flush_5000_clients_ack_every_3", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = std::time::Duration::ZERO;
-            for _ in 0..iters {
-                world.step();
-                let started = std::time::Instant::now();
-                std::hint::black_box(world.flush_and_ack_every(3, |_| {}));
-                spent += started.elapsed();
-            }
-            spent
-        })
+        b.iter_custom(|iters| time_flushes(&mut world, 3, iters))
     });
     g.throughput(Throughput::Elements(bodies.len() as u64));
     g.bench_function("mirror_apply_64_updates", |b| {

@@ -39,13 +39,8 @@ spid=
 cleanup() { [ -n "$spid" ] && kill -INT "$spid" 2>/dev/null && wait "$spid" 2>/dev/null; true; }
 trap cleanup EXIT
 
-# The server's threads: name and CPU time (user + system, clock ticks).
-threads() { for t in "/proc/$spid"/task/*; do echo "$(cat "$t/comm") $(awk '{print $14+$15}' "$t/stat")"; done; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for_quiet() {
-  while awk -v max="$MAX_LOAD" '{ exit !($1 >= max) }' /proc/loadavg; do sleep 5; done
-  uptime
-}
+# threads, free_port, wait_for_quiet.
+. benches/load/load_lib.sh
 
 # run NAME BOTS MODE
 run() {

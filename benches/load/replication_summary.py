@@ -11,40 +11,13 @@ simulator's run: the server's logic thread (the tick, where state is encoded) an
 (sockets), and the simulator's workers.
 """
 import json
+import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from load_lib import bucket, server_cpu  # noqa: E402
+
 out, names = sys.argv[1], sys.argv[2:]
-
-
-def bucket(q):
-    if q is None:
-        return "-"
-    ms = lambda us: f"{us / 1000:g}"
-    if q["at_most_us"] is None:
-        return f">{ms(q['above_us'])}"
-    return f"{ms(q['above_us'])}-{ms(q['at_most_us'])} (~{q['estimate_us'] / 1000:.2f})"
-
-
-def server_cpu(name):
-    """% of one core: logic, reactor, all threads."""
-    t0, t1 = map(float, open(f"{out}/{name}.wall").read().split())
-    before = {}
-    for line in open(f"{out}/{name}.cpu0"):
-        comm, ticks = line.rsplit(" ", 1)
-        before.setdefault(comm, []).append(int(ticks))
-    groups = {"logic": 0, "reactor": 0, "all": 0}
-    seen = {}
-    for line in open(f"{out}/{name}.cpu1"):
-        comm, ticks = line.rsplit(" ", 1)
-        k = seen.get(comm, 0)
-        seen[comm] = k + 1
-        start = before.get(comm, [])
-        d = int(ticks) - (start[k] if k < len(start) else 0)
-        for g in ("logic", "reactor"):
-            if g in comm:
-                groups[g] += d
-        groups["all"] += d
-    return {g: v / (t1 - t0) for g, v in groups.items()}
 
 
 print(
@@ -62,7 +35,7 @@ for name in names:
     bots = max(r["bots"], 1)
     out_bytes = t.get("bytes_out")
     out_per_bot = f"{out_bytes / s['secs'] / bots:,.0f}" if out_bytes is not None and s["secs"] > 0 else "-"
-    cpu = server_cpu(name)
+    cpu = server_cpu(out, name)
     rep = r.get("replica")
     digests = f"{rep['checks']} / {rep['mismatches']}" if rep and rep["mirror_share"] > 0 else "-"
     print(

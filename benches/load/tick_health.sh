@@ -32,16 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The server's threads: name and CPU time (user + system, clock ticks).
-threads() { for t in "/proc/$spid"/task/*; do echo "$(cat "$t/comm") $(awk '{print $14+$15}' "$t/stat")"; done; }
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# Waits until the 1-minute load average is below MAX_LOAD, then prints `uptime`.
-wait_for_quiet() {
-  while awk -v max="$MAX_LOAD" '{ exit !($1 >= max) }' /proc/loadavg; do sleep 5; done
-  uptime
-}
+# threads, free_port, wait_for_quiet.
+. benches/load/load_lib.sh
 
 # run NAME PERSIST_PER_SEC
 run() {
@@ -75,39 +67,15 @@ done
 python3 - "$OUT" "${names[@]}" <<'EOF'
 import json, sys
 
+sys.path.insert(0, "benches/load")
+from load_lib import bucket, server_cpu as cpu_of
+
 out, names = sys.argv[1], sys.argv[2:]
 
-def bucket(q):
-    """A quantile of the server's buckets, in ms: its bucket and the estimate inside."""
-    if q is None:
-        return "-"
-    ms = lambda us: f"{us / 1000:g}"
-    if q["at_most_us"] is None:
-        return f">{ms(q['above_us'])}"
-    return f"{ms(q['above_us'])}-{ms(q['at_most_us'])} (~{q['estimate_us'] / 1000:.2f})"
-
 def server_cpu(name):
-    """The server's CPU over the simulator's run (ramp included), % of one core: logic thread,
-    reactor, job workers together, all threads."""
-    t0, t1 = map(float, open(f"{out}/{name}.wall").read().split())
-    before = {}
-    for line in open(f"{out}/{name}.cpu0"):
-        comm, ticks = line.rsplit(" ", 1)
-        before.setdefault(comm, []).append(int(ticks))
-    groups = {"logic": 0, "reactor": 0, "jobs": 0, "all": 0}
-    seen = {}
-    for line in open(f"{out}/{name}.cpu1"):
-        comm, ticks = line.rsplit(" ", 1)
-        k = seen.get(comm, 0)
-        seen[comm] = k + 1
-        start = before.get(comm, [])
-        d = int(ticks) - (start[k] if k < len(start) else 0)
-        group = "jobs" if comm.startswith("job-") else "logic" if "logic" in comm else "reactor" if "reactor" in comm else None
-        if group:
-            groups[group] += d
-        groups["all"] += d
-    # Clock ticks are 1/100 s: ticks / seconds is % of one core.
-    return " / ".join(f"{groups[g] / (t1 - t0):.0f}" for g in ("logic", "reactor", "jobs", "all"))
+    """logic / reactor / jobs / all, % of one core."""
+    c = cpu_of(out, name)
+    return " / ".join(f"{c[g]:.0f}" for g in ("logic", "reactor", "jobs", "all"))
 
 def metric(name, key):
     for line in open(f"{out}/{name}.metrics"):

@@ -33,6 +33,9 @@ impl Default for ReplicationSettings {
     }
 }
 
+/// One arena's avatars' entities by player name, each with the sync that last saw it.
+type RoomEntities = FxHashMap<Box<str>, (EntityId, u64)>;
+
 /// The arena's replicated world.
 #[derive(Debug)]
 pub(crate) struct ArenaReplica {
@@ -40,7 +43,7 @@ pub(crate) struct ArenaReplica {
     replica: Replica,
     /// Each present avatar's entity, by arena and player name, with the sync that last saw
     /// it. Two levels, so that a tick's lookups borrow the names instead of allocating keys.
-    entities: FxHashMap<Box<str>, FxHashMap<Box<str>, (EntityId, u64)>>,
+    entities: FxHashMap<Box<str>, RoomEntities>,
     sync: u64,
 }
 

@@ -704,8 +704,9 @@ impl Game for Arena {
             match replica {
                 Some(replica) => {
                     let own = |conn| {
-                        let me = player(ctx, conn)?;
-                        room.avatars.get(&me.name).map(|a| (a.x, a.y))
+                        let seat = ctx.hub().session::<Seat>(conn)?;
+                        let a = room.avatars.get(&seat.player.as_ref()?.name)?;
+                        Some((a.x, a.y))
                     };
                     replica.sync_room(ctx, name, room.present(), own);
                 }

@@ -33,13 +33,17 @@ impl Default for ReplicationSettings {
     }
 }
 
+/// One arena's avatars' entities by player name, each with the sync that last saw it.
+type RoomEntities = FxHashMap<Box<str>, (EntityId, u64)>;
+
 /// The arena's replicated world.
 #[derive(Debug)]
 pub(crate) struct ArenaReplica {
     settings: ReplicationSettings,
     replica: Replica,
-    /// Each present avatar's entity, by (arena, player name), with the sync that last saw it.
-    entities: FxHashMap<(Box<str>, Box<str>), (EntityId, u64)>,
+    /// Each present avatar's entity, by arena and player name, with the sync that last saw
+    /// it. Two levels, so that a tick's lookups borrow the names instead of allocating keys.
+    entities: FxHashMap<Box<str>, RoomEntities>,
     sync: u64,
 }
 
@@ -72,10 +76,15 @@ impl ArenaReplica {
         own: impl Fn(ConnId) -> Option<(i32, i32)>,
     ) {
         let sync = self.sync;
+        let size = self.settings.cell.max(1);
+        if !self.entities.contains_key(room) {
+            self.entities.insert(room.into(), FxHashMap::default());
+        }
+        // Inserted just above when it was missing.
+        let Some(in_room) = self.entities.get_mut(room) else { return };
         for a in avatars {
-            let cell = self.cell(a.x, a.y);
-            let key = (Box::<str>::from(room), Box::<str>::from(a.name));
-            let entity = match self.entities.get_mut(&key) {
+            let cell = Cell { x: a.x / size, y: a.y / size };
+            let entity = match in_room.get_mut(a.name) {
                 Some((entity, seen)) => {
                     *seen = sync;
                     *entity
@@ -85,7 +94,7 @@ impl ArenaReplica {
                         tracing::error!("replication: entity ids exhausted; {} is not replicated", a.name);
                         continue;
                     };
-                    self.entities.insert(key, (entity, sync));
+                    in_room.insert(a.name.into(), (entity, sync));
                     let _ = self.replica.set(entity, PLAYER_FIELD_NAME, a.name);
                     entity
                 }
@@ -106,13 +115,16 @@ impl ArenaReplica {
     /// ticked) are despawned, and leave every view.
     pub(crate) fn end_sync(&mut self) {
         let (sync, replica) = (self.sync, &mut self.replica);
-        self.entities.retain(|_, (entity, seen)| {
-            let keep = *seen == sync;
-            if !keep {
-                replica.despawn(*entity);
-            }
-            keep
-        });
+        for in_room in self.entities.values_mut() {
+            in_room.retain(|_, (entity, seen)| {
+                let keep = *seen == sync;
+                if !keep {
+                    replica.despawn(*entity);
+                }
+                keep
+            });
+        }
+        self.entities.retain(|_, in_room| !in_room.is_empty());
         self.sync += 1;
     }
 

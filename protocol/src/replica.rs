@@ -93,20 +93,33 @@ impl FieldBytes {
     /// The pieces of field `index` whose value encodes to `binary` (bincode) and `json` (JSON
     /// text; `None`: the server keeps no JSON form).
     pub fn new(index: u8, binary: &[u8], json: Option<&[u8]>) -> Self {
-        let mut b = Vec::with_capacity(binary.len() + 4);
-        put(&mut b, index);
-        put(&mut b, binary.len() as u64);
-        b.extend_from_slice(binary);
-        let j = json.map_or_else(Vec::new, |json| {
-            let mut j = Vec::with_capacity(json.len() + 6);
-            j.push(b'[');
-            j.extend_from_slice(index.to_string().as_bytes());
-            j.push(b',');
-            j.extend_from_slice(json);
-            j.push(b']');
-            j
-        });
-        Self { binary: b, json: j }
+        let mut field = Self { binary: Vec::with_capacity(binary.len() + 4), json: Vec::new() };
+        field.rewrite(index, binary, json);
+        field
+    }
+
+    /// Makes this field `index` with the new values, in the buffers it has (a value that
+    /// changes every tick, a position say, costs no allocation once they are large enough).
+    pub fn rewrite(&mut self, index: u8, binary: &[u8], json: Option<&[u8]>) {
+        self.binary.clear();
+        put(&mut self.binary, index);
+        put(&mut self.binary, binary.len() as u64);
+        self.binary.extend_from_slice(binary);
+        self.json.clear();
+        if let Some(json) = json {
+            // `[index,value]`: the index in decimal (at most 3 digits).
+            self.json.push(b'[');
+            if index >= 100 {
+                self.json.push(b'0' + index / 100);
+            }
+            if index >= 10 {
+                self.json.push(b'0' + index / 10 % 10);
+            }
+            self.json.push(b'0' + index % 10);
+            self.json.push(b',');
+            self.json.extend_from_slice(json);
+            self.json.push(b']');
+        }
     }
 }
 
@@ -368,6 +381,21 @@ mod tests {
             "left": [9, 300]
         });
         assert_eq!(value, expected);
+    }
+
+    #[test]
+    fn a_rewritten_field_is_the_field_made_new() {
+        let mut field = FieldBytes::new(0, &[], None);
+        for index in [0u8, 9, 10, 99, 100, 255] {
+            let (binary, json) = (vec![index; usize::from(index) % 7], format!("\"{index}\""));
+            let made = FieldBytes::new(index, &binary, Some(json.as_bytes()));
+            assert_eq!(made.json, format!("[{index},{json}]").as_bytes());
+            field.rewrite(index, &binary, Some(json.as_bytes()));
+            assert_eq!(field, made);
+        }
+        field.rewrite(3, &[1], None);
+        assert_eq!(field, FieldBytes::new(3, &[1], None));
+        assert!(field.json.is_empty());
     }
 
     #[test]

@@ -42,7 +42,7 @@ use ticksock_protocol::replica::{
 };
 use ticksock_protocol::{BodyError, Encoding};
 
-use self::watcher::{SentView, Watcher};
+use self::watcher::{SentView, Spare, Watcher};
 pub use self::world::{Cell, EntityId};
 use self::world::{Entity, Field, GroupIndex};
 use super::Ctx;
@@ -132,6 +132,12 @@ struct Scratch {
     entered: Vec<u32>,
     changed: Vec<u32>,
     left: Vec<u32>,
+    /// A value being set, in each form (compared with the value it replaces before anything
+    /// is kept).
+    value: Vec<u8>,
+    json: Vec<u8>,
+    /// Id lists for the views sent.
+    spare: Spare,
 }
 
 impl Replica {
@@ -172,22 +178,42 @@ impl Replica {
         value: &T,
     ) -> Result<bool, ReplicaError> {
         let e = self.entities.get_mut(&entity.0).ok_or(ReplicaError::NoSuchEntity(entity))?;
-        let binary = ticksock_protocol::encode_body(value)?;
+        // Encoded into the scratch buffers first: most sets of a moving world change the
+        // value, but many (an id, a name) do not, and neither costs an allocation.
+        let binary = &mut self.scratch.value;
+        binary.clear();
+        ticksock_protocol::encode_body_into(value, binary)?;
         let slot = usize::from(index);
         if let Some(Some(old)) = e.fields.get(slot)
             && old.value() == binary.as_slice()
         {
             return Ok(false);
         }
-        let json =
-            if self.config.json { Some(serde_json::to_vec(value).map_err(BodyError::from)?) } else { None };
+        let json = if self.config.json {
+            let json = &mut self.scratch.json;
+            json.clear();
+            serde_json::to_writer(&mut *json, value).map_err(BodyError::from)?;
+            Some(json.as_slice())
+        } else {
+            None
+        };
         if e.fields.len() <= slot {
             e.fields.resize_with(slot + 1, || None);
         }
-        let bytes = FieldBytes::new(index, &binary, json.as_deref());
-        let value_at = bytes.binary.len() - binary.len();
-        e.fields[slot] = Some(Field { bytes, value_at, changed: self.version });
-        e.changed = self.version;
+        let version = self.version;
+        match &mut e.fields[slot] {
+            Some(field) => {
+                field.bytes.rewrite(index, binary, json);
+                field.value_at = field.bytes.binary.len() - binary.len();
+                field.changed = version;
+            }
+            empty => {
+                let bytes = FieldBytes::new(index, binary, json);
+                let value_at = bytes.binary.len() - binary.len();
+                *empty = Some(Field { bytes, value_at, changed: version });
+            }
+        }
+        e.changed = version;
         Ok(true)
     }
 
@@ -285,7 +311,8 @@ impl Replica {
     /// [`AckOutcome::Stale`]; neither changes anything. A connection that does not watch gets
     /// `Unknown`.
     pub fn handle_ack(&mut self, conn: ConnId, tick: u64) -> AckOutcome {
-        self.watchers.get_mut(&conn).map_or(AckOutcome::Unknown, |w| w.handle_ack(tick))
+        let spare = &mut self.scratch.spare;
+        self.watchers.get_mut(&conn).map_or(AckOutcome::Unknown, |w| w.handle_ack(tick, spare))
     }
 
     /// What replication has done so far.
@@ -400,8 +427,8 @@ impl Replica {
             self.stats.full_snapshots += u64::from(base_tick.is_none());
             self.stats.bytes += scratch.body.len() as u64;
             send(conn, watcher.encoding, &scratch.body);
-            let view = SentView { tick, version, entities: scratch.visible.clone(), digest };
-            watcher.record(view, self.config.max_held_views);
+            let view = SentView { tick, version, entities: scratch.spare.copy_of(&scratch.visible), digest };
+            watcher.record(view, self.config.max_held_views, &mut scratch.spare);
         }
         self.version += 1;
     }

@@ -19,6 +19,30 @@ pub(crate) struct SentView {
     pub(crate) digest: Option<u64>,
 }
 
+/// Id lists of views no longer held, kept for the next views: every client is sent a view
+/// per update, so without them a flush allocates one list per client and frees as many.
+#[derive(Debug, Default)]
+pub(crate) struct Spare(Vec<Vec<u32>>);
+
+impl Spare {
+    /// Lists kept at most: beyond, a list is freed (the pool stays bounded when clients go).
+    const MAX: usize = 4096;
+
+    fn keep(&mut self, mut list: Vec<u32>) {
+        if self.0.len() < Self::MAX {
+            list.clear();
+            self.0.push(list);
+        }
+    }
+
+    /// A list holding a copy of `ids`.
+    pub(crate) fn copy_of(&mut self, ids: &[u32]) -> Vec<u32> {
+        let mut list = self.0.pop().unwrap_or_default();
+        list.extend_from_slice(ids);
+        list
+    }
+}
+
 /// What one connection watches, and what it was sent.
 #[derive(Debug)]
 pub(crate) struct Watcher {
@@ -54,17 +78,20 @@ impl Watcher {
     }
 
     /// Records a view sent. Holds at most `max_held` views: past it the oldest goes, and if
-    /// that was the baseline, the client has none (its next update is a full snapshot).
-    pub(crate) fn record(&mut self, view: SentView, max_held: usize) {
+    /// that was the baseline, the client has none (its next update is a full snapshot). The
+    /// id lists of views that go are handed to `spare`, for the next views.
+    pub(crate) fn record(&mut self, view: SentView, max_held: usize, spare: &mut Spare) {
         self.sent.push_back(view);
         while self.sent.len() > max_held.max(1) {
-            self.sent.pop_front();
+            if let Some(gone) = self.sent.pop_front() {
+                spare.keep(gone.entities);
+            }
             self.acked = false;
         }
     }
 
     /// The client acknowledges the update of `tick`.
-    pub(crate) fn handle_ack(&mut self, tick: u64) -> AckOutcome {
+    pub(crate) fn handle_ack(&mut self, tick: u64, spare: &mut Spare) -> AckOutcome {
         if self.baseline().is_some_and(|b| tick <= b.tick) {
             return AckOutcome::Stale;
         }
@@ -72,7 +99,9 @@ impl Watcher {
             return AckOutcome::Unknown;
         };
         // Views older than the new baseline can never be a baseline again.
-        self.sent.drain(..at);
+        for gone in self.sent.drain(..at) {
+            spare.keep(gone.entities);
+        }
         self.acked = true;
         AckOutcome::Accepted
     }
@@ -87,6 +116,16 @@ impl Watcher {
 mod tests {
     use super::*;
 
+    impl Watcher {
+        fn record_test(&mut self, view: SentView, max_held: usize) {
+            self.record(view, max_held, &mut Spare::default());
+        }
+
+        fn handle_ack_test(&mut self, tick: u64) -> AckOutcome {
+            self.handle_ack(tick, &mut Spare::default())
+        }
+    }
+
     fn view(tick: u64) -> SentView {
         SentView { tick, version: tick, entities: vec![1, 2], digest: None }
     }
@@ -96,30 +135,30 @@ mod tests {
         let mut w = Watcher::new(Encoding::Binary, "g", None, 0);
         assert!(w.baseline().is_none());
         for tick in 1..=4 {
-            w.record(view(tick), 8);
+            w.record_test(view(tick), 8);
         }
-        assert_eq!(w.handle_ack(9), AckOutcome::Unknown, "never sent");
-        assert_eq!(w.handle_ack(3), AckOutcome::Accepted);
+        assert_eq!(w.handle_ack_test(9), AckOutcome::Unknown, "never sent");
+        assert_eq!(w.handle_ack_test(3), AckOutcome::Accepted);
         assert_eq!(w.baseline().map(|b| b.tick), Some(3));
         assert_eq!(w.held(), 2, "views 1 and 2 are gone");
-        assert_eq!(w.handle_ack(2), AckOutcome::Stale);
-        assert_eq!(w.handle_ack(3), AckOutcome::Stale, "repeated");
-        assert_eq!(w.handle_ack(4), AckOutcome::Accepted);
+        assert_eq!(w.handle_ack_test(2), AckOutcome::Stale);
+        assert_eq!(w.handle_ack_test(3), AckOutcome::Stale, "repeated");
+        assert_eq!(w.handle_ack_test(4), AckOutcome::Accepted);
         assert_eq!(w.held(), 1);
     }
 
     #[test]
     fn past_the_bound_the_oldest_view_goes_and_with_it_the_baseline() {
         let mut w = Watcher::new(Encoding::Binary, "g", None, 0);
-        w.record(view(1), 3);
-        assert_eq!(w.handle_ack(1), AckOutcome::Accepted);
-        w.record(view(2), 3);
-        w.record(view(3), 3);
+        w.record_test(view(1), 3);
+        assert_eq!(w.handle_ack_test(1), AckOutcome::Accepted);
+        w.record_test(view(2), 3);
+        w.record_test(view(3), 3);
         assert_eq!(w.baseline().map(|b| b.tick), Some(1));
-        w.record(view(4), 3);
+        w.record_test(view(4), 3);
         assert!(w.baseline().is_none(), "the baseline was the oldest: the next update is full");
         assert_eq!(w.held(), 3);
-        assert_eq!(w.handle_ack(1), AckOutcome::Unknown, "no longer held");
-        assert_eq!(w.handle_ack(3), AckOutcome::Accepted);
+        assert_eq!(w.handle_ack_test(1), AckOutcome::Unknown, "no longer held");
+        assert_eq!(w.handle_ack_test(3), AckOutcome::Accepted);
     }
 }

@@ -84,9 +84,10 @@ fn a_bandwidth_cap_bounds_the_pushes_a_bot_receives() {
     let link = capped.link.expect("the conditioner's figures");
     assert_eq!(link.burst_bytes, 1500);
     // Push bodies are less than the frames that carry them, and over the steady window the
-    // bucket lets through its rate and at most its depth more.
+    // bucket lets through its rate and at most its depth more (and 2 % for the window's edges,
+    // which the workers' loops read a few milliseconds off).
     let secs = capped.steady.secs;
-    let most = cap_bytes_per_sec + link.burst_bytes as f64 / secs;
+    let most = (cap_bytes_per_sec + link.burst_bytes as f64 / secs) * 1.02;
     let got = capped.steady.push_bytes_per_bot_sec;
     assert!(got <= most, "{got:.0} bytes/s per bot, cap {cap_bytes_per_sec}");
     assert!(got > cap_bytes_per_sec / 2.0, "the cap is used: {got:.0} bytes/s per bot");

@@ -51,11 +51,13 @@ fn fifty_ms_each_way_makes_the_round_trip_a_hundred_more_and_the_report_takes_it
     assert!(seen.count > 100 && held.count == seen.count && rest.count == seen.count, "{seen:?} {held:?}");
     assert!(seen.p50 >= 100_000, "the round trip seen: {seen:?}");
     // Each call's request and answer were held 50 ms each, and a little more: the worker's
-    // timers wake at most a millisecond late, more when the machine is busy.
-    assert!(held.min >= 100_000 && held.p50 < 110_000, "{held:?}");
+    // timers wake at most a millisecond late, more when the machine is busy. (A histogram's
+    // minimum is the low end of its bucket: 3 significant digits, 64 µs wide at 100 ms.)
+    assert!(held.min >= 100_000 - 64 && held.p50 < 110_000, "{held:?}");
     // What is left is the server and loopback: a few milliseconds at this load.
     assert!(rest.p50 < 10_000 && rest.p99 < 50_000, "{rest:?}");
-    assert!(link.frame_out_held_us.min >= 50_000 && link.frame_in_held_us.min >= 50_000);
+    let (out, inb) = (link.frame_out_held_us, link.frame_in_held_us);
+    assert!(out.min >= 50_000 - 32 && inb.min >= 50_000 - 32, "{out:?} {inb:?}");
     assert_eq!((link.latency_ms, link.jitter_ms, link.bandwidth_kbps), (50.0, 0.0, 0.0));
     // The state pushes come 50 ms late, but still once a tick.
     assert!(report.tick_jitter.gap_us.p50 > 25_000 && report.tick_jitter.gap_us.p50 < 45_000);

@@ -226,14 +226,20 @@ impl<S: Script> Bot<S> {
             let Some(link) = link.as_deref_mut() else {
                 return Some(c.receive(session, now, |topic, body| sink(topic, body, tally)));
             };
-            // A full conditioner leaves the bytes in the socket, as a full TCP window would.
-            let progress = link.takes_inbound().then(|| {
-                c.receive_frames(session, now, |frame| {
+            // A full conditioner leaves the bytes in the socket, as a full TCP window would
+            // (the session's timers still run, as reading would have run them).
+            let progress = if link.takes_inbound() {
+                Some(c.receive_frames(session, now, |frame| {
                     let more = link.hold_inbound(now, frame);
                     tally.link.in_paused += u64::from(!more);
                     more
-                })
-            });
+                }))
+            } else {
+                if session.poll_timeout().is_some_and(|at| at <= now) {
+                    session.handle_timeout(now);
+                }
+                None
+            };
             let version = session.version();
             while let Some((frame, held)) = link.release_inbound(now, version) {
                 tally.link.frame_in.saturating_record(crate::tally::micros(held));

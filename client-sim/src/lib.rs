@@ -45,6 +45,14 @@
 //! bytes of push bodies (all, and the state's: `state` or `replica`) per bot per second, and
 //! reads the server's `ticksock_bytes_out_total` with its tick histograms.
 //!
+//! With [`Options::latency_ms`], [`Options::jitter_ms`] or [`Options::bandwidth_kbps`] each
+//! bot's link goes through a conditioner, between its session and its socket, both ways: every
+//! frame is held for the latency (uniform in latency ± jitter, frames of one direction kept in
+//! order, as TCP keeps them), behind a token bucket of the bandwidth cap. The report splits
+//! each answered call's round trip into the time its request and answer were held there and
+//! the rest, the server, the network and the simulator ([`report::LinkFigures`]). Loss and
+//! reordering are not modelled: TCP hides both from the application.
+//!
 //! Every run reads the server's tick histograms from its `GET /metrics` (the first URL's)
 //! before the bots start and at the start and end of the steady window: the tick lateness
 //! and duration over the run and the window, to the resolution of the server's buckets
@@ -74,7 +82,8 @@
 //! - [`report`]: the counters and distributions a run produces, as a table or JSON.
 //! - [`probe`]: a process seen from outside (`/proc`, `GET /metrics`).
 //! - [`error`]: why a run returned no report ([`Error`]).
-//! - `worker`: one event loop thread and its bots' I/O (sessions, connections, timers, pushes).
+//! - `worker`: one event loop thread and its bots' I/O (sessions, connections, timers, pushes,
+//!   and the link conditioner).
 //! - `scenario`: what the bots do, one file per scenario behind one trait (`Script`).
 //! - `tally`: what a run measures, in one type that the workers' shares merge into.
 //! - `session_watch`: the server's version 2 sessions during a `--faults` run (`/metrics`).
@@ -94,7 +103,7 @@
 //! When the interrupt flag given to [`run_until`] is set (the binary sets it on Ctrl-C), the
 //! workers stop and the report covers the run so far ([`Report::interrupted_after_secs`]).
 //!
-//! About 780 lines: most of it is [`Options`], one documented field per flag, and the report's
+//! About 850 lines: most of it is [`Options`], one documented field per flag, and the report's
 //! assembly from the tally; the run itself is short and the scenarios, workers and report are
 //! modules of their own.
 
@@ -118,13 +127,13 @@ use clap::{Parser, ValueEnum};
 
 pub use crate::error::Error;
 use crate::report::{
-    AccountFigures, ChurnFigures, FaultFigures, PersistFigures, Quantiles, ReplicaFigures, Report,
-    ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickJitter, UrlShare,
+    AccountFigures, ChurnFigures, FaultFigures, LinkFigures, PersistFigures, Quantiles, ReplicaFigures,
+    Report, ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickJitter, UrlShare,
     WhisperFigures, Window, percent, process_cpu_secs,
 };
 use crate::server_watch::ServerWatch;
 use crate::session_watch::SessionWatch;
-use crate::tally::Tally;
+use crate::tally::{LinkTally, Tally};
 use crate::tick_watch::TickWatch;
 use crate::watch::{Ending, Timeline};
 use crate::worker::{Live, Plan, Target};
@@ -366,6 +375,22 @@ pub struct Options {
     /// between half and 1.5 times this. 0: never.
     #[arg(long, default_value_t = 0.0)]
     pub link_loss_every: f64,
+    /// Link conditioner: milliseconds added to every frame in each direction (the session's
+    /// frames before they are written, the server's after they are read), so a round trip
+    /// takes twice this more. 0: none. The report splits each round trip into the time held
+    /// here and the rest.
+    #[arg(long, default_value_t = 0.0)]
+    pub latency_ms: f64,
+    /// Link conditioner: each frame's delay is drawn uniformly from `--latency-ms` ± this many
+    /// milliseconds (at most `--latency-ms`). Frames of one direction stay in order, as over
+    /// TCP: one drawn shorter than the frame ahead of it waits for that one.
+    #[arg(long, default_value_t = 0.0)]
+    pub jitter_ms: f64,
+    /// Link conditioner: a cap per bot and direction, in kilobits a second (1 kbps = 125
+    /// bytes a second of WebSocket frames, headers counted, TCP/IP not); a token bucket that
+    /// holds 20 ms of the cap (at least 1500 bytes). 0: none.
+    #[arg(long, default_value_t = 0.0)]
+    pub bandwidth_kbps: f64,
 }
 
 impl Scenario {
@@ -409,6 +434,18 @@ impl Options {
         }
     }
 
+    /// What is wrong with the link conditioner's options, if anything.
+    fn link_problem(&self) -> Option<&'static str> {
+        let valid = |v: f64| v.is_finite() && v >= 0.0;
+        if !(valid(self.latency_ms) && valid(self.jitter_ms) && valid(self.bandwidth_kbps)) {
+            Some("--latency-ms, --jitter-ms and --bandwidth-kbps must be at least 0")
+        } else if self.jitter_ms > self.latency_ms {
+            Some("--jitter-ms must be at most --latency-ms (delays are latency ± jitter, never below 0)")
+        } else {
+            None
+        }
+    }
+
     /// The defaults, against `url`.
     pub fn new(url: &str) -> Self {
         Self::parse_from(["client-sim", "--url", url])
@@ -424,7 +461,7 @@ impl Options {
         {
             return Some("--whisper-rate must be above 0 and --whisper-drain at least 0".to_owned());
         }
-        if let Some(problem) = self.arena_problem() {
+        if let Some(problem) = self.arena_problem().or_else(|| self.link_problem()) {
             return Some(problem.to_owned());
         }
         if !self.faults {
@@ -708,10 +745,31 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         accounts,
         persist,
         replica,
+        link: link_figures(opts, &total.link),
         interrupted_after_secs: m.interrupted_after_secs,
         error_codes: total.error_codes,
         connect_errors: total.connect_errors,
     }
+}
+
+/// The link conditioner's settings and what it held, when the options ask for one.
+fn link_figures(opts: &Options, held: &LinkTally) -> Option<LinkFigures> {
+    let shape = worker::Shape::from_options(opts)?;
+    Some(LinkFigures {
+        latency_ms: opts.latency_ms,
+        jitter_ms: opts.jitter_ms,
+        bandwidth_kbps: opts.bandwidth_kbps,
+        burst_bytes: if shape.bytes_per_sec > 0.0 { shape.burst_bytes() as u64 } else { 0 },
+        window_bytes: worker::WINDOW_BYTES as u64,
+        held_us: Quantiles::of(&held.held),
+        rtt_less_held_us: Quantiles::of(&held.outside),
+        held_steady_us: Quantiles::of(&held.held_steady),
+        rtt_less_held_steady_us: Quantiles::of(&held.outside_steady),
+        frame_out_held_us: Quantiles::of(&held.frame_out),
+        frame_in_held_us: Quantiles::of(&held.frame_in),
+        out_paused: held.out_paused,
+        in_paused: held.in_paused,
+    })
 }
 
 /// Each URL, and how many of `bots` start on it: bot `i` on URL `i % n`.
@@ -762,6 +820,19 @@ mod tests {
                 .contains("without --faults")
         );
         assert_eq!(Options::new("ws://a:1/").accounts, Accounts::None, "login by name unless asked");
+    }
+
+    #[test]
+    fn link_conditioner_options_that_make_no_sense_are_named() {
+        let parse = |flags: &[&str]| {
+            let line = ["client-sim", "--url", "ws://127.0.0.1:1/"].into_iter().chain(flags.iter().copied());
+            Options::parse_from(line).problem().unwrap_or_default()
+        };
+        assert_eq!(parse(&["--latency-ms", "80", "--jitter-ms", "20", "--bandwidth-kbps", "256"]), "");
+        assert_eq!(parse(&["--bandwidth-kbps", "64"]), "", "a cap alone");
+        assert!(parse(&["--latency-ms", "10", "--jitter-ms", "20"]).contains("at most --latency-ms"));
+        assert!(parse(&["--latency-ms=-1"]).contains("at least 0"));
+        assert!(parse(&["--bandwidth-kbps", "inf"]).contains("at least 0"));
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub(crate) struct Tally {
     pub persist_latency: Histogram<u64>,
     /// The same in the steady window.
     pub persist_latency_steady: Histogram<u64>,
+    /// `--latency-ms`, `--jitter-ms`, `--bandwidth-kbps`: what the link conditioner held.
+    pub link: LinkTally,
 }
 
 /// How a call failed, for the report's tables of failures: `error 10 unauthenticated`,
@@ -143,6 +145,85 @@ impl WhisperTally {
     }
 }
 
+/// What the link conditioner held (`worker::conditioner`): per answered call, its request's
+/// and answer's time held and the rest of its round trip; per frame, the time held.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkTally {
+    /// Per answered call: the time its request and its answer were held, µs.
+    pub held: Histogram<u64>,
+    /// The same in the steady window.
+    pub held_steady: Histogram<u64>,
+    /// Per answered call: its round trip less the time held (server, network, simulator), µs.
+    pub outside: Histogram<u64>,
+    /// The same in the steady window.
+    pub outside_steady: Histogram<u64>,
+    /// Per frame from the bots: the time held, µs.
+    pub frame_out: Histogram<u64>,
+    /// Per frame to the bots: the time held, µs.
+    pub frame_in: Histogram<u64>,
+    /// Sends that found a bot's outbound lane full (`worker::WINDOW_BYTES`): the rest of its
+    /// frames waited in its session.
+    pub out_paused: u64,
+    /// Reads that filled a bot's inbound lane: the rest waited unread in its socket.
+    pub in_paused: u64,
+}
+
+impl Default for LinkTally {
+    fn default() -> Self {
+        Self {
+            held: histogram(),
+            held_steady: histogram(),
+            outside: histogram(),
+            outside_steady: histogram(),
+            frame_out: histogram(),
+            frame_in: histogram(),
+            out_paused: 0,
+            in_paused: 0,
+        }
+    }
+}
+
+impl LinkTally {
+    /// Counts an answered call whose round trip, as the bot saw it, was `rtt`, of which its
+    /// request and its answer were held `held` (in the steady window too when `steady`).
+    pub(crate) fn record_call(&mut self, rtt: Duration, held: Duration, steady: bool) {
+        let (held_us, outside_us) = (micros(held), micros(rtt.saturating_sub(held)));
+        self.held.saturating_record(held_us);
+        self.outside.saturating_record(outside_us);
+        if steady {
+            self.held_steady.saturating_record(held_us);
+            self.outside_steady.saturating_record(outside_us);
+        }
+    }
+
+    /// Adds `other` to these.
+    fn merge(&mut self, other: &LinkTally) {
+        let LinkTally {
+            held,
+            held_steady,
+            outside,
+            outside_steady,
+            frame_out,
+            frame_in,
+            out_paused,
+            in_paused,
+        } = other;
+        for (mine, theirs) in [
+            (&mut self.held, held),
+            (&mut self.held_steady, held_steady),
+            (&mut self.outside, outside),
+            (&mut self.outside_steady, outside_steady),
+            (&mut self.frame_out, frame_out),
+            (&mut self.frame_in, frame_in),
+        ] {
+            // Every histogram here has the same bounds, so adding cannot fail.
+            let _ = mine.add(theirs);
+        }
+        self.out_paused += out_paused;
+        self.in_paused += in_paused;
+    }
+}
+
 impl Default for Tally {
     fn default() -> Self {
         Self {
@@ -173,6 +254,7 @@ impl Default for Tally {
             persist_failures: BTreeMap::new(),
             persist_latency: histogram(),
             persist_latency_steady: histogram(),
+            link: LinkTally::default(),
         }
     }
 }
@@ -209,8 +291,10 @@ impl Tally {
             persist_failures,
             persist_latency,
             persist_latency_steady,
+            link,
         } = other;
         self.whisper.merge(whisper);
+        self.link.merge(link);
         self.counters.merge(counters);
         self.at_steady.merge(at_steady);
         self.at_end.merge(at_end);
@@ -308,6 +392,8 @@ mod tests {
         *t.account_failures.entry("auth: timeout".to_owned()).or_default() += 1;
         *t.persist_failures.entry("error 9 busy".to_owned()).or_default() += 2;
         t.persist_latency.saturating_record(rtt_ms.max(1) * 1000);
+        t.link.record_call(Duration::from_millis(rtt_ms + 100), Duration::from_millis(100), false);
+        t.link.in_paused += 1;
         t
     }
 
@@ -335,6 +421,17 @@ mod tests {
         assert_eq!(total.account_failures, BTreeMap::from([("auth: timeout".to_owned(), 3)]));
         assert_eq!(total.persist_failures, BTreeMap::from([("error 9 busy".to_owned(), 6)]));
         assert_eq!(total.persist_latency.len(), 3);
+        assert_eq!((total.link.held.len(), total.link.outside.len(), total.link.in_paused), (3, 3, 3));
+        assert_eq!(total.link.held_steady.len(), 0, "recorded outside the steady window");
+        assert!(total.link.outside.equivalent(total.link.outside.max(), 3000), "rtt less held");
+    }
+
+    #[test]
+    fn a_call_held_longer_than_its_round_trip_leaves_nothing_else() {
+        // Cannot happen (the hold is part of the round trip), but must not underflow.
+        let mut link = LinkTally::default();
+        link.record_call(Duration::from_millis(5), Duration::from_millis(6), true);
+        assert_eq!((link.outside.max(), link.outside_steady.len()), (1, 1));
     }
 
     #[test]

@@ -253,6 +253,34 @@ impl Connection {
         now: Instant,
         mut sink: impl FnMut(&str, &[u8]) -> bool,
     ) -> Progress {
+        self.receive_with(session, now, |session, frame| {
+            session.handle_frame_with(frame, now, &mut sink);
+            true
+        })
+    }
+
+    /// [`Connection::receive`], except that each binary message goes to `frame` instead of
+    /// the session, for a caller that hands it over later with [`Session::handle_frame_with`]
+    /// (the load simulator's link conditioner holds frames so). Pings, pongs and close frames
+    /// still go to the session at once. When `frame` returns `false` (the caller holds enough
+    /// for now) reading stops after that message; the next call goes on where it stopped.
+    pub fn receive_frames(
+        &mut self,
+        session: &mut Session,
+        now: Instant,
+        mut frame: impl FnMut(&[u8]) -> bool,
+    ) -> Progress {
+        self.receive_with(session, now, |_, bytes| frame(bytes))
+    }
+
+    /// The body of [`Connection::receive`], each binary message handed to `on_binary`, which
+    /// says whether to read on.
+    fn receive_with(
+        &mut self,
+        session: &mut Session,
+        now: Instant,
+        mut on_binary: impl FnMut(&mut Session, &[u8]) -> bool,
+    ) -> Progress {
         if let Err(e) = self.advance(session, now) {
             self.stage = Stage::Gone;
             return Progress::Finished(Some(e));
@@ -260,7 +288,11 @@ impl Connection {
         if let Stage::Open(ws) = &mut self.stage {
             loop {
                 match ws.read() {
-                    Ok(Message::Binary(bytes)) => session.handle_frame_with(&bytes, now, &mut sink),
+                    Ok(Message::Binary(bytes)) => {
+                        if !on_binary(session, &bytes) {
+                            break;
+                        }
+                    }
                     Ok(Message::Ping(_) | Message::Pong(_)) => session.handle_heard(now),
                     Ok(Message::Text(_)) => {
                         self.stage = Stage::Gone;
@@ -300,6 +332,28 @@ impl Connection {
 
     /// Carries out the session's link commands, writes every frame it has to send, and flushes.
     pub fn transmit(&mut self, session: &mut Session) -> Progress {
+        self.transmit_with(session, Session::poll_transmit)
+    }
+
+    /// [`Connection::transmit`], writing the frames `next_frame` gives instead of the
+    /// session's own, for a caller that takes the session's frames ([`Session::poll_transmit`])
+    /// and holds them a while (the load simulator's link conditioner). The session's link
+    /// commands are carried out as usual; `next_frame` is asked only while the socket can take
+    /// a frame.
+    pub fn transmit_frames(
+        &mut self,
+        session: &mut Session,
+        mut next_frame: impl FnMut() -> Option<Vec<u8>>,
+    ) -> Progress {
+        self.transmit_with(session, |_| next_frame())
+    }
+
+    /// The body of [`Connection::transmit`], the frames to write taken from `next_frame`.
+    fn transmit_with(
+        &mut self,
+        session: &mut Session,
+        mut next_frame: impl FnMut(&mut Session) -> Option<Vec<u8>>,
+    ) -> Progress {
         while let Some(command) = session.poll_link() {
             match command {
                 LinkCommand::Ping => {
@@ -335,7 +389,7 @@ impl Connection {
             }
         }
         while self.stalled.is_none() && ws.can_write() {
-            let Some(frame) = session.poll_transmit() else { break };
+            let Some(frame) = next_frame(session) else { break };
             match ws.write(Message::Binary(frame.into())) {
                 Ok(()) => {}
                 Err(tungstenite::Error::WriteBufferFull(message)) => self.stalled = Some(*message),

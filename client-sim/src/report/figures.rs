@@ -328,3 +328,37 @@ pub struct BucketCount {
     /// Values in it (above the previous bound).
     pub count: u64,
 }
+
+/// `--latency-ms`, `--jitter-ms`, `--bandwidth-kbps`: the link conditioner's settings, and
+/// each answered call's round trip split into the time the conditioner held its request and
+/// answer, and the rest: the server, the real network (loopback here) and the simulator.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct LinkFigures {
+    /// One-way delay added each way, milliseconds (`--latency-ms`).
+    pub latency_ms: f64,
+    /// Each frame's delay is uniform in latency ± this, milliseconds (`--jitter-ms`).
+    pub jitter_ms: f64,
+    /// Cap per bot and direction, kilobits a second (`--bandwidth-kbps`; 0: none).
+    pub bandwidth_kbps: f64,
+    /// The cap's token bucket, bytes (0 without a cap).
+    pub burst_bytes: u64,
+    /// Bytes held per bot and direction before the conditioner takes no more.
+    pub window_bytes: u64,
+    /// Per answered call, whole run: its request's and its answer's time held, µs. The round
+    /// trip as the bots saw it is [`super::Report::rtt_us`].
+    pub held_us: Quantiles,
+    /// Per answered call, whole run: the round trip less the time held, µs.
+    pub rtt_less_held_us: Quantiles,
+    /// The same as `held_us` in the steady window (against [`super::Report::rtt_steady_us`]).
+    pub held_steady_us: Quantiles,
+    /// The same as `rtt_less_held_us` in the steady window.
+    pub rtt_less_held_steady_us: Quantiles,
+    /// Every frame from the bots: the time held, µs.
+    pub frame_out_held_us: Quantiles,
+    /// Every frame to the bots: the time held, µs.
+    pub frame_in_held_us: Quantiles,
+    /// Sends that found a bot's outbound lane full (the frames waited in its session).
+    pub out_paused: u64,
+    /// Reads that filled a bot's inbound lane (the rest waited unread in its socket).
+    pub in_paused: u64,
+}

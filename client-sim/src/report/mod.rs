@@ -8,9 +8,9 @@ mod table;
 
 pub use cpu::{process_cpu_secs, thread_cpu_secs};
 pub use figures::{
-    AccountFigures, BucketCount, BucketQuantile, BucketSummary, ChurnFigures, FaultFigures, PersistFigures,
-    ReplicaFigures, ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickHealth,
-    UrlShare, WhisperFigures,
+    AccountFigures, BucketCount, BucketQuantile, BucketSummary, ChurnFigures, FaultFigures, LinkFigures,
+    PersistFigures, ReplicaFigures, ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures,
+    TickHealth, UrlShare, WhisperFigures,
 };
 
 use std::collections::BTreeMap;
@@ -576,6 +576,9 @@ pub struct Report {
     pub persist: Option<PersistFigures>,
     /// `--replication`: the bots' mirrors and their checks against the server's digests.
     pub replica: Option<ReplicaFigures>,
+    /// `--latency-ms`, `--jitter-ms`, `--bandwidth-kbps`: the link conditioner, and the round
+    /// trips split into its share and the rest.
+    pub link: Option<LinkFigures>,
     /// Seconds after the start when the run was interrupted (Ctrl-C), if it was: the counts
     /// are those of the run so far, the rates those of the part of the steady window that ran.
     pub interrupted_after_secs: Option<f64>,

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{BucketQuantile, BucketSummary, Report, SIM_LAG_WARNING_US, percent};
+use super::{BucketQuantile, BucketSummary, Quantiles, Report, SIM_LAG_WARNING_US, percent};
 
 /// Microseconds as milliseconds, as short as exact (`250` is `0.25`).
 fn ms(us: u64) -> String {
@@ -180,6 +180,49 @@ impl Report {
         }
     }
 
+    /// The rows of the link conditioner: its settings, and the round trips split into the
+    /// time it held each call's frames and the rest.
+    fn link_rows(&self, row: &mut impl FnMut(&str, String)) {
+        let Some(l) = &self.link else { return };
+        let cap = if l.bandwidth_kbps > 0.0 {
+            format!("{} kbps each way (bucket {} bytes)", l.bandwidth_kbps, l.burst_bytes)
+        } else {
+            "no bandwidth cap".to_owned()
+        };
+        row(
+            "link conditioner",
+            format!(
+                "{} ms ± {} ms each way (uniform, in order); {cap}; holds at most {} KiB each way",
+                l.latency_ms,
+                l.jitter_ms,
+                l.window_bytes >> 10
+            ),
+        );
+        let four = |q: &Quantiles| format!("{} / {} / {} / {}", q.p50, q.p90, q.p99, q.max);
+        let three = |q: &Quantiles| format!("{} / {} / {}", q.p50, q.p99, q.max);
+        row("round trip seen (µs) p50/p90/p99/max", four(&self.rtt_us));
+        row("  held in the conditioner (µs)", four(&l.held_us));
+        row("  the rest: server+network+sim (µs)", four(&l.rtt_less_held_us));
+        row("steady round trip seen (µs) p50/p99/max", three(&self.rtt_steady_us));
+        row("  held in the conditioner (µs)", three(&l.held_steady_us));
+        row("  the rest: server+network+sim (µs)", three(&l.rtt_less_held_steady_us));
+        row(
+            "frames held, out / in (µs) p50/p99",
+            format!(
+                "{} / {}, {} / {}  ({} / {} frames)",
+                l.frame_out_held_us.p50,
+                l.frame_out_held_us.p99,
+                l.frame_in_held_us.p50,
+                l.frame_in_held_us.p99,
+                l.frame_out_held_us.count,
+                l.frame_in_held_us.count
+            ),
+        );
+        if l.out_paused + l.in_paused > 0 {
+            row("conditioner full: sends / reads paused", format!("{} / {}", l.out_paused, l.in_paused));
+        }
+    }
+
     /// The rows of `--replication`.
     fn replica_rows(&self, row: &mut impl FnMut(&str, String)) {
         let Some(r) = &self.replica else { return };
@@ -316,6 +359,7 @@ impl Report {
         row("round trip (µs) p99.9/max", format!("{} / {}  ({} samples)", q.p999, q.max, q.count));
         let s = &self.rtt_steady_us;
         row("steady round trip (µs) p50/p99/max", format!("{} / {} / {}", s.p50, s.p99, s.max));
+        self.link_rows(&mut row);
         row(
             "steady calls/s, answers/s",
             format!("{:.0}, {:.0}", self.steady.calls_per_sec, self.steady.answers_per_sec),

@@ -8,6 +8,11 @@
 //! the old link with 1000, and hands the script the answer there under the call's first id.
 //! A redirect that fails hands the script the failure, and sends the bot back to its own URL.
 //!
+//! With a link conditioner (`--latency-ms` ...; `worker::conditioner`) the frames go through
+//! it both ways: the session's frames are held before they are written, the server's after
+//! they are read, and the worker's timers wake the bot when some are due ([`Bot::link_due`]).
+//! Without one, nothing is queued: frames go straight between the session and the socket.
+//!
 //! Over 600 lines: one bot's I/O and session life, redirects included, is one state machine;
 //! what a redirect is (the URL check, the limit) is in `worker::redirect`, timers in
 //! `worker::timers`, and push accounting in `worker::pushes`.
@@ -22,9 +27,10 @@ use ticksock_client::connection::upgrade_request;
 use ticksock_client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, Session, Versions};
 use ticksock_protocol::{Version, error_code};
 
+use super::conditioner::{Conditioner, Shape};
 use super::pushes::{PushChecks, Track};
 use super::redirect::{Following, RedirectFailure, Resendable, Target, check_redirect};
-use super::timers::{TimerEntry, Timers};
+use super::timers::{TimerEntry, Timers, Wake};
 use crate::Options;
 use crate::scenario::Script;
 use crate::scenario::sign_in::Account;
@@ -45,7 +51,10 @@ pub(crate) struct Cx<T> {
     pub connected_now: u64,
     /// The steady window.
     steady: (Instant, Instant),
-    timers: Timers<T>,
+    timers: Timers<Wake<T>>,
+    /// The link conditioner's shape, when the options ask for one (else frames go straight
+    /// between session and socket).
+    link_shape: Option<Shape>,
     /// The latest connection error since the last publish, and when.
     pub last_connect_error: Option<(Instant, String)>,
 }
@@ -59,6 +68,7 @@ impl<T: Ord> Cx<T> {
         steady: (Instant, Instant),
     ) -> Self {
         Self {
+            link_shape: Shape::from_options(&opts),
             opts,
             registry,
             run_start: start,
@@ -82,7 +92,7 @@ impl<T: Ord> Cx<T> {
     }
 
     /// The timers (the event loop takes the due ones).
-    pub(crate) fn timers(&mut self) -> &mut Timers<T> {
+    pub(crate) fn timers(&mut self) -> &mut Timers<Wake<T>> {
         &mut self.timers
     }
 
@@ -137,6 +147,8 @@ pub(crate) struct Bot<S: Script> {
     resendable: Vec<(CallId, Resendable)>,
     /// A redirect being followed.
     following: Option<Following>,
+    /// The current connection's link conditioner (`--latency-ms` ...); `None` without one.
+    link: Option<Box<Conditioner>>,
 }
 
 impl<S: Script> Bot<S> {
@@ -146,6 +158,7 @@ impl<S: Script> Bot<S> {
             home,
             resendable: Vec::new(),
             following: None,
+            link: None,
             index,
             slot,
             session: Session::new(config, now),
@@ -200,16 +213,39 @@ impl<S: Script> Bot<S> {
         }
         let checks = PushChecks { validate: cx.opts.validate_pushes, exact: cx.opts.faults };
         let run_start = cx.run_start;
-        let Bot { conn, session, track, state, .. } = self;
+        let Bot { conn, session, track, state, link, .. } = self;
         let tally = &mut cx.tally;
-        let progress = conn.as_mut().map(|c| {
+        let progress = conn.as_mut().and_then(|c| {
             if readable {
                 c.mark_readable();
             }
-            c.receive(session, now, |topic, body| {
+            let mut sink = |topic: &str, body: &[u8], tally: &mut Tally| {
                 script.on_push(state, topic, body, now, run_start, tally);
                 track.on_push(topic, body, now, checks, tally)
-            })
+            };
+            let Some(link) = link.as_deref_mut() else {
+                return Some(c.receive(session, now, |topic, body| sink(topic, body, tally)));
+            };
+            // A full conditioner leaves the bytes in the socket, as a full TCP window would
+            // (the session's timers still run, as reading would have run them).
+            let progress = if link.takes_inbound() {
+                Some(c.receive_frames(session, now, |frame| {
+                    let more = link.hold_inbound(now, frame);
+                    tally.link.in_paused += u64::from(!more);
+                    more
+                }))
+            } else {
+                if session.poll_timeout().is_some_and(|at| at <= now) {
+                    session.handle_timeout(now);
+                }
+                None
+            };
+            let version = session.version();
+            while let Some((frame, held)) = link.release_inbound(now, version) {
+                tally.link.frame_in.saturating_record(crate::tally::micros(held));
+                session.handle_frame_with(&frame, now, |topic, body| sink(topic, body, tally));
+            }
+            progress
         });
         if let Some(Progress::Finished(error)) = progress {
             self.drop_conn(script, now, error, cx);
@@ -230,7 +266,13 @@ impl<S: Script> Bot<S> {
             Ok(conn)
         });
         match opened {
-            Ok(conn) => self.conn = Some(conn),
+            Ok(conn) => {
+                self.conn = Some(conn);
+                // A new link starts empty: what the last one held is lost with it.
+                let seed =
+                    u64::from(self.index).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.connections_at_open;
+                self.link = cx.link_shape.map(|shape| Box::new(Conditioner::new(shape, seed, now)));
+            }
             Err(e) => {
                 cx.tally.counters.connect_failures += 1;
                 cx.connect_failed(now, Some(e));
@@ -248,8 +290,10 @@ impl<S: Script> Bot<S> {
         error: Option<ticksock_client::Error>,
         cx: &mut Cx<S::Timer>,
     ) {
-        // Dropping the connection closes the socket, which takes it out of the poll.
+        // Dropping the connection closes the socket, which takes it out of the poll; what its
+        // conditioner held is lost with it.
         self.conn = None;
+        self.link = None;
         let welcomed = self.session.stats().connections > self.connections_at_open;
         if welcomed {
             cx.tally.counters.disconnects += 1;
@@ -265,13 +309,49 @@ impl<S: Script> Bot<S> {
         script.on_socket_closed(self, welcomed, now, cx);
     }
 
-    /// Sends what the session has to send; a connection that fails meanwhile is dropped.
+    /// Sends what the session has to send (through the link conditioner, if any: what is due
+    /// now); a connection that fails meanwhile is dropped.
     pub(crate) fn flush(&mut self, script: &S, now: Instant, cx: &mut Cx<S::Timer>) {
-        if let Some(conn) = self.conn.as_mut()
-            && let Progress::Finished(error) = conn.transmit(&mut self.session)
-        {
+        let Some(conn) = self.conn.as_mut() else { return };
+        let progress = match self.link.as_deref_mut() {
+            None => conn.transmit(&mut self.session),
+            Some(link) => {
+                let session = &mut self.session;
+                while link.takes_outbound() {
+                    let Some(frame) = session.poll_transmit() else { break };
+                    link.hold_outbound(now, frame);
+                }
+                cx.tally.link.out_paused += u64::from(!link.takes_outbound());
+                let (version, tally) = (session.version(), &mut cx.tally.link);
+                conn.transmit_frames(session, || {
+                    let (frame, held) = link.release_outbound(now, version)?;
+                    tally.frame_out.saturating_record(crate::tally::micros(held));
+                    Some(frame)
+                })
+            }
+        };
+        if let Progress::Finished(error) = progress {
             self.drop_conn(script, now, error, cx);
             self.react(script, now, cx);
+        }
+        if let Some(at) = self.link.as_mut().and_then(|link| link.wake_to_arm()) {
+            cx.timers.schedule(TimerEntry {
+                at,
+                bot: self.slot,
+                generation: self.generation,
+                timer: Wake::Link,
+            });
+        }
+    }
+
+    /// The link conditioner's wake: frames held for this bot may be due. Moves everything
+    /// along as a readable socket would (the frames due in both directions, and the socket
+    /// read again if the conditioner had stopped reading it).
+    pub(crate) fn link_due(&mut self, script: &S, now: Instant, cx: &mut Cx<S::Timer>) {
+        let Some(link) = self.link.as_mut() else { return };
+        link.woke(now);
+        if self.conn.is_some() {
+            self.drive(script, now, false, cx);
         }
     }
 
@@ -322,11 +402,13 @@ impl<S: Script> Bot<S> {
                     script.on_offline(self);
                 }
                 Event::Outcome { id, outcome, rtt, .. } => {
-                    let Some((id, outcome)) = self.redirected(id, outcome, rtt, script, now, cx) else {
+                    let held = self.link.as_mut().map(|link| link.settle(id.0));
+                    let answer = Answer { rtt, held };
+                    let Some((id, outcome)) = self.redirected(id, outcome, answer, script, now, cx) else {
                         continue;
                     };
                     let expected = script.is_expected_failure(self, id, &outcome);
-                    self.count_outcome(&outcome, expected, rtt, now, cx);
+                    self.count_outcome(&outcome, expected, answer, now, cx);
                     script.on_outcome(self, id, outcome, now, cx);
                 }
                 Event::BadPush { .. } => c.bad_pushes += 1,
@@ -355,7 +437,7 @@ impl<S: Script> Bot<S> {
         &mut self,
         outcome: &Outcome,
         expected: bool,
-        rtt: Option<Duration>,
+        answer: Answer,
         now: Instant,
         cx: &mut Cx<S::Timer>,
     ) {
@@ -384,9 +466,19 @@ impl<S: Script> Bot<S> {
             // Never sent: the session was closed at the end of the run.
             Outcome::Closed => {}
         }
-        if let (Some(rtt), Outcome::Reply(_) | Outcome::Error { .. }) = (rtt, outcome) {
-            t.record_rtt(rtt, now >= cx.steady.0 && now < cx.steady.1);
-            cx.rtt_delta.saturating_record(crate::tally::micros(rtt));
+        if let Outcome::Reply(_) | Outcome::Error { .. } = outcome {
+            self.record_answer(answer, now, cx);
+        }
+    }
+
+    /// Records an answered call's round trip, and with a link conditioner its share of it.
+    fn record_answer(&self, answer: Answer, now: Instant, cx: &mut Cx<S::Timer>) {
+        let Some(rtt) = answer.rtt else { return };
+        let steady = now >= cx.steady.0 && now < cx.steady.1;
+        cx.tally.record_rtt(rtt, steady);
+        cx.rtt_delta.saturating_record(crate::tally::micros(rtt));
+        if let Some(held) = answer.held {
+            cx.tally.link.record_call(rtt, held, steady);
         }
     }
 
@@ -443,7 +535,7 @@ impl<S: Script> Bot<S> {
         &mut self,
         id: CallId,
         outcome: Outcome,
-        rtt: Option<Duration>,
+        answer: Answer,
         script: &S,
         now: Instant,
         cx: &mut Cx<S::Timer>,
@@ -465,9 +557,7 @@ impl<S: Script> Bot<S> {
         match redirect {
             Some(Ok(target)) => {
                 cx.tally.counters.redirects_followed += 1;
-                if let Some(rtt) = rtt {
-                    cx.tally.record_rtt(rtt, now >= cx.steady.0 && now < cx.steady.1);
-                }
+                self.record_answer(answer, now, cx);
                 self.follow(target, original, call, script, now, cx);
                 None
             }
@@ -552,7 +642,8 @@ impl<S: Script> Bot<S> {
             }
             while let Some(event) = session.poll_event() {
                 if let Event::Outcome { outcome, rtt, .. } = event {
-                    self.count_outcome(&outcome, false, rtt, now, cx);
+                    // The old link's conditioner is gone: its calls' shares are unknown.
+                    self.count_outcome(&outcome, false, Answer { rtt, held: None }, now, cx);
                 }
             }
         }
@@ -570,7 +661,7 @@ impl<S: Script> Bot<S> {
             }
         }
         let outcome = Outcome::Disconnected;
-        self.count_outcome(&outcome, false, None, now, cx);
+        self.count_outcome(&outcome, false, Answer { rtt: None, held: None }, now, cx);
         script.on_outcome(self, following.original, outcome, now, cx);
     }
 
@@ -605,8 +696,17 @@ impl<S: Script> Bot<S> {
 
     /// Sets one of the bot's timers; a new connection forgets it.
     pub(crate) fn schedule(&self, cx: &mut Cx<S::Timer>, at: Instant, timer: S::Timer) {
+        let timer = Wake::Script(timer);
         cx.timers.schedule(TimerEntry { at, bot: self.slot, generation: self.generation, timer });
     }
+}
+
+/// What a call's outcome says of its timing: the round trip as the bot saw it (answered calls
+/// only), and with a link conditioner how long its request and answer were held there.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    rtt: Option<Duration>,
+    held: Option<Duration>,
 }
 
 /// The session settings of bot `index`, before its scenario adjusts them.

@@ -4,6 +4,8 @@
 //! does is its scenario's [`Script`].
 //!
 //! - `bot`: one bot's I/O and the counting every scenario shares ([`Bot`], [`Cx`]);
+//! - `conditioner`: the link conditioner between a bot's session and its socket (latency,
+//!   jitter, a bandwidth cap), when asked for;
 //! - `kill`: a bot's connection killed as a network fault would (a reset, or half-open);
 //! - `pushes`: pushes counted, `state` ticks timed, bodies checked;
 //! - `ticks`: the exact check of `state` ticks under `--faults` ([`TickLedger`]);
@@ -13,6 +15,7 @@
 //!   needs.
 
 mod bot;
+mod conditioner;
 mod kill;
 mod live;
 mod pushes;
@@ -26,10 +29,12 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll};
 
 pub(crate) use bot::{Bot, Cx};
+pub(crate) use conditioner::{Shape, WINDOW_BYTES};
 pub(crate) use kill::{Kill, arm_reset, hold_open};
 pub(crate) use live::{Live, LiveFigures, LiveSlot};
 pub(crate) use redirect::Target;
 pub(crate) use ticks::TickLedger;
+use timers::Wake;
 
 use crate::Options;
 use crate::report::thread_cpu_secs;
@@ -122,11 +127,14 @@ pub(crate) fn run<S: Script>(plan: Plan, script: S) -> std::io::Result<Tally> {
         }
         cx.timers().due(now, &mut due);
         for entry in due.drain(..) {
-            if let Some(bot) = bots.get_mut(entry.bot)
-                && bot.generation == entry.generation
-            {
-                script.on_timer(bot, entry.timer, entry.at, now, &mut cx);
-                bot.flush(&script, now, &mut cx);
+            let Some(bot) = bots.get_mut(entry.bot) else { continue };
+            match entry.timer {
+                Wake::Script(timer) if bot.generation == entry.generation => {
+                    script.on_timer(bot, timer, entry.at, now, &mut cx);
+                    bot.flush(&script, now, &mut cx);
+                }
+                Wake::Script(_) => {}
+                Wake::Link => bot.link_due(&script, now, &mut cx),
             }
         }
         if now >= next_sweep {

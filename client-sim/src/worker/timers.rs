@@ -5,6 +5,17 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+/// What a bot's timer is for: the scenario's own (`T`), or the link conditioner's frames
+/// coming due (`worker::conditioner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Wake<T> {
+    /// The scenario's timer: stale once the bot's generation has moved on.
+    Script(T),
+    /// Frames held for the bot's link may be due: never stale (a wake with nothing due only
+    /// costs a look).
+    Link,
+}
+
 /// A bot's timer: `timer` (the scenario's kind) for bot `bot` at `at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct TimerEntry<T> {

@@ -146,6 +146,9 @@ pub struct UpdateWriter<'a> {
     section_start: usize,
     count: u64,
     section: u8,
+    /// The count written before the current section's items ([`UpdateWriter::expect_count`]),
+    /// and how many bytes it took.
+    expected: Option<(u64, usize)>,
 }
 
 const SECTION_NAMES: [&str; 3] = ["entered", "changed", "left"];
@@ -173,7 +176,20 @@ impl<'a> UpdateWriter<'a> {
             }
         }
         let section_start = out.len();
-        Self { out, form, section_start, count: 0, section: 0 }
+        Self { out, form, section_start, count: 0, section: 0, expected: None }
+    }
+
+    /// Says how many items the current section will have, before the first: the binary form
+    /// then writes the count at once, instead of moving the section's bytes to put it in
+    /// front when the section ends. If the section ends with another count, that count is
+    /// written instead (so a wrong guess costs that move, never a wrong update).
+    pub fn expect_count(&mut self, n: u64) {
+        if self.form == UpdateForm::Binary && self.count == 0 && self.expected.is_none() {
+            let before = self.out.len();
+            put(self.out, n);
+            self.expected = Some((n, self.out.len() - before));
+            self.section_start = self.out.len();
+        }
     }
 
     /// Adds an entity to the current section (entered or changed) with `fields`, in
@@ -236,14 +252,19 @@ impl<'a> UpdateWriter<'a> {
     }
 
     fn close_section(&mut self) {
-        if self.form == UpdateForm::Binary {
-            // The count goes before the section's items.
-            let mut count = Vec::with_capacity(9);
-            put(&mut count, self.count);
-            let end = self.out.len();
-            self.out.extend_from_slice(&count);
-            self.out[self.section_start..].rotate_right(count.len());
-            debug_assert_eq!(self.out.len(), end + count.len());
+        if self.form != UpdateForm::Binary {
+            return;
+        }
+        match self.expected.take() {
+            Some((n, _)) if n == self.count => {}
+            expected => {
+                // The count goes before the section's items, in place of a wrong one.
+                let mut count = Vec::with_capacity(9);
+                put(&mut count, self.count);
+                let (_, written) = expected.unwrap_or((0, 0));
+                let start = self.section_start - written;
+                self.out.splice(start..self.section_start, count);
+            }
         }
     }
 }
@@ -381,6 +402,39 @@ mod tests {
             "left": [9, 300]
         });
         assert_eq!(value, expected);
+    }
+
+    #[test]
+    fn counts_given_first_or_found_at_the_end_or_wrong_make_the_same_bytes() {
+        let pos = field(0, &(3i32, -4i32));
+        let write = |expect: Option<[u64; 3]>| {
+            let mut out = Vec::new();
+            let mut w = UpdateWriter::begin(&mut out, UpdateForm::Binary, 300, Some(298));
+            let expect = |w: &mut UpdateWriter<'_>, section: usize| {
+                if let Some(counts) = expect {
+                    w.expect_count(counts[section]);
+                }
+            };
+            expect(&mut w, 0);
+            for id in [1, 70_000] {
+                w.entity(id, 2, [&pos].into_iter());
+            }
+            w.next_section();
+            expect(&mut w, 1);
+            w.next_section();
+            expect(&mut w, 2);
+            for id in 0..300 {
+                w.left(id);
+            }
+            w.finish();
+            out
+        };
+        let found = write(None);
+        assert_eq!(write(Some([2, 0, 300])), found, "counts given first");
+        assert_eq!(write(Some([7, 1, 3])), found, "wrong counts, mended");
+        assert_eq!(write(Some([0, 250, 70_000])), found, "wrong counts of another width");
+        let update: ReplicaUpdate = crate::decode_body(&found).expect("decodes");
+        assert_eq!((update.entered.len(), update.changed.len(), update.left.len()), (2, 0, 300));
     }
 
     #[test]

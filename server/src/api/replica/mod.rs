@@ -351,6 +351,8 @@ impl Replica {
             scratch.partial[form].clear();
         }
         let version = self.version;
+        // The entities changed since a watcher's baseline, reused from watcher to watcher.
+        let mut changed: Vec<(u32, &Entity)> = Vec::new();
         for (&conn, watcher) in &mut self.watchers {
             let form = match watcher.encoding {
                 Encoding::Binary => UpdateForm::Binary,
@@ -382,10 +384,13 @@ impl Replica {
                 None => (None, 0, &[][..]),
             };
             diff(&scratch.visible, base, &mut scratch.entered, &mut scratch.left, &mut scratch.changed);
-            scratch.changed.retain(|id| self.entities.get(id).is_some_and(|e| e.changed > base_version));
+            // One lookup per entity: those changed since the baseline, with their entity.
+            changed.clear();
+            changed.extend(scratch.changed.iter().filter_map(|id| self.entities.get(id).map(|e| (*id, e))));
+            changed.retain(|(_, e)| e.changed > base_version);
             if base_tick.is_some()
                 && scratch.entered.is_empty()
-                && scratch.changed.is_empty()
+                && changed.is_empty()
                 && scratch.left.is_empty()
             {
                 self.stats.skipped += 1;
@@ -394,6 +399,7 @@ impl Replica {
 
             scratch.body.clear();
             let mut writer = UpdateWriter::begin(&mut scratch.body, form, tick, base_tick);
+            writer.expect_count(scratch.entered.len() as u64);
             for id in &scratch.entered {
                 let Some(e) = self.entities.get(id) else { continue };
                 let range = scratch.full[f].entry(*id).or_insert_with(|| {
@@ -405,18 +411,19 @@ impl Replica {
                 writer.entity_bytes(&scratch.cache[f][range.clone()]);
             }
             writer.next_section();
-            for id in &scratch.changed {
-                let Some(e) = self.entities.get(id) else { continue };
-                let range = scratch.partial[f].entry((*id, base_version)).or_insert_with(|| {
+            writer.expect_count(changed.len() as u64);
+            for &(id, e) in &changed {
+                let range = scratch.partial[f].entry((id, base_version)).or_insert_with(|| {
                     self.stats.entity_encodes += 1;
                     let start = scratch.cache[f].len();
                     let (n, fields) = e.changed_after(base_version);
-                    write_entity(&mut scratch.cache[f], form, *id, e.kind, Counted { n, fields });
+                    write_entity(&mut scratch.cache[f], form, id, e.kind, Counted { n, fields });
                     start..scratch.cache[f].len()
                 });
                 writer.entity_bytes(&scratch.cache[f][range.clone()]);
             }
             writer.next_section();
+            writer.expect_count(scratch.left.len() as u64);
             for id in &scratch.left {
                 writer.left(*id);
             }

@@ -88,6 +88,10 @@ pub struct Arena {
     stats: StatsBook,
     /// When the stats are saved next (set at the first tick).
     next_save: Option<Instant>,
+    /// What players whose last connection went (or who took another name) earned, saved
+    /// together at the next tick: one job for every departure of a tick, not one each (2000
+    /// players leaving at once filled the job queue, and other calls got `BUSY`).
+    departed: Vec<(String, Stats)>,
     /// The names `login` may not take.
     reserved: ReservedNames,
     /// The replicated world, with [`ArenaConfig::replication`].
@@ -171,6 +175,7 @@ impl Arena {
             once: HashMap::new(),
             stats: StatsBook::default(),
             next_save: None,
+            departed: Vec::new(),
             reserved: ReservedNames::new(
                 config.accounts.iter().flat_map(|a| a.names_at_open().iter().cloned()),
             ),
@@ -200,8 +205,8 @@ impl Arena {
         }
         ctx.bind_user(caller.conn, &request.name).map_err(|e| AppError::new(ERR_INVALID, e.to_string()))?;
         // A name taken by `login` is not the account's, even on a connection that had one.
-        if let Some((name, earned)) = self.stats.forget(caller.conn) {
-            self.save_stats(ctx, vec![(name, earned)]);
+        if let Some(earned) = self.stats.forget(caller.conn) {
+            self.departed.push(earned);
         }
         let id = self.seat(ctx, caller.conn, request.name).ok_or_else(not_logged_in)?;
         Ok(LoggedIn { player_id: id })
@@ -660,8 +665,8 @@ impl Game for Arena {
                 self.seat(ctx, conn, name.clone());
             }
         }
-        if let Some((old, earned)) = self.stats.forget(conn) {
-            self.save_stats(ctx, vec![(old, earned)]);
+        if let Some(earned) = self.stats.forget(conn) {
+            self.departed.push(earned);
         }
         self.stats.authenticated(conn, &name);
     }
@@ -678,16 +683,19 @@ impl Game for Arena {
         self.once.remove(&conn);
         self.leave_room(ctx, conn, true);
         if let Some(earned) = self.stats.forget(conn) {
-            self.save_stats(ctx, vec![earned]);
+            self.departed.push(earned);
         }
     }
 
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
-        let batch = self.stats.take_all();
+        let mut batch = std::mem::take(&mut self.departed);
+        batch.extend(self.stats.take_all());
         self.save_stats(ctx, batch);
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
+        let departed = std::mem::take(&mut self.departed);
+        self.save_stats(ctx, departed);
         let now = ctx.now();
         let next_save = *self.next_save.get_or_insert(now + STATS_SAVE_PERIOD);
         if now >= next_save {

@@ -1,6 +1,6 @@
 //! What authenticated players earn between two saves: [`StatsBook`], kept by the game on the
 //! logic thread and emptied into the store in batches through the job pool (once a second,
-//! and when a player's last connection goes), never per move.
+//! and at the tick after a player's last connection goes), never per move.
 
 use std::collections::HashMap;
 
@@ -35,7 +35,7 @@ impl StatsBook {
     }
 
     /// `conn` is no longer authenticated as its name (it went, or took another name). When it
-    /// was the name's last connection, what the name earned is taken, to save now.
+    /// was the name's last connection, what the name earned is taken, to save at the tick.
     pub(crate) fn forget(&mut self, conn: ConnId) -> Option<(String, Stats)> {
         let name = self.conns.remove(&conn)?;
         let tracked = self.names.get_mut(&name)?;

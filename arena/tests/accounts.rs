@@ -170,9 +170,11 @@ fn stats_of_authenticated_players_are_saved_in_batches_and_ranked() {
     assert_eq!(leaderboard(&mut server, c, LeaderboardBy::Messages), [("bob".into(), 2), ("ann".into(), 0)]);
     assert_eq!(leaderboard(&mut server, c, LeaderboardBy::Games), [("ann".into(), 3), ("bob".into(), 1)]);
 
-    // Bob's last connection goes: what he earned since is saved at once.
+    // Bob's last connection goes: what he earned since is saved at the next tick.
     server.call::<_, ()>(b, ROUTE_CHAT, &Chat { text: "bye".into() }).expect("says");
     server.disconnect(b);
+    assert_eq!(server.run_jobs(), 0, "not before the tick");
+    server.advance_ticks(1);
     assert_eq!(server.run_jobs(), 1);
     assert_eq!(leaderboard(&mut server, c, LeaderboardBy::Messages)[0], ("bob".into(), 3));
 
@@ -180,6 +182,37 @@ fn stats_of_authenticated_players_are_saved_in_batches_and_ranked() {
     assert_eq!(code(server.answer::<Vec<LeaderboardEntry>>(c, id).expect("at once")), ERR_INVALID);
     let id = server.send(c, ROUTE_LEADERBOARD, &Leaderboard { by: LeaderboardBy::Games, limit: 101 });
     assert_eq!(code(server.answer::<Vec<LeaderboardEntry>>(c, id).expect("at once")), ERR_INVALID);
+}
+
+#[test]
+fn players_leaving_together_are_saved_in_one_job_and_leave_the_queue_to_others() {
+    let mut server = server("departures");
+    // A job queue of 4: one save job per departing player would fill it at once.
+    server.set_job_queue(4);
+    let mut players = Vec::new();
+    for n in 0..12 {
+        let c = server.connect(Encoding::Binary);
+        let token = register(&mut server, c, &format!("p{n}"), "pw").expect("registered").token;
+        auth(&mut server, c, &token).expect("authenticated");
+        server.call::<_, Joined>(c, ROUTE_JOIN, &Join { room: "lobby".into() }).expect("joins");
+        server.call::<_, ()>(c, ROUTE_CHAT, &Chat { text: "hi".into() }).expect("says");
+        players.push(c);
+    }
+    let refused_before = server.job_counters().refused;
+    let stays = server.connect(Encoding::Binary);
+    for c in players {
+        server.disconnect(c);
+    }
+    // In the same tick, a call that needs the pool still gets in.
+    let late = register(&mut server, stays, "late", "pw");
+    assert!(late.is_ok(), "{late:?}");
+    server.advance_ticks(1);
+    assert_eq!(server.run_jobs(), 1, "the twelve departures: one job");
+    assert_eq!(server.job_counters().refused, refused_before, "nothing refused");
+    let request = Leaderboard { by: LeaderboardBy::Messages, limit: 100 };
+    let board: Vec<LeaderboardEntry> =
+        call_store(&mut server, stays, ROUTE_LEADERBOARD, &request).expect("ranks");
+    assert_eq!(board.iter().filter(|e| e.value == 1).count(), 12, "every one saved: {board:?}");
 }
 
 #[test]

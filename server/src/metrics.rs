@@ -10,13 +10,17 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-/// The upper bounds of the tick histograms, in seconds.
 /// Error replies are counted by code: one slot per reserved code (the index is the code, 0
 /// unused), and the last slot for every application code.
 pub const ERROR_SLOTS: usize = ticksock_protocol::error_code::FORBIDDEN as usize + 2;
 
-const TICK_BUCKETS: [f64; 12] =
-    [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25];
+/// The upper bounds of the tick histograms, in seconds. Fine around a millisecond (0.75, 1,
+/// 1.5, 2, 3 ms), where "a tick starts within 1 ms" is judged and where a busy arena's ticks
+/// run: with 1, 2 and 5 ms alone, a p99 of 1.1 ms and one of 1.9 ms read the same.
+const TICK_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.033, 0.05,
+    0.1, 0.25,
+];
 
 /// What the reactor counts.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -267,8 +267,8 @@ pub struct ReplicaFigures {
 /// start of the steady window and at its end. A quantile is known to its bucket only.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerTickFigures {
-    /// The histograms' bucket bounds, microseconds (the server's: 100, 250, 500, 1000, 2000,
-    /// 5000, ...): the resolution of every quantile below.
+    /// The histograms' bucket bounds, microseconds (the server's: 100, 250, 500, 750, 1000,
+    /// 1500, 2000, 3000, 5000, ...): the resolution of every quantile below.
     pub bucket_bounds_us: Vec<u64>,
     /// From before the first bot started to the end of the steady window (`None`: a reading
     /// failed).

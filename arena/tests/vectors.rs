@@ -1,6 +1,7 @@
 //! Checks the hex test vectors in `docs/PROTOCOL.md` against `ticksock-protocol` and the
 //! arena's message types (section 8). It lives with the arena because those vectors encode the
-//! arena's bodies.
+//! arena's bodies. (Just over 600 lines: most are the table of cases, one per vector of the
+//! document with the value it encodes, kept in one list so that it reads beside the document.)
 //!
 //! Every line `vector: <name> = <hex>` inside a fenced code block of the document is parsed.
 //! Each name must be one this test knows (see [`cases`]), each known name must appear exactly

@@ -18,7 +18,7 @@ import {
   isToken,
   decodeAuthReply,
 } from "../dist/ticksock.js";
-import { FakeSocket, FakeClock, flush, SECRET_B } from "./fakes.mjs";
+import { FakeSocket, FakeClock, flush, SECRET_B, fakeClient, recordEvents, settle } from "./fakes.mjs";
 
 const URL = "ws://127.0.0.1:7777/";
 const NODE_B = "ws://127.0.0.1:9102/";
@@ -36,34 +36,11 @@ beforeEach(() => {
 
 /** A client on the fake socket and clock, without jitter or heartbeat. */
 function client(options = {}, url = URL) {
-  return new TicksockClient(url, {
-    WebSocket: FakeSocket,
-    timers: clock.api,
-    random: () => 0,
-    heartbeatRoute: null,
-    idleTimeoutMs: 1e12,
-    ...options,
-  });
-}
-
-/** Settles a promise into {ok, value} / {ok: false, error} without throwing. */
-function settle(p) {
-  const out = { done: false };
-  p.then(
-    (value) => Object.assign(out, { done: true, ok: true, value }),
-    (error) => Object.assign(out, { done: true, ok: false, error }),
-  );
-  return out;
+  return fakeClient(clock, url, options);
 }
 
 /** Records lifecycle events, in order. */
-function record(c) {
-  const events = [];
-  for (const name of ["connected", "disconnected", "session_ended", "reconnecting", "redirected", "token_refused", "closed"]) {
-    c.onEvent(name, (p) => events.push([name, p]));
-  }
-  return events;
-}
+const record = (c) => recordEvents(c, ["connected", "disconnected", "session_ended", "reconnecting", "redirected", "token_refused", "closed"]);
 
 /** Lets the reconnect delay pass after `ws` ended: returns the next socket (not yet open). */
 function nextSocket(ws) {

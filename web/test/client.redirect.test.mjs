@@ -14,7 +14,7 @@ import {
   CLOSE_BAD_TICKET,
   REDIRECTED_URL_ATTEMPTS,
 } from "../dist/ticksock.js";
-import { FakeSocket, FakeClock, flush, SECRET_B } from "./fakes.mjs";
+import { FakeSocket, FakeClock, flush, SECRET_B, fakeClient, recordEvents, settle } from "./fakes.mjs";
 
 const URL = "ws://127.0.0.1:9101/";
 const NODE_B = "ws://127.0.0.1:9102/";
@@ -31,34 +31,11 @@ beforeEach(() => {
 
 /** A client on the fake socket and clock, without jitter or heartbeat. */
 function client(options = {}) {
-  return new TicksockClient(URL, {
-    WebSocket: FakeSocket,
-    timers: clock.api,
-    random: () => 0,
-    heartbeatRoute: null,
-    idleTimeoutMs: 1e12,
-    ...options,
-  });
-}
-
-/** Settles a promise into {ok, value} / {ok: false, error} without throwing. */
-function settle(p) {
-  const out = { done: false };
-  p.then(
-    (value) => Object.assign(out, { done: true, ok: true, value }),
-    (error) => Object.assign(out, { done: true, ok: false, error }),
-  );
-  return out;
+  return fakeClient(clock, URL, options);
 }
 
 /** Records lifecycle events, in order. */
-function record(c) {
-  const events = [];
-  for (const name of ["connected", "disconnected", "session_ended", "reconnecting", "redirected", "closed"]) {
-    c.onEvent(name, (p) => events.push([name, p]));
-  }
-  return events;
-}
+const record = (c) => recordEvents(c, ["connected", "disconnected", "session_ended", "reconnecting", "redirected", "closed"]);
 
 /** The requests sent on `ws`, as [id, route, body]. */
 const requests = (ws) => ws.framesOf("request").map((r) => [r.id, r.route, r.body]);

@@ -16,7 +16,7 @@ import {
   backoffCeiling,
   utf8Length,
 } from "../dist/ticksock.js";
-import { FakeSocket, FakeClock, flush } from "./fakes.mjs";
+import { FakeSocket, FakeClock, flush, recordEvents, settle } from "./fakes.mjs";
 
 const URL = "ws://127.0.0.1:7777/";
 let clock;
@@ -31,22 +31,9 @@ function client(options = {}) {
   return new TicksockClient(URL, { WebSocket: FakeSocket, timers: clock.api, random: () => 0, ...options });
 }
 
-/** Settles a promise into {ok, value} / {ok: false, error} without throwing. */
-function settle(p) {
-  const out = { done: false };
-  p.then(
-    (value) => Object.assign(out, { done: true, ok: true, value }),
-    (error) => Object.assign(out, { done: true, ok: false, error }),
-  );
-  return out;
-}
-
 /** Records events of a client. */
-function record(c) {
-  const events = [];
-  for (const name of ["connected", "disconnected", "reconnecting", "closed"]) c.onEvent(name, (p) => events.push([name, p]));
-  return events;
-}
+/** Records lifecycle events, in order. */
+const record = (c) => recordEvents(c, ["connected", "disconnected", "reconnecting", "closed"]);
 
 test("offers ticksock.v2.json then ticksock.v1.json, speaks v1 when the server picks it, and waits for the welcome before sending", async () => {
   const c = client();

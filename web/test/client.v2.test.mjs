@@ -4,7 +4,7 @@
 import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { TicksockClient, DisconnectedError, ClosedError, TooLargeError, ResumeFailReasons, CloseCodes } from "../dist/ticksock.js";
-import { FakeSocket, FakeClock, flush, SECRET_A, SECRET_B } from "./fakes.mjs";
+import { FakeSocket, FakeClock, flush, SECRET_A, SECRET_B, fakeClient, recordEvents, settle } from "./fakes.mjs";
 
 const URL = "ws://127.0.0.1:7777/";
 const SESSION = "4294967296";
@@ -18,32 +18,11 @@ beforeEach(() => {
 
 /** A client on the fake socket and clock, without jitter; no heartbeat unless asked for. */
 function client(options = {}) {
-  return new TicksockClient(URL, {
-    WebSocket: FakeSocket,
-    timers: clock.api,
-    random: () => 0,
-    heartbeatRoute: null,
-    idleTimeoutMs: 1e12,
-    ...options,
-  });
-}
-
-/** Settles a promise into {ok, value} / {ok: false, error} without throwing. */
-function settle(p) {
-  const out = { done: false };
-  p.then(
-    (value) => Object.assign(out, { done: true, ok: true, value }),
-    (error) => Object.assign(out, { done: true, ok: false, error }),
-  );
-  return out;
+  return fakeClient(clock, URL, options);
 }
 
 /** Records lifecycle events, in order. */
-function record(c) {
-  const events = [];
-  for (const name of ["connected", "disconnected", "session_ended", "reconnecting", "closed"]) c.onEvent(name, (p) => events.push([name, p]));
-  return events;
-}
+const record = (c) => recordEvents(c, ["connected", "disconnected", "session_ended", "reconnecting", "closed"]);
 
 /** The requests sent on `ws`, as [seq, ack, id, route, body]. */
 const requests = (ws) => ws.framesOf("request").map((r) => [r.seq, r.ack, r.id, r.route, r.body]);

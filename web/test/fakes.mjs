@@ -1,6 +1,8 @@
 // Test doubles: a fake WebSocket the test drives by hand, and a fake clock with timers.
 
 /** Session secrets for version 2 welcomes and resumes (32 lowercase hex digits). */
+import { TicksockClient } from "../dist/ticksock.js";
+
 export const SECRET_A = "00112233445566778899aabbccddeeff";
 export const SECRET_B = "ffeeddccbbaa99887766554433221100";
 
@@ -158,3 +160,35 @@ export class FakeClock {
 
 /** Let queued microtasks (promise callbacks) run. */
 export const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * A client on `FakeSocket` and `clock`, without jitter, heartbeat or idle timeout unless
+ * `options` ask for them: what the client tests drive by hand.
+ */
+export function fakeClient(clock, url, options = {}) {
+  return new TicksockClient(url, {
+    WebSocket: FakeSocket,
+    timers: clock.api,
+    random: () => 0,
+    heartbeatRoute: null,
+    idleTimeoutMs: 1e12,
+    ...options,
+  });
+}
+
+/** Settles a promise into {done, ok, value} / {done, ok: false, error} without throwing. */
+export function settle(p) {
+  const out = { done: false };
+  p.then(
+    (value) => Object.assign(out, { done: true, ok: true, value }),
+    (error) => Object.assign(out, { done: true, ok: false, error }),
+  );
+  return out;
+}
+
+/** Records the client's lifecycle events `names`, in order, as [name, payload]. */
+export function recordEvents(c, names) {
+  const events = [];
+  for (const name of names) c.onEvent(name, (p) => events.push([name, p]));
+  return events;
+}

@@ -167,6 +167,7 @@ fn a_refused_ticket_fails_the_redirect_and_the_bot_goes_home_to_try_again() {
     println!("{}", report.table());
     let c = &report.counters;
     assert!(c.redirects_failed_closed >= 2, "the 4002 close fails each redirect: {c:?}");
+    assert_eq!(c.timed_out, 0, "no call waits, queued, for a link that is not coming: {c:?}");
     // Every redirect followed failed, but the last one, which may be under way at the end.
     assert!(c.redirects_followed - c.redirects_failed_closed <= 1, "{c:?}");
     assert!(c.disconnected_calls >= c.redirects_failed_closed, "the join failed each time (an error)");

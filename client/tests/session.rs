@@ -193,6 +193,39 @@ fn every_call_gets_exactly_one_outcome_through_its_callback() {
 }
 
 #[test]
+fn a_queued_call_can_be_withdrawn_and_is_then_never_sent_nor_answered() {
+    let t0 = Instant::now();
+    let mut s = connected(config(), t0);
+    let sent_call = s.call("a", &1u32, t0).expect("call");
+    sent(&mut s);
+    s.handle_disconnect(t0 + 10 * MS);
+    events(&mut s);
+    // Offline: two calls queue; the first is withdrawn.
+    let withdrawn = s.call("b", &2u32, t0 + 20 * MS).expect("queued");
+    let kept = s.call("c", &3u32, t0 + 20 * MS).expect("queued");
+    assert!(s.withdraw_queued(withdrawn));
+    assert!(!s.withdraw_queued(withdrawn), "once");
+    assert!(!s.withdraw_queued(sent_call), "a call already sent (and failed) is not queued");
+    assert_eq!((s.queued_calls(), s.pending_calls()), (1, 1));
+    // Its deadline went with it: long after, only the kept call times out.
+    s.handle_timeout(t0 + 60 * 1000 * MS);
+    let timed_out: Vec<CallId> = events(&mut s)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Outcome { id, outcome: Outcome::Timeout, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(timed_out, [kept]);
+    // A call sent cannot be withdrawn: it goes on.
+    let mut s = connected(config(), t0);
+    let on_the_wire = s.call("d", &4u32, t0).expect("call");
+    assert_eq!(sent(&mut s).len(), 1);
+    assert!(!s.withdraw_queued(on_the_wire));
+    assert!(s.is_pending(on_the_wire));
+}
+
+#[test]
 fn a_callback_can_make_the_next_call_like_ajax() {
     let t0 = Instant::now();
     let mut s = connected(config(), t0);

@@ -303,6 +303,17 @@ impl<S: Script> Bot<S> {
         }
         // Calls in flight fail (the caller's `react` counts them).
         self.session.handle_disconnect(now);
+        // A redirect's link that ends with the call sent again but still queued in the
+        // session (the close came before the bot wrote it): it never went out, and the
+        // session would carry it to its next link, to the same node and the same refusal,
+        // until it timed out. Withdrawn, it is a redirect that failed before the call went
+        // again, and the bot's next link goes home.
+        if let Some(id) = self.following.as_ref().and_then(|f| f.resent)
+            && self.session.withdraw_queued(id)
+            && let Some(following) = self.following.as_mut()
+        {
+            following.resent = None;
+        }
         // A redirect's link that ends before the call went again: before its welcome, or
         // with the welcome and the close read together (a refused ticket's 4002 close).
         self.redirect_failed_before_resend(script, now, cx);

@@ -256,6 +256,26 @@ impl Session {
         self.calls.get(id.0).is_some()
     }
 
+    /// Withdraws call `id` if it is still in the offline queue, not yet handed to the
+    /// transport: it is not sent, and no outcome follows. Returns whether it was withdrawn; a
+    /// call already sent cannot be (its answer may be on the way) and goes on as before.
+    ///
+    /// For a caller that queued a call for a link that is not coming: a load generator whose
+    /// redirect's new link closed before the call sent again on it went out, say.
+    pub fn withdraw_queued(&mut self, id: CallId) -> bool {
+        if !self.outbox.remove(id.0) {
+            return false;
+        }
+        if let Some(entry) = self.calls.remove(id.0)
+            && let Some(deadline) = entry.deadline
+        {
+            self.deadlines.remove(deadline, id.0);
+            let calls = &self.calls;
+            self.deadlines.prune(|at, id| calls.has_deadline(at, id));
+        }
+        true
+    }
+
     /// Calls waiting for their outcome (queued or sent).
     pub fn pending_calls(&self) -> usize {
         self.calls.len()

@@ -92,8 +92,8 @@ impl Outbox {
     }
 
     /// Takes call `id`'s frame out of the queue, if it is there (a call that timed out before
-    /// it could be sent).
-    pub(super) fn remove(&mut self, id: u32) {
+    /// it could be sent, or one withdrawn); whether it was.
+    pub(super) fn remove(&mut self, id: u32) -> bool {
         if let Some(at) = self.frames.iter().position(|queued| queued.id == id)
             && let Some(queued) = self.frames.remove(at)
         {
@@ -101,7 +101,9 @@ impl Outbox {
                 self.held -= 1;
             }
             self.took(queued);
+            return true;
         }
+        false
     }
 }
 
@@ -121,8 +123,8 @@ mod tests {
         push(&mut outbox, 2, 20);
         push(&mut outbox, 3, 30);
         assert_eq!((outbox.len(), outbox.bytes()), (3, 60));
-        outbox.remove(2);
-        outbox.remove(9); // Not queued: nothing changes.
+        assert!(outbox.remove(2));
+        assert!(!outbox.remove(9)); // Not queued: nothing changes.
         assert_eq!((outbox.len(), outbox.bytes()), (2, 40));
         assert_eq!(outbox.pop_oldest().map(|(id, r)| (id, r.body.len())), Some((1, 10)));
         assert_eq!(outbox.pop_oldest().map(|(id, r)| (id, r.body.len())), Some((3, 30)));
@@ -140,7 +142,7 @@ mod tests {
         push(&mut outbox, 2, 10);
         push(&mut outbox, 3, 10);
         outbox.hold();
-        outbox.remove(2); // A held call times out.
+        assert!(outbox.remove(2)); // A held call times out.
         push(&mut outbox, 4, 10);
         push(&mut outbox, 5, 10);
         assert_eq!(ids(&mut outbox), [4, 5], "the held frames wait");

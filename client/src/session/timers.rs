@@ -76,7 +76,7 @@ impl Session {
             self.deadlines.pop_first();
             if let Some(entry) = self.calls.remove(id) {
                 if entry.sent_at.is_none() {
-                    self.outbox.remove(id);
+                    let _ = self.outbox.remove(id);
                 }
                 self.finish(id, entry, Outcome::Timeout, now);
             }

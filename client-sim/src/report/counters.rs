@@ -98,7 +98,7 @@ pub struct Counters {
     pub resumes_attempted: u64,
     /// `--faults`: resumes the server accepted.
     pub resumes_ok: u64,
-    /// `--faults`: resumes the server refused (by reason in [`Report::resume`]).
+    /// `--faults`: resumes the server refused (by reason in [`Report::resume`](super::Report::resume)).
     pub resumes_failed: u64,
     /// `--faults`: resumes accepted inside the window (where they must be).
     pub resumed_inside: u64,
@@ -149,12 +149,12 @@ pub struct Counters {
     /// `--accounts guest`: guest accounts made (`guest` answered a session token).
     pub guests_created: u64,
     /// `--accounts guest`: `guest` calls that failed (each an error of its call too; by kind
-    /// in [`AccountFigures::failures`]).
+    /// in [`AccountFigures::failures`](super::AccountFigures::failures)).
     pub guest_failures: u64,
     /// `--accounts guest`: `auth` calls answered with the account: one per server session.
     pub auths_ok: u64,
     /// `--accounts guest`: `auth` calls that failed (each an error of its call too; by code
-    /// in [`AccountFigures::failures`]).
+    /// in [`AccountFigures::failures`](super::AccountFigures::failures)).
     pub auth_failures: u64,
     /// `--persist-per-sec`: `flush_stats` calls made.
     pub persist_calls: u64,

@@ -19,7 +19,7 @@ impl Reactor {
     /// Starts the closing handshake; the connection goes when the peer answers or times out.
     pub(super) fn close(&mut self, index: usize, code: u16, reason: &'static str) {
         let Some(conn) = self.conns.get_mut(index) else { return };
-        match conn.close(code, reason, self.now) {
+        match conn.close(code, reason, self.now, &mut self.contexts) {
             WriteOutcome::Queued => self.mark_dirty(index),
             WriteOutcome::Overflow => self.remove(index),
             WriteOutcome::Closed => {}
@@ -51,7 +51,7 @@ impl Reactor {
     /// close frame: after a protocol violation its stream cannot be trusted to carry one.
     pub(super) fn close_and_drop(&mut self, index: usize, code: u16, reason: &'static str) {
         if let Some(conn) = self.conns.get_mut(index) {
-            let _ = conn.close(code, reason, self.now);
+            let _ = conn.close(code, reason, self.now, &mut self.contexts);
         }
         self.end_tcp(index);
     }
@@ -86,10 +86,10 @@ impl Reactor {
     /// Drops a connection at once: its peer is gone or silent, or it broke the server.
     pub(super) fn remove(&mut self, index: usize) {
         let Some(mut conn) = self.take(index) else { return };
-        if let Some(ws) = conn.ws() {
+        if let Some(link) = conn.link() {
             // One last non-blocking try, so the peer may see the frames queued for it (a
             // close frame, say). Whatever the socket does not take is dropped.
-            let _ = ws.get_mut().write_queued();
+            let _ = link.socket_mut().write_queued();
         }
     }
 

@@ -15,7 +15,8 @@
 //!
 //! **Frame boundaries.** Every byte tungstenite reads comes through [`Socket`]'s `read`, which
 //! follows the frame headers in them ([`FrameBounds`]), so the connection can tell when
-//! tungstenite holds no part of a message and may be given a fresh read buffer.
+//! tungstenite holds no part of a message and its context (with the read buffer) may go back
+//! to the reactor's pool.
 
 use std::io::{self, Read, Write};
 
@@ -69,6 +70,12 @@ impl Socket {
     /// The TCP stream, for registering with the poll.
     pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
         self.stream.tcp_mut()
+    }
+
+    /// Releases the outbound queue's buffer if nothing is queued (see
+    /// [`OutboundQueue::release_if_empty`]).
+    pub(crate) fn release_idle_buffer(&mut self) {
+        self.out.release_if_empty();
     }
 
     /// The `write` syscalls made since the last call.

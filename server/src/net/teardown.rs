@@ -146,6 +146,10 @@ impl Reactor {
         let mut ended = Vec::new();
         let mut ping = Vec::new();
         for (index, conn) in &mut self.conns {
+            if let Some(link) = conn.link() {
+                // Once a sweep, so an idle connection holds no outbound buffer.
+                link.socket_mut().release_idle_buffer();
+            }
             match sweep(conn.lifecycle, &mut conn.liveness, now, &self.timeouts) {
                 Sweep::Keep => {}
                 Sweep::Ping => ping.push(index),

@@ -13,8 +13,8 @@
 //! refused whole with [`QueueFull`], and the reactor drops a peer that does not read. Once
 //! empty, the queue releases any capacity over 1 KiB, so a connection holds no large buffer
 //! after a burst, while the usual frames reuse what is left; and the reactor's sweep releases
-//! the rest from every empty queue ([`OutboundQueue::release_if_empty`]), so an idle
-//! connection holds no buffer at all.
+//! the rest from the empty queue of every connection quiet for a sweep period
+//! ([`OutboundQueue::release_if_empty`]), so an idle connection holds no buffer at all.
 //!
 //! The cap counts unwritten bytes, and so must the memory: a partial write only moves an
 //! offset (no copy per write), so the written bytes stay at the front of the buffer until a
@@ -190,8 +190,8 @@ impl OutboundQueue {
     }
 
     /// Releases the buffer if nothing is queued: for an idle connection, which would keep up
-    /// to 1 KiB of it otherwise. A busy one pays an allocation for its next frame, once per
-    /// call (the reactor's sweep calls it at most every second or so).
+    /// to 1 KiB of it otherwise (the reactor's sweep calls it for a connection quiet for a
+    /// sweep period). Its next frame allocates anew.
     pub fn release_if_empty(&mut self) {
         if self.queued() == 0 {
             self.out = Vec::new();

@@ -54,9 +54,12 @@ impl Reactor {
                     self.handle_message(index, message, now);
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Nothing more for now (the link gave its context back if it holds no
-                    // part of a message). tungstenite may have queued a pong or a close reply
-                    // while reading.
+                    // Nothing more for now: if a large frame grew tungstenite's read buffer,
+                    // it is the moment to let it go.
+                    if let Some(link) = conn.link() {
+                        link.drop_grown_context();
+                    }
+                    // tungstenite may have queued a pong or a close reply while reading.
                     self.mark_dirty(index);
                     return;
                 }

@@ -141,14 +141,18 @@ impl Reactor {
     /// Heartbeats and timeouts, for every connection, at this turn's `now`.
     pub(super) fn sweep(&mut self) {
         let now = self.now;
-        self.next_sweep = now + sweep_period(&self.timeouts);
+        let period = sweep_period(&self.timeouts);
+        self.next_sweep = now + period;
         let mut doomed = Vec::new();
         let mut ended = Vec::new();
         let mut ping = Vec::new();
         for (index, conn) in &mut self.conns {
-            if let Some(link) = conn.link() {
-                // Once a sweep, so an idle connection holds no outbound buffer.
-                link.socket_mut().release_idle_buffer();
+            // Quiet for a sweep period, it is idle: it gives back its tungstenite context and
+            // its outbound buffer. A busy one keeps them, to use them again at once.
+            if conn.liveness.quiet_for(now) >= period
+                && let Some(link) = conn.link()
+            {
+                link.release_idle(&mut self.contexts);
             }
             match sweep(conn.lifecycle, &mut conn.liveness, now, &self.timeouts) {
                 Sweep::Keep => {}

@@ -5,47 +5,56 @@
 //! handshake, a message received in part, a pong owed, and a read buffer that it allocates at
 //! `Config::read_buffer_bytes` (2 KiB by default) when the context is made and keeps for its
 //! life. Most connections are idle most of the time, and an idle connection needs none of it.
-//! So a [`WebSocketLink`] holds a context only while it has state to keep, and the reactor's
-//! [`ContextPool`] lends one to each read (and to each control frame sent) and takes it back
-//! as soon as the connection holds nothing a new context would not. The read buffer is then in
-//! effect the reactor's: lent to the connection being read, kept by a connection only while
-//! part of a message is in it.
+//! So a [`WebSocketLink`] holds a context only while it is in use: the reactor's
+//! [`ContextPool`] lends one to a connection that has none when it reads (or sends a control
+//! frame), and the reactor's sweep takes it back from every connection quiet for a sweep
+//! period (a second at most) whose context holds nothing a new one would not
+//! ([`WebSocketLink::release_idle`]). The read buffer is then in effect the reactor's: lent to
+//! the connections in use, kept by an idle one only while part of a message is in it.
 //!
-//! **When a context holds nothing.** Right after tungstenite's read said `WouldBlock`, if every
-//! byte read so far ends a message ([`FrameBounds`]) and no close frame was sent or received
-//! (tungstenite's `can_write`). Then: tungstenite asked the socket for more, so it holds no
-//! whole frame, and by the frame boundaries no partial one nor a fragmented message; a read
-//! first writes what it owes, so the pong of a ping read went to the outbound queue, which
-//! takes every byte or fails the read; and its own write buffer is always empty
-//! (`write_buffer_size` 0, see `Config::websocket_config`), for the same reason. That state is
-//! the state of a new context, which is why one context can serve every connection in turn.
+//! Why the sweep, not the end of each read: a context's read buffer is shared with the
+//! messages just read (their bodies are slices of it, on their way to the logic thread), so a
+//! context given back at once and lent to the next connection read would find its buffer
+//! still shared and allocate another; the echo bench paid 50 instructions a call for it. A
+//! busy connection keeps its context from one read to the next, as before.
+//!
+//! **When a context holds nothing.** When tungstenite's last read of the socket said
+//! `WouldBlock` and none of its writes failed since ([`Socket::reader_waiting`]), every byte
+//! read so far ends a message ([`FrameBounds`]), and no close frame was sent or received
+//! (tungstenite's `can_write`). Then: tungstenite asked the socket for more (it passes
+//! `WouldBlock` straight up), so it holds no whole frame, and by the frame boundaries no
+//! partial one nor a fragmented message; a read first writes what it owes, so the pong of a
+//! ping read went to the outbound queue, which takes every byte or fails the write; and its
+//! own write buffer is empty (`write_buffer_size` 0, see `Config::websocket_config`, so each
+//! frame goes to the queue at once). That state is the state of a new context, which is why
+//! one context can serve every connection in turn.
 //!
 //! **A context whose read buffer grew.** tungstenite grows the read buffer to hold each whole
 //! frame and never shrinks it (0.30 has no call that shrinks, clears or shows it). A context
-//! that read a frame larger than the configured buffer since it was lent is dropped rather
-//! than pooled, so neither a connection nor the pool keeps a large message's buffer.
+//! that read a frame larger than the configured buffer since it was lent is dropped, not
+//! pooled, as soon as it holds nothing, so neither a connection nor the pool keeps a large
+//! message's buffer.
 //!
 //! [`FrameBounds`]: super::frame_bounds::FrameBounds
-
-use std::io;
+//! [`Socket::reader_waiting`]: super::socket::Socket::reader_waiting
 
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error, Message};
 
 use super::socket::Socket;
 
-/// The most contexts the pool keeps spare. The reactor reads one connection at a time, so
-/// one context serves every read that ends between messages; connections left holding part
-/// of a message (or closing) keep theirs until it ends, and give them back in bursts. A
-/// spare costs its read buffer (`Config::read_buffer_bytes`) and about 300 bytes: 64 of them
-/// at most 150 KiB at the default, whatever the number of connections.
-const MAX_SPARE_CONTEXTS: usize = 64;
+/// The most contexts the pool keeps spare. The sweep gives back the contexts of all the
+/// connections that went idle since the last one at once, and they are lent again as those
+/// connections wake; beyond what a burst of wake-ups needs, a spare is memory held for
+/// nothing. A spare costs its read buffer (`Config::read_buffer_bytes`) and about 300 bytes:
+/// 64 of them at most 150 KiB at the default, whatever the number of connections.
+const MAX_SPARE_CONTEXTS: usize = 16;
 
 /// Spare tungstenite contexts, lent to connections while they have protocol state.
 pub(crate) struct ContextPool {
     config: WebSocketConfig,
     // Boxed: a context moves between the pool and a connection, which holds a pointer to it
-    // (8 bytes of its slot, not 256), on every read.
+    // (8 bytes of its slot, not 256).
     #[allow(clippy::vec_box)]
     spare: Vec<Box<WebSocketContext>>,
 }
@@ -79,8 +88,8 @@ impl ContextPool {
     }
 }
 
-/// An upgraded connection's socket, with tungstenite's context for it while it has protocol
-/// state (see the module's doc).
+/// An upgraded connection's socket, with tungstenite's context for it while it is in use (see
+/// the module's doc).
 #[derive(Debug)]
 pub(crate) struct WebSocketLink {
     socket: Socket,
@@ -106,6 +115,7 @@ impl WebSocketLink {
     }
 
     /// The socket, to queue data frames, write the queue, or register it with the poll.
+    #[inline]
     pub(crate) fn socket_mut(&mut self) -> &mut Socket {
         &mut self.socket
     }
@@ -115,31 +125,37 @@ impl WebSocketLink {
         self.socket
     }
 
-    /// Whether it holds a context (it has protocol state).
+    /// Whether it holds a context.
     #[cfg(test)]
     pub(crate) fn holds_context(&self) -> bool {
         self.context.is_some()
     }
 
     /// Whether data may still be sent: no close frame sent or received.
+    #[inline]
     pub(crate) fn can_write(&self) -> bool {
         self.context.as_ref().is_none_or(|context| context.can_write())
     }
 
-    /// Reads the next message, as `WebSocket::read` does. When the socket has nothing more
-    /// for now (`WouldBlock`) and the connection holds nothing, its context goes back to
-    /// `pool`.
+    /// Reads the next message, as `WebSocket::read` does, with a context lent from `pool` if
+    /// it holds none.
+    // Inlined into the reactor's read loop: it runs once per message read.
+    #[inline]
     pub(crate) fn read(&mut self, pool: &mut ContextPool) -> tungstenite::Result<Message> {
-        let context = lent(&mut self.context, &mut self.socket, pool);
-        let read = context.read(&mut self.socket);
-        if let Err(Error::Io(e)) = &read
-            && e.kind() == io::ErrorKind::WouldBlock
-            && context.can_write()
-            && self.socket.bounds().at_message_boundary()
-        {
-            self.give_back(pool);
+        lent(&mut self.context, &mut self.socket, pool).read(&mut self.socket)
+    }
+
+    /// Drops the context if it holds nothing and a frame grew its read buffer, rather than
+    /// keep the buffer until the sweep. The reactor calls it when a read finds the socket
+    /// empty (as it is the only time the context can hold nothing, any other time it does
+    /// nothing).
+    #[inline(never)]
+    pub(crate) fn drop_grown_context(&mut self) {
+        let Some(context) = &self.context else { return };
+        let grew = self.socket.bounds().largest_frame() > context.get_config().read_buffer_size as u64;
+        if grew && self.holds_nothing() {
+            self.context = None;
         }
-        read
     }
 
     /// Writes a control frame (ping, close) through tungstenite, as `WebSocket::write` does.
@@ -165,6 +181,23 @@ impl WebSocketLink {
         }
     }
 
+    /// Gives back what an idle connection does not need: its context to `pool` if it holds
+    /// nothing, and its outbound queue's buffer if the queue is empty. The reactor's sweep
+    /// calls it for every connection quiet for a sweep period.
+    pub(crate) fn release_idle(&mut self, pool: &mut ContextPool) {
+        if self.holds_nothing() {
+            self.give_back(pool);
+        }
+        self.socket.release_idle_buffer();
+    }
+
+    /// Whether its context holds nothing a new one would not (see the module's doc).
+    fn holds_nothing(&self) -> bool {
+        self.socket.reader_waiting()
+            && self.socket.bounds().at_message_boundary()
+            && self.context.as_ref().is_some_and(|context| context.can_write())
+    }
+
     fn give_back(&mut self, pool: &mut ContextPool) {
         let Some(context) = self.context.take() else { return };
         let grew = self.socket.bounds().largest_frame() > pool.config().read_buffer_size as u64;
@@ -172,15 +205,20 @@ impl WebSocketLink {
     }
 }
 
-/// The connection's `context`, lent from `pool` if it has none; the largest frame read is
-/// then counted afresh, for the lent context's buffer.
+/// The connection's `context`, lent from `pool` if it has none.
+#[inline]
 fn lent<'a>(
     context: &'a mut Option<Box<WebSocketContext>>,
     socket: &mut Socket,
     pool: &mut ContextPool,
 ) -> &'a mut WebSocketContext {
-    if context.is_none() {
-        socket.bounds_mut().forget_largest();
-    }
-    context.get_or_insert_with(|| pool.lend())
+    context.get_or_insert_with(|| lend(socket, pool))
+}
+
+/// A context from `pool` for the connection of `socket`, whose largest frame read is then
+/// counted afresh, for the lent context's buffer. Out of line: a connection in use has one.
+#[cold]
+fn lend(socket: &mut Socket, pool: &mut ContextPool) -> Box<WebSocketContext> {
+    socket.bounds_mut().forget_largest();
+    pool.lend()
 }

@@ -287,7 +287,8 @@ mod tests {
     }
 
     /// Reads messages as the reactor does (`Reactor::read_messages`), until the socket has
-    /// nothing more for now; waits (at most 5 s) for `expected` messages to arrive.
+    /// nothing more for now; waits (at most 5 s, a reactor turn a millisecond) for `expected`
+    /// messages to arrive.
     fn read_until_empty(conn: &mut Connection, pool: &mut ContextPool, expected: usize) -> Vec<Message> {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut messages = Vec::new();
@@ -297,12 +298,14 @@ mod tests {
             match link.read(pool) {
                 Ok(message) => messages.push(message),
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    conn.link().expect("open").drop_grown_context();
+                    conn.link().expect("open").give_back_if_idle(pool);
                     if messages.len() >= expected {
                         return messages;
                     }
                     assert!(Instant::now() < deadline, "got {} of {expected} messages", messages.len());
                     std::thread::sleep(Duration::from_millis(1));
+                    // The reactor's next turn.
+                    pool.start_turn();
                 }
                 Err(e) => panic!("read failed: {e}"),
             }
@@ -326,13 +329,8 @@ mod tests {
         got
     }
 
-    /// What the reactor's sweep does with the connection.
-    fn sweep(conn: &mut Connection, pool: &mut ContextPool) {
-        conn.link().expect("open").release_idle(pool);
-    }
-
     #[test]
-    fn the_sweep_takes_an_idle_connections_context_and_one_context_serves_connections_in_turn() {
+    fn an_idle_connection_gives_its_context_back_and_one_context_serves_connections_in_turn() {
         let mut pool = pool();
         let (mut client_a, mut a) = open(&[]);
         let (mut client_b, mut b) = open(&[]);
@@ -343,15 +341,13 @@ mod tests {
             read_until_empty(&mut a, &mut pool, 2),
             [binary(100, 1), Message::Ping(vec![7; 2].into())]
         );
-        assert!(holds_context(&mut a), "a connection in use keeps its context between reads");
-        sweep(&mut a, &mut pool);
-        assert!(!holds_context(&mut a), "the sweep took it back");
-        assert_eq!(pool.spare(), 1);
+        assert!(!holds_context(&mut a), "between messages, its context went back");
+        assert_eq!(pool.held(), 1);
+        pool.start_turn();
         client_b.write_all(&frame(true, 1, 3, b'b')).expect("send");
         assert_eq!(read_until_empty(&mut b, &mut pool, 1), [Message::Text("bbb".into())]);
-        assert_eq!(pool.spare(), 0, "b reads with a's context");
-        sweep(&mut b, &mut pool);
-        assert_eq!(pool.spare(), 1, "and gives it back: no second one was made");
+        assert!(!holds_context(&mut b));
+        assert_eq!(pool.held(), 1, "b read with a's context: no second one was made");
         // The pong owed to a went out on a, and nothing on b.
         a.link().expect("open").flush().expect("flush");
         b.link().expect("open").flush().expect("flush");
@@ -359,6 +355,18 @@ mod tests {
         client_b.set_nonblocking(true).expect("nonblocking");
         let mut none = [0u8; 1];
         assert_eq!(client_b.read(&mut none).map_err(|e| e.kind()), Err(io::ErrorKind::WouldBlock));
+    }
+
+    #[test]
+    fn a_context_given_back_is_not_lent_again_in_the_same_turn() {
+        let mut pool = pool();
+        let (mut client_a, mut a) = open(&[]);
+        let (mut client_b, mut b) = open(&[]);
+        client_a.write_all(&frame(true, 2, 10, 1)).expect("send");
+        assert_eq!(read_until_empty(&mut a, &mut pool, 1), [binary(10, 1)]);
+        client_b.write_all(&frame(true, 2, 10, 2)).expect("send");
+        assert_eq!(read_until_empty(&mut b, &mut pool, 1), [binary(10, 2)]);
+        assert_eq!(pool.held(), 2, "a's body may still be on its way: b got a context of its own");
     }
 
     #[test]
@@ -373,21 +381,18 @@ mod tests {
         client.write_all(&stream).expect("send");
         let got = read_until_empty(&mut conn, &mut pool, 3);
         assert_eq!(got, [binary(60_000, 1), binary(100, 2), Message::Ping(vec![3; 4].into())]);
-        sweep(&mut conn, &mut pool);
         assert!(holds_context(&mut conn), "half a frame is buffered: the context must stay");
         client.write_all(&next[2_500..]).expect("send the rest");
         assert_eq!(read_until_empty(&mut conn, &mut pool, 1), [binary(5_000, 4)]);
-        assert!(!holds_context(&mut conn), "between messages, a context grown by a large frame goes at once");
-        sweep(&mut conn, &mut pool);
-        assert_eq!(pool.spare(), 0, "and is not pooled");
+        assert!(!holds_context(&mut conn), "between messages, the context went");
+        assert_eq!(pool.held(), 0, "a context whose buffer grew for a large frame is dropped");
         // The pong went out, though the context that owed it is gone.
         conn.link().expect("open").flush().expect("flush");
         assert_eq!(client_reads(&mut client, 6), [0x8A, 4, 3, 3, 3, 3]);
         // And the connection reads on, with a new context.
         client.write_all(&frame(true, 1, 3, b'a')).expect("send");
         assert_eq!(read_until_empty(&mut conn, &mut pool, 1), [Message::Text("aaa".into())]);
-        sweep(&mut conn, &mut pool);
-        assert_eq!(pool.spare(), 1, "a context that read small frames only is pooled");
+        assert_eq!(pool.held(), 1, "a context that read small frames only is pooled");
     }
 
     #[test]
@@ -403,13 +408,11 @@ mod tests {
             assert_eq!(read_until_empty(&mut conn, &mut pool, 0), []);
             assert!(Instant::now() < deadline, "the fragment did not arrive");
         }
-        sweep(&mut conn, &mut pool);
         assert!(holds_context(&mut conn), "half a message is held: the context must stay");
         client.write_all(&frame(true, 0, 1_000, 5)).expect("last fragment");
         assert_eq!(read_until_empty(&mut conn, &mut pool, 1), [binary(1_300, 5)]);
-        sweep(&mut conn, &mut pool);
         assert!(!holds_context(&mut conn));
-        assert_eq!(pool.spare(), 1);
+        assert_eq!(pool.held(), 1);
     }
 
     #[test]
@@ -420,15 +423,15 @@ mod tests {
         let mut leftover = large.clone();
         leftover.extend_from_slice(&small[..3]);
         let (mut client, mut conn) = open(&leftover);
-        sweep(&mut conn, &mut pool);
         assert!(holds_context(&mut conn), "the bytes after the request are the context's, unread");
+        conn.link().expect("open").give_back_if_idle(&mut pool);
+        assert!(holds_context(&mut conn), "no read has said the socket is empty");
         assert_eq!(read_until_empty(&mut conn, &mut pool, 1), [binary(3_000, 6)]);
-        sweep(&mut conn, &mut pool);
         assert!(holds_context(&mut conn), "three bytes of a header are buffered");
         client.write_all(&small[3..]).expect("the rest");
         assert_eq!(read_until_empty(&mut conn, &mut pool, 1), [binary(10, 7)]);
-        assert!(!holds_context(&mut conn), "its buffer grew for the 3 000-byte frame");
-        assert_eq!(pool.spare(), 0);
+        assert!(!holds_context(&mut conn));
+        assert_eq!(pool.held(), 0, "its buffer grew for the 3 000-byte frame");
     }
 
     #[test]
@@ -437,13 +440,11 @@ mod tests {
         let (mut client, mut conn) = open(&[]);
         assert_eq!(conn.write(Message::Ping(vec![9].into()), &mut pool), WriteOutcome::Queued);
         assert!(!holds_context(&mut conn), "a ping leaves nothing to keep");
-        assert_eq!(pool.spare(), 1);
+        assert_eq!(pool.held(), 1);
         client.write_all(&frame(true, 2, 10, 8)).expect("send");
         assert_eq!(read_until_empty(&mut conn, &mut pool, 1), [binary(10, 8)]);
         assert_eq!(conn.close(1000, "bye", Instant::now(), &mut pool), WriteOutcome::Queued);
-        sweep(&mut conn, &mut pool);
         assert!(holds_context(&mut conn), "the closing handshake is the context's to follow");
-        assert_eq!(pool.spare(), 0);
         assert_eq!(
             conn.write_data(DataOpcode::Binary, b"late"),
             WriteOutcome::Closed,
@@ -451,7 +452,6 @@ mod tests {
         );
         client.write_all(&frame(true, 2, 100, 9)).expect("send");
         assert_eq!(read_until_empty(&mut conn, &mut pool, 1), [binary(100, 9)]);
-        sweep(&mut conn, &mut pool);
         assert!(holds_context(&mut conn), "a closing connection keeps tungstenite's close state");
         conn.link().expect("open").flush().expect("flush");
         let got = client_reads(&mut client, 3 + 2 + 2 + 3);

@@ -233,6 +233,7 @@ impl Reactor {
                 Err(e) => return Err(e),
             }
             self.now = Instant::now();
+            self.contexts.start_turn();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),

@@ -54,10 +54,10 @@ impl Reactor {
                     self.handle_message(index, message, now);
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Nothing more for now: if a large frame grew tungstenite's read buffer,
-                    // it is the moment to let it go.
+                    // Nothing more for now: if no part of a message is left, the context (and
+                    // its read buffer) goes back to the pool.
                     if let Some(link) = conn.link() {
-                        link.drop_grown_context();
+                        link.give_back_if_idle(&mut self.contexts);
                     }
                     // tungstenite may have queued a pong or a close reply while reading.
                     self.mark_dirty(index);

@@ -147,12 +147,12 @@ impl Reactor {
         let mut ended = Vec::new();
         let mut ping = Vec::new();
         for (index, conn) in &mut self.conns {
-            // Quiet for a sweep period, it is idle: it gives back its tungstenite context and
-            // its outbound buffer. A busy one keeps them, to use them again at once.
+            // Quiet for a sweep period, it is idle: it gives back its outbound buffer. A busy
+            // one keeps it, to use it again at once.
             if conn.liveness.quiet_for(now) >= period
                 && let Some(link) = conn.link()
             {
-                link.release_idle(&mut self.contexts);
+                link.socket_mut().release_idle_buffer();
             }
             match sweep(conn.lifecycle, &mut conn.liveness, now, &self.timeouts) {
                 Sweep::Keep => {}
@@ -182,6 +182,7 @@ impl Reactor {
             self.close_lingering(key, end);
         }
         self.sweep_sessions(now);
+        self.contexts.trim();
         for index in ping {
             self.send(index, Message::Ping(Bytes::new()));
         }

@@ -4,19 +4,12 @@
 //! tungstenite keeps a connection's protocol state in a `WebSocketContext`: the closing
 //! handshake, a message received in part, a pong owed, and a read buffer that it allocates at
 //! `Config::read_buffer_bytes` (2 KiB by default) when the context is made and keeps for its
-//! life. Most connections are idle most of the time, and an idle connection needs none of it.
-//! So a [`WebSocketLink`] holds a context only while it is in use: the reactor's
-//! [`ContextPool`] lends one to a connection that has none when it reads (or sends a control
-//! frame), and the reactor's sweep takes it back from every connection quiet for a sweep
-//! period (a second at most) whose context holds nothing a new one would not
-//! ([`WebSocketLink::release_idle`]). The read buffer is then in effect the reactor's: lent to
-//! the connections in use, kept by an idle one only while part of a message is in it.
-//!
-//! Why the sweep, not the end of each read: a context's read buffer is shared with the
-//! messages just read (their bodies are slices of it, on their way to the logic thread), so a
-//! context given back at once and lent to the next connection read would find its buffer
-//! still shared and allocate another; the echo bench paid 50 instructions a call for it. A
-//! busy connection keeps its context from one read to the next, as before.
+//! life. Between messages, an open connection needs none of it. So a [`WebSocketLink`] holds a
+//! context only while it has state to keep: the reactor's [`ContextPool`] lends one to a
+//! connection that has none when it reads (or sends a control frame), and takes it back as
+//! soon as a read finds the socket empty and the context holds nothing a new one would not.
+//! The read buffer is then in effect the reactor's: lent to the connection being read, kept
+//! by a connection only while part of a message (or a closing handshake) is in it.
 //!
 //! **When a context holds nothing.** When tungstenite's last read of the socket said
 //! `WouldBlock` and none of its writes failed since ([`Socket::reader_waiting`]), every byte
@@ -29,11 +22,22 @@
 //! frame goes to the queue at once). That state is the state of a new context, which is why
 //! one context can serve every connection in turn.
 //!
+//! **Not lent again in the same turn.** The bodies of the messages just read are slices of
+//! the context's read buffer, on their way to the logic thread. Lent at once to the next
+//! connection read, the context would find its buffer still shared and allocate another (the
+//! echo bench paid 50 instructions a call for it). So a context given back waits for the
+//! reactor's next turn ([`ContextPool::start_turn`]), as long as a connection that kept its own
+//! would wait to read again: by then the logic thread has most often let go of the bodies.
+//!
+//! **How many are kept.** Under load, as many contexts go round as connections are read in a
+//! turn. The pool keeps that many spare, and the sweep drops the spares that the busiest turn
+//! since the last sweep did not need ([`ContextPool::trim`]), so that after a burst the pool
+//! shrinks back to [`MIN_SPARE_CONTEXTS`].
+//!
 //! **A context whose read buffer grew.** tungstenite grows the read buffer to hold each whole
 //! frame and never shrinks it (0.30 has no call that shrinks, clears or shows it). A context
 //! that read a frame larger than the configured buffer since it was lent is dropped, not
-//! pooled, as soon as it holds nothing, so neither a connection nor the pool keeps a large
-//! message's buffer.
+//! pooled, so neither a connection nor the pool keeps a large message's buffer.
 //!
 //! [`FrameBounds`]: super::frame_bounds::FrameBounds
 //! [`Socket::reader_waiting`]: super::socket::Socket::reader_waiting
@@ -43,26 +47,31 @@ use tungstenite::{Error, Message};
 
 use super::socket::Socket;
 
-/// The most contexts the pool keeps spare. The sweep gives back the contexts of all the
-/// connections that went idle since the last one at once, and they are lent again as those
-/// connections wake; beyond what a burst of wake-ups needs, a spare is memory held for
-/// nothing. A spare costs its read buffer (`Config::read_buffer_bytes`) and about 300 bytes:
-/// 64 of them at most 150 KiB at the default, whatever the number of connections.
-const MAX_SPARE_CONTEXTS: usize = 16;
+/// The spare contexts the pool keeps however idle the server: enough for the connections a
+/// quiet server reads in a turn, 16 times the read buffer (and 300 bytes) at most.
+const MIN_SPARE_CONTEXTS: usize = 16;
 
 /// Spare tungstenite contexts, lent to connections while they have protocol state.
 pub(crate) struct ContextPool {
     config: WebSocketConfig,
     // Boxed: a context moves between the pool and a connection, which holds a pointer to it
     // (8 bytes of its slot, not 256).
+    /// Contexts to lend: given back in an earlier turn.
     #[allow(clippy::vec_box)]
     spare: Vec<Box<WebSocketContext>>,
+    /// Contexts given back this turn, lent from the next one on (see the module's doc).
+    #[allow(clippy::vec_box)]
+    cooling: Vec<Box<WebSocketContext>>,
+    /// Contexts lent this turn.
+    lent_this_turn: usize,
+    /// The most contexts lent in one turn since the last trim.
+    busiest_turn: usize,
 }
 
 impl ContextPool {
     /// An empty pool that makes its contexts with `config`.
     pub(crate) fn new(config: WebSocketConfig) -> Self {
-        Self { config, spare: Vec::new() }
+        Self { config, spare: Vec::new(), cooling: Vec::new(), lent_this_turn: 0, busiest_turn: 0 }
     }
 
     /// The configuration of every context it makes.
@@ -70,26 +79,42 @@ impl ContextPool {
         &self.config
     }
 
-    /// How many contexts are spare.
+    /// How many contexts it holds, spare or cooling.
     #[cfg(test)]
-    pub(crate) fn spare(&self) -> usize {
-        self.spare.len()
+    pub(crate) fn held(&self) -> usize {
+        self.spare.len() + self.cooling.len()
+    }
+
+    /// A new turn of the reactor: the contexts given back in the last one may be lent.
+    pub(crate) fn start_turn(&mut self) {
+        self.busiest_turn = self.busiest_turn.max(self.lent_this_turn);
+        self.lent_this_turn = 0;
+        self.spare.append(&mut self.cooling);
+    }
+
+    /// Drops the spares that the busiest turn since the last call did not need (keeping
+    /// [`MIN_SPARE_CONTEXTS`] at least). The reactor's sweep calls it.
+    pub(crate) fn trim(&mut self) {
+        let needed = self.busiest_turn.max(self.lent_this_turn).max(MIN_SPARE_CONTEXTS);
+        self.spare.truncate(needed.saturating_sub(self.cooling.len()));
+        self.busiest_turn = 0;
     }
 
     fn lend(&mut self) -> Box<WebSocketContext> {
+        self.lent_this_turn += 1;
         self.spare.pop().unwrap_or_else(|| Box::new(WebSocketContext::new(Role::Server, Some(self.config))))
     }
 
     /// Takes back a context that holds nothing; one whose read buffer `grew` is dropped.
     fn take_back(&mut self, context: Box<WebSocketContext>, grew: bool) {
-        if !grew && self.spare.len() < MAX_SPARE_CONTEXTS {
-            self.spare.push(context);
+        if !grew {
+            self.cooling.push(context);
         }
     }
 }
 
-/// An upgraded connection's socket, with tungstenite's context for it while it is in use (see
-/// the module's doc).
+/// An upgraded connection's socket, with tungstenite's context for it while it has protocol
+/// state (see the module's doc).
 #[derive(Debug)]
 pub(crate) struct WebSocketLink {
     socket: Socket,
@@ -138,23 +163,19 @@ impl WebSocketLink {
     }
 
     /// Reads the next message, as `WebSocket::read` does, with a context lent from `pool` if
-    /// it holds none.
+    /// it holds none. When it says `WouldBlock`, call [`WebSocketLink::give_back_if_idle`].
     // Inlined into the reactor's read loop: it runs once per message read.
     #[inline]
     pub(crate) fn read(&mut self, pool: &mut ContextPool) -> tungstenite::Result<Message> {
         lent(&mut self.context, &mut self.socket, pool).read(&mut self.socket)
     }
 
-    /// Drops the context if it holds nothing and a frame grew its read buffer, rather than
-    /// keep the buffer until the sweep. The reactor calls it when a read finds the socket
-    /// empty (as it is the only time the context can hold nothing, any other time it does
-    /// nothing).
-    #[inline(never)]
-    pub(crate) fn drop_grown_context(&mut self) {
-        let Some(context) = &self.context else { return };
-        let grew = self.socket.bounds().largest_frame() > context.get_config().read_buffer_size as u64;
-        if grew && self.holds_nothing() {
-            self.context = None;
+    /// Gives the context back to `pool` if it holds nothing (dropped if a frame grew its read
+    /// buffer). The reactor calls it when a read finds the socket empty; at any other time a
+    /// context holds something (or its last read did not say so), and it does nothing.
+    pub(crate) fn give_back_if_idle(&mut self, pool: &mut ContextPool) {
+        if self.holds_nothing() {
+            self.give_back(pool);
         }
     }
 
@@ -179,16 +200,6 @@ impl WebSocketLink {
             // A new context would owe nothing and buffer nothing: its flush is the socket's.
             None => self.socket.write_queued().map_err(Error::Io),
         }
-    }
-
-    /// Gives back what an idle connection does not need: its context to `pool` if it holds
-    /// nothing, and its outbound queue's buffer if the queue is empty. The reactor's sweep
-    /// calls it for every connection quiet for a sweep period.
-    pub(crate) fn release_idle(&mut self, pool: &mut ContextPool) {
-        if self.holds_nothing() {
-            self.give_back(pool);
-        }
-        self.socket.release_idle_buffer();
     }
 
     /// Whether its context holds nothing a new one would not (see the module's doc).
@@ -216,9 +227,56 @@ fn lent<'a>(
 }
 
 /// A context from `pool` for the connection of `socket`, whose largest frame read is then
-/// counted afresh, for the lent context's buffer. Out of line: a connection in use has one.
-#[cold]
+/// counted afresh, for the lent context's buffer.
 fn lend(socket: &mut Socket, pool: &mut ContextPool) -> Box<WebSocketContext> {
     socket.bounds_mut().forget_largest();
     pool.lend()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    fn pool() -> ContextPool {
+        ContextPool::new(Config::default().websocket_config())
+    }
+
+    #[test]
+    fn a_context_given_back_is_lent_from_the_next_turn_on() {
+        let mut pool = pool();
+        let context = pool.lend();
+        pool.take_back(context, false);
+        assert_eq!((pool.spare.len(), pool.cooling.len()), (0, 1));
+        pool.start_turn();
+        assert_eq!((pool.spare.len(), pool.cooling.len()), (1, 0));
+        let _lent = pool.lend();
+        assert_eq!(pool.held(), 0, "the spare was lent, no new one made");
+    }
+
+    #[test]
+    fn a_context_whose_buffer_grew_is_dropped() {
+        let mut pool = pool();
+        let context = pool.lend();
+        pool.take_back(context, true);
+        pool.start_turn();
+        assert_eq!(pool.held(), 0);
+    }
+
+    #[test]
+    fn the_trim_keeps_what_the_busiest_turn_lent_and_at_least_the_minimum() {
+        let mut pool = pool();
+        // A turn that reads 40 connections, each given its context back.
+        let lent: Vec<_> = (0..40).map(|_| pool.lend()).collect();
+        lent.into_iter().for_each(|context| pool.take_back(context, false));
+        pool.start_turn();
+        // A quieter turn.
+        let lent: Vec<_> = (0..5).map(|_| pool.lend()).collect();
+        lent.into_iter().for_each(|context| pool.take_back(context, false));
+        pool.start_turn();
+        pool.trim();
+        assert_eq!(pool.held(), 40, "the busiest turn since the last trim needed 40");
+        pool.trim();
+        assert_eq!(pool.held(), MIN_SPARE_CONTEXTS, "no turn needed more than the minimum since");
+    }
 }

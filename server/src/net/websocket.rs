@@ -6,8 +6,8 @@
 //! `Config::read_buffer_bytes` (2 KiB by default) when the context is made and keeps for its
 //! life. Between messages, an open connection needs none of it. So a [`WebSocketLink`] holds a
 //! context only while it has state to keep: the reactor's [`ContextPool`] lends one to a
-//! connection that has none when it reads (or sends a control frame), and takes it back as
-//! soon as a read finds the socket empty and the context holds nothing a new one would not.
+//! connection that has none when it reads (or sends a close), and takes it back as soon as a
+//! read finds the socket empty and the context holds nothing a new one would not.
 //! The read buffer is then in effect the reactor's: lent to the connection being read, kept
 //! by a connection only while part of a message (or a closing handshake) is in it.
 //!
@@ -42,6 +42,9 @@
 //! [`FrameBounds`]: super::frame_bounds::FrameBounds
 //! [`Socket::reader_waiting`]: super::socket::Socket::reader_waiting
 
+use std::io::Write;
+
+use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error, Message};
 
@@ -179,9 +182,20 @@ impl WebSocketLink {
         }
     }
 
-    /// Writes a control frame (ping, close) through tungstenite, as `WebSocket::write` does.
-    /// A ping leaves the state as it was, so a context lent for it goes straight back.
+    /// Writes a control frame (ping, close) as `WebSocket::write` does: through tungstenite,
+    /// which keeps the closing handshake's state, with a context lent from `pool` if it holds
+    /// none. A ping it frames itself when it holds none: tungstenite keeps nothing of a ping it
+    /// sends, and the sweep pings every quiet connection in one turn, which would otherwise
+    /// make a context for each.
     pub(crate) fn write(&mut self, pool: &mut ContextPool, message: Message) -> tungstenite::Result<()> {
+        if self.context.is_none()
+            && let Message::Ping(payload) = &message
+        {
+            let mut frame = Vec::with_capacity(2 + payload.len());
+            Frame::ping(payload.clone()).format(&mut frame)?;
+            // One write: the queue takes the whole frame or refuses it whole.
+            return self.socket.write_all(&frame).map_err(Error::Io);
+        }
         let was_idle = self.context.is_none();
         let context = lent(&mut self.context, &mut self.socket, pool);
         let written = context.write(&mut self.socket, message);

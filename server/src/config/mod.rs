@@ -147,8 +147,10 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// Bytes read from a socket per `read` call.
     ///
-    /// tungstenite allocates this eagerly per connection (its own default, 128 KiB, would
-    /// cost 640 MB at 5000 connections), so it is small.
+    /// tungstenite allocates this eagerly per context (its own default, 128 KiB, would cost
+    /// 640 MB at 5000 connections each holding one), so it is small. The reactor lends
+    /// contexts only to the connections it reads (and to those with part of a message
+    /// buffered): an idle connection holds none.
     ///
     /// Default 2 KiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().read_buffer_bytes)]

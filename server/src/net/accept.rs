@@ -104,7 +104,7 @@ impl Reactor {
                     max_queued: self.config.max_outbound_bytes,
                     coalesce: self.config.write_coalesce_bytes,
                 };
-                conn.upgrade(leftover, self.ws_config, limits, self.now);
+                conn.upgrade(leftover, self.contexts.config(), limits, self.now);
                 conn.encoding = encoding;
                 conn.version = version;
                 let id = conn.id;

@@ -1,13 +1,15 @@
 //! Where the frames end in the bytes a connection's socket hands to tungstenite, so the
 //! reactor can tell when tungstenite holds no part of a message, and how large a frame has
-//! been since its read buffer was last fresh.
+//! been since the connection was lent its tungstenite context (and read buffer).
 //!
-//! Why: tungstenite (0.30) grows a connection's read buffer to hold each whole frame and keeps
-//! the allocation, and it offers no way to see or shrink that buffer. The one way to give the
-//! memory back is a fresh `WebSocket` around the same socket, and that loses nothing only
-//! between messages: no frame partly read, no fragmented message partly received. Every byte
-//! tungstenite reads comes through the socket, so the socket follows the frame headers in them
-//! (RFC 6455, 5.2): a header is 2 to 14 bytes and gives its payload's length, FIN and opcode.
+//! Why: tungstenite (0.30) keeps a connection's state and read buffer in a context, grows the
+//! buffer to hold each whole frame and keeps the allocation, and it offers no way to see or
+//! shrink that buffer. An idle connection gives its context back to the reactor's pool (see
+//! [`websocket`](super::websocket)), and a context whose buffer grew is dropped; both lose
+//! nothing only between messages: no frame partly read, no fragmented message partly
+//! received. Every byte tungstenite reads comes through the socket, so the socket follows the
+//! frame headers in them (RFC 6455, 5.2): a header is 2 to 14 bytes and gives its payload's
+//! length, FIN and opcode.
 //! What it sees of a malformed frame does not matter: tungstenite fails the connection on it.
 
 /// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
@@ -92,7 +94,7 @@ impl FrameBounds {
         self.largest
     }
 
-    /// Starts counting the largest frame afresh (the read buffer is fresh).
+    /// Starts counting the largest frame afresh (the connection was lent a context).
     pub(crate) fn forget_largest(&mut self) {
         self.largest = 0;
     }

@@ -35,6 +35,11 @@ impl Liveness {
         self.ping_outstanding = false;
     }
 
+    /// How long it has been quiet at `now`: since it was last heard from.
+    pub fn quiet_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last_heard)
+    }
+
     /// Decides what to do at `now`. Returns [`Verdict::SendPing`] at most once per quiet spell.
     pub fn poll(&mut self, now: Instant, ping_interval: Duration, idle_timeout: Duration) -> Verdict {
         let quiet = now.saturating_duration_since(self.last_heard);
@@ -64,6 +69,16 @@ mod tests {
         assert_eq!(l.poll(t0 + Duration::from_secs(10), PING, IDLE), Verdict::SendPing);
         assert_eq!(l.poll(t0 + Duration::from_secs(20), PING, IDLE), Verdict::Alive);
         assert_eq!(l.poll(t0 + Duration::from_secs(30), PING, IDLE), Verdict::Dead);
+    }
+
+    #[test]
+    fn quiet_for_counts_from_the_last_time_it_was_heard() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(t0);
+        assert_eq!(l.quiet_for(t0 + PING), PING);
+        l.handle_heard(t0 + Duration::from_secs(4));
+        assert_eq!(l.quiet_for(t0 + PING), Duration::from_secs(6));
+        assert_eq!(l.quiet_for(t0), Duration::ZERO, "a reading older than the last hearing");
     }
 
     #[test]

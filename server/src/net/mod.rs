@@ -9,7 +9,9 @@
 //! [`outbound`]: all of them take `now` as an argument. The clock is read once per turn, when
 //! `poll` returns, and every decision of the turn uses that reading. One more pure module,
 //! [`frame_bounds`], follows the frame boundaries in what each socket reads, so that a
-//! [`connection`] can give tungstenite a fresh read buffer between messages. An ended
+//! connection's WebSocket ([`websocket`]) can tell when it holds no part of a message and give
+//! tungstenite's state and read buffer back to the reactor's pool: an idle connection holds
+//! neither. An ended
 //! connection's socket closes through [`linger`]: write side shut, input drained for a
 //! bounded time, so that a reset cannot destroy the last frames.
 //!
@@ -50,6 +52,7 @@ mod socket;
 mod teardown;
 mod tls;
 mod uplink;
+mod websocket;
 mod write;
 
 use std::collections::VecDeque;
@@ -62,12 +65,12 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::Connection;
 use self::lifecycle::{Stage, Timeouts};
 use self::linger::{LingerLimits, Lingering};
 use self::session::{SessionLimits, Sessions};
+use self::websocket::ContextPool;
 use crate::bridge::wake::Wake;
 use crate::bridge::{Batch, Bell, InboundCount, ReactorEnds, RouteTable, ToLogic};
 use crate::metrics::{Metrics, ReactorCounters};
@@ -98,7 +101,9 @@ pub(crate) struct Reactor {
     tickets: rustc_hash::FxHashMap<usize, Box<crate::bridge::Credentials>>,
     next_generation: u32,
     config: Config,
-    ws_config: WebSocketConfig,
+    /// tungstenite's per-connection state and read buffers, lent to connections while they
+    /// have protocol state (see [`websocket`]).
+    contexts: ContextPool,
     policy: handshake::Policy,
     routes: RouteTable,
     to_logic: Sender<Vec<ToLogic>>,
@@ -156,7 +161,7 @@ impl Reactor {
         tls: Option<Arc<certs::Certs>>,
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let ws_config = config.websocket_config();
+        let contexts = ContextPool::new(config.websocket_config());
         let policy = handshake::Policy::of(&config);
         Ok(Self {
             poll,
@@ -184,7 +189,7 @@ impl Reactor {
                 linger: config.linger_timeout,
                 ack: config.ack_interval,
             },
-            ws_config,
+            contexts,
             policy,
             routes,
             to_logic: ends.to_logic,
@@ -228,6 +233,7 @@ impl Reactor {
                 Err(e) => return Err(e),
             }
             self.now = Instant::now();
+            self.contexts.start_turn();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),

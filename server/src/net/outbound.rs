@@ -11,8 +11,10 @@
 //!
 //! The queue is capped (`Config::max_outbound_bytes`): a frame that would pass the cap is
 //! refused whole with [`QueueFull`], and the reactor drops a peer that does not read. Once
-//! empty, the queue releases any capacity over 1 KiB, so an idle connection holds no large
-//! buffer after a burst.
+//! empty, the queue releases any capacity over 1 KiB, so a connection holds no large buffer
+//! after a burst, while the usual frames reuse what is left; and the reactor's sweep releases
+//! the rest from the empty queue of every connection quiet for a sweep period
+//! ([`OutboundQueue::release_if_empty`]), so an idle connection holds no buffer at all.
 //!
 //! The cap counts unwritten bytes, and so must the memory: a partial write only moves an
 //! offset (no copy per write), so the written bytes stay at the front of the buffer until a
@@ -187,6 +189,16 @@ impl OutboundQueue {
         Ok(())
     }
 
+    /// Releases the buffer if nothing is queued: for an idle connection, which would keep up
+    /// to 1 KiB of it otherwise (the reactor's sweep calls it for a connection quiet for a
+    /// sweep period). Its next frame allocates anew.
+    pub fn release_if_empty(&mut self) {
+        if self.queued() == 0 {
+            self.out = Vec::new();
+            self.written = 0;
+        }
+    }
+
     /// The `write` calls made by [`OutboundQueue::write_to`] since the last call (for the
     /// metric `ticksock_write_syscalls_total`), and resets the count.
     pub fn take_writes(&mut self) -> u32 {
@@ -328,6 +340,25 @@ mod tests {
         queue.queue_data(DataOpcode::Binary, &[0; 10_000]).expect("fits");
         queue.write_to(&mut io::sink()).expect("written");
         assert_eq!(queue.out.capacity(), 0, "a burst's buffer is released");
+    }
+
+    #[test]
+    fn release_if_empty_frees_an_empty_queue_and_keeps_queued_bytes() {
+        let mut queue = OutboundQueue::new(1 << 20, 64 << 10);
+        queue.queue_data(DataOpcode::Binary, &[1; 100]).expect("fits");
+        let mut pipe = Pipe { got: Vec::new(), limit: usize::MAX, room: 50 };
+        let _ = queue.write_to(&mut pipe);
+        queue.release_if_empty();
+        assert_eq!(queue.queued(), 52, "bytes still queued stay");
+        pipe.room = usize::MAX;
+        queue.write_to(&mut pipe).expect("the rest goes");
+        assert!(queue.out.capacity() > 0, "a small buffer is kept when the queue empties");
+        queue.release_if_empty();
+        assert_eq!(queue.out.capacity(), 0, "and released by release_if_empty");
+        queue.queue_data(DataOpcode::Binary, &[2; 10]).expect("fits");
+        queue.write_to(&mut pipe).expect("written");
+        assert_eq!(pipe.got.len(), 102 + 12);
+        assert_eq!(&pipe.got[102..104], &[0x82, 10], "a released queue frames as before");
     }
 
     /// Takes all but the last byte offered: a peer that keeps up, but never quite empties the

@@ -18,9 +18,9 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(index) else { return };
         match &mut conn.phase {
             Phase::Http(_) => self.advance_http(index),
-            Phase::Open(ws) => {
+            Phase::Open(link) => {
                 if readable {
-                    ws.get_mut().handle_readable();
+                    link.socket_mut().handle_readable();
                 }
                 if writable {
                     self.mark_dirty(index);
@@ -45,8 +45,8 @@ impl Reactor {
             if !conn.lifecycle.reads() {
                 return;
             }
-            let Some(ws) = conn.ws() else { return };
-            let result = ws.read();
+            let Some(link) = conn.link() else { return };
+            let result = link.read(&mut self.contexts);
             let now = self.now;
             match result {
                 Ok(message) => {
@@ -54,9 +54,11 @@ impl Reactor {
                     self.handle_message(index, message, now);
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Nothing more for now: if a large frame grew tungstenite's read buffer,
-                    // it is the moment to give it back.
-                    conn.renew_read_buffer();
+                    // Nothing more for now: if no part of a message is left, the context (and
+                    // its read buffer) goes back to the pool.
+                    if let Some(link) = conn.link() {
+                        link.give_back_if_idle(&mut self.contexts);
+                    }
                     // tungstenite may have queued a pong or a close reply while reading.
                     self.mark_dirty(index);
                     return;

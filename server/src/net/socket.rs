@@ -15,7 +15,8 @@
 //!
 //! **Frame boundaries.** Every byte tungstenite reads comes through [`Socket`]'s `read`, which
 //! follows the frame headers in them ([`FrameBounds`]), so the connection can tell when
-//! tungstenite holds no part of a message and may be given a fresh read buffer.
+//! tungstenite holds no part of a message and its context (with the read buffer) may go back
+//! to the reactor's pool.
 
 use std::io::{self, Read, Write};
 
@@ -38,6 +39,9 @@ pub(crate) struct Socket {
     out: OutboundQueue,
     /// Where the frames end in the bytes read so far.
     bounds: FrameBounds,
+    /// tungstenite waits for bytes: its last read found the socket empty, and each of its
+    /// writes since reached the queue (see [`Socket::reader_waiting`]).
+    reader_waiting: bool,
 }
 
 impl Socket {
@@ -47,6 +51,7 @@ impl Socket {
             drained: false,
             out: OutboundQueue::new(max_queued, coalesce),
             bounds: FrameBounds::default(),
+            reader_waiting: false,
         }
     }
 
@@ -61,6 +66,15 @@ impl Socket {
         &mut self.bounds
     }
 
+    /// Whether tungstenite waits for bytes: its last read of the socket said `WouldBlock`,
+    /// which tungstenite passes straight up (so it had asked for more than it holds whole),
+    /// and none of its writes failed since (a failed one may have left a frame in its write
+    /// buffer). Data that arrived since, unread, does not change it: tungstenite has not
+    /// seen it.
+    pub(crate) fn reader_waiting(&self) -> bool {
+        self.reader_waiting
+    }
+
     /// A readable event arrived: data may be waiting again.
     pub(crate) fn handle_readable(&mut self) {
         self.drained = false;
@@ -71,6 +85,12 @@ impl Socket {
         self.stream.tcp_mut()
     }
 
+    /// Releases the outbound queue's buffer if nothing is queued (see
+    /// [`OutboundQueue::release_if_empty`]).
+    pub(crate) fn release_idle_buffer(&mut self) {
+        self.out.release_if_empty();
+    }
+
     /// The `write` syscalls made since the last call.
     pub(crate) fn take_writes(&mut self) -> u32 {
         self.out.take_writes()
@@ -78,6 +98,7 @@ impl Socket {
 
     /// Queues one unfragmented data frame carrying `payload`. Refused whole, with nothing
     /// queued, if it would pass the cap.
+    #[inline]
     pub(crate) fn queue_data(&mut self, opcode: DataOpcode, payload: &[u8]) -> Result<(), QueueFull> {
         self.out.queue_data(opcode, payload)?;
         if self.out.wants_write() {
@@ -99,9 +120,17 @@ impl Socket {
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.drained && !buf.is_empty() {
+            self.reader_waiting = true;
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let n = self.stream.read(buf)?;
+        let n = match self.stream.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.reader_waiting = e.kind() == io::ErrorKind::WouldBlock;
+                return Err(e);
+            }
+        };
+        self.reader_waiting = false;
         // `n == 0` is end of stream, which is not "empty for now".
         self.drained = n > 0 && n < buf.len() && self.stream.short_read_drains();
         self.bounds.observe(&buf[..n]);
@@ -113,7 +142,10 @@ impl Read for Socket {
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // Over the cap: a peer that sends pings but reads nothing goes, like any other.
-        self.out.queue_raw(buf).map_err(io::Error::other)?;
+        if let Err(full) = self.out.queue_raw(buf) {
+            self.reader_waiting = false;
+            return Err(io::Error::other(full));
+        }
         Ok(buf.len())
     }
 
@@ -177,6 +209,27 @@ mod tests {
         let mut buf = [0u8; 16];
         assert_eq!(read_when_ready(&mut socket, &mut buf), 16);
         assert_eq!(socket.read(&mut buf).expect("rest"), 8);
+    }
+
+    #[test]
+    fn the_reader_waits_from_a_read_that_would_block_until_a_read_or_a_failed_write() {
+        let (mut client, mut socket) = pair_capped(8);
+        assert!(!socket.reader_waiting(), "nothing was asked yet");
+        client.write_all(b"abc").expect("write");
+        let mut buf = [0u8; 16];
+        assert_eq!(read_when_ready(&mut socket, &mut buf), 3);
+        assert!(!socket.reader_waiting(), "the last read returned bytes");
+        let err = socket.read(&mut buf).expect_err("drained");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(socket.reader_waiting());
+        socket.write_all(&[0x8a, 0x00]).expect("a pong fits");
+        assert!(socket.reader_waiting(), "a write that reached the queue changes nothing");
+        socket.write(&[0; 40]).expect_err("over the cap");
+        assert!(!socket.reader_waiting(), "a failed write may have left a frame with the writer");
+        socket.handle_readable();
+        let err = socket.read(&mut buf).expect_err("nothing more");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "the socket's own WouldBlock");
+        assert!(socket.reader_waiting());
     }
 
     #[test]

@@ -19,7 +19,7 @@ impl Reactor {
     /// Starts the closing handshake; the connection goes when the peer answers or times out.
     pub(super) fn close(&mut self, index: usize, code: u16, reason: &'static str) {
         let Some(conn) = self.conns.get_mut(index) else { return };
-        match conn.close(code, reason, self.now) {
+        match conn.close(code, reason, self.now, &mut self.contexts) {
             WriteOutcome::Queued => self.mark_dirty(index),
             WriteOutcome::Overflow => self.remove(index),
             WriteOutcome::Closed => {}
@@ -51,7 +51,7 @@ impl Reactor {
     /// close frame: after a protocol violation its stream cannot be trusted to carry one.
     pub(super) fn close_and_drop(&mut self, index: usize, code: u16, reason: &'static str) {
         if let Some(conn) = self.conns.get_mut(index) {
-            let _ = conn.close(code, reason, self.now);
+            let _ = conn.close(code, reason, self.now, &mut self.contexts);
         }
         self.end_tcp(index);
     }
@@ -86,10 +86,10 @@ impl Reactor {
     /// Drops a connection at once: its peer is gone or silent, or it broke the server.
     pub(super) fn remove(&mut self, index: usize) {
         let Some(mut conn) = self.take(index) else { return };
-        if let Some(ws) = conn.ws() {
+        if let Some(link) = conn.link() {
             // One last non-blocking try, so the peer may see the frames queued for it (a
             // close frame, say). Whatever the socket does not take is dropped.
-            let _ = ws.get_mut().write_queued();
+            let _ = link.socket_mut().write_queued();
         }
     }
 
@@ -141,11 +141,19 @@ impl Reactor {
     /// Heartbeats and timeouts, for every connection, at this turn's `now`.
     pub(super) fn sweep(&mut self) {
         let now = self.now;
-        self.next_sweep = now + sweep_period(&self.timeouts);
+        let period = sweep_period(&self.timeouts);
+        self.next_sweep = now + period;
         let mut doomed = Vec::new();
         let mut ended = Vec::new();
         let mut ping = Vec::new();
         for (index, conn) in &mut self.conns {
+            // Quiet for a sweep period, it is idle: it gives back its outbound buffer. A busy
+            // one keeps it, to use it again at once.
+            if conn.liveness.quiet_for(now) >= period
+                && let Some(link) = conn.link()
+            {
+                link.socket_mut().release_idle_buffer();
+            }
             match sweep(conn.lifecycle, &mut conn.liveness, now, &self.timeouts) {
                 Sweep::Keep => {}
                 Sweep::Ping => ping.push(index),
@@ -174,6 +182,7 @@ impl Reactor {
             self.close_lingering(key, end);
         }
         self.sweep_sessions(now);
+        self.contexts.trim();
         for index in ping {
             self.send(index, Message::Ping(Bytes::new()));
         }

@@ -18,7 +18,7 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(index) else { return };
         let len = message.len() as u64;
         let data = message.is_binary() || message.is_text();
-        let outcome = conn.write(message);
+        let outcome = conn.write(message, &mut self.contexts);
         self.after_write(index, outcome, data.then_some(len), false);
     }
 
@@ -64,7 +64,7 @@ impl Reactor {
                 // refused message did not; if even that fails, drop the connection.
                 tracing::debug!("{}: outbound buffer full, closing with 1008", conn.id);
                 self.counters.overflow_closes += 1;
-                match conn.close(close::POLICY, close::OUTBOUND_FULL, self.now) {
+                match conn.close(close::POLICY, close::OUTBOUND_FULL, self.now, &mut self.contexts) {
                     WriteOutcome::Queued => self.mark_dirty(index),
                     _ => self.remove(index),
                 }
@@ -122,10 +122,10 @@ impl Reactor {
 
     /// Writes one connection's queue (one `write` syscall unless the socket takes less).
     fn flush(&mut self, index: usize) {
-        let Some(ws) = self.conns.get_mut(index).and_then(Connection::ws) else { return };
+        let Some(link) = self.conns.get_mut(index).and_then(Connection::link) else { return };
         self.counters.flushes += 1;
-        let flushed = ws.flush();
-        self.counters.write_syscalls += u64::from(ws.get_mut().take_writes());
+        let flushed = link.flush();
+        self.counters.write_syscalls += u64::from(link.socket_mut().take_writes());
         match flushed {
             Ok(()) => self.want_writable(index, false),
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {

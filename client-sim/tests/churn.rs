@@ -5,27 +5,19 @@
 //! The tests here count this process's descriptors, so they take turns (`ONE_AT_A_TIME`), and
 //! nothing else lives in this test binary.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use client_sim::{Options, Scenario, probe};
-use ticksock_arena::Arena;
 use ticksock_arena::proto::{ROUTE_ROOMS, RoomInfo};
 use ticksock_client::{BlockingClient, Config as ClientConfig};
-use ticksock_server::{Config, RunningServer, Server};
+use ticksock_server::RunningServer;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn start_arena() -> RunningServer {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        close_timeout: Duration::from_millis(300),
-        ..Config::default()
-    };
-    Server::start(config, Arena::new(Default::default())).expect("server starts")
-}
 
 fn url(addr: SocketAddr) -> String {
     format!("ws://{addr}/")
@@ -54,7 +46,7 @@ fn back_to_baseline(server: &RunningServer, baseline: u64, within: Duration) -> 
 #[test]
 fn churn_leaves_no_connection_no_player_and_no_descriptor_behind() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = start_arena();
+    let server = common::start_arena();
     let baseline = probe::open_fds(None).expect("/proc/self/fd");
     let rss_before = probe::sample(None).expect("/proc/self/status").rss_kib;
 
@@ -119,7 +111,7 @@ fn churn_leaves_no_connection_no_player_and_no_descriptor_behind() {
 fn the_binary_checks_the_server_process_and_reports_churn_in_json() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // The server is in this process, so `--server-pid` is this process's id.
-    let server = start_arena();
+    let server = common::start_arena();
     let json = std::env::temp_dir().join(format!("client-sim-churn-{}.json", std::process::id()));
     let out = Command::new(env!("CARGO_BIN_EXE_client-sim"))
         .args(["--url", &url(server.local_addr()), "--scenario", "churn", "--bots", "10"])

@@ -2,25 +2,14 @@
 //! process. Each test runs the same load without the conditioner too, and checks that its
 //! assertion would fail there: the figures come from the conditioner, not from the load.
 
-use std::time::Duration;
+mod common;
 
 use client_sim::report::Report;
 use client_sim::{Options, Scenario};
-use ticksock_arena::Arena;
-use ticksock_server::{Config, RunningServer, Server};
-
-fn start_arena() -> RunningServer {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        close_timeout: Duration::from_millis(300),
-        ..Config::default()
-    };
-    Server::start(config, Arena::new(Default::default())).expect("server starts")
-}
 
 /// `opts` against a fresh arena.
 fn run(opts: Options) -> Report {
-    let server = start_arena();
+    let server = common::start_arena();
     let opts = Options { urls: vec![format!("ws://{}/", server.local_addr())], ..opts };
     let report = client_sim::run(&opts).expect("runs");
     println!("{}", report.table());

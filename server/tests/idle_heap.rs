@@ -11,6 +11,8 @@
 //! `an_open_connection_slot_costs_at_most_264_bytes`. The kernel's socket buffers are not the
 //! process's heap (nor its RSS).
 
+mod common;
+
 use std::alloc::System;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -69,27 +71,11 @@ fn live_bytes() -> isize {
 
 /// A WebSocket client, upgraded (offering the protocol in protocol mode).
 fn connect(addr: SocketAddr, mode: Mode) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    let protocol = match mode {
-        Mode::Echo => String::new(),
-        Mode::Protocol => format!("Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\n"),
+    let subprotocol = match mode {
+        Mode::Echo => None,
+        Mode::Protocol => Some(SUBPROTOCOL),
     };
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{protocol}\r\n"
-    )
-    .expect("request");
-    // Byte by byte, so that nothing after the response's end is taken from the socket.
-    let mut response = Vec::new();
-    let mut byte = [0u8];
-    while !response.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).expect("response");
-        response.push(byte[0]);
-    }
-    assert!(response.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&response));
-    stream
+    common::raw_upgrade_offering(addr, subprotocol)
 }
 
 /// Sends one masked binary message (under 126 bytes).

@@ -3,6 +3,8 @@
 //! allocator over the whole process, server threads included; one test in this binary, so no
 //! other test's allocations are counted with it.
 
+mod common;
+
 use std::alloc::System;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -31,23 +33,7 @@ fn live_bytes() -> isize {
 
 /// A plain WebSocket client (no subprotocol, so the echo server takes it), upgraded.
 fn connect(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .expect("request");
-    // Byte by byte, so that nothing after the response's end is taken from the socket.
-    let mut response = Vec::new();
-    let mut byte = [0u8];
-    while !response.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).expect("response");
-        response.push(byte[0]);
-    }
-    assert!(response.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&response));
-    stream
+    common::raw_upgrade_offering(addr, None)
 }
 
 /// Sends one masked binary message of `len` bytes and reads its echo back.

@@ -180,12 +180,19 @@ pub fn a_page() -> ticksock_server::StaticFiles {
 /// A raw socket upgraded with the binary subprotocol, its 101 head read byte by byte (so that
 /// nothing after it is consumed), for tests that write frames by hand.
 pub fn raw_upgrade(addr: SocketAddr) -> TcpStream {
+    raw_upgrade_offering(addr, Some("ticksock.v1"))
+}
+
+/// [`raw_upgrade`], offering `subprotocol` (`None`: none, as a plain WebSocket client that an
+/// echo server takes).
+pub fn raw_upgrade_offering(addr: SocketAddr, subprotocol: Option<&str>) -> TcpStream {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-          Sec-WebSocket-Protocol: ticksock.v1\r\n\r\n",
+    let offer = subprotocol.map_or_else(String::new, |p| format!("Sec-WebSocket-Protocol: {p}\r\n"));
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{offer}\r\n"
     )
     .expect("write");
     let mut head = Vec::new();

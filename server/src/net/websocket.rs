@@ -8,9 +8,8 @@
 //! context only while it has state to keep: the reactor's [`ContextPool`] lends one to a
 //! connection that has none when it reads (or sends a control frame), and takes it back as
 //! soon as it holds nothing a new one would not: when a read finds the socket empty, or after
-//! a ping.
-//! The read buffer is then in effect the reactor's: lent to the connection being read, kept
-//! by a connection only while part of a message (or a closing handshake) is in it.
+//! a ping. The read buffer is then in effect the reactor's: lent to the connection being read,
+//! kept by a connection only while part of a message (or a closing handshake) is in it.
 //!
 //! **When a context holds nothing.** When tungstenite's last read of the socket said
 //! `WouldBlock` and none of its writes failed since ([`Socket::reader_waiting`]), every byte
@@ -28,7 +27,9 @@
 //! connection read, the context would find its buffer still shared and allocate another (the
 //! echo bench paid 50 instructions a call for it). So a context given back waits for the
 //! reactor's next turn ([`ContextPool::start_turn`]), as long as a connection that kept its own
-//! would wait to read again: by then the logic thread has most often let go of the bodies.
+//! would wait to read again, and spares are lent oldest first: by then the logic thread has
+//! most often let go of the bodies. A context lent for a ping read nothing, and may be lent
+//! again at once.
 //!
 //! **How many are kept.** Under load, as many contexts go round as connections are read in a
 //! turn. The pool keeps that many spare, and the sweep drops the spares that the busiest turn

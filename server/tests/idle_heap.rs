@@ -5,9 +5,9 @@
 //! arena's `echo`); one test in this binary, so no other test's allocations are counted with
 //! it.
 //!
-//! Not counted: what grows once for many connections (the reactor's slab of connection slots,
-//! the logic thread's maps, its pool of spare tungstenite contexts) grows here during the
-//! warm-up; the slot's own size is the unit test
+//! Not counted: what grows once for many connections (the reactor's slab of connection slots
+//! and its pool of spare tungstenite contexts, the logic thread's maps) grows here before the
+//! count starts; the slot's own size is the unit test
 //! `an_open_connection_slot_costs_at_most_264_bytes`. The kernel's socket buffers are not the
 //! process's heap (nor its RSS).
 

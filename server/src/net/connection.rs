@@ -435,12 +435,14 @@ mod tests {
     }
 
     #[test]
-    fn a_ping_sent_needs_no_context_and_a_closing_connection_keeps_one() {
+    fn pings_sent_share_one_context_and_a_closing_connection_keeps_one() {
         let mut pool = pool();
         let (mut client, mut conn) = open(&[]);
+        let (_other_client, mut other) = open(&[]);
         assert_eq!(conn.write(Message::Ping(vec![9].into()), &mut pool), WriteOutcome::Queued);
-        assert!(!holds_context(&mut conn));
-        assert_eq!(pool.held(), 0, "no context was made for the ping");
+        assert!(!holds_context(&mut conn), "a ping leaves nothing to keep");
+        assert_eq!(other.write(Message::Ping(vec![9].into()), &mut pool), WriteOutcome::Queued);
+        assert_eq!(pool.held(), 1, "the second ping, in the same turn, used the first one's context");
         client.write_all(&frame(true, 2, 10, 8)).expect("send");
         assert_eq!(read_until_empty(&mut conn, &mut pool, 1), [binary(10, 8)]);
         assert_eq!(conn.close(1000, "bye", Instant::now(), &mut pool), WriteOutcome::Queued);

@@ -62,6 +62,10 @@ impl RateLimiter {
 
     /// Whether a message of `len` bytes arriving at `now` is within the rate. A refused message
     /// costs no tokens.
+    // Inlined into the reactor's read loop, which calls it once per message: left to itself
+    // the compiler inlined it or not depending on unrelated code, and the loop with the call
+    // cost 346 instructions a message in the echo bench under callgrind, 329 inlined.
+    #[inline]
     pub(crate) fn admit(&mut self, len: usize, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;

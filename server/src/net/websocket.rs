@@ -6,10 +6,10 @@
 //! `Config::read_buffer_bytes` (2 KiB by default) when the context is made and keeps for its
 //! life. Between messages, an open connection needs none of it. So a [`WebSocketLink`] holds a
 //! context only while it has state to keep: the reactor's [`ContextPool`] lends one to a
-//! connection that has none when it reads (or sends a close), and takes it back as soon as a
-//! read finds the socket empty and the context holds nothing a new one would not.
-//! The read buffer is then in effect the reactor's: lent to the connection being read, kept
-//! by a connection only while part of a message (or a closing handshake) is in it.
+//! connection that has none when it reads (or sends a control frame), and takes it back as
+//! soon as it holds nothing a new one would not: when a read finds the socket empty, or after
+//! a ping. The read buffer is then in effect the reactor's: lent to the connection being read,
+//! kept by a connection only while part of a message (or a closing handshake) is in it.
 //!
 //! **When a context holds nothing.** When tungstenite's last read of the socket said
 //! `WouldBlock` and none of its writes failed since ([`Socket::reader_waiting`]), every byte
@@ -27,7 +27,9 @@
 //! connection read, the context would find its buffer still shared and allocate another (the
 //! echo bench paid 50 instructions a call for it). So a context given back waits for the
 //! reactor's next turn ([`ContextPool::start_turn`]), as long as a connection that kept its own
-//! would wait to read again: by then the logic thread has most often let go of the bodies.
+//! would wait to read again, and spares are lent oldest first: by then the logic thread has
+//! most often let go of the bodies. A context lent for a ping read nothing, and may be lent
+//! again at once.
 //!
 //! **How many are kept.** Under load, as many contexts go round as connections are read in a
 //! turn. The pool keeps that many spare, and the sweep drops the spares that the busiest turn
@@ -42,9 +44,8 @@
 //! [`FrameBounds`]: super::frame_bounds::FrameBounds
 //! [`Socket::reader_waiting`]: super::socket::Socket::reader_waiting
 
-use std::io::Write;
+use std::collections::VecDeque;
 
-use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error, Message};
 
@@ -59,9 +60,9 @@ pub(crate) struct ContextPool {
     config: WebSocketConfig,
     // Boxed: a context moves between the pool and a connection, which holds a pointer to it
     // (8 bytes of its slot, not 256).
-    /// Contexts to lend: given back in an earlier turn.
-    #[allow(clippy::vec_box)]
-    spare: Vec<Box<WebSocketContext>>,
+    /// Contexts to lend, the longest given back first: their buffers' last messages have had
+    /// the most time to reach the logic thread and be let go.
+    spare: VecDeque<Box<WebSocketContext>>,
     /// Contexts given back this turn, lent from the next one on (see the module's doc).
     #[allow(clippy::vec_box)]
     cooling: Vec<Box<WebSocketContext>>,
@@ -74,7 +75,7 @@ pub(crate) struct ContextPool {
 impl ContextPool {
     /// An empty pool that makes its contexts with `config`.
     pub(crate) fn new(config: WebSocketConfig) -> Self {
-        Self { config, spare: Vec::new(), cooling: Vec::new(), lent_this_turn: 0, busiest_turn: 0 }
+        Self { config, spare: VecDeque::new(), cooling: Vec::new(), lent_this_turn: 0, busiest_turn: 0 }
     }
 
     /// The configuration of every context it makes.
@@ -92,7 +93,7 @@ impl ContextPool {
     pub(crate) fn start_turn(&mut self) {
         self.busiest_turn = self.busiest_turn.max(self.lent_this_turn);
         self.lent_this_turn = 0;
-        self.spare.append(&mut self.cooling);
+        self.spare.extend(self.cooling.drain(..));
     }
 
     /// Drops the spares that the busiest turn since the last call did not need (keeping
@@ -105,7 +106,15 @@ impl ContextPool {
 
     fn lend(&mut self) -> Box<WebSocketContext> {
         self.lent_this_turn += 1;
-        self.spare.pop().unwrap_or_else(|| Box::new(WebSocketContext::new(Role::Server, Some(self.config))))
+        self.spare
+            .pop_front()
+            .unwrap_or_else(|| Box::new(WebSocketContext::new(Role::Server, Some(self.config))))
+    }
+
+    /// Takes back a context that holds nothing and was lent for a write only: no message
+    /// shares its buffer, so it may be lent again in this turn.
+    fn take_back_unread(&mut self, context: Box<WebSocketContext>) {
+        self.spare.push_front(context);
     }
 
     /// Takes back a context that holds nothing; one whose read buffer `grew` is dropped.
@@ -182,27 +191,22 @@ impl WebSocketLink {
         }
     }
 
-    /// Writes a control frame (ping, close) as `WebSocket::write` does: through tungstenite,
-    /// which keeps the closing handshake's state, with a context lent from `pool` if it holds
-    /// none. A ping it frames itself when it holds none: tungstenite keeps nothing of a ping it
-    /// sends, and the sweep pings every quiet connection in one turn, which would otherwise
-    /// make a context for each.
+    /// Writes a control frame (ping, close) through tungstenite, as `WebSocket::write` does.
+    /// A ping leaves the state as it was, so a context lent for it goes straight back, and
+    /// may be lent again at once: it read nothing, so no message shares its buffer (the sweep
+    /// pings every quiet connection in one turn, with one context).
     pub(crate) fn write(&mut self, pool: &mut ContextPool, message: Message) -> tungstenite::Result<()> {
-        if self.context.is_none()
-            && let Message::Ping(payload) = &message
-        {
-            let mut frame = Vec::with_capacity(2 + payload.len());
-            Frame::ping(payload.clone()).format(&mut frame)?;
-            // One write: the queue takes the whole frame or refuses it whole.
-            return self.socket.write_all(&frame).map_err(Error::Io);
-        }
         let was_idle = self.context.is_none();
         let context = lent(&mut self.context, &mut self.socket, pool);
         let written = context.write(&mut self.socket, message);
         // Lent, it held nothing before the write, so it holds nothing after one that took
         // the frame and sent no close. A failed write may have left the frame in its buffer.
-        if was_idle && written.is_ok() && context.can_write() {
-            self.give_back(pool);
+        if was_idle
+            && written.is_ok()
+            && context.can_write()
+            && let Some(context) = self.context.take()
+        {
+            pool.take_back_unread(context);
         }
         written
     }

@@ -11,14 +11,13 @@
 // Only loopback addresses are used. Server and browser are stopped at the end, within bounded time.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Browser, ServerProcess, tempDbPath, within } from "./support.mjs";
+import { Browser, ServerProcess, tempDbPath, within, screenshot } from "./support.mjs";
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SERVER_BIN = resolve(WEB, process.env.TICKSOCK_SERVER_BIN ?? "../target/release/ticksock-arena");
-const ARTIFACTS = join(WEB, "e2e-artifacts");
 
 const serverProcess = new ServerProcess(SERVER_BIN, "run `cargo build --release -p ticksock-arena` (or set TICKSOCK_SERVER_BIN)");
 const browser = new Browser();
@@ -85,17 +84,6 @@ function colouredPixels(page) {
     }
     return n;
   });
-}
-
-/** Saves a screenshot of `page` to web/e2e-artifacts/`file` and checks it is a real PNG. */
-async function screenshot(page, file) {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  const path = join(ARTIFACTS, file);
-  rmSync(path, { force: true }); // no passing on a previous run's file
-  await page.screenshot({ path });
-  const png = readFileSync(path);
-  assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), `${file} is a PNG`);
-  assert.ok(png.length > 10_000, `${file}: ${png.length} bytes`);
 }
 
 /** Player `id`'s position as `page` last saw it in a state push, or null. */

@@ -14,15 +14,14 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { fork } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Browser, ServerProcess, tempDbPath, within } from "./support.mjs";
+import { Browser, ServerProcess, tempDbPath, within, screenshot } from "./support.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const WEB = resolve(HERE, "..");
 const SERVER_BIN = resolve(WEB, process.env.TICKSOCK_SERVER_BIN ?? "../target/release/ticksock-arena");
-const ARTIFACTS = join(WEB, "e2e-artifacts");
 /** The server's interest rule (its defaults, PROTOCOL.md 8.9): 100-unit cells, one cell around. */
 const AOI_CELL = 100;
 
@@ -120,17 +119,6 @@ async function digests(page, frames) {
   assert.ok(m, `the reply to replica_digest (id ${id}) in the frames received: ${text}`);
   assert.equal(Number(m[1]), asked.tick);
   return { tick: asked.tick, page: asked.page, server: m[2], held: asked.held };
-}
-
-/** Saves a screenshot of `page` to web/e2e-artifacts/`file` and checks it is a real PNG. */
-async function screenshot(page, file) {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  const path = join(ARTIFACTS, file);
-  rmSync(path, { force: true }); // no passing on a previous run's file
-  await page.screenshot({ path });
-  const png = readFileSync(path);
-  assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), `${file} is a PNG`);
-  assert.ok(png.length > 10_000, `${file}: ${png.length} bytes`);
 }
 
 // ----- the test ----------------------------------------------------------------------------

@@ -7,10 +7,12 @@
 //
 // Only loopback addresses are used; everything started here is stopped within bounded time.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 export const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
@@ -219,4 +221,18 @@ export class Browser {
     if (this.profileDir) rmSync(this.profileDir, { recursive: true, force: true });
     this.profileDir = null;
   }
+}
+
+/** Where the end-to-end tests leave their screenshots: web/e2e-artifacts. */
+const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), "..", "e2e-artifacts");
+
+/** Saves a screenshot of `page` to web/e2e-artifacts/`file` and checks it is a real PNG. */
+export async function screenshot(page, file) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, file);
+  rmSync(path, { force: true }); // no passing on a previous run's file
+  await page.screenshot({ path });
+  const png = readFileSync(path);
+  assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), `${file} is a PNG`);
+  assert.ok(png.length > 10_000, `${file}: ${png.length} bytes`);
 }

@@ -125,6 +125,7 @@ pub mod __internals {
     };
     pub use crate::logic::Logic;
     pub use crate::logic::tick::{Tick, TickSchedule};
+    pub use crate::net::data_frames::{DataFrames, Parsed};
     pub use crate::net::handshake;
     pub use crate::net::inbound::close;
     pub use crate::net::inbound::{self, ReadPathOutcome, run_read_path};

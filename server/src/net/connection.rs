@@ -463,10 +463,12 @@ mod tests {
     }
 
     #[test]
-    fn an_open_connection_slot_costs_at_most_264_bytes() {
+    fn an_open_connection_slot_costs_at_most_272_bytes() {
         // Every open connection pays its slot in the slab, idle or not. With tungstenite's
-        // `WebSocket` held by value (and the HTTP exchange unboxed) it was 512 bytes; the
-        // outbound queue's test-only counter makes it 8 bytes more here than in the server.
-        assert!(std::mem::size_of::<Connection>() <= 264, "{} bytes", std::mem::size_of::<Connection>());
+        // `WebSocket` held by value (and the HTTP exchange unboxed) it was 512 bytes; 256
+        // without, and 264 with the pointer to bytes read in place and not taken yet
+        // (`Socket::keep_unread`). The outbound queue's test-only counter makes it 8 bytes
+        // more here than in the server.
+        assert!(std::mem::size_of::<Connection>() <= 272, "{} bytes", std::mem::size_of::<Connection>());
     }
 }

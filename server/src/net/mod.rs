@@ -11,7 +11,9 @@
 //! [`frame_bounds`], follows the frame boundaries in what each socket reads, so that a
 //! connection's WebSocket ([`websocket`]) can tell when it holds no part of a message and give
 //! tungstenite's state and read buffer back to the reactor's pool: an idle connection holds
-//! neither. An ended
+//! neither. Such a connection is read in place ([`read_in_place`]): the reactor reads it into
+//! its own buffer and takes whole data frames where they lie (the pure parser
+//! [`data_frames`]), and lends a context only for what tungstenite must handle. An ended
 //! connection's socket closes through [`linger`]: write side shut, input drained for a
 //! bounded time, so that a reset cannot destroy the last frames.
 //!
@@ -36,6 +38,7 @@ mod accept;
 mod apply;
 pub(crate) mod certs;
 mod connection;
+pub(crate) mod data_frames;
 mod frame_bounds;
 pub mod handshake;
 pub(crate) mod heartbeat;
@@ -47,6 +50,7 @@ mod link;
 pub mod outbound;
 pub(crate) mod rate;
 mod read;
+mod read_in_place;
 pub(crate) mod session;
 mod socket;
 mod teardown;
@@ -69,6 +73,7 @@ use slab::Slab;
 use self::connection::Connection;
 use self::lifecycle::{Stage, Timeouts};
 use self::linger::{LingerLimits, Lingering};
+use self::read_in_place::InPlaceReader;
 use self::session::{SessionLimits, Sessions};
 use self::websocket::ContextPool;
 use crate::bridge::wake::Wake;
@@ -104,6 +109,9 @@ pub(crate) struct Reactor {
     /// tungstenite's per-connection state and read buffers, lent to connections while they
     /// have protocol state (see [`websocket`]).
     contexts: ContextPool,
+    /// The buffer and parser of reads that take whole data frames in place, bypassing
+    /// tungstenite (see [`read_in_place`]).
+    in_place: InPlaceReader,
     policy: handshake::Policy,
     routes: RouteTable,
     to_logic: Sender<Vec<ToLogic>>,
@@ -162,6 +170,9 @@ impl Reactor {
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let contexts = ContextPool::new(config.websocket_config());
+        let in_place = InPlaceReader::new(
+            config.read_buffer_bytes.min(config.max_frame_bytes).min(config.max_message_bytes),
+        );
         let policy = handshake::Policy::of(&config);
         Ok(Self {
             poll,
@@ -190,6 +201,7 @@ impl Reactor {
                 ack: config.ack_interval,
             },
             contexts,
+            in_place,
             policy,
             routes,
             to_logic: ends.to_logic,

@@ -11,6 +11,7 @@ use super::Reactor;
 use super::connection::Phase;
 use super::inbound::{self, Inbound, Mode, close};
 use super::lifecycle::{RateVerdict, Stage};
+use super::read_in_place::InPlace;
 use crate::bridge::ToLogic;
 
 impl Reactor {
@@ -33,9 +34,25 @@ impl Reactor {
         }
     }
 
-    /// Reads messages from one connection, within its budget.
+    /// Reads messages from one connection, within its budget: in place while it holds no
+    /// tungstenite context (see [`read_in_place`](super::read_in_place)), else through
+    /// tungstenite.
     pub(super) fn read_messages(&mut self, index: usize) {
-        for _ in 0..self.config.read_budget {
+        let mut budget = self.config.read_budget;
+        if !self.backlog.is_empty() {
+            self.queue_read(index);
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(index) else { return };
+        if !conn.lifecycle.reads() {
+            return;
+        }
+        if conn.link().is_some_and(|link| !link.holds_context())
+            && self.read_in_place(index, &mut budget) == InPlace::Done
+        {
+            return;
+        }
+        for _ in 0..budget {
             if !self.backlog.is_empty() {
                 // The logic thread is behind: stop reading, let TCP push back.
                 self.queue_read(index);
@@ -73,7 +90,7 @@ impl Reactor {
         self.queue_read(index);
     }
 
-    fn handle_message(&mut self, index: usize, message: Message, now: Instant) {
+    pub(super) fn handle_message(&mut self, index: usize, message: Message, now: Instant) {
         let Some(conn) = self.conns.get_mut(index) else { return };
         let id = conn.id;
         if message.is_close() {
@@ -150,7 +167,7 @@ impl Reactor {
         }
     }
 
-    fn handle_read_error(&mut self, index: usize, error: tungstenite::Error) {
+    pub(super) fn handle_read_error(&mut self, index: usize, error: tungstenite::Error) {
         match inbound::close_code_for(&error) {
             Some((code, reason)) => {
                 tracing::debug!("closing with {code}: {error}");

@@ -17,6 +17,14 @@
 //! follows the frame headers in them ([`FrameBounds`]), so the connection can tell when
 //! tungstenite holds no part of a message and its context (with the read buffer) may go back
 //! to the reactor's pool.
+//!
+//! **Reads that bypass tungstenite.** Between messages the reactor reads the socket itself
+//! ([`Socket::read_raw`], into its own buffer) and takes whole data frames where they lie
+//! ([`data_frames`](super::data_frames)). Bytes it read but did not take (a frame cut by the
+//! end of the read, one for tungstenite, or frames past the turn's budget) wait in the
+//! socket ([`Socket::keep_unread`]): the reactor's next read starts with them, and
+//! tungstenite's reads get them before anything new, through the frame boundaries like every
+//! byte tungstenite sees.
 
 use std::io::{self, Read, Write};
 
@@ -42,6 +50,17 @@ pub(crate) struct Socket {
     /// tungstenite waits for bytes: its last read found the socket empty, and each of its
     /// writes since reached the queue (see [`Socket::reader_waiting`]).
     reader_waiting: bool,
+    /// Bytes read from the stream and not taken yet (see the module's doc); `None` most of
+    /// the time, so an idle connection holds no buffer for them (and its slot one pointer).
+    unread: Option<Box<Unread>>,
+}
+
+/// Bytes read from the stream that neither the reactor nor tungstenite has taken yet.
+#[derive(Debug)]
+struct Unread {
+    bytes: Vec<u8>,
+    /// `bytes[taken..]` are still to be read.
+    taken: usize,
 }
 
 impl Socket {
@@ -52,7 +71,59 @@ impl Socket {
             out: OutboundQueue::new(max_queued, coalesce),
             bounds: FrameBounds::default(),
             reader_waiting: false,
+            unread: None,
         }
+    }
+
+    /// Reads from the stream into `buf` past tungstenite and the frame boundaries: the
+    /// reactor's own read of a connection that holds no tungstenite context (see the module's
+    /// doc). Bytes kept with [`Socket::keep_unread`] come first. Like any read here, it
+    /// answers `WouldBlock` after a short read until the next readable event.
+    pub(crate) fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(n) = self.take_unread(buf) {
+            return Ok(n);
+        }
+        self.read_stream(buf)
+    }
+
+    /// Keeps `bytes`, read with [`Socket::read_raw`] and not taken, for the next read (the
+    /// reactor's or tungstenite's), ahead of anything still unread.
+    pub(crate) fn keep_unread(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        match &mut self.unread {
+            Some(unread) => {
+                unread.bytes.drain(..unread.taken);
+                unread.bytes.splice(0..0, bytes.iter().copied());
+                unread.taken = 0;
+            }
+            None => self.unread = Some(Box::new(Unread { bytes: bytes.to_vec(), taken: 0 })),
+        }
+    }
+
+    /// Copies kept bytes into `buf`; `None` if there are none (or `buf` is empty).
+    fn take_unread(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let unread = self.unread.as_mut().filter(|_| !buf.is_empty())?;
+        let rest = &unread.bytes[unread.taken..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        unread.taken += n;
+        if unread.taken == unread.bytes.len() {
+            self.unread = None;
+        }
+        Some(n)
+    }
+
+    /// One read of the stream, remembering a short one.
+    fn read_stream(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drained && !buf.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.stream.read(buf)?;
+        // `n == 0` is end of stream, which is not "empty for now".
+        self.drained = n > 0 && n < buf.len() && self.stream.short_read_drains();
+        Ok(n)
     }
 
     /// The frame boundaries in the bytes read so far.
@@ -119,11 +190,7 @@ impl Socket {
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.drained && !buf.is_empty() {
-            self.reader_waiting = true;
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = match self.stream.read(buf) {
+        let n = match self.take_unread(buf).map_or_else(|| self.read_stream(buf), Ok) {
             Ok(n) => n,
             Err(e) => {
                 self.reader_waiting = e.kind() == io::ErrorKind::WouldBlock;
@@ -131,8 +198,6 @@ impl Read for Socket {
             }
         };
         self.reader_waiting = false;
-        // `n == 0` is end of stream, which is not "empty for now".
-        self.drained = n > 0 && n < buf.len() && self.stream.short_read_drains();
         self.bounds.observe(&buf[..n]);
         Ok(n)
     }
@@ -230,6 +295,38 @@ mod tests {
         let err = socket.read(&mut buf).expect_err("nothing more");
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "the socket's own WouldBlock");
         assert!(socket.reader_waiting());
+    }
+
+    #[test]
+    fn bytes_kept_unread_come_first_to_either_reader() {
+        let (mut client, mut socket) = pair();
+        client.write_all(b"abcdef").expect("write");
+        let mut buf = [0u8; 16];
+        let n = loop {
+            match socket.read_raw(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    socket.handle_readable();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("read failed: {e}"),
+            }
+        };
+        assert_eq!(&buf[..n], b"abcdef");
+        socket.keep_unread(b"def");
+        // The reactor's next read gets them, in pieces as small as it asks.
+        assert_eq!(socket.read_raw(&mut buf[..2]).expect("kept"), 2);
+        assert_eq!(&buf[..2], b"de");
+        socket.keep_unread(b"de");
+        client.write_all(b"gh").expect("write");
+        std::thread::sleep(Duration::from_millis(20));
+        socket.handle_readable();
+        // tungstenite's read: the kept bytes first, then the stream.
+        assert_eq!(socket.read(&mut buf).expect("kept"), 3);
+        assert_eq!(&buf[..3], b"def");
+        assert_eq!(socket.read(&mut buf).expect("stream"), 2);
+        assert_eq!(&buf[..2], b"gh");
+        assert!(socket.unread.is_none(), "nothing held once read");
     }
 
     #[test]

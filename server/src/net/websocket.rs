@@ -9,7 +9,10 @@
 //! connection that has none when it reads (or sends a control frame), and takes it back as
 //! soon as it holds nothing a new one would not: when a read finds the socket empty, or after
 //! a ping. The read buffer is then in effect the reactor's: lent to the connection being read,
-//! kept by a connection only while part of a message (or a closing handshake) is in it.
+//! kept by a connection only while part of a message (or a closing handshake) is in it. A
+//! connection without a context is not read through tungstenite at all while what it sends
+//! is whole data frames ([`read_in_place`](super::read_in_place)): it is lent one for the
+//! first frame that is anything else.
 //!
 //! **When a context holds nothing.** When tungstenite's last read of the socket said
 //! `WouldBlock` and none of its writes failed since ([`Socket::reader_waiting`]), every byte
@@ -162,8 +165,8 @@ impl WebSocketLink {
         self.socket
     }
 
-    /// Whether it holds a context.
-    #[cfg(test)]
+    /// Whether it holds a context: it has protocol state, and tungstenite reads it.
+    #[inline]
     pub(crate) fn holds_context(&self) -> bool {
         self.context.is_some()
     }

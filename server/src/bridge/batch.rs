@@ -62,8 +62,9 @@ pub struct Batch {
 }
 
 /// A batch's buffer keeps at most this much capacity when it is recycled, so one huge burst
-/// does not pin its memory for good.
-const KEPT_PAYLOAD_CAPACITY: usize = 1 << 20;
+/// does not pin its memory for good: with [`SPARE_BATCHES`](super::SPARE_BATCHES) spares on
+/// each side, at most 8 MiB kept in all.
+const KEPT_PAYLOAD_CAPACITY: usize = 256 << 10;
 
 impl Batch {
     /// How many commands it holds.

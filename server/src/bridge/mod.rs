@@ -64,6 +64,9 @@ pub(crate) struct LogicEnds {
     pub(crate) doorbell: Arc<Doorbell>,
 }
 
+/// How many emptied batches each side may hand back to the other for reuse.
+pub(crate) const SPARE_BATCHES: usize = 16;
+
 /// The channels between the reactor and the logic thread, bounded as configured:
 /// `inbound_queue` messages (the reactor checks [`InboundCount`]; the channel holds as many
 /// batches, since a batch holds at least one) and `outbound_queue` batches.
@@ -71,9 +74,14 @@ pub(crate) fn channels(inbound_queue: usize, outbound_queue: usize) -> (ReactorE
     let (to_logic, inbound) = crossbeam_channel::bounded(inbound_queue);
     let queued = InboundCount::default();
     let (outbound, from_logic) = crossbeam_channel::bounded(outbound_queue);
-    // A few spare batches are enough: one being filled, one in flight, one being applied.
-    let (spent_tx, spent_rx) = crossbeam_channel::bounded(4);
-    let (handled_tx, handled_rx) = crossbeam_channel::bounded(4);
+    // Spare batches, so that batches are reused rather than allocated and grown. One being
+    // filled, one in flight and one being applied would do at a trickle; under load the
+    // reactor reads a thousand connections in a turn and sends a batch per 64 messages, and
+    // the logic thread answers each group of them with a batch, so dozens are in flight at
+    // once. With 4 spares a side, one echo call in 12 reallocated a batch buffer (issue 18's
+    // profile); 16 spares a side cost at most 16 kept buffers (see `Batch::clear`).
+    let (spent_tx, spent_rx) = crossbeam_channel::bounded(SPARE_BATCHES);
+    let (handled_tx, handled_rx) = crossbeam_channel::bounded(SPARE_BATCHES);
     let doorbell = Arc::new(Doorbell::default());
     (
         ReactorEnds {

@@ -106,7 +106,7 @@ pub(crate) fn run<G: Game>(
         // Published before the batch leaves, so a client that has its reply sees it counted.
         metrics.publish_logic(&logic.counters(queued.get()));
         send(logic.poll_batch());
-        if let Ok(batch) = spent.try_recv() {
+        while let Ok(batch) = spent.try_recv() {
             logic.recycle(batch);
         }
     }

@@ -20,7 +20,7 @@ impl Reactor {
     pub(super) fn send_pending(&mut self) {
         if !self.pending.is_empty() {
             // A batch the logic thread has emptied, if one is back, else a new one.
-            let fresh = self.handled.try_recv().unwrap_or_default();
+            let fresh = self.handled.try_recv().unwrap_or_else(|_| Vec::with_capacity(TO_LOGIC_BATCH));
             let batch = std::mem::replace(&mut self.pending, fresh);
             self.backlog.push_back(batch);
         }

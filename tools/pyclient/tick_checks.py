@@ -58,6 +58,8 @@ def check_move_stamp(ck, port: int, json_mode: bool) -> None:
             joined = c.join("ticks-bin")
             x0 = next(p.x for p in joined.players if p.id == pid)
         dx = -1 if x0 > tc.ARENA_SIZE // 2 else 1
+        # Two states before the move, so that some tick below the stamp is seen standing still.
+        c.wait_pushes(lambda p: p.topic == "state", 2, timeout=WAIT)
         since = c.push_count()
         call = c.start("move", {"dx": dx, "dy": 0} if json_mode else tc.encode_move(dx, 0))
         stamp, body = call.stamped(WAIT)
@@ -73,7 +75,7 @@ def check_move_stamp(ck, port: int, json_mode: bool) -> None:
         first_after = next((t, x) for t, x in seen if t >= stamp)
         ck.check(f"4.3 ({kind}): no state of a tick below the stamp shows the move; the first state "
                  "of a tick at or above it shows one step",
-                 all(x == x0 for _, x in before) and first_after[1] == x0 + tc.SPEED * dx,
+                 len(before) >= 2 and all(x == x0 for _, x in before) and first_after[1] == x0 + tc.SPEED * dx,
                  f"stamp {stamp}, start x {x0}, states (tick, x) {seen[:8]}")
         error = c.start("no_such_route", None if json_mode else b"").wait(WAIT)
         ck.check(f"4.3 ({kind}): an error carries no tick", isinstance(error, Error), f"{error!r}")

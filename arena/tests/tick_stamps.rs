@@ -16,7 +16,8 @@ const BOTH: [Encoding; 2] = [Encoding::Binary, Encoding::Json];
 
 /// Logs `name` in on `client` and joins the lobby; its player id and start position.
 fn enter(server: &mut TestServer<Arena>, client: TestClient, name: &str) -> (u32, (i32, i32)) {
-    let LoggedIn { player_id } = server.call(client, ROUTE_LOGIN, &Login { name: name.into() }).expect("logs in");
+    let LoggedIn { player_id } =
+        server.call(client, ROUTE_LOGIN, &Login { name: name.into() }).expect("logs in");
     let joined: Joined = server.call(client, ROUTE_JOIN, &Join { room: "lobby".into() }).expect("joins");
     let me = joined.players.iter().find(|p| p.id == player_id).expect("in the roster");
     (player_id, (me.x, me.y))
@@ -24,7 +25,8 @@ fn enter(server: &mut TestServer<Arena>, client: TestClient, name: &str) -> (u32
 
 /// A `move` on a client that asked for stamps: its stamp, checked against `Moved.tick`.
 fn stamped_move(server: &mut TestServer<Arena>, client: TestClient, dx: i8) -> u64 {
-    let (stamp, moved) = server.call_stamped::<_, Moved>(client, ROUTE_MOVE, &Move { dx, dy: 0 }).expect("moves");
+    let (stamp, moved) =
+        server.call_stamped::<_, Moved>(client, ROUTE_MOVE, &Move { dx, dy: 0 }).expect("moves");
     let stamp = stamp.expect("the client asked for stamps");
     assert_eq!(stamp, moved.tick, "the stamp and the game's own tick agree");
     stamp
@@ -52,7 +54,10 @@ fn a_move_stamped_t_shows_first_in_the_state_of_tick_t_in_either_encoding() {
         // Before the first tick the stamp is 0: tick 0 is the next to run.
         assert_eq!(stamped_move(&mut server, client, dx), 0, "{encoding:?}");
         server.advance_ticks(3);
-        assert_eq!(xs_by_tick(&mut server, client, me), [(0, x0 + step), (1, x0 + 2 * step), (2, x0 + 3 * step)]);
+        assert_eq!(
+            xs_by_tick(&mut server, client, me),
+            [(0, x0 + step), (1, x0 + 2 * step), (2, x0 + 3 * step)]
+        );
 
         // Stopping after tick 2 is stamped 3: tick 2's state still moved, tick 3's is the first still.
         let stop = stamped_move(&mut server, client, 0);
@@ -78,7 +83,8 @@ fn errors_carry_no_stamp_and_a_client_that_did_not_ask_gets_plain_replies() {
         server.call_stamped::<_, Moved>(plain, ROUTE_MOVE, &Move { dx: 1, dy: 0 }).expect("moves");
     assert_eq!((stamp, moved.tick), (None, 5));
     // The raw `echo` route is stamped too: every reply of a connection that asked is.
-    let (stamp, echoed) = server.call_stamped::<_, Vec<u8>>(stamped, ROUTE_ECHO, &vec![1u8, 2]).expect("echoes");
+    let (stamp, echoed) =
+        server.call_stamped::<_, Vec<u8>>(stamped, ROUTE_ECHO, &vec![1u8, 2]).expect("echoes");
     assert_eq!((stamp, echoed), (Some(5), vec![1, 2]));
 }
 

@@ -127,9 +127,9 @@ use clap::{Parser, ValueEnum};
 
 pub use crate::error::Error;
 use crate::report::{
-    AccountFigures, ChurnFigures, FaultFigures, LinkFigures, PersistFigures, Quantiles, ReplicaFigures, TickStampFigures,
-    Report, ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickJitter, UrlShare,
-    WhisperFigures, Window, percent, process_cpu_secs,
+    AccountFigures, ChurnFigures, FaultFigures, LinkFigures, PersistFigures, Quantiles, ReplicaFigures,
+    Report, ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickJitter,
+    TickStampFigures, UrlShare, WhisperFigures, Window, percent, process_cpu_secs,
 };
 use crate::server_watch::ServerWatch;
 use crate::session_watch::SessionWatch;

@@ -41,7 +41,9 @@ pub fn ask_tick_stamps(request: &mut Request) -> Result<(), Error> {
     let uri = request.uri();
     let parameter = ticksock_protocol::QUERY_TICKS;
     let with = match uri.query() {
-        Some(query) if query.split('&').any(|pair| pair.starts_with(&format!("{parameter}="))) => return Ok(()),
+        Some(query) if query.split('&').any(|pair| pair.starts_with(&format!("{parameter}="))) => {
+            return Ok(());
+        }
         Some(_) => format!("{uri}&{parameter}=1"),
         None => format!("{uri}?{parameter}=1"),
     };

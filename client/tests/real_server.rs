@@ -288,7 +288,8 @@ fn a_client_that_asks_for_tick_stamps_gets_moves_stamped_with_the_tick_that_show
     let server = ticksock_server::Server::start(config, ticksock_arena::Arena::new(Default::default()))
         .expect("server starts");
     let config = Config { tick_stamps: true, ..fast_config() };
-    let mut c = BlockingClient::connect(&url(server.local_addr()), config, Duration::from_secs(5)).expect("connects");
+    let mut c =
+        BlockingClient::connect(&url(server.local_addr()), config, Duration::from_secs(5)).expect("connects");
     let me: LoggedIn = c.call(ROUTE_LOGIN, &Login { name: "ann".into() }).expect("login");
     let joined: Joined = c.call(ROUTE_JOIN, &Join { room: "stamps".into() }).expect("join");
     let x0 = joined.players.iter().find(|p| p.id == me.player_id).expect("in the roster").x;
@@ -313,7 +314,11 @@ fn a_client_that_asks_for_tick_stamps_gets_moves_stamped_with_the_tick_that_show
     let states = states.lock().expect("not poisoned").clone();
     let step = ticksock_arena::proto::SPEED * i32::from(dx);
     assert!(states.iter().filter(|&&(tick, _)| tick < stamp).all(|&(_, x)| x == x0), "{states:?}");
-    assert_eq!(states.iter().find(|&&(tick, _)| tick >= stamp).map(|&(_, x)| x), Some(x0 + step), "{states:?}");
+    assert_eq!(
+        states.iter().find(|&&(tick, _)| tick >= stamp).map(|&(_, x)| x),
+        Some(x0 + step),
+        "{states:?}"
+    );
     c.close();
     server.shutdown().expect("clean shutdown");
 }

@@ -712,7 +712,10 @@ fn a_tick_reply_ends_its_call_with_its_stamp_and_reads_as_a_reply() {
     let got = outcomes(&mut s);
     assert_eq!(got[0], (stamped, Outcome::TickReply { tick: 300, body: body.clone() }));
     let (_, outcome) = &got[0];
-    assert_eq!((outcome.tick(), outcome.reply_body(), outcome.is_reply()), (Some(300), Some(&body[..]), true));
+    assert_eq!(
+        (outcome.tick(), outcome.reply_body(), outcome.is_reply()),
+        (Some(300), Some(&body[..]), true)
+    );
     assert_eq!(outcome.clone().decode::<u32>().expect("a reply"), 7);
     let (_, outcome) = &got[1];
     assert_eq!((outcome.tick(), outcome.clone().decode::<u32>().expect("a reply")), (None, 8));

@@ -373,7 +373,8 @@ mod tests {
         for encoding in BOTH {
             let mut out = Vec::new();
             write_reply_at(encoding, &mut out, 9, Some(41), "ok").expect("reply");
-            let ServerFrame::TickReply { id, tick, body } = decode_server_frame(encoding, &out).expect("reply")
+            let ServerFrame::TickReply { id, tick, body } =
+                decode_server_frame(encoding, &out).expect("reply")
             else {
                 panic!("not a tick reply")
             };

@@ -258,16 +258,17 @@ impl<S: Script> Bot<S> {
         cx.tally.counters.connect_attempts += 1;
         self.connections_at_open = self.session.stats().connections;
         let ws_config = self.session.config().websocket_config();
-        let opened = upgrade_request(&self.target.url, self.session.config().versions).and_then(|mut request| {
-            if self.session.config().tick_stamps {
-                ask_tick_stamps(&mut request)?;
-            }
-            let mut conn = Connection::open(self.target.addr, request, ws_config, true)?;
-            if let Some(tcp) = conn.tcp_mut() {
-                cx.registry.register(tcp, Token(self.slot), Interest::READABLE | Interest::WRITABLE)?;
-            }
-            Ok(conn)
-        });
+        let opened =
+            upgrade_request(&self.target.url, self.session.config().versions).and_then(|mut request| {
+                if self.session.config().tick_stamps {
+                    ask_tick_stamps(&mut request)?;
+                }
+                let mut conn = Connection::open(self.target.addr, request, ws_config, true)?;
+                if let Some(tcp) = conn.tcp_mut() {
+                    cx.registry.register(tcp, Token(self.slot), Interest::READABLE | Interest::WRITABLE)?;
+                }
+                Ok(conn)
+            });
         match opened {
             Ok(conn) => {
                 self.conn = Some(conn);

@@ -76,9 +76,9 @@ impl Inbox {
     /// the server sent its client something the client cannot read, which is a bug.
     pub(super) fn queue(&mut self, bytes: Bytes) {
         let kind = match self.decode(&bytes) {
-            ServerFrame::Reply { id, .. } | ServerFrame::TickReply { id, .. } | ServerFrame::Error { id, .. } => {
-                Kind::Answer(id)
-            }
+            ServerFrame::Reply { id, .. }
+            | ServerFrame::TickReply { id, .. }
+            | ServerFrame::Error { id, .. } => Kind::Answer(id),
             ServerFrame::Push { topic, .. } => Kind::Push(topic.into()),
             ServerFrame::Welcome { .. } => {
                 panic!("{}: the game sent a welcome frame, which only the reactor sends", self.conn)

@@ -351,7 +351,7 @@ mod tests {
     fn a_tick_reply_is_tag_7_then_id_tick_and_body() {
         let frame = ServerFrame::TickReply { id: 1, tick: 300, body: &[0xde, 0xad] };
         assert_eq!(frame.to_vec(), [7, 1, 251, 0x2c, 0x01, 0xde, 0xad]);
-        // A tick that does not decode keeps the id: the client fails that call alone.
+        // A tick that does not decode is an error that names the call it answered.
         let err = ServerFrame::decode(&[7, 9, 252, 1]).expect_err("truncated tick");
         assert_eq!(err.callback_id(), Some(9));
     }

@@ -648,11 +648,6 @@ mod tests {
         assert!(head.starts_with("HTTP/1.1 503 ") && head.ends_with("\r\n\r\n"), "{head}");
         assert!(head.contains("Content-Length: 34\r\n"), "{head}");
     }
-}
-
-#[cfg(test)]
-mod tick_stamp_tests {
-    use super::*;
 
     fn credentials_of(target: &str) -> Option<Box<Credentials>> {
         let request = format!(

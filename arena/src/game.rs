@@ -443,7 +443,7 @@ impl Arena {
             self.rooms.get_mut(room).and_then(|r| r.avatars.get_mut(&player.name)).ok_or_else(not_in_room)?;
         avatar.dx = request.dx.clamp(-1, 1);
         avatar.dy = request.dy.clamp(-1, 1);
-        Ok(Moved { tick: ctx.tick() + 1 })
+        Ok(Moved { tick: ctx.next_tick() })
     }
 
     fn chat(&mut self, ctx: &mut Ctx<'_>, caller: Caller, request: Chat) -> Result<(), AppError> {

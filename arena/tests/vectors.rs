@@ -130,6 +130,26 @@ where
     }
 }
 
+/// A vector of a whole TickReply (section 4.3) with a raw body: written by
+/// [`ticksock_protocol::write_raw_reply_at`], and read back the same by the version 1 and the
+/// version 2 decoders (tag 7 in both).
+fn tick_reply_case(name: &'static str, id: u32, tick: u64, body: Vec<u8>) -> Case {
+    let mut encoded = Vec::new();
+    ticksock_protocol::write_raw_reply_at(Encoding::Binary, &mut encoded, id, Some(tick), &body)
+        .expect("a binary raw reply always writes");
+    Case {
+        name,
+        encoded,
+        decodes_back: Box::new(move |bytes| {
+            let v1 = ServerFrame::decode(bytes).map_err(|e| format!("does not decode (v1): {e}"))?;
+            same(&v1, &ServerFrame::TickReply { id, tick, body: &body })?;
+            let v2 = v2::decode_server_frame(Encoding::Binary, bytes)
+                .map_err(|e| format!("does not decode (v2): {e}"))?;
+            same(&v2, &v2::ServerFrame::TickReply { id, tick, body: &body })
+        }),
+    }
+}
+
 /// A vector of a whole push whose body is the encoding of `value`.
 fn typed_push_case<T>(name: &'static str, topic: &'static str, value: T) -> Case
 where
@@ -414,6 +434,8 @@ fn cases() -> Vec<Case> {
         server_case("reply_empty", ServerFrame::Reply { id: 70_000, body: &[] }),
         typed_reply_case("reply_login", 2, LoggedIn { player_id: 1 }),
         typed_reply_case("reply_move", 4, Moved { tick: 300 }),
+        tick_reply_case("tick_reply_echo", 1, 300, vec![0xde, 0xad]),
+        tick_reply_case("tick_reply_move", 4, 300, encode_body(&Moved { tick: 300 }).expect("encodes")),
         server_case(
             "error_unknown_route",
             ServerFrame::Error { id: 7, code: error_code::UNKNOWN_ROUTE, message: "unknown route".into() },

@@ -128,8 +128,8 @@ use clap::{Parser, ValueEnum};
 pub use crate::error::Error;
 use crate::report::{
     AccountFigures, ChurnFigures, FaultFigures, LinkFigures, PersistFigures, Quantiles, ReplicaFigures,
-    Report, ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickJitter, UrlShare,
-    WhisperFigures, Window, percent, process_cpu_secs,
+    Report, ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures, TickJitter,
+    TickStampFigures, UrlShare, WhisperFigures, Window, percent, process_cpu_secs,
 };
 use crate::server_watch::ServerWatch;
 use crate::session_watch::SessionWatch;
@@ -391,6 +391,11 @@ pub struct Options {
     /// holds 20 ms of the cap (at least 1500 bytes). 0: none.
     #[arg(long, default_value_t = 0.0)]
     pub bandwidth_kbps: f64,
+    /// Ask the server for tick-stamped replies (`?ticks=1`, PROTOCOL.md 4.3). In the arena
+    /// scenario the report then shows, for each stamped `move`, its stamp minus the tick of the
+    /// last `state` the bot had seen when the reply came (the stamped tick lag).
+    #[arg(long)]
+    pub tick_stamps: bool,
 }
 
 impl Scenario {
@@ -744,6 +749,7 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         server_ticks: m.server_ticks,
         accounts,
         persist,
+        tick_stamps: opts.tick_stamps.then(|| TickStampFigures { lag_ticks: Quantiles::of(&total.tick_lag) }),
         replica,
         link: link_figures(opts, &total.link),
         interrupted_after_secs: m.interrupted_after_secs,

@@ -85,6 +85,9 @@ pub(crate) struct Tally {
     pub persist_latency_steady: Histogram<u64>,
     /// `--latency-ms`, `--jitter-ms`, `--bandwidth-kbps`: what the link conditioner held.
     pub link: LinkTally,
+    /// `--tick-stamps`: each stamped reply's tick minus the tick of the last `state` its bot
+    /// had seen, in ticks (replies before the bot's first `state` are not counted).
+    pub tick_lag: Histogram<u64>,
 }
 
 /// How a call failed, for the report's tables of failures: `error 10 unauthenticated`,
@@ -92,7 +95,7 @@ pub(crate) struct Tally {
 pub(crate) fn failure_kind(outcome: &ticksock_client::Outcome) -> String {
     use ticksock_client::Outcome;
     match outcome {
-        Outcome::Reply(_) => "reply".to_owned(),
+        Outcome::Reply(_) | Outcome::TickReply { .. } => "reply".to_owned(),
         Outcome::Error { code, .. } => format!("error {code} {}", ticksock_protocol::error_code::name(*code)),
         Outcome::Timeout => "timeout".to_owned(),
         Outcome::Disconnected => "disconnected".to_owned(),
@@ -255,6 +258,7 @@ impl Default for Tally {
             persist_latency: histogram(),
             persist_latency_steady: histogram(),
             link: LinkTally::default(),
+            tick_lag: histogram(),
         }
     }
 }
@@ -292,6 +296,7 @@ impl Tally {
             persist_latency,
             persist_latency_steady,
             link,
+            tick_lag,
         } = other;
         self.whisper.merge(whisper);
         self.link.merge(link);
@@ -321,6 +326,7 @@ impl Tally {
             (&mut self.timer_late, timer_late),
             (&mut self.persist_latency, persist_latency),
             (&mut self.persist_latency_steady, persist_latency_steady),
+            (&mut self.tick_lag, tick_lag),
         ] {
             // Every histogram here has the same bounds, so adding cannot fail.
             let _ = mine.add(theirs);

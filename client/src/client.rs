@@ -8,7 +8,7 @@ use mio::{Events, Interest, Poll, Token};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::connection::{Connection, Progress, offer_token, resolve, upgrade_request};
+use crate::connection::{Connection, Progress, ask_tick_stamps, offer_token, resolve, upgrade_request};
 use crate::session::{CallId, CallOptions, Event, Outcome, Session};
 use crate::{Config, Error};
 
@@ -159,6 +159,9 @@ impl Client {
         let target = target.and_then(|(addr, mut request)| {
             if let Some(token) = self.session.token() {
                 offer_token(&mut request, token)?;
+            }
+            if self.session.config().tick_stamps {
+                ask_tick_stamps(&mut request)?;
             }
             Ok((addr, request))
         });

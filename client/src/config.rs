@@ -155,6 +155,12 @@ pub struct Config {
     /// private CA, or a test CA. Add them from PEM with [`Config::trust_pem`] or
     /// [`Config::trust_pem_file`]. Default none.
     pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Asks the server, at every upgrade (`?ticks=1`, `docs/PROTOCOL.md` 4.3), to stamp each
+    /// reply with the first tick whose state includes the call's effects: replies then end
+    /// their calls as [`Outcome::TickReply`](crate::Outcome::TickReply), for a game that
+    /// predicts locally and reconciles against the server's state. A server that does not know
+    /// the parameter ignores it and sends plain replies. Default off.
+    pub tick_stamps: bool,
 }
 
 impl Default for Config {
@@ -185,6 +191,7 @@ impl Default for Config {
             old_link_grace: Duration::from_secs(5),
             follow_redirects: true,
             extra_roots: Vec::new(),
+            tick_stamps: false,
         }
     }
 }

@@ -34,6 +34,23 @@ pub fn upgrade_request(url: &str, versions: Versions) -> Result<Request, Error> 
     Ok(request)
 }
 
+/// Asks for tick-stamped replies in `request`: adds `ticks=1` to its URL's query
+/// (`docs/PROTOCOL.md` 4.3), for a session whose [`Config::tick_stamps`](crate::Config::tick_stamps)
+/// is on.
+pub fn ask_tick_stamps(request: &mut Request) -> Result<(), Error> {
+    let uri = request.uri();
+    let parameter = ticksock_protocol::QUERY_TICKS;
+    let with = match uri.query() {
+        Some(query) if query.split('&').any(|pair| pair.starts_with(&format!("{parameter}="))) => {
+            return Ok(());
+        }
+        Some(_) => format!("{uri}&{parameter}=1"),
+        None => format!("{uri}?{parameter}=1"),
+    };
+    *request.uri_mut() = with.parse().map_err(|e| Error::Url(format!("{with}: {e}")))?;
+    Ok(())
+}
+
 /// Offers `token` in `request` (`Authorization: Bearer`, `docs/PROTOCOL.md` 13.1): the I/O
 /// layer adds the session's [`Session::token`](crate::Session::token) to every upgrade.
 pub fn offer_token(request: &mut Request, token: &str) -> Result<(), Error> {

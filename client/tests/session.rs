@@ -695,3 +695,34 @@ fn a_login_made_on_connected_goes_out_before_the_calls_queued_offline() {
     assert_eq!(rest.iter().map(|w| CallId(w.0)).collect::<Vec<_>>(), queued);
     assert_eq!(s.queued_calls(), 0);
 }
+
+#[test]
+fn a_tick_reply_ends_its_call_with_its_stamp_and_reads_as_a_reply() {
+    let t0 = Instant::now();
+    let mut s = connected(Config { tick_stamps: true, ..config() }, t0);
+    let stamped = s.call("move", &1u32, t0).expect("call");
+    let plain = s.call("move", &2u32, t0).expect("call");
+    let refused = s.call("move", &3u32, t0).expect("call");
+    assert_eq!(sent(&mut s).len(), 3);
+    let body = ticksock_protocol::encode_body(&7u32).expect("encodes");
+    s.handle_frame(&ServerFrame::TickReply { id: stamped.0, tick: 300, body: &body }.to_vec(), t0 + MS);
+    s.handle_frame(&reply_u32(plain.0, 8), t0 + MS);
+    let error = ServerFrame::Error { id: refused.0, code: 1001, message: "no".into() };
+    s.handle_frame(&error.to_vec(), t0 + MS);
+    let got = outcomes(&mut s);
+    assert_eq!(got[0], (stamped, Outcome::TickReply { tick: 300, body: body.clone() }));
+    let (_, outcome) = &got[0];
+    assert_eq!(
+        (outcome.tick(), outcome.reply_body(), outcome.is_reply()),
+        (Some(300), Some(&body[..]), true)
+    );
+    assert_eq!(outcome.clone().decode::<u32>().expect("a reply"), 7);
+    let (_, outcome) = &got[1];
+    assert_eq!((outcome.tick(), outcome.clone().decode::<u32>().expect("a reply")), (None, 8));
+    let (_, outcome) = &got[2];
+    assert_eq!((outcome.tick(), outcome.reply_body(), outcome.is_reply()), (None, None, false));
+    assert_eq!((s.stats().replies, s.stats().errors), (2, 1));
+    // A stamp that does not decode is a broken frame, as any other.
+    s.handle_frame(&[7, 9, 252, 1], t0 + 2 * MS);
+    assert!(events(&mut s).iter().any(|e| matches!(e, Event::ProtocolError { .. })));
+}

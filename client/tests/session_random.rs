@@ -136,6 +136,7 @@ impl Model {
             Outcome::Closed => assert!(!call.handed, "call {serial} failed as never sent but was sent"),
             Outcome::AnswerLost => panic!("call {serial}: version 1 has no stale_request"),
             Outcome::Redirect(_) => panic!("call {serial}: the fake server never redirects"),
+            Outcome::TickReply { .. } => panic!("call {serial}: the fake server sends no stamped reply"),
         }
         call.outcome = Some(outcome);
         assert_eq!(self.live.remove(&id), Some(serial), "call {serial}'s id {id} was not live");

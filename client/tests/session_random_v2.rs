@@ -133,6 +133,7 @@ impl Model {
             Outcome::Error { .. } | Outcome::AnswerLost | Outcome::Redirect(_) => {
                 panic!("call {serial}: the fake server sends no error")
             }
+            Outcome::TickReply { .. } => panic!("call {serial}: the fake server sends no stamped reply"),
         }
         call.outcome = Some(outcome);
         let id = call.id;

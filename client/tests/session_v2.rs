@@ -518,3 +518,19 @@ fn frames_out_of_turn_and_counts_that_do_not_add_up_drop_the_link() {
     assert_eq!(s.poll_link(), Some(LinkCommand::Close { code: 1002, reason: "protocol error" }));
     assert_eq!(s.held_session(), None, "the next link starts afresh");
 }
+
+#[test]
+fn a_tick_reply_is_a_sequenced_frame_and_ends_its_call_with_its_stamp() {
+    let t0 = Instant::now();
+    let mut s = connected(Config { tick_stamps: true, ..config() }, t0, 7, secret(1));
+    assert_eq!(sent(&mut s), [Sent::Ack(0)]);
+    let a = s.call("a", &(), t0).expect("call");
+    assert_eq!(sent(&mut s), [request(1, 0, a, "a")]);
+    s.handle_frame(&ServerFrame::TickReply { id: a.0, tick: 41, body: &[] }.to_vec(), t0 + MS);
+    assert_eq!(s.received_count(), 1, "counted as a Reply is");
+    let got = events(&mut s);
+    assert!(
+        matches!(&got[..], [Event::Outcome { id, outcome: Outcome::TickReply { tick: 41, .. }, .. }] if *id == a),
+        "{got:?}"
+    );
+}

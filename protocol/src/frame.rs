@@ -16,6 +16,8 @@ const TAG_WELCOME: u32 = 0;
 const TAG_REPLY: u32 = 1;
 const TAG_ERROR: u32 = 2;
 const TAG_PUSH: u32 = 3;
+/// The same tag in both versions (version 2 uses 4..=6), so one decoder reads it in either.
+pub(crate) const TAG_TICK_REPLY: u32 = 7;
 
 /// A frame from a client to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,17 @@ pub enum ServerFrame<'a> {
     Reply {
         /// The request's callback id.
         id: u32,
+        /// The route's response, encoded as the route defines.
+        body: &'a [u8],
+    },
+    /// The successful answer to the request with callback id `id`, on a connection that asked
+    /// for tick-stamped replies at its upgrade (`?ticks=1`, PROTOCOL.md 4.3): the request's
+    /// effects are first in the game's state of tick `tick`.
+    TickReply {
+        /// The request's callback id.
+        id: u32,
+        /// The first tick whose state includes the request's effects.
+        tick: u64,
         /// The route's response, encoded as the route defines.
         body: &'a [u8],
     },
@@ -177,6 +190,11 @@ impl<'a> ServerFrame<'a> {
                 let topic = r.field("topic", None)?;
                 Ok(ServerFrame::Push { topic: Cow::Borrowed(topic), body: r.rest() })
             }
+            TAG_TICK_REPLY => {
+                let id = r.field("id", None)?;
+                let tick = r.field("tick", Some(id))?;
+                Ok(ServerFrame::TickReply { id, tick, body: r.rest() })
+            }
             tag => Err(FrameError::UnknownKind { tag: Some(tag) }),
         }
     }
@@ -191,7 +209,11 @@ impl<'a> ServerFrame<'a> {
                 put(out, conn_id);
             }
             &ServerFrame::Reply { id, body } => {
-                write_reply_header(out, id);
+                write_reply_header(out, id, None);
+                out.extend_from_slice(body);
+            }
+            &ServerFrame::TickReply { id, tick, body } => {
+                write_reply_header(out, id, Some(tick));
                 out.extend_from_slice(body);
             }
             ServerFrame::Error { id, code, message } => {
@@ -223,11 +245,21 @@ pub fn write_request_header(out: &mut Vec<u8>, id: u32, route: &str) {
     put(out, route);
 }
 
-/// Appends the header of a reply; the caller appends the body right after it.
+/// Appends the header of a reply: a Reply, or with `tick` a TickReply. The caller appends
+/// the body right after it.
 #[inline]
-pub fn write_reply_header(out: &mut Vec<u8>, id: u32) {
-    put(out, TAG_REPLY);
-    put(out, id);
+pub fn write_reply_header(out: &mut Vec<u8>, id: u32, tick: Option<u64>) {
+    match tick {
+        None => {
+            put(out, TAG_REPLY);
+            put(out, id);
+        }
+        Some(tick) => {
+            put(out, TAG_TICK_REPLY);
+            put(out, id);
+            put(out, tick);
+        }
+    }
 }
 
 /// Appends the header of a push; the caller appends the body right after it.
@@ -305,12 +337,23 @@ mod tests {
         let frames = [
             ServerFrame::Welcome { version: 1, tick_hz: 30, conn_id: u64::MAX },
             ServerFrame::Reply { id: u32::MAX, body: &[] },
+            ServerFrame::TickReply { id: 1, tick: u64::MAX, body: &[0xde, 0xad] },
+            ServerFrame::TickReply { id: 0, tick: 0, body: &[] },
             ServerFrame::Error { id: 0, code: 1000, message: "no".into() },
             ServerFrame::Push { topic: "state".into(), body: &[1, 2, 3] },
         ];
         for frame in frames {
             assert_eq!(ServerFrame::decode(&frame.to_vec()).expect("decodes"), frame);
         }
+    }
+
+    #[test]
+    fn a_tick_reply_is_tag_7_then_id_tick_and_body() {
+        let frame = ServerFrame::TickReply { id: 1, tick: 300, body: &[0xde, 0xad] };
+        assert_eq!(frame.to_vec(), [7, 1, 251, 0x2c, 0x01, 0xde, 0xad]);
+        // A tick that does not decode is an error that names the call it answered.
+        let err = ServerFrame::decode(&[7, 9, 252, 1]).expect_err("truncated tick");
+        assert_eq!(err.callback_id(), Some(9));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! client:  {"id": 1, "route": "login", "body": {"name": "ann"}}
 //! server:  {"type": "welcome", "version": 1, "tick_hz": 30, "conn_id": "4294967296"}
 //!          {"type": "reply", "id": 1, "body": {"player_id": 7}}
+//!          {"type": "reply", "id": 2, "tick": 42, "body": {"tick": 42}}   (asked for stamps)
 //!          {"type": "error", "id": 1, "code": 1, "message": "no route `x`"}
 //!          {"type": "push", "topic": "state", "body": {"tick": 5, "players": []}}
 //! ```
@@ -154,12 +155,17 @@ pub fn reply(id: u32, body: &str) -> String {
     format!(r#"{{"type":"reply","id":{id},"body":{body}}}"#)
 }
 
-/// Appends a reply frame up to its body: the caller appends the body's JSON text and then
-/// [`FRAME_CLOSE`], so a body is serialized in place with no copy.
-pub fn write_reply_open(out: &mut Vec<u8>, id: u32) {
+/// Appends a reply frame up to its body, with a `tick` when `tick` is given (a connection that
+/// asked for tick-stamped replies, PROTOCOL.md 4.3): the caller appends the body's JSON text
+/// and then [`FRAME_CLOSE`], so a body is serialized in place with no copy.
+pub fn write_reply_open(out: &mut Vec<u8>, id: u32, tick: Option<u64>) {
     use std::io::Write;
     // Cannot fail: a Vec accepts every write.
-    write!(out, r#"{{"type":"reply","id":{id},"body":"#).expect("writing into a Vec");
+    match tick {
+        None => write!(out, r#"{{"type":"reply","id":{id},"body":"#),
+        Some(tick) => write!(out, r#"{{"type":"reply","id":{id},"tick":{tick},"body":"#),
+    }
+    .expect("writing into a Vec");
 }
 
 /// Appends a request frame up to its body: the caller appends the body's JSON text and then
@@ -203,10 +209,15 @@ mod tests {
     #[test]
     fn frames_written_in_place_match_the_whole_frame_builders() {
         let mut out = Vec::new();
-        write_reply_open(&mut out, 42);
+        write_reply_open(&mut out, 42, None);
         out.extend_from_slice(br#"{"x":1}"#);
         out.push(FRAME_CLOSE);
         assert_eq!(out, reply(42, r#"{"x":1}"#).into_bytes());
+        out.clear();
+        write_reply_open(&mut out, 42, Some(7));
+        out.extend_from_slice(b"null");
+        out.push(FRAME_CLOSE);
+        assert_eq!(out, br#"{"type":"reply","id":42,"tick":7,"body":null}"#);
         out.clear();
         write_push_open(&mut out, "st\"ate");
         out.extend_from_slice(b"[1,2]");

@@ -7,11 +7,12 @@
 //!
 //! # Modules
 //! - [`wire`]: whole frames in either encoding, written into a caller's buffer and read back
-//!   ([`write_reply`], [`write_error`], [`write_push`], [`write_welcome`], [`write_request`],
+//!   ([`write_reply`], [`write_reply_at`] for a tick-stamped reply, [`write_error`], [`write_push`], [`write_welcome`], [`write_request`],
 //!   [`decode_request`], [`decode_server_frame`]). Servers and clients call these and never
 //!   lay out frame bytes themselves.
 //! - [`frame`]: the envelopes. A client sends a [`ClientFrame`] (a request tagged with a `u32`
-//!   callback id); the server answers with [`ServerFrame`]s (welcome, reply, error, push).
+//!   callback id); the server answers with [`ServerFrame`]s (welcome, reply, tick reply,
+//!   error, push).
 //! - [`body`]: how application types (anything `serde`) become a frame's body and back.
 //! - [`error_code`]: the error codes the server itself puts in error replies.
 //! - [`json`]: the same frames as JSON text messages, for browsers and consoles.
@@ -50,7 +51,7 @@ pub use version::{
 };
 pub use wire::{
     Request, decode_request, decode_server_frame, write_error, write_push, write_raw_reply,
-    write_raw_request, write_reply, write_request, write_welcome,
+    write_raw_reply_at, write_raw_request, write_reply, write_reply_at, write_request, write_welcome,
 };
 
 /// The version of this wire format, sent in the welcome frame.
@@ -81,6 +82,10 @@ pub const CLOSE_AUTH_FAILED: u16 = 4003;
 /// The WebSocket close code of a connection whose identity expired and was not renewed within
 /// the server's grace (PROTOCOL.md section 13.4).
 pub const CLOSE_AUTH_EXPIRED: u16 = 4004;
+
+/// The query parameter of the upgrade by which a client asks for tick-stamped replies
+/// (PROTOCOL.md 4.3): `?ticks=1`. Any other value, or none, asks for plain replies.
+pub const QUERY_TICKS: &str = "ticks";
 
 /// The longest token a connection may offer (PROTOCOL.md section 13.1), in bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;

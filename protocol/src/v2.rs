@@ -6,8 +6,9 @@
 //! own, or a [`ClientFrame::Resume`] as its first frame; the Welcome carries the server run's
 //! `epoch` and the session's secret; and the server answers a resume with
 //! [`ServerFrame::Resumed`] or [`ServerFrame::ResumeFailed`], and acknowledges requests with
-//! [`ServerFrame::Ack`]. Reply, Error and Push are version 1's frames, written with
-//! [`crate::write_reply`], [`crate::write_error`] and [`crate::write_push`].
+//! [`ServerFrame::Ack`]. Reply, TickReply, Error and Push are version 1's frames, written with
+//! [`crate::write_reply`] (or [`crate::write_reply_at`]), [`crate::write_error`] and
+//! [`crate::write_push`].
 //!
 //! | frame | binary | JSON |
 //! |-------|--------|------|
@@ -100,6 +101,17 @@ pub enum ServerFrame<'a> {
         /// The route's response, encoded as the route defines.
         body: &'a [u8],
     },
+    /// The successful answer to the request with callback id `id`, stamped with the first tick
+    /// whose state includes its effects (a sequenced frame), on a session whose first link
+    /// asked for stamps (`?ticks=1`, PROTOCOL.md 4.3).
+    TickReply {
+        /// The request's callback id.
+        id: u32,
+        /// The first tick whose state includes the request's effects.
+        tick: u64,
+        /// The route's response, encoded as the route defines.
+        body: &'a [u8],
+    },
     /// The failed answer to the request with callback id `id` (a sequenced frame).
     Error {
         /// The request's callback id.
@@ -181,6 +193,9 @@ impl fmt::Debug for ServerFrame<'_> {
             ServerFrame::Reply { id, body } => {
                 f.debug_struct("Reply").field("id", id).field("body", body).finish()
             }
+            ServerFrame::TickReply { id, tick, body } => {
+                f.debug_struct("TickReply").field("id", id).field("tick", tick).field("body", body).finish()
+            }
             ServerFrame::Error { id, code, message } => {
                 f.debug_struct("Error").field("id", id).field("code", code).field("message", message).finish()
             }
@@ -198,12 +213,13 @@ impl fmt::Debug for ServerFrame<'_> {
     }
 }
 
-/// A version 1 Reply, Error or Push as version 2 has it (the same frame); `None` for a
+/// A version 1 Reply, TickReply, Error or Push as version 2 has it (the same frame); `None` for a
 /// version 1 Welcome, which is not a version 2 frame.
 fn from_v1(frame: crate::ServerFrame<'_>) -> Option<ServerFrame<'_>> {
     match frame {
         crate::ServerFrame::Welcome { .. } => None,
         crate::ServerFrame::Reply { id, body } => Some(ServerFrame::Reply { id, body }),
+        crate::ServerFrame::TickReply { id, tick, body } => Some(ServerFrame::TickReply { id, tick, body }),
         crate::ServerFrame::Error { id, code, message } => Some(ServerFrame::Error { id, code, message }),
         crate::ServerFrame::Push { topic, body } => Some(ServerFrame::Push { topic, body }),
     }

@@ -9,6 +9,7 @@
 //! |---------|--------------------------------|---------------------------|
 //! | request | [`write_request`], [`decode_request`] | the same functions |
 //! | reply   | [`write_reply`], [`write_raw_reply`] | the same functions |
+//! | tick reply | [`write_reply_at`], [`write_raw_reply_at`] | the same functions |
 //! | error   | [`write_error`] | the same function |
 //! | push    | [`write_push`] | the same function |
 //! | welcome | [`write_welcome`] | the same function |
@@ -122,13 +123,28 @@ pub fn write_reply<T: Serialize + ?Sized>(
     id: u32,
     body: &T,
 ) -> Result<(), BodyError> {
+    write_reply_at(encoding, out, id, None, body)
+}
+
+/// Appends the reply to call `id`, carrying `body`: a TickReply stamped `tick` when it is
+/// given (for a connection that asked for stamps, PROTOCOL.md 4.3), else a plain Reply.
+///
+/// Fails only when `body` does not encode, a bug in its type; nothing is appended then.
+#[inline]
+pub fn write_reply_at<T: Serialize + ?Sized>(
+    encoding: Encoding,
+    out: &mut Vec<u8>,
+    id: u32,
+    tick: Option<u64>,
+    body: &T,
+) -> Result<(), BodyError> {
     undo_on_error(out, |out| match encoding {
         Encoding::Binary => {
-            write_reply_header(out, id);
+            write_reply_header(out, id, tick);
             crate::encode_body_into(body, out)
         }
         Encoding::Json => {
-            json::write_reply_open(out, id);
+            json::write_reply_open(out, id, tick);
             serde_json::to_writer(&mut *out, body)?;
             out.push(json::FRAME_CLOSE);
             Ok(())
@@ -142,15 +158,27 @@ pub fn write_reply<T: Serialize + ?Sized>(
 /// and nothing is appended, so a raw route cannot send a client a broken frame.
 #[inline]
 pub fn write_raw_reply(encoding: Encoding, out: &mut Vec<u8>, id: u32, body: &[u8]) -> Result<(), BodyError> {
+    write_raw_reply_at(encoding, out, id, None, body)
+}
+
+/// [`write_raw_reply`], stamped `tick` when it is given, as [`write_reply_at`].
+#[inline]
+pub fn write_raw_reply_at(
+    encoding: Encoding,
+    out: &mut Vec<u8>,
+    id: u32,
+    tick: Option<u64>,
+    body: &[u8],
+) -> Result<(), BodyError> {
     undo_on_error(out, |out| match encoding {
         Encoding::Binary => {
-            write_reply_header(out, id);
+            write_reply_header(out, id, tick);
             out.extend_from_slice(body);
             Ok(())
         }
         Encoding::Json => {
             check_json(body)?;
-            json::write_reply_open(out, id);
+            json::write_reply_open(out, id, tick);
             out.extend_from_slice(body);
             out.push(json::FRAME_CLOSE);
             Ok(())
@@ -224,6 +252,7 @@ struct ServerEnvelope<'a> {
     topic: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     body: Option<&'a RawValue>,
+    tick: Option<u64>,
     version: Option<u16>,
     tick_hz: Option<u16>,
     #[serde(borrow, default)]
@@ -248,7 +277,13 @@ fn decode_json_server_frame(message: &[u8]) -> Result<ServerFrame<'_>, JsonFrame
                 .and_then(|c| c.parse().ok())
                 .ok_or_else(|| missing("conn_id"))?,
         }),
-        "reply" => Ok(ServerFrame::Reply { id: envelope.id.ok_or_else(|| missing("id"))?, body: body() }),
+        "reply" => {
+            let id = envelope.id.ok_or_else(|| missing("id"))?;
+            Ok(match envelope.tick {
+                Some(tick) => ServerFrame::TickReply { id, tick, body: body() },
+                None => ServerFrame::Reply { id, body: body() },
+            })
+        }
         "error" => Ok(ServerFrame::Error {
             id: envelope.id.ok_or_else(|| missing("id"))?,
             code: envelope.code.ok_or_else(|| missing("code"))?,
@@ -331,6 +366,35 @@ mod tests {
                 (9, "ok".into())
             );
         }
+    }
+
+    #[test]
+    fn a_stamped_reply_round_trips_in_both_encodings_and_an_unstamped_one_stays_a_reply() {
+        for encoding in BOTH {
+            let mut out = Vec::new();
+            write_reply_at(encoding, &mut out, 9, Some(41), "ok").expect("reply");
+            let ServerFrame::TickReply { id, tick, body } =
+                decode_server_frame(encoding, &out).expect("reply")
+            else {
+                panic!("not a tick reply")
+            };
+            assert_eq!((id, tick), (9, 41));
+            assert_eq!(crate::decode_body_as::<String>(encoding, body).expect("body"), "ok");
+            out.clear();
+            write_raw_reply_at(encoding, &mut out, 2, Some(0), b"null").expect("raw");
+            assert!(matches!(
+                decode_server_frame(encoding, &out),
+                Ok(ServerFrame::TickReply { id: 2, tick: 0, body: b"null" })
+            ));
+            let mut plain = Vec::new();
+            write_reply_at(encoding, &mut plain, 9, None, "ok").expect("reply");
+            let mut reply = Vec::new();
+            write_reply(encoding, &mut reply, 9, "ok").expect("reply");
+            assert_eq!(plain, reply);
+        }
+        let mut out = Vec::new();
+        write_reply_at(Encoding::Json, &mut out, 3, Some(12), &5u8).expect("reply");
+        assert_eq!(out, br#"{"type":"reply","id":3,"tick":12,"body":5}"#);
     }
 
     #[test]

@@ -119,6 +119,8 @@ impl Harness {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Got {
     Reply(u32, Vec<u8>),
+    /// A reply stamped with a tick (a session that asked for stamps, PROTOCOL.md 4.3).
+    TickReply(u32, u64, Vec<u8>),
     Error(u32, u16),
     Push(String, Vec<u8>),
     Resumed(u64, Secret),
@@ -147,9 +149,14 @@ struct Link {
 impl Link {
     /// A new link offering `ticksock.v2`, its Welcome read.
     fn connect(addr: SocketAddr) -> Link {
+        Link::connect_to(addr, "/")
+    }
+
+    /// A new link to `path` (which may hold a query) offering `ticksock.v2`, its Welcome read.
+    fn connect_to(addr: SocketAddr, path: &str) -> Link {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        let mut request = format!("ws://{addr}/").into_client_request().expect("request");
+        let mut request = format!("ws://{addr}{path}").into_client_request().expect("request");
         request.headers_mut().insert("Sec-WebSocket-Protocol", "ticksock.v2".parse().expect("header"));
         let (mut ws, response) = tungstenite::client(request, stream).expect("upgrade");
         let chosen = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());
@@ -204,6 +211,7 @@ impl Link {
             let Message::Binary(bytes) = message else { continue };
             let got = match v2::decode_server_frame(Encoding::Binary, &bytes).expect("decodes") {
                 ServerFrame::Reply { id, body } => Got::Reply(id, body.to_vec()),
+                ServerFrame::TickReply { id, tick, body } => Got::TickReply(id, tick, body.to_vec()),
                 ServerFrame::Error { id, code, .. } => Got::Error(id, code),
                 ServerFrame::Push { topic, body } => Got::Push(topic.into_owned(), body.to_vec()),
                 ServerFrame::Resumed { received, secret } => Got::Resumed(received, secret),
@@ -211,7 +219,7 @@ impl Link {
                 ServerFrame::Ack { received } => Got::Ack(received),
                 ServerFrame::Welcome { .. } => panic!("a second welcome"),
             };
-            if matches!(got, Got::Reply(..) | Got::Error(..) | Got::Push(..)) {
+            if matches!(got, Got::Reply(..) | Got::TickReply(..) | Got::Error(..) | Got::Push(..)) {
                 self.s.received += 1;
             }
             return got;
@@ -298,6 +306,38 @@ fn a_dropped_link_resumes_with_every_reply_and_push_it_missed_in_order() {
     assert_eq!(b.recv(), Got::Reply(4, u32_body(1)));
     let log = h.log.lock().clone();
     assert_eq!(log, [format!("connect {conn}"), format!("drop {conn}"), format!("resume {conn}")]);
+    h.server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn a_session_that_asked_for_tick_stamps_keeps_them_across_a_resume_and_errors_carry_none() {
+    let h = start(Config::default());
+    let mut a = Link::connect_to(h.addr(), "/?ticks=1");
+    a.request(1, "count", &());
+    let Got::TickReply(1, first, body) = a.recv() else { panic!("not a stamped reply") };
+    assert_eq!(body, u32_body(1));
+    a.request(2, "no_such_route", &());
+    assert_eq!(a.recv(), Got::Error(2, ticksock_protocol::error_code::UNKNOWN_ROUTE));
+    a.request(3, "count", &());
+    std::thread::sleep(Duration::from_millis(100));
+    let conn = a.conn();
+    let state = a.kill();
+    h.await_log(&format!("drop {conn}"));
+    // The resuming link does not ask again: the session keeps what its first link asked for.
+    let (mut b, _) = state.resume(h.addr());
+    match b.recv_answer() {
+        Got::TickReply(3, tick, body) => {
+            assert!(tick >= first, "ticks only grow: {tick} after {first}");
+            assert_eq!(body, u32_body(1));
+        }
+        other => panic!("expected the kept stamped reply, got {other:?}"),
+    }
+    b.request(4, "count", &());
+    assert!(matches!(b.recv_answer(), Got::TickReply(4, ..)));
+    // A session that did not ask gets plain replies, as before.
+    let mut plain = Link::connect_to(h.addr(), "/?ticks=0");
+    plain.request(1, "count", &());
+    assert_eq!(plain.recv(), Got::Reply(1, u32_body(1)));
     h.server.shutdown().expect("clean shutdown");
 }
 

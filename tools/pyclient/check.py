@@ -27,6 +27,7 @@ import closing_checks  # noqa: E402
 import replica_checks  # noqa: E402
 import servers  # noqa: E402
 import spec_checks  # noqa: E402
+import tick_checks  # noqa: E402
 import v2_checks  # noqa: E402
 from ticksock_client import (  # noqa: E402
     ChatLine, Client, Error, Joined, PlayerState, Presence, PushFrame, Reader, Reply, RoomInfo,
@@ -181,7 +182,8 @@ def vector_table() -> dict:
 def check_vectors(ck: Checks, doc: str) -> None:
     text = open(doc, encoding="utf-8").read()
     found = re.findall(r"^vector: (\S+) = ([0-9a-f]{2}(?: [0-9a-f]{2})*)$", text, re.M)
-    table = {**vector_table(), **v2_checks.vector_table(), **replica_checks.vector_table()}
+    table = {**vector_table(), **v2_checks.vector_table(), **replica_checks.vector_table(),
+             **tick_checks.vector_table()}
     bad, unknown = [], []
     for name, hexs in found:
         want = bytes.fromhex(hexs)
@@ -497,6 +499,7 @@ def main() -> int:
         v2_checks.run(ck, port, args.doc, args.server, log)
         closing_checks.run(ck, port, args.doc, args.server, log)
         replica_checks.run(ck, port, args.server, log, args.doc, seed)
+        tick_checks.run(ck, port)
 
         # ---- closing ----
         D = Client.connect("127.0.0.1", port, name="D")

@@ -244,6 +244,10 @@ class Welcome:
 class Reply:
     id: int
     body: bytes
+    # The stamp of a TickReply (tag 7, section 4.3): the first tick whose state includes the
+    # request's effects. None for a plain Reply (tag 1), the only kind a connection that did not
+    # ask with ``?ticks=1`` gets.
+    tick: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,10 @@ def decode_server_frame(msg: bytes):
         return Error(r.u32(), r.u16(), r.str())
     if tag == 3:
         return PushFrame(r.str(), r.rest())
+    if tag == 7:  # TickReply, only to a connection that asked (section 4.3)
+        id = r.u32()
+        tick = r.u64()
+        return Reply(id, r.rest(), tick)
     raise DecodeError(f"unknown server frame tag {tag}")
 
 
@@ -283,6 +291,8 @@ def encode_server_frame(f) -> bytes:
     """The server's side of section 4.2, used to check the codec against the test vectors."""
     if isinstance(f, Welcome):
         return Writer().u32(0).u16(f.version).u16(f.tick_hz).u64(f.conn_id).done()
+    if isinstance(f, Reply) and f.tick is not None:
+        return Writer().u32(7).u32(f.id).u64(f.tick).raw(f.body).done()
     if isinstance(f, Reply):
         return Writer().u32(1).u32(f.id).raw(f.body).done()
     if isinstance(f, Error):
@@ -760,6 +770,13 @@ class Call:
             raise TicksockError(self.route, self.id, a.code, a.message)
         return a.body
 
+    def stamped(self, timeout: float = 5.0) -> tuple:
+        """(tick, body) of the reply: tick is its stamp (section 4.3), None for a plain Reply;
+        an Error frame raises TicksockError."""
+        body = self.result(timeout)
+        assert isinstance(self.answer, Reply)
+        return self.answer.tick, body
+
 
 @dataclass
 class Push:
@@ -813,12 +830,14 @@ class Client:
 
     @classmethod
     def connect(cls, host: str, port: int, name: str = "", timeout: float = 5.0,
-                first_id: int = 1, subprotocols=None) -> "Client":
+                first_id: int = 1, subprotocols=None, ticks: bool = False) -> "Client":
+        """ticks: ask for tick-stamped replies (``?ticks=1``, section 4.3)."""
         sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             offer = list(subprotocols) if subprotocols is not None else [cls.subprotocol]
-            chosen, rest = ws_handshake(sock, host, port, offer, timeout=timeout)
+            path = "/?ticks=1" if ticks else "/"
+            chosen, rest = ws_handshake(sock, host, port, offer, path=path, timeout=timeout)
             if chosen != cls.subprotocol:
                 raise ProtocolError(f"this client speaks {cls.subprotocol} only, server chose {chosen!r}")
             sock.settimeout(None)

@@ -50,7 +50,9 @@ def decode_server_frame(text: str):
     if t == "reply":
         if "body" not in o:
             raise DecodeError("a reply without `body`")
-        return Reply(_int(o, "id", 0xFFFFFFFF), o["body"])
+        # `tick`: a stamped reply, to a connection that asked (section 4.3).
+        tick = _int(o, "tick", 2**64 - 1) if "tick" in o else None
+        return Reply(_int(o, "id", 0xFFFFFFFF), o["body"], tick)
     if t == "error":
         return Error(_int(o, "id", 0xFFFFFFFF), _int(o, "code", 0xFFFF), _str(o, "message"))
     if t == "push":

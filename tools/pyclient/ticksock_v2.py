@@ -178,6 +178,10 @@ def decode_server_frame(msg: bytes):
     tag = r.u32()
     if tag == 1:
         return Reply(r.u32(), r.rest())
+    if tag == 7:  # TickReply (4.3): the same tag as in version 1
+        id = r.u32()
+        tick = r.u64()
+        return Reply(id, r.rest(), tick)
     if tag == 3:
         return PushFrame(r.str(), r.rest())
     if tag == 0:
@@ -279,6 +283,8 @@ def json_server_frame(f) -> dict:
     if isinstance(f, Welcome):
         return {"type": "welcome", "version": f.version, "tick_hz": f.tick_hz, "conn_id": str(f.conn_id),
                 "epoch": str(f.epoch), "secret": f.secret.hex()}
+    if isinstance(f, Reply) and f.tick is not None:
+        return {"type": "reply", "id": f.id, "tick": f.tick, "body": f.body}
     if isinstance(f, Reply):
         return {"type": "reply", "id": f.id, "body": f.body}
     if isinstance(f, Error):
@@ -303,7 +309,8 @@ def json_decode_server_frame(o: dict):
     if t == "reply":
         if "body" not in o:
             raise DecodeError("a reply without `body`")
-        return Reply(_uint(o, "id", 0xFFFFFFFF), o["body"])
+        tick = _uint(o, "tick") if "tick" in o else None  # a stamped reply (4.3)
+        return Reply(_uint(o, "id", 0xFFFFFFFF), o["body"], tick)
     if t == "error":
         return Error(_uint(o, "id", 0xFFFFFFFF), _uint(o, "code", 0xFFFF), _str(o, "message"))
     if t == "push":
@@ -459,8 +466,11 @@ class V2Client:
 
     def __init__(self, host: str, port: int, name: str = "", json_mode: bool = False,
                  ack_delay: float = 1.0, acking: bool = True, auto_resume: bool = False,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, ticks: bool = False) -> None:
         self.host, self.port, self.name, self.timeout = host, port, name, timeout
+        # Ask for tick-stamped replies (4.3) at every link's upgrade; a resumed session keeps
+        # what its first link asked for, so only that link's ask counts.
+        self.path = "/?ticks=1" if ticks else "/"
         self.codec = JsonCodec if json_mode else BinaryCodec
         self.ack_delay = ack_delay
         self.acking = acking                   # False: never acknowledge (for the replay-bound checks)
@@ -504,7 +514,7 @@ class V2Client:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             chosen, rest = tc.ws_handshake(sock, self.host, self.port, [self.codec.subprotocol],
-                                           timeout=self.timeout)
+                                           path=self.path, timeout=self.timeout)
             if chosen != self.codec.subprotocol:
                 raise ProtocolError(f"offered {self.codec.subprotocol}, server chose {chosen!r}")
             sock.settimeout(None)

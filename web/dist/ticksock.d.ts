@@ -479,6 +479,11 @@ export interface ClientEvents {
 export type EventName = keyof ClientEvents;
 /** Node-style callback of the callback form of `call`. */
 export type Callback<T> = (err: TicksockError | null, result?: T) => void;
+/** A reply with its stamp (`callStamped`): `tick` is the first tick whose state includes the call's effects, null when the reply has none. */
+export interface Stamped<T> {
+    tick: number | null;
+    result: T;
+}
 /** Per-call options. */
 export interface CallOptions {
     /** Milliseconds to wait for the answer, counted from the call; `Infinity` waits forever. Default: `callTimeoutMs`. */
@@ -516,6 +521,13 @@ export interface ClientOptions {
      * none. Default: the `token` parameter of the URL, if it has one, else none.
      */
     token?: string | null;
+    /**
+     * Ask the server to stamp every reply with the tick whose state first includes the call's
+     * effects (PROTOCOL.md 4.3): the upgrade URL gets `ticks=1`, and `callStamped` resolves with
+     * the stamp, for a game that predicts locally and reconciles against the server's state. A
+     * server that does not know it sends plain replies (the stamp is then null). Default false.
+     */
+    tickStamps?: boolean;
     /** Default timeout of a call. Default 10 000 ms. */
     callTimeoutMs?: number;
     /** How long a connection attempt may take, up to the welcome (on a version 2 resume, up to its answer). Default 10 000 ms. */
@@ -745,6 +757,15 @@ export declare class TicksockClient<R extends RouteMap = AnyRoutes, P extends Pu
     /** Call `route` with `data`; `cb(err, result)` is called once, with the call's one outcome. */
     call<K extends keyof R & string>(route: K, data: R[K]["req"], cb: Callback<R[K]["res"]>): void;
     call<K extends keyof R & string>(route: K, data: R[K]["req"], options: CallOptions, cb: Callback<R[K]["res"]>): void;
+    /**
+     * Call `route` with `data`, as `call`; the Promise resolves with the reply and its stamp: the
+     * first tick whose state includes the call's effects (PROTOCOL.md 4.3), or null when the reply
+     * has none (without `tickStamps`, or from a server that does not stamp). To reconcile a
+     * prediction: a state of tick `S` includes every call stamped `<= S`.
+     */
+    callStamped<K extends keyof R & string>(route: K, data?: R[K]["req"], options?: CallOptions): Promise<Stamped<R[K]["res"]>>;
+    /** The URL of an upgrade to `url`: offering `token`, and asking for stamps if `tickStamps`. */
+    private upgradeUrl;
     private start;
     /** Ends call `id` with its one outcome; false if it had already ended. */
     private finish;

@@ -382,6 +382,7 @@ function toU32(n) {
 }
 const DEFAULTS = {
     autoConnect: true,
+    tickStamps: false,
     callTimeoutMs: 10000,
     connectTimeoutMs: 10000,
     heartbeatIntervalMs: 5000,
@@ -501,6 +502,16 @@ function urlWithToken(url, token) {
         kept.push(`${TOKEN_PARAM}=${token}`);
     const parsed = new URL(url);
     parsed.search = kept.length > 0 ? `?${kept.join("&")}` : "";
+    return parsed.toString();
+}
+/** The query parameter that asks for tick-stamped replies (PROTOCOL.md 4.3). */
+const TICKS_PARAM = "ticks";
+/** `url` asking for tick-stamped replies: `ticks=1` added, unless it has a `ticks` parameter already. */
+function urlAskingTicks(url) {
+    if (queryParts(url).some((part) => queryName(part) === TICKS_PARAM))
+        return url;
+    const parsed = new URL(url);
+    parsed.search = parsed.search === "" ? `?${TICKS_PARAM}=1` : `${parsed.search}&${TICKS_PARAM}=1`;
     return parsed.toString();
 }
 /** `token`, if it can be offered at the upgrade; else a `TypeError` saying why (`what` names it). */
@@ -804,6 +815,22 @@ export class TicksockClient {
             this.start(route, data, options, (err, result) => (err ? reject(err) : resolve(result)), false);
         });
     }
+    /**
+     * Call `route` with `data`, as `call`; the Promise resolves with the reply and its stamp: the
+     * first tick whose state includes the call's effects (PROTOCOL.md 4.3), or null when the reply
+     * has none (without `tickStamps`, or from a server that does not stamp). To reconcile a
+     * prediction: a state of tick `S` includes every call stamped `<= S`.
+     */
+    callStamped(route, data, options = {}) {
+        return new Promise((resolve, reject) => {
+            this.start(route, data, options, (err, result, tick) => (err ? reject(err) : resolve({ tick: tick ?? null, result: result })), false);
+        });
+    }
+    /** The URL of an upgrade to `url`: offering `token`, and asking for stamps if `tickStamps`. */
+    upgradeUrl(url, token) {
+        const withToken = urlWithToken(url, token);
+        return this.opts.tickStamps ? urlAskingTicks(withToken) : withToken;
+    }
     start(route, data, options, cb, internal) {
         const failLater = (err) => queueMicrotask(() => cb(err));
         if (this.linkState === "closed")
@@ -868,7 +895,7 @@ export class TicksockClient {
         }
     }
     /** Ends call `id` with its one outcome; false if it had already ended. */
-    finish(id, err, result) {
+    finish(id, err, result, tick = null) {
         const entry = this.pending.get(id);
         if (!entry)
             return false;
@@ -890,7 +917,7 @@ export class TicksockClient {
         if (err)
             entry.cb(err);
         else
-            entry.cb(null, result);
+            entry.cb(null, result, tick);
         return true;
     }
     /**
@@ -1056,7 +1083,7 @@ export class TicksockClient {
         let ws;
         const token = this.heldToken;
         try {
-            ws = new this.WS(urlWithToken(this.connectUrl, token), [...SUBPROTOCOLS]);
+            ws = new this.WS(this.upgradeUrl(this.connectUrl, token), [...SUBPROTOCOLS]);
         }
         catch (e) {
             // E.g. a SecurityError; it counts as a failed attempt.
@@ -1149,7 +1176,8 @@ export class TicksockClient {
             return this.followRedirect(entry, f.message);
         if (f.type === "reply") {
             this.stats.replies++;
-            this.finish(f.id, null, f.body ?? null);
+            // `tick`: the stamp of a connection that asked for stamps (PROTOCOL.md 4.3).
+            this.finish(f.id, null, f.body ?? null, typeof f.tick === "number" ? f.tick : null);
         }
         else {
             this.stats.errorReplies++;
@@ -1377,7 +1405,7 @@ export class TicksockClient {
         // on it as the ones the client opens there later will.
         const token = this.heldToken;
         try {
-            ws = new this.WS(urlWithToken(target.url, token), [...SUBPROTOCOLS]);
+            ws = new this.WS(this.upgradeUrl(target.url, token), [...SUBPROTOCOLS]);
         }
         catch (e) {
             // E.g. a SecurityError: a ws:// node for a page served over https.

@@ -512,6 +512,12 @@ export type EventName = keyof ClientEvents;
 /** Node-style callback of the callback form of `call`. */
 export type Callback<T> = (err: TicksockError | null, result?: T) => void;
 
+/** A reply with its stamp (`callStamped`): `tick` is the first tick whose state includes the call's effects, null when the reply has none. */
+export interface Stamped<T> {
+  tick: number | null;
+  result: T;
+}
+
 /** Per-call options. */
 export interface CallOptions {
   /** Milliseconds to wait for the answer, counted from the call; `Infinity` waits forever. Default: `callTimeoutMs`. */
@@ -552,6 +558,13 @@ export interface ClientOptions {
    * none. Default: the `token` parameter of the URL, if it has one, else none.
    */
   token?: string | null;
+  /**
+   * Ask the server to stamp every reply with the tick whose state first includes the call's
+   * effects (PROTOCOL.md 4.3): the upgrade URL gets `ticks=1`, and `callStamped` resolves with
+   * the stamp, for a game that predicts locally and reconciles against the server's state. A
+   * server that does not know it sends plain replies (the stamp is then null). Default false.
+   */
+  tickStamps?: boolean;
   /** Default timeout of a call. Default 10 000 ms. */
   callTimeoutMs?: number;
   /** How long a connection attempt may take, up to the welcome (on a version 2 resume, up to its answer). Default 10 000 ms. */
@@ -682,7 +695,8 @@ interface Entry {
   bytes: number;
   /** true while waiting in the offline queue, false once sent. */
   queued: boolean;
-  cb: (err: TicksockError | null, result?: unknown) => void;
+  /** The outcome; `tick` is a reply's stamp (PROTOCOL.md 4.3), null when it has none. */
+  cb: (err: TicksockError | null, result?: unknown, tick?: number | null) => void;
   timer: unknown;
   startedAt: number;
   /** When it was sent (for the round trip), 0 before. */
@@ -757,6 +771,7 @@ type Resolved = Required<Omit<ClientOptions, "WebSocket" | "timers" | "random" |
 
 const DEFAULTS: Resolved = {
   autoConnect: true,
+  tickStamps: false,
   callTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
   heartbeatIntervalMs: 5_000,
@@ -883,6 +898,17 @@ function urlWithToken(url: string, token: string | null): string {
   if (token !== null) kept.push(`${TOKEN_PARAM}=${token}`);
   const parsed = new URL(url);
   parsed.search = kept.length > 0 ? `?${kept.join("&")}` : "";
+  return parsed.toString();
+}
+
+/** The query parameter that asks for tick-stamped replies (PROTOCOL.md 4.3). */
+const TICKS_PARAM = "ticks";
+
+/** `url` asking for tick-stamped replies: `ticks=1` added, unless it has a `ticks` parameter already. */
+function urlAskingTicks(url: string): string {
+  if (queryParts(url).some((part) => queryName(part) === TICKS_PARAM)) return url;
+  const parsed = new URL(url);
+  parsed.search = parsed.search === "" ? `?${TICKS_PARAM}=1` : `${parsed.search}&${TICKS_PARAM}=1`;
   return parsed.toString();
 }
 
@@ -1206,6 +1232,24 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     });
   }
 
+  /**
+   * Call `route` with `data`, as `call`; the Promise resolves with the reply and its stamp: the
+   * first tick whose state includes the call's effects (PROTOCOL.md 4.3), or null when the reply
+   * has none (without `tickStamps`, or from a server that does not stamp). To reconcile a
+   * prediction: a state of tick `S` includes every call stamped `<= S`.
+   */
+  callStamped<K extends keyof R & string>(route: K, data?: R[K]["req"], options: CallOptions = {}): Promise<Stamped<R[K]["res"]>> {
+    return new Promise((resolve, reject) => {
+      this.start(route, data, options, (err, result, tick) => (err ? reject(err) : resolve({ tick: tick ?? null, result: result as R[K]["res"] })), false);
+    });
+  }
+
+  /** The URL of an upgrade to `url`: offering `token`, and asking for stamps if `tickStamps`. */
+  private upgradeUrl(url: string, token: string | null): string {
+    const withToken = urlWithToken(url, token);
+    return this.opts.tickStamps ? urlAskingTicks(withToken) : withToken;
+  }
+
   private start(route: string, data: unknown, options: CallOptions, cb: Entry["cb"], internal: boolean): void {
     const failLater = (err: TicksockError) => queueMicrotask(() => cb(err));
     if (this.linkState === "closed") return failLater(new ClosedError(route, "the client is closed"));
@@ -1266,7 +1310,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
   }
 
   /** Ends call `id` with its one outcome; false if it had already ended. */
-  private finish(id: number, err: TicksockError | null, result?: unknown): boolean {
+  private finish(id: number, err: TicksockError | null, result?: unknown, tick: number | null = null): boolean {
     const entry = this.pending.get(id);
     if (!entry) return false;
     this.pending.delete(id);
@@ -1282,7 +1326,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
       entry.queued = false;
     }
     if (err) entry.cb(err);
-    else entry.cb(null, result);
+    else entry.cb(null, result, tick);
     return true;
   }
 
@@ -1453,7 +1497,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     let ws: WebSocketLike;
     const token = this.heldToken;
     try {
-      ws = new this.WS(urlWithToken(this.connectUrl, token), [...SUBPROTOCOLS]);
+      ws = new this.WS(this.upgradeUrl(this.connectUrl, token), [...SUBPROTOCOLS]);
     } catch (e) {
       // E.g. a SecurityError; it counts as a failed attempt.
       this.ws = null;
@@ -1538,7 +1582,8 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     if (f.type === "error" && Number(f.code) === ErrorCodes.REDIRECT && !entry.internal) return this.followRedirect(entry, f.message);
     if (f.type === "reply") {
       this.stats.replies++;
-      this.finish(f.id, null, f.body ?? null);
+      // `tick`: the stamp of a connection that asked for stamps (PROTOCOL.md 4.3).
+      this.finish(f.id, null, f.body ?? null, typeof f.tick === "number" ? f.tick : null);
     } else {
       this.stats.errorReplies++;
       this.finish(f.id, new ReplyError(entry.route, Number(f.code), String(f.message ?? "")));
@@ -1754,7 +1799,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     // on it as the ones the client opens there later will.
     const token = this.heldToken;
     try {
-      ws = new this.WS(urlWithToken(target.url, token), [...SUBPROTOCOLS]);
+      ws = new this.WS(this.upgradeUrl(target.url, token), [...SUBPROTOCOLS]);
     } catch (e) {
       // E.g. a SecurityError: a ws:// node for a page served over https.
       return void fail(target.reconnectUrl, `the WebSocket could not be made: ${String(e)}`);

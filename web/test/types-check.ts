@@ -18,6 +18,8 @@ export async function typed(): Promise<void> {
   arena.onEvent("connected", ({ resumed, welcome }) => (resumed ? welcome.epoch : welcome.conn_id));
   arena.onEvent("session_ended", ({ reason, code, failedCalls }) => [reason.toUpperCase(), code ?? 0, failedCalls]);
   arena.onEvent("redirected", ({ url, from, route, welcome }) => [url, from, route, welcome.conn_id]);
+  const { tick: stamp, result: movedAt } = await arena.callStamped("move", { dx: 1, dy: 0 });
+  const reconciled: number = (stamp ?? 0) + movedAt.tick;
   const where: string = arena.currentUrl;
   const reply: AuthReply = await arena.authenticate("t0k.en");
   const expiresIn: number | null = reply.expires_in_ms;
@@ -47,7 +49,7 @@ export async function typed(): Promise<void> {
   arena.onEvent("connectd", () => {});
   // @ts-expect-error: the ticket is not shown: a redirect names the node's URL without it
   arena.onEvent("redirected", ({ ticket }) => ticket);
-  void [logged, first, session, version, where];
+  void [logged, first, session, version, where, reconciled];
 
   // Replication (PROTOCOL.md 14): a sync on a typed client, its mirror's view, the arena's players.
   const sync = new ReplicaSync(arena, { kinds: ARENA_REPLICA_KINDS, ackIntervalMs: 100 });

@@ -201,6 +201,17 @@ pub struct AccountFigures {
     pub failures: BTreeMap<String, u64>,
 }
 
+/// `--tick-stamps`: how far ahead of the last `state` a bot had seen its replies were stamped
+/// (PROTOCOL.md 4.3).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TickStampFigures {
+    /// Each stamped reply's tick minus the tick of the last `state` its bot had seen, in ticks
+    /// (not microseconds); `count` is how many stamped replies came after a `state`. 1 for a
+    /// reply handled before the next state; 0 when that state was read with the reply (a bot
+    /// handles pushes as it reads them, outcomes after).
+    pub lag_ticks: Quantiles,
+}
+
 /// `--persist-per-sec`: the bots' `flush_stats` calls (a write answered once committed).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PersistFigures {

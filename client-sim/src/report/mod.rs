@@ -12,7 +12,7 @@ pub use cpu::{process_cpu_secs, thread_cpu_secs};
 pub use figures::{
     AccountFigures, BucketCount, BucketQuantile, BucketSummary, ChurnFigures, FaultFigures, LinkFigures,
     PersistFigures, ReplicaFigures, ResumeFigures, ServerFigures, ServerSessionFigures, ServerTickFigures,
-    TickHealth, UrlShare, WhisperFigures,
+    TickHealth, TickStampFigures, UrlShare, WhisperFigures,
 };
 
 use std::collections::BTreeMap;
@@ -171,6 +171,8 @@ pub struct Report {
     pub accounts: Option<AccountFigures>,
     /// `--persist-per-sec`: the `flush_stats` calls.
     pub persist: Option<PersistFigures>,
+    /// `--tick-stamps`: the stamped replies' lag behind the last `state` seen.
+    pub tick_stamps: Option<TickStampFigures>,
     /// `--replication`: the bots' mirrors and their checks against the server's digests.
     pub replica: Option<ReplicaFigures>,
     /// `--latency-ms`, `--jitter-ms`, `--bandwidth-kbps`: the link conditioner, and the round

@@ -178,6 +178,13 @@ impl Report {
                 row("flush_stats failed", format!("{n} x {kind}"));
             }
         }
+        if let Some(s) = &self.tick_stamps {
+            let q = &s.lag_ticks;
+            row(
+                "stamped tick lag (ticks) p50/p99/max",
+                format!("{} / {} / {}  ({} stamped replies after a state)", q.p50, q.p99, q.max, q.count),
+            );
+        }
     }
 
     /// The rows of the link conditioner: its settings, and the round trips split into the

@@ -185,8 +185,8 @@ impl Arena {
     fn persisted(outcome: &Outcome, sent_at: Instant, now: Instant, cx: &mut Cx<ArenaTimer>) {
         let in_window = now >= cx.steady_start() && cx.in_window(now);
         let t = &mut cx.tally;
-        let kind = match outcome {
-            Outcome::Reply(body) if ticksock_protocol::decode_body::<PlayerStats>(body).is_ok() => {
+        let kind = match outcome.reply_body() {
+            Some(body) if ticksock_protocol::decode_body::<PlayerStats>(body).is_ok() => {
                 t.counters.persist_replied += 1;
                 let us = micros(now.saturating_duration_since(sent_at));
                 t.persist_latency.saturating_record(us);
@@ -195,12 +195,12 @@ impl Arena {
                 }
                 return;
             }
-            Outcome::Reply(_) => {
+            Some(_) => {
                 // Counted as replied by the worker: an error only as a protocol error.
                 t.counters.protocol_errors += 1;
                 "undecodable reply".to_owned()
             }
-            other => failure_kind(other),
+            None => failure_kind(outcome),
         };
         t.counters.persist_failed += 1;
         *t.persist_failures.entry(kind).or_default() += 1;

@@ -56,7 +56,7 @@ impl Script for Echo {
         }
         count_echo_mismatch(&outcome, &self.body, &mut cx.tally);
         // A call lost to a drop is not replaced: the window refills on the next welcome.
-        if matches!(outcome, Outcome::Reply(_) | Outcome::Error { .. } | Outcome::Timeout) {
+        if outcome.is_reply() || matches!(outcome, Outcome::Error { .. } | Outcome::Timeout) {
             bot.call_raw(ROUTE_ECHO, &self.body, now, cx);
         }
     }

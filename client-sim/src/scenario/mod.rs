@@ -209,8 +209,8 @@ pub(crate) fn echo_body(bytes: usize) -> Vec<u8> {
 
 /// Counts an `echo` reply whose body is not the `sent` one: the server changed it.
 pub(crate) fn count_echo_mismatch(outcome: &Outcome, sent: &[u8], tally: &mut crate::tally::Tally) {
-    if let Outcome::Reply(body) = outcome
-        && body[..] != *sent
+    if let Some(body) = outcome.reply_body()
+        && body != sent
     {
         tally.counters.echo_mismatches += 1;
     }

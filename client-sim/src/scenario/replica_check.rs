@@ -239,10 +239,7 @@ impl ReplicaCheck {
 /// A reply's body as `T` (`None`: no reply, or one that does not decode, which the worker
 /// counts as a protocol error).
 fn reply<T: serde::de::DeserializeOwned>(outcome: &Outcome) -> Option<T> {
-    match outcome {
-        Outcome::Reply(body) => ticksock_protocol::decode_body(body).ok(),
-        _ => None,
-    }
+    outcome.reply_body().and_then(|body| ticksock_protocol::decode_body(body).ok())
 }
 
 #[cfg(test)]

@@ -404,7 +404,7 @@ impl Script for Resume {
     ) {
         let stamp = bot.state.calls.remove(&id);
         if stamp.is_some_and(|s| s.once)
-            && let Outcome::Reply(body) = &outcome
+            && let Some(body) = outcome.reply_body()
             && ticksock_protocol::decode_body::<u32>(body).ok() != Some(1)
         {
             cx.tally.counters.once_ran_twice += 1;

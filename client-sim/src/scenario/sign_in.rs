@@ -136,9 +136,9 @@ pub(crate) fn note_player<S: Script>(bot: &mut Bot<S>, outcome: &Outcome) {
 /// A reply's body as `T`, or what the outcome was instead (a reply that does not decode is
 /// a protocol error: counted as one by the caller).
 fn decode<T: serde::de::DeserializeOwned>(outcome: &Outcome) -> Result<T, Failure> {
-    match outcome {
-        Outcome::Reply(body) => ticksock_protocol::decode_body(body).map_err(|_| Failure::Undecodable),
-        other => Err(Failure::Outcome(failure_kind(other))),
+    match outcome.reply_body() {
+        Some(body) => ticksock_protocol::decode_body(body).map_err(|_| Failure::Undecodable),
+        None => Err(Failure::Outcome(failure_kind(outcome))),
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use mio::{Interest, Registry, Token};
 use ticksock_client::backoff::XorShift;
-use ticksock_client::connection::upgrade_request;
+use ticksock_client::connection::{ask_tick_stamps, upgrade_request};
 use ticksock_client::{CallId, CallOptions, Config, Connection, Event, Outcome, Progress, Session, Versions};
 use ticksock_protocol::{Version, error_code};
 
@@ -258,13 +258,17 @@ impl<S: Script> Bot<S> {
         cx.tally.counters.connect_attempts += 1;
         self.connections_at_open = self.session.stats().connections;
         let ws_config = self.session.config().websocket_config();
-        let opened = upgrade_request(&self.target.url, self.session.config().versions).and_then(|request| {
-            let mut conn = Connection::open(self.target.addr, request, ws_config, true)?;
-            if let Some(tcp) = conn.tcp_mut() {
-                cx.registry.register(tcp, Token(self.slot), Interest::READABLE | Interest::WRITABLE)?;
-            }
-            Ok(conn)
-        });
+        let opened =
+            upgrade_request(&self.target.url, self.session.config().versions).and_then(|mut request| {
+                if self.session.config().tick_stamps {
+                    ask_tick_stamps(&mut request)?;
+                }
+                let mut conn = Connection::open(self.target.addr, request, ws_config, true)?;
+                if let Some(tcp) = conn.tcp_mut() {
+                    cx.registry.register(tcp, Token(self.slot), Interest::READABLE | Interest::WRITABLE)?;
+                }
+                Ok(conn)
+            });
         match opened {
             Ok(conn) => {
                 self.conn = Some(conn);
@@ -455,7 +459,7 @@ impl<S: Script> Bot<S> {
         let v2 = self.session.version() == Some(Version::V2);
         let t = &mut cx.tally;
         match outcome {
-            Outcome::Reply(_) => t.counters.replied += 1,
+            Outcome::Reply(_) | Outcome::TickReply { .. } => t.counters.replied += 1,
             Outcome::Error { .. } | Outcome::Disconnected if expected => {
                 t.counters.calls_failed_session_ended += 1
             }
@@ -477,7 +481,11 @@ impl<S: Script> Bot<S> {
             // Never sent: the session was closed at the end of the run.
             Outcome::Closed => {}
         }
-        if let Outcome::Reply(_) | Outcome::Error { .. } = outcome {
+        // `--tick-stamps`: how far ahead of what the bot has seen its effect will show.
+        if let (Some(stamp), Some(seen)) = (outcome.tick(), self.track.last_tick()) {
+            t.tick_lag.saturating_record(stamp.saturating_sub(seen));
+        }
+        if let Outcome::Reply(_) | Outcome::TickReply { .. } | Outcome::Error { .. } = outcome {
             self.record_answer(answer, now, cx);
         }
     }
@@ -759,6 +767,7 @@ fn session_config_v1(opts: &Options, index: u32) -> Config {
         versions: Versions::V1Only,
         // The bots follow redirects themselves (`worker::redirect`), counting each.
         follow_redirects: false,
+        tick_stamps: opts.tick_stamps,
         ..Config::default()
     }
 }

@@ -43,6 +43,11 @@ pub(crate) struct PushChecks {
 }
 
 impl Track {
+    /// The tick of the last `state` push this connection received, if any.
+    pub(crate) fn last_tick(&self) -> Option<u64> {
+        self.last_state.map(|(_, tick)| tick)
+    }
+
     /// A new connection (version 2: a new session): its first `state` push is checked in full
     /// again, and no gap is measured across the reconnect.
     pub(crate) fn new_connection(&mut self) {

@@ -339,7 +339,7 @@ impl Session {
     /// [`Event::Outcome`]. Counts it.
     pub(super) fn finish(&mut self, id: u32, entry: Pending, outcome: Outcome, now: Instant) {
         match &outcome {
-            Outcome::Reply(_) => self.stats.replies += 1,
+            Outcome::Reply(_) | Outcome::TickReply { .. } => self.stats.replies += 1,
             Outcome::Error { .. } | Outcome::AnswerLost | Outcome::Redirect(_) => self.stats.errors += 1,
             Outcome::Timeout => self.stats.timeouts += 1,
             Outcome::Disconnected => self.stats.disconnected += 1,

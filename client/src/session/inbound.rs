@@ -1,5 +1,5 @@
-//! What comes from the server: the welcome, replies and error replies (matched to their call
-//! by id), and pushes (dispatched by topic to their handler, or queued as events); on
+//! What comes from the server: the welcome, replies (stamped with a tick or not) and error
+//! replies (matched to their call by id), and pushes (dispatched by topic to their handler, or queued as events); on
 //! version 2 also the answer to a resume (handled in `resume`) and the server's Acks, and every
 //! reply, error and push is counted.
 
@@ -93,6 +93,9 @@ impl Session {
             }
             _ if !welcomed => self.violation(now, "a frame before the welcome".into()),
             ServerFrame::Reply { id, body } => self.answer(id, now, || Outcome::Reply(body.to_vec())),
+            ServerFrame::TickReply { id, tick, body } => {
+                self.answer(id, now, || Outcome::TickReply { tick, body: body.to_vec() })
+            }
             ServerFrame::Error { id, code: error_code::REDIRECT, message }
                 if self.config.follow_redirects =>
             {
@@ -134,6 +137,10 @@ impl Session {
             v2::ServerFrame::Reply { id, body } => {
                 self.sequencing.on_sequenced(now, self.config.ack_after_frames);
                 self.answer(id, now, || Outcome::Reply(body.to_vec()));
+            }
+            v2::ServerFrame::TickReply { id, tick, body } => {
+                self.sequencing.on_sequenced(now, self.config.ack_after_frames);
+                self.answer(id, now, || Outcome::TickReply { tick, body: body.to_vec() });
             }
             v2::ServerFrame::Error { id, code: error_code::REDIRECT, message }
                 if self.config.follow_redirects =>

@@ -21,6 +21,17 @@ impl fmt::Display for CallId {
 pub enum Outcome {
     /// The server's reply: the route's response body, still encoded ([`Outcome::decode`]).
     Reply(Vec<u8>),
+    /// The server's reply on a connection that asked for tick-stamped replies
+    /// ([`Config::tick_stamps`](crate::Config::tick_stamps), `docs/PROTOCOL.md` 4.3): the body,
+    /// and the first tick whose state includes the call's effects, to reconcile a prediction
+    /// against. [`Outcome::reply_body`] reads the body of either reply.
+    TickReply {
+        /// The first tick whose state (a `state` push, a replication update) includes the
+        /// call's effects; no earlier tick's does.
+        tick: u64,
+        /// The route's response body, still encoded.
+        body: Vec<u8>,
+    },
     /// The server's error reply.
     Error {
         /// What went wrong ([`ticksock_protocol::error_code`], or the route's own codes from 1000).
@@ -102,7 +113,7 @@ impl Outcome {
     /// The reply's body, or the failure as an [`Error`].
     pub fn into_result(self) -> Result<Vec<u8>, Error> {
         match self {
-            Outcome::Reply(body) => Ok(body),
+            Outcome::Reply(body) | Outcome::TickReply { body, .. } => Ok(body),
             Outcome::Error { code, message } => Err(Error::Server { code, message }),
             Outcome::Timeout => Err(Error::Timeout),
             Outcome::Disconnected => Err(Error::Disconnected),
@@ -118,8 +129,25 @@ impl Outcome {
         ticksock_protocol::decode_body(&body).map_err(Error::Decode)
     }
 
-    /// Whether the server answered with a reply (not an error).
+    /// Whether the server answered with a reply (not an error), stamped or not.
     pub fn is_reply(&self) -> bool {
-        matches!(self, Outcome::Reply(_))
+        matches!(self, Outcome::Reply(_) | Outcome::TickReply { .. })
+    }
+
+    /// The body of the server's reply, stamped or not; `None` for any other outcome.
+    pub fn reply_body(&self) -> Option<&[u8]> {
+        match self {
+            Outcome::Reply(body) | Outcome::TickReply { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// The tick a stamped reply carries: the first tick whose state includes the call's
+    /// effects. `None` for a plain reply and for every other outcome.
+    pub fn tick(&self) -> Option<u64> {
+        match self {
+            Outcome::TickReply { tick, .. } => Some(*tick),
+            _ => None,
+        }
     }
 }

@@ -143,6 +143,9 @@ impl Session {
         let answer = match old.version {
             Some(Version::V2) => match v2::decode_server_frame(Encoding::Binary, frame) {
                 Ok(v2::ServerFrame::Reply { id, body }) => Some((id, Outcome::Reply(body.to_vec()))),
+                Ok(v2::ServerFrame::TickReply { id, tick, body }) => {
+                    Some((id, Outcome::TickReply { tick, body: body.to_vec() }))
+                }
                 Ok(v2::ServerFrame::Error { id, code, message }) => {
                     Some((id, Outcome::Error { code, message: message.into_owned() }))
                 }
@@ -150,6 +153,9 @@ impl Session {
             },
             _ => match ServerFrame::decode(frame) {
                 Ok(ServerFrame::Reply { id, body }) => Some((id, Outcome::Reply(body.to_vec()))),
+                Ok(ServerFrame::TickReply { id, tick, body }) => {
+                    Some((id, Outcome::TickReply { tick, body: body.to_vec() }))
+                }
                 Ok(ServerFrame::Error { id, code, message }) => {
                     Some((id, Outcome::Error { code, message: message.into_owned() }))
                 }

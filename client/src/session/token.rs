@@ -61,7 +61,7 @@ impl Session {
         check_token(&token)?;
         let request = token.clone();
         let options = CallOptions::default().then(move |session: &mut Session, outcome: Outcome| {
-            if let Outcome::Reply(body) = &outcome
+            if let Some(body) = outcome.reply_body()
                 && ticksock_protocol::decode_body::<AuthReply>(body).is_ok()
             {
                 session.link_token = Some(token.clone());

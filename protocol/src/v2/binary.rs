@@ -1,8 +1,9 @@
 //! Version 2 frames in bincode (`docs/PROTOCOL.md` section 11.3): a tag, then the fields in
 //! order, as in version 1. The new fields are varint `u64`s and the 16 raw bytes of a secret.
 //!
-//! A Request's fields after `seq` and `ack` are read by version 1's reader, and Reply, Error
-//! and Push are version 1's frames, decoded by version 1's decoder.
+//! A Request's fields after `seq` and `ack` are read by version 1's reader, and Reply, Error,
+//! Push and TickReply (tag 7 in both versions) are version 1's frames, decoded by version 1's
+//! decoder.
 
 use super::{ClientFrame, Secret, ServerFrame, from_v1};
 use crate::FrameError;
@@ -50,7 +51,7 @@ pub(super) fn decode_server_frame(message: &[u8]) -> Result<ServerFrame<'_>, Fra
             epoch: r.field("epoch", None)?,
             secret: r.field("secret", None)?,
         }),
-        tag @ TAG_REPLY..=TAG_PUSH => {
+        tag @ (TAG_REPLY..=TAG_PUSH | crate::frame::TAG_TICK_REPLY) => {
             // Version 1's frames, read by version 1's decoder; it never makes a Welcome of
             // these tags, but if it did, that would be no frame of this tag.
             from_v1(crate::ServerFrame::decode(message)?).ok_or(FrameError::UnknownKind { tag: Some(tag) })

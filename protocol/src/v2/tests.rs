@@ -136,6 +136,13 @@ fn version_1_reply_error_and_push_are_version_2_frames() {
         let ServerFrame::Push { topic, body } = server(encoding, &out) else { panic!("not a push") };
         assert_eq!(topic, "state");
         assert_eq!(crate::decode_body_as::<Vec<u8>>(encoding, body).expect("body"), [1, 2]);
+        out.clear();
+        crate::write_reply_at(encoding, &mut out, 4, Some(300), "ok").expect("tick reply");
+        let ServerFrame::TickReply { id, tick, body } = server(encoding, &out) else {
+            panic!("not a tick reply")
+        };
+        assert_eq!((id, tick), (4, 300));
+        assert_eq!(crate::decode_body_as::<String>(encoding, body).expect("body"), "ok");
     }
 }
 

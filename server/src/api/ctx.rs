@@ -120,6 +120,16 @@ impl HubMut<'_> {
     }
 }
 
+/// Where the logic thread is in its ticks, for a [`Ctx`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Ticks {
+    /// The index of the tick running (in `on_tick`) or of the last one run; 0 before any.
+    pub(crate) current: u64,
+    /// The lowest index the next tick to start may have: the current one's plus 1, or 0
+    /// before any has run. (The next tick's index is this or more: slots may be skipped.)
+    pub(crate) next: u64,
+}
+
 /// What a handler or hook can do: reply, push, close, and read the clock.
 ///
 /// It only queues commands; the logic thread sends them to the reactor as one batch when the
@@ -128,7 +138,7 @@ pub struct Ctx<'a> {
     pub(super) out: &'a mut Batch,
     pub(super) scratch: &'a mut Vec<u8>,
     now: Instant,
-    tick: u64,
+    ticks: Ticks,
     encodes: &'a mut u64,
     deferred: &'a mut HashSet<Caller>,
     hub: &'a mut Hub,
@@ -146,14 +156,14 @@ impl<'a> Ctx<'a> {
         out: &'a mut Batch,
         scratch: &'a mut Vec<u8>,
         now: Instant,
-        tick: u64,
+        ticks: Ticks,
         encodes: &'a mut u64,
         deferred: &'a mut HashSet<Caller>,
         hub: &'a mut Hub,
         cluster: Option<&'a mut ClusterLink>,
         jobs: &'a mut Jobs,
     ) -> Self {
-        Self { out, scratch, now, tick, encodes, deferred, hub, cluster, jobs }
+        Self { out, scratch, now, ticks, encodes, deferred, hub, cluster, jobs }
     }
 
     /// Runs `work` on the server's worker pool, off the logic thread (a database write, a call
@@ -367,14 +377,33 @@ impl<'a> Ctx<'a> {
 
     /// The index of the current tick (in `on_tick`) or of the last one run.
     pub fn tick(&self) -> u64 {
-        self.tick
+        self.ticks.current
     }
 
-    /// Answers a deferred call.
+    /// The first tick whose state includes what this handler or hook changes now: the index
+    /// after the current or last tick run ([`Ctx::tick`] + 1), or 0 before the first tick.
+    /// The tick that runs next has this index, or a later one when slots are skipped
+    /// (PROTOCOL.md 8.6), so the state of every tick from this one on includes the change and
+    /// no earlier one does. A reply to a connection that asked for stamps carries it
+    /// (PROTOCOL.md 4.3); a game that answers with a tick of its own (the arena's `Moved`)
+    /// uses the same.
+    pub fn next_tick(&self) -> u64 {
+        self.ticks.next
+    }
+
+    /// The tick a reply to `caller` made now is stamped with: [`Ctx::next_tick`], if its
+    /// connection asked for stamps.
+    pub(crate) fn stamp(&self, caller: Caller) -> Option<u64> {
+        self.hub.tick_stamps(caller.conn).then_some(self.ticks.next)
+    }
+
+    /// Answers a deferred call. A connection that asked for stamps gets it stamped with
+    /// [`Ctx::next_tick`]: the tick of the first state that includes what was done to answer it.
     pub fn reply<T: Serialize + ?Sized>(&mut self, caller: Caller, value: &T) {
         self.deferred.remove(&caller);
         *self.encodes += 1;
-        let payload = frames::reply(self.out, caller, value)
+        let tick = self.stamp(caller);
+        let payload = frames::reply(self.out, caller, tick, value)
             .unwrap_or_else(|e| frames::error(self.out, caller.id, caller.encoding, &e));
         self.out.push(Command::Send { conn: caller.conn, payload, answers: Some(caller.id) });
     }

@@ -14,14 +14,16 @@ pub(crate) fn request<Req: DeserializeOwned>(encoding: Encoding, body: &[u8]) ->
         .map_err(|e| AppError::new(error_code::BAD_BODY, e.to_string()))
 }
 
-/// Encodes the reply frame carrying `value` into `out`.
+/// Encodes the reply frame carrying `value` into `out`: stamped with `tick` when the caller
+/// asked for tick-stamped replies ([`Ctx::stamp`](super::Ctx)).
 pub(crate) fn reply<T: Serialize + ?Sized>(
     out: &mut Batch,
     caller: Caller,
+    tick: Option<u64>,
     value: &T,
 ) -> Result<Payload, AppError> {
     out.write_payload(DataOpcode::of(caller.encoding), |buf| {
-        ticksock_protocol::write_reply(caller.encoding, buf, caller.id, value).map_err(|e| {
+        ticksock_protocol::write_reply_at(caller.encoding, buf, caller.id, tick, value).map_err(|e| {
             tracing::error!("reply does not encode: {e}");
             AppError::new(error_code::INTERNAL, "reply does not encode")
         })
@@ -29,10 +31,15 @@ pub(crate) fn reply<T: Serialize + ?Sized>(
 }
 
 /// Encodes the reply frame of a raw route into `out`: `body` as the handler returned it (JSON
-/// text on a JSON connection).
-pub(crate) fn raw_reply(out: &mut Batch, caller: Caller, body: &[u8]) -> Result<Payload, AppError> {
+/// text on a JSON connection), stamped with `tick` when given, as [`reply`].
+pub(crate) fn raw_reply(
+    out: &mut Batch,
+    caller: Caller,
+    tick: Option<u64>,
+    body: &[u8],
+) -> Result<Payload, AppError> {
     out.write_payload(DataOpcode::of(caller.encoding), |buf| {
-        ticksock_protocol::write_raw_reply(caller.encoding, buf, caller.id, body)
+        ticksock_protocol::write_raw_reply_at(caller.encoding, buf, caller.id, tick, body)
             .map_err(|_| AppError::new(error_code::INTERNAL, "a raw reply on a JSON connection must be JSON"))
     })
 }

@@ -90,6 +90,8 @@ struct Changed {
 #[derive(Default)]
 struct ConnEntry {
     encoding: Encoding,
+    /// It asked for tick-stamped replies at its upgrade (PROTOCOL.md 4.3).
+    tick_stamps: bool,
     /// The game has closed it ([`Ctx::close`](crate::Ctx::close)): it waits for its
     /// `on_disconnect`, and nothing it still sends may act on the game.
     closing: bool,
@@ -181,6 +183,20 @@ impl Hub {
     /// A connection opened, speaking `encoding`.
     pub fn handle_connected(&mut self, conn: ConnId, encoding: Encoding) {
         self.conns.entry(conn).or_default().encoding = encoding;
+    }
+
+    /// Marks a connection as one whose replies carry the tick at which their effects apply
+    /// (it asked so at its upgrade, PROTOCOL.md 4.3).
+    pub(crate) fn set_tick_stamps(&mut self, conn: ConnId) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.tick_stamps = true;
+        }
+    }
+
+    /// Whether a connection's replies carry the tick at which their effects apply (it asked so
+    /// at its upgrade, `?ticks=1`, PROTOCOL.md 4.3); false for one that is not open.
+    pub fn tick_stamps(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|e| e.tick_stamps)
     }
 
     /// The encoding a connection speaks (binary for one that is not open).

@@ -68,7 +68,8 @@ impl<G: 'static> Router<G> {
             Box::new(move |game, ctx, caller, body| {
                 let request = frames::request(caller.encoding, body)?;
                 let response = handler(game, ctx, caller, request)?;
-                frames::reply(ctx.out, caller, &response).map(Some)
+                let tick = ctx.stamp(caller);
+                frames::reply(ctx.out, caller, tick, &response).map(Some)
             }),
         )
     }
@@ -106,8 +107,10 @@ impl<G: 'static> Router<G> {
                 // Lent out of the context for the call, so the handler can have both.
                 let mut reply = std::mem::take(ctx.scratch);
                 reply.clear();
-                let answered = handler(game, ctx, caller, body, &mut reply)
-                    .and_then(|()| frames::raw_reply(ctx.out, caller, &reply));
+                let answered = handler(game, ctx, caller, body, &mut reply).and_then(|()| {
+                    let tick = ctx.stamp(caller);
+                    frames::raw_reply(ctx.out, caller, tick, &reply)
+                });
                 *ctx.scratch = reply;
                 answered.map(Some)
             }),

@@ -8,13 +8,15 @@ use super::batch::{DataOpcode, Payload};
 use super::routes::RouteId;
 use crate::ConnId;
 
-/// What a new connection offered at its upgrade to say who it is.
+/// What a new connection asked for at its upgrade: who it is, and how it wants its replies.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// A redirect's ticket (`?ticket=`, PROTOCOL.md 12.3).
     pub ticket: Option<Box<str>>,
     /// A token for the game's verifier (`Authorization: Bearer` or `?token=`, PROTOCOL.md 13.1).
     pub token: Option<Box<str>>,
+    /// Replies stamped with the tick their effects apply at (`?ticks=1`, PROTOCOL.md 4.3).
+    pub tick_stamps: bool,
 }
 
 /// From the reactor to the logic thread, in the order things happened on each connection:
@@ -27,7 +29,8 @@ pub enum ToLogic {
         conn: ConnId,
         /// The form of frames it speaks, chosen by its subprotocol.
         encoding: Encoding,
-        /// The ticket and the token its upgrade offered (PROTOCOL.md 12.3, 13.1), if any.
+        /// The ticket and the token its upgrade offered (PROTOCOL.md 12.3, 13.1), and whether it
+        /// asked for tick-stamped replies (4.3); `None` when it asked for none of these.
         credentials: Option<Box<Credentials>>,
     },
     /// A request whose route exists.

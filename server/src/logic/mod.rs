@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use ticksock_protocol::error_code;
 
+use crate::api::ctx::Ticks;
 use crate::api::{AppError, Caller, Ctx, Game, Hub, Router};
 use crate::bridge::{Batch, Command, RouteTable, ToLogic};
 use crate::cluster::Registry;
@@ -60,12 +61,12 @@ struct Effects {
 }
 
 impl Effects {
-    fn ctx(&mut self, now: Instant, tick: u64) -> Ctx<'_> {
+    fn ctx(&mut self, now: Instant, ticks: Ticks) -> Ctx<'_> {
         Ctx::new(
             &mut self.out,
             &mut self.scratch,
             now,
-            tick,
+            ticks,
             &mut self.encodes,
             &mut self.deferred,
             &mut self.hub,
@@ -83,7 +84,9 @@ const CLUSTER_DRAIN_BUDGET: usize = 1024;
 pub struct Logic<G: Game> {
     game: G,
     router: Router<G>,
-    tick: u64,
+    /// The tick running or last run, and the first one still to come: what a reply's tick
+    /// stamp and [`Ctx::next_tick`] say.
+    tick: Ticks,
     fx: Effects,
     stats: LogicStats,
     /// Tokens, guards and expiry, for a game with an authenticator.
@@ -105,7 +108,7 @@ impl<G: Game> Logic<G> {
             auth,
             game,
             router,
-            tick: 0,
+            tick: Ticks::default(),
             fx: Effects {
                 out: Batch::default(),
                 scratch: Vec::new(),
@@ -364,6 +367,9 @@ impl<G: Game> Logic<G> {
         match message {
             ToLogic::Connected { conn, encoding, credentials } => {
                 self.fx.hub.handle_connected(conn, encoding);
+                if credentials.as_ref().is_some_and(|c| c.tick_stamps) {
+                    self.fx.hub.set_tick_stamps(conn);
+                }
                 if let Some(ticket) = credentials.as_ref().and_then(|c| c.ticket.as_deref()) {
                     self.redeem_ticket(conn, ticket, now);
                 }
@@ -465,7 +471,8 @@ impl<G: Game> Logic<G> {
 
     /// Runs one tick of the game.
     pub fn handle_tick(&mut self, tick: Tick, now: Instant) {
-        self.tick = tick.index;
+        // From here on, what handlers and hooks change is first in the state of a later tick.
+        self.tick = Ticks { current: tick.index, next: tick.index.saturating_add(1) };
         self.stats.ticks += 1;
         self.stats.skipped_ticks += tick.skipped;
         // Not while the bridge has sent news not handled yet: a node's heartbeat may wait

@@ -114,7 +114,8 @@ pub enum Decision {
         encoding: Encoding,
         /// The protocol version it selects.
         version: Version,
-        /// The ticket and the token the request offered (PROTOCOL.md 12.3, 13.1), as sent.
+        /// The ticket and the token the request offered (PROTOCOL.md 12.3, 13.1), as sent,
+        /// and whether it asked for tick-stamped replies (`?ticks=1`, 4.3).
         credentials: Option<Box<Credentials>>,
     },
     /// A plain `GET /metrics`: answer with the server's metrics, then close.
@@ -215,7 +216,11 @@ pub fn decide(received: &[u8], policy: &Policy) -> Decision {
     let query = |name| request.path.and_then(|path| query_parameter(path, name));
     let bearer =
         header("Authorization").find_map(|v| v.trim().strip_prefix("Bearer ")).map(|t| Box::from(t.trim()));
-    let credentials = Credentials { ticket: query("ticket"), token: bearer.or_else(|| query("token")) };
+    let credentials = Credentials {
+        ticket: query("ticket"),
+        token: bearer.or_else(|| query("token")),
+        tick_stamps: query(ticksock_protocol::QUERY_TICKS).is_some_and(|v| &*v == "1"),
+    };
     let credentials = (credentials != Credentials::default()).then(|| Box::new(credentials));
     Upgrade {
         response: response.into_bytes(),
@@ -642,5 +647,34 @@ mod tests {
         let head = String::from_utf8(service_unavailable_to(b"HEAD / HTTP/1.1\r\n\r\n")).expect("ascii");
         assert!(head.starts_with("HTTP/1.1 503 ") && head.ends_with("\r\n\r\n"), "{head}");
         assert!(head.contains("Content-Length: 34\r\n"), "{head}");
+    }
+
+    fn credentials_of(target: &str) -> Option<Box<Credentials>> {
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Protocol: ticksock.v1\r\n\r\n"
+        );
+        let policy = Policy {
+            subprotocols: GAME_SUBPROTOCOLS,
+            max_bytes: 8192,
+            static_files: StaticFiles::none(),
+            allowed_origins: AllowedOrigins::any(),
+        };
+        match decide(request.as_bytes(), &policy) {
+            Upgrade { credentials, .. } => credentials,
+            other => panic!("{target}: not upgraded: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ticks_1_in_the_query_asks_for_stamps_and_nothing_else_does() {
+        let asked = credentials_of("/?ticks=1").expect("asked for something");
+        assert_eq!(*asked, Credentials { tick_stamps: true, ..Credentials::default() });
+        let both = credentials_of("/?token=abc&ticks=1").expect("asked for both");
+        assert_eq!((both.token.as_deref(), both.tick_stamps), (Some("abc"), true));
+        for other in ["/", "/?ticks=0", "/?ticks=yes", "/?ticks", "/?xticks=1"] {
+            assert_eq!(credentials_of(other), None, "{other}");
+        }
     }
 }

@@ -76,7 +76,9 @@ impl Inbox {
     /// the server sent its client something the client cannot read, which is a bug.
     pub(super) fn queue(&mut self, bytes: Bytes) {
         let kind = match self.decode(&bytes) {
-            ServerFrame::Reply { id, .. } | ServerFrame::Error { id, .. } => Kind::Answer(id),
+            ServerFrame::Reply { id, .. }
+            | ServerFrame::TickReply { id, .. }
+            | ServerFrame::Error { id, .. } => Kind::Answer(id),
             ServerFrame::Push { topic, .. } => Kind::Push(topic.into()),
             ServerFrame::Welcome { .. } => {
                 panic!("{}: the game sent a welcome frame, which only the reactor sends", self.conn)
@@ -91,12 +93,26 @@ impl Inbox {
     /// If the reply does not decode as `Resp` (the test expects another type than the route
     /// replies with).
     pub(super) fn take_answer<Resp: DeserializeOwned>(&mut self, id: u32) -> Option<Result<Resp, CallError>> {
+        self.take_stamped_answer(id).map(|answer| answer.map(|(_, reply)| reply))
+    }
+
+    /// Takes the answer to call `id`, if it has come, with the tick its reply is stamped with
+    /// (`None` for a plain reply).
+    ///
+    /// # Panics
+    /// As [`Inbox::take_answer`].
+    pub(super) fn take_stamped_answer<Resp: DeserializeOwned>(
+        &mut self,
+        id: u32,
+    ) -> Option<Result<(Option<u64>, Resp), CallError>> {
         let at = self.frames.iter().position(|f| matches!(f.kind, Kind::Answer(i) if i == id))?;
         let frame = self.frames.remove(at)?;
+        let reply = |body| self.body(body, || format!("the reply to call {id}"));
         Some(match self.decode(&frame.bytes) {
-            ServerFrame::Reply { body, .. } => Ok(self.body(body, || format!("the reply to call {id}"))),
+            ServerFrame::Reply { body, .. } => Ok((None, reply(body))),
+            ServerFrame::TickReply { tick, body, .. } => Ok((Some(tick), reply(body))),
             ServerFrame::Error { code, message, .. } => Err(CallError { code, message: message.into() }),
-            // `queue` filed this frame as an answer, so it decoded as one of the two above.
+            // `queue` filed this frame as an answer, so it decoded as one of the three above.
             other => unreachable!("{}: {other:?} was queued as an answer", self.conn),
         })
     }

@@ -191,7 +191,15 @@ impl<G: Game> TestServer<G> {
     /// verifier checks it on the job pool, so its requests wait until
     /// [`TestServer::run_jobs`].
     pub fn connect_with_token(&mut self, encoding: Encoding, token: &str) -> TestClient {
-        let credentials = crate::bridge::Credentials { ticket: None, token: Some(token.into()) };
+        let credentials = crate::bridge::Credentials { token: Some(token.into()), ..Default::default() };
+        self.connect_as(encoding, Some(Box::new(credentials)))
+    }
+
+    /// Connects a client that asks for tick-stamped replies at its upgrade (`?ticks=1`,
+    /// PROTOCOL.md 4.3): take its answers with [`TestServer::call_stamped`] or
+    /// [`TestServer::answer_stamped`] to see their tick.
+    pub fn connect_with_tick_stamps(&mut self, encoding: Encoding) -> TestClient {
+        let credentials = crate::bridge::Credentials { tick_stamps: true, ..Default::default() };
         self.connect_as(encoding, Some(Box::new(credentials)))
     }
 
@@ -236,6 +244,30 @@ impl<G: Game> TestServer<G> {
         self.answer(client, id).unwrap_or_else(|| {
             panic!(
                 "{}: `{route}` did not answer at once; for a deferred route, use `send` and `answer`",
+                client.conn
+            )
+        })
+    }
+
+    /// [`TestServer::call`], with the tick the reply is stamped with: `Some` for a client that
+    /// asked for stamps ([`TestServer::connect_with_tick_stamps`]), `None` for the others.
+    ///
+    /// # Panics
+    /// As [`TestServer::call`].
+    pub fn call_stamped<Req, Resp>(
+        &mut self,
+        client: TestClient,
+        route: &str,
+        request: &Req,
+    ) -> Result<(Option<u64>, Resp), CallError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let id = self.send(client, route, request);
+        self.answer_stamped(client, id).unwrap_or_else(|| {
+            panic!(
+                "{}: `{route}` did not answer at once; for a deferred route, use `send` and `answer_stamped`",
                 client.conn
             )
         })
@@ -290,6 +322,19 @@ impl<G: Game> TestServer<G> {
         id: u32,
     ) -> Option<Result<Resp, CallError>> {
         state_of(&mut self.clients, client).inbox.take_answer(id)
+    }
+
+    /// [`TestServer::answer`], with the tick the reply is stamped with (`None` for a plain
+    /// reply), as [`TestServer::call_stamped`].
+    ///
+    /// # Panics
+    /// If the reply does not decode as `Resp`.
+    pub fn answer_stamped<Resp: DeserializeOwned>(
+        &mut self,
+        client: TestClient,
+        id: u32,
+    ) -> Option<Result<(Option<u64>, Resp), CallError>> {
+        state_of(&mut self.clients, client).inbox.take_stamped_answer(id)
     }
 
     /// Takes every push on `topic` that `client` received, oldest first, decoded as `T`. Other

@@ -232,3 +232,26 @@ fn calling_from_a_closed_client_is_a_clear_panic() {
     server.send(client, "kick", &client.conn().to_u64());
     let _ = server.call::<_, String>(client, "echo", "still there?");
 }
+
+#[test]
+fn a_client_that_asked_for_stamps_gets_each_reply_stamped_with_the_next_tick_and_others_do_not() {
+    for encoding in BOTH {
+        let mut server = TestServer::new(Desk::default());
+        let stamped = server.connect_with_tick_stamps(encoding);
+        let plain = server.connect(encoding);
+        assert!(server.hub().tick_stamps(stamped.conn()) && !server.hub().tick_stamps(plain.conn()));
+        // Before the first tick, what a request changes is first seen by tick 0.
+        assert_eq!(server.call_stamped::<_, u64>(stamped, "add", &1u64), Ok((Some(0), 1)), "{encoding:?}");
+        server.advance_ticks(3);
+        assert_eq!(server.tick(), 2);
+        assert_eq!(server.call_stamped::<_, u64>(stamped, "add", &1u64), Ok((Some(3), 2)));
+        assert_eq!(server.call_stamped::<_, u64>(plain, "add", &1u64), Ok((None, 3)));
+        // An error carries no tick, stamped client or not.
+        let refused = server.call_stamped::<_, u64>(stamped, "wait", &0u64).expect_err("zero ticks");
+        assert_eq!(refused.code, 1000);
+        // A deferred reply made in tick T's `on_tick` is stamped T + 1: tick T has begun.
+        let id = server.send(stamped, "wait", &1u64);
+        server.advance_ticks(1);
+        assert_eq!(server.answer_stamped::<u64>(stamped, id), Some(Ok((Some(4), 3))));
+    }
+}

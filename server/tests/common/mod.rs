@@ -15,6 +15,7 @@ use tungstenite::{Message, WebSocket};
 pub enum Frame {
     Welcome { version: u16, tick_hz: u16, conn_id: u64 },
     Reply { id: u32, body: Vec<u8> },
+    TickReply { id: u32, tick: u64, body: Vec<u8> },
     Error { id: u32, code: u16, message: String },
     Push { topic: String, body: Vec<u8> },
 }
@@ -26,6 +27,7 @@ impl Frame {
                 Frame::Welcome { version, tick_hz, conn_id }
             }
             ServerFrame::Reply { id, body } => Frame::Reply { id, body: body.to_vec() },
+            ServerFrame::TickReply { id, tick, body } => Frame::TickReply { id, tick, body: body.to_vec() },
             ServerFrame::Error { id, code, message } => Frame::Error { id, code, message: message.into() },
             ServerFrame::Push { topic, body } => Frame::Push { topic: topic.into(), body: body.to_vec() },
         }

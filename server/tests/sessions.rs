@@ -585,6 +585,21 @@ fn a_session_whose_link_died_before_its_first_frame_resumes_and_is_announced_the
 }
 
 #[test]
+fn a_session_whose_link_died_before_its_first_frame_keeps_what_that_link_asked_for() {
+    let h = start(Config::default());
+    let a = Link::connect_to(h.addr(), "/?ticks=1");
+    let conn = a.conn();
+    let state = a.kill();
+    std::thread::sleep(Duration::from_millis(50));
+    // The resuming link does not ask: the session has what its first link asked for.
+    let (mut b, _) = state.resume(h.addr());
+    h.await_log(&format!("connect {conn}"));
+    b.request(1, "count", &());
+    assert!(matches!(b.recv_answer(), Got::TickReply(1, ..)), "the first link asked for stamps");
+    h.server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn a_session_the_server_is_closing_cannot_be_resumed() {
     let h = start(Config { close_timeout: Duration::from_secs(10), ..Config::default() });
     let mut a = Link::connect(h.addr());

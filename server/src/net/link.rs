@@ -194,9 +194,10 @@ impl Reactor {
                 let encoding = self.conns.get(index).map_or(encoding, |c| c.encoding);
                 match self.sessions.get_mut(request.conn).map(Session::announce) {
                     // Its first link died before its client sent anything: the game hears of
-                    // it now, as a new connection.
+                    // it now, as a new connection, with what that link offered.
                     Some(true) => {
-                        self.forward(ToLogic::Connected { conn: request.conn, encoding, credentials: None })
+                        let credentials = self.sessions.get_mut(request.conn).and_then(Session::take_offered);
+                        self.forward(ToLogic::Connected { conn: request.conn, encoding, credentials })
                     }
                     Some(false) => {
                         if !was_dropped {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use mio::{Interest, Token};
 use tungstenite::Message;
 
-use super::connection::{Connection, Phase, WriteOutcome};
+use super::connection::{Carries, Connection, Phase, WriteOutcome};
 use super::inbound::close;
 use super::lifecycle::{Lifecycle, Stage, StageStep, Sweep, Violation, on_violation, sweep, sweep_period};
 use super::linger::{LingerEnd, LingerStep, Lingering};
@@ -97,8 +97,14 @@ impl Reactor {
     /// has gone.
     fn take(&mut self, index: usize) -> Option<Connection> {
         let mut conn = self.conns.try_remove(index)?;
-        if !self.tickets.is_empty() {
-            self.tickets.remove(&index);
+        if !self.tickets.is_empty()
+            && let Some(offered) = self.tickets.remove(&index)
+            && conn.carries == Carries::Undecided
+            && let Some(session) = self.sessions.get_mut(conn.id)
+        {
+            // A version 2 link that ends before its first frame: its session may still be
+            // resumed, and the game hear of it then, with what this link offered.
+            session.keep_offered(offered);
         }
         if matches!(conn.lifecycle, Lifecycle::Handshaking { refusing: true, .. }) {
             self.refusing -= 1;

@@ -20,6 +20,7 @@ use ticksock_protocol::resume_reason;
 
 use self::replay::{Held, HeldFrame, ReplayBuffer, ReplayError};
 use crate::ConnId;
+use crate::bridge::Credentials;
 
 pub(crate) use ticksock_protocol::{SECRET_LEN, Secret};
 
@@ -78,6 +79,10 @@ pub(crate) struct Session {
     /// from its Welcome, so that a client whose link died before it sent anything can resume
     /// it; the game hears of it at its first frame, which may be that resume.
     announced: bool,
+    /// What its first link offered at the upgrade (a ticket, a token, tick stamps), kept
+    /// when that link ended before its first frame, for the game to hear of with the session
+    /// when it resumes (see [`Session::keep_offered`]).
+    offered: Option<Box<Credentials>>,
 }
 
 impl Session {
@@ -92,6 +97,7 @@ impl Session {
             running: Vec::new(),
             replay: ReplayBuffer::new(limits.replay_bytes),
             announced: false,
+            offered: None,
         }
     }
 
@@ -202,6 +208,19 @@ impl Session {
     /// The game is told of it now. Returns whether it was news.
     pub(crate) fn announce(&mut self) -> bool {
         !std::mem::replace(&mut self.announced, true)
+    }
+
+    /// Keeps what its first link offered, which ended before the game heard of the session:
+    /// the game hears of it at a resume, with this.
+    pub(crate) fn keep_offered(&mut self, offered: Box<Credentials>) {
+        if !self.announced {
+            self.offered = Some(offered);
+        }
+    }
+
+    /// What its first link offered, if kept (see [`Session::keep_offered`]).
+    pub(crate) fn take_offered(&mut self) -> Option<Box<Credentials>> {
+        self.offered.take()
     }
 
     /// Whether it waits for a resume.

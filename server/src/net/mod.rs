@@ -39,6 +39,7 @@ mod connection;
 mod frame_bounds;
 pub mod handshake;
 pub(crate) mod heartbeat;
+pub mod hold;
 mod http;
 pub mod inbound;
 pub(crate) mod lifecycle;

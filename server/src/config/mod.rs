@@ -182,6 +182,19 @@ pub struct Config {
     /// Default 32 KiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().hold_after_bytes)]
     pub hold_after_bytes: usize,
+    /// The most bytes a connection's socket keeps unsent in the kernel (Linux's
+    /// `TCP_NOTSENT_LOWAT`); 0 leaves the system's setting. Past it a write takes nothing, so
+    /// what a slow reader is sent waits in the server, where it is held back by class
+    /// (`--hold-after-bytes`), instead of in a kernel buffer that grows to megabytes
+    /// (`tcp_wmem`), where every state waits its turn.
+    ///
+    /// Bytes in flight (sent, not acknowledged) are not counted, so a fast client's throughput
+    /// does not depend on it; a slow reader's states are about this many bytes older. Without
+    /// it, a loopback client reading 50 KB/s drew states 5.4 s old after 6 s.
+    ///
+    /// Default 32 KiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().tcp_notsent_lowat)]
+    pub tcp_notsent_lowat: usize,
     /// The most events (pushes on topics that are not latest-wins) held back for one slow
     /// connection; past it the oldest is dropped and counted, and the client is told the count
     /// (push `ticksock.dropped`, PROTOCOL.md 7.3).
@@ -513,6 +526,7 @@ impl Default for Config {
             write_coalesce_bytes: 64 << 10,
             max_outbound_bytes: 1 << 20,
             hold_after_bytes: 32 << 10,
+            tcp_notsent_lowat: 32 << 10,
             max_held_events: 256,
             stalled_reader_timeout: Duration::from_secs(15),
             max_handshake_bytes: 8 << 10,

@@ -43,7 +43,8 @@ impl Reactor {
             Command::Send { conn, payload, answers, state } => {
                 let bytes = payload.bytes(payloads);
                 let copy = || Bytes::copy_from_slice(bytes);
-                let class = Class::of(answers, state);
+                // Echo mode's frames answer the messages it echoes: all kept, as replies are.
+                let class = if self.config.echo { Class::Reply(0) } else { Class::of(answers, state) };
                 if !self.send_to_session(conn, payload.opcode(), copy, class, false)
                     && let Some(index) = self.live_index(conn)
                 {

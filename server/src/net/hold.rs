@@ -15,10 +15,13 @@
 //!   push on the reserved topic `ticksock.dropped` tells the client how many were dropped
 //!   ([`Released::DroppedNotice`]).
 //!
-//! What is released goes out in the order it was sent: a state that replaced another takes
-//! the newer one's place, so the client receives a subsequence of what the game sent, plus
-//! the notices. A version 2 session numbers a frame when it is released into the byte queue,
-//! not before (the reactor's `link`), so a conflated or dropped frame was never numbered.
+//! What is held is released replies first (a client waits for each, and they are few), then
+//! states (the latest of each topic, oldest first: what the client draws is at most the byte
+//! queue's worth behind, however many events wait), then events, each class in the order it
+//! was sent. So under backpressure a reply may overtake pushes made before it, and a state
+//! events made before it; PROTOCOL.md 7.3 says so. A version 2 session numbers a frame when
+//! it is released into the byte queue, not before (the reactor's `link`), so a conflated or
+//! dropped frame was never numbered.
 //!
 //! A connection whose socket takes nothing for `Config::stalled_reader_timeout` while frames
 //! are held is closed: [`Hold::stalled`]. Pure: no sockets, `now` passed in.
@@ -169,32 +172,31 @@ impl Hold {
         }
     }
 
-    /// The next frame to queue, in the order they were sent; a notice of dropped events comes
-    /// before the event that follows the drops.
+    /// The next frame to queue: the oldest reply, else the oldest state, else the oldest
+    /// event (after a notice of the events dropped before it, if any were).
     pub fn pop(&mut self) -> Option<Released> {
-        let reply = self.replies.front().map(|w| w.order);
-        let event = self.events.front().map(|w| w.order);
-        let state =
-            self.states.iter().enumerate().min_by_key(|(_, (_, w))| w.order).map(|(i, (_, w))| (i, w.order));
-        let first = [reply, event, state.map(|(_, o)| o)].into_iter().flatten().min()?;
-        let waiting = if reply == Some(first) {
-            let waiting = self.replies.pop_front()?;
-            self.reply_bytes -= waiting.frame.bytes.len();
-            waiting
-        } else if event == Some(first) {
-            if self.unreported > 0 {
+        let waiting = if let Some(reply) = self.replies.pop_front() {
+            self.reply_bytes -= reply.frame.bytes.len();
+            reply
+        } else if let Some(at) = self.oldest_state() {
+            self.states.swap_remove(at).1
+        } else {
+            if self.unreported > 0 && !self.events.is_empty() {
                 return Some(Released::DroppedNotice(std::mem::take(&mut self.unreported)));
             }
             self.events.pop_front()?
-        } else {
-            let (at, _) = state?;
-            self.states.swap_remove(at).1
         };
         self.bytes -= waiting.frame.bytes.len();
         Some(Released::Frame(waiting.frame))
     }
 
-    /// Whether nothing is held (a notice owed is always followed by a held event).
+    /// Where the state held longest is, if one is.
+    fn oldest_state(&self) -> Option<usize> {
+        self.states.iter().enumerate().min_by_key(|(_, (_, w))| w.order).map(|(at, _)| at)
+    }
+
+    /// Whether nothing is held (a notice owed is always followed by a held event: events are
+    /// dropped only to make room for a newer one).
     pub fn is_empty(&self) -> bool {
         self.replies.is_empty() && self.states.is_empty() && self.events.is_empty()
     }
@@ -264,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn a_newer_state_replaces_the_held_one_and_takes_its_place_in_the_order() {
+    fn a_newer_state_replaces_the_held_one_and_states_go_before_events() {
         let now = Instant::now();
         let mut hold = Hold::new(8, now);
         assert_eq!(hold.push(STATE, frame(1, 10)), Pushed::Held);
@@ -274,8 +276,8 @@ mod tests {
         assert_eq!(hold.bytes(), 5 + 7 + 20, "the replaced state's bytes are gone");
         assert_eq!(
             drain(&mut hold),
-            [(2, 0), (3, 0), (4, 0)],
-            "sent order, state 1 only once, at its newest place"
+            [(3, 0), (4, 0), (2, 0)],
+            "states first, by when each was last replaced; state 1 only once"
         );
         assert!(hold.is_empty());
         assert_eq!(hold.bytes(), 0);
@@ -308,20 +310,23 @@ mod tests {
         let (class, f) = reply(9, 4);
         hold.push(class, f);
         assert_eq!(hold.bytes(), 4 * 4);
-        assert_eq!(drain(&mut hold), [(0, 2), (3, 0), (4, 0), (5, 0), (9, 0)], "1 and 2 dropped, told once");
+        assert_eq!(drain(&mut hold), [(9, 0), (0, 2), (3, 0), (4, 0), (5, 0)], "1 and 2 dropped, told once");
         hold.push(Class::Event, frame(6, 4));
         assert_eq!(drain(&mut hold), [(6, 0)], "no drop since the last notice: no notice");
     }
 
     #[test]
-    fn a_notice_waits_for_the_next_event_behind_earlier_replies_and_states() {
+    fn replies_go_first_then_states_then_the_notice_and_the_events() {
         let mut hold = Hold::new(1, Instant::now());
         hold.push(Class::Event, frame(1, 4));
         let (class, f) = reply(2, 4);
         hold.push(class, f);
         hold.push(STATE, frame(3, 4));
         assert_eq!(hold.push(Class::Event, frame(4, 4)), Pushed::DroppedEvent);
-        assert_eq!(drain(&mut hold), [(2, 0), (3, 0), (0, 1), (4, 0)]);
+        hold.push(STATE, frame(5, 4));
+        let (class, f) = reply(6, 4);
+        hold.push(class, f);
+        assert_eq!(drain(&mut hold), [(2, 0), (6, 0), (5, 0), (0, 1), (4, 0)]);
     }
 
     #[test]

@@ -174,12 +174,12 @@ pub struct Config {
     /// topic in place of the one held; other pushes (events) kept up to `--max-held-events`.
     ///
     /// What is queued stands between a new state and the client: at a client's reading rate
-    /// R, a state it draws is about this many bytes over R old (32 KiB at 100 KB/s: a third of
-    /// a second), plus what the kernel buffers. A client that keeps up never queues this much
-    /// between two flushes (a tick's state is a few KiB), so holding costs it nothing. Must be
-    /// below `--max-outbound-bytes`.
+    /// R, a state it draws is about this many bytes over R old (16 KiB at 100 KB/s: a sixth of
+    /// a second), plus what the kernel buffers (`--tcp-notsent-lowat`). A client that keeps up
+    /// never queues this much between two flushes (a tick's state is a few KiB), so holding
+    /// costs it nothing. Must be below `--max-outbound-bytes`.
     ///
-    /// Default 32 KiB.
+    /// Default 16 KiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().hold_after_bytes)]
     pub hold_after_bytes: usize,
     /// The most bytes a connection's socket keeps unsent in the kernel (Linux's
@@ -192,7 +192,7 @@ pub struct Config {
     /// does not depend on it; a slow reader's states are about this many bytes older. Without
     /// it, a loopback client reading 50 KB/s drew states 5.4 s old after 6 s.
     ///
-    /// Default 32 KiB.
+    /// Default 16 KiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().tcp_notsent_lowat)]
     pub tcp_notsent_lowat: usize,
     /// The most events (pushes on topics that are not latest-wins) held back for one slow
@@ -525,8 +525,8 @@ impl Default for Config {
             read_buffer_bytes: 2 << 10,
             write_coalesce_bytes: 64 << 10,
             max_outbound_bytes: 1 << 20,
-            hold_after_bytes: 32 << 10,
-            tcp_notsent_lowat: 32 << 10,
+            hold_after_bytes: 16 << 10,
+            tcp_notsent_lowat: 16 << 10,
             max_held_events: 256,
             stalled_reader_timeout: Duration::from_secs(15),
             max_handshake_bytes: 8 << 10,

@@ -141,13 +141,13 @@ impl Seen {
             ServerFrame::Push { topic, body } => match &*topic {
                 "state" => {
                     let (stamp, _tick, _pad): (u64, u64, Vec<u8>) =
-                        ticksock_protocol::decode_body(&body).expect("state");
+                        ticksock_protocol::decode_body(body).expect("state");
                     let age = (epoch.elapsed().as_micros() as u64).saturating_sub(stamp);
                     self.oldest_state_us = self.oldest_state_us.max(age);
                     self.states += 1;
                 }
                 "chat" => {
-                    let (seq, _pad): (u64, Vec<u8>) = ticksock_protocol::decode_body(&body).expect("chat");
+                    let (seq, _pad): (u64, Vec<u8>) = ticksock_protocol::decode_body(body).expect("chat");
                     if self.last_event > 0 {
                         let gap = seq - self.last_event - 1;
                         assert_eq!(
@@ -162,7 +162,7 @@ impl Seen {
                     self.events += 1;
                 }
                 ticksock_protocol::TOPIC_DROPPED => {
-                    let count: u64 = ticksock_protocol::decode_body(&body).expect("count");
+                    let count: u64 = ticksock_protocol::decode_body(body).expect("count");
                     assert!(count > 0, "a notice of nothing dropped");
                     assert_eq!(*pending_notice, 0, "two notices with no event between");
                     *pending_notice = count;
@@ -171,7 +171,7 @@ impl Seen {
                 other => panic!("unexpected topic {other}"),
             },
             ServerFrame::Reply { body, .. } => {
-                self.replies.push(ticksock_protocol::decode_body(&body).expect("reply"));
+                self.replies.push(ticksock_protocol::decode_body(body).expect("reply"));
             }
             other => panic!("unexpected frame {other:?}"),
         }

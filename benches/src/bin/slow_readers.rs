@@ -349,7 +349,7 @@ fn main() {
         let secs = started.elapsed().as_secs();
         if let Some(mib) = a.server_pid.and_then(rss_mib) {
             rss.push((secs, mib));
-            if secs % 5 == 0 {
+            if secs.is_multiple_of(5) {
                 println!("t={secs:>3}s server RSS {mib:.1} MiB");
             }
         }

@@ -190,7 +190,8 @@ pub struct Config {
     ///
     /// Bytes in flight (sent, not acknowledged) are not counted, so a fast client's throughput
     /// does not depend on it; a slow reader's states are about this many bytes older. Without
-    /// it, a loopback client reading 50 KB/s drew states 5.4 s old after 6 s.
+    /// it, a loopback client reading 50 KB/s drew states 5.4 s old after 6 s
+    /// (docs/BENCHMARKS.md, issue 18, slow readers).
     ///
     /// Default 16 KiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().tcp_notsent_lowat)]

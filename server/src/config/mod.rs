@@ -163,8 +163,10 @@ pub struct Config {
     pub write_coalesce_bytes: usize,
     /// The most bytes queued for one connection that its peer has not read yet.
     ///
-    /// A client that stops reading while the server writes to it is dropped (close 1008) when
-    /// it crosses this. Must exceed `--write-coalesce-bytes`.
+    /// Pushes to a client that reads too slowly are held back by class past
+    /// `--hold-after-bytes`; what this caps is then its queue and the replies held for it: a
+    /// client whose replies alone cross it is closed (1008). Must exceed
+    /// `--write-coalesce-bytes`.
     ///
     /// Default 1 MiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_outbound_bytes)]

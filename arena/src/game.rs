@@ -607,6 +607,9 @@ impl ArenaRoom {
 
 impl Game for Arena {
     fn routes(router: &mut Router<Self>) {
+        // A room's state each tick is the whole of it: a player who reads slowly gets the
+        // latest, not a backlog of old ones (PROTOCOL.md 7.3).
+        router.latest_wins(TOPIC_STATE);
         router
             .route(ROUTE_LOGIN, Arena::login)
             .route(ROUTE_ROOMS, Arena::list_rooms)

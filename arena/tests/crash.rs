@@ -306,7 +306,10 @@ impl Player {
                 }
                 Event::Stopped { reason } => panic!("{}: the client stopped: {reason}", self.name),
                 Event::ProtocolError { problem } => panic!("{}: protocol error: {problem}", self.name),
-                Event::Reconnecting { .. } | Event::Push { .. } | Event::BadPush { .. } => {}
+                Event::Reconnecting { .. }
+                | Event::Push { .. }
+                | Event::BadPush { .. }
+                | Event::EventsDropped { .. } => {}
                 Event::LinkDropped | Event::Resumed { .. } | Event::SessionEnded { .. } => {
                     panic!("{}: a version 2 event on version 1: {event:?}", self.name)
                 }

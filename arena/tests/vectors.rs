@@ -455,6 +455,8 @@ fn cases() -> Vec<Case> {
             TOPIC_PRESENCE,
             Presence { player_id: 2, name: "bob".into(), joined: false },
         ),
+        // Events dropped for a slow reader (section 7.3).
+        typed_push_case("push_dropped", ticksock_protocol::TOPIC_DROPPED, 300u64),
         // Replication (sections 8.9 and 14).
         body_case("body_replica_full", replica_full()),
         typed_push_case("push_replica_delta", TOPIC_REPLICA, replica_delta()),

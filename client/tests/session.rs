@@ -489,6 +489,33 @@ fn garbage_or_a_frame_before_the_welcome_drops_the_link_and_a_version_mismatch_s
 }
 
 #[test]
+fn the_server_s_count_of_dropped_events_becomes_an_event_and_a_stat_even_past_the_push_bound() {
+    let t0 = Instant::now();
+    let mut s = connected(Config { max_queued_pushes: 1, ..config() }, t0);
+    let dropped = |count: u64| {
+        let body = ticksock_protocol::encode_body(&count).expect("enc");
+        ServerFrame::Push { topic: ticksock_protocol::TOPIC_DROPPED.into(), body: &body }.to_vec()
+    };
+    s.handle_frame(&ServerFrame::Push { topic: "chat".into(), body: &[1] }.to_vec(), t0);
+    s.handle_frame(&dropped(300), t0);
+    s.handle_frame(&dropped(2), t0);
+    s.handle_frame(
+        &ServerFrame::Push { topic: ticksock_protocol::TOPIC_DROPPED.into(), body: &[] }.to_vec(),
+        t0,
+    );
+    let evs = events(&mut s);
+    assert!(matches!(&evs[0], Event::Push { topic, .. } if topic == "chat"));
+    assert!(matches!(evs[1], Event::EventsDropped { count: 300 }), "{evs:?}");
+    assert!(matches!(evs[2], Event::EventsDropped { count: 2 }), "not dropped past max_queued_pushes");
+    assert!(
+        matches!(&evs[3], Event::BadPush { topic, error: Error::Decode(_) } if topic == "ticksock.dropped"),
+        "an empty body is not a count: {evs:?}"
+    );
+    assert_eq!(s.stats().server_dropped_events, 302);
+    assert_eq!(s.stats().pushes_dropped, 0);
+}
+
+#[test]
 fn pushes_go_to_handlers_by_topic_typed_or_raw_and_the_rest_become_bounded_events() {
     let t0 = Instant::now();
     let mut s = connected(Config { max_queued_pushes: 2, ..config() }, t0);

@@ -619,6 +619,7 @@ impl Run {
                 self.pushes_seen += 1;
             }
             Event::BadPush { .. } => panic!("every push body is fine"),
+            Event::EventsDropped { .. } => panic!("the fake server drops nothing"),
             Event::ProtocolError { .. } => {
                 assert!(self.protocol_errors_caused > 0, "a protocol error nobody caused");
                 self.protocol_errors_caused -= 1;

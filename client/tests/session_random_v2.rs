@@ -667,6 +667,7 @@ impl Run {
             | Event::Reconnecting { .. }
             | Event::Stopped { .. } => {}
             Event::BadPush { .. }
+            | Event::EventsDropped { .. }
             | Event::ProtocolError { .. }
             | Event::Redirected { .. }
             | Event::TokenRefused { .. } => {

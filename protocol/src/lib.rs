@@ -87,6 +87,14 @@ pub const CLOSE_AUTH_EXPIRED: u16 = 4004;
 /// (PROTOCOL.md 4.3): `?ticks=1`. Any other value, or none, asks for plain replies.
 pub const QUERY_TICKS: &str = "ticks";
 
+/// The WebSocket close code of a connection that read nothing for the server's stalled-reader
+/// time while frames were held back for it (PROTOCOL.md 7.3 and 7.5).
+pub const CLOSE_STALLED_READER: u16 = 4005;
+
+/// The push topic that tells a client how many events the server dropped because it read too
+/// slowly (PROTOCOL.md 7.3): its body is the count since the last such push, a `u64`.
+pub const TOPIC_DROPPED: &str = "ticksock.dropped";
+
 /// The longest token a connection may offer (PROTOCOL.md section 13.1), in bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
 

@@ -121,12 +121,13 @@ pub enum Error {
 #[doc(hidden)]
 pub mod __internals {
     pub use crate::bridge::{
-        Batch, Command, DataOpcode, Frame, Payload, RouteId, RouteTable, TO_LOGIC_BATCH, ToLogic,
+        Batch, Command, DataOpcode, Frame, Payload, RouteId, RouteTable, StateTopic, TO_LOGIC_BATCH, ToLogic,
     };
     pub use crate::logic::Logic;
     pub use crate::logic::tick::{Tick, TickSchedule};
     pub use crate::net::data_frames::{DataFrames, Parsed};
     pub use crate::net::handshake;
+    pub use crate::net::hold::{Class, HeldOut, Hold, Released, STALLED_READER_REASON};
     pub use crate::net::inbound::close;
     pub use crate::net::inbound::{self, ReadPathOutcome, run_read_path};
     pub use crate::net::outbound::{OutboundQueue, QueueFull};

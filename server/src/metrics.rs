@@ -91,6 +91,21 @@ pub struct ReactorCounters {
     pub flush_backlog_max: u64,
     /// `write` syscalls made on WebSocket connections (partial writes count each time).
     pub write_syscalls: u64,
+    /// States (pushes on a latest-wins topic) replaced by a newer one while held back from a
+    /// connection that did not keep up (PROTOCOL.md 7.3).
+    pub states_conflated: u64,
+    /// Events (other pushes) dropped, oldest first, from what was held back for a connection
+    /// that did not keep up; each client is told its count (`ticksock.dropped`).
+    pub events_dropped: u64,
+    /// Connections closed (4005) or, for a version 2 link, dropped because their socket took
+    /// nothing for `Config::stalled_reader_timeout` while frames were held for them.
+    pub stalled_closes: u64,
+    /// Connections with frames held back now (their socket is not keeping up).
+    pub holding: u64,
+    /// Payload bytes held back now, over every connection.
+    pub held_bytes: u64,
+    /// The most payload bytes ever held back at once, over every connection.
+    pub held_bytes_max: u64,
 }
 
 /// What the logic thread counts, besides the tick histograms.
@@ -248,6 +263,32 @@ impl Metrics {
             "counter",
             "Connections closed with a full outbound buffer.",
             r.overflow_closes,
+        );
+        metric(
+            "states_conflated_total",
+            "counter",
+            "States replaced by a newer one while held back from a slow reader.",
+            r.states_conflated,
+        );
+        metric(
+            "events_dropped_total",
+            "counter",
+            "Events dropped oldest-first from what was held back for a slow reader.",
+            r.events_dropped,
+        );
+        metric(
+            "closes_stalled_reader_total",
+            "counter",
+            "Connections closed (or v2 links dropped) for reading nothing while frames were held.",
+            r.stalled_closes,
+        );
+        metric("connections_holding", "gauge", "Connections with frames held back now.", r.holding);
+        metric("held_bytes", "gauge", "Payload bytes held back from slow readers now.", r.held_bytes);
+        metric(
+            "held_bytes_max",
+            "gauge",
+            "The most payload bytes ever held back from slow readers at once.",
+            r.held_bytes_max,
         );
         metric(
             "closes_timeout_total",

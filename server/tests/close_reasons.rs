@@ -26,6 +26,7 @@ impl Game for Harness {
             }
             Ok::<_, AppError>(())
         });
+        router.route("big", |_, _, _, size: u32| Ok::<_, AppError>("x".repeat(size as usize)));
     }
 }
 
@@ -140,8 +141,12 @@ fn policy_closes_carry_their_reasons() {
     let server =
         start(Config { max_outbound_bytes: 256 << 10, write_coalesce_bytes: 16 << 10, ..Config::default() });
     let mut hog = Client::connect(server.local_addr());
-    // 64 MiB of pushes to a client that reads nothing until it is cut off.
+    // Pushes to a client that reads nothing are held back and dropped (PROTOCOL.md 7.3);
+    // its replies are not: 2 MiB of them, unread, pass the cap of 256 KiB.
     hog.request_typed(1, "flood", &(4096u32, 16u32 << 10));
+    for id in 2..130 {
+        hog.request_typed(id, "big", &(16u32 << 10));
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.metrics().reactor().overflow_closes == 0 {
         assert!(Instant::now() < deadline, "the hog was never cut off");

@@ -108,20 +108,31 @@ fn over_the_rate_requests_are_refused_then_the_connection_is_closed_with_1008() 
 }
 
 #[test]
-fn a_client_that_does_not_read_is_closed_at_its_outbound_cap_and_others_are_unaffected() {
-    let server =
-        start(Config { max_outbound_bytes: 256 << 10, write_coalesce_bytes: 16 << 10, ..Config::default() });
+fn a_client_that_does_not_read_costs_bounded_memory_is_closed_when_stalled_and_others_are_unaffected() {
+    let server = start(Config {
+        max_outbound_bytes: 256 << 10,
+        write_coalesce_bytes: 16 << 10,
+        stalled_reader_timeout: Duration::from_secs(1),
+        ..Config::default()
+    });
     let mut bystander = Client::connect(server.local_addr());
     let mut hog = Client::connect(server.local_addr());
     // 64 MiB of pushes to a client that reads nothing: far beyond the kernel's socket buffers.
+    // They are events (PROTOCOL.md 7.3): held back up to `max_held_events`, the rest dropped,
+    // until the stalled-reader time closes it.
     hog.request_typed(1, "flood", &(4096u32, 16u32 << 10));
     let deadline = Instant::now() + Duration::from_secs(5);
-    while server.metrics().reactor().overflow_closes == 0 {
+    while server.metrics().reactor().stalled_closes == 0 {
         assert!(Instant::now() < deadline, "the hog was never cut off");
         double(&mut bystander, 2, 2);
+        std::thread::sleep(Duration::from_millis(10)); // polling a counter, within the bystander's rate
     }
     double(&mut bystander, 3, 3);
-    // The hog finds a 1008 after what was buffered, or a reset once the close timed out.
+    let counters = server.metrics().reactor();
+    let held_bound = Config::default().max_held_events as u64 * ((16 << 10) + 16);
+    assert!(counters.held_bytes_max <= held_bound, "held {} bytes", counters.held_bytes_max);
+    assert!(counters.events_dropped > 0);
+    // The hog finds a 4005 after what was buffered, or a reset once the close timed out.
     hog.ws.get_mut().set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let mut bytes = 0usize;
     let outcome = loop {
@@ -133,7 +144,7 @@ fn a_client_that_does_not_read_is_closed_at_its_outbound_cap_and_others_are_unaf
         }
     };
     assert!(bytes < 32 << 20, "the server stopped buffering long before 64 MiB ({bytes} bytes arrived)");
-    assert!(matches!(outcome, Some(1008) | None), "{outcome:?}");
+    assert!(matches!(outcome, Some(ticksock_protocol::CLOSE_STALLED_READER) | None), "{outcome:?}");
     server.shutdown().expect("clean shutdown");
 }
 

@@ -65,6 +65,10 @@ fn the_close_reason_table_lists_exactly_the_reasons_the_server_sends() {
         ticksock_protocol::CLOSE_AUTH_EXPIRED,
         ticksock_server::api::CLOSE_AUTH_EXPIRED_REASON.to_owned(),
     ));
+    defined.push((
+        ticksock_protocol::CLOSE_STALLED_READER,
+        ticksock_server::__internals::STALLED_READER_REASON.to_owned(),
+    ));
     assert_eq!(documented, defined, "docs/PROTOCOL.md section 7.5 against the code");
     for (code, reason) in &defined {
         // RFC 6455 section 5.5: a close payload is at most 125 bytes, 2 of them the code.

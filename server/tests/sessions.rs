@@ -29,7 +29,15 @@ struct Counter {
 
 impl Game for Counter {
     fn routes(router: &mut Router<Self>) {
+        router.latest_wins("latest");
         router
+            .route("latest", |_, ctx: &mut Ctx<'_>, caller, (count, len): (u32, u32)| {
+                let blob = "x".repeat(len as usize);
+                for i in 0..count {
+                    ctx.push(caller.conn, "latest", &(i, &blob));
+                }
+                Ok::<_, AppError>(())
+            })
             .route("count", |game: &mut Counter, _, caller, (): ()| {
                 let mut runs = game.runs.lock();
                 let n = runs.entry((caller.conn, caller.id)).or_default();
@@ -530,6 +538,7 @@ fn small_buffers_and_a_session() -> (Harness, Link) {
         write_coalesce_bytes: 16 << 10,
         max_outbound_bytes: 72 << 10,
         session_replay_bytes: (72 << 10) - 4096,
+        stalled_reader_timeout: Duration::from_millis(500),
         ..Config::default()
     };
     let h = start(config);
@@ -649,7 +658,8 @@ fn a_link_that_stops_reading_is_dropped_not_closed_and_its_session_waits() {
     let (h, mut a) = small_buffers_and_a_session();
     let conn = a.conn();
     // 3000 pushes of 2 KB to a client that reads none of them: past what the kernel's socket
-    // buffers take, its queue passes 72 KiB.
+    // buffers take, they are held back (PROTOCOL.md 7.3), and its socket takes nothing for the
+    // stalled-reader time.
     a.request(2, "push_blobs", &(3000u32, 2000u32));
     h.await_log(&format!("drop {conn}"));
     // Dropped, not closed: the game heard `drop` first. (The pushes that follow, 6 MB, cannot
@@ -657,10 +667,10 @@ fn a_link_that_stops_reading_is_dropped_not_closed_and_its_session_waits() {
     assert_eq!(h.log.lock()[..2], [format!("connect {conn}"), format!("drop {conn}")]);
     // The reactor publishes its counters once per turn: the game may hear of the drop first.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while h.server.metrics().reactor().overflow_drops == 0 && std::time::Instant::now() < deadline {
+    while h.server.metrics().reactor().stalled_closes == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert_eq!(h.server.metrics().reactor().overflow_drops, 1);
+    assert_eq!(h.server.metrics().reactor().stalled_closes, 1);
     assert_eq!(h.server.metrics().reactor().overflow_closes, 0, "no 1008");
     h.server.shutdown().expect("clean shutdown");
 }
@@ -682,6 +692,42 @@ fn a_session_that_lost_frames_while_linked_cannot_resume_and_ends() {
     state.received = 0;
     assert_eq!(state.resume_with(h.addr(), state.secret, 0).1, Got::ResumeFailed(resume_reason::GAP_LOST));
     h.await_log(&format!("disconnect {conn}"));
+    h.server.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn states_conflated_for_a_link_that_does_not_keep_up_were_never_numbered() {
+    // From 1 KiB queued on, a link's frames are held back (PROTOCOL.md 7.3): of 200 states
+    // pushed in one batch, the client gets the first few and the last.
+    let h = start(Config { hold_after_bytes: 1024, ..Config::default() });
+    let mut a = Link::connect(h.addr());
+    a.request(1, "latest", &(200u32, 4000u32));
+    a.request(2, "count", &());
+    let (mut states, mut replies) = (Vec::new(), Vec::new());
+    while states.last() != Some(&199) || replies.len() < 2 {
+        match a.recv() {
+            Got::Push(topic, body) if topic == "latest" => {
+                let (i, _): (u32, String) = ticksock_protocol::decode_body(&body).expect("state");
+                states.push(i);
+            }
+            Got::Reply(id, _) => replies.push(id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(states.len() < 20, "states were conflated: got {}", states.len());
+    assert!(states.windows(2).all(|w| w[0] < w[1]), "in order: {states:?}");
+    assert_eq!(replies, [1, 2]);
+    // The client's count of sequenced frames is the server's: a resume claiming it replays
+    // nothing it has, only what came after (the push of `on_drop`).
+    let received = a.s.received;
+    assert_eq!(received, states.len() as u64 + 2);
+    let conn = a.conn();
+    let state = a.kill();
+    h.await_log(&format!("drop {conn}"));
+    let (mut b, server_received) = state.resume(h.addr());
+    assert_eq!(server_received, 2);
+    assert_eq!(b.recv(), Got::Push("while_dropped".into(), u32_body(7)), "nothing received is sent again");
+    assert_eq!(h.server.metrics().reactor().states_conflated, 200 - states.len() as u64);
     h.server.shutdown().expect("clean shutdown");
 }
 

@@ -174,6 +174,7 @@ def vector_table() -> dict:
         "push_state": PushFrame("state", tc.encode_state(State(5, [PlayerState(1, 10, -3)]))),
         "push_chat": PushFrame("chat", tc.encode_chat_line(ChatLine(1, "ann", "hi"))),
         "push_presence": PushFrame("presence", tc.encode_presence(Presence(2, "bob", False))),
+        "push_dropped": PushFrame(tc.TOPIC_DROPPED, tc.encode_dropped(300)),
     }.items():
         P[name] = (v, tc.encode_server_frame, tc.decode_server_frame)
     return P

@@ -600,7 +600,24 @@ def decode_replica_digest(body: bytes) -> Optional[tuple]:
     return v
 
 
+# The server's own push topic (PROTOCOL.md 7.3): how many events it dropped for this client
+# because it read too slowly, since its last such push.
+TOPIC_DROPPED = "ticksock.dropped"
+
+
+def encode_dropped(count: int) -> bytes:
+    return Writer().u64(count).done()
+
+
+def decode_dropped(body: bytes) -> int:
+    r = Reader(body)
+    v = r.u64()
+    r.end()
+    return v
+
+
 PUSH_DECODERS: dict = {
+    TOPIC_DROPPED: decode_dropped,
     "replica": decode_replica_update,
     "state": decode_state,
     "chat": decode_chat_line,
@@ -794,6 +811,7 @@ class Stats:
     protocol_errors: list = field(default_factory=list)      # broken frames from the server
     pings: int = 0
     answered_out_of_order: int = 0
+    events_dropped: int = 0       # events the server dropped for reading too slowly (7.3)
 
 
 class Client:
@@ -1161,6 +1179,8 @@ class Client:
                 except DecodeError as e:
                     err = str(e)
                     self.stats.protocol_errors.append(f"push {frame.topic}: {e}")
+                if frame.topic == TOPIC_DROPPED and isinstance(body, int):
+                    self.stats.events_dropped += body
                 self.pushes.append(Push(len(self.pushes), time.monotonic(), frame.topic,
                                         frame.body, body, err))
             self._cond.notify_all()

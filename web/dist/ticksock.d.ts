@@ -240,6 +240,13 @@ export declare const CLOSE_AUTH_EXPIRED = 4004;
 export declare const AUTH_ROUTE = "auth";
 /** The push topic of an identity that expired, right before the close 4004 (PROTOCOL.md 13.4). */
 export declare const AUTH_EXPIRED_TOPIC = "auth_expired";
+/**
+ * The server's own push topic (PROTOCOL.md 7.3): the count of events (pushes that are not
+ * latest-wins states, such as chat) it dropped for this client because it read too slowly,
+ * since its last such push. The client adds it to `stats.eventsDropped`; listen to it with
+ * `on(DROPPED_TOPIC, (count) => ...)` to tell the player ("300 messages missed").
+ */
+export declare const DROPPED_TOPIC = "ticksock.dropped";
 /** The longest token a server takes at the upgrade, in bytes (PROTOCOL.md 13.1). */
 export declare const MAX_TOKEN_BYTES = 4096;
 /**
@@ -592,6 +599,8 @@ export interface ClientStats {
     pushes: number;
     /** Pushes on topics without a listener. */
     unheardPushes: number;
+    /** Events the server dropped because this client read too slowly (`DROPPED_TOPIC`, PROTOCOL.md 7.3). */
+    eventsDropped: number;
     /** Connections whose welcome arrived. */
     connections: number;
     heartbeatProbes: number;

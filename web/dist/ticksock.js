@@ -240,6 +240,13 @@ export const CLOSE_AUTH_EXPIRED = 4004;
 export const AUTH_ROUTE = "auth";
 /** The push topic of an identity that expired, right before the close 4004 (PROTOCOL.md 13.4). */
 export const AUTH_EXPIRED_TOPIC = "auth_expired";
+/**
+ * The server's own push topic (PROTOCOL.md 7.3): the count of events (pushes that are not
+ * latest-wins states, such as chat) it dropped for this client because it read too slowly,
+ * since its last such push. The client adds it to `stats.eventsDropped`; listen to it with
+ * `on(DROPPED_TOPIC, (count) => ...)` to tell the player ("300 messages missed").
+ */
+export const DROPPED_TOPIC = "ticksock.dropped";
 /** The longest token a server takes at the upgrade, in bytes (PROTOCOL.md 13.1). */
 export const MAX_TOKEN_BYTES = 4096;
 /** The query parameter that carries the token at the upgrade (PROTOCOL.md 13.1). */
@@ -574,6 +581,7 @@ export class TicksockClient {
             lateAnswers: 0,
             pushes: 0,
             unheardPushes: 0,
+            eventsDropped: 0,
             connections: 0,
             heartbeatProbes: 0,
             acksSent: 0,
@@ -1186,9 +1194,14 @@ export class TicksockClient {
     }
     onPush(f) {
         this.stats.pushes++;
+        const dropped = f.topic === DROPPED_TOPIC && typeof f.body === "number";
+        if (dropped)
+            this.stats.eventsDropped += f.body;
         const set = this.pushListeners.get(f.topic);
         if (!set || set.size === 0) {
-            this.stats.unheardPushes++;
+            // The server's count is kept in the stats even when nobody listens: not unheard.
+            if (!dropped)
+                this.stats.unheardPushes++;
             return;
         }
         for (const h of [...set])

@@ -245,6 +245,14 @@ export const AUTH_ROUTE = "auth";
 /** The push topic of an identity that expired, right before the close 4004 (PROTOCOL.md 13.4). */
 export const AUTH_EXPIRED_TOPIC = "auth_expired";
 
+/**
+ * The server's own push topic (PROTOCOL.md 7.3): the count of events (pushes that are not
+ * latest-wins states, such as chat) it dropped for this client because it read too slowly,
+ * since its last such push. The client adds it to `stats.eventsDropped`; listen to it with
+ * `on(DROPPED_TOPIC, (count) => ...)` to tell the player ("300 messages missed").
+ */
+export const DROPPED_TOPIC = "ticksock.dropped";
+
 /** The longest token a server takes at the upgrade, in bytes (PROTOCOL.md 13.1). */
 export const MAX_TOKEN_BYTES = 4096;
 
@@ -630,6 +638,8 @@ export interface ClientStats {
   pushes: number;
   /** Pushes on topics without a listener. */
   unheardPushes: number;
+  /** Events the server dropped because this client read too slowly (`DROPPED_TOPIC`, PROTOCOL.md 7.3). */
+  eventsDropped: number;
   /** Connections whose welcome arrived. */
   connections: number;
   heartbeatProbes: number;
@@ -968,6 +978,7 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
     lateAnswers: 0,
     pushes: 0,
     unheardPushes: 0,
+    eventsDropped: 0,
     connections: 0,
     heartbeatProbes: 0,
     acksSent: 0,
@@ -1592,9 +1603,12 @@ export class TicksockClient<R extends RouteMap = AnyRoutes, P extends PushMap = 
 
   private onPush(f: any): void {
     this.stats.pushes++;
+    const dropped = f.topic === DROPPED_TOPIC && typeof f.body === "number";
+    if (dropped) this.stats.eventsDropped += f.body;
     const set = this.pushListeners.get(f.topic);
     if (!set || set.size === 0) {
-      this.stats.unheardPushes++;
+      // The server's count is kept in the stats even when nobody listens: not unheard.
+      if (!dropped) this.stats.unheardPushes++;
       return;
     }
     for (const h of [...set]) this.guard(() => h(f.body ?? null, f.topic));

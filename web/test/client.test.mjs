@@ -13,6 +13,7 @@ import {
   ClosedError,
   TicksockError,
   SUBPROTOCOLS,
+  DROPPED_TOPIC,
   backoffCeiling,
   utf8Length,
 } from "../dist/ticksock.js";
@@ -506,6 +507,19 @@ test("push listeners by topic: on, off, unsubscribe, and a throwing listener is 
   assert.deepEqual(chats, [["chat", "hi"]]);
   assert.equal(thrown.length, 2);
   assert.equal(c.stats.unheardPushes, 2);
+  c.close();
+});
+
+test("the server's count of dropped events adds up in stats, heard or not", () => {
+  const c = client();
+  FakeSocket.last.welcome();
+  FakeSocket.last.push(DROPPED_TOPIC, 300);
+  const heard = [];
+  c.on(DROPPED_TOPIC, (count) => heard.push(count));
+  FakeSocket.last.push(DROPPED_TOPIC, 2);
+  assert.equal(c.stats.eventsDropped, 302);
+  assert.deepEqual(heard, [2]);
+  assert.equal(c.stats.unheardPushes, 0, "the count is the client's own, not an unheard push");
   c.close();
 });
 

@@ -427,6 +427,9 @@ impl<S: Script> Bot<S> {
                     script.on_outcome(self, id, outcome, now, cx);
                 }
                 Event::BadPush { .. } => c.bad_pushes += 1,
+                // The server's count of events it dropped for a bot that read too slowly
+                // (PROTOCOL.md 7.3): the bots read as fast as they can, so it does not come.
+                Event::EventsDropped { .. } => {}
                 Event::ProtocolError { .. } => c.protocol_errors += 1,
                 // Version 2 (`--faults`): the session outlives its link.
                 Event::LinkDropped => {

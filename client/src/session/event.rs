@@ -114,6 +114,15 @@ pub enum Event {
         /// The body, still encoded.
         body: Vec<u8>,
     },
+    /// The server dropped `count` events (pushes that are not latest-wins states, such as
+    /// chat) because this client read too slowly, since it last said so (push
+    /// `ticksock.dropped`, PROTOCOL.md 7.3). The event after it in the stream is the first
+    /// kept after the drops. A game may show "messages missed"; the states it gets are the
+    /// latest, not every one.
+    EventsDropped {
+        /// Events dropped since the last such event.
+        count: u64,
+    },
     /// A push handler registered with [`Session::on_push_typed`] could not decode a body.
     BadPush {
         /// The topic.

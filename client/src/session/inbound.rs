@@ -191,7 +191,19 @@ impl Session {
     /// (dropped and counted past [`Config::max_queued_pushes`](crate::Config::max_queued_pushes)).
     fn push(&mut self, topic: &str, body: &[u8], mut sink: impl FnMut(&str, &[u8]) -> bool) {
         self.stats.pushes += 1;
-        if let Some(handler) = self.handlers.get_mut(topic) {
+        if topic == ticksock_protocol::TOPIC_DROPPED {
+            // The server's own topic: never a game's handler's, and never dropped here, since
+            // it is what tells the game it lost events.
+            match ticksock_protocol::decode_body::<u64>(body) {
+                Ok(count) => {
+                    self.stats.server_dropped_events += count;
+                    self.events.push_back(Event::EventsDropped { count });
+                }
+                Err(e) => self
+                    .events
+                    .push_back(Event::BadPush { topic: topic.to_owned(), error: crate::Error::Decode(e) }),
+            }
+        } else if let Some(handler) = self.handlers.get_mut(topic) {
             if let Err(error) = handler(body) {
                 self.events.push_back(Event::BadPush { topic: topic.to_owned(), error });
             }

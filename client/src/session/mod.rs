@@ -206,6 +206,9 @@ pub struct Stats {
     pub acks: u64,
     /// Error `redirect` answers received (followed or not).
     pub redirects: u64,
+    /// Events the server dropped because this client read too slowly, as its
+    /// `ticksock.dropped` pushes said (PROTOCOL.md 7.3).
+    pub server_dropped_events: u64,
 }
 
 /// Where the connection is, with the instants the timers count from.

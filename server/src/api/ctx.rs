@@ -27,6 +27,7 @@ pub(super) fn push_all<T: Serialize + ?Sized>(
     value: &T,
 ) -> usize {
     let mut frames = PushFrames::new(topic, value);
+    let state = hub.state_topic(topic);
     let (mut binary, mut json) = (Vec::new(), Vec::new());
     for conn in conns {
         match hub.encoding(conn) {
@@ -42,8 +43,8 @@ pub(super) fn push_all<T: Serialize + ?Sized>(
         if let Some(payload) = frames.payload(out, encoding, encodes) {
             queued += conns.len();
             out.push(match <[ConnId; 1]>::try_from(conns) {
-                Ok([conn]) => Command::Send { conn, payload, answers: None },
-                Err(conns) => Command::SendMany { conns, payload },
+                Ok([conn]) => Command::Send { conn, payload, answers: None, state },
+                Err(conns) => Command::SendMany { conns, payload, state },
             });
         }
     }
@@ -51,7 +52,8 @@ pub(super) fn push_all<T: Serialize + ?Sized>(
 }
 
 /// Queues a push that another node encoded (complete frames in both encodings) for each of
-/// `conns`, one command per encoding.
+/// `conns`, one command per encoding. Its topic is inside the frames, unread: it is an event
+/// (PROTOCOL.md 7.3).
 pub(crate) fn push_encoded(
     out: &mut Batch,
     hub: &Hub,
@@ -75,8 +77,8 @@ pub(crate) fn push_encoded(
         let payload = out.push_payload(DataOpcode::of(encoding), |buf| buf.extend_from_slice(frame));
         queued += conns.len();
         out.push(match <[ConnId; 1]>::try_from(conns) {
-            Ok([conn]) => Command::Send { conn, payload, answers: None },
-            Err(conns) => Command::SendMany { conns, payload },
+            Ok([conn]) => Command::Send { conn, payload, answers: None, state: None },
+            Err(conns) => Command::SendMany { conns, payload, state: None },
         });
     }
     queued
@@ -405,14 +407,14 @@ impl<'a> Ctx<'a> {
         let tick = self.stamp(caller);
         let payload = frames::reply(self.out, caller, tick, value)
             .unwrap_or_else(|e| frames::error(self.out, caller.id, caller.encoding, &e));
-        self.out.push(Command::Send { conn: caller.conn, payload, answers: Some(caller.id) });
+        self.out.push(Command::Send { conn: caller.conn, payload, answers: Some(caller.id), state: None });
     }
 
     /// Answers a deferred call with an error.
     pub fn reply_error(&mut self, caller: Caller, error: AppError) {
         self.deferred.remove(&caller);
         let payload = frames::error(self.out, caller.id, caller.encoding, &error);
-        self.out.push(Command::Send { conn: caller.conn, payload, answers: Some(caller.id) });
+        self.out.push(Command::Send { conn: caller.conn, payload, answers: Some(caller.id), state: None });
     }
 
     /// Pushes `value` on `topic` to one connection.
@@ -447,7 +449,8 @@ impl<'a> Ctx<'a> {
                 buf.push(ticksock_protocol::json::FRAME_CLOSE);
             }
         });
-        self.out.push(Command::Send { conn, payload, answers: None });
+        let state = self.hub.state_topic(topic);
+        self.out.push(Command::Send { conn, payload, answers: None, state });
     }
 
     /// Closes a connection with a WebSocket close frame (`code` 1000 for a normal close).

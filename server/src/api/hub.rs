@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use rustc_hash::FxHashMap;
 
 use crate::ConnId;
+use crate::bridge::StateTopic;
 use crate::cluster::Registry;
 use ticksock_protocol::Encoding;
 
@@ -75,6 +76,9 @@ pub struct Hub {
     /// In a cluster: users and groups whose count on this node changed since the registry
     /// was last told (`None` on a single node, which has no one to tell).
     changed: Option<Changed>,
+    /// The topics the game declared latest-wins ([`Router::latest_wins`](crate::Router)):
+    /// the one at `i` is [`StateTopic`] `i + 1` (0 is replication's `replica`).
+    latest_wins: Vec<Box<str>>,
 }
 
 /// (name, connections on this node) pairs, as the registry takes them.
@@ -106,6 +110,22 @@ impl Hub {
     /// An empty hub with this user policy.
     pub fn new(policy: UserPolicy) -> Self {
         Self { policy, ..Self::default() }
+    }
+
+    /// Takes the topics the game declared latest-wins.
+    pub(crate) fn set_latest_wins(&mut self, topics: &[Box<str>]) {
+        self.latest_wins = topics.to_vec();
+    }
+
+    /// The latest-wins topic `topic` is, if it is one: looked up once per push, never per
+    /// recipient (a game declares a few, so a list beats a map).
+    pub(crate) fn state_topic(&self, topic: &str) -> Option<StateTopic> {
+        if topic == ticksock_protocol::replica::TOPIC_REPLICA {
+            return Some(StateTopic::REPLICA);
+        }
+        let at = self.latest_wins.iter().position(|t| &**t == topic)?;
+        // Cannot truncate: `Router::latest_wins` refuses a 65 536th topic.
+        Some(StateTopic(u16::try_from(at + 1).unwrap_or(u16::MAX)))
     }
 
     /// Makes this hub a cluster node's: it answers for the other nodes too, from `remote`,

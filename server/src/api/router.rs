@@ -38,6 +38,8 @@ type Handler<G> = Box<dyn Fn(&mut G, &mut Ctx<'_>, Caller, &[u8]) -> Handled + S
 pub struct Router<G> {
     names: HashMap<Box<str>, RouteId>,
     handlers: Vec<Route<G>>,
+    /// Push topics declared latest-wins, in the order declared.
+    latest_wins: Vec<Box<str>>,
 }
 
 struct Route<G> {
@@ -49,7 +51,7 @@ struct Route<G> {
 
 impl<G: 'static> Default for Router<G> {
     fn default() -> Self {
-        Self { names: HashMap::new(), handlers: Vec::new() }
+        Self { names: HashMap::new(), handlers: Vec::new(), latest_wins: Vec::new() }
     }
 }
 
@@ -148,6 +150,31 @@ impl<G: 'static> Router<G> {
         self
     }
 
+    /// Declares pushes on `topic` latest-wins: each one is the whole state of something (a
+    /// room's positions, a score), so a client that does not keep up is sent the latest one
+    /// and never a stale one behind it: a newer push on `topic` replaces one still held back
+    /// for that client (PROTOCOL.md 7.3). Pushes on other topics are events: held in order,
+    /// and past `Config::max_held_events` dropped oldest-first, with a count the client sees.
+    /// Replication's `replica` is latest-wins without being declared.
+    ///
+    /// # Panics
+    /// If `topic` is declared twice, or more than 65 535 topics are: bugs in the game, found
+    /// when the server starts.
+    pub fn latest_wins(&mut self, topic: &str) -> &mut Self {
+        assert!(
+            !self.latest_wins.iter().any(|t| &**t == topic),
+            "topic `{topic}` declared latest-wins twice"
+        );
+        assert!(self.latest_wins.len() < usize::from(u16::MAX), "more than 65 535 latest-wins topics");
+        self.latest_wins.push(topic.into());
+        self
+    }
+
+    /// The topics declared latest-wins, for the hub.
+    pub(crate) fn latest_wins_topics(&self) -> &[Box<str>] {
+        &self.latest_wins
+    }
+
     /// What a route requires.
     pub(crate) fn guard(&self, route: RouteId) -> Option<&super::Guard> {
         self.handlers.get(usize::from(route.0)).map(|r| &r.guard)
@@ -215,6 +242,19 @@ mod tests {
         let mut router = Router::<()>::default();
         router.route(&"r".repeat(ticksock_protocol::MAX_ROUTE_LEN), unit);
         assert!(router.table().get(&"r".repeat(64)).is_some());
+    }
+
+    #[test]
+    fn latest_wins_topics_are_kept_in_the_order_declared() {
+        let mut router = Router::<()>::default();
+        router.latest_wins("state").latest_wins("score");
+        assert_eq!(router.latest_wins_topics(), [Box::from("state"), Box::from("score")]);
+    }
+
+    #[test]
+    #[should_panic(expected = "topic `state` declared latest-wins twice")]
+    fn a_topic_declared_twice_is_a_bug() {
+        Router::<()>::default().latest_wins("state").latest_wins("state");
     }
 
     #[test]

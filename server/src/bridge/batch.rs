@@ -96,7 +96,7 @@ impl Batch {
         self.commands.iter().flat_map(move |command| {
             let (conns, payload): (&[ConnId], Option<Payload>) = match command {
                 Command::Send { conn, payload, .. } => (std::slice::from_ref(conn), Some(*payload)),
-                Command::SendMany { conns, payload } => (conns, Some(*payload)),
+                Command::SendMany { conns, payload, .. } => (conns, Some(*payload)),
                 Command::Close { .. } => (&[], None),
             };
             conns.iter().filter_map(move |&conn| payload.map(|p| (conn, self.payload(p))))
@@ -111,7 +111,7 @@ impl Batch {
     /// Queues `payload` (copied into the batch) for `conn`.
     pub fn send(&mut self, conn: ConnId, opcode: DataOpcode, payload: &[u8]) {
         let payload = self.push_payload(opcode, |out| out.extend_from_slice(payload));
-        self.commands.push(Command::Send { conn, payload, answers: None });
+        self.commands.push(Command::Send { conn, payload, answers: None, state: None });
     }
 
     /// Appends one payload to the buffer with `write`, which cannot fail.

@@ -85,6 +85,19 @@ pub enum ToLogic {
     Shutdown,
 }
 
+/// A push topic the game declared latest-wins ([`Router::latest_wins`](crate::Router), and
+/// replication's `replica`): to a connection that does not keep up, a newer push on it
+/// replaces one still held back (PROTOCOL.md 7.3). Numbered by the logic thread, so that the
+/// reactor compares two small numbers, never topic names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StateTopic(pub u16);
+
+impl StateTopic {
+    /// Replication's topic `replica`: each update is relative to a baseline the client
+    /// acknowledged and still holds, so only the latest matters.
+    pub const REPLICA: StateTopic = StateTopic(0);
+}
+
 /// From the logic thread to the reactor. Commands arrive in batches, one batch per wake, so
 /// the reactor writes all of a batch's frames for one connection with one flush (a burst of
 /// broadcasts is flushed a slice of connections per turn, each still with one flush).
@@ -99,6 +112,8 @@ pub enum Command {
         /// The callback id it answers, for a Reply or an Error: a version 2 session keeps the
         /// answer by that id until the client acknowledges it (PROTOCOL.md 11.6).
         answers: Option<u32>,
+        /// For a push on a latest-wins topic, that topic; `None` for an event (or a reply).
+        state: Option<StateTopic>,
     },
     /// Queue one frame on many connections: a push to a group or to all. Its bytes are in
     /// the batch once, and the reactor copies them into each recipient's queue, so a push to
@@ -108,6 +123,8 @@ pub enum Command {
         conns: Vec<ConnId>,
         /// The frame, in the batch's buffer.
         payload: Payload,
+        /// For a push on a latest-wins topic, that topic; `None` for an event.
+        state: Option<StateTopic>,
     },
     /// Close a connection with a WebSocket close frame.
     Close {

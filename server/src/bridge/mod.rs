@@ -20,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 pub use batch::{Batch, DataOpcode, Frame, Payload};
 pub(crate) use doorbell::{Bell, Doorbell, InboundCount};
-pub use messages::{Command, Credentials, ToLogic};
+pub use messages::{Command, Credentials, StateTopic, ToLogic};
 pub use routes::{RouteId, RouteTable};
 
 /// The most messages the reactor puts in one batch for the logic thread. Big enough that a

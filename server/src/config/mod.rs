@@ -163,12 +163,67 @@ pub struct Config {
     pub write_coalesce_bytes: usize,
     /// The most bytes queued for one connection that its peer has not read yet.
     ///
-    /// A client that stops reading while the server writes to it is dropped (close 1008) when
-    /// it crosses this. Must exceed `--write-coalesce-bytes`.
+    /// Pushes to a client that reads too slowly are held back by class past
+    /// `--hold-after-bytes`; what this caps is then its queue and the replies held for it: a
+    /// client whose replies alone cross it is closed (1008). Must exceed
+    /// `--write-coalesce-bytes`.
     ///
     /// Default 1 MiB.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_outbound_bytes)]
     pub max_outbound_bytes: usize,
+    /// Unwritten bytes queued for one connection from which the server holds its frames back
+    /// by class (PROTOCOL.md 7.3): replies all kept, in order; a newer state on a latest-wins
+    /// topic in place of the one held; other pushes (events) kept up to `--max-held-events`.
+    ///
+    /// What is queued stands between a new state and the client: at a client's reading rate
+    /// R, a state it draws is about this many bytes over R old (16 KiB at 100 KB/s: a sixth of
+    /// a second), plus what the kernel buffers (`--tcp-notsent-lowat`). A client that keeps up
+    /// never queues this much between two flushes (a tick's state is a few KiB), so holding
+    /// costs it nothing. Must be below `--max-outbound-bytes`.
+    ///
+    /// Default 16 KiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().hold_after_bytes)]
+    pub hold_after_bytes: usize,
+    /// The most bytes a connection's socket keeps unsent in the kernel (Linux's
+    /// `TCP_NOTSENT_LOWAT`); 0 leaves the system's setting. Past it a write takes nothing, so
+    /// what a slow reader is sent waits in the server, where it is held back by class
+    /// (`--hold-after-bytes`), instead of in a kernel buffer that grows to megabytes
+    /// (`tcp_wmem`), where every state waits its turn.
+    ///
+    /// Bytes in flight (sent, not acknowledged) are not counted, so a fast client's throughput
+    /// does not depend on it; a slow reader's states are about this many bytes older. Without
+    /// it, a loopback client reading 50 KB/s drew states 5.4 s old after 6 s
+    /// (docs/BENCHMARKS.md, issue 18, slow readers).
+    ///
+    /// Default 16 KiB.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().tcp_notsent_lowat)]
+    pub tcp_notsent_lowat: usize,
+    /// The most events (pushes on topics that are not latest-wins) held back for one slow
+    /// connection; past it the oldest is dropped and counted, and the client is told the count
+    /// (push `ticksock.dropped`, PROTOCOL.md 7.3).
+    ///
+    /// A burst of chat at 30 lines a tick is 256 lines in 8 ticks: a client briefly behind (a
+    /// mobile link stalling for a second) loses nothing of a normal conversation, while a
+    /// client that stays behind costs at most this many frames.
+    ///
+    /// Default 256.
+    #[arg(long, value_name = "COUNT", default_value_t = Config::default().max_held_events)]
+    pub max_held_events: usize,
+    /// How long a connection whose frames are held back may take nothing from its socket
+    /// before it is closed (4005, PROTOCOL.md 7.5; a version 2 link is dropped, and its session
+    /// waits for a resume). A slow reader that takes anything at all stays.
+    ///
+    /// Long enough for a mobile link's stall (a few seconds) or a tab the browser throttles,
+    /// short enough that a client that has stopped reading does not hold its frames for long.
+    ///
+    /// Default 15 s.
+    #[arg(
+        long = "stalled-reader-timeout-ms",
+        value_name = "MS",
+        value_parser = units::millis,
+        default_value = units::in_millis(Config::default().stalled_reader_timeout)
+    )]
+    pub stalled_reader_timeout: Duration,
     /// The largest HTTP upgrade request (request line and headers); a larger one is answered
     /// `431` and closed.
     ///
@@ -473,6 +528,10 @@ impl Default for Config {
             read_buffer_bytes: 2 << 10,
             write_coalesce_bytes: 64 << 10,
             max_outbound_bytes: 1 << 20,
+            hold_after_bytes: 16 << 10,
+            tcp_notsent_lowat: 16 << 10,
+            max_held_events: 256,
+            stalled_reader_timeout: Duration::from_secs(15),
             max_handshake_bytes: 8 << 10,
             handshake_timeout: Duration::from_secs(5),
             allowed_origins: AllowedOrigins::same_host(),
@@ -614,6 +673,9 @@ impl Config {
             (self.outbound_queue == 0, "--outbound-queue"),
             (self.read_budget == 0, "--read-budget"),
             (self.broadcast_flush_slice == 0, "--broadcast-flush-slice"),
+            (self.hold_after_bytes == 0, "--hold-after-bytes"),
+            (self.max_held_events == 0, "--max-held-events"),
+            (self.stalled_reader_timeout.is_zero(), "--stalled-reader-timeout-ms"),
             (self.rate_messages_per_sec == 0, "--rate-messages-per-sec"),
             (self.rate_burst_messages == 0, "--rate-burst-messages"),
             (self.rate_bytes_per_sec == 0, "--rate-bytes-per-sec"),
@@ -623,6 +685,9 @@ impl Config {
         }
         if self.max_outbound_bytes <= self.write_coalesce_bytes {
             return bad("--max-outbound-bytes must exceed --write-coalesce-bytes".into());
+        }
+        if self.hold_after_bytes >= self.max_outbound_bytes {
+            return bad("--hold-after-bytes must be below --max-outbound-bytes".into());
         }
         if self.max_frame_bytes > self.max_message_bytes {
             return bad("--max-frame-bytes must not exceed --max-message-bytes".into());

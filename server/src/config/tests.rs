@@ -155,7 +155,7 @@ fn the_readme_s_limits_and_cluster_tables_state_the_defaults() {
 /// the rule (`false`) or just over it (`true`).
 type Rule = (&'static str, fn(&mut Config, bool));
 
-const RULES: [Rule; 17] = [
+const RULES: [Rule; 21] = [
     ("--tick-hz must be at least 1", |c, over| c.tick_hz = if over { 0 } else { 1 }),
     ("--max-connections must be at least 1", |c, over| c.max_connections = usize::from(!over)),
     ("--read-buffer-bytes must be at least 1", |c, over| c.read_buffer_bytes = usize::from(!over)),
@@ -167,6 +167,14 @@ const RULES: [Rule; 17] = [
     ("--rate-messages-per-sec must be at least 1", |c, over| c.rate_messages_per_sec = u32::from(!over)),
     ("--rate-burst-messages must be at least 1", |c, over| c.rate_burst_messages = u32::from(!over)),
     ("--rate-bytes-per-sec must be at least 1", |c, over| c.rate_bytes_per_sec = u32::from(!over)),
+    ("--hold-after-bytes must be at least 1", |c, over| c.hold_after_bytes = usize::from(!over)),
+    ("--max-held-events must be at least 1", |c, over| c.max_held_events = usize::from(!over)),
+    ("--stalled-reader-timeout-ms must be at least 1", |c, over| {
+        c.stalled_reader_timeout = Duration::from_millis(u64::from(!over))
+    }),
+    ("--hold-after-bytes must be below --max-outbound-bytes", |c, over| {
+        c.hold_after_bytes = if over { c.max_outbound_bytes } else { c.max_outbound_bytes - 1 };
+    }),
     ("--rate-burst-bytes must be at least --max-message-bytes", |c, over| {
         c.max_message_bytes = 4096;
         c.max_frame_bytes = 4096;
@@ -174,6 +182,7 @@ const RULES: [Rule; 17] = [
     }),
     ("--max-outbound-bytes must exceed --write-coalesce-bytes", |c, over| {
         c.session_replay_bytes = 1;
+        c.hold_after_bytes = 1;
         c.write_coalesce_bytes = 4096;
         c.max_outbound_bytes = if over { 4096 } else { 4097 };
     }),

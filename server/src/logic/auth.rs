@@ -288,7 +288,7 @@ impl<G: Game> Logic<G> {
                     &(),
                 );
             });
-        self.fx.out.push(Command::Send { conn, payload, answers: None });
+        self.fx.out.push(Command::Send { conn, payload, answers: None, state: None });
         self.fx.hub.handle_closing(conn);
         self.fx.out.push(Command::Close {
             conn,

@@ -101,6 +101,8 @@ impl<G: Game> Logic<G> {
     pub fn new(game: G) -> Self {
         let mut router = Router::default();
         G::routes(&mut router);
+        let mut hub = Hub::new(G::USER_POLICY);
+        hub.set_latest_wins(router.latest_wins_topics());
         let auth = game.authenticator().map(|verifier| {
             auth::Auth::new(verifier, router.add_auth_route(), crate::Config::default().auth_grace)
         });
@@ -113,7 +115,7 @@ impl<G: Game> Logic<G> {
                 out: Batch::default(),
                 scratch: Vec::new(),
                 deferred: HashSet::new(),
-                hub: Hub::new(G::USER_POLICY),
+                hub,
                 encodes: 0,
                 cluster: None,
                 jobs: crate::jobs::Jobs::inline(crate::Config::default().job_queue),
@@ -441,7 +443,7 @@ impl<G: Game> Logic<G> {
                 }
                 let error = match outcome {
                     Ok(Ok(Some(payload))) => {
-                        self.fx.out.push(Command::Send { conn, payload, answers: Some(id) });
+                        self.fx.out.push(Command::Send { conn, payload, answers: Some(id), state: None });
                         None
                     }
                     Ok(Ok(None)) => None,
@@ -544,7 +546,7 @@ impl<G: Game> Logic<G> {
     fn send_error(&mut self, caller: Caller, error: &AppError) {
         self.count_error(error.code);
         let payload = crate::api::frames::error(&mut self.fx.out, caller.id, caller.encoding, error);
-        self.fx.out.push(Command::Send { conn: caller.conn, payload, answers: Some(caller.id) });
+        self.fx.out.push(Command::Send { conn: caller.conn, payload, answers: Some(caller.id), state: None });
     }
 
     fn count_error(&mut self, code: u16) {

@@ -49,6 +49,7 @@ impl Reactor {
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!("set_nodelay for {peer}: {e}");
             }
+            limit_unsent(&stream, self.config.tcp_notsent_lowat, peer);
             let entry = self.conns.vacant_entry();
             let index = entry.key();
             let Ok(slot) = u32::try_from(index) else { continue };
@@ -150,4 +151,20 @@ impl Reactor {
             }
         }
     }
+}
+
+/// Keeps at most `lowat` bytes unsent in the kernel for this socket (`TCP_NOTSENT_LOWAT`;
+/// 0 leaves the system's setting): past it a write takes nothing and the socket is not
+/// writable, so what a slow reader is sent waits in the reactor, where a newer state can still
+/// replace an older one (`Config::tcp_notsent_lowat`). Linux only; elsewhere it does nothing.
+fn limit_unsent(stream: &mio::net::TcpStream, lowat: usize, peer: std::net::SocketAddr) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if lowat > 0 {
+        let lowat = u32::try_from(lowat).unwrap_or(u32::MAX);
+        if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(lowat) {
+            tracing::debug!("TCP_NOTSENT_LOWAT for {peer}: {e}");
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (stream, lowat, peer);
 }

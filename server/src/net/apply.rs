@@ -5,6 +5,7 @@ use bytes::Bytes;
 use crossbeam_channel::TryRecvError;
 
 use super::Reactor;
+use super::hold::Class;
 use super::lifecycle::{Lifecycle, is_burst};
 use crate::bridge::{Batch, Command};
 
@@ -39,28 +40,30 @@ impl Reactor {
     /// broadcasts' recipients to the flush backlog.
     fn apply(&mut self, command: Command, payloads: &[u8], burst: bool) {
         match command {
-            Command::Send { conn, payload, answers } => {
+            Command::Send { conn, payload, answers, state } => {
                 let bytes = payload.bytes(payloads);
                 let copy = || Bytes::copy_from_slice(bytes);
-                if !self.send_to_session(conn, payload.opcode(), copy, answers, false)
+                // Echo mode's frames answer the messages it echoes: all kept, as replies are.
+                let class = if self.config.echo { Class::Reply(0) } else { Class::of(answers, state) };
+                if !self.send_to_session(conn, payload.opcode(), copy, class, false)
                     && let Some(index) = self.live_index(conn)
                 {
-                    self.send_data(index, payload.opcode(), bytes);
+                    self.send_classed(index, payload.opcode(), bytes, copy, class, false);
                 }
             }
-            Command::SendMany { conns, payload } => {
+            Command::SendMany { conns, payload, state } => {
                 let bytes = payload.bytes(payloads);
-                // Sessions hold the frame until acknowledged: one copy, shared by all of them.
+                let class = Class::of(None, state);
+                // Sessions hold the frame until acknowledged, and slow readers hold it back:
+                // one copy, shared by all of them.
                 let mut held: Option<Bytes> = None;
                 for conn in conns {
-                    let shared = || held.get_or_insert_with(|| Bytes::copy_from_slice(bytes)).clone();
-                    if self.send_to_session(conn, payload.opcode(), shared, None, burst) {
+                    let mut shared = || held.get_or_insert_with(|| Bytes::copy_from_slice(bytes)).clone();
+                    if self.send_to_session(conn, payload.opcode(), &mut shared, class, burst) {
                         continue;
                     }
-                    match self.live_index(conn) {
-                        Some(index) if burst => self.send_broadcast(index, payload.opcode(), bytes),
-                        Some(index) => self.send_data(index, payload.opcode(), bytes),
-                        None => {}
+                    if let Some(index) = self.live_index(conn) {
+                        self.send_classed(index, payload.opcode(), bytes, shared, class, burst);
                     }
                 }
             }
@@ -71,6 +74,8 @@ impl Reactor {
                     self.end_session(conn, false);
                     return;
                 };
+                // What the game sent before the close goes before it.
+                self.release_all_held(index);
                 match self.conns[index].lifecycle {
                     Lifecycle::Ending { drop_after_close: true } => self.close_and_drop(index, code, reason),
                     Lifecycle::Ending { drop_after_close: false } => {

@@ -18,6 +18,7 @@ use tungstenite::Message;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode};
 
 use super::heartbeat::Liveness;
+use super::hold::Hold;
 use super::http::Http;
 use super::lifecycle::{Lifecycle, Strikes};
 use super::outbound::QueueFull;
@@ -66,6 +67,9 @@ pub(super) struct Connection {
     pub(super) carries: Carries,
     /// A close frame came from the peer: for a session, the end, not a drop.
     pub(super) peer_closed: bool,
+    /// Frames held back while its socket does not keep up (see [`hold`](super::hold)); boxed
+    /// and made only then, so a connection that keeps up pays a pointer.
+    pub(super) hold: Option<Box<Hold>>,
 }
 
 /// What a link carries.
@@ -127,6 +131,7 @@ impl Connection {
             version: Version::V1,
             carries: Carries::Itself,
             peer_closed: false,
+            hold: None,
         }
     }
 
@@ -205,6 +210,12 @@ impl Connection {
             Ok(()) => WriteOutcome::Queued,
             Err(QueueFull) => WriteOutcome::Overflow,
         }
+    }
+
+    /// Bytes in its outbound queue not written yet (0 before its upgrade).
+    #[inline]
+    pub(super) fn queued(&mut self) -> usize {
+        self.link().map_or(0, |link| link.socket_mut().queued())
     }
 
     /// Whether the logic thread was told about it (so it must be told when it goes): from

@@ -11,6 +11,7 @@ use tungstenite::Message;
 
 use super::Reactor;
 use super::connection::Carries;
+use super::hold::{Class, HeldOut, Released, dropped_notice};
 use super::inbound::{self, InboundV2};
 use super::lifecycle::{Lifecycle, Stage};
 use super::session::replay::HeldFrame;
@@ -122,7 +123,7 @@ impl Reactor {
             }
             RequestVerdict::AnswerAgain => {
                 if let Some(frame) = session.answer_to(id).cloned() {
-                    self.send_to_session(sid, frame.opcode, || frame.bytes, Some(id), false);
+                    self.send_to_session(sid, frame.opcode, || frame.bytes, Class::Reply(id), false);
                 }
             }
             // Its one answer is on its way.
@@ -142,7 +143,7 @@ impl Reactor {
         let mut frame = Vec::new();
         ticksock_protocol::write_error(encoding, &mut frame, id, code, message);
         self.counters.errors[usize::from(code).min(self.counters.errors.len() - 1)] += 1;
-        self.send_to_session(sid, DataOpcode::of(encoding), || Bytes::from(frame), Some(id), false);
+        self.send_to_session(sid, DataOpcode::of(encoding), || Bytes::from(frame), Class::Reply(id), false);
     }
 
     /// Checks a Resume arriving as the first frame of the link at `index`, and carries out
@@ -183,12 +184,26 @@ impl Reactor {
                     // Never announced: it goes without a word.
                     self.sessions.end(unused);
                 }
+                // What the old link held back was never numbered: it follows the replay.
+                let carried = stale_link.and_then(|old| self.take_hold(old));
                 if let Some(old) = stale_link {
                     self.orphan(old);
                 }
                 self.send_unsequenced(index, |out| v2::write_resumed(encoding, out, received, &secret));
                 for (opcode, bytes) in replay {
                     self.send_data(index, opcode, &bytes);
+                }
+                for next in carried.into_iter().flat_map(|mut hold| std::iter::from_fn(move || hold.pop())) {
+                    let (opcode, bytes, class) = match next {
+                        Released::Frame(f) => {
+                            (f.opcode, f.bytes, f.answers.map_or(Class::Event, Class::Reply))
+                        }
+                        Released::DroppedNotice(count) => {
+                            let opcode = DataOpcode::of(encoding);
+                            (opcode, Bytes::from(dropped_notice(encoding, count)), Class::Event)
+                        }
+                    };
+                    self.send_to_session(request.conn, opcode, || bytes, class, false);
                 }
                 self.counters.resumes += 1;
                 let encoding = self.conns.get(index).map_or(encoding, |c| c.encoding);
@@ -279,25 +294,34 @@ impl Reactor {
         }
     }
 
-    /// Sends a sequenced frame (Reply, Error, Push) to `sid` if it names a version 2 session
-    /// that lives, and says whether it did: held until the client acknowledges it, and written
-    /// to its link if it has one (for a `broadcast`, with a slice of the flush backlog).
-    /// `bytes` is made only for a session (a version 1 connection needs no copy), and the
-    /// session is looked up once.
+    /// Sends a sequenced frame (Reply, Error, Push) of class `class` to `sid` if it names a
+    /// version 2 session that lives, and says whether it did: held until the client
+    /// acknowledges it, and written to its link if it has one (for a `broadcast`, with a slice
+    /// of the flush backlog). A link that does not keep up holds it back unnumbered instead
+    /// (see [`hold`](super::hold)): it is numbered when released into the link's queue, so one
+    /// conflated or dropped was never numbered. `bytes` is made only for a session (a version
+    /// 1 connection needs no copy), and the session is looked up once.
     pub(super) fn send_to_session(
         &mut self,
         sid: ConnId,
         opcode: DataOpcode,
         bytes: impl FnOnce() -> Bytes,
-        answers: Option<u32>,
+        class: Class,
         broadcast: bool,
     ) -> bool {
         // No lookup at all on a server that has no version 2 client.
         if self.sessions.len() == 0 {
             return false;
         }
+        let Some(link) = self.sessions.get(sid).map(|s| s.link()) else { return false };
+        let answers = if let Class::Reply(id) = class { Some(id) } else { None };
+        if let Some(index) = link
+            && self.holding(index)
+        {
+            self.hold_frame(index, class, HeldOut { opcode, bytes: bytes(), answers }, broadcast);
+            return true;
+        }
         let Some(session) = self.sessions.get_mut(sid) else { return false };
-        let link = session.link();
         let bytes = bytes();
         if !session.hold(HeldFrame { opcode, bytes: bytes.clone(), answers }) {
             tracing::debug!("{sid}: its replay buffer overflowed while it had no link; ending it");
@@ -311,6 +335,31 @@ impl Reactor {
             None => {}
         }
         true
+    }
+
+    /// Moves what the link at `index` holds back into its session, numbered, for a resume:
+    /// the link is going, and its session keeps what was sent to it.
+    pub(super) fn settle_hold(&mut self, index: usize) {
+        let Some(conn) = self.conns.get(index) else { return };
+        let (sid, encoding) = (conn.id, conn.encoding);
+        if !matches!(conn.carries, Carries::Session | Carries::Undecided) {
+            return;
+        }
+        let Some(mut hold) = self.take_hold(index) else { return };
+        let Some(session) = self.sessions.get_mut(sid) else { return };
+        while let Some(next) = hold.pop() {
+            let frame = match next {
+                Released::Frame(f) => HeldFrame { opcode: f.opcode, bytes: f.bytes, answers: f.answers },
+                Released::DroppedNotice(count) => HeldFrame {
+                    opcode: DataOpcode::of(encoding),
+                    bytes: Bytes::from(dropped_notice(encoding, count)),
+                    answers: None,
+                },
+            };
+            // The link is still the session's: holding drops older frames past the bound
+            // (the resume will then fail, `gap_lost`) but does not end it.
+            let _ = session.hold(frame);
+        }
     }
 
     /// Sends a frame that is not sequenced (Resumed, ResumeFailed, Ack) on the link at `index`.

@@ -42,6 +42,7 @@ pub(crate) mod data_frames;
 mod frame_bounds;
 pub mod handshake;
 pub(crate) mod heartbeat;
+pub mod hold;
 mod http;
 pub mod inbound;
 pub(crate) mod lifecycle;

@@ -57,8 +57,10 @@ pub struct OutboundQueue {
     written: usize,
     /// The most bytes the queue may hold.
     max_queued: usize,
-    /// From this many bytes queued on, [`OutboundQueue::wants_write`] says to write now.
-    coalesce: usize,
+    /// From this many bytes queued on, [`OutboundQueue::wants_write`] says to write now. A
+    /// `u32` beside `writes`, so that a connection's slot keeps its size with a hold's pointer
+    /// added (`Connection`'s size test); a coalescing size of 4 GiB would be no coalescing.
+    coalesce: u32,
     /// `write` calls since the count was last taken.
     writes: u32,
     /// Bytes moved to drop a written prefix, so tests can check what that costs.
@@ -75,7 +77,7 @@ impl OutboundQueue {
             out: Vec::new(),
             written: 0,
             max_queued,
-            coalesce,
+            coalesce: u32::try_from(coalesce).unwrap_or(u32::MAX),
             writes: 0,
             #[cfg(test)]
             moved: 0,
@@ -90,7 +92,7 @@ impl OutboundQueue {
     /// Whether enough is queued (`coalesce` bytes or more) to be worth a write before the end
     /// of the reactor's turn.
     pub fn wants_write(&self) -> bool {
-        self.queued() >= self.coalesce
+        self.queued() >= self.coalesce as usize
     }
 
     /// Queues one final, unmasked data frame of kind `opcode` carrying `payload`: its header

@@ -162,6 +162,12 @@ impl Socket {
         self.out.release_if_empty();
     }
 
+    /// Bytes queued for the peer and not written yet.
+    #[inline]
+    pub(crate) fn queued(&self) -> usize {
+        self.out.queued()
+    }
+
     /// The `write` syscalls made since the last call.
     pub(crate) fn take_writes(&mut self) -> u32 {
         self.out.take_writes()

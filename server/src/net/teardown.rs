@@ -18,6 +18,8 @@ use crate::bridge::ToLogic;
 impl Reactor {
     /// Starts the closing handshake; the connection goes when the peer answers or times out.
     pub(super) fn close(&mut self, index: usize, code: u16, reason: &'static str) {
+        // What was sent before the close goes before it.
+        self.release_all_held(index);
         let Some(conn) = self.conns.get_mut(index) else { return };
         match conn.close(code, reason, self.now, &mut self.contexts) {
             WriteOutcome::Queued => self.mark_dirty(index),
@@ -50,6 +52,7 @@ impl Reactor {
     /// Sends a close frame and ends the connection's TCP without waiting for the peer's
     /// close frame: after a protocol violation its stream cannot be trusted to carry one.
     pub(super) fn close_and_drop(&mut self, index: usize, code: u16, reason: &'static str) {
+        self.release_all_held(index);
         if let Some(conn) = self.conns.get_mut(index) {
             let _ = conn.close(code, reason, self.now, &mut self.contexts);
         }
@@ -96,6 +99,9 @@ impl Reactor {
     /// Takes a connection out of the slab and out of the poll, and tells the logic thread it
     /// has gone.
     fn take(&mut self, index: usize) -> Option<Connection> {
+        // A version 2 link's session keeps what the link held back; anything else lets it go.
+        self.settle_hold(index);
+        self.discard_hold(index);
         let mut conn = self.conns.try_remove(index)?;
         if !self.tickets.is_empty()
             && let Some(offered) = self.tickets.remove(&index)
@@ -187,6 +193,7 @@ impl Reactor {
         for (key, end) in lingered {
             self.close_lingering(key, end);
         }
+        self.close_stalled_readers();
         self.sweep_sessions(now);
         self.contexts.trim();
         for index in ping {

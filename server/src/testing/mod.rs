@@ -528,7 +528,7 @@ impl<G: Game> TestServer<G> {
                     Command::Send { conn, payload, .. } => {
                         self.queue(conn, payload.opcode(), payloads.slice_ref(payload.bytes(&payloads)))
                     }
-                    Command::SendMany { conns, payload } => {
+                    Command::SendMany { conns, payload, .. } => {
                         let frame = payloads.slice_ref(payload.bytes(&payloads));
                         for conn in conns {
                             self.queue(conn, payload.opcode(), frame.clone());

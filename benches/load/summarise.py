@@ -66,6 +66,12 @@ def main():
     print(f"  simulator CPU (steady): {steady.get('process_cpu_percent', 0):.1f}% of one core")
     print(f"  server CPU: {server_cpu:.2f} s over {wall:.2f} s = {100 * server_cpu / wall:.1f}% of one core ("
           + ", ".join(f"{t} {s:.2f} s" for t, s in sorted(threads.items()) if s > 0) + ")")
+    bots = sim.get("bots") or 0
+    if bots:
+        # CPU per bot-second: the server's over the whole run (ramp and settle included), the
+        # simulator's over its steady window.
+        print(f"  CPU per bot-second: server {1e6 * server_cpu / (wall * bots):.1f} us, simulator "
+              f"{1e6 * steady.get('process_cpu_percent', 0) / 100 / bots:.1f} us")
     if handled:
         print(f"  server CPU per request handled: {1e6 * server_cpu / handled:.2f} us ({handled:.0f} requests)")
         sent = sim.get("sent", 0)

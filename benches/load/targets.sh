@@ -5,7 +5,9 @@
 #   benches/load/targets.sh [case...]     cases: idle echo game sweep   (default: all)
 #
 # Environment: SERVER_ARGS adds flags to every server (e.g. "--logic-priority raised");
-# SWEEP_BOTS sets the sweep's bot counts (default "1000 1500 2000 2500 3000").
+# SWEEP_BOTS sets the sweep's bot counts (default "1000 1500 2000 2500 3000"); SERVER and SIM
+# name other binaries (another build's, to compare: nothing is built then); OUT the directory
+# for the raw files (default target/load); TAG a suffix for the cases' names.
 #
 # Each case starts a fresh server on a free port, runs client-sim, reads the server's CPU
 # time per thread from /proc, scrapes GET /metrics, stops the server, and summarises with
@@ -13,17 +15,20 @@
 # machine: the server and the simulator share the two cores, which is the point.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-OUT=target/load
+OUT=${OUT:-target/load}
 mkdir -p "$OUT"
-cargo build --release -q -p ticksock-arena -p client-sim
-SERVER=target/release/ticksock-arena
-SIM=target/release/client-sim
+if [ -z "${SERVER:-}${SIM:-}" ]; then
+  cargo build --release -q -p ticksock-arena -p client-sim
+fi
+SERVER=${SERVER:-target/release/ticksock-arena}
+SIM=${SIM:-target/release/client-sim}
+TAG=${TAG:-}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # run_case NAME [server args...] -- [client-sim args...]
 run_case() {
-  local name=$1; shift
+  local name=$1$TAG; shift
   local sargs=()
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do sargs+=("$1"); shift; done
   shift

@@ -291,15 +291,29 @@ pub(crate) fn put<T: Encode>(out: &mut Vec<u8>, value: T) {
 /// The largest integer whose varint (section 3.1 of PROTOCOL.md) is the one byte of its value.
 const ONE_BYTE_UINT: u8 = 250;
 
-/// Appends an unsigned integer's varint: the byte itself below 251, the common case in every
-/// frame header (tags, callback ids, short lengths), else through bincode. Bincode picks the
+/// Varint markers (section 3.1 of PROTOCOL.md): a `u16`, or a `u32`, follows little-endian.
+const U16_FOLLOWS: u8 = 251;
+const U32_FOLLOWS: u8 = 252;
+
+/// Appends an unsigned integer's varint, the forms of every frame header (tags, callback ids,
+/// lengths, ticks below 2^32) written in place, a `u64`'s through bincode. Bincode picks the
 /// varint's width by the value, not the type, so this is `put` of any unsigned type holding
-/// `value`, at a few instructions instead of bincode's writer (66 an echo call, callgrind).
+/// `value` (tested against it), at a few instructions instead of bincode's writer (66 an echo
+/// call, callgrind).
 #[inline]
 pub(crate) fn put_uint(out: &mut Vec<u8>, value: u64) {
-    match u8::try_from(value) {
-        Ok(byte) if byte <= ONE_BYTE_UINT => out.push(byte),
-        _ => put(out, value),
+    if let Ok(byte) = u8::try_from(value)
+        && byte <= ONE_BYTE_UINT
+    {
+        out.push(byte);
+    } else if let Ok(short) = u16::try_from(value) {
+        out.push(U16_FOLLOWS);
+        out.extend_from_slice(&short.to_le_bytes());
+    } else if let Ok(word) = u32::try_from(value) {
+        out.push(U32_FOLLOWS);
+        out.extend_from_slice(&word.to_le_bytes());
+    } else {
+        put(out, value);
     }
 }
 
@@ -338,20 +352,27 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    /// A `u32` field: [`Reader::field`], with its one-byte varint read in place.
+    /// A `u32` field: [`Reader::field`], with its varint read in place when it is in its
+    /// shortest form (the only form a sender writes, section 3.1); any other (bincode decides
+    /// whether it is an error) is bincode's to read, so values and errors are the same.
     #[inline]
     pub(crate) fn u32_field(
         &mut self,
         field: &'static str,
         callback_id: Option<u32>,
     ) -> Result<u32, FrameError> {
-        match *self.rest {
-            [byte, ref rest @ ..] if byte <= ONE_BYTE_UINT => {
-                self.rest = rest;
-                Ok(u32::from(byte))
+        let (value, used) = match *self.rest {
+            [byte, ..] if byte <= ONE_BYTE_UINT => (u32::from(byte), 1),
+            [U16_FOLLOWS, lo, hi, ..] if u16::from_le_bytes([lo, hi]) > u16::from(ONE_BYTE_UINT) => {
+                (u32::from(u16::from_le_bytes([lo, hi])), 3)
             }
-            _ => self.field(field, callback_id),
-        }
+            [U32_FOLLOWS, a, b, c, d, ..] if u32::from_le_bytes([a, b, c, d]) > u32::from(u16::MAX) => {
+                (u32::from_le_bytes([a, b, c, d]), 5)
+            }
+            _ => return self.field(field, callback_id),
+        };
+        self.rest = &self.rest[used..];
+        Ok(value)
     }
 
     /// A string field: [`Reader::field`], read in place when its length is one byte and the
@@ -385,7 +406,21 @@ mod tests {
 
     #[test]
     fn the_varint_fast_paths_write_and_read_what_bincode_does() {
-        let values = [0u64, 1, 249, 250, 251, 252, 255, 256, 65_535, 65_536, u64::from(u32::MAX), u64::MAX];
+        let values = [
+            0u64,
+            1,
+            249,
+            250,
+            251,
+            252,
+            255,
+            256,
+            65_535,
+            65_536,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            u64::MAX,
+        ];
         for value in values {
             let (mut fast, mut slow) = (Vec::new(), Vec::new());
             put_uint(&mut fast, value);
@@ -414,7 +449,18 @@ mod tests {
     fn the_fast_paths_fail_as_bincode_does() {
         // Cut short, not UTF-8, a wide varint cut short: each must fail the same way with the
         // fast path as through bincode alone.
-        let cases: [&[u8]; 5] = [&[3, b'a'], &[2, 0xff, 0xfe], &[251, 1], &[], &[252, 0, 0]];
+        let cases: [&[u8]; 9] = [
+            &[3, b'a'],
+            &[2, 0xff, 0xfe],
+            &[251, 1],
+            &[],
+            &[252, 0, 0],
+            // Longer forms than needed: bincode's to judge.
+            &[251, 5, 0],
+            &[252, 7, 1, 0, 0],
+            &[252, 0xff, 0xff, 0, 0],
+            &[253, 1, 0, 0, 0, 0, 0, 0, 0],
+        ];
         for bytes in cases {
             let fast = Reader::new(bytes).str_field("route", Some(7)).map_err(|e| e.to_string());
             let slow = Reader::new(bytes).field::<&str>("route", Some(7)).map_err(|e| e.to_string());

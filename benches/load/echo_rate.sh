@@ -1,31 +1,39 @@
 #!/usr/bin/env bash
-# `server --echo` under a plain WebSocket generator at a fixed rate: the issue's
-# "5000 conns x 20 calls/s" column, as a generic generator would measure it.
+# `server --echo` (or, with --protocol, the arena's `echo` route) under ws_echo_load: one
+# generator for both server paths, at a fixed rate or with a window in flight.
 #
-#   benches/load/echo_rate.sh CONNECTIONS RATE SECONDS [server flags...]
-#   benches/load/echo_rate.sh 5000 20 10
+#   benches/load/echo_rate.sh [--protocol] CONNECTIONS RATE SECONDS [server flags...]
+#   benches/load/echo_rate.sh 5000 20 10               # the issue's 5000 conns x 20 calls/s, --echo
+#   benches/load/echo_rate.sh --protocol 5000 5 10     # the same generator through the protocol
+#   WINDOW=8 benches/load/echo_rate.sh 1000 0 10       # RATE 0: 8 in flight on each, throughput
 #
-# Starts a fresh release server in echo mode on a free port, runs ws_echo_load (RATE 32-byte
-# messages a second on each connection, at most 64 in flight), and prints the generator's
-# round trips and CPU (/usr/bin/time) and the server's CPU per thread over the measured
-# seconds (from /proc, once every connection is up).
+# Starts a fresh release server on a free port (`--echo`, or the game with its rate limit
+# lifted for --protocol), runs ws_echo_load (RATE 32-byte messages a second on each
+# connection, at most WINDOW in flight, 64 by default), and prints the generator's round trips
+# and CPU (/usr/bin/time) and the server's CPU per thread over the measured seconds (from
+# /proc, once every connection is up). echo_ab.sh alternates the two paths and sums them up.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -ge 3 ] || { sed -n 2,9p "$0"; exit 2; }
+source benches/load/load_lib.sh
+protocol=()
+if [ "${1:-}" = --protocol ]; then protocol=(--protocol); shift; fi
+[ $# -ge 3 ] || { sed -n 2,15p "$0"; exit 2; }
 conns=$1 rate=$2 seconds=$3; shift 3
+window=${WINDOW:-64}
 cargo build --release -q -p ticksock-arena -p benches --bin ticksock-arena --bin ws_echo_load
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/release/ticksock-arena --echo --listen "127.0.0.1:$port" "$@" > target/echo_rate.server.log 2>&1 &
+port=$(free_port)
+if [ ${#protocol[@]} -gt 0 ]; then mode=(--rate-messages-per-sec 1000000); else mode=(--echo); fi
+target/release/ticksock-arena "${mode[@]}" --listen "127.0.0.1:$port" "$@" > target/echo_rate.server.log 2>&1 &
 spid=$!
 trap 'kill -INT $spid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-threads() { for t in /proc/$spid/task/*; do echo "$(cat "$t/comm") $(awk '{print $14+$15}' "$t/stat")"; done; }
+fds0=$(ls "/proc/$spid/fd" | wc -l)
 /usr/bin/time -f "generator CPU: user %U s, system %S s, over %e s (connecting included)" \
-  target/release/ws_echo_load "127.0.0.1:$port" "$conns" 64 "$seconds" 32 "$rate" &
+  target/release/ws_echo_load "${protocol[@]}" "127.0.0.1:$port" "$conns" "$window" "$seconds" 32 "$rate" &
 gpid=$!
-# Measure from when every connection is up (the listener and a few descriptors besides).
+# Measure from when every connection is up (one descriptor each over the idle server's).
 # If the generator ends first (it could not connect), stop waiting and report its failure.
-while kill -0 $gpid 2>/dev/null && [ "$(ls "/proc/$spid/fd" | wc -l)" -lt $((conns + 5)) ]; do sleep 0.05; done
+while kill -0 $gpid 2>/dev/null && [ "$(ls "/proc/$spid/fd" | wc -l)" -lt $((conns + fds0)) ]; do sleep 0.05; done
 threads > target/echo_rate.cpu0; t0=$(date +%s.%N)
 rc=0; wait $gpid || rc=$?
 threads > target/echo_rate.cpu1; t1=$(date +%s.%N)

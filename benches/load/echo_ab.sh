@@ -9,10 +9,11 @@
 # Runs echo_rate.sh RUNS times in each mode, in the order A B B A A B ... (so neither mode
 # always goes first), keeps each run's output in target/echo_ab/, and prints one table row per
 # run (echo_ab.py): round trips from the send and from the due time, the generator's lag and
-# CPU, the server's CPU and its CPU per call. Server flags go to both modes.
+# CPU, the server's CPU and its CPU per call. Server flags go to both modes. Each run holds
+# /tmp/bench.lock, so that benchmarks of other checkouts on the machine wait for it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -ge 4 ] || { sed -n 2,12p "$0"; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,13p "$0"; exit 2; }
 runs=$1 conns=$2 rate=$3 seconds=$4; shift 4
 out=target/echo_ab
 mkdir -p "$out"
@@ -24,7 +25,7 @@ for i in $(seq "$runs"); do
     file="$out/$tag.$i.$mode.txt"
     flag=(); [ "$mode" = proto ] && flag=(--protocol)
     { echo "mode $mode, run $i, $(date -u +%H:%M:%S), load $(cut -d' ' -f1 /proc/loadavg)"
-      benches/load/echo_rate.sh "${flag[@]}" "$conns" "$rate" "$seconds" "$@" 2>&1 || echo "exit status $?"; } > "$file"
+      flock /tmp/bench.lock benches/load/echo_rate.sh "${flag[@]}" "$conns" "$rate" "$seconds" "$@" 2>&1 || echo "exit status $?"; } > "$file"
     files+=("$file")
   done
 done

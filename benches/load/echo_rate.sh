@@ -6,6 +6,8 @@
 #   benches/load/echo_rate.sh 5000 20 10               # the 5000 conns x 20 calls/s, --echo
 #   benches/load/echo_rate.sh --protocol 5000 5 10     # the same generator through the protocol
 #   WINDOW=8 benches/load/echo_rate.sh 1000 0 10       # RATE 0: 8 in flight on each, throughput
+#   GENERATOR_WRAP="chrt -f 1" benches/load/echo_rate.sh 5000 5 10   # the generator under a command
+#   SERVER_WRAP="chrt -f 1" ...                        # the server under one (all its threads)
 #
 # Starts a fresh release server on a free port (`--echo`, or the game with its rate limit
 # lifted for --protocol), runs ws_echo_load (RATE 32-byte messages a second on each
@@ -17,19 +19,21 @@ cd "$(dirname "$0")/../.."
 source benches/load/load_lib.sh
 protocol=()
 if [ "${1:-}" = --protocol ]; then protocol=(--protocol); shift; fi
-[ $# -ge 3 ] || { sed -n 2,15p "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n 2,17p "$0"; exit 2; }
 conns=$1 rate=$2 seconds=$3; shift 3
 window=${WINDOW:-64}
 cargo build --release -q -p ticksock-arena -p benches --bin ticksock-arena --bin ws_echo_load
 port=$(free_port)
 if [ ${#protocol[@]} -gt 0 ]; then mode=(--rate-messages-per-sec 1000000); else mode=(--echo); fi
-target/release/ticksock-arena "${mode[@]}" --listen "127.0.0.1:$port" "$@" > target/echo_rate.server.log 2>&1 &
+${SERVER_WRAP:-} target/release/ticksock-arena "${mode[@]}" --listen "127.0.0.1:$port" "$@" > target/echo_rate.server.log 2>&1 &
 spid=$!
 trap 'kill -INT $spid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 fds0=$(ls "/proc/$spid/fd" | wc -l)
+# GENERATOR_WRAP (unquoted: a command and its arguments) runs the generator under, say,
+# `chrt -f 1`, so that other work on the machine does not delay its timer and reads.
 /usr/bin/time -f "generator CPU: user %U s, system %S s, over %e s (connecting included)" \
-  target/release/ws_echo_load "${protocol[@]}" "127.0.0.1:$port" "$conns" "$window" "$seconds" 32 "$rate" &
+  ${GENERATOR_WRAP:-} target/release/ws_echo_load "${protocol[@]}" "127.0.0.1:$port" "$conns" "$window" "$seconds" 32 "$rate" &
 gpid=$!
 # Measure from when every connection is up (one descriptor each over the idle server's).
 # If the generator ends first (it could not connect), stop waiting and report its failure.

@@ -727,7 +727,7 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         scenario: opts.scenario.name().into(),
         bots: u64::from(opts.bots),
         threads: u64::from(opts.threads.max(1)),
-        rate: opts.rate,
+        rate: if opts.scenario == Scenario::Echo { opts.echo_rate } else { opts.rate },
         window: u64::from(opts.window),
         ramp_secs: Timeline::ramp_secs(opts),
         errors: c.errors(),

@@ -36,7 +36,6 @@ ${SERVER_WRAP:-} target/release/ticksock-arena "${mode[@]}" --listen "127.0.0.1:
 spid=$!
 trap 'kill -INT $spid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-fds0=$(ls "/proc/$spid/fd" | wc -l)
 # GENERATOR_WRAP (unquoted: a command and its arguments) runs the generator under, say,
 # `chrt -f 1`, so that other work on the machine does not delay its timer and reads.
 rm -f target/echo_rate.sim.json
@@ -50,9 +49,11 @@ fi
 /usr/bin/time -f "generator CPU: user %U s, system %S s, over %e s (connecting included)" \
   ${GENERATOR_WRAP:-} "${generator[@]}" > target/echo_rate.gen.txt &
 gpid=$!
-# Measure from when every connection is up (one descriptor each over the idle server's).
+# Measure from when every connection is up: established on the server's port (a count of
+# the server's descriptors would include the probe connection above while it closes).
 # If the generator ends first (it could not connect), stop waiting and report its failure.
-while kill -0 $gpid 2>/dev/null && [ "$(ls "/proc/$spid/fd" | wc -l)" -lt $((conns + fds0)) ]; do sleep 0.05; done
+established() { ss -Htn state established "( sport = :$port )" | wc -l; }
+while kill -0 $gpid 2>/dev/null && [ "$(established)" -lt "$conns" ]; do sleep 0.05; done
 threads > target/echo_rate.cpu0; t0=$(date +%s.%N)
 rc=0; wait $gpid || rc=$?
 threads > target/echo_rate.cpu1; t1=$(date +%s.%N)

@@ -1,5 +1,6 @@
 """One table row per echo_rate.sh run (echo_ab.sh's files): the round trips, the generator's
-lag and CPU, and the server's CPU, whole and per call, in Markdown.
+lag and CPU, and the server's CPU, whole and per call, in Markdown; then one row per mode with
+the range of each figure over its runs.
 
     python3 benches/load/echo_ab.py target/echo_ab/*.txt
 """
@@ -47,7 +48,37 @@ def row(path):
 
 HEADER = ["mode", "run", "load", "echoes/s", "rtt p50/p99/max ms", "from due p50/p99/max ms",
           "send lag p50/p99/max ms", "server CPU (threads, s)", "server µs/call", "generator CPU s"]
+
+
+def span(values):
+    """`lo-hi` of the numbers among VALUES (cells that did not parse are left out)."""
+    numbers = []
+    for v in values:
+        try:
+            numbers.append(float(v))
+        except ValueError:
+            pass
+    if not numbers:
+        return "-"
+    return f"{min(numbers):g}-{max(numbers):g}" if min(numbers) != max(numbers) else f"{numbers[0]:g}"
+
+
+def ranges(rows):
+    """One row per mode: the range over its runs of each figure, part by part."""
+    print()
+    print("| mode | runs | rtt p50 / p99 / max ms | from due p99 ms | send lag p99 / max ms | server CPU % | server µs/call |")
+    print("|---|---|---|---|---|---|---|")
+    for mode in dict.fromkeys(r[0] for r in rows):
+        mine = [r for r in rows if r[0] == mode]
+        part = lambda col, i: span(r[col].split("/")[i] if "/" in r[col] else "-" for r in mine)
+        cpu = span(r[7].split(" %")[0] for r in mine)
+        print(f"| {mode} | {len(mine)} | {part(4, 0)} / {part(4, 1)} / {part(4, 2)} | {part(5, 1)} "
+              f"| {part(6, 1)} / {part(6, 2)} | {cpu} | {span(r[8] for r in mine)} |")
+
+
+rows = [row(path) for path in sys.argv[1:]]
 print("| " + " | ".join(HEADER) + " |")
 print("|" + "---|" * len(HEADER))
-for path in sys.argv[1:]:
-    print("| " + " | ".join(row(path)) + " |")
+for cells in rows:
+    print("| " + " | ".join(cells) + " |")
+ranges(rows)

@@ -8,8 +8,13 @@
 //! here is only what several benches need: one criterion configuration (small, so
 //! `cargo bench -p benches` stays within a few minutes on a 2-core machine), a tick clock, and
 //! a way to fill an arena with logged-in players.
+//!
+//! It also holds the load tools' testable parts: [`RateSchedule`] and [`echo_wire`] (what
+//! `ws_echo_load` sends and how it matches answers, plain or through the protocol).
 
 use std::time::{Duration, Instant};
+
+pub mod echo_wire;
 
 use criterion::{Criterion, Throughput};
 use ticksock_arena::Arena;

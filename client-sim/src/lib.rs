@@ -12,7 +12,8 @@
 //!   room), send `move` calls at [`Options::rate`] per second, `chat` every
 //!   [`Options::chat_interval`] seconds, and receive the room's `state` pushes, whose gaps are
 //!   measured against the tick period from the welcome.
-//! - `echo`: keep [`Options::window`] `echo` calls of [`Options::body_bytes`] in flight per bot.
+//! - `echo`: keep [`Options::window`] `echo` calls of [`Options::body_bytes`] in flight per bot,
+//!   or with [`Options::echo_rate`] send them at that rate per bot.
 //! - `churn`: connect, log in, join a room `churn-{n}`, then either leave and close with the
 //!   full WebSocket closing handshake, or (a fraction [`Options::drop_fraction`] of the cycles)
 //!   drop the socket without a close frame; wait [`Options::churn_pause`] and do it again.
@@ -144,7 +145,7 @@ pub enum Scenario {
     /// Log in, join an arena, move at `--rate`, chat now and then, receive state pushes.
     Arena,
     /// Keep `--window` echo calls in flight per bot (pure throughput; the server's per-connection
-    /// rate limit, 1000 messages/s by default, applies).
+    /// rate limit, 1000 messages/s by default, applies), or send `--echo-rate` a second per bot.
     Echo,
     /// Connect, log in, join, then leave and close cleanly or drop abruptly; again and again.
     Churn,
@@ -212,6 +213,11 @@ pub struct Options {
     /// Echo calls in flight per bot (echo scenario).
     #[arg(long, default_value_t = 1)]
     pub window: u32,
+    /// Echo scenario at a fixed rate: this many `echo` calls a second per bot, each bot at a
+    /// random phase, sent when due whatever is in flight (`--window` is then unused); 0 keeps
+    /// `--window` in flight instead.
+    #[arg(long, default_value_t = 0.0)]
+    pub echo_rate: f64,
     /// Bytes in each echo call's body (echo scenario).
     #[arg(long, default_value_t = 32)]
     pub body_bytes: usize,
@@ -465,6 +471,12 @@ impl Options {
             && !(self.whisper_rate.is_finite() && self.whisper_rate > 0.0 && self.whisper_drain >= 0.0)
         {
             return Some("--whisper-rate must be above 0 and --whisper-drain at least 0".to_owned());
+        }
+        if !(self.echo_rate.is_finite() && self.echo_rate >= 0.0) {
+            return Some("--echo-rate must be at least 0 (0: keep --window in flight)".to_owned());
+        }
+        if self.echo_rate > 0.0 && self.scenario != Scenario::Echo {
+            return Some("--echo-rate applies to the echo scenario only".to_owned());
         }
         if let Some(problem) = self.arena_problem().or_else(|| self.link_problem()) {
             return Some(problem.to_owned());
@@ -720,7 +732,7 @@ fn report(opts: &Options, total: Tally, m: Measured) -> Report {
         scenario: opts.scenario.name().into(),
         bots: u64::from(opts.bots),
         threads: u64::from(opts.threads.max(1)),
-        rate: opts.rate,
+        rate: if opts.scenario == Scenario::Echo { opts.echo_rate } else { opts.rate },
         window: u64::from(opts.window),
         ramp_secs: Timeline::ramp_secs(opts),
         errors: c.errors(),
@@ -857,5 +869,17 @@ mod tests {
         assert!(problem(|o| o.fault_early_share = 1.5).contains("shares from 0 to 1"));
         let v1 = Options { scenario: Scenario::Echo, outage_min: 500.0, ..Options::new("ws://127.0.0.1:1/") };
         assert_eq!(v1.problem(), None, "the fault settings mean nothing without --faults");
+    }
+
+    #[test]
+    fn an_echo_rate_is_for_the_echo_scenario_and_not_negative() {
+        let echo = Options { scenario: Scenario::Echo, echo_rate: 5.0, ..Options::new("ws://127.0.0.1:1/") };
+        assert_eq!(echo.problem(), None);
+        let arena = Options { scenario: Scenario::Arena, ..echo.clone() };
+        assert!(arena.problem().unwrap_or_default().contains("echo scenario only"));
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let opts = Options { echo_rate: bad, ..echo.clone() };
+            assert!(opts.problem().unwrap_or_default().contains("--echo-rate must be at least 0"), "{bad}");
+        }
     }
 }

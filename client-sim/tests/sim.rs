@@ -184,6 +184,31 @@ fn echo_bots_keep_their_window_full() {
 }
 
 #[test]
+fn echo_bots_at_a_rate_send_on_their_timers_not_on_answers() {
+    let server = start_arena();
+    let opts = Options {
+        bots: 20,
+        scenario: Scenario::Echo,
+        echo_rate: 20.0,
+        duration: 1.0,
+        ramp: 1000.0,
+        quiet: true,
+        ..Options::new(&url(server.local_addr()))
+    };
+    let report = client_sim::run(&opts).expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.error_codes);
+    assert_eq!(report.counters.echo_mismatches, 0);
+    // 20 bots x 20 calls/s for the second of steady load, plus the ramp's 20 ms and the
+    // workers' start and stop: about 400. A bot that sent on every answer (one in flight, the
+    // default window) would make thousands.
+    let calls = report.counters.calls;
+    assert!((300..=520).contains(&calls), "{calls} calls");
+    assert!(report.counters.replied + 20 >= calls, "{} of {calls} answered", report.counters.replied);
+    assert!(report.timer_late_us.count > 0, "the timers fired and were timed");
+    server.shutdown().expect("clean shutdown");
+}
+
+#[test]
 fn the_binary_exits_non_zero_when_errors_exceed_the_limit_and_writes_json() {
     // Nobody listens there: every connect fails.
     let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");

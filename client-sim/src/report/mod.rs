@@ -117,7 +117,7 @@ pub struct Report {
     pub bots: u64,
     /// Worker threads.
     pub threads: u64,
-    /// Calls per second per bot (arena).
+    /// Calls per second per bot (arena; echo: `--echo-rate`, 0 when it keeps a window).
     pub rate: f64,
     /// Echo calls in flight per bot (echo).
     pub window: u64,

@@ -273,7 +273,9 @@ impl Report {
             );
         }
         row("scenario", format!("{} ({} bots, {} threads)", self.scenario, self.bots, self.threads));
-        if self.scenario == "echo" {
+        if self.scenario == "echo" && self.rate > 0.0 {
+            row("rate", format!("{} echo calls/s per bot, sent when due", self.rate));
+        } else if self.scenario == "echo" {
             row("window", format!("{} calls in flight per bot", self.window));
         } else if self.scenario == "idle" {
             row("calls", "one echo call per connection, then silence".to_owned());

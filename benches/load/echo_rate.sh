@@ -9,6 +9,7 @@
 #   WINDOW=8 benches/load/echo_rate.sh 1000 0 10       # RATE 0: 8 in flight on each, throughput
 #   GENERATOR_WRAP="chrt -f 1" benches/load/echo_rate.sh 5000 5 10   # the generator under a command
 #   SERVER_WRAP="chrt -f 1" ...                        # the server under one (all its threads)
+#   SERVER=../base/target/release/ticksock-arena ...   # another build's server, same generator
 #
 # Starts a fresh release server on a free port (`--echo`, or the game with its rate limit
 # lifted for --protocol), runs ws_echo_load (RATE 32-byte messages a second on each
@@ -32,7 +33,7 @@ window=${WINDOW:-64}
 cargo build --release -q -p ticksock-arena -p benches -p client-sim --bin ticksock-arena --bin ws_echo_load --bin client-sim
 port=$(free_port)
 if [ ${#protocol[@]} -gt 0 ]; then mode=(--rate-messages-per-sec 1000000); else mode=(--echo); fi
-${SERVER_WRAP:-} target/release/ticksock-arena "${mode[@]}" --listen "127.0.0.1:$port" "$@" > target/echo_rate.server.log 2>&1 &
+${SERVER_WRAP:-} "${SERVER:-target/release/ticksock-arena}" "${mode[@]}" --listen "127.0.0.1:$port" "$@" > target/echo_rate.server.log 2>&1 &
 spid=$!
 trap 'kill -INT $spid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

@@ -39,29 +39,19 @@ impl Reactor {
     /// tungstenite.
     pub(super) fn read_messages(&mut self, index: usize) {
         let mut budget = self.config.read_budget;
-        if !self.backlog.is_empty() {
-            self.queue_read(index);
+        if !self.may_read(index) {
             return;
         }
-        let Some(conn) = self.conns.get_mut(index) else { return };
-        if !conn.lifecycle.reads() {
-            return;
-        }
-        if conn.link().is_some_and(|link| !link.holds_context())
+        if self.conns.get_mut(index).and_then(|conn| conn.link()).is_some_and(|link| !link.holds_context())
             && self.read_in_place(index, &mut budget) == InPlace::Done
         {
             return;
         }
         for _ in 0..budget {
-            if !self.backlog.is_empty() {
-                // The logic thread is behind: stop reading, let TCP push back.
-                self.queue_read(index);
+            if !self.may_read(index) {
                 return;
             }
             let Some(conn) = self.conns.get_mut(index) else { return };
-            if !conn.lifecycle.reads() {
-                return;
-            }
             let Some(link) = conn.link() else { return };
             let result = link.read(&mut self.contexts);
             let now = self.now;
@@ -184,6 +174,17 @@ impl Reactor {
                 self.remove(index);
             }
         }
+    }
+
+    /// Whether connection `index` may be read now: it is open and reads, and the logic thread
+    /// is not behind (if it is, the connection is queued to be read later, and TCP pushes back
+    /// on its client meanwhile).
+    fn may_read(&mut self, index: usize) -> bool {
+        if !self.backlog.is_empty() {
+            self.queue_read(index);
+            return false;
+        }
+        self.conns.get(index).is_some_and(|conn| conn.lifecycle.reads())
     }
 
     pub(super) fn queue_read(&mut self, index: usize) {

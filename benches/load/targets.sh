@@ -7,7 +7,8 @@
 # Environment: SERVER_ARGS adds flags to every server (e.g. "--logic-priority raised");
 # SWEEP_BOTS sets the sweep's bot counts (default "1000 1500 2000 2500 3000"); SERVER and SIM
 # name other binaries (another build's, to compare: nothing is built then); OUT the directory
-# for the raw files (default target/load); TAG a suffix for the cases' names.
+# for the raw files (default target/load); TAG a suffix for the cases' names; SIM_ARGS adds
+# flags to every client-sim (e.g. "--threads 2").
 #
 # Each case starts a fresh server on a free port, runs client-sim, reads the server's CPU
 # time per thread from /proc, scrapes GET /metrics, stops the server, and summarises with
@@ -40,7 +41,8 @@ run_case() {
   local t0 c0; t0=$(date +%s.%N)
   for t in /proc/$spid/task/*; do echo "$(cat "$t/comm") $(awk '{print $14+$15}' "$t/stat")"; done > "$OUT/$name.cpu0"
   local rc=0
-  "$SIM" --url "ws://127.0.0.1:$port/" --quiet --json "$OUT/$name.sim.json" --server-pid "$spid" "$@" \
+  # shellcheck disable=SC2086 # SIM_ARGS is a list of extra flags, split on purpose.
+  "$SIM" --url "ws://127.0.0.1:$port/" --quiet --json "$OUT/$name.sim.json" --server-pid "$spid" "$@" ${SIM_ARGS:-} \
     > "$OUT/$name.sim.txt" 2>&1 || rc=$?
   local t1; t1=$(date +%s.%N)
   for t in /proc/$spid/task/*; do echo "$(cat "$t/comm") $(awk '{print $14+$15}' "$t/stat")"; done > "$OUT/$name.cpu1"

@@ -68,7 +68,7 @@ impl Drop for Bell {
 }
 
 /// How many messages the reactor has sent to the logic thread that it has not handled yet.
-/// Batches vary from one message to [`TO_LOGIC_BATCH`], so the channel's capacity (in
+/// Batches vary from one message to [`TO_LOGIC_BATCH`](super::TO_LOGIC_BATCH), so the channel's capacity (in
 /// batches) cannot bound them; this count does (`Config::inbound_queue`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct InboundCount(Arc<AtomicUsize>);

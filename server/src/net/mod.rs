@@ -2,7 +2,7 @@
 //!
 //! The `Reactor` is one struct whose work is split by job, one file each: [`accept`] (new
 //! connections and their HTTP upgrade), [`read`] (WebSocket messages in), [`uplink`] (what
-//! goes to the logic thread), [`apply`] (the logic thread's batches), [`write`] (frames out,
+//! goes to the logic thread), [`apply`] (the logic thread's batches), [`write`](mod@write) (frames out,
 //! one flush per connection per turn), [`teardown`] (closes, timeouts, the shutdown stages).
 //! What it decides about a connection's life is pure code in [`lifecycle`], and the rest of
 //! its decisions are the pure modules [`handshake`], [`inbound`], [`heartbeat`], [`rate`] and
@@ -25,7 +25,7 @@
 //! per-connection budget; a connection left with unread data is queued and served on the next
 //! turn, so nothing is lost to edge-triggered readiness and no client starves the others.
 //!
-//! Messages for the logic thread travel in batches of up to [`TO_LOGIC_BATCH`], sent when
+//! Messages for the logic thread travel in batches of up to [`TO_LOGIC_BATCH`](crate::bridge::TO_LOGIC_BATCH), sent when
 //! full and at the end of each step of a turn, so that a busy turn costs one channel hop per
 //! batch rather than per request, while the logic thread still starts on the first requests
 //! before the turn is over.

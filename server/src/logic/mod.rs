@@ -96,6 +96,14 @@ pub struct Logic<G: Game> {
     spare_batches: Vec<Batch>,
 }
 
+/// A request's body kept past its handling (held until its connection's token is checked,
+/// parked until a room's claim is answered), copied: the body the reactor sent is a slice of
+/// its read buffer (see `net/read_in_place.rs`), and keeping the slice would keep the whole
+/// buffer (16 KiB or more) alive for as long as the request waits.
+fn kept(body: &bytes::Bytes) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(body)
+}
+
 impl<G: Game> Logic<G> {
     /// Builds the router of `game` and wraps both.
     pub fn new(game: G) -> Self {
@@ -410,6 +418,7 @@ impl<G: Game> Logic<G> {
                     match self.gate(caller, route, &body, now) {
                         auth::Gate::Pass => {}
                         auth::Gate::Hold => {
+                            let body = kept(&body);
                             return self.hold(conn, ToLogic::Request { conn, id, route, body, encoding });
                         }
                         auth::Gate::Done => return,
@@ -437,7 +446,7 @@ impl<G: Game> Logic<G> {
                         self.fx.deferred.remove(&caller);
                     }
                     if let Some(cluster) = self.fx.cluster.as_mut() {
-                        cluster.park(room, ToLogic::Request { conn, id, route, body, encoding });
+                        cluster.park(room, ToLogic::Request { conn, id, route, body: kept(&body), encoding });
                     }
                     return;
                 }
@@ -564,6 +573,16 @@ mod tests {
     fn echo(logic: &mut Logic<Echo>, conn: ConnId, now: Instant) {
         let payload = bytes::Bytes::from_static(&[1]);
         logic.handle_message(ToLogic::Echo { conn, opcode: DataOpcode::Binary, payload }, now);
+    }
+
+    #[test]
+    fn a_kept_body_does_not_keep_the_read_buffer_it_came_from() {
+        let buffer = bytes::Bytes::from(vec![7u8; 16 << 10]);
+        let body = buffer.slice(100..132);
+        let kept = kept(&body);
+        drop(body);
+        assert!(buffer.is_unique(), "the kept copy shares nothing with the buffer");
+        assert_eq!(kept, buffer.slice(100..132));
     }
 
     #[test]

@@ -92,7 +92,8 @@ impl InPlaceReader {
 
 impl Reactor {
     /// Reads connection `index`, which holds no tungstenite context, taking whole data frames
-    /// in place, at most `budget` of them (what is left is written back).
+    /// in place, at most `budget` of them; bytes it does not take are kept in the socket for
+    /// the next read (see the module's doc).
     pub(super) fn read_in_place(&mut self, index: usize, budget: &mut usize) -> InPlace {
         let mut filled = 0;
         loop {

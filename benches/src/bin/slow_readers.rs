@@ -55,18 +55,48 @@ fn args() -> Args {
         server_pid: None,
     };
     while let Some(arg) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        let mut value = |what: &str| {
+            let text = it.next().unwrap_or_else(|| usage_error(&format!("{arg} needs a value ({what})")));
+            Flag { name: arg.clone(), text }
+        };
         match arg.as_str() {
-            "--slow" => a.slow = value().parse().expect("--slow N"),
-            "--fast" => a.fast = value().parse().expect("--fast N"),
-            "--read-share" => a.read_share = value().parse().expect("--read-share F"),
-            "--secs" => a.secs = value().parse().expect("--secs S"),
-            "--text" => a.text = value().parse().expect("--text B"),
-            "--server-pid" => a.server_pid = Some(value().parse().expect("--server-pid PID")),
-            addr => a.addr = addr.parse().unwrap_or_else(|e| panic!("{addr}: {e}")),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--slow" => a.slow = value("N").parse(),
+            "--fast" => a.fast = value("N").parse(),
+            "--read-share" => a.read_share = value("F").parse(),
+            "--secs" => a.secs = value("S").parse(),
+            "--text" => a.text = value("B").parse(),
+            "--server-pid" => a.server_pid = Some(value("PID").parse()),
+            addr => a.addr = addr.parse().unwrap_or_else(|e| usage_error(&format!("{addr}: {e}"))),
         }
     }
     a
+}
+
+/// A flag's value as typed.
+struct Flag {
+    name: String,
+    text: String,
+}
+
+impl Flag {
+    /// The value, or the usage and exit 2 if it does not parse.
+    fn parse<T: std::str::FromStr<Err: std::fmt::Display>>(self) -> T {
+        self.text.parse().unwrap_or_else(|e| usage_error(&format!("{} {}: {e}", self.name, self.text)))
+    }
+}
+
+/// How to call it.
+const USAGE: &str = "usage: slow_readers ADDR [--slow N] [--fast N] [--read-share F] [--secs S] \
+                     [--text B] [--server-pid PID]";
+
+/// Says what was wrong with the command line, and how to call it; exits 2.
+fn usage_error(problem: &str) -> ! {
+    eprintln!("slow_readers: {problem}\n{USAGE}");
+    std::process::exit(2)
 }
 
 /// A socket whose reader takes at most `rate` bytes a second (infinite: all it can).

@@ -146,6 +146,10 @@ pub struct Ctx<'a> {
     hub: &'a mut Hub,
     cluster: Option<&'a mut ClusterLink>,
     jobs: &'a mut Jobs,
+    /// Whether the caller of the request being handled asked for tick stamps, read with the
+    /// rest of its connection's state before the handler ([`Ctx::know_stamps`]), so its reply
+    /// needs no lookup of its own.
+    known_stamps: Option<(Caller, bool)>,
 }
 
 /// A job's continuation as the logic thread keeps it: the game, a context, and the job's value
@@ -165,7 +169,13 @@ impl<'a> Ctx<'a> {
         cluster: Option<&'a mut ClusterLink>,
         jobs: &'a mut Jobs,
     ) -> Self {
-        Self { out, scratch, now, ticks, encodes, deferred, hub, cluster, jobs }
+        Self { out, scratch, now, ticks, encodes, deferred, hub, cluster, jobs, known_stamps: None }
+    }
+
+    /// Tells the context whether `caller` (the request about to be handled) asked for tick
+    /// stamps, as the logic thread read it from the hub before the handler.
+    pub(crate) fn know_stamps(&mut self, caller: Caller, stamps: bool) {
+        self.known_stamps = Some((caller, stamps));
     }
 
     /// Runs `work` on the server's worker pool, off the logic thread (a database write, a call
@@ -396,7 +406,11 @@ impl<'a> Ctx<'a> {
     /// The tick a reply to `caller` made now is stamped with: [`Ctx::next_tick`], if its
     /// connection asked for stamps.
     pub(crate) fn stamp(&self, caller: Caller) -> Option<u64> {
-        self.hub.tick_stamps(caller.conn).then_some(self.ticks.next)
+        let stamps = match self.known_stamps {
+            Some((known, stamps)) if known.conn == caller.conn => stamps,
+            _ => self.hub.tick_stamps(caller.conn),
+        };
+        stamps.then_some(self.ticks.next)
     }
 
     /// Answers a deferred call. A connection that asked for stamps gets it stamped with

@@ -106,6 +106,18 @@ struct ConnEntry {
     sessions: Vec<(TypeId, Box<dyn Any + Send>)>,
 }
 
+/// A request's connection as the logic thread checks it before the handler
+/// ([`Hub::caller_state`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CallerState {
+    /// [`Hub::is_closing`].
+    pub(crate) closing: bool,
+    /// [`Hub::tick_stamps`].
+    pub(crate) tick_stamps: bool,
+    /// [`Hub::auth_expiry`].
+    pub(crate) auth_expiry: Option<std::time::Instant>,
+}
+
 impl Hub {
     /// An empty hub with this user policy.
     pub fn new(policy: UserPolicy) -> Self {
@@ -248,6 +260,19 @@ impl Hub {
         if let Some(entry) = self.conns.get_mut(&conn) {
             entry.closing = true;
         }
+    }
+
+    /// What the logic thread checks of a request's connection before its handler runs, in
+    /// one lookup rather than one for each (three lookups were ~120 instructions a request on
+    /// the echo route under callgrind). A connection that is not open reads as open, not
+    /// closing, anonymous and unstamped, as each of [`Hub::is_closing`], [`Hub::auth_expiry`]
+    /// and [`Hub::tick_stamps`] says alone.
+    pub(crate) fn caller_state(&self, conn: ConnId) -> CallerState {
+        self.conns.get(&conn).map_or_else(CallerState::default, |e| CallerState {
+            closing: e.closing,
+            tick_stamps: e.tick_stamps,
+            auth_expiry: e.auth.as_ref().and_then(|a| a.expires_at),
+        })
     }
 
     /// Whether the game has closed the connection (it has not disconnected yet).

@@ -96,7 +96,17 @@ impl<G: Game> Logic<G> {
     /// Before a request's handler: waits for a token check, refuses an expired identity, runs
     /// the `auth` route, and checks the route's guard. Looks, never takes: the hot path of a
     /// request that passes is a few lookups.
-    pub(crate) fn gate(&mut self, caller: Caller, route: RouteId, body: &Bytes, now: Instant) -> Gate {
+    /// `expiry` is when the connection's identity expires
+    /// ([`Hub::auth_expiry`](crate::Hub::auth_expiry), read with the rest of the connection's
+    /// state before the gate).
+    pub(crate) fn gate(
+        &mut self,
+        caller: Caller,
+        route: RouteId,
+        body: &Bytes,
+        expiry: Option<Instant>,
+        now: Instant,
+    ) -> Gate {
         let Some(auth) = self.auth.as_mut() else { return Gate::Pass };
         let conn = caller.conn;
         if !auth.waiting.is_empty()
@@ -110,7 +120,7 @@ impl<G: Game> Logic<G> {
             return Gate::Done;
         }
         let (grace, auth_route) = (auth.grace, auth.route);
-        if self.fx.hub.auth_expiry(conn).is_some_and(|at| now >= at + grace) {
+        if expiry.is_some_and(|at| now >= at + grace) {
             // Past its grace: not answered; the connection closes.
             self.expire_identity(conn);
             return Gate::Done;

@@ -408,14 +408,16 @@ impl<G: Game> Logic<G> {
             // The game closed it: what it sent before it read the close must not act on the
             // game (a late `login` would take its user back from the connection that replaced
             // it). Unanswered: the connection is closing, and its client fails the call.
-            ToLogic::Request { conn, .. } if self.fx.hub.is_closing(conn) => {
-                self.stats.dropped_requests += 1;
-            }
             ToLogic::Request { conn, id, route, body, encoding } => {
+                let state = self.fx.hub.caller_state(conn);
+                if state.closing {
+                    self.stats.dropped_requests += 1;
+                    return;
+                }
                 let caller = Caller { conn, id, encoding };
                 // With an authenticator, a request passes its gate first (PROTOCOL.md 13).
                 if self.auth.is_some() {
-                    match self.gate(caller, route, &body, now) {
+                    match self.gate(caller, route, &body, state.auth_expiry, now) {
                         auth::Gate::Pass => {}
                         auth::Gate::Hold => {
                             let body = kept(&body);
@@ -435,6 +437,7 @@ impl<G: Game> Logic<G> {
                     cluster.take_park();
                 }
                 let mut ctx = self.fx.ctx(now, self.tick);
+                ctx.know_stamps(caller, state.tick_stamps);
                 let (router, game) = (&self.router, &mut self.game);
                 let outcome =
                     catch_unwind(AssertUnwindSafe(|| router.dispatch(game, &mut ctx, caller, route, &body)));

@@ -289,11 +289,13 @@ pub(crate) fn put<T: Encode>(out: &mut Vec<u8>, value: T) {
 }
 
 /// The largest integer whose varint (section 3.1 of PROTOCOL.md) is the one byte of its value.
-const ONE_BYTE_UINT: u8 = 250;
+pub(crate) const ONE_BYTE_UINT: u8 = 250;
 
-/// Varint markers (section 3.1 of PROTOCOL.md): a `u16`, or a `u32`, follows little-endian.
-const U16_FOLLOWS: u8 = 251;
-const U32_FOLLOWS: u8 = 252;
+/// Varint markers (section 3.1 of PROTOCOL.md): a `u16`, a `u32` or a `u64` follows,
+/// little-endian. The replica reader (`replica/read.rs`) reads the same markers.
+pub(crate) const U16_FOLLOWS: u8 = 251;
+pub(crate) const U32_FOLLOWS: u8 = 252;
+pub(crate) const U64_FOLLOWS: u8 = 253;
 
 /// Appends an unsigned integer's varint, the forms of every frame header (tags, callback ids,
 /// lengths, ticks below 2^32) written in place, a `u64`'s through bincode. Bincode picks the

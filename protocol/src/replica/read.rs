@@ -11,6 +11,7 @@
 use bincode::error::DecodeError;
 
 use crate::BodyError;
+use crate::frame::{ONE_BYTE_UINT, U16_FOLLOWS, U32_FOLLOWS, U64_FOLLOWS};
 
 /// An update's body, checked, with its sections borrowed from it.
 #[derive(Debug, Clone, Copy)]
@@ -186,14 +187,14 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
 
-    /// A varint of at most `max_marker` (251: u16, 252: u32, 253: u64).
+    /// A varint of at most `max_marker` ([`U16_FOLLOWS`], [`U32_FOLLOWS`] or [`U64_FOLLOWS`]).
     fn varint(&mut self, max_marker: u8) -> Result<u64, BodyError> {
         let first = self.byte()?;
         let width = match first {
-            0..=250 => return Ok(u64::from(first)),
-            251 => 2,
-            252 => 4,
-            253 => 8,
+            0..=ONE_BYTE_UINT => return Ok(u64::from(first)),
+            U16_FOLLOWS => 2,
+            U32_FOLLOWS => 4,
+            U64_FOLLOWS => 8,
             _ => return Err(invalid(format!("integer marker {first}"))),
         };
         if first > max_marker {
@@ -205,16 +206,16 @@ impl<'a> Reader<'a> {
     }
 
     fn u64(&mut self) -> Result<u64, BodyError> {
-        self.varint(253)
+        self.varint(U64_FOLLOWS)
     }
 
     fn u32(&mut self) -> Result<u32, BodyError> {
         // A u32 marker's value fits: at most 4 bytes were read.
-        Ok(self.varint(252)? as u32)
+        Ok(self.varint(U32_FOLLOWS)? as u32)
     }
 
     fn u16(&mut self) -> Result<u16, BodyError> {
-        Ok(self.varint(251)? as u16)
+        Ok(self.varint(U16_FOLLOWS)? as u16)
     }
 
     /// A sequence's length, as a count of items still to read.

@@ -196,7 +196,7 @@ impl Socket {
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = match self.take_unread(buf).map_or_else(|| self.read_stream(buf), Ok) {
+        let n = match self.read_raw(buf) {
             Ok(n) => n,
             Err(e) => {
                 self.reader_waiting = e.kind() == io::ErrorKind::WouldBlock;
